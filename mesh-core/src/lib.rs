@@ -1,0 +1,26 @@
+//! The mesh model: everything the mesh knows about services, endpoints and
+//! policies, as plain values with no I/O.
+//!
+//! - [`name`]: service authorities (`reviews.default.svc.cluster.local:9080`)
+//!   and Kubernetes short forms (`reviews`, `reviews.default`).
+//! - [`endpoint`]: an [`Endpoint`] and the immutable, shared [`EndpointSet`].
+//! - [`resolve`]: the [`Resolve`] discovery trait every discovery source
+//!   (static list, DNS, xDS) implements, and [`StaticResolve`].
+//! - [`policy`]: load-balancing, retry, timeout, outlier-detection,
+//!   circuit-breaker and connection policies, with Envoy/Istio defaults.
+//! - [`outcome`]: how an attempt ended (a response, or a classified
+//!   failure), which the retry and outlier layers decide from.
+//!
+//! This crate has no features yet.
+
+pub mod endpoint;
+pub mod name;
+pub mod outcome;
+pub mod policy;
+pub mod resolve;
+
+pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
+pub use name::{Authority, InvalidAuthority, KubernetesNames};
+pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
+pub use policy::ClusterPolicy;
+pub use resolve::{Resolution, Resolve, ResolveError, StaticResolve};

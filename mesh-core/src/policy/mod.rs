@@ -1,0 +1,50 @@
+//! Policy values for a cluster (the set of endpoints behind one target), with
+//! the defaults Istio gives a service that has no DestinationRule or
+//! VirtualService settings, and Envoy's where Istio sets none.
+//!
+//! Layers take these values as they are; nothing here does I/O.
+
+mod balance;
+mod circuit;
+mod connection;
+mod outlier;
+mod retry;
+
+use std::time::Duration;
+
+pub use balance::{LoadBalancer, PeakEwma};
+pub use circuit::CircuitBreakers;
+pub use connection::{ConnectionPolicy, Protocol};
+pub use outlier::OutlierDetection;
+pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
+
+/// Every policy of one cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClusterPolicy {
+    /// How endpoints are picked.
+    pub load_balancer: LoadBalancer,
+    /// Retries (Istio's default retry policy).
+    pub retry: RetryPolicy,
+    /// Whole-request timeout, covering all attempts and backoff. Istio sets
+    /// none by default (`None`); Envoy's route default is 15 s.
+    pub timeout: Option<Duration>,
+    /// Passive health checking.
+    pub outlier: OutlierDetection,
+    /// Circuit breakers.
+    pub circuit_breakers: CircuitBreakers,
+    /// Connections to endpoints.
+    pub connection: ConnectionPolicy,
+}
+
+impl Default for ClusterPolicy {
+    fn default() -> Self {
+        Self {
+            load_balancer: LoadBalancer::default(),
+            retry: RetryPolicy::default(),
+            timeout: None,
+            outlier: OutlierDetection::default(),
+            circuit_breakers: CircuitBreakers::default(),
+            connection: ConnectionPolicy::default(),
+        }
+    }
+}
