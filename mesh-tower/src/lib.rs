@@ -1,1 +1,58 @@
-//! placeholder
+//! Tower layers that give a hyper or tonic client the mesh: discovery, load
+//! balancing, retries, timeouts, outlier detection and circuit breaking,
+//! assembled into [`MeshClient`].
+//!
+//! Each layer lives in its own module and works alone inside a
+//! [`tower::ServiceBuilder`]:
+//!
+//! | module | does | matches |
+//! |---|---|---|
+//! | [`timeout`] | whole-request timeout | Envoy route `timeout`, Istio `timeout` |
+//! | [`retry`] | retries with `retry_on` conditions, per-try timeout, backoff, budget, body replay | Envoy `retry_policy`, Istio `retries`, linkerd budgets |
+//! | [`circuit`] | max concurrent and max pending requests | Envoy `circuit_breakers`, Istio `connectionPool` |
+//! | [`balance`] | peak-EWMA P2C, least request, round robin, random, over a live endpoint set | linkerd, Envoy `lb_policy` |
+//! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
+//! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
+//!
+//! A request through [`MeshClient`] takes this path:
+//!
+//! ```text
+//! MeshClient -> timeout -> retry -> circuit -> balance -> outlier -> endpoint
+//! ```
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mesh_tower::BoxError> {
+//! use http_body_util::{BodyExt, Empty};
+//! use mesh_core::{Endpoint, EndpointSet, StaticResolve};
+//! use mesh_tower::MeshClient;
+//! use tower::ServiceExt;
+//!
+//! let resolve = StaticResolve::default();
+//! resolve.set(
+//!     &"reviews:9080".parse()?,
+//!     EndpointSet::new([Endpoint::new("127.0.0.1:9080".parse()?)]),
+//! );
+//! let client = MeshClient::builder(resolve).build();
+//! let req = http::Request::get("http://reviews:9080/reviews/0").body(Empty::<bytes::Bytes>::new())?;
+//! let res = client.oneshot(req).await?;
+//! let body = res.into_body().collect().await?.to_bytes();
+//! # Ok(()) }
+//! ```
+//!
+//! This crate has no optional features yet.
+
+pub mod balance;
+pub mod body;
+pub mod circuit;
+
+pub mod error;
+pub mod outlier;
+pub mod retry;
+pub mod timeout;
+
+mod new_service;
+
+pub use body::ResponseBody;
+
+pub use error::{BoxError, classify};
+pub use new_service::NewService;
