@@ -44,7 +44,8 @@
 pub mod balance;
 pub mod body;
 pub mod circuit;
-
+pub mod client;
+pub mod endpoint;
 pub mod error;
 pub mod outlier;
 pub mod retry;
@@ -53,6 +54,6 @@ pub mod timeout;
 mod new_service;
 
 pub use body::ResponseBody;
-
+pub use client::{MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
 pub use new_service::NewService;

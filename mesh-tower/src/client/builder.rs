@@ -1,0 +1,118 @@
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use hyper_util::client::legacy::connect::Connection;
+use mesh_core::policy::{ClusterPolicy, ConnectionPolicy};
+use mesh_core::{Authority, Endpoint, Resolve};
+use tower::Service;
+use tower::util::BoxCloneSyncService;
+
+use super::{MeshClient, NewEndpoint, Shared};
+use crate::BoxError;
+use crate::endpoint::{HttpEndpoint, TcpConnector};
+
+/// Builds a [`MeshClient`].
+///
+/// ```
+/// use std::time::Duration;
+/// use mesh_core::{ClusterPolicy, StaticResolve};
+/// use mesh_tower::MeshClient;
+///
+/// let client: MeshClient<http_body_util::Empty<bytes::Bytes>> = MeshClient::builder(StaticResolve::default())
+///     .policy(ClusterPolicy { timeout: Some(Duration::from_secs(3)), ..Default::default() })
+///     .build();
+/// ```
+pub struct MeshClientBuilder<C = TcpConnector> {
+    resolve: Arc<dyn Resolve>,
+    default_policy: ClusterPolicy,
+    policies: HashMap<Authority, ClusterPolicy>,
+    connector: MakeConnector<C>,
+}
+
+/// Makes the connector for a cluster's connection policy.
+type MakeConnector<C> = Arc<dyn Fn(&ConnectionPolicy) -> C + Send + Sync>;
+
+impl std::fmt::Debug for MeshClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshClientBuilder")
+            .field("default_policy", &self.default_policy)
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeshClientBuilder {
+    pub(super) fn new(resolve: Arc<dyn Resolve>) -> Self {
+        Self {
+            resolve,
+            default_policy: ClusterPolicy::default(),
+            policies: HashMap::new(),
+            connector: Arc::new(|p: &ConnectionPolicy| {
+                TcpConnector::new(p.connect_timeout, p.tcp_nodelay)
+            }),
+        }
+    }
+}
+
+impl<C> MeshClientBuilder<C> {
+    /// The policy of every target without one of its own.
+    pub fn policy(mut self, policy: ClusterPolicy) -> Self {
+        self.default_policy = policy;
+        self
+    }
+
+    /// The policy of one target.
+    pub fn cluster_policy(mut self, target: Authority, policy: ClusterPolicy) -> Self {
+        self.policies.insert(target, policy);
+        self
+    }
+
+    /// Connections are made by `connector` (any `Service<SocketAddr>`
+    /// returning an I/O stream) instead of plain TCP; the cluster policy's
+    /// connect timeout then is the connector's to apply.
+    pub fn connector<C2>(self, connector: C2) -> MeshClientBuilder<C2>
+    where
+        C2: Clone + Send + Sync + 'static,
+    {
+        MeshClientBuilder {
+            resolve: self.resolve,
+            default_policy: self.default_policy,
+            policies: self.policies,
+            connector: Arc::new(move |_: &ConnectionPolicy| connector.clone()),
+        }
+    }
+
+    /// The client.
+    pub fn build<B>(self) -> MeshClient<B>
+    where
+        C: Service<SocketAddr> + Clone + Send + Sync + 'static,
+        C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+        C::Future: Send + 'static,
+        C::Error: Into<BoxError>,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let connector = self.connector;
+        let new_endpoint: NewEndpoint<B> =
+            Arc::new(move |endpoint: &Endpoint, policy: &ClusterPolicy| {
+                let policy = &policy.connection;
+                BoxCloneSyncService::new(HttpEndpoint::new(
+                    endpoint.addr,
+                    connector(policy),
+                    policy,
+                ))
+            });
+        MeshClient {
+            shared: Arc::new(Shared {
+                resolve: self.resolve,
+                default_policy: self.default_policy,
+                policies: self.policies,
+                new_endpoint,
+                clusters: Default::default(),
+                create: Mutex::new(()),
+            }),
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! [`MeshClient`]: one `tower::Service<http::Request<B>>` that gives a hyper
+//! or tonic client discovery, load balancing, retries, timeouts, outlier
+//! detection and circuit breaking.
+//!
+//! The target of a request is its URI's authority (`http://reviews:9080/…`
+//! → `reviews:9080`; the scheme's port when none is written), resolved
+//! through the client's [`Resolve`]: a static list, DNS (`mesh-dns`) or xDS.
+//! Each target gets a cluster stack of its own on first use, built from its
+//! [`ClusterPolicy`]:
+//!
+//! ```text
+//! request ─▶ timeout ─▶ retry ─▶ circuit ─▶ balance ─▶ outlier ─▶ endpoint
+//!            (whole)    (per try, budget)   (P2C…)    (eject)    (pool)
+//! ```
+//!
+//! Stacks are held in a map that requests read without locks; a new target
+//! copies the map once. Per-request layers (metrics, tracing) belong around
+//! the cluster stack, per-attempt ones around each endpoint's service.
+//!
+//! It works where a `hyper_util::client::legacy::Client` is used, and as the
+//! transport of a tonic generated client:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mesh_tower::BoxError> {
+//! use mesh_core::StaticResolve;
+//! use mesh_tower::MeshClient;
+//! use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+//!
+//! let client = MeshClient::builder(StaticResolve::default()).build();
+//! let mut health = HealthClient::with_origin(client, "http://ratings:9080".parse()?);
+//! let status = health.check(HealthCheckRequest { service: String::new() }).await?;
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod future;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use hyper::body::Incoming;
+use mesh_core::policy::ClusterPolicy;
+use mesh_core::{Authority, Endpoint, Resolve};
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+
+pub use builder::MeshClientBuilder;
+pub use future::ResponseFuture;
+
+use crate::BoxError;
+use crate::balance::Balance;
+use crate::circuit::{CircuitBreakerLayer, Limits};
+use crate::outlier::{Outlier, OutlierDetector};
+use crate::retry::{ReplayBody, RetryLayer};
+use crate::timeout::TimeoutLayer;
+
+/// One cluster's whole stack.
+type ClusterService<B> = BoxCloneSyncService<http::Request<B>, http::Response<Incoming>, BoxError>;
+
+/// One endpoint's service, as the balancer holds it.
+pub type EndpointService<B> =
+    BoxCloneSyncService<http::Request<ReplayBody<B>>, http::Response<Incoming>, BoxError>;
+
+/// Builds an endpoint's service from the endpoint and the cluster's policy.
+type NewEndpoint<B> = Arc<dyn Fn(&Endpoint, &ClusterPolicy) -> EndpointService<B> + Send + Sync>;
+
+/// A client that routes each request through the mesh. Cheap to clone; clones
+/// share clusters, connections and budgets.
+pub struct MeshClient<B> {
+    shared: Arc<Shared<B>>,
+}
+
+impl<B> Clone for MeshClient<B> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for MeshClient<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clusters: Vec<String> = self
+            .shared
+            .clusters
+            .load()
+            .keys()
+            .map(ToString::to_string)
+            .collect();
+        f.debug_struct("MeshClient")
+            .field("clusters", &clusters)
+            .finish()
+    }
+}
+
+struct Shared<B> {
+    resolve: Arc<dyn Resolve>,
+    default_policy: ClusterPolicy,
+    policies: HashMap<Authority, ClusterPolicy>,
+    new_endpoint: NewEndpoint<B>,
+    clusters: ArcSwap<HashMap<Authority, ClusterService<B>>>,
+    create: Mutex<()>,
+}
+
+impl MeshClient<()> {
+    /// A builder resolving targets through `resolve`. The request body type
+    /// is chosen by [`MeshClientBuilder::build`].
+    pub fn builder(resolve: impl Resolve) -> MeshClientBuilder {
+        MeshClientBuilder::new(Arc::new(resolve))
+    }
+}
+
+impl<B> MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// The cluster stack of `target`, built on first use.
+    fn cluster(&self, target: &Authority) -> ClusterService<B> {
+        if let Some(c) = self.shared.clusters.load().get(target) {
+            return c.clone();
+        }
+        let _guard = self.shared.create.lock().unwrap_or_else(|p| p.into_inner());
+        let clusters = self.shared.clusters.load();
+        if let Some(c) = clusters.get(target) {
+            return c.clone();
+        }
+        let policy = self
+            .shared
+            .policies
+            .get(target)
+            .unwrap_or(&self.shared.default_policy);
+        let stack = self.build_cluster(target, policy);
+        let mut next = HashMap::clone(&clusters);
+        next.insert(target.clone(), stack.clone());
+        self.shared.clusters.store(Arc::new(next));
+        stack
+    }
+
+    fn build_cluster(&self, target: &Authority, policy: &ClusterPolicy) -> ClusterService<B> {
+        let detector = OutlierDetector::new(policy.outlier);
+        let new_endpoint = {
+            let detector = detector.clone();
+            let make = self.shared.new_endpoint.clone();
+            let policy = policy.clone();
+            move |endpoint: Endpoint| {
+                let health = detector.endpoint(endpoint.addr);
+                Outlier::new(make(&endpoint, &policy), detector.clone(), health)
+            }
+        };
+        let balance = Balance::new(
+            target.clone(),
+            self.shared.resolve.resolve(target),
+            new_endpoint,
+            policy.load_balancer,
+            Some(detector),
+        );
+        let stack = ServiceBuilder::new()
+            .layer(TimeoutLayer::new(policy.timeout))
+            .layer(RetryLayer::new(policy.retry.clone()))
+            .layer(CircuitBreakerLayer::new(Limits::new(
+                policy.circuit_breakers,
+            )))
+            .service(balance);
+        BoxCloneSyncService::new(stack)
+    }
+}
+
+impl<B> Service<http::Request<B>> for MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<crate::ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<B>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        match Authority::from_uri(req.uri()) {
+            Ok(target) => {
+                ResponseFuture::new(tower::ServiceExt::oneshot(self.cluster(&target), req))
+            }
+            Err(e) => ResponseFuture::failed(e.into()),
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Real HTTP servers on 127.0.0.1:0 for the integration tests: each answers
+//! with its own name, can add latency, and can be killed and brought back on
+//! the same address.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use mesh_core::{Endpoint, EndpointSet, StaticResolve};
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// A test server. Dropping it kills it.
+pub struct Server {
+    pub addr: SocketAddr,
+    pub name: String,
+    pub hits: Arc<AtomicUsize>,
+    delay: Duration,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Starts a server answering `name` after `delay`, on a fresh port.
+    pub async fn start(name: &str, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut s = Self {
+            addr: listener.local_addr().unwrap(),
+            name: name.to_owned(),
+            hits: Arc::default(),
+            delay,
+            task: None,
+        };
+        s.serve(listener);
+        s
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let (name, hits, delay) = (self.name.clone(), self.hits.clone(), self.delay);
+        self.task = Some(tokio::spawn(async move {
+            // Dropping the set when the task is aborted closes every connection.
+            let mut conns = JoinSet::new();
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (name, hits) = (name.clone(), hits.clone());
+                let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    let (name, hits) = (name.clone(), hits.clone());
+                    async move {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        if !delay.is_zero() {
+                            tokio::time::sleep(delay).await;
+                        }
+                        let mut res = hyper::Response::new(Full::new(Bytes::from(format!(
+                            "{name}:{}",
+                            body.len()
+                        ))));
+                        res.headers_mut().insert("x-server", name.parse().unwrap());
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                conns.spawn(async move {
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }));
+    }
+
+    /// Kills the server and every open connection.
+    pub async fn kill(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+
+    /// Brings a killed server back on the same address.
+    pub async fn restart(&mut self) {
+        let listener = TcpListener::bind(self.addr).await.unwrap();
+        self.serve(listener);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint::new(self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A static resolver with `target` pointing at `servers`.
+pub fn resolve(target: &str, servers: &[&Server]) -> StaticResolve {
+    let r = StaticResolve::default();
+    r.set(
+        &target.parse().unwrap(),
+        EndpointSet::new(servers.iter().map(|s| s.endpoint())),
+    );
+    r
+}
