@@ -54,6 +54,6 @@ pub mod timeout;
 mod new_service;
 
 pub use body::ResponseBody;
-pub use client::{MeshClient, MeshClientBuilder};
+pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
 pub use new_service::NewService;

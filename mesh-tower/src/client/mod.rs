@@ -27,12 +27,15 @@
 //! use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 //!
 //! let client = MeshClient::builder(StaticResolve::default()).build();
-//! let mut health = HealthClient::with_origin(client, "http://ratings:9080".parse()?);
+//! let mut health = HealthClient::with_origin(client.clone(), "http://ratings:9080".parse()?);
 //! let status = health.check(HealthCheckRequest { service: String::new() }).await?;
+//! // Or bound to one target, for `FooClient::new`:
+//! let mut health = HealthClient::new(client.channel("ratings:9080".parse()?));
 //! # Ok(()) }
 //! ```
 
 mod builder;
+mod channel;
 mod future;
 
 use std::collections::HashMap;
@@ -48,6 +51,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 pub use builder::MeshClientBuilder;
+pub use channel::MeshChannel;
 pub use future::ResponseFuture;
 
 use crate::BoxError;

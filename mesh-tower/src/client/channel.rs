@@ -1,0 +1,83 @@
+//! [`MeshChannel`]: a [`MeshClient`] bound to one target, for clients that
+//! send origin-less URIs, such as a tonic generated client made with
+//! `FooClient::new(channel)`.
+
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use mesh_core::Authority;
+use tower::Service;
+
+use super::{MeshClient, ResponseFuture};
+use crate::{BoxError, ResponseBody};
+
+/// A [`MeshClient`] bound to one target: requests whose URI has no authority
+/// are sent to it; requests that name an authority go where they say.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), mesh_tower::BoxError> {
+/// use mesh_core::StaticResolve;
+/// use mesh_tower::MeshClient;
+/// use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+///
+/// let client = MeshClient::builder(StaticResolve::default()).build();
+/// let mut health = HealthClient::new(client.channel("ratings:9080".parse()?));
+/// health.check(HealthCheckRequest::default()).await?;
+/// # Ok(()) }
+/// ```
+pub struct MeshChannel<B> {
+    client: MeshClient<B>,
+    target: Authority,
+}
+
+impl<B> Clone for MeshChannel<B> {
+    fn clone(&self) -> Self {
+        Self {
+            client: self.client.clone(),
+            target: self.target.clone(),
+        }
+    }
+}
+
+impl<B> std::fmt::Debug for MeshChannel<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshChannel")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl<B> MeshClient<B> {
+    /// This client bound to `target`.
+    pub fn channel(&self, target: Authority) -> MeshChannel<B> {
+        MeshChannel {
+            client: self.clone(),
+            target,
+        }
+    }
+}
+
+impl<B> Service<http::Request<B>> for MeshChannel<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<B>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.client.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if req.uri().authority().is_none() {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            match format!("http://{}{path}", self.target).parse() {
+                Ok(uri) => *req.uri_mut() = uri,
+                Err(e) => return ResponseFuture::failed(Box::new(e)),
+            }
+        }
+        self.client.call(req)
+    }
+}
