@@ -23,4 +23,4 @@ pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
 pub use policy::ClusterPolicy;
-pub use resolve::{Resolution, Resolve, ResolveError, StaticResolve};
+pub use resolve::{Resolution, Resolve, ResolveError, ResolveState, StaticResolve};

@@ -19,7 +19,7 @@ pub use outlier::OutlierDetection;
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
 
 /// Every policy of one cluster.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Default)]
 pub struct ClusterPolicy {
     /// How endpoints are picked.
     pub load_balancer: LoadBalancer,
@@ -34,17 +34,4 @@ pub struct ClusterPolicy {
     pub circuit_breakers: CircuitBreakers,
     /// Connections to endpoints.
     pub connection: ConnectionPolicy,
-}
-
-impl Default for ClusterPolicy {
-    fn default() -> Self {
-        Self {
-            load_balancer: LoadBalancer::default(),
-            retry: RetryPolicy::default(),
-            timeout: None,
-            outlier: OutlierDetection::default(),
-            circuit_breakers: CircuitBreakers::default(),
-            connection: ConnectionPolicy::default(),
-        }
-    }
 }

@@ -10,21 +10,32 @@ use super::ClusterService;
 use crate::{BoxError, ResponseBody};
 
 /// The response future of [`MeshClient`](super::MeshClient).
-#[pin_project(project = Proj)]
-pub enum ResponseFuture<B> {
-    /// Sent to a cluster.
+#[pin_project]
+pub struct ResponseFuture<B> {
+    #[pin]
+    state: State<B>,
+}
+
+// A future lives pinned in place; the failed state is rare and small, and
+// boxing the common one would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[pin_project(project = StateProj)]
+enum State<B> {
     Sent(#[pin] Oneshot<ClusterService<B>, http::Request<B>>),
-    /// Failed before it could be sent.
     Failed(Option<BoxError>),
 }
 
 impl<B> ResponseFuture<B> {
     pub(super) fn new(fut: Oneshot<ClusterService<B>, http::Request<B>>) -> Self {
-        Self::Sent(fut)
+        Self {
+            state: State::Sent(fut),
+        }
     }
 
     pub(super) fn failed(e: BoxError) -> Self {
-        Self::Failed(Some(e))
+        Self {
+            state: State::Failed(Some(e)),
+        }
     }
 }
 
@@ -32,12 +43,12 @@ impl<B> Future for ResponseFuture<B> {
     type Output = Result<http::Response<ResponseBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            Proj::Sent(fut) => {
+        match self.project().state.project() {
+            StateProj::Sent(fut) => {
                 let res: http::Response<Incoming> = ready!(fut.poll(cx))?;
                 Poll::Ready(Ok(res.map(ResponseBody::from)))
             }
-            Proj::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
+            StateProj::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
         }
     }
 }

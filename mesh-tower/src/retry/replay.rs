@@ -243,7 +243,7 @@ where
         match &self.0 {
             Inner::Empty => SizeHint::with_exact(0),
             Inner::Once(body) => body.size_hint(),
-            Inner::Shared { shared, .. } => lock(shared).size_hint.clone(),
+            Inner::Shared { shared, .. } => lock(shared).size_hint,
         }
     }
 }

@@ -1,0 +1,162 @@
+//! [`LocalDns`]: a small authoritative DNS server for one zone, on loopback,
+//! whose records can be changed while it runs — a stand-in for kube-dns on a
+//! laptop, in examples and in tests. Feature `local-server`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_server::Server;
+use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+
+use crate::DnsError;
+
+/// A running DNS server authoritative for one zone, on UDP and TCP of one
+/// `127.0.0.1` port. Dropping it stops it.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), mesh_dns::DnsError> {
+/// use mesh_dns::LocalDns;
+/// let dns = LocalDns::start("default.svc.cluster.local").await?;
+/// dns.set_addresses("reviews", 5, &["127.0.0.1".parse().unwrap()]).await?;
+/// dns.set_srv("_http._tcp.reviews", 5, &[(0, 1, 9080, "reviews")]).await?;
+/// # Ok(()) }
+/// ```
+pub struct LocalDns {
+    addr: SocketAddr,
+    origin: Name,
+    zone: Arc<InMemoryZoneHandler>,
+    server: Option<Server<Catalog>>,
+}
+
+impl std::fmt::Debug for LocalDns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDns")
+            .field("addr", &self.addr)
+            .field("zone", &self.origin.to_string())
+            .finish()
+    }
+}
+
+impl LocalDns {
+    /// Starts a server for `zone` with no records but its SOA (negative
+    /// answers cached for 1 s), on a free `127.0.0.1` port.
+    pub async fn start(zone: &str) -> Result<Self, DnsError> {
+        let origin = fqdn(zone)?;
+        let mut handler =
+            InMemoryZoneHandler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+        let soa = SOA::new(fqdn("ns.local")?, fqdn("admin.local")?, 1, 60, 60, 600, 1);
+        handler.upsert_mut(Record::from_rdata(origin.clone(), 1, RData::SOA(soa)), 1);
+        let zone = Arc::new(handler);
+
+        let mut catalog = Catalog::new();
+        let handler: Arc<dyn ZoneHandler> = zone.clone();
+        catalog.upsert(LowerName::new(&origin), vec![handler]);
+
+        let (udp, tcp) = bind_pair().await?;
+        let addr = udp.local_addr().map_err(DnsError::local_server)?;
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(5), 64);
+        Ok(Self {
+            addr,
+            origin,
+            zone,
+            server: Some(server),
+        })
+    }
+
+    /// Where the server listens (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces the A and AAAA records of `label` (relative to the zone).
+    pub async fn set_addresses(
+        &self,
+        label: &str,
+        ttl: u32,
+        ips: &[IpAddr],
+    ) -> Result<(), DnsError> {
+        let name = self.name(label)?;
+        let mut records = self.zone.records_mut().await;
+        records.remove(&RrKey::new(LowerName::new(&name), RecordType::A));
+        records.remove(&RrKey::new(LowerName::new(&name), RecordType::AAAA));
+        drop(records);
+        for ip in ips {
+            let data = match ip {
+                IpAddr::V4(v4) => RData::A(A(*v4)),
+                IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+            };
+            self.zone
+                .upsert(Record::from_rdata(name.clone(), ttl, data), 1)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Replaces the SRV records of `label`: `(priority, weight, port, target
+    /// label)`, targets relative to the zone.
+    pub async fn set_srv(
+        &self,
+        label: &str,
+        ttl: u32,
+        records: &[(u16, u16, u16, &str)],
+    ) -> Result<(), DnsError> {
+        let name = self.name(label)?;
+        self.zone
+            .records_mut()
+            .await
+            .remove(&RrKey::new(LowerName::new(&name), RecordType::SRV));
+        for (priority, weight, port, target) in records {
+            let srv = SRV::new(*priority, *weight, *port, self.name(target)?);
+            self.zone
+                .upsert(Record::from_rdata(name.clone(), ttl, RData::SRV(srv)), 1)
+                .await;
+        }
+        Ok(())
+    }
+
+    /// Stops serving: both sockets are closed.
+    pub async fn stop(&mut self) {
+        if let Some(mut server) = self.server.take() {
+            // Dropping the server aborts whatever the graceful stop left.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(2), server.shutdown_gracefully()).await;
+        }
+    }
+
+    fn name(&self, label: &str) -> Result<Name, DnsError> {
+        Name::from_str_relaxed(label)
+            .and_then(|n| n.append_domain(&self.origin))
+            .map_err(|e| DnsError::invalid_name(label, e))
+    }
+}
+
+fn fqdn(name: &str) -> Result<Name, DnsError> {
+    let mut n = Name::from_str_relaxed(name).map_err(|e| DnsError::invalid_name(name, e))?;
+    n.set_fqdn(true);
+    Ok(n)
+}
+
+/// A UDP socket and a TCP listener on the same free 127.0.0.1 port.
+async fn bind_pair() -> Result<(UdpSocket, TcpListener), DnsError> {
+    let mut last = None;
+    for _ in 0..20 {
+        let udp = UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(DnsError::local_server)?;
+        match TcpListener::bind(udp.local_addr().map_err(DnsError::local_server)?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(DnsError::local_server(
+        last.unwrap_or_else(|| std::io::Error::other("no free port")),
+    ))
+}
