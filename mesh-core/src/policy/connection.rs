@@ -24,7 +24,8 @@ pub struct ConnectionPolicy {
     pub connect_timeout: Duration,
     /// How long an idle pooled connection is kept. Default 90 s.
     pub idle_timeout: Duration,
-    /// Idle connections kept per endpoint. Default 32.
+    /// Idle connections kept per endpoint. Default unbounded (hyper's
+    /// default): a burst's connections stay for the next one.
     pub max_idle_per_endpoint: usize,
     /// The HTTP version spoken.
     pub protocol: Protocol,
@@ -37,7 +38,7 @@ impl Default for ConnectionPolicy {
         Self {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
-            max_idle_per_endpoint: 32,
+            max_idle_per_endpoint: usize::MAX,
             protocol: Protocol::UseClientProtocol,
             tcp_nodelay: true,
         }
