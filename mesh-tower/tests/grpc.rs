@@ -1,7 +1,6 @@
 //! A tonic generated client over MeshClient, against real tonic servers.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use mesh_core::policy::LoadBalancer;
 use mesh_core::{ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
@@ -44,21 +43,29 @@ fn check() -> HealthCheckRequest {
     }
 }
 
-#[tokio::test]
-async fn a_tonic_client_balances_over_the_mesh() {
-    let (up, _t1) = grpc_server(true).await;
-    let (down, _t2) = grpc_server(false).await;
+/// A client sending `ratings:9080` round robin to `addrs`.
+fn round_robin_client(addrs: &[SocketAddr]) -> MeshClient<tonic::body::Body> {
     let resolve = StaticResolve::default();
     resolve.set(
         &"ratings:9080".parse().unwrap(),
-        EndpointSet::new([Endpoint::new(up), Endpoint::new(down)]),
+        addrs
+            .iter()
+            .map(|a| Endpoint::new(*a))
+            .collect::<EndpointSet>(),
     );
-    let client = MeshClient::builder(resolve)
+    MeshClient::builder(resolve)
         .policy(ClusterPolicy {
             load_balancer: LoadBalancer::RoundRobin,
             ..ClusterPolicy::default()
         })
-        .build();
+        .build()
+}
+
+#[tokio::test]
+async fn a_tonic_client_balances_over_the_mesh() {
+    let (up, _t1) = grpc_server(true).await;
+    let (down, _t2) = grpc_server(false).await;
+    let client = round_robin_client(&[up, down]);
 
     let mut health = HealthClient::new(client.channel("ratings:9080".parse().unwrap()));
     let mut statuses = Vec::new();
@@ -81,18 +88,7 @@ async fn a_dead_grpc_endpoint_is_retried_elsewhere() {
     let (dead, t2) = grpc_server(true).await;
     t2.abort();
     let _ = t2.await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let resolve = StaticResolve::default();
-    resolve.set(
-        &"ratings:9080".parse().unwrap(),
-        EndpointSet::new([Endpoint::new(up), Endpoint::new(dead)]),
-    );
-    let client = MeshClient::builder(resolve)
-        .policy(ClusterPolicy {
-            load_balancer: LoadBalancer::RoundRobin,
-            ..ClusterPolicy::default()
-        })
-        .build();
+    let client = round_robin_client(&[up, dead]);
     let mut health = HealthClient::new(client.channel("ratings:9080".parse().unwrap()));
     for _ in 0..6 {
         let status = health.check(check()).await.unwrap().into_inner().status();
