@@ -184,6 +184,15 @@ where
                 };
                 shared.apply(state, &new_endpoint);
             }
+            // The source is gone. A target that never resolved must not keep
+            // requests waiting for an answer that cannot come.
+            if let Some(shared) = Weak::upgrade(&weak) {
+                let error = ResolveError::new(
+                    &shared.target,
+                    "the discovery source stopped before answering",
+                );
+                shared.apply(ResolveState::Failed(error), &new_endpoint);
+            }
         });
         Self { shared }
     }
