@@ -32,6 +32,12 @@ impl ResolveError {
         }
     }
 
+    /// The error for a target whose discovery source went away before it
+    /// ever answered.
+    pub fn source_stopped(target: impl ToString) -> Self {
+        Self::new(target, "the discovery source stopped before answering")
+    }
+
     /// The target that failed.
     pub fn target(&self) -> &str {
         &self.target
@@ -74,27 +80,33 @@ impl<R: Resolve + ?Sized> Resolve for Arc<R> {
 /// A live view of one target's endpoints.
 #[derive(Debug, Clone)]
 pub struct Resolution {
+    target: Authority,
     rx: watch::Receiver<ResolveState>,
 }
 
 impl Resolution {
-    /// A resolution fed by `rx`.
-    pub fn new(rx: watch::Receiver<ResolveState>) -> Self {
-        Self { rx }
+    /// A resolution of `target` fed by `rx`.
+    pub fn new(target: Authority, rx: watch::Receiver<ResolveState>) -> Self {
+        Self { target, rx }
     }
 
-    /// A resolution that is already ready and never changes.
-    pub fn fixed(endpoints: EndpointSet) -> Self {
-        let (tx, rx) = watch::channel(ResolveState::Ready(endpoints));
+    /// A resolution of `target` that is already ready and never changes.
+    pub fn fixed(target: Authority, endpoints: EndpointSet) -> Self {
         // A closed sender leaves the last value readable.
-        drop(tx);
-        Self { rx }
+        let (_, rx) = watch::channel(ResolveState::Ready(endpoints));
+        Self { target, rx }
     }
 
-    /// A resolution that has failed for good.
-    pub fn failed(error: ResolveError) -> Self {
+    /// A resolution of `target` that has failed for good, for `reason`.
+    pub fn failed(target: Authority, reason: impl ToString) -> Self {
+        let error = ResolveError::new(&target, reason);
         let (_, rx) = watch::channel(ResolveState::Failed(error));
-        Self { rx }
+        Self { target, rx }
+    }
+
+    /// The target resolved.
+    pub fn target(&self) -> &Authority {
+        &self.target
     }
 
     /// The state now.
@@ -112,10 +124,7 @@ impl Resolution {
                 ResolveState::Pending => {}
             }
             if self.rx.changed().await.is_err() {
-                return Err(ResolveError::new(
-                    "target",
-                    "the discovery source stopped before answering",
-                ));
+                return Err(ResolveError::source_stopped(&self.target));
             }
         }
     }
@@ -177,11 +186,8 @@ impl StaticResolve {
 impl Resolve for StaticResolve {
     fn resolve(&self, target: &Authority) -> Resolution {
         match self.lock().get(target) {
-            Some(tx) => Resolution::new(tx.subscribe()),
-            None => Resolution::failed(ResolveError::new(
-                target,
-                "no endpoints are configured for it",
-            )),
+            Some(tx) => Resolution::new(target.clone(), tx.subscribe()),
+            None => Resolution::failed(target.clone(), "no endpoints are configured for it"),
         }
     }
 }

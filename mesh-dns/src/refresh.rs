@@ -63,13 +63,13 @@ impl<L: Lookup> Targets<L> {
         let (task, resolution, runtime) = {
             let mut senders = self.lock();
             if let Some(tx) = senders.get(target) {
-                return Resolution::new(tx.subscribe());
+                return Resolution::new(target.clone(), tx.subscribe());
             }
             let Some(runtime) = Handle::try_current().ok().or_else(|| self.runtime.clone()) else {
-                return Resolution::failed(ResolveError::new(
-                    target,
+                return Resolution::failed(
+                    target.clone(),
                     "DNS discovery needs a tokio runtime and none is running",
-                ));
+                );
             };
             let (tx, rx) = watch::channel(ResolveState::Pending);
             senders.insert(target.clone(), tx.clone());
@@ -78,7 +78,7 @@ impl<L: Lookup> Targets<L> {
                 target: target.clone(),
                 tx,
             };
-            (task, Resolution::new(rx), runtime)
+            (task, Resolution::new(target.clone(), rx), runtime)
         };
         // Outside the lock: a runtime that is shutting down drops the task
         // at once, and the task deregisters itself when dropped.

@@ -92,10 +92,10 @@ impl DnsResolve {
 impl Resolve for DnsResolve {
     fn resolve(&self, target: &Authority) -> Resolution {
         match target.ip() {
-            Some(ip) => Resolution::fixed(EndpointSet::new([Endpoint::new(SocketAddr::new(
-                ip,
-                target.port(),
-            ))])),
+            Some(ip) => Resolution::fixed(
+                target.clone(),
+                EndpointSet::new([Endpoint::new(SocketAddr::new(ip, target.port()))]),
+            ),
             None => self.targets.watch(target),
         }
     }

@@ -39,7 +39,7 @@ use arc_swap::ArcSwap;
 use mesh_core::policy::LoadBalancer;
 use mesh_core::resolve::ResolveState;
 use mesh_core::{Authority, Endpoint, Resolution, ResolveError};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tower::Service;
 
@@ -107,6 +107,8 @@ struct Shared<S> {
     rebuild: Mutex<()>,
     updates: watch::Sender<u64>,
     rotation: AtomicUsize,
+    /// Dropped with the balancer, which ends its discovery task.
+    _stop: oneshot::Sender<()>,
 }
 
 /// One endpoint in the balancer.
@@ -160,6 +162,7 @@ where
             default_rtt_ns: ewma.default_rtt.as_nanos() as f64,
             decay_ns: (ewma.decay.as_nanos() as f64).max(1.0),
         };
+        let (stop, mut stopped) = oneshot::channel::<()>();
         let shared = Arc::new(Shared {
             target,
             policy,
@@ -174,24 +177,32 @@ where
             rebuild: Mutex::new(()),
             updates: watch::Sender::new(0),
             rotation: AtomicUsize::new(0),
+            _stop: stop,
         });
         shared.apply(resolution.current(), &new_endpoint);
         let weak = Arc::downgrade(&shared);
         tokio::spawn(async move {
-            while let Some(state) = resolution.changed().await {
+            loop {
+                let state = tokio::select! {
+                    state = resolution.changed() => state,
+                    // The balancer is gone: stop watching, so the source can
+                    // stop refreshing a target nobody uses.
+                    _ = &mut stopped => return,
+                };
                 let Some(shared) = Weak::upgrade(&weak) else {
                     return;
                 };
-                shared.apply(state, &new_endpoint);
-            }
-            // The source is gone. A target that never resolved must not keep
-            // requests waiting for an answer that cannot come.
-            if let Some(shared) = Weak::upgrade(&weak) {
-                let error = ResolveError::new(
-                    &shared.target,
-                    "the discovery source stopped before answering",
-                );
-                shared.apply(ResolveState::Failed(error), &new_endpoint);
+                match state {
+                    Some(state) => shared.apply(state, &new_endpoint),
+                    None => {
+                        // The source is gone. A target that never resolved
+                        // must not keep requests waiting for an answer that
+                        // cannot come.
+                        let error = ResolveError::source_stopped(&shared.target);
+                        shared.apply(ResolveState::Failed(error), &new_endpoint);
+                        return;
+                    }
+                }
             }
         });
         Self { shared }

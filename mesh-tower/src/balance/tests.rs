@@ -194,7 +194,7 @@ async fn waits_for_the_first_answer() {
     let (tx, rx) = tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Pending);
     let b = Balance::new(
         target(),
-        mesh_core::Resolution::new(rx),
+        mesh_core::Resolution::new(target(), rx),
         endpoint(Default::default()),
         LoadBalancer::default(),
         None,
@@ -257,7 +257,7 @@ async fn a_source_that_stops_before_answering_fails_waiting_requests() {
     let (tx, rx) = tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Pending);
     let b = Balance::new(
         target(),
-        mesh_core::Resolution::new(rx),
+        mesh_core::Resolution::new(target(), rx),
         endpoint(Default::default()),
         LoadBalancer::default(),
         None,
@@ -269,5 +269,27 @@ async fn a_source_that_stops_before_answering_fails_waiting_requests() {
     assert_eq!(
         err.to_string(),
         "cannot resolve svc:80: the discovery source stopped before answering"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_balancer_stops_watching_discovery() {
+    let (tx, rx) =
+        tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Ready(set(&[(1, 1)])));
+    let b = Balance::new(
+        target(),
+        mesh_core::Resolution::new(target(), rx),
+        endpoint(Default::default()),
+        LoadBalancer::default(),
+        None,
+    );
+    tokio::task::yield_now().await;
+    assert_eq!(tx.receiver_count(), 1);
+    drop(b);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        tx.receiver_count(),
+        0,
+        "the discovery task ended with the balancer"
     );
 }
