@@ -1,6 +1,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::Connection;
@@ -9,7 +10,7 @@ use mesh_core::{Authority, Endpoint, Resolve};
 use tower::Service;
 use tower::util::BoxCloneSyncService;
 
-use super::{MeshClient, NewEndpoint, Shared};
+use super::{CacheLimits, ClusterCache, MeshClient, NewEndpoint, Shared};
 use crate::BoxError;
 use crate::endpoint::{HttpEndpoint, TcpConnector};
 
@@ -29,6 +30,7 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     default_policy: ClusterPolicy,
     policies: HashMap<Authority, ClusterPolicy>,
     connector: MakeConnector<C>,
+    cache: CacheLimits,
 }
 
 /// Makes the connector for a cluster's connection policy.
@@ -52,6 +54,7 @@ impl MeshClientBuilder {
             connector: Arc::new(|p: &ConnectionPolicy| {
                 TcpConnector::new(p.connect_timeout, p.tcp_nodelay)
             }),
+            cache: CacheLimits::default(),
         }
     }
 }
@@ -69,6 +72,21 @@ impl<C> MeshClientBuilder<C> {
         self
     }
 
+    /// How long a target's cluster (its connections, balancer state and
+    /// discovery) is kept unused before it is dropped; whole seconds.
+    /// Default 5 minutes.
+    pub fn cluster_idle_timeout(mut self, idle: Duration) -> Self {
+        self.cache.idle_timeout = idle;
+        self
+    }
+
+    /// The most target clusters kept at once; a new target beyond it drops
+    /// the least recently used. Default 10,000.
+    pub fn max_clusters(mut self, max: usize) -> Self {
+        self.cache.max_clusters = max;
+        self
+    }
+
     /// Connections are made by `connector` (any `Service<SocketAddr>`
     /// returning an I/O stream) instead of plain TCP; the cluster policy's
     /// connect timeout then is the connector's to apply.
@@ -81,6 +99,7 @@ impl<C> MeshClientBuilder<C> {
             default_policy: self.default_policy,
             policies: self.policies,
             connector: Arc::new(move |_: &ConnectionPolicy| connector.clone()),
+            cache: self.cache,
         }
     }
 
@@ -110,8 +129,7 @@ impl<C> MeshClientBuilder<C> {
                 default_policy: self.default_policy,
                 policies: self.policies,
                 new_endpoint,
-                clusters: Default::default(),
-                create: Mutex::new(()),
+                clusters: ClusterCache::new(self.cache),
             }),
         }
     }

@@ -14,7 +14,11 @@
 //! ```
 //!
 //! Stacks are held in a map that requests read without locks; a new target
-//! copies the map once. Per-request layers (metrics, tracing) belong around
+//! copies the map once. A stack unused for 5 minutes is dropped when a new
+//! target arrives, and at most 10,000 are kept (least recently used go
+//! first), so requests to ever-new authorities cannot grow the client
+//! without bound (see [`MeshClientBuilder::cluster_idle_timeout`] and
+//! [`MeshClientBuilder::max_clusters`]). Per-request layers (metrics, tracing) belong around
 //! the cluster stack, per-attempt ones around each endpoint's service.
 //!
 //! It works where a `hyper_util::client::legacy::Client` is used, and as the
@@ -35,29 +39,30 @@
 //! ```
 
 mod builder;
+mod cache;
 mod channel;
 mod future;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use arc_swap::ArcSwap;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use mesh_core::policy::ClusterPolicy;
 use mesh_core::{Authority, Endpoint, Resolve};
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder};
 
 pub use builder::MeshClientBuilder;
+use cache::{CacheLimits, ClusterCache};
 pub use channel::MeshChannel;
 pub use future::ResponseFuture;
 
 use crate::BoxError;
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreakerLayer, Limits};
-use crate::outlier::{Outlier, OutlierDetector};
+use crate::outlier::{OutlierDetector, OutlierLayer};
 use crate::retry::{ReplayBody, RetryLayer};
 use crate::timeout::TimeoutLayer;
 
@@ -90,8 +95,8 @@ impl<B> std::fmt::Debug for MeshClient<B> {
         let clusters: Vec<String> = self
             .shared
             .clusters
-            .load()
-            .keys()
+            .targets()
+            .iter()
             .map(ToString::to_string)
             .collect();
         f.debug_struct("MeshClient")
@@ -105,8 +110,7 @@ struct Shared<B> {
     default_policy: ClusterPolicy,
     policies: HashMap<Authority, ClusterPolicy>,
     new_endpoint: NewEndpoint<B>,
-    clusters: ArcSwap<HashMap<Authority, ClusterService<B>>>,
-    create: Mutex<()>,
+    clusters: ClusterCache<ClusterService<B>>,
 }
 
 impl MeshClient<()> {
@@ -124,24 +128,14 @@ where
 {
     /// The cluster stack of `target`, built on first use.
     fn cluster(&self, target: &Authority) -> ClusterService<B> {
-        if let Some(c) = self.shared.clusters.load().get(target) {
-            return c.clone();
-        }
-        let _guard = self.shared.create.lock().unwrap_or_else(|p| p.into_inner());
-        let clusters = self.shared.clusters.load();
-        if let Some(c) = clusters.get(target) {
-            return c.clone();
-        }
-        let policy = self
-            .shared
-            .policies
-            .get(target)
-            .unwrap_or(&self.shared.default_policy);
-        let stack = self.build_cluster(target, policy);
-        let mut next = HashMap::clone(&clusters);
-        next.insert(target.clone(), stack.clone());
-        self.shared.clusters.store(Arc::new(next));
-        stack
+        self.shared.clusters.get_or_build(target, || {
+            let policy = self
+                .shared
+                .policies
+                .get(target)
+                .unwrap_or(&self.shared.default_policy);
+            self.build_cluster(target, policy)
+        })
     }
 
     fn build_cluster(&self, target: &Authority, policy: &ClusterPolicy) -> ClusterService<B> {
@@ -151,8 +145,7 @@ where
             let make = self.shared.new_endpoint.clone();
             let policy = policy.clone();
             move |endpoint: Endpoint| {
-                let health = detector.endpoint(endpoint.addr);
-                Outlier::new(make(&endpoint, &policy), detector.clone(), health)
+                OutlierLayer::new(detector.clone(), endpoint.addr).layer(make(&endpoint, &policy))
             }
         };
         let balance = Balance::new(

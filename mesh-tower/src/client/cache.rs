@@ -1,0 +1,174 @@
+//! The client's cluster stacks by target: read without locks, built on first
+//! use, and evicted when idle or when there are too many, so requests to an
+//! unbounded set of authorities cannot grow the client without bound.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use mesh_core::Authority;
+use tokio::time::Instant;
+
+/// How long an unused cluster is kept, and how many are kept at most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CacheLimits {
+    /// A cluster unused this long is dropped (with its connections and
+    /// discovery) when the next new target arrives. Whole seconds.
+    pub(super) idle_timeout: Duration,
+    /// Clusters kept at most; a new target beyond it evicts the least
+    /// recently used.
+    pub(super) max_clusters: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(300),
+            max_clusters: 10_000,
+        }
+    }
+}
+
+pub(super) struct ClusterCache<S> {
+    clusters: ArcSwap<HashMap<Authority, Arc<Entry<S>>>>,
+    create: Mutex<()>,
+    epoch: Instant,
+    limits: CacheLimits,
+}
+
+struct Entry<S> {
+    service: S,
+    /// Seconds since the cache's epoch when last used.
+    last_used: AtomicU64,
+}
+
+impl<S> Entry<S> {
+    fn touch(&self, now: u64) {
+        // One write per second at most, not one per request.
+        if self.last_used.load(Ordering::Relaxed) != now {
+            self.last_used.store(now, Ordering::Relaxed);
+        }
+    }
+
+    fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+}
+
+impl<S: Clone> ClusterCache<S> {
+    pub(super) fn new(limits: CacheLimits) -> Self {
+        Self {
+            clusters: Default::default(),
+            create: Mutex::new(()),
+            epoch: Instant::now(),
+            limits: CacheLimits {
+                max_clusters: limits.max_clusters.max(1),
+                ..limits
+            },
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_secs()
+    }
+
+    /// The service of `target`, built with `build` on first use.
+    pub(super) fn get_or_build(&self, target: &Authority, build: impl FnOnce() -> S) -> S {
+        let now = self.now();
+        if let Some(e) = self.clusters.load().get(target) {
+            e.touch(now);
+            return e.service.clone();
+        }
+        let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.clusters.load();
+        if let Some(e) = current.get(target) {
+            e.touch(now);
+            return e.service.clone();
+        }
+        let idle = self.limits.idle_timeout.as_secs();
+        let mut next: HashMap<_, _> = current
+            .iter()
+            .filter(|(_, e)| now.saturating_sub(e.last_used()) < idle)
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        while next.len() >= self.limits.max_clusters {
+            let oldest = next
+                .iter()
+                .min_by_key(|(_, e)| e.last_used())
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => next.remove(&k),
+                None => break,
+            };
+        }
+        let service = build();
+        let entry = Entry {
+            service: service.clone(),
+            last_used: AtomicU64::new(now),
+        };
+        next.insert(target.clone(), Arc::new(entry));
+        self.clusters.store(Arc::new(next));
+        service
+    }
+
+    /// The targets with a cluster now.
+    pub(super) fn targets(&self) -> Vec<Authority> {
+        self.clusters.load().keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(n: u32) -> Authority {
+        format!("svc-{n}:80").parse().unwrap()
+    }
+
+    fn cache(idle: u64, max: usize) -> ClusterCache<u32> {
+        ClusterCache::new(CacheLimits {
+            idle_timeout: Duration::from_secs(idle),
+            max_clusters: max,
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn builds_once_per_target() {
+        let c = cache(60, 10);
+        assert_eq!(c.get_or_build(&t(1), || 1), 1);
+        assert_eq!(c.get_or_build(&t(1), || 2), 1);
+        assert_eq!(c.get_or_build(&t(2), || 2), 2);
+        assert_eq!(c.targets().len(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_clusters_go_when_a_new_target_arrives() {
+        let c = cache(60, 10);
+        c.get_or_build(&t(1), || 1);
+        c.get_or_build(&t(2), || 2);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        c.get_or_build(&t(2), || 0);
+        tokio::time::advance(Duration::from_secs(40)).await;
+        c.get_or_build(&t(3), || 3);
+        let mut left = c.targets();
+        left.sort();
+        assert_eq!(left, vec![t(2), t(3)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_least_recently_used_goes_beyond_the_cap() {
+        let c = cache(3600, 3);
+        for n in 0..3 {
+            c.get_or_build(&t(n), || n);
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        c.get_or_build(&t(0), || 9);
+        for n in 3..100 {
+            c.get_or_build(&t(n), || n);
+            assert!(c.targets().len() <= 3);
+        }
+        assert!(c.targets().contains(&t(99)));
+    }
+}
