@@ -34,7 +34,6 @@ fn bench(c: &mut Criterion) {
             resolve.set(&target, set);
             let balance = rt.block_on(async {
                 let b = Balance::new(
-                    target.clone(),
                     resolve.resolve(&target),
                     |e: Endpoint| {
                         tower::service_fn(move |_req: http::Request<()>| {

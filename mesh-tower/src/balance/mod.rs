@@ -145,7 +145,6 @@ where
     /// Must be called within a tokio runtime: a task follows the resolution
     /// until the balancer is dropped.
     pub fn new<N>(
-        target: Authority,
         mut resolution: Resolution,
         new_endpoint: N,
         policy: LoadBalancer,
@@ -164,7 +163,7 @@ where
         };
         let (stop, mut stopped) = oneshot::channel::<()>();
         let shared = Arc::new(Shared {
-            target,
+            target: resolution.target().clone(),
             policy,
             ewma,
             detector,

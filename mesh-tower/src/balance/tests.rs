@@ -35,6 +35,17 @@ fn target() -> Authority {
     "svc:80".parse().unwrap()
 }
 
+/// A peak-EWMA balancer over `resolution` with instant endpoints and no
+/// outlier detection.
+fn over(resolution: mesh_core::Resolution) -> Balance<Svc> {
+    Balance::new(
+        resolution,
+        endpoint(Default::default()),
+        LoadBalancer::default(),
+        None,
+    )
+}
+
 async fn balance(
     policy: LoadBalancer,
     ports: &[(u16, u32)],
@@ -48,13 +59,7 @@ async fn balance(
             .map(|(p, d)| (*p, Duration::from_millis(*d)))
             .collect(),
     );
-    let b = Balance::new(
-        target(),
-        resolve.resolve(&target()),
-        endpoint(delays),
-        policy,
-        None,
-    );
+    let b = Balance::new(resolve.resolve(&target()), endpoint(delays), policy, None);
     b.ready().await;
     (b, resolve)
 }
@@ -161,25 +166,13 @@ async fn unhealthy_and_empty_sets_give_a_clear_error() {
     let mut e = Endpoint::new("127.0.0.1:1".parse().unwrap());
     e.health = mesh_core::Health::Unhealthy;
     resolve.set(&target(), EndpointSet::new([e]));
-    let b = Balance::new(
-        target(),
-        resolve.resolve(&target()),
-        endpoint(Default::default()),
-        LoadBalancer::default(),
-        None,
-    );
+    let b = over(resolve.resolve(&target()));
     let err = b.oneshot(http::Request::new(())).await.unwrap_err();
     assert_eq!(
         err.to_string(),
         "no endpoint available for svc:80: discovery returned no healthy endpoints"
     );
-    let b = Balance::new(
-        "nope:80".parse().unwrap(),
-        resolve.resolve(&"nope:80".parse().unwrap()),
-        endpoint(Default::default()),
-        LoadBalancer::default(),
-        None,
-    );
+    let b = over(resolve.resolve(&"nope:80".parse().unwrap()));
     let err = b.oneshot(http::Request::new(())).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -189,21 +182,13 @@ async fn unhealthy_and_empty_sets_give_a_clear_error() {
 
 #[tokio::test(start_paused = true)]
 async fn waits_for_the_first_answer() {
-    let resolve = StaticResolve::default();
-    // Register the target with no answer yet.
+    // The source has not answered yet.
     let (tx, rx) = tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Pending);
-    let b = Balance::new(
-        target(),
-        mesh_core::Resolution::new(target(), rx),
-        endpoint(Default::default()),
-        LoadBalancer::default(),
-        None,
-    );
+    let b = over(mesh_core::Resolution::new(target(), rx));
     let call = tokio::spawn(b.clone().oneshot(http::Request::new(())));
     tokio::time::sleep(Duration::from_millis(10)).await;
     tx.send_replace(mesh_core::resolve::ResolveState::Ready(set(&[(7, 1)])));
     assert_eq!(call.await.unwrap().unwrap().port(), 7);
-    drop(resolve);
 }
 
 #[tokio::test(start_paused = true)]
@@ -215,7 +200,6 @@ async fn skips_ejected_endpoints_and_takes_them_back() {
         ..OutlierDetection::default()
     });
     let b = Balance::new(
-        target(),
         resolve.resolve(&target()),
         endpoint(Default::default()),
         LoadBalancer::RoundRobin,
@@ -255,13 +239,7 @@ async fn avoids_attempted_endpoints() {
 #[tokio::test(start_paused = true)]
 async fn a_source_that_stops_before_answering_fails_waiting_requests() {
     let (tx, rx) = tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Pending);
-    let b = Balance::new(
-        target(),
-        mesh_core::Resolution::new(target(), rx),
-        endpoint(Default::default()),
-        LoadBalancer::default(),
-        None,
-    );
+    let b = over(mesh_core::Resolution::new(target(), rx));
     let call = tokio::spawn(b.clone().oneshot(http::Request::new(())));
     tokio::time::sleep(Duration::from_millis(10)).await;
     drop(tx);
@@ -276,13 +254,7 @@ async fn a_source_that_stops_before_answering_fails_waiting_requests() {
 async fn dropping_the_balancer_stops_watching_discovery() {
     let (tx, rx) =
         tokio::sync::watch::channel(mesh_core::resolve::ResolveState::Ready(set(&[(1, 1)])));
-    let b = Balance::new(
-        target(),
-        mesh_core::Resolution::new(target(), rx),
-        endpoint(Default::default()),
-        LoadBalancer::default(),
-        None,
-    );
+    let b = over(mesh_core::Resolution::new(target(), rx));
     tokio::task::yield_now().await;
     assert_eq!(tx.receiver_count(), 1);
     drop(b);

@@ -149,7 +149,6 @@ where
             }
         };
         let balance = Balance::new(
-            target.clone(),
             self.shared.resolve.resolve(target),
             new_endpoint,
             policy.load_balancer,
