@@ -58,7 +58,12 @@ impl Authority {
         let name = host.strip_suffix('.').unwrap_or(host);
         validate_dns_name(host, name)?;
         Ok(Self {
-            host: name.to_ascii_lowercase().into(),
+            // One allocation for the common, already lower-case name.
+            host: if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                name.to_ascii_lowercase().into()
+            } else {
+                name.into()
+            },
             port,
         })
     }

@@ -42,6 +42,14 @@ pub fn classify(err: &(dyn std::error::Error + 'static)) -> FailureKind {
 }
 
 /// Whether `err`, or any error in its source chain, is an `E`.
+///
+/// ```
+/// use mesh_tower::error::is_caused_by;
+/// use mesh_tower::timeout::RequestTimeout;
+/// let err: mesh_tower::BoxError = Box::new(RequestTimeout(std::time::Duration::from_secs(1)));
+/// assert!(is_caused_by::<RequestTimeout>(&*err));
+/// assert!(!is_caused_by::<std::io::Error>(&*err));
+/// ```
 pub fn is_caused_by<E: std::error::Error + 'static>(
     err: &(dyn std::error::Error + 'static),
 ) -> bool {

@@ -28,6 +28,9 @@ use crate::{BoxError, ResponseBody};
 pub struct MeshChannel<B> {
     client: MeshClient<B>,
     target: Authority,
+    /// `target` as a URI authority, made once; `None` only if it cannot be
+    /// written as one.
+    origin: Option<http::uri::Authority>,
 }
 
 impl<B> Clone for MeshChannel<B> {
@@ -35,6 +38,7 @@ impl<B> Clone for MeshChannel<B> {
         Self {
             client: self.client.clone(),
             target: self.target.clone(),
+            origin: self.origin.clone(),
         }
     }
 }
@@ -52,6 +56,7 @@ impl<B> MeshClient<B> {
     pub fn channel(&self, target: Authority) -> MeshChannel<B> {
         MeshChannel {
             client: self.clone(),
+            origin: target.to_string().parse().ok(),
             target,
         }
     }
@@ -71,13 +76,23 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        if req.uri().authority().is_none() {
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            match format!("http://{}{path}", self.target).parse() {
-                Ok(uri) => *req.uri_mut() = uri,
-                Err(e) => return ResponseFuture::failed(Box::new(e)),
+        if req.uri().authority().is_some() {
+            return self.client.call(req);
+        }
+        let mut parts = std::mem::take(req.uri_mut()).into_parts();
+        parts.scheme = Some(http::uri::Scheme::HTTP);
+        parts.authority = self.origin.clone();
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        match http::Uri::from_parts(parts) {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(e) => {
+                let e = format!("cannot address a request to {}: {e}", self.target);
+                return ResponseFuture::failed(e.into());
             }
         }
-        self.client.call(req)
+        // The target is known: no need to parse it back out of the URI.
+        self.client.send(&self.target, req)
     }
 }

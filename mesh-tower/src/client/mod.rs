@@ -180,10 +180,19 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         match Authority::from_uri(req.uri()) {
-            Ok(target) => {
-                ResponseFuture::new(tower::ServiceExt::oneshot(self.cluster(&target), req))
-            }
+            Ok(target) => self.send(&target, req),
             Err(e) => ResponseFuture::failed(e.into()),
         }
+    }
+}
+
+impl<B> MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// Sends `req` through the cluster of `target`.
+    fn send(&self, target: &Authority, req: http::Request<B>) -> ResponseFuture<B> {
+        ResponseFuture::new(tower::ServiceExt::oneshot(self.cluster(target), req))
     }
 }
