@@ -149,7 +149,10 @@ impl OutlierDetector {
         }
         let times = health.times_ejected.fetch_add(1, Ordering::AcqRel) + 1;
         let duration = self.policy.ejection_time(times);
-        let until = (now + duration).saturating_duration_since(self.epoch);
+        // Counted from the epoch so that no configured time can overflow.
+        let until = now
+            .saturating_duration_since(self.epoch)
+            .saturating_add(duration);
         health.ejected_until.store(
             u64::try_from(until.as_nanos()).unwrap_or(u64::MAX),
             Ordering::Release,

@@ -121,3 +121,18 @@ async fn the_layer_reports_responses_and_classified_errors() {
 }
 
 use tower::Layer;
+
+#[tokio::test(start_paused = true)]
+async fn an_enormous_ejection_time_does_not_overflow() {
+    let d = OutlierDetector::new(OutlierDetection {
+        consecutive_5xx: Some(1),
+        base_ejection_time: Duration::MAX,
+        max_ejection_time: Duration::MAX,
+        ..OutlierDetection::default()
+    });
+    let addr = addrs(1)[0];
+    d.retain(&[addr]);
+    let h = d.endpoint(addr);
+    d.record(&h, &status(500));
+    assert!(d.ejected_until(&h, tokio::time::Instant::now()).is_some());
+}

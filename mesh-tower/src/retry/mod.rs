@@ -161,10 +161,9 @@ where
         }
         retries += 1;
         drop(result);
-        let wait = policy
-            .backoff
-            .ceiling(retries)
-            .mul_f64(rand::random::<f64>());
+        let ceiling = policy.backoff.ceiling(retries);
+        let wait = Duration::try_from_secs_f64(ceiling.as_secs_f64() * rand::random::<f64>())
+            .unwrap_or(ceiling);
         tracing::debug!(?outcome, retries, ?wait, "retrying");
         tokio::time::sleep(wait).await;
     }
