@@ -100,9 +100,7 @@ impl<L: Lookup> Targets<L> {
         if tx.receiver_count() > 0 {
             return false;
         }
-        if senders.get(target).is_some_and(|s| s.same_channel(tx)) {
-            senders.remove(target);
-        }
+        forget(&mut senders, target, tx);
         true
     }
 
@@ -124,17 +122,26 @@ struct Task<L: Lookup> {
 impl<L: Lookup> Task<L> {
     /// Refreshes the target until nobody watches it.
     async fn run(self) {
+        let retired = async {
+            loop {
+                self.tx.closed().await;
+                if self.targets.retire(&self.target, &self.tx) {
+                    return;
+                }
+            }
+        };
+        tokio::select! {
+            () = self.refresh() => {}
+            () = retired => {}
+        }
+    }
+
+    /// Looks the target up, publishes changes, and waits for the next
+    /// lookup, forever.
+    async fn refresh(&self) {
         let mut last_failure: Option<String> = None;
         loop {
-            let outcome = tokio::select! {
-                outcome = self.targets.lookup.lookup(&self.target) => outcome,
-                () = self.tx.closed() => {
-                    if self.targets.retire(&self.target, &self.tx) {
-                        return;
-                    }
-                    continue;
-                }
-            };
+            let outcome = self.targets.lookup.lookup(&self.target).await;
             let wait = match outcome {
                 Ok(answer) if !answer.endpoints.is_empty() => {
                     if last_failure.take().is_some() {
@@ -150,41 +157,29 @@ impl<L: Lookup> Task<L> {
                     });
                     self.targets.timing.after_success(answer.ttl)
                 }
-                Ok(_) => {
-                    fail(
-                        &self.target,
-                        &self.tx,
-                        Failure::new("no A/AAAA records"),
-                        &mut last_failure,
-                    );
-                    self.targets.timing.failure_refresh
-                }
-                Err(failure) => {
+                outcome => {
+                    let failure = outcome
+                        .err()
+                        .unwrap_or_else(|| Failure::new("no A/AAAA records"));
                     fail(&self.target, &self.tx, failure, &mut last_failure);
                     self.targets.timing.failure_refresh
                 }
             };
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.tx.closed() => {
-                    if self.targets.retire(&self.target, &self.tx) {
-                        return;
-                    }
-                }
-            }
+            tokio::time::sleep(wait).await;
         }
     }
 }
 
 impl<L: Lookup> Drop for Task<L> {
     fn drop(&mut self) {
-        let mut senders = self.targets.lock();
-        if senders
-            .get(&self.target)
-            .is_some_and(|s| s.same_channel(&self.tx))
-        {
-            senders.remove(&self.target);
-        }
+        forget(&mut self.targets.lock(), &self.target, &self.tx);
+    }
+}
+
+/// Removes `target` from `senders` if it is still this task's channel.
+fn forget(senders: &mut Senders, target: &Authority, tx: &watch::Sender<ResolveState>) {
+    if senders.get(target).is_some_and(|s| s.same_channel(tx)) {
+        senders.remove(target);
     }
 }
 
