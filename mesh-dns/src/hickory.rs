@@ -121,6 +121,9 @@ impl HickoryLookup {
                     .map(HickoryAnswer::from),
                 Kind::Srv => self.resolver.srv_lookup(name.clone()).await,
             };
+            // A name server that does not answer will not answer the next
+            // candidate either: stop rather than wait out every one.
+            let timed_out = matches!(result, Err(NetError::Timeout));
             let (telling, reason) = match result {
                 Ok(answer) if kind.found_in(&answer) => return Ok(answer),
                 Ok(_) => (Telling::Other, format!("no {} records", kind.records())),
@@ -128,6 +131,9 @@ impl HickoryLookup {
             };
             if best.as_ref().is_none_or(|(t, _)| telling > *t) {
                 best = Some((telling, reason));
+            }
+            if timed_out {
+                break;
             }
         }
         let reason = best.map_or_else(|| "no name to look up".to_owned(), |(_, r)| r);
@@ -181,8 +187,14 @@ impl HickoryLookup {
         let mut problems = Vec::new();
         for group in records.chunk_by(|a, b| a.priority == b.priority) {
             let mut endpoints = Vec::new();
-            for srv in group {
-                match self.target_ips(&srv.target, answer.additionals()).await {
+            // A group's targets are looked up together, so one slow target
+            // does not delay the others.
+            let lookups = group
+                .iter()
+                .map(|srv| self.target_ips(&srv.target, answer.additionals()));
+            let results = futures_util::future::join_all(lookups).await;
+            for (srv, result) in group.iter().zip(results) {
+                match result {
                     Ok((ips, target_ttl)) => {
                         ttl = ttl.min(target_ttl);
                         endpoints.extend(ips.into_iter().map(|ip| {

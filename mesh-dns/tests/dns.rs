@@ -321,3 +321,49 @@ fn invalid_configs_are_errors() {
         "invalid DNS configuration: max_ttl must not be less than min_ttl"
     );
 }
+
+#[tokio::test]
+async fn a_silent_name_server_is_not_asked_every_search_name() {
+    // A name server that never answers: after the first name times out, the
+    // other search-domain candidates are not tried.
+    let silent = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let resolve = DnsResolve::new(DnsConfig {
+        name_servers: vec![silent.local_addr().unwrap()],
+        query_timeout: Duration::from_millis(200),
+        query_attempts: 0,
+        hosts_file: false,
+        ..DnsConfig::default()
+    })
+    .unwrap();
+    let names: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        Default::default();
+    let listener = tokio::spawn({
+        let names = names.clone();
+        async move {
+            let mut buf = [0u8; 512];
+            while let Ok((n, _)) = silent.recv_from(&mut buf).await {
+                if let Ok(msg) = hickory_resolver::proto::op::Message::from_vec(&buf[..n]) {
+                    let mut names = names.lock().unwrap();
+                    names.extend(msg.queries.iter().map(|q| q.name().to_string()));
+                }
+            }
+        }
+    });
+    let err = resolve
+        .resolve(&target("reviews:9080"))
+        .ready()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timeout"), "{err}");
+    listener.abort();
+    // Every query was sent, and so received, before the lookup timed out.
+    let names = names.lock().unwrap().clone();
+    assert!(!names.is_empty());
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "reviews.default.svc.cluster.local."),
+        "{names:?}"
+    );
+}
