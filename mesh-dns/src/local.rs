@@ -2,13 +2,14 @@
 //! whose records can be changed while it runs — a stand-in for kube-dns on a
 //! laptop, in examples and in tests. Feature `local-server`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_server::Server;
 use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
-use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordType, RrKey};
+use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
@@ -77,6 +78,7 @@ impl LocalDns {
     }
 
     /// Replaces the A and AAAA records of `label` (relative to the zone).
+    /// A query sees the old records or the new ones, never neither.
     pub async fn set_addresses(
         &self,
         label: &str,
@@ -84,19 +86,16 @@ impl LocalDns {
         ips: &[IpAddr],
     ) -> Result<(), DnsError> {
         let name = self.name(label)?;
-        let mut records = self.zone.records_mut().await;
-        records.remove(&RrKey::new(LowerName::new(&name), RecordType::A));
-        records.remove(&RrKey::new(LowerName::new(&name), RecordType::AAAA));
-        drop(records);
-        for ip in ips {
-            let data = match ip {
+        let (v4, v6): (Vec<RData>, Vec<RData>) = ips
+            .iter()
+            .map(|ip| match ip {
                 IpAddr::V4(v4) => RData::A(A(*v4)),
                 IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
-            };
-            self.zone
-                .upsert(Record::from_rdata(name.clone(), ttl, data), 1)
-                .await;
-        }
+            })
+            .partition(|d| matches!(d, RData::A(_)));
+        let mut records = self.zone.records_mut().await;
+        replace(&mut records, &name, RecordType::A, ttl, v4);
+        replace(&mut records, &name, RecordType::AAAA, ttl, v6);
         Ok(())
     }
 
@@ -109,16 +108,24 @@ impl LocalDns {
         records: &[(u16, u16, u16, &str)],
     ) -> Result<(), DnsError> {
         let name = self.name(label)?;
-        self.zone
-            .records_mut()
-            .await
-            .remove(&RrKey::new(LowerName::new(&name), RecordType::SRV));
-        for (priority, weight, port, target) in records {
-            let srv = SRV::new(*priority, *weight, *port, self.name(target)?);
-            self.zone
-                .upsert(Record::from_rdata(name.clone(), ttl, RData::SRV(srv)), 1)
-                .await;
-        }
+        let data = records
+            .iter()
+            .map(|(priority, weight, port, target)| {
+                Ok(RData::SRV(SRV::new(
+                    *priority,
+                    *weight,
+                    *port,
+                    self.name(target)?,
+                )))
+            })
+            .collect::<Result<Vec<_>, DnsError>>()?;
+        replace(
+            &mut *self.zone.records_mut().await,
+            &name,
+            RecordType::SRV,
+            ttl,
+            data,
+        );
         Ok(())
     }
 
@@ -136,6 +143,26 @@ impl LocalDns {
             .and_then(|n| n.append_domain(&self.origin))
             .map_err(|e| DnsError::invalid_name(label, e))
     }
+}
+
+/// Sets the records of one name and type to `data`, in one step.
+fn replace(
+    records: &mut BTreeMap<RrKey, Arc<RecordSet>>,
+    name: &Name,
+    rtype: RecordType,
+    ttl: u32,
+    data: Vec<RData>,
+) {
+    let key = RrKey::new(LowerName::new(name), rtype);
+    if data.is_empty() {
+        records.remove(&key);
+        return;
+    }
+    let mut set = RecordSet::new(name.clone(), rtype, 1);
+    for d in data {
+        set.insert(Record::from_rdata(name.clone(), ttl, d), 1);
+    }
+    records.insert(key, Arc::new(set));
 }
 
 fn fqdn(name: &str) -> Result<Name, DnsError> {
