@@ -25,6 +25,8 @@ pub(crate) struct HickoryLookup {
     search: Vec<Name>,
     ndots: usize,
     max_ttl: Duration,
+    /// The name servers asked, for messages: `10.96.0.10:53, …`.
+    servers: String,
 }
 
 /// What a lookup asks for.
@@ -65,6 +67,7 @@ enum Telling {
 impl HickoryLookup {
     pub(crate) fn new(config: &DnsConfig) -> Result<Self, DnsError> {
         let (hickory_config, opts) = config.to_hickory()?;
+        let servers = servers_text(&hickory_config);
         let resolver =
             Resolver::builder_with_config(hickory_config, TokioRuntimeProvider::default())
                 .with_options(opts)
@@ -76,6 +79,7 @@ impl HickoryLookup {
             search: config.search_names()?,
             ndots: config.ndots,
             max_ttl: config.max_ttl,
+            servers,
         })
     }
 
@@ -247,12 +251,29 @@ impl HickoryLookup {
 
 impl Lookup for HickoryLookup {
     async fn lookup(&self, target: &Authority) -> Result<Answer, Failure> {
-        if self.srv && target.host().starts_with('_') {
+        let answer = if self.srv && target.host().starts_with('_') {
             self.services(target).await
         } else {
             self.addresses(target).await
-        }
+        };
+        // Say where the answer (or its absence) came from.
+        answer.map_err(|f| Failure::new(format!("{f} (name servers: {})", self.servers)))
     }
+}
+
+/// The name servers of a hickory configuration as `ip:port` text.
+fn servers_text(config: &hickory_resolver::config::ResolverConfig) -> String {
+    let mut addrs: Vec<String> = config
+        .name_servers()
+        .iter()
+        .flat_map(|ns| {
+            ns.connections
+                .iter()
+                .map(move |c| SocketAddr::new(ns.ip, c.port).to_string())
+        })
+        .collect();
+    addrs.dedup();
+    addrs.join(", ")
 }
 
 /// The smallest TTL of `records`; `fallback` when there are none.

@@ -157,6 +157,10 @@ async fn a_missing_name_fails_naming_the_host_and_the_cause() {
         "{text}"
     );
     assert!(text.contains("NXDOMAIN"), "{text}");
+    assert!(
+        text.ends_with(&format!("(name servers: {})", dns.addr())),
+        "{text}"
+    );
     assert_eq!(err.target(), "nope.default.svc.cluster.local:9080");
 }
 
