@@ -11,7 +11,7 @@ use hickory_resolver::config::{
 use hickory_resolver::proto::rr::Name;
 use mesh_core::KubernetesNames;
 
-use crate::DnsError;
+use crate::{DnsError, names};
 
 /// How DNS discovery resolves targets.
 ///
@@ -130,9 +130,9 @@ impl DnsConfig {
                 SocketAddr::new(ns.ip, port)
             })
             .collect();
-        let mut search: Vec<String> = config.search().iter().map(name_to_string).collect();
+        let mut search: Vec<String> = config.search().iter().map(names::display).collect();
         if search.is_empty() {
-            search.extend(config.domain().map(name_to_string));
+            search.extend(config.domain().map(names::display));
         }
         Self {
             name_servers,
@@ -221,14 +221,7 @@ fn search_domain(domain: &str) -> Result<Name, DnsError> {
     if bare.is_empty() {
         return Err(DnsError::InvalidConfig("a search domain is empty"));
     }
-    let mut name = Name::from_str_relaxed(bare).map_err(|e| DnsError::search_domain(domain, e))?;
-    name.set_fqdn(true);
-    Ok(name)
-}
-
-fn name_to_string(name: &Name) -> String {
-    let s = name.to_string();
-    s.strip_suffix('.').map(str::to_owned).unwrap_or(s)
+    names::fqdn(bare).map_err(|e| DnsError::search_domain(domain, e))
 }
 
 #[cfg(test)]

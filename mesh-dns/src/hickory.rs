@@ -15,6 +15,7 @@ use hickory_resolver::{Resolver, TokioResolver};
 use mesh_core::{Authority, Endpoint};
 
 use crate::lookup::{Answer, Failure, Lookup};
+use crate::names;
 use crate::{DnsConfig, DnsError};
 
 /// Looks targets up with a hickory [`TokioResolver`].
@@ -142,7 +143,7 @@ impl HickoryLookup {
         }
         let reason = best.map_or_else(|| "no name to look up".to_owned(), |(_, r)| r);
         if names.len() > 1 {
-            let tried: Vec<String> = names.iter().map(name_to_string).collect();
+            let tried: Vec<String> = names.iter().map(names::display).collect();
             Err(Failure::new(format!(
                 "{reason}; tried {}",
                 tried.join(", ")
@@ -207,7 +208,7 @@ impl HickoryLookup {
                         }));
                     }
                     Err(reason) => {
-                        problems.push(format!("{}: {reason}", name_to_string(&srv.target)))
+                        problems.push(format!("{}: {reason}", names::display(&srv.target)))
                     }
                 }
             }
@@ -311,11 +312,6 @@ fn classify(error: &NetError, records: &str) -> (Telling, String) {
     }
 }
 
-fn name_to_string(name: &Name) -> String {
-    let s = name.to_string();
-    s.strip_suffix('.').map(str::to_owned).unwrap_or(s)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +369,7 @@ mod tests {
         .unwrap();
         let names = lookup.candidates(host).unwrap();
         assert!(names.iter().all(Name::is_fqdn));
-        names.iter().map(name_to_string).collect()
+        names.iter().map(names::display).collect()
     }
 
     #[test]

@@ -52,6 +52,7 @@ mod hickory;
 #[cfg(feature = "local-server")]
 mod local;
 mod lookup;
+mod names;
 mod refresh;
 mod resolve;
 

@@ -166,9 +166,7 @@ fn replace(
 }
 
 fn fqdn(name: &str) -> Result<Name, DnsError> {
-    let mut n = Name::from_str_relaxed(name).map_err(|e| DnsError::invalid_name(name, e))?;
-    n.set_fqdn(true);
-    Ok(n)
+    crate::names::fqdn(name).map_err(|e| DnsError::invalid_name(name, e))
 }
 
 /// A UDP socket and a TCP listener on the same free 127.0.0.1 port.
