@@ -8,19 +8,30 @@
 //!   (static list, DNS, xDS) implements, and [`StaticResolve`].
 //! - [`policy`]: load-balancing, retry, timeout, outlier-detection,
 //!   circuit-breaker and connection policies, with Envoy/Istio defaults.
+//! - [`cluster`] and [`config`]: the clusters routes name (a service, a
+//!   subset of its endpoints, a policy) and the [`MeshConfig`] snapshot of
+//!   routes and clusters a client routes by.
+//! - [`route`]: route tables with Envoy's RDS semantics (virtual hosts,
+//!   ordered routes, weighted splits, rewrites, faults, mirrors, hashing).
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
 //!
 //! This crate has no features yet.
 
+pub mod cluster;
+pub mod config;
 pub mod endpoint;
 pub mod name;
 pub mod outcome;
 pub mod policy;
 pub mod resolve;
+pub mod route;
 
+pub use cluster::Cluster;
+pub use config::MeshConfig;
 pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
 pub use policy::ClusterPolicy;
 pub use resolve::{Resolution, Resolve, ResolveError, ResolveState, StaticResolve};
+pub use route::{RouteError, RouteTable};

@@ -8,6 +8,7 @@ mod balance;
 mod circuit;
 mod connection;
 mod outlier;
+mod rate_limit;
 mod retry;
 
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub use balance::{LoadBalancer, PeakEwma};
 pub use circuit::CircuitBreakers;
 pub use connection::{ConnectionPolicy, Protocol};
 pub use outlier::OutlierDetection;
+pub use rate_limit::{Limit, LocalRateLimit, Override};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
 
 /// Every policy of one cluster.
@@ -34,4 +36,6 @@ pub struct ClusterPolicy {
     pub circuit_breakers: CircuitBreakers,
     /// Connections to endpoints.
     pub connection: ConnectionPolicy,
+    /// Local rate limit on all requests to the cluster. Default none.
+    pub rate_limit: Option<LocalRateLimit>,
 }
