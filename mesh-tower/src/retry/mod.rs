@@ -21,6 +21,10 @@
 //!   a larger body is sent once, and a failure that would have been retried
 //!   is reported as [`BodyNotReplayable`].
 //!
+//! A request carrying a [`RetryOverride`] (the route layer adds one for a
+//! route with `retries`) is retried by that policy instead, under the same
+//! budget.
+//!
 //! Istio's default policy retries twice on
 //! `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` (503).
 
@@ -51,6 +55,10 @@ use crate::balance::AttemptedEndpoints;
 
 /// The response future of [`Retry`].
 pub type ResponseFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+
+/// A request's own retry policy, replacing the layer's.
+#[derive(Clone, Debug)]
+pub struct RetryOverride(pub Arc<RetryPolicy>);
 
 /// Retries failed attempts according to a [`RetryPolicy`].
 #[derive(Clone, Debug)]
@@ -105,7 +113,11 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
-        Box::pin(retry(inner, self.policy.clone(), self.budget.clone(), req))
+        let policy = match req.extensions().get::<RetryOverride>() {
+            Some(RetryOverride(p)) => p.clone(),
+            None => self.policy.clone(),
+        };
+        Box::pin(retry(inner, policy, self.budget.clone(), req))
     }
 }
 

@@ -225,3 +225,14 @@ async fn retries_go_to_another_endpoint() {
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![true, true]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_request_may_carry_its_own_policy() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let svc = Retry::new(scripted(&[503], calls.clone()), policy("5xx", 2));
+    let mut r = req("");
+    r.extensions_mut()
+        .insert(RetryOverride(Arc::new(policy("5xx", 0))));
+    assert_eq!(svc.oneshot(r).await.unwrap().status(), 503);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}

@@ -5,7 +5,8 @@
 //! each attempt.
 //!
 //! With no duration the layer passes requests through. Istio sets no timeout
-//! by default.
+//! by default. A request carrying a [`TimeoutOverride`] (the route layer adds
+//! one for a route with a `timeout`) uses that instead.
 
 mod error;
 mod future;
@@ -21,6 +22,11 @@ pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 
 use crate::BoxError;
+
+/// A request's own whole-request timeout, replacing the layer's; `None`
+/// disables it (Istio's `timeout: 0s`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeoutOverride(pub Option<Duration>);
 
 /// Fails requests whose response head does not arrive within a duration.
 #[derive(Clone, Debug)]
@@ -51,9 +57,9 @@ impl<S> Timeout<S> {
     }
 }
 
-impl<S, Req> Service<Req> for Timeout<S>
+impl<S, B> Service<http::Request<B>> for Timeout<S>
 where
-    S: Service<Req>,
+    S: Service<http::Request<B>>,
     S::Error: Into<BoxError>,
 {
     type Response = S::Response;
@@ -64,8 +70,12 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, req: Req) -> Self::Future {
-        let sleep = self.timeout.map(|d| (d, tokio::time::sleep(d)));
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let timeout = match req.extensions().get::<TimeoutOverride>() {
+            Some(TimeoutOverride(t)) => *t,
+            None => self.timeout,
+        };
+        let sleep = timeout.map(|d| (d, tokio::time::sleep(d)));
         ResponseFuture::new(self.inner.call(req), sleep)
     }
 }
@@ -77,13 +87,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn fires_at_the_configured_time() {
-        let slow = tower::service_fn(|()| async {
+        let slow = tower::service_fn(|_: http::Request<()>| async {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok::<_, BoxError>("late")
         });
         let start = tokio::time::Instant::now();
         let err = Timeout::new(slow, Some(Duration::from_secs(3)))
-            .oneshot(())
+            .oneshot(http::Request::new(()))
             .await
             .unwrap_err();
         assert_eq!(start.elapsed(), Duration::from_secs(3));
@@ -92,14 +102,33 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_request_may_carry_its_own_timeout() {
+        let slow = tower::service_fn(|_: http::Request<()>| async {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, BoxError>("late")
+        });
+        let t = Timeout::new(slow, Some(Duration::from_secs(3)));
+        let start = tokio::time::Instant::now();
+        let mut req = http::Request::new(());
+        req.extensions_mut()
+            .insert(TimeoutOverride(Some(Duration::from_secs(1))));
+        assert!(t.clone().oneshot(req).await.is_err());
+        assert_eq!(start.elapsed(), Duration::from_secs(1));
+        let mut req = http::Request::new(());
+        req.extensions_mut().insert(TimeoutOverride(None));
+        assert_eq!(t.oneshot(req).await.unwrap(), "late");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn passes_fast_responses_and_none_means_forever() {
-        let svc = tower::service_fn(|()| async {
+        let svc = tower::service_fn(|_: http::Request<()>| async {
             tokio::time::sleep(Duration::from_secs(100)).await;
             Ok::<_, BoxError>("ok")
         });
-        assert_eq!(Timeout::new(svc, None).oneshot(()).await.unwrap(), "ok");
-        let fast = tower::service_fn(|()| async { Ok::<_, BoxError>("ok") });
+        let req = || http::Request::new(());
+        assert_eq!(Timeout::new(svc, None).oneshot(req()).await.unwrap(), "ok");
+        let fast = tower::service_fn(|_: http::Request<()>| async { Ok::<_, BoxError>("ok") });
         let t = Timeout::new(fast, Some(Duration::from_millis(1)));
-        assert_eq!(t.oneshot(()).await.unwrap(), "ok");
+        assert_eq!(t.oneshot(req()).await.unwrap(), "ok");
     }
 }
