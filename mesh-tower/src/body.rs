@@ -32,6 +32,24 @@ impl ResponseBody {
     }
 }
 
+/// A response the mesh writes itself (no route, a fault abort, a rate
+/// limit, a direct response), with a `text/plain` body when there is one.
+pub(crate) fn local_response(
+    status: http::StatusCode,
+    body: impl Into<Bytes>,
+) -> http::Response<ResponseBody> {
+    let body = body.into();
+    let mut res = http::Response::new(ResponseBody::full(body.clone()));
+    *res.status_mut() = status;
+    if !body.is_empty() {
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        );
+    }
+    res
+}
+
 impl From<hyper::body::Incoming> for ResponseBody {
     fn from(body: hyper::body::Incoming) -> Self {
         Self(Kind::Upstream(body))
@@ -70,5 +88,174 @@ impl Body for ResponseBody {
             Kind::Upstream(b) => b.size_hint(),
             Kind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
         }
+    }
+}
+
+/// The body of a request past the route layers: the caller's body, or,
+/// for a mirrored request, the original teeing its frames to a copy that
+/// another request carries. Built by the [`mirror`](crate::mirror) layer.
+#[derive(Debug)]
+pub struct RequestBody<B>(Req<B>);
+
+#[derive(Debug)]
+enum Req<B> {
+    Plain(B),
+    Tee {
+        body: B,
+        copy: Option<tokio::sync::mpsc::Sender<Copied>>,
+    },
+    Copy {
+        rx: tokio::sync::mpsc::Receiver<Copied>,
+        hint: SizeHint,
+        done: bool,
+    },
+}
+
+/// What the original sends its copy.
+#[derive(Debug)]
+enum Copied {
+    Frame(Frame<Bytes>),
+    End,
+}
+
+/// A mirrored copy of a request body could not be completed: the original
+/// failed, was dropped, or outran the copy's buffer. Only the mirror sees it.
+#[derive(Debug, thiserror::Error)]
+#[error("the mirrored request body is incomplete")]
+pub struct IncompleteCopy;
+
+impl<B> RequestBody<B> {
+    /// The caller's body as it is.
+    pub fn new(body: B) -> Self {
+        Self(Req::Plain(body))
+    }
+}
+
+impl<B: Body<Data = Bytes>> RequestBody<B> {
+    /// `body`, and a copy of it fed from its frames as they are read. The
+    /// copy buffers up to `frames` frames; if it falls further behind it is
+    /// cut off (and fails), so the original is never slowed by it.
+    pub fn tee(body: B, frames: usize) -> (Self, RequestBody<B>) {
+        // One more slot, for the end marker.
+        let (tx, rx) = tokio::sync::mpsc::channel(frames.max(1) + 1);
+        let hint = body.size_hint();
+        let copy = RequestBody(Req::Copy {
+            rx,
+            hint,
+            done: false,
+        });
+        (
+            Self(Req::Tee {
+                body,
+                copy: Some(tx),
+            }),
+            copy,
+        )
+    }
+}
+
+impl<B> Body for RequestBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.0 {
+            Req::Plain(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Req::Tee { body, copy } => {
+                let polled = std::task::ready!(Pin::new(body).poll_frame(cx));
+                if let Some(tx) = copy.take() {
+                    let keep = match &polled {
+                        Some(Ok(frame)) => {
+                            let copied = if let Some(data) = frame.data_ref() {
+                                Some(Frame::data(data.clone()))
+                            } else {
+                                frame.trailers_ref().map(|t| Frame::trailers(t.clone()))
+                            };
+                            copied.is_some_and(|f| tx.try_send(Copied::Frame(f)).is_ok())
+                        }
+                        None => {
+                            let _ = tx.try_send(Copied::End);
+                            false
+                        }
+                        Some(Err(_)) => false,
+                    };
+                    // Dropping the sender ends the copy; it fails unless it
+                    // got the end marker.
+                    if keep {
+                        *copy = Some(tx);
+                    }
+                }
+                Poll::Ready(polled.map(|r| r.map_err(Into::into)))
+            }
+            Req::Copy { rx, done, .. } => {
+                if *done {
+                    return Poll::Ready(None);
+                }
+                match std::task::ready!(rx.poll_recv(cx)) {
+                    Some(Copied::Frame(f)) => Poll::Ready(Some(Ok(f))),
+                    Some(Copied::End) => {
+                        *done = true;
+                        Poll::Ready(None)
+                    }
+                    None => {
+                        *done = true;
+                        Poll::Ready(Some(Err(IncompleteCopy.into())))
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Req::Plain(b) | Req::Tee { body: b, .. } => b.is_end_stream(),
+            Req::Copy { done, .. } => *done,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Req::Plain(b) | Req::Tee { body: b, .. } => b.size_hint(),
+            Req::Copy { hint, .. } => *hint,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::{BodyExt, StreamBody};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tee_copies_every_frame_and_the_end() {
+        let (original, copy) = RequestBody::tee(http_body_util::Full::new(Bytes::from("abc")), 4);
+        assert_eq!(copy.size_hint().exact(), Some(3));
+        assert_eq!(original.collect().await.unwrap().to_bytes(), "abc");
+        assert_eq!(copy.collect().await.unwrap().to_bytes(), "abc");
+    }
+
+    #[tokio::test]
+    async fn a_copy_that_falls_behind_fails_and_the_original_goes_on() {
+        let frames = (0..10).map(|i| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i; 1]))));
+        let body = StreamBody::new(futures_util::stream::iter(frames));
+        let (original, copy) = RequestBody::tee(body, 2);
+        assert_eq!(original.collect().await.unwrap().to_bytes().len(), 10);
+        let err = copy.collect().await.unwrap_err();
+        assert!(err.is::<IncompleteCopy>(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_original_fails_the_copy() {
+        let (original, copy) = RequestBody::tee(http_body_util::Full::new(Bytes::from("abc")), 4);
+        drop(original);
+        assert!(copy.collect().await.is_err());
     }
 }

@@ -47,13 +47,19 @@ pub mod circuit;
 pub mod client;
 pub mod endpoint;
 pub mod error;
+pub mod fault;
 pub mod outlier;
 pub mod retry;
+pub mod route;
+pub mod split;
 pub mod timeout;
 
+mod draw;
 mod new_service;
+#[cfg(test)]
+mod test_support;
 
-pub use body::ResponseBody;
+pub use body::{RequestBody, ResponseBody};
 pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
 pub use new_service::NewService;

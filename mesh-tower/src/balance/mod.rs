@@ -75,6 +75,12 @@ impl AttemptedEndpoints {
     }
 }
 
+/// A request's consistent-hash key, put in its extensions by the route
+/// layer from the route's hash policy; ring-hash and maglev balancers pick
+/// by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestHash(pub u64);
+
 /// Balances requests over the endpoints of one target.
 pub struct Balance<S> {
     shared: Arc<Shared<S>>,

@@ -1,0 +1,251 @@
+//! Fault injection, as Envoy's HTTP fault filter, Istio's VirtualService
+//! `fault` and gRFC A33: a share of the requests of a route with a
+//! [`FaultPolicy`] is delayed before it is forwarded, and a share is
+//! answered without being forwarded — with an HTTP status and the body
+//! `fault filter abort`, or for gRPC a trailers-only response carrying the
+//! `grpc-status`.
+//!
+//! The delay and the abort are drawn independently; a delayed request may
+//! also be aborted, after its delay. A policy may take them from the
+//! request (Envoy's `header_delay`/`header_abort`):
+//! `x-envoy-fault-delay-request` (milliseconds),
+//! `x-envoy-fault-abort-request` (HTTP status) and
+//! `x-envoy-fault-abort-grpc-request` (gRPC status), with
+//! `x-envoy-fault-delay-request-percentage` and
+//! `x-envoy-fault-abort-request-percentage` lowering the configured share.
+//! No more than `max_active_faults` requests are faulted at once; the rest
+//! pass untouched.
+//!
+//! The delay happens before the route's timeout starts, as in Envoy; a
+//! caller's own deadline covers it.
+
+mod future;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+use mesh_core::GrpcCode;
+use mesh_core::route::{AbortSource, DelaySource, FaultPolicy, Percent};
+use tower::{Layer, Service};
+
+pub use future::ResponseFuture;
+
+use crate::body::local_response;
+use crate::draw::Draws;
+use crate::route::RouteDecision;
+use crate::{BoxError, ResponseBody};
+
+const DELAY_HEADER: &str = "x-envoy-fault-delay-request";
+const DELAY_PERCENT_HEADER: &str = "x-envoy-fault-delay-request-percentage";
+const ABORT_HEADER: &str = "x-envoy-fault-abort-request";
+const ABORT_GRPC_HEADER: &str = "x-envoy-fault-abort-grpc-request";
+const ABORT_PERCENT_HEADER: &str = "x-envoy-fault-abort-request-percentage";
+
+/// Injects the faults of each request's route.
+#[derive(Clone, Debug)]
+pub struct Fault<S> {
+    inner: S,
+    draws: Draws,
+    active: Arc<AtomicU32>,
+}
+
+impl<S> Fault<S> {
+    /// Wraps `inner`, drawing at random.
+    pub fn new(inner: S) -> Self {
+        FaultLayer::new().layer(inner)
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// What to do to one request.
+#[derive(Debug, Default)]
+struct Injection {
+    delay: Option<Duration>,
+    abort: Option<http::Response<ResponseBody>>,
+}
+
+impl<S, B> Service<http::Request<B>> for Fault<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResponseBody>> + Clone,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, http::Request<B>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let injection = req
+            .extensions()
+            .get::<RouteDecision>()
+            .and_then(|d| d.route().fault.as_ref())
+            .map(|policy| self.decide(policy, req.headers()))
+            .unwrap_or_default();
+        if injection.delay.is_none() && injection.abort.is_none() {
+            return ResponseFuture::passed(self.inner.call(req));
+        }
+        let active = ActiveFault::start(&self.active);
+        match injection.delay {
+            Some(delay) => {
+                let inner = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, inner);
+                ResponseFuture::delayed(delay, inner, req, injection.abort, active)
+            }
+            None => ResponseFuture::aborted(injection.abort, active),
+        }
+    }
+}
+
+impl<S> Fault<S> {
+    fn decide(&self, policy: &FaultPolicy, headers: &HeaderMap) -> Injection {
+        if let Some(max) = policy.max_active_faults
+            && self.active.load(Ordering::Relaxed) >= max
+        {
+            return Injection::default();
+        }
+        let delay = policy.delay.as_ref().and_then(|d| {
+            let (delay, percent) = match d.delay {
+                DelaySource::Fixed(t) => (Some(t), d.percent),
+                DelaySource::Header => (
+                    header::<u64>(headers, DELAY_HEADER).map(Duration::from_millis),
+                    header_percent(headers, DELAY_PERCENT_HEADER, d.percent),
+                ),
+            };
+            delay.filter(|_| percent.hit(self.draws.draw_u32()))
+        });
+        let abort = policy.abort.as_ref().and_then(|a| {
+            let (abort, percent) = match &a.abort {
+                AbortSource::Http(s) => (Some(http_abort(*s)), a.percent),
+                AbortSource::Grpc(c) => (Some(grpc_abort(*c)), a.percent),
+                AbortSource::Header => {
+                    let http = header::<u16>(headers, ABORT_HEADER)
+                        .and_then(|s| StatusCode::from_u16(s).ok())
+                        .filter(|s| (200..600).contains(&s.as_u16()))
+                        .map(http_abort);
+                    let grpc = || header::<u32>(headers, ABORT_GRPC_HEADER).map(GrpcCode);
+                    (
+                        http.or_else(|| grpc().map(grpc_abort)),
+                        header_percent(headers, ABORT_PERCENT_HEADER, a.percent),
+                    )
+                }
+            };
+            abort.filter(|_| percent.hit(self.draws.draw_u32()))
+        });
+        Injection { delay, abort }
+    }
+}
+
+fn header<T: std::str::FromStr>(headers: &HeaderMap, name: &str) -> Option<T> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// The share named by a percentage header, never above the configured one.
+fn header_percent(headers: &HeaderMap, name: &str, configured: Percent) -> Percent {
+    header::<f64>(headers, name)
+        .and_then(|p| Percent::new(p).ok())
+        .map_or(configured, |p| p.min(configured))
+}
+
+fn http_abort(status: StatusCode) -> http::Response<ResponseBody> {
+    local_response(status, "fault filter abort")
+}
+
+/// A trailers-only gRPC response: the status rides in the headers.
+fn grpc_abort(code: GrpcCode) -> http::Response<ResponseBody> {
+    let mut res = local_response(StatusCode::OK, "");
+    let h = res.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", HeaderValue::from(code.0));
+    h.insert(
+        "grpc-message",
+        HeaderValue::from_static("fault filter abort"),
+    );
+    res
+}
+
+/// Counts a fault as active until dropped.
+#[derive(Debug)]
+pub(crate) struct ActiveFault(Arc<AtomicU32>);
+
+impl ActiveFault {
+    fn start(active: &Arc<AtomicU32>) -> Self {
+        active.fetch_add(1, Ordering::Relaxed);
+        Self(active.clone())
+    }
+}
+
+impl Drop for ActiveFault {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Applies [`Fault`]; services it makes share draws and the active count.
+#[derive(Clone, Debug)]
+pub struct FaultLayer {
+    draws: Draws,
+    active: Arc<AtomicU32>,
+}
+
+impl FaultLayer {
+    /// Draws at random.
+    pub fn new() -> Self {
+        Self::seeded(None)
+    }
+
+    /// Draws from a sequence fixed by `seed`.
+    pub fn with_seed(seed: u64) -> Self {
+        Self::seeded(Some(seed))
+    }
+
+    fn seeded(seed: Option<u64>) -> Self {
+        Self {
+            draws: Draws::new(seed),
+            active: Arc::new(AtomicU32::new(0)),
+        }
+    }
+}
+
+impl Default for FaultLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S> Layer<S> for FaultLayer {
+    type Service = Fault<S>;
+
+    fn layer(&self, inner: S) -> Fault<S> {
+        Fault {
+            inner,
+            draws: self.draws.clone(),
+            active: self.active.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

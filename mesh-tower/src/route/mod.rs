@@ -1,0 +1,196 @@
+//! Routing, as Envoy's router with RDS and Istio's VirtualService: each
+//! request is matched against the current [`RouteTable`] — virtual host by
+//! the request's authority, then the first route whose conditions hold — and
+//! then:
+//!
+//! - **forward**: the route's request header changes and path/host rewrites
+//!   are applied, its timeout and retry policy ride along as
+//!   [`TimeoutOverride`] and [`RetryOverride`], a consistent-hash key is
+//!   computed from its hash policy, and the request goes on carrying a
+//!   [`RouteDecision`] that later layers ([`split`](crate::split),
+//!   [`fault`](crate::fault), [`mirror`](crate::mirror),
+//!   [`rate_limit`](crate::rate_limit)) read;
+//! - **redirect** and **direct response** are answered here;
+//! - **no route** is answered `404` with a body naming the authority and
+//!   path (Envoy's `NR` response flag, logged at debug level).
+//!
+//! Response header changes of the route are applied to the response.
+//!
+//! The configuration is read lock-free from a [`SharedConfig`], which an
+//! owner (code, a YAML file watcher, xDS) replaces whole.
+
+mod future;
+mod hash;
+mod layer;
+mod rewrite;
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwap;
+use http::StatusCode;
+use mesh_core::route::{Route as RouteEntry, RouteAction, RouteId};
+use mesh_core::{Authority, MeshConfig, RouteTable};
+use tower::Service;
+
+pub use future::ResponseFuture;
+pub use hash::ClientAddr;
+pub use layer::RouteLayer;
+
+use crate::body::local_response;
+use crate::retry::RetryOverride;
+use crate::timeout::TimeoutOverride;
+use crate::{BoxError, ResponseBody};
+
+/// The mesh configuration in use, replaced whole by its owner and read by
+/// requests without locks. Clones share it.
+#[derive(Clone, Debug, Default)]
+pub struct SharedConfig(Arc<ArcSwap<MeshConfig>>);
+
+impl SharedConfig {
+    /// Starts with `config`.
+    pub fn new(config: MeshConfig) -> Self {
+        Self(Arc::new(ArcSwap::from_pointee(config)))
+    }
+
+    /// The configuration now.
+    pub fn load(&self) -> Arc<MeshConfig> {
+        self.0.load_full()
+    }
+
+    /// Replaces the configuration; requests already routed keep the one
+    /// they were routed by.
+    pub fn store(&self, config: MeshConfig) {
+        self.0.store(Arc::new(config))
+    }
+}
+
+/// The route a request matched, in the configuration it was matched by; a
+/// request extension.
+#[derive(Clone, Debug)]
+pub struct RouteDecision {
+    config: Arc<MeshConfig>,
+    id: RouteId,
+    target: Authority,
+}
+
+impl RouteDecision {
+    /// The configuration the request was routed by.
+    pub fn config(&self) -> &MeshConfig {
+        &self.config
+    }
+
+    /// The route table.
+    pub fn table(&self) -> &RouteTable {
+        self.config.routes()
+    }
+
+    /// Which route matched.
+    pub fn id(&self) -> RouteId {
+        self.id
+    }
+
+    /// The route that matched.
+    pub fn route(&self) -> &RouteEntry {
+        self.config.routes().route(self.id)
+    }
+
+    /// The authority the request was sent to, before any rewrite.
+    pub fn target(&self) -> &Authority {
+        &self.target
+    }
+}
+
+/// Routes each request by the current configuration.
+#[derive(Clone, Debug)]
+pub struct Route<S> {
+    inner: S,
+    config: SharedConfig,
+}
+
+impl<S> Route<S> {
+    /// Routes by `config` into `inner`.
+    pub fn new(inner: S, config: SharedConfig) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for Route<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResponseBody>>,
+    S::Error: Into<BoxError>,
+{
+    type Response = http::Response<ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let target = match Authority::from_uri(req.uri()) {
+            Ok(t) => t,
+            Err(e) => return ResponseFuture::failed(e.into()),
+        };
+        let config = self.config.load();
+        let Some(id) = config.routes().find(&target, &req) else {
+            tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
+            let body = format!("no route for {target}{}\n", req.uri().path());
+            return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));
+        };
+        let route = config.routes().route(id);
+        let forward = match &route.action {
+            RouteAction::Forward(f) => f,
+            RouteAction::Direct(d) => {
+                let mut res = local_response(d.status, d.body.clone().unwrap_or_default());
+                route.response_headers.apply(res.headers_mut());
+                return ResponseFuture::local(res);
+            }
+            RouteAction::Redirect(r) => {
+                let mut res = rewrite::redirect(r, &target, req.uri());
+                route.response_headers.apply(res.headers_mut());
+                return ResponseFuture::local(res);
+            }
+        };
+        route.request_headers.apply(req.headers_mut());
+        if let Err(e) = rewrite::apply(&mut req, route, forward) {
+            return ResponseFuture::failed(e);
+        }
+        let extensions = req.extensions_mut();
+        if let Some(timeout) = forward.timeout {
+            extensions.insert(TimeoutOverride(timeout));
+        }
+        if let Some(retry) = &forward.retry {
+            extensions.insert(RetryOverride(retry.clone()));
+        }
+        if let Some(hash) = hash::compute(&forward.hash_policy, &req) {
+            req.extensions_mut().insert(hash);
+        }
+        let response_headers = !route.response_headers.is_empty();
+        let decision = RouteDecision { config, id, target };
+        let fut = self.inner.call({
+            req.extensions_mut().insert(decision.clone());
+            req
+        });
+        ResponseFuture::forwarded(fut, response_headers.then_some(decision))
+    }
+}
+
+#[cfg(test)]
+mod tests;

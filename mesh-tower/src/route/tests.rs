@@ -1,0 +1,137 @@
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Request, StatusCode};
+use http_body_util::BodyExt;
+use mesh_core::route::{
+    DirectResponse, Forward, HeaderMutation, PathMatch, PathRewrite, Redirect, Route as Entry,
+    RouteAction, RouteMatch, StringMatch, VirtualHost,
+};
+use mesh_core::{Cluster, MeshConfig, RouteTable};
+
+use tower::ServiceExt;
+
+use super::*;
+use crate::test_support::{config, echo};
+
+fn named(mut route: Entry, name: &str) -> Entry {
+    route.name = Some(name.into());
+    route
+}
+
+async fn send(config: &SharedConfig, uri: &str) -> http::Response<ResponseBody> {
+    Route::new(echo(), config.clone())
+        .oneshot(Request::get(uri).body(()).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn no_route_is_a_404_naming_the_request() {
+    let config = config(vec![Entry::forward(Forward::to("v1")).when(RouteMatch {
+        path: PathMatch {
+            kind: StringMatch::Prefix("/reviews".into()),
+            ignore_case: false,
+        },
+        ..Default::default()
+    })]);
+    let res = send(&config, "http://reviews:9080/other").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "no route for reviews:9080/other\n");
+    let res = send(&config, "http://ratings:9080/reviews").await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn forwards_with_rewrites_headers_and_the_decision() {
+    let mut forward = Forward::to("v1");
+    forward.rewrite = Some(PathRewrite::Prefix("/v2/".into()));
+    forward.host_rewrite = Some("reviews-internal".into());
+    forward.timeout = Some(Some(Duration::from_secs(2)));
+    let mut route = named(Entry::forward(forward), "rewritten").when(RouteMatch {
+        path: PathMatch {
+            kind: StringMatch::Prefix("/api/".into()),
+            ignore_case: false,
+        },
+        ..Default::default()
+    });
+    route.request_headers = HeaderMutation {
+        set: vec![(
+            HeaderName::from_static("x-added"),
+            HeaderValue::from_static("yes"),
+        )],
+        ..Default::default()
+    };
+    route.response_headers = HeaderMutation {
+        add: vec![(
+            HeaderName::from_static("x-served-by"),
+            HeaderValue::from_static("mesh"),
+        )],
+        ..Default::default()
+    };
+    let config = config(vec![route]);
+    let res = send(&config, "http://reviews:9080/api/reviews/1?x=1").await;
+    let h = res.headers();
+    assert_eq!(h["x-uri"], "http://reviews-internal/v2/reviews/1?x=1");
+    assert_eq!(h["x-host"], "reviews-internal");
+    assert_eq!(h["x-route"], "rewritten");
+    assert_eq!(h["x-timeout"], "Some(2s)");
+    assert_eq!(h["x-added"], "yes");
+    assert_eq!(h["x-served-by"], "mesh");
+}
+
+#[tokio::test]
+async fn answers_direct_responses_and_redirects() {
+    let direct = Entry::new(RouteAction::Direct(DirectResponse {
+        status: StatusCode::IM_A_TEAPOT,
+        body: Some("short and stout".into()),
+    }))
+    .when(RouteMatch {
+        path: PathMatch {
+            kind: StringMatch::Exact("/tea".into()),
+            ignore_case: false,
+        },
+        ..Default::default()
+    });
+    let redirect = Entry::new(RouteAction::Redirect(Redirect {
+        scheme: None,
+        host: None,
+        port: None,
+        path: Some("/new".into()),
+        status: StatusCode::MOVED_PERMANENTLY,
+    }));
+    let config = config(vec![direct, redirect]);
+    let res = send(&config, "http://reviews:9080/tea").await;
+    assert_eq!(res.status(), StatusCode::IM_A_TEAPOT);
+    assert_eq!(
+        res.into_body().collect().await.unwrap().to_bytes(),
+        "short and stout"
+    );
+    let res = send(&config, "http://reviews:9080/old?q=1").await;
+    assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
+    assert_eq!(res.headers()["location"], "http://reviews:9080/new?q=1");
+}
+
+#[tokio::test]
+async fn a_new_config_applies_to_the_next_request() {
+    let config = config(vec![named(Entry::forward(Forward::to("v1")), "first")]);
+    assert_eq!(
+        send(&config, "http://reviews/").await.headers()["x-route"],
+        "first"
+    );
+    let table = RouteTable::new(vec![VirtualHost::new(
+        "reviews",
+        ["reviews"],
+        vec![named(Entry::forward(Forward::to("v1")), "second")],
+    )])
+    .unwrap();
+    let clusters = [Cluster {
+        name: "v1".into(),
+        ..Cluster::service(&"reviews:80".parse().unwrap())
+    }];
+    config.store(MeshConfig::new(table, clusters).unwrap());
+    assert_eq!(
+        send(&config, "http://reviews/").await.headers()["x-route"],
+        "second"
+    );
+}
