@@ -49,6 +49,7 @@ pub mod endpoint;
 pub mod error;
 pub mod fault;
 pub mod outlier;
+pub mod rate_limit;
 pub mod retry;
 pub mod route;
 pub mod split;

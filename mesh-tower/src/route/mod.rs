@@ -80,6 +80,10 @@ impl RouteDecision {
         &self.config
     }
 
+    pub(crate) fn config_arc(&self) -> Arc<MeshConfig> {
+        self.config.clone()
+    }
+
     /// The route table.
     pub fn table(&self) -> &RouteTable {
         self.config.routes()
