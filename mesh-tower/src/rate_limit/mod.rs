@@ -120,12 +120,14 @@ enum Source {
     PerRoute(Arc<RouteLimiters>),
 }
 
+type Limiters = HashMap<RouteId, Arc<RateLimiter>>;
+
 /// The limiters of the routes of one configuration; rebuilt when the
 /// configuration changes, keeping the buckets of routes whose policy did
 /// not.
 #[derive(Debug, Default)]
 struct RouteLimiters {
-    current: ArcSwapOption<(Arc<MeshConfig>, HashMap<RouteId, Arc<RateLimiter>>)>,
+    current: ArcSwapOption<(Arc<MeshConfig>, Limiters)>,
     rebuild: Mutex<()>,
 }
 
