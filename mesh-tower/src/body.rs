@@ -93,7 +93,7 @@ impl Body for ResponseBody {
 
 /// The body of a request past the route layers: the caller's body, or,
 /// for a mirrored request, the original teeing its frames to a copy that
-/// another request carries. Built by the [`mirror`](crate::mirror) layer.
+/// other requests carry. Built by the [`mirror`](crate::mirror) layer.
 #[derive(Debug)]
 pub struct RequestBody<B>(Req<B>);
 
@@ -102,7 +102,7 @@ enum Req<B> {
     Plain(B),
     Tee {
         body: B,
-        copy: Option<tokio::sync::mpsc::Sender<Copied>>,
+        copies: Vec<tokio::sync::mpsc::Sender<Copied>>,
     },
     Copy {
         rx: tokio::sync::mpsc::Receiver<Copied>,
@@ -132,25 +132,31 @@ impl<B> RequestBody<B> {
 }
 
 impl<B: Body<Data = Bytes>> RequestBody<B> {
-    /// `body`, and a copy of it fed from its frames as they are read. The
-    /// copy buffers up to `frames` frames; if it falls further behind it is
-    /// cut off (and fails), so the original is never slowed by it.
-    pub fn tee(body: B, frames: usize) -> (Self, RequestBody<B>) {
-        // One more slot, for the end marker.
-        let (tx, rx) = tokio::sync::mpsc::channel(frames.max(1) + 1);
+    /// `body`, and `n` copies of it fed from its frames as they are read.
+    /// Each copy buffers up to `frames` frames; one that falls further
+    /// behind is cut off (and fails), so the original is never slowed.
+    pub fn tee_many(body: B, n: usize, frames: usize) -> (Self, Vec<RequestBody<B>>) {
         let hint = body.size_hint();
-        let copy = RequestBody(Req::Copy {
-            rx,
-            hint,
-            done: false,
-        });
-        (
-            Self(Req::Tee {
-                body,
-                copy: Some(tx),
-            }),
-            copy,
-        )
+        let (copies, receivers): (Vec<_>, Vec<_>) = (0..n)
+            .map(|_| {
+                // One more slot, for the end marker.
+                let (tx, rx) = tokio::sync::mpsc::channel(frames.max(1) + 1);
+                let copy = RequestBody(Req::Copy {
+                    rx,
+                    hint,
+                    done: false,
+                });
+                (tx, copy)
+            })
+            .unzip();
+        if body.is_end_stream() {
+            // An empty body may never be polled: end the copies now.
+            for tx in &copies {
+                let _ = tx.try_send(Copied::End);
+            }
+            return (Self(Req::Plain(body)), receivers);
+        }
+        (Self(Req::Tee { body, copies }), receivers)
     }
 }
 
@@ -168,29 +174,26 @@ where
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.0 {
             Req::Plain(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            Req::Tee { body, copy } => {
+            Req::Tee { body, copies } => {
                 let polled = std::task::ready!(Pin::new(body).poll_frame(cx));
-                if let Some(tx) = copy.take() {
-                    let keep = match &polled {
-                        Some(Ok(frame)) => {
-                            let copied = if let Some(data) = frame.data_ref() {
-                                Some(Frame::data(data.clone()))
-                            } else {
-                                frame.trailers_ref().map(|t| Frame::trailers(t.clone()))
-                            };
-                            copied.is_some_and(|f| tx.try_send(Copied::Frame(f)).is_ok())
-                        }
-                        None => {
-                            let _ = tx.try_send(Copied::End);
-                            false
-                        }
-                        Some(Err(_)) => false,
-                    };
-                    // Dropping the sender ends the copy; it fails unless it
-                    // got the end marker.
-                    if keep {
-                        *copy = Some(tx);
+                // A copy whose sender is dropped ends; it fails unless it
+                // got the end marker.
+                match &polled {
+                    Some(Ok(frame)) => {
+                        let copied = || match frame.data_ref() {
+                            Some(data) => Some(Frame::data(data.clone())),
+                            None => frame.trailers_ref().map(|t| Frame::trailers(t.clone())),
+                        };
+                        copies.retain(|tx| {
+                            copied().is_some_and(|f| tx.try_send(Copied::Frame(f)).is_ok())
+                        });
                     }
+                    None => {
+                        for tx in copies.drain(..) {
+                            let _ = tx.try_send(Copied::End);
+                        }
+                    }
+                    Some(Err(_)) => copies.clear(),
                 }
                 Poll::Ready(polled.map(|r| r.map_err(Into::into)))
             }
@@ -236,26 +239,39 @@ mod tests {
 
     #[tokio::test]
     async fn a_tee_copies_every_frame_and_the_end() {
-        let (original, copy) = RequestBody::tee(http_body_util::Full::new(Bytes::from("abc")), 4);
-        assert_eq!(copy.size_hint().exact(), Some(3));
+        let body = http_body_util::Full::new(Bytes::from("abc"));
+        let (original, copies) = RequestBody::tee_many(body, 2, 4);
         assert_eq!(original.collect().await.unwrap().to_bytes(), "abc");
-        assert_eq!(copy.collect().await.unwrap().to_bytes(), "abc");
+        for copy in copies {
+            assert_eq!(copy.size_hint().exact(), Some(3));
+            assert_eq!(copy.collect().await.unwrap().to_bytes(), "abc");
+        }
     }
 
     #[tokio::test]
     async fn a_copy_that_falls_behind_fails_and_the_original_goes_on() {
         let frames = (0..10).map(|i| Ok::<_, BoxError>(Frame::data(Bytes::from(vec![i; 1]))));
         let body = StreamBody::new(futures_util::stream::iter(frames));
-        let (original, copy) = RequestBody::tee(body, 2);
+        let (original, mut copies) = RequestBody::tee_many(body, 1, 2);
+        let copy = copies.remove(0);
         assert_eq!(original.collect().await.unwrap().to_bytes().len(), 10);
         let err = copy.collect().await.unwrap_err();
         assert!(err.is::<IncompleteCopy>(), "{err}");
     }
 
     #[tokio::test]
+    async fn an_empty_body_is_copied_without_being_read() {
+        let body = http_body_util::Empty::<Bytes>::new();
+        let (_original, mut copies) = RequestBody::tee_many(body, 1, 4);
+        let copy = copies.remove(0);
+        assert_eq!(copy.collect().await.unwrap().to_bytes(), "");
+    }
+
+    #[tokio::test]
     async fn a_dropped_original_fails_the_copy() {
-        let (original, copy) = RequestBody::tee(http_body_util::Full::new(Bytes::from("abc")), 4);
+        let body = http_body_util::Full::new(Bytes::from("abc"));
+        let (original, mut copies) = RequestBody::tee_many(body, 1, 4);
         drop(original);
-        assert!(copy.collect().await.is_err());
+        assert!(copies.remove(0).collect().await.is_err());
     }
 }

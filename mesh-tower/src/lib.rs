@@ -48,6 +48,7 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod fault;
+pub mod mirror;
 pub mod outlier;
 pub mod rate_limit;
 pub mod retry;

@@ -348,6 +348,14 @@ impl RouteTable {
         })
     }
 
+    /// Whether a virtual host serves `authority`.
+    pub fn serves(&self, authority: &Authority) -> bool {
+        self.inner
+            .domains
+            .find(authority.host(), authority.port())
+            .is_some()
+    }
+
     /// The route `id` names. Panics if `id` is not from this table.
     pub fn route(&self, id: RouteId) -> &Route {
         &self.inner.virtual_hosts[id.virtual_host as usize].routes[id.route as usize]

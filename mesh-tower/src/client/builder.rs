@@ -6,13 +6,21 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::Connection;
 use mesh_core::policy::{ClusterPolicy, ConnectionPolicy};
-use mesh_core::{Authority, Endpoint, Resolve};
-use tower::Service;
-use tower::util::BoxCloneSyncService;
+use mesh_core::{Authority, Endpoint, MeshConfig, Resolve};
+use std::sync::atomic::AtomicBool;
 
+use tower::util::BoxCloneSyncService;
+use tower::{Service, ServiceBuilder};
+
+use super::dispatch::Dispatch;
 use super::{CacheLimits, ClusterCache, MeshClient, NewEndpoint, Shared};
 use crate::BoxError;
 use crate::endpoint::{HttpEndpoint, TcpConnector};
+use crate::fault::FaultLayer;
+use crate::mirror::MirrorLayer;
+use crate::rate_limit::RateLimitLayer;
+use crate::route::{RouteLayer, SharedConfig};
+use crate::split::SplitLayer;
 
 /// Builds a [`MeshClient`].
 ///
@@ -31,6 +39,9 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     policies: HashMap<Authority, ClusterPolicy>,
     connector: MakeConnector<C>,
     cache: CacheLimits,
+    config: Option<MeshConfig>,
+    seed: Option<u64>,
+    registry_only: bool,
 }
 
 /// Makes the connector for a cluster's connection policy.
@@ -55,6 +66,9 @@ impl MeshClientBuilder {
                 TcpConnector::new(p.connect_timeout, p.tcp_nodelay)
             }),
             cache: CacheLimits::default(),
+            config: None,
+            seed: None,
+            registry_only: false,
         }
     }
 }
@@ -87,6 +101,30 @@ impl<C> MeshClientBuilder<C> {
         self
     }
 
+    /// Routes requests by `config`: its route table picks each request's
+    /// cluster, and its clusters' policies replace [`policy`](Self::policy)
+    /// and [`cluster_policy`](Self::cluster_policy) for them. Replace it
+    /// later with [`MeshClient::set_config`].
+    pub fn config(mut self, config: MeshConfig) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Answers requests to authorities no virtual host serves with `404`,
+    /// as Istio's `outboundTrafficPolicy: REGISTRY_ONLY`. By default they go
+    /// to the authority's own cluster (`ALLOW_ANY`).
+    pub fn registry_only(mut self, registry_only: bool) -> Self {
+        self.registry_only = registry_only;
+        self
+    }
+
+    /// Fixes the draws of weighted splits, faults and mirrors, so a run is
+    /// repeatable (tests checking ratios). Random by default.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Connections are made by `connector` (any `Service<SocketAddr>`
     /// returning an I/O stream) instead of plain TCP; the cluster policy's
     /// connect timeout then is the connector's to apply.
@@ -100,6 +138,9 @@ impl<C> MeshClientBuilder<C> {
             policies: self.policies,
             connector: Arc::new(move |_: &ConnectionPolicy| connector.clone()),
             cache: self.cache,
+            config: self.config,
+            seed: self.seed,
+            registry_only: self.registry_only,
         }
     }
 
@@ -123,14 +164,31 @@ impl<C> MeshClientBuilder<C> {
                     policy,
                 ))
             });
-        MeshClient {
-            shared: Arc::new(Shared {
+        let routing = self.config.is_some();
+        let config = SharedConfig::new(self.config.unwrap_or_default());
+        let (seed, registry_only) = (self.seed, self.registry_only);
+        let shared = Arc::new_cyclic(|weak| {
+            let seeded = |n: u64| seed.map(|s| s.wrapping_add(n));
+            let routed = ServiceBuilder::new()
+                .layer(RouteLayer::new(config.clone()).passthrough(!registry_only))
+                .layer(RateLimitLayer::per_route())
+                .layer(seeded(1).map_or_else(FaultLayer::new, FaultLayer::with_seed))
+                .layer(seeded(2).map_or_else(SplitLayer::new, SplitLayer::with_seed))
+                .layer(seeded(3).map_or_else(MirrorLayer::new, MirrorLayer::with_seed))
+                .service(Dispatch {
+                    shared: weak.clone(),
+                });
+            Shared {
                 resolve: self.resolve,
                 default_policy: self.default_policy,
                 policies: self.policies,
                 new_endpoint,
                 clusters: ClusterCache::new(self.cache),
-            }),
-        }
+                config,
+                routing: AtomicBool::new(routing),
+                routed: BoxCloneSyncService::new(routed),
+            }
+        });
+        MeshClient { shared }
     }
 }

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use mesh_core::Authority;
+use std::hash::Hash;
 use tokio::time::Instant;
 
 /// How long an unused cluster is kept, and how many are kept at most.
@@ -31,8 +31,8 @@ impl Default for CacheLimits {
     }
 }
 
-pub(super) struct ClusterCache<S> {
-    clusters: ArcSwap<HashMap<Authority, Arc<Entry<S>>>>,
+pub(super) struct ClusterCache<K, S> {
+    clusters: ArcSwap<HashMap<K, Arc<Entry<S>>>>,
     create: Mutex<()>,
     epoch: Instant,
     limits: CacheLimits,
@@ -57,7 +57,7 @@ impl<S> Entry<S> {
     }
 }
 
-impl<S: Clone> ClusterCache<S> {
+impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     pub(super) fn new(limits: CacheLimits) -> Self {
         Self {
             clusters: Default::default(),
@@ -75,7 +75,7 @@ impl<S: Clone> ClusterCache<S> {
     }
 
     /// The service of `target`, built with `build` on first use.
-    pub(super) fn get_or_build(&self, target: &Authority, build: impl FnOnce() -> S) -> S {
+    pub(super) fn get_or_build(&self, target: &K, build: impl FnOnce() -> S) -> S {
         let now = self.now();
         if let Some(e) = self.clusters.load().get(target) {
             e.touch(now);
@@ -114,20 +114,37 @@ impl<S: Clone> ClusterCache<S> {
     }
 
     /// The targets with a cluster now.
-    pub(super) fn targets(&self) -> Vec<Authority> {
+    pub(super) fn targets(&self) -> Vec<K> {
         self.clusters.load().keys().cloned().collect()
+    }
+
+    /// Drops the clusters whose key fails `keep`.
+    pub(super) fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
+        let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.clusters.load();
+        if current.keys().all(&mut keep) {
+            return;
+        }
+        let next = current
+            .iter()
+            .filter(|(k, _)| keep(k))
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .collect();
+        self.clusters.store(Arc::new(next));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use mesh_core::Authority;
+
     use super::*;
 
     fn t(n: u32) -> Authority {
         format!("svc-{n}:80").parse().unwrap()
     }
 
-    fn cache(idle: u64, max: usize) -> ClusterCache<u32> {
+    fn cache(idle: u64, max: usize) -> ClusterCache<Authority, u32> {
         ClusterCache::new(CacheLimits {
             idle_timeout: Duration::from_secs(idle),
             max_clusters: max,
@@ -170,5 +187,7 @@ mod tests {
             assert!(c.targets().len() <= 3);
         }
         assert!(c.targets().contains(&t(99)));
+        c.retain(|k| *k != t(99));
+        assert!(!c.targets().contains(&t(99)));
     }
 }

@@ -1,13 +1,12 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use hyper::body::Incoming;
 use pin_project::pin_project;
 use tower::util::Oneshot;
 
-use super::ClusterService;
-use crate::{BoxError, ResponseBody};
+use super::{ClusterService, RoutedService};
+use crate::{BoxError, RequestBody, ResponseBody};
 
 /// The response future of [`MeshClient`](super::MeshClient).
 #[pin_project]
@@ -21,14 +20,21 @@ pub struct ResponseFuture<B> {
 #[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProj)]
 enum State<B> {
-    Sent(#[pin] Oneshot<ClusterService<B>, http::Request<B>>),
+    Sent(#[pin] Oneshot<ClusterService<B>, http::Request<RequestBody<B>>>),
+    Routed(#[pin] Oneshot<RoutedService<B>, http::Request<B>>),
     Failed(Option<BoxError>),
 }
 
 impl<B> ResponseFuture<B> {
-    pub(super) fn new(fut: Oneshot<ClusterService<B>, http::Request<B>>) -> Self {
+    pub(super) fn new(cluster: ClusterService<B>, req: http::Request<RequestBody<B>>) -> Self {
         Self {
-            state: State::Sent(fut),
+            state: State::Sent(tower::ServiceExt::oneshot(cluster, req)),
+        }
+    }
+
+    pub(super) fn routed(routes: RoutedService<B>, req: http::Request<B>) -> Self {
+        Self {
+            state: State::Routed(tower::ServiceExt::oneshot(routes, req)),
         }
     }
 
@@ -44,10 +50,8 @@ impl<B> Future for ResponseFuture<B> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Sent(fut) => {
-                let res: http::Response<Incoming> = ready!(fut.poll(cx))?;
-                Poll::Ready(Ok(res.map(ResponseBody::from)))
-            }
+            StateProj::Sent(fut) => fut.poll(cx),
+            StateProj::Routed(fut) => fut.poll(cx),
             StateProj::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
         }
     }

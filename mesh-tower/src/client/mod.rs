@@ -41,16 +41,22 @@
 mod builder;
 mod cache;
 mod channel;
+mod dispatch;
 mod future;
+mod subset;
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::Incoming;
 use mesh_core::policy::ClusterPolicy;
-use mesh_core::{Authority, Endpoint, Resolve};
+use mesh_core::route::ClusterName;
+use mesh_core::{Authority, Endpoint, MeshConfig, Resolution, Resolve};
+
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder};
 
@@ -59,25 +65,52 @@ use cache::{CacheLimits, ClusterCache};
 pub use channel::MeshChannel;
 pub use future::ResponseFuture;
 
-use crate::BoxError;
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreakerLayer, Limits};
 use crate::outlier::{OutlierDetector, OutlierLayer};
+use crate::rate_limit::RateLimitLayer;
 use crate::retry::{ReplayBody, RetryLayer};
+use crate::route::SharedConfig;
 use crate::timeout::TimeoutLayer;
+use crate::{BoxError, RequestBody, ResponseBody};
 
 /// One cluster's whole stack.
-type ClusterService<B> = BoxCloneSyncService<http::Request<B>, http::Response<Incoming>, BoxError>;
+type ClusterService<B> =
+    BoxCloneSyncService<http::Request<RequestBody<B>>, http::Response<ResponseBody>, BoxError>;
+
+/// The route layers and dispatch, for a client with a configuration.
+type RoutedService<B> =
+    BoxCloneSyncService<http::Request<B>, http::Response<ResponseBody>, BoxError>;
 
 /// One endpoint's service, as the balancer holds it.
-pub type EndpointService<B> =
-    BoxCloneSyncService<http::Request<ReplayBody<B>>, http::Response<Incoming>, BoxError>;
+pub type EndpointService<B> = BoxCloneSyncService<
+    http::Request<ReplayBody<RequestBody<B>>>,
+    http::Response<Incoming>,
+    BoxError,
+>;
 
 /// Builds an endpoint's service from the endpoint and the cluster's policy.
 type NewEndpoint<B> = Arc<dyn Fn(&Endpoint, &ClusterPolicy) -> EndpointService<B> + Send + Sync>;
 
-/// A client that routes each request through the mesh. Cheap to clone; clones
-/// share clusters, connections and budgets.
+/// What a cluster stack is kept by: a request authority (unrouted), or a
+/// configured cluster and the port requests to it are for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum ClusterKey {
+    Target(Authority),
+    Named(ClusterName, u16),
+}
+
+impl fmt::Display for ClusterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClusterKey::Target(t) => t.fmt(f),
+            ClusterKey::Named(name, port) => write!(f, "{name} (port {port})"),
+        }
+    }
+}
+
+/// A client that routes each request through the mesh. Cheap to clone;
+/// clones share clusters, connections, budgets and configuration.
 pub struct MeshClient<B> {
     shared: Arc<Shared<B>>,
 }
@@ -110,7 +143,11 @@ struct Shared<B> {
     default_policy: ClusterPolicy,
     policies: HashMap<Authority, ClusterPolicy>,
     new_endpoint: NewEndpoint<B>,
-    clusters: ClusterCache<ClusterService<B>>,
+    clusters: ClusterCache<ClusterKey, ClusterService<B>>,
+    config: SharedConfig,
+    /// Whether requests are routed by `config` (one was given).
+    routing: AtomicBool,
+    routed: RoutedService<B>,
 }
 
 impl MeshClient<()> {
@@ -121,24 +158,42 @@ impl MeshClient<()> {
     }
 }
 
+impl<B> MeshClient<B> {
+    /// The configuration requests are routed by.
+    pub fn config(&self) -> Arc<MeshConfig> {
+        self.shared.config.load()
+    }
+
+    /// Routes the next requests by `config`. Clusters whose definition
+    /// changed are rebuilt on their next request; the others keep their
+    /// connections, balancer state and budgets.
+    pub fn set_config(&self, config: MeshConfig) {
+        let old = self.shared.config.load();
+        self.shared.clusters.retain(|key| match key {
+            ClusterKey::Named(name, _) => old.cluster(name) == config.cluster(name),
+            ClusterKey::Target(_) => true,
+        });
+        self.shared.config.store(config);
+        self.shared.routing.store(true, Ordering::Release);
+    }
+}
+
 impl<B> MeshClient<B>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// The cluster stack of `target`, built on first use.
-    fn cluster(&self, target: &Authority) -> ClusterService<B> {
-        self.shared.clusters.get_or_build(target, || {
-            let policy = self
-                .shared
-                .policies
-                .get(target)
-                .unwrap_or(&self.shared.default_policy);
-            self.build_cluster(target, policy)
+    /// The cluster stack of an unrouted request's authority.
+    fn target_cluster(&self, target: &Authority) -> ClusterService<B> {
+        let key = ClusterKey::Target(target.clone());
+        self.shared.clusters.get_or_build(&key, || {
+            let policy = self.shared.policies.get(target);
+            let policy = policy.unwrap_or(&self.shared.default_policy);
+            self.build_cluster(self.shared.resolve.resolve(target), policy)
         })
     }
 
-    fn build_cluster(&self, target: &Authority, policy: &ClusterPolicy) -> ClusterService<B> {
+    fn build_cluster(&self, resolution: Resolution, policy: &ClusterPolicy) -> ClusterService<B> {
         let detector = OutlierDetector::new(policy.outlier);
         let new_endpoint = {
             let detector = detector.clone();
@@ -149,12 +204,14 @@ where
             }
         };
         let balance = Balance::new(
-            self.shared.resolve.resolve(target),
+            resolution,
             new_endpoint,
             policy.load_balancer,
             Some(detector),
         );
         let stack = ServiceBuilder::new()
+            .option_layer(policy.rate_limit.clone().map(RateLimitLayer::new))
+            .map_response(|res: http::Response<Incoming>| res.map(ResponseBody::from))
             .layer(TimeoutLayer::new(policy.timeout))
             .layer(RetryLayer::new(policy.retry.clone()))
             .layer(CircuitBreakerLayer::new(Limits::new(
@@ -179,6 +236,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if self.shared.routing.load(Ordering::Acquire) {
+            return ResponseFuture::routed(self.shared.routed.clone(), req);
+        }
         match Authority::from_uri(req.uri()) {
             Ok(target) => self.send(&target, req),
             Err(e) => ResponseFuture::failed(e.into()),
@@ -191,8 +251,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Sends `req` through the cluster of `target`.
+    /// Sends `req`, addressed to `target`: through the routes when there
+    /// is a configuration, else straight to the target's cluster.
     fn send(&self, target: &Authority, req: http::Request<B>) -> ResponseFuture<B> {
-        ResponseFuture::new(tower::ServiceExt::oneshot(self.cluster(target), req))
+        if self.shared.routing.load(Ordering::Acquire) {
+            return ResponseFuture::routed(self.shared.routed.clone(), req);
+        }
+        ResponseFuture::new(self.target_cluster(target), req.map(RequestBody::new))
     }
 }

@@ -6,12 +6,22 @@ use super::{Route, SharedConfig};
 #[derive(Clone, Debug)]
 pub struct RouteLayer {
     config: SharedConfig,
+    passthrough: bool,
 }
 
 impl RouteLayer {
     /// Routes by `config`.
     pub fn new(config: SharedConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            passthrough: false,
+        }
+    }
+
+    /// See [`Route::passthrough`].
+    pub fn passthrough(mut self, passthrough: bool) -> Self {
+        self.passthrough = passthrough;
+        self
     }
 }
 
@@ -19,6 +29,6 @@ impl<S> Layer<S> for RouteLayer {
     type Service = Route<S>;
 
     fn layer(&self, inner: S) -> Route<S> {
-        Route::new(inner, self.config.clone())
+        Route::new(inner, self.config.clone()).passthrough(self.passthrough)
     }
 }

@@ -12,7 +12,10 @@
 //!   [`rate_limit`](crate::rate_limit)) read;
 //! - **redirect** and **direct response** are answered here;
 //! - **no route** is answered `404` with a body naming the authority and
-//!   path (Envoy's `NR` response flag, logged at debug level).
+//!   path (Envoy's `NR` response flag, logged at debug level). With
+//!   [`Route::passthrough`], a request to an authority no virtual host
+//!   serves is instead forwarded as it is, without a [`RouteDecision`]
+//!   (Istio's `outboundTrafficPolicy: ALLOW_ANY`).
 //!
 //! Response header changes of the route are applied to the response.
 //!
@@ -110,12 +113,24 @@ impl RouteDecision {
 pub struct Route<S> {
     inner: S,
     config: SharedConfig,
+    passthrough: bool,
 }
 
 impl<S> Route<S> {
     /// Routes by `config` into `inner`.
     pub fn new(inner: S, config: SharedConfig) -> Self {
-        Self { inner, config }
+        Self {
+            inner,
+            config,
+            passthrough: false,
+        }
+    }
+
+    /// Forwards requests to authorities that no virtual host serves as they
+    /// are, instead of answering `404`.
+    pub fn passthrough(mut self, passthrough: bool) -> Self {
+        self.passthrough = passthrough;
+        self
     }
 
     /// The inner service.
@@ -154,6 +169,9 @@ where
         };
         let config = self.config.load();
         let Some(id) = config.routes().find(&target, &req) else {
+            if self.passthrough && !config.routes().serves(&target) {
+                return ResponseFuture::forwarded(self.inner.call(req), None);
+            }
             tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
             let body = format!("no route for {target}{}\n", req.uri().path());
             return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));

@@ -40,6 +40,20 @@ async fn no_route_is_a_404_naming_the_request() {
     assert_eq!(body, "no route for reviews:9080/other\n");
     let res = send(&config, "http://ratings:9080/reviews").await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
+
+    // Passthrough forwards unknown authorities, not unmatched routes.
+    let pass = Route::new(echo(), config.clone()).passthrough(true);
+    let res = pass
+        .clone()
+        .oneshot(Request::get("http://ratings:9080/x").body(()).unwrap())
+        .await;
+    let res = res.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(!res.headers().contains_key("x-route"));
+    let res = pass
+        .oneshot(Request::get("http://reviews:9080/x").body(()).unwrap())
+        .await;
+    assert_eq!(res.unwrap().status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

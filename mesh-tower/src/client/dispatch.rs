@@ -1,0 +1,91 @@
+//! The end of the route layers: a routed request goes to the cluster stack
+//! of its [`SelectedCluster`], built on first use for the port the request
+//! was sent to; a request passed through unrouted goes to its authority's.
+
+use std::sync::Weak;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use mesh_core::Authority;
+use tower::Service;
+
+use super::subset::subset;
+use super::{ClusterKey, MeshClient, ResponseFuture, Shared};
+use crate::route::RouteDecision;
+use crate::split::SelectedCluster;
+use crate::{BoxError, RequestBody};
+
+/// Sends each request to its cluster's stack. Holds the client weakly: the
+/// client holds it.
+pub(super) struct Dispatch<B> {
+    pub(super) shared: Weak<Shared<B>>,
+}
+
+impl<B> Clone for Dispatch<B> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<B> Service<http::Request<RequestBody<B>>> for Dispatch<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<crate::ResponseBody>;
+    type Error = BoxError;
+    type Future = ResponseFuture<B>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<RequestBody<B>>) -> Self::Future {
+        let Some(shared) = self.shared.upgrade() else {
+            return ResponseFuture::failed("the mesh client was dropped".into());
+        };
+        let client = MeshClient { shared };
+        let routed = req
+            .extensions()
+            .get::<SelectedCluster>()
+            .zip(req.extensions().get::<RouteDecision>());
+        let cluster = match routed {
+            Some((SelectedCluster(name), decision)) => client.named_cluster(name, decision),
+            None => Authority::from_uri(req.uri())
+                .map(|target| client.target_cluster(&target))
+                .map_err(Into::into),
+        };
+        match cluster {
+            Ok(cluster) => ResponseFuture::new(cluster, req),
+            Err(e) => ResponseFuture::failed(e),
+        }
+    }
+}
+
+impl<B> MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// The stack of the configured cluster `name`, for a request routed by
+    /// `decision`.
+    fn named_cluster(
+        &self,
+        name: &mesh_core::route::ClusterName,
+        decision: &RouteDecision,
+    ) -> Result<super::ClusterService<B>, BoxError> {
+        let cluster = decision
+            .config()
+            .cluster(name)
+            .ok_or_else(|| format!("cluster {name:?} is not defined"))?;
+        let port = decision.target().port();
+        let target = cluster.target(port)?;
+        let key = ClusterKey::Named(name.clone(), target.port());
+        Ok(self.shared.clusters.get_or_build(&key, || {
+            let resolution = subset(self.shared.resolve.resolve(&target), cluster);
+            self.build_cluster(resolution, &cluster.policy)
+        }))
+    }
+}
