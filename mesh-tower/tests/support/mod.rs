@@ -24,6 +24,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub name: String,
     pub hits: Arc<AtomicUsize>,
+    /// The `host` header of every request received.
+    pub hosts: Arc<std::sync::Mutex<Vec<String>>>,
     delay: Duration,
     task: Option<JoinHandle<()>>,
 }
@@ -36,6 +38,7 @@ impl Server {
             addr: listener.local_addr().unwrap(),
             name: name.to_owned(),
             hits: Arc::default(),
+            hosts: Arc::default(),
             delay,
             task: None,
         };
@@ -45,6 +48,7 @@ impl Server {
 
     fn serve(&mut self, listener: TcpListener) {
         let (name, hits, delay) = (self.name.clone(), self.hits.clone(), self.delay);
+        let hosts = self.hosts.clone();
         self.task = Some(tokio::spawn(async move {
             // Dropping the set when the task is aborted closes every connection.
             let mut conns = JoinSet::new();
@@ -52,11 +56,16 @@ impl Server {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
-                let (name, hits) = (name.clone(), hits.clone());
+                let (name, hits, hosts) = (name.clone(), hits.clone(), hosts.clone());
                 let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                     let (name, hits) = (name.clone(), hits.clone());
+                    let host = req.headers().get("host").cloned();
+                    if let Some(h) = host.as_ref().and_then(|h| h.to_str().ok()) {
+                        hosts.lock().unwrap().push(h.to_owned());
+                    }
                     async move {
                         hits.fetch_add(1, Ordering::SeqCst);
+                        let path = req.uri().path().to_owned();
                         let body = req
                             .into_body()
                             .collect()
@@ -71,6 +80,10 @@ impl Server {
                             body.len()
                         ))));
                         res.headers_mut().insert("x-server", name.parse().unwrap());
+                        res.headers_mut().insert("x-path", path.parse().unwrap());
+                        if let Some(host) = host {
+                            res.headers_mut().insert("x-host", host);
+                        }
                         Ok::<_, Infallible>(res)
                     }
                 });
