@@ -5,10 +5,31 @@
 //! that stay) and swaps it in whole; requests read the view without locks.
 //! Endpoints that discovery reports unhealthy or draining, and endpoints the
 //! [`OutlierDetector`] has ejected, are left out of the view; when every
-//! endpoint is ejected, all are used (Envoy's panic routing).
+//! endpoint is ejected, all those of the highest priority level are used
+//! (Envoy's panic routing).
 //!
-//! Picking is O(1) in the number of endpoints for every policy but ring
-//! hash, which is O(log n):
+//! A pick first draws a priority level, then (when endpoints carry locality
+//! weights) a locality, then applies the policy among that locality's or
+//! level's endpoints. Envoy's semantics, with its overprovisioning factor of
+//! 1.4:
+//!
+//! - **Priority levels** ([`Endpoint::priority`], 0 highest): a level's
+//!   health is `min(100%, 1.4 × healthy / all)` of its endpoints (those
+//!   reported unhealthy or draining and those ejected count as not
+//!   healthy). Level 0 takes its health's share of traffic, level 1 as much
+//!   of the rest as its health allows, and so on; when the levels' health
+//!   adds up to less than 100% the shares are scaled up so that all traffic
+//!   is placed. A level with one of two endpoints healthy takes 70%; a level
+//!   with none takes nothing, and traffic comes back as it recovers.
+//! - **Locality weights** ([`Endpoint::locality_weight`]): within a level, a
+//!   locality is drawn with probability proportional to `weight × min(1,
+//!   1.4 × healthy / all)` of its endpoints. A locality without a weight
+//!   takes no traffic while others have one. The hash policies ignore
+//!   locality weights (as Envoy).
+//!
+//! The level is drawn among the few levels, the locality by alias sampling,
+//! and the pick within is O(1) in the number of endpoints for every policy
+//! but ring hash, which is O(log n):
 //!
 //! - **Peak-EWMA P2C** (the default, as linkerd): two endpoints are sampled
 //!   by weight and the one with the lower `latency estimate × (in flight + 1)
@@ -33,8 +54,9 @@
 //! random endpoint, as in gRPC.
 //!
 //! A request carrying [`AttemptedEndpoints`] (the retry layer adds it) avoids
-//! the endpoints it already tried when another is available, and records the
-//! one it is sent to. Under the hash policies a retry takes the next endpoint
+//! the endpoints it already tried when another is available (drawing the
+//! level and locality again, up to twice, if it lands on one), and records
+//! the one it is sent to. Under the hash policies a retry takes the next endpoint
 //! on the ring (or the next slot of the table) that it has not tried, so
 //! retries of one key go the same way.
 
@@ -44,6 +66,7 @@ mod hash;
 mod load;
 mod maglev;
 mod picker;
+mod priority;
 mod ring;
 mod view;
 
@@ -152,7 +175,10 @@ struct Slot<S> {
 enum Members<S> {
     Pending,
     Failed(ResolveError),
-    Ready(Vec<Arc<Slot<S>>>),
+    /// The endpoints that may take traffic, and those discovery reported
+    /// unhealthy or draining (which count against their priority's and
+    /// locality's health).
+    Ready(Vec<Arc<Slot<S>>>, Vec<Endpoint>),
 }
 
 impl<S> Balance<S>
@@ -263,18 +289,19 @@ impl<S> Shared<S> {
             ResolveState::Pending => return,
             ResolveState::Failed(e) => match &*old.members {
                 // A target that resolved keeps its last good endpoints.
-                Members::Ready(_) => return,
+                Members::Ready(..) => return,
                 _ => Members::Failed(e),
             },
             ResolveState::Ready(set) => {
-                let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> = match &*old
-                    .members
-                {
-                    Members::Ready(slots) => slots.iter().map(|s| (s.endpoint.addr, s)).collect(),
-                    _ => Default::default(),
-                };
-                let routable: Vec<&Endpoint> =
-                    set.iter().filter(|e| e.health.is_routable()).collect();
+                let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> =
+                    match &*old.members {
+                        Members::Ready(slots, _) => {
+                            slots.iter().map(|s| (s.endpoint.addr, s)).collect()
+                        }
+                        _ => Default::default(),
+                    };
+                let (routable, unroutable): (Vec<&Endpoint>, Vec<&Endpoint>) =
+                    set.iter().partition(|e| e.health.is_routable());
                 if let Some(d) = &self.detector {
                     d.retain(&routable.iter().map(|e| e.addr).collect::<Vec<_>>());
                 }
@@ -299,7 +326,7 @@ impl<S> Shared<S> {
                     })
                     .collect();
                 tracing::debug!(target = %self.target, endpoints = set.len(), "endpoints updated");
-                Members::Ready(slots)
+                Members::Ready(slots, unroutable.into_iter().cloned().collect())
             }
         };
         self.view.store(Arc::new(View::build(
@@ -381,8 +408,8 @@ where
     let reason = match &*view.members {
         Members::Failed(e) => return Err(e.clone().into()),
         Members::Pending => "discovery has not answered",
-        Members::Ready(slots) if slots.is_empty() => "discovery returned no healthy endpoints",
-        Members::Ready(_) => "",
+        Members::Ready(slots, _) if slots.is_empty() => "discovery returned no healthy endpoints",
+        Members::Ready(..) => "",
     };
     let attempted = req.extensions().get::<AttemptedEndpoints>();
     let pick = Pick {
