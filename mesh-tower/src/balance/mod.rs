@@ -20,7 +20,9 @@
 //!   of the rest as its health allows, and so on; when the levels' health
 //!   adds up to less than 100% the shares are scaled up so that all traffic
 //!   is placed. A level with one of two endpoints healthy takes 70%; a level
-//!   with none takes nothing, and traffic comes back as it recovers.
+//!   with none takes nothing, and traffic comes back as it recovers. The
+//!   level is drawn at random by these shares, or, under the hash policies,
+//!   by `hash mod 100` (as Envoy), so a key keeps its endpoint.
 //! - **Locality weights** ([`Endpoint::locality_weight`]): within a level, a
 //!   locality is drawn with probability proportional to `weight × min(1,
 //!   1.4 × healthy / all)` of its endpoints. A locality without a weight

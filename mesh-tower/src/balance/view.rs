@@ -35,6 +35,7 @@ pub(super) struct View<S> {
 }
 
 /// What a pick needs besides the view.
+#[derive(Clone, Copy)]
 pub(super) struct Pick<'a> {
     pub(super) policy: &'a LoadBalancer,
     pub(super) ewma: EwmaParams,
@@ -182,14 +183,28 @@ impl<S> View<S> {
     /// locality weight (not for the hash policies, as Envoy), then the
     /// policy's pick among its endpoints. A pick the request already tried
     /// is drawn again, up to twice.
+    ///
+    /// Under the hash policies the level is chosen by the request's hash
+    /// (`hash mod 100` against the loads, as Envoy), so a key keeps its
+    /// endpoint while the loads are split between levels too.
     pub(super) fn pick(&self, pick: &Pick<'_>) -> Option<&Arc<Slot<S>>> {
         let mut rng = rand::rng();
+        let hash = if pick.policy.is_consistent_hash() {
+            // As gRPC: a request without a hash goes to a random place.
+            Some(pick.hash.unwrap_or_else(|| rng.random()))
+        } else {
+            None
+        };
+        let pick = &Pick { hash, ..*pick };
         let mut chosen = None;
         for _ in 0..3 {
             let tier = match self.tiers.as_slice() {
                 [only] => only,
                 tiers => {
-                    let draw = rng.random_range(0..100);
+                    let draw = match hash {
+                        Some(h) => (h % 100) as u32,
+                        None => rng.random_range(0..100),
+                    };
                     tiers.iter().find(|t| draw < t.until).or(tiers.last())?
                 }
             };
@@ -289,7 +304,6 @@ impl<S> Group<S> {
         let tried =
             |i: usize, addrs: &[std::net::SocketAddr]| addrs.contains(&self.slots[i].endpoint.addr);
         if let Some(table) = &self.table {
-            // As gRPC: a request without a hash goes to a random place.
             let hash = pick.hash.unwrap_or_else(|| rng.random());
             let index = match pick.attempted {
                 None => table.pick(hash, |_| false),

@@ -167,3 +167,32 @@ async fn hash_policies_ignore_locality_weights() {
     // Equal endpoint weights: about half the keys, not 1%.
     assert!((400..600).contains(&zone_a), "{zone_a}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_key_keeps_its_endpoint_while_priorities_share_traffic() {
+    use mesh_core::policy::Maglev;
+    let resolve = StaticResolve::default();
+    let mut down = zoned(2, "a", 0);
+    down.health = mesh_core::Health::Draining;
+    resolve.set(
+        &target(),
+        EndpointSet::new([zoned(1, "a", 0), down, zoned(3, "b", 1), zoned(4, "b", 1)]),
+    );
+    let mut b = Balance::new(
+        resolve.resolve(&target()),
+        endpoint(Default::default()),
+        LoadBalancer::Maglev(Maglev::default()),
+        None,
+    );
+    b.ready().await;
+    let mut p0 = 0;
+    for key in 0..10_000u64 {
+        let hash = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let first = b.call(hashed(hash)).await.unwrap();
+        assert_eq!(b.call(hashed(hash)).await.unwrap(), first);
+        p0 += usize::from(first.port() == 1);
+    }
+    // The keys still split 70/30 between the levels.
+    let p0 = p0 as f64 / 10_000.0;
+    assert!((p0 - 0.70).abs() < 0.03, "{p0}");
+}
