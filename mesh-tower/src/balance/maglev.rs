@@ -12,7 +12,8 @@
 //!
 //! When an endpoint leaves, its slots go to others, and a few more slots
 //! change hands as the claiming order shifts: with ten equal endpoints and
-//! the default table, removing one moves its 10% of keys and about 0.2% more.
+//! the default table, removing one moves its 10% of keys and typically 0.2%
+//! more (under 1% for 400 random sets of addresses).
 
 use std::net::SocketAddr;
 
@@ -203,10 +204,11 @@ mod tests {
             let moved = f64::from(moved) / 10_000.0;
             let others = moved - f64::from(from_gone) / 10_000.0;
             // About 10% move, and nearly all of them were the removed
-            // endpoint's: 0.2% of keys move between endpoints that stay on
-            // average (0.4% at worst over 50 random sets).
+            // endpoint's. Between endpoints that stay, 0.2% of keys move in
+            // a typical set and under 1% in 400 random ones; sets that
+            // proptest searches out reach 1.6%, so allow 3%.
             prop_assert!(moved <= 0.10 + 0.03, "{moved}");
-            prop_assert!(others <= 0.01, "{others}");
+            prop_assert!(others <= 0.03, "{others}");
         }
     }
 }
