@@ -39,13 +39,18 @@ impl Health {
     }
 }
 
-/// One instance of a service: an address with a weight, a locality, a health
-/// status and labels (Istio's workload labels such as `version: v1`).
+/// One instance of a service: an address with a weight, a locality, a
+/// priority, a health status and labels (Istio's workload labels such as
+/// `version: v1`).
 ///
 /// ```
-/// use mesh_core::Endpoint;
-/// let e = Endpoint::new("127.0.0.1:9080".parse().unwrap()).with_weight(3);
-/// assert_eq!(e.weight, 3);
+/// use mesh_core::{Endpoint, Locality};
+/// let e = Endpoint::new("127.0.0.1:9080".parse().unwrap())
+///     .with_weight(3)
+///     .with_locality(Locality { zone: "us-east1-b".into(), ..Default::default() })
+///     .with_locality_weight(2)
+///     .with_priority(1);
+/// assert_eq!((e.weight, e.locality_weight, e.priority), (3, Some(2), 1));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoint {
@@ -55,6 +60,14 @@ pub struct Endpoint {
     pub weight: u32,
     /// Where the endpoint runs.
     pub locality: Locality,
+    /// The weight of the endpoint's locality (EDS's locality
+    /// `load_balancing_weight`); every endpoint of one locality carries the
+    /// same value. `None`, the default, leaves locality weighting off.
+    pub locality_weight: Option<u32>,
+    /// The endpoint's priority (EDS's locality `priority`): 0, the default,
+    /// is the highest. Lower priorities take traffic when higher ones are
+    /// not healthy enough (Envoy's priority levels).
+    pub priority: u32,
     /// Health as reported by discovery.
     pub health: Health,
     /// Workload labels.
@@ -62,12 +75,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// An endpoint with weight 1, no locality, unknown health and no labels.
+    /// An endpoint with weight 1, no locality (nor locality weight),
+    /// priority 0, unknown health and no labels.
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
             weight: 1,
             locality: Locality::default(),
+            locality_weight: None,
+            priority: 0,
             health: Health::Unknown,
             labels: BTreeMap::new(),
         }
@@ -76,6 +92,24 @@ impl Endpoint {
     /// Sets the weight; a weight of 0 is raised to 1.
     pub fn with_weight(mut self, weight: u32) -> Self {
         self.weight = weight.max(1);
+        self
+    }
+
+    /// Sets the locality.
+    pub fn with_locality(mut self, locality: Locality) -> Self {
+        self.locality = locality;
+        self
+    }
+
+    /// Sets the locality's weight, which turns locality weighting on.
+    pub fn with_locality_weight(mut self, weight: u32) -> Self {
+        self.locality_weight = Some(weight);
+        self
+    }
+
+    /// Sets the priority (0 is the highest).
+    pub fn with_priority(mut self, priority: u32) -> Self {
+        self.priority = priority;
         self
     }
 

@@ -1,12 +1,13 @@
 //! Balancer pick cost with 10, 1,000 and 100,000 endpoints: it must stay
-//! flat (O(1)) in the number of endpoints, for every policy.
+//! flat (O(1)) in the number of endpoints, for every policy (O(log n) for
+//! ring hash). The hash policies get a different `RequestHash` per request.
 
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use mesh_core::policy::LoadBalancer;
+use mesh_core::policy::{LoadBalancer, Maglev, RingHash};
 use mesh_core::{Authority, Endpoint, EndpointSet, Resolve, StaticResolve};
-use mesh_tower::balance::Balance;
+use mesh_tower::balance::{Balance, RequestHash};
 use tower::ServiceExt;
 
 fn bench(c: &mut Criterion) {
@@ -20,6 +21,8 @@ fn bench(c: &mut Criterion) {
         ("least_request", LoadBalancer::LeastRequest),
         ("round_robin", LoadBalancer::RoundRobin),
         ("random", LoadBalancer::Random),
+        ("ring_hash", LoadBalancer::RingHash(RingHash::default())),
+        ("maglev", LoadBalancer::Maglev(Maglev::default())),
     ] {
         for n in [10u32, 1_000, 100_000] {
             let target: Authority = "svc:80".parse().unwrap();
@@ -46,15 +49,15 @@ fn bench(c: &mut Criterion) {
                 b.ready().await;
                 b
             });
+            let key = std::cell::Cell::new(0u64);
             group.bench_with_input(BenchmarkId::new(name, n), &balance, |b, balance| {
                 b.to_async(&rt).iter(|| async {
-                    black_box(
-                        balance
-                            .clone()
-                            .oneshot(http::Request::new(()))
-                            .await
-                            .unwrap(),
-                    )
+                    let mut req = http::Request::new(());
+                    if policy.is_consistent_hash() {
+                        key.set(key.get().wrapping_add(0x9e37_79b9_7f4a_7c15));
+                        req.extensions_mut().insert(RequestHash(key.get()));
+                    }
+                    black_box(balance.clone().oneshot(req).await.unwrap())
                 });
             });
         }

@@ -10,7 +10,7 @@
 //! | [`timeout`] | whole-request timeout | Envoy route `timeout`, Istio `timeout` |
 //! | [`retry`] | retries with `retry_on` conditions, per-try timeout, backoff, budget, body replay | Envoy `retry_policy`, Istio `retries`, linkerd budgets |
 //! | [`circuit`] | max concurrent and max pending requests | Envoy `circuit_breakers`, Istio `connectionPool` |
-//! | [`balance`] | peak-EWMA P2C, least request, round robin, random, over a live endpoint set | linkerd, Envoy `lb_policy` |
+//! | [`balance`] | peak-EWMA P2C, least request, round robin, random, ring hash, maglev, over a live endpoint set | linkerd, Envoy `lb_policy`, gRPC `ring_hash` |
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //!

@@ -13,7 +13,7 @@ mod retry;
 
 use std::time::Duration;
 
-pub use balance::{LoadBalancer, PeakEwma};
+pub use balance::{InvalidLoadBalancer, LoadBalancer, Maglev, PeakEwma, RingHash};
 pub use circuit::CircuitBreakers;
 pub use connection::{ConnectionPolicy, Protocol};
 pub use outlier::OutlierDetection;

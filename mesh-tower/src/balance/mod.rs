@@ -5,9 +5,33 @@
 //! that stay) and swaps it in whole; requests read the view without locks.
 //! Endpoints that discovery reports unhealthy or draining, and endpoints the
 //! [`OutlierDetector`] has ejected, are left out of the view; when every
-//! endpoint is ejected, all are used (Envoy's panic routing).
+//! endpoint is ejected, all those of the highest priority level are used
+//! (Envoy's panic routing).
 //!
-//! Picking is O(1) in the number of endpoints for every policy:
+//! A pick first draws a priority level, then (when endpoints carry locality
+//! weights) a locality, then applies the policy among that locality's or
+//! level's endpoints. Envoy's semantics, with its overprovisioning factor of
+//! 1.4:
+//!
+//! - **Priority levels** ([`Endpoint::priority`], 0 highest): a level's
+//!   health is `min(100%, 1.4 × healthy / all)` of its endpoints (those
+//!   reported unhealthy or draining and those ejected count as not
+//!   healthy). Level 0 takes its health's share of traffic, level 1 as much
+//!   of the rest as its health allows, and so on; when the levels' health
+//!   adds up to less than 100% the shares are scaled up so that all traffic
+//!   is placed. A level with one of two endpoints healthy takes 70%; a level
+//!   with none takes nothing, and traffic comes back as it recovers. The
+//!   level is drawn at random by these shares, or, under the hash policies,
+//!   by `hash mod 100` (as Envoy), so a key keeps its endpoint.
+//! - **Locality weights** ([`Endpoint::locality_weight`]): within a level, a
+//!   locality is drawn with probability proportional to `weight × min(1,
+//!   1.4 × healthy / all)` of its endpoints. A locality without a weight
+//!   takes no traffic while others have one. The hash policies ignore
+//!   locality weights (as Envoy).
+//!
+//! The level is drawn among the few levels, the locality by alias sampling,
+//! and the pick within is O(1) in the number of endpoints for every policy
+//! but ring hash, which is O(log n):
 //!
 //! - **Peak-EWMA P2C** (the default, as linkerd): two endpoints are sampled
 //!   by weight and the one with the lower `latency estimate × (in flight + 1)
@@ -20,18 +44,35 @@
 //! - **Round robin**: weighted, over a precomputed earliest-deadline-first
 //!   order; one atomic increment per pick.
 //! - **Random**: weighted, by Vose's alias method.
+//! - **Ring hash** (Envoy's `RING_HASH`, gRPC's `ring_hash`, gRFC A42): the
+//!   request's [`RequestHash`] is looked up by binary search on a ketama ring
+//!   of xxHash64 entries per endpoint, in proportion to weight, built as
+//!   Envoy builds it (between `min_ring_size`, 1024, and `max_ring_size`,
+//!   8M, entries).
+//! - **Maglev** (Envoy's `MAGLEV`): the hash indexes a weighted Maglev table
+//!   of a prime size (65,537 by default).
+//!
+//! Under the hash policies a request without a [`RequestHash`] goes to a
+//! random endpoint, as in gRPC.
 //!
 //! A request carrying [`AttemptedEndpoints`] (the retry layer adds it) avoids
-//! the endpoints it already tried when another is available, and records the
-//! one it is sent to.
+//! the endpoints it already tried when another is available (drawing the
+//! level and locality again, up to twice, if it lands on one), and records
+//! the one it is sent to. Under the hash policies a retry takes the next endpoint
+//! on the ring (or the next slot of the table) that it has not tried, so
+//! retries of one key go the same way.
 
 mod error;
 mod future;
+mod hash;
 mod load;
+mod maglev;
 mod picker;
+mod priority;
+mod ring;
+mod view;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 
@@ -49,7 +90,7 @@ pub use future::ResponseFuture;
 use crate::outlier::{EndpointHealth, OutlierDetector};
 use crate::{BoxError, NewService};
 use load::{EwmaParams, Load};
-use picker::Sampler;
+use view::{Pick, View};
 
 /// The endpoints a request has been sent to, oldest first. The retry layer
 /// puts one in the request's extensions; the balancer avoids and extends it.
@@ -66,8 +107,9 @@ impl AttemptedEndpoints {
         self.lock().clone()
     }
 
-    fn contains(&self, addr: SocketAddr) -> bool {
-        self.lock().contains(&addr)
+    /// Runs `f` over the endpoints tried so far, under one lock.
+    fn with<R>(&self, f: impl FnOnce(&[SocketAddr]) -> R) -> R {
+        f(&self.lock())
     }
 
     fn push(&self, addr: SocketAddr) {
@@ -75,10 +117,18 @@ impl AttemptedEndpoints {
     }
 }
 
-/// A request's consistent-hash key, put in its extensions by the route
-/// layer from the route's hash policy; ring-hash and maglev balancers pick
-/// by it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The hash of a request, for the ring-hash and Maglev policies. The route
+/// layer computes it from the route's hash policy (a header, a cookie, a
+/// query parameter or the source IP, hashed with xxHash64, seed 0, as Envoy
+/// and gRPC do) and puts it in the request's extensions. Under a hash policy
+/// a request without one goes to a random endpoint (as gRPC does).
+///
+/// ```
+/// use mesh_tower::balance::RequestHash;
+/// let mut req = http::Request::new(());
+/// req.extensions_mut().insert(RequestHash(0x9e37_79b9_7f4a_7c15));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RequestHash(pub u64);
 
 /// Balances requests over the endpoints of one target.
@@ -112,7 +162,6 @@ struct Shared<S> {
     view: ArcSwap<View<S>>,
     rebuild: Mutex<()>,
     updates: watch::Sender<u64>,
-    rotation: AtomicUsize,
     /// Dropped with the balancer, which ends its discovery task.
     _stop: oneshot::Sender<()>,
 }
@@ -128,17 +177,10 @@ struct Slot<S> {
 enum Members<S> {
     Pending,
     Failed(ResolveError),
-    Ready(Vec<Arc<Slot<S>>>),
-}
-
-/// What requests read: the members and the pickable subset.
-struct View<S> {
-    members: Arc<Members<S>>,
-    active: Vec<Arc<Slot<S>>>,
-    sampler: Sampler,
-    schedule: Option<Vec<u32>>,
-    generation: u64,
-    next_change: Option<Instant>,
+    /// The endpoints that may take traffic, and those discovery reported
+    /// unhealthy or draining (which count against their priority's and
+    /// locality's health).
+    Ready(Vec<Arc<Slot<S>>>, Vec<Endpoint>),
 }
 
 impl<S> Balance<S>
@@ -159,6 +201,10 @@ where
     where
         N: NewService<Endpoint, Service = S> + Send + 'static,
     {
+        if let Err(e) = policy.validate() {
+            // The tables clamp or replace what they cannot use.
+            tracing::warn!(target = %resolution.target(), error = %e, "load-balancing policy adjusted");
+        }
         let ewma = match policy {
             LoadBalancer::PeakEwma(p) => p,
             _ => Default::default(),
@@ -178,10 +224,10 @@ where
                 Arc::new(Members::Pending),
                 None,
                 Instant::now(),
+                &policy,
             )),
             rebuild: Mutex::new(()),
             updates: watch::Sender::new(0),
-            rotation: AtomicUsize::new(0),
             _stop: stop,
         });
         shared.apply(resolution.current(), &new_endpoint);
@@ -245,18 +291,19 @@ impl<S> Shared<S> {
             ResolveState::Pending => return,
             ResolveState::Failed(e) => match &*old.members {
                 // A target that resolved keeps its last good endpoints.
-                Members::Ready(_) => return,
+                Members::Ready(..) => return,
                 _ => Members::Failed(e),
             },
             ResolveState::Ready(set) => {
-                let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> = match &*old
-                    .members
-                {
-                    Members::Ready(slots) => slots.iter().map(|s| (s.endpoint.addr, s)).collect(),
-                    _ => Default::default(),
-                };
-                let routable: Vec<&Endpoint> =
-                    set.iter().filter(|e| e.health.is_routable()).collect();
+                let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> =
+                    match &*old.members {
+                        Members::Ready(slots, _) => {
+                            slots.iter().map(|s| (s.endpoint.addr, s)).collect()
+                        }
+                        _ => Default::default(),
+                    };
+                let (routable, unroutable): (Vec<&Endpoint>, Vec<&Endpoint>) =
+                    set.iter().partition(|e| e.health.is_routable());
                 if let Some(d) = &self.detector {
                     d.retain(&routable.iter().map(|e| e.addr).collect::<Vec<_>>());
                 }
@@ -281,13 +328,14 @@ impl<S> Shared<S> {
                     })
                     .collect();
                 tracing::debug!(target = %self.target, endpoints = set.len(), "endpoints updated");
-                Members::Ready(slots)
+                Members::Ready(slots, unroutable.into_iter().cloned().collect())
             }
         };
         self.view.store(Arc::new(View::build(
             Arc::new(members),
             self.detector.as_deref(),
             Instant::now(),
+            &self.policy,
         )));
         self.updates.send_modify(|n| *n += 1);
     }
@@ -308,100 +356,11 @@ impl<S> Shared<S> {
                 view.members.clone(),
                 self.detector.as_deref(),
                 Instant::now(),
+                &self.policy,
             );
             self.view.store(Arc::new(fresh));
         }
         self.view.load()
-    }
-
-    fn pick(&self, view: &View<S>, attempted: Option<&AttemptedEndpoints>) -> Option<Arc<Slot<S>>> {
-        let n = view.active.len();
-        if n <= 1 {
-            return view.active.first().cloned();
-        }
-        let avoid = |i: usize| attempted.is_some_and(|a| a.contains(view.active[i].endpoint.addr));
-        let mut rng = rand::rng();
-        let mut sample = |other: Option<usize>| {
-            let mut i = match other {
-                Some(o) => view.sampler.sample_other(o, &mut rng),
-                None => view.sampler.sample(&mut rng),
-            };
-            for _ in 0..3 {
-                if !avoid(i) {
-                    break;
-                }
-                i = view.sampler.sample(&mut rng);
-            }
-            i
-        };
-        let index = match self.policy {
-            LoadBalancer::Random => sample(None),
-            LoadBalancer::RoundRobin => {
-                let turn = self.rotation.fetch_add(1, Ordering::Relaxed);
-                let at = |t: usize| match &view.schedule {
-                    Some(order) => order[t % order.len()] as usize,
-                    None => t % n,
-                };
-                (turn..turn + n.min(4))
-                    .map(at)
-                    .find(|i| !avoid(*i))
-                    .unwrap_or(at(turn))
-            }
-            LoadBalancer::LeastRequest | LoadBalancer::PeakEwma(_) => {
-                let a = sample(None);
-                let b = sample(Some(a));
-                let now = Instant::now();
-                let cost = |i: usize| {
-                    let slot = &view.active[i];
-                    let load = match self.policy {
-                        LoadBalancer::LeastRequest => f64::from(slot.load.pending() + 1),
-                        _ => slot.load.peak_ewma_cost(now, self.ewma),
-                    };
-                    load / f64::from(slot.endpoint.weight.max(1))
-                };
-                match (avoid(a), avoid(b)) {
-                    (true, false) => b,
-                    (false, true) => a,
-                    _ if cost(b) < cost(a) => b,
-                    _ => a,
-                }
-            }
-        };
-        Some(view.active[index].clone())
-    }
-}
-
-impl<S> View<S> {
-    fn build(members: Arc<Members<S>>, detector: Option<&OutlierDetector>, now: Instant) -> Self {
-        let mut next_change: Option<Instant> = None;
-        let active: Vec<Arc<Slot<S>>> = match &*members {
-            Members::Ready(slots) => {
-                let up: Vec<_> = slots
-                    .iter()
-                    .filter(|s| {
-                        let until = detector
-                            .zip(s.health.as_ref())
-                            .and_then(|(d, h)| d.ejected_until(h, now));
-                        if let Some(until) = until {
-                            next_change = Some(next_change.map_or(until, |t| t.min(until)));
-                        }
-                        until.is_none()
-                    })
-                    .cloned()
-                    .collect();
-                if up.is_empty() { slots.clone() } else { up }
-            }
-            _ => Vec::new(),
-        };
-        let weights: Vec<u32> = active.iter().map(|s| s.endpoint.weight.max(1)).collect();
-        Self {
-            members,
-            sampler: Sampler::new(&weights),
-            schedule: picker::schedule(&weights),
-            active,
-            generation: detector.map_or(0, |d| d.generation()),
-            next_change,
-        }
     }
 }
 
@@ -451,11 +410,17 @@ where
     let reason = match &*view.members {
         Members::Failed(e) => return Err(e.clone().into()),
         Members::Pending => "discovery has not answered",
-        Members::Ready(slots) if slots.is_empty() => "discovery returned no healthy endpoints",
-        Members::Ready(_) => "",
+        Members::Ready(slots, _) if slots.is_empty() => "discovery returned no healthy endpoints",
+        Members::Ready(..) => "",
     };
     let attempted = req.extensions().get::<AttemptedEndpoints>();
-    let Some(slot) = shared.pick(view, attempted) else {
+    let pick = Pick {
+        policy: &shared.policy,
+        ewma: shared.ewma,
+        hash: req.extensions().get::<RequestHash>().map(|h| h.0),
+        attempted,
+    };
+    let Some(slot) = view.pick(&pick) else {
         return Err(NoEndpoints {
             target: shared.target.to_string(),
             reason,

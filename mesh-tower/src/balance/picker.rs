@@ -16,16 +16,17 @@ pub(super) enum Sampler {
 }
 
 impl Sampler {
-    /// A sampler over `weights`; uniform when they are all equal.
-    pub(super) fn new(weights: &[u32]) -> Self {
+    /// A sampler over `weights` (positive, at least one); uniform when they
+    /// are all equal.
+    pub(super) fn new<W: Copy + PartialEq + Into<f64>>(weights: &[W]) -> Self {
         let n = weights.len();
         if weights.windows(2).all(|w| w[0] == w[1]) {
             return Sampler::Uniform(n);
         }
-        let total: f64 = weights.iter().map(|w| f64::from(*w)).sum();
+        let total: f64 = weights.iter().map(|w| (*w).into()).sum();
         let mut scaled: Vec<f64> = weights
             .iter()
-            .map(|w| f64::from(*w) * n as f64 / total)
+            .map(|w| (*w).into() * n as f64 / total)
             .collect();
         let mut prob = vec![1.0; n];
         let mut alias: Vec<u32> = (0..n as u32).collect();
