@@ -28,7 +28,7 @@ pub mod resolve;
 pub mod route;
 
 pub use cluster::Cluster;
-pub use config::MeshConfig;
+pub use config::{ConfigError, MeshConfig};
 pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};

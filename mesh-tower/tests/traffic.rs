@@ -411,3 +411,49 @@ async fn unknown_hosts_pass_through_unless_registry_only() {
     assert_eq!(status, 404);
     assert_eq!(body, format!("no route for {RATINGS}:9080/\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consistent_hashing_keeps_a_key_on_one_endpoint() {
+    use mesh_core::policy::{LoadBalancer, Maglev, RingHash};
+    use mesh_core::route::{HashKey, HashPolicy};
+
+    let bookinfo = Bookinfo::start().await;
+    for lb in [
+        LoadBalancer::RingHash(RingHash::default()),
+        LoadBalancer::Maglev(Maglev::default()),
+    ] {
+        let mut forward = Forward::to(cluster(REVIEWS, None));
+        forward.hash_policy.push(HashPolicy {
+            key: HashKey::Header(HeaderName::from_static("end-user")),
+            terminal: false,
+        });
+        let mut config = config(vec![vhost(
+            "reviews",
+            REVIEWS,
+            vec![Route::forward(forward)],
+        )]);
+        let mut clusters: Vec<Cluster> = config.clusters().cloned().collect();
+        clusters[0].policy.load_balancer = lb;
+        config = MeshConfig::new(config.routes().clone(), clusters).unwrap();
+        let client: MeshClient<Full<Bytes>> = MeshClient::builder(bookinfo.resolve.clone())
+            .config(config)
+            .build();
+        let mut homes: HashMap<String, String> = HashMap::new();
+        for round in 0..5 {
+            for user in 0..40 {
+                let user = format!("user-{user}");
+                let (_, who) = send(&client, "http://reviews:9080/", Some(&user))
+                    .await
+                    .unwrap();
+                match homes.get(&user) {
+                    Some(home) => assert_eq!(home, &who, "{lb:?}: {user} moved in round {round}"),
+                    None => {
+                        homes.insert(user, who);
+                    }
+                }
+            }
+        }
+        let servers: std::collections::HashSet<_> = homes.values().collect();
+        assert_eq!(servers.len(), 3, "{lb:?}: 40 keys spread over {servers:?}");
+    }
+}
