@@ -1,4 +1,5 @@
-//! Tower layers that give a hyper or tonic client the mesh: discovery, load
+//! Tower layers that give a hyper or tonic client the mesh: routing, traffic
+//! splitting, fault injection, mirroring, rate limiting, discovery, load
 //! balancing, retries, timeouts, outlier detection and circuit breaking,
 //! assembled into [`MeshClient`].
 //!
@@ -7,6 +8,11 @@
 //!
 //! | module | does | matches |
 //! |---|---|---|
+//! | [`route`] | route matching, rewrites, header changes, redirects, direct responses, 404 on no route | Envoy RDS, Istio VirtualService `http` |
+//! | [`rate_limit`] | local token buckets per route or cluster, total and per client identity | linkerd `HTTPLocalRateLimitPolicy`, Envoy `local_ratelimit` |
+//! | [`fault`] | delays and aborts by percentage or request header | Envoy fault filter, Istio `fault`, gRFC A33 |
+//! | [`split`] | weighted cluster choice | Envoy `weighted_clusters`, Istio `route[].weight` |
+//! | [`mirror`] | fire-and-forget copies to a shadow cluster | Envoy `request_mirror_policies`, Istio `mirror` |
 //! | [`timeout`] | whole-request timeout | Envoy route `timeout`, Istio `timeout` |
 //! | [`retry`] | retries with `retry_on` conditions, per-try timeout, backoff, budget, body replay | Envoy `retry_policy`, Istio `retries`, linkerd budgets |
 //! | [`circuit`] | max concurrent and max pending requests | Envoy `circuit_breakers`, Istio `connectionPool` |
@@ -14,10 +20,12 @@
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //!
-//! A request through [`MeshClient`] takes this path:
+//! A request through [`MeshClient`] takes this path (the first five only
+//! when the client has a [`MeshConfig`](mesh_core::MeshConfig)):
 //!
 //! ```text
-//! MeshClient -> timeout -> retry -> circuit -> balance -> outlier -> endpoint
+//! MeshClient -> route -> rate_limit -> fault -> split -> mirror
+//!            -> timeout -> retry -> circuit -> balance -> outlier -> endpoint
 //! ```
 //!
 //! ```no_run

@@ -13,6 +13,13 @@
 //!            (whole)    (per try, budget)   (P2C…)    (eject)    (pool)
 //! ```
 //!
+//! A client given a [`MeshConfig`] ([`MeshClientBuilder::config`],
+//! [`MeshClient::set_config`]) routes first: the route, rate-limit, fault,
+//! split and mirror layers pick a configured cluster, whose stack is built
+//! for the request's port from the cluster's service, subset and policy.
+//! Authorities no virtual host serves go to their own cluster as above,
+//! unless the client is [`registry_only`](MeshClientBuilder::registry_only).
+//!
 //! Stacks are held in a map that requests read without locks; a new target
 //! copies the map once. A stack unused for 5 minutes is dropped when a new
 //! target arrives, and at most 10,000 are kept (least recently used go

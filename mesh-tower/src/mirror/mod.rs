@@ -5,7 +5,7 @@
 //! - The copy goes out on a task of its own; its response is discarded and
 //!   its failure is only logged, so the original is never failed by it.
 //! - The original's body is teed to the copy frame by frame as it is sent
-//!   ([`RequestBody::tee`]); a copy that falls more than 16 frames behind is
+//!   ([`RequestBody::tee_many`]); a copy that falls more than 16 frames behind is
 //!   cut off rather than slowing the original.
 //! - The copy's authority gets `-shadow` appended to its host
 //!   (`reviews:9080` → `reviews-shadow:9080`), as Envoy does, so the shadow
