@@ -111,6 +111,13 @@ enum Req<B> {
     },
 }
 
+/// Sends the end marker to every copy and lets them go.
+fn end_copies(copies: &mut Vec<tokio::sync::mpsc::Sender<Copied>>) {
+    for tx in copies.drain(..) {
+        let _ = tx.try_send(Copied::End);
+    }
+}
+
 /// What the original sends its copy.
 #[derive(Debug)]
 enum Copied {
@@ -149,11 +156,10 @@ impl<B: Body<Data = Bytes>> RequestBody<B> {
                 (tx, copy)
             })
             .unzip();
+        let mut copies = copies;
         if body.is_end_stream() {
             // An empty body may never be polled: end the copies now.
-            for tx in &copies {
-                let _ = tx.try_send(Copied::End);
-            }
+            end_copies(&mut copies);
             return (Self(Req::Plain(body)), receivers);
         }
         (Self(Req::Tee { body, copies }), receivers)
@@ -175,7 +181,7 @@ where
         match &mut self.0 {
             Req::Plain(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Req::Tee { body, copies } => {
-                let polled = std::task::ready!(Pin::new(body).poll_frame(cx));
+                let polled = std::task::ready!(Pin::new(&mut *body).poll_frame(cx));
                 // A copy whose sender is dropped ends; it fails unless it
                 // got the end marker.
                 match &polled {
@@ -188,12 +194,13 @@ where
                             copied().is_some_and(|f| tx.try_send(Copied::Frame(f)).is_ok())
                         });
                     }
-                    None => {
-                        for tx in copies.drain(..) {
-                            let _ = tx.try_send(Copied::End);
-                        }
-                    }
+                    None => end_copies(copies),
                     Some(Err(_)) => copies.clear(),
+                }
+                // hyper stops polling a body that says it has ended: end
+                // the copies now rather than on a poll that never comes.
+                if body.is_end_stream() {
+                    end_copies(copies);
                 }
                 Poll::Ready(polled.map(|r| r.map_err(Into::into)))
             }
@@ -257,6 +264,33 @@ mod tests {
         assert_eq!(original.collect().await.unwrap().to_bytes().len(), 10);
         let err = copy.collect().await.unwrap_err();
         assert!(err.is::<IncompleteCopy>(), "{err}");
+    }
+
+    /// Reads `body` as hyper sends one: frames until it says it has ended,
+    /// then it is dropped without a final poll.
+    async fn read_as_hyper_does<B: Body<Data = Bytes> + Unpin>(mut body: B) -> usize
+    where
+        B::Error: std::fmt::Debug,
+    {
+        let mut len = 0;
+        while !body.is_end_stream() {
+            match body.frame().await {
+                Some(frame) => len += frame.unwrap().into_data().map_or(0, |d| d.len()),
+                None => break,
+            }
+        }
+        len
+    }
+
+    #[tokio::test]
+    async fn copies_end_when_the_original_says_it_has_ended() {
+        // A body that knows when it has ended, as hyper's senders ask.
+        let body = http_body_util::Full::new(Bytes::from("abcdef"));
+        let (original, copies) = RequestBody::tee_many(body, 1, 4);
+        assert_eq!(read_as_hyper_does(original).await, 6);
+        for copy in copies {
+            assert_eq!(copy.collect().await.unwrap().to_bytes(), "abcdef");
+        }
     }
 
     #[tokio::test]
