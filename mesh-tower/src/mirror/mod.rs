@@ -10,8 +10,10 @@
 //! - The copy's authority gets `-shadow` appended to its host
 //!   (`reviews:9080` → `reviews-shadow:9080`), as Envoy does, so the shadow
 //!   service can tell copies apart.
-//! - At most 1,024 copies are in flight per layer (a hanging shadow cannot
-//!   pile up tasks); beyond that, requests are not mirrored.
+//! - A copy is sent once, never retried, and given up after the route's
+//!   timeout (15 s, Envoy's route default, when the route sets none); at
+//!   most 1,024 copies are in flight per layer, and beyond that requests are
+//!   not mirrored, so a hanging shadow cannot pile up tasks.
 //!
 //! The inner service takes [`RequestBody`]s: the original's teed body, or
 //! a copy's.
@@ -19,16 +21,20 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::Authority as UriAuthority;
 use http_body::Body;
+use mesh_core::policy::RetryPolicy;
 use mesh_core::route::ClusterName;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::draw::Draws;
+use crate::retry::RetryOverride;
 use crate::route::RouteDecision;
 use crate::split::SelectedCluster;
+use crate::timeout::TimeoutOverride;
 use crate::{BoxError, RequestBody};
 
 /// Frames a copy may fall behind the original before it is cut off.
@@ -36,6 +42,10 @@ const COPY_FRAMES: usize = 16;
 
 /// Copies in flight at most, per layer.
 pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// How long a copy may take when its route sets no timeout (Envoy's route
+/// default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Copies a share of each route's requests to its mirror clusters.
 #[derive(Clone, Debug)]
@@ -87,11 +97,15 @@ where
         if targets.is_empty() {
             return self.inner.call(req.map(RequestBody::new));
         }
+        let timeout = match req.extensions().get::<TimeoutOverride>() {
+            Some(TimeoutOverride(Some(t))) => *t,
+            _ => DEFAULT_TIMEOUT,
+        };
         let (parts, body) = req.into_parts();
         let (body, copies) = RequestBody::tee_many(body, targets.len(), COPY_FRAMES);
         for (cluster, copy_body) in targets.into_iter().zip(copies) {
-            let copy = shadow(&parts, cluster, copy_body);
-            self.send_copy(copy);
+            let copy = shadow(&parts, cluster, copy_body, timeout);
+            self.send_copy(copy, timeout);
         }
         self.inner.call(http::Request::from_parts(parts, body))
     }
@@ -115,7 +129,7 @@ impl<S> Mirror<S> {
             .collect()
     }
 
-    fn send_copy<B>(&self, copy: http::Request<RequestBody<B>>)
+    fn send_copy<B>(&self, copy: http::Request<RequestBody<B>>, timeout: Duration)
     where
         S: Service<http::Request<RequestBody<B>>> + Clone + Send + 'static,
         S::Future: Send,
@@ -127,29 +141,45 @@ impl<S> Mirror<S> {
             tracing::debug!("too many mirrored requests in flight; not mirroring");
             return;
         }
-        let in_flight = self.in_flight.clone();
+        let in_flight = InFlight(self.in_flight.clone());
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            if let Err(e) = inner.oneshot(copy).await {
-                tracing::debug!(error = %e.into(), "mirrored request failed");
+            let _in_flight = in_flight;
+            match tokio::time::timeout(timeout, inner.oneshot(copy)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::debug!(error = %e.into(), "mirrored request failed"),
+                Err(_) => tracing::debug!(?timeout, "mirrored request timed out"),
             }
-            in_flight.fetch_sub(1, Ordering::Relaxed);
         });
     }
 }
 
-/// The copy of a request with `parts`, for `cluster`.
+/// Counts a copy as in flight until dropped, however its task ends.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The copy of a request with `parts`, for `cluster`: sent once, within
+/// `timeout`.
 fn shadow<B>(
     parts: &http::request::Parts,
     cluster: ClusterName,
     body: RequestBody<B>,
+    timeout: Duration,
 ) -> http::Request<RequestBody<B>> {
     let mut copy = http::Request::new(body);
     *copy.method_mut() = parts.method.clone();
     *copy.version_mut() = parts.version;
     *copy.headers_mut() = parts.headers.clone();
     *copy.extensions_mut() = parts.extensions.clone();
-    copy.extensions_mut().insert(SelectedCluster(cluster));
+    let ext = copy.extensions_mut();
+    ext.insert(SelectedCluster(cluster));
+    ext.insert(TimeoutOverride(Some(timeout)));
+    ext.insert(RetryOverride(no_retries()));
     *copy.uri_mut() = shadow_uri(&parts.uri);
     if let Some(host) = copy.uri().authority().map(|a| a.as_str().to_owned())
         && copy.headers().contains_key(http::header::HOST)
@@ -160,7 +190,20 @@ fn shadow<B>(
     copy
 }
 
-/// `uri` with `-shadow` appended to its host.
+/// The policy of a copy: one attempt.
+fn no_retries() -> Arc<RetryPolicy> {
+    static ONCE: std::sync::OnceLock<Arc<RetryPolicy>> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        Arc::new(RetryPolicy {
+            num_retries: 0,
+            ..RetryPolicy::default()
+        })
+    })
+    .clone()
+}
+
+/// `uri` with `-shadow` appended to its host. An IP literal host is kept as
+/// it is (`[::1]-shadow` is no authority).
 fn shadow_uri(uri: &http::Uri) -> http::Uri {
     let Some(authority) = uri.authority() else {
         return uri.clone();
@@ -221,7 +264,78 @@ impl<S> Layer<S> for MirrorLayer {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use mesh_core::route::{Forward, Mirror as MirrorPolicy, Percent, Route};
+    use tower::ServiceBuilder;
+
     use super::*;
+    use crate::ResponseBody;
+    use crate::route::RouteLayer;
+    use crate::test_support::config;
+
+    /// Copies (to `shadow`) never answer; originals answer at once. Counts
+    /// the copies and checks they are sent once.
+    fn hanging_shadow(
+        copies: Arc<AtomicUsize>,
+    ) -> impl Service<
+        http::Request<RequestBody<http_body_util::Empty<Bytes>>>,
+        Response = http::Response<ResponseBody>,
+        Error = BoxError,
+        Future: Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |req: http::Request<RequestBody<_>>| {
+            let copy = req
+                .extensions()
+                .get::<SelectedCluster>()
+                .map(|c| c.0.as_str() == "shadow");
+            if copy == Some(true) {
+                copies.fetch_add(1, Ordering::SeqCst);
+                let RetryOverride(policy) = req.extensions().get().unwrap();
+                assert_eq!(policy.num_retries, 0);
+            }
+            async move {
+                if copy == Some(true) {
+                    std::future::pending::<()>().await;
+                }
+                Ok::<_, BoxError>(http::Response::new(ResponseBody::empty()))
+            }
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn copies_are_bounded_and_end_with_their_timeout() {
+        let mut forward = Forward::to("reviews");
+        forward.mirrors.push(MirrorPolicy {
+            cluster: "shadow".into(),
+            percent: Percent::ALL,
+        });
+        let copies = Arc::new(AtomicUsize::new(0));
+        let layer = MirrorLayer::with_seed(1);
+        let svc = ServiceBuilder::new()
+            .layer(RouteLayer::new(config(vec![Route::forward(forward)])))
+            .layer(layer.clone())
+            .service(hanging_shadow(copies.clone()));
+        let get = || {
+            http::Request::get("http://reviews:9080/")
+                .body(http_body_util::Empty::new())
+                .unwrap()
+        };
+        for _ in 0..MAX_IN_FLIGHT + 10 {
+            svc.clone().oneshot(get()).await.unwrap();
+        }
+        // Let the copies' tasks run.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(copies.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+        assert_eq!(layer.in_flight.load(Ordering::SeqCst), MAX_IN_FLIGHT);
+        tokio::time::sleep(DEFAULT_TIMEOUT + Duration::from_millis(1)).await;
+        assert_eq!(layer.in_flight.load(Ordering::SeqCst), 0, "copies gave up");
+        svc.oneshot(get()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(copies.load(Ordering::SeqCst), MAX_IN_FLIGHT + 1);
+    }
 
     #[test]
     fn shadow_hosts() {
