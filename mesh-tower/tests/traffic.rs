@@ -244,6 +244,25 @@ async fn a_weight_change_applies_to_the_next_requests() {
     )]));
     assert_eq!(tally(&client, uri, 50).await["reviews-v3"], 50);
     assert_eq!(bookinfo.reviews[0].hits(), 50);
+
+    // A cluster whose definition changes under the same name is rebuilt.
+    let table = RouteTable::new(vec![vhost(
+        "reviews",
+        REVIEWS,
+        vec![Route::forward(Forward::to("reviews-canary"))],
+    )])
+    .unwrap();
+    let canary = |version: &str| Cluster {
+        name: "reviews-canary".into(),
+        host: REVIEWS.into(),
+        port: Some(9080),
+        subset: BTreeMap::from([("version".to_string(), version.to_string())]),
+        policy: Default::default(),
+    };
+    client.set_config(MeshConfig::new(table.clone(), [canary("v2")]).unwrap());
+    assert_eq!(tally(&client, uri, 20).await["reviews-v2"], 20);
+    client.set_config(MeshConfig::new(table, [canary("v1")]).unwrap());
+    assert_eq!(tally(&client, uri, 20).await["reviews-v1"], 20);
 }
 
 fn ratings_fault(fault: FaultPolicy, only_jason: bool) -> Vec<VirtualHost> {

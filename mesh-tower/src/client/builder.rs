@@ -186,6 +186,7 @@ impl<C> MeshClientBuilder<C> {
                 clusters: ClusterCache::new(self.cache),
                 config,
                 routing: AtomicBool::new(routing),
+                update: Default::default(),
                 routed: BoxCloneSyncService::new(routed),
             }
         });

@@ -84,6 +84,10 @@ where
         let target = cluster.target(port)?;
         let key = ClusterKey::Named(name.clone(), target.port());
         Ok(self.shared.clusters.get_or_build(&key, || {
+            // The definition current now, not the one the request was
+            // routed by: `set_config` drops what was built before it.
+            let current = self.shared.config.load();
+            let cluster = current.cluster(name).unwrap_or(cluster);
             let resolution = subset(self.shared.resolve.resolve(&target), cluster);
             self.build_cluster(resolution, &cluster.policy)
         }))

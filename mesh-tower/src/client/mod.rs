@@ -154,6 +154,8 @@ struct Shared<B> {
     config: SharedConfig,
     /// Whether requests are routed by `config` (one was given).
     routing: AtomicBool,
+    /// Held while the configuration is replaced.
+    update: std::sync::Mutex<()>,
     routed: RoutedService<B>,
 }
 
@@ -175,12 +177,17 @@ impl<B> MeshClient<B> {
     /// changed are rebuilt on their next request; the others keep their
     /// connections, balancer state and budgets.
     pub fn set_config(&self, config: MeshConfig) {
+        let _one_at_a_time = self.shared.update.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.shared.config.load();
+        self.shared.config.store(config);
+        let new = self.shared.config.load();
+        // Clusters are built from the definition current when they are
+        // built (see `named_cluster`), so after the store only clusters
+        // built before it can be stale, and they are dropped here.
         self.shared.clusters.retain(|key| match key {
-            ClusterKey::Named(name, _) => old.cluster(name) == config.cluster(name),
+            ClusterKey::Named(name, _) => old.cluster(name) == new.cluster(name),
             ClusterKey::Target(_) => true,
         });
-        self.shared.config.store(config);
         self.shared.routing.store(true, Ordering::Release);
     }
 }
