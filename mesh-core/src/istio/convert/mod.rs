@@ -146,14 +146,15 @@ pub(super) fn mesh_config(
         }
     }
     // A host whose VirtualService has no route for some port is as if it had
-    // none there: its DestinationRule's default applies.
-    let covered: HashSet<String> = hosts
+    // none there: its DestinationRule's default applies. A wildcard host
+    // covers the services under it, as in Istio.
+    let covered: Vec<String> = hosts
         .iter()
         .filter(|h| h.routes.iter().any(|r| r.port.is_none()))
         .map(|h| h.fqdn.clone())
         .collect();
     for (fqdn, rule) in env.rules.exact_hosts() {
-        if covered.contains(&fqdn) {
+        if covered.iter().any(|c| covers(c, &fqdn)) {
             continue;
         }
         let resolved = env.rules.resolve_default(rule, &fqdn)?;
@@ -190,6 +191,14 @@ pub(super) fn mesh_config(
             IstioErrorKind::Config(e),
         )
     })
+}
+
+/// Whether the host `pattern` (`*.suffix` or a name) covers `fqdn`.
+pub(super) fn covers(pattern: &str, fqdn: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => fqdn.ends_with(suffix),
+        None => pattern == fqdn,
+    }
 }
 
 /// A host and its routes, before virtual hosts are made.

@@ -107,11 +107,7 @@ impl<'a> Rules<'a> {
         }
         self.rules
             .iter()
-            .filter(|r| match r.fqdn.strip_prefix('*') {
-                Some("") => true,
-                Some(suffix) => fqdn.ends_with(suffix),
-                None => false,
-            })
+            .filter(|r| r.fqdn.starts_with('*') && super::covers(&r.fqdn, fqdn))
             .max_by_key(|r| r.fqdn.len())
     }
 

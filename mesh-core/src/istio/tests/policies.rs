@@ -244,3 +244,17 @@ fn a_wildcard_rule_covers_its_hosts() {
     // A wildcard host gets no default route of its own.
     assert_eq!(c.routes().virtual_hosts().len(), 1);
 }
+
+#[test]
+fn a_wildcard_virtual_service_covers_the_services_under_it() {
+    let yaml = vs("  http:\n  - route: [{destination: {host: api.example.com, subset: blue}}]\n")
+        .replace("[reviews]", "[\"*.example.com\"]")
+        + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api}\nspec:\n  host: api.example.com\n  subsets: [{name: blue, labels: {color: blue}}]\n";
+    let c = config(&yaml);
+    // No default route for api.example.com: the wildcard's routes apply.
+    assert_eq!(
+        cluster(&c, "http://api.example.com/", &[]).as_deref(),
+        Some("outbound||blue|api.example.com")
+    );
+    assert_eq!(c.routes().virtual_hosts().len(), 1);
+}
