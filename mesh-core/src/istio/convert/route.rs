@@ -121,6 +121,7 @@ fn route(
         None => None,
     };
     Ok(Route {
+        name: (!http.name.is_empty()).then(|| http.name.clone()),
         fault,
         request_headers,
         response_headers,

@@ -38,7 +38,7 @@ fn header_presence_absence_and_values() {
 fn path_method_authority_and_query() {
     let c = config(
         &(vs(
-            "  http:\n  - name: api\n    match:\n    - name: login\n      uri: {exact: /Login}\n      ignoreUriCase: true\n      method: {exact: POST}\n    - uri: {regex: \"/reviews/[0-9]+\"}\n      queryParams: {debug: {}, user: {exact: jason}}\n    - authority: {prefix: reviews.default}\n    route: [{destination: {host: reviews, subset: v2}}]\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+            "  http:\n  - name: api\n    match:\n    - name: login\n      uri: {exact: /Login}\n      ignoreUriCase: true\n      method: {exact: POST}\n    - uri: {regex: \"/reviews/[0-9]+\"}\n      queryParams: {debug: {}, user: {exact: jason}}\n    - authority: {prefix: reviews.default}\n    route: [{destination: {host: reviews, subset: v2}}]\n  - name: rest\n    route: [{destination: {host: reviews, subset: v1}}]\n",
         ) + DR),
     );
     let post = |uri: &str| {
@@ -69,7 +69,10 @@ fn path_method_authority_and_query() {
         .iter()
         .map(|r| r.name.as_deref())
         .collect();
-    assert_eq!(names, [Some("api.login"), Some("api"), Some("api"), None]);
+    assert_eq!(
+        names,
+        [Some("api.login"), Some("api"), Some("api"), Some("rest")]
+    );
 }
 
 #[test]
