@@ -218,4 +218,22 @@ mod tests {
         assert_eq!(p("1m"), "60s");
         assert_eq!(p("1ns"), "0.000000001s");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn printing_then_reading_gives_the_same_duration(
+            secs in 0u64..10_000_000_000,
+            nanos in 0u32..1_000_000_000,
+        ) {
+            let d = Duration(StdDuration::new(secs, nanos));
+            proptest::prop_assert_eq!(d.to_string().parse::<Duration>(), Ok(d));
+        }
+
+        #[test]
+        fn units_add_up(h in 0u64..1000, m in 0u64..1000, s in 0u64..1000, ms in 0u64..1000) {
+            let text = format!("{h}h{m}m{s}s{ms}ms");
+            let want = StdDuration::from_secs(h * 3600 + m * 60 + s) + StdDuration::from_millis(ms);
+            proptest::prop_assert_eq!(text.parse::<Duration>().map(Duration::get), Ok(want));
+        }
+    }
 }
