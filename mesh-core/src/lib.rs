@@ -15,12 +15,19 @@
 //!   ordered routes, weighted splits, rewrites, faults, mirrors, hashing).
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
+//! - `istio` (with the feature of that name): Istio's VirtualService and
+//!   DestinationRule YAML read into the values above.
 //!
-//! This crate has no features yet.
+//! # Features
+//!
+//! - `istio`: the `istio` module, which reads Istio's YAML (adds serde,
+//!   serde_yaml_ng and serde_ignored). Off by default.
 
 pub mod cluster;
 pub mod config;
 pub mod endpoint;
+#[cfg(feature = "istio")]
+pub mod istio;
 pub mod name;
 pub mod outcome;
 pub mod policy;

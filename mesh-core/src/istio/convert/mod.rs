@@ -1,0 +1,366 @@
+//! Resources into a [`MeshConfig`], with Istio's semantics: a virtual host
+//! per VirtualService host (named by its FQDN, with Kubernetes' short forms
+//! as domains), a default virtual host for each host that has only a
+//! DestinationRule, and a cluster for every destination a route names, with
+//! the policies of its DestinationRule and subset.
+
+mod answer;
+mod fault;
+mod headers;
+mod matching;
+mod policy;
+mod route;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use crate::cluster::{Cluster, istio_cluster_name};
+use crate::config::MeshConfig;
+use crate::route::{ClusterName, Forward, HashPolicy, Route, RouteTable, VirtualHost};
+
+use super::api::{Destination, VirtualService};
+use super::error::{IstioError, IstioErrorKind};
+use super::yaml::{FieldPath, Origin};
+use super::{Resources, Sourced, Workload, lint};
+use policy::Rules;
+
+/// A resource errors are reported against.
+#[derive(Clone)]
+pub(super) struct Ctx<'a> {
+    origin: &'a Origin,
+    label: String,
+}
+
+impl<'a> Ctx<'a> {
+    fn new<T>(r: &'a Sourced<T>, kind: &str, name: &str, namespace: &str) -> Self {
+        Self {
+            origin: &r.origin,
+            label: format!("{kind} {namespace}/{name}"),
+        }
+    }
+
+    fn error(&self, at: &FieldPath, kind: IstioErrorKind) -> IstioError {
+        IstioError::new(self.origin.locate(Some(&self.label), at), kind)
+    }
+
+    fn invalid(&self, at: &FieldPath, message: impl Into<String>) -> IstioError {
+        self.error(at, IstioErrorKind::Invalid(message.into()))
+    }
+}
+
+/// A route and the port its match names, if any.
+#[derive(Clone)]
+pub(super) struct PortRoute {
+    port: Option<u16>,
+    route: Route,
+    /// A DestinationRule's default route: for requests to ports no match
+    /// names, not added to the routes of those ports.
+    fallback: bool,
+}
+
+/// A cluster a destination names and the hash policy its DestinationRule
+/// asks routes to it for.
+#[derive(Clone)]
+pub(super) struct Resolved {
+    cluster: Cluster,
+    hash: Option<HashPolicy>,
+}
+
+/// What conversion builds up: the clusters destinations name.
+pub(super) struct Env<'a> {
+    rules: Rules<'a>,
+    workload: &'a Workload,
+    clusters: BTreeMap<ClusterName, Resolved>,
+}
+
+impl<'a> Env<'a> {
+    /// The cluster of `d`, written at `at` in a resource of `namespace`.
+    fn destination(
+        &mut self,
+        ctx: &Ctx<'_>,
+        at: &FieldPath,
+        d: &Destination,
+        namespace: &str,
+    ) -> Result<Resolved, IstioError> {
+        let fqdn = service_host(ctx, &at.key("host"), &d.host, namespace, self.workload)?;
+        let port = match d.port.map(|p| p.number) {
+            None | Some(0) => None,
+            Some(n) => Some(u16::try_from(n).map_err(|_| {
+                ctx.invalid(
+                    &at.key("port").key("number"),
+                    format!("port {n} is out of range; expected 1 to 65535"),
+                )
+            })?),
+        };
+        let subset = (!d.subset.is_empty()).then_some(d.subset.as_str());
+        let name = istio_cluster_name(&fqdn, port, subset);
+        if let Some(r) = self.clusters.get(&name) {
+            return Ok(r.clone());
+        }
+        let resolved = self
+            .rules
+            .resolve(ctx, &at.key("subset"), name, &fqdn, port, subset)?;
+        self.clusters
+            .insert(resolved.cluster.name.clone(), resolved.clone());
+        Ok(resolved)
+    }
+}
+
+/// The mesh configuration of `resources` for a client that is `workload`.
+pub(super) fn mesh_config(
+    resources: &Resources,
+    workload: &Workload,
+) -> Result<MeshConfig, IstioError> {
+    let rules = Rules::new(&resources.destination_rules, workload)?;
+    let mut env = Env {
+        rules,
+        workload,
+        clusters: BTreeMap::new(),
+    };
+    let mut hosts: Vec<Host> = Vec::new();
+    let mut routed: HashMap<String, String> = HashMap::new();
+    for vs in &resources.virtual_services {
+        let spec = &vs.resource.spec;
+        if !lint::applies_to_mesh(&spec.gateways) {
+            continue;
+        }
+        let meta = &vs.resource.metadata;
+        let ctx = Ctx::new(vs, "VirtualService", &meta.name, meta.namespace());
+        let names = vs_hosts(&ctx, &vs.resource, workload)?;
+        for (fqdn, at) in &names {
+            if let Some(other) = routed.get(fqdn) {
+                return Err(ctx.invalid(
+                    at,
+                    format!(
+                        "host {fqdn} is also routed by {other}; Istio merges VirtualServices of one host only on gateways, so write one VirtualService per host"
+                    ),
+                ));
+            }
+            routed.insert(fqdn.clone(), ctx.label.clone());
+        }
+        let routes = route::routes(&ctx, &vs.resource, &mut env)?;
+        for (fqdn, _) in names {
+            hosts.push(Host {
+                fqdn,
+                routes: routes.clone(),
+            });
+        }
+    }
+    // A host whose VirtualService has no route for some port is as if it had
+    // none there: its DestinationRule's default applies. A wildcard host
+    // covers the services under it, as in Istio.
+    let covered: Vec<String> = hosts
+        .iter()
+        .filter(|h| h.routes.iter().any(|r| r.port.is_none()))
+        .map(|h| h.fqdn.clone())
+        .collect();
+    for (fqdn, rule) in env.rules.exact_hosts() {
+        if covered.iter().any(|c| covers(c, &fqdn)) {
+            continue;
+        }
+        let resolved = env.rules.resolve_default(rule, &fqdn)?;
+        let mut forward = Forward::to(resolved.cluster.name.clone());
+        forward.hash_policy.extend(resolved.hash.clone());
+        env.clusters
+            .entry(resolved.cluster.name.clone())
+            .or_insert(resolved);
+        let mut route = Route::forward(forward);
+        route.name = Some("default".into());
+        let route = PortRoute {
+            port: None,
+            route,
+            fallback: true,
+        };
+        match hosts.iter_mut().find(|h| h.fqdn == fqdn) {
+            Some(h) => h.routes.push(route),
+            None => hosts.push(Host {
+                fqdn,
+                routes: vec![route],
+            }),
+        }
+    }
+    let table = RouteTable::new(virtual_hosts(&hosts, workload)).map_err(|e| {
+        IstioError::new(
+            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
+            IstioErrorKind::Route(e),
+        )
+    })?;
+    let clusters = env.clusters.into_values().map(|r| r.cluster);
+    MeshConfig::new(table, clusters).map_err(|e| {
+        IstioError::new(
+            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
+            IstioErrorKind::Config(e),
+        )
+    })
+}
+
+/// Whether the host `pattern` (`*.suffix` or a name) covers `fqdn`.
+pub(super) fn covers(pattern: &str, fqdn: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => fqdn.ends_with(suffix),
+        None => pattern == fqdn,
+    }
+}
+
+/// A host and its routes, before virtual hosts are made.
+struct Host {
+    fqdn: String,
+    routes: Vec<PortRoute>,
+}
+
+/// The hosts of a VirtualService, as FQDNs with where each is written.
+fn vs_hosts(
+    ctx: &Ctx<'_>,
+    vs: &VirtualService,
+    workload: &Workload,
+) -> Result<Vec<(String, FieldPath)>, IstioError> {
+    let at = FieldPath::root().key("spec").key("hosts");
+    if vs.spec.hosts.is_empty() {
+        return Err(ctx.invalid(&at, "expected at least one host"));
+    }
+    let mut out: Vec<(String, FieldPath)> = Vec::new();
+    for (i, host) in vs.spec.hosts.iter().enumerate() {
+        let at = at.index(i);
+        if host == "*" {
+            return Err(ctx.invalid(
+                &at,
+                "the host `*` is allowed only on gateways; name the hosts the rules are for",
+            ));
+        }
+        let fqdn = match host.strip_prefix("*.") {
+            Some(rest) => {
+                check_dns_name(ctx, &at, rest)?;
+                host.to_ascii_lowercase()
+            }
+            None => service_host(ctx, &at, host, vs.metadata.namespace(), workload)?,
+        };
+        if out.iter().any(|(f, _)| *f == fqdn) {
+            return Err(ctx.invalid(&at, format!("host {fqdn} is listed twice")));
+        }
+        out.push((fqdn, at));
+    }
+    Ok(out)
+}
+
+/// The FQDN of a service host written in a resource of `namespace`: a name
+/// without dots is a Kubernetes service in that namespace; any other is
+/// taken as written.
+pub(super) fn service_host(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    host: &str,
+    namespace: &str,
+    workload: &Workload,
+) -> Result<String, IstioError> {
+    if host.contains('*') {
+        return Err(ctx.invalid(
+            at,
+            format!("{host:?} is a wildcard; expected the name of one service"),
+        ));
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    check_dns_name(ctx, at, &host)?;
+    Ok(if host.contains('.') {
+        host
+    } else {
+        format!("{host}.{namespace}.svc.{}", workload.cluster_domain)
+    })
+}
+
+fn check_dns_name(ctx: &Ctx<'_>, at: &FieldPath, host: &str) -> Result<(), IstioError> {
+    crate::Authority::new(host, 1)
+        .map(|_| ())
+        .map_err(|e| ctx.invalid(at, format!("expected a service host name: {e}")))
+}
+
+/// The domains of `fqdn`: a Kubernetes service's also in the short forms
+/// kube-dns resolves (`name.ns.svc`, `name.ns`, and `name` for clients in
+/// its namespace).
+fn domains(fqdn: &str, workload: &Workload) -> Vec<String> {
+    let suffix = format!(".svc.{}", workload.cluster_domain);
+    let Some(base) = fqdn.strip_suffix(&suffix) else {
+        return vec![fqdn.to_owned()];
+    };
+    let Some((name, ns)) = base.split_once('.').filter(|(_, ns)| !ns.contains('.')) else {
+        return vec![fqdn.to_owned()];
+    };
+    let mut out = vec![fqdn.to_owned(), format!("{base}.svc"), base.to_owned()];
+    if ns == workload.namespace {
+        out.push(name.to_owned());
+    }
+    out
+}
+
+/// The virtual hosts of `hosts`: one per host without a port, and one per
+/// port that matches name (`host:port` domains, with the routes for that
+/// port). A short form that is also another host's name is left to that
+/// host.
+fn virtual_hosts(hosts: &[Host], workload: &Workload) -> Vec<VirtualHost> {
+    let named: HashSet<&str> = hosts.iter().map(|h| h.fqdn.as_str()).collect();
+    let mut taken: HashSet<String> = HashSet::new();
+    let mut out = Vec::new();
+    for host in hosts {
+        let domains: Vec<String> = domains(&host.fqdn, workload)
+            .into_iter()
+            .enumerate()
+            .filter(|(i, d)| *i == 0 || (!named.contains(d.as_str()) && !taken.contains(d)))
+            .map(|(_, d)| d)
+            .collect();
+        taken.extend(domains.iter().cloned());
+        let ports: BTreeSet<u16> = host.routes.iter().filter_map(|r| r.port).collect();
+        for port in ports {
+            let routes = host
+                .routes
+                .iter()
+                .filter(|r| !r.fallback && r.port.is_none_or(|p| p == port))
+                .map(|r| r.route.clone())
+                .collect();
+            out.push(VirtualHost::new(
+                format!("{}:{port}", host.fqdn),
+                domains.iter().map(|d| format!("{d}:{port}")),
+                routes,
+            ));
+        }
+        let routes: Vec<Route> = host
+            .routes
+            .iter()
+            .filter(|r| r.port.is_none())
+            .map(|r| r.route.clone())
+            .collect();
+        if !routes.is_empty() {
+            out.push(VirtualHost::new(host.fqdn.clone(), domains, routes));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubernetes_services_get_their_short_forms() {
+        let w = Workload::default();
+        assert_eq!(
+            domains("reviews.default.svc.cluster.local", &w),
+            [
+                "reviews.default.svc.cluster.local",
+                "reviews.default.svc",
+                "reviews.default",
+                "reviews"
+            ]
+        );
+        assert_eq!(
+            domains("reviews.prod.svc.cluster.local", &w),
+            [
+                "reviews.prod.svc.cluster.local",
+                "reviews.prod.svc",
+                "reviews.prod"
+            ]
+        );
+        assert_eq!(domains("example.com", &w), ["example.com"]);
+        assert_eq!(
+            domains("a.b.c.svc.cluster.local", &w),
+            ["a.b.c.svc.cluster.local"]
+        );
+    }
+}

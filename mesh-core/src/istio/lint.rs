@@ -1,0 +1,353 @@
+//! Warnings for settings that are read but not used by the client
+//! configuration: features of Istio's that belong to gateways, the server
+//! side or the control plane, or that the client does not have (yet). Each
+//! says what happens instead.
+
+use super::api::{
+    ConnectionPoolSettings, DestinationRule, HTTPRoute, LoadBalancerSettings, OutlierDetection,
+    SimpleLB, TrafficPolicy, VirtualService,
+};
+use super::yaml::FieldPath;
+
+/// A warning's field and message.
+pub(crate) type Note = (FieldPath, String);
+
+/// Whether `gateways` (a VirtualService's or a match's) includes the
+/// sidecars of the mesh, and so this client.
+pub(crate) fn applies_to_mesh(gateways: &[String]) -> bool {
+    gateways.is_empty() || gateways.iter().any(|g| g == "mesh")
+}
+
+/// The unused settings of a VirtualService.
+pub(crate) fn virtual_service(vs: &VirtualService) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let spec = FieldPath::root().key("spec");
+    let mut note = |path: FieldPath, msg: &str| notes.push((path, msg.to_owned()));
+    if !applies_to_mesh(&vs.spec.gateways) {
+        note(
+            spec.key("gateways"),
+            "applies only to the gateways named, not to sidecars (`mesh` is not among them); not used by the client configuration",
+        );
+    }
+    if !vs.spec.tls.is_empty() {
+        note(
+            spec.key("tls"),
+            "TLS routes are not used by the HTTP client; ignored",
+        );
+    }
+    if !vs.spec.tcp.is_empty() {
+        note(
+            spec.key("tcp"),
+            "TCP routes are not used by the HTTP client; ignored",
+        );
+    }
+    for (i, http) in vs.spec.http.iter().enumerate() {
+        http_route(&spec.key("http").index(i), http, &mut note);
+    }
+    notes
+}
+
+fn http_route(at: &FieldPath, http: &HTTPRoute, note: &mut impl FnMut(FieldPath, &str)) {
+    for (j, m) in http.matches.iter().enumerate() {
+        let at = at.key("match").index(j);
+        if !applies_to_mesh(&m.gateways) {
+            note(
+                at.key("gateways"),
+                "this match applies only to the gateways named, not to sidecars; not used by the client",
+            );
+        }
+        if !m.stat_prefix.is_empty() {
+            note(
+                at.key("statPrefix"),
+                "statistics prefixes are not used by the client; ignored",
+            );
+        }
+    }
+    if http.route.is_empty() {
+        for (field, set) in [
+            ("timeout", http.timeout.is_some()),
+            ("retries", http.retries.is_some()),
+            ("mirror", http.mirror.is_some()),
+            ("mirrors", !http.mirrors.is_empty()),
+        ] {
+            if set {
+                note(
+                    at.key(field),
+                    "applies only to forwarded requests; ignored with redirect or directResponse",
+                );
+            }
+        }
+    }
+    if http.mirror.is_none() {
+        for (field, set) in [
+            ("mirrorPercentage", http.mirror_percentage.is_some()),
+            ("mirrorPercent", http.mirror_percent.is_some()),
+        ] {
+            if set {
+                note(at.key(field), "applies only with mirror; ignored");
+            }
+        }
+    }
+    if http.cors_policy.is_some() {
+        note(
+            at.key("corsPolicy"),
+            "CORS is enforced where requests are received, not by the client; ignored",
+        );
+    }
+    if let Some(r) = &http.retries {
+        if r.retry_remote_localities.is_some() {
+            note(
+                at.key("retries").key("retryRemoteLocalities"),
+                "the client does not steer retries by locality; ignored",
+            );
+        }
+        if r.retry_ignore_previous_hosts.is_some() {
+            note(
+                at.key("retries").key("retryIgnorePreviousHosts"),
+                "the client's balancer does not track the endpoints a request tried; ignored",
+            );
+        }
+    }
+    let Some(fault) = &http.fault else { return };
+    let at = at.key("fault");
+    if let Some(delay) = &fault.delay {
+        if delay.exponential_delay.is_some() {
+            note(
+                at.key("delay").key("exponentialDelay"),
+                "exponential delays are not supported (nor by Istio); no delay is injected for it",
+            );
+        }
+        if delay.percentage.is_none() && delay.percent.is_none() {
+            note(
+                at.key("delay"),
+                "no percentage: as in Istio, the delay applies to no request; set percentage.value: 100 for all",
+            );
+        }
+    }
+    if let Some(abort) = &fault.abort {
+        if abort.http2_error.is_some() {
+            note(
+                at.key("abort").key("http2Error"),
+                "HTTP/2 error aborts are not supported (nor by Istio); no abort is injected for it",
+            );
+        }
+        if abort.percentage.is_none() {
+            note(
+                at.key("abort"),
+                "no percentage: as in Istio, no request is aborted; set percentage.value: 100 for all",
+            );
+        }
+    }
+}
+
+/// The unused settings of a DestinationRule.
+pub(crate) fn destination_rule(dr: &DestinationRule) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let spec = FieldPath::root().key("spec");
+    if let Some(tp) = &dr.spec.traffic_policy {
+        traffic_policy(&spec.key("trafficPolicy"), tp, &mut notes);
+    }
+    for (i, subset) in dr.spec.subsets.iter().enumerate() {
+        if let Some(tp) = &subset.traffic_policy {
+            let at = spec.key("subsets").index(i).key("trafficPolicy");
+            traffic_policy(&at, tp, &mut notes);
+        }
+    }
+    notes
+}
+
+fn traffic_policy(at: &FieldPath, tp: &TrafficPolicy, notes: &mut Vec<Note>) {
+    let mut note = |path: FieldPath, msg: &str| notes.push((path, msg.to_owned()));
+    parts(
+        at,
+        tp.load_balancer.as_ref(),
+        tp.connection_pool.as_ref(),
+        tp.outlier_detection.as_ref(),
+        &mut note,
+    );
+    if tp.tls.is_some() {
+        note(
+            at.key("tls"),
+            "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored",
+        );
+    }
+    if tp.tunnel.is_some() {
+        note(
+            at.key("tunnel"),
+            "tunnelling is not supported by the client; ignored",
+        );
+    }
+    if tp.proxy_protocol.is_some() {
+        note(
+            at.key("proxyProtocol"),
+            "the PROXY protocol is not spoken by the client; ignored",
+        );
+    }
+    if tp.retry_budget.is_some_and(|b| b.min_retry_concurrency > 0) {
+        note(
+            at.key("retryBudget").key("minRetryConcurrency"),
+            "the client's retry budget has a floor of retries per second, not of concurrent retries; ignored",
+        );
+    }
+    for (k, p) in tp.port_level_settings.iter().enumerate() {
+        let at = at.key("portLevelSettings").index(k);
+        parts(
+            &at,
+            p.load_balancer.as_ref(),
+            p.connection_pool.as_ref(),
+            p.outlier_detection.as_ref(),
+            &mut note,
+        );
+        if p.tls.is_some() {
+            note(
+                at.key("tls"),
+                "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored",
+            );
+        }
+    }
+}
+
+fn parts(
+    at: &FieldPath,
+    lb: Option<&LoadBalancerSettings>,
+    pool: Option<&ConnectionPoolSettings>,
+    outlier: Option<&OutlierDetection>,
+    note: &mut impl FnMut(FieldPath, &str),
+) {
+    if let Some(lb) = lb {
+        load_balancer(&at.key("loadBalancer"), lb, note);
+    }
+    if let Some(pool) = pool {
+        connection_pool(&at.key("connectionPool"), pool, note);
+    }
+    if let Some(o) = outlier {
+        outlier_detection(&at.key("outlierDetection"), o, note);
+    }
+}
+
+fn load_balancer(
+    at: &FieldPath,
+    lb: &LoadBalancerSettings,
+    note: &mut impl FnMut(FieldPath, &str),
+) {
+    if lb.simple == Some(SimpleLB::Passthrough) {
+        note(
+            at.key("simple"),
+            "PASSTHROUGH sends to the address the application resolved; the client balances over the discovered endpoints with its default balancer instead",
+        );
+    }
+    if lb.locality_lb_setting.is_some() {
+        note(
+            at.key("localityLbSetting"),
+            "locality preferences come with endpoint discovery (priorities and locality weights), not from this setting; ignored",
+        );
+    }
+    if lb.warmup_duration_secs.is_some() || lb.warmup.is_some() {
+        let field = if lb.warmup.is_some() {
+            "warmup"
+        } else {
+            "warmupDurationSecs"
+        };
+        note(
+            at.key(field),
+            "slow start is not supported by the client; new endpoints get their full share at once",
+        );
+    }
+    if let Some(cookie) = lb
+        .consistent_hash
+        .as_ref()
+        .and_then(|h| h.http_cookie.as_ref())
+    {
+        let generates = cookie.ttl.is_some_and(|t| !t.get().is_zero());
+        if generates || !cookie.path.is_empty() {
+            note(
+                at.key("consistentHash").key("httpCookie"),
+                "the client hashes the cookie when a request carries it but does not set one (Envoy does when ttl is set); requests without it are spread",
+            );
+        }
+    }
+}
+
+fn connection_pool(
+    at: &FieldPath,
+    pool: &ConnectionPoolSettings,
+    note: &mut impl FnMut(FieldPath, &str),
+) {
+    if let Some(tcp) = &pool.tcp {
+        let at = at.key("tcp");
+        if tcp.max_connections > 0 {
+            note(
+                at.key("maxConnections"),
+                "the client has no limit on connections per cluster (it limits requests); ignored",
+            );
+        }
+        if tcp.tcp_keepalive.is_some() {
+            note(
+                at.key("tcpKeepalive"),
+                "TCP keepalive is not set by the client; ignored",
+            );
+        }
+        if tcp.max_connection_duration.is_some() {
+            note(
+                at.key("maxConnectionDuration"),
+                "connections are not closed by age; ignored",
+            );
+        }
+        if tcp.idle_timeout.is_some() {
+            note(
+                at.key("idleTimeout"),
+                "the TCP idle timeout is for TCP proxying; HTTP connections use http.idleTimeout; ignored",
+            );
+        }
+    }
+    if let Some(http) = &pool.http {
+        let at = at.key("http");
+        for (field, set) in [
+            (
+                "maxRequestsPerConnection",
+                http.max_requests_per_connection > 0,
+            ),
+            ("maxRetries", http.max_retries > 0),
+            ("maxConcurrentStreams", http.max_concurrent_streams > 0),
+        ] {
+            if set {
+                note(
+                    at.key(field),
+                    "not supported by the client's connection pool; ignored",
+                );
+            }
+        }
+    }
+}
+
+fn outlier_detection(at: &FieldPath, o: &OutlierDetection, note: &mut impl FnMut(FieldPath, &str)) {
+    if o.interval.is_some() {
+        note(
+            at.key("interval"),
+            "the client ejects an endpoint as soon as it reaches a threshold, without sweeps; ignored",
+        );
+    }
+    if o.min_health_percent > 0 {
+        note(
+            at.key("minHealthPercent"),
+            "not supported by the client; ejection is bounded by maxEjectionPercent only",
+        );
+    }
+    if o.split_external_local_origin_errors || o.consecutive_local_origin_failures.is_some() {
+        let field = if o.split_external_local_origin_errors {
+            "splitExternalLocalOriginErrors"
+        } else {
+            "consecutiveLocalOriginFailures"
+        };
+        note(
+            at.key(field),
+            "local-origin failures are counted with responses; ignored",
+        );
+    }
+    if o.consecutive_errors > 0 {
+        note(
+            at.key("consecutiveErrors"),
+            "deprecated and ignored by Istio; use consecutive5xxErrors or consecutiveGatewayErrors",
+        );
+    }
+}

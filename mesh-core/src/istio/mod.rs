@@ -1,0 +1,192 @@
+//! Istio's `VirtualService` and `DestinationRule` YAML, read into mesh
+//! values (feature `istio`).
+//!
+//! Two steps, so that the control plane can reuse the first to produce xDS:
+//!
+//! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
+//!    `---`) into [`Resources`]: the serde types of Istio's API
+//!    ([`VirtualService`], [`DestinationRule`] and everything under them,
+//!    named as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are
+//!    read too). Other kinds (Gateway, ServiceEntry, Service, Deployment,
+//!    ...) are skipped with a [`Warning`], and so is every field the types
+//!    do not know.
+//! 2. [`Resources::to_mesh_config`] turns them into a [`MeshConfig`] with
+//!    Istio's semantics.
+//!
+//! Every [`IstioError`] names the file, the document, the resource, the
+//! line and the field, and says what was expected.
+//!
+//! # How Istio's resources become routes and clusters
+//!
+//! - **Hosts.** A host without dots (`reviews`) is a Kubernetes service in
+//!   the resource's namespace (`reviews.default.svc.cluster.local`); any
+//!   other is taken as written. Each VirtualService host is a
+//!   [`VirtualHost`](crate::route::VirtualHost) named by its FQDN whose
+//!   domains are the FQDN and, for a Kubernetes service, `name.ns.svc`,
+//!   `name.ns` and (for a client in that namespace) `name`. A match that
+//!   names a `port` gets its own virtual host of `host:port` domains. Two
+//!   VirtualServices for one host are an error (Istio merges them only on
+//!   gateways); so are two DestinationRules.
+//! - **Clusters** are named as Istio names them,
+//!   `outbound|<port>|<subset>|<fqdn>` ([`istio_cluster_name`]), the port
+//!   empty when the destination gives none (the request's port is used).
+//!   Their policy is the DestinationRule's `trafficPolicy` with the
+//!   subset's parts replacing the host's, and a `portLevelSettings` entry
+//!   for a known port replacing its policy whole, as Istio merges them.
+//!   A subset that no DestinationRule defines is an error.
+//! - **Default routes.** A host with a DestinationRule and no VirtualService
+//!   gets a virtual host sending everything to the whole service
+//!   (`outbound|||<fqdn>`), as istiod generates one.
+//! - **Consistent hashing** (`loadBalancer.consistentHash`) becomes the
+//!   cluster's ring-hash or Maglev balancer and a hash policy on every route
+//!   that forwards to the cluster, as Istio puts it there.
+//! - **Conditions on the client** (`gateways`, `sourceLabels`,
+//!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule)
+//!   are decided when converting, for the [`Workload`] the configuration is
+//!   for, as istiod decides them for each proxy: a match for other clients
+//!   is left out rather than widened to all of them.
+//!
+//! Istio's defaults are kept where they surprise: a fault without a
+//! `percentage` applies to no request; `headers: {x: {}}` only requires
+//! the header; `timeout: 0s` and `retries.attempts: 0` disable timeouts
+//! and retries. What the client cannot honour in a way that would change
+//! which requests a route takes or where they go (matching on the scheme
+//! or on JWT claims, delegation, header changes of one destination of a
+//! split) is an error; what it does not apply and Istio applies elsewhere
+//! (TLS settings, CORS, locality settings, connection limits it has no
+//! counterpart for) is a warning.
+//!
+//! ```
+//! use http::Request;
+//! use mesh_core::istio;
+//! use mesh_core::route::RouteAction;
+//!
+//! let yaml = r#"
+//! apiVersion: networking.istio.io/v1
+//! kind: VirtualService
+//! metadata: {name: reviews}
+//! spec:
+//!   hosts: [reviews]
+//!   http:
+//!   - match: [{headers: {end-user: {exact: jason}}}]
+//!     route: [{destination: {host: reviews, subset: v2}}]
+//!   - route: [{destination: {host: reviews, subset: v1}}]
+//! ---
+//! apiVersion: networking.istio.io/v1
+//! kind: DestinationRule
+//! metadata: {name: reviews}
+//! spec:
+//!   host: reviews
+//!   subsets:
+//!   - {name: v1, labels: {version: v1}}
+//!   - {name: v2, labels: {version: v2}}
+//! "#;
+//! let (resources, warnings) = istio::parse("reviews.yaml", yaml)?;
+//! assert!(warnings.is_empty());
+//! let config = resources.to_mesh_config()?;
+//! let req = Request::get("http://reviews:9080/reviews/0")
+//!     .header("end-user", "jason")
+//!     .body(())?;
+//! let id = config.routes().find(&"reviews:9080".parse()?, &req).expect("a route");
+//! let RouteAction::Forward(f) = &config.routes().route(id).action else { panic!() };
+//! assert_eq!(f.destination.pick(0).as_str(), "outbound||v2|reviews.default.svc.cluster.local");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod api;
+mod convert;
+mod duration;
+mod error;
+mod lint;
+mod read;
+mod yaml;
+
+use std::collections::BTreeMap;
+
+pub use api::*;
+pub use duration::{Duration, InvalidDuration};
+pub use error::{IstioError, IstioErrorKind, Location, Warning};
+pub use yaml::Origin;
+
+#[cfg(doc)]
+use crate::cluster::istio_cluster_name;
+use crate::config::MeshConfig;
+
+/// Reads every document of `text`, a file named `source` (for messages),
+/// into the resources the client configuration uses and warnings about
+/// what it skipped.
+pub fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>), IstioError> {
+    read::parse(source, text)
+}
+
+/// A resource and where it came from.
+#[derive(Clone, Debug)]
+pub struct Sourced<T> {
+    /// The resource.
+    pub resource: T,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
+/// The VirtualServices and DestinationRules of one or more files.
+#[derive(Clone, Debug, Default)]
+pub struct Resources {
+    /// VirtualServices, in the order read.
+    pub virtual_services: Vec<Sourced<VirtualService>>,
+    /// DestinationRules, in the order read.
+    pub destination_rules: Vec<Sourced<DestinationRule>>,
+}
+
+impl Resources {
+    /// Adds the resources of another file after these.
+    pub fn extend(&mut self, other: Resources) {
+        self.virtual_services.extend(other.virtual_services);
+        self.destination_rules.extend(other.destination_rules);
+    }
+
+    /// The mesh configuration for a client in namespace `default` with no
+    /// labels ([`Workload::default`]).
+    pub fn to_mesh_config(&self) -> Result<MeshConfig, IstioError> {
+        self.to_mesh_config_for(&Workload::default())
+    }
+
+    /// The mesh configuration for a client that is `workload`.
+    pub fn to_mesh_config_for(&self, workload: &Workload) -> Result<MeshConfig, IstioError> {
+        convert::mesh_config(self, workload)
+    }
+}
+
+impl TryFrom<&Resources> for MeshConfig {
+    type Error = IstioError;
+
+    fn try_from(resources: &Resources) -> Result<Self, IstioError> {
+        resources.to_mesh_config()
+    }
+}
+
+/// The client the configuration is for: where it runs and what labels it
+/// carries, which decide the short host names it may use and the rules
+/// that select clients (`sourceLabels`, `sourceNamespace`,
+/// `workloadSelector`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    /// Its namespace. Default `default`.
+    pub namespace: String,
+    /// The cluster's DNS domain. Default `cluster.local`.
+    pub cluster_domain: String,
+    /// Its labels. Default none.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Self {
+            namespace: "default".into(),
+            cluster_domain: "cluster.local".into(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,263 @@
+//! Bad input: each error names the file, the document, the resource, the
+//! line and the field, and says what was expected.
+
+use super::*;
+
+#[test]
+fn yaml_syntax_errors_name_the_line() {
+    let e = error(
+        "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\nkind: Service\nmetadata: {name: 'a}\n",
+    );
+    assert!(
+        e.starts_with("test.yaml, document 2, line 7: the YAML does not parse"),
+        "{e}"
+    );
+    assert!(
+        e.contains("while scanning a quoted scalar at line 6"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_negative_weight_names_its_field() {
+    let e = error(&vs(
+        "  http:\n  - route:\n    - destination: {host: reviews}\n      weight: -10\n",
+    ));
+    assert!(
+        e.starts_with("test.yaml, document 1 (VirtualService default/reviews), line 9:"),
+        "{e}"
+    );
+    assert!(
+        e.contains("spec.http[0].route[0].weight: invalid type: integer `-10`, expected u32"),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_durations() {
+    for (value, reason) in [
+        ("3 s", "unknown unit"),
+        ("\"5\"", "without a unit"),
+        ("7", "without a unit"),
+        ("-1s", "negative"),
+        ("1d", "unknown unit"),
+    ] {
+        let e = error(&vs(&format!(
+            "  http:\n  - route: [{{destination: {{host: reviews}}}}]\n    timeout: {value}\n"
+        )));
+        assert!(e.contains(", line 8: "), "{value}: {e}");
+        assert!(
+            e.contains("spec.http[0].timeout: invalid duration"),
+            "{value}: {e}"
+        );
+        assert!(e.contains(reason), "{value}: {e}");
+    }
+}
+
+#[test]
+fn a_null_header_match_is_an_error() {
+    let e = error(&vs(
+        "  http:\n  - match:\n    - headers:\n        end-user:\n    route: [{destination: {host: reviews}}]\n",
+    ));
+    assert_eq!(
+        e,
+        "test.yaml, document 1 (VirtualService default/reviews), line 9, spec.http[0].match[0].headers.end-user: a match cannot be null; expected exact, prefix or regex, or {} for presence"
+    );
+}
+
+#[test]
+fn a_string_match_with_two_kinds_is_an_error() {
+    let e = error(&vs(
+        "  http:\n  - match: [{uri: {exact: /a, prefix: /b}}]\n    route: [{destination: {host: reviews}}]\n",
+    ));
+    assert!(
+        e.ends_with("line 7, spec.http[0].match[0].uri: expected one of exact, prefix and regex, not several"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_invalid_regex_names_the_pattern() {
+    let e = error(&vs(
+        "  http:\n  - match:\n    - uri:\n        regex: /reviews/(\n    route: [{destination: {host: reviews}}]\n",
+    ));
+    assert!(
+        e.starts_with("test.yaml, document 1 (VirtualService default/reviews), line 9, spec.http[0].match[0].uri.regex: invalid route setting: invalid regex \"/reviews/(\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn weights_that_are_all_zero() {
+    let e = error(
+        &(vs(
+            "  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n    - destination: {host: reviews, subset: v2}\n",
+        ) + DR),
+    );
+    assert!(
+        e.contains("line 8, spec.http[0].route: every destination has weight 0"),
+        "{e}"
+    );
+}
+
+#[test]
+fn undefined_subsets() {
+    let body = "  http:\n  - route:\n    - destination: {host: reviews, subset: v3}\n";
+    let e = error(&vs(body));
+    assert!(
+        e.ends_with("line 8, spec.http[0].route[0].destination.subset: subset \"v3\" of reviews.default.svc.cluster.local is not defined: no DestinationRule has host reviews.default.svc.cluster.local"),
+        "{e}"
+    );
+    let e = error(&(vs(body) + DR));
+    assert!(
+        e.ends_with("subset \"v3\" of reviews.default.svc.cluster.local is not defined by DestinationRule default/reviews (it defines v1, v2)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_fields_are_warned_about_not_dropped() {
+    let (resources, warnings) = read(&vs(
+        "  http:\n  - match:\n    - uri: {prefix: /}\n      sourceLabel: {app: x}\n    route: [{destination: {host: reviews}}]\n    retry: {attempts: 3}\nstatus: {}\n",
+    ));
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (VirtualService default/reviews), line 9, spec.http[0].match[0].sourceLabel: unknown field; ignored",
+            "test.yaml, document 1 (VirtualService default/reviews), line 11, spec.http[0].retry: unknown field; ignored",
+        ]
+    );
+    assert_eq!(warnings[0].location.document, Some(1));
+    assert_eq!(warnings[0].location.line, Some(9));
+    assert!(resources.to_mesh_config().is_ok());
+}
+
+#[test]
+fn kubernetes_bookkeeping_is_not_warned_about() {
+    let (_, warnings) = read(
+        "apiVersion: networking.istio.io/v1beta1\nkind: DestinationRule\nmetadata:\n  name: r\n  uid: 1\n  resourceVersion: \"7\"\n  annotations: {a: b}\nspec: {host: r}\nstatus: {observedGeneration: 1}\n",
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[test]
+fn resources_that_are_not_read() {
+    let e = error(
+        "apiVersion: networking.istio.io/v2\nkind: VirtualService\nmetadata: {name: a}\nspec: {}\n",
+    );
+    assert!(
+        e.starts_with("test.yaml, document 1 (VirtualService default/a), line 1, apiVersion: apiVersion networking.istio.io/v2 is not read"),
+        "{e}"
+    );
+    let e = error("metadata: {name: a}\n");
+    assert!(
+        e.contains("expected a Kubernetes resource with apiVersion and kind"),
+        "{e}"
+    );
+    let e = error("just text\n");
+    assert!(
+        e.contains("a Kubernetes resource (a map with apiVersion and kind)"),
+        "{e}"
+    );
+    let e = error(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ''}\nspec: {hosts: [a]}\n",
+    );
+    assert!(e.ends_with("line 3, metadata.name: expected a name"), "{e}");
+    // Empty documents are fine.
+    assert!(read("---\n---\n").0.virtual_services.is_empty());
+}
+
+#[test]
+fn two_destination_rules_for_one_host() {
+    let e = error(&(DR.to_owned() + &DR.replace("name: reviews}", "name: reviews-2}")));
+    assert!(
+        e.starts_with("test.yaml, document 2 (DestinationRule default/reviews-2), line 15, spec.host: host reviews.default.svc.cluster.local also has DestinationRule default/reviews"),
+        "{e}"
+    );
+}
+
+#[test]
+fn what_the_client_cannot_honour_is_an_error() {
+    for (body, want) in [
+        (
+            "  http:\n  - match: [{scheme: {exact: https}}]\n    route: [{destination: {host: reviews}}]\n",
+            "spec.http[0].match[0].scheme: matching on the scheme is not supported",
+        ),
+        (
+            "  http:\n  - match: [{headers: {\"@request.auth.claims.group\": {exact: a}}}]\n    route: [{destination: {host: reviews}}]\n",
+            "headers.@request.auth.claims.group: matching on JWT claims is not supported",
+        ),
+        (
+            "  http:\n  - delegate: {name: other}\n",
+            "spec.http[0].delegate: delegation is not supported",
+        ),
+        (
+            "  http:\n  - route:\n    - destination: {host: reviews, subset: v1}\n      weight: 50\n      headers: {request: {set: {x: y}}}\n    - destination: {host: reviews, subset: v2}\n      weight: 50\n",
+            "spec.http[0].route[0].headers: header changes of one destination among several",
+        ),
+    ] {
+        let e = error(&(vs(body) + DR));
+        assert!(e.contains(want), "{e}");
+    }
+}
+
+#[test]
+fn istio_validation_rules() {
+    for (body, want) in [
+        (
+            "  http:\n  - {}\n",
+            "spec.http[0]: expected route, redirect or directResponse",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews}}]\n    redirect: {uri: /x}\n",
+            "spec.http[0]: expected one of route, redirect and directResponse, not several",
+        ),
+        (
+            "  http:\n  - redirect: {uri: /x}\n    rewrite: {uri: /y}\n",
+            "spec.http[0].rewrite: rewrite applies only to forwarded requests",
+        ),
+        (
+            "  http:\n  - redirect: {uri: /x, redirectCode: 200}\n",
+            "redirectCode: 200 is not a redirect status",
+        ),
+        (
+            "  http:\n  - directResponse: {status: 99}\n",
+            "directResponse.status: 99 is not a status from 200 to 599",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews}}]\n    retries: {attempts: 2, retryOn: \"5xx,bogus\"}\n",
+            "spec.http[0].retries.retryOn: invalid retryOn: unknown retry condition \"bogus\"",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews}}]\n    fault: {abort: {grpcStatus: NOPE, percentage: {value: 5}}}\n",
+            "fault.abort.grpcStatus: \"NOPE\" is not a gRPC status",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews}}]\n    fault: {delay: {fixedDelay: 1s, percentage: {value: 101}}}\n",
+            "fault.delay.percentage.value: invalid route setting: invalid percentage 101",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews}}]\n    mirror: {host: reviews}\n    mirrors: [{destination: {host: reviews}}]\n",
+            "spec.http[0].mirrors: expected mirror or mirrors, not both",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: \"*.reviews\"}}]\n",
+            "destination.host: \"*.reviews\" is a wildcard",
+        ),
+        (
+            "  http:\n  - route: [{destination: {host: reviews, port: {number: 70000}}}]\n",
+            "destination.port.number: port 70000 is out of range",
+        ),
+    ] {
+        let e = error(&vs(body));
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    let e = error(
+        &vs("  http:\n  - route: [{destination: {host: reviews}}]\n").replace("[reviews]", "['*']"),
+    );
+    assert!(
+        e.contains("spec.hosts[0]: the host `*` is allowed only on gateways"),
+        "{e}"
+    );
+}

@@ -1,0 +1,260 @@
+//! How DestinationRules become cluster policies: balancers, hashing on the
+//! routes, pools, ejection, and Istio's merge of host, subset and port
+//! policies.
+
+use std::time::Duration;
+
+use super::*;
+use crate::cluster::Cluster;
+use crate::policy::{LoadBalancer, Maglev, Protocol, RingHash};
+use crate::route::{ClusterName, HashKey, HashPolicy};
+
+fn cluster_of<'c>(c: &'c MeshConfig, name: &str) -> &'c Cluster {
+    c.cluster(&ClusterName::from(name))
+        .unwrap_or_else(|| panic!("no cluster {name}"))
+}
+
+const RULE: &str = r#"---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    loadBalancer: {simple: ROUND_ROBIN}
+    connectionPool:
+      tcp: {connectTimeout: 250ms}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 100, idleTimeout: 30s, h2UpgradePolicy: UPGRADE}
+    outlierDetection: {consecutive5xxErrors: 0, consecutiveGatewayErrors: 3, baseEjectionTime: 1m, maxEjectionPercent: 50}
+    retryBudget: {percent: {value: 30}}
+    portLevelSettings:
+    - port: {number: 9080}
+      loadBalancer: {simple: RANDOM}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpHeaderName: x-user, maglev: {tableSize: 131}}
+  - name: v3
+    labels: {version: v3}
+    trafficPolicy:
+      loadBalancer:
+        consistentHash: {httpCookie: {name: session}}
+      portLevelSettings:
+      - port: {number: 9080}
+        connectionPool: {http: {http2MaxRequests: 7}}
+"#;
+
+#[test]
+fn host_subset_and_port_policies_merge_as_in_istio() {
+    let c = config(
+        &(vs(
+            "  http:\n  - match: [{uri: {prefix: /1}}]\n    route: [{destination: {host: reviews, subset: v1}}]\n  - match: [{uri: {prefix: /2}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n  - match: [{uri: {prefix: /3}}]\n    route: [{destination: {host: reviews, subset: v3, port: {number: 9080}}}]\n  - route: [{destination: {host: reviews, port: {number: 9080}}}]\n",
+        ) + RULE),
+    );
+    let v1 = cluster_of(&c, V1);
+    assert_eq!(v1.policy.load_balancer, LoadBalancer::RoundRobin);
+    assert_eq!(
+        v1.policy.connection.connect_timeout,
+        Duration::from_millis(250)
+    );
+    assert_eq!(v1.policy.connection.idle_timeout, Duration::from_secs(30));
+    assert_eq!(v1.policy.connection.protocol, Protocol::Http2);
+    assert_eq!(v1.policy.circuit_breakers.max_pending_requests, 10);
+    assert_eq!(v1.policy.circuit_breakers.max_requests, 100);
+    assert_eq!(v1.policy.outlier.consecutive_5xx, None);
+    assert_eq!(v1.policy.outlier.consecutive_gateway_errors, Some(3));
+    assert_eq!(
+        v1.policy.outlier.base_ejection_time,
+        Duration::from_secs(60)
+    );
+    assert_eq!(v1.policy.outlier.max_ejection_percent, 50);
+    assert!((v1.policy.retry.budget.retry_ratio - 0.3).abs() < 1e-6);
+
+    // The subset's balancer replaces the host's; the rest is inherited.
+    let v2 = cluster_of(&c, V2);
+    assert_eq!(
+        v2.policy.load_balancer,
+        LoadBalancer::Maglev(Maglev { table_size: 131 })
+    );
+    assert_eq!(v2.policy.circuit_breakers.max_requests, 100);
+    assert_eq!(
+        forward(&c, "http://reviews/2", &[]).hash_policy,
+        [HashPolicy {
+            key: HashKey::Header("x-user".parse().expect("name")),
+            terminal: false
+        }]
+    );
+    assert!(forward(&c, "http://reviews/1", &[]).hash_policy.is_empty());
+
+    // A port's settings replace its policy whole: the subset's entry for
+    // 9080 leaves nothing of the host's pool, nor of the subset's balancer.
+    let v3 = cluster_of(&c, "outbound|9080|v3|reviews.default.svc.cluster.local");
+    assert_eq!(v3.port, Some(9080));
+    assert_eq!(v3.policy.circuit_breakers.max_requests, 7);
+    assert_eq!(v3.policy.circuit_breakers.max_pending_requests, u32::MAX);
+    assert_eq!(
+        v3.policy.connection.connect_timeout,
+        Duration::from_secs(10)
+    );
+    assert_eq!(v3.policy.load_balancer, LoadBalancer::default());
+    assert!(forward(&c, "http://reviews/3", &[]).hash_policy.is_empty());
+    let c3 =
+        config(&(vs("  http:\n  - route: [{destination: {host: reviews, subset: v3}}]\n") + RULE));
+    let v3 = cluster_of(&c3, "outbound||v3|reviews.default.svc.cluster.local");
+    assert_eq!(
+        v3.policy.load_balancer,
+        LoadBalancer::RingHash(RingHash::default())
+    );
+    assert_eq!(
+        forward(&c3, "http://reviews/", &[]).hash_policy[0].key,
+        HashKey::Cookie("session".into())
+    );
+    let whole = cluster_of(&c, "outbound|9080||reviews.default.svc.cluster.local");
+    assert_eq!(whole.policy.load_balancer, LoadBalancer::Random);
+    assert!(whole.subset.is_empty());
+}
+
+#[test]
+fn hash_policies_go_on_every_route_to_the_host() {
+    let rule = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy:\n    loadBalancer:\n      consistentHash: {useSourceIp: true, ringHash: {minimumRingSize: 2048}}\n  subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n";
+    let c = config(
+        &(vs(
+            "  http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 90}\n    - {destination: {host: reviews, subset: v2}, weight: 10}\n",
+        ) + rule),
+    );
+    let source_ip = HashPolicy {
+        key: HashKey::SourceIp,
+        terminal: false,
+    };
+    assert_eq!(
+        forward(&c, "http://reviews/", &[]).hash_policy,
+        std::slice::from_ref(&source_ip)
+    );
+    assert_eq!(
+        cluster_of(&c, V1).policy.load_balancer,
+        LoadBalancer::RingHash(RingHash {
+            min_ring_size: 2048,
+            ..RingHash::default()
+        })
+    );
+    // A host with a DestinationRule and no VirtualService: its default
+    // route carries the hash policy too.
+    let c = config(&rule[4..].replace("reviews", "ratings"));
+    assert_eq!(
+        forward(&c, "http://ratings:9080/", &[]).hash_policy,
+        [source_ip]
+    );
+}
+
+#[test]
+fn bad_policies_name_their_field() {
+    for (policy, want) in [
+        (
+            "loadBalancer: {consistentHash: {httpHeaderName: x, maglev: {tableSize: 1000}}}",
+            "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: invalid load balancer setting: maglev table size 1000 is not a prime number",
+        ),
+        (
+            "loadBalancer: {simple: RANDOM, consistentHash: {useSourceIp: true}}",
+            "spec.trafficPolicy.loadBalancer: expected simple or consistentHash, not both",
+        ),
+        (
+            "loadBalancer: {consistentHash: {minimumRingSize: 10}}",
+            "spec.trafficPolicy.loadBalancer.consistentHash: expected one of httpHeaderName",
+        ),
+        (
+            "outlierDetection: {maxEjectionPercent: 120}",
+            "outlierDetection.maxEjectionPercent: 120 is not a percentage",
+        ),
+        (
+            "connectionPool: {tcp: {connectTimeout: 0s}}",
+            "connectionPool.tcp.connectTimeout: expected a duration of at least 1ms",
+        ),
+        (
+            "loadBalancer: {simple: FASTEST}",
+            "unknown variant `FASTEST`, expected one of",
+        ),
+    ] {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: r\n  trafficPolicy:\n    {policy}\n"
+        );
+        let e = error(&yaml);
+        assert!(
+            e.contains("test.yaml, document 1 (DestinationRule default/r), line 7"),
+            "{e}"
+        );
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+}
+
+#[test]
+fn unused_settings_are_warned_about() {
+    let (_, warnings) = read(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: r}\nspec:\n  host: r\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n    loadBalancer: {simple: PASSTHROUGH, localityLbSetting: {enabled: true}}\n    connectionPool: {tcp: {maxConnections: 5}, http: {maxRetries: 3}}\n    outlierDetection: {interval: 10s}\n",
+    );
+    let paths: Vec<&str> = warnings.iter().map(|w| w.location.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "spec.trafficPolicy.loadBalancer.simple",
+            "spec.trafficPolicy.loadBalancer.localityLbSetting",
+            "spec.trafficPolicy.connectionPool.tcp.maxConnections",
+            "spec.trafficPolicy.connectionPool.http.maxRetries",
+            "spec.trafficPolicy.outlierDetection.interval",
+            "spec.trafficPolicy.tls",
+        ]
+    );
+    assert_eq!(warnings[5].location.line, Some(7));
+}
+
+#[test]
+fn rules_that_select_workloads() {
+    let general = DR.to_owned();
+    let selective = DR
+        .replace("name: reviews}", "name: reviews-canary}")
+        .replace(
+            "  host: reviews\n",
+            "  host: reviews\n  workloadSelector: {matchLabels: {app: productpage}}\n",
+        )
+        .replace("version: v2}", "version: canary}");
+    let yaml = vs("  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n")
+        + &general
+        + &selective;
+    let c = config(&yaml);
+    assert_eq!(cluster_of(&c, V2).subset["version"], "v2");
+    let productpage = Workload {
+        labels: [("app".to_owned(), "productpage".to_owned())].into(),
+        ..Workload::default()
+    };
+    let c = config_for(&yaml, &productpage);
+    assert_eq!(cluster_of(&c, V2).subset["version"], "canary");
+}
+
+#[test]
+fn a_wildcard_rule_covers_its_hosts() {
+    let yaml = vs("  http:\n  - route: [{destination: {host: api.example.com, subset: blue}}]\n")
+        + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: all}\nspec:\n  host: \"*.example.com\"\n  trafficPolicy: {loadBalancer: {simple: LEAST_CONN}}\n  subsets: [{name: blue, labels: {color: blue}}]\n";
+    let c = config(&yaml);
+    let blue = cluster_of(&c, "outbound||blue|api.example.com");
+    assert_eq!(blue.policy.load_balancer, LoadBalancer::LeastRequest);
+    assert_eq!(blue.subset["color"], "blue");
+    // A wildcard host gets no default route of its own.
+    assert_eq!(c.routes().virtual_hosts().len(), 1);
+}
+
+#[test]
+fn a_wildcard_virtual_service_covers_the_services_under_it() {
+    let yaml = vs("  http:\n  - route: [{destination: {host: api.example.com, subset: blue}}]\n")
+        .replace("[reviews]", "[\"*.example.com\"]")
+        + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api}\nspec:\n  host: api.example.com\n  subsets: [{name: blue, labels: {color: blue}}]\n";
+    let c = config(&yaml);
+    // No default route for api.example.com: the wildcard's routes apply.
+    assert_eq!(
+        cluster(&c, "http://api.example.com/", &[]).as_deref(),
+        Some("outbound||blue|api.example.com")
+    );
+    assert_eq!(c.routes().virtual_hosts().len(), 1);
+}
