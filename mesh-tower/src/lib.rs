@@ -47,7 +47,10 @@
 //! # Ok(()) }
 //! ```
 //!
-//! This crate has no optional features yet.
+//! Features:
+//!
+//! - `istio`: [`istio::load`], Istio `VirtualService` and `DestinationRule`
+//!   files as a client's configuration.
 
 pub mod balance;
 pub mod body;
@@ -56,6 +59,8 @@ pub mod client;
 pub mod endpoint;
 pub mod error;
 pub mod fault;
+#[cfg(feature = "istio")]
+pub mod istio;
 pub mod mirror;
 pub mod outlier;
 pub mod rate_limit;

@@ -17,62 +17,15 @@ use mesh_core::route::{
     AbortSource, ClusterName, DelaySource, FaultAbort, FaultDelay, FaultPolicy, Forward,
     HeaderMatch, HeaderMatcher, Mirror, Percent, Route, RouteMatch, StringMatch, VirtualHost,
 };
-use mesh_core::{Cluster, EndpointSet, MeshConfig, RouteTable, StaticResolve};
+use mesh_core::{Cluster, EndpointSet, MeshConfig, RouteTable};
 use mesh_tower::timeout::{RequestTimeout, Timeout};
 use mesh_tower::{BoxError, MeshClient};
 use support::Server;
+use support::bookinfo::{Bookinfo, RATINGS, REVIEWS};
 use tower::ServiceExt;
 
-const REVIEWS: &str = "reviews.default.svc.cluster.local";
-const RATINGS: &str = "ratings.default.svc.cluster.local";
-
-/// Bookinfo's reviews v1, v2, v3 and ratings, registered under their
-/// cluster-local names with `version` labels.
-struct Bookinfo {
-    reviews: Vec<Server>,
-    ratings: Server,
-    resolve: StaticResolve,
-}
-
-impl Bookinfo {
-    async fn start() -> Self {
-        let mut reviews = Vec::new();
-        for v in ["v1", "v2", "v3"] {
-            reviews.push(Server::start(&format!("reviews-{v}"), Duration::ZERO).await);
-        }
-        let ratings = Server::start("ratings-v1", Duration::ZERO).await;
-        let resolve = StaticResolve::default();
-        let labelled = |s: &Server, v: &str| {
-            let mut e = s.endpoint();
-            e.labels.insert("version".into(), v.into());
-            e
-        };
-        resolve.set(
-            &format!("{REVIEWS}:9080").parse().unwrap(),
-            EndpointSet::new(
-                reviews
-                    .iter()
-                    .zip(["v1", "v2", "v3"])
-                    .map(|(s, v)| labelled(s, v)),
-            ),
-        );
-        resolve.set(
-            &format!("{RATINGS}:9080").parse().unwrap(),
-            EndpointSet::new([labelled(&ratings, "v1")]),
-        );
-        Self {
-            reviews,
-            ratings,
-            resolve,
-        }
-    }
-
-    fn client(&self, routes: Vec<VirtualHost>) -> MeshClient<Full<Bytes>> {
-        MeshClient::builder(self.resolve.clone())
-            .config(config(routes))
-            .seed(42)
-            .build()
-    }
+fn routed(bookinfo: &Bookinfo, routes: Vec<VirtualHost>) -> MeshClient<Full<Bytes>> {
+    bookinfo.client(config(routes))
 }
 
 /// The cluster of `subset` of `host` (`None`: the whole service).
@@ -175,23 +128,30 @@ async fn bookinfo_routing_rules() {
     let uri = "http://reviews:9080/reviews/0";
 
     // virtual-service-all-v1: everything to v1.
-    let all_v1 = bookinfo.client(vec![vhost(
-        "reviews",
-        REVIEWS,
-        vec![Route::forward(Forward::to(cluster(REVIEWS, Some("v1"))))],
-    )]);
+    let all_v1 = routed(
+        &bookinfo,
+        vec![vhost(
+            "reviews",
+            REVIEWS,
+            vec![Route::forward(Forward::to(cluster(REVIEWS, Some("v1"))))],
+        )],
+    );
     let counts = tally(&all_v1, uri, 200).await;
     assert_eq!(counts, HashMap::from([("reviews-v1".to_string(), 200)]));
 
     // virtual-service-reviews-test-v2: jason to v2, the rest to v1.
-    let jason_v2 = bookinfo.client(vec![vhost(
-        "reviews",
-        REVIEWS,
-        vec![
-            Route::forward(Forward::to(cluster(REVIEWS, Some("v2")))).when(end_user_is("jason")),
-            Route::forward(Forward::to(cluster(REVIEWS, Some("v1")))),
-        ],
-    )]);
+    let jason_v2 = routed(
+        &bookinfo,
+        vec![vhost(
+            "reviews",
+            REVIEWS,
+            vec![
+                Route::forward(Forward::to(cluster(REVIEWS, Some("v2"))))
+                    .when(end_user_is("jason")),
+                Route::forward(Forward::to(cluster(REVIEWS, Some("v1")))),
+            ],
+        )],
+    );
     for _ in 0..20 {
         let (_, who) = send(&jason_v2, uri, Some("jason")).await.unwrap();
         assert_eq!(who, "reviews-v2");
@@ -213,7 +173,10 @@ async fn bookinfo_routing_rules() {
             [("reviews-v1", 80.0), ("reviews-v2", 20.0)],
         ),
     ] {
-        let client = bookinfo.client(vec![vhost("reviews", REVIEWS, vec![weighted(splits)])]);
+        let client = routed(
+            &bookinfo,
+            vec![vhost("reviews", REVIEWS, vec![weighted(splits)])],
+        );
         let counts = tally(&client, uri, 10_000).await;
         for (server, percent) in expect {
             let got = share(&counts, server, 10_000);
@@ -231,11 +194,10 @@ async fn bookinfo_routing_rules() {
 async fn a_weight_change_applies_to_the_next_requests() {
     let bookinfo = Bookinfo::start().await;
     let uri = "http://reviews:9080/reviews/0";
-    let client = bookinfo.client(vec![vhost(
-        "reviews",
-        REVIEWS,
-        vec![weighted(&[("v1", 100)])],
-    )]);
+    let client = routed(
+        &bookinfo,
+        vec![vhost("reviews", REVIEWS, vec![weighted(&[("v1", 100)])])],
+    );
     assert_eq!(tally(&client, uri, 50).await["reviews-v1"], 50);
     client.set_config(config(vec![vhost(
         "reviews",
@@ -290,7 +252,7 @@ async fn a_delay_for_jason_meets_the_callers_timeout() {
         }),
         ..Default::default()
     };
-    let client = bookinfo.client(ratings_fault(fault, true));
+    let client = routed(&bookinfo, ratings_fault(fault, true));
     let caller = Timeout::new(client, Some(Duration::from_secs(3)));
     let req = http::Request::get("http://ratings:9080/ratings/0")
         .header("end-user", "jason")
@@ -315,7 +277,7 @@ async fn aborts_for_jason_only_and_by_percentage() {
     };
     let uri = "http://ratings:9080/ratings/0";
     // virtual-service-ratings-test-abort: 500 for jason, 100 %.
-    let client = bookinfo.client(ratings_fault(abort(100.0), true));
+    let client = routed(&bookinfo, ratings_fault(abort(100.0), true));
     for _ in 0..10 {
         let (status, body) = send(&client, uri, Some("jason")).await.unwrap();
         assert_eq!(
@@ -326,7 +288,7 @@ async fn aborts_for_jason_only_and_by_percentage() {
         assert_eq!((status.as_u16(), who.as_str()), (200, "ratings-v1"));
     }
     // Half of all requests, measured over 10,000.
-    let client = bookinfo.client(ratings_fault(abort(50.0), false));
+    let client = routed(&bookinfo, ratings_fault(abort(50.0), false));
     let counts = tally(&client, uri, 10_000).await;
     let aborted = share(&counts, "500", 10_000);
     assert!(
@@ -360,11 +322,10 @@ async fn mirrored_copies_reach_the_shadow_and_a_hanging_shadow_slows_nothing() {
         cluster: cluster(REVIEWS, Some("v2")),
         percent: Percent::ALL,
     });
-    let client = bookinfo.client(vec![vhost(
-        "reviews",
-        REVIEWS,
-        vec![Route::forward(forward)],
-    )]);
+    let client = routed(
+        &bookinfo,
+        vec![vhost("reviews", REVIEWS, vec![Route::forward(forward)])],
+    );
     for i in 0..20 {
         let body = Full::new(Bytes::from(vec![b'x'; i * 100]));
         let req = http::Request::post("http://reviews:9080/reviews/0")
@@ -403,7 +364,7 @@ async fn a_route_rate_limit_answers_429_beyond_the_rate() {
         }),
         ..Default::default()
     });
-    let client = bookinfo.client(vec![vhost("reviews", REVIEWS, vec![route])]);
+    let client = routed(&bookinfo, vec![vhost("reviews", REVIEWS, vec![route])]);
     let counts = tally(&client, "http://reviews:9080/", 20).await;
     // A token comes back every 200 ms; the burst takes far less.
     assert!((5..=6).contains(&counts["reviews-v1"]), "{counts:?}");
@@ -418,7 +379,7 @@ async fn unknown_hosts_pass_through_unless_registry_only() {
         REVIEWS,
         vec![Route::forward(Forward::to(cluster(REVIEWS, Some("v1"))))],
     )];
-    let client = bookinfo.client(routes.clone());
+    let client = routed(&bookinfo, routes.clone());
     let uri = format!("http://{RATINGS}:9080/");
     let (status, who) = send(&client, &uri, None).await.unwrap();
     assert_eq!((status.as_u16(), who.as_str()), (200, "ratings-v1"));

@@ -4,6 +4,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod bookinfo;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
