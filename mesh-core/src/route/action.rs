@@ -191,10 +191,7 @@ impl PartialEq for PathRewrite {
 impl PathRewrite {
     /// A regex rewrite; an invalid pattern is an error naming it.
     pub fn regex(pattern: &str, substitution: &str) -> Result<Self, super::RouteError> {
-        let pattern = Regex::new(pattern).map_err(|e| super::RouteError::InvalidRegex {
-            pattern: pattern.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let pattern = super::matcher::compile_unanchored(pattern)?;
         // Envoy writes groups as `\1`; the regex crate as `${1}`.
         let mut out = String::with_capacity(substitution.len());
         let mut chars = substitution.chars().peekable();

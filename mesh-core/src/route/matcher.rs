@@ -94,14 +94,24 @@ fn eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
     }
 }
 
-/// Compiles `pattern` anchored at both ends, with a size limit so a hostile
-/// configuration cannot make matching expensive.
+/// Compiles `pattern` anchored at both ends (a whole-string match).
 pub(super) fn compile(pattern: &str) -> Result<Regex, RouteError> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+    build(pattern, &format!("^(?:{pattern})$"))
+}
+
+/// Compiles `pattern` as written (for rewrites, which replace matches).
+pub(super) fn compile_unanchored(pattern: &str) -> Result<Regex, RouteError> {
+    build(pattern, pattern)
+}
+
+/// With a size limit, so a hostile configuration cannot make matching
+/// expensive; errors name the pattern as written.
+fn build(written: &str, pattern: &str) -> Result<Regex, RouteError> {
+    regex::RegexBuilder::new(pattern)
         .size_limit(1 << 20)
         .build()
         .map_err(|e| RouteError::InvalidRegex {
-            pattern: pattern.to_owned(),
+            pattern: written.to_owned(),
             reason: e.to_string(),
         })
 }
@@ -169,7 +179,8 @@ impl HeaderMatcher {
     pub fn matches(&self, value: Option<&str>) -> bool {
         let hit = match (&self.kind, value) {
             (HeaderMatch::Present(want), v) => v.is_some() == *want,
-            (_, None) => return self.invert && !matches!(self.kind, HeaderMatch::Present(_)),
+            // Only an inverted matcher takes an absent header.
+            (_, None) => return self.invert,
             (HeaderMatch::Value(m), Some(v)) => m.matches(v, false),
             (HeaderMatch::Range { start, end }, Some(v)) => v
                 .trim()

@@ -101,7 +101,8 @@ pub struct RouteMatch {
     pub path: PathMatch,
     /// The method (Istio's `method`).
     pub method: Option<StringMatch>,
-    /// The request's authority, `host:port` (Istio's `authority`).
+    /// The request's authority as sent (`:authority`, or `Host`), e.g.
+    /// `reviews` or `reviews:9080` (Istio's `authority`).
     pub authority: Option<StringMatch>,
     /// Headers (Istio's `headers` and, inverted, `withoutHeaders`).
     pub headers: Vec<HeaderMatcher>,
@@ -121,13 +122,25 @@ impl RouteMatch {
             && self
                 .authority
                 .as_ref()
-                .is_none_or(|m| m.matches(&authority.to_string(), true))
+                .is_none_or(|m| match sent_authority(req) {
+                    Some(sent) => m.matches(sent, true),
+                    None => m.matches(&authority.to_string(), true),
+                })
             && self
                 .headers
                 .iter()
                 .all(|h| header_value(req.headers(), &h.name, |v| h.matches(v)))
             && self.query.iter().all(|q| q.matches(uri.query()))
     }
+}
+
+/// The authority the request was sent with: its URI's, else its `Host`.
+fn sent_authority<B>(req: &http::Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+    })
 }
 
 /// Calls `f` with the header's value (several joined by `,`, as Envoy), or

@@ -76,6 +76,19 @@ fn matches_path_method_authority_and_query() {
 }
 
 #[test]
+fn the_authority_is_matched_as_sent() {
+    let m = RouteMatch {
+        authority: Some(StringMatch::Exact("reviews".into())),
+        ..Default::default()
+    };
+    let t = target("reviews:80");
+    assert!(m.matches(&t, &get("http://reviews/", &[])));
+    assert!(!m.matches(&t, &get("http://reviews:80/", &[])));
+    assert!(m.matches(&t, &get("/", &[("host", "Reviews")])));
+    assert!(!m.matches(&t, &get("/", &[("host", "ratings")])));
+}
+
+#[test]
 fn repeated_headers_are_joined() {
     let m = RouteMatch {
         headers: vec![HeaderMatcher {

@@ -40,6 +40,14 @@ pub(super) fn apply<B>(
     Ok(())
 }
 
+fn default_port(scheme: &str) -> Option<u16> {
+    match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    }
+}
+
 /// The redirect response for a request to `target` with `uri`.
 pub(super) fn redirect(
     r: &Redirect,
@@ -48,11 +56,16 @@ pub(super) fn redirect(
 ) -> http::Response<ResponseBody> {
     let scheme = r.scheme.as_deref().or(uri.scheme_str()).unwrap_or("http");
     let host = r.host.as_deref().unwrap_or(target.host());
-    // The port is kept only when the host is.
+    // The port as the request wrote it is kept with its host, but not when
+    // it is the old scheme's default and the scheme changes (as Envoy).
+    let written = uri.port_u16().filter(|p| {
+        let old = uri.scheme_str().unwrap_or("http");
+        old == scheme || default_port(old) != Some(*p)
+    });
     let port = r
         .port
-        .or(r.host.is_none().then_some(target.port()))
-        .filter(|p| !matches!((scheme, p), ("http", 80) | ("https", 443)));
+        .or(r.host.is_none().then_some(written).flatten())
+        .filter(|p| default_port(scheme) != Some(*p));
     let path = r.path.as_deref().unwrap_or(uri.path());
     let mut location = format!("{scheme}://{host}");
     if let Some(p) = port {

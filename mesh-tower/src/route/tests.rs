@@ -11,7 +11,7 @@ use mesh_core::{Cluster, MeshConfig, RouteTable};
 use tower::ServiceExt;
 
 use super::*;
-use crate::test_support::{config, echo};
+use crate::test_support::{self, config, echo};
 
 fn named(mut route: Entry, name: &str) -> Entry {
     route.name = Some(name.into());
@@ -124,6 +124,40 @@ async fn answers_direct_responses_and_redirects() {
     let res = send(&config, "http://reviews:9080/old?q=1").await;
     assert_eq!(res.status(), StatusCode::MOVED_PERMANENTLY);
     assert_eq!(res.headers()["location"], "http://reviews:9080/new?q=1");
+    let res = send(&config, "http://reviews/old").await;
+    assert_eq!(res.headers()["location"], "http://reviews/new");
+}
+
+#[tokio::test]
+async fn a_scheme_redirect_drops_the_old_default_port() {
+    let to_https = |port| {
+        Entry::new(RouteAction::Redirect(Redirect {
+            scheme: Some("https".into()),
+            host: None,
+            port,
+            path: None,
+            status: StatusCode::PERMANENT_REDIRECT,
+        }))
+    };
+    let config = config(vec![to_https(None)]);
+    let location = |res: http::Response<ResponseBody>| res.headers()["location"].clone();
+    assert_eq!(
+        location(send(&config, "http://reviews/a?b").await),
+        "https://reviews/a?b"
+    );
+    assert_eq!(
+        location(send(&config, "http://reviews:80/a").await),
+        "https://reviews/a"
+    );
+    assert_eq!(
+        location(send(&config, "http://reviews:8080/a").await),
+        "https://reviews:8080/a"
+    );
+    let config = test_support::config(vec![to_https(Some(8443))]);
+    assert_eq!(
+        location(send(&config, "http://reviews/a").await),
+        "https://reviews:8443/a"
+    );
 }
 
 #[tokio::test]
