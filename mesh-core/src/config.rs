@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
-use crate::policy::InvalidLoadBalancer;
+use crate::policy::{InvalidLoadBalancer, ZeroRateLimit};
 use crate::route::{ClusterName, RouteTable};
 
 /// Routes and clusters, checked together; cheap to clone.
@@ -25,6 +25,14 @@ pub enum ConfigError {
     UndefinedCluster {
         /// The cluster.
         cluster: String,
+    },
+    /// A cluster's rate limit lets nothing through.
+    #[error("cluster {cluster:?}: {source}")]
+    ZeroRateLimit {
+        /// The cluster.
+        cluster: String,
+        /// What is wrong.
+        source: ZeroRateLimit,
     },
     /// A cluster's load-balancing policy cannot be used.
     #[error("cluster {cluster:?}: {source}")]
@@ -51,6 +59,14 @@ impl MeshConfig {
             });
         }
         for c in clusters.values() {
+            if let Some(limit) = &c.policy.rate_limit {
+                limit
+                    .validate()
+                    .map_err(|source| ConfigError::ZeroRateLimit {
+                        cluster: c.name.to_string(),
+                        source,
+                    })?;
+            }
             c.policy.load_balancer.validate().map_err(|source| {
                 ConfigError::InvalidLoadBalancer {
                     cluster: c.name.to_string(),

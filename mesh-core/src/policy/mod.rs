@@ -17,7 +17,7 @@ pub use balance::{InvalidLoadBalancer, LoadBalancer, Maglev, PeakEwma, RingHash}
 pub use circuit::CircuitBreakers;
 pub use connection::{ConnectionPolicy, Protocol};
 pub use outlier::OutlierDetection;
-pub use rate_limit::{Limit, LocalRateLimit, Override};
+pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
 
 /// Every policy of one cluster.

@@ -32,7 +32,25 @@ pub struct Override {
     pub identities: Vec<Arc<str>>,
 }
 
+/// A limit of zero requests per second: nothing would ever pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a rate limit must allow at least 1 request per second")]
+pub struct ZeroRateLimit;
+
 impl LocalRateLimit {
+    /// Checks that every limit allows at least one request per second.
+    pub fn validate(&self) -> Result<(), ZeroRateLimit> {
+        let limits = self
+            .total
+            .iter()
+            .chain(&self.identity)
+            .chain(self.overrides.iter().map(|o| &o.limit));
+        match limits.into_iter().any(|l| l.requests_per_second == 0) {
+            true => Err(ZeroRateLimit),
+            false => Ok(()),
+        }
+    }
+
     /// The per-identity limit of `identity`.
     pub fn limit_for(&self, identity: &str) -> Option<Limit> {
         self.overrides

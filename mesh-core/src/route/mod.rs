@@ -219,6 +219,9 @@ impl Route {
     }
 
     fn check(&self) -> Result<(), String> {
+        if let Some(limit) = &self.rate_limit {
+            limit.validate().map_err(|e| e.to_string())?;
+        }
         let Some(forward) = self.forwarding() else {
             return Ok(());
         };

@@ -118,6 +118,18 @@ fn bad_routes_are_errors_at_build_time() {
         "route \"canary\" of virtual host \"vh\": weights sum to zero"
     );
     assert!(table(Route::forward(Forward::split([]))).is_err());
+    let mut stopped = Route::forward(Forward::to("a"));
+    stopped.rate_limit = Some(crate::policy::LocalRateLimit {
+        total: Some(crate::policy::Limit {
+            requests_per_second: 0,
+        }),
+        ..Default::default()
+    });
+    let err = table(stopped).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "route #0 of virtual host \"vh\": a rate limit must allow at least 1 request per second"
+    );
     let mut mirror = Forward::to("a");
     mirror.mirrors.push(Mirror {
         cluster: "".into(),

@@ -171,7 +171,7 @@ impl<C> MeshClientBuilder<C> {
             let seeded = |n: u64| seed.map(|s| s.wrapping_add(n));
             let routed = ServiceBuilder::new()
                 .layer(RouteLayer::new(config.clone()).passthrough(!registry_only))
-                .layer(RateLimitLayer::per_route())
+                .layer(RateLimitLayer::per_route(config.clone()))
                 .layer(seeded(1).map_or_else(FaultLayer::new, FaultLayer::with_seed))
                 .layer(seeded(2).map_or_else(SplitLayer::new, SplitLayer::with_seed))
                 .layer(seeded(3).map_or_else(MirrorLayer::new, MirrorLayer::with_seed))

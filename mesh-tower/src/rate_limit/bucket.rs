@@ -34,9 +34,11 @@ impl Bucket {
     fn lock(&self, now: Instant) -> MutexGuard<'_, State> {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let rate = f64::from(self.limit);
+        // A caller that read the clock before another took the lock must
+        // not move it back and have the same interval refilled twice.
         let elapsed = now.saturating_duration_since(s.at).as_secs_f64();
         s.tokens = (s.tokens + elapsed * rate).min(rate);
-        s.at = now;
+        s.at = s.at.max(now);
         s
     }
 

@@ -4,6 +4,7 @@ use mesh_core::policy::LocalRateLimit;
 use tower::Layer;
 
 use super::{RateLimit, RateLimiter, RouteLimiters, Source};
+use crate::route::SharedConfig;
 
 /// Applies [`RateLimit`].
 #[derive(Clone, Debug)]
@@ -20,13 +21,15 @@ impl RateLimitLayer {
         }
     }
 
-    /// The limit of each request's route ([`RouteDecision`]); requests
-    /// without a route, or whose route has no limit, pass.
+    /// The limit of each request's route ([`RouteDecision`]), for routes
+    /// of `config`; requests without a route, or whose route has no limit,
+    /// pass. A route's buckets outlive configuration changes that keep its
+    /// policy.
     ///
     /// [`RouteDecision`]: crate::route::RouteDecision
-    pub fn per_route() -> Self {
+    pub fn per_route(config: SharedConfig) -> Self {
         Self {
-            source: Source::PerRoute(Arc::new(RouteLimiters::default())),
+            source: Source::PerRoute(Arc::new(RouteLimiters::new(config))),
         }
     }
 }

@@ -23,6 +23,7 @@ mod layer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use futures_util::future::Either;
@@ -37,7 +38,7 @@ pub use layer::RateLimitLayer;
 
 use crate::ResponseBody;
 use crate::body::local_response;
-use crate::route::RouteDecision;
+use crate::route::{RouteDecision, SharedConfig};
 use bucket::Bucket;
 
 /// Identities tracked at most by one limiter.
@@ -53,9 +54,16 @@ pub struct ClientIdentity(pub Arc<str>);
 pub struct RateLimiter {
     policy: LocalRateLimit,
     total: Option<Bucket>,
-    identities: Mutex<HashMap<Arc<str>, Arc<Bucket>>>,
+    identities: Mutex<Identities>,
     /// Shared by identities beyond [`MAX_IDENTITIES`].
     overflow: Option<Arc<Bucket>>,
+}
+
+#[derive(Debug, Default)]
+struct Identities {
+    buckets: HashMap<Arc<str>, Arc<Bucket>>,
+    /// When full buckets were last forgotten.
+    swept: Option<Instant>,
 }
 
 /// A request over a limit: the limit and when a token is back.
@@ -72,7 +80,7 @@ impl RateLimiter {
         Self {
             total: policy.total.map(|l| Bucket::new(l, now)),
             overflow: policy.identity.map(|l| Arc::new(Bucket::new(l, now))),
-            identities: Mutex::new(HashMap::new()),
+            identities: Mutex::default(),
             policy,
         }
     }
@@ -93,20 +101,34 @@ impl RateLimiter {
 
     fn identity_bucket(&self, identity: &str, now: Instant) -> Option<Arc<Bucket>> {
         let limit = self.policy.limit_for(identity)?;
-        let mut map = self.identities.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(b) = map.get(identity) {
+        let mut ids = self.identities.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = ids.buckets.get(identity) {
             return Some(b.clone());
         }
-        if map.len() >= MAX_IDENTITIES {
+        // Identities named by overrides are bounded by the policy itself
+        // and always get a bucket of their own; the others are capped.
+        let named = self
+            .policy
+            .overrides
+            .iter()
+            .any(|o| o.identities.iter().any(|i| &**i == identity));
+        if !named && ids.buckets.len() >= MAX_IDENTITIES {
             // A full bucket is the same as a new one: forgetting it loses
-            // nothing.
-            map.retain(|_, b| !b.is_full(now));
-            if map.len() >= MAX_IDENTITIES {
+            // nothing. At most once a second, so a flood of new identities
+            // does not sweep on every request.
+            if ids
+                .swept
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1))
+            {
+                ids.swept = Some(now);
+                ids.buckets.retain(|_, b| !b.is_full(now));
+            }
+            if ids.buckets.len() >= MAX_IDENTITIES {
                 return self.overflow.clone();
             }
         }
         let bucket = Arc::new(Bucket::new(limit, now));
-        map.insert(identity.into(), bucket.clone());
+        ids.buckets.insert(identity.into(), bucket.clone());
         Some(bucket)
     }
 }
@@ -122,26 +144,55 @@ enum Source {
 
 type Limiters = HashMap<RouteId, Arc<RateLimiter>>;
 
-/// The limiters of the routes of one configuration; rebuilt when the
-/// configuration changes, keeping the buckets of routes whose policy did
-/// not.
-#[derive(Debug, Default)]
+/// The limiters of the routes of the current configuration; rebuilt when
+/// it changes, keeping the buckets of routes whose policy did not.
+#[derive(Debug)]
 struct RouteLimiters {
+    config: SharedConfig,
     current: ArcSwapOption<(Arc<MeshConfig>, Limiters)>,
     rebuild: Mutex<()>,
 }
 
 impl RouteLimiters {
+    fn new(config: SharedConfig) -> Self {
+        Self {
+            config,
+            current: ArcSwapOption::empty(),
+            rebuild: Mutex::new(()),
+        }
+    }
+
     fn get(&self, decision: &RouteDecision) -> Option<Arc<RateLimiter>> {
-        decision.route().rate_limit.as_ref()?;
-        let config = decision.config();
-        if let Some(cur) = &*self.current.load()
-            && std::ptr::eq(&*cur.0, config)
+        let policy = decision.route().rate_limit.as_ref()?;
+        let id = decision.id();
+        let cached = self.current.load();
+        if let Some((config, limiters)) = cached.as_deref()
+            && std::ptr::eq(&**config, decision.config())
         {
-            return cur.1.get(&decision.id()).cloned();
+            return limiters.get(&id).cloned();
+        }
+        // Routed by another configuration than the cached one: the cache
+        // follows the current configuration (never an older one a request
+        // still carries), and a request routed by an older one takes its
+        // route's limiter only if that route still has its policy.
+        let current = self.current_limiters();
+        current.1.get(&id).filter(|l| l.policy == *policy).cloned()
+    }
+
+    /// The limiters of the current configuration, built if needed.
+    fn current_limiters(&self) -> Arc<(Arc<MeshConfig>, Limiters)> {
+        let config = self.config.load();
+        let fresh = |c: &Option<Arc<(Arc<MeshConfig>, Limiters)>>| {
+            c.as_ref().filter(|c| Arc::ptr_eq(&c.0, &config)).cloned()
+        };
+        if let Some(c) = fresh(&self.current.load_full()) {
+            return c;
         }
         let _guard = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.current.load_full();
+        if let Some(c) = fresh(&old) {
+            return c;
+        }
         let mut limiters = HashMap::new();
         for (v, vh) in config.routes().virtual_hosts().iter().enumerate() {
             for (r, route) in vh.routes.iter().enumerate() {
@@ -163,10 +214,9 @@ impl RouteLimiters {
                 );
             }
         }
-        let found = limiters.get(&decision.id()).cloned();
-        self.current
-            .store(Some(Arc::new((decision.config_arc(), limiters))));
-        found
+        let built = Arc::new((config, limiters));
+        self.current.store(Some(built.clone()));
+        built
     }
 }
 

@@ -7,7 +7,7 @@ use tower::{Layer, ServiceBuilder, ServiceExt};
 
 use super::*;
 use crate::route::RouteLayer;
-use crate::test_support::{config, echo};
+use crate::test_support::{config, config_of, echo};
 
 fn limit(n: u32) -> Option<Limit> {
     Some(Limit {
@@ -77,7 +77,9 @@ async fn limits_each_identity_and_overrides() {
     assert_eq!(admitted(&svc, 10, Some("b")).await, 3);
     let pp = "spiffe://cluster.local/ns/default/sa/productpage";
     assert_eq!(admitted(&svc, 10, Some(pp)).await, 6);
-    assert_eq!(admitted(&svc, 10, None).await, 3, "anonymous clients share");
+    // Requests without an identity share one bucket.
+    assert_eq!(admitted(&svc, 2, None).await, 2);
+    assert_eq!(admitted(&svc, 10, None).await, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -93,10 +95,11 @@ async fn per_route_limits_follow_the_route() {
         total: limit(2),
         ..Default::default()
     });
-    let config = config(vec![limited, Route::forward(Forward::to("v1"))]);
+    let other = Route::forward(Forward::to("v1"));
+    let config = config(vec![limited.clone(), other.clone()]);
     let svc = ServiceBuilder::new()
-        .layer(RouteLayer::new(config))
-        .layer(RateLimitLayer::per_route())
+        .layer(RouteLayer::new(config.clone()))
+        .layer(RateLimitLayer::per_route(config.clone()))
         .service(echo());
     let send = |path: &'static str| {
         let svc = svc.clone();
@@ -115,4 +118,36 @@ async fn per_route_limits_follow_the_route() {
     for _ in 0..10 {
         assert_eq!(send("/other").await, 200);
     }
+
+    // A new configuration that keeps the route's policy keeps its buckets
+    // (still empty); one that changes it starts full.
+    let renamed = |mut r: Route, name: &str| {
+        r.name = Some(name.into());
+        r
+    };
+    config.store(config_of(table(vec![
+        renamed(limited.clone(), "kept"),
+        other.clone(),
+    ])));
+    assert_eq!(send("/limited").await, 429);
+    let mut raised = limited;
+    raised.rate_limit = Some(LocalRateLimit {
+        total: limit(3),
+        ..Default::default()
+    });
+    config.store(config_of(table(vec![raised, other])));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(send("/limited").await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
+fn table(routes: Vec<Route>) -> mesh_core::RouteTable {
+    mesh_core::RouteTable::new(vec![mesh_core::route::VirtualHost::new(
+        "reviews",
+        ["reviews"],
+        routes,
+    )])
+    .unwrap()
 }

@@ -83,10 +83,6 @@ impl RouteDecision {
         &self.config
     }
 
-    pub(crate) fn config_arc(&self) -> Arc<MeshConfig> {
-        self.config.clone()
-    }
-
     /// The route table.
     pub fn table(&self) -> &RouteTable {
         self.config.routes()
