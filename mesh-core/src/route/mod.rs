@@ -295,6 +295,17 @@ pub struct RouteId {
     pub route: u32,
 }
 
+/// What [`RouteTable::lookup`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The route that matched.
+    Route(RouteId),
+    /// A virtual host serves the authority, but none of its routes matched.
+    NoRoute,
+    /// No virtual host serves the authority.
+    NoVirtualHost,
+}
+
 /// A checked, immutable route table; cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct RouteTable {
@@ -350,18 +361,29 @@ impl RouteTable {
     /// The route for `req` sent to `authority`: the virtual host by domain,
     /// then its first matching route. `None` is Envoy's "no route" (`NR`).
     pub fn find<B>(&self, authority: &Authority, req: &http::Request<B>) -> Option<RouteId> {
-        let vh = self
-            .inner
-            .domains
-            .find(authority.host(), authority.port())?;
-        let route = self.inner.virtual_hosts[vh]
-            .routes
+        match self.lookup(authority, req) {
+            Lookup::Route(id) => Some(id),
+            Lookup::NoRoute | Lookup::NoVirtualHost => None,
+        }
+    }
+
+    /// As [`find`](Self::find), telling apart an authority no virtual host
+    /// serves from a request no route of its virtual host matches.
+    pub fn lookup<B>(&self, authority: &Authority, req: &http::Request<B>) -> Lookup {
+        let Some(vh) = self.inner.domains.find(authority.host(), authority.port()) else {
+            return Lookup::NoVirtualHost;
+        };
+        let routes = &self.inner.virtual_hosts[vh].routes;
+        match routes
             .iter()
-            .position(|r| r.matches.matches(authority, req))?;
-        Some(RouteId {
-            virtual_host: vh as u32,
-            route: route as u32,
-        })
+            .position(|r| r.matches.matches(authority, req))
+        {
+            Some(route) => Lookup::Route(RouteId {
+                virtual_host: vh as u32,
+                route: route as u32,
+            }),
+            None => Lookup::NoRoute,
+        }
     }
 
     /// Whether a virtual host serves `authority`.

@@ -12,8 +12,7 @@ use std::sync::atomic::AtomicBool;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-use super::dispatch::Dispatch;
-use super::{CacheLimits, ClusterCache, MeshClient, NewEndpoint, Shared};
+use super::{CacheLimits, ClusterCache, Dispatch, MeshClient, NewEndpoint, Shared};
 use crate::BoxError;
 use crate::endpoint::{HttpEndpoint, TcpConnector};
 use crate::fault::FaultLayer;
@@ -187,7 +186,7 @@ impl<C> MeshClientBuilder<C> {
                 config,
                 routing: AtomicBool::new(routing),
                 update: Default::default(),
-                routed: BoxCloneSyncService::new(routed),
+                routed,
             }
         });
         MeshClient { shared }

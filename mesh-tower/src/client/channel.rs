@@ -89,10 +89,10 @@ where
             Ok(uri) => *req.uri_mut() = uri,
             Err(e) => {
                 let e = format!("cannot address a request to {}: {e}", self.target);
-                return ResponseFuture::failed(e.into());
+                return ResponseFuture::cluster(super::ClusterFuture::failed(e.into()));
             }
         }
         // The target is known: no need to parse it back out of the URI.
-        self.client.send(&self.target, req)
+        self.client.send(req, |_| Ok(self.target.clone()))
     }
 }

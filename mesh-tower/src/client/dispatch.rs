@@ -10,7 +10,7 @@ use mesh_core::Authority;
 use tower::Service;
 
 use super::subset::subset;
-use super::{ClusterKey, MeshClient, ResponseFuture, Shared};
+use super::{ClusterFuture, ClusterKey, MeshClient, Shared};
 use crate::route::RouteDecision;
 use crate::split::SelectedCluster;
 use crate::{BoxError, RequestBody};
@@ -36,7 +36,7 @@ where
 {
     type Response = http::Response<crate::ResponseBody>;
     type Error = BoxError;
-    type Future = ResponseFuture<B>;
+    type Future = ClusterFuture<B>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -44,7 +44,7 @@ where
 
     fn call(&mut self, req: http::Request<RequestBody<B>>) -> Self::Future {
         let Some(shared) = self.shared.upgrade() else {
-            return ResponseFuture::failed("the mesh client was dropped".into());
+            return ClusterFuture::failed("the mesh client was dropped".into());
         };
         let client = MeshClient { shared };
         let routed = req
@@ -58,8 +58,8 @@ where
                 .map_err(Into::into),
         };
         match cluster {
-            Ok(cluster) => ResponseFuture::new(cluster, req),
-            Err(e) => ResponseFuture::failed(e),
+            Ok(cluster) => ClusterFuture::new(cluster, req),
+            Err(e) => ClusterFuture::failed(e),
         }
     }
 }

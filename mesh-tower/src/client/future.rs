@@ -2,6 +2,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use http_body::Body;
 use pin_project::pin_project;
 use tower::util::Oneshot;
 
@@ -10,25 +12,36 @@ use crate::{BoxError, RequestBody, ResponseBody};
 
 /// The response future of [`MeshClient`](super::MeshClient).
 #[pin_project]
-pub struct ResponseFuture<B> {
+pub struct ResponseFuture<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     #[pin]
     state: State<B>,
 }
 
-// A future lives pinned in place; the failed state is rare and small, and
-// boxing the common one would cost an allocation per request.
+// A future lives pinned in place; boxing the larger state would cost an
+// allocation per request.
 #[allow(clippy::large_enum_variant)]
 #[pin_project(project = StateProj)]
-enum State<B> {
-    Sent(#[pin] Oneshot<ClusterService<B>, http::Request<RequestBody<B>>>),
+enum State<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    Cluster(#[pin] ClusterFuture<B>),
     Routed(#[pin] Oneshot<RoutedService<B>, http::Request<B>>),
-    Failed(Option<BoxError>),
 }
 
-impl<B> ResponseFuture<B> {
-    pub(super) fn new(cluster: ClusterService<B>, req: http::Request<RequestBody<B>>) -> Self {
+impl<B> ResponseFuture<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    pub(super) fn cluster(fut: ClusterFuture<B>) -> Self {
         Self {
-            state: State::Sent(tower::ServiceExt::oneshot(cluster, req)),
+            state: State::Cluster(fut),
         }
     }
 
@@ -37,22 +50,60 @@ impl<B> ResponseFuture<B> {
             state: State::Routed(tower::ServiceExt::oneshot(routes, req)),
         }
     }
-
-    pub(super) fn failed(e: BoxError) -> Self {
-        Self {
-            state: State::Failed(Some(e)),
-        }
-    }
 }
 
-impl<B> Future for ResponseFuture<B> {
+impl<B> Future for ResponseFuture<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     type Output = Result<http::Response<ResponseBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Sent(fut) => fut.poll(cx),
+            StateProj::Cluster(fut) => fut.poll(cx),
             StateProj::Routed(fut) => fut.poll(cx),
-            StateProj::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
+        }
+    }
+}
+
+/// A request on its way through one cluster's stack, or failed before.
+#[pin_project]
+pub(super) struct ClusterFuture<B> {
+    #[pin]
+    state: ClusterState<B>,
+}
+
+#[allow(clippy::large_enum_variant)]
+#[pin_project(project = ClusterStateProj)]
+enum ClusterState<B> {
+    Sent(#[pin] Oneshot<ClusterService<B>, http::Request<RequestBody<B>>>),
+    Failed(Option<BoxError>),
+}
+
+impl<B> ClusterFuture<B> {
+    pub(super) fn new(cluster: ClusterService<B>, req: http::Request<RequestBody<B>>) -> Self {
+        Self {
+            state: ClusterState::Sent(tower::ServiceExt::oneshot(cluster, req)),
+        }
+    }
+
+    pub(super) fn failed(e: BoxError) -> Self {
+        Self {
+            state: ClusterState::Failed(Some(e)),
+        }
+    }
+}
+
+impl<B> Future for ClusterFuture<B> {
+    type Output = Result<http::Response<ResponseBody>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            ClusterStateProj::Sent(fut) => fut.poll(cx),
+            ClusterStateProj::Failed(e) => {
+                Poll::Ready(Err(e.take().expect("polled after completion")))
+            }
         }
     }
 }

@@ -62,7 +62,7 @@ use bytes::Bytes;
 use hyper::body::Incoming;
 use mesh_core::policy::ClusterPolicy;
 use mesh_core::route::ClusterName;
-use mesh_core::{Authority, Endpoint, MeshConfig, Resolution, Resolve};
+use mesh_core::{Authority, Endpoint, InvalidAuthority, MeshConfig, Resolution, Resolve};
 
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, Service, ServiceBuilder};
@@ -70,24 +70,29 @@ use tower::{Layer, Service, ServiceBuilder};
 pub use builder::MeshClientBuilder;
 use cache::{CacheLimits, ClusterCache};
 pub use channel::MeshChannel;
+use future::ClusterFuture;
 pub use future::ResponseFuture;
 
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreakerLayer, Limits};
+use crate::fault::Fault;
+use crate::mirror::Mirror;
 use crate::outlier::{OutlierDetector, OutlierLayer};
-use crate::rate_limit::RateLimitLayer;
+use crate::rate_limit::{RateLimit, RateLimitLayer};
 use crate::retry::{ReplayBody, RetryLayer};
-use crate::route::SharedConfig;
+use crate::route::{Route, SharedConfig};
+use crate::split::Split;
 use crate::timeout::TimeoutLayer;
 use crate::{BoxError, RequestBody, ResponseBody};
+use dispatch::Dispatch;
 
 /// One cluster's whole stack.
 type ClusterService<B> =
     BoxCloneSyncService<http::Request<RequestBody<B>>, http::Response<ResponseBody>, BoxError>;
 
-/// The route layers and dispatch, for a client with a configuration.
-type RoutedService<B> =
-    BoxCloneSyncService<http::Request<B>, http::Response<ResponseBody>, BoxError>;
+/// The route layers and dispatch, for a client with a configuration. Not
+/// boxed: cloning it per request costs reference counts, not an allocation.
+type RoutedService<B> = Route<RateLimit<Fault<Split<Mirror<Dispatch<B>>>>>>;
 
 /// One endpoint's service, as the balancer holds it.
 pub type EndpointService<B> = BoxCloneSyncService<
@@ -250,13 +255,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if self.shared.routing.load(Ordering::Acquire) {
-            return ResponseFuture::routed(self.shared.routed.clone(), req);
-        }
-        match Authority::from_uri(req.uri()) {
-            Ok(target) => self.send(&target, req),
-            Err(e) => ResponseFuture::failed(e.into()),
-        }
+        self.send(req, |req| Authority::from_uri(req.uri()))
     }
 }
 
@@ -265,12 +264,21 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// Sends `req`, addressed to `target`: through the routes when there
-    /// is a configuration, else straight to the target's cluster.
-    fn send(&self, target: &Authority, req: http::Request<B>) -> ResponseFuture<B> {
+    /// Sends `req`: through the routes when there is a configuration, else
+    /// straight to the cluster of its `target`.
+    fn send(
+        &self,
+        req: http::Request<B>,
+        target: impl FnOnce(&http::Request<B>) -> Result<Authority, InvalidAuthority>,
+    ) -> ResponseFuture<B> {
         if self.shared.routing.load(Ordering::Acquire) {
             return ResponseFuture::routed(self.shared.routed.clone(), req);
         }
-        ResponseFuture::new(self.target_cluster(target), req.map(RequestBody::new))
+        ResponseFuture::cluster(match target(&req) {
+            Ok(target) => {
+                ClusterFuture::new(self.target_cluster(&target), req.map(RequestBody::new))
+            }
+            Err(e) => ClusterFuture::failed(e.into()),
+        })
     }
 }

@@ -134,22 +134,25 @@ impl<S> Fault<S> {
             delay.filter(|_| percent.hit(self.draws.draw_u32()))
         });
         let abort = policy.abort.as_ref().and_then(|a| {
-            let (abort, percent) = match &a.abort {
-                AbortSource::Http(s) => (Some(http_abort(*s)), a.percent),
-                AbortSource::Grpc(c) => (Some(grpc_abort(*c)), a.percent),
-                AbortSource::Header => {
-                    let http = header::<u16>(headers, ABORT_HEADER)
-                        .and_then(|s| StatusCode::from_u16(s).ok())
-                        .filter(|s| (200..600).contains(&s.as_u16()))
-                        .map(http_abort);
-                    let grpc = || header::<u32>(headers, ABORT_GRPC_HEADER).map(GrpcCode);
-                    (
-                        http.or_else(|| grpc().map(grpc_abort)),
-                        header_percent(headers, ABORT_PERCENT_HEADER, a.percent),
-                    )
-                }
+            let percent = match &a.abort {
+                AbortSource::Header => header_percent(headers, ABORT_PERCENT_HEADER, a.percent),
+                _ => a.percent,
             };
-            abort.filter(|_| percent.hit(self.draws.draw_u32()))
+            // Drawn first: the response is built only for a hit.
+            if !percent.hit(self.draws.draw_u32()) {
+                return None;
+            }
+            match &a.abort {
+                AbortSource::Http(s) => Some(http_abort(*s)),
+                AbortSource::Grpc(c) => Some(grpc_abort(*c)),
+                AbortSource::Header => header::<u16>(headers, ABORT_HEADER)
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .filter(|s| (200..600).contains(&s.as_u16()))
+                    .map(http_abort)
+                    .or_else(|| {
+                        header::<u32>(headers, ABORT_GRPC_HEADER).map(|c| grpc_abort(GrpcCode(c)))
+                    }),
+            }
         });
         Injection { delay, abort }
     }

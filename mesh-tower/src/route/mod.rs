@@ -32,7 +32,7 @@ use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::StatusCode;
-use mesh_core::route::{Route as RouteEntry, RouteAction, RouteId};
+use mesh_core::route::{Lookup, Route as RouteEntry, RouteAction, RouteId};
 use mesh_core::{Authority, MeshConfig, RouteTable};
 use tower::Service;
 
@@ -164,13 +164,16 @@ where
             Err(e) => return ResponseFuture::failed(e.into()),
         };
         let config = self.config.load();
-        let Some(id) = config.routes().find(&target, &req) else {
-            if self.passthrough && !config.routes().serves(&target) {
+        let id = match config.routes().lookup(&target, &req) {
+            Lookup::Route(id) => id,
+            Lookup::NoVirtualHost if self.passthrough => {
                 return ResponseFuture::forwarded(self.inner.call(req), None);
             }
-            tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
-            let body = format!("no route for {target}{}\n", req.uri().path());
-            return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));
+            Lookup::NoRoute | Lookup::NoVirtualHost => {
+                tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
+                let body = format!("no route for {target}{}\n", req.uri().path());
+                return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));
+            }
         };
         let route = config.routes().route(id);
         let forward = match &route.action {

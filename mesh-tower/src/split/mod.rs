@@ -8,7 +8,7 @@
 
 use std::task::{Context, Poll};
 
-use mesh_core::route::ClusterName;
+use mesh_core::route::{ClusterName, Destination};
 use tower::{Layer, Service};
 
 use crate::draw::Draws;
@@ -65,7 +65,10 @@ where
             .extensions()
             .get::<RouteDecision>()
             .and_then(|d| d.route().forwarding())
-            .map(|f| f.destination.pick(self.draws.draw()).clone());
+            .map(|f| match &f.destination {
+                Destination::Cluster(c) => c.clone(),
+                split => split.pick(self.draws.draw()).clone(),
+            });
         if let Some(cluster) = picked {
             req.extensions_mut().insert(SelectedCluster(cluster));
         }
