@@ -2,6 +2,9 @@
 //! `MeshClient` and discovering its endpoints through DNS, as an application
 //! in a Kubernetes pod would through kube-dns.
 //!
+//! Then it routes `reviews` by an Istio VirtualService and DestinationRule:
+//! `end-user: jason` to v2, everyone else split 75/25 between v1 and v2.
+//!
 //! It starts its own small world on loopback first — two `reviews` HTTP
 //! servers, one `ratings` gRPC server, and a DNS server publishing them as
 //! kube-dns does (A records per pod, SRV records per named port) — so it runs
@@ -12,6 +15,7 @@
 use bytes::Bytes;
 use examples::{health_server, hello_server};
 use http_body_util::{BodyExt, Empty};
+use mesh_core::{Endpoint, EndpointSet, StaticResolve};
 use mesh_dns::{DnsConfig, DnsResolve, LocalDns};
 use mesh_tower::MeshClient;
 use tonic_health::pb::HealthCheckRequest;
@@ -75,5 +79,67 @@ async fn main() -> Result<(), mesh_tower::BoxError> {
         })
         .await?;
     println!("ratings: {:?}", reply.into_inner().status());
+
+    // 3. Istio's own YAML as the routing configuration. Subsets select
+    //    endpoints by label, so here the pods are registered with theirs.
+    let labelled = StaticResolve::default();
+    labelled.set(
+        &"reviews.default.svc.cluster.local:9080".parse()?,
+        EndpointSet::new([(v1, "v1"), (v2, "v2")].map(|(addr, version)| {
+            let mut e = Endpoint::new(addr);
+            e.labels.insert("version".into(), version.into());
+            e
+        })),
+    );
+    let (resources, warnings) = mesh_core::istio::parse("reviews.yaml", REVIEWS_YAML)?;
+    for w in warnings {
+        println!("warning: {w}");
+    }
+    let routed: MeshClient<Empty<Bytes>> = MeshClient::builder(labelled)
+        .config(resources.to_mesh_config()?)
+        .build();
+    let mut served = std::collections::BTreeMap::<String, usize>::new();
+    for user in ["jason", "bob"] {
+        for _ in 0..100 {
+            let req = http::Request::get("http://reviews:9080/reviews/0")
+                .header("end-user", user)
+                .body(Empty::new())?;
+            let body = routed
+                .clone()
+                .oneshot(req)
+                .await?
+                .into_body()
+                .collect()
+                .await?;
+            let server = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+            *served.entry(format!("{user} -> {server}")).or_default() += 1;
+        }
+    }
+    for (route, n) in served {
+        println!("{route}: {n} of 100");
+    }
     Ok(())
 }
+
+const REVIEWS_YAML: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews}
+spec:
+  hosts: [reviews]
+  http:
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - route:
+    - {destination: {host: reviews, subset: v1}, weight: 75}
+    - {destination: {host: reviews, subset: v2}, weight: 25}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+"#;
