@@ -71,6 +71,30 @@ impl HashTable {
     }
 }
 
+/// Helpers shared by the ring and Maglev tests.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::net::SocketAddr;
+
+    /// One endpoint per weight, on distinct addresses.
+    pub(crate) fn endpoints(weights: &[u32]) -> Vec<(SocketAddr, u32)> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 80)), *w))
+            .collect()
+    }
+
+    /// How many entries each of `n` endpoints owns.
+    pub(crate) fn owner_counts(owners: &[u32], n: usize) -> Vec<usize> {
+        let mut c = vec![0; n];
+        for o in owners {
+            c[*o as usize] += 1;
+        }
+        c
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,20 +111,10 @@ mod tests {
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 
-    fn endpoints(weights: &[u32]) -> Vec<(SocketAddr, u32)> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 80)), *w))
-            .collect()
-    }
+    use crate::balance::hash::testing::{endpoints, owner_counts};
 
     fn counts(t: &MaglevTable, n: usize) -> Vec<usize> {
-        let mut c = vec![0; n];
-        for o in t.owners() {
-            c[*o as usize] += 1;
-        }
-        c
+        owner_counts(t.owners(), n)
     }
 
     fn owner(t: &MaglevTable, hash: u64) -> u32 {

@@ -95,20 +95,10 @@ mod tests {
     use proptest::prelude::*;
     use rand::{Rng, SeedableRng};
 
-    fn endpoints(weights: &[u32]) -> Vec<(SocketAddr, u32)> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (SocketAddr::from(([10, 0, (i >> 8) as u8, i as u8], 80)), *w))
-            .collect()
-    }
+    use crate::balance::hash::testing::{endpoints, owner_counts};
 
     fn counts(ring: &Ring, n: usize) -> Vec<usize> {
-        let mut c = vec![0; n];
-        for o in ring.owners() {
-            c[*o as usize] += 1;
-        }
-        c
+        owner_counts(ring.owners(), n)
     }
 
     fn owner(ring: &Ring, hash: u64) -> u32 {
