@@ -1,6 +1,7 @@
 //! Clusters as routes name them: a service (host and, where known, port),
 //! an optional subset of its endpoints selected by labels (Istio's
-//! DestinationRule `subsets`), and the policy of the whole.
+//! DestinationRule `subsets`), and the policy of the whole, which may differ
+//! by port when the cluster takes the port of each request.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,8 +26,16 @@ pub struct Cluster {
     /// Labels an endpoint must carry to belong (Istio's subset `labels`);
     /// empty for the whole service.
     pub subset: BTreeMap<String, String>,
-    /// Its policies.
+    /// Its policies: those of every request when `port` is set, else of
+    /// requests to ports without an entry in `port_policies`.
     pub policy: ClusterPolicy,
+    /// When `port` is `None`, the policies of requests to particular ports,
+    /// in place of `policy`. An Istio destination written without a port
+    /// takes the port of each request, and istiod builds one cluster per
+    /// port of the service, each with that port's `portLevelSettings`; this
+    /// keeps those per-port policies on the one cluster. Ignored when `port`
+    /// is set (`policy` is that port's then). Default empty.
+    pub port_policies: BTreeMap<u16, ClusterPolicy>,
 }
 
 impl Cluster {
@@ -39,6 +48,32 @@ impl Cluster {
             port: Some(authority.port()),
             subset: BTreeMap::new(),
             policy: ClusterPolicy::default(),
+            port_policies: BTreeMap::new(),
+        }
+    }
+
+    /// The policy of requests sent to `request_port`: its entry in
+    /// `port_policies` when the cluster has no port of its own and there is
+    /// one, else `policy`.
+    ///
+    /// ```
+    /// use mesh_core::Cluster;
+    /// use mesh_core::policy::LoadBalancer;
+    ///
+    /// let mut c = Cluster::service(&"reviews:9080".parse()?);
+    /// c.port = None;
+    /// c.port_policies.entry(9080).or_default().load_balancer = LoadBalancer::Random;
+    /// assert_eq!(c.policy_for(9080).load_balancer, LoadBalancer::Random);
+    /// assert_eq!(c.policy_for(8080), &c.policy);
+    /// # Ok::<(), mesh_core::InvalidAuthority>(())
+    /// ```
+    pub fn policy_for(&self, request_port: u16) -> &ClusterPolicy {
+        match self.port {
+            Some(_) => &self.policy,
+            None => self
+                .port_policies
+                .get(&request_port)
+                .unwrap_or(&self.policy),
         }
     }
 
@@ -73,6 +108,21 @@ pub fn istio_cluster_name(host: &str, port: Option<u16>, subset: Option<&str>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn port_policies_apply_only_without_a_port_of_its_own() {
+        use crate::policy::LoadBalancer;
+        let mut c = Cluster::service(&"reviews:9080".parse().unwrap());
+        let random = ClusterPolicy {
+            load_balancer: LoadBalancer::Random,
+            ..ClusterPolicy::default()
+        };
+        c.port_policies.insert(9080, random.clone());
+        assert_eq!(c.policy_for(9080), &c.policy);
+        c.port = None;
+        assert_eq!(c.policy_for(9080), &random);
+        assert_eq!(c.policy_for(9081), &c.policy);
+    }
 
     #[test]
     fn subsets_select_by_labels() {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
-use crate::policy::{InvalidLoadBalancer, ZeroRateLimit};
+use crate::policy::{ClusterPolicy, InvalidLoadBalancer, ZeroRateLimit};
 use crate::route::{ClusterName, RouteTable};
 
 /// Routes and clusters, checked together; cheap to clone.
@@ -27,26 +27,37 @@ pub enum ConfigError {
         cluster: String,
     },
     /// A cluster's rate limit lets nothing through.
-    #[error("cluster {cluster:?}: {source}")]
+    #[error("cluster {cluster:?}{}: {source}", for_port(*port))]
     ZeroRateLimit {
         /// The cluster.
         cluster: String,
+        /// The port whose policy it is (an entry of the cluster's
+        /// `port_policies`); `None` for the cluster's `policy`.
+        port: Option<u16>,
         /// What is wrong.
         source: ZeroRateLimit,
     },
     /// A cluster's load-balancing policy cannot be used.
-    #[error("cluster {cluster:?}: {source}")]
+    #[error("cluster {cluster:?}{}: {source}", for_port(*port))]
     InvalidLoadBalancer {
         /// The cluster.
         cluster: String,
+        /// The port whose policy it is (an entry of the cluster's
+        /// `port_policies`); `None` for the cluster's `policy`.
+        port: Option<u16>,
         /// What is wrong.
         source: InvalidLoadBalancer,
     },
 }
 
+fn for_port(port: Option<u16>) -> String {
+    port.map(|p| format!(" (port {p})")).unwrap_or_default()
+}
+
 impl MeshConfig {
     /// Routes and the clusters they use; every cluster a route names must
-    /// be among `clusters`, and every cluster's policy must be usable.
+    /// be among `clusters`, and every cluster's policy, and each of its
+    /// port policies, must be usable.
     pub fn new(
         routes: RouteTable,
         clusters: impl IntoIterator<Item = Cluster>,
@@ -59,20 +70,11 @@ impl MeshConfig {
             });
         }
         for c in clusters.values() {
-            if let Some(limit) = &c.policy.rate_limit {
-                limit
-                    .validate()
-                    .map_err(|source| ConfigError::ZeroRateLimit {
-                        cluster: c.name.to_string(),
-                        source,
-                    })?;
+            let policies = std::iter::once((None, &c.policy))
+                .chain(c.port_policies.iter().map(|(p, policy)| (Some(*p), policy)));
+            for (port, policy) in policies {
+                validate(c, port, policy)?;
             }
-            c.policy.load_balancer.validate().map_err(|source| {
-                ConfigError::InvalidLoadBalancer {
-                    cluster: c.name.to_string(),
-                    source,
-                }
-            })?;
         }
         Ok(Self {
             routes,
@@ -96,10 +98,33 @@ impl MeshConfig {
     }
 }
 
+/// Checks the parts of a cluster's policy (for `port`, or its own) that
+/// can be wrong.
+fn validate(c: &Cluster, port: Option<u16>, policy: &ClusterPolicy) -> Result<(), ConfigError> {
+    let cluster = || c.name.to_string();
+    if let Some(limit) = &policy.rate_limit {
+        limit
+            .validate()
+            .map_err(|source| ConfigError::ZeroRateLimit {
+                cluster: cluster(),
+                port,
+                source,
+            })?;
+    }
+    policy
+        .load_balancer
+        .validate()
+        .map_err(|source| ConfigError::InvalidLoadBalancer {
+            cluster: cluster(),
+            port,
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::{LoadBalancer, Maglev};
+    use crate::policy::{Limit, LoadBalancer, LocalRateLimit, Maglev};
     use crate::route::{Forward, Route, VirtualHost};
 
     #[test]
@@ -124,6 +149,33 @@ mod tests {
             "cluster \"r-v1\": maglev table size 10 is not a prime number"
         );
         cluster.policy.load_balancer = LoadBalancer::Maglev(Maglev::default());
-        assert!(MeshConfig::new(table, [cluster]).is_ok());
+        assert!(MeshConfig::new(table.clone(), [cluster.clone()]).is_ok());
+
+        // A port's policy is checked as the cluster's own is.
+        let mut port = cluster.policy.clone();
+        port.load_balancer = LoadBalancer::Maglev(Maglev { table_size: 12 });
+        cluster.port_policies.insert(9080, port.clone());
+        let err = MeshConfig::new(table.clone(), [cluster.clone()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cluster \"r-v1\" (port 9080): maglev table size 12 is not a prime number"
+        );
+        port.load_balancer = LoadBalancer::RoundRobin;
+        port.rate_limit = Some(LocalRateLimit {
+            total: Some(Limit {
+                requests_per_second: 0,
+            }),
+            ..Default::default()
+        });
+        cluster.port_policies.insert(9080, port);
+        let err = MeshConfig::new(table, [cluster]).unwrap_err();
+        assert_eq!(
+            err,
+            ConfigError::ZeroRateLimit {
+                cluster: "r-v1".into(),
+                port: Some(9080),
+                source: ZeroRateLimit,
+            }
+        );
     }
 }

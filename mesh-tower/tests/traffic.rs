@@ -51,6 +51,7 @@ fn config(hosts: Vec<VirtualHost>) -> MeshConfig {
                 port: Some(9080),
                 subset,
                 policy: Default::default(),
+                port_policies: BTreeMap::new(),
             }
         })
         .collect();
@@ -220,6 +221,7 @@ async fn a_weight_change_applies_to_the_next_requests() {
         port: Some(9080),
         subset: BTreeMap::from([("version".to_string(), version.to_string())]),
         policy: Default::default(),
+        port_policies: BTreeMap::new(),
     };
     client.set_config(MeshConfig::new(table.clone(), [canary("v2")]).unwrap());
     assert_eq!(tally(&client, uri, 20).await["reviews-v2"], 20);
@@ -369,6 +371,40 @@ async fn a_route_rate_limit_answers_429_beyond_the_rate() {
     // A token comes back every 200 ms; the burst takes far less.
     assert!((5..=6).contains(&counts["reviews-v1"]), "{counts:?}");
     assert_eq!(counts["reviews-v1"] + counts["429"], 20);
+}
+
+/// A cluster without a port of its own (an Istio destination written
+/// without one) takes the policy of the port each request goes to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portless_cluster_uses_the_policy_of_the_requests_port() {
+    let bookinfo = Bookinfo::start().await;
+    let name = istio_cluster_name(REVIEWS, None, Some("v1"));
+    let routes = vec![vhost(
+        "reviews",
+        REVIEWS,
+        vec![Route::forward(Forward::to(name.clone()))],
+    )];
+    let mut cluster = Cluster {
+        name,
+        host: REVIEWS.into(),
+        port: None,
+        subset: BTreeMap::from([("version".to_string(), "v1".to_string())]),
+        policy: Default::default(),
+        port_policies: BTreeMap::new(),
+    };
+    let mut limited = cluster.policy.clone();
+    limited.rate_limit = Some(LocalRateLimit {
+        total: Some(Limit {
+            requests_per_second: 5,
+        }),
+        ..Default::default()
+    });
+    cluster.port_policies.insert(9080, limited);
+    let table = RouteTable::new(routes).unwrap();
+    let client = bookinfo.client(MeshConfig::new(table, [cluster]).unwrap());
+    let counts = tally(&client, "http://reviews:9080/", 20).await;
+    assert!((5..=6).contains(&counts["reviews-v1"]), "{counts:?}");
+    assert_eq!(counts["reviews-v1"] + counts["429"], 20, "{counts:?}");
 }
 
 #[tokio::test]

@@ -70,7 +70,8 @@ where
     B::Error: Into<BoxError>,
 {
     /// The stack of the configured cluster `name`, for a request routed by
-    /// `decision`.
+    /// `decision`: built with the cluster's policy for the port the request
+    /// goes to.
     fn named_cluster(
         &self,
         name: &mesh_core::route::ClusterName,
@@ -89,7 +90,7 @@ where
             let current = self.shared.config.load();
             let cluster = current.cluster(name).unwrap_or(cluster);
             let resolution = subset(self.shared.resolve.resolve(&target), cluster);
-            self.build_cluster(resolution, &cluster.policy)
+            self.build_cluster(resolution, cluster.policy_for(target.port()))
         }))
     }
 }

@@ -168,6 +168,7 @@ impl<'a> Rules<'a> {
             port,
             subset: Default::default(),
             policy: ClusterPolicy::default(),
+            port_policies: Default::default(),
         };
         let Some(rule) = rule else {
             return Ok(Resolved {
