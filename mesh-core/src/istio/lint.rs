@@ -9,6 +9,10 @@ use super::api::{
 };
 use super::yaml::FieldPath;
 
+/// What is said of `tls` in a traffic policy or a port's.
+const TLS_IGNORED: &str =
+    "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored";
+
 /// A warning's field and message.
 pub(crate) type Note = (FieldPath, String);
 
@@ -166,10 +170,7 @@ fn traffic_policy(at: &FieldPath, tp: &TrafficPolicy, notes: &mut Vec<Note>) {
         &mut note,
     );
     if tp.tls.is_some() {
-        note(
-            at.key("tls"),
-            "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored",
-        );
+        note(at.key("tls"), TLS_IGNORED);
     }
     if tp.tunnel.is_some() {
         note(
@@ -199,10 +200,7 @@ fn traffic_policy(at: &FieldPath, tp: &TrafficPolicy, notes: &mut Vec<Note>) {
             &mut note,
         );
         if p.tls.is_some() {
-            note(
-                at.key("tls"),
-                "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored",
-            );
+            note(at.key("tls"), TLS_IGNORED);
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::route::{DirectResponse, Redirect};
 use super::super::api::{HTTPDirectResponse, HTTPRedirect, RedirectPortSelection};
 use super::super::error::IstioError;
 use super::super::yaml::FieldPath;
-use super::Ctx;
+use super::{Ctx, check};
 
 /// Istio's redirect: the status defaults to 301; the port is the one given,
 /// the request's (`FROM_REQUEST_PORT`, only while the authority is kept) or
@@ -38,12 +38,7 @@ pub(super) fn redirect(
         (Some(_), Some(_)) => {
             return Err(ctx.invalid(at, "expected port or derivePort, not both"));
         }
-        (Some(n), None) => Some(u16::try_from(n).ok().filter(|p| *p > 0).ok_or_else(|| {
-            ctx.invalid(
-                &at.key("port"),
-                format!("port {n} is out of range; expected 1 to 65535"),
-            )
-        })?),
+        (Some(n), None) => Some(check::port(ctx, &at.key("port"), n)?),
         (None, None) | (None, Some(RedirectPortSelection::FromRequestPort)) if host.is_none() => {
             None
         }
@@ -82,16 +77,7 @@ pub(super) fn direct_response(
     at: &FieldPath,
     d: &HTTPDirectResponse,
 ) -> Result<DirectResponse, IstioError> {
-    let status = u16::try_from(d.status)
-        .ok()
-        .filter(|s| (200..=599).contains(s))
-        .and_then(|s| StatusCode::from_u16(s).ok())
-        .ok_or_else(|| {
-            ctx.invalid(
-                &at.key("status"),
-                format!("{} is not a status from 200 to 599", d.status),
-            )
-        })?;
+    let status = check::status(ctx, &at.key("status"), d.status)?;
     let body =
         match &d.body {
             None => None,

@@ -2,16 +2,13 @@
 //! gRPC abort, each for the share of requests written, none when no share
 //! is written (as in Istio).
 
-use http::StatusCode;
-
 use crate::GrpcCode;
 use crate::route::{AbortSource, DelaySource, FaultAbort, FaultDelay, FaultPolicy, Percent};
 
-use super::super::api::{HTTPFaultInjection, Percent as IstioPercent};
+use super::super::api::HTTPFaultInjection;
 use super::super::error::IstioError;
 use super::super::yaml::FieldPath;
-use super::Ctx;
-use super::route::percent;
+use super::{Ctx, check};
 
 /// Istio's fault: the delay and abort given, each for the share of
 /// requests given (none when no share is written, as in Istio).
@@ -23,17 +20,13 @@ pub(super) fn fault(
     let mut out = FaultPolicy::default();
     if let Some(d) = &f.delay {
         let at = at.key("delay");
-        let share = match (d.percentage, d.percent) {
-            (Some(p), _) => percent(ctx, &at.key("percentage").key("value"), p)?,
-            (None, Some(n)) => percent(
-                ctx,
-                &at.key("percent"),
-                IstioPercent {
-                    value: f64::from(n),
-                },
-            )?,
-            (None, None) => Percent::NONE,
-        };
+        let share = check::share(
+            ctx,
+            &at,
+            ("percentage", d.percentage),
+            ("percent", d.percent),
+            Percent::NONE,
+        )?;
         match (d.fixed_delay, d.exponential_delay) {
             (Some(_), Some(_)) => {
                 return Err(ctx.invalid(&at, "expected fixedDelay or exponentialDelay, not both"));
@@ -62,21 +55,15 @@ pub(super) fn fault(
             ));
         }
         let share = match a.percentage {
-            Some(p) => percent(ctx, &at.key("percentage").key("value"), p)?,
+            Some(p) => check::percent(ctx, &at.key("percentage").key("value"), p)?,
             None => Percent::NONE,
         };
         let abort = if let Some(s) = a.http_status {
-            let status = u16::try_from(s)
-                .ok()
-                .filter(|s| (200..=599).contains(s))
-                .and_then(|s| StatusCode::from_u16(s).ok())
-                .ok_or_else(|| {
-                    ctx.invalid(
-                        &at.key("httpStatus"),
-                        format!("{s} is not a status from 200 to 599"),
-                    )
-                })?;
-            Some(AbortSource::Http(status))
+            Some(AbortSource::Http(check::status(
+                ctx,
+                &at.key("httpStatus"),
+                s,
+            )?))
         } else if let Some(name) = &a.grpc_status {
             let code = grpc_code(name).ok_or_else(|| {
                 ctx.invalid(

@@ -7,16 +7,14 @@
 
 use http::HeaderName;
 
-use crate::route::{
-    HeaderMatch, HeaderMatcher, PathMatch, QueryMatcher, RouteMatch, StringMatch as Matcher,
-};
+use crate::route::{HeaderMatch, HeaderMatcher, QueryMatcher, RouteMatch, StringMatch as Matcher};
 
 use super::super::Workload;
 use super::super::api::{HTTPMatchRequest, StringMatch};
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::lint::applies_to_mesh;
 use super::super::yaml::FieldPath;
-use super::Ctx;
+use super::{Ctx, check};
 
 /// Whether a match block applies to `workload` at all: its `gateways`
 /// include the mesh, or it has none and the client carries its
@@ -41,10 +39,7 @@ pub(super) fn route_match(
     if let Some(uri) = &m.uri
         && let Some(kind) = string_match(ctx, &at.key("uri"), uri, false)?
     {
-        out.path = PathMatch {
-            kind,
-            ignore_case: m.ignore_uri_case,
-        };
+        out.path.kind = kind;
     }
     out.path.ignore_case = m.ignore_uri_case;
     if let Some(method) = &m.method {
@@ -84,15 +79,7 @@ pub(super) fn route_match(
             value: string_match(ctx, &at, sm, true)?,
         });
     }
-    let port = match m.port {
-        0 => None,
-        n => Some(u16::try_from(n).map_err(|_| {
-            ctx.invalid(
-                &at.key("port"),
-                format!("port {n} is out of range; expected 1 to 65535"),
-            )
-        })?),
-    };
+    let port = check::optional_port(ctx, &at.key("port"), m.port)?;
     Ok((port, out))
 }
 

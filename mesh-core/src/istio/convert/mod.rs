@@ -5,6 +5,7 @@
 //! the policies of its DestinationRule and subset.
 
 mod answer;
+mod check;
 mod fault;
 mod headers;
 mod matching;
@@ -81,15 +82,10 @@ impl<'a> Env<'a> {
         d: &Destination,
         namespace: &str,
     ) -> Result<Resolved, IstioError> {
-        let fqdn = service_host(ctx, &at.key("host"), &d.host, namespace, self.workload)?;
-        let port = match d.port.map(|p| p.number) {
-            None | Some(0) => None,
-            Some(n) => Some(u16::try_from(n).map_err(|_| {
-                ctx.invalid(
-                    &at.key("port").key("number"),
-                    format!("port {n} is out of range; expected 1 to 65535"),
-                )
-            })?),
+        let fqdn = check::service_host(ctx, &at.key("host"), &d.host, namespace, self.workload)?;
+        let port = match d.port {
+            None => None,
+            Some(p) => check::optional_port(ctx, &at.key("port").key("number"), p.number)?,
         };
         let subset = (!d.subset.is_empty()).then_some(d.subset.as_str());
         let name = istio_cluster_name(&fqdn, port, subset);
@@ -226,50 +222,13 @@ fn vs_hosts(
                 "the host `*` is allowed only on gateways; name the hosts the rules are for",
             ));
         }
-        let fqdn = match host.strip_prefix("*.") {
-            Some(rest) => {
-                check_dns_name(ctx, &at, rest)?;
-                host.to_ascii_lowercase()
-            }
-            None => service_host(ctx, &at, host, vs.metadata.namespace(), workload)?,
-        };
+        let fqdn = check::host_or_wildcard(ctx, &at, host, vs.metadata.namespace(), workload)?;
         if out.iter().any(|(f, _)| *f == fqdn) {
             return Err(ctx.invalid(&at, format!("host {fqdn} is listed twice")));
         }
         out.push((fqdn, at));
     }
     Ok(out)
-}
-
-/// The FQDN of a service host written in a resource of `namespace`: a name
-/// without dots is a Kubernetes service in that namespace; any other is
-/// taken as written.
-pub(super) fn service_host(
-    ctx: &Ctx<'_>,
-    at: &FieldPath,
-    host: &str,
-    namespace: &str,
-    workload: &Workload,
-) -> Result<String, IstioError> {
-    if host.contains('*') {
-        return Err(ctx.invalid(
-            at,
-            format!("{host:?} is a wildcard; expected the name of one service"),
-        ));
-    }
-    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-    check_dns_name(ctx, at, &host)?;
-    Ok(if host.contains('.') {
-        host
-    } else {
-        format!("{host}.{namespace}.svc.{}", workload.cluster_domain)
-    })
-}
-
-fn check_dns_name(ctx: &Ctx<'_>, at: &FieldPath, host: &str) -> Result<(), IstioError> {
-    crate::Authority::new(host, 1)
-        .map(|_| ())
-        .map_err(|e| ctx.invalid(at, format!("expected a service host name: {e}")))
 }
 
 /// The domains of `fqdn`: a Kubernetes service's also in the short forms

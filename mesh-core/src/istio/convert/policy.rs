@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::policy::{
     ClusterPolicy, LoadBalancer, Maglev, OutlierDetection as Outlier, Protocol, RingHash,
 };
-use crate::route::{ClusterName, HashKey, HashPolicy};
+use crate::route::{ClusterName, HashKey, HashPolicy, Percent};
 
 use super::super::api::{
     ConnectionPoolSettings, ConsistentHashLB, DestinationRule, H2UpgradePolicy,
@@ -20,7 +20,7 @@ use super::super::api::{
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::yaml::FieldPath;
 use super::super::{Sourced, Workload};
-use super::{Ctx, Resolved};
+use super::{Ctx, Resolved, check};
 
 /// The DestinationRules that apply to the client, by host.
 pub(super) struct Rules<'a> {
@@ -64,16 +64,8 @@ impl<'a> Rules<'a> {
                 None => false,
             };
             let at = FieldPath::root().key("spec").key("host");
-            let fqdn = match dr.spec.host.as_str() {
-                "*" => "*".to_owned(),
-                h => match h.strip_prefix("*.") {
-                    Some(rest) => {
-                        super::check_dns_name(&ctx, &at, rest)?;
-                        h.to_ascii_lowercase()
-                    }
-                    None => super::service_host(&ctx, &at, h, meta.namespace(), workload)?,
-                },
-            };
+            let fqdn =
+                check::host_or_wildcard(&ctx, &at, &dr.spec.host, meta.namespace(), workload)?;
             check_subsets(&ctx, dr)?;
             let rule = Rule {
                 fqdn,
@@ -301,13 +293,8 @@ impl<'a> Effective<'a> {
         if let Some((b, at)) = &self.retry_budget
             && let Some(percent) = b.percent
         {
-            if !(0.0..=100.0).contains(&percent.value) {
-                return Err(ctx.invalid(
-                    &at.key("percent").key("value"),
-                    format!("{} is not a percentage from 0 to 100", percent.value),
-                ));
-            }
-            p.retry.budget.retry_ratio = (percent.value / 100.0) as f32;
+            let share = check::percent(ctx, &at.key("percent").key("value"), percent)?;
+            p.retry.budget.retry_ratio = share.ppm() as f32 / Percent::MILLION as f32;
         }
         Ok((p, hash))
     }
@@ -418,7 +405,7 @@ fn connection_pool(
 ) -> Result<(), IstioError> {
     if let Some(t) = pool.tcp.as_ref().and_then(|t| t.connect_timeout) {
         p.connection.connect_timeout =
-            positive(ctx, &at.key("tcp").key("connectTimeout"), t.get())?;
+            check::at_least_1ms(ctx, &at.key("tcp").key("connectTimeout"), t.get())?;
     }
     let Some(http) = &pool.http else {
         return Ok(());
@@ -431,7 +418,7 @@ fn connection_pool(
         p.circuit_breakers.max_requests = http.http2_max_requests;
     }
     if let Some(t) = http.idle_timeout {
-        p.connection.idle_timeout = positive(ctx, &at.key("idleTimeout"), t.get())?;
+        p.connection.idle_timeout = check::at_least_1ms(ctx, &at.key("idleTimeout"), t.get())?;
     }
     if !http.use_client_protocol && http.h2_upgrade_policy == Some(H2UpgradePolicy::Upgrade) {
         p.connection.protocol = Protocol::Http2;
@@ -448,7 +435,7 @@ fn outlier(ctx: &Ctx<'_>, at: &FieldPath, o: &OutlierDetection) -> Result<Outlie
         out.consecutive_gateway_errors = (n > 0).then_some(n);
     }
     if let Some(t) = o.base_ejection_time {
-        out.base_ejection_time = positive(ctx, &at.key("baseEjectionTime"), t.get())?;
+        out.base_ejection_time = check::at_least_1ms(ctx, &at.key("baseEjectionTime"), t.get())?;
     }
     match o.max_ejection_percent {
         0 => {}
@@ -461,15 +448,4 @@ fn outlier(ctx: &Ctx<'_>, at: &FieldPath, o: &OutlierDetection) -> Result<Outlie
         }
     }
     Ok(out)
-}
-
-fn positive(
-    ctx: &Ctx<'_>,
-    at: &FieldPath,
-    d: std::time::Duration,
-) -> Result<std::time::Duration, IstioError> {
-    if d < std::time::Duration::from_millis(1) {
-        return Err(ctx.invalid(at, "expected a duration of at least 1ms"));
-    }
-    Ok(d)
 }

@@ -12,13 +12,13 @@ use crate::route::{
     WeightedCluster,
 };
 
-use super::super::api::{HTTPRetry, HTTPRoute, Percent as IstioPercent, VirtualService};
+use super::super::api::{HTTPRetry, HTTPRoute, VirtualService};
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::yaml::FieldPath;
 use super::answer::{direct_response, redirect};
 use super::fault::fault;
 use super::headers::headers;
-use super::{Ctx, Env, PortRoute, matching};
+use super::{Ctx, Env, PortRoute, check, matching};
 
 /// The routes of `vs` that apply to the client, in order.
 pub(super) fn routes(
@@ -253,17 +253,13 @@ fn mirrors(
     }
     let mut out = Vec::new();
     if let Some(d) = &http.mirror {
-        let percent = match (http.mirror_percentage, http.mirror_percent) {
-            (Some(p), _) => percent(ctx, &at.key("mirrorPercentage").key("value"), p)?,
-            (None, Some(n)) => percent(
-                ctx,
-                &at.key("mirrorPercent"),
-                IstioPercent {
-                    value: f64::from(n),
-                },
-            )?,
-            (None, None) => Percent::ALL,
-        };
+        let percent = check::share(
+            ctx,
+            at,
+            ("mirrorPercentage", http.mirror_percentage),
+            ("mirrorPercent", http.mirror_percent),
+            Percent::ALL,
+        )?;
         let cluster = env.destination(ctx, &at.key("mirror"), d, namespace)?;
         if percent != Percent::NONE {
             out.push(Mirror {
@@ -275,7 +271,7 @@ fn mirrors(
     for (k, m) in http.mirrors.iter().enumerate() {
         let at = at.key("mirrors").index(k);
         let percent = match m.percentage {
-            Some(p) => percent(ctx, &at.key("percentage").key("value"), p)?,
+            Some(p) => check::percent(ctx, &at.key("percentage").key("value"), p)?,
             None => Percent::ALL,
         };
         let cluster = env.destination(ctx, &at.key("destination"), &m.destination, namespace)?;
@@ -287,14 +283,6 @@ fn mirrors(
         }
     }
     Ok(out)
-}
-
-pub(super) fn percent(
-    ctx: &Ctx<'_>,
-    at: &FieldPath,
-    p: IstioPercent,
-) -> Result<Percent, IstioError> {
-    Percent::new(p.value).map_err(|e| ctx.error(at, IstioErrorKind::Route(e)))
 }
 
 /// Istio's retry policy: its default with the attempts, conditions,
@@ -347,10 +335,7 @@ fn retry(
         p.per_try_timeout = (!t.get().is_zero()).then_some(t.get());
     }
     if let Some(b) = r.backoff {
-        let base = b.get();
-        if base < std::time::Duration::from_millis(1) {
-            return Err(ctx.invalid(&at.key("backoff"), "expected a duration of at least 1ms"));
-        }
+        let base = check::at_least_1ms(ctx, &at.key("backoff"), b.get())?;
         p.backoff = Backoff {
             base,
             max: base.saturating_mul(10),
