@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::api::{DestinationRule, VirtualService};
 use super::error::{IstioError, IstioErrorKind, Warning};
-use super::yaml::{FieldPath, Origin};
+use super::yaml::{FieldPath, Origin, Text};
 use super::{Resources, Sourced, lint};
 
 /// The API versions of `networking.istio.io` read.
@@ -105,7 +105,7 @@ fn classify(h: &Header) -> Result<Class, String> {
 /// Reads every document of `text`.
 pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>), IstioError> {
     let source: Arc<str> = source.into();
-    let shared: Arc<str> = text.into();
+    let shared = Text::new(text);
     let mut resources = Resources::default();
     let mut warnings = Vec::new();
     let mut again = serde_yaml_ng::Deserializer::from_str(text);

@@ -3,13 +3,15 @@
 //! and the line a path is on.
 //!
 //! The YAML parser reports lines only for its own errors, so the line of a
-//! field found wrong later is looked up by reading the document again and
-//! stopping at that field; the parser then names its position. This costs
-//! a second read of one document per error or warning, and nothing when
-//! all is well.
+//! field found wrong later is looked up by reading its document again, on
+//! its own, and stopping at that field; the parser then names its position.
+//! Where each document of a file starts is found once, by one more read of
+//! the file, the first time a line in it is wanted. Each error or warning
+//! then costs a read of its own document only, and nothing is read again
+//! when all is well.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -90,7 +92,69 @@ impl fmt::Display for FieldPath {
 pub struct Origin {
     source: Arc<str>,
     document: Option<usize>,
-    text: Option<Arc<str>>,
+    text: Option<Arc<Text>>,
+}
+
+/// The text of a file, shared by the origins of its resources, and where
+/// its documents start once that is first wanted.
+#[derive(Debug)]
+pub(crate) struct Text {
+    text: Box<str>,
+    starts: OnceLock<Vec<Start>>,
+}
+
+/// Where a document starts: the byte offset of the line its content starts
+/// on, and that line's number (from 1).
+#[derive(Clone, Copy, Debug)]
+struct Start {
+    offset: usize,
+    line: usize,
+}
+
+impl Text {
+    /// `text`, its document starts not yet found.
+    pub(crate) fn new(text: &str) -> Arc<Self> {
+        Arc::new(Self {
+            text: text.into(),
+            starts: OnceLock::new(),
+        })
+    }
+
+    /// The start of document `document` (counted from 0), reading the whole
+    /// text the first time.
+    fn start(&self, document: usize) -> Option<Start> {
+        let starts = self.starts.get_or_init(|| {
+            // The reader goes on yielding documents after a syntax error:
+            // stop at the first document whose start the parser cannot tell.
+            serde_yaml_ng::Deserializer::from_str(&self.text)
+                .map_while(|doc| {
+                    read_a_document();
+                    let err = FirstNode.deserialize(doc).err()?;
+                    if !err.to_string().starts_with(HERE) {
+                        return None;
+                    }
+                    let at = err.location()?;
+                    let before = self.text.get(..at.index())?;
+                    let offset = before.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+                    Some(Start {
+                        offset,
+                        line: at.line(),
+                    })
+                })
+                .collect()
+        });
+        starts.get(document).copied()
+    }
+
+    /// The line of `path` in document `document` (counted from 0): that
+    /// document alone is read.
+    fn line(&self, document: usize, path: &FieldPath) -> Option<usize> {
+        let start = self.start(document)?;
+        let doc = serde_yaml_ng::Deserializer::from_str(&self.text[start.offset..]).next()?;
+        read_a_document();
+        let err = Locate(&path.0).deserialize(doc).err()?;
+        err.location().map(|l| l.line() + start.line - 1)
+    }
 }
 
 impl Origin {
@@ -105,7 +169,7 @@ impl Origin {
     }
 
     /// Document `document` (counted from 1) of `text`.
-    pub(crate) fn in_text(source: Arc<str>, document: usize, text: Arc<str>) -> Self {
+    pub(crate) fn in_text(source: Arc<str>, document: usize, text: Arc<Text>) -> Self {
         Self {
             source,
             document: Some(document),
@@ -148,12 +212,34 @@ impl Origin {
     }
 
     fn line(&self, path: &FieldPath) -> Option<usize> {
-        let text = self.text.as_deref()?;
-        let doc =
-            serde_yaml_ng::Deserializer::from_str(text).nth(self.document?.checked_sub(1)?)?;
-        let err = Locate(&path.0).deserialize(doc).err()?;
-        err.location().map(|l| l.line())
+        self.text
+            .as_deref()?
+            .line(self.document?.checked_sub(1)?, path)
     }
+}
+
+/// Fails at a document's first node, so that the parser's error carries
+/// where the document's content starts.
+struct FirstNode;
+
+impl<'de> DeserializeSeed<'de> for FirstNode {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(Walk(&[]))
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Documents read to find lines, on this thread.
+    static DOCUMENTS_READ: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts a document read to find a line (in tests).
+fn read_a_document() {
+    #[cfg(test)]
+    DOCUMENTS_READ.with(|n| n.set(n.get() + 1));
 }
 
 /// Walks a document along a path and fails where it stops, so that the
@@ -296,7 +382,7 @@ mod tests {
     const TEXT: &str = "---\nkind: VirtualService\nspec:\n  http:\n  - route:\n    - weight: 5\n      foo: 1\n    - weight: 7\n---\nkind: Other\nspec: {a: [1, 2]}\n";
 
     fn line(document: usize, path: &FieldPath) -> Option<usize> {
-        Origin::in_text("t.yaml".into(), document, TEXT.into()).line(path)
+        Origin::in_text("t.yaml".into(), document, Text::new(TEXT)).line(path)
     }
 
     #[test]
@@ -330,5 +416,39 @@ mod tests {
         assert_eq!(line(3, &FieldPath::root()), None);
         let none = Origin::new("t.yaml", Some(1));
         assert_eq!(none.line(&route), None);
+    }
+
+    #[test]
+    fn documents_that_do_not_start_at_the_left_margin() {
+        let text = Text::new(
+            "# notes\n\n---\n  kind: A\n  spec:\n    x: 1\n--- {kind: B,\n  spec: {y: 2}}\n---\n- a\n- b: 3\n",
+        );
+        let origin = |d| Origin::in_text("t.yaml".into(), d, text.clone());
+        let x = FieldPath::root().key("spec").key("x");
+        assert_eq!(origin(1).line(&x), Some(6));
+        let y = FieldPath::root().key("spec").key("y");
+        assert_eq!(origin(2).line(&y), Some(8));
+        assert_eq!(
+            origin(3).line(&FieldPath::root().index(1).key("b")),
+            Some(11)
+        );
+    }
+
+    #[test]
+    fn a_line_lookup_reads_one_document_not_those_before_it() {
+        let n = 40;
+        let text: String = (0..n)
+            .map(|i| format!("---\nkind: VirtualService\nspec:\n  n: {i}\n"))
+            .collect();
+        let text = Text::new(&text);
+        let n_at = FieldPath::root().key("spec").key("n");
+        DOCUMENTS_READ.with(|c| c.set(0));
+        for d in 1..=n {
+            let origin = Origin::in_text("t.yaml".into(), d, text.clone());
+            assert_eq!(origin.line(&n_at), Some(4 * d), "document {d}");
+        }
+        // Once through the file to find where documents start, then one
+        // document per lookup.
+        assert_eq!(DOCUMENTS_READ.with(|c| c.get()), 2 * n);
     }
 }
