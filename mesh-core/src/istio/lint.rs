@@ -231,7 +231,7 @@ fn load_balancer(
     if lb.simple == Some(SimpleLB::Passthrough) {
         note(
             at.key("simple"),
-            "PASSTHROUGH sends to the address the application resolved; the client balances over the discovered endpoints with its default balancer instead",
+            "PASSTHROUGH sends to the address the application resolved; the client balances over the discovered endpoints by least requests (Istio's default) instead",
         );
     }
     if lb.locality_lb_setting.is_some() {

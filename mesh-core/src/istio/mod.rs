@@ -49,7 +49,12 @@
 //! Istio's defaults are kept where they surprise: a fault without a
 //! `percentage` applies to no request; `headers: {x: {}}` only requires
 //! the header; `timeout: 0s` and `retries.attempts: 0` disable timeouts
-//! and retries. What the client cannot honour in a way that would change
+//! and retries. A cluster balances by least requests (`LEAST_REQUEST`)
+//! unless its `loadBalancer` chooses otherwise, and ejects no endpoint
+//! unless it has an `outlierDetection` (then Envoy's defaults fill what
+//! that leaves out, 5 consecutive 5xx ejecting): istiod's defaults, not
+//! the library's ([`ClusterPolicy::default`](crate::policy::ClusterPolicy)
+//! balances by peak EWMA and ejects after 5 consecutive 5xx). What the client cannot honour in a way that would change
 //! which requests a route takes or where they go (matching on the scheme
 //! or on JWT claims, delegation, header changes of one destination of a
 //! split) is an error; what it does not apply and Istio applies elsewhere

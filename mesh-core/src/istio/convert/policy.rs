@@ -4,6 +4,11 @@
 //! (`loadBalancer`, `connectionPool`, `outlierDetection`, `retryBudget`)
 //! by the subset's; a port's `portLevelSettings` entry replaces the
 //! policy it belongs to whole, falling back to defaults for what it omits.
+//!
+//! The defaults are istiod's, not the library's: what no policy sets
+//! balances by least requests (`LEAST_REQUEST`) and ejects no endpoint
+//! (istiod configures outlier detection only where `outlierDetection` is
+//! written).
 
 use http::HeaderName;
 
@@ -159,7 +164,7 @@ impl<'a> Rules<'a> {
             host: fqdn.into(),
             port,
             subset: Default::default(),
-            policy: ClusterPolicy::default(),
+            policy: istio_default(),
             port_policies: Default::default(),
         };
         let Some(rule) = rule else {
@@ -279,7 +284,7 @@ impl<'a> Effective<'a> {
 
     /// The cluster policy and the routes' hash policy.
     fn policy(&self, ctx: &Ctx<'_>) -> Result<(ClusterPolicy, Option<HashPolicy>), IstioError> {
-        let mut p = ClusterPolicy::default();
+        let mut p = istio_default();
         let mut hash = None;
         if let Some((lb, at)) = &self.load_balancer {
             (p.load_balancer, hash) = load_balancer(ctx, at, lb)?;
@@ -300,6 +305,20 @@ impl<'a> Effective<'a> {
     }
 }
 
+/// The policy istiod gives a cluster no DestinationRule sets anything for:
+/// least requests and no outlier detection, Envoy's and the library's
+/// defaults for the rest.
+fn istio_default() -> ClusterPolicy {
+    ClusterPolicy {
+        load_balancer: ISTIO_LOAD_BALANCER,
+        outlier: Outlier::disabled(),
+        ..ClusterPolicy::default()
+    }
+}
+
+/// Istio's balancer where none is chosen (`LEAST_REQUEST`).
+const ISTIO_LOAD_BALANCER: LoadBalancer = LoadBalancer::LeastRequest;
+
 fn load_balancer(
     ctx: &Ctx<'_>,
     at: &FieldPath,
@@ -309,7 +328,7 @@ fn load_balancer(
         (Some(_), Some(_)) => Err(ctx.invalid(at, "expected simple or consistentHash, not both")),
         (Some(simple), None) => Ok((
             match simple {
-                SimpleLB::Unspecified | SimpleLB::Passthrough => LoadBalancer::default(),
+                SimpleLB::Unspecified | SimpleLB::Passthrough => ISTIO_LOAD_BALANCER,
                 SimpleLB::LeastConn | SimpleLB::LeastRequest => LoadBalancer::LeastRequest,
                 SimpleLB::Random => LoadBalancer::Random,
                 SimpleLB::RoundRobin => LoadBalancer::RoundRobin,
@@ -320,7 +339,7 @@ fn load_balancer(
             let (lb, hash) = consistent_hash(ctx, &at.key("consistentHash"), h)?;
             Ok((lb, Some(hash)))
         }
-        (None, None) => Ok((LoadBalancer::default(), None)),
+        (None, None) => Ok((ISTIO_LOAD_BALANCER, None)),
     }
 }
 
@@ -426,6 +445,8 @@ fn connection_pool(
     Ok(())
 }
 
+/// A written `outlierDetection`: Envoy's defaults (5 consecutive 5xx eject)
+/// for what it leaves out, as istiod passes it on.
 fn outlier(ctx: &Ctx<'_>, at: &FieldPath, o: &OutlierDetection) -> Result<Outlier, IstioError> {
     let mut out = Outlier::default();
     if let Some(n) = o.consecutive_5xx_errors {

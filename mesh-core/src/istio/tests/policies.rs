@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::cluster::Cluster;
-use crate::policy::{LoadBalancer, Maglev, Protocol, RingHash};
+use crate::policy::{ClusterPolicy, LoadBalancer, Maglev, OutlierDetection, Protocol, RingHash};
 use crate::route::{ClusterName, HashKey, HashPolicy};
 
 fn cluster_of<'c>(c: &'c MeshConfig, name: &str) -> &'c Cluster {
@@ -100,7 +100,7 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
         v3.policy.connection.connect_timeout,
         Duration::from_secs(10)
     );
-    assert_eq!(v3.policy.load_balancer, LoadBalancer::default());
+    assert_eq!(v3.policy.load_balancer, LoadBalancer::LeastRequest);
     assert!(forward(&c, "http://reviews/3", &[]).hash_policy.is_empty());
     let c3 =
         config(&(vs("  http:\n  - route: [{destination: {host: reviews, subset: v3}}]\n") + RULE));
@@ -116,6 +116,35 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
     let whole = cluster_of(&c, "outbound|9080||reviews.default.svc.cluster.local");
     assert_eq!(whole.policy.load_balancer, LoadBalancer::Random);
     assert!(whole.subset.is_empty());
+}
+
+#[test]
+fn what_no_policy_sets_takes_istios_defaults() {
+    // No outlier detection and least requests, as istiod configures a
+    // cluster nothing sets them for; not the library's defaults.
+    let c = config(
+        &(vs(
+            "  http:\n  - match: [{uri: {prefix: /r}}]\n    route: [{destination: {host: ratings}}]\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+        ) + DR),
+    );
+    for name in [V1, "outbound|||ratings.default.svc.cluster.local"] {
+        let p = &cluster_of(&c, name).policy;
+        assert_eq!(p.outlier, OutlierDetection::disabled(), "{name}");
+        assert_eq!(p.load_balancer, LoadBalancer::LeastRequest, "{name}");
+        assert_ne!(p, &ClusterPolicy::default(), "{name}");
+    }
+    // An outlierDetection block takes Envoy's defaults for what it leaves
+    // out; UNSPECIFIED is Istio's default balancer.
+    let rule = DR.replace(
+        "  host: reviews\n",
+        "  host: reviews\n  trafficPolicy:\n    loadBalancer: {simple: UNSPECIFIED}\n    outlierDetection: {baseEjectionTime: 1m}\n",
+    );
+    let c =
+        config(&(vs("  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n") + &rule));
+    let p = &cluster_of(&c, V1).policy;
+    assert_eq!(p.outlier.consecutive_5xx, Some(5));
+    assert_eq!(p.outlier.base_ejection_time, Duration::from_secs(60));
+    assert_eq!(p.load_balancer, LoadBalancer::LeastRequest);
 }
 
 #[test]
