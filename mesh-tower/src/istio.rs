@@ -78,7 +78,9 @@ pub fn load_for(
         resources.extend(r);
         warnings.extend(w);
     }
-    Ok((resources.to_mesh_config_for(workload)?, warnings))
+    let (config, more) = resources.convert(workload)?;
+    warnings.extend(more);
+    Ok((config, warnings))
 }
 
 #[cfg(test)]

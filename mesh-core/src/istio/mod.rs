@@ -10,8 +10,9 @@
 //!    read too). Other kinds (Gateway, ServiceEntry, Service, Deployment,
 //!    ...) are skipped with a [`Warning`], and so is every field the types
 //!    do not know.
-//! 2. [`Resources::to_mesh_config`] turns them into a [`MeshConfig`] with
-//!    Istio's semantics.
+//! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
+//!    semantics for a client [`Workload`], with warnings about what it
+//!    leaves out ([`Resources::to_mesh_config`] without them).
 //!
 //! Every [`IstioError`] names the file, the document, the resource, the
 //! line and the field, and says what was expected.
@@ -39,7 +40,9 @@
 //!   (`outbound|||<fqdn>`), as istiod generates one.
 //! - **Consistent hashing** (`loadBalancer.consistentHash`) becomes the
 //!   cluster's ring-hash or Maglev balancer and a hash policy on every route
-//!   that forwards to the cluster, as Istio puts it there.
+//!   that forwards to the cluster, as Istio puts it there. A route has one
+//!   hash policy: when the clusters of a split hash on different keys it
+//!   gets none, with a warning.
 //! - **Conditions on the client** (`gateways`, `sourceLabels`,
 //!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule)
 //!   are decided when converting, for the [`Workload`] the configuration is
@@ -150,13 +153,34 @@ impl Resources {
     }
 
     /// The mesh configuration for a client in namespace `default` with no
-    /// labels ([`Workload::default`]).
+    /// labels ([`Workload::default`]), without the warnings of
+    /// [`convert`](Self::convert).
     pub fn to_mesh_config(&self) -> Result<MeshConfig, IstioError> {
         self.to_mesh_config_for(&Workload::default())
     }
 
-    /// The mesh configuration for a client that is `workload`.
+    /// The mesh configuration for a client that is `workload`, without the
+    /// warnings of [`convert`](Self::convert).
     pub fn to_mesh_config_for(&self, workload: &Workload) -> Result<MeshConfig, IstioError> {
+        self.convert(workload).map(|(config, _)| config)
+    }
+
+    /// The mesh configuration for a client that is `workload`, and
+    /// warnings about what the conversion leaves out (such as a hash
+    /// policy the destinations of a split disagree on). [`parse`] warns
+    /// about what a file holds; these are about how resources combine.
+    ///
+    /// ```
+    /// use mesh_core::istio::{self, Workload};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: r}}]\n";
+    /// let (resources, _) = istio::parse("r.yaml", yaml)?;
+    /// let (config, warnings) = resources.convert(&Workload::default())?;
+    /// assert!(warnings.is_empty());
+    /// assert_eq!(config.clusters().count(), 1);
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn convert(&self, workload: &Workload) -> Result<(MeshConfig, Vec<Warning>), IstioError> {
         convert::mesh_config(self, workload)
     }
 }

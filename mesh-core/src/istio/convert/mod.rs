@@ -19,7 +19,7 @@ use crate::config::MeshConfig;
 use crate::route::{ClusterName, Forward, HashPolicy, Route, RouteTable, VirtualHost};
 
 use super::api::{Destination, VirtualService};
-use super::error::{IstioError, IstioErrorKind};
+use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin};
 use super::{Resources, Sourced, Workload, lint};
 use policy::Rules;
@@ -46,6 +46,13 @@ impl<'a> Ctx<'a> {
     fn invalid(&self, at: &FieldPath, message: impl Into<String>) -> IstioError {
         self.error(at, IstioErrorKind::Invalid(message.into()))
     }
+
+    fn warning(&self, at: &FieldPath, message: impl Into<String>) -> Warning {
+        Warning {
+            location: self.origin.locate(Some(&self.label), at),
+            message: message.into(),
+        }
+    }
 }
 
 /// A route and the port its match names, if any.
@@ -63,14 +70,18 @@ pub(super) struct PortRoute {
 #[derive(Clone)]
 pub(super) struct Resolved {
     cluster: Cluster,
-    hash: Option<HashPolicy>,
+    /// The hash policies the cluster's consistent-hash balancers expect of
+    /// the routes to it, each once; empty when it does not hash.
+    hashes: Vec<HashPolicy>,
 }
 
-/// What conversion builds up: the clusters destinations name.
+/// What conversion builds up: the clusters destinations name, and
+/// warnings about what it leaves out.
 pub(super) struct Env<'a> {
     rules: Rules<'a>,
     workload: &'a Workload,
     clusters: BTreeMap<ClusterName, Resolved>,
+    warnings: Vec<Warning>,
 }
 
 impl<'a> Env<'a> {
@@ -101,16 +112,18 @@ impl<'a> Env<'a> {
     }
 }
 
-/// The mesh configuration of `resources` for a client that is `workload`.
+/// The mesh configuration of `resources` for a client that is `workload`,
+/// and warnings about what it leaves out.
 pub(super) fn mesh_config(
     resources: &Resources,
     workload: &Workload,
-) -> Result<MeshConfig, IstioError> {
+) -> Result<(MeshConfig, Vec<Warning>), IstioError> {
     let rules = Rules::new(&resources.destination_rules, workload)?;
     let mut env = Env {
         rules,
         workload,
         clusters: BTreeMap::new(),
+        warnings: Vec::new(),
     };
     let mut hosts: Vec<Host> = Vec::new();
     let mut routed: HashMap<String, String> = HashMap::new();
@@ -155,7 +168,13 @@ pub(super) fn mesh_config(
         }
         let resolved = env.rules.resolve_default(rule, &fqdn)?;
         let mut forward = Forward::to(resolved.cluster.name.clone());
-        forward.hash_policy.extend(resolved.hash.clone());
+        forward.hash_policy = route::one_hash_policy(
+            &rule.ctx,
+            &FieldPath::root().key("spec"),
+            &format!("the default route to {fqdn}"),
+            resolved.hashes.clone(),
+            &mut env.warnings,
+        );
         env.clusters
             .entry(resolved.cluster.name.clone())
             .or_insert(resolved);
@@ -181,12 +200,13 @@ pub(super) fn mesh_config(
         )
     })?;
     let clusters = env.clusters.into_values().map(|r| r.cluster);
-    MeshConfig::new(table, clusters).map_err(|e| {
+    let config = MeshConfig::new(table, clusters).map_err(|e| {
         IstioError::new(
             Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
             IstioErrorKind::Config(e),
         )
-    })
+    })?;
+    Ok((config, env.warnings))
 }
 
 /// Whether the host `pattern` (`*.suffix` or a name) covers `fqdn`.

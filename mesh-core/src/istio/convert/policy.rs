@@ -37,7 +37,7 @@ pub(super) struct Rules<'a> {
 pub(super) struct Rule<'a> {
     fqdn: String,
     dr: &'a DestinationRule,
-    ctx: Ctx<'a>,
+    pub(super) ctx: Ctx<'a>,
     selective: bool,
 }
 
@@ -170,7 +170,7 @@ impl<'a> Rules<'a> {
         let Some(rule) = rule else {
             return Ok(Resolved {
                 cluster,
-                hash: None,
+                hashes: Vec::new(),
             });
         };
         if let Some(i) = subset_index {
@@ -179,7 +179,10 @@ impl<'a> Rules<'a> {
         let effective = rule.effective(subset_index, port);
         let (policy, hash) = effective.policy(&rule.ctx)?;
         cluster.policy = policy;
-        Ok(Resolved { cluster, hash })
+        Ok(Resolved {
+            cluster,
+            hashes: hash.into_iter().collect(),
+        })
     }
 
     /// The whole-service cluster of an exact host's rule, port-less.

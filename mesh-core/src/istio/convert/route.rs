@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use crate::policy::{Backoff, RetryBudget, RetryOn, RetryPolicy};
 use crate::route::{
-    Destination, Forward, HeaderMutation, Mirror, PathRewrite, Percent, Route, RouteAction,
-    WeightedCluster,
+    Destination, Forward, HashKey, HashPolicy, HeaderMutation, Mirror, PathRewrite, Percent, Route,
+    RouteAction, WeightedCluster,
 };
 
 use super::super::api::{HTTPRetry, HTTPRoute, VirtualService};
-use super::super::error::{IstioError, IstioErrorKind};
+use super::super::error::{IstioError, IstioErrorKind, Warning};
 use super::super::yaml::FieldPath;
 use super::answer::{direct_response, redirect};
 use super::fault::fault;
@@ -147,7 +147,7 @@ fn forward(
 ) -> Result<(Forward, (HeaderMutation, HeaderMutation)), IstioError> {
     let at_route = at.key("route");
     let mut extra = (HeaderMutation::default(), HeaderMutation::default());
-    let mut hash = Vec::new();
+    let mut hashes = Vec::new();
     let mut budget = None;
     let mut split = Vec::new();
     for (k, d) in http.route.iter().enumerate() {
@@ -171,10 +171,10 @@ fn forward(
         if http.route.len() > 1 && d.weight == 0 {
             continue;
         }
-        if let Some(h) = resolved.hash
-            && !hash.contains(&h)
-        {
-            hash.push(h);
+        for h in resolved.hashes {
+            if !hashes.contains(&h) {
+                hashes.push(h);
+            }
         }
         budget.get_or_insert(resolved.cluster.policy.retry.budget);
         split.push(WeightedCluster {
@@ -203,7 +203,11 @@ fn forward(
     };
     let mut forward = Forward::to("");
     forward.destination = destination;
-    forward.hash_policy = hash;
+    let what = match http.name.as_str() {
+        "" => "the route".to_owned(),
+        name => format!("route {name:?}"),
+    };
+    forward.hash_policy = one_hash_policy(ctx, &at_route, &what, hashes, &mut env.warnings);
     if let Some(rw) = &http.rewrite {
         let at = at.key("rewrite");
         match (&rw.uri, &rw.uri_regex_rewrite) {
@@ -283,6 +287,43 @@ fn mirrors(
         }
     }
     Ok(out)
+}
+
+/// The hash policy of a route to clusters whose balancers expect `hashes`
+/// (each once): the one they all expect, or none when they expect
+/// different ones, with a warning at `at` naming the route (`what`).
+/// Envoy's route has one hash policy for all its clusters: hashing a
+/// request on every key would put it where none of the clusters' own keys
+/// would. Clusters that do not hash ignore the policy.
+pub(super) fn one_hash_policy(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    what: &str,
+    hashes: Vec<HashPolicy>,
+    warnings: &mut Vec<Warning>,
+) -> Vec<HashPolicy> {
+    if hashes.len() <= 1 {
+        return hashes;
+    }
+    let keys: Vec<String> = hashes.iter().map(|h| hash_key(&h.key)).collect();
+    warnings.push(ctx.warning(
+        at,
+        format!(
+            "{what} goes to clusters whose DestinationRules hash requests on different keys ({}); a route has one hash policy, so it gets none and those clusters send each request to a random endpoint",
+            keys.join(", ")
+        ),
+    ));
+    Vec::new()
+}
+
+/// A hash key as Istio's `consistentHash` names it.
+fn hash_key(key: &HashKey) -> String {
+    match key {
+        HashKey::Header(name) => format!("httpHeaderName {name}"),
+        HashKey::Cookie(name) => format!("httpCookie {name}"),
+        HashKey::QueryParameter(name) => format!("httpQueryParameterName {name}"),
+        HashKey::SourceIp => "useSourceIp".to_owned(),
+    }
 }
 
 /// Istio's retry policy: its default with the attempts, conditions,

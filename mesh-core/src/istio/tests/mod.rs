@@ -49,6 +49,15 @@ fn config(yaml: &str) -> MeshConfig {
     config_for(yaml, &Workload::default())
 }
 
+/// The configuration of `yaml` for the default client and the warnings of
+/// converting it (not those of reading it).
+fn convert(yaml: &str) -> (MeshConfig, Vec<Warning>) {
+    let (resources, _) = read(yaml);
+    resources
+        .convert(&Workload::default())
+        .unwrap_or_else(|e| panic!("{}", chain(&e)))
+}
+
 /// The error reading and converting `yaml`, with its sources.
 fn error(yaml: &str) -> String {
     match parse("test.yaml", yaml) {

@@ -180,6 +180,38 @@ fn hash_policies_go_on_every_route_to_the_host() {
 }
 
 #[test]
+fn a_split_whose_clusters_hash_on_different_keys_gets_no_hash_policy() {
+    let rule = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy: {loadBalancer: {consistentHash: {httpHeaderName: x-user}}}\n  - name: v2\n    labels: {version: v2}\n    trafficPolicy: {loadBalancer: {consistentHash: {httpCookie: {name: session}}}}\n  - {name: v3, labels: {version: v3}}\n";
+    let (c, warnings) = convert(
+        &(vs(
+            "  http:\n  - name: split\n    match: [{uri: {prefix: /split}}]\n    route:\n    - {destination: {host: reviews, subset: v1}, weight: 50}\n    - {destination: {host: reviews, subset: v2}, weight: 50}\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 50}\n    - {destination: {host: reviews, subset: v3}, weight: 50}\n",
+        ) + rule),
+    );
+    // Hashing on both keys would put a request where neither cluster's
+    // own key puts it.
+    assert!(
+        forward(&c, "http://reviews/split", &[])
+            .hash_policy
+            .is_empty()
+    );
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (VirtualService default/reviews), line 10, spec.http[0].route: route \"split\" goes to clusters whose DestinationRules hash requests on different keys (httpHeaderName x-user, httpCookie session); a route has one hash policy, so it gets none and those clusters send each request to a random endpoint"
+        ]
+    );
+    // v3 does not hash, so it does not mind v1's hash policy.
+    assert_eq!(
+        forward(&c, "http://reviews/", &[]).hash_policy,
+        [HashPolicy {
+            key: HashKey::Header("x-user".parse().expect("name")),
+            terminal: false
+        }]
+    );
+}
+
+#[test]
 fn bad_policies_name_their_field() {
     for (policy, want) in [
         (
