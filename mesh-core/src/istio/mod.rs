@@ -33,7 +33,11 @@
 //!   empty when the destination gives none (the request's port is used).
 //!   Their policy is the DestinationRule's `trafficPolicy` with the
 //!   subset's parts replacing the host's, and a `portLevelSettings` entry
-//!   for a known port replacing its policy whole, as Istio merges them.
+//!   replacing the policy of its port whole, as Istio merges them. istiod
+//!   builds a cluster per service port even for a destination without a
+//!   port; here that is one cluster which keeps the policy of each port
+//!   with settings of its own ([`Cluster::port_policies`]) for the
+//!   requests sent to that port.
 //!   A subset that no DestinationRule defines is an error.
 //! - **Default routes.** A host with a DestinationRule and no VirtualService
 //!   gets a virtual host sending everything to the whole service
@@ -117,7 +121,7 @@ pub use error::{IstioError, IstioErrorKind, Location, Warning};
 pub use yaml::Origin;
 
 #[cfg(doc)]
-use crate::cluster::istio_cluster_name;
+use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
 
 /// Reads every document of `text`, a file named `source` (for messages),

@@ -10,6 +10,8 @@
 //! (istiod configures outlier detection only where `outlierDetection` is
 //! written).
 
+use std::collections::BTreeSet;
+
 use http::HeaderName;
 
 use crate::cluster::Cluster;
@@ -176,13 +178,24 @@ impl<'a> Rules<'a> {
         if let Some(i) = subset_index {
             cluster.subset = rule.dr.spec.subsets[i].labels.clone();
         }
-        let effective = rule.effective(subset_index, port);
-        let (policy, hash) = effective.policy(&rule.ctx)?;
+        let (policy, hash) = rule.effective(subset_index, port).policy(&rule.ctx)?;
         cluster.policy = policy;
-        Ok(Resolved {
-            cluster,
-            hashes: hash.into_iter().collect(),
-        })
+        let mut hashes: Vec<HashPolicy> = hash.into_iter().collect();
+        // Without a port of its own, the cluster stands for istiod's
+        // cluster of each service port: those with settings of their own
+        // get them.
+        if port.is_none() {
+            for p in rule.ports(subset_index)? {
+                let (policy, hash) = rule.effective(subset_index, Some(p)).policy(&rule.ctx)?;
+                if let Some(h) = hash
+                    && !hashes.contains(&h)
+                {
+                    hashes.push(h);
+                }
+                cluster.port_policies.insert(p, policy);
+            }
+        }
+        Ok(Resolved { cluster, hashes })
     }
 
     /// The whole-service cluster of an exact host's rule, port-less.
@@ -227,6 +240,31 @@ struct Effective<'a> {
 }
 
 impl<'a> Rule<'a> {
+    /// The ports the host's policy, and the policy of `subset`, have
+    /// `portLevelSettings` entries for.
+    fn ports(&self, subset: Option<usize>) -> Result<BTreeSet<u16>, IstioError> {
+        let spec = FieldPath::root().key("spec");
+        let host = self
+            .dr
+            .spec
+            .traffic_policy
+            .as_ref()
+            .map(|tp| (tp, spec.key("trafficPolicy")));
+        let subset = subset.and_then(|i| {
+            let tp = self.dr.spec.subsets[i].traffic_policy.as_ref()?;
+            Some((tp, spec.key("subsets").index(i).key("trafficPolicy")))
+        });
+        let mut ports = BTreeSet::new();
+        for (tp, at) in host.into_iter().chain(subset) {
+            for (k, p) in tp.port_level_settings.iter().enumerate() {
+                let at = at.key("portLevelSettings").index(k).key("port");
+                let number = p.port.map_or(0, |p| p.number);
+                ports.insert(check::port(&self.ctx, &at.key("number"), number)?);
+            }
+        }
+        Ok(ports)
+    }
+
     fn effective(&self, subset: Option<usize>, port: Option<u16>) -> Effective<'a> {
         let mut e = Effective::default();
         let spec = FieldPath::root().key("spec");

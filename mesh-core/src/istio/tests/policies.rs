@@ -56,6 +56,7 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
         ) + RULE),
     );
     let v1 = cluster_of(&c, V1);
+    assert_eq!(v1.port, None);
     assert_eq!(v1.policy.load_balancer, LoadBalancer::RoundRobin);
     assert_eq!(
         v1.policy.connection.connect_timeout,
@@ -73,6 +74,15 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
     );
     assert_eq!(v1.policy.outlier.max_ejection_percent, 50);
     assert!((v1.policy.retry.budget.retry_ratio - 0.3).abs() < 1e-6);
+    // Requests to 9080 take that port's settings, which replace the
+    // balancer, pool and ejection parts whole; the retry budget stays.
+    let v1_9080 = v1.policy_for(9080);
+    assert_eq!(v1.port_policies.keys().collect::<Vec<_>>(), [&9080]);
+    assert_eq!(v1_9080.load_balancer, LoadBalancer::Random);
+    assert_eq!(v1_9080.circuit_breakers.max_requests, u32::MAX);
+    assert_eq!(v1_9080.outlier, OutlierDetection::disabled());
+    assert!((v1_9080.retry.budget.retry_ratio - 0.3).abs() < 1e-6);
+    assert_eq!(v1.policy_for(9081), &v1.policy);
 
     // The subset's balancer replaces the host's; the rest is inherited.
     let v2 = cluster_of(&c, V2);
@@ -109,6 +119,10 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
         v3.policy.load_balancer,
         LoadBalancer::RingHash(RingHash::default())
     );
+    // The subset's own entry for 9080 replaces the policy whole there.
+    let v3_9080 = v3.policy_for(9080);
+    assert_eq!(v3_9080.load_balancer, LoadBalancer::LeastRequest);
+    assert_eq!(v3_9080.circuit_breakers.max_requests, 7);
     assert_eq!(
         forward(&c3, "http://reviews/", &[]).hash_policy[0].key,
         HashKey::Cookie("session".into())
@@ -116,6 +130,56 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
     let whole = cluster_of(&c, "outbound|9080||reviews.default.svc.cluster.local");
     assert_eq!(whole.policy.load_balancer, LoadBalancer::Random);
     assert!(whole.subset.is_empty());
+}
+
+#[test]
+fn port_settings_apply_to_destinations_without_a_port() {
+    // Bookinfo's usual shape: routes name no port, the rule sets one port.
+    let rule = DR.replace(
+        "  host: reviews\n",
+        "  host: reviews\n  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 9080}\n      loadBalancer: {simple: ROUND_ROBIN}\n      outlierDetection: {consecutive5xxErrors: 7}\n",
+    );
+    let c =
+        config(&(vs("  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n") + &rule));
+    let v1 = cluster_of(&c, V1);
+    let p = v1.policy_for(9080);
+    assert_eq!(p.load_balancer, LoadBalancer::RoundRobin);
+    assert_eq!(p.outlier.consecutive_5xx, Some(7));
+    // Other ports keep the host's (here Istio's default) policy.
+    assert_eq!(
+        v1.policy_for(8080).load_balancer,
+        LoadBalancer::LeastRequest
+    );
+    assert_eq!(v1.policy_for(8080).outlier, OutlierDetection::disabled());
+
+    // A port hashing on another key than the host: a route has one hash
+    // policy for both, so it gets none.
+    let hashing = DR.replace(
+        "  host: reviews\n",
+        "  host: reviews\n  trafficPolicy:\n    loadBalancer: {consistentHash: {httpHeaderName: x-user}}\n    portLevelSettings:\n    - port: {number: 9080}\n      loadBalancer: {consistentHash: {useSourceIp: true}}\n",
+    );
+    let (c, warnings) = convert(
+        &(vs("  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n") + &hashing),
+    );
+    assert!(forward(&c, "http://reviews/", &[]).hash_policy.is_empty());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0]
+            .message
+            .contains("(httpHeaderName x-user, useSourceIp)"),
+        "{}",
+        warnings[0]
+    );
+
+    // A port's entry needs a port.
+    let e = error(
+        &(vs("  http:\n  - route: [{destination: {host: reviews, subset: v1}}]\n")
+            + &rule.replace("port: {number: 9080}", "port: {number: 0}")),
+    );
+    assert!(
+        e.starts_with("test.yaml, document 2 (DestinationRule default/reviews), line 16, spec.trafficPolicy.portLevelSettings[0].port.number: port 0 is out of range"),
+        "{e}"
+    );
 }
 
 #[test]
