@@ -27,7 +27,13 @@
 //!   `name.ns` and (for a client in that namespace) `name`. A match that
 //!   names a `port` gets its own virtual host of `host:port` domains. Two
 //!   VirtualServices for one host are an error (Istio merges them only on
-//!   gateways); so are two DestinationRules.
+//!   gateways).
+//! - **DestinationRules** of one host are merged as istiod merges them:
+//!   subsets joined (the first definition of a name kept), the first
+//!   top-level `trafficPolicy` the host's, with a warning for what is
+//!   dropped. Those of the client's namespace come first, then those of
+//!   the service's; rules of one host in two other namespaces are an
+//!   error, since istiod would choose by its root namespace.
 //! - **Clusters** are named as Istio names them,
 //!   `outbound|<port>|<subset>|<fqdn>` ([`istio_cluster_name`]), the port
 //!   empty when the destination gives none (the request's port is used).
@@ -48,8 +54,9 @@
 //!   hash policy: when the clusters of a split hash on different keys it
 //!   gets none, with a warning.
 //! - **Conditions on the client** (`gateways`, `sourceLabels`,
-//!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule)
-//!   are decided when converting, for the [`Workload`] the configuration is
+//!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule,
+//!   which selects only workloads of the rule's namespace and then replaces
+//!   the rules without one) are decided when converting, for the [`Workload`] the configuration is
 //!   for, as istiod decides them for each proxy: a match for other clients
 //!   is left out rather than widened to all of them.
 //!

@@ -11,6 +11,7 @@ mod headers;
 mod matching;
 mod policy;
 mod route;
+mod rules;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -22,7 +23,7 @@ use super::api::{Destination, VirtualService};
 use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin};
 use super::{Resources, Sourced, Workload, lint};
-use policy::Rules;
+use rules::Rules;
 
 /// A resource errors are reported against.
 #[derive(Clone)]
@@ -45,6 +46,15 @@ impl<'a> Ctx<'a> {
 
     fn invalid(&self, at: &FieldPath, message: impl Into<String>) -> IstioError {
         self.error(at, IstioErrorKind::Invalid(message.into()))
+    }
+
+    /// The resource and where it is written:
+    /// `DestinationRule default/reviews (rules.yaml, document 2)`.
+    fn describe(&self) -> String {
+        match self.origin.document() {
+            Some(d) => format!("{} ({}, document {d})", self.label, self.origin.source()),
+            None => format!("{} ({})", self.label, self.origin.source()),
+        }
     }
 
     fn warning(&self, at: &FieldPath, message: impl Into<String>) -> Warning {
@@ -118,12 +128,13 @@ pub(super) fn mesh_config(
     resources: &Resources,
     workload: &Workload,
 ) -> Result<(MeshConfig, Vec<Warning>), IstioError> {
-    let rules = Rules::new(&resources.destination_rules, workload)?;
+    let mut warnings = Vec::new();
+    let rules = Rules::new(&resources.destination_rules, workload, &mut warnings)?;
     let mut env = Env {
         rules,
         workload,
         clusters: BTreeMap::new(),
-        warnings: Vec::new(),
+        warnings,
     };
     let mut hosts: Vec<Host> = Vec::new();
     let mut routed: HashMap<String, String> = HashMap::new();
@@ -169,7 +180,7 @@ pub(super) fn mesh_config(
         let resolved = env.rules.resolve_default(rule, &fqdn)?;
         let mut forward = Forward::to(resolved.cluster.name.clone());
         forward.hash_policy = route::one_hash_policy(
-            &rule.ctx,
+            rule.ctx(),
             &FieldPath::root().key("spec"),
             &format!("the default route to {fqdn}"),
             resolved.hashes.clone(),
@@ -255,18 +266,27 @@ fn vs_hosts(
 /// kube-dns resolves (`name.ns.svc`, `name.ns`, and `name` for clients in
 /// its namespace).
 fn domains(fqdn: &str, workload: &Workload) -> Vec<String> {
-    let suffix = format!(".svc.{}", workload.cluster_domain);
-    let Some(base) = fqdn.strip_suffix(&suffix) else {
+    let Some((name, ns)) = kubernetes_service(fqdn, workload) else {
         return vec![fqdn.to_owned()];
     };
-    let Some((name, ns)) = base.split_once('.').filter(|(_, ns)| !ns.contains('.')) else {
-        return vec![fqdn.to_owned()];
-    };
-    let mut out = vec![fqdn.to_owned(), format!("{base}.svc"), base.to_owned()];
+    let base = format!("{name}.{ns}");
+    let mut out = vec![fqdn.to_owned(), format!("{base}.svc"), base];
     if ns == workload.namespace {
         out.push(name.to_owned());
     }
     out
+}
+
+/// The name and namespace of the Kubernetes service whose FQDN is `fqdn`
+/// (`name.ns.svc.<cluster domain>`), if it is one.
+pub(super) fn kubernetes_service<'f>(
+    fqdn: &'f str,
+    workload: &Workload,
+) -> Option<(&'f str, &'f str)> {
+    let base = fqdn
+        .strip_suffix(workload.cluster_domain.as_str())?
+        .strip_suffix(".svc.")?;
+    base.split_once('.').filter(|(_, ns)| !ns.contains('.'))
 }
 
 /// The virtual hosts of `hosts`: one per host without a port, and one per

@@ -1,9 +1,8 @@
-//! DestinationRules: which one applies to a host, the subsets they define,
-//! and their traffic policies turned into [`ClusterPolicy`], merged as
-//! Istio merges them: the host's policy, replaced field by field
-//! (`loadBalancer`, `connectionPool`, `outlierDetection`, `retryBudget`)
-//! by the subset's; a port's `portLevelSettings` entry replaces the
-//! policy it belongs to whole, falling back to defaults for what it omits.
+//! Traffic policies into [`ClusterPolicy`], merged as Istio merges them:
+//! the host's policy, replaced field by field (`loadBalancer`,
+//! `connectionPool`, `outlierDetection`, `retryBudget`) by the subset's; a
+//! port's `portLevelSettings` entry replaces the policy it belongs to
+//! whole, falling back to defaults for what it omits.
 //!
 //! The defaults are istiod's, not the library's: what no policy sets
 //! balances by least requests (`LEAST_REQUEST`) and ejects no endpoint
@@ -14,299 +13,122 @@ use std::collections::BTreeSet;
 
 use http::HeaderName;
 
-use crate::cluster::Cluster;
 use crate::policy::{
     ClusterPolicy, LoadBalancer, Maglev, OutlierDetection as Outlier, Protocol, RingHash,
 };
-use crate::route::{ClusterName, HashKey, HashPolicy, Percent};
+use crate::route::{HashKey, HashPolicy, Percent};
 
 use super::super::api::{
-    ConnectionPoolSettings, ConsistentHashLB, DestinationRule, H2UpgradePolicy,
-    LoadBalancerSettings, OutlierDetection, SimpleLB, TrafficPolicy, TrafficPolicyRetryBudget,
+    ConnectionPoolSettings, ConsistentHashLB, H2UpgradePolicy, LoadBalancerSettings,
+    OutlierDetection, SimpleLB, TrafficPolicy, TrafficPolicyRetryBudget,
 };
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::yaml::FieldPath;
-use super::super::{Sourced, Workload};
-use super::{Ctx, Resolved, check};
+use super::{Ctx, check};
 
-/// The DestinationRules that apply to the client, by host.
-pub(super) struct Rules<'a> {
-    /// In the order given, exact hosts and wildcards alike.
-    rules: Vec<Rule<'a>>,
+/// A traffic policy as written: the policy, the rule it is in and its
+/// field.
+pub(super) type Written<'r> = (&'r TrafficPolicy, &'r Ctx<'r>, FieldPath);
+
+/// A part of a policy, the rule it is in and its field.
+struct Part<'r, T> {
+    value: &'r T,
+    ctx: &'r Ctx<'r>,
+    at: FieldPath,
 }
 
-/// A DestinationRule and its host's FQDN.
-pub(super) struct Rule<'a> {
-    fqdn: String,
-    dr: &'a DestinationRule,
-    pub(super) ctx: Ctx<'a>,
-    selective: bool,
+fn part<'r, T>(
+    value: &'r Option<T>,
+    ctx: &'r Ctx<'r>,
+    at: &FieldPath,
+    key: &str,
+) -> Option<Part<'r, T>> {
+    value.as_ref().map(|value| Part {
+        value,
+        ctx,
+        at: at.key(key),
+    })
 }
 
-impl<'a> Rules<'a> {
-    /// Indexes the rules that apply to `workload` (those whose
-    /// `workloadSelector` it matches, or that have none). Two for one host
-    /// are an error, unless only one selects workloads: that one wins, as
-    /// in Istio.
-    pub(super) fn new(
-        drs: &'a [Sourced<DestinationRule>],
-        workload: &Workload,
-    ) -> Result<Self, IstioError> {
-        let mut rules: Vec<Rule<'a>> = Vec::new();
-        for sourced in drs {
-            let dr = &sourced.resource;
-            let meta = &dr.metadata;
-            let ctx = Ctx::new(sourced, "DestinationRule", &meta.name, meta.namespace());
-            let selective = match &dr.spec.workload_selector {
-                Some(sel) => {
-                    if !sel
-                        .match_labels
-                        .iter()
-                        .all(|(k, v)| workload.labels.get(k) == Some(v))
-                    {
-                        continue;
-                    }
-                    true
-                }
-                None => false,
-            };
-            let at = FieldPath::root().key("spec").key("host");
-            let fqdn =
-                check::host_or_wildcard(&ctx, &at, &dr.spec.host, meta.namespace(), workload)?;
-            check_subsets(&ctx, dr)?;
-            let rule = Rule {
-                fqdn,
-                dr,
-                ctx,
-                selective,
-            };
-            match rules.iter().position(|r| r.fqdn == rule.fqdn) {
-                None => rules.push(rule),
-                Some(i) if rules[i].selective && !rule.selective => {}
-                Some(i) if rule.selective && !rules[i].selective => rules[i] = rule,
-                Some(i) => {
-                    return Err(rule.ctx.invalid(
-                        &at,
-                        format!(
-                            "host {} also has {}; write one DestinationRule per host",
-                            rule.fqdn, rules[i].ctx.label
-                        ),
-                    ));
-                }
-            }
+/// The ports the host's policy, and the subset's, have
+/// `portLevelSettings` entries for.
+pub(super) fn ports(
+    host: Option<&Written<'_>>,
+    subset: Option<&Written<'_>>,
+) -> Result<BTreeSet<u16>, IstioError> {
+    let mut ports = BTreeSet::new();
+    for (tp, ctx, at) in host.into_iter().chain(subset) {
+        for (k, p) in tp.port_level_settings.iter().enumerate() {
+            let at = at
+                .key("portLevelSettings")
+                .index(k)
+                .key("port")
+                .key("number");
+            ports.insert(check::port(ctx, &at, p.port.map_or(0, |p| p.number))?);
         }
-        Ok(Self { rules })
     }
-
-    /// The rule for `fqdn`: its own, else the longest wildcard that covers
-    /// it.
-    fn find(&self, fqdn: &str) -> Option<&Rule<'a>> {
-        if let Some(r) = self.rules.iter().find(|r| r.fqdn == fqdn) {
-            return Some(r);
-        }
-        self.rules
-            .iter()
-            .filter(|r| r.fqdn.starts_with('*') && super::covers(&r.fqdn, fqdn))
-            .max_by_key(|r| r.fqdn.len())
-    }
-
-    /// The rules of exact hosts, in the order given.
-    pub(super) fn exact_hosts(&self) -> impl Iterator<Item = (String, &Rule<'a>)> {
-        self.rules
-            .iter()
-            .filter(|r| !r.fqdn.starts_with('*'))
-            .map(|r| (r.fqdn.clone(), r))
-    }
-
-    /// The cluster `name` of `fqdn`, its `port` and `subset`, with the
-    /// policies of the host's rule; a subset no rule defines is an error at
-    /// `at` in `ctx`.
-    pub(super) fn resolve(
-        &self,
-        ctx: &Ctx<'_>,
-        at: &FieldPath,
-        name: ClusterName,
-        fqdn: &str,
-        port: Option<u16>,
-        subset: Option<&str>,
-    ) -> Result<Resolved, IstioError> {
-        let rule = self.find(fqdn);
-        let subset_index = match (subset, rule) {
-            (None, _) => None,
-            (Some(s), None) => {
-                return Err(ctx.invalid(
-                    at,
-                    format!(
-                        "subset {s:?} of {fqdn} is not defined: no DestinationRule has host {fqdn}"
-                    ),
-                ));
-            }
-            (Some(s), Some(r)) => match r.dr.spec.subsets.iter().position(|x| x.name == s) {
-                Some(i) => Some(i),
-                None => {
-                    let known: Vec<&str> =
-                        r.dr.spec.subsets.iter().map(|x| x.name.as_str()).collect();
-                    return Err(ctx.invalid(
-                        at,
-                        format!(
-                            "subset {s:?} of {fqdn} is not defined by {} (it defines {})",
-                            r.ctx.label,
-                            if known.is_empty() {
-                                "none".to_owned()
-                            } else {
-                                known.join(", ")
-                            }
-                        ),
-                    ));
-                }
-            },
-        };
-        let mut cluster = Cluster {
-            name,
-            host: fqdn.into(),
-            port,
-            subset: Default::default(),
-            policy: istio_default(),
-            port_policies: Default::default(),
-        };
-        let Some(rule) = rule else {
-            return Ok(Resolved {
-                cluster,
-                hashes: Vec::new(),
-            });
-        };
-        if let Some(i) = subset_index {
-            cluster.subset = rule.dr.spec.subsets[i].labels.clone();
-        }
-        let (policy, hash) = rule.effective(subset_index, port).policy(&rule.ctx)?;
-        cluster.policy = policy;
-        let mut hashes: Vec<HashPolicy> = hash.into_iter().collect();
-        // Without a port of its own, the cluster stands for istiod's
-        // cluster of each service port: those with settings of their own
-        // get them.
-        if port.is_none() {
-            for p in rule.ports(subset_index)? {
-                let (policy, hash) = rule.effective(subset_index, Some(p)).policy(&rule.ctx)?;
-                if let Some(h) = hash
-                    && !hashes.contains(&h)
-                {
-                    hashes.push(h);
-                }
-                cluster.port_policies.insert(p, policy);
-            }
-        }
-        Ok(Resolved { cluster, hashes })
-    }
-
-    /// The whole-service cluster of an exact host's rule, port-less.
-    pub(super) fn resolve_default(
-        &self,
-        rule: &Rule<'a>,
-        fqdn: &str,
-    ) -> Result<Resolved, IstioError> {
-        let name = crate::cluster::istio_cluster_name(fqdn, None, None);
-        self.resolve(&rule.ctx, &FieldPath::root(), name, fqdn, None, None)
-    }
+    Ok(ports)
 }
 
-fn check_subsets(ctx: &Ctx<'_>, dr: &DestinationRule) -> Result<(), IstioError> {
-    let at = FieldPath::root().key("spec").key("subsets");
-    for (i, s) in dr.spec.subsets.iter().enumerate() {
-        let at = at.index(i).key("name");
-        if s.name.is_empty() {
-            return Err(ctx.invalid(&at, "expected a subset name"));
-        }
-        if dr.spec.subsets[..i].iter().any(|x| x.name == s.name) {
-            return Err(ctx.invalid(&at, format!("subset {:?} is defined twice", s.name)));
-        }
+/// The cluster policy of requests to `port` (any, for `None`) under the
+/// host's policy and the subset's, and the hash policy its balancer
+/// expects of routes.
+pub(super) fn cluster_policy(
+    host: Option<&Written<'_>>,
+    subset: Option<&Written<'_>>,
+    port: Option<u16>,
+) -> Result<(ClusterPolicy, Option<HashPolicy>), IstioError> {
+    let mut e = Effective::default();
+    if let Some((tp, ctx, at)) = host {
+        e.merge(tp, ctx, at, port);
     }
-    Ok(())
-}
-
-/// A part of a policy and where it is written.
-type Part<'a, T> = Option<(&'a T, FieldPath)>;
-
-fn part<'a, T>(value: &'a Option<T>, at: &FieldPath, key: &str) -> Part<'a, T> {
-    value.as_ref().map(|v| (v, at.key(key)))
+    if let Some((tp, ctx, at)) = subset {
+        let mut s = Effective::default();
+        let whole = s.merge(tp, ctx, at, port);
+        e.load_balancer = s
+            .load_balancer
+            .or(if whole { None } else { e.load_balancer });
+        e.connection_pool = s
+            .connection_pool
+            .or(if whole { None } else { e.connection_pool });
+        e.outlier_detection =
+            s.outlier_detection
+                .or(if whole { None } else { e.outlier_detection });
+        e.retry_budget = s.retry_budget.or(e.retry_budget);
+    }
+    e.policy()
 }
 
 /// The policy parts in force for one cluster.
 #[derive(Default)]
-struct Effective<'a> {
-    load_balancer: Part<'a, LoadBalancerSettings>,
-    connection_pool: Part<'a, ConnectionPoolSettings>,
-    outlier_detection: Part<'a, OutlierDetection>,
-    retry_budget: Part<'a, TrafficPolicyRetryBudget>,
+struct Effective<'r> {
+    load_balancer: Option<Part<'r, LoadBalancerSettings>>,
+    connection_pool: Option<Part<'r, ConnectionPoolSettings>>,
+    outlier_detection: Option<Part<'r, OutlierDetection>>,
+    retry_budget: Option<Part<'r, TrafficPolicyRetryBudget>>,
 }
 
-impl<'a> Rule<'a> {
-    /// The ports the host's policy, and the policy of `subset`, have
-    /// `portLevelSettings` entries for.
-    fn ports(&self, subset: Option<usize>) -> Result<BTreeSet<u16>, IstioError> {
-        let spec = FieldPath::root().key("spec");
-        let host = self
-            .dr
-            .spec
-            .traffic_policy
-            .as_ref()
-            .map(|tp| (tp, spec.key("trafficPolicy")));
-        let subset = subset.and_then(|i| {
-            let tp = self.dr.spec.subsets[i].traffic_policy.as_ref()?;
-            Some((tp, spec.key("subsets").index(i).key("trafficPolicy")))
-        });
-        let mut ports = BTreeSet::new();
-        for (tp, at) in host.into_iter().chain(subset) {
-            for (k, p) in tp.port_level_settings.iter().enumerate() {
-                let at = at.key("portLevelSettings").index(k).key("port");
-                let number = p.port.map_or(0, |p| p.number);
-                ports.insert(check::port(&self.ctx, &at.key("number"), number)?);
-            }
-        }
-        Ok(ports)
-    }
-
-    fn effective(&self, subset: Option<usize>, port: Option<u16>) -> Effective<'a> {
-        let mut e = Effective::default();
-        let spec = FieldPath::root().key("spec");
-        if let Some(tp) = &self.dr.spec.traffic_policy {
-            e.merge(tp, &spec.key("trafficPolicy"), port);
-        }
-        if let Some(i) = subset
-            && let Some(tp) = &self.dr.spec.subsets[i].traffic_policy
-        {
-            let at = spec.key("subsets").index(i).key("trafficPolicy");
-            let mut s = Effective::default();
-            let whole = s.merge(tp, &at, port);
-            e.load_balancer = s
-                .load_balancer
-                .or(if whole { None } else { e.load_balancer });
-            e.connection_pool = s
-                .connection_pool
-                .or(if whole { None } else { e.connection_pool });
-            e.outlier_detection =
-                s.outlier_detection
-                    .or(if whole { None } else { e.outlier_detection });
-            e.retry_budget = s.retry_budget.or(e.retry_budget);
-        }
-        e
-    }
-}
-
-impl<'a> Effective<'a> {
+impl<'r> Effective<'r> {
     /// Takes the parts `tp` sets, then its entry for `port`, which replaces
     /// the balancer, pool and ejection parts whole. Returns whether there
     /// was such an entry.
-    fn merge(&mut self, tp: &'a TrafficPolicy, at: &FieldPath, port: Option<u16>) -> bool {
-        if let Some(p) = part(&tp.load_balancer, at, "loadBalancer") {
+    fn merge(
+        &mut self,
+        tp: &'r TrafficPolicy,
+        ctx: &'r Ctx<'r>,
+        at: &FieldPath,
+        port: Option<u16>,
+    ) -> bool {
+        if let Some(p) = part(&tp.load_balancer, ctx, at, "loadBalancer") {
             self.load_balancer = Some(p);
         }
-        if let Some(p) = part(&tp.connection_pool, at, "connectionPool") {
+        if let Some(p) = part(&tp.connection_pool, ctx, at, "connectionPool") {
             self.connection_pool = Some(p);
         }
-        if let Some(p) = part(&tp.outlier_detection, at, "outlierDetection") {
+        if let Some(p) = part(&tp.outlier_detection, ctx, at, "outlierDetection") {
             self.outlier_detection = Some(p);
         }
-        if let Some(p) = part(&tp.retry_budget, at, "retryBudget") {
+        if let Some(p) = part(&tp.retry_budget, ctx, at, "retryBudget") {
             self.retry_budget = Some(p);
         }
         let Some(port) = port else { return false };
@@ -317,27 +139,27 @@ impl<'a> Effective<'a> {
         let Some(k) = found else { return false };
         let p = &tp.port_level_settings[k];
         let at = at.key("portLevelSettings").index(k);
-        self.load_balancer = part(&p.load_balancer, &at, "loadBalancer");
-        self.connection_pool = part(&p.connection_pool, &at, "connectionPool");
-        self.outlier_detection = part(&p.outlier_detection, &at, "outlierDetection");
+        self.load_balancer = part(&p.load_balancer, ctx, &at, "loadBalancer");
+        self.connection_pool = part(&p.connection_pool, ctx, &at, "connectionPool");
+        self.outlier_detection = part(&p.outlier_detection, ctx, &at, "outlierDetection");
         true
     }
 
     /// The cluster policy and the routes' hash policy.
-    fn policy(&self, ctx: &Ctx<'_>) -> Result<(ClusterPolicy, Option<HashPolicy>), IstioError> {
+    fn policy(&self) -> Result<(ClusterPolicy, Option<HashPolicy>), IstioError> {
         let mut p = istio_default();
         let mut hash = None;
-        if let Some((lb, at)) = &self.load_balancer {
-            (p.load_balancer, hash) = load_balancer(ctx, at, lb)?;
+        if let Some(Part { value, ctx, at }) = &self.load_balancer {
+            (p.load_balancer, hash) = load_balancer(ctx, at, value)?;
         }
-        if let Some((pool, at)) = &self.connection_pool {
-            connection_pool(ctx, at, pool, &mut p)?;
+        if let Some(Part { value, ctx, at }) = &self.connection_pool {
+            connection_pool(ctx, at, value, &mut p)?;
         }
-        if let Some((o, at)) = &self.outlier_detection {
-            p.outlier = outlier(ctx, at, o)?;
+        if let Some(Part { value, ctx, at }) = &self.outlier_detection {
+            p.outlier = outlier(ctx, at, value)?;
         }
-        if let Some((b, at)) = &self.retry_budget
-            && let Some(percent) = b.percent
+        if let Some(Part { value, ctx, at }) = &self.retry_budget
+            && let Some(percent) = value.percent
         {
             let share = check::percent(ctx, &at.key("percent").key("value"), percent)?;
             p.retry.budget.retry_ratio = share.ppm() as f32 / Percent::MILLION as f32;
@@ -349,7 +171,7 @@ impl<'a> Effective<'a> {
 /// The policy istiod gives a cluster no DestinationRule sets anything for:
 /// least requests and no outlier detection, Envoy's and the library's
 /// defaults for the rest.
-fn istio_default() -> ClusterPolicy {
+pub(super) fn istio_default() -> ClusterPolicy {
     ClusterPolicy {
         load_balancer: ISTIO_LOAD_BALANCER,
         outlier: Outlier::disabled(),

@@ -169,15 +169,6 @@ fn resources_that_are_not_read() {
 }
 
 #[test]
-fn two_destination_rules_for_one_host() {
-    let e = error(&(DR.to_owned() + &DR.replace("name: reviews}", "name: reviews-2}")));
-    assert!(
-        e.starts_with("test.yaml, document 2 (DestinationRule default/reviews-2), line 15, spec.host: host reviews.default.svc.cluster.local also has DestinationRule default/reviews"),
-        "{e}"
-    );
-}
-
-#[test]
 fn what_the_client_cannot_honour_is_an_error() {
     for (body, want) in [
         (

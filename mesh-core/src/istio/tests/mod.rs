@@ -4,11 +4,13 @@
 mod errors;
 mod policies;
 mod routes;
+mod rules;
 
 use http::Request;
 
 use super::{Resources, Warning, Workload, parse};
-use crate::route::{Forward, Route, RouteAction};
+use crate::cluster::Cluster;
+use crate::route::{ClusterName, Forward, Route, RouteAction};
 use crate::{Authority, MeshConfig};
 
 /// An error and its sources, as a report prints them.
@@ -87,6 +89,11 @@ fn forward<'c>(c: &'c MeshConfig, uri: &str, headers: &[(&str, &str)]) -> &'c Fo
         RouteAction::Forward(f) => f,
         other => panic!("not forwarded: {other:?}"),
     }
+}
+
+fn cluster_of<'c>(c: &'c MeshConfig, name: &str) -> &'c Cluster {
+    c.cluster(&ClusterName::from(name))
+        .unwrap_or_else(|| panic!("no cluster {name}"))
 }
 
 /// The cluster `uri` goes to, or `None` without a route.

@@ -5,14 +5,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::cluster::Cluster;
 use crate::policy::{ClusterPolicy, LoadBalancer, Maglev, OutlierDetection, Protocol, RingHash};
-use crate::route::{ClusterName, HashKey, HashPolicy};
-
-fn cluster_of<'c>(c: &'c MeshConfig, name: &str) -> &'c Cluster {
-    c.cluster(&ClusterName::from(name))
-        .unwrap_or_else(|| panic!("no cluster {name}"))
-}
+use crate::route::{HashKey, HashPolicy};
 
 const RULE: &str = r#"---
 apiVersion: networking.istio.io/v1
@@ -333,29 +327,6 @@ fn unused_settings_are_warned_about() {
         ]
     );
     assert_eq!(warnings[5].location.line, Some(7));
-}
-
-#[test]
-fn rules_that_select_workloads() {
-    let general = DR.to_owned();
-    let selective = DR
-        .replace("name: reviews}", "name: reviews-canary}")
-        .replace(
-            "  host: reviews\n",
-            "  host: reviews\n  workloadSelector: {matchLabels: {app: productpage}}\n",
-        )
-        .replace("version: v2}", "version: canary}");
-    let yaml = vs("  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n")
-        + &general
-        + &selective;
-    let c = config(&yaml);
-    assert_eq!(cluster_of(&c, V2).subset["version"], "v2");
-    let productpage = Workload {
-        labels: [("app".to_owned(), "productpage".to_owned())].into(),
-        ..Workload::default()
-    };
-    let c = config_for(&yaml, &productpage);
-    assert_eq!(cluster_of(&c, V2).subset["version"], "canary");
 }
 
 #[test]
