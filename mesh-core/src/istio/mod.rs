@@ -53,6 +53,9 @@
 //!   that forwards to the cluster, as Istio puts it there. A route has one
 //!   hash policy: when the clusters of a split hash on different keys it
 //!   gets none, with a warning.
+//! - **Visibility.** A VirtualService or DestinationRule is used only by a
+//!   client in a namespace it is exported to (`exportTo`): every namespace
+//!   when it is empty or has `*`, its own with `.`, and those listed.
 //! - **Conditions on the client** (`gateways`, `sourceLabels`,
 //!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule,
 //!   which selects only workloads of the rule's namespace and then replaces

@@ -140,10 +140,12 @@ pub(super) fn mesh_config(
     let mut routed: HashMap<String, String> = HashMap::new();
     for vs in &resources.virtual_services {
         let spec = &vs.resource.spec;
-        if !lint::applies_to_mesh(&spec.gateways) {
+        let meta = &vs.resource.metadata;
+        if !lint::applies_to_mesh(&spec.gateways)
+            || !exported(&spec.export_to, meta.namespace(), workload)
+        {
             continue;
         }
-        let meta = &vs.resource.metadata;
         let ctx = Ctx::new(vs, "VirtualService", &meta.name, meta.namespace());
         let names = vs_hosts(&ctx, &vs.resource, workload)?;
         for (fqdn, at) in &names {
@@ -218,6 +220,19 @@ pub(super) fn mesh_config(
         )
     })?;
     Ok((config, env.warnings))
+}
+
+/// Whether a resource of `namespace` with `export_to` is visible to
+/// `workload`: everywhere when `export_to` is empty or has `*`, in its own
+/// namespace with `.`, and in the namespaces listed.
+pub(super) fn exported(export_to: &[String], namespace: &str, workload: &Workload) -> bool {
+    let client = workload.namespace.as_str();
+    export_to.is_empty()
+        || export_to.iter().any(|e| match e.as_str() {
+            "*" => true,
+            "." => namespace == client,
+            listed => listed == client,
+        })
 }
 
 /// Whether the host `pattern` (`*.suffix` or a name) covers `fqdn`.

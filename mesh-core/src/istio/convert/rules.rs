@@ -2,8 +2,9 @@
 //! it merges them, and the cluster of a destination with the subset and
 //! policies they give it.
 //!
-//! Of the rules of one host, istiod applies those of the client's
-//! namespace, else those of the service's. A rule with a
+//! A rule applies only where its `exportTo` exports it. Of the rules of one
+//! host, istiod applies those of the client's namespace, else those of the
+//! service's. A rule with a
 //! `workloadSelector` applies only to the workloads of its own namespace it
 //! selects, and in place of the rules without one. The rules applied are
 //! merged as istiod's `mergeDestinationRule` merges them: their subsets are
@@ -20,7 +21,7 @@ use super::super::error::{IstioError, Warning};
 use super::super::yaml::FieldPath;
 use super::super::{Sourced, Workload};
 use super::policy::{self, Written};
-use super::{Ctx, Resolved, check, kubernetes_service};
+use super::{Ctx, Resolved, check, exported, kubernetes_service};
 
 /// The DestinationRules that apply to the client, merged by host.
 pub(super) struct Rules<'a> {
@@ -74,6 +75,9 @@ impl<'a> Rules<'a> {
             let dr = &sourced.resource;
             let meta = &dr.metadata;
             let namespace = meta.namespace();
+            if !exported(&dr.spec.export_to, namespace, workload) {
+                continue;
+            }
             let selector = dr.spec.workload_selector.as_ref().map(|s| &s.match_labels);
             if let Some(labels) = selector
                 && !(namespace == workload.namespace

@@ -161,3 +161,46 @@ fn the_longest_wildcard_covers_a_host() {
         assert_eq!(blue.subset["color"], color, "{host}");
     }
 }
+
+#[test]
+fn resources_are_used_only_where_they_are_exported() {
+    let prod = Workload {
+        namespace: "prod".into(),
+        ..Workload::default()
+    };
+    let staging = Workload {
+        namespace: "staging".into(),
+        ..Workload::default()
+    };
+    // A VirtualService in prod, kept to its own namespace.
+    let route = vs("  http:\n  - route: [{destination: {host: reviews.default.svc.cluster.local, subset: v1}}]\n  exportTo: [.]\n")
+        .replace("{name: reviews}", "{name: reviews, namespace: prod}")
+        .replace("[reviews]", "[reviews.default.svc.cluster.local]");
+    let yaml = route.clone() + DR;
+    let whole = "outbound|||reviews.default.svc.cluster.local";
+    let uri = "http://reviews.default/";
+    assert_eq!(
+        cluster(&config_for(&yaml, &prod), uri, &[]).as_deref(),
+        Some(V1)
+    );
+    // Elsewhere only the DestinationRule's default route applies.
+    assert_eq!(cluster(&config(&yaml), uri, &[]).as_deref(), Some(whole));
+    for (export_to, in_staging) in [("[\"*\"]", true), ("[staging, qa]", true), ("[qa]", false)] {
+        let yaml = route.replace("exportTo: [.]", &format!("exportTo: {export_to}")) + DR;
+        let want = if in_staging { V1 } else { whole };
+        let c = config_for(&yaml, &staging);
+        assert_eq!(cluster(&c, uri, &[]).as_deref(), Some(want), "{export_to}");
+    }
+
+    // A DestinationRule kept to its own namespace defines no subset for
+    // clients elsewhere.
+    let rule = DR.replace("  host: reviews\n", "  host: reviews\n  exportTo: [.]\n");
+    let yaml = route.replace("exportTo: [.]", "exportTo: [\"*\"]") + &rule;
+    assert_eq!(cluster(&config(&yaml), uri, &[]).as_deref(), Some(V1));
+    let (resources, _) = read(&yaml);
+    let e = resources.convert(&prod).expect_err("no subset v1 in prod");
+    assert!(
+        e.to_string().ends_with("subset \"v1\" of reviews.default.svc.cluster.local is not defined: no DestinationRule has host reviews.default.svc.cluster.local"),
+        "{e}"
+    );
+}
