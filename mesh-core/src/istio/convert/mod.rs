@@ -157,7 +157,7 @@ pub(super) fn mesh_config(
                     ),
                 ));
             }
-            routed.insert(fqdn.clone(), ctx.label.clone());
+            routed.insert(fqdn.clone(), ctx.describe());
         }
         let routes = route::routes(&ctx, &vs.resource, &mut env)?;
         for (fqdn, _) in names {
