@@ -137,6 +137,9 @@ pub(super) fn mesh_config(
         warnings,
     };
     let mut hosts: Vec<Host> = Vec::new();
+    // Hosts by FQDN: their index in `hosts`, and the VirtualService
+    // routing them.
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut routed: HashMap<String, String> = HashMap::new();
     for vs in &resources.virtual_services {
         let spec = &vs.resource.spec;
@@ -161,6 +164,7 @@ pub(super) fn mesh_config(
         }
         let routes = route::routes(&ctx, &vs.resource, &mut env)?;
         for (fqdn, _) in names {
+            index.insert(fqdn.clone(), hosts.len());
             hosts.push(Host {
                 fqdn,
                 routes: routes.clone(),
@@ -170,13 +174,13 @@ pub(super) fn mesh_config(
     // A host whose VirtualService has no route for some port is as if it had
     // none there: its DestinationRule's default applies. A wildcard host
     // covers the services under it, as in Istio.
-    let covered: Vec<String> = hosts
+    let covering: HashSet<String> = hosts
         .iter()
         .filter(|h| h.routes.iter().any(|r| r.port.is_none()))
         .map(|h| h.fqdn.clone())
         .collect();
     for (fqdn, rule) in env.rules.exact_hosts() {
-        if covered.iter().any(|c| covers(c, &fqdn)) {
+        if covering.contains(&fqdn) || wildcards(&fqdn).any(|w| covering.contains(&w)) {
             continue;
         }
         let resolved = env.rules.resolve_default(rule, &fqdn)?;
@@ -198,8 +202,8 @@ pub(super) fn mesh_config(
             route,
             fallback: true,
         };
-        match hosts.iter_mut().find(|h| h.fqdn == fqdn) {
-            Some(h) => h.routes.push(route),
+        match index.get(&fqdn) {
+            Some(i) => hosts[*i].routes.push(route),
             None => hosts.push(Host {
                 fqdn,
                 routes: vec![route],
@@ -235,12 +239,11 @@ pub(super) fn exported(export_to: &[String], namespace: &str, workload: &Workloa
         })
 }
 
-/// Whether the host `pattern` (`*.suffix` or a name) covers `fqdn`.
-pub(super) fn covers(pattern: &str, fqdn: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(suffix) => fqdn.ends_with(suffix),
-        None => pattern == fqdn,
-    }
+/// The wildcard hosts that cover `fqdn` other than `*`, longest first:
+/// `*.b.c` and `*.c` for `a.b.c`.
+pub(super) fn wildcards(fqdn: &str) -> impl Iterator<Item = String> + '_ {
+    fqdn.match_indices('.')
+        .map(|(i, _)| format!("*{}", &fqdn[i..]))
 }
 
 /// A host and its routes, before virtual hosts are made.
@@ -350,6 +353,13 @@ fn virtual_hosts(hosts: &[Host], workload: &Workload) -> Vec<VirtualHost> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wildcards_covering_a_host() {
+        let all: Vec<String> = wildcards("a.b.example.com").collect();
+        assert_eq!(all, ["*.b.example.com", "*.example.com", "*.com"]);
+        assert_eq!(wildcards("localhost").count(), 0);
+    }
 
     #[test]
     fn kubernetes_services_get_their_short_forms() {

@@ -21,7 +21,7 @@ use super::super::error::{IstioError, Warning};
 use super::super::yaml::FieldPath;
 use super::super::{Sourced, Workload};
 use super::policy::{self, Written};
-use super::{Ctx, Resolved, check, exported, kubernetes_service};
+use super::{Ctx, Resolved, check, exported, kubernetes_service, wildcards};
 
 /// The DestinationRules that apply to the client, merged by host.
 pub(super) struct Rules<'a> {
@@ -122,12 +122,10 @@ impl<'a> Rules<'a> {
     /// The rule for `fqdn`: its own, else the longest wildcard that covers
     /// it.
     fn find(&self, fqdn: &str) -> Option<&Rule<'a>> {
-        let suffixes = fqdn.match_indices('.').map(|(i, _)| &fqdn[i..]);
         let i = self.exact.get(fqdn).or_else(|| {
-            suffixes
-                .filter_map(|suffix| self.wildcards.get(&format!("*{suffix}")))
-                .chain(self.wildcards.get("*"))
-                .next()
+            wildcards(fqdn)
+                .find_map(|w| self.wildcards.get(&w))
+                .or_else(|| self.wildcards.get("*"))
         })?;
         Some(&self.rules[*i])
     }
