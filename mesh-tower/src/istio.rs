@@ -1,7 +1,8 @@
 //! Istio YAML files as a client's configuration (feature `istio`): every
 //! `VirtualService` and `DestinationRule` in a file, or in the `.yaml` and
 //! `.yml` files of a directory, read with [`mesh_core::istio`] and turned
-//! into one [`MeshConfig`].
+//! into one [`MeshConfig`]. A file larger than [`MAX_FILE_SIZE`] is an
+//! error rather than read into memory.
 //!
 //! ```no_run
 //! # fn run() -> Result<(), mesh_tower::BoxError> {
@@ -17,10 +18,15 @@
 //! # Ok(()) }
 //! ```
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use mesh_core::MeshConfig;
 use mesh_core::istio::{self, IstioError, Resources, Warning, Workload};
+
+/// The largest file read, 16 MiB: far more than any set of Istio resources
+/// takes, and little enough to hold in memory.
+pub const MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Istio files that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +38,14 @@ pub enum LoadError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// A file is larger than the most read from one file.
+    #[error("{path} is larger than {limit} bytes, the most read from one file")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, [`MAX_FILE_SIZE`].
+        limit: u64,
     },
     /// A resource is malformed or cannot be honoured; the error names the
     /// file, line and field.
@@ -52,28 +66,19 @@ pub fn load_for(
     workload: &Workload,
 ) -> Result<(MeshConfig, Vec<Warning>), LoadError> {
     let path = path.as_ref();
-    let read_err = |source| LoadError::Read {
-        path: path.to_owned(),
-        source,
-    };
     let files = if path.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-            .map_err(read_err)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
-            .collect();
-        files.sort();
-        files
+        let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        yaml_files(path, entries.map(|e| e.map(|e| e.path())))?
     } else {
         vec![path.to_owned()]
     };
     let mut resources = Resources::default();
     let mut warnings = Vec::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| LoadError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = read(&file, MAX_FILE_SIZE)?;
         let (r, w) = istio::parse(&file.display().to_string(), &text)?;
         resources.extend(r);
         warnings.extend(w);
@@ -81,6 +86,52 @@ pub fn load_for(
     let (config, more) = resources.convert(workload)?;
     warnings.extend(more);
     Ok((config, warnings))
+}
+
+/// The `.yaml` and `.yml` files among the entries of `dir`, in name order;
+/// an entry that cannot be read is an error.
+fn yaml_files(
+    dir: &Path,
+    entries: impl Iterator<Item = std::io::Result<PathBuf>>,
+) -> Result<Vec<PathBuf>, LoadError> {
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|source| LoadError::Read {
+            path: dir.to_owned(),
+            source,
+        })?;
+        if path.extension().is_some_and(|x| x == "yaml" || x == "yml") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// The text of `path`, at most `limit` bytes of it.
+fn read(path: &Path, limit: u64) -> Result<String, LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let too_large = || LoadError::TooLarge {
+        path: path.to_owned(),
+        limit,
+    };
+    let file = std::fs::File::open(path).map_err(read_error)?;
+    if file.metadata().map_err(read_error)?.len() > limit {
+        return Err(too_large());
+    }
+    // The size can be wrong (a file still growing, a special file): stop
+    // one byte past the limit whatever it says.
+    let mut text = String::new();
+    file.take(limit + 1)
+        .read_to_string(&mut text)
+        .map_err(read_error)?;
+    if text.len() as u64 > limit {
+        return Err(too_large());
+    }
+    Ok(text)
 }
 
 #[cfg(test)]
@@ -119,5 +170,62 @@ mod tests {
         let err = load(d.join("missing.yaml")).unwrap_err().to_string();
         assert!(err.contains("missing.yaml"), "{err}");
         std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn a_file_over_the_limit_is_not_read() {
+        let d = dir("large");
+        let big = d.join("big.yaml");
+        // Sparse: nothing is written, and nothing is read.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_FILE_SIZE + 1)
+            .unwrap();
+        let err = load(&d).unwrap_err();
+        assert!(
+            matches!(&err, LoadError::TooLarge { path, limit } if *path == big && *limit == MAX_FILE_SIZE),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{} is larger than 16777216 bytes, the most read from one file",
+                big.display()
+            )
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// A file whose size says less than it holds is cut at the limit too.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_file_that_understates_its_size_is_not_read_past_the_limit() {
+        let status = Path::new("/proc/self/status");
+        assert_eq!(std::fs::metadata(status).unwrap().len(), 0);
+        assert!(matches!(
+            read(status, 10),
+            Err(LoadError::TooLarge { limit: 10, .. })
+        ));
+        assert!(read(status, MAX_FILE_SIZE).unwrap().contains("Name:"));
+    }
+
+    #[test]
+    fn an_unreadable_directory_entry_is_an_error() {
+        let dir = Path::new("/etc/istio");
+        let entries = vec![
+            Ok(dir.join("a.yaml")),
+            Err(std::io::Error::other("bad entry")),
+            Ok(dir.join("b.yml")),
+        ];
+        match yaml_files(dir, entries.into_iter()) {
+            Err(LoadError::Read { path, source }) => {
+                assert_eq!(path, dir);
+                assert_eq!(source.to_string(), "bad entry");
+            }
+            other => panic!("{other:?}"),
+        }
+        let entries = [dir.join("b.yml"), dir.join("c.txt"), dir.join("a.yaml")];
+        let files = yaml_files(dir, entries.into_iter().map(Ok)).unwrap();
+        assert_eq!(files, [dir.join("a.yaml"), dir.join("b.yml")]);
     }
 }
