@@ -136,6 +136,8 @@ fn read(path: &Path, limit: u64) -> Result<String, LoadError> {
 
 #[cfg(test)]
 mod tests {
+    use mesh_core::istio::IstioErrorKind;
+
     use super::*;
 
     fn dir(name: &str) -> PathBuf {
@@ -164,11 +166,37 @@ mod tests {
         let names: Vec<_> = config.clusters().map(|c| c.name.to_string()).collect();
         assert_eq!(names, ["outbound||v1|reviews.default.svc.cluster.local"]);
 
-        std::fs::write(d.join("vs.yml"), "kind: VirtualService\nspec: [").unwrap();
-        let err = load(&d).unwrap_err().to_string();
-        assert!(err.contains("vs.yml"), "{err}");
-        let err = load(d.join("missing.yaml")).unwrap_err().to_string();
-        assert!(err.contains("missing.yaml"), "{err}");
+        std::fs::write(
+            d.join("vs.yml"),
+            "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  - route: [{destination: {host: reviews, subset: v9}}]\n",
+        )
+        .unwrap();
+        let LoadError::Istio(e) = load(&d).unwrap_err() else {
+            panic!("not an Istio error")
+        };
+        let at = e.location();
+        assert_eq!(&*at.source, d.join("vs.yml").display().to_string());
+        assert_eq!(
+            (at.document, at.resource.as_deref(), at.line),
+            (Some(1), Some("VirtualService default/reviews"), Some(7))
+        );
+        assert_eq!(at.path, "spec.http[0].route[0].destination.subset");
+        let IstioErrorKind::Invalid(reason) = e.kind() else {
+            panic!("{e}")
+        };
+        assert_eq!(
+            reason,
+            "subset \"v9\" of reviews.default.svc.cluster.local is not defined by DestinationRule default/reviews (it defines v1)"
+        );
+
+        let missing = d.join("missing.yaml");
+        match load(&missing).unwrap_err() {
+            LoadError::Read { path, source } => {
+                assert_eq!(path, missing);
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other}"),
+        }
         std::fs::remove_dir_all(&d).unwrap();
     }
 
