@@ -147,7 +147,9 @@ pub struct FileWatcher {
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {
     /// Neither variable is set.
-    #[error("no xDS bootstrap: set {BOOTSTRAP_FILE_ENV} to a file or {BOOTSTRAP_CONFIG_ENV} to its JSON")]
+    #[error(
+        "no xDS bootstrap: set {BOOTSTRAP_FILE_ENV} to a file or {BOOTSTRAP_CONFIG_ENV} to its JSON"
+    )]
     Unset,
     /// The file could not be read.
     #[error("cannot read the xDS bootstrap {path}")]
@@ -232,7 +234,9 @@ impl Bootstrap {
         let uri = parse::server_uri(server_uri).ok_or_else(|| BootstrapError::Invalid {
             source_name: "code".into(),
             key: "server_uri".into(),
-            expected: format!("a gRPC target such as host:port or unix:///path, not {server_uri:?}"),
+            expected: format!(
+                "a gRPC target such as host:port or unix:///path, not {server_uri:?}"
+            ),
         })?;
         Ok(Self {
             xds_servers: vec![XdsServer {

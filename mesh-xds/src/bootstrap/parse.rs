@@ -256,7 +256,9 @@ fn certificate_provider(at: &At<'_>) -> Result<CertificateProvider, BootstrapErr
         "file_watcher" => Ok(CertificateProvider {
             file_watcher: file_watcher(&at.key("config"))?,
         }),
-        other => Err(plugin.err(format!("\"file_watcher\", the one plugin there is; not {other:?}"))),
+        other => Err(plugin.err(format!(
+            "\"file_watcher\", the one plugin there is; not {other:?}"
+        ))),
     }
 }
 

@@ -65,9 +65,18 @@ fn istio_agent_bootstrap_loads_unchanged() {
 #[test]
 fn server_uris_as_grpc_writes_them() {
     let uri = |s: &str| parse::server_uri(s);
-    assert_eq!(uri("istiod.istio-system.svc:15010"), Some(ServerUri::Tcp("istiod.istio-system.svc:15010".into())));
-    assert_eq!(uri("dns:///127.0.0.1:15010"), Some(ServerUri::Tcp("127.0.0.1:15010".into())));
-    assert_eq!(uri("unix:/tmp/xds.sock"), Some(ServerUri::Unix("/tmp/xds.sock".into())));
+    assert_eq!(
+        uri("istiod.istio-system.svc:15010"),
+        Some(ServerUri::Tcp("istiod.istio-system.svc:15010".into()))
+    );
+    assert_eq!(
+        uri("dns:///127.0.0.1:15010"),
+        Some(ServerUri::Tcp("127.0.0.1:15010".into()))
+    );
+    assert_eq!(
+        uri("unix:/tmp/xds.sock"),
+        Some(ServerUri::Unix("/tmp/xds.sock".into()))
+    );
     assert_eq!(uri("unix://"), None);
     assert_eq!(uri(""), None);
     assert_eq!(uri("http://x/y"), None);
@@ -81,7 +90,10 @@ fn the_first_supported_credentials_win() {
     let b = Bootstrap::from_json("b.json", json).unwrap();
     match &b.xds_servers[0].channel_creds {
         ChannelCreds::Tls(w) => {
-            assert_eq!(w.ca_certificate_file.as_deref(), Some(Path::new("/etc/certs/root.pem")));
+            assert_eq!(
+                w.ca_certificate_file.as_deref(),
+                Some(Path::new("/etc/certs/root.pem"))
+            );
             assert_eq!(w.certificate_file, None);
         }
         other => panic!("{other:?}"),
@@ -91,7 +103,11 @@ fn the_first_supported_credentials_win() {
 
 #[test]
 fn errors_name_the_source_the_key_and_what_was_expected() {
-    let err = |json: &str| Bootstrap::from_json("bootstrap.json", json).unwrap_err().to_string();
+    let err = |json: &str| {
+        Bootstrap::from_json("bootstrap.json", json)
+            .unwrap_err()
+            .to_string()
+    };
     assert_eq!(
         err("{}"),
         "bootstrap.json: xds_servers: expected a list of at least one xDS server"
@@ -105,16 +121,23 @@ fn errors_name_the_source_the_key_and_what_was_expected() {
         "bootstrap.json: xds_servers[0].server_uri: expected a gRPC target such as host:port, dns:///host:port or unix:///path"
     );
     assert_eq!(
-        err(r#"{"xds_servers": [{"server_uri": "x:1", "channel_creds": [{"type": "google_default"}]}]}"#),
+        err(
+            r#"{"xds_servers": [{"server_uri": "x:1", "channel_creds": [{"type": "google_default"}]}]}"#
+        ),
         "bootstrap.json: xds_servers[0].channel_creds: expected a list naming a supported channel credential type (insecure, tls); found [\"google_default\"]"
     );
-    let ok_server = r#""xds_servers": [{"server_uri": "x:1", "channel_creds": [{"type": "insecure"}]}]"#;
+    let ok_server =
+        r#""xds_servers": [{"server_uri": "x:1", "channel_creds": [{"type": "insecure"}]}]"#;
     assert_eq!(
-        err(&format!(r#"{{{ok_server}, "certificate_providers": {{"default": {{"plugin_name": "file_watcher", "config": {{"refresh_interval": "soon"}}}}}}}}"#)),
+        err(&format!(
+            r#"{{{ok_server}, "certificate_providers": {{"default": {{"plugin_name": "file_watcher", "config": {{"refresh_interval": "soon"}}}}}}}}"#
+        )),
         "bootstrap.json: certificate_providers.default.config.refresh_interval: expected a duration in seconds such as \"600s\" or \"0.5s\""
     );
     assert_eq!(
-        err(&format!(r#"{{{ok_server}, "certificate_providers": {{"default": {{"plugin_name": "file_watcher", "config": {{"private_key_file": "/k.pem"}}}}}}}}"#)),
+        err(&format!(
+            r#"{{{ok_server}, "certificate_providers": {{"default": {{"plugin_name": "file_watcher", "config": {{"private_key_file": "/k.pem"}}}}}}}}"#
+        )),
         "bootstrap.json: certificate_providers.default.config: expected certificate_file and private_key_file together, or neither"
     );
     assert_eq!(
@@ -135,10 +158,19 @@ fn the_file_variable_wins_over_the_inline_one() {
     std::fs::write(&file, ISTIO_AGENT).unwrap();
     let inline = r#"{"xds_servers": [{"server_uri": "127.0.0.1:15010", "channel_creds": [{"type": "insecure"}]}]}"#;
     let from_file = Bootstrap::from_vars(Some(file.clone().into()), Some(inline.into())).unwrap();
-    assert_eq!(from_file.xds_servers[0].uri, ServerUri::Unix("/etc/istio/proxy/XDS".into()));
+    assert_eq!(
+        from_file.xds_servers[0].uri,
+        ServerUri::Unix("/etc/istio/proxy/XDS".into())
+    );
     let from_inline = Bootstrap::from_vars(Some("".into()), Some(inline.into())).unwrap();
-    assert_eq!(from_inline.xds_servers[0].uri, ServerUri::Tcp("127.0.0.1:15010".into()));
-    assert!(matches!(Bootstrap::from_vars(None, None), Err(BootstrapError::Unset)));
+    assert_eq!(
+        from_inline.xds_servers[0].uri,
+        ServerUri::Tcp("127.0.0.1:15010".into())
+    );
+    assert!(matches!(
+        Bootstrap::from_vars(None, None),
+        Err(BootstrapError::Unset)
+    ));
     let missing = Bootstrap::from_vars(Some(dir.join("nope.json").into()), None).unwrap_err();
     assert!(missing.to_string().contains("nope.json"), "{missing}");
     std::fs::remove_dir_all(&dir).unwrap();
@@ -147,7 +179,10 @@ fn the_file_variable_wins_over_the_inline_one() {
 #[test]
 fn built_in_code() {
     let b = Bootstrap::insecure("127.0.0.1:15010", "mesh~test").unwrap();
-    assert_eq!(b.xds_servers[0].uri, ServerUri::Tcp("127.0.0.1:15010".into()));
+    assert_eq!(
+        b.xds_servers[0].uri,
+        ServerUri::Tcp("127.0.0.1:15010".into())
+    );
     assert_eq!(b.node.id, "mesh~test");
     assert!(Bootstrap::insecure("", "x").is_err());
 }
