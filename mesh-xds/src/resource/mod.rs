@@ -1,0 +1,24 @@
+//! xDS resources turned into mesh values at the edge: nothing past this
+//! module sees a proto.
+//!
+//! Each resource type converts with `TryFrom<&proto>` into a value of this
+//! module, built from `mesh-core` types:
+//!
+//! | xDS resource | converted into |
+//! |---|---|
+//! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
+//!
+//! A resource that cannot be converted is rejected whole — a NACK, never a
+//! panic and never half a resource — with a [`ResourceError`] naming the
+//! resource, the field and what is wrong, whose `Display` is the NACK's
+//! `error_detail`. Parts that gRPC's xDS client would ignore are ignored
+//! here too; the parts a conversion leaves out on purpose are listed as
+//! [`Ignored`], for logs. Each module says which fields it reads and what
+//! it rejects.
+
+mod error;
+mod proto;
+pub mod route;
+
+pub use error::{Ignored, ResourceError};
+pub use route::XdsRouteConfig;
