@@ -7,6 +7,7 @@
 //! | xDS resource | converted into |
 //! |---|---|
 //! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
+//! | `ClusterLoadAssignment` (EDS) | [`XdsLoadAssignment`]: an [`EndpointSet`](mesh_core::EndpointSet) and drop overloads |
 //!
 //! A resource that cannot be converted is rejected whole — a NACK, never a
 //! panic and never half a resource — with a [`ResourceError`] naming the
@@ -16,9 +17,11 @@
 //! [`Ignored`], for logs. Each module says which fields it reads and what
 //! it rejects.
 
+pub mod endpoint;
 mod error;
 mod proto;
 pub mod route;
 
+pub use endpoint::{DropOverload, XdsLoadAssignment};
 pub use error::{Ignored, ResourceError};
 pub use route::XdsRouteConfig;

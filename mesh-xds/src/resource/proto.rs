@@ -1,11 +1,12 @@
 //! Small conversions every resource needs: durations, fractions, packed
 //! `Any` messages and metadata structs.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
-use envoy_types::pb::google::protobuf as pb;
+use envoy_types::pb::google::protobuf::{self as pb, value::Kind};
 use mesh_core::route::Percent;
 use prost::{Message, Name};
 
@@ -64,6 +65,23 @@ pub(crate) fn unpack<T: Message + Default>(any: &pb::Any, at: &At<'_>) -> Result
         .map_err(|e| at.error(format_args!("cannot decode {}: {e}", any.type_url)))
 }
 
+/// The scalar fields of a metadata struct as strings (`true`, `3`, `v1`);
+/// lists, structs and nulls are left out.
+pub(crate) fn string_fields(s: &pb::Struct) -> BTreeMap<String, String> {
+    s.fields
+        .iter()
+        .filter_map(|(k, v)| {
+            let v = match v.kind.as_ref()? {
+                Kind::StringValue(s) => s.clone(),
+                Kind::BoolValue(b) => b.to_string(),
+                Kind::NumberValue(n) => n.to_string(),
+                Kind::NullValue(_) | Kind::StructValue(_) | Kind::ListValue(_) => return None,
+            };
+            Some((k.clone(), v))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod build {
     //! Shorthands for writing protos in tests.
@@ -99,6 +117,18 @@ pub(crate) mod build {
         pb::Any {
             type_url: T::type_url(),
             value: m.encode_to_vec(),
+        }
+    }
+
+    pub(crate) fn strings(fields: &[(&str, &str)]) -> pb::Struct {
+        pb::Struct {
+            fields: fields
+                .iter()
+                .map(|(k, v)| {
+                    let kind = Some(Kind::StringValue(v.to_string()));
+                    (k.to_string(), pb::Value { kind })
+                })
+                .collect(),
         }
     }
 }
