@@ -331,4 +331,4 @@ fn labels(metadata: Option<&Metadata>) -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

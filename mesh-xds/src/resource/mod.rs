@@ -7,6 +7,7 @@
 //! | xDS resource | converted into |
 //! |---|---|
 //! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
+//! | `Cluster` (CDS) | [`XdsCluster`]: a [`ClusterPolicy`](mesh_core::ClusterPolicy), its [`Discovery`] and transport sockets |
 //! | `ClusterLoadAssignment` (EDS) | [`XdsLoadAssignment`]: an [`EndpointSet`](mesh_core::EndpointSet) and drop overloads |
 //!
 //! A resource that cannot be converted is rejected whole — a NACK, never a
@@ -17,11 +18,13 @@
 //! [`Ignored`], for logs. Each module says which fields it reads and what
 //! it rejects.
 
+pub mod cluster;
 pub mod endpoint;
 mod error;
 mod proto;
 pub mod route;
 
+pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};
 pub use endpoint::{DropOverload, XdsLoadAssignment};
 pub use error::{Ignored, ResourceError};
 pub use route::XdsRouteConfig;

@@ -106,6 +106,10 @@ pub(crate) mod build {
         Some(pb::UInt32Value { value })
     }
 
+    pub(crate) fn u64v(value: u64) -> Option<pb::UInt64Value> {
+        Some(pb::UInt64Value { value })
+    }
+
     pub(crate) fn percent(numerator: u32) -> FractionalPercent {
         FractionalPercent {
             numerator,
