@@ -1,0 +1,18 @@
+//! xDS v3 for the mesh, as proxyless gRPC speaks it.
+//!
+//! - [`bootstrap`]: the gRPC xDS bootstrap (gRFC A27 and later): which
+//!   control plane to talk to, as whom, and with which certificates; read
+//!   from `GRPC_XDS_BOOTSTRAP` (a file) or `GRPC_XDS_BOOTSTRAP_CONFIG`
+//!   (inline JSON), or built in code. A bootstrap file as Istio's agent
+//!   writes it for proxyless gRPC loads unchanged.
+//! - [`resource`]: xDS resources (routes, clusters, endpoints) turned into
+//!   `mesh-core` values, or rejected with an error naming the field at
+//!   fault, the text of a NACK.
+//!
+//! This crate has no features yet.
+
+pub mod bootstrap;
+pub mod resource;
+
+pub use bootstrap::{Bootstrap, BootstrapError};
+pub use resource::ResourceError;

@@ -1,0 +1,392 @@
+//! CDS: a `Cluster` into an [`XdsCluster`]: the mesh's [`ClusterPolicy`]
+//! for it, where its endpoints come from ([`Discovery`]), and which
+//! transport socket it asks for.
+//!
+//! ```
+//! use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+//! use mesh_core::policy::LoadBalancer;
+//! use mesh_xds::resource::{Discovery, XdsCluster};
+//!
+//! let proto = Cluster {
+//!     name: "outbound|9080|v1|reviews.default.svc.cluster.local".into(),
+//!     cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+//!         cluster::DiscoveryType::Eds as i32,
+//!     )),
+//!     lb_policy: cluster::LbPolicy::LeastRequest as i32,
+//!     ..Default::default()
+//! };
+//! let converted = XdsCluster::try_from(&proto)?;
+//! assert_eq!(converted.policy.load_balancer, LoadBalancer::LeastRequest);
+//! assert!(matches!(converted.discovery, Discovery::Eds { .. }));
+//! # Ok::<(), mesh_xds::resource::ResourceError>(())
+//! ```
+//!
+//! What is read, with the default when a field is unset:
+//!
+//! - Discovery: `EDS` (by `eds_cluster_config.service_name`, else the
+//!   cluster's name), `STATIC` (the `load_assignment`; the default type)
+//!   and `LOGICAL_DNS` (exactly one locality with one endpoint, gRFC A37).
+//!   `STRICT_DNS`, `ORIGINAL_DST` and custom cluster types (aggregate
+//!   clusters included) are NACKed.
+//! - Load balancing: see below.
+//! - Circuit breakers: the `DEFAULT` priority's `max_requests` and
+//!   `max_pending_requests`, 1024 each when unset (Envoy's and gRPC's
+//!   default, not Istio's unbounded one: istiod always writes them).
+//! - Outlier detection: `consecutive_5xx` (5) when its enforcement is 100 %
+//!   (the default), `consecutive_gateway_failure` (5) when its enforcement
+//!   is 100 % (default 0 %), `base_ejection_time` (30 s, above zero),
+//!   `max_ejection_time` (300 s), `max_ejection_percent` (10, at most 100).
+//!   Enforcement between 0 and 100 % cannot be expressed and is NACKed.
+//!   Success-rate and failure-percentage detection are not modelled and
+//!   are ignored. No `outlier_detection`: none.
+//! - `connect_timeout` (5 s, above zero).
+//! - Protocol: `HttpProtocolOptions` in `typed_extension_protocol_options`
+//!   (`explicit_http_config` HTTP/1.1 or HTTP/2; HTTP/3 is NACKed;
+//!   `use_downstream_protocol_config` and `auto_config` use the request's
+//!   own), else the deprecated `http2_protocol_options`. Neither set uses
+//!   the request's own version, as gRPC and the mesh's default do (Envoy
+//!   would speak HTTP/1.1).
+//! - Retries and timeouts are a route's in xDS: the policy has no retries
+//!   and no timeout of its own.
+//! - Transport sockets: recorded, not interpreted yet ([`TransportSocket`]).
+//!
+//! # Load balancing
+//!
+//! `load_balancing_policy` wins when set: its policies are tried in order
+//! and the first the mesh has is used (`round_robin`, `least_request`,
+//! `random`, `ring_hash`, `maglev`, and `wrr_locality` around one of
+//! these); a supported policy with bad parameters is a NACK, and so is a
+//! list with no supported policy (gRFC A52). Otherwise `lb_policy`:
+//! `ROUND_ROBIN` (the default), `LEAST_REQUEST` (always two choices),
+//! `RANDOM`, `RING_HASH` (`ring_hash_lb_config` sizes, 1024 to 8M, XX_HASH
+//! only) or `MAGLEV` (`maglev_lb_config.table_size`, 65,537).
+
+mod lb;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
+use envoy_types::pb::envoy::config::cluster::v3::{self as cds, cluster};
+use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
+use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TransportSocket as ProtoSocket};
+use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+};
+use envoy_types::pb::google::protobuf::UInt32Value;
+use mesh_core::policy::{
+    CircuitBreakers, ClusterPolicy, ConnectionPolicy, OutlierDetection, Protocol, RetryPolicy,
+};
+use mesh_core::route::ClusterName;
+use prost::Name;
+
+use super::endpoint::{self, XdsLoadAssignment};
+use super::error::{At, FieldError, ResourceError};
+use super::proto;
+
+/// A `Cluster`, converted.
+#[derive(Clone, Debug, PartialEq)]
+pub struct XdsCluster {
+    /// Its name, as routes refer to it.
+    pub name: ClusterName,
+    /// Where its endpoints come from.
+    pub discovery: Discovery,
+    /// How it is balanced, limited and connected to.
+    pub policy: ClusterPolicy,
+    /// The transport socket for every endpoint, unless a match below
+    /// applies: `None` for plain TCP.
+    pub transport_socket: Option<TransportSocket>,
+    /// Transport sockets chosen by endpoint labels (Istio: `tlsMode: istio`
+    /// for mTLS, anything else plain text), in order.
+    pub transport_socket_matches: Vec<TransportSocketMatch>,
+}
+
+/// Where a cluster's endpoints come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Discovery {
+    /// From EDS, asked for by `service_name`.
+    Eds {
+        /// The `ClusterLoadAssignment` resource name to subscribe to.
+        service_name: String,
+    },
+    /// Listed in the cluster itself.
+    Static(XdsLoadAssignment),
+    /// One host name, resolved by DNS (gRFC A37).
+    LogicalDns {
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+}
+
+/// A transport socket as the cluster names it. Only recorded for now: the
+/// mTLS work reads the TLS context from the cluster again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportSocket {
+    /// Its name, e.g. `envoy.transport_sockets.tls`.
+    pub name: String,
+    /// The type URL of its configuration, e.g.
+    /// `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`.
+    pub type_url: Option<String>,
+}
+
+impl TransportSocket {
+    /// Whether it is Envoy's upstream TLS.
+    pub fn is_tls(&self) -> bool {
+        match &self.type_url {
+            Some(url) => url.ends_with(UpstreamTlsContext::full_name().as_str()),
+            None => self.name == "envoy.transport_sockets.tls",
+        }
+    }
+}
+
+/// A transport socket for the endpoints whose labels carry `criteria`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransportSocketMatch {
+    /// Its name, e.g. `tlsMode-istio`.
+    pub name: String,
+    /// The labels an endpoint must carry, e.g. `tlsMode: istio`.
+    pub criteria: BTreeMap<String, String>,
+    /// The socket; `None` for plain TCP.
+    pub socket: Option<TransportSocket>,
+}
+
+impl TryFrom<&cds::Cluster> for XdsCluster {
+    type Error = ResourceError;
+
+    fn try_from(c: &cds::Cluster) -> Result<Self, ResourceError> {
+        convert(c).map_err(|e| e.in_resource(cds::Cluster::NAME, &c.name))
+    }
+}
+
+fn convert(c: &cds::Cluster) -> Result<XdsCluster, FieldError> {
+    let at = At::ROOT;
+    if c.name.is_empty() {
+        return Err(at.field("name").error("must not be empty"));
+    }
+    let timeout_at = at.field("connect_timeout");
+    let connect_timeout = match &c.connect_timeout {
+        Some(d) => proto::duration(d, &timeout_at)?,
+        None => Duration::from_secs(5),
+    };
+    if connect_timeout.is_zero() {
+        return Err(timeout_at.error("must be more than zero"));
+    }
+    let policy = ClusterPolicy {
+        load_balancer: lb::load_balancer(c, &at)?,
+        retry: RetryPolicy::disabled(),
+        timeout: None,
+        outlier: match &c.outlier_detection {
+            Some(o) => outlier(o, &at.field("outlier_detection"))?,
+            None => OutlierDetection::disabled(),
+        },
+        circuit_breakers: circuit_breakers(c.circuit_breakers.as_ref()),
+        connection: ConnectionPolicy {
+            connect_timeout,
+            protocol: protocol(c, &at)?,
+            ..ConnectionPolicy::default()
+        },
+        rate_limit: None,
+    };
+    Ok(XdsCluster {
+        name: ClusterName::new(c.name.as_str()),
+        discovery: discovery(c, &at)?,
+        policy,
+        transport_socket: c.transport_socket.as_ref().map(socket),
+        transport_socket_matches: c
+            .transport_socket_matches
+            .iter()
+            .map(|m| TransportSocketMatch {
+                name: m.name.clone(),
+                criteria: m
+                    .r#match
+                    .as_ref()
+                    .map(proto::string_fields)
+                    .unwrap_or_default(),
+                socket: m.transport_socket.as_ref().map(socket),
+            })
+            .collect(),
+    })
+}
+
+fn discovery(c: &cds::Cluster, at: &At<'_>) -> Result<Discovery, FieldError> {
+    let type_at = at.field("type");
+    let kind = match &c.cluster_discovery_type {
+        None => DiscoveryType::Static,
+        Some(ClusterDiscoveryType::Type(t)) => DiscoveryType::try_from(*t)
+            .map_err(|_| type_at.error(format_args!("unknown type {t}")))?,
+        Some(ClusterDiscoveryType::ClusterType(custom)) => {
+            let reason = format!("custom cluster types ({}) are not supported", custom.name);
+            return Err(at.field("cluster_type").error(reason));
+        }
+    };
+    let assignment_at = at.field("load_assignment");
+    match kind {
+        DiscoveryType::Eds => {
+            let service_name = c
+                .eds_cluster_config
+                .as_ref()
+                .map(|e| e.service_name.as_str())
+                .filter(|s| !s.is_empty())
+                .unwrap_or(&c.name);
+            Ok(Discovery::Eds {
+                service_name: service_name.to_owned(),
+            })
+        }
+        DiscoveryType::Static => match &c.load_assignment {
+            Some(cla) => endpoint::load_assignment(cla, &assignment_at).map(Discovery::Static),
+            None => Err(assignment_at.error("a STATIC cluster needs one")),
+        },
+        DiscoveryType::LogicalDns => logical_dns(c, &assignment_at),
+        other => Err(type_at.error(format_args!(
+            "{} clusters are not supported; use EDS, STATIC or LOGICAL_DNS",
+            other.as_str_name()
+        ))),
+    }
+}
+
+/// gRFC A37: exactly one locality with exactly one endpoint.
+fn logical_dns(c: &cds::Cluster, at: &At<'_>) -> Result<Discovery, FieldError> {
+    let Some(cla) = &c.load_assignment else {
+        return Err(at.error("a LOGICAL_DNS cluster needs one"));
+    };
+    let localities_at = at.field("endpoints");
+    let [locality] = cla.endpoints.as_slice() else {
+        let n = cla.endpoints.len();
+        return Err(localities_at.error(format_args!("{n} localities; LOGICAL_DNS needs one")));
+    };
+    let locality_at = localities_at.index(0);
+    let endpoints_at = locality_at.field("lb_endpoints");
+    let [e] = locality.lb_endpoints.as_slice() else {
+        let n = locality.lb_endpoints.len();
+        return Err(endpoints_at.error(format_args!("{n} endpoints; LOGICAL_DNS needs one")));
+    };
+    let e_at = endpoints_at.index(0);
+    let endpoint_at = e_at.field("endpoint");
+    let Some(HostIdentifier::Endpoint(endpoint)) = &e.host_identifier else {
+        return Err(endpoint_at.error("missing"));
+    };
+    let address_at = endpoint_at.field("address");
+    let (host, port) = endpoint::host_port(endpoint.address.as_ref(), &address_at)?;
+    Ok(Discovery::LogicalDns {
+        host: host.to_owned(),
+        port,
+    })
+}
+
+/// The `DEFAULT` priority's thresholds; Envoy's 1024 where unset.
+fn circuit_breakers(c: Option<&cds::CircuitBreakers>) -> CircuitBreakers {
+    const ENVOY_DEFAULT: u32 = 1024;
+    let default = c.and_then(|c| {
+        c.thresholds
+            .iter()
+            .find(|t| t.priority == RoutingPriority::Default as i32)
+    });
+    let or_default = |v: Option<UInt32Value>| v.map_or(ENVOY_DEFAULT, |v| v.value);
+    CircuitBreakers {
+        max_requests: or_default(default.and_then(|t| t.max_requests)),
+        max_pending_requests: or_default(default.and_then(|t| t.max_pending_requests)),
+    }
+}
+
+fn outlier(o: &cds::OutlierDetection, at: &At<'_>) -> Result<OutlierDetection, FieldError> {
+    // Enforcement is a percentage: only never and always can be expressed.
+    let enforced = |v: Option<UInt32Value>, default: u32, field: &'static str| match v
+        .map_or(default, |v| v.value)
+    {
+        0 => Ok(false),
+        100 => Ok(true),
+        p => Err(at
+            .field(field)
+            .error(format_args!("{p}%: only 0 and 100 are supported"))),
+    };
+    let threshold =
+        |on: bool, v: Option<UInt32Value>| on.then(|| v.map_or(5, |v| v.value)).filter(|n| *n > 0);
+    let on_5xx = enforced(
+        o.enforcing_consecutive_5xx,
+        100,
+        "enforcing_consecutive_5xx",
+    )?;
+    let on_gateway = enforced(
+        o.enforcing_consecutive_gateway_failure,
+        0,
+        "enforcing_consecutive_gateway_failure",
+    )?;
+    let base_at = at.field("base_ejection_time");
+    let base_ejection_time = match &o.base_ejection_time {
+        Some(d) => proto::duration(d, &base_at)?,
+        None => Duration::from_secs(30),
+    };
+    if base_ejection_time.is_zero() {
+        return Err(base_at.error("must be more than zero"));
+    }
+    let max_at = at.field("max_ejection_time");
+    let max_ejection_time = proto::opt_duration(o.max_ejection_time.as_ref(), &max_at)?;
+    let max_ejection_percent = o.max_ejection_percent.map_or(10, |v| v.value);
+    if max_ejection_percent > 100 {
+        let at = at.field("max_ejection_percent");
+        return Err(at.error(format_args!("{max_ejection_percent} is more than 100")));
+    }
+    Ok(OutlierDetection {
+        consecutive_5xx: threshold(on_5xx, o.consecutive_5xx),
+        consecutive_gateway_errors: threshold(on_gateway, o.consecutive_gateway_failure),
+        base_ejection_time,
+        max_ejection_time: max_ejection_time.unwrap_or(Duration::from_secs(300)),
+        max_ejection_percent,
+    })
+}
+
+#[allow(deprecated)] // http2_protocol_options & co.: older control planes send them
+fn protocol(c: &cds::Cluster, at: &At<'_>) -> Result<Protocol, FieldError> {
+    let options_at = at.field("typed_extension_protocol_options");
+    let typed = c
+        .typed_extension_protocol_options
+        .iter()
+        .find(|(_, any)| proto::is::<HttpProtocolOptions>(any));
+    if let Some((key, any)) = typed {
+        let at = options_at.key(key);
+        let options: HttpProtocolOptions = proto::unpack(any, &at)?;
+        return match options.upstream_protocol_options {
+            Some(UpstreamProtocolOptions::ExplicitHttpConfig(e)) => match e.protocol_config {
+                Some(ProtocolConfig::HttpProtocolOptions(_)) => Ok(Protocol::Http1),
+                Some(ProtocolConfig::Http2ProtocolOptions(_)) => Ok(Protocol::Http2),
+                Some(ProtocolConfig::Http3ProtocolOptions(_)) => {
+                    let at = at.field("explicit_http_config");
+                    Err(at
+                        .field("http3_protocol_options")
+                        .error("HTTP/3 is not supported"))
+                }
+                None => Err(at.field("explicit_http_config").error("no protocol")),
+            },
+            Some(
+                UpstreamProtocolOptions::UseDownstreamProtocolConfig(_)
+                | UpstreamProtocolOptions::AutoConfig(_),
+            )
+            | None => Ok(Protocol::UseClientProtocol),
+        };
+    }
+    if c.http2_protocol_options.is_some() {
+        let downstream = cluster::ClusterProtocolSelection::UseDownstreamProtocol as i32;
+        return Ok(match c.protocol_selection == downstream {
+            true => Protocol::UseClientProtocol,
+            false => Protocol::Http2,
+        });
+    }
+    Ok(Protocol::UseClientProtocol)
+}
+
+fn socket(s: &ProtoSocket) -> TransportSocket {
+    TransportSocket {
+        name: s.name.clone(),
+        type_url: s
+            .config_type
+            .as_ref()
+            .map(|ConfigType::TypedConfig(any)| any.type_url.clone()),
+    }
+}

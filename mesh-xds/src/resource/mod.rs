@@ -1,0 +1,30 @@
+//! xDS resources turned into mesh values at the edge: nothing past this
+//! module sees a proto.
+//!
+//! Each resource type converts with `TryFrom<&proto>` into a value of this
+//! module, built from `mesh-core` types:
+//!
+//! | xDS resource | converted into |
+//! |---|---|
+//! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
+//! | `Cluster` (CDS) | [`XdsCluster`]: a [`ClusterPolicy`](mesh_core::ClusterPolicy), its [`Discovery`] and transport sockets |
+//! | `ClusterLoadAssignment` (EDS) | [`XdsLoadAssignment`]: an [`EndpointSet`](mesh_core::EndpointSet) and drop overloads |
+//!
+//! A resource that cannot be converted is rejected whole — a NACK, never a
+//! panic and never half a resource — with a [`ResourceError`] naming the
+//! resource, the field and what is wrong, whose `Display` is the NACK's
+//! `error_detail`. Parts that gRPC's xDS client would ignore are ignored
+//! here too; the parts a conversion leaves out on purpose are listed as
+//! [`Ignored`], for logs. Each module says which fields it reads and what
+//! it rejects.
+
+pub mod cluster;
+pub mod endpoint;
+mod error;
+mod proto;
+pub mod route;
+
+pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};
+pub use endpoint::{DropOverload, XdsLoadAssignment};
+pub use error::{Ignored, ResourceError};
+pub use route::XdsRouteConfig;
