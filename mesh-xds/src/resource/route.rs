@@ -92,7 +92,7 @@
 //!   filter chain has a fault filter at all is for the listener to say.
 
 mod action;
-mod fault;
+pub(super) mod fault;
 mod headers;
 mod matcher;
 mod respond;

@@ -1,6 +1,7 @@
 //! Fault injection (gRFC A33): Envoy's `HTTPFault`, found in the
 //! `typed_per_filter_config` of a route, its virtual host or the route
-//! configuration, into a [`FaultPolicy`].
+//! configuration, into a [`FaultPolicy`]; listeners decode their fault
+//! filter's `HTTPFault` here too.
 
 use std::collections::HashMap;
 
@@ -60,7 +61,12 @@ pub(super) fn fault(
     Ok(None)
 }
 
-fn http_fault(f: &HttpFault, at: &At<'_>) -> Result<FaultPolicy, FieldError> {
+/// An `HTTPFault`, wherever it is found: a route's filter config or the
+/// fault filter of a listener's chain (its default for every route).
+pub(in crate::resource) fn http_fault(
+    f: &HttpFault,
+    at: &At<'_>,
+) -> Result<FaultPolicy, FieldError> {
     if !f.headers.is_empty() {
         let reason = "faults limited to some headers are not supported; match them in the route";
         return Err(at.field("headers").error(reason));
