@@ -13,7 +13,7 @@ use std::fmt;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub struct ResourceError {
     /// The resource's type, as xDS names it: `RouteConfiguration`,
-    /// `Cluster` or `ClusterLoadAssignment`.
+    /// `Cluster`, `ClusterLoadAssignment` or `Listener`.
     pub type_name: &'static str,
     /// The resource's name.
     pub resource: String,

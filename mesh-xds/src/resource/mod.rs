@@ -6,6 +6,7 @@
 //!
 //! | xDS resource | converted into |
 //! |---|---|
+//! | `Listener` (LDS) | [`XdsListener`]: where its routes come from and its HTTP filter chain |
 //! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
 //! | `Cluster` (CDS) | [`XdsCluster`]: a [`ClusterPolicy`](mesh_core::ClusterPolicy), its [`Discovery`] and transport sockets |
 //! | `ClusterLoadAssignment` (EDS) | [`XdsLoadAssignment`]: an [`EndpointSet`](mesh_core::EndpointSet) and drop overloads |
@@ -21,10 +22,12 @@
 pub mod cluster;
 pub mod endpoint;
 mod error;
+pub mod listener;
 mod proto;
 pub mod route;
 
 pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};
 pub use endpoint::{DropOverload, XdsLoadAssignment};
 pub use error::{Ignored, ResourceError};
+pub use listener::{FilterKind, HttpFilter, PackedConfig, RouteSource, XdsListener};
 pub use route::XdsRouteConfig;
