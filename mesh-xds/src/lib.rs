@@ -5,9 +5,9 @@
 //!   from `GRPC_XDS_BOOTSTRAP` (a file) or `GRPC_XDS_BOOTSTRAP_CONFIG`
 //!   (inline JSON), or built in code. A bootstrap file as Istio's agent
 //!   writes it for proxyless gRPC loads unchanged.
-//! - [`resource`]: xDS resources (routes, clusters, endpoints) turned into
-//!   `mesh-core` values, or rejected with an error naming the field at
-//!   fault, the text of a NACK.
+//! - [`resource`]: xDS resources (listeners, routes, clusters,
+//!   endpoints) turned into `mesh-core` values, or rejected with an error
+//!   naming the field at fault, the text of a NACK.
 //!
 //! This crate has no features yet.
 
