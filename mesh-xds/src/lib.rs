@@ -8,11 +8,17 @@
 //! - [`resource`]: xDS resources (listeners, routes, clusters,
 //!   endpoints) turned into `mesh-core` values, or rejected with an error
 //!   naming the field at fault, the text of a NACK.
+//! - [`ads`]: the ADS client's core, state of the world, without I/O:
+//!   subscriptions that follow LDS → RDS → CDS → EDS, ACKs and NACKs
+//!   (gRFC A46), deletions (A53), re-subscription on reconnect and the
+//!   does-not-exist timer's bookkeeping.
 //!
 //! This crate has no features yet.
 
+pub mod ads;
 pub mod bootstrap;
 pub mod resource;
 
+pub use ads::AdsState;
 pub use bootstrap::{Bootstrap, BootstrapError};
 pub use resource::ResourceError;

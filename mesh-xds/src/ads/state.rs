@@ -1,0 +1,302 @@
+//! One resource type's share of an ADS stream: what is subscribed, the
+//! last accepted version and nonce, the accepted resources, and what was
+//! rejected; and how a state-of-the-world response is applied to it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use envoy_types::pb::envoy::config::cluster::v3 as cds;
+use envoy_types::pb::envoy::config::endpoint::v3 as eds;
+use envoy_types::pb::envoy::config::listener::v3 as lds;
+use envoy_types::pb::envoy::config::route::v3 as rds;
+use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use prost::{Message, Name};
+
+use super::{Change, Changed, ResourceType};
+use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
+
+/// A resource type the ADS client reads: its proto, where the proto keeps
+/// its name, and its conversion.
+pub(super) trait XdsResource: Sized {
+    /// The proto packed in a response's `Any`s.
+    type Proto: Message + Default + Name;
+    /// Which type it is.
+    const KIND: ResourceType;
+    /// The resource's name, as subscriptions name it.
+    fn name(proto: &Self::Proto) -> &str;
+    /// The proto converted, or why not.
+    fn convert(proto: &Self::Proto) -> Result<Self, ResourceError>;
+}
+
+impl XdsResource for XdsListener {
+    type Proto = lds::Listener;
+    const KIND: ResourceType = ResourceType::Listener;
+    fn name(proto: &lds::Listener) -> &str {
+        &proto.name
+    }
+    fn convert(proto: &lds::Listener) -> Result<Self, ResourceError> {
+        Self::try_from(proto)
+    }
+}
+
+impl XdsResource for XdsRouteConfig {
+    type Proto = rds::RouteConfiguration;
+    const KIND: ResourceType = ResourceType::RouteConfig;
+    fn name(proto: &rds::RouteConfiguration) -> &str {
+        &proto.name
+    }
+    fn convert(proto: &rds::RouteConfiguration) -> Result<Self, ResourceError> {
+        Self::try_from(proto)
+    }
+}
+
+impl XdsResource for XdsCluster {
+    type Proto = cds::Cluster;
+    const KIND: ResourceType = ResourceType::Cluster;
+    fn name(proto: &cds::Cluster) -> &str {
+        &proto.name
+    }
+    fn convert(proto: &cds::Cluster) -> Result<Self, ResourceError> {
+        Self::try_from(proto)
+    }
+}
+
+impl XdsResource for XdsLoadAssignment {
+    type Proto = eds::ClusterLoadAssignment;
+    const KIND: ResourceType = ResourceType::LoadAssignment;
+    fn name(proto: &eds::ClusterLoadAssignment) -> &str {
+        &proto.cluster_name
+    }
+    fn convert(proto: &eds::ClusterLoadAssignment) -> Result<Self, ResourceError> {
+        Self::try_from(proto)
+    }
+}
+
+/// What is known of one subscribed name besides its accepted value.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Watch {
+    /// When it was asked for on the current stream, while nothing has
+    /// been received for it: the start of its does-not-exist timer.
+    pub(super) waiting_since: Option<Instant>,
+    /// The server said it does not exist: left out of a full LDS or CDS
+    /// response, or not sent before the timer fired.
+    pub(super) does_not_exist: bool,
+}
+
+/// The part of a type's state that does not depend on the resource type.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Common {
+    /// The names asked for.
+    pub(super) subscribed: BTreeMap<String, Watch>,
+    /// The last version accepted whole (ACKed); empty before the first.
+    pub(super) version: String,
+    /// The nonce of the last response of this stream; empty before it.
+    pub(super) nonce: String,
+    /// When the last response was handled.
+    pub(super) updated_at: Option<Instant>,
+    /// Subscribed resources whose last copy was rejected, with why; the
+    /// last accepted copy (if any) stays in use.
+    pub(super) nacked: BTreeMap<String, ResourceError>,
+    /// The text of the last NACK, until a response is accepted whole.
+    pub(super) error: Option<String>,
+}
+
+/// A type's state, with its accepted resources by name.
+#[derive(Clone, Debug)]
+pub(super) struct TypeState<T> {
+    pub(super) common: Common,
+    pub(super) resources: BTreeMap<String, T>,
+}
+
+impl<T> Default for TypeState<T> {
+    fn default() -> Self {
+        Self {
+            common: Common::default(),
+            resources: BTreeMap::new(),
+        }
+    }
+}
+
+impl<T: XdsResource> TypeState<T> {
+    /// Applies a response for this type (gRFC A46): every valid subscribed
+    /// resource is taken, every invalid one keeps its last accepted copy,
+    /// and with `delete_absent` (LDS and CDS, A53) an accepted resource the
+    /// response leaves out is deleted. Returns the rejected resources.
+    pub(super) fn apply(
+        &mut self,
+        response: &DiscoveryResponse,
+        delete_absent: bool,
+        now: Instant,
+        changes: &mut Vec<Changed>,
+    ) -> Vec<ResourceError> {
+        let type_name = T::Proto::NAME;
+        let mut rejected = Vec::new();
+        let mut seen = BTreeSet::new();
+        let mut twice = BTreeSet::new();
+        let mut valid = Vec::new();
+        for (i, any) in response.resources.iter().enumerate() {
+            let by_index = |reason: String| ResourceError {
+                type_name,
+                resource: format!("resources[{i}]"),
+                field: String::new(),
+                reason,
+            };
+            if any.type_url.rsplit('/').next() != Some(T::Proto::full_name().as_str()) {
+                let reason = format!("a {} in a response for {}", any.type_url, T::KIND);
+                rejected.push(by_index(reason));
+                continue;
+            }
+            let proto = match T::Proto::decode(any.value.as_slice()) {
+                Ok(proto) => proto,
+                Err(e) => {
+                    rejected.push(by_index(format!("cannot decode: {e}")));
+                    continue;
+                }
+            };
+            let name = T::name(&proto);
+            if name.is_empty() {
+                rejected.push(by_index("no name".into()));
+                continue;
+            }
+            if !self.common.subscribed.contains_key(name) {
+                // Not asked for: gRPC ignores such resources, even invalid ones.
+                continue;
+            }
+            if !seen.insert(name.to_owned()) {
+                twice.insert(name.to_owned());
+                continue;
+            }
+            match T::convert(&proto) {
+                Ok(value) => valid.push((name.to_owned(), value)),
+                Err(e) => rejected.push(e),
+            }
+        }
+        for name in &twice {
+            rejected.push(ResourceError {
+                type_name,
+                resource: name.clone(),
+                field: String::new(),
+                reason: "listed more than once in one response".into(),
+            });
+        }
+        valid.retain(|(name, _)| !twice.contains(name));
+
+        for (name, value) in valid {
+            self.common.nacked.remove(&name);
+            if let Some(watch) = self.common.subscribed.get_mut(&name) {
+                *watch = Watch::default();
+            }
+            self.resources.insert(name.clone(), value);
+            changes.push(Changed::new(T::KIND, name, Change::Updated));
+        }
+        for error in &rejected {
+            if let Some(watch) = self.common.subscribed.get_mut(&error.resource) {
+                watch.waiting_since = None;
+                self.common
+                    .nacked
+                    .insert(error.resource.clone(), error.clone());
+            }
+        }
+        if delete_absent {
+            let absent: Vec<String> = self
+                .resources
+                .keys()
+                .filter(|name| !seen.contains(*name))
+                .cloned()
+                .collect();
+            for name in absent {
+                self.resources.remove(&name);
+                self.common.nacked.remove(&name);
+                if let Some(watch) = self.common.subscribed.get_mut(&name) {
+                    watch.does_not_exist = true;
+                }
+                changes.push(Changed::new(T::KIND, name, Change::DoesNotExist));
+            }
+        }
+
+        self.common.nonce.clone_from(&response.nonce);
+        self.common.updated_at = Some(now);
+        if rejected.is_empty() {
+            self.common.version.clone_from(&response.version_info);
+            self.common.error = None;
+        } else {
+            let text = rejected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.common.error = Some(text);
+        }
+        rejected
+    }
+
+    /// Makes `wanted` the subscribed names: names no longer wanted lose
+    /// their resources; new names wait from `waiting_since` (the time when
+    /// a stream is up to carry the request). Returns whether the set
+    /// changed.
+    pub(super) fn resubscribe(
+        &mut self,
+        wanted: BTreeSet<String>,
+        waiting_since: Option<Instant>,
+        changes: &mut Vec<Changed>,
+    ) -> bool {
+        let common = &mut self.common;
+        if common.subscribed.keys().eq(wanted.iter()) {
+            return false;
+        }
+        let dropped: Vec<String> = common
+            .subscribed
+            .keys()
+            .filter(|name| !wanted.contains(*name))
+            .cloned()
+            .collect();
+        for name in dropped {
+            common.subscribed.remove(&name);
+            common.nacked.remove(&name);
+            self.resources.remove(&name);
+            changes.push(Changed::new(T::KIND, name, Change::Unsubscribed));
+        }
+        for name in wanted {
+            common.subscribed.entry(name).or_insert_with(|| Watch {
+                waiting_since,
+                does_not_exist: false,
+            });
+        }
+        true
+    }
+
+    /// Marks `name` as not existing, as its does-not-exist timer fired.
+    /// Whether it was waiting (subscribed, and nothing received).
+    pub(super) fn mark_missing(&mut self, name: &str) -> bool {
+        let Some(watch) = self.common.subscribed.get_mut(name) else {
+            return false;
+        };
+        if self.resources.contains_key(name) || watch.does_not_exist {
+            return false;
+        }
+        watch.waiting_since = None;
+        watch.does_not_exist = true;
+        true
+    }
+
+    /// Starts the does-not-exist timer of every name still waiting, on a
+    /// new stream; `None` stops them all.
+    pub(super) fn restart_timers(&mut self, now: Option<Instant>) {
+        let common = &mut self.common;
+        for (name, watch) in &mut common.subscribed {
+            let received = self.resources.contains_key(name)
+                || watch.does_not_exist
+                || common.nacked.contains_key(name);
+            watch.waiting_since = if received { None } else { now };
+        }
+    }
+}
+
+impl Common {
+    /// The names still waiting, with since when.
+    pub(super) fn waiting(&self) -> impl Iterator<Item = (&str, Instant)> {
+        self.subscribed
+            .iter()
+            .filter_map(|(name, watch)| Some((name.as_str(), watch.waiting_since?)))
+    }
+}
