@@ -1,5 +1,6 @@
-//! The core of the ADS client, state of the world: what to ask the control
-//! plane for and what to make of its answers, without any I/O.
+//! The ADS client, state of the world: [`AdsClient`] runs it over a gRPC
+//! stream; [`AdsState`], its core, decides what to ask the control plane
+//! for and what to make of its answers, without any I/O.
 //!
 //! [`AdsState`] is driven by the transport (a gRPC stream): it hands the
 //! state every `DiscoveryResponse` and sends the `DiscoveryRequest`s the
@@ -47,6 +48,7 @@
 //! assert!(requests[0].node.is_some());
 //! ```
 
+mod client;
 mod node;
 mod snapshot;
 mod state;
@@ -66,6 +68,7 @@ use crate::resource::{
     Discovery, ResourceError, RouteSource, XdsCluster, XdsListener, XdsLoadAssignment,
     XdsRouteConfig,
 };
+pub use client::{AdsClient, AdsClientError, AdsHandle, AdsView, Backoff};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};
 
