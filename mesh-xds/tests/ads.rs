@@ -1,0 +1,213 @@
+//! The ADS client against a real ADS server over a real stream.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mesh_xds::Bootstrap;
+use mesh_xds::ads::{AdsClient, AdsHandle, AdsView, Backoff, ResourceType};
+use mesh_xds::resource::RouteSource;
+use support::resources::{
+    LISTENER, ROUTES, V1, V2, bad_route_config, eds_cluster, listener, load_assignment,
+    route_config,
+};
+use support::{AdsServer, WAIT};
+use tokio::sync::watch;
+
+const LDS: ResourceType = ResourceType::Listener;
+const RDS: ResourceType = ResourceType::RouteConfig;
+const CDS: ResourceType = ResourceType::Cluster;
+const EDS: ResourceType = ResourceType::LoadAssignment;
+
+/// A server with the reviews chain LDS → RDS (to `cluster`) → CDS → EDS.
+async fn reviews_server(cluster: &str) -> AdsServer {
+    let server = AdsServer::start().await;
+    serve_reviews(&server, cluster);
+    server
+}
+
+fn serve_reviews(server: &AdsServer, cluster: &str) {
+    server.set(LDS.type_url(), vec![listener(LISTENER, ROUTES)]);
+    server.set(RDS.type_url(), vec![route_config(ROUTES, cluster)]);
+    server.set(CDS.type_url(), vec![eds_cluster(V1), eds_cluster(V2)]);
+    server.set(
+        EDS.type_url(),
+        vec![
+            load_assignment(V1, "127.0.0.1"),
+            load_assignment(V2, "127.0.0.2"),
+        ],
+    );
+}
+
+fn client(server: &AdsServer) -> AdsHandle {
+    let bootstrap = Bootstrap::insecure(
+        &server.authority(),
+        "sidecar~127.0.0.1~test.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    let backoff = Backoff {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    let ads = AdsClient::new(&bootstrap)
+        .with_backoff(backoff)
+        .spawn()
+        .unwrap();
+    ads.subscribe_listener(LISTENER);
+    ads
+}
+
+async fn wait_for_view(
+    updates: &mut watch::Receiver<Arc<AdsView>>,
+    what: &str,
+    pred: impl Fn(&AdsView) -> bool,
+) -> Arc<AdsView> {
+    let found = tokio::time::timeout(WAIT, async {
+        updates.wait_for(|v| pred(v)).await.map(|v| v.clone())
+    })
+    .await;
+    match found {
+        Ok(Ok(view)) => view,
+        Ok(Err(_)) => panic!("the client stopped while waiting for {what}"),
+        Err(_) => panic!(
+            "no view with {what}; last: {:#?}",
+            updates.borrow().snapshot
+        ),
+    }
+}
+
+/// The clusters the reviews route configuration sends to.
+fn routed_clusters(view: &AdsView) -> Vec<String> {
+    view.route_configs
+        .get(ROUTES)
+        .map(|rc| rc.table.clusters().map(|c| c.as_str().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn resolved_to(view: &AdsView, cluster: &str) -> bool {
+    routed_clusters(view) == [cluster]
+        && view.clusters.contains_key(cluster)
+        && view.load_assignments.contains_key(cluster)
+}
+
+#[tokio::test]
+async fn the_chain_resolves_and_every_type_is_acked() {
+    let server = reviews_server(V1).await;
+    let ads = client(&server);
+    let mut updates = ads.updates();
+
+    let view = wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+    assert!(view.connected);
+    let l = &view.listeners[LISTENER];
+    assert!(
+        matches!(&l.routes, RouteSource::Rds { route_config_name } if route_config_name == ROUTES)
+    );
+    let endpoints = &view.load_assignments[V1].endpoints;
+    assert_eq!(endpoints.len(), 1);
+    assert_eq!(
+        endpoints.as_slice()[0].addr,
+        "127.0.0.1:9080".parse().unwrap()
+    );
+    // Only the cluster routed to is subscribed, so v2 is not there.
+    assert!(!view.clusters.contains_key(V2));
+
+    for kind in [LDS, RDS, CDS, EDS] {
+        let ack = server
+            .wait_for_request(|r| r.type_url == kind.type_url() && r.is_ack())
+            .await;
+        assert!(
+            !ack.version.is_empty(),
+            "{kind} ACK without a version: {ack:?}"
+        );
+    }
+    let eds = server
+        .wait_for_request(|r| r.type_url == EDS.type_url())
+        .await;
+    assert_eq!(eds.names, [V1]);
+    assert!(server.requests().iter().all(|r| r.error.is_none()));
+}
+
+#[tokio::test]
+async fn a_bad_route_config_is_nacked_and_the_good_one_kept() {
+    let server = reviews_server(V1).await;
+    let ads = client(&server);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+    let good = server
+        .wait_for_request(|r| r.type_url == RDS.type_url() && r.is_ack())
+        .await;
+
+    server.set(RDS.type_url(), vec![bad_route_config(ROUTES, V2)]);
+    let nack = server
+        .wait_for_request(|r| r.type_url == RDS.type_url() && r.error.is_some())
+        .await;
+    let error = nack.error.as_deref().unwrap();
+    assert!(
+        error.contains(&format!("RouteConfiguration {ROUTES:?}")),
+        "{error}"
+    );
+    assert!(
+        error.contains("virtual_hosts[0].routes[0].match.safe_regex.regex"),
+        "{error}"
+    );
+    // A NACK carries the last accepted version and the rejected response's nonce.
+    assert_eq!(nack.version, good.version);
+    assert_ne!(nack.nonce, good.nonce);
+
+    let view = wait_for_view(&mut updates, "the NACK in the snapshot", |v| {
+        v.snapshot.get(RDS).is_some_and(|t| t.error.is_some())
+    })
+    .await;
+    assert_eq!(routed_clusters(&view), [V1]);
+    assert!(resolved_to(&view, V1));
+    let rds = view.snapshot.get(RDS).unwrap();
+    assert_eq!(rds.nacked.len(), 1);
+    assert_eq!(rds.nacked[0].0, ROUTES);
+}
+
+#[tokio::test]
+async fn the_last_config_serves_while_disconnected_and_a_reconnect_resubscribes() {
+    let mut server = reviews_server(V1).await;
+    let ads = client(&server);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+
+    server.stop().await;
+    let view = wait_for_view(&mut updates, "a disconnected view", |v| !v.connected).await;
+    assert!(resolved_to(&view, V1));
+    // Reconnect attempts fail for a while; the config stays.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let view = updates.borrow().clone();
+    assert!(!view.connected);
+    assert!(resolved_to(&view, V1));
+
+    let before = server.requests().len();
+    serve_reviews(&server, V2);
+    server.restart().await;
+    let view = wait_for_view(&mut updates, "reviews resolved to v2", |v| {
+        v.connected && resolved_to(v, V2)
+    })
+    .await;
+    assert!(!view.clusters.contains_key(V1));
+
+    // The new stream subscribed to the listener again, with the version
+    // accepted on the old one and no nonce.
+    let requests = server.requests();
+    let resubscribe = requests[before..]
+        .iter()
+        .find(|r| r.type_url == LDS.type_url())
+        .expect("an LDS request on the new stream");
+    assert_eq!(resubscribe.names, [LISTENER]);
+    assert!(resubscribe.nonce.is_empty());
+    assert!(!resubscribe.version.is_empty());
+}

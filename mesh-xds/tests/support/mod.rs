@@ -1,0 +1,329 @@
+//! A state-of-the-world ADS server on `127.0.0.1:0` for the client's
+//! integration tests, and istiod-shaped resources for it to serve.
+
+pub(crate) mod resources;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use envoy_types::pb::google::protobuf::Any;
+use futures_util::Stream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status, Streaming};
+
+/// How long any test waits for anything.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+
+/// A resource to serve: its name and its packed proto.
+#[derive(Clone, Debug)]
+pub(crate) struct Resource {
+    pub(crate) name: String,
+    pub(crate) any: Any,
+}
+
+/// The resources of one type, with the version they were set at.
+#[derive(Clone, Debug, Default)]
+struct Served {
+    version: u64,
+    resources: Vec<Resource>,
+}
+
+/// A request the server received.
+#[derive(Clone, Debug)]
+pub(crate) struct Recorded {
+    pub(crate) type_url: String,
+    pub(crate) version: String,
+    pub(crate) nonce: String,
+    pub(crate) names: Vec<String>,
+    /// The NACK's message, if it is one.
+    pub(crate) error: Option<String>,
+}
+
+impl Recorded {
+    /// An ACK of a response: a nonce and no error.
+    pub(crate) fn is_ack(&self) -> bool {
+        !self.nonce.is_empty() && self.error.is_none()
+    }
+}
+
+struct Shared {
+    /// Type URL → what is served for it.
+    resources: watch::Sender<BTreeMap<String, Served>>,
+    requests: watch::Sender<Vec<Recorded>>,
+}
+
+/// The test ADS server; it keeps its port, resources and recorded requests
+/// across [`AdsServer::stop`] and [`AdsServer::restart`].
+pub(crate) struct AdsServer {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    running: Option<Running>,
+}
+
+struct Running {
+    stop_streams: watch::Sender<bool>,
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl AdsServer {
+    /// A server on a free port of 127.0.0.1, serving nothing yet.
+    pub(crate) async fn start() -> Self {
+        let shared = Arc::new(Shared {
+            resources: watch::Sender::new(BTreeMap::new()),
+            requests: watch::Sender::new(Vec::new()),
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let running = Some(Self::serve(listener, &shared));
+        Self {
+            addr,
+            shared,
+            running,
+        }
+    }
+
+    /// `host:port`, as a bootstrap names it.
+    pub(crate) fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    fn serve(listener: tokio::net::TcpListener, shared: &Arc<Shared>) -> Running {
+        let (stop_streams, stop_rx) = watch::channel(false);
+        let (shutdown, shutdown_rx) = oneshot::channel::<()>();
+        let service = Service {
+            shared: shared.clone(),
+            stop: stop_rx,
+        };
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let task = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(AggregatedDiscoveryServiceServer::new(service))
+                .serve_with_incoming_shutdown(incoming, async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+                .unwrap();
+        });
+        Running {
+            stop_streams,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Ends every stream with `UNAVAILABLE` and closes the port.
+    pub(crate) async fn stop(&mut self) {
+        let running = self.running.take().expect("the server is running");
+        running.stop_streams.send_replace(true);
+        let _ = running.shutdown.send(());
+        tokio::time::timeout(WAIT, running.task)
+            .await
+            .expect("the server stops")
+            .unwrap();
+    }
+
+    /// Serves again on the same port.
+    pub(crate) async fn restart(&mut self) {
+        assert!(self.running.is_none(), "the server is stopped");
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.running = Some(Self::serve(listener, &self.shared));
+    }
+
+    /// Serves `resources` for `type_url` from now on, to every stream.
+    pub(crate) fn set(&self, type_url: &str, resources: Vec<Resource>) {
+        self.shared.resources.send_modify(|all| {
+            let version = all.values().map(|s| s.version).max().unwrap_or(0) + 1;
+            all.insert(type_url.to_owned(), Served { version, resources });
+        });
+    }
+
+    /// Waits until a request satisfies `pred`, and returns it.
+    pub(crate) async fn wait_for_request(&self, pred: impl Fn(&Recorded) -> bool) -> Recorded {
+        let mut requests = self.shared.requests.subscribe();
+        let found = tokio::time::timeout(WAIT, async {
+            requests
+                .wait_for(|all| all.iter().any(&pred))
+                .await
+                .unwrap()
+                .iter()
+                .find(|r| pred(r))
+                .cloned()
+                .unwrap()
+        })
+        .await;
+        found.unwrap_or_else(|_| {
+            panic!(
+                "no such request in {:#?}",
+                self.shared.requests.borrow().as_slice()
+            )
+        })
+    }
+
+    /// Every request received so far.
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
+        self.shared.requests.borrow().clone()
+    }
+}
+
+struct Service {
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+}
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<DiscoveryResponse, Status>> + Send>>;
+type DeltaStream = Pin<Box<dyn Stream<Item = Result<DeltaDiscoveryResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for Service {
+    type StreamAggregatedResourcesStream = ResponseStream;
+    type DeltaAggregatedResourcesStream = DeltaStream;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = AdsStream {
+            shared: self.shared.clone(),
+            tx,
+            subscriptions: BTreeMap::new(),
+            nonce: 0,
+        };
+        tokio::spawn(stream.run(request.into_inner(), self.stop.clone()));
+        let responses =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        Ok(Response::new(Box::pin(responses)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<DeltaStream>, Status> {
+        Err(Status::unimplemented("state of the world only"))
+    }
+}
+
+/// What one stream subscribed to for one type.
+struct Subscription {
+    names: Vec<String>,
+    /// The version of the last response sent.
+    sent: u64,
+}
+
+struct AdsStream {
+    shared: Arc<Shared>,
+    tx: mpsc::UnboundedSender<Result<DiscoveryResponse, Status>>,
+    subscriptions: BTreeMap<String, Subscription>,
+    nonce: u64,
+}
+
+impl AdsStream {
+    async fn run(
+        mut self,
+        mut incoming: Streaming<DiscoveryRequest>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut resources = self.shared.resources.subscribe();
+        loop {
+            tokio::select! {
+                request = incoming.message() => match request {
+                    Ok(Some(request)) => self.request(request),
+                    Ok(None) | Err(_) => return,
+                },
+                changed = resources.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    self.resources_changed();
+                }
+                _ = stop.wait_for(|stop| *stop) => {
+                    let _ = self.tx.send(Err(Status::unavailable("server stopping")));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, request: DiscoveryRequest) {
+        let mut names = request.resource_names.clone();
+        names.sort();
+        self.shared.requests.send_modify(|all| {
+            all.push(Recorded {
+                type_url: request.type_url.clone(),
+                version: request.version_info.clone(),
+                nonce: request.response_nonce.clone(),
+                names: request.resource_names.clone(),
+                error: request.error_detail.as_ref().map(|s| s.message.clone()),
+            })
+        });
+        let same = self
+            .subscriptions
+            .get(&request.type_url)
+            .is_some_and(|s| s.names == names);
+        if !same {
+            self.subscriptions
+                .insert(request.type_url.clone(), Subscription { names, sent: 0 });
+            self.respond(&request.type_url);
+        }
+    }
+
+    fn resources_changed(&mut self) {
+        let current: Vec<(String, u64)> = self
+            .shared
+            .resources
+            .borrow()
+            .iter()
+            .map(|(url, served)| (url.clone(), served.version))
+            .collect();
+        for (url, version) in current {
+            if self
+                .subscriptions
+                .get(&url)
+                .is_some_and(|s| s.sent != version)
+            {
+                self.respond(&url);
+            }
+        }
+    }
+
+    /// Sends everything served for `type_url` that the stream asked for.
+    fn respond(&mut self, type_url: &str) {
+        let served = self
+            .shared
+            .resources
+            .borrow()
+            .get(type_url)
+            .cloned()
+            .unwrap_or_default();
+        let subscription = self.subscriptions.get_mut(type_url).unwrap();
+        subscription.sent = served.version;
+        let resources = served
+            .resources
+            .into_iter()
+            .filter(|r| subscription.names.is_empty() || subscription.names.contains(&r.name))
+            .map(|r| r.any)
+            .collect();
+        self.nonce += 1;
+        let _ = self.tx.send(Ok(DiscoveryResponse {
+            version_info: served.version.to_string(),
+            resources,
+            type_url: type_url.to_owned(),
+            nonce: self.nonce.to_string(),
+            ..DiscoveryResponse::default()
+        }));
+    }
+}
