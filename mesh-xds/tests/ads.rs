@@ -184,12 +184,7 @@ async fn the_last_config_serves_while_disconnected_and_a_reconnect_resubscribes(
 
     server.stop().await;
     let view = wait_for_view(&mut updates, "a disconnected view", |v| !v.connected).await;
-    assert!(resolved_to(&view, V1));
-    // Reconnect attempts fail for a while; the config stays.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let view = updates.borrow().clone();
-    assert!(!view.connected);
-    assert!(resolved_to(&view, V1));
+    assert!(resolved_to(&view, V1), "the last good config keeps serving");
 
     let before = server.requests().len();
     serve_reviews(&server, V2);
