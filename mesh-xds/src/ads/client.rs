@@ -24,7 +24,6 @@
 //!
 //! The task stops when the last [`AdsHandle`] is dropped.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -34,53 +33,15 @@ use std::time::Duration;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use hyper_util::rt::TokioIo;
-use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 
-use super::{AdsState, DOES_NOT_EXIST_TIMEOUT, Outcome, ResourceType, Snapshot};
+use super::{AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, Outcome, ResourceType};
 use crate::bootstrap::{Bootstrap, ChannelCreds, ServerUri};
-use crate::resource::{XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
 
 /// How long one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The delays between connection attempts: exponential, with full jitter.
-///
-/// The n-th retry in a row waits a random time between zero and
-/// `min(max, initial × 2ⁿ)`. The defaults are gRPC's connection backoff
-/// bounds, 1 s and 30 s (the ones `grpc-go`'s xDS client uses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
-    /// The bound of the first delay.
-    pub initial: Duration,
-    /// The largest bound.
-    pub max: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_secs(1),
-            max: Duration::from_secs(30),
-        }
-    }
-}
-
-impl Backoff {
-    /// The bound of the delay before retry `attempt` (0 for the first).
-    pub fn bound(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.min(31));
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-
-    /// A random delay before retry `attempt`, up to [`Backoff::bound`].
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let bound = self.bound(attempt);
-        bound.mul_f64(rand::rng().random_range(0.0..=1.0))
-    }
-}
 
 /// Why the client cannot run against the bootstrap's server.
 #[derive(Debug, thiserror::Error)]
@@ -165,60 +126,6 @@ impl fmt::Display for Target {
         match self {
             Target::Tcp(endpoint) => write!(f, "{}", endpoint.uri()),
             Target::Unix { path, .. } => write!(f, "unix://{}", path.display()),
-        }
-    }
-}
-
-/// The accepted resources, as one immutable value: what the application
-/// routes with, and the state of each type for `/config_dump` and logs.
-///
-/// A resource is here while it is subscribed and its last accepted copy
-/// stands; a rejected update leaves the previous copy in place.
-#[derive(Clone, Debug)]
-pub struct AdsView {
-    /// Whether a stream to the control plane is up.
-    pub connected: bool,
-    /// The accepted listeners, by name.
-    pub listeners: BTreeMap<String, XdsListener>,
-    /// The accepted route configurations, by name.
-    pub route_configs: BTreeMap<String, XdsRouteConfig>,
-    /// The accepted clusters, by name.
-    pub clusters: BTreeMap<String, XdsCluster>,
-    /// The accepted load assignments, by EDS service name.
-    pub load_assignments: BTreeMap<String, XdsLoadAssignment>,
-    /// Versions, subscriptions, NACKs and missing names of every type.
-    pub snapshot: Snapshot,
-}
-
-impl AdsView {
-    fn new(state: &AdsState, connected: bool) -> Self {
-        let snapshot = state.snapshot();
-        let accepted = |kind: ResourceType| {
-            snapshot
-                .get(kind)
-                .map(|t| t.accepted.clone())
-                .unwrap_or_default()
-                .into_iter()
-        };
-        fn collect<'a, T: Clone + 'a>(
-            names: impl Iterator<Item = String>,
-            get: impl Fn(&str) -> Option<&'a T>,
-        ) -> BTreeMap<String, T> {
-            names
-                .filter_map(|n| get(&n).cloned().map(|r| (n, r)))
-                .collect()
-        }
-        Self {
-            connected,
-            listeners: collect(accepted(ResourceType::Listener), |n| state.listener(n)),
-            route_configs: collect(accepted(ResourceType::RouteConfig), |n| {
-                state.route_config(n)
-            }),
-            clusters: collect(accepted(ResourceType::Cluster), |n| state.cluster(n)),
-            load_assignments: collect(accepted(ResourceType::LoadAssignment), |n| {
-                state.load_assignment(n)
-            }),
-            snapshot,
         }
     }
 }
@@ -538,17 +445,6 @@ fn now() -> std::time::Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_its_max() {
-        let backoff = Backoff::default();
-        let bounds: Vec<u64> = (0..7).map(|n| backoff.bound(n).as_secs()).collect();
-        assert_eq!(bounds, [1, 2, 4, 8, 16, 30, 30]);
-        assert_eq!(backoff.bound(u32::MAX), Duration::from_secs(30));
-        for attempt in 0..10 {
-            assert!(backoff.delay(attempt) <= backoff.bound(attempt));
-        }
-    }
 
     #[test]
     fn tls_credentials_are_refused() {

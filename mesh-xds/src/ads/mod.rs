@@ -48,12 +48,14 @@
 //! assert!(requests[0].node.is_some());
 //! ```
 
+mod backoff;
 mod client;
 mod node;
 mod snapshot;
 mod state;
 #[cfg(test)]
 mod tests;
+mod view;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -68,9 +70,11 @@ use crate::resource::{
     Discovery, ResourceError, RouteSource, XdsCluster, XdsListener, XdsLoadAssignment,
     XdsRouteConfig,
 };
-pub use client::{AdsClient, AdsClientError, AdsHandle, AdsView, Backoff};
+pub use backoff::Backoff;
+pub use client::{AdsClient, AdsClientError, AdsHandle};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};
+pub use view::AdsView;
 
 /// How long gRPC waits for a subscribed resource before taking it as not
 /// existing.
