@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::endpoint::v3 as eds;
 use envoy_types::pb::envoy::config::listener::v3 as lds;
 use envoy_types::pb::envoy::config::route::v3 as rds;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
+use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
 
 use super::{Change, Changed, ResourceType};
@@ -99,6 +100,9 @@ pub(super) struct Common {
     pub(super) nacked: BTreeMap<String, ResourceError>,
     /// The text of the last NACK, until a response is accepted whole.
     pub(super) error: Option<String>,
+    /// Delta only: the version of each accepted resource, as the server
+    /// gave it.
+    pub(super) versions: BTreeMap<String, String>,
 }
 
 /// A type's state, with its accepted resources by name.
@@ -129,17 +133,49 @@ impl<T: XdsResource> TypeState<T> {
         now: Instant,
         changes: &mut Vec<Changed>,
     ) -> Vec<ResourceError> {
+        let anys = response.resources.iter().map(Some);
+        let (seen, rejected) = self.take(anys, changes);
+        if delete_absent {
+            let absent: Vec<String> = self
+                .resources
+                .keys()
+                .filter(|name| !seen.contains(*name))
+                .cloned()
+                .collect();
+            for name in absent {
+                self.delete(&name, changes);
+            }
+        }
+
+        self.common
+            .answered(&response.nonce, &response.version_info, &rejected, now);
+        rejected
+    }
+
+    /// Decodes, checks and converts `anys` (gRFC A46), taking every valid
+    /// subscribed resource and recording every rejected one; an absent
+    /// `Any` (a delta resource without one) is rejected by its index.
+    /// Returns the names the resources carried and the rejected ones.
+    pub(super) fn take<'a>(
+        &mut self,
+        anys: impl Iterator<Item = Option<&'a Any>>,
+        changes: &mut Vec<Changed>,
+    ) -> (BTreeSet<String>, Vec<ResourceError>) {
         let type_name = T::Proto::NAME;
         let mut rejected = Vec::new();
         let mut seen = BTreeSet::new();
         let mut twice = BTreeSet::new();
         let mut valid = Vec::new();
-        for (i, any) in response.resources.iter().enumerate() {
+        for (i, any) in anys.enumerate() {
             let by_index = |reason: String| ResourceError {
                 type_name,
                 resource: format!("resources[{i}]"),
                 field: String::new(),
                 reason,
+            };
+            let Some(any) = any else {
+                rejected.push(by_index("no resource".into()));
+                continue;
             };
             if any.type_url.rsplit('/').next() != Some(T::Proto::full_name().as_str()) {
                 let reason = format!("a {} in a response for {}", any.type_url, T::KIND);
@@ -197,37 +233,22 @@ impl<T: XdsResource> TypeState<T> {
                     .insert(error.resource.clone(), error.clone());
             }
         }
-        if delete_absent {
-            let absent: Vec<String> = self
-                .resources
-                .keys()
-                .filter(|name| !seen.contains(*name))
-                .cloned()
-                .collect();
-            for name in absent {
-                self.resources.remove(&name);
-                self.common.nacked.remove(&name);
-                if let Some(watch) = self.common.subscribed.get_mut(&name) {
-                    watch.does_not_exist = true;
-                }
-                changes.push(Changed::new(T::KIND, name, Change::DoesNotExist));
-            }
-        }
+        (seen, rejected)
+    }
 
-        self.common.nonce.clone_from(&response.nonce);
-        self.common.updated_at = Some(now);
-        if rejected.is_empty() {
-            self.common.version.clone_from(&response.version_info);
-            self.common.error = None;
-        } else {
-            let text = rejected
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ");
-            self.common.error = Some(text);
+    /// Deletes the accepted resource `name`, as the server said it does
+    /// not exist; whether there was one.
+    pub(super) fn delete(&mut self, name: &str, changes: &mut Vec<Changed>) -> bool {
+        self.common.versions.remove(name);
+        if self.resources.remove(name).is_none() {
+            return false;
         }
-        rejected
+        self.common.nacked.remove(name);
+        if let Some(watch) = self.common.subscribed.get_mut(name) {
+            watch.does_not_exist = true;
+        }
+        changes.push(Changed::new(T::KIND, name.to_owned(), Change::DoesNotExist));
+        true
     }
 
     /// Makes `wanted` the subscribed names: names no longer wanted lose
@@ -253,6 +274,7 @@ impl<T: XdsResource> TypeState<T> {
         for name in dropped {
             common.subscribed.remove(&name);
             common.nacked.remove(&name);
+            common.versions.remove(&name);
             self.resources.remove(&name);
             changes.push(Changed::new(T::KIND, name, Change::Unsubscribed));
         }
@@ -293,6 +315,30 @@ impl<T: XdsResource> TypeState<T> {
 }
 
 impl Common {
+    /// Records a response of this stream, its `nonce`, and its `version`
+    /// if nothing was rejected, else the NACK's text.
+    pub(super) fn answered(
+        &mut self,
+        nonce: &str,
+        version: &str,
+        rejected: &[ResourceError],
+        now: Instant,
+    ) {
+        self.nonce = nonce.to_owned();
+        self.updated_at = Some(now);
+        if rejected.is_empty() {
+            self.version = version.to_owned();
+            self.error = None;
+        } else {
+            let text = rejected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            self.error = Some(text);
+        }
+    }
+
     /// The names still waiting, with since when.
     pub(super) fn waiting(&self) -> impl Iterator<Item = (&str, Instant)> {
         self.subscribed
