@@ -1,6 +1,7 @@
-//! The ADS client, state of the world: [`AdsClient`] runs it over a gRPC
-//! stream; [`AdsState`], its core, decides what to ask the control plane
-//! for and what to make of its answers, without any I/O.
+//! The ADS client: [`AdsClient`] runs it over a gRPC stream; [`AdsState`],
+//! its core, decides what to ask the control plane for and what to make of
+//! its answers, without any I/O, in the state-of-the-world protocol, and
+//! [`DeltaAdsState`] wraps it to speak the incremental (delta) one.
 //!
 //! [`AdsState`] is driven by the transport (a gRPC stream): it hands the
 //! state every `DiscoveryResponse` and sends the `DiscoveryRequest`s the
@@ -50,6 +51,7 @@
 
 mod backoff;
 mod client;
+mod delta;
 mod node;
 mod snapshot;
 mod state;
@@ -72,6 +74,7 @@ use crate::resource::{
 };
 pub use backoff::Backoff;
 pub use client::{AdsClient, AdsClientError, AdsHandle};
+pub use delta::{DeltaAdsState, DeltaOutcome};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};
 pub use view::AdsView;
@@ -169,11 +172,13 @@ impl Changed {
     }
 }
 
-/// What one step of the state machine asks of the transport.
+/// What one step of the state machine asks of the transport: `R` is
+/// `DiscoveryRequest` for state of the world and `DeltaDiscoveryRequest`
+/// for delta ([`DeltaOutcome`]).
 #[derive(Clone, Debug, Default)]
-pub struct Outcome {
+pub struct Outcome<R = DiscoveryRequest> {
     /// Requests to send, in order; none while no stream is up.
-    pub requests: Vec<DiscoveryRequest>,
+    pub requests: Vec<R>,
     /// Accepted resources that changed, in the order they changed.
     pub changes: Vec<Changed>,
     /// Resources the last response carried that were rejected; their

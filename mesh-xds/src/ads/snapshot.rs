@@ -64,7 +64,7 @@ impl AdsState {
         Snapshot { types }
     }
 
-    fn accepted_names(&self, kind: ResourceType) -> Vec<String> {
+    pub(super) fn accepted_names(&self, kind: ResourceType) -> Vec<String> {
         match kind {
             ResourceType::Listener => self.listeners.resources.keys().cloned().collect(),
             ResourceType::RouteConfig => self.route_configs.resources.keys().cloned().collect(),

@@ -8,6 +8,7 @@ use prost::Name;
 use super::*;
 
 mod build;
+mod delta;
 use build::*;
 fn node() -> Node {
     Node {
