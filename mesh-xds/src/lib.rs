@@ -8,11 +8,12 @@
 //! - [`resource`]: xDS resources (listeners, routes, clusters,
 //!   endpoints) turned into `mesh-core` values, or rejected with an error
 //!   naming the field at fault, the text of a NACK.
-//! - [`ads`]: the ADS client, state of the world: a core without I/O
+//! - [`ads`]: the ADS client, state of the world or delta: a core without I/O
 //!   (subscriptions that follow LDS → RDS → CDS → EDS, ACKs and NACKs
 //!   (gRFC A46), deletions (A53), re-subscription on reconnect and the
 //!   does-not-exist timer's bookkeeping), and [`ads::AdsClient`], the task
-//!   that runs it over a gRPC stream, reconnecting with backoff, and
+//!   that runs it over a gRPC stream (`StreamAggregatedResources` or
+//!   `DeltaAggregatedResources`), reconnecting with backoff, and
 //!   publishes the accepted resources.
 //!
 //! This crate has no features yet.

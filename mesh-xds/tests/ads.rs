@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_xds::Bootstrap;
-use mesh_xds::ads::{AdsClient, AdsHandle, AdsView, Backoff, ResourceType};
+use mesh_xds::ads::{AdsClient, AdsHandle, AdsView, Backoff, Protocol, ResourceType};
 use mesh_xds::resource::RouteSource;
 use support::resources::{
     LISTENER, ROUTES, V1, V2, bad_route_config, eds_cluster, listener, load_assignment,
@@ -41,6 +41,10 @@ fn serve_reviews(server: &AdsServer, cluster: &str) {
 }
 
 fn client(server: &AdsServer) -> AdsHandle {
+    client_speaking(server, Protocol::StateOfTheWorld)
+}
+
+fn client_speaking(server: &AdsServer, protocol: Protocol) -> AdsHandle {
     let bootstrap = Bootstrap::insecure(
         &server.authority(),
         "sidecar~127.0.0.1~test.default~default.svc.cluster.local",
@@ -52,6 +56,7 @@ fn client(server: &AdsServer) -> AdsHandle {
     };
     let ads = AdsClient::new(&bootstrap)
         .with_backoff(backoff)
+        .with_protocol(protocol)
         .spawn()
         .unwrap();
     ads.subscribe_listener(LISTENER);
@@ -205,4 +210,160 @@ async fn the_last_config_serves_while_disconnected_and_a_reconnect_resubscribes(
     assert_eq!(resubscribe.names, [LISTENER]);
     assert!(resubscribe.nonce.is_empty());
     assert!(!resubscribe.version.is_empty());
+}
+
+/// The resources a view holds, each type printed, to compare two views.
+/// A route table prints its virtual hosts: its domain index is a hash map,
+/// printed in no fixed order.
+fn config(view: &AdsView) -> [String; 4] {
+    let route_configs: Vec<_> = view
+        .route_configs
+        .iter()
+        .map(|(name, rc)| (name, &rc.name, rc.table.virtual_hosts(), &rc.ignored))
+        .collect();
+    [
+        format!("{:?}", view.listeners),
+        format!("{route_configs:?}"),
+        format!("{:?}", view.clusters),
+        format!("{:?}", view.load_assignments),
+    ]
+}
+
+#[tokio::test]
+async fn delta_and_state_of_the_world_give_the_same_resulting_config() {
+    let server = reviews_server(V1).await;
+    let sotw = client(&server);
+    let delta = client_speaking(&server, Protocol::Delta);
+
+    let resolved = |v: &AdsView| resolved_to(v, V1);
+    let sotw_view = wait_for_view(&mut sotw.updates(), "SotW resolved to v1", resolved).await;
+    let delta_view = wait_for_view(&mut delta.updates(), "delta resolved to v1", resolved).await;
+    assert_eq!(config(&delta_view), config(&sotw_view));
+    assert_eq!(delta_view.listeners.len(), 1);
+    assert_eq!(delta_view.route_configs.len(), 1);
+    assert_eq!(delta_view.clusters.len(), 1);
+    assert_eq!(delta_view.load_assignments.len(), 1);
+
+    // Every type was ACKed over delta: a nonce, no error, no SotW version.
+    for kind in [LDS, RDS, CDS, EDS] {
+        server
+            .wait_for_request(|r| {
+                r.type_url == kind.type_url() && r.is_ack() && r.version.is_empty()
+            })
+            .await;
+    }
+    // Delta asks for EDS by name, only the cluster routed to.
+    let eds = server
+        .wait_for_request(|r| r.type_url == EDS.type_url() && r.version.is_empty())
+        .await;
+    assert_eq!(eds.names, [V1]);
+    assert!(server.requests().iter().all(|r| r.error.is_none()));
+}
+
+#[tokio::test]
+async fn a_nack_over_delta_names_the_bad_resource() {
+    let server = reviews_server(V1).await;
+    let ads = client_speaking(&server, Protocol::Delta);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+
+    server.set(RDS.type_url(), vec![bad_route_config(ROUTES, V2)]);
+    let nack = server
+        .wait_for_request(|r| r.type_url == RDS.type_url() && r.error.is_some())
+        .await;
+    let error = nack.error.as_deref().unwrap();
+    assert!(
+        error.contains(&format!("RouteConfiguration {ROUTES:?}")),
+        "{error}"
+    );
+    assert!(!nack.nonce.is_empty());
+
+    let view = wait_for_view(&mut updates, "the NACK in the snapshot", |v| {
+        v.snapshot.get(RDS).is_some_and(|t| t.error.is_some())
+    })
+    .await;
+    assert!(resolved_to(&view, V1), "the good route config is kept");
+    let rds = view.snapshot.get(RDS).unwrap();
+    assert_eq!(rds.nacked.len(), 1);
+    assert_eq!(rds.nacked[0].0, ROUTES);
+}
+
+#[tokio::test]
+async fn a_removal_over_delta_deletes() {
+    let server = reviews_server(V1).await;
+    let ads = client_speaking(&server, Protocol::Delta);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+
+    server.set(CDS.type_url(), vec![eds_cluster(V2)]);
+    let view = wait_for_view(&mut updates, "cluster v1 gone", |v| {
+        !v.clusters.contains_key(V1)
+    })
+    .await;
+    let cds = view.snapshot.get(CDS).unwrap();
+    assert_eq!(cds.does_not_exist, [V1]);
+    // Still routed to, so still subscribed.
+    assert_eq!(cds.subscribed, [V1]);
+}
+
+#[tokio::test]
+async fn unsubscribing_over_delta_names_what_is_dropped() {
+    let server = reviews_server(V1).await;
+    let ads = client_speaking(&server, Protocol::Delta);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+
+    ads.unsubscribe_listener(LISTENER);
+    for (kind, name) in [(LDS, LISTENER), (RDS, ROUTES), (CDS, V1), (EDS, V1)] {
+        server
+            .wait_for_request(|r| r.type_url == kind.type_url() && r.unsubscribed == [name])
+            .await;
+    }
+    let view = wait_for_view(&mut updates, "nothing held", |v| v.listeners.is_empty()).await;
+    assert!(view.clusters.is_empty() && view.load_assignments.is_empty());
+}
+
+#[tokio::test]
+async fn a_reconnect_over_delta_sends_the_versions_held() {
+    let mut server = reviews_server(V1).await;
+    let ads = client_speaking(&server, Protocol::Delta);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews resolved to v1", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+
+    server.stop().await;
+    wait_for_view(&mut updates, "a disconnected view", |v| !v.connected).await;
+    let before = server.requests().len();
+    server.restart().await;
+    let view = wait_for_view(&mut updates, "connected again", |v| v.connected).await;
+    assert!(resolved_to(&view, V1));
+
+    // Each type is subscribed again with the version of what is held, and
+    // no nonce.
+    for (kind, name) in [(LDS, LISTENER), (RDS, ROUTES), (CDS, V1), (EDS, V1)] {
+        let again = server
+            .wait_for_request(|r| {
+                r.type_url == kind.type_url() && r.initial_versions.contains_key(name)
+            })
+            .await;
+        assert_eq!(again.names, [name]);
+        assert!(again.nonce.is_empty());
+    }
+    let requests = server.requests();
+    let first = requests[before..]
+        .first()
+        .expect("a request on the new stream");
+    assert_eq!(first.type_url, LDS.type_url());
+    assert_eq!(first.initial_versions.len(), 1);
 }

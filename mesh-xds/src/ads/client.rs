@@ -1,5 +1,7 @@
 //! The ADS client's transport: a task that runs [`AdsState`] over a gRPC
-//! `StreamAggregatedResources` stream to the bootstrap's first server.
+//! `StreamAggregatedResources` stream to the bootstrap's first server, or
+//! [`DeltaAdsState`] over `DeltaAggregatedResources` when
+//! [`AdsClient::with_protocol`] says [`Protocol::Delta`].
 //!
 //! - Connects in plain text (`insecure` channel credentials) over TCP or a
 //!   Unix domain socket. TLS channel credentials are not supported yet:
@@ -24,24 +26,19 @@
 //!
 //! The task stops when the last [`AdsHandle`] is dropped.
 
-use std::fmt;
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
-use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
-use super::{AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, Outcome, ResourceType};
-use crate::bootstrap::{Bootstrap, ChannelCreds, ServerUri};
-
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+use super::flavor::Flavor;
+use super::target::Target;
+use super::{
+    AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, DeltaAdsState, Outcome, ResourceType,
+};
+use crate::bootstrap::Bootstrap;
 
 /// Why the client cannot run against the bootstrap's server.
 #[derive(Debug, thiserror::Error)]
@@ -64,70 +61,6 @@ pub enum AdsClientError {
         #[source]
         source: tonic::transport::Error,
     },
-}
-
-/// Where the control plane is, checked.
-#[derive(Clone, Debug)]
-enum Target {
-    Tcp(Endpoint),
-    Unix { endpoint: Endpoint, path: PathBuf },
-}
-
-impl Target {
-    fn new(bootstrap: &Bootstrap) -> Result<Self, AdsClientError> {
-        let server = bootstrap
-            .xds_servers
-            .first()
-            .ok_or(AdsClientError::NoServer)?;
-        let name = server.uri.to_string();
-        if let ChannelCreds::Tls(_) = server.channel_creds {
-            return Err(AdsClientError::TlsUnsupported { server: name });
-        }
-        let endpoint = |uri: String| {
-            Endpoint::from_shared(uri)
-                .map(|e| e.connect_timeout(CONNECT_TIMEOUT))
-                .map_err(|source| AdsClientError::InvalidEndpoint {
-                    server: name.clone(),
-                    source,
-                })
-        };
-        Ok(match &server.uri {
-            ServerUri::Tcp(authority) => {
-                let authority = authority.strip_prefix("dns:///").unwrap_or(authority);
-                Target::Tcp(endpoint(format!("http://{authority}"))?)
-            }
-            // The URI only names the `:authority`; the connector dials the path.
-            ServerUri::Unix(path) => Target::Unix {
-                endpoint: endpoint("http://localhost".into())?,
-                path: path.clone(),
-            },
-        })
-    }
-
-    async fn connect(self) -> Result<Channel, tonic::transport::Error> {
-        match self {
-            Target::Tcp(endpoint) => endpoint.connect().await,
-            Target::Unix { endpoint, path } => {
-                let connector = tower::service_fn(move |_| {
-                    let path = path.clone();
-                    async move {
-                        let stream = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(TokioIo::new(stream))
-                    }
-                });
-                endpoint.connect_with_connector(connector).await
-            }
-        }
-    }
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::Tcp(endpoint) => write!(f, "{}", endpoint.uri()),
-            Target::Unix { path, .. } => write!(f, "unix://{}", path.display()),
-        }
-    }
 }
 
 /// The ADS client: [`AdsClient::start`] spawns the task that keeps a
@@ -154,6 +87,19 @@ impl fmt::Display for Target {
 pub struct AdsClient {
     bootstrap: Bootstrap,
     backoff: Backoff,
+    protocol: Protocol,
+}
+
+/// Which variant of the xDS protocol the client speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// `StreamAggregatedResources`: every response carries every resource
+    /// of its type ([`AdsState`]).
+    #[default]
+    StateOfTheWorld,
+    /// `DeltaAggregatedResources`: requests and responses carry only what
+    /// changed ([`DeltaAdsState`]).
+    Delta,
 }
 
 impl AdsClient {
@@ -162,7 +108,14 @@ impl AdsClient {
         Self {
             bootstrap: bootstrap.clone(),
             backoff: Backoff::default(),
+            protocol: Protocol::default(),
         }
+    }
+
+    /// The variant of the protocol to speak; state of the world by default.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// The delays between connection attempts.
@@ -181,21 +134,20 @@ impl AdsClient {
     /// cannot be used; connection failures are retried, never returned.
     pub fn spawn(self) -> Result<AdsHandle, AdsClientError> {
         let target = Target::new(&self.bootstrap)?;
-        let state = AdsState::from_bootstrap(&self.bootstrap);
-        let (view_tx, view_rx) = watch::channel(Arc::new(AdsView::new(&state, false)));
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
-        let task = Task {
-            target,
-            backoff: self.backoff,
-            state,
-            commands: commands_rx,
-            requests: None,
-            view: view_tx,
+        let updates = match self.protocol {
+            Protocol::StateOfTheWorld => {
+                let state = AdsState::from_bootstrap(&self.bootstrap);
+                Task::spawn(target, self.backoff, state, commands_rx)
+            }
+            Protocol::Delta => {
+                let state = DeltaAdsState::from_bootstrap(&self.bootstrap);
+                Task::spawn(target, self.backoff, state, commands_rx)
+            }
         };
-        tokio::spawn(task.run());
         Ok(AdsHandle {
             commands: commands_tx,
-            updates: view_rx,
+            updates,
         })
     }
 }
@@ -235,17 +187,37 @@ enum Command {
 /// The handles are all gone: the task stops.
 struct Stop;
 
-struct Task {
+struct Task<F: Flavor> {
     target: Target,
     backoff: Backoff,
-    state: AdsState,
+    state: F,
     commands: mpsc::UnboundedReceiver<Command>,
     /// The current stream's outgoing requests, while one is up.
-    requests: Option<mpsc::UnboundedSender<DiscoveryRequest>>,
+    requests: Option<mpsc::UnboundedSender<F::Request>>,
     view: watch::Sender<Arc<AdsView>>,
 }
 
-impl Task {
+impl<F: Flavor> Task<F> {
+    /// Spawns the task running `state`; the receiver of its views.
+    fn spawn(
+        target: Target,
+        backoff: Backoff,
+        state: F,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> watch::Receiver<Arc<AdsView>> {
+        let (view, updates) = watch::channel(Arc::new(AdsView::new(state.state(), false)));
+        let task = Task {
+            target,
+            backoff,
+            state,
+            commands,
+            requests: None,
+            view,
+        };
+        tokio::spawn(task.run());
+        updates
+    }
+
     async fn run(mut self) {
         let mut attempt = 0;
         loop {
@@ -285,7 +257,7 @@ impl Task {
     }
 
     /// Awaits `fut` while applying commands; `Stop` if the handles are gone.
-    async fn serving<F: Future>(&mut self, fut: F) -> Result<F::Output, Stop> {
+    async fn serving<Fut: Future>(&mut self, fut: Fut) -> Result<Fut::Output, Stop> {
         let mut fut = std::pin::pin!(fut);
         loop {
             tokio::select! {
@@ -298,21 +270,14 @@ impl Task {
     /// Runs one stream until it fails or ends.
     async fn stream(&mut self, channel: Channel) -> Result<StreamEnd, Stop> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let outgoing = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|request| (request, rx))
-        });
         self.requests = Some(tx);
         let requests = self.state.on_stream_start(now());
         self.send(requests);
         self.publish();
         tracing::debug!(server = %self.target, "ADS stream starting");
 
-        let mut client = AggregatedDiscoveryServiceClient::new(channel);
-        let mut incoming = match self
-            .serving(client.stream_aggregated_resources(outgoing))
-            .await?
-        {
-            Ok(response) => response.into_inner(),
+        let mut incoming = match self.serving(F::open(channel, rx)).await? {
+            Ok(incoming) => incoming,
             Err(status) => return Ok(StreamEnd::failed(false, status)),
         };
         let mut responded = false;
@@ -339,17 +304,16 @@ impl Task {
         }
     }
 
-    fn response(&mut self, response: &DiscoveryResponse) {
-        let Some(kind) = ResourceType::from_type_url(&response.type_url) else {
+    fn response(&mut self, response: &F::Response) {
+        let (type_url, version, nonce) = F::describe(response);
+        let Some(kind) = ResourceType::from_type_url(type_url) else {
             tracing::debug!(
-                type_url = response.type_url,
+                type_url,
                 "ignoring a response of a type the mesh does not read"
             );
             return;
         };
         let outcome = self.state.handle_response(response, now());
-        let version = response.version_info.as_str();
-        let nonce = response.nonce.as_str();
         if outcome.rejected.is_empty() {
             tracing::debug!(%kind, version, nonce, "ACK");
         } else {
@@ -375,6 +339,7 @@ impl Task {
     /// The does-not-exist deadline that comes first.
     fn next_deadline(&self) -> Option<Instant> {
         self.state
+            .state()
             .waiting()
             .map(|(_, _, since)| Instant::from_std(since) + DOES_NOT_EXIST_TIMEOUT)
             .min()
@@ -384,6 +349,7 @@ impl Task {
         let now = now();
         let expired: Vec<(ResourceType, String)> = self
             .state
+            .state()
             .waiting()
             .filter(|&(_, _, since)| since + DOES_NOT_EXIST_TIMEOUT <= now)
             .map(|(kind, name, _)| (kind, name.to_owned()))
@@ -400,11 +366,11 @@ impl Task {
         }
     }
 
-    fn apply(&mut self, outcome: Outcome) {
+    fn apply(&mut self, outcome: Outcome<F::Request>) {
         self.send(outcome.requests);
     }
 
-    fn send(&mut self, requests: Vec<DiscoveryRequest>) {
+    fn send(&mut self, requests: Vec<F::Request>) {
         if let Some(tx) = &self.requests {
             for request in requests {
                 // A closed stream shows as its end on the response side.
@@ -414,7 +380,7 @@ impl Task {
     }
 
     fn publish(&self) {
-        let view = AdsView::new(&self.state, self.requests.is_some());
+        let view = AdsView::new(self.state.state(), self.requests.is_some());
         self.view.send_replace(Arc::new(view));
     }
 }
@@ -440,36 +406,4 @@ impl StreamEnd {
 /// drives the timers.
 fn now() -> std::time::Instant {
     Instant::now().into_std()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tls_credentials_are_refused() {
-        let mut bootstrap = Bootstrap::insecure("localhost:15010", "node").unwrap();
-        bootstrap.xds_servers[0].channel_creds = ChannelCreds::Tls(crate::bootstrap::FileWatcher {
-            certificate_file: None,
-            private_key_file: None,
-            ca_certificate_file: None,
-            refresh_interval: Duration::from_secs(600),
-        });
-        let error = Target::new(&bootstrap).unwrap_err();
-        assert!(matches!(error, AdsClientError::TlsUnsupported { .. }));
-        assert_eq!(
-            error.to_string(),
-            "xDS server localhost:15010: TLS channel credentials are not supported yet"
-        );
-    }
-
-    #[test]
-    fn no_server_is_an_error() {
-        let mut bootstrap = Bootstrap::insecure("localhost:15010", "node").unwrap();
-        bootstrap.xds_servers.clear();
-        assert!(matches!(
-            Target::new(&bootstrap),
-            Err(AdsClientError::NoServer)
-        ));
-    }
 }

@@ -52,9 +52,11 @@
 mod backoff;
 mod client;
 mod delta;
+mod flavor;
 mod node;
 mod snapshot;
 mod state;
+mod target;
 #[cfg(test)]
 mod tests;
 mod view;
@@ -73,7 +75,7 @@ use crate::resource::{
     XdsRouteConfig,
 };
 pub use backoff::Backoff;
-pub use client::{AdsClient, AdsClientError, AdsHandle};
+pub use client::{AdsClient, AdsClientError, AdsHandle, Protocol};
 pub use delta::{DeltaAdsState, DeltaOutcome};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};

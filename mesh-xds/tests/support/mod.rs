@@ -1,6 +1,8 @@
-//! A state-of-the-world ADS server on `127.0.0.1:0` for the client's
-//! integration tests, and istiod-shaped resources for it to serve.
+//! An ADS server on `127.0.0.1:0` for the client's integration tests,
+//! state of the world and delta, and istiod-shaped resources for it to
+//! serve.
 
+mod delta;
 pub(crate) mod resources;
 
 use std::collections::BTreeMap;
@@ -39,12 +41,19 @@ struct Served {
 }
 
 /// A request the server received.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Recorded {
     pub(crate) type_url: String,
+    /// State of the world: the version the request ACKs.
     pub(crate) version: String,
     pub(crate) nonce: String,
+    /// State of the world: the names subscribed; delta: the names newly
+    /// subscribed.
     pub(crate) names: Vec<String>,
+    /// Delta: the names unsubscribed.
+    pub(crate) unsubscribed: Vec<String>,
+    /// Delta: the versions the client holds, on a new stream.
+    pub(crate) initial_versions: BTreeMap<String, String>,
     /// The NACK's message, if it is one.
     pub(crate) error: Option<String>,
 }
@@ -211,9 +220,17 @@ impl AggregatedDiscoveryService for Service {
 
     async fn delta_aggregated_resources(
         &self,
-        _request: Request<Streaming<DeltaDiscoveryRequest>>,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<DeltaStream>, Status> {
-        Err(Status::unimplemented("state of the world only"))
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stream = delta::DeltaAdsStream::new(self.shared.clone(), tx);
+        tokio::spawn(stream.run(request.into_inner(), self.stop.clone()));
+        let responses =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        Ok(Response::new(Box::pin(responses)))
     }
 }
 
@@ -268,6 +285,7 @@ impl AdsStream {
                 nonce: request.response_nonce.clone(),
                 names: request.resource_names.clone(),
                 error: request.error_detail.as_ref().map(|s| s.message.clone()),
+                ..Recorded::default()
             })
         });
         let same = self
