@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
+use crate::name::InvalidAuthority;
 use crate::policy::{ClusterPolicy, InvalidLoadBalancer, ZeroRateLimit};
 use crate::route::{ClusterName, RouteTable};
 
@@ -25,6 +26,14 @@ pub enum ConfigError {
     UndefinedCluster {
         /// The cluster.
         cluster: String,
+    },
+    /// A cluster's host is no DNS name or IP address.
+    #[error("cluster {cluster:?}: {source}")]
+    InvalidHost {
+        /// The cluster.
+        cluster: String,
+        /// What is wrong.
+        source: InvalidAuthority,
     },
     /// A cluster's rate limit lets nothing through.
     #[error("cluster {cluster:?}{}: {source}", for_port(*port))]
@@ -70,6 +79,12 @@ impl MeshConfig {
             });
         }
         for c in clusters.values() {
+            // Checked here so that requests never meet a bad host.
+            c.target(c.port.unwrap_or(1))
+                .map_err(|source| ConfigError::InvalidHost {
+                    cluster: c.name.to_string(),
+                    source,
+                })?;
             let policies = std::iter::once((None, &c.policy))
                 .chain(c.port_policies.iter().map(|(p, policy)| (Some(*p), policy)));
             for (port, policy) in policies {
@@ -149,6 +164,11 @@ mod tests {
             "cluster \"r-v1\": maglev table size 10 is not a prime number"
         );
         cluster.policy.load_balancer = LoadBalancer::Maglev(Maglev::default());
+        let mut bad_host = cluster.clone();
+        bad_host.host = "reviews..default".into();
+        let err = MeshConfig::new(table.clone(), [bad_host]).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidHost { .. }), "{err}");
+        assert!(err.to_string().starts_with("cluster \"r-v1\": "), "{err}");
         assert!(MeshConfig::new(table.clone(), [cluster.clone()]).is_ok());
 
         // A port's policy is checked as the cluster's own is.

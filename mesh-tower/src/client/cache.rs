@@ -74,13 +74,20 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
         self.epoch.elapsed().as_secs()
     }
 
+    /// The service of `target`, if it has been built.
+    pub(super) fn get(&self, target: &K) -> Option<S> {
+        let clusters = self.clusters.load();
+        let e = clusters.get(target)?;
+        e.touch(self.now());
+        Some(e.service.clone())
+    }
+
     /// The service of `target`, built with `build` on first use.
     pub(super) fn get_or_build(&self, target: &K, build: impl FnOnce() -> S) -> S {
-        let now = self.now();
-        if let Some(e) = self.clusters.load().get(target) {
-            e.touch(now);
-            return e.service.clone();
+        if let Some(service) = self.get(target) {
+            return service;
         }
+        let now = self.now();
         let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.clusters.load();
         if let Some(e) = current.get(target) {

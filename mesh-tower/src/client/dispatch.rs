@@ -81,9 +81,13 @@ where
             .config()
             .cluster(name)
             .ok_or_else(|| format!("cluster {name:?} is not defined"))?;
-        let port = decision.target().port();
-        let target = cluster.target(port)?;
-        let key = ClusterKey::Named(name.clone(), target.port());
+        let request_port = decision.target().port();
+        let key = ClusterKey::Named(name.clone(), cluster.port.unwrap_or(request_port));
+        // The common case: built already, with nothing to parse or allocate.
+        if let Some(service) = self.shared.clusters.get(&key) {
+            return Ok(service);
+        }
+        let target = cluster.target(request_port)?;
         Ok(self.shared.clusters.get_or_build(&key, || {
             // The definition current now, not the one the request was
             // routed by: `set_config` drops what was built before it.
