@@ -114,8 +114,12 @@ pub enum Destination {
 
 impl Destination {
     /// The cluster for a request whose draw is `draw` (any `u64`, uniformly
-    /// random for a fair split). Validated tables have weights summing to
-    /// more than zero.
+    /// random for a fair split).
+    ///
+    /// Panics on a split over no clusters, which [`RouteTable::new`]
+    /// rejects, so a route from a table always has one.
+    ///
+    /// [`RouteTable::new`]: super::RouteTable::new
     pub fn pick(&self, draw: u64) -> &ClusterName {
         match self {
             Destination::Cluster(c) => c,

@@ -193,6 +193,7 @@ where
         if let Err(e) = rewrite::apply(&mut req, route, forward) {
             return ResponseFuture::failed(e);
         }
+        let hash = hash::compute(&forward.hash_policy, &req);
         let extensions = req.extensions_mut();
         if let Some(timeout) = forward.timeout {
             extensions.insert(TimeoutOverride(timeout));
@@ -200,16 +201,15 @@ where
         if let Some(retry) = &forward.retry {
             extensions.insert(RetryOverride(retry.clone()));
         }
-        if let Some(hash) = hash::compute(&forward.hash_policy, &req) {
-            req.extensions_mut().insert(hash);
+        if let Some(hash) = hash {
+            extensions.insert(hash);
         }
-        let response_headers = !route.response_headers.is_empty();
+        // Kept for the response only when the route changes its headers.
+        let keep = !route.response_headers.is_empty();
         let decision = RouteDecision { config, id, target };
-        let fut = self.inner.call({
-            req.extensions_mut().insert(decision.clone());
-            req
-        });
-        ResponseFuture::forwarded(fut, response_headers.then_some(decision))
+        let for_response = keep.then(|| decision.clone());
+        extensions.insert(decision);
+        ResponseFuture::forwarded(self.inner.call(req), for_response)
     }
 }
 
