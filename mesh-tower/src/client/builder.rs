@@ -171,9 +171,9 @@ impl<C> MeshClientBuilder<C> {
             let routed = ServiceBuilder::new()
                 .layer(RouteLayer::new(config.clone()).passthrough(!registry_only))
                 .layer(RateLimitLayer::per_route(config.clone()))
-                .layer(seeded(1).map_or_else(FaultLayer::new, FaultLayer::with_seed))
-                .layer(seeded(2).map_or_else(SplitLayer::new, SplitLayer::with_seed))
-                .layer(seeded(3).map_or_else(MirrorLayer::new, MirrorLayer::with_seed))
+                .layer(FaultLayer::seeded(seeded(1)))
+                .layer(SplitLayer::seeded(seeded(2)))
+                .layer(MirrorLayer::seeded(seeded(3)))
                 .service(Dispatch {
                     shared: weak.clone(),
                 });

@@ -224,7 +224,8 @@ impl FaultLayer {
         Self::seeded(Some(seed))
     }
 
-    fn seeded(seed: Option<u64>) -> Self {
+    /// Draws from `seed`'s sequence, or at random without one.
+    pub(crate) fn seeded(seed: Option<u64>) -> Self {
         Self {
             draws: Draws::new(seed),
             active: Arc::new(AtomicU32::new(0)),

@@ -236,7 +236,8 @@ impl MirrorLayer {
         Self::seeded(Some(seed))
     }
 
-    fn seeded(seed: Option<u64>) -> Self {
+    /// Draws from `seed`'s sequence, or at random without one.
+    pub(crate) fn seeded(seed: Option<u64>) -> Self {
         Self {
             draws: Draws::new(seed),
             in_flight: Arc::new(AtomicUsize::new(0)),

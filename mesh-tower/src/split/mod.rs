@@ -85,15 +85,18 @@ pub struct SplitLayer {
 impl SplitLayer {
     /// Draws at random.
     pub fn new() -> Self {
-        Self {
-            draws: Draws::new(None),
-        }
+        Self::seeded(None)
     }
 
     /// Draws from a sequence fixed by `seed`.
     pub fn with_seed(seed: u64) -> Self {
+        Self::seeded(Some(seed))
+    }
+
+    /// Draws from `seed`'s sequence, or at random without one.
+    pub(crate) fn seeded(seed: Option<u64>) -> Self {
         Self {
-            draws: Draws::new(Some(seed)),
+            draws: Draws::new(seed),
         }
     }
 }
