@@ -1,7 +1,9 @@
-//! Clusters as routes name them: a service (host and, where known, port),
-//! an optional subset of its endpoints selected by labels (Istio's
-//! DestinationRule `subsets`), and the policy of the whole, which may differ
-//! by port when the cluster takes the port of each request.
+//! Clusters as routes name them: where their endpoints come from (a
+//! service's host and, where known, port, or an endpoint set the resolver
+//! keeps by name, as xDS clusters are), an optional subset of the endpoints
+//! selected by labels (Istio's DestinationRule `subsets`), and the policy of
+//! the whole, which may differ by port when the cluster takes the port of
+//! each request.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 
 use crate::name::InvalidAuthority;
 use crate::policy::ClusterPolicy;
+use crate::resolve::ResolveTarget;
 use crate::route::ClusterName;
 use crate::{Authority, Endpoint};
 
@@ -17,25 +20,40 @@ use crate::{Authority, Endpoint};
 pub struct Cluster {
     /// Its name, as routes refer to it.
     pub name: ClusterName,
-    /// The service host discovery is asked about, e.g.
-    /// `reviews.default.svc.cluster.local`.
-    pub host: Arc<str>,
-    /// The service port; `None` takes the port of each request's authority
-    /// (an Istio destination written without a port).
-    pub port: Option<u16>,
+    /// Where its endpoints come from.
+    pub discovery: Discovery,
     /// Labels an endpoint must carry to belong (Istio's subset `labels`);
     /// empty for the whole service.
     pub subset: BTreeMap<String, String>,
-    /// Its policies: those of every request when `port` is set, else of
-    /// requests to ports without an entry in `port_policies`.
+    /// Its policies: those of every request unless the cluster takes the
+    /// port of each request, else of requests to ports without an entry in
+    /// `port_policies`.
     pub policy: ClusterPolicy,
-    /// When `port` is `None`, the policies of requests to particular ports,
+    /// When the cluster is a [service](Discovery::Service) without a
+    /// port, the policies of requests to particular ports,
     /// in place of `policy`. An Istio destination written without a port
     /// takes the port of each request, and istiod builds one cluster per
     /// port of the service, each with that port's `portLevelSettings`; this
-    /// keeps those per-port policies on the one cluster. Ignored when `port`
-    /// is set (`policy` is that port's then). Default empty.
+    /// keeps those per-port policies on the one cluster. Ignored otherwise
+    /// (`policy` is that of every request then). Default empty.
     pub port_policies: BTreeMap<u16, ClusterPolicy>,
+}
+
+/// Where a cluster's endpoints come from: what its client's
+/// [`Resolve`](crate::Resolve) is asked.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Discovery {
+    /// A service, resolved by its authority (DNS, a static list).
+    Service {
+        /// The host, e.g. `reviews.default.svc.cluster.local`.
+        host: Arc<str>,
+        /// The port; `None` takes the port of each request's authority (an
+        /// Istio destination written without a port).
+        port: Option<u16>,
+    },
+    /// An endpoint set the resolver keeps by this name: an xDS cluster,
+    /// whatever the source of its endpoints (EDS, its own list, DNS).
+    Named(Arc<str>),
 }
 
 impl Cluster {
@@ -44,43 +62,70 @@ impl Cluster {
     pub fn service(authority: &Authority) -> Self {
         Self {
             name: ClusterName::new(authority.to_string()),
-            host: authority.host().into(),
-            port: Some(authority.port()),
+            discovery: Discovery::Service {
+                host: authority.host().into(),
+                port: Some(authority.port()),
+            },
             subset: BTreeMap::new(),
             policy: ClusterPolicy::default(),
             port_policies: BTreeMap::new(),
         }
     }
 
+    /// The endpoint set named `name`, with the default policy.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: ClusterName::new(name),
+            discovery: Discovery::Named(name.into()),
+            subset: BTreeMap::new(),
+            policy: ClusterPolicy::default(),
+            port_policies: BTreeMap::new(),
+        }
+    }
+
+    /// The port of the service a request sent to `request_port` reaches:
+    /// the cluster's own, else the request's; `None` for a named endpoint
+    /// set, whose endpoints carry their ports.
+    pub fn port_for(&self, request_port: u16) -> Option<u16> {
+        match &self.discovery {
+            Discovery::Service { port, .. } => Some(port.unwrap_or(request_port)),
+            Discovery::Named(_) => None,
+        }
+    }
+
     /// The policy of requests sent to `request_port`: its entry in
-    /// `port_policies` when the cluster has no port of its own and there is
-    /// one, else `policy`.
+    /// `port_policies` when the cluster is a service without a port of its
+    /// own and there is one, else `policy`.
     ///
     /// ```
-    /// use mesh_core::Cluster;
+    /// use mesh_core::{Cluster, Discovery};
     /// use mesh_core::policy::LoadBalancer;
     ///
     /// let mut c = Cluster::service(&"reviews:9080".parse()?);
-    /// c.port = None;
+    /// c.discovery = Discovery::Service { host: "reviews".into(), port: None };
     /// c.port_policies.entry(9080).or_default().load_balancer = LoadBalancer::Random;
     /// assert_eq!(c.policy_for(9080).load_balancer, LoadBalancer::Random);
     /// assert_eq!(c.policy_for(8080), &c.policy);
     /// # Ok::<(), mesh_core::InvalidAuthority>(())
     /// ```
     pub fn policy_for(&self, request_port: u16) -> &ClusterPolicy {
-        match self.port {
-            Some(_) => &self.policy,
-            None => self
+        match &self.discovery {
+            Discovery::Service { port: None, .. } => self
                 .port_policies
                 .get(&request_port)
                 .unwrap_or(&self.policy),
+            _ => &self.policy,
         }
     }
 
-    /// The authority discovery resolves for a request sent to
-    /// `request_port`.
-    pub fn target(&self, request_port: u16) -> Result<Authority, InvalidAuthority> {
-        Authority::new(&self.host, self.port.unwrap_or(request_port))
+    /// What discovery resolves for a request sent to `request_port`.
+    pub fn target(&self, request_port: u16) -> Result<ResolveTarget, InvalidAuthority> {
+        match &self.discovery {
+            Discovery::Service { host, port } => {
+                Authority::new(host, port.unwrap_or(request_port)).map(ResolveTarget::Authority)
+            }
+            Discovery::Named(name) => Ok(ResolveTarget::Named(name.clone())),
+        }
     }
 
     /// Whether `endpoint` belongs to the cluster's subset.
@@ -119,7 +164,10 @@ mod tests {
         };
         c.port_policies.insert(9080, random.clone());
         assert_eq!(c.policy_for(9080), &c.policy);
-        c.port = None;
+        c.discovery = Discovery::Service {
+            host: "reviews".into(),
+            port: None,
+        };
         assert_eq!(c.policy_for(9080), &random);
         assert_eq!(c.policy_for(9081), &c.policy);
     }
@@ -134,8 +182,19 @@ mod tests {
         e.labels.insert("app".into(), "reviews".into());
         assert!(c.selects(&e));
         assert_eq!(c.target(1).unwrap().to_string(), "reviews:9080");
-        c.port = None;
+        assert_eq!(c.port_for(1), Some(9080));
+        c.discovery = Discovery::Service {
+            host: "reviews".into(),
+            port: None,
+        };
         assert_eq!(c.target(1).unwrap().to_string(), "reviews:1");
+        assert_eq!(c.port_for(1), Some(1));
+        let named = Cluster::named("outbound|9080|v2|reviews");
+        assert_eq!(named.port_for(1), None);
+        assert_eq!(
+            named.target(1).unwrap(),
+            ResolveTarget::Named("outbound|9080|v2|reviews".into())
+        );
         assert_eq!(
             istio_cluster_name("reviews.default.svc.cluster.local", Some(9080), Some("v1"))
                 .as_str(),

@@ -1,5 +1,6 @@
-//! The mesh configuration a client routes by: a route table and the
-//! clusters its routes name. It is replaced whole on every change (from
+//! The mesh configuration a client routes by: a route table, route tables
+//! of particular listeners (xDS gives each target its own), and the
+//! clusters their routes name. It is replaced whole on every change (from
 //! code, a YAML file, or xDS), never edited in place.
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use crate::route::{ClusterName, RouteTable};
 #[derive(Clone, Debug, Default)]
 pub struct MeshConfig {
     routes: RouteTable,
+    listeners: Arc<HashMap<Arc<str>, RouteTable>>,
     clusters: Arc<HashMap<ClusterName, Cluster>>,
 }
 
@@ -71,20 +73,36 @@ impl MeshConfig {
         routes: RouteTable,
         clusters: impl IntoIterator<Item = Cluster>,
     ) -> Result<Self, ConfigError> {
+        Self::with_listeners(routes, [], clusters)
+    }
+
+    /// As [`new`](Self::new), with route tables of particular listeners:
+    /// a request whose authority, as written, is a listener's name is
+    /// routed by its table, any other by `routes`. This is how xDS routes:
+    /// each target (`reviews.default.svc.cluster.local:9080`) is a listener
+    /// with a route configuration of its own.
+    pub fn with_listeners(
+        routes: RouteTable,
+        listeners: impl IntoIterator<Item = (Arc<str>, RouteTable)>,
+        clusters: impl IntoIterator<Item = Cluster>,
+    ) -> Result<Self, ConfigError> {
+        let listeners: HashMap<Arc<str>, RouteTable> = listeners.into_iter().collect();
         let clusters: HashMap<ClusterName, Cluster> =
             clusters.into_iter().map(|c| (c.name.clone(), c)).collect();
-        if let Some(missing) = routes.clusters().find(|c| !clusters.contains_key(*c)) {
+        let named = std::iter::once(&routes)
+            .chain(listeners.values())
+            .flat_map(RouteTable::clusters);
+        if let Some(missing) = named.into_iter().find(|c| !clusters.contains_key(*c)) {
             return Err(ConfigError::UndefinedCluster {
                 cluster: missing.to_string(),
             });
         }
         for c in clusters.values() {
             // Checked here so that requests never meet a bad host.
-            c.target(c.port.unwrap_or(1))
-                .map_err(|source| ConfigError::InvalidHost {
-                    cluster: c.name.to_string(),
-                    source,
-                })?;
+            c.target(1).map_err(|source| ConfigError::InvalidHost {
+                cluster: c.name.to_string(),
+                source,
+            })?;
             let policies = std::iter::once((None, &c.policy))
                 .chain(c.port_policies.iter().map(|(p, policy)| (Some(*p), policy)));
             for (port, policy) in policies {
@@ -93,13 +111,34 @@ impl MeshConfig {
         }
         Ok(Self {
             routes,
+            listeners: Arc::new(listeners),
             clusters: Arc::new(clusters),
         })
     }
 
-    /// The route table.
+    /// The route table of requests to authorities no listener is named
+    /// after.
     pub fn routes(&self) -> &RouteTable {
         &self.routes
+    }
+
+    /// The route table of the listener `name`, if there is one.
+    pub fn listener(&self, name: &str) -> Option<&RouteTable> {
+        self.listeners.get(name)
+    }
+
+    /// The names of the listeners with route tables of their own.
+    pub fn listener_names(&self) -> impl Iterator<Item = &str> {
+        self.listeners.keys().map(|k| &**k)
+    }
+
+    /// The route table of a request sent to `authority`, as written: its
+    /// listener's when there is one, else [`routes`](Self::routes).
+    pub fn routes_for(&self, authority: &str) -> &RouteTable {
+        if self.listeners.is_empty() {
+            return &self.routes;
+        }
+        self.listener(authority).unwrap_or(&self.routes)
     }
 
     /// A cluster by name.
@@ -165,7 +204,10 @@ mod tests {
         );
         cluster.policy.load_balancer = LoadBalancer::Maglev(Maglev::default());
         let mut bad_host = cluster.clone();
-        bad_host.host = "reviews..default".into();
+        bad_host.discovery = crate::Discovery::Service {
+            host: "reviews..default".into(),
+            port: None,
+        };
         let err = MeshConfig::new(table.clone(), [bad_host]).unwrap_err();
         assert!(matches!(err, ConfigError::InvalidHost { .. }), "{err}");
         assert!(err.to_string().starts_with("cluster \"r-v1\": "), "{err}");
@@ -197,5 +239,47 @@ mod tests {
                 source: ZeroRateLimit,
             }
         );
+    }
+
+    #[test]
+    fn listeners_route_their_own_authority() {
+        let table = |cluster: &str| {
+            RouteTable::new(vec![VirtualHost::new(
+                "all",
+                ["*"],
+                vec![Route::forward(Forward::to(cluster))],
+            )])
+            .unwrap()
+        };
+        let listeners = [
+            ("echo".into(), table("a")),
+            ("echo:8080".into(), table("b")),
+        ];
+        let err =
+            MeshConfig::with_listeners(RouteTable::default(), listeners.clone(), []).unwrap_err();
+        assert!(matches!(err, ConfigError::UndefinedCluster { .. }), "{err}");
+        let config = MeshConfig::with_listeners(
+            RouteTable::default(),
+            listeners,
+            [Cluster::named("a"), Cluster::named("b")],
+        )
+        .unwrap();
+        let cluster_of = |authority: &str| {
+            let t = config.routes_for(authority);
+            let req = http::Request::get("/").body(()).unwrap();
+            let id = t.find(&"echo:80".parse().unwrap(), &req)?;
+            t.route(id)
+                .forwarding()?
+                .destination
+                .clusters()
+                .next()
+                .cloned()
+        };
+        assert_eq!(cluster_of("echo"), Some("a".into()));
+        assert_eq!(cluster_of("echo:8080"), Some("b".into()));
+        assert_eq!(cluster_of("other"), None);
+        let mut names: Vec<_> = config.listener_names().collect();
+        names.sort();
+        assert_eq!(names, ["echo", "echo:8080"]);
     }
 }

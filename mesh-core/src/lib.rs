@@ -34,11 +34,11 @@ pub mod policy;
 pub mod resolve;
 pub mod route;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, Discovery};
 pub use config::{ConfigError, MeshConfig};
 pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
 pub use policy::ClusterPolicy;
-pub use resolve::{Resolution, Resolve, ResolveError, ResolveState, StaticResolve};
+pub use resolve::{Resolution, Resolve, ResolveError, ResolveState, ResolveTarget, StaticResolve};
 pub use route::{RouteError, RouteTable};

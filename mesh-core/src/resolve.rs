@@ -1,7 +1,10 @@
 //! Discovery: the [`Resolve`] trait every discovery source implements, and
 //! [`StaticResolve`], a source fed from code.
 //!
-//! A resolution is a watch of [`ResolveState`] per target. A source sends a
+//! A target is a service authority (`reviews:9080`, asked of DNS or a
+//! static list) or the name of an endpoint set the source keeps itself (an
+//! xDS cluster): a [`ResolveTarget`]. A resolution is a watch of
+//! [`ResolveState`] per target. A source sends a
 //! new [`EndpointSet`] whenever the target's endpoints change. Once a target
 //! has resolved, a failed refresh keeps the last good set (the source sends
 //! nothing); only a target that never resolved is put in the
@@ -9,6 +12,7 @@
 //! cause.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -60,52 +64,104 @@ pub enum ResolveState {
     Failed(ResolveError),
 }
 
-/// A discovery source: turns a target authority into a live view of its
-/// endpoints.
+/// What a resolution is of.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ResolveTarget {
+    /// A service at an authority: `reviews.default.svc.cluster.local:9080`.
+    Authority(Authority),
+    /// An endpoint set the source knows by name, such as an xDS cluster
+    /// (`outbound|9080|v1|reviews.default.svc.cluster.local`), whose
+    /// endpoints come from EDS, the cluster itself, or DNS.
+    Named(Arc<str>),
+}
+
+impl From<Authority> for ResolveTarget {
+    fn from(authority: Authority) -> Self {
+        ResolveTarget::Authority(authority)
+    }
+}
+
+impl fmt::Display for ResolveTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResolveTarget::Authority(a) => a.fmt(f),
+            ResolveTarget::Named(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A discovery source: turns a target into a live view of its endpoints.
 ///
-/// Implementations: [`StaticResolve`] here, `mesh_dns::DnsResolve`, and the
-/// xDS client. A call starts (or joins) the discovery of `target` and returns
-/// at once; the answer arrives on the returned [`Resolution`].
+/// Implementations: [`StaticResolve`] here, `mesh_dns::DnsResolve`, and
+/// `mesh_xds::XdsResolve`. A call starts (or joins) the discovery of a
+/// target and returns at once; the answer arrives on the returned
+/// [`Resolution`].
 pub trait Resolve: Send + Sync + 'static {
-    /// Starts or joins the discovery of `target`.
+    /// Starts or joins the discovery of the service at `target`.
     fn resolve(&self, target: &Authority) -> Resolution;
+
+    /// Starts or joins the discovery of the endpoint set called `name`.
+    /// Sources that keep no named sets (DNS, static lists) answer with a
+    /// failed resolution, which is the default.
+    fn resolve_named(&self, name: &str) -> Resolution {
+        Resolution::failed(
+            ResolveTarget::Named(name.into()),
+            "this discovery source knows no endpoint sets by name",
+        )
+    }
+
+    /// Starts or joins the discovery of `target`, whichever kind it is.
+    fn resolve_target(&self, target: &ResolveTarget) -> Resolution {
+        match target {
+            ResolveTarget::Authority(a) => self.resolve(a),
+            ResolveTarget::Named(name) => self.resolve_named(name),
+        }
+    }
 }
 
 impl<R: Resolve + ?Sized> Resolve for Arc<R> {
     fn resolve(&self, target: &Authority) -> Resolution {
         (**self).resolve(target)
     }
+
+    fn resolve_named(&self, name: &str) -> Resolution {
+        (**self).resolve_named(name)
+    }
 }
 
 /// A live view of one target's endpoints.
 #[derive(Debug, Clone)]
 pub struct Resolution {
-    target: Authority,
+    target: ResolveTarget,
     rx: watch::Receiver<ResolveState>,
 }
 
 impl Resolution {
     /// A resolution of `target` fed by `rx`.
-    pub fn new(target: Authority, rx: watch::Receiver<ResolveState>) -> Self {
-        Self { target, rx }
+    pub fn new(target: impl Into<ResolveTarget>, rx: watch::Receiver<ResolveState>) -> Self {
+        Self {
+            target: target.into(),
+            rx,
+        }
     }
 
     /// A resolution of `target` that is already ready and never changes.
-    pub fn fixed(target: Authority, endpoints: EndpointSet) -> Self {
+    pub fn fixed(target: impl Into<ResolveTarget>, endpoints: EndpointSet) -> Self {
         // A closed sender leaves the last value readable.
         let (_, rx) = watch::channel(ResolveState::Ready(endpoints));
-        Self { target, rx }
+        Self::new(target, rx)
     }
 
     /// A resolution of `target` that has failed for good, for `reason`.
-    pub fn failed(target: Authority, reason: impl ToString) -> Self {
+    pub fn failed(target: impl Into<ResolveTarget>, reason: impl ToString) -> Self {
+        let target = target.into();
         let error = ResolveError::new(&target, reason);
         let (_, rx) = watch::channel(ResolveState::Failed(error));
-        Self { target, rx }
+        Self::new(target, rx)
     }
 
     /// The target resolved.
-    pub fn target(&self) -> &Authority {
+    pub fn target(&self) -> &ResolveTarget {
         &self.target
     }
 

@@ -86,8 +86,13 @@ fn all_v1_sends_every_service_to_its_v1_subset() {
         let v1 = c
             .cluster(&subset(&fqdn, "v1").as_str().into())
             .expect("cluster defined");
-        assert_eq!(&*v1.host, fqdn);
-        assert_eq!(v1.port, None);
+        assert_eq!(
+            v1.discovery,
+            mesh_core::Discovery::Service {
+                host: fqdn.as_str().into(),
+                port: None
+            }
+        );
         assert_eq!(
             v1.subset,
             BTreeMap::from([("version".to_owned(), "v1".to_owned())])

@@ -17,7 +17,7 @@ use mesh_core::route::{
     AbortSource, ClusterName, DelaySource, FaultAbort, FaultDelay, FaultPolicy, Forward,
     HeaderMatch, HeaderMatcher, Mirror, Percent, Route, RouteMatch, StringMatch, VirtualHost,
 };
-use mesh_core::{Cluster, EndpointSet, MeshConfig, RouteTable};
+use mesh_core::{Cluster, Discovery, EndpointSet, MeshConfig, RouteTable};
 use mesh_tower::timeout::{RequestTimeout, Timeout};
 use mesh_tower::{BoxError, MeshClient};
 use support::Server;
@@ -47,8 +47,10 @@ fn config(hosts: Vec<VirtualHost>) -> MeshConfig {
             }
             Cluster {
                 name: name.clone(),
-                host: parts[3].into(),
-                port: Some(9080),
+                discovery: Discovery::Service {
+                    host: parts[3].into(),
+                    port: Some(9080),
+                },
                 subset,
                 policy: Default::default(),
                 port_policies: BTreeMap::new(),
@@ -217,8 +219,10 @@ async fn a_weight_change_applies_to_the_next_requests() {
     .unwrap();
     let canary = |version: &str| Cluster {
         name: "reviews-canary".into(),
-        host: REVIEWS.into(),
-        port: Some(9080),
+        discovery: Discovery::Service {
+            host: REVIEWS.into(),
+            port: Some(9080),
+        },
         subset: BTreeMap::from([("version".to_string(), version.to_string())]),
         policy: Default::default(),
         port_policies: BTreeMap::new(),
@@ -386,8 +390,10 @@ async fn a_portless_cluster_uses_the_policy_of_the_requests_port() {
     )];
     let mut cluster = Cluster {
         name,
-        host: REVIEWS.into(),
-        port: None,
+        discovery: Discovery::Service {
+            host: REVIEWS.into(),
+            port: None,
+        },
         subset: BTreeMap::from([("version".to_string(), "v1".to_string())]),
         policy: Default::default(),
         port_policies: BTreeMap::new(),

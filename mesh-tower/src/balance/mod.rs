@@ -79,7 +79,7 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use mesh_core::policy::LoadBalancer;
 use mesh_core::resolve::ResolveState;
-use mesh_core::{Authority, Endpoint, Resolution, ResolveError};
+use mesh_core::{Endpoint, Resolution, ResolveError, ResolveTarget};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tower::Service;
@@ -154,7 +154,7 @@ impl<S> std::fmt::Debug for Balance<S> {
 }
 
 struct Shared<S> {
-    target: Authority,
+    target: ResolveTarget,
     policy: LoadBalancer,
     ewma: EwmaParams,
     detector: Option<Arc<OutlierDetector>>,

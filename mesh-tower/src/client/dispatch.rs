@@ -82,7 +82,7 @@ where
             .cluster(name)
             .ok_or_else(|| format!("cluster {name:?} is not defined"))?;
         let request_port = decision.target().port();
-        let key = ClusterKey::Named(name.clone(), cluster.port.unwrap_or(request_port));
+        let key = ClusterKey::Named(name.clone(), cluster.port_for(request_port));
         // The common case: built already, with nothing to parse or allocate.
         if let Some(service) = self.shared.clusters.get(&key) {
             return Ok(service);
@@ -93,8 +93,8 @@ where
             // routed by: `set_config` drops what was built before it.
             let current = self.shared.config.load();
             let cluster = current.cluster(name).unwrap_or(cluster);
-            let resolution = subset(self.shared.resolve.resolve(&target), cluster);
-            self.build_cluster(resolution, cluster.policy_for(target.port()))
+            let resolution = subset(self.shared.resolve.resolve_target(&target), cluster);
+            self.build_cluster(resolution, cluster.policy_for(request_port))
         }))
     }
 }

@@ -105,18 +105,20 @@ pub type EndpointService<B> = BoxCloneSyncService<
 type NewEndpoint<B> = Arc<dyn Fn(&Endpoint, &ClusterPolicy) -> EndpointService<B> + Send + Sync>;
 
 /// What a cluster stack is kept by: a request authority (unrouted), or a
-/// configured cluster and the port requests to it are for.
+/// configured cluster and the port of the service requests to it reach
+/// (`None` for a named endpoint set, whose endpoints carry their ports).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum ClusterKey {
     Target(Authority),
-    Named(ClusterName, u16),
+    Named(ClusterName, Option<u16>),
 }
 
 impl fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ClusterKey::Target(t) => t.fmt(f),
-            ClusterKey::Named(name, port) => write!(f, "{name} (port {port})"),
+            ClusterKey::Named(name, Some(port)) => write!(f, "{name} (port {port})"),
+            ClusterKey::Named(name, None) => name.fmt(f),
         }
     }
 }

@@ -73,6 +73,7 @@ impl SharedConfig {
 #[derive(Clone, Debug)]
 pub struct RouteDecision {
     config: Arc<MeshConfig>,
+    table: RouteTable,
     id: RouteId,
     target: Authority,
 }
@@ -83,9 +84,10 @@ impl RouteDecision {
         &self.config
     }
 
-    /// The route table.
+    /// The route table the request was matched against: its listener's,
+    /// or the configuration's [`routes`](MeshConfig::routes).
     pub fn table(&self) -> &RouteTable {
-        self.config.routes()
+        &self.table
     }
 
     /// Which route matched.
@@ -95,7 +97,7 @@ impl RouteDecision {
 
     /// The route that matched.
     pub fn route(&self) -> &RouteEntry {
-        self.config.routes().route(self.id)
+        self.table.route(self.id)
     }
 
     /// The authority the request was sent to, before any rewrite.
@@ -164,7 +166,9 @@ where
             Err(e) => return ResponseFuture::failed(e.into()),
         };
         let config = self.config.load();
-        let id = match config.routes().lookup(&target, &req) {
+        let written = req.uri().authority().map_or("", |a| a.as_str());
+        let table = config.routes_for(written);
+        let id = match table.lookup(&target, &req) {
             Lookup::Route(id) => id,
             Lookup::NoVirtualHost if self.passthrough => {
                 return ResponseFuture::forwarded(self.inner.call(req), None);
@@ -175,7 +179,7 @@ where
                 return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));
             }
         };
-        let route = config.routes().route(id);
+        let route = table.route(id);
         let forward = match &route.action {
             RouteAction::Forward(f) => f,
             RouteAction::Direct(d) => {
@@ -206,7 +210,13 @@ where
         }
         // Kept for the response only when the route changes its headers.
         let keep = !route.response_headers.is_empty();
-        let decision = RouteDecision { config, id, target };
+        let table = table.clone();
+        let decision = RouteDecision {
+            config,
+            table,
+            id,
+            target,
+        };
         let for_response = keep.then(|| decision.clone());
         extensions.insert(decision);
         ResponseFuture::forwarded(self.inner.call(req), for_response)

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, Discovery};
 use crate::route::ClusterName;
 
 use super::super::api::{DestinationRule, Subset};
@@ -180,8 +180,10 @@ impl<'a> Rules<'a> {
         };
         let mut cluster = Cluster {
             name,
-            host: fqdn.into(),
-            port,
+            discovery: Discovery::Service {
+                host: fqdn.into(),
+                port,
+            },
             subset: Default::default(),
             policy: policy::istio_default(),
             port_policies: Default::default(),

@@ -50,7 +50,7 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
         ) + RULE),
     );
     let v1 = cluster_of(&c, V1);
-    assert_eq!(v1.port, None);
+    assert_eq!(v1.port_for(1), Some(1));
     assert_eq!(v1.policy.load_balancer, LoadBalancer::RoundRobin);
     assert_eq!(
         v1.policy.connection.connect_timeout,
@@ -97,7 +97,7 @@ fn host_subset_and_port_policies_merge_as_in_istio() {
     // A port's settings replace its policy whole: the subset's entry for
     // 9080 leaves nothing of the host's pool, nor of the subset's balancer.
     let v3 = cluster_of(&c, "outbound|9080|v3|reviews.default.svc.cluster.local");
-    assert_eq!(v3.port, Some(9080));
+    assert_eq!(v3.port_for(1), Some(9080));
     assert_eq!(v3.policy.circuit_breakers.max_requests, 7);
     assert_eq!(v3.policy.circuit_breakers.max_pending_requests, u32::MAX);
     assert_eq!(

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_core::policy::{LoadBalancer, OutlierDetection};
-use mesh_core::{Endpoint, EndpointSet, StaticResolve};
+use mesh_core::{Authority, Endpoint, EndpointSet, StaticResolve};
 use tower::{Service, ServiceExt};
 
 use super::*;
