@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::{Authority, EndpointSet};
 
 /// Why a target could not be resolved.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cannot resolve {target}: {reason}")]
 pub struct ResolveError {
     target: String,
@@ -54,7 +54,7 @@ impl ResolveError {
 }
 
 /// Where a resolution stands.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ResolveState {
     /// No answer yet.
     Pending,

@@ -15,13 +15,20 @@
 //!   that runs it over a gRPC stream (`StreamAggregatedResources` or
 //!   `DeltaAggregatedResources`), reconnecting with backoff, and
 //!   publishes the accepted resources.
+//! - [`config`] and [`resolve`]: what the client accepted, as a client
+//!   routes by it: a `MeshConfig` with one route table per target, and
+//!   [`XdsResolve`], the endpoints of each cluster by its name.
 //!
 //! This crate has no features yet.
 
 pub mod ads;
 pub mod bootstrap;
+pub mod config;
+pub mod resolve;
 pub mod resource;
 
 pub use ads::AdsState;
 pub use bootstrap::{Bootstrap, BootstrapError};
+pub use config::{MeshConfigError, TargetState};
+pub use resolve::XdsResolve;
 pub use resource::ResourceError;

@@ -148,6 +148,7 @@ impl AdsClient {
         Ok(AdsHandle {
             commands: commands_tx,
             updates,
+            bootstrap: Arc::new(self.bootstrap),
         })
     }
 }
@@ -158,9 +159,15 @@ impl AdsClient {
 pub struct AdsHandle {
     commands: mpsc::UnboundedSender<Command>,
     updates: watch::Receiver<Arc<AdsView>>,
+    bootstrap: Arc<Bootstrap>,
 }
 
 impl AdsHandle {
+    /// The bootstrap the client runs by.
+    pub fn bootstrap(&self) -> &Bootstrap {
+        &self.bootstrap
+    }
+
     /// Asks for the listener `name`, and what it refers to.
     pub fn subscribe_listener(&self, name: impl Into<String>) {
         // The task outlives every handle, so the send cannot fail.

@@ -1,0 +1,204 @@
+//! From what the ADS client accepted to what a client routes by: an
+//! [`AdsView`] becomes a [`MeshConfig`] with one route table per target.
+//!
+//! - Each target (`reviews.default.svc.cluster.local:9080`, the authority a
+//!   request is sent to) maps to its listener resource (the bootstrap's
+//!   template applied to it). A listener whose route configuration has
+//!   arrived (inline or over RDS) gives the target its route table; until
+//!   then the target has none.
+//! - The listener's HTTP filters shape the table as gRPC applies them: a
+//!   route without a fault of its own takes the fault filter's (gRFC A33),
+//!   and a chain without a fault filter injects none; a route without a
+//!   timeout of its own takes the listener's `max_stream_duration` (A31).
+//! - Every cluster a route names is defined as an endpoint set the
+//!   resolver knows by the cluster's name ([`Discovery::Named`]); the
+//!   [`XdsResolve`](crate::XdsResolve) answers for it. A cluster not
+//!   received (yet, or at all) is defined with the policy xDS clusters
+//!   start from, so that its requests wait for it, or fail once it is known
+//!   not to exist, instead of the whole configuration failing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use mesh_core::policy::{LoadBalancer, RetryPolicy};
+use mesh_core::route::{ClusterName, FaultPolicy, RouteAction};
+use mesh_core::{Cluster, ClusterPolicy, ConfigError, MeshConfig, RouteError, RouteTable};
+
+use crate::ads::{AdsView, ResourceType};
+use crate::resource::{FilterKind, RouteSource, XdsCluster, XdsListener};
+
+/// Why the accepted resources do not make a configuration.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum MeshConfigError {
+    /// A listener's route table does not take the listener's defaults.
+    #[error("listener {listener:?}: {source}")]
+    Routes {
+        /// The listener resource.
+        listener: String,
+        /// What is wrong.
+        source: RouteError,
+    },
+    /// The tables and clusters do not fit together.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Where one target stands in an [`AdsView`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TargetState {
+    /// Its listener and route configuration are accepted: it routes.
+    Ready,
+    /// Nothing usable has arrived for it yet.
+    Pending,
+    /// The control plane says its listener or route configuration does not
+    /// exist.
+    DoesNotExist(String),
+    /// Its listener or route configuration was rejected, and no earlier
+    /// copy stands; what the NACK said.
+    Rejected(String),
+}
+
+impl AdsView {
+    /// The configuration requests are routed by, for `targets`: pairs of
+    /// an authority as requests write it and the name of its listener
+    /// resource. Fails only if a route table cannot take its listener's
+    /// defaults, which conversion has already checked.
+    pub fn mesh_config<'a>(
+        &self,
+        targets: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<MeshConfig, MeshConfigError> {
+        let mut listeners = Vec::new();
+        for (authority, listener) in targets {
+            let Some(l) = self.listeners.get(listener) else {
+                continue;
+            };
+            let Some(table) = self.listener_table(l) else {
+                continue;
+            };
+            let table =
+                with_listener_defaults(l, table).map_err(|source| MeshConfigError::Routes {
+                    listener: listener.to_owned(),
+                    source,
+                })?;
+            listeners.push((Arc::<str>::from(authority), table));
+        }
+        let named: BTreeSet<&ClusterName> =
+            listeners.iter().flat_map(|(_, t)| t.clusters()).collect();
+        let clusters: Vec<Cluster> = named
+            .into_iter()
+            .map(|name| match self.clusters.get(name.as_str()) {
+                Some(c) => cluster(c),
+                None => Cluster {
+                    policy: default_policy(),
+                    ..Cluster::named(name.as_str())
+                },
+            })
+            .collect();
+        Ok(MeshConfig::with_listeners(
+            RouteTable::default(),
+            listeners,
+            clusters,
+        )?)
+    }
+
+    /// Where the target whose listener resource is `listener` stands.
+    pub fn target_state(&self, listener: &str) -> TargetState {
+        let l = match self.listeners.get(listener) {
+            Some(l) => l,
+            None => return self.missing(ResourceType::Listener, listener),
+        };
+        match &l.routes {
+            RouteSource::Inline(_) => TargetState::Ready,
+            RouteSource::Rds { route_config_name } => {
+                if self.route_configs.contains_key(route_config_name) {
+                    TargetState::Ready
+                } else {
+                    self.missing(ResourceType::RouteConfig, route_config_name)
+                }
+            }
+        }
+    }
+
+    /// Why `name` of `kind` has no accepted copy, when the control plane
+    /// said: it rejected every copy, or says it does not exist. `None`
+    /// while it may still come.
+    pub fn unavailable(&self, kind: ResourceType, name: &str) -> Option<TargetState> {
+        let t = self.snapshot.get(kind)?;
+        if let Some((_, error)) = t.nacked.iter().find(|(n, _)| n == name) {
+            let reason = format!("{kind} resource {name:?} was rejected: {error}");
+            return Some(TargetState::Rejected(reason));
+        }
+        t.does_not_exist
+            .iter()
+            .any(|n| n == name)
+            .then(|| TargetState::DoesNotExist(format!("{kind} resource {name:?} does not exist")))
+    }
+
+    fn missing(&self, kind: ResourceType, name: &str) -> TargetState {
+        self.unavailable(kind, name).unwrap_or(TargetState::Pending)
+    }
+
+    /// The route table of listener `l`, once it has arrived.
+    fn listener_table<'v>(&'v self, l: &'v XdsListener) -> Option<&'v RouteTable> {
+        match &l.routes {
+            RouteSource::Inline(rc) => Some(&rc.table),
+            RouteSource::Rds { route_config_name } => self
+                .route_configs
+                .get(route_config_name)
+                .map(|rc| &rc.table),
+        }
+    }
+}
+
+/// `table` with `l`'s fault filter and stream duration applied to routes
+/// that set neither; the same table when there is nothing to apply.
+fn with_listener_defaults(l: &XdsListener, table: &RouteTable) -> Result<RouteTable, RouteError> {
+    let fault: Option<&FaultPolicy> = l.http_filters.iter().find_map(|f| match &f.kind {
+        FilterKind::Fault(p) => Some(p),
+        _ => None,
+    });
+    let routes = || table.virtual_hosts().iter().flat_map(|vh| &vh.routes);
+    let faults_change = match fault {
+        Some(p) => *p != FaultPolicy::default() && routes().any(|r| r.fault.is_none()),
+        None => routes().any(|r| r.fault.is_some()),
+    };
+    let timeout = l.max_stream_duration;
+    let timeouts_change =
+        timeout.is_some() && routes().any(|r| r.forwarding().is_some_and(|f| f.timeout.is_none()));
+    if !faults_change && !timeouts_change {
+        return Ok(table.clone());
+    }
+    let mut virtual_hosts = table.virtual_hosts().to_vec();
+    for route in virtual_hosts.iter_mut().flat_map(|vh| &mut vh.routes) {
+        match fault {
+            Some(p) => {
+                route.fault.get_or_insert_with(|| p.clone());
+            }
+            None => route.fault = None,
+        }
+        if let (RouteAction::Forward(f), Some(d)) = (&mut route.action, timeout) {
+            f.timeout.get_or_insert(Some(d));
+        }
+    }
+    RouteTable::new(virtual_hosts)
+}
+
+/// An accepted xDS cluster as the mesh keeps it: its endpoints are the
+/// resolver's, by the cluster's name.
+fn cluster(c: &XdsCluster) -> Cluster {
+    Cluster {
+        policy: c.policy.clone(),
+        ..Cluster::named(c.name.as_str())
+    }
+}
+
+/// The policy xDS clusters start from: no retries and no timeout of their
+/// own (both are the routes'), balanced round robin.
+fn default_policy() -> ClusterPolicy {
+    ClusterPolicy {
+        retry: RetryPolicy::disabled(),
+        timeout: None,
+        load_balancer: LoadBalancer::RoundRobin,
+        ..ClusterPolicy::default()
+    }
+}
