@@ -41,6 +41,8 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     config: Option<MeshConfig>,
     seed: Option<u64>,
     registry_only: bool,
+    #[cfg(feature = "xds")]
+    xds: Option<mesh_xds::ads::AdsHandle>,
 }
 
 /// Makes the connector for a cluster's connection policy.
@@ -68,6 +70,8 @@ impl MeshClientBuilder {
             config: None,
             seed: None,
             registry_only: false,
+            #[cfg(feature = "xds")]
+            xds: None,
         }
     }
 }
@@ -124,6 +128,21 @@ impl<C> MeshClientBuilder<C> {
         self
     }
 
+    /// Takes routes, clusters and endpoints from the control plane `ads`
+    /// talks to (feature `xds`): each authority requests are sent to is an
+    /// xDS target, `xds:///AUTHORITY`, whose listener is subscribed to on
+    /// the first request, which waits for it. Clusters' endpoints come
+    /// from xDS; the resolver given to [`MeshClient::builder`] still
+    /// answers LOGICAL_DNS clusters. Replaces [`config`](Self::config);
+    /// authorities no virtual host serves get `404`, as with
+    /// [`registry_only`](Self::registry_only). [`build`](Self::build) must
+    /// then be called within a Tokio runtime.
+    #[cfg(feature = "xds")]
+    pub fn xds(mut self, ads: mesh_xds::ads::AdsHandle) -> Self {
+        self.xds = Some(ads);
+        self
+    }
+
     /// Connections are made by `connector` (any `Service<SocketAddr>`
     /// returning an I/O stream) instead of plain TCP; the cluster policy's
     /// connect timeout then is the connector's to apply.
@@ -140,6 +159,8 @@ impl<C> MeshClientBuilder<C> {
             config: self.config,
             seed: self.seed,
             registry_only: self.registry_only,
+            #[cfg(feature = "xds")]
+            xds: self.xds,
         }
     }
 
@@ -163,9 +184,28 @@ impl<C> MeshClientBuilder<C> {
                     policy,
                 ))
             });
-        let routing = self.config.is_some();
-        let config = SharedConfig::new(self.config.unwrap_or_default());
-        let (seed, registry_only) = (self.seed, self.registry_only);
+        #[cfg(feature = "xds")]
+        let (resolve, xds, config) = match self.xds {
+            Some(ads) => {
+                let resolve: Arc<dyn Resolve> =
+                    Arc::new(mesh_xds::XdsResolve::new(&ads, self.resolve));
+                (
+                    resolve,
+                    Some(super::xds::Xds::new(ads)),
+                    Some(MeshConfig::default()),
+                )
+            }
+            None => (self.resolve, None, self.config),
+        };
+        #[cfg(not(feature = "xds"))]
+        let (resolve, config) = (self.resolve, self.config);
+        #[cfg(feature = "xds")]
+        let registry_only = self.registry_only || xds.is_some();
+        #[cfg(not(feature = "xds"))]
+        let registry_only = self.registry_only;
+        let routing = config.is_some();
+        let config = SharedConfig::new(config.unwrap_or_default());
+        let seed = self.seed;
         let shared = Arc::new_cyclic(|weak| {
             let seeded = |n: u64| seed.map(|s| s.wrapping_add(n));
             let routed = ServiceBuilder::new()
@@ -178,7 +218,7 @@ impl<C> MeshClientBuilder<C> {
                     shared: weak.clone(),
                 });
             Shared {
-                resolve: self.resolve,
+                resolve,
                 default_policy: self.default_policy,
                 policies: self.policies,
                 new_endpoint,
@@ -187,8 +227,12 @@ impl<C> MeshClientBuilder<C> {
                 routing: AtomicBool::new(routing),
                 update: Default::default(),
                 routed,
+                #[cfg(feature = "xds")]
+                xds,
             }
         });
+        #[cfg(feature = "xds")]
+        super::xds::Xds::follow(&shared);
         MeshClient { shared }
     }
 }

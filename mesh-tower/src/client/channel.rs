@@ -5,7 +5,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mesh_core::Authority;
+use mesh_core::{Authority, InvalidAuthority};
 use tower::Service;
 
 use super::{MeshClient, ResponseFuture};
@@ -59,6 +59,41 @@ impl<B> MeshClient<B> {
             origin: target.to_string().parse().ok(),
             target,
         }
+    }
+
+    /// This client bound to a target written as gRPC writes one:
+    /// `xds:///reviews.default.svc.cluster.local:9080`,
+    /// `dns:///reviews:9080`, or a bare authority. The authority is kept as
+    /// written (`xds:///echo` is xDS listener `echo`), and takes port 80
+    /// where it has none.
+    ///
+    /// ```
+    /// use mesh_core::StaticResolve;
+    /// use mesh_tower::MeshClient;
+    ///
+    /// let client: MeshClient<String> = MeshClient::builder(StaticResolve::default()).build();
+    /// let channel = client.channel_to("xds:///ratings.default.svc.cluster.local:9080")?;
+    /// assert_eq!(channel.target().to_string(), "ratings.default.svc.cluster.local:9080");
+    /// assert!(client.channel_to("xds:///").is_err());
+    /// # Ok::<(), mesh_core::InvalidAuthority>(())
+    /// ```
+    pub fn channel_to(&self, target: &str) -> Result<MeshChannel<B>, InvalidAuthority> {
+        let written = ["xds:///", "dns:///"]
+            .iter()
+            .find_map(|scheme| target.strip_prefix(scheme))
+            .unwrap_or(target);
+        Ok(MeshChannel {
+            client: self.clone(),
+            target: Authority::parse_with_default_port(written, 80)?,
+            origin: written.parse().ok(),
+        })
+    }
+}
+
+impl<B> MeshChannel<B> {
+    /// The target requests without an authority go to.
+    pub fn target(&self) -> &Authority {
+        &self.target
     }
 }
 

@@ -32,6 +32,9 @@ where
 {
     Cluster(#[pin] ClusterFuture<B>),
     Routed(#[pin] Oneshot<RoutedService<B>, http::Request<B>>),
+    /// Waiting for the configuration of a new xDS target.
+    #[cfg(feature = "xds")]
+    Waiting(Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, BoxError>> + Send>>),
 }
 
 impl<B> ResponseFuture<B>
@@ -50,6 +53,15 @@ where
             state: State::Routed(tower::ServiceExt::oneshot(routes, req)),
         }
     }
+
+    #[cfg(feature = "xds")]
+    pub(super) fn waiting(
+        fut: Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, BoxError>> + Send>>,
+    ) -> Self {
+        Self {
+            state: State::Waiting(fut),
+        }
+    }
 }
 
 impl<B> Future for ResponseFuture<B>
@@ -63,6 +75,8 @@ where
         match self.project().state.project() {
             StateProj::Cluster(fut) => fut.poll(cx),
             StateProj::Routed(fut) => fut.poll(cx),
+            #[cfg(feature = "xds")]
+            StateProj::Waiting(fut) => fut.as_mut().poll(cx),
         }
     }
 }

@@ -51,6 +51,8 @@ mod channel;
 mod dispatch;
 mod future;
 mod subset;
+#[cfg(feature = "xds")]
+mod xds;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -72,6 +74,8 @@ use cache::{CacheLimits, ClusterCache};
 pub use channel::MeshChannel;
 use future::ClusterFuture;
 pub use future::ResponseFuture;
+#[cfg(feature = "xds")]
+pub use xds::{TARGET_WAIT, XdsTargetError};
 
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreakerLayer, Limits};
@@ -164,6 +168,9 @@ struct Shared<B> {
     /// Held while the configuration is replaced.
     update: std::sync::Mutex<()>,
     routed: RoutedService<B>,
+    /// The ADS client the configuration comes from, if any.
+    #[cfg(feature = "xds")]
+    xds: Option<xds::Xds>,
 }
 
 impl MeshClient<()> {
@@ -243,6 +250,34 @@ where
     }
 }
 
+#[cfg(feature = "xds")]
+impl<B> MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// For a request to a target the xDS configuration does not route
+    /// yet: what sends it once it does.
+    fn new_xds_target(
+        &self,
+        req: &http::Request<B>,
+    ) -> Option<impl FnOnce(http::Request<B>) -> ResponseFuture<B> + use<B>> {
+        self.shared.xds.as_ref()?;
+        let target = req.uri().authority()?.as_str();
+        if self.shared.config.load().listener(target).is_some() {
+            return None;
+        }
+        let target = target.to_owned();
+        let shared = self.shared.clone();
+        Some(move |req| {
+            ResponseFuture::waiting(Box::pin(async move {
+                xds::Xds::ready(&shared, &target).await?;
+                tower::ServiceExt::oneshot(shared.routed.clone(), req).await
+            }))
+        })
+    }
+}
+
 impl<B> Service<http::Request<B>> for MeshClient<B>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -274,6 +309,10 @@ where
         target: impl FnOnce(&http::Request<B>) -> Result<Authority, InvalidAuthority>,
     ) -> ResponseFuture<B> {
         if self.shared.routing.load(Ordering::Acquire) {
+            #[cfg(feature = "xds")]
+            if let Some(waiting) = self.new_xds_target(&req) {
+                return waiting(req);
+            }
             return ResponseFuture::routed(self.shared.routed.clone(), req);
         }
         ResponseFuture::cluster(match target(&req) {

@@ -1,6 +1,9 @@
 //! An ADS server on `127.0.0.1:0` for the client's integration tests,
 //! state of the world and delta, and istiod-shaped resources for it to
-//! serve.
+//! serve. `mesh-tower`'s xDS tests use it too, so not every test crate
+//! uses all of it.
+
+#![allow(dead_code)]
 
 mod delta;
 pub(crate) mod resources;

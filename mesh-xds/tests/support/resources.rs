@@ -10,8 +10,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
-    route_match,
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
+    route_action, route_match, weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -21,6 +21,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
 use envoy_types::pb::google::protobuf::Any;
 use prost::{Message, Name};
+use std::net::SocketAddr;
 
 use super::Resource;
 
@@ -134,26 +135,81 @@ pub(crate) fn eds_cluster(name: &str) -> Resource {
 
 /// A load assignment with one endpoint, `ip:9080`.
 pub(crate) fn load_assignment(name: &str, ip: &str) -> Resource {
-    let endpoint = Endpoint {
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: ip.into(),
-                port_specifier: Some(socket_address::PortSpecifier::PortValue(9080)),
+    let addr = format!("{ip}:9080").parse().expect("an IP address");
+    load_assignment_at(name, &[addr])
+}
+
+/// A load assignment with endpoints at `addrs`, all healthy.
+pub(crate) fn load_assignment_at(name: &str, addrs: &[SocketAddr]) -> Resource {
+    let lb_endpoints = addrs
+        .iter()
+        .map(|addr| LbEndpoint {
+            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+                address: Some(Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address: addr.ip().to_string(),
+                        port_specifier: Some(socket_address::PortSpecifier::PortValue(
+                            addr.port().into(),
+                        )),
+                        ..Default::default()
+                    })),
+                }),
                 ..Default::default()
             })),
-        }),
-        ..Default::default()
-    };
+            ..Default::default()
+        })
+        .collect();
     let cla = ClusterLoadAssignment {
         cluster_name: name.into(),
         endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints: vec![LbEndpoint {
-                host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(endpoint)),
-                ..Default::default()
-            }],
+            lb_endpoints,
             ..Default::default()
         }],
         ..Default::default()
     };
     resource(name, any(&cla))
+}
+
+/// A route configuration with one virtual host for `domains`, splitting
+/// every request over `clusters` by weight.
+pub(crate) fn weighted_route_config(
+    name: &str,
+    domains: &[&str],
+    clusters: &[(&str, u32)],
+) -> Resource {
+    let clusters = clusters
+        .iter()
+        .map(|(name, weight)| weighted_cluster::ClusterWeight {
+            name: (*name).into(),
+            weight: Some(envoy_types::pb::google::protobuf::UInt32Value { value: *weight }),
+            ..Default::default()
+        })
+        .collect();
+    let route = Route {
+        r#match: Some(RouteMatch {
+            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            ..Default::default()
+        }),
+        action: Some(route::Action::Route(RouteAction {
+            cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
+                WeightedCluster {
+                    clusters,
+                    ..Default::default()
+                },
+            )),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    let rc = RouteConfiguration {
+        name: name.into(),
+        virtual_hosts: vec![VirtualHost {
+            name: name.into(),
+            domains: domains.iter().map(|d| (*d).into()).collect(),
+            routes: vec![route],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    resource(name, any(&rc))
 }

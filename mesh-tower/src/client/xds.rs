@@ -1,0 +1,174 @@
+//! A [`MeshClient`] driven by xDS (feature `xds`): every authority a
+//! request is sent to is a target, `xds:///AUTHORITY` as gRPC writes it.
+//!
+//! - The first request to a target subscribes to its listener (the
+//!   bootstrap's template applied to the authority as written:
+//!   `http://echo/x` asks for listener `echo`) and waits until the
+//!   listener and its routes have arrived, at most [`TARGET_WAIT`]. A
+//!   target the control plane says does not exist (it sent nothing for
+//!   [`DOES_NOT_EXIST_TIMEOUT`](mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT)), or whose listener or routes it sent only
+//!   rejected copies of, fails with that reason.
+//! - After each update of the ADS client a task rebuilds the
+//!   configuration of every target ([`AdsView::mesh_config`]) and swaps it
+//!   in with [`MeshClient::set_config`]: the next requests take it, and
+//!   clusters whose definition did not change keep their connections.
+//! - Clusters' endpoints come from [`XdsResolve`], which the builder puts
+//!   in front of its resolver; that resolver still answers LOGICAL_DNS
+//!   clusters.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use mesh_xds::TargetState;
+use mesh_xds::ads::{AdsHandle, AdsView};
+use tokio::sync::watch;
+
+use super::{MeshClient, Shared};
+use crate::BoxError;
+
+/// The longest a request waits for its target's configuration: the
+/// does-not-exist timeout, which starts once the subscription is sent, and
+/// time to reach the control plane.
+pub const TARGET_WAIT: Duration = Duration::from_secs(20);
+
+/// The xDS side of a client: its ADS client and the targets asked for.
+pub(super) struct Xds {
+    ads: AdsHandle,
+    /// The targets requests were sent to: the authority as written, to
+    /// the name of its listener resource.
+    targets: Mutex<BTreeMap<String, String>>,
+    /// Bumped after each configuration is stored.
+    applied: watch::Sender<u64>,
+}
+
+/// Why a request found no configuration for its target.
+#[derive(Debug, thiserror::Error)]
+pub enum XdsTargetError {
+    /// The control plane says the target does not exist, or sent only
+    /// copies of it that were rejected.
+    #[error("xds:///{target}: {reason}")]
+    Unusable {
+        /// The target.
+        target: String,
+        /// What the control plane said, or what was wrong.
+        reason: String,
+    },
+    /// Nothing came for the target in time.
+    #[error(
+        "xds:///{target}: no configuration for listener {listener:?} within {:?} \
+         (control plane {})",
+        TARGET_WAIT,
+        if *.connected { "connected" } else { "not connected" }
+    )]
+    TimedOut {
+        /// The target.
+        target: String,
+        /// The listener resource asked for.
+        listener: String,
+        /// Whether a stream to the control plane was up at the end.
+        connected: bool,
+    },
+}
+
+impl Xds {
+    pub(super) fn new(ads: AdsHandle) -> Self {
+        Self {
+            ads,
+            targets: Mutex::new(BTreeMap::new()),
+            applied: watch::Sender::new(0),
+        }
+    }
+
+    /// Starts the task that turns every update into the client's
+    /// configuration; it stops with the client.
+    pub(super) fn follow<B>(shared: &Arc<Shared<B>>)
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let Some(xds) = &shared.xds else { return };
+        let updates = xds.ads.updates();
+        tokio::spawn(follow(Arc::downgrade(shared), updates));
+    }
+
+    fn targets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the configuration stored in `shared` routes `target`
+    /// (an authority as written), subscribing to it first.
+    pub(super) async fn ready<B>(shared: &Shared<B>, target: &str) -> Result<(), XdsTargetError> {
+        let Some(xds) = &shared.xds else {
+            return Ok(());
+        };
+        let listener = xds.ads.bootstrap().client_listener_name(target);
+        let new = xds
+            .targets()
+            .insert(target.to_owned(), listener.clone())
+            .is_none();
+        if new {
+            xds.ads.subscribe_listener(listener.clone());
+        }
+        let mut applied = xds.applied.subscribe();
+        let mut updates = xds.ads.updates();
+        let wait = async {
+            loop {
+                if shared.config.load().listener(target).is_some() {
+                    return Ok(());
+                }
+                let view = updates.borrow_and_update().clone();
+                match view.target_state(&listener) {
+                    TargetState::DoesNotExist(reason) | TargetState::Rejected(reason) => {
+                        return Err(XdsTargetError::Unusable {
+                            target: target.to_owned(),
+                            reason,
+                        });
+                    }
+                    TargetState::Ready | TargetState::Pending => {}
+                }
+                tokio::select! {
+                    _ = applied.changed() => {}
+                    _ = updates.changed() => {}
+                }
+            }
+        };
+        match tokio::time::timeout(TARGET_WAIT, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(XdsTargetError::TimedOut {
+                target: target.to_owned(),
+                listener,
+                connected: xds.ads.updates().borrow().connected,
+            }),
+        }
+    }
+}
+
+/// Rebuilds the configuration of `shared`'s client after every update.
+async fn follow<B>(shared: Weak<Shared<B>>, mut updates: watch::Receiver<Arc<AdsView>>)
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    while updates.changed().await.is_ok() {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let view = updates.borrow_and_update().clone();
+        let Some(xds) = &shared.xds else { return };
+        let config = {
+            let targets = xds.targets();
+            view.mesh_config(targets.iter().map(|(a, l)| (a.as_str(), l.as_str())))
+        };
+        match config {
+            Ok(config) => MeshClient {
+                shared: shared.clone(),
+            }
+            .set_config(config),
+            // Conversion has checked what could be wrong: keep the last good.
+            Err(e) => tracing::error!(error = %e, "xDS configuration not applied"),
+        }
+        xds.applied.send_modify(|n| *n += 1);
+    }
+}

@@ -1,0 +1,314 @@
+//! `MeshClient` driven by a real ADS server: routes, clusters and endpoints
+//! from xDS, for a hyper-style client and a tonic generated client.
+
+#[path = "../../mesh-xds/tests/support/mod.rs"]
+mod ads;
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use mesh_core::StaticResolve;
+use mesh_tower::MeshClient;
+use mesh_xds::Bootstrap;
+use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, Protocol, ResourceType};
+use support::Server;
+use tower::ServiceExt;
+
+use ads::resources::{eds_cluster, listener, load_assignment_at, weighted_route_config};
+use ads::{AdsServer, WAIT};
+
+const LDS: ResourceType = ResourceType::Listener;
+const RDS: ResourceType = ResourceType::RouteConfig;
+const CDS: ResourceType = ResourceType::Cluster;
+const EDS: ResourceType = ResourceType::LoadAssignment;
+
+const REVIEWS: &str = "reviews.default.svc.cluster.local:9080";
+const V1: &str = "outbound|9080|v1|reviews.default.svc.cluster.local";
+const V2: &str = "outbound|9080|v2|reviews.default.svc.cluster.local";
+
+/// Serves the reviews chain: listener → routes splitting `weights` over
+/// v1 and v2 → EDS clusters → `v1` and `v2` endpoints.
+fn serve(server: &AdsServer, weights: (u32, u32), v1: &[SocketAddr], v2: &[SocketAddr]) {
+    server.set(LDS.type_url(), vec![listener(REVIEWS, "reviews")]);
+    set_weights(server, weights);
+    server.set(CDS.type_url(), vec![eds_cluster(V1), eds_cluster(V2)]);
+    server.set(
+        EDS.type_url(),
+        vec![load_assignment_at(V1, v1), load_assignment_at(V2, v2)],
+    );
+}
+
+fn set_weights(server: &AdsServer, (v1, v2): (u32, u32)) {
+    let routes = weighted_route_config(
+        "reviews",
+        &["reviews.default.svc.cluster.local", REVIEWS, "reviews:9080"],
+        &[(V1, v1), (V2, v2)],
+    );
+    server.set(RDS.type_url(), vec![routes]);
+}
+
+fn ads_client(server: &AdsServer, protocol: Protocol) -> AdsHandle {
+    let bootstrap = Bootstrap::insecure(
+        &server.authority(),
+        "sidecar~127.0.0.1~productpage.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    AdsClient::new(&bootstrap)
+        .with_protocol(protocol)
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        })
+        .spawn()
+        .unwrap()
+}
+
+fn mesh_client(ads: AdsHandle) -> MeshClient<Full<Bytes>> {
+    MeshClient::builder(StaticResolve::default())
+        .xds(ads)
+        .seed(7)
+        .build()
+}
+
+/// Sends one GET to `uri`; the body of a 200, or the error in words.
+async fn get(client: &MeshClient<Full<Bytes>>, uri: &str) -> Result<String, String> {
+    let req = http::Request::get(uri).body(Full::default()).unwrap();
+    let res = client
+        .clone()
+        .oneshot(req)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = res.status();
+    let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
+    let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    match status {
+        http::StatusCode::OK => Ok(body),
+        s => Err(format!("{s}: {body}")),
+    }
+}
+
+/// Which server answered, from a body `name:len`.
+fn server_of(body: &str) -> &str {
+    body.split(':').next().unwrap_or(body)
+}
+
+/// Sends requests until one is answered by `name`, within [`WAIT`].
+async fn until_served_by(client: &MeshClient<Full<Bytes>>, uri: &str, name: &str) {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(body) = get(client, uri).await
+                && server_of(&body) == name
+            {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "{name} never answered {uri}");
+}
+
+/// Counts who answers `n` requests; every one must succeed.
+async fn tally(client: &MeshClient<Full<Bytes>>, uri: &str, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let body = get(client, uri).await.expect("request failed");
+        *counts.entry(server_of(&body).to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn the_chain_routes_and_a_weight_change_applies_to_the_next_requests() {
+    for protocol in [Protocol::StateOfTheWorld, Protocol::Delta] {
+        let v1 = Server::start("v1", Duration::ZERO).await;
+        let v2 = Server::start("v2", Duration::ZERO).await;
+        let server = AdsServer::start().await;
+        serve(&server, (100, 0), &[v1.addr], &[v2.addr]);
+        let client = mesh_client(ads_client(&server, protocol));
+        let uri = format!("http://{REVIEWS}/reviews/0");
+
+        // The first request waits for the whole chain.
+        let counts = tally(&client, &uri, 20).await;
+        assert_eq!(counts, HashMap::from([("v1".into(), 20)]), "{protocol:?}");
+
+        set_weights(&server, (20, 80));
+        until_served_by(&client, &uri, "v2").await;
+        let counts = tally(&client, &uri, 1000).await;
+        let v2_share = counts["v2"] as f64 / 1000.0;
+        assert!(
+            (0.75..=0.85).contains(&v2_share),
+            "{protocol:?}: {counts:?}"
+        );
+        // The short form is a domain of the same virtual host, but a target
+        // of its own: a listener the server does not have.
+        assert!(client.config().listener(REVIEWS).is_some());
+    }
+}
+
+#[tokio::test]
+async fn endpoints_come_and_go_without_a_failed_request() {
+    let a = Server::start("a", Duration::ZERO).await;
+    let b = Server::start("b", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[a.addr], &[]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let uri = format!("http://{REVIEWS}/");
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "a");
+
+    let load = {
+        let (client, uri) = (client.clone(), uri.clone());
+        tokio::spawn(async move {
+            let mut served = HashMap::<String, usize>::new();
+            for _ in 0..3000 {
+                let body = get(&client, &uri).await?;
+                *served.entry(server_of(&body).to_owned()).or_default() += 1;
+            }
+            Ok::<_, String>(served)
+        })
+    };
+    server.set(
+        EDS.type_url(),
+        vec![load_assignment_at(V1, &[a.addr, b.addr])],
+    );
+    until_served_by(&client, &uri, "b").await;
+    server.set(EDS.type_url(), vec![load_assignment_at(V1, &[b.addr])]);
+    let served = load.await.unwrap().expect("no request fails");
+    assert!(served.contains_key("b"), "{served:?}");
+    // Once the removal is in, only b serves.
+    tokio::time::timeout(WAIT, async {
+        while client_sees(&client, &uri, "a").await {}
+    })
+    .await
+    .expect("a is removed");
+    let counts = tally(&client, &uri, 50).await;
+    assert_eq!(counts, HashMap::from([("b".into(), 50)]));
+}
+
+/// Whether a few requests reach `name`.
+async fn client_sees(client: &MeshClient<Full<Bytes>>, uri: &str, name: &str) -> bool {
+    let counts = tally(client, uri, 10).await;
+    counts.contains_key(name)
+}
+
+#[tokio::test]
+async fn losing_the_control_plane_fails_no_request_and_its_return_applies_what_changed() {
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let v2 = Server::start("v2", Duration::ZERO).await;
+    let mut server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[v2.addr]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let uri = format!("http://{REVIEWS}/");
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+
+    let load = {
+        let (client, uri) = (client.clone(), uri.clone());
+        tokio::spawn(async move { tally(&client, &uri, 2000).await })
+    };
+    server.stop().await;
+    let counts = load
+        .await
+        .expect("no request fails while the server is down");
+    assert_eq!(counts, HashMap::from([("v1".into(), 2000)]));
+
+    set_weights(&server, (0, 100));
+    server.restart().await;
+    until_served_by(&client, &uri, "v2").await;
+    assert_eq!(
+        tally(&client, &uri, 50).await,
+        HashMap::from([("v2".into(), 50)])
+    );
+}
+
+#[tokio::test]
+async fn a_tonic_client_reaches_an_xds_target() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_server::HealthServer};
+
+    let (reporter, service) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("ratings", tonic_health::ServingStatus::Serving)
+        .await;
+    let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let grpc_addr = grpc.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service::<HealthServer<_>>(service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(grpc)),
+    );
+
+    const RATINGS: &str = "ratings.default.svc.cluster.local:9080";
+    const CLUSTER: &str = "outbound|9080||ratings.default.svc.cluster.local";
+    let server = AdsServer::start().await;
+    server.set(LDS.type_url(), vec![listener(RATINGS, "ratings")]);
+    server.set(
+        RDS.type_url(),
+        vec![weighted_route_config(
+            "ratings",
+            &[RATINGS],
+            &[(CLUSTER, 1)],
+        )],
+    );
+    server.set(CDS.type_url(), vec![eds_cluster(CLUSTER)]);
+    server.set(
+        EDS.type_url(),
+        vec![load_assignment_at(CLUSTER, &[grpc_addr])],
+    );
+
+    let client: MeshClient<tonic::body::Body> = MeshClient::builder(StaticResolve::default())
+        .xds(ads_client(&server, Protocol::Delta))
+        .build();
+    let channel = client.channel_to(&format!("xds:///{RATINGS}")).unwrap();
+    let mut health = HealthClient::new(channel);
+    let res = health
+        .check(HealthCheckRequest {
+            service: "ratings".into(),
+        })
+        .await
+        .expect("the check goes through");
+    assert_eq!(res.into_inner().status(), ServingStatus::Serving);
+}
+
+#[tokio::test]
+async fn a_target_the_server_rejects_fails_with_the_reason() {
+    let server = AdsServer::start().await;
+    // A server listener: NACKed, and there is no earlier copy.
+    let mut bad = listener("bad", "routes");
+    let mut l = <envoy_types::pb::envoy::config::listener::v3::Listener as prost::Message>::decode(
+        bad.any.value.as_slice(),
+    )
+    .unwrap();
+    l.api_listener = None;
+    bad.any.value = prost::Message::encode_to_vec(&l);
+    server.set(LDS.type_url(), vec![bad]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let err = get(&client, "http://bad/").await.unwrap_err();
+    assert!(err.contains("xds:///bad"), "{err}");
+    assert!(
+        err.contains("rejected") && err.contains("api_listener"),
+        "{err}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_target_the_server_never_sends_does_not_exist_after_15s() {
+    let server = AdsServer::start().await;
+    server.set(LDS.type_url(), vec![listener("other", "routes")]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let started = tokio::time::Instant::now();
+    let err = get(&client, "http://missing/").await.unwrap_err();
+    assert!(
+        err.contains("xds:///missing: LDS resource \"missing\" does not exist"),
+        "{err}"
+    );
+    let waited = started.elapsed();
+    assert!(
+        waited >= mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT && waited < mesh_tower::client::TARGET_WAIT,
+        "{waited:?}"
+    );
+}
