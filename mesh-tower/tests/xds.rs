@@ -13,6 +13,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use mesh_core::StaticResolve;
 use mesh_tower::MeshClient;
+use mesh_tower::endpoint::UpstreamHost;
+use mesh_tower::split::SelectedCluster;
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, Protocol, ResourceType};
 use support::Server;
@@ -135,6 +137,17 @@ async fn the_chain_routes_and_a_weight_change_applies_to_the_next_requests() {
         // The first request waits for the whole chain.
         let counts = tally(&client, &uri, 20).await;
         assert_eq!(counts, HashMap::from([("v1".into(), 20)]), "{protocol:?}");
+        // The response names the cluster and the endpoint that served it.
+        let req = http::Request::get(&uri).body(Full::default()).unwrap();
+        let res = client.clone().oneshot(req).await.unwrap();
+        assert_eq!(
+            res.extensions().get::<SelectedCluster>(),
+            Some(&SelectedCluster(V1.into()))
+        );
+        assert_eq!(
+            res.extensions().get::<UpstreamHost>(),
+            Some(&UpstreamHost(v1.addr))
+        );
 
         set_weights(&server, (20, 80));
         until_served_by(&client, &uri, "v2").await;

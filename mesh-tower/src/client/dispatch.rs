@@ -1,6 +1,7 @@
 //! The end of the route layers: a routed request goes to the cluster stack
 //! of its [`SelectedCluster`], built on first use for the port the request
-//! was sent to; a request passed through unrouted goes to its authority's.
+//! was sent to, and its response names that cluster with the same
+//! extension; a request passed through unrouted goes to its authority's.
 
 use std::sync::Weak;
 use std::task::{Context, Poll};
@@ -51,14 +52,19 @@ where
             .extensions()
             .get::<SelectedCluster>()
             .zip(req.extensions().get::<RouteDecision>());
-        let cluster = match routed {
-            Some((SelectedCluster(name), decision)) => client.named_cluster(name, decision),
-            None => Authority::from_uri(req.uri())
-                .map(|target| client.target_cluster(&target))
-                .map_err(Into::into),
+        let (cluster, name) = match routed {
+            Some((SelectedCluster(name), decision)) => {
+                (client.named_cluster(name, decision), Some(name.clone()))
+            }
+            None => {
+                let cluster = Authority::from_uri(req.uri())
+                    .map(|target| client.target_cluster(&target))
+                    .map_err(Into::into);
+                (cluster, None)
+            }
         };
         match cluster {
-            Ok(cluster) => ClusterFuture::new(cluster, req),
+            Ok(cluster) => ClusterFuture::new(cluster, req).naming(name),
             Err(e) => ClusterFuture::failed(e),
         }
     }

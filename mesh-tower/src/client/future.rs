@@ -1,13 +1,15 @@
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
 use http_body::Body;
+use mesh_core::route::ClusterName;
 use pin_project::pin_project;
 use tower::util::Oneshot;
 
 use super::{ClusterService, RoutedService};
+use crate::split::SelectedCluster;
 use crate::{BoxError, RequestBody, ResponseBody};
 
 /// The response future of [`MeshClient`](super::MeshClient).
@@ -86,6 +88,8 @@ where
 pub(super) struct ClusterFuture<B> {
     #[pin]
     state: ClusterState<B>,
+    /// The configured cluster, to name on the response.
+    cluster: Option<ClusterName>,
 }
 
 #[allow(clippy::large_enum_variant)]
@@ -99,13 +103,22 @@ impl<B> ClusterFuture<B> {
     pub(super) fn new(cluster: ClusterService<B>, req: http::Request<RequestBody<B>>) -> Self {
         Self {
             state: ClusterState::Sent(tower::ServiceExt::oneshot(cluster, req)),
+            cluster: None,
         }
     }
 
     pub(super) fn failed(e: BoxError) -> Self {
         Self {
             state: ClusterState::Failed(Some(e)),
+            cluster: None,
         }
+    }
+
+    /// Names `cluster`, if any, on the response, as a [`SelectedCluster`]
+    /// extension.
+    pub(super) fn naming(mut self, cluster: Option<ClusterName>) -> Self {
+        self.cluster = cluster;
+        self
     }
 }
 
@@ -113,8 +126,15 @@ impl<B> Future for ClusterFuture<B> {
     type Output = Result<http::Response<ResponseBody>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            ClusterStateProj::Sent(fut) => fut.poll(cx),
+        let this = self.project();
+        match this.state.project() {
+            ClusterStateProj::Sent(fut) => {
+                let mut res = ready!(fut.poll(cx))?;
+                if let Some(cluster) = this.cluster.take() {
+                    res.extensions_mut().insert(SelectedCluster(cluster));
+                }
+                Poll::Ready(Ok(res))
+            }
             ClusterStateProj::Failed(e) => {
                 Poll::Ready(Err(e.take().expect("polled after completion")))
             }

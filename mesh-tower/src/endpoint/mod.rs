@@ -10,7 +10,8 @@
 //!
 //! Failures are returned as [`UpstreamError`]s classified as connect
 //! failure, reset, refused stream or local error, which the retry and
-//! outlier layers decide from.
+//! outlier layers decide from. Each response carries the endpoint that
+//! sent it as an [`UpstreamHost`] extension (Envoy's `%UPSTREAM_HOST%`).
 
 mod connect;
 
@@ -30,6 +31,10 @@ use tower::Service;
 pub use connect::{AddrConnector, ConnectTimeout, TcpConnector};
 
 use crate::BoxError;
+
+/// The endpoint a response came from; a response extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct UpstreamHost(pub SocketAddr);
 
 /// The response future of [`HttpEndpoint`].
 pub type ResponseFuture =
@@ -125,8 +130,13 @@ where
         let fut = client.request(req);
         let addr = self.addr;
         Box::pin(async move {
-            fut.await
-                .map_err(|e| UpstreamError::new(classify(&e), addr, e).into())
+            match fut.await {
+                Ok(mut res) => {
+                    res.extensions_mut().insert(UpstreamHost(addr));
+                    Ok(res)
+                }
+                Err(e) => Err(UpstreamError::new(classify(&e), addr, e).into()),
+            }
         })
     }
 }
