@@ -123,14 +123,11 @@ impl AdsView {
     /// said: it rejected every copy, or says it does not exist. `None`
     /// while it may still come.
     pub fn unavailable(&self, kind: ResourceType, name: &str) -> Option<TargetState> {
-        let t = self.snapshot.get(kind)?;
-        if let Some((_, error)) = t.nacked.iter().find(|(n, _)| n == name) {
+        if let Some(error) = self.rejected(kind, name) {
             let reason = format!("{kind} resource {name:?} was rejected: {error}");
             return Some(TargetState::Rejected(reason));
         }
-        t.does_not_exist
-            .iter()
-            .any(|n| n == name)
+        self.does_not_exist(kind, name)
             .then(|| TargetState::DoesNotExist(format!("{kind} resource {name:?} does not exist")))
     }
 

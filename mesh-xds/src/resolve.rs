@@ -24,7 +24,7 @@ use tokio::task::AbortHandle;
 
 use crate::TargetState;
 use crate::ads::{AdsHandle, AdsView, ResourceType};
-use crate::resource::Discovery;
+use crate::resource::{Discovery, XdsCluster, XdsLoadAssignment};
 
 /// Resolves xDS clusters by name from an ADS client's accepted resources,
 /// and authorities through `fallback`. Cheap to clone.
@@ -69,6 +69,8 @@ struct Watched {
     /// For a LOGICAL_DNS cluster: the authority resolved, and the task
     /// relaying its answers.
     dns: Option<(Authority, AbortHandle)>,
+    /// The cluster and load assignment the endpoints sent were made of.
+    made_of: Option<(Arc<XdsCluster>, Option<Arc<XdsLoadAssignment>>)>,
 }
 
 impl Drop for Watched {
@@ -106,7 +108,11 @@ impl Resolve for XdsResolve {
         }
         let name: Arc<str> = name.into();
         let (tx, rx) = watch::channel(ResolveState::Pending);
-        let mut watched = Watched { tx, dns: None };
+        let mut watched = Watched {
+            tx,
+            dns: None,
+            made_of: None,
+        };
         let view = self.shared.view.borrow().clone();
         self.shared.update(&name, &mut watched, &view);
         clusters.insert(name.clone(), watched);
@@ -121,25 +127,47 @@ impl Shared {
     }
 
     /// Brings `w`, the watch of cluster `name`, up to date with `view`.
+    /// A cluster whose resources are the very ones its endpoints were made
+    /// of costs two pointer comparisons.
     fn update(&self, name: &str, w: &mut Watched, view: &AdsView) {
-        let source = match view.clusters.get(name) {
-            Some(c) => &c.discovery,
-            None => {
-                w.dns = None;
-                return send(&w.tx, missing(view, ResourceType::Cluster, name, name));
-            }
+        let Some(cluster) = view.clusters.get(name) else {
+            w.dns = None;
+            w.made_of = None;
+            return send(&w.tx, missing(view, ResourceType::Cluster, name, name));
         };
-        let state = match source {
-            Discovery::Eds { service_name } => match view.load_assignments.get(service_name) {
+        let assignment = match &cluster.discovery {
+            Discovery::Eds { service_name } => view.load_assignments.get(service_name),
+            Discovery::Static(_) | Discovery::LogicalDns { .. } => None,
+        };
+        if let Some((c, a)) = &w.made_of
+            && Arc::ptr_eq(c, cluster)
+            && match (a, assignment) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            }
+        {
+            return;
+        }
+        let state = match &cluster.discovery {
+            Discovery::Eds { service_name } => match assignment {
                 Some(a) => ResolveState::Ready(a.endpoints.clone()),
-                None => missing(view, ResourceType::LoadAssignment, service_name, name),
+                None => {
+                    // Pending or failed may change with no new resource.
+                    w.made_of = None;
+                    w.dns = None;
+                    let state = missing(view, ResourceType::LoadAssignment, service_name, name);
+                    return send(&w.tx, state);
+                }
             },
             Discovery::Static(a) => ResolveState::Ready(a.endpoints.clone()),
             Discovery::LogicalDns { host, port } => {
+                w.made_of = Some((cluster.clone(), None));
                 return self.relay_dns(name, w, host, *port);
             }
         };
         w.dns = None;
+        w.made_of = Some((cluster.clone(), assignment.cloned()));
         send(&w.tx, state);
     }
 

@@ -77,7 +77,7 @@ async fn wait_for_view(
         Ok(Err(_)) => panic!("the client stopped while waiting for {what}"),
         Err(_) => panic!(
             "no view with {what}; last: {:#?}",
-            updates.borrow().snapshot
+            updates.borrow().snapshot()
         ),
     }
 }
@@ -167,12 +167,13 @@ async fn a_bad_route_config_is_nacked_and_the_good_one_kept() {
     assert_ne!(nack.nonce, good.nonce);
 
     let view = wait_for_view(&mut updates, "the NACK in the snapshot", |v| {
-        v.snapshot.get(RDS).is_some_and(|t| t.error.is_some())
+        v.snapshot().get(RDS).is_some_and(|t| t.error.is_some())
     })
     .await;
     assert_eq!(routed_clusters(&view), [V1]);
     assert!(resolved_to(&view, V1));
-    let rds = view.snapshot.get(RDS).unwrap();
+    let snapshot = view.snapshot();
+    let rds = snapshot.get(RDS).unwrap();
     assert_eq!(rds.nacked.len(), 1);
     assert_eq!(rds.nacked[0].0, ROUTES);
 }
@@ -282,11 +283,12 @@ async fn a_nack_over_delta_names_the_bad_resource() {
     assert!(!nack.nonce.is_empty());
 
     let view = wait_for_view(&mut updates, "the NACK in the snapshot", |v| {
-        v.snapshot.get(RDS).is_some_and(|t| t.error.is_some())
+        v.snapshot().get(RDS).is_some_and(|t| t.error.is_some())
     })
     .await;
     assert!(resolved_to(&view, V1), "the good route config is kept");
-    let rds = view.snapshot.get(RDS).unwrap();
+    let snapshot = view.snapshot();
+    let rds = snapshot.get(RDS).unwrap();
     assert_eq!(rds.nacked.len(), 1);
     assert_eq!(rds.nacked[0].0, ROUTES);
 }
@@ -306,7 +308,8 @@ async fn a_removal_over_delta_deletes() {
         !v.clusters.contains_key(V1)
     })
     .await;
-    let cds = view.snapshot.get(CDS).unwrap();
+    let snapshot = view.snapshot();
+    let cds = snapshot.get(CDS).unwrap();
     assert_eq!(cds.does_not_exist, [V1]);
     // Still routed to, so still subscribed.
     assert_eq!(cds.subscribed, [V1]);

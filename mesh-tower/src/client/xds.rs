@@ -17,6 +17,7 @@
 //!   clusters.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub(super) struct Xds {
     /// The targets requests were sent to: the authority as written, to
     /// the name of its listener resource.
     targets: Mutex<BTreeMap<String, String>>,
+    /// Bumped when a target is added.
+    targets_added: AtomicU64,
     /// Bumped after each configuration is stored.
     applied: watch::Sender<u64>,
 }
@@ -77,6 +80,7 @@ impl Xds {
         Self {
             ads,
             targets: Mutex::new(BTreeMap::new()),
+            targets_added: AtomicU64::new(0),
             applied: watch::Sender::new(0),
         }
     }
@@ -109,6 +113,7 @@ impl Xds {
             .insert(target.to_owned(), listener.clone())
             .is_none();
         if new {
+            xds.targets_added.fetch_add(1, Ordering::Release);
             xds.ads.subscribe_listener(listener.clone());
         }
         let mut applied = xds.applied.subscribe();
@@ -145,27 +150,59 @@ impl Xds {
     }
 }
 
-/// Rebuilds the configuration of `shared`'s client after every update.
+/// What a configuration was built from: the listeners, route
+/// configurations and clusters of a view, and the targets then.
+struct BuiltFrom {
+    view: Arc<AdsView>,
+    targets_added: u64,
+}
+
+impl BuiltFrom {
+    /// Whether `view` and the targets now would build the same
+    /// configuration: an update of endpoints alone, say.
+    fn same(&self, view: &AdsView, targets_added: u64) -> bool {
+        self.targets_added == targets_added
+            && self.view.listeners.ptr_eq(&view.listeners)
+            && self.view.route_configs.ptr_eq(&view.route_configs)
+            && self.view.clusters.ptr_eq(&view.clusters)
+    }
+}
+
+/// Rebuilds the configuration of `shared`'s client after every update
+/// that changes what it is built from.
 async fn follow<B>(shared: Weak<Shared<B>>, mut updates: watch::Receiver<Arc<AdsView>>)
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    let mut built: Option<BuiltFrom> = None;
     while updates.changed().await.is_ok() {
         let Some(shared) = shared.upgrade() else {
             return;
         };
         let view = updates.borrow_and_update().clone();
         let Some(xds) = &shared.xds else { return };
+        // Read before the targets, so a target added meanwhile rebuilds.
+        let targets_added = xds.targets_added.load(Ordering::Acquire);
+        if built.as_ref().is_some_and(|b| b.same(&view, targets_added)) {
+            xds.applied.send_modify(|n| *n += 1);
+            continue;
+        }
         let config = {
             let targets = xds.targets();
             view.mesh_config(targets.iter().map(|(a, l)| (a.as_str(), l.as_str())))
         };
         match config {
-            Ok(config) => MeshClient {
-                shared: shared.clone(),
+            Ok(config) => {
+                MeshClient {
+                    shared: shared.clone(),
+                }
+                .set_config(config);
+                built = Some(BuiltFrom {
+                    view,
+                    targets_added,
+                });
             }
-            .set_config(config),
             // Conversion has checked what could be wrong: keep the last good.
             Err(e) => tracing::error!(error = %e, "xDS configuration not applied"),
         }

@@ -101,14 +101,14 @@ impl DeltaAdsState {
     /// Asks for the listener `name`.
     pub fn subscribe_listener(&mut self, name: &str, now: Instant) -> DeltaOutcome {
         let outcome = self.state.subscribe_listener(name, now);
-        self.with_diffs(outcome, None)
+        self.with_diffs(outcome, None, None)
     }
 
     /// Stops asking for the listener `name`, and for the routes, clusters
     /// and endpoints only it referred to.
     pub fn unsubscribe_listener(&mut self, name: &str, now: Instant) -> DeltaOutcome {
         let outcome = self.state.unsubscribe_listener(name, now);
-        self.with_diffs(outcome, None)
+        self.with_diffs(outcome, None, None)
     }
 
     /// A new stream is up: the requests that subscribe to everything
@@ -123,14 +123,13 @@ impl DeltaAdsState {
             if common.subscribed.is_empty() {
                 continue;
             }
-            let held = self.state.accepted_names(kind);
             let initial_resource_versions = common
                 .versions
                 .iter()
-                .filter(|(name, _)| held.contains(name))
+                .filter(|(name, _)| self.state.holds(kind, name))
                 .map(|(name, version)| (name.clone(), version.clone()))
                 .collect();
-            let mut request = self.request(kind, None);
+            let mut request = self.request(kind, None, true);
             request.initial_resource_versions = initial_resource_versions;
             requests.push(request);
         }
@@ -167,7 +166,7 @@ impl DeltaAdsState {
                 .load_assignments
                 .apply_delta(response, true, now, changes),
         };
-        state.follow_references(now, &mut outcome.changes);
+        let dirty = state.follow_response(kind, now, &mut outcome.changes);
         let error_detail = match &state.common(kind).error {
             Some(message) if !outcome.rejected.is_empty() => Some(Status {
                 code: INVALID_ARGUMENT,
@@ -177,7 +176,7 @@ impl DeltaAdsState {
             _ => None,
         };
         let ack = (kind, response.nonce.clone(), error_detail);
-        self.with_diffs(outcome, Some(ack))
+        self.with_diffs(outcome, Some(ack), Some(&dirty))
     }
 
     /// The names asked for on the current stream that nothing has been
@@ -197,18 +196,23 @@ impl DeltaAdsState {
     }
 
     /// `outcome` with its requests replaced by delta ones: the ACK or NACK
-    /// `ack` (type, nonce, error) and every type's subscription changes,
-    /// in chain order.
+    /// `ack` (type, nonce, error) and the subscription changes of the
+    /// `dirty` types (`None`: every type), in chain order.
     fn with_diffs(
         &mut self,
         outcome: Outcome,
         ack: Option<(ResourceType, String, Option<Status>)>,
+        dirty: Option<&BTreeSet<ResourceType>>,
     ) -> DeltaOutcome {
         let mut requests = Vec::new();
         if self.state.stream_up {
             for kind in ResourceType::ALL {
                 let ack = ack.as_ref().filter(|(k, _, _)| *k == kind);
-                let request = self.request(kind, ack);
+                let changed = dirty.is_none_or(|d| d.contains(&kind));
+                if ack.is_none() && !changed {
+                    continue;
+                }
+                let request = self.request(kind, ack, changed);
                 if ack.is_some()
                     || !request.resource_names_subscribe.is_empty()
                     || !request.resource_names_unsubscribe.is_empty()
@@ -232,12 +236,16 @@ impl DeltaAdsState {
         &mut self,
         kind: ResourceType,
         ack: Option<&(ResourceType, String, Option<Status>)>,
+        changed: bool,
     ) -> DeltaDiscoveryRequest {
-        let wanted: BTreeSet<String> = self.state.subscribed(kind).map(str::to_owned).collect();
-        let told = self.told.entry(kind).or_default();
-        let subscribe: Vec<String> = wanted.difference(told).cloned().collect();
-        let unsubscribe: Vec<String> = told.difference(&wanted).cloned().collect();
-        *told = wanted;
+        let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
+        if changed {
+            let wanted: BTreeSet<String> = self.state.subscribed(kind).map(str::to_owned).collect();
+            let told = self.told.entry(kind).or_default();
+            subscribe = wanted.difference(told).cloned().collect();
+            unsubscribe = told.difference(&wanted).cloned().collect();
+            *told = wanted;
+        }
         let goes_out = ack.is_some() || !subscribe.is_empty() || !unsubscribe.is_empty();
         let node = (goes_out && !self.node_sent).then(|| self.state.node.clone());
         self.node_sent |= goes_out;

@@ -317,7 +317,7 @@ impl AdsState {
                 self.load_assignments.apply(response, false, now, changes)
             }
         };
-        let mut dirty = self.follow_references(now, &mut outcome.changes);
+        let mut dirty = self.follow_response(kind, now, &mut outcome.changes);
         dirty.insert(kind);
         let nack = match &self.common(kind).error {
             Some(message) if !outcome.rejected.is_empty() => Some((kind, message.clone())),
@@ -362,22 +362,37 @@ impl AdsState {
 
     /// The accepted listener `name`.
     pub fn listener(&self, name: &str) -> Option<&XdsListener> {
-        self.listeners.resources.get(name)
+        self.listeners.resources.get(name).map(|v| &**v)
     }
 
     /// The accepted route configuration `name`.
     pub fn route_config(&self, name: &str) -> Option<&XdsRouteConfig> {
-        self.route_configs.resources.get(name)
+        self.route_configs.resources.get(name).map(|v| &**v)
     }
 
     /// The accepted cluster `name`.
     pub fn cluster(&self, name: &str) -> Option<&XdsCluster> {
-        self.clusters.resources.get(name)
+        self.clusters.resources.get(name).map(|v| &**v)
     }
 
     /// The accepted load assignment `name` (an EDS service name).
     pub fn load_assignment(&self, name: &str) -> Option<&XdsLoadAssignment> {
-        self.load_assignments.resources.get(name)
+        self.load_assignments.resources.get(name).map(|v| &**v)
+    }
+
+    /// The subscriptions a response of `kind` changes: those that follow
+    /// from its references. Load assignments refer to nothing, so an EDS
+    /// update costs the same however large the mesh.
+    fn follow_response(
+        &mut self,
+        kind: ResourceType,
+        now: Instant,
+        changes: &mut Vec<Changed>,
+    ) -> BTreeSet<ResourceType> {
+        match kind {
+            ResourceType::LoadAssignment => BTreeSet::new(),
+            _ => self.follow_references(now, changes),
+        }
     }
 
     /// Subscribes to what accepted resources refer to and unsubscribes

@@ -2,6 +2,7 @@
 
 use std::time::Instant;
 
+use super::state::Common;
 use super::{AdsState, ResourceType};
 
 /// The state of every resource type, in chain order.
@@ -36,47 +37,48 @@ pub struct TypeSnapshot {
 impl AdsState {
     /// What the client holds now.
     pub fn snapshot(&self) -> Snapshot {
-        let types = ResourceType::ALL
-            .into_iter()
-            .map(|kind| {
-                let common = self.common(kind);
-                TypeSnapshot {
-                    kind,
-                    version: common.version.clone(),
-                    updated_at: common.updated_at,
-                    subscribed: common.subscribed.keys().cloned().collect(),
-                    accepted: self.accepted_names(kind),
-                    nacked: common
-                        .nacked
-                        .iter()
-                        .map(|(name, e)| (name.clone(), e.to_string()))
-                        .collect(),
-                    does_not_exist: common
-                        .subscribed
-                        .iter()
-                        .filter(|(_, watch)| watch.does_not_exist)
-                        .map(|(name, _)| name.clone())
-                        .collect(),
-                    error: common.error.clone(),
-                }
-            })
-            .collect();
-        Snapshot { types }
+        super::AdsView::new(self, self.stream_up).snapshot()
     }
 
-    pub(super) fn accepted_names(&self, kind: ResourceType) -> Vec<String> {
+    /// Whether an accepted resource `name` of `kind` is held.
+    pub(super) fn holds(&self, kind: ResourceType, name: &str) -> bool {
         match kind {
-            ResourceType::Listener => self.listeners.resources.keys().cloned().collect(),
-            ResourceType::RouteConfig => self.route_configs.resources.keys().cloned().collect(),
-            ResourceType::Cluster => self.clusters.resources.keys().cloned().collect(),
-            ResourceType::LoadAssignment => {
-                self.load_assignments.resources.keys().cloned().collect()
-            }
+            ResourceType::Listener => self.listeners.resources.contains_key(name),
+            ResourceType::RouteConfig => self.route_configs.resources.contains_key(name),
+            ResourceType::Cluster => self.clusters.resources.contains_key(name),
+            ResourceType::LoadAssignment => self.load_assignments.resources.contains_key(name),
         }
     }
 }
 
 impl Snapshot {
+    /// The snapshot of each type's state and accepted names.
+    pub(super) fn new(types: [(ResourceType, &Common, Vec<String>); 4]) -> Self {
+        let types = types
+            .into_iter()
+            .map(|(kind, common, accepted)| TypeSnapshot {
+                kind,
+                version: common.version.clone(),
+                updated_at: common.updated_at,
+                subscribed: common.subscribed.keys().cloned().collect(),
+                accepted,
+                nacked: common
+                    .nacked
+                    .iter()
+                    .map(|(name, e)| (name.clone(), e.to_string()))
+                    .collect(),
+                does_not_exist: common
+                    .subscribed
+                    .iter()
+                    .filter(|(_, watch)| watch.does_not_exist)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                error: common.error.clone(),
+            })
+            .collect();
+        Self { types }
+    }
+
     /// The state of `kind`.
     pub fn get(&self, kind: ResourceType) -> Option<&TypeSnapshot> {
         self.types.iter().find(|t| t.kind == kind)

@@ -2,7 +2,8 @@
 //! last accepted version and nonce, the accepted resources, and what was
 //! rejected; and how a state-of-the-world response is applied to it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
@@ -11,6 +12,7 @@ use envoy_types::pb::envoy::config::listener::v3 as lds;
 use envoy_types::pb::envoy::config::route::v3 as rds;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
+use imbl::OrdMap;
 use prost::{Message, Name};
 
 use super::{Change, Changed, ResourceType};
@@ -74,21 +76,26 @@ impl XdsResource for XdsLoadAssignment {
 }
 
 /// What is known of one subscribed name besides its accepted value.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct Watch {
-    /// When it was asked for on the current stream, while nothing has
-    /// been received for it: the start of its does-not-exist timer.
-    pub(super) waiting_since: Option<Instant>,
     /// The server said it does not exist: left out of a full LDS or CDS
     /// response, or not sent before the timer fired.
     pub(super) does_not_exist: bool,
 }
 
 /// The part of a type's state that does not depend on the resource type.
+///
+/// Its maps, and the accepted resources beside it, are persistent: a copy
+/// for a published view costs nothing, and a change to one name costs the
+/// same however many there are.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Common {
     /// The names asked for.
-    pub(super) subscribed: BTreeMap<String, Watch>,
+    pub(super) subscribed: OrdMap<String, Watch>,
+    /// The names asked for on the current stream that nothing has been
+    /// received for, with when: the start of each one's does-not-exist
+    /// timer.
+    pub(super) waiting: OrdMap<String, Instant>,
     /// The last version accepted whole (ACKed); empty before the first.
     pub(super) version: String,
     /// The nonce of the last response of this stream; empty before it.
@@ -97,26 +104,26 @@ pub(super) struct Common {
     pub(super) updated_at: Option<Instant>,
     /// Subscribed resources whose last copy was rejected, with why; the
     /// last accepted copy (if any) stays in use.
-    pub(super) nacked: BTreeMap<String, ResourceError>,
+    pub(super) nacked: OrdMap<String, ResourceError>,
     /// The text of the last NACK, until a response is accepted whole.
     pub(super) error: Option<String>,
     /// Delta only: the version of each accepted resource, as the server
     /// gave it.
-    pub(super) versions: BTreeMap<String, String>,
+    pub(super) versions: OrdMap<String, String>,
 }
 
 /// A type's state, with its accepted resources by name.
 #[derive(Clone, Debug)]
 pub(super) struct TypeState<T> {
     pub(super) common: Common,
-    pub(super) resources: BTreeMap<String, T>,
+    pub(super) resources: OrdMap<String, Arc<T>>,
 }
 
 impl<T> Default for TypeState<T> {
     fn default() -> Self {
         Self {
             common: Common::default(),
-            resources: BTreeMap::new(),
+            resources: OrdMap::new(),
         }
     }
 }
@@ -219,15 +226,18 @@ impl<T: XdsResource> TypeState<T> {
 
         for (name, value) in valid {
             self.common.nacked.remove(&name);
-            if let Some(watch) = self.common.subscribed.get_mut(&name) {
+            self.common.waiting.remove(&name);
+            if let Some(watch) = self.common.subscribed.get_mut(&name)
+                && *watch != Watch::default()
+            {
                 *watch = Watch::default();
             }
-            self.resources.insert(name.clone(), value);
+            self.resources.insert(name.clone(), Arc::new(value));
             changes.push(Changed::new(T::KIND, name, Change::Updated));
         }
         for error in &rejected {
-            if let Some(watch) = self.common.subscribed.get_mut(&error.resource) {
-                watch.waiting_since = None;
+            if self.common.subscribed.contains_key(&error.resource) {
+                self.common.waiting.remove(&error.resource);
                 self.common
                     .nacked
                     .insert(error.resource.clone(), error.clone());
@@ -273,16 +283,20 @@ impl<T: XdsResource> TypeState<T> {
             .collect();
         for name in dropped {
             common.subscribed.remove(&name);
+            common.waiting.remove(&name);
             common.nacked.remove(&name);
             common.versions.remove(&name);
             self.resources.remove(&name);
             changes.push(Changed::new(T::KIND, name, Change::Unsubscribed));
         }
         for name in wanted {
-            common.subscribed.entry(name).or_insert_with(|| Watch {
-                waiting_since,
-                does_not_exist: false,
-            });
+            if common.subscribed.contains_key(&name) {
+                continue;
+            }
+            if let Some(since) = waiting_since {
+                common.waiting.insert(name.clone(), since);
+            }
+            common.subscribed.insert(name, Watch::default());
         }
         true
     }
@@ -296,8 +310,8 @@ impl<T: XdsResource> TypeState<T> {
         if self.resources.contains_key(name) || watch.does_not_exist {
             return false;
         }
-        watch.waiting_since = None;
         watch.does_not_exist = true;
+        self.common.waiting.remove(name);
         true
     }
 
@@ -305,12 +319,19 @@ impl<T: XdsResource> TypeState<T> {
     /// new stream; `None` stops them all.
     pub(super) fn restart_timers(&mut self, now: Option<Instant>) {
         let common = &mut self.common;
-        for (name, watch) in &mut common.subscribed {
-            let received = self.resources.contains_key(name)
-                || watch.does_not_exist
-                || common.nacked.contains_key(name);
-            watch.waiting_since = if received { None } else { now };
-        }
+        common.waiting = match now {
+            None => OrdMap::new(),
+            Some(now) => common
+                .subscribed
+                .iter()
+                .filter(|(name, watch)| {
+                    !(self.resources.contains_key(*name)
+                        || watch.does_not_exist
+                        || common.nacked.contains_key(*name))
+                })
+                .map(|(name, _)| (name.clone(), now))
+                .collect(),
+        };
     }
 }
 
@@ -341,8 +362,8 @@ impl Common {
 
     /// The names still waiting, with since when.
     pub(super) fn waiting(&self) -> impl Iterator<Item = (&str, Instant)> {
-        self.subscribed
+        self.waiting
             .iter()
-            .filter_map(|(name, watch)| Some((name.as_str(), watch.waiting_since?)))
+            .map(|(name, since)| (name.as_str(), *since))
     }
 }

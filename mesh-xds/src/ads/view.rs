@@ -1,60 +1,80 @@
 //! [`AdsView`]: what the ADS client publishes after every change.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use imbl::OrdMap;
+
+use super::state::Common;
 use super::{AdsState, ResourceType, Snapshot};
-use crate::resource::{XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
+use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
 
 /// The accepted resources, as one immutable value: what the application
 /// routes with, and the state of each type for `/config_dump` and logs.
 ///
 /// A resource is here while it is subscribed and its last accepted copy
-/// stands; a rejected update leaves the previous copy in place.
+/// stands; a rejected update leaves the previous copy in place. The maps
+/// are persistent and shared with the client's state: making a view costs
+/// the same however large the mesh, and an unchanged resource is the same
+/// `Arc` from one view to the next.
 #[derive(Clone, Debug)]
 pub struct AdsView {
     /// Whether a stream to the control plane is up.
     pub connected: bool,
     /// The accepted listeners, by name.
-    pub listeners: BTreeMap<String, XdsListener>,
+    pub listeners: OrdMap<String, Arc<XdsListener>>,
     /// The accepted route configurations, by name.
-    pub route_configs: BTreeMap<String, XdsRouteConfig>,
+    pub route_configs: OrdMap<String, Arc<XdsRouteConfig>>,
     /// The accepted clusters, by name.
-    pub clusters: BTreeMap<String, XdsCluster>,
+    pub clusters: OrdMap<String, Arc<XdsCluster>>,
     /// The accepted load assignments, by EDS service name.
-    pub load_assignments: BTreeMap<String, XdsLoadAssignment>,
-    /// Versions, subscriptions, NACKs and missing names of every type.
-    pub snapshot: Snapshot,
+    pub load_assignments: OrdMap<String, Arc<XdsLoadAssignment>>,
+    /// Subscriptions, versions and NACKs, in [`ResourceType::ALL`] order.
+    commons: [Common; 4],
 }
 
 impl AdsView {
-    pub(super) fn new(state: &AdsState, connected: bool) -> Self {
-        let snapshot = state.snapshot();
-        let accepted = |kind: ResourceType| {
-            snapshot
-                .get(kind)
-                .map(|t| t.accepted.clone())
-                .unwrap_or_default()
-                .into_iter()
-        };
-        fn collect<'a, T: Clone + 'a>(
-            names: impl Iterator<Item = String>,
-            get: impl Fn(&str) -> Option<&'a T>,
-        ) -> BTreeMap<String, T> {
-            names
-                .filter_map(|n| get(&n).cloned().map(|r| (n, r)))
-                .collect()
-        }
+    /// What `state` holds now; `connected` says whether a stream is up.
+    pub fn new(state: &AdsState, connected: bool) -> Self {
         Self {
             connected,
-            listeners: collect(accepted(ResourceType::Listener), |n| state.listener(n)),
-            route_configs: collect(accepted(ResourceType::RouteConfig), |n| {
-                state.route_config(n)
-            }),
-            clusters: collect(accepted(ResourceType::Cluster), |n| state.cluster(n)),
-            load_assignments: collect(accepted(ResourceType::LoadAssignment), |n| {
-                state.load_assignment(n)
-            }),
-            snapshot,
+            listeners: state.listeners.resources.clone(),
+            route_configs: state.route_configs.resources.clone(),
+            clusters: state.clusters.resources.clone(),
+            load_assignments: state.load_assignments.resources.clone(),
+            commons: ResourceType::ALL.map(|kind| state.common(kind).clone()),
+        }
+    }
+
+    /// Versions, subscriptions, NACKs and missing names of every type.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(ResourceType::ALL.map(|kind| (kind, self.common(kind), self.accepted(kind))))
+    }
+
+    /// What the control plane's last copy of `name` of `kind` was
+    /// rejected for, while that copy is the last one it sent.
+    pub fn rejected(&self, kind: ResourceType, name: &str) -> Option<&ResourceError> {
+        self.common(kind).nacked.get(name)
+    }
+
+    /// Whether the control plane says `name` of `kind` does not exist.
+    pub fn does_not_exist(&self, kind: ResourceType, name: &str) -> bool {
+        self.common(kind)
+            .subscribed
+            .get(name)
+            .is_some_and(|w| w.does_not_exist)
+    }
+
+    fn common(&self, kind: ResourceType) -> &Common {
+        &self.commons[kind as usize]
+    }
+
+    /// The names of the accepted resources of `kind`.
+    fn accepted(&self, kind: ResourceType) -> Vec<String> {
+        match kind {
+            ResourceType::Listener => self.listeners.keys().cloned().collect(),
+            ResourceType::RouteConfig => self.route_configs.keys().cloned().collect(),
+            ResourceType::Cluster => self.clusters.keys().cloned().collect(),
+            ResourceType::LoadAssignment => self.load_assignments.keys().cloned().collect(),
         }
     }
 }

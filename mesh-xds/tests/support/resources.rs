@@ -213,3 +213,37 @@ pub(crate) fn weighted_route_config(
     };
     resource(name, any(&rc))
 }
+
+/// A route configuration with one virtual host per cluster, each
+/// serving the cluster's name as its domain and sending everything there:
+/// the shape of a large mesh's outbound routes.
+pub(crate) fn route_config_per_cluster(name: &str, clusters: &[String]) -> Resource {
+    let virtual_hosts = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, cluster)| VirtualHost {
+            name: cluster.clone(),
+            domains: vec![format!("svc-{i}.mesh.local")],
+            routes: vec![Route {
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: Some(route::Action::Route(RouteAction {
+                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                        cluster.clone(),
+                    )),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+        .collect();
+    let rc = RouteConfiguration {
+        name: name.into(),
+        virtual_hosts,
+        ..Default::default()
+    };
+    resource(name, any(&rc))
+}

@@ -1,0 +1,69 @@
+//! The cost of a large mesh in the ADS client: applying a snapshot of
+//! 10,000 clusters with 100,000 endpoints, and one EDS update to one
+//! cluster in meshes of 1,000 and 10,000 clusters, which should cost the
+//! same in both. Memory is measured by the `snapshot_memory` bench.
+//!
+//! `cargo bench -p mesh-xds --bench snapshot`
+
+mod mesh;
+
+use std::time::Instant;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use mesh::{Mesh, Resource, delta, delta_client, sotw, sotw_client};
+use mesh_xds::ads::{AdsView, ResourceType};
+
+fn benches(c: &mut Criterion) {
+    let big = Mesh::new(10_000, 10);
+    let mut group = c.benchmark_group("apply snapshot");
+    group.sample_size(10);
+    group.bench_function("10k clusters, 100k endpoints, state of the world", |b| {
+        b.iter_batched(
+            || (),
+            |()| AdsView::new(&sotw_client(&big), true),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("one EDS update");
+    for clusters in [1_000, 10_000] {
+        let mesh = Mesh::new(clusters, 10);
+        let updates: Vec<Resource> = (0..64).map(|v| mesh.update(clusters / 2, v)).collect();
+
+        let mut state = sotw_client(&mesh);
+        let mut version = 1;
+        group.bench_function(format!("state of the world, {clusters} clusters"), |b| {
+            b.iter(|| {
+                version += 1;
+                let update = &updates[version as usize % updates.len()];
+                let response = sotw(
+                    ResourceType::LoadAssignment,
+                    version,
+                    std::slice::from_ref(update),
+                );
+                state.handle_response(&response, Instant::now());
+                AdsView::new(&state, true)
+            })
+        });
+
+        let mut state = delta_client(&mesh);
+        group.bench_function(format!("delta, {clusters} clusters"), |b| {
+            b.iter(|| {
+                version += 1;
+                let update = &updates[version as usize % updates.len()];
+                let response = delta(
+                    ResourceType::LoadAssignment,
+                    version,
+                    std::slice::from_ref(update),
+                );
+                state.handle_response(&response, Instant::now());
+                AdsView::new(state.state(), true)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(snapshot, benches);
+criterion_main!(snapshot);
