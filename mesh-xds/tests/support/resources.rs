@@ -1,8 +1,9 @@
-//! xDS resources shaped as istiod writes them for the reviews service.
+//! xDS resources shaped as istiod writes them, for the reviews service and
+//! any other.
 
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
-    Address, AggregatedConfigSource, ConfigSource, SocketAddress, address,
+    Address, AggregatedConfigSource, ConfigSource, HealthStatus, Locality, SocketAddress, address,
     config_source::ConfigSourceSpecifier, socket_address,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
@@ -10,8 +11,8 @@ use envoy_types::pb::envoy::config::endpoint::v3::{
 };
 use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster, route,
-    route_action, route_match, weighted_cluster,
+    RetryPolicy, Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, WeightedCluster,
+    retry_policy, route, route_action, route_match, weighted_cluster,
 };
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -19,7 +20,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_filter::ConfigType,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::protobuf::{Any, Duration, UInt32Value};
 use prost::{Message, Name};
 use std::net::SocketAddr;
 
@@ -44,17 +45,20 @@ fn resource(name: &str, any: Any) -> Resource {
     }
 }
 
+/// Over ADS, as istiod names every resource's source.
+fn ads_source() -> ConfigSource {
+    ConfigSource {
+        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
 /// A client listener: HCM on an api_listener, routes by RDS over ADS, the
 /// router filter.
 pub(crate) fn listener(name: &str, route_config_name: &str) -> Resource {
     let hcm = HttpConnectionManager {
         route_specifier: Some(RouteSpecifier::Rds(Rds {
-            config_source: Some(ConfigSource {
-                config_source_specifier: Some(ConfigSourceSpecifier::Ads(
-                    AggregatedConfigSource {},
-                )),
-                ..Default::default()
-            }),
+            config_source: Some(ads_source()),
             route_config_name: route_config_name.into(),
         })),
         http_filters: vec![HttpFilter {
@@ -141,28 +145,81 @@ pub(crate) fn load_assignment(name: &str, ip: &str) -> Resource {
 
 /// A load assignment with endpoints at `addrs`, all healthy.
 pub(crate) fn load_assignment_at(name: &str, addrs: &[SocketAddr]) -> Resource {
-    let lb_endpoints = addrs
-        .iter()
-        .map(|addr| LbEndpoint {
-            host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
-                address: Some(Address {
-                    address: Some(address::Address::SocketAddress(SocketAddress {
-                        address: addr.ip().to_string(),
-                        port_specifier: Some(socket_address::PortSpecifier::PortValue(
-                            addr.port().into(),
-                        )),
-                        ..Default::default()
-                    })),
-                }),
-                ..Default::default()
-            })),
-            ..Default::default()
-        })
-        .collect();
     let cla = ClusterLoadAssignment {
         cluster_name: name.into(),
         endpoints: vec![LocalityLbEndpoints {
+            lb_endpoints: addrs.iter().map(|a| lb_endpoint(*a)).collect(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    resource(name, any(&cla))
+}
+
+fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
+    LbEndpoint {
+        host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
+            address: Some(Address {
+                address: Some(address::Address::SocketAddress(SocketAddress {
+                    address: addr.ip().to_string(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(
+                        addr.port().into(),
+                    )),
+                    ..Default::default()
+                })),
+            }),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// An EDS cluster as istiod's `grpc` generator writes it: round robin,
+/// its load assignment named after it and asked for over ADS (gRPC NACKs
+/// an EDS cluster without `eds_cluster_config.eds_config`).
+pub(crate) fn ads_eds_cluster(name: &str) -> Resource {
+    let cluster = Cluster {
+        name: name.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::Eds as i32,
+        )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ads_source()),
+            service_name: name.into(),
+        }),
+        lb_policy: cluster::LbPolicy::RoundRobin as i32,
+        ..Default::default()
+    };
+    resource(name, any(&cluster))
+}
+
+/// A load assignment as istiod writes it: the endpoints at `addrs`,
+/// `HEALTHY` and of weight 1, in one locality `region/zone` whose weight
+/// is their number (gRPC leaves out a locality without a weight).
+pub(crate) fn locality_load_assignment(
+    name: &str,
+    (region, zone): (&str, &str),
+    addrs: &[SocketAddr],
+) -> Resource {
+    let lb_endpoints = addrs
+        .iter()
+        .map(|a| LbEndpoint {
+            health_status: HealthStatus::Healthy as i32,
+            load_balancing_weight: Some(UInt32Value { value: 1 }),
+            ..lb_endpoint(*a)
+        })
+        .collect();
+    let weight = u32::try_from(addrs.len()).expect("a few endpoints");
+    let cla = ClusterLoadAssignment {
+        cluster_name: name.into(),
+        endpoints: vec![LocalityLbEndpoints {
+            locality: Some(Locality {
+                region: region.into(),
+                zone: zone.into(),
+                sub_zone: String::new(),
+            }),
             lb_endpoints,
+            load_balancing_weight: Some(UInt32Value { value: weight }),
             ..Default::default()
         }],
         ..Default::default()
@@ -177,34 +234,87 @@ pub(crate) fn weighted_route_config(
     domains: &[&str],
     clusters: &[(&str, u32)],
 ) -> Resource {
+    split_route_config(name, name, domains, split(clusters))
+}
+
+/// A route configuration as istiod writes one for the service port `name`
+/// (`host:port`): one virtual host of that name for `domains`, one route
+/// splitting every request over `clusters` by weight, with Istio's default
+/// retries and no timeout.
+pub(crate) fn istio_route_config(
+    name: &str,
+    domains: &[&str],
+    clusters: &[(&str, u32)],
+) -> Resource {
+    let action = RouteAction {
+        timeout: Some(seconds(0)),
+        retry_policy: Some(istio_retries()),
+        max_stream_duration: Some(route_action::MaxStreamDuration {
+            max_stream_duration: Some(seconds(0)),
+            grpc_timeout_header_max: Some(seconds(0)),
+            grpc_timeout_header_offset: None,
+        }),
+        ..split(clusters)
+    };
+    split_route_config(name, name, domains, action)
+}
+
+/// Istio's default retry policy, as istiod writes it on every route.
+fn istio_retries() -> RetryPolicy {
+    RetryPolicy {
+        retry_on: "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+            .into(),
+        num_retries: Some(UInt32Value { value: 2 }),
+        retry_host_predicate: vec![retry_policy::RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: None,
+        }],
+        host_selection_retry_max_attempts: 5,
+        retriable_status_codes: vec![503],
+        ..Default::default()
+    }
+}
+
+fn seconds(seconds: i64) -> Duration {
+    Duration { seconds, nanos: 0 }
+}
+
+/// A route action splitting over `clusters` by weight.
+fn split(clusters: &[(&str, u32)]) -> RouteAction {
     let clusters = clusters
         .iter()
         .map(|(name, weight)| weighted_cluster::ClusterWeight {
             name: (*name).into(),
-            weight: Some(envoy_types::pb::google::protobuf::UInt32Value { value: *weight }),
+            weight: Some(UInt32Value { value: *weight }),
             ..Default::default()
         })
         .collect();
+    RouteAction {
+        cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
+            WeightedCluster {
+                clusters,
+                ..Default::default()
+            },
+        )),
+        ..Default::default()
+    }
+}
+
+/// A route configuration with one virtual host, `vhost`, whose one route
+/// takes every request (`/`) to `action`.
+fn split_route_config(name: &str, vhost: &str, domains: &[&str], action: RouteAction) -> Resource {
     let route = Route {
         r#match: Some(RouteMatch {
             path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
             ..Default::default()
         }),
-        action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::WeightedClusters(
-                WeightedCluster {
-                    clusters,
-                    ..Default::default()
-                },
-            )),
-            ..Default::default()
-        })),
+        action: Some(route::Action::Route(action)),
         ..Default::default()
     };
     let rc = RouteConfiguration {
         name: name.into(),
         virtual_hosts: vec![VirtualHost {
-            name: name.into(),
+            name: vhost.into(),
             domains: domains.iter().map(|d| (*d).into()).collect(),
             routes: vec![route],
             ..Default::default()
