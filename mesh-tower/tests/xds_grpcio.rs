@@ -14,7 +14,8 @@
 //! The Python interpreter is `MESH_PYTHON`, else the workspace's
 //! `.ci/venv/bin/python3` (which `.ci/run` makes, with the pinned grpcio),
 //! else `python3`. When it cannot import `grpc` and `grpc_health` the test
-//! says why on stderr and passes.
+//! says why on stderr and passes, unless `MESH_REQUIRE_PEERS` is set (as
+//! `.ci/run` sets it), when it fails.
 
 #[path = "../../mesh-xds/tests/support/mod.rs"]
 mod ads;
@@ -34,7 +35,7 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::health_server::HealthServer;
 
 use ads::AdsServer;
-use ads::resources::{ads_eds_cluster, istio_route_config, listener, locality_load_assignment};
+use ads::resources::{eds_cluster, istio_route_config, listener, locality_load_assignment};
 
 const RATINGS: &str = "ratings.default.svc.cluster.local:9080";
 const V1: &str = "outbound|9080|v1|ratings.default.svc.cluster.local";
@@ -46,9 +47,10 @@ const NODE_ID: &str = "sidecar~127.0.0.1~ratings-client.default~default.svc.clus
 /// Checks each client sends.
 const CHECKS: usize = 400;
 /// v2's weight in the split, and how far a client's measured share may be
-/// from it: about three standard deviations of a share of 400 draws.
+/// from it: four standard deviations of a share of 400 draws, as grpcio
+/// draws at random.
 const V2_SHARE: f64 = 0.80;
-const TOLERANCE: f64 = 0.06;
+const TOLERANCE: f64 = 0.08;
 /// The longest a client may take for all its checks.
 const CLIENT_WAIT: Duration = Duration::from_secs(60);
 
@@ -60,6 +62,9 @@ async fn grpcio_and_the_mesh_client_accept_the_same_xds_config_and_split_alike()
     let python = python();
     let grpcio_version = match grpcio_version(&python).await {
         Ok(version) => version,
+        Err(reason) if std::env::var_os("MESH_REQUIRE_PEERS").is_some() => {
+            panic!("MESH_REQUIRE_PEERS is set: {reason}")
+        }
         Err(reason) => {
             eprintln!("skipping: {reason}");
             return;
@@ -164,7 +169,7 @@ fn serve(server: &AdsServer, v1: SocketAddr, v2: SocketAddr) {
     server.set(ResourceType::RouteConfig.type_url(), vec![routes]);
     server.set(
         ResourceType::Cluster.type_url(),
-        vec![ads_eds_cluster(V1), ads_eds_cluster(V2)],
+        vec![eds_cluster(V1), eds_cluster(V2)],
     );
     server.set(
         ResourceType::LoadAssignment.type_url(),

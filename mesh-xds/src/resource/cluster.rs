@@ -4,14 +4,25 @@
 //!
 //! ```
 //! use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
+//! use envoy_types::pb::envoy::config::core::v3::{
+//!     config_source::ConfigSourceSpecifier, AggregatedConfigSource, ConfigSource,
+//! };
 //! use mesh_core::policy::LoadBalancer;
 //! use mesh_xds::resource::{Discovery, XdsCluster};
 //!
+//! let ads = ConfigSource {
+//!     config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+//!     ..Default::default()
+//! };
 //! let proto = Cluster {
 //!     name: "outbound|9080|v1|reviews.default.svc.cluster.local".into(),
 //!     cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
 //!         cluster::DiscoveryType::Eds as i32,
 //!     )),
+//!     eds_cluster_config: Some(cluster::EdsClusterConfig {
+//!         eds_config: Some(ads),
+//!         service_name: String::new(),
+//!     }),
 //!     lb_policy: cluster::LbPolicy::LeastRequest as i32,
 //!     ..Default::default()
 //! };
@@ -24,7 +35,8 @@
 //! What is read, with the default when a field is unset:
 //!
 //! - Discovery: `EDS` (by `eds_cluster_config.service_name`, else the
-//!   cluster's name), `STATIC` (the `load_assignment`; the default type)
+//!   cluster's name; `eds_config` must be `ads` or `self`, as gRPC
+//!   requires), `STATIC` (the `load_assignment`; the default type)
 //!   and `LOGICAL_DNS` (exactly one locality with one endpoint, gRFC A37).
 //!   `STRICT_DNS`, `ORIGINAL_DST` and custom cluster types (aggregate
 //!   clusters included) are NACKed.
@@ -85,7 +97,7 @@ use mesh_core::policy::{
 use mesh_core::route::ClusterName;
 use prost::Name;
 
-use super::endpoint::{self, XdsLoadAssignment};
+use super::endpoint::{self, Unweighted, XdsLoadAssignment};
 use super::error::{At, FieldError, ResourceError};
 use super::proto;
 
@@ -229,10 +241,12 @@ fn discovery(c: &cds::Cluster, at: &At<'_>) -> Result<Discovery, FieldError> {
     let assignment_at = at.field("load_assignment");
     match kind {
         DiscoveryType::Eds => {
-            let service_name = c
-                .eds_cluster_config
-                .as_ref()
-                .map(|e| e.service_name.as_str())
+            let eds_at = at.field("eds_cluster_config");
+            let Some(eds) = &c.eds_cluster_config else {
+                return Err(eds_at.error("missing: an EDS cluster needs one"));
+            };
+            proto::same_server(eds.eds_config.as_ref(), &eds_at.field("eds_config"))?;
+            let service_name = Some(eds.service_name.as_str())
                 .filter(|s| !s.is_empty())
                 .unwrap_or(&c.name);
             Ok(Discovery::Eds {
@@ -240,7 +254,8 @@ fn discovery(c: &cds::Cluster, at: &At<'_>) -> Result<Discovery, FieldError> {
             })
         }
         DiscoveryType::Static => match &c.load_assignment {
-            Some(cla) => endpoint::load_assignment(cla, &assignment_at).map(Discovery::Static),
+            Some(cla) => endpoint::load_assignment(cla, Unweighted::Keep, &assignment_at)
+                .map(Discovery::Static),
             None => Err(assignment_at.error("a STATIC cluster needs one")),
         },
         DiscoveryType::LogicalDns => logical_dns(c, &assignment_at),

@@ -7,6 +7,7 @@
 //! use envoy_types::pb::envoy::config::endpoint::v3::{
 //!     lb_endpoint, ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints,
 //! };
+//! use envoy_types::pb::google::protobuf::UInt32Value;
 //! use mesh_xds::resource::XdsLoadAssignment;
 //!
 //! let at = |ip: &str| LbEndpoint {
@@ -26,6 +27,7 @@
 //!     cluster_name: "outbound|9080||reviews.default.svc.cluster.local".into(),
 //!     endpoints: vec![LocalityLbEndpoints {
 //!         lb_endpoints: vec![at("10.0.0.1"), at("10.0.0.2")],
+//!         load_balancing_weight: Some(UInt32Value { value: 2 }),
 //!         ..Default::default()
 //!     }],
 //!     ..Default::default()
@@ -35,18 +37,24 @@
 //! # Ok::<(), mesh_xds::resource::ResourceError>(())
 //! ```
 //!
+//! A locality with no `load_balancing_weight`, or a weight of 0, is left
+//! out of an EDS resource, endpoints and all, as gRPC leaves it out (gRFC
+//! A27: its balancer weighs localities). The load assignment of a STATIC
+//! cluster, which gRPC does not read, keeps it, as Envoy does, with no
+//! locality weight (`None`: locality weighting off for it).
+//!
 //! As gRPC's xDS client and Envoy do, an assignment is rejected (NACK) when
 //! an endpoint's address is not an IP address and TCP port (a host name,
-//! a named port, a Unix socket, an internal address), when a weight is 0
-//! (endpoint or locality: Envoy's rule is "at least 1"), when the weights
+//! a named port, a Unix socket, an internal address), when an endpoint's
+//! weight, or a STATIC cluster's locality weight, is 0 (Envoy's rule is
+//! "at least 1"), when the weights
 //! of one locality or of the localities of one priority overflow 32 bits,
 //! when priorities skip a number, when one address is listed twice, and
 //! for LEDS and named endpoints, which the mesh does not support.
 //!
 //! Health: `HEALTHY` and `UNKNOWN` endpoints take traffic; `UNHEALTHY`,
 //! `TIMEOUT` and `DEGRADED` become [`Health::Unhealthy`] and `DRAINING`
-//! [`Health::Draining`], which take none (gRFC A27). A locality weight
-//! left unset is `None` (locality weighting off for it). Ignored, as
+//! [`Health::Draining`], which take none (gRFC A27). Ignored, as
 //! gRPC ignores them: `overprovisioning_factor`, `endpoint_stale_after`,
 //! additional addresses, health-check configs, host names, proximity.
 //!
@@ -104,14 +112,25 @@ impl TryFrom<&eds::ClusterLoadAssignment> for XdsLoadAssignment {
             let at = At::ROOT.field("cluster_name");
             return Err(in_resource(at.error("must not be empty")));
         }
-        load_assignment(cla, &At::ROOT).map_err(in_resource)
+        load_assignment(cla, Unweighted::LeaveOut, &At::ROOT).map_err(in_resource)
     }
+}
+
+/// What becomes of a locality without a weight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unweighted {
+    /// Left out, endpoints and all (EDS, as gRPC reads it).
+    LeaveOut,
+    /// Kept without a locality weight; a weight of 0 is an error (a
+    /// STATIC cluster's assignment, as Envoy reads it).
+    Keep,
 }
 
 /// An assignment at `at`: the resource itself, or a cluster's
 /// `load_assignment`.
 pub(crate) fn load_assignment(
     cla: &eds::ClusterLoadAssignment,
+    unweighted: Unweighted,
     at: &At<'_>,
 ) -> Result<XdsLoadAssignment, FieldError> {
     let localities_at = at.field("endpoints");
@@ -132,14 +151,15 @@ pub(crate) fn load_assignment(
                 zone: l.zone.clone(),
                 sub_zone: l.sub_zone.clone(),
             });
-        let locality_weight = match l.load_balancing_weight {
-            None => None,
-            Some(w) if w.value == 0 => {
+        let locality_weight = match (l.load_balancing_weight, unweighted) {
+            (Some(w), _) if w.value > 0 => Some(w.value),
+            (_, Unweighted::LeaveOut) => continue,
+            (None, Unweighted::Keep) => None,
+            (Some(_), Unweighted::Keep) => {
                 return Err(at
                     .field("load_balancing_weight")
                     .error("must be at least 1"));
             }
-            Some(w) => Some(w.value),
         };
         let priority_weight = priority_weights.entry(l.priority).or_default();
         *priority_weight += u64::from(locality_weight.unwrap_or(0));

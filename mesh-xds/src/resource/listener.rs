@@ -91,7 +91,6 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use bytes::Bytes;
-use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::config::listener::v3 as lds;
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac;
@@ -238,18 +237,7 @@ fn routes(
     match &manager.route_specifier {
         Some(RouteSpecifier::Rds(rds)) => {
             let at = at.field("rds");
-            let source = rds
-                .config_source
-                .as_ref()
-                .and_then(|s| s.config_source_specifier.as_ref());
-            if !matches!(
-                source,
-                Some(ConfigSourceSpecifier::Ads(_) | ConfigSourceSpecifier::Self_(_))
-            ) {
-                let reason = "must be ads or self: routes are fetched only from the server \
-                              that sent the listener";
-                return Err(at.field("config_source").error(reason));
-            }
+            proto::same_server(rds.config_source.as_ref(), &at.field("config_source"))?;
             if rds.route_config_name.is_empty() {
                 return Err(at.field("route_config_name").error("must not be empty"));
             }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use envoy_types::pb::envoy::config::core::v3 as core;
+use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
 use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
 use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
 use envoy_types::pb::google::protobuf::{self as pb, value::Kind};
@@ -50,6 +52,22 @@ pub(crate) fn fraction(f: &FractionalPercent, at: &At<'_>) -> Result<Percent, Fi
 }
 
 /// Whether `any` holds a message of type `T`.
+/// Checks that `source` (at `at`) says `ads` or `self`: a proxyless client
+/// fetches what a resource refers to only from the server that sent it.
+pub(crate) fn same_server(
+    source: Option<&core::ConfigSource>,
+    at: &At<'_>,
+) -> Result<(), FieldError> {
+    match source.and_then(|s| s.config_source_specifier.as_ref()) {
+        Some(ConfigSourceSpecifier::Ads(_) | ConfigSourceSpecifier::Self_(_)) => Ok(()),
+        None => Err(at.error("missing: must be ads or self")),
+        Some(_) => Err(at.error(
+            "must be ads or self: resources are fetched only from the server that sent \
+             what refers to them",
+        )),
+    }
+}
+
 pub(crate) fn is<T: Name>(any: &pb::Any) -> bool {
     any.type_url
         .strip_prefix(TYPE_URL_PREFIX)

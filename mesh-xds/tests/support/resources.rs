@@ -125,35 +125,16 @@ pub(crate) fn bad_route_config(name: &str, cluster: &str) -> Resource {
     route_config_matching(name, cluster, route_match::PathSpecifier::SafeRegex(regex))
 }
 
-/// An EDS cluster, its load assignment named after it.
-pub(crate) fn eds_cluster(name: &str) -> Resource {
-    let cluster = Cluster {
-        name: name.into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Eds as i32,
-        )),
-        ..Default::default()
-    };
-    resource(name, any(&cluster))
-}
-
 /// A load assignment with one endpoint, `ip:9080`.
 pub(crate) fn load_assignment(name: &str, ip: &str) -> Resource {
     let addr = format!("{ip}:9080").parse().expect("an IP address");
     load_assignment_at(name, &[addr])
 }
 
-/// A load assignment with endpoints at `addrs`, all healthy.
+/// A load assignment with endpoints at `addrs`, in one locality with
+/// no name.
 pub(crate) fn load_assignment_at(name: &str, addrs: &[SocketAddr]) -> Resource {
-    let cla = ClusterLoadAssignment {
-        cluster_name: name.into(),
-        endpoints: vec![LocalityLbEndpoints {
-            lb_endpoints: addrs.iter().map(|a| lb_endpoint(*a)).collect(),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    resource(name, any(&cla))
+    locality_load_assignment(name, ("", ""), addrs)
 }
 
 fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
@@ -177,7 +158,7 @@ fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
 /// An EDS cluster as istiod's `grpc` generator writes it: round robin,
 /// its load assignment named after it and asked for over ADS (gRPC NACKs
 /// an EDS cluster without `eds_cluster_config.eds_config`).
-pub(crate) fn ads_eds_cluster(name: &str) -> Resource {
+pub(crate) fn eds_cluster(name: &str) -> Resource {
     let cluster = Cluster {
         name: name.into(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(

@@ -94,12 +94,22 @@ pub(super) fn route_config(name: &str, clusters: &[&str]) -> Any {
     })
 }
 
+/// An EDS cluster whose load assignment, named after it, comes over ADS.
 pub(super) fn eds_cluster(name: &str) -> Cluster {
     Cluster {
         name: name.into(),
         cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
             cluster::DiscoveryType::Eds as i32,
         )),
+        eds_cluster_config: Some(cluster::EdsClusterConfig {
+            eds_config: Some(ConfigSource {
+                config_source_specifier: Some(ConfigSourceSpecifier::Ads(
+                    AggregatedConfigSource {},
+                )),
+                ..Default::default()
+            }),
+            service_name: String::new(),
+        }),
         ..Default::default()
     }
 }
@@ -136,6 +146,9 @@ pub(super) fn load_assignment(name: &str, ip: &str) -> Any {
                 })),
                 ..Default::default()
             }],
+            load_balancing_weight: Some(envoy_types::pb::google::protobuf::UInt32Value {
+                value: 1,
+            }),
             ..Default::default()
         }],
         ..Default::default()

@@ -173,14 +173,15 @@ fn istio_destination_rule_policies_map() {
 
 #[test]
 fn defaults_when_nothing_is_set() {
-    let c = convert(&Cluster {
+    let mut plain = Cluster {
         name: "plain".into(),
-        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
-            cluster::DiscoveryType::Eds as i32,
-        )),
         transport_socket: Some(tls_socket()),
-        ..Default::default()
-    });
+        ..eds()
+    };
+    if let Some(eds) = &mut plain.eds_cluster_config {
+        eds.service_name.clear();
+    }
+    let c = convert(&plain);
     assert_eq!(
         c.discovery,
         Discovery::Eds {

@@ -90,7 +90,10 @@ fn two_priorities_with_locality_weights() {
     let mut cla = assignment(vec![
         locality("us-east1-b", Some(3), 0, vec![v1, endpoint("10.0.0.2")]),
         locality("us-east1-c", Some(1), 0, vec![draining, degraded]),
-        locality("us-west1-a", None, 1, vec![endpoint("10.1.0.1")]),
+        locality("us-west1-a", Some(1), 1, vec![endpoint("10.1.0.1")]),
+        // No weight, or a weight of 0: left out, as gRPC leaves it out.
+        locality("us-west1-b", None, 1, vec![endpoint("10.1.0.2")]),
+        locality("us-west1-c", Some(0), 1, vec![endpoint("10.1.0.3")]),
     ]);
     cla.policy = Some(cluster_load_assignment::Policy {
         drop_overloads: vec![cluster_load_assignment::policy::DropOverload {
@@ -135,7 +138,12 @@ fn two_priorities_with_locality_weights() {
         "degraded takes no traffic"
     );
     let west = by_ip("10.1.0.1");
-    assert_eq!((west.priority, west.locality_weight), (1, None));
+    assert_eq!((west.priority, west.locality_weight), (1, Some(1)));
+    assert_eq!(
+        assignment.endpoints.len(),
+        5,
+        "unweighted localities left out"
+    );
     assert_eq!(
         assignment.drop_overloads,
         [DropOverload {
@@ -170,15 +178,11 @@ fn nacks_name_the_resource_and_the_field() {
         })),
         ..Default::default()
     };
-    let one = |eps| assignment(vec![locality("us-east1-b", None, 0, eps)]);
+    let one = |eps| assignment(vec![locality("us-east1-b", Some(1), 0, eps)]);
     let cases = [
         (
             one(vec![endpoint("10.0.0.1"), zero(endpoint("10.0.0.2"))]),
             "endpoints[0].lb_endpoints[1].load_balancing_weight: must be at least 1",
-        ),
-        (
-            assignment(vec![locality("us-east1-b", Some(0), 0, vec![])]),
-            "endpoints[0].load_balancing_weight: must be at least 1",
         ),
         (
             one(vec![hostname]),
@@ -190,15 +194,15 @@ fn nacks_name_the_resource_and_the_field() {
         ),
         (
             assignment(vec![
-                locality("us-east1-b", None, 0, vec![endpoint("10.0.0.1")]),
-                locality("us-east1-c", None, 0, vec![endpoint("10.0.0.1")]),
+                locality("us-east1-b", Some(1), 0, vec![endpoint("10.0.0.1")]),
+                locality("us-east1-c", Some(1), 0, vec![endpoint("10.0.0.1")]),
             ]),
             "endpoints[1].lb_endpoints[0].endpoint.address: 10.0.0.1:9080 is also endpoints[0].lb_endpoints[0]",
         ),
         (
             assignment(vec![
-                locality("us-east1-b", None, 0, vec![endpoint("10.0.0.1")]),
-                locality("us-east1-c", None, 2, vec![endpoint("10.0.0.2")]),
+                locality("us-east1-b", Some(1), 0, vec![endpoint("10.0.0.1")]),
+                locality("us-east1-c", Some(1), 2, vec![endpoint("10.0.0.2")]),
             ]),
             "endpoints: no locality has priority 1; priorities must not skip one",
         ),

@@ -174,7 +174,11 @@ fn routes_come_from_ads_or_self_only() {
         unreachable!()
     };
     rds.config_source = None;
-    assert!(nack(&listener(&m)).contains("rds.config_source: must be ads or self"));
+    let err = nack(&listener(&m));
+    assert!(
+        err.contains("rds.config_source: missing: must be ads or self"),
+        "{err}"
+    );
 
     m.route_specifier = None;
     assert!(
