@@ -1,6 +1,8 @@
 //! The ADS client against a real ADS server over a real stream.
 
 mod support;
+#[path = "support/pki.rs"]
+mod pki;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, AdsHandle, AdsView, Backoff, Protocol, ResourceType};
 use mesh_xds::resource::RouteSource;
+use pki::Pki;
 use support::resources::{
     LISTENER, ROUTES, V1, V2, bad_route_config, eds_cluster, listener, load_assignment,
     route_config,
@@ -369,4 +372,95 @@ async fn a_reconnect_over_delta_sends_the_versions_held() {
         .expect("a request on the new stream");
     assert_eq!(first.type_url, LDS.type_url());
     assert_eq!(first.initial_versions.len(), 1);
+}
+
+/// A bootstrap for `server` with `tls` channel credentials from `pki`'s
+/// files: its root, and the client certificate when `with_identity`.
+fn tls_bootstrap(server: &AdsServer, pki: &Pki, with_identity: bool) -> Bootstrap {
+    let files = |name: &str| pki.dir().join(name).display().to_string();
+    let mut config = serde_json::json!({ "ca_certificate_file": files("root-cert.pem") });
+    if with_identity {
+        config["certificate_file"] = files("cert-chain.pem").into();
+        config["private_key_file"] = files("key.pem").into();
+    }
+    let json = serde_json::json!({
+        "xds_servers": [{
+            "server_uri": server.authority(),
+            "channel_creds": [{ "type": "tls", "config": config }],
+            "server_features": ["xds_v3"],
+        }],
+        "node": { "id": "sidecar~127.0.0.1~test.default~default.svc.cluster.local" },
+    });
+    Bootstrap::from_json("test", &json.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn tls_to_the_control_plane_with_a_client_certificate() {
+    let pki = Pki::new("ads");
+    let server = AdsServer::start_tls(pki.server_tls()).await;
+    serve_reviews(&server, V1);
+    let ads = AdsClient::start(&tls_bootstrap(&server, &pki, true)).unwrap();
+    ads.subscribe_listener(LISTENER);
+    let mut updates = ads.updates();
+    let view = wait_for_view(&mut updates, "reviews over TLS", |v| resolved_to(v, V1)).await;
+    assert!(view.connected);
+    assert_eq!(view.stream_error, None);
+}
+
+#[tokio::test]
+async fn tls_without_a_client_certificate_or_with_another_root_never_connects() {
+    let pki = Pki::new("ads");
+    let server = AdsServer::start_tls(pki.server_tls()).await;
+    serve_reviews(&server, V1);
+
+    // The server asks for a client certificate; this client has none.
+    let ads = AdsClient::start(&tls_bootstrap(&server, &pki, false)).unwrap();
+    ads.subscribe_listener(LISTENER);
+    let mut updates = ads.updates();
+    let view = wait_for_view(&mut updates, "a failed stream", |v| {
+        v.stream_error.is_some()
+    })
+    .await;
+    assert!(view.listeners.is_empty(), "{:?}", view.stream_error);
+
+    // The server's certificate is not signed by the root this client trusts.
+    let other = Pki::new("other");
+    let ads = AdsClient::start(&tls_bootstrap(&server, &other, true)).unwrap();
+    ads.subscribe_listener(LISTENER);
+    let mut updates = ads.updates();
+    let view = wait_for_view(&mut updates, "a failed stream", |v| {
+        v.stream_error.is_some()
+    })
+    .await;
+    assert!(view.listeners.is_empty());
+    let error = view.stream_error.as_deref().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert!(
+        !server.requests().iter().any(|r| r.is_ack()),
+        "nothing was served"
+    );
+}
+
+#[tokio::test]
+async fn a_unix_socket_control_plane() {
+    let dir = std::env::temp_dir().join(format!("mesh-ads-uds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("xds.sock");
+    let server = AdsServer::start_unix(&path).await;
+    serve_reviews(&server, V1);
+    let uri = format!("unix://{}", path.display());
+    let bootstrap = Bootstrap::insecure(
+        &uri,
+        "sidecar~127.0.0.1~uds.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    let ads = AdsClient::start(&bootstrap).unwrap();
+    ads.subscribe_listener(LISTENER);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews over a Unix socket", |v| {
+        resolved_to(v, V1)
+    })
+    .await;
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

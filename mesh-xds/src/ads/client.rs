@@ -4,9 +4,11 @@
 //! [`AdsClient::with_protocol`] says [`Protocol::Delta`].
 //!
 //! - Connects in plain text (`insecure` channel credentials) over TCP or a
-//!   Unix domain socket. TLS channel credentials are not supported yet:
-//!   [`AdsClient::start`] refuses them with [`AdsClientError::TlsUnsupported`]
-//!   rather than falling back to plain text.
+//!   Unix domain socket, or over TCP with TLS (`tls` channel credentials,
+//!   gRFC A65: the roots in `ca_certificate_file`, else the system's, and
+//!   the client certificate in `certificate_file` and `private_key_file`
+//!   when given, read again for each connection). Credentials that cannot
+//!   be read or used are an error at [`AdsClient::start`].
 //! - Sends what the state asks for, in order: the subscriptions when a
 //!   stream starts, the ACK or NACK of every response, and the requests a
 //!   subscription change makes.
@@ -46,9 +48,17 @@ pub enum AdsClientError {
     /// The bootstrap lists no server.
     #[error("the bootstrap lists no xDS server")]
     NoServer,
-    /// The server wants TLS, which the client does not speak yet.
-    #[error("xDS server {server}: TLS channel credentials are not supported yet")]
-    TlsUnsupported {
+    /// The server's TLS credentials cannot be read or used.
+    #[error("xDS server {server}: TLS credentials: {source}")]
+    Credentials {
+        /// The server's URI.
+        server: String,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// TLS was asked for over a Unix domain socket.
+    #[error("xDS server {server}: TLS over a Unix domain socket is not supported")]
+    TlsOverUnixSocket {
         /// The server's URI.
         server: String,
     },
@@ -59,7 +69,7 @@ pub enum AdsClientError {
         server: String,
         /// Why.
         #[source]
-        source: tonic::transport::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -201,6 +211,9 @@ struct Task<F: Flavor> {
     commands: mpsc::UnboundedReceiver<Command>,
     /// The current stream's outgoing requests, while one is up.
     requests: Option<mpsc::UnboundedSender<F::Request>>,
+    /// Why the last stream, or attempt at one, failed; cleared by a
+    /// response.
+    stream_error: Option<String>,
     view: watch::Sender<Arc<AdsView>>,
 }
 
@@ -219,6 +232,7 @@ impl<F: Flavor> Task<F> {
             state,
             commands,
             requests: None,
+            stream_error: None,
             view,
         };
         tokio::spawn(task.run());
@@ -236,11 +250,14 @@ impl<F: Flavor> Task<F> {
                 },
                 Ok(Err(e)) => StreamEnd {
                     responded: false,
-                    error: Some(Box::new(e)),
+                    error: Some(e),
                 },
             };
             self.requests = None;
             self.state.on_stream_end();
+            if let Some(error) = &ended.error {
+                self.stream_error = Some(error_chain(error.as_ref()));
+            }
             self.publish();
             if ended.responded {
                 attempt = 0;
@@ -300,6 +317,7 @@ impl<F: Flavor> Task<F> {
                 message = incoming.message() => match message {
                     Ok(Some(response)) => {
                         responded = true;
+                        self.stream_error = None;
                         self.response(&response);
                     }
                     Ok(None) => return Ok(StreamEnd { responded, error: None }),
@@ -387,9 +405,25 @@ impl<F: Flavor> Task<F> {
     }
 
     fn publish(&self) {
-        let view = AdsView::new(self.state.state(), self.requests.is_some());
+        let mut view = AdsView::new(self.state.state(), self.requests.is_some());
+        view.stream_error.clone_from(&self.stream_error);
         self.view.send_replace(Arc::new(view));
     }
+}
+
+/// `error` and its sources, as one line: a transport error says little
+/// without its causes.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// How a stream ended.

@@ -20,6 +20,9 @@ use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment,
 pub struct AdsView {
     /// Whether a stream to the control plane is up.
     pub connected: bool,
+    /// Why the last stream to the control plane, or the last attempt at
+    /// one, failed, until a response arrives on a new one.
+    pub stream_error: Option<String>,
     /// The accepted listeners, by name.
     pub listeners: OrdMap<String, Arc<XdsListener>>,
     /// The accepted route configurations, by name.
@@ -37,6 +40,7 @@ impl AdsView {
     pub fn new(state: &AdsState, connected: bool) -> Self {
         Self {
             connected,
+            stream_error: None,
             listeners: state.listeners.resources.clone(),
             route_configs: state.route_configs.resources.clone(),
             clusters: state.clusters.resources.clone(),

@@ -80,6 +80,8 @@ pub(crate) struct AdsServer {
     addr: SocketAddr,
     shared: Arc<Shared>,
     running: Option<Running>,
+    /// TLS, when the server speaks it.
+    tls: Option<tonic::transport::ServerTlsConfig>,
 }
 
 struct Running {
@@ -91,17 +93,49 @@ struct Running {
 impl AdsServer {
     /// A server on a free port of 127.0.0.1, serving nothing yet.
     pub(crate) async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// As [`start`](Self::start), speaking TLS as `tls` says.
+    pub(crate) async fn start_tls(tls: tonic::transport::ServerTlsConfig) -> Self {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<tonic::transport::ServerTlsConfig>) -> Self {
         let shared = Arc::new(Shared {
             resources: watch::Sender::new(BTreeMap::new()),
             requests: watch::Sender::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let running = Some(Self::serve(listener, &shared));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        let running = Some(Self::serve(incoming, &shared, tls.clone()));
         Self {
             addr,
             shared,
             running,
+            tls,
+        }
+    }
+
+    /// A server on a Unix domain socket at `path`, serving nothing yet; it
+    /// cannot be restarted.
+    pub(crate) async fn start_unix(path: &std::path::Path) -> Self {
+        let shared = Arc::new(Shared {
+            resources: watch::Sender::new(BTreeMap::new()),
+            requests: watch::Sender::new(Vec::new()),
+        });
+        let listener = tokio::net::UnixListener::bind(path).unwrap();
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let accepted = listener.accept().await.map(|(stream, _)| stream);
+            Some((accepted, listener))
+        });
+        let running = Some(Self::serve(Box::pin(incoming), &shared, None));
+        Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shared,
+            running,
+            tls: None,
         }
     }
 
@@ -110,16 +144,32 @@ impl AdsServer {
         self.addr.to_string()
     }
 
-    fn serve(listener: tokio::net::TcpListener, shared: &Arc<Shared>) -> Running {
+    fn serve<I, IO>(
+        incoming: I,
+        shared: &Arc<Shared>,
+        tls: Option<tonic::transport::ServerTlsConfig>,
+    ) -> Running
+    where
+        I: Stream<Item = std::io::Result<IO>> + Send + Unpin + 'static,
+        IO: tonic::transport::server::Connected
+            + tokio::io::AsyncRead
+            + tokio::io::AsyncWrite
+            + Unpin
+            + Send
+            + 'static,
+    {
         let (stop_streams, stop_rx) = watch::channel(false);
         let (shutdown, shutdown_rx) = oneshot::channel::<()>();
         let service = Service {
             shared: shared.clone(),
             stop: stop_rx,
         };
-        let incoming = tonic::transport::server::TcpIncoming::from(listener);
         let task = tokio::spawn(async move {
-            tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(tls) = tls {
+                builder = builder.tls_config(tls).expect("a usable TLS configuration");
+            }
+            builder
                 .add_service(AggregatedDiscoveryServiceServer::new(service))
                 .serve_with_incoming_shutdown(incoming, async {
                     let _ = shutdown_rx.await;
@@ -149,7 +199,8 @@ impl AdsServer {
     pub(crate) async fn restart(&mut self) {
         assert!(self.running.is_none(), "the server is stopped");
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
-        self.running = Some(Self::serve(listener, &self.shared));
+        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+        self.running = Some(Self::serve(incoming, &self.shared, self.tls.clone()));
     }
 
     /// Serves `resources` for `type_url` from now on, to every stream.
