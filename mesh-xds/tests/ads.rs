@@ -1,8 +1,8 @@
 //! The ADS client against a real ADS server over a real stream.
 
-mod support;
 #[path = "support/pki.rs"]
 mod pki;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;

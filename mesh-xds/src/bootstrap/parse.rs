@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::resource::proto;
 use mesh_core::Locality;
 use serde_json::Value;
 
@@ -272,7 +273,7 @@ fn file_watcher(at: &At<'_>) -> Result<FileWatcher, BootstrapError> {
         ca_certificate_file: at.key("ca_certificate_file").opt_path()?,
         refresh_interval: match at.key("refresh_interval").opt_str()? {
             None => Duration::from_secs(600),
-            Some(s) => duration(s).ok_or_else(|| {
+            Some(s) => proto::json_duration(s).ok_or_else(|| {
                 at.key("refresh_interval")
                     .err("a duration in seconds such as \"600s\" or \"0.5s\"")
             })?,
@@ -282,10 +283,4 @@ fn file_watcher(at: &At<'_>) -> Result<FileWatcher, BootstrapError> {
         return Err(at.err("certificate_file and private_key_file together, or neither"));
     }
     Ok(watcher)
-}
-
-/// A protobuf JSON duration: decimal seconds with an `s`.
-fn duration(s: &str) -> Option<Duration> {
-    let secs: f64 = s.strip_suffix('s')?.parse().ok()?;
-    Duration::try_from_secs_f64(secs).ok()
 }

@@ -66,14 +66,18 @@
 //!
 //! `load_balancing_policy` wins when set: its policies are tried in order
 //! and the first the mesh has is used (`round_robin`, `least_request`,
-//! `random`, `ring_hash`, `maglev`, and `wrr_locality` around one of
-//! these); a supported policy with bad parameters is a NACK, and so is a
+//! `random`, `ring_hash`, `maglev`, the mesh's peak EWMA as a
+//! `TypedStruct` of type [`PEAK_EWMA_TYPE_URL`], and `wrr_locality` around
+//! one of these); a supported policy with bad parameters is a NACK, and so is a
 //! list with no supported policy (gRFC A52). Otherwise `lb_policy`:
 //! `ROUND_ROBIN` (the default), `LEAST_REQUEST` (always two choices),
 //! `RANDOM`, `RING_HASH` (`ring_hash_lb_config` sizes, 1024 to 8M, XX_HASH
 //! only) or `MAGLEV` (`maglev_lb_config.table_size`, 65,537).
 
+mod ewma;
 mod lb;
+
+pub use ewma::PEAK_EWMA_TYPE_URL;
 #[cfg(test)]
 mod tests;
 

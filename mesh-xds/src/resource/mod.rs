@@ -23,7 +23,7 @@ pub mod cluster;
 pub mod endpoint;
 mod error;
 pub mod listener;
-mod proto;
+pub(crate) mod proto;
 pub mod route;
 
 pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};

@@ -85,6 +85,12 @@ pub(crate) fn unpack<T: Message + Default>(any: &pb::Any, at: &At<'_>) -> Result
 
 /// The scalar fields of a metadata struct as strings (`true`, `3`, `v1`);
 /// lists, structs and nulls are left out.
+/// A protobuf JSON duration: decimal seconds with an `s` (`"0.030s"`).
+pub(crate) fn json_duration(s: &str) -> Option<Duration> {
+    let secs: f64 = s.strip_suffix('s')?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
 pub(crate) fn string_fields(s: &pb::Struct) -> BTreeMap<String, String> {
     s.fields
         .iter()

@@ -1,6 +1,7 @@
 //! A cluster's load-balancing policy: the `load_balancing_policy` list of
 //! typed policies when there is one (gRFC A52: the first the mesh supports
-//! wins; `wrr_locality` is read through to the policy it wraps), else the
+//! wins; `wrr_locality` is read through to the policy it wraps; the mesh's
+//! own peak EWMA is a custom policy, see [`ewma`](super::ewma)), else the
 //! `lb_policy` enum with its `ring_hash_lb_config` or `maglev_lb_config`.
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{self, LbPolicy};
@@ -146,6 +147,9 @@ fn one(any: &Any, at: &At<'_>, depth: usize) -> Result<Option<LoadBalancer>, Fie
     if proto::is::<TypedMaglev>(any) {
         let m: TypedMaglev = proto::unpack(any, at)?;
         return maglev(m.table_size, at).map(Some);
+    }
+    if let Some(ewma) = super::ewma::peak_ewma(any, at)? {
+        return Ok(Some(ewma));
     }
     if proto::is::<WrrLocality>(any) {
         // Locality weights are honoured by every balancer of the mesh: the
