@@ -20,7 +20,9 @@ use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, Protocol, ResourceType};
 use support::Server;
 use tower::ServiceExt;
 
-use ads::resources::{eds_cluster, listener, load_assignment_at, weighted_route_config};
+use ads::resources::{
+    eds_cluster, listener, load_assignment_at, route_config_by_prefix, weighted_route_config,
+};
 use ads::{AdsServer, WAIT};
 
 const LDS: ResourceType = ResourceType::Listener;
@@ -324,4 +326,68 @@ async fn a_target_the_server_never_sends_does_not_exist_after_15s() {
         waited >= mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT && waited < mesh_tower::client::TARGET_WAIT,
         "{waited:?}"
     );
+}
+
+#[tokio::test]
+async fn a_route_to_a_cluster_that_no_longer_exists_fails_only_its_requests() {
+    const GONE: &str = "outbound|9080|gone|reviews.default.svc.cluster.local";
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let gone = Server::start("gone", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    server.set(LDS.type_url(), vec![listener(REVIEWS, "reviews")]);
+    server.set(
+        RDS.type_url(),
+        vec![route_config_by_prefix(
+            "reviews",
+            &[REVIEWS],
+            &[("/gone", GONE), ("/", V1)],
+        )],
+    );
+    server.set(CDS.type_url(), vec![eds_cluster(V1), eds_cluster(GONE)]);
+    server.set(
+        EDS.type_url(),
+        vec![
+            load_assignment_at(V1, &[v1.addr]),
+            load_assignment_at(GONE, &[gone.addr]),
+        ],
+    );
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let uri = |path: &str| format!("http://{REVIEWS}{path}");
+    assert_eq!(
+        server_of(&get(&client, &uri("/gone")).await.unwrap()),
+        "gone"
+    );
+
+    // Left out of a full CDS response: deleted (gRFC A53).
+    server.set(CDS.type_url(), vec![eds_cluster(V1)]);
+    let err = tokio::time::timeout(WAIT, async {
+        loop {
+            match get(&client, &uri("/gone")).await {
+                Ok(_) => tokio::task::yield_now().await,
+                Err(e) => return e,
+            }
+        }
+    })
+    .await
+    .expect("the deletion arrives");
+    assert!(
+        err.contains(&format!("CDS resource {GONE:?} does not exist")),
+        "{err}"
+    );
+    assert_eq!(server_of(&get(&client, &uri("/ok")).await.unwrap()), "v1");
+}
+
+#[tokio::test]
+async fn a_route_configuration_without_virtual_hosts_answers_404() {
+    let server = AdsServer::start().await;
+    server.set(LDS.type_url(), vec![listener(REVIEWS, "reviews")]);
+    server.set(
+        RDS.type_url(),
+        vec![route_config_by_prefix("reviews", &[], &[])],
+    );
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let err = get(&client, &format!("http://{REVIEWS}/x"))
+        .await
+        .unwrap_err();
+    assert_eq!(err, format!("404 Not Found: no route for {REVIEWS}/x\n"));
 }

@@ -84,26 +84,19 @@ fn route_config_matching(name: &str, cluster: &str, path: route_match::PathSpeci
             path_specifier: Some(path),
             ..Default::default()
         }),
-        action: Some(route::Action::Route(RouteAction {
-            cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
-            ..Default::default()
-        })),
+        action: Some(route::Action::Route(to_cluster(cluster))),
         ..Default::default()
     };
-    let rc = RouteConfiguration {
-        name: name.into(),
-        virtual_hosts: vec![VirtualHost {
-            name: "reviews.default.svc.cluster.local:9080".into(),
-            domains: vec![
-                "reviews.default.svc.cluster.local".into(),
-                "reviews.default.svc.cluster.local:9080".into(),
-            ],
-            routes: vec![route],
-            ..Default::default()
-        }],
+    let vhost = VirtualHost {
+        name: "reviews.default.svc.cluster.local:9080".into(),
+        domains: vec![
+            "reviews.default.svc.cluster.local".into(),
+            "reviews.default.svc.cluster.local:9080".into(),
+        ],
+        routes: vec![route],
         ..Default::default()
     };
-    resource(name, any(&rc))
+    route_configuration(name, vec![vhost])
 }
 
 /// A route configuration sending everything for reviews to `cluster`.
@@ -281,28 +274,71 @@ fn split(clusters: &[(&str, u32)]) -> RouteAction {
     }
 }
 
-/// A route configuration with one virtual host, `vhost`, whose one route
-/// takes every request (`/`) to `action`.
-fn split_route_config(name: &str, vhost: &str, domains: &[&str], action: RouteAction) -> Resource {
-    let route = Route {
+/// A route taking requests whose path starts with `prefix` to `action`.
+fn prefix_route(prefix: &str, action: RouteAction) -> Route {
+    Route {
         r#match: Some(RouteMatch {
-            path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+            path_specifier: Some(route_match::PathSpecifier::Prefix(prefix.into())),
             ..Default::default()
         }),
         action: Some(route::Action::Route(action)),
         ..Default::default()
-    };
+    }
+}
+
+/// A route action to one cluster.
+fn to_cluster(cluster: &str) -> RouteAction {
+    RouteAction {
+        cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(cluster.into())),
+        ..Default::default()
+    }
+}
+
+/// A route configuration of `virtual_hosts`.
+fn route_configuration(name: &str, virtual_hosts: Vec<VirtualHost>) -> Resource {
     let rc = RouteConfiguration {
         name: name.into(),
-        virtual_hosts: vec![VirtualHost {
-            name: vhost.into(),
-            domains: domains.iter().map(|d| (*d).into()).collect(),
-            routes: vec![route],
-            ..Default::default()
-        }],
+        virtual_hosts,
         ..Default::default()
     };
     resource(name, any(&rc))
+}
+
+/// A route configuration with one virtual host, `vhost`, whose one route
+/// takes every request (`/`) to `action`.
+fn split_route_config(name: &str, vhost: &str, domains: &[&str], action: RouteAction) -> Resource {
+    let vhost = VirtualHost {
+        name: vhost.into(),
+        domains: domains.iter().map(|d| (*d).into()).collect(),
+        routes: vec![prefix_route("/", action)],
+        ..Default::default()
+    };
+    route_configuration(name, vec![vhost])
+}
+
+/// A route configuration with one virtual host for `domains` whose
+/// routes take each path prefix to its cluster, in order; with no
+/// `domains`, a configuration with no virtual host at all.
+pub(crate) fn route_config_by_prefix(
+    name: &str,
+    domains: &[&str],
+    routes: &[(&str, &str)],
+) -> Resource {
+    let vhost = VirtualHost {
+        name: name.into(),
+        domains: domains.iter().map(|d| (*d).into()).collect(),
+        routes: routes
+            .iter()
+            .map(|(prefix, cluster)| prefix_route(prefix, to_cluster(cluster)))
+            .collect(),
+        ..Default::default()
+    };
+    let virtual_hosts = if domains.is_empty() {
+        vec![]
+    } else {
+        vec![vhost]
+    };
+    route_configuration(name, virtual_hosts)
 }
 
 /// A route configuration with one virtual host per cluster, each
@@ -315,26 +351,9 @@ pub(crate) fn route_config_per_cluster(name: &str, clusters: &[String]) -> Resou
         .map(|(i, cluster)| VirtualHost {
             name: cluster.clone(),
             domains: vec![format!("svc-{i}.mesh.local")],
-            routes: vec![Route {
-                r#match: Some(RouteMatch {
-                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
-                    ..Default::default()
-                }),
-                action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                        cluster.clone(),
-                    )),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }],
+            routes: vec![prefix_route("/", to_cluster(cluster))],
             ..Default::default()
         })
         .collect();
-    let rc = RouteConfiguration {
-        name: name.into(),
-        virtual_hosts,
-        ..Default::default()
-    };
-    resource(name, any(&rc))
+    route_configuration(name, virtual_hosts)
 }
