@@ -67,24 +67,26 @@ struct Shared {
 struct Watched {
     tx: watch::Sender<ResolveState>,
     /// For a LOGICAL_DNS cluster: the authority resolved, and the task
-    /// relaying its answers.
-    dns: Option<(Authority, AbortHandle)>,
+    /// relaying its answers, stopped when replaced or dropped.
+    dns: Option<(Authority, Relay)>,
     /// The cluster and load assignment the endpoints sent were made of.
     made_of: Option<(Arc<XdsCluster>, Option<Arc<XdsLoadAssignment>>)>,
 }
 
-impl Drop for Watched {
+/// A task relaying DNS answers; it stops when this is dropped.
+struct Relay(AbortHandle);
+
+impl Drop for Relay {
     fn drop(&mut self) {
-        if let Some((_, relay)) = &self.dns {
-            relay.abort();
-        }
+        self.0.abort();
     }
 }
 
 impl XdsResolve {
     /// Resolves the clusters `ads` accepts, and authorities through
     /// `fallback`. Must be called within a Tokio runtime: a task follows
-    /// the client's updates while the resolver or a resolution lives.
+    /// the client's updates while the resolver lives (its resolutions
+    /// keep their last answer after that).
     pub fn new(ads: &AdsHandle, fallback: impl Resolve) -> Self {
         let shared = Arc::new(Shared {
             fallback: Arc::new(fallback),
@@ -192,7 +194,7 @@ impl Shared {
                 send(&tx, state);
             }
         });
-        w.dns = Some((authority, relay.abort_handle()));
+        w.dns = Some((authority, Relay(relay.abort_handle())));
     }
 }
 
@@ -226,8 +228,10 @@ async fn follow(shared: Weak<Shared>, mut updates: watch::Receiver<Arc<AdsView>>
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let view = updates.borrow_and_update().clone();
         let mut clusters = shared.lock();
+        // Read under the lock: a cluster watched since was brought up to
+        // date with a view at least this new.
+        let view = updates.borrow_and_update().clone();
         clusters.retain(|_, w| !w.tx.is_closed());
         for (name, w) in clusters.iter_mut() {
             shared.update(name, w, &view);

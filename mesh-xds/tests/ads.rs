@@ -7,13 +7,15 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mesh_xds::Bootstrap;
+use mesh_core::resolve::ResolveState;
+use mesh_core::{Authority, Endpoint, EndpointSet, Resolve, StaticResolve};
 use mesh_xds::ads::{AdsClient, AdsHandle, AdsView, Backoff, Protocol, ResourceType};
 use mesh_xds::resource::RouteSource;
+use mesh_xds::{Bootstrap, XdsResolve};
 use pki::Pki;
 use support::resources::{
     LISTENER, ROUTES, V1, V2, bad_route_config, eds_cluster, listener, load_assignment,
-    route_config,
+    logical_dns_cluster, route_config,
 };
 use support::{AdsServer, WAIT};
 use tokio::sync::watch;
@@ -463,4 +465,70 @@ async fn a_unix_socket_control_plane() {
     .await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The endpoint addresses of `state`, if it is ready.
+fn ready_addrs(state: &ResolveState) -> Option<Vec<String>> {
+    match state {
+        ResolveState::Ready(set) => Some(set.iter().map(|e| e.addr.to_string()).collect()),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn xds_resolve_follows_a_cluster_from_dns_to_eds_and_lets_dns_go() {
+    let server = reviews_server(V1).await;
+    server.set(
+        CDS.type_url(),
+        vec![logical_dns_cluster(V1, "reviews-dns", 9080)],
+    );
+    let dns = StaticResolve::default();
+    let dns_target: Authority = "reviews-dns:9080".parse().unwrap();
+    dns.set(
+        &dns_target,
+        EndpointSet::new([Endpoint::new("10.0.0.1:9080".parse().unwrap())]),
+    );
+    let ads = client(&server);
+    let resolve = XdsResolve::new(&ads, dns.clone());
+    let resolution = resolve.resolve_named(V1);
+    let wait_for = |want: &'static str| {
+        let mut resolution = resolution.clone();
+        async move {
+            tokio::time::timeout(WAIT, async {
+                loop {
+                    if ready_addrs(&resolution.current()).as_deref() == Some(&[want.to_owned()][..])
+                    {
+                        return;
+                    }
+                    resolution.changed().await.expect("the resolver runs");
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("never {want}: {:?}", resolution.current()))
+        }
+    };
+    wait_for("10.0.0.1:9080").await;
+    // The DNS answer changes: relayed.
+    dns.set(
+        &dns_target,
+        EndpointSet::new([Endpoint::new("10.0.0.2:9080".parse().unwrap())]),
+    );
+    wait_for("10.0.0.2:9080").await;
+
+    // The cluster becomes EDS: its load assignment, and DNS no longer.
+    server.set(CDS.type_url(), vec![eds_cluster(V1)]);
+    wait_for("127.0.0.1:9080").await;
+    dns.set(
+        &dns_target,
+        EndpointSet::new([Endpoint::new("10.0.0.3:9080".parse().unwrap())]),
+    );
+    // A relay still running would pass this on as soon as it runs.
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        ready_addrs(&resolution.current()),
+        Some(vec!["127.0.0.1:9080".to_owned()]),
+        "no DNS answer after the switch"
+    );
 }

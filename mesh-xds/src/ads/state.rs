@@ -14,6 +14,7 @@ use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 use imbl::OrdMap;
 use prost::{Message, Name};
+use xxhash_rust::xxh64::xxh64;
 
 use super::{Change, Changed, ResourceType};
 use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
@@ -117,6 +118,10 @@ pub(super) struct Common {
 pub(super) struct TypeState<T> {
     pub(super) common: Common,
     pub(super) resources: OrdMap<String, Arc<T>>,
+    /// A digest of the bytes each accepted resource came as: a copy sent
+    /// again unchanged (state of the world sends every one each time) is
+    /// neither converted again nor replaced, so it stays the same `Arc`.
+    digests: OrdMap<String, u64>,
 }
 
 impl<T> Default for TypeState<T> {
@@ -124,6 +129,7 @@ impl<T> Default for TypeState<T> {
         Self {
             common: Common::default(),
             resources: OrdMap::new(),
+            digests: OrdMap::new(),
         }
     }
 }
@@ -209,8 +215,13 @@ impl<T: XdsResource> TypeState<T> {
                 twice.insert(name.to_owned());
                 continue;
             }
+            let digest = xxh64(&any.value, 0);
+            if self.digests.get(name) == Some(&digest) {
+                valid.push((name.to_owned(), None, digest));
+                continue;
+            }
             match T::convert(&proto) {
-                Ok(value) => valid.push((name.to_owned(), value)),
+                Ok(value) => valid.push((name.to_owned(), Some(value), digest)),
                 Err(e) => rejected.push(e),
             }
         }
@@ -222,18 +233,27 @@ impl<T: XdsResource> TypeState<T> {
                 reason: "listed more than once in one response".into(),
             });
         }
-        valid.retain(|(name, _)| !twice.contains(name));
+        valid.retain(|(name, _, _)| !twice.contains(name));
 
-        for (name, value) in valid {
-            self.common.nacked.remove(&name);
-            self.common.waiting.remove(&name);
-            if let Some(watch) = self.common.subscribed.get_mut(&name)
-                && *watch != Watch::default()
-            {
-                *watch = Watch::default();
+        for (name, value, digest) in valid {
+            // Persistent maps copy a path even to change nothing: ask first.
+            if self.common.nacked.contains_key(&name) {
+                self.common.nacked.remove(&name);
             }
-            self.resources.insert(name.clone(), Arc::new(value));
-            changes.push(Changed::new(T::KIND, name, Change::Updated));
+            if self.common.waiting.contains_key(&name) {
+                self.common.waiting.remove(&name);
+            }
+            if self.common.subscribed.get(&name) != Some(&Watch::default()) {
+                self.common
+                    .subscribed
+                    .insert(name.clone(), Watch::default());
+            }
+            // `None`: the copy held, sent again.
+            if let Some(value) = value {
+                self.resources.insert(name.clone(), Arc::new(value));
+                self.digests.insert(name.clone(), digest);
+                changes.push(Changed::new(T::KIND, name, Change::Updated));
+            }
         }
         for error in &rejected {
             if self.common.subscribed.contains_key(&error.resource) {
@@ -250,6 +270,7 @@ impl<T: XdsResource> TypeState<T> {
     /// not exist; whether there was one.
     pub(super) fn delete(&mut self, name: &str, changes: &mut Vec<Changed>) -> bool {
         self.common.versions.remove(name);
+        self.digests.remove(name);
         if self.resources.remove(name).is_none() {
             return false;
         }
@@ -287,6 +308,7 @@ impl<T: XdsResource> TypeState<T> {
             common.nacked.remove(&name);
             common.versions.remove(&name);
             self.resources.remove(&name);
+            self.digests.remove(&name);
             changes.push(Changed::new(T::KIND, name, Change::Unsubscribed));
         }
         for name in wanted {

@@ -493,3 +493,30 @@ fn unasked_resources_and_unknown_types_are_ignored() {
     let out = ads.handle_response(&odd, now);
     assert!(out.requests.is_empty() && out.changes.is_empty());
 }
+
+#[test]
+fn a_resource_sent_again_unchanged_stays_the_same_value() {
+    let now = Instant::now();
+    let mut ads = started(now);
+    full_chain(&mut ads, now);
+    let before = AdsView::new(&ads, true);
+    // State of the world sends every cluster again when one changes.
+    let clusters = vec![good_cluster(V1), bad_cluster(V2), good_cluster(V3)];
+    let outcome = ads.handle_response(&response(ResourceType::Cluster, "2", "c2", clusters), now);
+    let after = AdsView::new(&ads, true);
+    assert!(std::sync::Arc::ptr_eq(
+        &before.clusters[V1],
+        &after.clusters[V1]
+    ));
+    assert!(outcome.changes.is_empty(), "{:?}", outcome.changes);
+    assert_eq!(outcome.rejected.len(), 1);
+    // The copy accepted before, sent again, clears the NACK without a change.
+    let clusters = vec![good_cluster(V1), good_cluster(V2), good_cluster(V3)];
+    let outcome = ads.handle_response(&response(ResourceType::Cluster, "3", "c3", clusters), now);
+    assert!(outcome.changes.is_empty() && outcome.rejected.is_empty());
+    assert!(
+        AdsView::new(&ads, true)
+            .rejected(ResourceType::Cluster, V2)
+            .is_none()
+    );
+}

@@ -131,14 +131,18 @@ pub(crate) fn load_assignment_at(name: &str, addrs: &[SocketAddr]) -> Resource {
 }
 
 fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
+    host_endpoint(&addr.ip().to_string(), addr.port())
+}
+
+/// An endpoint at `host` (an IP address, or a DNS name for LOGICAL_DNS)
+/// and `port`.
+fn host_endpoint(host: &str, port: u16) -> LbEndpoint {
     LbEndpoint {
         host_identifier: Some(lb_endpoint::HostIdentifier::Endpoint(Endpoint {
             address: Some(Address {
                 address: Some(address::Address::SocketAddress(SocketAddress {
-                    address: addr.ip().to_string(),
-                    port_specifier: Some(socket_address::PortSpecifier::PortValue(
-                        addr.port().into(),
-                    )),
+                    address: host.into(),
+                    port_specifier: Some(socket_address::PortSpecifier::PortValue(port.into())),
                     ..Default::default()
                 })),
             }),
@@ -146,6 +150,26 @@ fn lb_endpoint(addr: SocketAddr) -> LbEndpoint {
         })),
         ..Default::default()
     }
+}
+
+/// A LOGICAL_DNS cluster resolving `host:port` (gRFC A37).
+pub(crate) fn logical_dns_cluster(name: &str, host: &str, port: u16) -> Resource {
+    let cluster = Cluster {
+        name: name.into(),
+        cluster_discovery_type: Some(cluster::ClusterDiscoveryType::Type(
+            cluster::DiscoveryType::LogicalDns as i32,
+        )),
+        load_assignment: Some(ClusterLoadAssignment {
+            cluster_name: name.into(),
+            endpoints: vec![LocalityLbEndpoints {
+                lb_endpoints: vec![host_endpoint(host, port)],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    resource(name, any(&cluster))
 }
 
 /// An EDS cluster as istiod's `grpc` generator writes it: round robin,

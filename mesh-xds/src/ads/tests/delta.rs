@@ -5,7 +5,7 @@ use std::time::Instant;
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
-use envoy_types::pb::google::protobuf::Any;
+use envoy_types::pb::google::protobuf::{Any, Duration as PbDuration};
 
 use super::build::*;
 use super::node;
@@ -110,7 +110,15 @@ fn a_nack_names_the_bad_resource_and_takes_the_good_ones() {
     let now = Instant::now();
     let mut ads = started(now);
     full_chain(&mut ads, now);
-    let cds = vec![(V1, "c2", bad_cluster(V1)), (V2, "c2", good_cluster(V2))];
+    // A changed V2: one sent again unchanged would be no change.
+    let v2 = any(&envoy_types::pb::envoy::config::cluster::v3::Cluster {
+        connect_timeout: Some(PbDuration {
+            seconds: 2,
+            nanos: 0,
+        }),
+        ..eds_cluster(V2)
+    });
+    let cds = vec![(V1, "c2", bad_cluster(V1)), (V2, "c2", v2)];
     let outcome = ads.handle_response(&delta(CDS, "n5", cds, &[]), now);
     assert_eq!(outcome.rejected.len(), 1);
     let nack = for_type(&outcome.requests, CDS);
