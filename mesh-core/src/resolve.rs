@@ -4,12 +4,13 @@
 //! A target is a service authority (`reviews:9080`, asked of DNS or a
 //! static list) or the name of an endpoint set the source keeps itself (an
 //! xDS cluster): a [`ResolveTarget`]. A resolution is a watch of
-//! [`ResolveState`] per target. A source sends a
-//! new [`EndpointSet`] whenever the target's endpoints change. Once a target
-//! has resolved, a failed refresh keeps the last good set (the source sends
-//! nothing); only a target that never resolved is put in the
-//! [`ResolveState::Failed`] state, with an error naming the target and the
-//! cause.
+//! [`ResolveState`] per target. A source sends a new [`EndpointSet`]
+//! whenever the target's endpoints change. A failed refresh is not a
+//! failure: a source that has answered keeps its last good set by sending
+//! nothing. [`ResolveState::Failed`], with an error naming the target and
+//! the cause, means the target has no endpoints to use: it never resolved
+//! (DNS, static lists), or its source says it is gone (an xDS cluster the
+//! control plane deleted); a balancer stops using what it had.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -60,7 +61,8 @@ pub enum ResolveState {
     Pending,
     /// The current endpoints (possibly empty).
     Ready(EndpointSet),
-    /// The target never resolved.
+    /// The target has no endpoints to use: it never resolved, or its
+    /// source says it is gone.
     Failed(ResolveError),
 }
 

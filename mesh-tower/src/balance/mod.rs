@@ -246,11 +246,14 @@ where
                 match state {
                     Some(state) => shared.apply(state, &new_endpoint),
                     None => {
-                        // The source is gone. A target that never resolved
-                        // must not keep requests waiting for an answer that
-                        // cannot come.
-                        let error = ResolveError::source_stopped(&shared.target);
-                        shared.apply(ResolveState::Failed(error), &new_endpoint);
+                        // The source is gone. A target that resolved keeps
+                        // its last endpoints; one that never did must not
+                        // keep requests waiting for an answer that cannot
+                        // come.
+                        if !matches!(*shared.view.load().members, Members::Ready(..)) {
+                            let error = ResolveError::source_stopped(&shared.target);
+                            shared.apply(ResolveState::Failed(error), &new_endpoint);
+                        }
                         return;
                     }
                 }
@@ -289,11 +292,9 @@ impl<S> Shared<S> {
         let old = self.view.load_full();
         let members = match state {
             ResolveState::Pending => return,
-            ResolveState::Failed(e) => match &*old.members {
-                // A target that resolved keeps its last good endpoints.
-                Members::Ready(..) => return,
-                _ => Members::Failed(e),
-            },
+            // The source says the target is gone (a source keeps a target
+            // that resolved by sending nothing when a refresh fails).
+            ResolveState::Failed(e) => Members::Failed(e),
             ResolveState::Ready(set) => {
                 let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> =
                     match &*old.members {

@@ -340,3 +340,41 @@ async fn hash_policies_send_a_key_to_one_endpoint() {
 }
 
 mod priority;
+
+#[tokio::test(start_paused = true)]
+async fn a_source_that_says_the_target_is_gone_stops_it_and_one_that_stops_does_not() {
+    use mesh_core::resolve::ResolveState;
+    use mesh_core::{Resolution, ResolveError};
+    use tokio::sync::watch;
+
+    let (tx, rx) = watch::channel(ResolveState::Ready(set(&[(1, 1)])));
+    let b = over(Resolution::new(target(), rx));
+    b.ready().await;
+    assert_eq!(
+        b.clone()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap()
+            .port(),
+        1
+    );
+    tx.send_replace(ResolveState::Failed(ResolveError::new(target(), "deleted")));
+    tokio::task::yield_now().await;
+    let err = b.clone().oneshot(http::Request::new(())).await.unwrap_err();
+    assert!(err.to_string().contains("deleted"), "{err}");
+
+    // A source that goes away leaves the last endpoints in use.
+    let (tx, rx) = watch::channel(ResolveState::Ready(set(&[(2, 1)])));
+    let b = over(Resolution::new(target(), rx));
+    b.ready().await;
+    drop(tx);
+    tokio::task::yield_now().await;
+    assert_eq!(
+        b.clone()
+            .oneshot(http::Request::new(()))
+            .await
+            .unwrap()
+            .port(),
+        2
+    );
+}
