@@ -391,3 +391,20 @@ async fn a_route_configuration_without_virtual_hosts_answers_404() {
         .unwrap_err();
     assert_eq!(err, format!("404 Not Found: no route for {REVIEWS}/x\n"));
 }
+
+#[tokio::test]
+async fn a_new_target_fails_at_once_while_the_control_plane_cannot_be_reached() {
+    let mut server = AdsServer::start().await;
+    server.stop().await;
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let err = tokio::time::timeout(WAIT, get(&client, &format!("http://{REVIEWS}/")))
+        .await
+        .expect("no waiting for a control plane that cannot answer")
+        .unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "xds:///{REVIEWS}: the control plane cannot be reached: "
+        )),
+        "{err}"
+    );
+}

@@ -11,7 +11,8 @@
 //!   and a chain without a fault filter injects none; a route without a
 //!   timeout of its own takes the listener's `max_stream_duration` (A31).
 //! - Every cluster a route names is defined as an endpoint set the
-//!   resolver knows by the cluster's name ([`Discovery::Named`]); the
+//!   resolver knows by the cluster's name
+//!   ([`Discovery::Named`](mesh_core::Discovery::Named)); the
 //!   [`XdsResolve`](crate::XdsResolve) answers for it. A cluster not
 //!   received (yet, or at all) is defined with the policy xDS clusters
 //!   start from, so that its requests wait for it, or fail once it is known
@@ -26,22 +27,6 @@ use mesh_core::{Cluster, ClusterPolicy, ConfigError, MeshConfig, RouteError, Rou
 
 use crate::ads::{AdsView, ResourceType};
 use crate::resource::{FilterKind, RouteSource, XdsCluster, XdsListener};
-
-/// Why the accepted resources do not make a configuration.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum MeshConfigError {
-    /// A listener's route table does not take the listener's defaults.
-    #[error("listener {listener:?}: {source}")]
-    Routes {
-        /// The listener resource.
-        listener: String,
-        /// What is wrong.
-        source: RouteError,
-    },
-    /// The tables and clusters do not fit together.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
 
 /// Where one target stands in an [`AdsView`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,12 +46,13 @@ pub enum TargetState {
 impl AdsView {
     /// The configuration requests are routed by, for `targets`: pairs of
     /// an authority as requests write it and the name of its listener
-    /// resource. Fails only if a route table cannot take its listener's
-    /// defaults, which conversion has already checked.
+    /// resource. A target whose table cannot take its listener's defaults
+    /// is left out, with a warning (conversion has checked all it could);
+    /// the tables and clusters otherwise always fit together.
     pub fn mesh_config<'a>(
         &self,
         targets: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<MeshConfig, MeshConfigError> {
+    ) -> Result<MeshConfig, ConfigError> {
         let mut listeners = Vec::new();
         for (authority, listener) in targets {
             let Some(l) = self.listeners.get(listener) else {
@@ -75,12 +61,12 @@ impl AdsView {
             let Some(table) = self.listener_table(l) else {
                 continue;
             };
-            let table =
-                with_listener_defaults(l, table).map_err(|source| MeshConfigError::Routes {
-                    listener: listener.to_owned(),
-                    source,
-                })?;
-            listeners.push((Arc::<str>::from(authority), table));
+            match with_listener_defaults(l, table) {
+                Ok(table) => listeners.push((Arc::<str>::from(authority), table)),
+                Err(error) => {
+                    tracing::warn!(listener, %error, "routes left out: the listener's defaults do not apply");
+                }
+            }
         }
         let named: BTreeSet<&ClusterName> =
             listeners.iter().flat_map(|(_, t)| t.clusters()).collect();
@@ -94,11 +80,7 @@ impl AdsView {
                 },
             })
             .collect();
-        Ok(MeshConfig::with_listeners(
-            RouteTable::default(),
-            listeners,
-            clusters,
-        )?)
+        MeshConfig::with_listeners(RouteTable::default(), listeners, clusters)
     }
 
     /// Where the target whose listener resource is `listener` stands.

@@ -29,6 +29,6 @@ pub mod resource;
 
 pub use ads::AdsState;
 pub use bootstrap::{Bootstrap, BootstrapError};
-pub use config::{MeshConfigError, TargetState};
+pub use config::TargetState;
 pub use resolve::XdsResolve;
 pub use resource::ResourceError;

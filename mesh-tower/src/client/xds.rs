@@ -7,7 +7,8 @@
 //!   listener and its routes have arrived, at most [`TARGET_WAIT`]. A
 //!   target the control plane says does not exist (it sent nothing for
 //!   [`DOES_NOT_EXIST_TIMEOUT`](mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT)), or whose listener or routes it sent only
-//!   rejected copies of, fails with that reason.
+//!   rejected copies of, fails with that reason; so does one asked for
+//!   while the control plane cannot be reached (gRPC fails such calls).
 //! - After each update of the ADS client a task rebuilds the
 //!   configuration of every target ([`AdsView::mesh_config`]) and swaps it
 //!   in with [`MeshClient::set_config`]: the next requests take it, and
@@ -124,14 +125,23 @@ impl Xds {
                     return Ok(());
                 }
                 let view = updates.borrow_and_update().clone();
-                match view.target_state(&listener) {
+                let unusable = match view.target_state(&listener) {
                     TargetState::DoesNotExist(reason) | TargetState::Rejected(reason) => {
-                        return Err(XdsTargetError::Unusable {
-                            target: target.to_owned(),
-                            reason,
-                        });
+                        Some(reason)
                     }
-                    TargetState::Ready | TargetState::Pending => {}
+                    // Nothing can come while the control plane is out of
+                    // reach: fail now, as gRPC fails such a call.
+                    TargetState::Pending if !view.connected => view
+                        .stream_error
+                        .as_ref()
+                        .map(|e| format!("the control plane cannot be reached: {e}")),
+                    TargetState::Ready | TargetState::Pending => None,
+                };
+                if let Some(reason) = unusable {
+                    return Err(XdsTargetError::Unusable {
+                        target: target.to_owned(),
+                        reason,
+                    });
                 }
                 tokio::select! {
                     _ = applied.changed() => {}
