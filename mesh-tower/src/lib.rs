@@ -51,6 +51,9 @@
 //!
 //! - `istio`: [`istio::load`], Istio `VirtualService` and `DestinationRule`
 //!   files as a client's configuration.
+//! - `xds`: [`MeshClientBuilder::xds`], routes, clusters and endpoints from
+//!   an xDS control plane; each authority requests are sent to is the
+//!   target `xds:///AUTHORITY`.
 
 pub mod balance;
 pub mod body;

@@ -64,7 +64,8 @@ struct Args {
     #[arg(short = 'd', long = "data", value_name = "DATA")]
     data: Option<String>,
     /// Requests to send; more than one prints a tally instead of bodies.
-    #[arg(short = 'n', default_value_t = 1, value_name = "N")]
+    #[arg(short = 'n', default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     count: u32,
     /// How long to wait for a stream to the control plane, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -88,12 +89,12 @@ struct Tally {
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let run = run(&args);
-    let result = match args.max_time {
-        Some(secs) => match tokio::time::timeout(Duration::from_secs_f64(secs.max(0.0)), run).await
-        {
+    let result = match args.max_time.map(Duration::try_from_secs_f64) {
+        Some(Ok(max)) => match tokio::time::timeout(max, run).await {
             Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!("gave up after --max-time {secs} s")),
+            Err(_) => Err(anyhow::anyhow!("gave up after --max-time {max:?}")),
         },
+        Some(Err(e)) => Err(anyhow::anyhow!("--max-time: {e}")),
         None => run.await,
     };
     match result {

@@ -62,31 +62,68 @@ impl<B> MeshClient<B> {
     }
 
     /// This client bound to a target written as gRPC writes one:
-    /// `xds:///reviews.default.svc.cluster.local:9080`,
-    /// `dns:///reviews:9080`, or a bare authority. The authority is kept as
-    /// written (`xds:///echo` is xDS listener `echo`), and takes port 80
-    /// where it has none.
+    /// `xds:///reviews.default.svc.cluster.local:9080` (a client built
+    /// with xDS), `dns:///reviews:9080` (one that is not; port 443 when
+    /// none is written, as gRPC's), or a bare authority (port 80 when none
+    /// is written). The authority is kept as written: `xds:///echo` is xDS
+    /// listener `echo`.
     ///
     /// ```
     /// use mesh_core::StaticResolve;
     /// use mesh_tower::MeshClient;
     ///
     /// let client: MeshClient<String> = MeshClient::builder(StaticResolve::default()).build();
-    /// let channel = client.channel_to("xds:///ratings.default.svc.cluster.local:9080")?;
-    /// assert_eq!(channel.target().to_string(), "ratings.default.svc.cluster.local:9080");
-    /// assert!(client.channel_to("xds:///").is_err());
-    /// # Ok::<(), mesh_core::InvalidAuthority>(())
+    /// let channel = client.channel_to("dns:///ratings.default.svc.cluster.local")?;
+    /// assert_eq!(channel.target().to_string(), "ratings.default.svc.cluster.local:443");
+    /// let err = client.channel_to("xds:///ratings:9080").unwrap_err();
+    /// assert!(err.to_string().contains("a client built with xDS"));
+    /// # Ok::<(), mesh_tower::client::InvalidTarget>(())
     /// ```
-    pub fn channel_to(&self, target: &str) -> Result<MeshChannel<B>, InvalidAuthority> {
-        let written = ["xds:///", "dns:///"]
-            .iter()
-            .find_map(|scheme| target.strip_prefix(scheme))
-            .unwrap_or(target);
+    pub fn channel_to(&self, target: &str) -> Result<MeshChannel<B>, InvalidTarget> {
+        let xds = self.is_xds();
+        let (written, default_port) = match target.split_once(":///") {
+            Some(("xds", rest)) if xds => (rest, 80),
+            Some(("dns", rest)) if !xds => (rest, 443),
+            Some((scheme, _)) => {
+                return Err(InvalidTarget::Scheme {
+                    target: target.to_owned(),
+                    scheme: scheme.to_owned(),
+                    xds,
+                });
+            }
+            None => (target, 80),
+        };
         Ok(MeshChannel {
             client: self.clone(),
-            target: Authority::parse_with_default_port(written, 80)?,
+            target: Authority::parse_with_default_port(written, default_port)?,
             origin: written.parse().ok(),
         })
+    }
+}
+
+/// A target [`MeshClient::channel_to`] cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidTarget {
+    /// Its authority is not one.
+    #[error(transparent)]
+    Authority(#[from] InvalidAuthority),
+    /// Its scheme is not the client's kind of discovery.
+    #[error("{target}: {}", scheme_reason(scheme, *xds))]
+    Scheme {
+        /// The target as given.
+        target: String,
+        /// Its scheme.
+        scheme: String,
+        /// Whether the client was built with xDS.
+        xds: bool,
+    },
+}
+
+fn scheme_reason(scheme: &str, xds: bool) -> String {
+    match (scheme, xds) {
+        ("xds", false) => "an xds:/// target needs a client built with xDS".into(),
+        ("dns", true) => "this client takes its endpoints from xDS: write xds:///".into(),
+        (other, _) => format!("unknown scheme {other:?}: xds:/// or dns:///"),
     }
 }
 

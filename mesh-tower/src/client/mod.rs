@@ -71,7 +71,7 @@ use tower::{Layer, Service, ServiceBuilder};
 
 pub use builder::MeshClientBuilder;
 use cache::{CacheLimits, ClusterCache};
-pub use channel::MeshChannel;
+pub use channel::{InvalidTarget, MeshChannel};
 use future::ClusterFuture;
 pub use future::ResponseFuture;
 #[cfg(feature = "xds")]
@@ -182,6 +182,14 @@ impl MeshClient<()> {
 }
 
 impl<B> MeshClient<B> {
+    /// Whether the client was built with xDS.
+    fn is_xds(&self) -> bool {
+        #[cfg(feature = "xds")]
+        return self.shared.xds.is_some();
+        #[cfg(not(feature = "xds"))]
+        false
+    }
+
     /// The configuration requests are routed by.
     pub fn config(&self) -> Arc<MeshConfig> {
         self.shared.config.load()

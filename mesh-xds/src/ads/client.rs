@@ -49,7 +49,7 @@ pub enum AdsClientError {
     #[error("the bootstrap lists no xDS server")]
     NoServer,
     /// The server's TLS credentials cannot be read or used.
-    #[error("xDS server {server}: TLS credentials: {source}")]
+    #[error("xDS server {server}: TLS credentials")]
     Credentials {
         /// The server's URI.
         server: String,
@@ -413,7 +413,7 @@ impl<F: Flavor> Task<F> {
 
 /// `error` and its sources, as one line: a transport error says little
 /// without its causes.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut next = error.source();
     while let Some(cause) = next {

@@ -137,7 +137,21 @@ fn with_tls(
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ConnectError> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()).into())
+    std::fs::read(path).map_err(|source| {
+        CredentialFile {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
+    })
+}
+
+/// A credentials file that cannot be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {}", path.display())]
+pub(super) struct CredentialFile {
+    path: PathBuf,
+    source: std::io::Error,
 }
 
 impl fmt::Display for Target {
@@ -164,7 +178,7 @@ mod tests {
         });
         let error = Target::new(&bootstrap).unwrap_err();
         assert_eq!(
-            error.to_string(),
+            super::super::client::error_chain(&error),
             "xDS server localhost:15010: TLS credentials: cannot read \
              /nonexistent/root-cert.pem: No such file or directory (os error 2)"
         );

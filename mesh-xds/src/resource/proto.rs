@@ -51,7 +51,6 @@ pub(crate) fn fraction(f: &FractionalPercent, at: &At<'_>) -> Result<Percent, Fi
     Ok(Percent::from_fraction(f.numerator, denominator))
 }
 
-/// Whether `any` holds a message of type `T`.
 /// Checks that `source` (at `at`) says `ads` or `self`: a proxyless client
 /// fetches what a resource refers to only from the server that sent it.
 pub(crate) fn same_server(
@@ -68,6 +67,7 @@ pub(crate) fn same_server(
     }
 }
 
+/// Whether `any` holds a message of type `T`.
 pub(crate) fn is<T: Name>(any: &pb::Any) -> bool {
     any.type_url
         .strip_prefix(TYPE_URL_PREFIX)
