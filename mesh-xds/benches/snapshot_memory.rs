@@ -12,7 +12,7 @@ mod mesh;
 use std::alloc::System;
 use std::time::Instant;
 
-use mesh::{LISTENER, Mesh, node, sotw};
+use mesh::{LISTENER, Mesh, node};
 use mesh_xds::ads::{AdsState, AdsView};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -30,11 +30,7 @@ fn main() {
     let (clusters, per_cluster) = (10_000, 10);
     let endpoints = clusters * per_cluster;
     let mesh = Mesh::new(clusters, per_cluster);
-    let responses: Vec<_> = mesh
-        .responses
-        .iter()
-        .map(|(kind, r)| sotw(*kind, 1, r))
-        .collect();
+    let responses = mesh.sotw_responses();
     drop(mesh);
 
     let region = Region::new(GLOBAL);
