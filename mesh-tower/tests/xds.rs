@@ -330,6 +330,12 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
         err.contains("rejected") && err.contains("api_listener"),
         "{err}"
     );
+    // Forgotten: unsubscribed, and asked for again by the next request.
+    server
+        .wait_for_request(|r| r.type_url == LDS.type_url() && r.names.is_empty())
+        .await;
+    let again = get(&client, "http://bad/").await.unwrap_err();
+    assert!(again.contains("rejected"), "{again}");
 }
 
 #[tokio::test(start_paused = true)]

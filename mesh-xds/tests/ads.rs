@@ -532,3 +532,28 @@ async fn xds_resolve_follows_a_cluster_from_dns_to_eds_and_lets_dns_go() {
         "no DNS answer after the switch"
     );
 }
+
+#[tokio::test]
+async fn a_listener_stays_subscribed_until_every_subscription_is_undone() {
+    let server = reviews_server(V1).await;
+    let ads = client(&server); // one subscription to LISTENER
+    ads.subscribe_listener(LISTENER);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "reviews", |v| resolved_to(v, V1)).await;
+
+    ads.unsubscribe_listener(LISTENER);
+    // A change the client can only see while still subscribed.
+    server.set(RDS.type_url(), vec![route_config(ROUTES, V2)]);
+    server.set(EDS.type_url(), vec![load_assignment(V2, "127.0.0.2")]);
+    server.set(CDS.type_url(), vec![eds_cluster(V1), eds_cluster(V2)]);
+    wait_for_view(&mut updates, "reviews moved to v2", |v| resolved_to(v, V2)).await;
+
+    ads.unsubscribe_listener(LISTENER);
+    wait_for_view(&mut updates, "nothing subscribed", |v| {
+        v.listeners.is_empty()
+    })
+    .await;
+    server
+        .wait_for_request(|r| r.type_url == LDS.type_url() && r.names.is_empty())
+        .await;
+}

@@ -9,6 +9,8 @@
 //!   [`DOES_NOT_EXIST_TIMEOUT`](mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT)), or whose listener or routes it sent only
 //!   rejected copies of, fails with that reason; so does one asked for
 //!   while the control plane cannot be reached (gRPC fails such calls).
+//!   Such a target is unsubscribed, and asked for again by the next
+//!   request to it.
 //! - After each update of the ADS client a task rebuilds the
 //!   configuration of every target ([`AdsView::mesh_config`]) and swaps it
 //!   in with [`MeshClient::set_config`]: the next requests take it, and
@@ -138,6 +140,12 @@ impl Xds {
                     TargetState::Ready | TargetState::Pending => None,
                 };
                 if let Some(reason) = unusable {
+                    // Forgotten, so that ever-new unusable authorities (typos,
+                    // hosts outside the mesh) do not pile up; the next request
+                    // asks again.
+                    if xds.targets().remove(target).is_some() {
+                        xds.ads.unsubscribe_listener(listener.clone());
+                    }
                     return Err(XdsTargetError::Unusable {
                         target: target.to_owned(),
                         reason,

@@ -28,6 +28,7 @@
 //!
 //! The task stops when the last [`AdsHandle`] is dropped.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -178,13 +179,17 @@ impl AdsHandle {
         &self.bootstrap
     }
 
-    /// Asks for the listener `name`, and what it refers to.
+    /// Asks for the listener `name`, and what it refers to. Subscriptions
+    /// are counted: a listener is asked for until each subscription made
+    /// through any clone of the handle has been undone.
     pub fn subscribe_listener(&self, name: impl Into<String>) {
         // The task outlives every handle, so the send cannot fail.
         let _ = self.commands.send(Command::Subscribe(name.into()));
     }
 
-    /// Stops asking for the listener `name`, and for what only it referred to.
+    /// Undoes one [`subscribe_listener`](Self::subscribe_listener) of
+    /// `name`; after the last, stops asking for the listener and for what
+    /// only it referred to.
     pub fn unsubscribe_listener(&self, name: impl Into<String>) {
         let _ = self.commands.send(Command::Unsubscribe(name.into()));
     }
@@ -214,6 +219,8 @@ struct Task<F: Flavor> {
     /// Why the last stream, or attempt at one, failed; cleared by a
     /// response.
     stream_error: Option<String>,
+    /// How many subscriptions each listener has, from all handles.
+    listener_subscriptions: HashMap<String, usize>,
     view: watch::Sender<Arc<AdsView>>,
 }
 
@@ -233,6 +240,7 @@ impl<F: Flavor> Task<F> {
             commands,
             requests: None,
             stream_error: None,
+            listener_subscriptions: HashMap::new(),
             view,
         };
         tokio::spawn(task.run());
@@ -353,8 +361,27 @@ impl<F: Flavor> Task<F> {
 
     fn command(&mut self, command: Option<Command>) -> Result<(), Stop> {
         let outcome = match command.ok_or(Stop)? {
-            Command::Subscribe(name) => self.state.subscribe_listener(&name, now()),
-            Command::Unsubscribe(name) => self.state.unsubscribe_listener(&name, now()),
+            Command::Subscribe(name) => {
+                let count = self.listener_subscriptions.entry(name.clone()).or_default();
+                *count += 1;
+                if *count > 1 {
+                    return Ok(());
+                }
+                self.state.subscribe_listener(&name, now())
+            }
+            Command::Unsubscribe(name) => {
+                match self.listener_subscriptions.get_mut(&name) {
+                    Some(count) if *count > 1 => {
+                        *count -= 1;
+                        return Ok(());
+                    }
+                    Some(_) => {
+                        self.listener_subscriptions.remove(&name);
+                    }
+                    None => return Ok(()),
+                }
+                self.state.unsubscribe_listener(&name, now())
+            }
         };
         self.apply(outcome);
         self.publish();
