@@ -21,7 +21,8 @@ use support::Server;
 use tower::ServiceExt;
 
 use ads::resources::{
-    eds_cluster, listener, load_assignment_at, route_config_by_prefix, weighted_route_config,
+    bad_route_config, eds_cluster, listener, load_assignment_at, route_config_by_prefix,
+    weighted_route_config,
 };
 use ads::{AdsServer, WAIT};
 
@@ -434,5 +435,31 @@ async fn a_new_target_fails_at_once_while_the_control_plane_cannot_be_reached() 
             "xds:///{REVIEWS}: the control plane cannot be reached: "
         )),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_rejected_update_leaves_traffic_on_the_last_good_routes() {
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let v2 = Server::start("v2", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[v2.addr]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let uri = format!("http://{REVIEWS}/");
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+
+    // To v2, but on a regex that does not compile: NACKed.
+    server.set(RDS.type_url(), vec![bad_route_config("reviews", V2)]);
+    let nack = server
+        .wait_for_request(|r| r.type_url == RDS.type_url() && r.error.is_some())
+        .await;
+    let error = nack.error.unwrap();
+    assert!(
+        error.contains("RouteConfiguration \"reviews\"") && error.contains("regex"),
+        "{error}"
+    );
+    assert_eq!(
+        tally(&client, &uri, 100).await,
+        HashMap::from([("v1".into(), 100)])
     );
 }
