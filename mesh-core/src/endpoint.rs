@@ -1,5 +1,6 @@
 //! Endpoints and the immutable endpoint sets that discovery hands out.
 
+use crate::route::Percent;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,7 +122,8 @@ impl Endpoint {
 }
 
 /// An immutable, cheaply cloned set of endpoints, sorted by address with no
-/// duplicates, so two sets with the same members compare equal.
+/// duplicates, so two sets with the same members compare equal; and the
+/// shares of requests to drop before any reaches them, usually none.
 ///
 /// ```
 /// use mesh_core::{Endpoint, EndpointSet};
@@ -133,7 +135,20 @@ impl Endpoint {
 /// assert_eq!(set.iter().next().unwrap().addr.port(), 1);
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct EndpointSet(Arc<[Endpoint]>);
+pub struct EndpointSet {
+    endpoints: Arc<[Endpoint]>,
+    drops: Option<Arc<[DropOverload]>>,
+}
+
+/// A share of requests to drop before they reach any endpoint, as a
+/// control plane sheds load (xDS `drop_overloads`, gRFC A27).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropOverload {
+    /// What the drops are counted as, e.g. `throttle`.
+    pub category: String,
+    /// The share dropped.
+    pub percent: Percent,
+}
 
 impl EndpointSet {
     /// A set from endpoints; later duplicates of an address are dropped.
@@ -141,27 +156,43 @@ impl EndpointSet {
         let mut v: Vec<Endpoint> = endpoints.into_iter().collect();
         v.sort_by_key(|e| e.addr);
         v.dedup_by_key(|e| e.addr);
-        Self(v.into())
+        Self {
+            endpoints: v.into(),
+            drops: None,
+        }
+    }
+
+    /// The set with `drops`: requests are dropped by each share in turn
+    /// before an endpoint is picked.
+    pub fn with_drops(mut self, drops: impl IntoIterator<Item = DropOverload>) -> Self {
+        let drops: Vec<DropOverload> = drops.into_iter().collect();
+        self.drops = (!drops.is_empty()).then(|| drops.into());
+        self
+    }
+
+    /// The shares of requests to drop, in order; usually none.
+    pub fn drops(&self) -> &[DropOverload] {
+        self.drops.as_deref().unwrap_or_default()
     }
 
     /// The number of endpoints.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.endpoints.len()
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.endpoints.is_empty()
     }
 
     /// The endpoints, sorted by address.
     pub fn iter(&self) -> std::slice::Iter<'_, Endpoint> {
-        self.0.iter()
+        self.endpoints.iter()
     }
 
     /// The endpoints as a slice.
     pub fn as_slice(&self) -> &[Endpoint] {
-        &self.0
+        &self.endpoints
     }
 }
 

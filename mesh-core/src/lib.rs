@@ -36,7 +36,7 @@ pub mod route;
 
 pub use cluster::{Cluster, Discovery};
 pub use config::{ConfigError, MeshConfig};
-pub use endpoint::{Endpoint, EndpointSet, Health, Locality};
+pub use endpoint::{DropOverload, Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
 pub use policy::ClusterPolicy;

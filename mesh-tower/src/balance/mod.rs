@@ -8,6 +8,11 @@
 //! endpoint is ejected, all those of the highest priority level are used
 //! (Envoy's panic routing).
 //!
+//! Before any pick, the set's drop overloads
+//! ([`EndpointSet::drops`](mesh_core::EndpointSet::drops), xDS
+//! `drop_overloads`) shed their shares of requests, each drawn in turn; a
+//! shed request fails with [`Dropped`], naming the category.
+//!
 //! A pick first draws a priority level, then (when endpoints carry locality
 //! weights) a locality, then applies the policy among that locality's or
 //! level's endpoints. Envoy's semantics, with its overprovisioning factor of
@@ -79,12 +84,12 @@ use std::task::{Context, Poll};
 use arc_swap::ArcSwap;
 use mesh_core::policy::LoadBalancer;
 use mesh_core::resolve::ResolveState;
-use mesh_core::{Endpoint, Resolution, ResolveError, ResolveTarget};
+use mesh_core::{DropOverload, Endpoint, Resolution, ResolveError, ResolveTarget};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tower::Service;
 
-pub use error::NoEndpoints;
+pub use error::{Dropped, NoEndpoints};
 pub use future::ResponseFuture;
 
 use crate::outlier::{EndpointHealth, OutlierDetector};
@@ -177,10 +182,10 @@ struct Slot<S> {
 enum Members<S> {
     Pending,
     Failed(ResolveError),
-    /// The endpoints that may take traffic, and those discovery reported
+    /// The endpoints that may take traffic, those discovery reported
     /// unhealthy or draining (which count against their priority's and
-    /// locality's health).
-    Ready(Vec<Arc<Slot<S>>>, Vec<Endpoint>),
+    /// locality's health), and the shares of requests to drop.
+    Ready(Vec<Arc<Slot<S>>>, Vec<Endpoint>, Vec<DropOverload>),
 }
 
 impl<S> Balance<S>
@@ -298,7 +303,7 @@ impl<S> Shared<S> {
             ResolveState::Ready(set) => {
                 let previous: std::collections::HashMap<SocketAddr, &Arc<Slot<S>>> =
                     match &*old.members {
-                        Members::Ready(slots, _) => {
+                        Members::Ready(slots, ..) => {
                             slots.iter().map(|s| (s.endpoint.addr, s)).collect()
                         }
                         _ => Default::default(),
@@ -329,7 +334,8 @@ impl<S> Shared<S> {
                     })
                     .collect();
                 tracing::debug!(target = %self.target, endpoints = set.len(), "endpoints updated");
-                Members::Ready(slots, unroutable.into_iter().cloned().collect())
+                let down = unroutable.into_iter().cloned().collect();
+                Members::Ready(slots, down, set.drops().to_vec())
             }
         };
         self.view.store(Arc::new(View::build(
@@ -411,8 +417,18 @@ where
     let reason = match &*view.members {
         Members::Failed(e) => return Err(e.clone().into()),
         Members::Pending => "discovery has not answered",
-        Members::Ready(slots, _) if slots.is_empty() => "discovery returned no healthy endpoints",
-        Members::Ready(..) => "",
+        Members::Ready(slots, ..) if slots.is_empty() => "discovery returned no healthy endpoints",
+        Members::Ready(_, _, drops) => {
+            // Shed before any endpoint is picked, as gRPC's cluster_impl does.
+            if let Some(d) = drops.iter().find(|d| d.percent.hit(rand::random())) {
+                return Err(Dropped {
+                    target: shared.target.to_string(),
+                    category: d.category.clone(),
+                }
+                .into());
+            }
+            ""
+        }
     };
     let attempted = req.extensions().get::<AttemptedEndpoints>();
     let pick = Pick {

@@ -108,7 +108,7 @@ impl<S> View<S> {
     ) -> Self {
         let mut next_change: Option<Instant> = None;
         let (slots, down): (&[Arc<Slot<S>>], &[Endpoint]) = match &*members {
-            Members::Ready(slots, down) => (slots, down),
+            Members::Ready(slots, down, _) => (slots, down),
             _ => (&[], &[]),
         };
         let mut up: Vec<bool> = slots

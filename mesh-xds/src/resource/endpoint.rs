@@ -75,7 +75,7 @@ use envoy_types::pb::envoy::config::core::v3::{Address, HealthStatus, Metadata, 
 use envoy_types::pb::envoy::config::endpoint::v3 as eds;
 use envoy_types::pb::google::protobuf::value::Kind;
 use mesh_core::route::Percent;
-use mesh_core::{Endpoint, EndpointSet, Health, Locality};
+use mesh_core::{DropOverload, Endpoint, EndpointSet, Health, Locality};
 use prost::Name;
 
 use super::error::{At, FieldError, ResourceError};
@@ -86,20 +86,10 @@ use super::proto;
 pub struct XdsLoadAssignment {
     /// The resource's name: the cluster's EDS service name.
     pub cluster_name: String,
-    /// The endpoints, each with its locality, priority, weight and health.
+    /// The endpoints, each with its locality, priority, weight and health,
+    /// and the shares of requests to drop before picking one
+    /// ([`EndpointSet::drops`]).
     pub endpoints: EndpointSet,
-    /// Shares of requests to drop before picking an endpoint.
-    pub drop_overloads: Vec<DropOverload>,
-}
-
-/// A share of requests the control plane asks to drop (load shedding), by
-/// category, for load reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DropOverload {
-    /// The category reported for the drops, e.g. `throttle`.
-    pub category: String,
-    /// The share dropped.
-    pub percent: Percent,
 }
 
 impl TryFrom<&eds::ClusterLoadAssignment> for XdsLoadAssignment {
@@ -217,11 +207,10 @@ pub(crate) fn load_assignment(
                 percent,
             })
         })
-        .collect::<Result<_, FieldError>>()?;
+        .collect::<Result<Vec<_>, FieldError>>()?;
     Ok(XdsLoadAssignment {
         cluster_name: cla.cluster_name.clone(),
-        endpoints: EndpointSet::new(endpoints),
-        drop_overloads,
+        endpoints: EndpointSet::new(endpoints).with_drops(drop_overloads),
     })
 }
 

@@ -27,7 +27,7 @@ pub(crate) mod proto;
 pub mod route;
 
 pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};
-pub use endpoint::{DropOverload, XdsLoadAssignment};
+pub use endpoint::XdsLoadAssignment;
 pub use error::{Ignored, ResourceError};
 pub use listener::{FilterKind, HttpFilter, PackedConfig, RouteSource, XdsListener};
 pub use route::XdsRouteConfig;

@@ -378,3 +378,37 @@ async fn a_source_that_says_the_target_is_gone_stops_it_and_one_that_stops_does_
         2
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn drop_overloads_shed_their_share_before_a_pick() {
+    use mesh_core::DropOverload;
+    use mesh_core::route::Percent;
+
+    let drops = |percent: f64| {
+        [DropOverload {
+            category: "throttle".into(),
+            percent: Percent::new(percent).unwrap(),
+        }]
+    };
+    let resolve = StaticResolve::default();
+    resolve.set(&target(), set(&[(1, 1)]).with_drops(drops(100.0)));
+    let b = over(resolve.resolve(&target()));
+    b.ready().await;
+    let err = b.clone().oneshot(http::Request::new(())).await.unwrap_err();
+    assert_eq!(
+        err.downcast_ref::<Dropped>().map(Dropped::category),
+        Some("throttle"),
+        "{err}"
+    );
+
+    resolve.set(&target(), set(&[(1, 1)]).with_drops(drops(25.0)));
+    tokio::task::yield_now().await;
+    let mut dropped = 0;
+    for _ in 0..4000 {
+        if b.clone().oneshot(http::Request::new(())).await.is_err() {
+            dropped += 1;
+        }
+    }
+    let share = f64::from(dropped) / 4000.0;
+    assert!((share - 0.25).abs() < 0.03, "{share}");
+}

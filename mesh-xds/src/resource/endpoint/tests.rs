@@ -145,7 +145,7 @@ fn two_priorities_with_locality_weights() {
         "unweighted localities left out"
     );
     assert_eq!(
-        assignment.drop_overloads,
+        assignment.endpoints.drops(),
         [DropOverload {
             category: "throttle".into(),
             percent: Percent::new(5.0).unwrap(),
@@ -224,5 +224,5 @@ fn nacks_name_the_resource_and_the_field() {
 fn no_endpoints_is_an_empty_set() {
     let empty = XdsLoadAssignment::try_from(&assignment(vec![])).unwrap();
     assert!(empty.endpoints.is_empty());
-    assert!(empty.drop_overloads.is_empty());
+    assert!(empty.endpoints.drops().is_empty());
 }
