@@ -18,6 +18,10 @@
 //! - [`config`] and [`resolve`]: what the client accepted, as a client
 //!   routes by it: a `MeshConfig` with one route table per target, and
 //!   [`XdsResolve`], the endpoints of each cluster by its name.
+//! - [`server`]: the ADS server, state of the world and delta, serving
+//!   one [`server::ResourceCache`] of listeners, routes, clusters and
+//!   endpoints to every client, and recording each client's ACKs and
+//!   NACKs.
 //!
 //! This crate has no features yet.
 
@@ -26,6 +30,7 @@ pub mod bootstrap;
 pub mod config;
 pub mod resolve;
 pub mod resource;
+pub mod server;
 
 pub use ads::AdsState;
 pub use bootstrap::{Bootstrap, BootstrapError};

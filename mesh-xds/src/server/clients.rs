@@ -1,0 +1,158 @@
+//! The streams connected to the server, as plain values: who, since when,
+//! and per type the last version ACKed and the last NACK.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use crate::ads::{Protocol, ResourceType};
+
+/// One connected stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientStatus {
+    /// The server's number for the stream, unique while it runs.
+    pub stream: u64,
+    /// The node id of the stream's first request that named one.
+    pub node_id: String,
+    /// State of the world or delta.
+    pub protocol: Protocol,
+    /// When the stream opened.
+    pub connected_since: SystemTime,
+    /// Per type the client asked for.
+    pub types: BTreeMap<ResourceType, TypeStatus>,
+}
+
+/// What one stream did with one type's responses.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeStatus {
+    /// The `version_info` of the last response the client ACKed.
+    pub acked_version: Option<String>,
+    /// The last response the client rejected.
+    pub last_nack: Option<Nack>,
+}
+
+/// A rejected response.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Nack {
+    /// The nonce of the response rejected.
+    pub nonce: String,
+    /// The version of the response rejected.
+    pub version: String,
+    /// The client's reason, its `error_detail.message`.
+    pub message: String,
+}
+
+/// The registry of streams, shared by the server and its streams.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Clients {
+    streams: Arc<Mutex<BTreeMap<u64, ClientStatus>>>,
+}
+
+impl Clients {
+    /// Records a new stream; it is forgotten when the guard drops.
+    pub(super) fn connect(&self, stream: u64, protocol: Protocol) -> ClientGuard {
+        self.lock().insert(
+            stream,
+            ClientStatus {
+                stream,
+                node_id: String::new(),
+                protocol,
+                connected_since: SystemTime::now(),
+                types: BTreeMap::new(),
+            },
+        );
+        ClientGuard {
+            clients: self.clone(),
+            stream,
+        }
+    }
+
+    /// Every stream connected now, oldest first.
+    pub(super) fn all(&self) -> Vec<ClientStatus> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<u64, ClientStatus>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One stream's handle on its record.
+#[derive(Debug)]
+pub(super) struct ClientGuard {
+    clients: Clients,
+    stream: u64,
+}
+
+impl ClientGuard {
+    /// The stream's number.
+    pub(super) fn stream(&self) -> u64 {
+        self.stream
+    }
+
+    /// Notes the node id, the first time a request names one.
+    pub(super) fn node(&self, node_id: &str) {
+        if let Some(c) = self.clients.lock().get_mut(&self.stream) {
+            if c.node_id.is_empty() {
+                c.node_id = node_id.to_owned();
+            }
+        }
+    }
+
+    /// Notes that the client asked for `kind`.
+    pub(super) fn asked(&self, kind: ResourceType) {
+        self.update(kind, |_| {});
+    }
+
+    /// Notes an ACK of `version` of `kind`.
+    pub(super) fn acked(&self, kind: ResourceType, version: &str) {
+        self.update(kind, |t| t.acked_version = Some(version.to_owned()));
+    }
+
+    /// Notes a NACK of `kind`.
+    pub(super) fn nacked(&self, kind: ResourceType, nack: Nack) {
+        self.update(kind, |t| t.last_nack = Some(nack));
+    }
+
+    fn update(&self, kind: ResourceType, f: impl FnOnce(&mut TypeStatus)) {
+        if let Some(c) = self.clients.lock().get_mut(&self.stream) {
+            f(c.types.entry(kind).or_default());
+        }
+    }
+}
+
+impl Drop for ClientGuard {
+    fn drop(&mut self) {
+        self.clients.lock().remove(&self.stream);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_listed_until_its_guard_drops() {
+        let clients = Clients::default();
+        let guard = clients.connect(7, Protocol::Delta);
+        guard.node("node-a");
+        guard.node("node-b");
+        guard.acked(ResourceType::Cluster, "v1");
+        guard.nacked(
+            ResourceType::Cluster,
+            Nack {
+                nonce: "n".into(),
+                version: "v2".into(),
+                message: "bad".into(),
+            },
+        );
+        let all = clients.all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].node_id, "node-a");
+        let cds = &all[0].types[&ResourceType::Cluster];
+        assert_eq!(cds.acked_version.as_deref(), Some("v1"));
+        assert_eq!(cds.last_nack.as_ref().unwrap().message, "bad");
+        drop(guard);
+        assert!(clients.all().is_empty());
+    }
+}

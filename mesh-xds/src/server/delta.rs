@@ -1,0 +1,176 @@
+//! One delta stream (`DeltaAggregatedResources`): per type, the version
+//! of every resource the client has; it sends only what changed among the
+//! names subscribed and removes what stopped being served.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
+};
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use super::cache::{ResourceCache, set_version};
+use super::clients::{ClientGuard, Nack};
+use super::subscription::Subscription;
+use super::{Closed, log_nack};
+use crate::ads::ResourceType;
+
+/// One stream's state, owned by its task.
+pub(super) struct DeltaStream {
+    cache: ResourceCache,
+    client: ClientGuard,
+    tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    types: BTreeMap<ResourceType, TypeState>,
+    sent_count: u64,
+}
+
+#[derive(Default)]
+struct TypeState {
+    subscription: Subscription,
+    /// Name → the version the client has, sent or announced.
+    known: BTreeMap<String, String>,
+    /// The nonce and version of the last response sent.
+    last: Option<(String, String)>,
+}
+
+impl DeltaStream {
+    pub(super) fn new(
+        cache: ResourceCache,
+        client: ClientGuard,
+        tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
+    ) -> Self {
+        Self {
+            cache,
+            client,
+            tx,
+            types: BTreeMap::new(),
+            sent_count: 0,
+        }
+    }
+
+    /// Serves the stream until the client goes away.
+    pub(super) async fn run(mut self, mut incoming: Streaming<DeltaDiscoveryRequest>) {
+        let mut changed = self.cache.changed();
+        loop {
+            let outcome = tokio::select! {
+                request = incoming.message() => match request {
+                    Ok(Some(request)) => self.request(request).await,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(stream = self.client.stream(), %status, "delta ADS stream ended");
+                        return;
+                    }
+                },
+                changed = changed.changed() => match changed {
+                    Ok(()) => self.cache_changed().await,
+                    Err(_) => return,
+                },
+            };
+            if outcome.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn request(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
+        if let Some(node) = &request.node {
+            self.client.node(&node.id);
+        }
+        let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
+            tracing::debug!(type_url = %request.type_url, "ignoring a request for a type not served");
+            return Ok(());
+        };
+        self.client.asked(kind);
+        let first = !self.types.contains_key(&kind);
+        let state = self.types.entry(kind).or_default();
+        if !request.response_nonce.is_empty() {
+            match &state.last {
+                Some((nonce, version)) if *nonce == request.response_nonce => {
+                    match &request.error_detail {
+                        Some(error) => {
+                            let nack = Nack {
+                                nonce: nonce.clone(),
+                                version: version.clone(),
+                                message: error.message.clone(),
+                            };
+                            log_nack(&request.node, kind, &nack);
+                            self.client.nacked(kind, nack);
+                        }
+                        None => self.client.acked(kind, version),
+                    }
+                }
+                // Subscription changes still count: they are deltas.
+                _ => tracing::debug!(%kind, nonce = %request.response_nonce, "a stale nonce"),
+            }
+        }
+        if first {
+            state.known.extend(request.initial_resource_versions);
+        }
+        state.subscription.apply(
+            first,
+            &request.resource_names_subscribe,
+            &request.resource_names_unsubscribe,
+        );
+        let subscription = &state.subscription;
+        state.known.retain(|name, _| subscription.wants(name));
+        self.respond(kind).await
+    }
+
+    async fn cache_changed(&mut self) -> Result<(), Closed> {
+        let kinds: Vec<ResourceType> = self.types.keys().copied().collect();
+        for kind in kinds {
+            self.respond(kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the subscribed resources of `kind` the client lacks at their
+    /// current version, and removes those it has that are no longer
+    /// served; nothing when nothing changed.
+    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+        let snapshot = self.cache.load();
+        let served = snapshot.resources(kind);
+        let Some(state) = self.types.get_mut(&kind) else {
+            return Ok(());
+        };
+        let mut resources = Vec::new();
+        for (name, cached) in served {
+            if !state.subscription.wants(name) || state.known.get(name) == Some(&cached.version) {
+                continue;
+            }
+            state.known.insert(name.clone(), cached.version.clone());
+            resources.push(Resource {
+                name: name.clone(),
+                version: cached.version.clone(),
+                resource: Some(cached.any.clone()),
+                ..Resource::default()
+            });
+        }
+        let removed_resources: Vec<String> = state
+            .known
+            .keys()
+            .filter(|name| !served.contains_key(*name))
+            .cloned()
+            .collect();
+        if resources.is_empty() && removed_resources.is_empty() {
+            return Ok(());
+        }
+        for name in &removed_resources {
+            state.known.remove(name);
+        }
+        self.sent_count += 1;
+        let nonce = format!("{}-{}", self.client.stream(), self.sent_count);
+        let version = set_version(&state.known);
+        state.last = Some((nonce.clone(), version.clone()));
+        let response = DeltaDiscoveryResponse {
+            system_version_info: version,
+            resources,
+            type_url: kind.type_url().to_owned(),
+            removed_resources,
+            nonce,
+            ..DeltaDiscoveryResponse::default()
+        };
+        self.tx.send(Ok(response)).await.map_err(|_| Closed)
+    }
+}

@@ -1,0 +1,166 @@
+//! An ADS server: serves the resources of a [`ResourceCache`] over
+//! `StreamAggregatedResources` (state of the world) and
+//! `DeltaAggregatedResources` (delta), as istiod or go-control-plane do.
+//!
+//! - Subscriptions follow the xDS spec: named resources, or the wildcard
+//!   (a first request with no names, or the name `*`) for every resource
+//!   of a type, as Envoy asks for listeners and clusters. Once a state of
+//!   the world client has named resources, an empty list unsubscribes
+//!   everything.
+//! - State of the world: a type's response goes out when the subscribed
+//!   resources (names and versions) differ from what the stream was last
+//!   sent; its `version_info` is a digest of what it carries and its nonce
+//!   is unique. A request carrying the last nonce sent ACKs or NACKs it; a
+//!   request carrying an older nonce is ignored.
+//! - Delta: the server tracks the version of every resource the client
+//!   has (starting from the `initial_resource_versions` of a new stream),
+//!   sends only what changed and names what disappeared in
+//!   `removed_resources`.
+//! - A NACK is logged (`tracing::warn!`) and kept in [`AdsServer::clients`]
+//!   beside each stream's node, age and last ACKed versions.
+//! - Each stream runs in its own task and hands responses to tonic over a
+//!   small bounded channel: a slow client waits alone, never holding up
+//!   the cache or other streams.
+//! - Only the four types [`ResourceType`] names are served; a request for
+//!   any other is ignored.
+//!
+//! The cache is one global set of resources, the same for every node;
+//! per-node snapshots are not supported yet.
+
+mod cache;
+mod clients;
+mod delta;
+mod sotw;
+mod subscription;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
+    AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
+};
+use envoy_types::pb::envoy::service::discovery::v3::{
+    DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
+};
+use futures_util::Stream;
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+pub use cache::{CacheSnapshot, CachedResource, ResourceCache, TypeResources};
+pub use clients::{ClientStatus, Nack, TypeStatus};
+
+use crate::ads::{Protocol, ResourceType};
+use clients::Clients;
+
+/// How many responses one stream may have waiting for its client.
+const RESPONSE_BUFFER: usize = 16;
+
+/// The responses of one stream, as tonic sends them.
+pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// The ADS service: serves its [`ResourceCache`] to every stream. Cloning
+/// it shares the cache and the record of clients.
+///
+/// ```no_run
+/// # async fn serve() -> Result<(), tonic::transport::Error> {
+/// use mesh_xds::server::{AdsServer, ResourceCache};
+///
+/// let cache = ResourceCache::new();
+/// let server = AdsServer::new(cache.clone());
+/// tonic::transport::Server::builder()
+///     .add_service(server.clone().into_service())
+///     .serve("127.0.0.1:15010".parse().unwrap())
+///     .await
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct AdsServer {
+    cache: ResourceCache,
+    clients: Clients,
+    next_stream: Arc<AtomicU64>,
+}
+
+impl AdsServer {
+    /// A server for what `cache` holds, now and later.
+    pub fn new(cache: ResourceCache) -> Self {
+        Self {
+            cache,
+            clients: Clients::default(),
+            next_stream: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// The cache it serves.
+    pub fn cache(&self) -> &ResourceCache {
+        &self.cache
+    }
+
+    /// Every stream connected now, oldest first.
+    pub fn clients(&self) -> Vec<ClientStatus> {
+        self.clients.all()
+    }
+
+    /// The tonic service, to add to a `tonic::transport::Server`.
+    pub fn into_service(self) -> AggregatedDiscoveryServiceServer<Self> {
+        AggregatedDiscoveryServiceServer::new(self)
+    }
+
+    fn next_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+#[tonic::async_trait]
+impl AggregatedDiscoveryService for AdsServer {
+    type StreamAggregatedResourcesStream = ResponseStream<DiscoveryResponse>;
+    type DeltaAggregatedResourcesStream = ResponseStream<DeltaDiscoveryResponse>;
+
+    async fn stream_aggregated_resources(
+        &self,
+        request: Request<Streaming<DiscoveryRequest>>,
+    ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let client = self
+            .clients
+            .connect(self.next_stream(), Protocol::StateOfTheWorld);
+        let stream = sotw::SotwStream::new(self.cache.clone(), client, tx);
+        tokio::spawn(stream.run(request.into_inner()));
+        Ok(Response::new(receiver_stream(rx)))
+    }
+
+    async fn delta_aggregated_resources(
+        &self,
+        request: Request<Streaming<DeltaDiscoveryRequest>>,
+    ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
+        let client = self.clients.connect(self.next_stream(), Protocol::Delta);
+        let stream = delta::DeltaStream::new(self.cache.clone(), client, tx);
+        tokio::spawn(stream.run(request.into_inner()));
+        Ok(Response::new(receiver_stream(rx)))
+    }
+}
+
+fn receiver_stream<T: Send + 'static>(
+    rx: mpsc::Receiver<Result<T, Status>>,
+) -> ResponseStream<T> {
+    Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|r| (r, rx))
+    }))
+}
+
+/// The client is gone: its stream's task ends.
+struct Closed;
+
+fn log_nack(node: &Option<Node>, kind: ResourceType, nack: &Nack) {
+    let node_id = node.as_ref().map_or("", |n| n.id.as_str());
+    tracing::warn!(
+        node = node_id,
+        %kind,
+        nonce = %nack.nonce,
+        version = %nack.version,
+        message = %nack.message,
+        "xDS client rejected a response"
+    );
+}

@@ -1,0 +1,161 @@
+//! One state-of-the-world stream (`StreamAggregatedResources`): per type,
+//! a response whenever the subscribed resources differ from what the
+//! stream was last sent, and the ACK/NACK bookkeeping.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
+use tokio::sync::mpsc;
+use tonic::{Status, Streaming};
+
+use super::cache::{ResourceCache, set_version};
+use super::clients::{ClientGuard, Nack};
+use super::subscription::Subscription;
+use super::{Closed, log_nack};
+use crate::ads::ResourceType;
+
+/// One stream's state, owned by its task.
+pub(super) struct SotwStream {
+    cache: ResourceCache,
+    client: ClientGuard,
+    tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    types: BTreeMap<ResourceType, TypeState>,
+    sent_count: u64,
+}
+
+#[derive(Default)]
+struct TypeState {
+    subscription: Subscription,
+    /// The last response sent for the type, if any.
+    sent: Option<Sent>,
+}
+
+struct Sent {
+    /// Name → version of every resource the response carried.
+    resources: BTreeMap<String, String>,
+    version: String,
+    nonce: String,
+}
+
+impl SotwStream {
+    pub(super) fn new(
+        cache: ResourceCache,
+        client: ClientGuard,
+        tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
+    ) -> Self {
+        Self {
+            cache,
+            client,
+            tx,
+            types: BTreeMap::new(),
+            sent_count: 0,
+        }
+    }
+
+    /// Serves the stream until the client goes away.
+    pub(super) async fn run(mut self, mut incoming: Streaming<DiscoveryRequest>) {
+        let mut changed = self.cache.changed();
+        loop {
+            let outcome = tokio::select! {
+                request = incoming.message() => match request {
+                    Ok(Some(request)) => self.request(request).await,
+                    Ok(None) => return,
+                    Err(status) => {
+                        tracing::debug!(stream = self.client.stream(), %status, "ADS stream ended");
+                        return;
+                    }
+                },
+                changed = changed.changed() => match changed {
+                    Ok(()) => self.cache_changed().await,
+                    Err(_) => return,
+                },
+            };
+            if outcome.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn request(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
+        if let Some(node) = &request.node {
+            self.client.node(&node.id);
+        }
+        let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
+            tracing::debug!(type_url = %request.type_url, "ignoring a request for a type not served");
+            return Ok(());
+        };
+        self.client.asked(kind);
+        let state = self.types.entry(kind).or_default();
+        if let Some(sent) = &state.sent {
+            if !request.response_nonce.is_empty() {
+                if request.response_nonce != sent.nonce {
+                    tracing::debug!(%kind, nonce = %request.response_nonce, "ignoring a request with a stale nonce");
+                    return Ok(());
+                }
+                match &request.error_detail {
+                    Some(error) => {
+                        let nack = Nack {
+                            nonce: sent.nonce.clone(),
+                            version: sent.version.clone(),
+                            message: error.message.clone(),
+                        };
+                        log_nack(&request.node, kind, &nack);
+                        self.client.nacked(kind, nack);
+                    }
+                    None => self.client.acked(kind, &sent.version),
+                }
+            }
+        }
+        let before = state.subscription.clone();
+        state.subscription.replace(&request.resource_names);
+        if state.sent.is_none() || state.subscription != before {
+            self.respond(kind).await?;
+        }
+        Ok(())
+    }
+
+    async fn cache_changed(&mut self) -> Result<(), Closed> {
+        let kinds: Vec<ResourceType> = self.types.keys().copied().collect();
+        for kind in kinds {
+            self.respond(kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the subscribed resources of `kind`, unless they are exactly
+    /// what was last sent.
+    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+        let snapshot = self.cache.load();
+        let Some(state) = self.types.get_mut(&kind) else {
+            return Ok(());
+        };
+        let wanted: Vec<_> = snapshot
+            .resources(kind)
+            .iter()
+            .filter(|(name, _)| state.subscription.wants(name))
+            .collect();
+        let versions: BTreeMap<String, String> = wanted
+            .iter()
+            .map(|(name, r)| ((*name).clone(), r.version.clone()))
+            .collect();
+        if state.sent.as_ref().is_some_and(|s| s.resources == versions) {
+            return Ok(());
+        }
+        self.sent_count += 1;
+        let nonce = format!("{}-{}", self.client.stream(), self.sent_count);
+        let version = set_version(&versions);
+        let response = DiscoveryResponse {
+            version_info: version.clone(),
+            resources: wanted.iter().map(|(_, r)| r.any.clone()).collect(),
+            type_url: kind.type_url().to_owned(),
+            nonce: nonce.clone(),
+            ..DiscoveryResponse::default()
+        };
+        state.sent = Some(Sent {
+            resources: versions,
+            version,
+            nonce,
+        });
+        self.tx.send(Ok(response)).await.map_err(|_| Closed)
+    }
+}
