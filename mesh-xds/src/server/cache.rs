@@ -104,7 +104,11 @@ impl ResourceCache {
             .into_iter()
             .map(|(name, any)| (name, CachedResource::new(any)))
             .collect();
-        let _guard = self.inner.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let _guard = self
+            .inner
+            .write
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let current = self.inner.current.load_full();
         if *current.resources(kind) == resources {
             return;

@@ -92,10 +92,10 @@ impl ClientGuard {
 
     /// Notes the node id, the first time a request names one.
     pub(super) fn node(&self, node_id: &str) {
-        if let Some(c) = self.clients.lock().get_mut(&self.stream) {
-            if c.node_id.is_empty() {
-                c.node_id = node_id.to_owned();
-            }
+        if let Some(c) = self.clients.lock().get_mut(&self.stream)
+            && c.node_id.is_empty()
+        {
+            c.node_id = node_id.to_owned();
         }
     }
 

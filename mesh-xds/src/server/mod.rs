@@ -142,9 +142,7 @@ impl AggregatedDiscoveryService for AdsServer {
     }
 }
 
-fn receiver_stream<T: Send + 'static>(
-    rx: mpsc::Receiver<Result<T, Status>>,
-) -> ResponseStream<T> {
+fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> ResponseStream<T> {
     Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|r| (r, rx))
     }))

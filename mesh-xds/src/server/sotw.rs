@@ -86,24 +86,25 @@ impl SotwStream {
         };
         self.client.asked(kind);
         let state = self.types.entry(kind).or_default();
-        if let Some(sent) = &state.sent {
-            if !request.response_nonce.is_empty() {
-                if request.response_nonce != sent.nonce {
-                    tracing::debug!(%kind, nonce = %request.response_nonce, "ignoring a request with a stale nonce");
-                    return Ok(());
+        // Before anything was sent on this stream, no nonce can be its.
+        if let Some(sent) = &state.sent
+            && !request.response_nonce.is_empty()
+        {
+            if request.response_nonce != sent.nonce {
+                tracing::debug!(%kind, nonce = %request.response_nonce, "ignoring a request with a stale nonce");
+                return Ok(());
+            }
+            match &request.error_detail {
+                Some(error) => {
+                    let nack = Nack {
+                        nonce: sent.nonce.clone(),
+                        version: sent.version.clone(),
+                        message: error.message.clone(),
+                    };
+                    log_nack(&request.node, kind, &nack);
+                    self.client.nacked(kind, nack);
                 }
-                match &request.error_detail {
-                    Some(error) => {
-                        let nack = Nack {
-                            nonce: sent.nonce.clone(),
-                            version: sent.version.clone(),
-                            message: error.message.clone(),
-                        };
-                        log_nack(&request.node, kind, &nack);
-                        self.client.nacked(kind, nack);
-                    }
-                    None => self.client.acked(kind, &sent.version),
-                }
+                None => self.client.acked(kind, &sent.version),
             }
         }
         let before = state.subscription.clone();

@@ -44,11 +44,7 @@ impl Subscription {
         }
         self.empty_is_wildcard = false;
         self.wildcard = names.iter().any(|n| n == WILDCARD);
-        self.names = names
-            .iter()
-            .filter(|n| *n != WILDCARD)
-            .cloned()
-            .collect();
+        self.names = names.iter().filter(|n| *n != WILDCARD).cloned().collect();
     }
 
     /// Delta: the request's lists change the subscription. A first
