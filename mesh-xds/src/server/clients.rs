@@ -64,6 +64,7 @@ impl Clients {
         ClientGuard {
             clients: self.clone(),
             stream,
+            node_id: String::new(),
         }
     }
 
@@ -82,6 +83,8 @@ impl Clients {
 pub(super) struct ClientGuard {
     clients: Clients,
     stream: u64,
+    /// As recorded, for logs: requests after the first rarely repeat it.
+    node_id: String,
 }
 
 impl ClientGuard {
@@ -90,11 +93,18 @@ impl ClientGuard {
         self.stream
     }
 
+    /// The node id recorded, empty until a request names one.
+    pub(super) fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
     /// Notes the node id, the first time a request names one.
-    pub(super) fn node(&self, node_id: &str) {
-        if let Some(c) = self.clients.lock().get_mut(&self.stream)
-            && c.node_id.is_empty()
-        {
+    pub(super) fn node(&mut self, node_id: &str) {
+        if !self.node_id.is_empty() || node_id.is_empty() {
+            return;
+        }
+        self.node_id = node_id.to_owned();
+        if let Some(c) = self.clients.lock().get_mut(&self.stream) {
             c.node_id = node_id.to_owned();
         }
     }
@@ -134,9 +144,11 @@ mod tests {
     #[test]
     fn a_stream_is_listed_until_its_guard_drops() {
         let clients = Clients::default();
-        let guard = clients.connect(7, Protocol::Delta);
+        let mut guard = clients.connect(7, Protocol::Delta);
+        guard.node("");
         guard.node("node-a");
         guard.node("node-b");
+        assert_eq!(guard.node_id(), "node-a");
         guard.acked(ResourceType::Cluster, "v1");
         guard.nacked(
             ResourceType::Cluster,

@@ -1,6 +1,10 @@
 //! One delta stream (`DeltaAggregatedResources`): per type, the version
 //! of every resource the client has; it sends only what changed among the
 //! names subscribed and removes what stopped being served.
+//!
+//! A NACKed resource counts as sent: it goes again only once it changes.
+//! Unlike state of the world, a request with a stale nonce still changes
+//! the subscription, since its names are changes, not a whole list.
 
 use std::collections::BTreeMap;
 
@@ -94,7 +98,7 @@ impl DeltaStream {
                                 version: version.clone(),
                                 message: error.message.clone(),
                             };
-                            log_nack(&request.node, kind, &nack);
+                            log_nack(self.client.node_id(), kind, &nack);
                             self.client.nacked(kind, nack);
                         }
                         None => self.client.acked(kind, version),

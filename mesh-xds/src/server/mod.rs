@@ -37,7 +37,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -151,8 +150,7 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> 
 /// The client is gone: its stream's task ends.
 struct Closed;
 
-fn log_nack(node: &Option<Node>, kind: ResourceType, nack: &Nack) {
-    let node_id = node.as_ref().map_or("", |n| n.id.as_str());
+fn log_nack(node_id: &str, kind: ResourceType, nack: &Nack) {
     tracing::warn!(
         node = node_id,
         %kind,

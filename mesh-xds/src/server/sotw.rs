@@ -1,6 +1,9 @@
 //! One state-of-the-world stream (`StreamAggregatedResources`): per type,
 //! a response whenever the subscribed resources differ from what the
 //! stream was last sent, and the ACK/NACK bookkeeping.
+//!
+//! A NACKed response is not sent again: the next goes out once the
+//! subscribed resources change.
 
 use std::collections::BTreeMap;
 
@@ -101,7 +104,7 @@ impl SotwStream {
                         version: sent.version.clone(),
                         message: error.message.clone(),
                     };
-                    log_nack(&request.node, kind, &nack);
+                    log_nack(self.client.node_id(), kind, &nack);
                     self.client.nacked(kind, nack);
                 }
                 None => self.client.acked(kind, &sent.version),
