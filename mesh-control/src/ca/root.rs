@@ -1,7 +1,7 @@
 //! The root: making it, reading it back, and signing workload
 //! certificates with it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rcgen::{
@@ -211,13 +211,15 @@ fn read(path: &Path) -> Result<String, CaError> {
     })
 }
 
-fn create_new(path: &PathBuf, contents: &[u8], access: Access) -> Result<(), CaError> {
+fn create_new(path: &Path, contents: &[u8], access: Access) -> Result<(), CaError> {
     files::create_new(path, contents, access).map_err(|source| {
         if source.kind() == std::io::ErrorKind::AlreadyExists {
-            CaError::RootExists { path: path.clone() }
+            CaError::RootExists {
+                path: path.to_owned(),
+            }
         } else {
             CaError::Write {
-                path: path.clone(),
+                path: path.to_owned(),
                 source,
             }
         }
