@@ -39,6 +39,10 @@ fn issued_certificate_carries_exactly_the_identity() {
     assert_eq!(leaf.other_sans, 0);
     assert!(!leaf.is_ca);
     assert!(leaf.subject_empty);
+    assert!(
+        leaf.san_critical,
+        "RFC 5280: an empty subject needs a critical SAN"
+    );
     assert!(leaf.digital_signature && leaf.key_encipherment);
     assert!(leaf.server_auth && leaf.client_auth);
     let issued_at = now();

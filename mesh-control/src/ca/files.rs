@@ -102,3 +102,62 @@ fn open_new(path: &Path, access: Access) -> io::Result<File> {
     let _ = access;
     options.open(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mesh-files-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn create_new_never_replaces() {
+        let dir = scratch("create");
+        let path = dir.join("a.pem");
+        create_new(&path, b"one", Access::Public).unwrap();
+        let err = create_new(&path, b"two", Access::Public).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn staged_file_replaces_only_on_commit() {
+        let dir = scratch("staged");
+        let path = dir.join("key.pem");
+        fs::write(&path, "old").unwrap();
+
+        let abandoned = Staged::write(&path, b"new", Access::Private).unwrap();
+        assert_eq!(names(&dir).len(), 2, "the new file waits beside the old");
+        drop(abandoned);
+        assert_eq!(names(&dir), ["key.pem"]);
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+
+        Staged::write(&path, b"new", Access::Private)
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert_eq!(names(&dir), ["key.pem"]);
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -57,6 +57,7 @@ pub(crate) fn pem_certs(pem: &str) -> Vec<Vec<u8>> {
 pub(crate) struct Summary {
     pub(crate) uris: Vec<String>,
     pub(crate) other_sans: usize,
+    pub(crate) san_critical: bool,
     pub(crate) serial: Vec<u8>,
     pub(crate) is_ca: bool,
     pub(crate) subject_empty: bool,
@@ -72,7 +73,9 @@ pub(crate) fn summarize(der: &[u8]) -> Summary {
     let (_, cert) = X509Certificate::from_der(der).unwrap();
     let mut uris = Vec::new();
     let mut other_sans = 0;
+    let mut san_critical = false;
     if let Some(san) = cert.subject_alternative_name().unwrap() {
+        san_critical = san.critical;
         for name in &san.value.general_names {
             match name {
                 GeneralName::URI(uri) => uris.push(uri.to_string()),
@@ -85,6 +88,7 @@ pub(crate) fn summarize(der: &[u8]) -> Summary {
     Summary {
         uris,
         other_sans,
+        san_critical,
         serial: cert.raw_serial().to_vec(),
         is_ca: cert
             .basic_constraints()
