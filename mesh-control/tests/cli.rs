@@ -1,0 +1,114 @@
+//! The `mesh-control ca` commands, run as a user would.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use support::{TempDir, pem_certs, summarize};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mesh-control");
+
+fn run(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+#[test]
+fn init_then_issue_writes_istio_layout() {
+    let tmp = TempDir::new("cli");
+    let (ca, out) = (tmp.join("ca"), tmp.join("out"));
+    let init = run(&[
+        "ca".as_ref(),
+        "init".as_ref(),
+        "--dir".as_ref(),
+        ca.as_os_str(),
+    ]);
+    assert!(init.status.success(), "{init:?}");
+    assert!(ca.join("root-cert.pem").exists() && ca.join("root-key.pem").exists());
+
+    let issue = run(&[
+        "ca".as_ref(),
+        "issue".as_ref(),
+        "--dir".as_ref(),
+        ca.as_os_str(),
+        "--identity".as_ref(),
+        "spiffe://cluster.local/ns/bookinfo/sa/ratings".as_ref(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--ttl".as_ref(),
+        "1h30m".as_ref(),
+    ]);
+    assert!(issue.status.success(), "{issue:?}");
+    let chain = std::fs::read_to_string(out.join("cert-chain.pem")).unwrap();
+    let leaf = summarize(&pem_certs(&chain)[0]);
+    assert_eq!(leaf.uris, ["spiffe://cluster.local/ns/bookinfo/sa/ratings"]);
+    // Valid from a minute back until 90 minutes on.
+    assert_eq!(leaf.not_after - leaf.not_before, 90 * 60 + 60);
+    assert!(out.join("key.pem").exists() && out.join("root-cert.pem").exists());
+
+    // A second init refuses, naming the file.
+    let again = run(&[
+        "ca".as_ref(),
+        "init".as_ref(),
+        "--dir".as_ref(),
+        ca.as_os_str(),
+    ]);
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("root-cert.pem already exists"));
+}
+
+#[test]
+fn bad_input_fails_with_a_message() {
+    let tmp = TempDir::new("cli-bad");
+    let ca = tmp.join("ca");
+    assert!(
+        run(&[
+            "ca".as_ref(),
+            "init".as_ref(),
+            "--dir".as_ref(),
+            ca.as_os_str()
+        ])
+        .status
+        .success()
+    );
+    let issue = |identity: &str, ttl: &str| {
+        run(&[
+            "ca".as_ref(),
+            "issue".as_ref(),
+            "--dir".as_ref(),
+            ca.as_os_str(),
+            "--identity".as_ref(),
+            identity.as_ref(),
+            "--out".as_ref(),
+            tmp.join("out").as_os_str(),
+            "--ttl".as_ref(),
+            ttl.as_ref(),
+        ])
+    };
+
+    let bad_id = issue("spiffe://cluster.local/default/ratings", "24h");
+    assert!(!bad_id.status.success());
+    let stderr = String::from_utf8_lossy(&bad_id.stderr);
+    assert!(
+        stderr.contains("spiffe://cluster.local/default/ratings"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("is not a workload identity"), "{stderr}");
+    assert!(!tmp.join("out").exists());
+
+    let bad_ttl = issue("spiffe://cluster.local/ns/a/sa/b", "1d");
+    assert!(!bad_ttl.status.success());
+    assert!(String::from_utf8_lossy(&bad_ttl.stderr).contains("is not a lifetime"));
+
+    let missing = run(&[
+        "ca".as_ref(),
+        "issue".as_ref(),
+        "--dir".as_ref(),
+        tmp.join("nowhere").as_os_str(),
+        "--identity".as_ref(),
+        "spiffe://cluster.local/ns/a/sa/b".as_ref(),
+        "--out".as_ref(),
+        tmp.join("out").as_os_str(),
+    ]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("root-cert.pem is missing"));
+}
