@@ -74,7 +74,7 @@
 //! `RANDOM`, `RING_HASH` (`ring_hash_lb_config` sizes, 1024 to 8M, XX_HASH
 //! only) or `MAGLEV` (`maglev_lb_config.table_size`, 65,537).
 
-mod ewma;
+pub(crate) mod ewma;
 mod lb;
 
 pub use ewma::PEAK_EWMA_TYPE_URL;

@@ -25,14 +25,14 @@ pub const PEAK_EWMA_TYPE_URL: &str =
 /// `xds.type.v3.TypedStruct` (and `udpa.type.v1.TypedStruct`, the same
 /// fields): a policy's name and its configuration as JSON.
 #[derive(Clone, PartialEq, Message)]
-struct TypedStruct {
+pub(crate) struct TypedStruct {
     #[prost(string, tag = "1")]
-    type_url: String,
+    pub(crate) type_url: String,
     #[prost(message, optional, tag = "2")]
-    value: Option<pb::Struct>,
+    pub(crate) value: Option<pb::Struct>,
 }
 
-const TYPED_STRUCTS: [&str; 2] = ["xds.type.v3.TypedStruct", "udpa.type.v1.TypedStruct"];
+pub(crate) const TYPED_STRUCTS: [&str; 2] = ["xds.type.v3.TypedStruct", "udpa.type.v1.TypedStruct"];
 
 /// The peak-EWMA policy `any` holds, `None` if it holds another.
 pub(super) fn peak_ewma(any: &Any, at: &At<'_>) -> Result<Option<LoadBalancer>, FieldError> {
