@@ -18,6 +18,11 @@
 //! - [`config`] and [`resolve`]: what the client accepted, as a client
 //!   routes by it: a `MeshConfig` with one route table per target, and
 //!   [`XdsResolve`], the endpoints of each cluster by its name.
+//! - [`translate`]: the reverse of [`resource`]: route tables, clusters,
+//!   endpoint sets and client listeners written as the xDS resources a
+//!   proxyless client reads, in istiod's shapes, each reading back through
+//!   [`resource`] as the value it was written from, or refused with a
+//!   [`translate::TranslateError`] naming what xDS cannot say.
 //! - [`server`]: the ADS server, state of the world and delta, serving
 //!   one [`server::ResourceCache`] of listeners, routes, clusters and
 //!   endpoints to every client, and recording each client's ACKs and
@@ -31,6 +36,7 @@ pub mod config;
 pub mod resolve;
 pub mod resource;
 pub mod server;
+pub mod translate;
 
 pub use ads::AdsState;
 pub use bootstrap::{Bootstrap, BootstrapError};

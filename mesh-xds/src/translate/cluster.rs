@@ -1,0 +1,276 @@
+//! Clusters as CDS: a mesh [`Cluster`] into an EDS `Cluster` over ADS
+//! whose endpoints are the `ClusterLoadAssignment` named after it, in the
+//! shape istiod gives proxyless clients, and which
+//! [`XdsCluster`](crate::resource::XdsCluster) reads back with the same
+//! [`ClusterPolicy`].
+//!
+//! Written: `connect_timeout`; the balancer as `lb_policy` (`ROUND_ROBIN`,
+//! `LEAST_REQUEST`, `RANDOM`, `RING_HASH` with `ring_hash_lb_config`,
+//! `MAGLEV` with `maglev_lb_config`), except peak EWMA, which has no enum
+//! value and is a `load_balancing_policy` of the mesh's `TypedStruct`
+//! ([`PEAK_EWMA_TYPE_URL`]) followed by `round_robin` for clients that do
+//! not know it; outlier detection (absent when it never ejects and keeps
+//! the default times; enforcement 100 % or 0 % per threshold); circuit
+//! breakers at the `DEFAULT` priority; HTTP/1.1 or HTTP/2 as an
+//! `HttpProtocolOptions` when the cluster's protocol is not the client's
+//! own.
+//!
+//! Not part of a CDS cluster, and so refused unless they are what CDS
+//! reads back: retries and the request timeout (a route's in xDS: put
+//! them on the routes),
+//! the local rate limit, idle connection settings and `TCP_NODELAY`, and
+//! per-port policies. A subset's labels are not written: istiod selects a
+//! subset's endpoints in its EDS resource, as [`load_assignment`](super::load_assignment)
+//! of the subset's endpoints does.
+
+use std::collections::HashMap;
+
+use envoy_types::pb::envoy::config::cluster::v3 as cds;
+use envoy_types::pb::envoy::config::cluster::v3::cluster::{
+    self, ClusterDiscoveryType, DiscoveryType, EdsClusterConfig, LbConfig, LbPolicy,
+};
+use envoy_types::pb::envoy::config::cluster::v3::load_balancing_policy::Policy;
+use envoy_types::pb::envoy::config::core::v3::{Http1ProtocolOptions, Http2ProtocolOptions};
+use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TypedExtensionConfig};
+use envoy_types::pb::envoy::extensions::load_balancing_policies::round_robin::v3::RoundRobin;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
+use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
+    ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
+};
+use envoy_types::pb::google::protobuf::{self as pb, Any, UInt32Value, UInt64Value, value::Kind};
+use mesh_core::policy::{
+    CircuitBreakers, ConnectionPolicy, LoadBalancer, OutlierDetection, PeakEwma, Protocol,
+    RetryPolicy,
+};
+use mesh_core::{Cluster, Discovery};
+use prost::{Message, Name};
+
+use super::error::{Refused, TranslateError};
+use super::{ads, any, duration};
+use crate::resource::cluster::PEAK_EWMA_TYPE_URL;
+use crate::resource::cluster::ewma::{TYPED_STRUCTS, TypedStruct};
+
+/// The `typed_extension_protocol_options` key of `HttpProtocolOptions`.
+const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions";
+
+/// The CDS resource for `c`: an EDS cluster over ADS named as `c` is, whose
+/// `service_name` is that name too.
+///
+/// ```
+/// use mesh_core::Cluster;
+/// use mesh_core::policy::RetryPolicy;
+/// use mesh_xds::resource::XdsCluster;
+/// use mesh_xds::translate;
+///
+/// let mut c = Cluster::named("outbound|9080|v1|reviews.default.svc.cluster.local");
+/// c.policy.retry = RetryPolicy::disabled(); // retries are a route's in xDS
+/// let proto = translate::cluster(&c)?;
+/// assert_eq!(proto.eds_cluster_config.unwrap().service_name, c.name.as_str());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cluster(c: &Cluster) -> Result<cds::Cluster, TranslateError> {
+    let name = c.name.as_str();
+    convert(c).map_err(|e| e.at(cds::Cluster::NAME, name, ""))
+}
+
+fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
+    if c.name.as_str().is_empty() {
+        return Err(Refused::new("name", "must not be empty"));
+    }
+    if matches!(c.discovery, Discovery::Service { port: None, .. }) && !c.port_policies.is_empty() {
+        return Err(Refused::new(
+            "port_policies",
+            "a CDS cluster has one policy: write one cluster per port, each with its port's policy",
+        ));
+    }
+    let p = &c.policy;
+    if p.retry != RetryPolicy::disabled() {
+        return Err(Refused::new(
+            "policy.retry",
+            "retries are a route's in xDS; move them to the routes",
+        ));
+    }
+    if p.timeout.is_some() {
+        return Err(Refused::new(
+            "policy.timeout",
+            "the request timeout is a route's in xDS; move it to the routes",
+        ));
+    }
+    if p.rate_limit.is_some() {
+        return Err(Refused::new(
+            "policy.rate_limit",
+            "local rate limits are not expressed in xDS clusters",
+        ));
+    }
+    let connection = ConnectionPolicy {
+        connect_timeout: p.connection.connect_timeout,
+        protocol: p.connection.protocol,
+        ..ConnectionPolicy::default()
+    };
+    if p.connection != connection {
+        return Err(Refused::new(
+            "policy.connection",
+            "only connect_timeout and protocol are expressed in xDS clusters; \
+             idle_timeout, max_idle_per_endpoint and tcp_nodelay must be the defaults",
+        ));
+    }
+    if p.connection.connect_timeout.is_zero() {
+        return Err(Refused::new(
+            "policy.connection.connect_timeout",
+            "must be more than zero",
+        ));
+    }
+    let mut out = cds::Cluster {
+        name: c.name.as_str().to_owned(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
+        eds_cluster_config: Some(EdsClusterConfig {
+            eds_config: Some(ads()),
+            service_name: c.name.as_str().to_owned(),
+        }),
+        connect_timeout: Some(duration(p.connection.connect_timeout)),
+        outlier_detection: outlier(&p.outlier).map_err(|e| e.within("policy.outlier"))?,
+        circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
+        typed_extension_protocol_options: protocol(p.connection.protocol),
+        ..Default::default()
+    };
+    balance(&p.load_balancer, &mut out).map_err(|e| e.within("policy.load_balancer"))?;
+    Ok(out)
+}
+
+fn balance(lb: &LoadBalancer, c: &mut cds::Cluster) -> Result<(), Refused> {
+    lb.validate().map_err(|e| Refused::new("", e))?;
+    let (policy, config) = match lb {
+        LoadBalancer::RoundRobin => (LbPolicy::RoundRobin, None),
+        LoadBalancer::LeastRequest => (LbPolicy::LeastRequest, None),
+        LoadBalancer::Random => (LbPolicy::Random, None),
+        LoadBalancer::RingHash(r) => (
+            LbPolicy::RingHash,
+            Some(LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
+                minimum_ring_size: Some(UInt64Value {
+                    value: r.min_ring_size,
+                }),
+                maximum_ring_size: Some(UInt64Value {
+                    value: r.max_ring_size,
+                }),
+                hash_function: cluster::ring_hash_lb_config::HashFunction::XxHash as i32,
+            })),
+        ),
+        LoadBalancer::Maglev(m) => (
+            LbPolicy::Maglev,
+            Some(LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+                table_size: Some(UInt64Value {
+                    value: m.table_size,
+                }),
+            })),
+        ),
+        LoadBalancer::PeakEwma(e) => {
+            c.load_balancing_policy = Some(cds::LoadBalancingPolicy {
+                policies: vec![
+                    policy("mesh.peak_ewma", peak_ewma(e)),
+                    policy(
+                        "envoy.load_balancing_policies.round_robin",
+                        any(&RoundRobin::default()),
+                    ),
+                ],
+            });
+            (LbPolicy::RoundRobin, None)
+        }
+    };
+    c.lb_policy = policy as i32;
+    c.lb_config = config;
+    Ok(())
+}
+
+fn policy(name: &str, typed_config: Any) -> Policy {
+    Policy {
+        typed_extension_config: Some(TypedExtensionConfig {
+            name: name.to_owned(),
+            typed_config: Some(typed_config),
+        }),
+    }
+}
+
+/// The mesh's peak EWMA as the `TypedStruct` its reader takes, durations
+/// in protobuf JSON (`"0.030s"`).
+fn peak_ewma(e: &PeakEwma) -> Any {
+    let json = |d: std::time::Duration| pb::Value {
+        kind: Some(Kind::StringValue(super::json_duration(d))),
+    };
+    let fields = [("default_rtt", e.default_rtt), ("decay", e.decay)]
+        .into_iter()
+        .map(|(k, d)| (k.to_owned(), json(d)))
+        .collect();
+    let typed = TypedStruct {
+        type_url: PEAK_EWMA_TYPE_URL.to_owned(),
+        value: Some(pb::Struct { fields }),
+    };
+    Any {
+        type_url: format!("type.googleapis.com/{}", TYPED_STRUCTS[0]),
+        value: typed.encode_to_vec(),
+    }
+}
+
+fn outlier(o: &OutlierDetection) -> Result<Option<cds::OutlierDetection>, Refused> {
+    if *o == OutlierDetection::disabled() {
+        return Ok(None);
+    }
+    if o.base_ejection_time.is_zero() {
+        return Err(Refused::new("base_ejection_time", "must be more than zero"));
+    }
+    if o.max_ejection_percent > 100 {
+        return Err(Refused::new("max_ejection_percent", "must be at most 100"));
+    }
+    let threshold = |n: Option<u32>, field: &str| match n {
+        Some(0) => Err(Refused::new(field, "0 reads back as never ejecting (None)")),
+        Some(n) => Ok((Some(UInt32Value { value: n }), 100)),
+        None => Ok((None, 0)),
+    };
+    let (consecutive_5xx, on_5xx) = threshold(o.consecutive_5xx, "consecutive_5xx")?;
+    let (consecutive_gateway_failure, on_gateway) =
+        threshold(o.consecutive_gateway_errors, "consecutive_gateway_errors")?;
+    Ok(Some(cds::OutlierDetection {
+        consecutive_5xx,
+        enforcing_consecutive_5xx: Some(UInt32Value { value: on_5xx }),
+        consecutive_gateway_failure,
+        enforcing_consecutive_gateway_failure: Some(UInt32Value { value: on_gateway }),
+        base_ejection_time: Some(duration(o.base_ejection_time)),
+        max_ejection_time: Some(duration(o.max_ejection_time)),
+        max_ejection_percent: Some(UInt32Value {
+            value: o.max_ejection_percent,
+        }),
+        ..Default::default()
+    }))
+}
+
+fn circuit_breakers(c: &CircuitBreakers) -> cds::CircuitBreakers {
+    cds::CircuitBreakers {
+        thresholds: vec![cds::circuit_breakers::Thresholds {
+            priority: RoutingPriority::Default as i32,
+            max_requests: Some(UInt32Value {
+                value: c.max_requests,
+            }),
+            max_pending_requests: Some(UInt32Value {
+                value: c.max_pending_requests,
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }
+}
+
+fn protocol(p: Protocol) -> HashMap<String, Any> {
+    let config = match p {
+        Protocol::UseClientProtocol => return HashMap::new(),
+        Protocol::Http1 => ProtocolConfig::HttpProtocolOptions(Http1ProtocolOptions::default()),
+        Protocol::Http2 => ProtocolConfig::Http2ProtocolOptions(Http2ProtocolOptions::default()),
+    };
+    let options = HttpProtocolOptions {
+        upstream_protocol_options: Some(UpstreamProtocolOptions::ExplicitHttpConfig(
+            ExplicitHttpConfig {
+                protocol_config: Some(config),
+            },
+        )),
+        ..Default::default()
+    };
+    HashMap::from([(HTTP_PROTOCOL_OPTIONS.to_owned(), any(&options))])
+}

@@ -1,0 +1,88 @@
+//! Mesh values into the xDS resources a proxyless client reads: the
+//! reverse of [`resource`](crate::resource), for a control plane that
+//! serves what it holds as `mesh-core` values.
+//!
+//! | mesh value | xDS resource | read back by |
+//! |---|---|---|
+//! | [`VirtualHost`](mesh_core::route::VirtualHost)s | [`route_configuration`] (RDS), [`virtual_host`] | [`XdsRouteConfig`](crate::resource::XdsRouteConfig) |
+//! | [`Cluster`](mesh_core::Cluster) | [`cluster`] (CDS, EDS over ADS) | [`XdsCluster`](crate::resource::XdsCluster) |
+//! | a target and a route configuration name | [`api_listener`] (LDS) | [`XdsListener`](crate::resource::XdsListener) |
+//! | [`EndpointSet`](mesh_core::EndpointSet) | [`load_assignment`] (EDS) | [`XdsLoadAssignment`](crate::resource::XdsLoadAssignment) |
+//!
+//! The rule is that a resource reads back, through this crate's own
+//! conversion, as the value it was written from. What a resource cannot
+//! say exactly is refused with a [`TranslateError`] naming the resource,
+//! the part (the virtual host and route, the endpoint) and the mesh-core
+//! field, never dropped silently; each module lists what it refuses.
+
+mod cluster;
+mod endpoint;
+mod error;
+mod listener;
+mod route;
+#[cfg(test)]
+mod tests;
+
+use std::time::Duration;
+
+use envoy_types::pb::envoy::config::core::v3::config_source::ConfigSourceSpecifier;
+use envoy_types::pb::envoy::config::core::v3::{AggregatedConfigSource, ConfigSource};
+use envoy_types::pb::envoy::r#type::v3::FractionalPercent;
+use envoy_types::pb::envoy::r#type::v3::fractional_percent::DenominatorType;
+use envoy_types::pb::google::protobuf::{self as pb, Any};
+use mesh_core::route::Percent;
+use prost::{Message, Name};
+
+pub use cluster::cluster;
+pub use endpoint::load_assignment;
+pub use error::TranslateError;
+pub use listener::api_listener;
+pub use route::{route_configuration, virtual_host};
+
+/// The name Envoy and istiod give the fault filter, under which routes
+/// carry their fault policy.
+const FAULT_FILTER: &str = "envoy.filters.http.fault";
+
+/// "Fetch it over the ADS stream this came on."
+fn ads() -> ConfigSource {
+    ConfigSource {
+        config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+        ..Default::default()
+    }
+}
+
+fn any<T: Message + Name>(m: &T) -> Any {
+    Any {
+        type_url: T::type_url(),
+        value: m.encode_to_vec(),
+    }
+}
+
+/// A protobuf duration; beyond `i64::MAX` seconds (some 292 billion
+/// years) it saturates.
+fn duration(d: Duration) -> pb::Duration {
+    pb::Duration {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: d.subsec_nanos() as i32,
+    }
+}
+
+/// A share in parts per million, exactly as [`Percent`] keeps it.
+fn fraction(p: Percent) -> FractionalPercent {
+    FractionalPercent {
+        numerator: p.ppm(),
+        denominator: DenominatorType::Million as i32,
+    }
+}
+
+/// A duration as protobuf JSON writes it: seconds with 0, 3, 6 or 9
+/// decimals and an `s` (`"0.030s"`).
+fn json_duration(d: Duration) -> String {
+    let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+    match nanos {
+        0 => format!("{secs}s"),
+        n if n % 1_000_000 == 0 => format!("{secs}.{:03}s", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{secs}.{:06}s", n / 1_000),
+        n => format!("{secs}.{n:09}s"),
+    }
+}
