@@ -20,7 +20,8 @@
 //!   [`XdsResolve`], the endpoints of each cluster by its name.
 //! - [`translate`]: the reverse of [`resource`]: route tables, clusters,
 //!   endpoint sets and client listeners written as the xDS resources a
-//!   proxyless client reads, in istiod's shapes, each reading back through
+//!   proxyless client reads, in istiod's names and shapes
+//!   ([`translate::service_port`]), each reading back through
 //!   [`resource`] as the value it was written from, or refused with a
 //!   [`translate::TranslateError`] naming what xDS cannot say.
 //! - [`server`]: the ADS server, state of the world and delta, serving

@@ -17,7 +17,7 @@
 //!
 //! Not part of a CDS cluster, and so refused unless they are what CDS
 //! reads back: retries and the request timeout (a route's in xDS: put
-//! them on the routes),
+//! them on the routes, as [`service_port`](super::service_port) does),
 //! the local rate limit, idle connection settings and `TCP_NODELAY`, and
 //! per-port policies. A subset's labels are not written: istiod selects a
 //! subset's endpoints in its EDS resource, as [`load_assignment`](super::load_assignment)

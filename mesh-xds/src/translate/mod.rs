@@ -8,18 +8,23 @@
 //! | [`Cluster`](mesh_core::Cluster) | [`cluster`] (CDS, EDS over ADS) | [`XdsCluster`](crate::resource::XdsCluster) |
 //! | a target and a route configuration name | [`api_listener`] (LDS) | [`XdsListener`](crate::resource::XdsListener) |
 //! | [`EndpointSet`](mesh_core::EndpointSet) | [`load_assignment`] (EDS) | [`XdsLoadAssignment`](crate::resource::XdsLoadAssignment) |
+//! | a [`MeshConfig`](mesh_core::MeshConfig) and one service port | [`service_port`]: all of the above in istiod's names | the ADS client |
 //!
 //! The rule is that a resource reads back, through this crate's own
 //! conversion, as the value it was written from. What a resource cannot
 //! say exactly is refused with a [`TranslateError`] naming the resource,
 //! the part (the virtual host and route, the endpoint) and the mesh-core
-//! field, never dropped silently; each module lists what it refuses.
+//! field, never dropped silently; each module lists what it refuses. The
+//! one place where values are moved rather than written as they are is
+//! [`service_port`], which puts a cluster's retries and timeout on the
+//! routes, where xDS keeps them, as istiod does.
 
 mod cluster;
 mod endpoint;
 mod error;
 mod listener;
 mod route;
+mod service;
 #[cfg(test)]
 mod tests;
 
@@ -38,6 +43,7 @@ pub use endpoint::load_assignment;
 pub use error::TranslateError;
 pub use listener::api_listener;
 pub use route::{route_configuration, virtual_host};
+pub use service::{ServicePort, service_port};
 
 /// The name Envoy and istiod give the fault filter, under which routes
 /// carry their fault policy.

@@ -2,6 +2,8 @@
 //! [`resource`](crate::resource) are the values written; what cannot be
 //! written is refused by name.
 
+mod bookinfo;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,194 @@
+//! One service port of a [`MeshConfig`] as istiod serves it to a
+//! proxyless client: the listener the client asked for, the route
+//! configuration named after the service's port
+//! (`outbound|9080||reviews.default.svc.cluster.local`) and the EDS
+//! clusters its routes name (`outbound|9080|v1|…`).
+//!
+//! A `MeshConfig` read from Istio's YAML names a destination without a
+//! port `outbound||v1|…` and keeps the policy of each port on that one
+//! cluster; istiod writes one cluster per port. So, for the port asked:
+//!
+//! - The virtual host is the one for `host:port` if there is one (a
+//!   VirtualService match on that port), else the one for `host`; its
+//!   domains are written with and without the port, as istiod lists them
+//!   (`reviews`, `reviews:9080`, …).
+//! - Every cluster name with an empty port (in destinations and mirrors)
+//!   gets the port; other names are kept.
+//! - Each cluster is written with the policy of the port
+//!   ([`Cluster::policy_for`]), and its retries and timeout, which xDS
+//!   keeps on routes, are put on the routes that forward to it without
+//!   their own, as istiod puts Istio's default retry policy on every
+//!   route. The clusters of one split must agree on them.
+
+use std::sync::Arc;
+
+use envoy_types::pb::envoy::config::cluster::v3 as cds;
+use envoy_types::pb::envoy::config::listener::v3::Listener;
+use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use mesh_core::cluster::istio_cluster_name;
+use mesh_core::policy::RetryPolicy;
+use mesh_core::route::{ClusterName, Destination, Forward, RouteAction, VirtualHost};
+use mesh_core::{Cluster, Discovery, MeshConfig};
+use prost::Name;
+
+use super::error::{Refused, TranslateError};
+use super::{api_listener, cluster, route_configuration};
+
+/// What a proxyless client is served for one service port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServicePort {
+    /// The listener, named as the client asked.
+    pub listener: Listener,
+    /// The route configuration the listener names.
+    pub route_configuration: RouteConfiguration,
+    /// The clusters its routes send and mirror to, in the order first named.
+    pub clusters: Vec<cds::Cluster>,
+}
+
+/// The resources for a client that asked for the listener `listener_name`
+/// (`reviews:9080`, `reviews.default.svc.cluster.local:9080`) of the
+/// service `host` (its FQDN) on `port`, routed by `config` (by the route
+/// table of that listener if `config` has one, else by its routes).
+///
+/// ```
+/// use mesh_core::route::{Forward, Route, RouteTable, VirtualHost};
+/// use mesh_core::{Cluster, MeshConfig};
+/// use mesh_xds::translate;
+///
+/// let host = "reviews.default.svc.cluster.local";
+/// let v1 = format!("outbound||v1|{host}");
+/// let routes = RouteTable::new(vec![VirtualHost::new(
+///     host,
+///     [host, "reviews"],
+///     vec![Route::forward(Forward::to(v1.as_str()))],
+/// )])?;
+/// let config = MeshConfig::new(routes, [Cluster::named(&v1)])?;
+/// let served = translate::service_port(&config, "reviews:9080", host, 9080)?;
+/// assert_eq!(served.route_configuration.name, format!("outbound|9080||{host}"));
+/// assert_eq!(served.clusters[0].name, format!("outbound|9080|v1|{host}"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn service_port(
+    config: &MeshConfig,
+    listener_name: &str,
+    host: &str,
+    port: u16,
+) -> Result<ServicePort, TranslateError> {
+    let rc_name = istio_cluster_name(host, Some(port), None);
+    let refuse = |r: Refused, part: String| r.at(RouteConfiguration::NAME, rc_name.as_str(), part);
+    let vhs = config.routes_for(listener_name).virtual_hosts();
+    let with_port = format!("{host}:{port}");
+    let serves = |d: &str| vhs.iter().find(|vh| vh.domains.iter().any(|x| x == d));
+    let Some(vh) = serves(&with_port).or_else(|| serves(host)) else {
+        let reason = format!("no virtual host serves {with_port}");
+        return Err(refuse(Refused::new("virtual_hosts", reason), String::new()));
+    };
+    let mut domains = Vec::with_capacity(vh.domains.len() * 2);
+    for d in &vh.domains {
+        let bare = d.strip_suffix(&format!(":{port}")).unwrap_or(d);
+        for d in [bare.to_owned(), format!("{bare}:{port}")] {
+            if !domains.contains(&d) {
+                domains.push(d);
+            }
+        }
+    }
+    // The clusters as written, by their new names, in the order named.
+    let mut clusters: Vec<(ClusterName, &Cluster)> = Vec::new();
+    let mut find = |name: &ClusterName, part: &str| -> Result<ClusterName, TranslateError> {
+        let new = with_port_name(name, port);
+        if clusters.iter().all(|(n, _)| *n != new) {
+            let Some(c) = config.cluster(name) else {
+                let reason = format!("names {name}, which the configuration does not define");
+                return Err(refuse(Refused::new("action.forward", reason), part.into()));
+            };
+            clusters.push((new.clone(), c));
+        }
+        Ok(new)
+    };
+    let mut routes = vh.routes.clone();
+    for (i, r) in routes.iter_mut().enumerate() {
+        let part = format!("virtual host {:?}, route #{i}", vh.name);
+        let RouteAction::Forward(f) = &mut r.action else {
+            continue;
+        };
+        let originals: Vec<ClusterName> = f.destination.clusters().cloned().collect();
+        rename(f, |c| find(c, &part))?;
+        let policies: Vec<_> = originals
+            .iter()
+            .filter_map(|c| config.cluster(c))
+            .map(|c| c.policy_for(port))
+            .collect();
+        let same = |a: &&mesh_core::policy::ClusterPolicy| {
+            a.retry == policies[0].retry && a.timeout == policies[0].timeout
+        };
+        if !policies.iter().all(same) {
+            let reason = "the clusters of the split retry or time out differently; \
+                          xDS keeps these on the route";
+            return Err(refuse(
+                Refused::new("action.forward.destination", reason),
+                part,
+            ));
+        }
+        if let Some(p) = policies.first() {
+            if f.retry.is_none() && p.retry != RetryPolicy::disabled() {
+                f.retry = Some(Arc::new(p.retry.clone()));
+            }
+            if f.timeout.is_none() && p.timeout.is_some() {
+                f.timeout = Some(p.timeout);
+            }
+        }
+    }
+    let vh = VirtualHost {
+        name: vh.name.clone(),
+        domains,
+        routes,
+    };
+    let route_configuration = route_configuration(rc_name.as_str(), &[vh])?;
+    let clusters = clusters
+        .into_iter()
+        .map(|(name, c)| {
+            let mut policy = c.policy_for(port).clone();
+            policy.retry = RetryPolicy::disabled();
+            policy.timeout = None;
+            cluster(&Cluster {
+                discovery: Discovery::Named(name.as_str().into()),
+                name,
+                subset: c.subset.clone(),
+                policy,
+                port_policies: Default::default(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ServicePort {
+        listener: api_listener(listener_name, rc_name.as_str()),
+        route_configuration,
+        clusters,
+    })
+}
+
+/// Renames every cluster `f` sends or mirrors to.
+fn rename(
+    f: &mut Forward,
+    mut new: impl FnMut(&ClusterName) -> Result<ClusterName, TranslateError>,
+) -> Result<(), TranslateError> {
+    match &mut f.destination {
+        Destination::Cluster(c) => *c = new(c)?,
+        Destination::Weighted(w) => {
+            for c in w {
+                c.name = new(&c.name)?;
+            }
+        }
+    }
+    for m in &mut f.mirrors {
+        m.cluster = new(&m.cluster)?;
+    }
+    Ok(())
+}
+
+/// `outbound||v1|reviews…` with the port: `outbound|9080|v1|reviews…`.
+fn with_port_name(name: &ClusterName, port: u16) -> ClusterName {
+    match name.as_str().strip_prefix("outbound||") {
+        Some(rest) => ClusterName::new(format!("outbound|{port}|{rest}")),
+        None => name.clone(),
+    }
+}
