@@ -1,0 +1,144 @@
+//! Clusters written as CDS read back with their policy; what CDS cannot
+//! say is refused by field.
+
+use super::*;
+
+fn policy(load_balancer: LoadBalancer) -> ClusterPolicy {
+    ClusterPolicy {
+        load_balancer,
+        retry: RetryPolicy::disabled(),
+        ..ClusterPolicy::default()
+    }
+}
+
+#[test]
+fn clusters_round_trip_with_every_balancer() {
+    let mut outlier = policy(LoadBalancer::RoundRobin);
+    outlier.outlier = OutlierDetection {
+        consecutive_5xx: None,
+        consecutive_gateway_errors: Some(3),
+        base_ejection_time: Duration::from_secs(15),
+        max_ejection_time: Duration::from_secs(120),
+        max_ejection_percent: 50,
+    };
+    outlier.circuit_breakers = CircuitBreakers {
+        max_requests: u32::MAX,
+        max_pending_requests: 7,
+    };
+    outlier.connection.connect_timeout = Duration::from_millis(2500);
+    outlier.connection.protocol = Protocol::Http2;
+    let mut http1 = policy(LoadBalancer::Random);
+    http1.connection.protocol = Protocol::Http1;
+    http1.outlier = OutlierDetection::disabled();
+    let policies = [
+        policy(LoadBalancer::LeastRequest),
+        policy(LoadBalancer::PeakEwma(PeakEwma::default())),
+        policy(LoadBalancer::PeakEwma(PeakEwma {
+            default_rtt: Duration::from_micros(1500),
+            decay: Duration::from_nanos(2_000_000_001),
+        })),
+        policy(LoadBalancer::RingHash(RingHash::new(2048, 4096).unwrap())),
+        policy(LoadBalancer::Maglev(Maglev::default())),
+        outlier,
+        http1,
+    ];
+    for p in policies {
+        let mut c = Cluster::named("outbound|9080|v1|reviews.default.svc.cluster.local");
+        c.policy = p;
+        let proto = cluster(&c).unwrap();
+        let back = XdsCluster::try_from(&proto).unwrap();
+        assert_eq!(back.name, c.name);
+        assert_eq!(
+            back.discovery,
+            Discovery::Eds {
+                service_name: c.name.to_string()
+            }
+        );
+        assert_eq!(back.policy, c.policy, "{:?}", c.policy.load_balancer);
+    }
+}
+
+#[test]
+fn peak_ewma_falls_back_to_round_robin() {
+    let mut c = Cluster::named("c");
+    c.policy = policy(LoadBalancer::PeakEwma(PeakEwma::default()));
+    let proto = cluster(&c).unwrap();
+    let policies = &proto.load_balancing_policy.unwrap().policies;
+    let urls: Vec<&str> = policies
+        .iter()
+        .map(|p| {
+            p.typed_extension_config
+                .as_ref()
+                .unwrap()
+                .typed_config
+                .as_ref()
+                .unwrap()
+                .type_url
+                .as_str()
+        })
+        .collect();
+    assert_eq!(
+        urls,
+        [
+            "type.googleapis.com/xds.type.v3.TypedStruct",
+            "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
+        ]
+    );
+}
+
+#[test]
+fn what_a_cluster_cannot_say_is_refused_by_field() {
+    let refused = |f: &dyn Fn(&mut Cluster)| {
+        let mut c = Cluster::named("c");
+        c.policy = policy(LoadBalancer::RoundRobin);
+        f(&mut c);
+        cluster(&c).unwrap_err().field
+    };
+    assert_eq!(
+        refused(&|c| c.policy.retry = RetryPolicy::default()),
+        "policy.retry"
+    );
+    assert_eq!(
+        refused(&|c| c.policy.timeout = Some(Duration::from_secs(1))),
+        "policy.timeout"
+    );
+    assert_eq!(
+        refused(&|c| c.policy.connection.idle_timeout = Duration::from_secs(1)),
+        "policy.connection"
+    );
+    assert_eq!(
+        refused(&|c| c.policy.outlier.consecutive_5xx = Some(0)),
+        "policy.outlier.consecutive_5xx"
+    );
+    assert_eq!(
+        refused(&|c| c.policy.load_balancer = LoadBalancer::Maglev(Maglev { table_size: 4 })),
+        "policy.load_balancer"
+    );
+    let err = {
+        let mut c = Cluster::service(&"reviews:9080".parse().unwrap());
+        c.policy = policy(LoadBalancer::RoundRobin);
+        c.discovery = mesh_core::Discovery::Service {
+            host: "reviews".into(),
+            port: None,
+        };
+        c.port_policies.insert(9080, c.policy.clone());
+        cluster(&c).unwrap_err()
+    };
+    assert_eq!(err.field, "port_policies");
+    assert!(
+        err.to_string()
+            .starts_with("Cluster \"reviews:9080\": port_policies: "),
+        "{err}"
+    );
+}
+
+#[test]
+fn json_durations() {
+    assert_eq!(json_duration(Duration::from_secs(10)), "10s");
+    assert_eq!(json_duration(Duration::from_millis(30)), "0.030s");
+    assert_eq!(json_duration(Duration::from_micros(1500)), "0.001500s");
+    assert_eq!(
+        json_duration(Duration::from_nanos(2_000_000_001)),
+        "2.000000001s"
+    );
+}
