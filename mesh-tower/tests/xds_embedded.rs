@@ -56,21 +56,6 @@ fn packed<M: Message + prost::Name>(
 /// `cache`, with each subset's endpoints the server of that version.
 fn serve(cache: &ResourceCache, config: &MeshConfig, servers: &HashMap<&str, Server>) {
     let served = translate::service_port(config, TARGET, HOST, 9080).unwrap();
-    cache.set(
-        ResourceType::Listener,
-        vec![packed(&served.listener.name, &served.listener)],
-    );
-    cache.set(
-        ResourceType::RouteConfig,
-        vec![packed(
-            &served.route_configuration.name,
-            &served.route_configuration,
-        )],
-    );
-    cache.set(
-        ResourceType::Cluster,
-        served.clusters.iter().map(|c| packed(&c.name, c)).collect(),
-    );
     let assignments = ["v1", "v2", "v3"].map(|v| {
         let name = istio_cluster_name(HOST, Some(9080), Some(v));
         let set = EndpointSet::new([Endpoint::new(servers[v].addr)
@@ -79,7 +64,25 @@ fn serve(cache: &ResourceCache, config: &MeshConfig, servers: &HashMap<&str, Ser
         let cla = translate::load_assignment(name.as_str(), &set).unwrap();
         packed(name.as_str(), &cla)
     });
-    cache.set(ResourceType::LoadAssignment, assignments.into());
+    // All at once: no stream sees routes before the clusters they name.
+    cache.set_all([
+        (
+            ResourceType::Listener,
+            vec![packed(&served.listener.name, &served.listener)],
+        ),
+        (
+            ResourceType::RouteConfig,
+            vec![packed(
+                &served.route_configuration.name,
+                &served.route_configuration,
+            )],
+        ),
+        (
+            ResourceType::Cluster,
+            served.clusters.iter().map(|c| packed(&c.name, c)).collect(),
+        ),
+        (ResourceType::LoadAssignment, assignments.into()),
+    ]);
 }
 
 async fn get(client: &MeshClient<Full<Bytes>>, user: Option<&str>) -> String {

@@ -10,6 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
+use envoy_types::pb::envoy::config::cluster::v3 as cds;
+use envoy_types::pb::envoy::config::endpoint::v3 as eds;
+use envoy_types::pb::envoy::config::listener::v3 as lds;
+use envoy_types::pb::envoy::config::route::v3 as rds;
 use envoy_types::pb::google::protobuf::Any;
 use tokio::sync::watch;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
@@ -100,23 +104,46 @@ impl ResourceCache {
     /// was there. A later entry with the same name wins. Setting the same
     /// content again wakes no one.
     pub fn set(&self, kind: ResourceType, resources: Vec<(String, Any)>) {
-        let resources: TypeResources = resources
-            .into_iter()
-            .map(|(name, any)| (name, CachedResource::new(any)))
-            .collect();
+        self.set_all([(kind, resources)]);
+    }
+
+    /// As [`set`](Self::set) for several types at once: streams see all
+    /// of the change or none of it, so new routes never arrive before the
+    /// clusters they name.
+    ///
+    /// A resource equal to the one held (the same message, even if its
+    /// bytes differ, as protobuf maps may be written in any order) keeps
+    /// its version, so clients are not sent it again.
+    pub fn set_all(&self, changes: impl IntoIterator<Item = (ResourceType, Vec<(String, Any)>)>) {
         let _guard = self
             .inner
             .write
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let current = self.inner.current.load_full();
-        if *current.resources(kind) == resources {
-            return;
-        }
         let mut next = CacheSnapshot::clone(&current);
-        next.types[kind as usize] = Arc::new(resources);
-        self.inner.current.store(Arc::new(next));
-        self.inner.generation.send_modify(|g| *g += 1);
+        let mut changed = false;
+        for (kind, resources) in changes {
+            let held = current.resources(kind);
+            let resources: TypeResources = resources
+                .into_iter()
+                .map(|(name, any)| {
+                    let resource = match held.get(&name) {
+                        Some(h) if same_message(kind, &h.any, &any) => h.clone(),
+                        _ => CachedResource::new(any),
+                    };
+                    (name, resource)
+                })
+                .collect();
+            if *held != resources {
+                next.types[kind as usize] = Arc::new(resources);
+                changed = true;
+            }
+        }
+        if changed {
+            self.inner.current.store(Arc::new(next));
+            self.inner.generation.send_modify(|g| *g += 1);
+        }
     }
 
     /// What the cache holds now.
@@ -127,6 +154,27 @@ impl ResourceCache {
     /// A receiver that is marked changed after every change from now on.
     pub fn changed(&self) -> watch::Receiver<u64> {
         self.inner.generation.subscribe()
+    }
+}
+
+/// Whether `a` and `b` hold the same message of `kind`: the same bytes,
+/// or bytes that decode to equal messages.
+fn same_message(kind: ResourceType, a: &Any, b: &Any) -> bool {
+    fn equal<M: prost::Message + Default + PartialEq>(a: &[u8], b: &[u8]) -> bool {
+        matches!((M::decode(a), M::decode(b)), (Ok(a), Ok(b)) if a == b)
+    }
+    if a.type_url != b.type_url {
+        return false;
+    }
+    if a.value == b.value {
+        return true;
+    }
+    let (a, b) = (a.value.as_slice(), b.value.as_slice());
+    match kind {
+        ResourceType::Listener => equal::<lds::Listener>(a, b),
+        ResourceType::RouteConfig => equal::<rds::RouteConfiguration>(a, b),
+        ResourceType::Cluster => equal::<cds::Cluster>(a, b),
+        ResourceType::LoadAssignment => equal::<eds::ClusterLoadAssignment>(a, b),
     }
 }
 
@@ -197,5 +245,41 @@ mod tests {
         assert_eq!(set_version([(&a, &v1)]), set_version([(&a, &v1)]));
         assert_ne!(set_version([(&a, &v1)]), set_version([(&a, &v2)]));
         assert_ne!(set_version([(&a, &v1)]), set_version([]));
+    }
+
+    #[test]
+    fn an_equal_message_in_other_bytes_keeps_its_version_and_wakes_no_one() {
+        use prost::Message;
+        let name = cds::Cluster {
+            name: "reviews".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let timeout = cds::Cluster {
+            connect_timeout: Some(envoy_types::pb::google::protobuf::Duration {
+                seconds: 2,
+                nanos: 0,
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // The same message, its fields written in two orders.
+        let one = any(&[name.clone(), timeout.clone()].concat());
+        let other = any(&[timeout, name].concat());
+        assert_ne!(one.value, other.value);
+
+        let cache = ResourceCache::new();
+        cache.set(ResourceType::Cluster, vec![("reviews".into(), one)]);
+        let version = cache.load().resources(ResourceType::Cluster)["reviews"]
+            .version
+            .clone();
+        let mut changed = cache.changed();
+        changed.borrow_and_update();
+        cache.set(ResourceType::Cluster, vec![("reviews".into(), other)]);
+        assert_eq!(
+            cache.load().resources(ResourceType::Cluster)["reviews"].version,
+            version
+        );
+        assert!(!changed.has_changed().unwrap());
     }
 }

@@ -17,7 +17,7 @@ use tonic::{Status, Streaming};
 use super::cache::{ResourceCache, set_version};
 use super::clients::{ClientGuard, Nack};
 use super::subscription::Subscription;
-use super::{Closed, log_nack};
+use super::{Closed, PUSH_ORDER, log_nack};
 use crate::ads::ResourceType;
 
 /// One stream's state, owned by its task.
@@ -122,7 +122,12 @@ impl DeltaStream {
     }
 
     async fn cache_changed(&mut self) -> Result<(), Closed> {
-        let kinds: Vec<ResourceType> = self.types.keys().copied().collect();
+        // Clusters and their endpoints before the listeners and routes that
+        // name them: the order the xDS spec gives for eventual consistency.
+        let kinds: Vec<ResourceType> = PUSH_ORDER
+            .into_iter()
+            .filter(|k| self.types.contains_key(k))
+            .collect();
         for kind in kinds {
             self.respond(kind).await?;
         }

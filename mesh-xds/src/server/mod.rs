@@ -53,6 +53,15 @@ pub use clients::{ClientStatus, Nack, TypeStatus};
 use crate::ads::{Protocol, ResourceType};
 use clients::Clients;
 
+/// The order a change is pushed in: clusters, endpoints, listeners,
+/// routes, so that nothing arrives before what it names.
+const PUSH_ORDER: [ResourceType; 4] = [
+    ResourceType::Cluster,
+    ResourceType::LoadAssignment,
+    ResourceType::Listener,
+    ResourceType::RouteConfig,
+];
+
 /// How many responses one stream may have waiting for its client.
 const RESPONSE_BUFFER: usize = 16;
 
