@@ -19,9 +19,12 @@
 //! reads back: retries and the request timeout (a route's in xDS: put
 //! them on the routes, as [`service_port`](super::service_port) does),
 //! the local rate limit, idle connection settings and `TCP_NODELAY`, and
-//! per-port policies. A subset's labels are not written: istiod selects a
-//! subset's endpoints in its EDS resource, as [`load_assignment`](super::load_assignment)
-//! of the subset's endpoints does.
+//! per-port policies. Where the endpoints come from
+//! ([`Cluster::discovery`](mesh_core::Cluster::discovery)) and a subset's
+//! labels are not written: the cluster is always EDS over ADS by its own
+//! name, and istiod selects a subset's endpoints in its EDS resource, as
+//! [`load_assignment`](super::load_assignment) of the subset's endpoints
+//! does.
 
 use std::collections::HashMap;
 

@@ -8,13 +8,16 @@
 //! | [`Cluster`](mesh_core::Cluster) | [`cluster`] (CDS, EDS over ADS) | [`XdsCluster`](crate::resource::XdsCluster) |
 //! | a target and a route configuration name | [`api_listener`] (LDS) | [`XdsListener`](crate::resource::XdsListener) |
 //! | [`EndpointSet`](mesh_core::EndpointSet) | [`load_assignment`] (EDS) | [`XdsLoadAssignment`](crate::resource::XdsLoadAssignment) |
-//! | a [`MeshConfig`](mesh_core::MeshConfig) and one service port | [`service_port`]: all of the above in istiod's names | the ADS client |
+//! | a [`MeshConfig`](mesh_core::MeshConfig) and one service port | [`service_port`]: the listener, route configuration and clusters in istiod's names (the EDS resources are the caller's, from its registry) | the ADS client |
 //!
 //! The rule is that a resource reads back, through this crate's own
 //! conversion, as the value it was written from. What a resource cannot
 //! say exactly is refused with a [`TranslateError`] naming the resource,
 //! the part (the virtual host and route, the endpoint) and the mesh-core
-//! field, never dropped silently; each module lists what it refuses. The
+//! field, never dropped silently; each module lists what it refuses and
+//! the little it leaves to the caller (a cluster's endpoints are its EDS
+//! resource's, so its [`Discovery`](mesh_core::Discovery) and subset
+//! labels are not written into CDS). The
 //! one place where values are moved rather than written as they are is
 //! [`service_port`], which puts a cluster's retries and timeout on the
 //! routes, where xDS keeps them, as istiod does.
@@ -64,11 +67,18 @@ fn any<T: Message + Name>(m: &T) -> Any {
     }
 }
 
-/// A protobuf duration; beyond `i64::MAX` seconds (some 292 billion
-/// years) it saturates.
+/// A protobuf duration; beyond protobuf's bound of 10,000 years, which
+/// Envoy enforces, it is that bound.
 fn duration(d: Duration) -> pb::Duration {
+    const MAX_SECONDS: u64 = 315_576_000_000;
+    if d.as_secs() >= MAX_SECONDS {
+        return pb::Duration {
+            seconds: MAX_SECONDS as i64,
+            nanos: 0,
+        };
+    }
     pb::Duration {
-        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
     }
 }

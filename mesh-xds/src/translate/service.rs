@@ -86,6 +86,13 @@ pub fn service_port(
     let mut domains = Vec::with_capacity(vh.domains.len() * 2);
     for d in &vh.domains {
         let bare = d.strip_suffix(&format!(":{port}")).unwrap_or(d);
+        // A domain of another port is not this port's.
+        if bare
+            .rsplit_once(':')
+            .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            continue;
+        }
         for d in [bare.to_owned(), format!("{bare}:{port}")] {
             if !domains.contains(&d) {
                 domains.push(d);
@@ -190,5 +197,36 @@ fn with_port_name(name: &ClusterName, port: u16) -> ClusterName {
     match name.as_str().strip_prefix("outbound||") {
         Some(rest) => ClusterName::new(format!("outbound|{port}|{rest}")),
         None => name.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mesh_core::route::{Forward, Route, RouteTable};
+
+    use super::*;
+
+    #[test]
+    fn domains_take_the_port_asked_and_drop_other_ports() {
+        let host = "reviews.default.svc.cluster.local";
+        let v1 = format!("outbound||v1|{host}");
+        let routes = RouteTable::new(vec![VirtualHost::new(
+            host,
+            [host, "reviews", "reviews:9081"],
+            vec![Route::forward(Forward::to(v1.as_str()))],
+        )])
+        .unwrap();
+        let config = MeshConfig::new(routes, [Cluster::named(&v1)]).unwrap();
+        let served = service_port(&config, "reviews:9080", host, 9080).unwrap();
+        let domains = &served.route_configuration.virtual_hosts[0].domains;
+        assert_eq!(
+            domains,
+            &[
+                host.to_owned(),
+                format!("{host}:9080"),
+                "reviews".into(),
+                "reviews:9080".into()
+            ]
+        );
     }
 }
