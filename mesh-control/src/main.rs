@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use mesh_control::ca::{Ca, parse_ttl};
+use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
 
 #[derive(Parser)]
 #[command(version, about = "The mesh's local control plane")]
@@ -38,8 +38,8 @@ enum CaCommand {
         #[arg(long)]
         dir: PathBuf,
         /// spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT
-        #[arg(long)]
-        identity: String,
+        #[arg(long, value_parser = parse_identity)]
+        identity: SpiffeId,
         /// Where the workload's files go.
         #[arg(long)]
         out: PathBuf,
@@ -47,6 +47,11 @@ enum CaCommand {
         #[arg(long, default_value = "24h", value_parser = parse_ttl)]
         ttl: Duration,
     },
+}
+
+/// A SPIFFE id, checked when the arguments are.
+fn parse_identity(s: &str) -> Result<SpiffeId, String> {
+    s.parse::<SpiffeId>().map_err(|e| e.to_string())
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,7 +67,7 @@ fn main() -> anyhow::Result<()> {
             ttl,
         }) => {
             let ca = Ca::load(&dir).context("could not load the root")?;
-            let cert = ca.issue(&identity, ttl)?;
+            let cert = ca.issue(&identity.to_string(), ttl)?;
             cert.write(&out)?;
             eprintln!("{} written to {}", cert.identity(), out.display());
         }

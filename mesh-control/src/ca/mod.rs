@@ -3,12 +3,13 @@
 //! layout Istio's agent gives proxyless gRPC.
 //!
 //! The root lives in `DIR/root-cert.pem` and `DIR/root-key.pem` (the key
-//! mode 0600 on unix); it is an ECDSA P-256 key valid for ten years, like
-//! the self-signed root istiod makes when no other is given. A workload
+//! mode 0600 on unix); it is an ECDSA P-256 key valid for ten years (the
+//! self-signed root istiod makes is RSA 2048; rustls and gRPC take
+//! either). A workload
 //! certificate carries exactly one URI SAN, its SPIFFE id
 //! (`spiffe://cluster.local/ns/NS/sa/SA`), an empty subject (so the SAN is
-//! critical), key usages for TLS client and server (digital signature, key
-//! encipherment; serverAuth and clientAuth), and is not a CA. It is valid
+//! critical), key usages for TLS client and server (digital signature;
+//! serverAuth and clientAuth), and is not a CA. It is valid
 //! from a minute before it was issued, for clock skew, until its TTL has
 //! passed. See [`WorkloadCert::write`] for the files and how they are
 //! replaced.

@@ -1,5 +1,5 @@
 //! Certificate lifetimes written as Go/Istio durations: `24h`, `90m`,
-//! `3600s`, `1h30m`, `500ms`.
+//! `3600s`, `1h30m`, `2000ms` (whole seconds in all).
 
 use std::time::Duration;
 
@@ -49,6 +49,9 @@ pub fn parse_ttl(input: &str) -> Result<Duration, InvalidTtl> {
     if total.is_zero() {
         return Err(fail("it is zero"));
     }
+    if total.subsec_nanos() != 0 {
+        return Err(fail("certificates are valid for whole seconds"));
+    }
     Ok(total)
 }
 
@@ -71,7 +74,8 @@ mod tests {
         assert_eq!(parse_ttl("3600s").unwrap(), Duration::from_secs(3_600));
         assert_eq!(parse_ttl("1h30m").unwrap(), Duration::from_secs(5_400));
         assert_eq!(parse_ttl("1h0m30s").unwrap(), Duration::from_secs(3_630));
-        assert_eq!(parse_ttl("1500ms").unwrap(), Duration::from_millis(1_500));
+        assert_eq!(parse_ttl("2000ms").unwrap(), Duration::from_secs(2));
+        assert!(parse_ttl("1500ms").is_err(), "not whole seconds");
         assert_eq!(parse_ttl("0h5m").unwrap(), Duration::from_secs(300));
     }
 
