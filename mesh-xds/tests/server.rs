@@ -608,3 +608,21 @@ async fn a_client_that_stops_reading_holds_up_no_one() {
     .await;
     assert_eq!(served.server.clients().len(), 2);
 }
+
+#[tokio::test]
+async fn over_delta_a_name_the_cache_lacks_is_removed_at_once() {
+    let served = serve().await;
+    // Nothing served: the listener the client asks for does not exist.
+    let ads = client(served.addr, Protocol::Delta, NODE);
+    let mut updates = ads.updates();
+    wait_for_view(&mut updates, "the listener marked missing", |v| {
+        v.does_not_exist(LDS, LISTENER)
+    })
+    .await;
+    // Once it is served, it arrives.
+    serve_reviews(&served.cache, V1);
+    wait_for_view(&mut updates, "the listener", |v| {
+        v.listeners.contains_key(LISTENER)
+    })
+    .await;
+}

@@ -6,7 +6,7 @@
 //! Unlike state of the world, a request with a stale nonce still changes
 //! the subscription, since its names are changes, not a whole list.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
@@ -36,6 +36,9 @@ struct TypeState {
     known: BTreeMap<String, String>,
     /// The nonce and version of the last response sent.
     last: Option<(String, String)>,
+    /// Names asked for that the cache does not hold, which the client
+    /// was told are removed (so it need not wait out a timer).
+    told_absent: BTreeSet<String>,
 }
 
 impl DeltaStream {
@@ -156,13 +159,32 @@ impl DeltaStream {
                 ..Resource::default()
             });
         }
-        let removed_resources: Vec<String> = state
+        let mut removed_resources: Vec<String> = state
             .known
             .keys()
             .filter(|name| !served.contains_key(*name))
             .cloned()
             .collect();
-        if resources.is_empty() && removed_resources.is_empty() {
+        // A name asked for and never served: tell the client at once, as
+        // a removal of something it never had (it marks it missing).
+        state
+            .told_absent
+            .retain(|name| state.subscription.wants(name) && !served.contains_key(name));
+        let absent: Vec<String> = state
+            .subscription
+            .names()
+            .filter(|name| {
+                !served.contains_key(*name)
+                    && !state.known.contains_key(*name)
+                    && !state.told_absent.contains(*name)
+            })
+            .map(str::to_owned)
+            .collect();
+        state.told_absent.extend(absent.iter().cloned());
+        removed_resources.extend(absent);
+        // The first request of a type is always answered, so the client
+        // has something to ACK even when there is nothing to send.
+        if resources.is_empty() && removed_resources.is_empty() && state.last.is_some() {
             return Ok(());
         }
         for name in &removed_resources {

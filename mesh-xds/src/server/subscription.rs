@@ -28,6 +28,11 @@ impl Default for Subscription {
 }
 
 impl Subscription {
+    /// The names subscribed by name (the wildcard aside).
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
+    }
+
     /// Whether the resource `name` is subscribed.
     pub(super) fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
