@@ -77,7 +77,11 @@ pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send
 ///
 /// let cache = ResourceCache::new();
 /// let server = AdsServer::new(cache.clone());
+/// // Keepalives find peers that vanished without closing their streams,
+/// // whose records and buffered responses would otherwise stay.
 /// tonic::transport::Server::builder()
+///     .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
+///     .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
 ///     .add_service(server.clone().into_service())
 ///     .serve("127.0.0.1:15010".parse().unwrap())
 ///     .await
