@@ -125,23 +125,36 @@ pub fn service_port(
             .filter_map(|c| config.cluster(c))
             .map(|c| c.policy_for(port))
             .collect();
-        let same = |a: &&mesh_core::policy::ClusterPolicy| {
-            a.retry == policies[0].retry && a.timeout == policies[0].timeout
-        };
-        if !policies.iter().all(same) {
-            let reason = "the clusters of the split retry or time out differently; \
-                          xDS keeps these on the route";
-            return Err(refuse(
+        // Only what the route lacks comes from its clusters, which must
+        // then agree on it: xDS keeps it on the route.
+        let disagree = |what: &str| {
+            let names: Vec<String> = originals.iter().map(ToString::to_string).collect();
+            let reason = format!(
+                "the clusters {} of the split have different {what}, which xDS keeps on \
+                 the route; give the route its own",
+                names.join(", ")
+            );
+            Err(refuse(
                 Refused::new("action.forward.destination", reason),
-                part,
-            ));
-        }
+                part.clone(),
+            ))
+        };
         if let Some(p) = policies.first() {
-            if f.retry.is_none() && p.retry != RetryPolicy::disabled() {
-                f.retry = Some(Arc::new(p.retry.clone()));
+            if f.retry.is_none() {
+                if !policies.iter().all(|q| q.retry == p.retry) {
+                    return disagree("retry policies");
+                }
+                if p.retry != RetryPolicy::disabled() {
+                    f.retry = Some(Arc::new(p.retry.clone()));
+                }
             }
-            if f.timeout.is_none() && p.timeout.is_some() {
-                f.timeout = Some(p.timeout);
+            if f.timeout.is_none() {
+                if !policies.iter().all(|q| q.timeout == p.timeout) {
+                    return disagree("timeouts");
+                }
+                if p.timeout.is_some() {
+                    f.timeout = Some(p.timeout);
+                }
             }
         }
     }
@@ -202,6 +215,8 @@ fn with_port_name(name: &ClusterName, port: u16) -> ClusterName {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use mesh_core::route::{Forward, Route, RouteTable};
 
     use super::*;
@@ -228,5 +243,31 @@ mod tests {
                 "reviews:9080".into()
             ]
         );
+    }
+
+    #[test]
+    fn a_split_takes_its_clusters_timeout_only_when_they_agree_and_the_route_has_none() {
+        let host = "reviews.default.svc.cluster.local";
+        let (v1, v2) = (
+            format!("outbound||v1|{host}"),
+            format!("outbound||v2|{host}"),
+        );
+        let config = |route_timeout: Option<Option<Duration>>| {
+            let mut forward = Forward::split([(v1.as_str().into(), 50), (v2.as_str().into(), 50)]);
+            forward.timeout = route_timeout;
+            let routes = RouteTable::new(vec![VirtualHost::new(
+                host,
+                [host],
+                vec![Route::forward(forward)],
+            )])
+            .unwrap();
+            let mut slow = Cluster::named(&v2);
+            slow.policy.timeout = Some(Duration::from_secs(9));
+            MeshConfig::new(routes, [Cluster::named(&v1), slow]).unwrap()
+        };
+        let err = service_port(&config(None), host, host, 9080).unwrap_err();
+        assert!(err.to_string().contains("have different timeouts"), "{err}");
+        let own = Some(Some(Duration::from_secs(3)));
+        assert!(service_port(&config(own), host, host, 9080).is_ok());
     }
 }
