@@ -16,7 +16,9 @@ weighted_target policy (EDS resource ...: contains no localities)". The
 first check may take 20 s, each later one 5 s.
 
 `mesh-tower/tests/xds_grpcio.rs` runs it to compare how grpcio and the
-mesh interpret the same xDS configuration.
+mesh interpret the same xDS configuration, and
+`mesh-tower/tests/xds_grpcio_control.rs` to check that grpcio accepts what
+the mesh's own control plane serves.
 """
 
 import json

@@ -6,14 +6,18 @@
 //!
 //! Written: `connect_timeout`; the balancer as `lb_policy` (`ROUND_ROBIN`,
 //! `LEAST_REQUEST`, `RANDOM`, `RING_HASH` with `ring_hash_lb_config`,
-//! `MAGLEV` with `maglev_lb_config`), except peak EWMA, which has no enum
-//! value and is a `load_balancing_policy` of the mesh's `TypedStruct`
-//! ([`PEAK_EWMA_TYPE_URL`]) followed by `round_robin` for clients that do
-//! not know it; outlier detection (absent when it never ejects and keeps
-//! the default times; enforcement 100 % or 0 % per threshold); circuit
-//! breakers at the `DEFAULT` priority; HTTP/1.1 or HTTP/2 as an
-//! `HttpProtocolOptions` when the cluster's protocol is not the client's
-//! own.
+//! `MAGLEV` with `maglev_lb_config`). gRPC reads only `ROUND_ROBIN` and
+//! `RING_HASH` from that enum and NACKs the others ("LB policy is not
+//! supported"), so least request, random and Maglev are also a
+//! `load_balancing_policy` of the typed policy followed by `round_robin`,
+//! which gRPC falls back to (gRFC A52) and Envoy and the mesh read first.
+//! Peak EWMA, which has no enum value, is `ROUND_ROBIN` and a
+//! `load_balancing_policy` of the mesh's `TypedStruct`
+//! ([`PEAK_EWMA_TYPE_URL`]) followed by `round_robin`; outlier detection
+//! (absent when it never ejects and keeps the default times; enforcement
+//! 100 % or 0 % per threshold); circuit breakers at the `DEFAULT`
+//! priority; HTTP/1.1 or HTTP/2 as an `HttpProtocolOptions` when the
+//! cluster's protocol is not the client's own.
 //!
 //! Not part of a CDS cluster, and so refused unless they are what CDS
 //! reads back: retries and the request timeout (a route's in xDS: put
@@ -35,7 +39,7 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::{
 use envoy_types::pb::envoy::config::cluster::v3::load_balancing_policy::Policy;
 use envoy_types::pb::envoy::config::core::v3::{Http1ProtocolOptions, Http2ProtocolOptions};
 use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TypedExtensionConfig};
-use envoy_types::pb::envoy::extensions::load_balancing_policies::round_robin::v3::RoundRobin;
+use envoy_types::pb::envoy::extensions::load_balancing_policies as policies;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     ExplicitHttpConfig, UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
@@ -46,6 +50,10 @@ use mesh_core::policy::{
     RetryPolicy,
 };
 use mesh_core::{Cluster, Discovery};
+use policies::least_request::v3::LeastRequest;
+use policies::maglev::v3::Maglev as TypedMaglev;
+use policies::random::v3::Random;
+use policies::round_robin::v3::RoundRobin;
 use prost::{Message, Name};
 
 use super::error::{Refused, TranslateError};
@@ -142,10 +150,24 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
 
 fn balance(lb: &LoadBalancer, c: &mut cds::Cluster) -> Result<(), Refused> {
     lb.validate().map_err(|e| Refused::new("", e))?;
-    let (policy, config) = match lb {
-        LoadBalancer::RoundRobin => (LbPolicy::RoundRobin, None),
-        LoadBalancer::LeastRequest => (LbPolicy::LeastRequest, None),
-        LoadBalancer::Random => (LbPolicy::Random, None),
+    let (kind, config, typed) = match lb {
+        LoadBalancer::RoundRobin => (LbPolicy::RoundRobin, None, None),
+        LoadBalancer::LeastRequest => (
+            LbPolicy::LeastRequest,
+            None,
+            Some(policy(
+                "envoy.load_balancing_policies.least_request",
+                any(&LeastRequest::default()),
+            )),
+        ),
+        LoadBalancer::Random => (
+            LbPolicy::Random,
+            None,
+            Some(policy(
+                "envoy.load_balancing_policies.random",
+                any(&Random::default()),
+            )),
+        ),
         LoadBalancer::RingHash(r) => (
             LbPolicy::RingHash,
             Some(LbConfig::RingHashLbConfig(cluster::RingHashLbConfig {
@@ -157,29 +179,41 @@ fn balance(lb: &LoadBalancer, c: &mut cds::Cluster) -> Result<(), Refused> {
                 }),
                 hash_function: cluster::ring_hash_lb_config::HashFunction::XxHash as i32,
             })),
+            None,
         ),
-        LoadBalancer::Maglev(m) => (
-            LbPolicy::Maglev,
-            Some(LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
-                table_size: Some(UInt64Value {
-                    value: m.table_size,
-                }),
-            })),
-        ),
-        LoadBalancer::PeakEwma(e) => {
-            c.load_balancing_policy = Some(cds::LoadBalancingPolicy {
-                policies: vec![
-                    policy("mesh.peak_ewma", peak_ewma(e)),
-                    policy(
-                        "envoy.load_balancing_policies.round_robin",
-                        any(&RoundRobin::default()),
-                    ),
-                ],
+        LoadBalancer::Maglev(m) => {
+            let table_size = Some(UInt64Value {
+                value: m.table_size,
             });
-            (LbPolicy::RoundRobin, None)
+            let typed = TypedMaglev {
+                table_size,
+                ..Default::default()
+            };
+            (
+                LbPolicy::Maglev,
+                Some(LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+                    table_size,
+                })),
+                Some(policy("envoy.load_balancing_policies.maglev", any(&typed))),
+            )
         }
+        LoadBalancer::PeakEwma(e) => (
+            LbPolicy::RoundRobin,
+            None,
+            Some(policy("mesh.peak_ewma", peak_ewma(e))),
+        ),
     };
-    c.lb_policy = policy as i32;
+    // Then round robin, for the clients that lack the policy.
+    c.load_balancing_policy = typed.map(|typed| cds::LoadBalancingPolicy {
+        policies: vec![
+            typed,
+            policy(
+                "envoy.load_balancing_policies.round_robin",
+                any(&RoundRobin::default()),
+            ),
+        ],
+    });
+    c.lb_policy = kind as i32;
     c.lb_config = config;
     Ok(())
 }

@@ -58,32 +58,55 @@ fn clusters_round_trip_with_every_balancer() {
     }
 }
 
-#[test]
-fn peak_ewma_falls_back_to_round_robin() {
+/// The type URLs of the cluster's `load_balancing_policy`, in order.
+fn typed_policies(lb: LoadBalancer) -> Vec<String> {
     let mut c = Cluster::named("c");
-    c.policy = policy(LoadBalancer::PeakEwma(PeakEwma::default()));
+    c.policy = policy(lb);
     let proto = cluster(&c).unwrap();
-    let policies = &proto.load_balancing_policy.unwrap().policies;
-    let urls: Vec<&str> = policies
-        .iter()
+    let Some(list) = proto.load_balancing_policy else {
+        return Vec::new();
+    };
+    list.policies
+        .into_iter()
         .map(|p| {
             p.typed_extension_config
-                .as_ref()
                 .unwrap()
                 .typed_config
-                .as_ref()
                 .unwrap()
                 .type_url
-                .as_str()
         })
-        .collect();
-    assert_eq!(
-        urls,
-        [
-            "type.googleapis.com/xds.type.v3.TypedStruct",
-            "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
-        ]
-    );
+        .collect()
+}
+
+#[test]
+fn policies_grpc_lacks_fall_back_to_round_robin() {
+    // grpcio 1.85 NACKs a cluster whose `lb_policy` is LEAST_REQUEST,
+    // RANDOM or MAGLEV: "LB policy is not supported".
+    let round_robin =
+        "type.googleapis.com/envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin";
+    let typed =
+        |name: &str| format!("type.googleapis.com/envoy.extensions.load_balancing_policies.{name}");
+    let cases = [
+        (
+            LoadBalancer::PeakEwma(PeakEwma::default()),
+            "type.googleapis.com/xds.type.v3.TypedStruct".to_owned(),
+        ),
+        (
+            LoadBalancer::LeastRequest,
+            typed("least_request.v3.LeastRequest"),
+        ),
+        (LoadBalancer::Random, typed("random.v3.Random")),
+        (
+            LoadBalancer::Maglev(Maglev::default()),
+            typed("maglev.v3.Maglev"),
+        ),
+    ];
+    for (lb, first) in cases {
+        assert_eq!(typed_policies(lb), [first.as_str(), round_robin], "{lb:?}");
+    }
+    // What gRPC reads from `lb_policy` stays there alone.
+    assert!(typed_policies(LoadBalancer::RoundRobin).is_empty());
+    assert!(typed_policies(LoadBalancer::RingHash(RingHash::new(2048, 4096).unwrap())).is_empty());
 }
 
 #[test]
