@@ -5,7 +5,7 @@
 
 #[path = "../../tests/support/mod.rs"]
 #[allow(unreachable_pub, missing_docs)]
-mod support;
+pub(crate) mod support;
 
 use std::net::SocketAddr;
 use std::time::Instant;
