@@ -12,12 +12,12 @@ use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, Resource,
 };
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::cache::{ResourceCache, set_version};
 use super::clients::{ClientGuard, Nack};
 use super::subscription::Subscription;
-use super::{Closed, PUSH_ORDER, log_nack};
+use super::{Closed, log_nack};
 use crate::ads::ResourceType;
 
 /// One stream's state, owned by its task.
@@ -56,31 +56,7 @@ impl DeltaStream {
         }
     }
 
-    /// Serves the stream until the client goes away.
-    pub(super) async fn run(mut self, mut incoming: Streaming<DeltaDiscoveryRequest>) {
-        let mut changed = self.cache.changed();
-        loop {
-            let outcome = tokio::select! {
-                request = incoming.message() => match request {
-                    Ok(Some(request)) => self.request(request).await,
-                    Ok(None) => return,
-                    Err(status) => {
-                        tracing::debug!(stream = self.client.stream(), %status, "delta ADS stream ended");
-                        return;
-                    }
-                },
-                changed = changed.changed() => match changed {
-                    Ok(()) => self.cache_changed().await,
-                    Err(_) => return,
-                },
-            };
-            if outcome.is_err() {
-                return;
-            }
-        }
-    }
-
-    async fn request(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
+    async fn handle(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
         if let Some(node) = &request.node {
             self.client.node(&node.id);
         }
@@ -121,26 +97,13 @@ impl DeltaStream {
         );
         let subscription = &state.subscription;
         state.known.retain(|name, _| subscription.wants(name));
-        self.respond(kind).await
-    }
-
-    async fn cache_changed(&mut self) -> Result<(), Closed> {
-        // Clusters and their endpoints before the listeners and routes that
-        // name them: the order the xDS spec gives for eventual consistency.
-        let kinds: Vec<ResourceType> = PUSH_ORDER
-            .into_iter()
-            .filter(|k| self.types.contains_key(k))
-            .collect();
-        for kind in kinds {
-            self.respond(kind).await?;
-        }
-        Ok(())
+        self.send_changes(kind).await
     }
 
     /// Sends the subscribed resources of `kind` the client lacks at their
     /// current version, and removes those it has that are no longer
     /// served; nothing when nothing changed.
-    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+    async fn send_changes(&mut self, kind: ResourceType) -> Result<(), Closed> {
         let snapshot = self.cache.load();
         let served = snapshot.resources(kind);
         let Some(state) = self.types.get_mut(&kind) else {
@@ -203,5 +166,29 @@ impl DeltaStream {
             ..DeltaDiscoveryResponse::default()
         };
         self.tx.send(Ok(response)).await.map_err(|_| Closed)
+    }
+}
+
+impl super::AdsStream for DeltaStream {
+    type Request = DeltaDiscoveryRequest;
+
+    fn cache(&self) -> &ResourceCache {
+        &self.cache
+    }
+
+    fn id(&self) -> u64 {
+        self.client.stream()
+    }
+
+    async fn request(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
+        self.handle(request).await
+    }
+
+    fn asked_for(&self, kind: ResourceType) -> bool {
+        self.types.contains_key(&kind)
+    }
+
+    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+        self.send_changes(kind).await
     }
 }

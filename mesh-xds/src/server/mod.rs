@@ -33,6 +33,7 @@ mod delta;
 mod sotw;
 mod subscription;
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +139,7 @@ impl AggregatedDiscoveryService for AdsServer {
             .clients
             .connect(self.next_stream(), Protocol::StateOfTheWorld);
         let stream = sotw::SotwStream::new(self.cache.clone(), client, tx);
-        tokio::spawn(stream.run(request.into_inner()));
+        tokio::spawn(serve(stream, request.into_inner()));
         Ok(Response::new(receiver_stream(rx)))
     }
 
@@ -149,7 +150,7 @@ impl AggregatedDiscoveryService for AdsServer {
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let client = self.clients.connect(self.next_stream(), Protocol::Delta);
         let stream = delta::DeltaStream::new(self.cache.clone(), client, tx);
-        tokio::spawn(stream.run(request.into_inner()));
+        tokio::spawn(serve(stream, request.into_inner()));
         Ok(Response::new(receiver_stream(rx)))
     }
 }
@@ -162,6 +163,59 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> 
 
 /// The client is gone: its stream's task ends.
 struct Closed;
+
+/// What differs between the two protocols' streams; [`serve`] runs either.
+trait AdsStream: Send {
+    type Request: prost::Message + Default + Send + 'static;
+
+    fn cache(&self) -> &ResourceCache;
+    fn id(&self) -> u64;
+    /// Handles one request from the client.
+    fn request(
+        &mut self,
+        request: Self::Request,
+    ) -> impl Future<Output = Result<(), Closed>> + Send;
+    /// Whether the client has asked for `kind` on this stream.
+    fn asked_for(&self, kind: ResourceType) -> bool;
+    /// Sends what the client lacks of `kind`, if anything.
+    fn respond(&mut self, kind: ResourceType) -> impl Future<Output = Result<(), Closed>> + Send;
+}
+
+/// Serves `stream` until the client goes away: its requests as they come,
+/// and every change of the cache to each type it asked for, clusters and
+/// endpoints before the listeners and routes that name them (the order the
+/// xDS spec gives for eventual consistency).
+async fn serve<S: AdsStream>(mut stream: S, mut incoming: Streaming<S::Request>) {
+    let mut changed = stream.cache().changed();
+    loop {
+        let outcome = tokio::select! {
+            request = incoming.message() => match request {
+                Ok(Some(request)) => stream.request(request).await,
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(stream = stream.id(), %status, "ADS stream ended");
+                    return;
+                }
+            },
+            changed = changed.changed() => match changed {
+                Ok(()) => cache_changed(&mut stream).await,
+                Err(_) => return,
+            },
+        };
+        if outcome.is_err() {
+            return;
+        }
+    }
+}
+
+async fn cache_changed<S: AdsStream>(stream: &mut S) -> Result<(), Closed> {
+    for kind in PUSH_ORDER {
+        if stream.asked_for(kind) {
+            stream.respond(kind).await?;
+        }
+    }
+    Ok(())
+}
 
 fn log_nack(node_id: &str, kind: ResourceType, nack: &Nack) {
     tracing::warn!(

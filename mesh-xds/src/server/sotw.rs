@@ -9,12 +9,12 @@ use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::service::discovery::v3::{DiscoveryRequest, DiscoveryResponse};
 use tokio::sync::mpsc;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::cache::{ResourceCache, set_version};
 use super::clients::{ClientGuard, Nack};
 use super::subscription::Subscription;
-use super::{Closed, PUSH_ORDER, log_nack};
+use super::{Closed, log_nack};
 use crate::ads::ResourceType;
 
 /// One stream's state, owned by its task.
@@ -55,31 +55,7 @@ impl SotwStream {
         }
     }
 
-    /// Serves the stream until the client goes away.
-    pub(super) async fn run(mut self, mut incoming: Streaming<DiscoveryRequest>) {
-        let mut changed = self.cache.changed();
-        loop {
-            let outcome = tokio::select! {
-                request = incoming.message() => match request {
-                    Ok(Some(request)) => self.request(request).await,
-                    Ok(None) => return,
-                    Err(status) => {
-                        tracing::debug!(stream = self.client.stream(), %status, "ADS stream ended");
-                        return;
-                    }
-                },
-                changed = changed.changed() => match changed {
-                    Ok(()) => self.cache_changed().await,
-                    Err(_) => return,
-                },
-            };
-            if outcome.is_err() {
-                return;
-            }
-        }
-    }
-
-    async fn request(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
+    async fn handle(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
         if let Some(node) = &request.node {
             self.client.node(&node.id);
         }
@@ -113,27 +89,14 @@ impl SotwStream {
         let before = state.subscription.clone();
         state.subscription.replace(&request.resource_names);
         if state.sent.is_none() || state.subscription != before {
-            self.respond(kind).await?;
-        }
-        Ok(())
-    }
-
-    async fn cache_changed(&mut self) -> Result<(), Closed> {
-        // Clusters and their endpoints before the listeners and routes that
-        // name them: the order the xDS spec gives for eventual consistency.
-        let kinds: Vec<ResourceType> = PUSH_ORDER
-            .into_iter()
-            .filter(|k| self.types.contains_key(k))
-            .collect();
-        for kind in kinds {
-            self.respond(kind).await?;
+            self.send_changes(kind).await?;
         }
         Ok(())
     }
 
     /// Sends the subscribed resources of `kind`, unless they are exactly
     /// what was last sent.
-    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+    async fn send_changes(&mut self, kind: ResourceType) -> Result<(), Closed> {
         let snapshot = self.cache.load();
         let Some(state) = self.types.get_mut(&kind) else {
             return Ok(());
@@ -166,5 +129,29 @@ impl SotwStream {
             nonce,
         });
         self.tx.send(Ok(response)).await.map_err(|_| Closed)
+    }
+}
+
+impl super::AdsStream for SotwStream {
+    type Request = DiscoveryRequest;
+
+    fn cache(&self) -> &ResourceCache {
+        &self.cache
+    }
+
+    fn id(&self) -> u64 {
+        self.client.stream()
+    }
+
+    async fn request(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
+        self.handle(request).await
+    }
+
+    fn asked_for(&self, kind: ResourceType) -> bool {
+        self.types.contains_key(&kind)
+    }
+
+    async fn respond(&mut self, kind: ResourceType) -> Result<(), Closed> {
+        self.send_changes(kind).await
     }
 }
