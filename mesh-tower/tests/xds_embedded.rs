@@ -18,7 +18,6 @@ use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, ResourceType};
 use mesh_xds::server::{AdsServer, ResourceCache};
 use mesh_xds::translate;
-use prost::Message;
 use support::Server;
 use tower::ServiceExt;
 
@@ -41,17 +40,6 @@ fn config(file: &str) -> MeshConfig {
     all.to_mesh_config().unwrap()
 }
 
-fn packed<M: Message + prost::Name>(
-    name: &str,
-    m: &M,
-) -> (String, envoy_types::pb::google::protobuf::Any) {
-    let any = envoy_types::pb::google::protobuf::Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
-    };
-    (name.to_owned(), any)
-}
-
 /// Puts what a client asking for `TARGET` is served under `config` into
 /// `cache`, with each subset's endpoints the server of that version.
 fn serve(cache: &ResourceCache, config: &MeshConfig, servers: &HashMap<&str, Server>) {
@@ -62,27 +50,11 @@ fn serve(cache: &ResourceCache, config: &MeshConfig, servers: &HashMap<&str, Ser
             .with_locality_weight(1)
             .with_label("version", v)]);
         let cla = translate::load_assignment(name.as_str(), &set).unwrap();
-        packed(name.as_str(), &cla)
+        translate::entry(name.as_str(), &cla)
     });
     // All at once: no stream sees routes before the clusters they name.
-    cache.set_all([
-        (
-            ResourceType::Listener,
-            vec![packed(&served.listener.name, &served.listener)],
-        ),
-        (
-            ResourceType::RouteConfig,
-            vec![packed(
-                &served.route_configuration.name,
-                &served.route_configuration,
-            )],
-        ),
-        (
-            ResourceType::Cluster,
-            served.clusters.iter().map(|c| packed(&c.name, c)).collect(),
-        ),
-        (ResourceType::LoadAssignment, assignments.into()),
-    ]);
+    let eds = (ResourceType::LoadAssignment, assignments.into());
+    cache.set_all(served.entries().into_iter().chain([eds]));
 }
 
 async fn get(client: &MeshClient<Full<Bytes>>, user: Option<&str>) -> String {

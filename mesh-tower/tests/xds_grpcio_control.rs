@@ -21,13 +21,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::{Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::ads::ResourceType;
 use mesh_xds::server::{AdsServer, ClientStatus, Nack, ResourceCache};
 use mesh_xds::translate;
-use prost::Message;
 
 use grpcio::{
     CLIENT_WAIT, Grpcio, NODE_ID, RATINGS, TempDir, assert_split, bootstrap_json, health_server,
@@ -168,35 +166,11 @@ fn serve(cache: &ResourceCache, config: &MeshConfig, backends: [(&str, SocketAdd
             .with_locality(locality.clone())
             .with_locality_weight(1)
             .with_label("version", version)]);
-        packed(&name, &translate::load_assignment(&name, &set).unwrap())
+        translate::entry(&name, &translate::load_assignment(&name, &set).unwrap())
     });
     // All at once: no stream sees routes before the clusters they name.
-    cache.set_all([
-        (
-            ResourceType::Listener,
-            vec![packed(&served.listener.name, &served.listener)],
-        ),
-        (
-            ResourceType::RouteConfig,
-            vec![packed(
-                &served.route_configuration.name,
-                &served.route_configuration,
-            )],
-        ),
-        (
-            ResourceType::Cluster,
-            served.clusters.iter().map(|c| packed(&c.name, c)).collect(),
-        ),
-        (ResourceType::LoadAssignment, assignments.into()),
-    ]);
-}
-
-fn packed<M: Message + prost::Name>(name: &str, m: &M) -> (String, Any) {
-    let any = Any {
-        type_url: M::type_url(),
-        value: m.encode_to_vec(),
-    };
-    (name.to_owned(), any)
+    let eds = (ResourceType::LoadAssignment, assignments.into());
+    cache.set_all(served.entries().into_iter().chain([eds]));
 }
 
 /// What the server recorded of grpcio's streams (those of [`NODE_ID`])

@@ -60,6 +60,12 @@ fn ads() -> ConfigSource {
     }
 }
 
+/// A resource named `name`, packed as a
+/// [`ResourceCache`](crate::server::ResourceCache) takes it.
+pub fn entry<T: Message + Name>(name: &str, m: &T) -> (String, Any) {
+    (name.to_owned(), any(m))
+}
+
 fn any<T: Message + Name>(m: &T) -> Any {
     Any {
         type_url: T::type_url(),

@@ -25,11 +25,14 @@ use std::sync::Arc;
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use envoy_types::pb::envoy::config::route::v3::RouteConfiguration;
+use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::policy::RetryPolicy;
 use mesh_core::route::{ClusterName, Destination, Forward, RouteAction, VirtualHost};
 use mesh_core::{Cluster, Discovery, MeshConfig};
 use prost::Name;
+
+use crate::ads::ResourceType;
 
 use super::error::{Refused, TranslateError};
 use super::{api_listener, cluster, route_configuration};
@@ -43,6 +46,34 @@ pub struct ServicePort {
     pub route_configuration: RouteConfiguration,
     /// The clusters its routes send and mirror to, in the order first named.
     pub clusters: Vec<cds::Cluster>,
+}
+
+impl ServicePort {
+    /// The listener, route configuration and clusters, packed and by type
+    /// as [`ResourceCache::set_all`](crate::server::ResourceCache::set_all)
+    /// takes them (with the caller's EDS resources beside them).
+    pub fn entries(&self) -> [(ResourceType, Vec<(String, Any)>); 3] {
+        [
+            (
+                ResourceType::Listener,
+                vec![super::entry(&self.listener.name, &self.listener)],
+            ),
+            (
+                ResourceType::RouteConfig,
+                vec![super::entry(
+                    &self.route_configuration.name,
+                    &self.route_configuration,
+                )],
+            ),
+            (
+                ResourceType::Cluster,
+                self.clusters
+                    .iter()
+                    .map(|c| super::entry(&c.name, c))
+                    .collect(),
+            ),
+        ]
+    }
 }
 
 /// The resources for a client that asked for the listener `listener_name`
