@@ -272,7 +272,7 @@ where
     ) -> Option<impl FnOnce(http::Request<B>) -> ResponseFuture<B> + use<B>> {
         self.shared.xds.as_ref()?;
         let target = req.uri().authority()?.as_str();
-        if self.shared.config.load().listener(target).is_some() {
+        if self.shared.config.has_listener(target) {
             return None;
         }
         let target = target.to_owned();

@@ -123,7 +123,7 @@ impl Xds {
         let mut updates = xds.ads.updates();
         let wait = async {
             loop {
-                if shared.config.load().listener(target).is_some() {
+                if shared.config.has_listener(target) {
                     return Ok(());
                 }
                 let view = updates.borrow_and_update().clone();

@@ -61,6 +61,12 @@ impl SharedConfig {
         self.0.load_full()
     }
 
+    /// Whether the configuration now has a listener named `name`; reads
+    /// it without taking a reference.
+    pub fn has_listener(&self, name: &str) -> bool {
+        self.0.load().listener(name).is_some()
+    }
+
     /// Replaces the configuration; requests already routed keep the one
     /// they were routed by.
     pub fn store(&self, config: MeshConfig) {
