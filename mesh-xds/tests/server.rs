@@ -624,3 +624,64 @@ async fn over_delta_a_name_the_cache_lacks_is_removed_at_once() {
     })
     .await;
 }
+
+/// Sidecars are served one cache; every other node another, where the
+/// reviews chain is made when a listener is asked for.
+#[derive(Default)]
+struct ByNode {
+    sidecars: ResourceCache,
+    others: ResourceCache,
+}
+
+impl mesh_xds::server::Snapshots for ByNode {
+    fn cache_for(&self, node: &Node) -> ResourceCache {
+        if node.id.starts_with("sidecar~") {
+            self.sidecars.clone()
+        } else {
+            self.others.clone()
+        }
+    }
+
+    fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
+        let sidecar = node.id.starts_with("sidecar~");
+        if !sidecar && kind == LDS && names.iter().any(|n| n == LISTENER) {
+            serve_reviews(&self.others, V2);
+        }
+    }
+}
+
+async fn each_node_is_served_its_cache_and_names_are_made_on_request(protocol: Protocol) {
+    let snapshots = ByNode::default();
+    serve_reviews(&snapshots.sidecars, V1);
+    let others = snapshots.others.clone();
+    let server = AdsServer::new(snapshots);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    let service = server.clone().into_service();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(incoming),
+    );
+
+    let sidecar = client(addr, protocol, NODE);
+    let proxyless = client(addr, protocol, "proxyless-1");
+    wait_for_view(&mut sidecar.updates(), "v1", |v| resolved_to(v, V1)).await;
+    wait_for_view(&mut proxyless.updates(), "v2, made on request", |v| {
+        resolved_to(v, V2)
+    })
+    .await;
+    // A change to one cache reaches only its nodes.
+    set(&others, EDS, vec![load_assignment(V2, "127.0.0.9")]);
+    let moved: SocketAddr = "127.0.0.9:9080".parse().unwrap();
+    wait_for_view(&mut proxyless.updates(), "v2 moved", |v| {
+        endpoint_of(v, V2) == Some(moved)
+    })
+    .await;
+    let view = sidecar.updates().borrow().clone();
+    assert!(resolved_to(&view, V1));
+    assert_ne!(endpoint_of(&view, V2), Some(moved));
+}
+
+both_protocols!(each_node_is_served_its_cache_and_names_are_made_on_request);

@@ -17,12 +17,13 @@ use tonic::Status;
 use super::cache::{ResourceCache, set_version};
 use super::clients::{ClientGuard, Nack};
 use super::subscription::Subscription;
-use super::{Closed, log_nack};
+use super::{Closed, Served, log_nack};
 use crate::ads::ResourceType;
+use envoy_types::pb::envoy::config::core::v3::Node;
 
 /// One stream's state, owned by its task.
 pub(super) struct DeltaStream {
-    cache: ResourceCache,
+    served: Served,
     client: ClientGuard,
     tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     types: BTreeMap<ResourceType, TypeState>,
@@ -43,12 +44,13 @@ struct TypeState {
 
 impl DeltaStream {
     pub(super) fn new(
-        cache: ResourceCache,
-        client: ClientGuard,
+        served: Served,
+        mut client: ClientGuard,
         tx: mpsc::Sender<Result<DeltaDiscoveryResponse, Status>>,
     ) -> Self {
+        client.node(&served.node.id);
         Self {
-            cache,
+            served,
             client,
             tx,
             types: BTreeMap::new(),
@@ -57,9 +59,6 @@ impl DeltaStream {
     }
 
     async fn handle(&mut self, request: DeltaDiscoveryRequest) -> Result<(), Closed> {
-        if let Some(node) = &request.node {
-            self.client.node(&node.id);
-        }
         let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
             tracing::debug!(type_url = %request.type_url, "ignoring a request for a type not served");
             return Ok(());
@@ -97,6 +96,8 @@ impl DeltaStream {
         );
         let subscription = &state.subscription;
         state.known.retain(|name, _| subscription.wants(name));
+        self.served
+            .requested(kind, &request.resource_names_subscribe);
         self.send_changes(kind).await
     }
 
@@ -104,7 +105,7 @@ impl DeltaStream {
     /// current version, and removes those it has that are no longer
     /// served; nothing when nothing changed.
     async fn send_changes(&mut self, kind: ResourceType) -> Result<(), Closed> {
-        let snapshot = self.cache.load();
+        let snapshot = self.served.cache.load();
         let served = snapshot.resources(kind);
         let Some(state) = self.types.get_mut(&kind) else {
             return Ok(());
@@ -172,8 +173,12 @@ impl DeltaStream {
 impl super::AdsStream for DeltaStream {
     type Request = DeltaDiscoveryRequest;
 
+    fn node(request: &DeltaDiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+
     fn cache(&self) -> &ResourceCache {
-        &self.cache
+        &self.served.cache
     }
 
     fn id(&self) -> u64 {

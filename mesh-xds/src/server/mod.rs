@@ -23,13 +23,15 @@
 //!   the cache or other streams.
 //! - Only the four types [`ResourceType`] names are served; a request for
 //!   any other is ignored.
-//!
-//! The cache is one global set of resources, the same for every node;
-//! per-node snapshots are not supported yet.
+//! - What a stream is served comes from [`Snapshots`]: the node of its
+//!   first request picks a [`ResourceCache`], and names it subscribes to
+//!   may be made on request. A single `ResourceCache` serves every node
+//!   the same.
 
 mod cache;
 mod clients;
 mod delta;
+mod snapshots;
 mod sotw;
 mod subscription;
 
@@ -38,6 +40,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_server::{
     AggregatedDiscoveryService, AggregatedDiscoveryServiceServer,
 };
@@ -50,6 +53,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use cache::{CacheSnapshot, CachedResource, ResourceCache, TypeResources};
 pub use clients::{ClientStatus, Nack, TypeStatus};
+pub use snapshots::Snapshots;
 
 use crate::ads::{Protocol, ResourceType};
 use clients::Clients;
@@ -69,8 +73,8 @@ const RESPONSE_BUFFER: usize = 16;
 /// The responses of one stream, as tonic sends them.
 pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// The ADS service: serves its [`ResourceCache`] to every stream. Cloning
-/// it shares the cache and the record of clients.
+/// The ADS service: serves each stream what its [`Snapshots`] give the
+/// stream's node. Cloning it shares them and the record of clients.
 ///
 /// ```no_run
 /// # async fn serve() -> Result<(), tonic::transport::Error> {
@@ -88,26 +92,30 @@ pub type ResponseStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send
 ///     .await
 /// # }
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AdsServer {
-    cache: ResourceCache,
+    snapshots: Arc<dyn Snapshots>,
     clients: Clients,
     next_stream: Arc<AtomicU64>,
 }
 
+impl std::fmt::Debug for AdsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdsServer")
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
 impl AdsServer {
-    /// A server for what `cache` holds, now and later.
-    pub fn new(cache: ResourceCache) -> Self {
+    /// A server for what `snapshots` hold, now and later: a
+    /// [`ResourceCache`] to serve every node the same.
+    pub fn new(snapshots: impl Snapshots) -> Self {
         Self {
-            cache,
+            snapshots: Arc::new(snapshots),
             clients: Clients::default(),
             next_stream: Arc::new(AtomicU64::new(1)),
         }
-    }
-
-    /// The cache it serves.
-    pub fn cache(&self) -> &ResourceCache {
-        &self.cache
     }
 
     /// Every stream connected now, oldest first.
@@ -138,8 +146,10 @@ impl AggregatedDiscoveryService for AdsServer {
         let client = self
             .clients
             .connect(self.next_stream(), Protocol::StateOfTheWorld);
-        let stream = sotw::SotwStream::new(self.cache.clone(), client, tx);
-        tokio::spawn(serve(stream, request.into_inner()));
+        let snapshots = self.snapshots.clone();
+        tokio::spawn(serve(request.into_inner(), move |node: Node| {
+            sotw::SotwStream::new(Served::new(snapshots, node), client, tx)
+        }));
         Ok(Response::new(receiver_stream(rx)))
     }
 
@@ -149,8 +159,10 @@ impl AggregatedDiscoveryService for AdsServer {
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let client = self.clients.connect(self.next_stream(), Protocol::Delta);
-        let stream = delta::DeltaStream::new(self.cache.clone(), client, tx);
-        tokio::spawn(serve(stream, request.into_inner()));
+        let snapshots = self.snapshots.clone();
+        tokio::spawn(serve(request.into_inner(), move |node: Node| {
+            delta::DeltaStream::new(Served::new(snapshots, node), client, tx)
+        }));
         Ok(Response::new(receiver_stream(rx)))
     }
 }
@@ -164,10 +176,39 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> 
 /// The client is gone: its stream's task ends.
 struct Closed;
 
+/// What one stream is served: its node, the cache the node picked, and
+/// the [`Snapshots`] to ask for names the cache lacks.
+struct Served {
+    snapshots: Arc<dyn Snapshots>,
+    cache: ResourceCache,
+    node: Node,
+}
+
+impl Served {
+    fn new(snapshots: Arc<dyn Snapshots>, node: Node) -> Self {
+        let cache = snapshots.cache_for(&node);
+        Self {
+            snapshots,
+            cache,
+            node,
+        }
+    }
+
+    /// Lets the snapshots make what the client just subscribed to.
+    fn requested(&self, kind: ResourceType, names: &[String]) {
+        let names: Vec<String> = names.iter().filter(|n| *n != "*").cloned().collect();
+        if !names.is_empty() {
+            self.snapshots.requested(&self.node, kind, &names);
+        }
+    }
+}
+
 /// What differs between the two protocols' streams; [`serve`] runs either.
 trait AdsStream: Send {
     type Request: prost::Message + Default + Send + 'static;
 
+    /// The node a request names, if it does.
+    fn node(request: &Self::Request) -> Option<&Node>;
     fn cache(&self) -> &ResourceCache;
     fn id(&self) -> u64;
     /// Handles one request from the client.
@@ -181,12 +222,25 @@ trait AdsStream: Send {
     fn respond(&mut self, kind: ResourceType) -> impl Future<Output = Result<(), Closed>> + Send;
 }
 
-/// Serves `stream` until the client goes away: its requests as they come,
-/// and every change of the cache to each type it asked for, clusters and
-/// endpoints before the listeners and routes that name them (the order the
-/// xDS spec gives for eventual consistency).
-async fn serve<S: AdsStream>(mut stream: S, mut incoming: Streaming<S::Request>) {
+/// Serves a stream until the client goes away: `start` makes it for the
+/// node of the first request; then its requests as they come, and every
+/// change of its cache to each type it asked for, clusters and endpoints
+/// before the listeners and routes that name them (the order the xDS spec
+/// gives for eventual consistency).
+async fn serve<S: AdsStream>(
+    mut incoming: Streaming<S::Request>,
+    start: impl FnOnce(Node) -> S + Send,
+) {
+    let first = match incoming.message().await {
+        Ok(Some(request)) => request,
+        Ok(None) | Err(_) => return,
+    };
+    let mut stream = start(S::node(&first).cloned().unwrap_or_default());
     let mut changed = stream.cache().changed();
+    changed.mark_unchanged();
+    if stream.request(first).await.is_err() {
+        return;
+    }
     loop {
         let outcome = tokio::select! {
             request = incoming.message() => match request {

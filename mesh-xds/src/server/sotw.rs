@@ -14,12 +14,13 @@ use tonic::Status;
 use super::cache::{ResourceCache, set_version};
 use super::clients::{ClientGuard, Nack};
 use super::subscription::Subscription;
-use super::{Closed, log_nack};
+use super::{Closed, Served, log_nack};
 use crate::ads::ResourceType;
+use envoy_types::pb::envoy::config::core::v3::Node;
 
 /// One stream's state, owned by its task.
 pub(super) struct SotwStream {
-    cache: ResourceCache,
+    served: Served,
     client: ClientGuard,
     tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     types: BTreeMap<ResourceType, TypeState>,
@@ -42,12 +43,13 @@ struct Sent {
 
 impl SotwStream {
     pub(super) fn new(
-        cache: ResourceCache,
-        client: ClientGuard,
+        served: Served,
+        mut client: ClientGuard,
         tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     ) -> Self {
+        client.node(&served.node.id);
         Self {
-            cache,
+            served,
             client,
             tx,
             types: BTreeMap::new(),
@@ -56,9 +58,6 @@ impl SotwStream {
     }
 
     async fn handle(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
-        if let Some(node) = &request.node {
-            self.client.node(&node.id);
-        }
         let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
             tracing::debug!(type_url = %request.type_url, "ignoring a request for a type not served");
             return Ok(());
@@ -89,6 +88,8 @@ impl SotwStream {
         let before = state.subscription.clone();
         state.subscription.replace(&request.resource_names);
         if state.sent.is_none() || state.subscription != before {
+            let added: Vec<String> = state.subscription.added_since(&before).collect();
+            self.served.requested(kind, &added);
             self.send_changes(kind).await?;
         }
         Ok(())
@@ -97,7 +98,7 @@ impl SotwStream {
     /// Sends the subscribed resources of `kind`, unless they are exactly
     /// what was last sent.
     async fn send_changes(&mut self, kind: ResourceType) -> Result<(), Closed> {
-        let snapshot = self.cache.load();
+        let snapshot = self.served.cache.load();
         let Some(state) = self.types.get_mut(&kind) else {
             return Ok(());
         };
@@ -135,8 +136,12 @@ impl SotwStream {
 impl super::AdsStream for SotwStream {
     type Request = DiscoveryRequest;
 
+    fn node(request: &DiscoveryRequest) -> Option<&Node> {
+        request.node.as_ref()
+    }
+
     fn cache(&self) -> &ResourceCache {
-        &self.cache
+        &self.served.cache
     }
 
     fn id(&self) -> u64 {

@@ -33,6 +33,11 @@ impl Subscription {
         self.names.iter().map(String::as_str)
     }
 
+    /// The names subscribed by name now and not in `before`.
+    pub(super) fn added_since<'a>(&'a self, before: &'a Self) -> impl Iterator<Item = String> + 'a {
+        self.names.difference(&before.names).cloned()
+    }
+
     /// Whether the resource `name` is subscribed.
     pub(super) fn wants(&self, name: &str) -> bool {
         self.wildcard || self.names.contains(name)
