@@ -18,8 +18,9 @@
 //!   Kubernetes.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
-//! - `istio` (with the feature of that name): Istio's VirtualService and
-//!   DestinationRule YAML read into the values above.
+//! - `istio` (with the feature of that name): Istio's VirtualService,
+//!   DestinationRule, ServiceEntry and WorkloadEntry YAML, and Kubernetes
+//!   Services, read into the values above.
 //!
 //! # Features
 //!

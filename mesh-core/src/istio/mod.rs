@@ -1,15 +1,17 @@
-//! Istio's `VirtualService` and `DestinationRule` YAML, read into mesh
-//! values (feature `istio`).
+//! Istio's YAML read into mesh values (feature `istio`): the routing
+//! rules (`VirtualService`, `DestinationRule`) and the services and
+//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
 //! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
 //!    `---`) into [`Resources`]: the serde types of Istio's API
-//!    ([`VirtualService`], [`DestinationRule`] and everything under them,
-//!    named as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are
-//!    read too). Other kinds (Gateway, ServiceEntry, Service, Deployment,
-//!    ...) are skipped with a [`Warning`], and so is every field the types
-//!    do not know.
+//!    ([`VirtualService`], [`DestinationRule`], [`ServiceEntry`],
+//!    [`WorkloadEntry`] and everything under them, named as in
+//!    `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read too) and
+//!    of Kubernetes' `v1` [`Service`](kubernetes::Service). Other kinds
+//!    (Gateway, Deployment, ServiceAccount, ...) are skipped with a
+//!    [`Warning`], and so is every field the types do not know.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client [`Workload`], with warnings about what it
 //!    leaves out ([`Resources::to_mesh_config`] without them).
@@ -150,13 +152,20 @@ pub struct Sourced<T> {
     pub origin: Origin,
 }
 
-/// The VirtualServices and DestinationRules of one or more files.
+/// The resources of one or more files that the client configuration and
+/// the service registry read.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
     /// VirtualServices, in the order read.
     pub virtual_services: Vec<Sourced<VirtualService>>,
     /// DestinationRules, in the order read.
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// ServiceEntries, in the order read.
+    pub service_entries: Vec<Sourced<ServiceEntry>>,
+    /// WorkloadEntries, in the order read.
+    pub workload_entries: Vec<Sourced<WorkloadEntry>>,
+    /// Kubernetes Services, in the order read.
+    pub services: Vec<Sourced<kubernetes::Service>>,
 }
 
 impl Resources {
@@ -164,6 +173,9 @@ impl Resources {
     pub fn extend(&mut self, other: Resources) {
         self.virtual_services.extend(other.virtual_services);
         self.destination_rules.extend(other.destination_rules);
+        self.service_entries.extend(other.service_entries);
+        self.workload_entries.extend(other.workload_entries);
+        self.services.extend(other.services);
     }
 
     /// The mesh configuration for a client in namespace `default` with no
