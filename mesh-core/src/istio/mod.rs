@@ -14,7 +14,9 @@
 //!    [`Warning`], and so is every field the types do not know.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client [`Workload`], with warnings about what it
-//!    leaves out ([`Resources::to_mesh_config`] without them).
+//!    leaves out ([`Resources::to_mesh_config`] without them); and
+//!    [`Resources::registry`] into the [`Registry`] of services and their
+//!    instances.
 //!
 //! Every [`IstioError`] names the file, the document, the resource, the
 //! line and the field, and says what was expected.
@@ -50,6 +52,12 @@
 //! - **Default routes.** A host with a DestinationRule and no VirtualService
 //!   gets a virtual host sending everything to the whole service
 //!   (`outbound|||<fqdn>`), as istiod generates one.
+//! - **Services.** Each host of a ServiceEntry is a service named as
+//!   written (a short name is not expanded, as in Istio); a Kubernetes
+//!   Service is `name.namespace.svc.<cluster domain>`. Their endpoints are
+//!   the WorkloadEntries of their namespace their selector matches, and a
+//!   ServiceEntry's own `endpoints` ([`Registry::endpoints`]). One host
+//!   defined twice is an error naming both definitions.
 //! - **Consistent hashing** (`loadBalancer.consistentHash`) becomes the
 //!   cluster's ring-hash or Maglev balancer and a hash policy on every route
 //!   that forwards to the cluster, as Istio puts it there. A route has one
@@ -135,6 +143,7 @@ pub use yaml::Origin;
 #[cfg(doc)]
 use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
+use crate::registry::Registry;
 
 /// Reads every document of `text`, a file named `source` (for messages),
 /// into the resources the client configuration uses and warnings about
@@ -151,6 +160,10 @@ pub struct Sourced<T> {
     /// Where it came from.
     pub origin: Origin,
 }
+
+/// The source key under which [`Resources::registry`] sets the instances
+/// of WorkloadEntries ([`Registry::set_instances`]).
+pub const WORKLOAD_ENTRIES: &str = "WorkloadEntry";
 
 /// The resources of one or more files that the client configuration and
 /// the service registry read.
@@ -176,6 +189,46 @@ impl Resources {
         self.service_entries.extend(other.service_entries);
         self.workload_entries.extend(other.workload_entries);
         self.services.extend(other.services);
+    }
+
+    /// The service registry the ServiceEntries, WorkloadEntries and
+    /// Kubernetes Services define, Kubernetes Services named
+    /// `name.namespace.svc.<cluster_domain>`: a service per ServiceEntry
+    /// host and per Kubernetes Service, and the WorkloadEntries' instances
+    /// under the source [`WORKLOAD_ENTRIES`]. A host defined twice, a port
+    /// without a number, or a value Istio would reject is an error.
+    ///
+    /// ```
+    /// use mesh_core::Cluster;
+    /// use mesh_core::istio;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: v1
+    /// kind: Service
+    /// metadata: {name: reviews}
+    /// spec:
+    ///   ports: [{name: http, port: 9080}]
+    ///   selector: {app: reviews}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: WorkloadEntry
+    /// metadata: {name: reviews-v2}
+    /// spec:
+    ///   address: 10.0.0.2
+    ///   labels: {app: reviews, version: v2}
+    /// "#;
+    /// let (resources, warnings) = istio::parse("reviews.yaml", yaml)?;
+    /// assert!(warnings.is_empty());
+    /// let registry = resources.registry("cluster.local")?;
+    /// let host = "reviews.default.svc.cluster.local";
+    /// assert_eq!(registry.service(host).unwrap().ports[0].number, 9080);
+    /// let whole = Cluster::named("outbound|9080||reviews.default.svc.cluster.local");
+    /// let set = registry.endpoints(host, 9080, &whole);
+    /// assert_eq!(set.iter().next().unwrap().addr.to_string(), "10.0.0.2:9080");
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn registry(&self, cluster_domain: &str) -> Result<Registry, IstioError> {
+        convert::registry(self, cluster_domain)
     }
 
     /// The mesh configuration for a client in namespace `default` with no

@@ -2,7 +2,9 @@
 //! per VirtualService host (named by its FQDN, with Kubernetes' short forms
 //! as domains), a default virtual host for each host that has only a
 //! DestinationRule, and a cluster for every destination a route names, with
-//! the policies of its DestinationRule and subset.
+//! the policies of its DestinationRule and subset. Also the
+//! [`Registry`](crate::registry::Registry) the resources define
+//! ([`registry`]).
 
 mod answer;
 mod check;
@@ -10,6 +12,7 @@ mod fault;
 mod headers;
 mod matching;
 mod policy;
+mod registry;
 mod route;
 mod rules;
 
@@ -24,6 +27,8 @@ use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin};
 use super::{Resources, Sourced, Workload, lint};
 use rules::Rules;
+
+pub(super) use registry::registry;
 
 /// A resource errors are reported against.
 #[derive(Clone)]
