@@ -51,7 +51,10 @@
 //!   A subset that no DestinationRule defines is an error.
 //! - **Default routes.** A host with a DestinationRule and no VirtualService
 //!   gets a virtual host sending everything to the whole service
-//!   (`outbound|||<fqdn>`), as istiod generates one.
+//!   (`outbound|||<fqdn>`), as istiod generates one; so does every service
+//!   of the registry the client sees (by its `exportTo`, for a Kubernetes
+//!   Service its `networking.istio.io/exportTo` annotation), except a
+//!   wildcard ServiceEntry host, which is warned about.
 //! - **Services.** Each host of a ServiceEntry is a service named as
 //!   written (a short name is not expanded, as in Istio); a Kubernetes
 //!   Service is `name.namespace.svc.<cluster domain>`. Their endpoints are

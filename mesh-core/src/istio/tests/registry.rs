@@ -1,5 +1,5 @@
 //! ServiceEntries, WorkloadEntries and Kubernetes Services: how they are
-//! read and the registry they make.
+//! read, the registry they make, and the default routes of its services.
 
 use super::*;
 use crate::registry::{Protocol, Registry, Resolution};
@@ -189,6 +189,8 @@ fn registry_errors_name_where_they_are() {
         registry_error(&twice),
         "test.yaml, document 2 (Service default/reviews), line 11, metadata.name: host reviews.default.svc.cluster.local is also defined by ServiceEntry default/reviews (test.yaml, document 1); a host has one definition"
     );
+    // Conversion needs the registry's services, and says the same.
+    assert!(error(&twice).ends_with("a host has one definition"));
 
     for (body, wanted) in [
         ("  hosts: []\n", "spec.hosts: expected at least one host"),
@@ -233,4 +235,136 @@ fn registry_errors_name_where_they_are() {
         "  hosts: [a.example]\n  resolution: SOMETIMES\n",
     ));
     assert!(e.contains("unknown variant `SOMETIMES`"), "{e}");
+}
+
+#[test]
+fn registry_services_get_a_default_route() {
+    let yaml = service("reviews", "default", HTTP_9080)
+        + &entry(
+            "api",
+            "  hosts: [api.example.com]\n  ports: [{number: 443, name: https, protocol: HTTPS}]\n  resolution: DNS\n",
+        );
+    let (c, warnings) = convert(&yaml);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    for uri in [
+        "http://reviews:9080/",
+        "http://reviews.default.svc:9080/",
+        "http://reviews.default.svc.cluster.local/",
+    ] {
+        assert_eq!(
+            cluster(&c, uri, &[]).as_deref(),
+            Some("outbound|||reviews.default.svc.cluster.local"),
+            "{uri}"
+        );
+    }
+    assert_eq!(
+        cluster(&c, "http://api.example.com:443/", &[]).as_deref(),
+        Some("outbound|||api.example.com")
+    );
+    let api = cluster_of(&c, "outbound|||api.example.com");
+    assert_eq!(
+        api.discovery,
+        crate::Discovery::Service {
+            host: "api.example.com".into(),
+            port: None
+        }
+    );
+    assert!(api.subset.is_empty());
+}
+
+#[test]
+fn default_routes_give_way_to_virtual_services_and_destination_rules() {
+    // A VirtualService routing the host: its routes only.
+    let routed = vs("  http:\n  - route: [{destination: {host: reviews, subset: v2}}]\n")
+        + DR
+        + &service("reviews", "default", HTTP_9080);
+    let (c, _) = convert(&routed);
+    assert_eq!(
+        cluster(&c, "http://reviews:9080/", &[]).as_deref(),
+        Some(V2)
+    );
+    assert_eq!(c.routes().virtual_hosts().len(), 1);
+
+    // A DestinationRule's default route, with its policy: one route.
+    let policy = DR.replace(
+        "  subsets:",
+        "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n  subsets:",
+    );
+    let (c, _) = convert(&(policy + &service("reviews", "default", HTTP_9080)));
+    let whole = cluster_of(&c, "outbound|||reviews.default.svc.cluster.local");
+    assert_eq!(
+        whole.policy.load_balancer,
+        crate::policy::LoadBalancer::Random
+    );
+    let vh = &c.routes().virtual_hosts()[0];
+    assert_eq!(vh.routes.len(), 1);
+
+    // A VirtualService with routes for one port only: the default route
+    // takes the other ports.
+    let one_port = vs(
+        "  http:\n  - match: [{port: 9080}]\n    route: [{destination: {host: reviews, subset: v2}}]\n",
+    ) + DR
+        + &service("reviews", "default", HTTP_9080);
+    let (c, _) = convert(&one_port);
+    assert_eq!(
+        cluster(&c, "http://reviews:9080/", &[]).as_deref(),
+        Some(V2)
+    );
+    assert_eq!(
+        cluster(&c, "http://reviews:9090/", &[]).as_deref(),
+        Some("outbound|||reviews.default.svc.cluster.local")
+    );
+}
+
+#[test]
+fn default_routes_only_where_the_service_is_exported() {
+    let mut private = service("ratings", "prod", HTTP_9080);
+    private = private.replace(
+        "namespace: prod}",
+        "namespace: prod, annotations: {networking.istio.io/exportTo: '.'}}",
+    );
+    let yaml = private
+        + &entry(
+            "api",
+            "  hosts: [api.example.com]\n  exportTo: [prod, ' ']\n",
+        );
+    let (c, _) = convert(&yaml);
+    assert!(c.routes().virtual_hosts().is_empty());
+    let prod = Workload {
+        namespace: "prod".into(),
+        ..Workload::default()
+    };
+    let c = config_for(&yaml, &prod);
+    assert_eq!(
+        cluster(&c, "http://ratings:9080/", &[]).as_deref(),
+        Some("outbound|||ratings.prod.svc.cluster.local")
+    );
+    assert_eq!(
+        cluster(&c, "http://api.example.com/", &[]).as_deref(),
+        Some("outbound|||api.example.com")
+    );
+    let (resources, _) = read(&yaml);
+    let r = resources.registry("cluster.local").unwrap();
+    assert_eq!(
+        r.service("ratings.prod.svc.cluster.local")
+            .unwrap()
+            .export_to,
+        ["."]
+    );
+}
+
+#[test]
+fn a_wildcard_entry_gets_no_default_route_and_says_so() {
+    let (c, warnings) = convert(&entry(
+        "wild",
+        "  hosts: ['*.example.com']\n  ports: [{number: 80, name: http}]\n",
+    ));
+    assert!(c.routes().virtual_hosts().is_empty());
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (ServiceEntry default/wild), line 6, spec.hosts[0]: *.example.com gets no default route: the client has no cluster that sends a request to the host it names; route its hosts with a VirtualService"
+        ]
+    );
 }
