@@ -13,10 +13,14 @@
 //!   routes and clusters a client routes by.
 //! - [`route`]: route tables with Envoy's RDS semantics (virtual hosts,
 //!   ordered routes, weighted splits, rewrites, faults, mirrors, hashing).
+//! - [`registry`]: the services that exist (host names, ports) and the
+//!   workload instances serving them, for a control plane without
+//!   Kubernetes.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
-//! - `istio` (with the feature of that name): Istio's VirtualService and
-//!   DestinationRule YAML read into the values above.
+//! - `istio` (with the feature of that name): Istio's VirtualService,
+//!   DestinationRule, ServiceEntry and WorkloadEntry YAML, and Kubernetes
+//!   Services, read into the values above.
 //!
 //! # Features
 //!
@@ -31,6 +35,7 @@ pub mod istio;
 pub mod name;
 pub mod outcome;
 pub mod policy;
+pub mod registry;
 pub mod resolve;
 pub mod route;
 
@@ -40,5 +45,6 @@ pub use endpoint::{DropOverload, Endpoint, EndpointSet, Health, Locality};
 pub use name::{Authority, InvalidAuthority, KubernetesNames};
 pub use outcome::{FailureKind, GrpcCode, Outcome, UpstreamError};
 pub use policy::ClusterPolicy;
+pub use registry::Registry;
 pub use resolve::{Resolution, Resolve, ResolveError, ResolveState, ResolveTarget, StaticResolve};
 pub use route::{RouteError, RouteTable};

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use mesh_core::istio::{self, Resources, Warning};
+use mesh_core::registry::{Instance, Protocol, Resolution, ServicePort};
 use mesh_core::route::{
     AbortSource, DelaySource, Destination, Forward, Percent, Route, RouteAction,
 };
-use mesh_core::{Authority, MeshConfig};
+use mesh_core::{Authority, Cluster, EndpointSet, MeshConfig};
 
 const REVIEWS: &str = "reviews.default.svc.cluster.local";
 const RATINGS: &str = "ratings.default.svc.cluster.local";
@@ -235,28 +236,29 @@ fn gateway_and_platform_resources_are_skipped_with_warnings() {
         "destination-rule-all.yaml",
     ]);
     let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(text.len(), 5, "{text:#?}");
+    assert_eq!(text.len(), 4, "{text:#?}");
     assert!(
         text[0].starts_with(
-            "bookinfo-details.yaml, document 1 (Service default/details), line 4, kind: Service (v1) is not used"
+            "bookinfo-details.yaml, document 2 (ServiceAccount default/bookinfo-details), line 18, kind: ServiceAccount (v1) is not used"
         ),
         "{}",
         text[0]
     );
-    assert!(text[1].contains("ServiceAccount (v1)"), "{}", text[1]);
-    assert!(text[2].contains("Deployment (apps/v1)"), "{}", text[2]);
+    assert!(text[1].contains("Deployment (apps/v1)"), "{}", text[1]);
     assert!(
-        text[3].contains("Gateway (networking.istio.io/v1)"),
+        text[2].contains("Gateway (networking.istio.io/v1)"),
         "{}",
-        text[3]
+        text[2]
     );
     assert!(
-        text[4].starts_with(
+        text[3].starts_with(
             "bookinfo-gateway.yaml, document 2 (VirtualService default/bookinfo), line 25, spec.gateways: applies only to the gateways named"
         ),
         "{}",
-        text[4]
+        text[3]
     );
+    // The Kubernetes Service is read, for the service registry.
+    assert_eq!(resources.services.len(), 1);
     assert_eq!(resources.virtual_services.len(), 1);
     let c = resources.to_mesh_config().expect("config");
     // The gateway's `*` host is not routed by the client: only the
@@ -280,4 +282,242 @@ fn two_virtual_services_for_one_host_are_an_error_naming_both() {
         err,
         "virtual-service-reviews-test-v2.yaml, document 1 (VirtualService default/reviews), line 7, spec.hosts[0]: host reviews.default.svc.cluster.local is also routed by VirtualService default/reviews (virtual-service-all-v1.yaml, document 2); Istio merges VirtualServices of one host only on gateways, so write one VirtualService per host"
     );
+}
+
+const SERVICES: [&str; 4] = ["details", "productpage", "ratings", "reviews"];
+
+#[test]
+fn the_platform_file_defines_four_services_and_skips_the_rest() {
+    let (resources, warnings) = read(&["bookinfo.yaml"]);
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(text.len(), 10, "{text:#?}");
+    assert_eq!(
+        text[0],
+        "bookinfo.yaml, document 2 (ServiceAccount default/bookinfo-details), line 31, kind: ServiceAccount (v1) is not used by the client configuration or the service registry; skipped"
+    );
+    let count = |what: &str| text.iter().filter(|w| w.contains(what)).count();
+    assert_eq!(count("kind: ServiceAccount (v1) is not used"), 4);
+    assert_eq!(count("kind: Deployment (apps/v1) is not used"), 6);
+    assert_eq!(resources.services.len(), 4);
+
+    let registry = resources.registry("cluster.local").expect("a registry");
+    let fqdns = SERVICES.map(|s| format!("{s}.default.svc.cluster.local"));
+    let names: Vec<&str> = registry.services().map(|s| s.hostname.as_str()).collect();
+    assert_eq!(names, fqdns);
+    for (service, fqdn) in SERVICES.iter().zip(&fqdns) {
+        let s = registry.service(fqdn).expect("defined");
+        assert_eq!(s.namespace, "default");
+        assert_eq!(s.resolution, Resolution::Static);
+        assert_eq!(
+            s.ports,
+            [ServicePort {
+                number: 9080,
+                name: "http".into(),
+                protocol: Protocol::Http,
+                target_port: None,
+            }]
+        );
+        assert_eq!(
+            s.selector,
+            BTreeMap::from([("app".to_owned(), (*service).to_owned())])
+        );
+    }
+    // Deployments are not instances: the pods they make are not known.
+    assert_eq!(registry.instances().count(), 0);
+
+    // Each service gets Istio's default route to the whole of it.
+    let c = resources.to_mesh_config().expect("config");
+    for (service, fqdn) in SERVICES.iter().zip(&fqdns) {
+        let uri = format!("http://{service}:9080/");
+        assert_eq!(
+            cluster(&c, &uri, &[]),
+            format!("outbound|||{fqdn}"),
+            "{uri}"
+        );
+    }
+}
+
+fn addresses(set: &EndpointSet) -> Vec<String> {
+    set.iter().map(|e| e.addr.to_string()).collect()
+}
+
+#[test]
+fn the_platform_file_routes_to_the_instances_a_launcher_registers() {
+    let (resources, _) = read(&[
+        "bookinfo.yaml",
+        "destination-rule-all.yaml",
+        "virtual-service-reviews-test-v2.yaml",
+    ]);
+    let c = resources.to_mesh_config().expect("config");
+    let mut registry = resources.registry("cluster.local").expect("a registry");
+    let started = ["v1", "v2", "v3"].iter().enumerate().map(|(i, v)| {
+        let mut instance = Instance::new(format!("127.0.0.{}", i + 1));
+        instance.labels.insert("app".into(), "reviews".into());
+        instance.labels.insert("version".into(), (*v).into());
+        instance
+    });
+    registry.set_instances("launcher", started.collect());
+
+    let jason = cluster(&c, "http://reviews:9080/", &[("end-user", "jason")]);
+    let v2 = c.cluster(&jason.as_str().into()).expect("the cluster");
+    assert_eq!(
+        addresses(&registry.endpoints(REVIEWS, 9080, v2)),
+        ["127.0.0.2:9080"]
+    );
+    let whole = Cluster::named(&format!("outbound|9080||{REVIEWS}"));
+    assert_eq!(registry.endpoints(REVIEWS, 9080, &whole).len(), 3);
+    assert!(registry.endpoints(RATINGS, 9080, &whole).is_empty());
+}
+
+/// A VM service selecting WorkloadEntries, one with inline endpoints and
+/// one resolved by DNS.
+const ENTRIES: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings-vm, namespace: vms}
+spec:
+  hosts: [ratings.vms.example]
+  location: MESH_INTERNAL
+  ports:
+  - {number: 9080, name: http, protocol: HTTP, targetPort: 8080}
+  - {number: 9443, name: grpc, protocol: GRPC}
+  resolution: STATIC
+  workloadSelector:
+    labels: {app: ratings}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: ratings-v1, namespace: vms}
+spec:
+  address: 10.1.0.1
+  labels: {app: ratings, version: v1}
+  locality: us-east/zone1/sub
+  weight: 3
+  serviceAccount: ratings
+---
+apiVersion: networking.istio.io/v1beta1
+kind: WorkloadEntry
+metadata:
+  name: ratings-v2
+  namespace: vms
+  labels: {version: v2}
+spec:
+  address: 10.1.0.2
+  ports: {http: 7070}
+  labels: {app: ratings}
+---
+apiVersion: networking.istio.io/v1alpha3
+kind: WorkloadEntry
+metadata: {name: ratings-elsewhere, namespace: default}
+spec:
+  address: 10.1.0.3
+  labels: {app: ratings, version: v1}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: payments}
+spec:
+  hosts: [payments.example]
+  ports: [{number: 443, name: https, protocol: HTTPS}]
+  resolution: STATIC
+  endpoints:
+  - {address: 192.0.2.10, labels: {version: v1}}
+  - {address: 192.0.2.11, labels: {version: v2}, weight: 2}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api}
+spec:
+  hosts: [api.example.com]
+  location: MESH_EXTERNAL
+  ports: [{number: 443, name: tls, protocol: TLS}]
+  resolution: DNS
+  endpoints:
+  - {address: eu.api.example.com, locality: eu-west}
+"#;
+
+/// The cluster of `host` with the subset `version: <version>`.
+fn version(host: &str, version: &str) -> Cluster {
+    let mut c = Cluster::named(&format!("outbound|||{host}"));
+    c.subset.insert("version".into(), version.into());
+    c
+}
+
+#[test]
+fn service_entries_and_workload_entries_make_endpoints() {
+    let (resources, warnings) =
+        istio::parse("entries.yaml", ENTRIES).unwrap_or_else(|e| panic!("{e}"));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    assert_eq!(
+        (
+            resources.service_entries.len(),
+            resources.workload_entries.len()
+        ),
+        (3, 3)
+    );
+    let registry = resources
+        .registry("cluster.local")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(registry.services().count(), 3);
+
+    // WorkloadEntries of the entry's namespace, by labels; each at its own
+    // port for the port's name, else the target port, else the port.
+    let vm = "ratings.vms.example";
+    let whole = Cluster::named(&format!("outbound|||{vm}"));
+    assert_eq!(
+        addresses(&registry.endpoints(vm, 9080, &whole)),
+        ["10.1.0.1:8080", "10.1.0.2:7070"]
+    );
+    let v1 = registry.endpoints(vm, 9080, &version(vm, "v1"));
+    assert_eq!(addresses(&v1), ["10.1.0.1:8080"]);
+    let e = &v1.as_slice()[0];
+    assert_eq!(
+        (
+            e.locality.region.as_str(),
+            e.locality.zone.as_str(),
+            e.locality.sub_zone.as_str()
+        ),
+        ("us-east", "zone1", "sub")
+    );
+    assert_eq!(e.weight, 3);
+    assert_eq!(e.labels["app"], "ratings");
+    // The metadata's labels count too.
+    assert_eq!(
+        addresses(&registry.endpoints(vm, 9080, &version(vm, "v2"))),
+        ["10.1.0.2:7070"]
+    );
+    assert_eq!(
+        addresses(&registry.endpoints(vm, 9443, &version(vm, "v1"))),
+        ["10.1.0.1:9443"]
+    );
+    assert!(registry.endpoints(vm, 9081, &whole).is_empty());
+
+    // Inline endpoints, whatever the selector.
+    let payments = registry.endpoints("payments.example", 443, &version("payments.example", "v2"));
+    assert_eq!(addresses(&payments), ["192.0.2.11:443"]);
+    assert_eq!(payments.as_slice()[0].weight, 2);
+
+    // DNS: the registry has the names, the caller resolves them.
+    let api = registry.service("api.example.com").expect("defined");
+    assert_eq!(api.resolution, Resolution::Dns);
+    assert_eq!(api.endpoints[0].address, "eu.api.example.com");
+    assert_eq!(
+        api.endpoints[0].locality.as_ref().unwrap().region,
+        "eu-west"
+    );
+    let whole_api = Cluster::named("outbound|||api.example.com");
+    assert!(
+        registry
+            .endpoints("api.example.com", 443, &whole_api)
+            .is_empty()
+    );
+
+    // And each is routed to as a whole.
+    let c = resources.to_mesh_config().unwrap_or_else(|e| panic!("{e}"));
+    for host in [vm, "payments.example", "api.example.com"] {
+        assert_eq!(
+            cluster(&c, &format!("http://{host}/"), &[]),
+            format!("outbound|||{host}")
+        );
+    }
 }

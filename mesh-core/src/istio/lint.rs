@@ -3,15 +3,19 @@
 //! side or the control plane, or that the client does not have (yet). Each
 //! says what happens instead.
 
+use super::api::kubernetes::{self, IntOrString};
 use super::api::{
     ConnectionPoolSettings, DestinationRule, HTTPRoute, LoadBalancerSettings, OutlierDetection,
-    SimpleLB, TrafficPolicy, VirtualService,
+    ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
 
 /// What is said of `tls` in a traffic policy or a port's.
 const TLS_IGNORED: &str =
     "TLS towards endpoints is not applied yet (mutual TLS comes with the security work); ignored";
+
+/// What is said of a workload's `network`.
+const NETWORK_IGNORED: &str = "the client reaches every endpoint directly, as on one network (it does not go through another network's gateway); ignored";
 
 /// A warning's field and message.
 pub(crate) type Note = (FieldPath, String);
@@ -348,4 +352,53 @@ fn outlier_detection(at: &FieldPath, o: &OutlierDetection, note: &mut impl FnMut
             "deprecated and ignored by Istio; use consecutive5xxErrors or consecutiveGatewayErrors",
         );
     }
+}
+
+/// The unused settings of a ServiceEntry.
+pub(crate) fn service_entry(se: &ServiceEntry) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let spec = FieldPath::root().key("spec");
+    if !se.spec.subject_alt_names.is_empty() {
+        notes.push((spec.key("subjectAltNames"), TLS_IGNORED.to_owned()));
+    }
+    for (i, e) in se.spec.endpoints.iter().enumerate() {
+        workload(&spec.key("endpoints").index(i), e, &mut notes);
+    }
+    notes
+}
+
+/// The unused settings of a WorkloadEntry.
+pub(crate) fn workload_entry(we: &WorkloadEntry) -> Vec<Note> {
+    let mut notes = Vec::new();
+    workload(&FieldPath::root().key("spec"), &we.spec, &mut notes);
+    notes
+}
+
+fn workload(at: &FieldPath, w: &WorkloadEntrySpec, notes: &mut Vec<Note>) {
+    if !w.network.is_empty() {
+        notes.push((at.key("network"), NETWORK_IGNORED.to_owned()));
+    }
+}
+
+/// The unused settings of a Kubernetes Service.
+pub(crate) fn service(service: &kubernetes::Service) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let spec = FieldPath::root().key("spec");
+    if service.spec.service_type.as_deref() == Some("ExternalName") {
+        notes.push((
+            spec.key("type"),
+            "an ExternalName service is not read as an alias of its externalName; the service has no endpoints".to_owned(),
+        ));
+    }
+    for (i, port) in service.spec.ports.iter().enumerate() {
+        if let Some(IntOrString::String(name)) = &port.target_port {
+            notes.push((
+                spec.key("ports").index(i).key("targetPort"),
+                format!(
+                    "a named targetPort ({name}) names a container port, which is not known here; endpoints get the port an instance gives for the port's name, else the service port"
+                ),
+            ));
+        }
+    }
+    notes
 }

@@ -1,18 +1,22 @@
-//! Istio's `VirtualService` and `DestinationRule` YAML, read into mesh
-//! values (feature `istio`).
+//! Istio's YAML read into mesh values (feature `istio`): the routing
+//! rules (`VirtualService`, `DestinationRule`) and the services and
+//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
 //! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
 //!    `---`) into [`Resources`]: the serde types of Istio's API
-//!    ([`VirtualService`], [`DestinationRule`] and everything under them,
-//!    named as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are
-//!    read too). Other kinds (Gateway, ServiceEntry, Service, Deployment,
-//!    ...) are skipped with a [`Warning`], and so is every field the types
-//!    do not know.
+//!    ([`VirtualService`], [`DestinationRule`], [`ServiceEntry`],
+//!    [`WorkloadEntry`] and everything under them, named as in
+//!    `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read too) and
+//!    of Kubernetes' `v1` [`Service`](kubernetes::Service). Other kinds
+//!    (Gateway, Deployment, ServiceAccount, ...) are skipped with a
+//!    [`Warning`], and so is every field the types do not know.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client [`Workload`], with warnings about what it
-//!    leaves out ([`Resources::to_mesh_config`] without them).
+//!    leaves out ([`Resources::to_mesh_config`] without them); and
+//!    [`Resources::registry`] into the [`Registry`] of services and their
+//!    instances.
 //!
 //! Every [`IstioError`] names the file, the document, the resource, the
 //! line and the field, and says what was expected.
@@ -47,7 +51,16 @@
 //!   A subset that no DestinationRule defines is an error.
 //! - **Default routes.** A host with a DestinationRule and no VirtualService
 //!   gets a virtual host sending everything to the whole service
-//!   (`outbound|||<fqdn>`), as istiod generates one.
+//!   (`outbound|||<fqdn>`), as istiod generates one; so does every service
+//!   of the registry the client sees (by its `exportTo`, for a Kubernetes
+//!   Service its `networking.istio.io/exportTo` annotation), except a
+//!   wildcard ServiceEntry host, which is warned about.
+//! - **Services.** Each host of a ServiceEntry is a service named as
+//!   written (a short name is not expanded, as in Istio); a Kubernetes
+//!   Service is `name.namespace.svc.<cluster domain>`. Their endpoints are
+//!   the WorkloadEntries of their namespace their selector matches, and a
+//!   ServiceEntry's own `endpoints` ([`Registry::endpoints`]). One host
+//!   defined twice is an error naming both definitions.
 //! - **Consistent hashing** (`loadBalancer.consistentHash`) becomes the
 //!   cluster's ring-hash or Maglev balancer and a hash policy on every route
 //!   that forwards to the cluster, as Istio puts it there. A route has one
@@ -133,6 +146,7 @@ pub use yaml::Origin;
 #[cfg(doc)]
 use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
+use crate::registry::Registry;
 
 /// Reads every document of `text`, a file named `source` (for messages),
 /// into the resources the client configuration uses and warnings about
@@ -150,13 +164,24 @@ pub struct Sourced<T> {
     pub origin: Origin,
 }
 
-/// The VirtualServices and DestinationRules of one or more files.
+/// The source key under which [`Resources::registry`] sets the instances
+/// of WorkloadEntries ([`Registry::set_instances`]).
+pub const WORKLOAD_ENTRIES: &str = "WorkloadEntry";
+
+/// The resources of one or more files that the client configuration and
+/// the service registry read.
 #[derive(Clone, Debug, Default)]
 pub struct Resources {
     /// VirtualServices, in the order read.
     pub virtual_services: Vec<Sourced<VirtualService>>,
     /// DestinationRules, in the order read.
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// ServiceEntries, in the order read.
+    pub service_entries: Vec<Sourced<ServiceEntry>>,
+    /// WorkloadEntries, in the order read.
+    pub workload_entries: Vec<Sourced<WorkloadEntry>>,
+    /// Kubernetes Services, in the order read.
+    pub services: Vec<Sourced<kubernetes::Service>>,
 }
 
 impl Resources {
@@ -164,6 +189,49 @@ impl Resources {
     pub fn extend(&mut self, other: Resources) {
         self.virtual_services.extend(other.virtual_services);
         self.destination_rules.extend(other.destination_rules);
+        self.service_entries.extend(other.service_entries);
+        self.workload_entries.extend(other.workload_entries);
+        self.services.extend(other.services);
+    }
+
+    /// The service registry the ServiceEntries, WorkloadEntries and
+    /// Kubernetes Services define, Kubernetes Services named
+    /// `name.namespace.svc.<cluster_domain>`: a service per ServiceEntry
+    /// host and per Kubernetes Service, and the WorkloadEntries' instances
+    /// under the source [`WORKLOAD_ENTRIES`]. A host defined twice, a port
+    /// without a number, or a value Istio would reject is an error.
+    ///
+    /// ```
+    /// use mesh_core::Cluster;
+    /// use mesh_core::istio;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: v1
+    /// kind: Service
+    /// metadata: {name: reviews}
+    /// spec:
+    ///   ports: [{name: http, port: 9080}]
+    ///   selector: {app: reviews}
+    /// ---
+    /// apiVersion: networking.istio.io/v1
+    /// kind: WorkloadEntry
+    /// metadata: {name: reviews-v2}
+    /// spec:
+    ///   address: 10.0.0.2
+    ///   labels: {app: reviews, version: v2}
+    /// "#;
+    /// let (resources, warnings) = istio::parse("reviews.yaml", yaml)?;
+    /// assert!(warnings.is_empty());
+    /// let registry = resources.registry("cluster.local")?;
+    /// let host = "reviews.default.svc.cluster.local";
+    /// assert_eq!(registry.service(host).unwrap().ports[0].number, 9080);
+    /// let whole = Cluster::named("outbound|9080||reviews.default.svc.cluster.local");
+    /// let set = registry.endpoints(host, 9080, &whole);
+    /// assert_eq!(set.iter().next().unwrap().addr.to_string(), "10.0.0.2:9080");
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn registry(&self, cluster_domain: &str) -> Result<Registry, IstioError> {
+        convert::registry(self, cluster_domain)
     }
 
     /// The mesh configuration for a client in namespace `default` with no

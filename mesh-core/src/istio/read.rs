@@ -1,14 +1,14 @@
 //! Reading a YAML file of Kubernetes resources: every document is looked
-//! at; VirtualServices and DestinationRules are read whole, with a warning
-//! for each field that is not known; other kinds are skipped with a
-//! warning.
+//! at; VirtualServices, DestinationRules, ServiceEntries, WorkloadEntries
+//! and Kubernetes Services are read whole, with a warning for each field
+//! that is not known; other kinds are skipped with a warning.
 
 use std::sync::Arc;
 
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::api::{DestinationRule, VirtualService};
+use super::api::{DestinationRule, ServiceEntry, VirtualService, WorkloadEntry, kubernetes};
 use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin, Text};
 use super::{Resources, Sourced, lint};
@@ -67,6 +67,9 @@ impl Header {
 enum Class {
     VirtualService,
     DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    Service,
     Skip(String),
 }
 
@@ -78,6 +81,10 @@ fn classify(h: &Header) -> Result<Class, String> {
     let class = match kind {
         "VirtualService" => Class::VirtualService,
         "DestinationRule" => Class::DestinationRule,
+        "ServiceEntry" => Class::ServiceEntry,
+        "WorkloadEntry" => Class::WorkloadEntry,
+        // Kubernetes' core group: `v1` alone.
+        "Service" if api == "v1" => return Ok(Class::Service),
         "List" => {
             return Ok(Class::Skip(
                 "the items of a List are not read; write them as documents of their own (separated by ---)".into(),
@@ -85,7 +92,7 @@ fn classify(h: &Header) -> Result<Class, String> {
         }
         _ => {
             return Ok(Class::Skip(format!(
-                "{kind} ({api}) is not used by the client configuration; skipped"
+                "{kind} ({api}) is not used by the client configuration or the service registry; skipped"
             )));
         }
     };
@@ -153,6 +160,27 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                     origin,
                 });
             }
+            Class::ServiceEntry => {
+                let se: ServiceEntry = ctx.read(whole, lint::service_entry)?;
+                resources.service_entries.push(Sourced {
+                    resource: se,
+                    origin,
+                });
+            }
+            Class::WorkloadEntry => {
+                let we: WorkloadEntry = ctx.read(whole, lint::workload_entry)?;
+                resources.workload_entries.push(Sourced {
+                    resource: we,
+                    origin,
+                });
+            }
+            Class::Service => {
+                let service: kubernetes::Service = ctx.read(whole, lint::service)?;
+                resources.services.push(Sourced {
+                    resource: service,
+                    origin,
+                });
+            }
             Class::Skip(_) => {}
         }
     }
@@ -164,22 +192,28 @@ fn yaml_error(origin: &Origin, label: Option<&str>, e: serde_yaml_ng::Error) -> 
     IstioError::new(origin.at_line(label, line), IstioErrorKind::Yaml(e))
 }
 
-/// Named resources, for checks common to both kinds.
+/// Named resources, for checks common to every kind.
 trait Named {
     fn name(&self) -> &str;
 }
 
-impl Named for VirtualService {
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
+macro_rules! named {
+    ($($kind:ty),*) => {$(
+        impl Named for $kind {
+            fn name(&self) -> &str {
+                &self.metadata.name
+            }
+        }
+    )*};
 }
 
-impl Named for DestinationRule {
-    fn name(&self) -> &str {
-        &self.metadata.name
-    }
-}
+named!(
+    VirtualService,
+    DestinationRule,
+    ServiceEntry,
+    WorkloadEntry,
+    kubernetes::Service
+);
 
 struct Doc<'a> {
     origin: &'a Origin,

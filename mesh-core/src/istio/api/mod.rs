@@ -1,7 +1,9 @@
 //! The serde types of Istio's `networking.istio.io/v1` API that the client
-//! configuration reads: [`VirtualService`] and [`DestinationRule`] with
+//! configuration and the service registry read: [`VirtualService`],
+//! [`DestinationRule`], [`ServiceEntry`] and [`WorkloadEntry`] with
 //! everything under them, named as in Istio's protos and with their
-//! camelCase YAML field names. Protobuf `oneof`s are optional fields side by
+//! camelCase YAML field names; and Kubernetes' own [`Service`](kubernetes::Service)
+//! in [`kubernetes`]. Protobuf `oneof`s are optional fields side by
 //! side, as the YAML writes them; which combinations are allowed is checked
 //! when the resources are converted, not here.
 //!
@@ -11,8 +13,11 @@
 
 mod destination_rule;
 mod http;
+pub mod kubernetes;
+mod service_entry;
 mod traffic_policy;
 mod virtual_service;
+mod workload_entry;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,6 +32,10 @@ pub use http::{
     HTTPRewrite, HeaderOperations, Headers, RedirectPortSelection, RegexRewrite,
     UnmatchedPreflights,
 };
+pub use service_entry::{
+    ServiceEntry, ServiceEntryLocation, ServiceEntryResolution, ServiceEntrySpec, ServicePort,
+    WorkloadLabelSelector,
+};
 pub use traffic_policy::{
     ClientTLSSettings, ConnectionPoolSettings, ConsistentHashLB, H2UpgradePolicy, HTTPCookie,
     HTTPSettings, LoadBalancerSettings, LocalityDistribute, LocalityFailover,
@@ -38,6 +47,7 @@ pub use virtual_service::{
     Delegate, HTTPRoute, HTTPRouteDestination, L4MatchAttributes, RouteDestination, TCPRoute,
     TLSMatchAttributes, TLSRoute, VirtualService, VirtualServiceSpec,
 };
+pub use workload_entry::{WorkloadEntry, WorkloadEntrySpec};
 
 /// The Kubernetes object metadata Istio reads.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]

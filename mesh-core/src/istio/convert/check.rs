@@ -131,6 +131,29 @@ pub(super) fn host_or_wildcard(
     }
 }
 
+/// A ServiceEntry host: taken as written (a short name is not expanded,
+/// as in Istio), lower-cased, without a trailing dot; `*.suffix` allowed,
+/// `*` not.
+pub(super) fn entry_host(ctx: &Ctx<'_>, at: &FieldPath, host: &str) -> Result<String, IstioError> {
+    if host == "*" {
+        return Err(ctx.invalid(
+            at,
+            "the host `*` is not allowed in a ServiceEntry; name the hosts, or `*.suffix`",
+        ));
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    check_dns_name(ctx, at, host.strip_prefix("*.").unwrap_or(&host))?;
+    Ok(host)
+}
+
+/// A port number that must be written: 0 (absent) is an error.
+pub(super) fn required_port(ctx: &Ctx<'_>, at: &FieldPath, n: u32) -> Result<u16, IstioError> {
+    if n == 0 {
+        return Err(ctx.invalid(at, "expected a port number, 1 to 65535"));
+    }
+    port(ctx, at, n)
+}
+
 fn check_dns_name(ctx: &Ctx<'_>, at: &FieldPath, host: &str) -> Result<(), IstioError> {
     crate::Authority::new(host, 1)
         .map(|_| ())
@@ -201,6 +224,17 @@ mod tests {
             assert_eq!(host("api.example.com.").unwrap(), "api.example.com");
             assert!(host("*.bad host").is_err());
             assert!(service_host(ctx, &at, "*.example.com", "prod", &w).is_err());
+
+            assert_eq!(entry_host(ctx, &at, "Reviews.").unwrap(), "reviews");
+            assert_eq!(
+                entry_host(ctx, &at, "*.Example.com").unwrap(),
+                "*.example.com"
+            );
+            assert!(entry_host(ctx, &at, "*").is_err());
+            assert!(entry_host(ctx, &at, "bad host").is_err());
+            let e = required_port(ctx, &at, 0).unwrap_err().to_string();
+            assert!(e.ends_with(": expected a port number, 1 to 65535"), "{e}");
+            assert_eq!(required_port(ctx, &at, 443).unwrap(), 443);
         });
     }
 }

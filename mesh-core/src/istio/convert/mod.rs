@@ -1,8 +1,10 @@
 //! Resources into a [`MeshConfig`], with Istio's semantics: a virtual host
 //! per VirtualService host (named by its FQDN, with Kubernetes' short forms
 //! as domains), a default virtual host for each host that has only a
-//! DestinationRule, and a cluster for every destination a route names, with
-//! the policies of its DestinationRule and subset.
+//! DestinationRule or a service of the registry, and a cluster for every
+//! destination a route names, with the policies of its DestinationRule and
+//! subset. Also the [`Registry`](crate::registry::Registry) the resources
+//! define ([`registry`]).
 
 mod answer;
 mod check;
@@ -10,6 +12,7 @@ mod fault;
 mod headers;
 mod matching;
 mod policy;
+mod registry;
 mod route;
 mod rules;
 
@@ -24,6 +27,8 @@ use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin};
 use super::{Resources, Sourced, Workload, lint};
 use rules::Rules;
+
+pub(super) use registry::registry;
 
 /// A resource errors are reported against.
 #[derive(Clone)]
@@ -179,36 +184,58 @@ pub(super) fn mesh_config(
         .filter(|h| h.routes.iter().any(|r| r.port.is_none()))
         .map(|h| h.fqdn.clone())
         .collect();
+    let covered =
+        |fqdn: &str| covering.contains(fqdn) || wildcards(fqdn).any(|w| covering.contains(&w));
+    let mut defaulted: HashSet<String> = HashSet::new();
     for (fqdn, rule) in env.rules.exact_hosts() {
-        if covering.contains(&fqdn) || wildcards(&fqdn).any(|w| covering.contains(&w)) {
+        defaulted.insert(fqdn.clone());
+        if covered(&fqdn) {
             continue;
         }
         let resolved = env.rules.resolve_default(rule, &fqdn)?;
-        let mut forward = Forward::to(resolved.cluster.name.clone());
-        forward.hash_policy = route::one_hash_policy(
+        let route = default_route(
             rule.ctx(),
             &FieldPath::root().key("spec"),
-            &format!("the default route to {fqdn}"),
-            resolved.hashes.clone(),
+            &fqdn,
+            resolved,
+            &mut env.clusters,
             &mut env.warnings,
         );
-        env.clusters
-            .entry(resolved.cluster.name.clone())
-            .or_insert(resolved);
-        let mut route = Route::forward(forward);
-        route.name = Some("default".into());
-        let route = PortRoute {
-            port: None,
-            route,
-            fallback: true,
-        };
-        match index.get(&fqdn) {
-            Some(i) => hosts[*i].routes.push(route),
-            None => hosts.push(Host {
-                fqdn,
-                routes: vec![route],
-            }),
+        add_route(&mut hosts, &index, fqdn, route);
+    }
+    // So do the services of the registry (ServiceEntry hosts, Kubernetes
+    // Services) the client sees, as istiod gives every service one.
+    for defined in registry::services(resources, &workload.cluster_domain)? {
+        let service = &defined.service;
+        let fqdn = &service.hostname;
+        if !exported(&service.export_to, &service.namespace, workload)
+            || defaulted.contains(fqdn)
+            || covered(fqdn)
+        {
+            continue;
         }
+        if fqdn.starts_with('*') {
+            env.warnings.push(defined.ctx.warning(
+                &defined.at,
+                format!(
+                    "{fqdn} gets no default route: the client has no cluster that sends a request to the host it names; route its hosts with a VirtualService"
+                ),
+            ));
+            continue;
+        }
+        let name = istio_cluster_name(fqdn, None, None);
+        let resolved =
+            env.rules
+                .resolve(&defined.ctx, &FieldPath::root(), name, fqdn, None, None)?;
+        let route = default_route(
+            &defined.ctx,
+            &defined.at,
+            fqdn,
+            resolved,
+            &mut env.clusters,
+            &mut env.warnings,
+        );
+        add_route(&mut hosts, &index, fqdn.clone(), route);
     }
     let table = RouteTable::new(virtual_hosts(&hosts, workload)).map_err(|e| {
         IstioError::new(
@@ -224,6 +251,54 @@ pub(super) fn mesh_config(
         )
     })?;
     Ok((config, env.warnings))
+}
+
+/// The default route of `fqdn` to the whole service, `resolved` (a
+/// fallback for the ports no match names), its cluster added to
+/// `clusters`. `ctx` and `at` are where a warning about its hash policy
+/// points.
+fn default_route(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    fqdn: &str,
+    resolved: Resolved,
+    clusters: &mut BTreeMap<ClusterName, Resolved>,
+    warnings: &mut Vec<Warning>,
+) -> PortRoute {
+    let mut forward = Forward::to(resolved.cluster.name.clone());
+    forward.hash_policy = route::one_hash_policy(
+        ctx,
+        at,
+        &format!("the default route to {fqdn}"),
+        resolved.hashes.clone(),
+        warnings,
+    );
+    clusters
+        .entry(resolved.cluster.name.clone())
+        .or_insert(resolved);
+    let mut route = Route::forward(forward);
+    route.name = Some("default".into());
+    PortRoute {
+        port: None,
+        route,
+        fallback: true,
+    }
+}
+
+/// Adds `route` to the host `fqdn`, a new one unless `index` has it.
+fn add_route(
+    hosts: &mut Vec<Host>,
+    index: &HashMap<String, usize>,
+    fqdn: String,
+    route: PortRoute,
+) {
+    match index.get(&fqdn) {
+        Some(i) => hosts[*i].routes.push(route),
+        None => hosts.push(Host {
+            fqdn,
+            routes: vec![route],
+        }),
+    }
 }
 
 /// Whether a resource of `namespace` with `export_to` is visible to

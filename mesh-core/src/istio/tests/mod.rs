@@ -3,6 +3,7 @@
 
 mod errors;
 mod policies;
+mod registry;
 mod routes;
 mod rules;
 
