@@ -1,13 +1,19 @@
-//! `mesh-control`: the mesh's local control plane. Now its certificate
-//! authority: `ca init` makes a root, `ca issue` writes a workload
-//! certificate in Istio's layout.
+//! `mesh-control`: the mesh's local control plane. `serve` serves ADS
+//! from a directory of Istio YAML it follows, with admin endpoints beside;
+//! `ca init` makes a root and `ca issue` writes a workload certificate in
+//! Istio's layout.
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
+use mesh_control::{ControlPlane, admin, watch};
+use mesh_xds::server::AdsServer;
+use tokio::net::TcpListener;
 
 #[derive(Parser)]
 #[command(version, about = "The mesh's local control plane")]
@@ -18,6 +24,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve ADS from every YAML file in a directory, following edits.
+    Serve {
+        /// The directory of Istio YAML (VirtualService, DestinationRule,
+        /// ServiceEntry, WorkloadEntry, Kubernetes Service).
+        #[arg(long)]
+        config: PathBuf,
+        /// Where ADS is served (plaintext gRPC).
+        #[arg(long, default_value = "127.0.0.1:15010")]
+        xds_addr: SocketAddr,
+        /// Where the admin endpoints are served.
+        #[arg(long, default_value = "127.0.0.1:15000")]
+        admin_addr: SocketAddr,
+        /// The services' DNS domain.
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
+    },
     /// The certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -56,6 +78,12 @@ fn parse_identity(s: &str) -> Result<SpiffeId, String> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Serve {
+            config,
+            xds_addr,
+            admin_addr,
+            cluster_domain,
+        } => serve(config, xds_addr, admin_addr, &cluster_domain)?,
         Command::Ca(CaCommand::Init { dir }) => {
             Ca::init(&dir)?;
             eprintln!("root written to {}", dir.display());
@@ -73,4 +101,49 @@ fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Serves until killed. The addresses bound are printed on stdout, one
+/// line each (`xds 127.0.0.1:15010`, `admin 127.0.0.1:15000`), so that a
+/// caller that asked for port 0 learns them.
+fn serve(
+    config: PathBuf,
+    xds_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    cluster_domain: &str,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    std::fs::read_dir(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let xds = TcpListener::bind(xds_addr)
+            .await
+            .with_context(|| format!("cannot listen on {xds_addr}"))?;
+        let admin = TcpListener::bind(admin_addr)
+            .await
+            .with_context(|| format!("cannot listen on {admin_addr}"))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "xds {}", xds.local_addr()?)?;
+        writeln!(out, "admin {}", admin.local_addr()?)?;
+        drop(out);
+        let plane = ControlPlane::new(cluster_domain);
+        let server = AdsServer::new(plane.clone());
+        tokio::spawn(watch::watch(plane.clone(), config));
+        tokio::spawn(admin::serve(admin, plane, server.clone()));
+        // Keepalives find clients that vanished without closing.
+        tonic::transport::Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .add_service(server.into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(xds))
+            .await
+            .context("the xDS server stopped")
+    })
 }

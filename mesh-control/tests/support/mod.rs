@@ -1,43 +1,31 @@
-//! Helpers for the CA's tests: a temporary directory, reading what a
-//! certificate says, and an mTLS gRPC call made with issued files.
+//! Helpers for the tests: a temporary directory, reading what a
+//! certificate says, an mTLS gRPC call made with issued files, and
+//! `mesh-control serve` run as a process.
 
 #![allow(dead_code)]
 
+pub(crate) mod control;
 pub(crate) mod grpc;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 /// A fresh directory under the system's temporary directory, removed on drop.
-pub(crate) struct TempDir(PathBuf);
+pub(crate) struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub(crate) fn new(name: &str) -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "mesh-control-{name}-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Self(dir)
+        let prefix = format!("mesh-control-{name}-");
+        Self(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
 
     pub(crate) fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(name)
     }
 }
 

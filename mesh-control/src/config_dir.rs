@@ -1,0 +1,209 @@
+//! A directory of Istio YAML, read whole: every `*.yaml` and `*.yml`
+//! file in it (not below it), in name order, each a stream of documents.
+//!
+//! A load either succeeds for every file or reports every file that
+//! failed, each error naming the file, document, resource, line and field
+//! ([`IstioError`]'s location); the caller keeps serving what it had.
+//! [`fingerprint`] tells cheaply whether anything changed since.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use mesh_core::istio::{IstioError, Resources, Warning, Workload};
+use mesh_core::registry::Registry;
+use xxhash_rust::xxh64::Xxh64;
+
+/// What a directory held at one moment.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The Istio resources of every file, in file then document order.
+    pub resources: Resources,
+    /// The services and endpoints they define.
+    pub registry: Registry,
+    /// What was read and not used.
+    pub warnings: Vec<Warning>,
+    /// The [`fingerprint`] of what was read.
+    pub fingerprint: u64,
+}
+
+/// Why a directory could not be loaded, one error per cause.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory or a file in it could not be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// What could not be read.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file does not parse, or the resources do not fit together.
+    #[error("{}", Chain(.0))]
+    Istio(#[source] IstioError),
+}
+
+/// An error and its sources, on one line.
+struct Chain<'a>(&'a dyn std::error::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+/// The files of `dir` that are read, in name order.
+fn files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let read = |source| LoadError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let path = entry.map_err(read)?.path();
+        let yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Reads every file of `dir` and checks that its resources convert, for
+/// a client in `cluster_domain`'s `default` namespace, into a mesh
+/// configuration and a registry.
+pub fn load(dir: &Path, cluster_domain: &str) -> Result<Loaded, Vec<LoadError>> {
+    let files = files(dir).map_err(|e| vec![e])?;
+    let mut resources = Resources::default();
+    let mut warnings = Vec::new();
+    let mut errors = Vec::new();
+    let mut hasher = Xxh64::new(0);
+    for path in files {
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(source) => {
+                errors.push(LoadError::Read { path, source });
+                continue;
+            }
+        };
+        hash_file(&mut hasher, &path, text.as_bytes());
+        match mesh_core::istio::parse(&path.display().to_string(), &text) {
+            Ok((r, w)) => {
+                resources.extend(r);
+                warnings.extend(w);
+            }
+            Err(e) => errors.push(LoadError::Istio(e)),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let workload = Workload {
+        cluster_domain: cluster_domain.to_owned(),
+        ..Workload::default()
+    };
+    let checked = resources
+        .registry(cluster_domain)
+        .and_then(|registry| Ok((registry, resources.convert(&workload)?)));
+    match checked {
+        Ok((registry, (_, more))) => {
+            warnings.extend(more);
+            Ok(Loaded {
+                resources,
+                registry,
+                warnings,
+                fingerprint: hasher.digest(),
+            })
+        }
+        Err(e) => Err(vec![LoadError::Istio(e)]),
+    }
+}
+
+/// A digest of the names and contents of the files [`load`] reads: equal
+/// digests, equal loads.
+pub fn fingerprint(dir: &Path) -> Result<u64, LoadError> {
+    let mut hasher = Xxh64::new(0);
+    for path in files(dir)? {
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        hash_file(&mut hasher, &path, &bytes);
+    }
+    Ok(hasher.digest())
+}
+
+fn hash_file(hasher: &mut Xxh64, path: &Path, bytes: &[u8]) {
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    hasher.update(&[0]);
+    hasher.update(&(bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VS: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: r}\nspec:\n  hosts: [r]\n  http:\n  - route: [{destination: {host: r}}]\n";
+
+    fn dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn every_yaml_file_is_read_and_others_are_not() {
+        let d = dir(&[("a.yaml", VS), ("notes.txt", "not: [yaml")]);
+        let loaded = load(d.path(), "cluster.local").unwrap();
+        assert_eq!(loaded.resources.virtual_services.len(), 1);
+        assert_eq!(loaded.fingerprint, fingerprint(d.path()).unwrap());
+    }
+
+    #[test]
+    fn a_broken_file_is_reported_with_its_name_and_line() {
+        let d = dir(&[
+            ("a.yaml", VS),
+            ("b.yaml", "kind: VirtualService\n  bad: [\n"),
+        ]);
+        let errors = load(d.path(), "cluster.local").unwrap_err();
+        assert_eq!(errors.len(), 1);
+        let message = errors[0].to_string();
+        assert!(message.contains("b.yaml"), "{message}");
+        assert!(message.contains("line"), "{message}");
+    }
+
+    #[test]
+    fn resources_that_do_not_fit_together_are_an_error() {
+        let vs = VS.replace("{host: r}", "{host: r, subset: v9}");
+        let d = dir(&[("a.yaml", &vs)]);
+        let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
+        assert!(message.contains("v9"), "{message}");
+    }
+
+    #[test]
+    fn an_edit_changes_the_fingerprint() {
+        let d = dir(&[("a.yaml", VS)]);
+        let before = fingerprint(d.path()).unwrap();
+        std::fs::write(d.path().join("a.yaml"), VS.replace("[r]", "[s]")).unwrap();
+        assert_ne!(before, fingerprint(d.path()).unwrap());
+    }
+
+    #[test]
+    fn a_missing_directory_is_reported() {
+        let errors = load(Path::new("/nonexistent/mesh"), "cluster.local").unwrap_err();
+        assert!(errors[0].to_string().starts_with("/nonexistent/mesh: "));
+    }
+}

@@ -1,0 +1,207 @@
+//! What a connecting node is, read from its `Node` as istiod reads it:
+//! the shape of resources it takes, its namespace, DNS domain and labels.
+//!
+//! - **Shape.** Node metadata `GENERATOR: grpc` is a proxyless gRPC
+//!   client, as istiod reads it. Envoy (user agent `envoy`) is a gateway
+//!   when its id starts `router~`, else a sidecar. Every other client —
+//!   the mesh's own (user agent `mesh`), gRPC's with or without the
+//!   metadata — takes proxyless resources, the only ones it can use.
+//! - **Where.** Istio's ids are `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`.
+//!   Metadata `NAMESPACE` wins over the id; without either the node is in
+//!   `default`, in `cluster.local`.
+//! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
+//!   sends the pod's labels.
+
+use std::collections::BTreeMap;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, value::Kind};
+use mesh_core::istio::Workload;
+
+/// The shape of resources a node is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Shape {
+    /// A proxyless gRPC client or a mesh client: API listeners named as
+    /// asked, as istiod's `grpc` generator makes them.
+    Proxyless,
+    /// An Envoy sidecar.
+    Sidecar,
+    /// An Envoy gateway.
+    Router,
+}
+
+/// A node as the control plane sees it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NodeClass {
+    /// How it is served.
+    pub shape: Shape,
+    /// Its namespace.
+    pub namespace: String,
+    /// The cluster's DNS domain (`cluster.local`).
+    pub cluster_domain: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+impl NodeClass {
+    /// Reads `node`.
+    ///
+    /// ```
+    /// use envoy_types::pb::envoy::config::core::v3::Node;
+    /// use mesh_control::node::{NodeClass, Shape};
+    ///
+    /// let node = Node {
+    ///     id: "sidecar~10.0.0.1~reviews-v1.shop~shop.svc.example.org".into(),
+    ///     user_agent_name: "envoy".into(),
+    ///     ..Node::default()
+    /// };
+    /// let class = NodeClass::of(&node);
+    /// assert_eq!((class.shape, class.namespace.as_str()), (Shape::Sidecar, "shop"));
+    /// assert_eq!(class.cluster_domain, "example.org");
+    /// ```
+    pub fn of(node: &Node) -> Self {
+        let metadata = node.metadata.as_ref();
+        let parts: Vec<&str> = node.id.split('~').collect();
+        let generator = metadata.and_then(|m| string(m, "GENERATOR"));
+        let envoy = node.user_agent_name == "envoy" && generator != Some("grpc");
+        let shape = match parts.first().copied() {
+            _ if !envoy => Shape::Proxyless,
+            Some("router") => Shape::Router,
+            _ => Shape::Sidecar,
+        };
+        // NAMESPACE.svc.DOMAIN, the id's last part.
+        let domain = (parts.len() == 4).then(|| parts[3]).and_then(|d| {
+            let (ns, rest) = d.split_once('.')?;
+            let domain = rest.strip_prefix("svc.")?;
+            (!ns.is_empty() && !domain.is_empty()).then_some((ns, domain))
+        });
+        let defaults = Workload::default();
+        let namespace = metadata
+            .and_then(|m| string(m, "NAMESPACE"))
+            .or(domain.map(|(ns, _)| ns))
+            .unwrap_or(&defaults.namespace)
+            .to_owned();
+        let cluster_domain = domain
+            .map(|(_, d)| d.to_owned())
+            .unwrap_or(defaults.cluster_domain);
+        let labels = metadata
+            .and_then(|m| m.fields.get("LABELS"))
+            .and_then(|v| match &v.kind {
+                Some(Kind::StructValue(s)) => Some(s),
+                _ => None,
+            })
+            .map(|s| {
+                s.fields
+                    .keys()
+                    .filter_map(|k| string(s, k).map(|v| (k.clone(), v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self {
+            shape,
+            namespace,
+            cluster_domain,
+            labels,
+        }
+    }
+
+    /// The client the Istio configuration is converted for.
+    pub fn workload(&self) -> Workload {
+        Workload {
+            namespace: self.namespace.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            labels: self.labels.clone(),
+        }
+    }
+
+    /// The node's DNS search domain, `NAMESPACE.svc.DOMAIN`, which
+    /// completes a short host name.
+    pub fn dns_domain(&self) -> String {
+        format!("{}.svc.{}", self.namespace, self.cluster_domain)
+    }
+}
+
+fn string<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {
+    match &s.fields.get(key)?.kind {
+        Some(Kind::StringValue(v)) => Some(v),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use envoy_types::pb::google::protobuf::Value;
+
+    use super::*;
+
+    fn value(s: &str) -> Value {
+        Value {
+            kind: Some(Kind::StringValue(s.into())),
+        }
+    }
+
+    fn node(id: &str, metadata: &[(&str, Value)]) -> Node {
+        Node {
+            id: id.into(),
+            user_agent_name: "envoy".into(),
+            metadata: Some(Struct {
+                fields: metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+            }),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn a_grpc_generator_is_proxyless_whatever_its_id() {
+        let n = node(
+            "sidecar~10.0.0.1~ratings.shop~shop.svc.cluster.local",
+            &[("GENERATOR", value("grpc"))],
+        );
+        let class = NodeClass::of(&n);
+        assert_eq!(class.shape, Shape::Proxyless);
+        assert_eq!(class.namespace, "shop");
+        assert_eq!(class.dns_domain(), "shop.svc.cluster.local");
+    }
+
+    #[test]
+    fn envoy_ids_are_sidecars_and_routers() {
+        let id = "router~10.0.0.2~gw.istio-system~istio-system.svc.cluster.local";
+        assert_eq!(NodeClass::of(&node(id, &[])).shape, Shape::Router);
+        let id = "sidecar~10.0.0.2~p.default~default.svc.cluster.local";
+        assert_eq!(NodeClass::of(&node(id, &[])).shape, Shape::Sidecar);
+    }
+
+    #[test]
+    fn any_other_client_is_proxyless() {
+        let mut n = node("sidecar~10.0.0.2~p.default~default.svc.cluster.local", &[]);
+        n.user_agent_name = "mesh".into();
+        assert_eq!(NodeClass::of(&n).shape, Shape::Proxyless);
+        n.user_agent_name = "gRPC Python".into();
+        assert_eq!(NodeClass::of(&n).shape, Shape::Proxyless);
+    }
+
+    #[test]
+    fn an_id_not_in_istios_form_is_in_default() {
+        let class = NodeClass::of(&node("productpage-1", &[]));
+        assert_eq!(class.workload(), Workload::default());
+    }
+
+    #[test]
+    fn metadata_gives_the_namespace_and_labels() {
+        let labels = Value {
+            kind: Some(Kind::StructValue(Struct {
+                fields: [("app".to_owned(), value("reviews"))].into(),
+            })),
+        };
+        let n = node(
+            "sidecar~10.0.0.1~r.a~a.svc.cluster.local",
+            &[("NAMESPACE", value("b")), ("LABELS", labels)],
+        );
+        let class = NodeClass::of(&n);
+        assert_eq!(class.namespace, "b");
+        assert_eq!(class.labels["app"], "reviews");
+    }
+}

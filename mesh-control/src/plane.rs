@@ -1,0 +1,316 @@
+//! [`ControlPlane`]: the Istio configuration and registry it holds, and
+//! a [`ResourceCache`] per kind of node made from them, which an
+//! [`AdsServer`](mesh_xds::server::AdsServer) serves.
+//!
+//! - Nodes of one [`NodeClass`] (shape, namespace, domain, labels) share
+//!   a cache: they are served the same resources.
+//! - A proxyless node's cache holds what its class asked for by listener
+//!   name (see [`proxyless`](crate::proxyless)); each name asked is kept
+//!   for the class, so that a later configuration serves it too.
+//! - A new configuration ([`apply`](ControlPlane::apply)) or new endpoints
+//!   ([`set_instances`](ControlPlane::set_instances)) rebuild every
+//!   class's cache at once. A class whose resources cannot be written
+//!   keeps what it had and records why ([`ControlPlane::status`]).
+//! - Envoy sidecars and gateways are recognised but not yet served: their
+//!   cache stays empty.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use mesh_core::MeshConfig;
+use mesh_core::istio::{Resources, Warning};
+use mesh_core::registry::{Instance, Registry};
+use mesh_xds::ads::ResourceType;
+use mesh_xds::server::{ResourceCache, Snapshots};
+
+use crate::config_dir::{LoadError, Loaded};
+use crate::node::{NodeClass, Shape};
+use crate::proxyless;
+
+/// How many listener names one class of nodes may ask for: more than any
+/// real mesh has services, bounded against a client that asks for
+/// endless names.
+const MAX_NAMES: usize = 4096;
+
+/// The configuration and the caches made from it. Cloning it shares it.
+#[derive(Clone, Debug)]
+pub struct ControlPlane {
+    inner: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    cluster_domain: String,
+    resources: Resources,
+    /// The services and instances of the configuration.
+    yaml_registry: Registry,
+    /// Instances set from code, by source.
+    pushed: BTreeMap<String, Vec<Instance>>,
+    /// Both together.
+    registry: Registry,
+    warnings: Vec<Warning>,
+    /// Why the last load failed, if it did; cleared by the next success.
+    load_errors: Vec<String>,
+    /// The fingerprint of the configuration applied.
+    fingerprint: Option<u64>,
+    counters: Counters,
+    nodes: BTreeMap<NodeClass, NodeState>,
+}
+
+#[derive(Debug, Default)]
+struct NodeState {
+    cache: ResourceCache,
+    /// Listener names asked for.
+    listeners: BTreeSet<String>,
+    /// Why the last rebuild failed, if it did.
+    error: Option<String>,
+}
+
+/// How many loads of the configuration were applied and rejected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Loads applied.
+    pub applied: u64,
+    /// Loads rejected, the configuration before them kept.
+    pub rejected: u64,
+}
+
+/// What the control plane holds, for the admin endpoints.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Status {
+    /// The fingerprint of the configuration served, in hex.
+    pub config_version: Option<String>,
+    /// Why the last load failed (file, line, reason): the configuration
+    /// before it is still served.
+    pub load_errors: Vec<String>,
+    /// What the configuration served holds and is not used.
+    pub warnings: Vec<String>,
+    /// Each class of node seen.
+    pub nodes: Vec<NodeStatus>,
+}
+
+/// What one class of nodes is served.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeStatus {
+    /// `proxyless`, `sidecar` or `router`.
+    pub shape: &'static str,
+    /// The nodes' namespace.
+    pub namespace: String,
+    /// Their labels.
+    pub labels: BTreeMap<String, String>,
+    /// The listener names they asked for.
+    pub requested: Vec<String>,
+    /// Per type, every resource's name and version.
+    pub resources: BTreeMap<String, BTreeMap<String, String>>,
+    /// Why their resources could not be rebuilt, if so: they keep the
+    /// ones listed.
+    pub error: Option<String>,
+}
+
+impl ControlPlane {
+    /// A control plane with no configuration, for services in
+    /// `cluster_domain` (`cluster.local`).
+    pub fn new(cluster_domain: &str) -> Self {
+        let state = State {
+            cluster_domain: cluster_domain.to_owned(),
+            ..State::default()
+        };
+        Self {
+            inner: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    /// The services' DNS domain.
+    pub fn cluster_domain(&self) -> String {
+        self.lock().cluster_domain.clone()
+    }
+
+    /// Serves `loaded` from now on, replacing the configuration.
+    pub fn apply(&self, loaded: Loaded) {
+        let mut state = self.lock();
+        state.resources = loaded.resources;
+        state.yaml_registry = loaded.registry;
+        state.warnings = loaded.warnings;
+        state.load_errors.clear();
+        state.fingerprint = Some(loaded.fingerprint);
+        state.counters.applied += 1;
+        state.rebuild_all();
+    }
+
+    /// Records that a load failed: the configuration served stays.
+    pub fn load_failed(&self, errors: &[LoadError]) {
+        let mut state = self.lock();
+        state.load_errors = errors.iter().map(ToString::to_string).collect();
+        state.counters.rejected += 1;
+    }
+
+    /// How many loads were applied and rejected.
+    pub fn counters(&self) -> Counters {
+        self.lock().counters
+    }
+
+    /// The fingerprint of the configuration served, if any.
+    pub fn fingerprint(&self) -> Option<u64> {
+        self.lock().fingerprint
+    }
+
+    /// Replaces the instances set under `source` (a launcher's name) with
+    /// `instances`: endpoints started from code, beside those of the
+    /// configuration.
+    pub fn set_instances(&self, source: &str, instances: Vec<Instance>) {
+        let mut state = self.lock();
+        state.pushed.insert(source.to_owned(), instances);
+        state.rebuild_all();
+    }
+
+    /// What is served to whom, and what went wrong.
+    pub fn status(&self) -> Status {
+        let state = self.lock();
+        let nodes = state
+            .nodes
+            .iter()
+            .map(|(class, node)| {
+                let snapshot = node.cache.load();
+                let resources = ResourceType::ALL
+                    .into_iter()
+                    .map(|kind| {
+                        let versions = snapshot
+                            .resources(kind)
+                            .iter()
+                            .map(|(name, r)| (name.clone(), r.version.clone()))
+                            .collect();
+                        (kind.to_string(), versions)
+                    })
+                    .collect();
+                NodeStatus {
+                    shape: match class.shape {
+                        Shape::Proxyless => "proxyless",
+                        Shape::Sidecar => "sidecar",
+                        Shape::Router => "router",
+                    },
+                    namespace: class.namespace.clone(),
+                    labels: class.labels.clone(),
+                    requested: node.listeners.iter().cloned().collect(),
+                    resources,
+                    error: node.error.clone(),
+                }
+            })
+            .collect();
+        Status {
+            config_version: state.fingerprint.map(|f| format!("{f:016x}")),
+            load_errors: state.load_errors.clone(),
+            warnings: state.warnings.iter().map(ToString::to_string).collect(),
+            nodes,
+        }
+    }
+
+    /// The resources a proxyless `node` asking for every service of the
+    /// registry would be served, by type: what `mesh-control translate`
+    /// prints.
+    pub fn proxyless_resources(
+        &self,
+        node: &Node,
+    ) -> Result<proxyless::ByType, String> {
+        let state = self.lock();
+        let class = NodeClass::of(node);
+        let names = state
+            .registry
+            .services()
+            .map(|s| s.hostname.to_string())
+            .collect();
+        let config = state.config_for(&class)?;
+        proxyless::resources(&names, &class, &config, &state.registry).map_err(|e| e.to_string())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn config_for(&self, class: &NodeClass) -> Result<MeshConfig, String> {
+        self.resources
+            .to_mesh_config_for(&class.workload())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Rebuilds the registry and then every class's cache.
+    fn rebuild_all(&mut self) {
+        let mut registry = self.yaml_registry.clone();
+        for (source, instances) in &self.pushed {
+            registry.set_instances(source, instances.clone());
+        }
+        self.registry = registry;
+        let classes: Vec<NodeClass> = self.nodes.keys().cloned().collect();
+        for class in classes {
+            self.rebuild(&class);
+        }
+    }
+
+    /// Rebuilds the cache of `class`; on failure it keeps what it had.
+    fn rebuild(&mut self, class: &NodeClass) {
+        if class.shape != Shape::Proxyless {
+            return;
+        }
+        let names = &self.nodes[class].listeners;
+        let built = self.config_for(class).and_then(|config| {
+            proxyless::resources(names, class, &config, &self.registry).map_err(|e| e.to_string())
+        });
+        let node = self.nodes.get_mut(class).expect("a class being rebuilt");
+        match built {
+            Ok(resources) => {
+                node.cache.set_all(resources);
+                node.error = None;
+            }
+            Err(error) => {
+                tracing::error!(
+                    namespace = %class.namespace,
+                    %error,
+                    "cannot build what these nodes are served; they keep what they had"
+                );
+                node.error = Some(error);
+            }
+        }
+    }
+
+    /// Adds the listener names `names` to what `class` asked for, up to
+    /// [`MAX_NAMES`]; whether any was new.
+    fn request(&mut self, class: &NodeClass, names: &[String]) -> bool {
+        let node = self.nodes.entry(class.clone()).or_default();
+        let mut added = false;
+        for name in names {
+            if node.listeners.len() >= MAX_NAMES {
+                tracing::warn!(name, "too many listener names asked for; ignored");
+                break;
+            }
+            added |= node.listeners.insert(name.clone());
+        }
+        added
+    }
+}
+
+impl Snapshots for ControlPlane {
+    fn cache_for(&self, node: &Node) -> ResourceCache {
+        let class = NodeClass::of(node);
+        let mut state = self.lock();
+        if class.shape != Shape::Proxyless && !state.nodes.contains_key(&class) {
+            tracing::warn!(
+                node = %node.id,
+                "Envoy nodes are not served yet: this one gets no resources"
+            );
+        }
+        state.nodes.entry(class).or_default().cache.clone()
+    }
+
+    fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
+        let class = NodeClass::of(node);
+        if kind != ResourceType::Listener || class.shape != Shape::Proxyless {
+            return;
+        }
+        let mut state = self.lock();
+        if state.request(&class, names) {
+            state.rebuild(&class);
+        }
+    }
+}

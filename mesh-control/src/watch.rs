@@ -1,0 +1,88 @@
+//! Following a configuration directory: every [`POLL`] its files'
+//! [`fingerprint`] is taken, and when it changed the directory is loaded
+//! again and applied, or, if it does not load, reported (on stderr
+//! through `tracing`, and in [`ControlPlane::status`]) while the last
+//! good configuration stays served.
+//!
+//! Polling reads every file each time: the directory is a handful of
+//! small YAML files, and it works the same on every file system and
+//! editor (those that write in place and those that rename).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::ControlPlane;
+use crate::config_dir::{LoadError, fingerprint, load};
+
+/// How often the directory is looked at: an edit is served within it.
+pub const POLL: Duration = Duration::from_millis(200);
+
+/// Loads `dir` into `plane` now: whether it was applied.
+pub async fn load_into(plane: &ControlPlane, dir: &Path) -> bool {
+    let (dir_owned, domain) = (dir.to_owned(), plane.cluster_domain());
+    let loaded = tokio::task::spawn_blocking(move || load(&dir_owned, &domain)).await;
+    match loaded {
+        Ok(Ok(loaded)) => {
+            for warning in &loaded.warnings {
+                tracing::warn!(%warning, "configuration");
+            }
+            tracing::info!(
+                version = format!("{:016x}", loaded.fingerprint),
+                dir = %dir.display(),
+                "configuration applied"
+            );
+            plane.apply(loaded);
+            true
+        }
+        Ok(Err(errors)) => {
+            for error in &errors {
+                tracing::error!(%error, "configuration rejected; the last good one is still served");
+            }
+            plane.load_failed(&errors);
+            false
+        }
+        Err(join) => {
+            tracing::error!(%join, "loading the configuration failed");
+            false
+        }
+    }
+}
+
+/// Loads `dir` into `plane` at once, then follows it until the task is
+/// dropped.
+pub async fn watch(plane: ControlPlane, dir: PathBuf) {
+    let mut seen = None;
+    let mut failing: Option<String> = None;
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let d = dir.clone();
+        let now = match tokio::task::spawn_blocking(move || fingerprint(&d)).await {
+            Ok(Ok(now)) => now,
+            Ok(Err(error)) => {
+                report_once(&mut failing, &plane, error);
+                continue;
+            }
+            Err(_) => continue,
+        };
+        failing = None;
+        if seen == Some(now) {
+            continue;
+        }
+        // Remembered even when the load fails: the same broken files are
+        // reported once, and the next edit is tried.
+        seen = Some(now);
+        load_into(&plane, &dir).await;
+    }
+}
+
+/// Reports an unreadable directory once, not every poll.
+fn report_once(failing: &mut Option<String>, plane: &ControlPlane, error: LoadError) {
+    let message = error.to_string();
+    if failing.as_deref() != Some(&message) {
+        tracing::error!(%error, "cannot read the configuration; the last good one is still served");
+        plane.load_failed(&[error]);
+        *failing = Some(message);
+    }
+}

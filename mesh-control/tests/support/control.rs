@@ -1,0 +1,162 @@
+//! `mesh-control serve` as a child process on free loopback ports, HTTP
+//! upstreams that answer with their name, and a plain GET for the admin
+//! endpoints.
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// How long anything the tests wait for may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
+
+/// A running `mesh-control serve`; dropping it kills it.
+pub(crate) struct Control {
+    child: Child,
+    pub(crate) xds: SocketAddr,
+    pub(crate) admin: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Control {
+    /// Starts it on `config`, and waits for the addresses it prints.
+    pub(crate) fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-control"))
+            .args([
+                "serve",
+                "--xds-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("mesh-control starts");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err = child.stderr.take().unwrap();
+        let into = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                into.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addr = |prefix: &str| -> SocketAddr {
+            let line = lines.next().expect("an address line").unwrap();
+            let rest = line.strip_prefix(prefix).expect(&line);
+            rest.trim().parse().unwrap()
+        };
+        let xds = addr("xds ");
+        let admin = addr("admin ");
+        Self {
+            child,
+            xds,
+            admin,
+            stderr,
+        }
+    }
+
+    /// Everything it wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// `GET path` on the admin port: the status and the body.
+    pub(crate) async fn get(&self, path: &str) -> (u16, String) {
+        let mut stream = tokio::net::TcpStream::connect(self.admin).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        (status, body.to_owned())
+    }
+
+    /// `/config_dump` as JSON.
+    pub(crate) async fn config_dump(&self) -> serde_json::Value {
+        let (status, body) = self.get("/config_dump").await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    /// Polls `/config_dump` until `pred` holds, within [`WAIT`].
+    pub(crate) async fn wait_for_dump(
+        &self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let dump = self.config_dump().await;
+                if pred(&dump) {
+                    return dump;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        match found {
+            Ok(dump) => dump,
+            Err(_) => panic!(
+                "no config dump with {what}: {:#}\nstderr:\n{}",
+                self.config_dump().await,
+                self.stderr()
+            ),
+        }
+    }
+}
+
+impl Drop for Control {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP server on a free port of 127.0.0.1 answering every request
+/// with `name`, until the test's runtime ends.
+pub(crate) async fn upstream(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper::service::service_fn(move |_req| async move {
+                Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
+            });
+            tokio::spawn(async move {
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
