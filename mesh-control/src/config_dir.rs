@@ -83,21 +83,34 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 /// a client in `cluster_domain`'s `default` namespace, into a mesh
 /// configuration and a registry.
 pub fn load(dir: &Path, cluster_domain: &str) -> Result<Loaded, Vec<LoadError>> {
-    let files = files(dir).map_err(|e| vec![e])?;
+    let mut texts = Vec::new();
+    let mut errors = Vec::new();
+    for path in files(dir).map_err(|e| vec![e])? {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => texts.push((path.display().to_string(), text)),
+            Err(source) => errors.push(LoadError::Read { path, source }),
+        }
+    }
+    match load_texts(texts, cluster_domain) {
+        Ok(loaded) if errors.is_empty() => Ok(loaded),
+        Ok(_) => Err(errors),
+        Err(more) => Err(errors.into_iter().chain(more).collect()),
+    }
+}
+
+/// As [`load`], for files already read: `(name, text)` pairs, the name
+/// used in messages. What an embedding program hands the control plane.
+pub fn load_texts(
+    files: impl IntoIterator<Item = (String, String)>,
+    cluster_domain: &str,
+) -> Result<Loaded, Vec<LoadError>> {
     let mut resources = Resources::default();
     let mut warnings = Vec::new();
     let mut errors = Vec::new();
     let mut hasher = Xxh64::new(0);
-    for path in files {
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(source) => {
-                errors.push(LoadError::Read { path, source });
-                continue;
-            }
-        };
-        hash_file(&mut hasher, &path, text.as_bytes());
-        match mesh_core::istio::parse(&path.display().to_string(), &text) {
+    for (name, text) in files {
+        hash_file(&mut hasher, name.as_bytes(), text.as_bytes());
+        match mesh_core::istio::parse(&name, &text) {
             Ok((r, w)) => {
                 resources.extend(r);
                 warnings.extend(w);
@@ -138,13 +151,13 @@ pub fn fingerprint(dir: &Path) -> Result<u64, LoadError> {
             path: path.clone(),
             source,
         })?;
-        hash_file(&mut hasher, &path, &bytes);
+        hash_file(&mut hasher, path.display().to_string().as_bytes(), &bytes);
     }
     Ok(hasher.digest())
 }
 
-fn hash_file(hasher: &mut Xxh64, path: &Path, bytes: &[u8]) {
-    hasher.update(path.as_os_str().as_encoded_bytes());
+fn hash_file(hasher: &mut Xxh64, name: &[u8], bytes: &[u8]) {
+    hasher.update(name);
     hasher.update(&[0]);
     hasher.update(&(bytes.len() as u64).to_le_bytes());
     hasher.update(bytes);

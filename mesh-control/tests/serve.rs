@@ -9,32 +9,16 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryRequest;
 use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service_client::AggregatedDiscoveryServiceClient;
 use envoy_types::pb::google::rpc::Status as RpcStatus;
-use http_body_util::{BodyExt, Full};
-use mesh_core::StaticResolve;
-use mesh_tower::MeshClient;
-use mesh_xds::Bootstrap;
-use mesh_xds::ads::{AdsClient, ResourceType};
+use mesh_xds::ads::ResourceType;
 use support::TempDir;
 use support::control::{Control, WAIT, upstream};
-use tower::ServiceExt;
-
-const TARGET: &str = "reviews.default.svc.cluster.local:9080";
-const BOOKINFO: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../mesh-core/tests/data/bookinfo"
-);
-
-fn bookinfo(file: &str) -> String {
-    std::fs::read_to_string(format!("{BOOKINFO}/{file}")).unwrap()
-}
-
+use support::mesh::{TARGET, bookinfo, client, get, wait_for_version};
 /// The reviews Service and a WorkloadEntry per version at `upstreams`.
 fn registry(upstreams: &HashMap<&str, SocketAddr>) -> String {
     let mut yaml = String::from(
@@ -75,42 +59,6 @@ async fn start(virtual_service: &str) -> (TempDir, Control) {
     (dir, control)
 }
 
-fn client(control: &Control) -> MeshClient<Full<Bytes>> {
-    let bootstrap = Bootstrap::insecure(&control.xds.to_string(), "productpage-v1").unwrap();
-    MeshClient::builder(StaticResolve::default())
-        .xds(AdsClient::start(&bootstrap).unwrap())
-        .build()
-}
-
-/// Which version answered, or why there was no answer.
-async fn get(client: &MeshClient<Full<Bytes>>, user: Option<&str>) -> Result<String, String> {
-    let mut req = http::Request::get(format!("http://{TARGET}/reviews/0"));
-    if let Some(user) = user {
-        req = req.header("end-user", user);
-    }
-    let res = client
-        .clone()
-        .oneshot(req.body(Full::default()).unwrap())
-        .await
-        .map_err(|e| e.to_string())?;
-    if res.status() != 200 {
-        return Err(format!("status {}", res.status()));
-    }
-    let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
-    Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
-}
-
-/// Waits until a request without a user goes to `version`.
-async fn wait_for_version(client: &MeshClient<Full<Bytes>>, version: &str) {
-    tokio::time::timeout(WAIT, async {
-        while get(client, None).await.ok().as_deref() != Some(version) {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("requests never reached {version}"));
-}
-
 fn tally(results: &[String]) -> HashMap<&str, usize> {
     let mut counts = HashMap::new();
     for r in results {
@@ -122,7 +70,7 @@ fn tally(results: &[String]) -> HashMap<&str, usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_follows_an_edit_of_a_virtual_service_with_no_failed_request() {
     let (dir, control) = start("virtual-service-reviews-test-v2.yaml").await;
-    let client = client(&control);
+    let client = client(control.xds);
     assert_eq!(get(&client, Some("jason")).await.unwrap(), "v2");
     for _ in 0..20 {
         assert_eq!(get(&client, None).await.unwrap(), "v1");
@@ -171,7 +119,7 @@ async fn traffic_follows_an_edit_of_a_virtual_service_with_no_failed_request() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_file_is_reported_with_file_and_line_and_changes_nothing_until_fixed() {
     let (dir, control) = start("virtual-service-reviews-test-v2.yaml").await;
-    let client = client(&control);
+    let client = client(control.xds);
     assert_eq!(get(&client, None).await.unwrap(), "v1");
     let before = control.config_dump().await["config_version"].clone();
 
@@ -214,7 +162,7 @@ async fn a_broken_file_is_reported_with_file_and_line_and_changes_nothing_until_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_nacks_is_shown_and_others_are_unaffected() {
     let (_dir, control) = start("virtual-service-reviews-test-v2.yaml").await;
-    let client = client(&control);
+    let client = client(control.xds);
     assert_eq!(get(&client, None).await.unwrap(), "v1");
 
     let mut ads = AggregatedDiscoveryServiceClient::connect(format!("http://{}", control.xds))

@@ -6,6 +6,7 @@
 
 pub(crate) mod control;
 pub(crate) mod grpc;
+pub(crate) mod mesh;
 
 use std::path::{Path, PathBuf};
 
