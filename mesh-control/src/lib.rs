@@ -5,6 +5,7 @@
 //!   issues SPIFFE workload certificates in the file layout Istio's agent
 //!   writes for proxyless gRPC (`cert-chain.pem`, `key.pem`,
 //!   `root-cert.pem`).
+//! - [`json`]: an xDS resource as protobuf JSON, nested `Any`s expanded.
 //!
 //! The `mesh-control` binary drives it: `mesh-control ca init --dir DIR`
 //! and `mesh-control ca issue --dir DIR --identity ID --out OUT [--ttl 24h]`.
@@ -12,3 +13,4 @@
 //! This crate has no feature flags.
 
 pub mod ca;
+pub mod json;
