@@ -16,6 +16,7 @@
 //!   issues SPIFFE workload certificates in the file layout Istio's agent
 //!   writes for proxyless gRPC (`cert-chain.pem`, `key.pem`,
 //!   `root-cert.pem`).
+//! - [`json`]: an xDS resource as protobuf JSON, nested `Any`s expanded.
 //!
 //! The `mesh-control` binary drives it: `mesh-control serve --config DIR`,
 //! `mesh-control ca init --dir DIR` and
@@ -26,6 +27,7 @@
 pub mod admin;
 pub mod ca;
 pub mod config_dir;
+pub mod json;
 pub mod node;
 mod plane;
 pub mod proxyless;
