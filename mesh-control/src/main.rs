@@ -1,17 +1,18 @@
 //! `mesh-control`: the mesh's local control plane. `serve` serves ADS
 //! from a directory of Istio YAML it follows, with admin endpoints beside;
-//! `ca init` makes a root and `ca issue` writes a workload certificate in
+//! `translate` prints what it would serve as JSON; `ca init` makes a root and `ca issue` writes a workload certificate in
 //! Istio's layout.
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
-use mesh_control::{ControlPlane, admin, watch};
+use mesh_control::{ControlPlane, admin, config_dir, json, watch};
 use mesh_xds::server::AdsServer;
 use tokio::net::TcpListener;
 
@@ -36,6 +37,20 @@ enum Command {
         /// Where the admin endpoints are served.
         #[arg(long, default_value = "127.0.0.1:15000")]
         admin_addr: SocketAddr,
+        /// The services' DNS domain.
+        #[arg(long, default_value = "cluster.local")]
+        cluster_domain: String,
+    },
+    /// Print, as JSON, the xDS resources `serve` would serve a node for
+    /// the configuration in a directory.
+    Translate {
+        /// The directory of Istio YAML.
+        #[arg(long)]
+        config: PathBuf,
+        /// The node's id: Istio's `sidecar~IP~POD.NS~NS.svc.DOMAIN` gives
+        /// its namespace.
+        #[arg(long, default_value = "proxyless")]
+        node: String,
         /// The services' DNS domain.
         #[arg(long, default_value = "cluster.local")]
         cluster_domain: String,
@@ -84,6 +99,11 @@ fn main() -> anyhow::Result<()> {
             admin_addr,
             cluster_domain,
         } => serve(config, xds_addr, admin_addr, &cluster_domain)?,
+        Command::Translate {
+            config,
+            node,
+            cluster_domain,
+        } => translate(&config, &node, &cluster_domain)?,
         Command::Ca(CaCommand::Init { dir }) => {
             Ca::init(&dir)?;
             eprintln!("root written to {}", dir.display());
@@ -100,6 +120,30 @@ fn main() -> anyhow::Result<()> {
             eprintln!("{} written to {}", cert.identity(), out.display());
         }
     }
+    Ok(())
+}
+
+/// Prints what a proxyless node `node_id` asking for every service would
+/// be served.
+fn translate(config: &Path, node_id: &str, cluster_domain: &str) -> anyhow::Result<()> {
+    let loaded = config_dir::load(config, cluster_domain).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!("the configuration does not load:\n{}", lines.join("\n"))
+    })?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
+    let plane = ControlPlane::new(cluster_domain);
+    plane.apply(loaded);
+    let node = Node {
+        id: node_id.to_owned(),
+        ..Node::default()
+    };
+    let resources = plane.resources_for(&node).map_err(anyhow::Error::msg)?;
+    let out = json::resources_json(&resources)?;
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, &out)?;
+    writeln!(stdout)?;
     Ok(())
 }
 

@@ -205,10 +205,10 @@ impl ControlPlane {
         }
     }
 
-    /// The resources a proxyless `node` asking for every service of the
-    /// registry would be served, by type: what `mesh-control translate`
+    /// The resources `node` would be served, by type, if it asked for
+    /// every service of the registry: what `mesh-control translate`
     /// prints.
-    pub fn proxyless_resources(&self, node: &Node) -> Result<proxyless::ByType, String> {
+    pub fn resources_for(&self, node: &Node) -> Result<proxyless::ByType, String> {
         let state = self.lock();
         let class = NodeClass::of(node);
         let names = state

@@ -112,6 +112,23 @@ pub fn resource_json(any: &Any) -> Result<serde_json::Value, JsonError> {
     })
 }
 
+/// Resources by type as one JSON object: each type's name (`LDS`, `RDS`,
+/// `CDS`, `EDS`) to the list of its resources, as `mesh-control
+/// translate` prints them.
+pub fn resources_json(
+    resources: &crate::proxyless::ByType,
+) -> Result<serde_json::Value, JsonError> {
+    let mut out = serde_json::Map::new();
+    for (kind, entries) in resources {
+        let list = entries
+            .iter()
+            .map(|(_, any)| resource_json(any))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.insert(kind.to_string(), list.into());
+    }
+    Ok(out.into())
+}
+
 /// The message of type `type_url` in `bytes`.
 fn decode(type_url: &str, bytes: &[u8]) -> Result<DynamicMessage, JsonError> {
     let unknown = || JsonError::UnknownType {

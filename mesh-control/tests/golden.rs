@@ -1,0 +1,179 @@
+//! Golden translations: Istio's bookinfo samples (its Services, the
+//! DestinationRules with v1/v2/v3 subsets, and each VirtualService
+//! sample) turned into what a proxyless client in `default` is served,
+//! as `mesh-control translate` prints it, compared with the files in
+//! `tests/golden/`.
+//!
+//! After a deliberate change of output, `UPDATE_GOLDEN=1 cargo test -p
+//! mesh-control --test golden` rewrites the files; review their diff.
+
+use std::path::PathBuf;
+
+use envoy_types::pb::envoy::config::core::v3::Node;
+use mesh_control::ControlPlane;
+use mesh_control::config_dir::load_texts;
+use mesh_control::json::resources_json;
+
+const BOOKINFO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../mesh-core/tests/data/bookinfo"
+);
+
+/// What a proxyless client is served under bookinfo's Services and
+/// DestinationRules and the VirtualService sample `file`.
+fn translate(file: &str) -> serde_json::Value {
+    let texts = ["bookinfo.yaml", "destination-rule-all.yaml", file].map(|f| {
+        let text = std::fs::read_to_string(format!("{BOOKINFO}/{f}")).unwrap();
+        (f.to_owned(), text)
+    });
+    let loaded = load_texts(texts, "cluster.local").unwrap();
+    let plane = ControlPlane::new("cluster.local");
+    plane.apply(loaded);
+    let node = Node {
+        id: "sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local".into(),
+        ..Node::default()
+    };
+    resources_json(&plane.resources_for(&node).unwrap()).unwrap()
+}
+
+/// Compares the translation of `file` with `tests/golden/<name>.json`.
+fn check(name: &str, file: &str) -> serde_json::Value {
+    let got = translate(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
+        std::fs::write(&path, text).unwrap();
+    }
+    let want: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_GOLDEN=1 writes it)", path.display())),
+    )
+    .unwrap();
+    assert!(
+        got == want,
+        "{name} differs from {}; UPDATE_GOLDEN=1 rewrites it:\n{}",
+        path.display(),
+        serde_json::to_string_pretty(&got).unwrap()
+    );
+    got
+}
+
+/// The route configuration of `service`'s port 9080.
+fn routes<'a>(json: &'a serde_json::Value, service: &str) -> &'a serde_json::Value {
+    let name = format!("outbound|9080||{service}.default.svc.cluster.local");
+    json["RDS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name.as_str())
+        .unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn cluster_of(route: &serde_json::Value) -> &str {
+    route["route"]["cluster"].as_str().unwrap()
+}
+
+const REVIEWS_V1: &str = "outbound|9080|v1|reviews.default.svc.cluster.local";
+
+#[test]
+fn all_v1() {
+    let json = check("all-v1", "virtual-service-all-v1.yaml");
+    // A listener per service, as asked for by FQDN and port.
+    let listeners: Vec<&str> = json["LDS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listeners.len(), 4);
+    assert!(listeners.contains(&"reviews.default.svc.cluster.local:9080"));
+    let route = &routes(&json, "reviews")["virtualHosts"][0]["routes"][0];
+    assert_eq!(cluster_of(route), REVIEWS_V1);
+}
+
+#[test]
+fn reviews_test_v2() {
+    let json = check("reviews-test-v2", "virtual-service-reviews-test-v2.yaml");
+    let vh = &routes(&json, "reviews")["virtualHosts"][0];
+    let jason = &vh["routes"][0];
+    assert_eq!(jason["match"]["headers"][0]["name"], "end-user");
+    assert_eq!(
+        jason["match"]["headers"][0]["stringMatch"]["exact"],
+        "jason"
+    );
+    assert_eq!(
+        cluster_of(jason),
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
+    assert_eq!(cluster_of(&vh["routes"][1]), REVIEWS_V1);
+}
+
+#[test]
+fn reviews_50_v3() {
+    let json = check("reviews-50-v3", "virtual-service-reviews-50-v3.yaml");
+    let split =
+        &routes(&json, "reviews")["virtualHosts"][0]["routes"][0]["route"]["weightedClusters"];
+    let weights: Vec<(String, u64)> = split["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap().to_owned(),
+                c["weight"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        weights,
+        [
+            (REVIEWS_V1.to_owned(), 50),
+            (
+                "outbound|9080|v3|reviews.default.svc.cluster.local".to_owned(),
+                50
+            )
+        ]
+    );
+}
+
+#[test]
+fn reviews_80_20() {
+    check("reviews-80-20", "virtual-service-reviews-80-20.yaml");
+}
+
+#[test]
+fn ratings_test_delay() {
+    let json = check(
+        "ratings-test-delay",
+        "virtual-service-ratings-test-delay.yaml",
+    );
+    let jason = &routes(&json, "ratings")["virtualHosts"][0]["routes"][0];
+    let fault = &jason["typedPerFilterConfig"]["envoy.filters.http.fault"];
+    assert_eq!(fault["delay"]["fixedDelay"], "7s");
+    assert_eq!(fault["delay"]["percentage"]["numerator"], 1_000_000);
+}
+
+#[test]
+fn ratings_test_abort() {
+    let json = check(
+        "ratings-test-abort",
+        "virtual-service-ratings-test-abort.yaml",
+    );
+    let jason = &routes(&json, "ratings")["virtualHosts"][0]["routes"][0];
+    let fault = &jason["typedPerFilterConfig"]["envoy.filters.http.fault"];
+    assert_eq!(fault["abort"]["httpStatus"], 500);
+}
+
+#[test]
+fn reviews_v2_timeout() {
+    let json = check(
+        "reviews-v2-timeout",
+        "virtual-service-reviews-v2-timeout.yaml",
+    );
+    let route = &routes(&json, "reviews")["virtualHosts"][0]["routes"][0];
+    assert_eq!(route["route"]["timeout"], "0.500s");
+    assert_eq!(
+        cluster_of(route),
+        "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
+}
