@@ -7,6 +7,8 @@
 //!   or gateway; namespace, labels), read from its xDS `Node`.
 //! - [`proxyless`]: the resources istiod's `grpc` generator serves a
 //!   proxyless client for the listener names it asks for.
+//! - [`envoy`]: the resources istiod serves an Envoy sidecar: listeners
+//!   with filter chains, routes by port, every service's clusters.
 //! - [`ControlPlane`]: the configuration, the registry and a resource
 //!   cache per kind of node, served by `mesh_xds::server::AdsServer`.
 //! - [`watch`]: applies the directory again whenever a file changes,
@@ -25,12 +27,15 @@
 //! This crate has no feature flags.
 
 pub mod admin;
+mod assemble;
 pub mod ca;
 pub mod config_dir;
+pub mod envoy;
 pub mod json;
 pub mod node;
 mod plane;
 pub mod proxyless;
 pub mod watch;
 
+pub use assemble::ByType;
 pub use plane::{ControlPlane, Counters, NodeStatus, Status};

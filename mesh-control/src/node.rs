@@ -9,10 +9,13 @@
 //! - **Where.** Istio's ids are `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`.
 //!   Metadata `NAMESPACE` wins over the id; without either the node is in
 //!   `default`, in `cluster.local`.
+//! - **Address.** An Envoy node's IP is the id's second part; its
+//!   listeners are bound there.
 //! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
 //!   sends the pod's labels.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{Struct, value::Kind};
@@ -41,6 +44,9 @@ pub struct NodeClass {
     pub cluster_domain: String,
     /// Its labels.
     pub labels: BTreeMap<String, String>,
+    /// For Envoy, its IP (the id's second part), where its listeners are
+    /// bound; `None` for proxyless clients, which bind nothing.
+    pub address: Option<IpAddr>,
 }
 
 impl NodeClass {
@@ -97,11 +103,16 @@ impl NodeClass {
                     .collect()
             })
             .unwrap_or_default();
+        let address = match shape {
+            Shape::Proxyless => None,
+            Shape::Sidecar | Shape::Router => parts.get(1).and_then(|ip| ip.parse().ok()),
+        };
         Self {
             shape,
             namespace,
             cluster_domain,
             labels,
+            address,
         }
     }
 

@@ -11,7 +11,9 @@
 //!   ([`set_instances`](ControlPlane::set_instances)) rebuild every
 //!   class's cache at once. A class whose resources cannot be written
 //!   keeps what it had and records why ([`ControlPlane::status`]).
-//! - Envoy sidecars and gateways are recognised but not yet served: their
+//! - An Envoy sidecar's cache holds every service (see
+//!   [`envoy`](crate::envoy)), as Envoy asks for every listener and
+//!   cluster. Envoy gateways are recognised but not served yet: their
 //!   cache stays empty.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +28,7 @@ use mesh_xds::server::{ResourceCache, Snapshots};
 
 use crate::config_dir::{LoadError, Loaded};
 use crate::node::{NodeClass, Shape};
-use crate::proxyless;
+use crate::{ByType, envoy, proxyless};
 
 /// How many listener names one class of nodes may ask for: more than any
 /// real mesh has services, bounded against a client that asks for
@@ -208,7 +210,7 @@ impl ControlPlane {
     /// The resources `node` would be served, by type, if it asked for
     /// every service of the registry: what `mesh-control translate`
     /// prints.
-    pub fn resources_for(&self, node: &Node) -> Result<proxyless::ByType, String> {
+    pub fn resources_for(&self, node: &Node) -> Result<ByType, String> {
         let state = self.lock();
         let class = NodeClass::of(node);
         let names = state
@@ -216,8 +218,7 @@ impl ControlPlane {
             .services()
             .map(|s| s.hostname.to_string())
             .collect();
-        let config = state.config_for(&class)?;
-        proxyless::resources(&names, &class, &config, &state.registry).map_err(|e| e.to_string())
+        state.build(&class, &names)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -245,15 +246,20 @@ impl State {
         }
     }
 
+    /// What `class` is served, having asked for the listeners `names`.
+    fn build(&self, class: &NodeClass, names: &BTreeSet<String>) -> Result<ByType, String> {
+        let config = self.config_for(class)?;
+        let built = match class.shape {
+            Shape::Proxyless => proxyless::resources(names, class, &config, &self.registry),
+            Shape::Sidecar => envoy::sidecar(class, &config, &self.registry),
+            Shape::Router => return Ok(ByType::new()),
+        };
+        built.map_err(|e| e.to_string())
+    }
+
     /// Rebuilds the cache of `class`; on failure it keeps what it had.
     fn rebuild(&mut self, class: &NodeClass) {
-        if class.shape != Shape::Proxyless {
-            return;
-        }
-        let names = &self.nodes[class].listeners;
-        let built = self.config_for(class).and_then(|config| {
-            proxyless::resources(names, class, &config, &self.registry).map_err(|e| e.to_string())
-        });
+        let built = self.build(class, &self.nodes[class].listeners);
         let node = self.nodes.get_mut(class).expect("a class being rebuilt");
         match built {
             Ok(resources) => {
@@ -291,13 +297,19 @@ impl Snapshots for ControlPlane {
     fn cache_for(&self, node: &Node) -> ResourceCache {
         let class = NodeClass::of(node);
         let mut state = self.lock();
-        if class.shape != Shape::Proxyless && !state.nodes.contains_key(&class) {
-            tracing::warn!(
-                node = %node.id,
-                "Envoy nodes are not served yet: this one gets no resources"
-            );
+        if state.nodes.contains_key(&class) {
+            return state.nodes[&class].cache.clone();
         }
-        state.nodes.entry(class).or_default().cache.clone()
+        if class.shape == Shape::Router {
+            tracing::warn!(node = %node.id, "Envoy gateways are not served yet: this one gets no resources");
+        }
+        let cache = state.nodes.entry(class.clone()).or_default().cache.clone();
+        // A proxyless node's resources are made as it asks; an Envoy
+        // node's are every service's, there from the start.
+        if class.shape != Shape::Proxyless {
+            state.rebuild(&class);
+        }
+        cache
     }
 
     fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {

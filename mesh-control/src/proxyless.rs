@@ -14,21 +14,14 @@
 //! - A name that matches no service of the registry gets nothing: the
 //!   client is told the listener does not exist.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use envoy_types::pb::google::protobuf::Any;
-use mesh_core::cluster::istio_cluster_name;
+use mesh_core::MeshConfig;
 use mesh_core::registry::Registry;
-use mesh_core::{EndpointSet, MeshConfig};
-use mesh_xds::ads::ResourceType;
 use mesh_xds::translate::{self, TranslateError};
 
+use crate::assemble::{Assembly, ByType};
 use crate::node::NodeClass;
-
-/// Resources by type, packed and named, as
-/// [`ResourceCache::set_all`](mesh_xds::server::ResourceCache::set_all)
-/// takes them.
-pub type ByType = Vec<(ResourceType, Vec<(String, Any)>)>;
 
 /// One listener a name stands for: its name, the service's FQDN and port.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -98,63 +91,19 @@ pub fn resources(
     config: &MeshConfig,
     registry: &Registry,
 ) -> Result<ByType, TranslateError> {
-    let mut by_type: BTreeMap<ResourceType, BTreeMap<String, Any>> = BTreeMap::new();
-    let mut endpoints: BTreeMap<String, (String, u16)> = BTreeMap::new();
+    let mut assembly = Assembly::default();
     for name in names {
         for l in listeners_for(name, node, registry) {
             let served = translate::service_port(config, &l.name, &l.host, l.port)?;
-            for c in &served.clusters {
-                endpoints.insert(c.name.clone(), (l.host.clone(), l.port));
-            }
-            for (kind, entries) in served.entries() {
-                by_type.entry(kind).or_default().extend(entries);
-            }
+            assembly.add(&served.listener.name, &served.listener);
+            assembly.add(
+                &served.route_configuration.name,
+                &served.route_configuration,
+            );
+            assembly.add_clusters(&served.clusters, &l.host, l.port);
         }
     }
-    let mut assignments = BTreeMap::new();
-    for (name, (host, port)) in endpoints {
-        let set = cluster_endpoints(&name, &host, port, config, registry);
-        let cla = translate::load_assignment(&name, &set)?;
-        assignments.extend([translate::entry(&name, &cla)]);
-    }
-    by_type.insert(ResourceType::LoadAssignment, assignments);
-    Ok(ResourceType::ALL
-        .into_iter()
-        .map(|kind| {
-            let entries = by_type.remove(&kind).unwrap_or_default();
-            (kind, entries.into_iter().collect())
-        })
-        .collect())
-}
-
-/// The endpoints of the cluster `name` (`outbound|PORT|SUBSET|HOST`): the
-/// service's instances its subset selects, each locality weighted by the
-/// sum of its endpoints' weights, as istiod weighs them.
-fn cluster_endpoints(
-    name: &str,
-    host: &str,
-    port: u16,
-    config: &MeshConfig,
-    registry: &Registry,
-) -> EndpointSet {
-    let subset = name.split('|').nth(2).filter(|s| !s.is_empty());
-    let cluster = [Some(port), None]
-        .into_iter()
-        .find_map(|p| config.cluster(&istio_cluster_name(host, p, subset)));
-    let Some(cluster) = cluster else {
-        return EndpointSet::default();
-    };
-    let set = registry.endpoints(host, port, cluster);
-    let mut totals: BTreeMap<_, u32> = BTreeMap::new();
-    for e in &set {
-        *totals.entry((e.priority, e.locality.clone())).or_default() += e.weight.max(1);
-    }
-    set.iter()
-        .map(|e| {
-            let total = totals[&(e.priority, e.locality.clone())];
-            e.clone().with_locality_weight(total)
-        })
-        .collect()
+    assembly.finish(config, registry)
 }
 
 #[cfg(test)]
@@ -168,6 +117,7 @@ mod tests {
             namespace: namespace.into(),
             cluster_domain: "cluster.local".into(),
             labels: Default::default(),
+            address: None,
         }
     }
 

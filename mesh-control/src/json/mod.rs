@@ -115,9 +115,7 @@ pub fn resource_json(any: &Any) -> Result<serde_json::Value, JsonError> {
 /// Resources by type as one JSON object: each type's name (`LDS`, `RDS`,
 /// `CDS`, `EDS`) to the list of its resources, as `mesh-control
 /// translate` prints them.
-pub fn resources_json(
-    resources: &crate::proxyless::ByType,
-) -> Result<serde_json::Value, JsonError> {
+pub fn resources_json(resources: &crate::ByType) -> Result<serde_json::Value, JsonError> {
     let mut out = serde_json::Map::new();
     for (kind, entries) in resources {
         let list = entries

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod control;
+pub(crate) mod envoy;
 pub(crate) mod grpc;
 pub(crate) mod mesh;
 

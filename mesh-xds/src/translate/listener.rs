@@ -1,9 +1,16 @@
-//! Client listeners as LDS, in istiod's proxyless shape: an API listener
-//! named as the client asked, whose `HttpConnectionManager` fetches its
-//! routes over RDS from the same ADS stream and runs the fault filter, then
-//! the router.
+//! Client listeners as LDS, in istiod's shapes: for a proxyless client an
+//! API listener named as the client asked; for Envoy a listener on an
+//! address with one filter chain. Either way an `HttpConnectionManager`
+//! fetches its routes over RDS from the same ADS stream and runs the
+//! fault filter, then the router.
 
-use envoy_types::pb::envoy::config::listener::v3::{ApiListener, Listener};
+use std::net::SocketAddr;
+
+use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, TrafficDirection, address};
+use envoy_types::pb::envoy::config::listener::v3::{
+    ApiListener, Filter, FilterChain, Listener, filter,
+};
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
@@ -31,12 +38,68 @@ const ROUTER_FILTER: &str = "envoy.filters.http.router";
 /// # Ok::<(), mesh_xds::ResourceError>(())
 /// ```
 pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
+    Listener {
+        name: name.to_owned(),
+        api_listener: Some(ApiListener {
+            api_listener: Some(any(&connection_manager("", route_config_name))),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The Envoy listener `name` (istiod writes `0.0.0.0_9080` for a sidecar's
+/// outbound port, `0.0.0.0_8080` for a gateway's server) on `addr`, whose
+/// one filter chain routes HTTP by the RDS resource `route_config_name`;
+/// its statistics are prefixed `stat_prefix`.
+///
+/// ```
+/// use mesh_xds::translate;
+///
+/// let l = translate::envoy_listener("127.0.0.1_9080", "127.0.0.1:9080".parse()?, "9080", "outbound_127.0.0.1_9080");
+/// assert_eq!(l.filter_chains.len(), 1);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+pub fn envoy_listener(
+    name: &str,
+    addr: SocketAddr,
+    route_config_name: &str,
+    stat_prefix: &str,
+) -> Listener {
+    let manager = connection_manager(stat_prefix, route_config_name);
+    Listener {
+        name: name.to_owned(),
+        address: Some(Address {
+            address: Some(address::Address::SocketAddress(SocketAddress {
+                address: addr.ip().to_string(),
+                port_specifier: Some(PortSpecifier::PortValue(u32::from(addr.port()))),
+                ..Default::default()
+            })),
+        }),
+        filter_chains: vec![FilterChain {
+            filters: vec![Filter {
+                name: HCM_FILTER.to_owned(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
+            }],
+            ..Default::default()
+        }],
+        traffic_direction: TrafficDirection::Outbound as i32,
+        ..Default::default()
+    }
+}
+
+/// The network filter's name.
+const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
+
+/// An `HttpConnectionManager` routing by RDS over ADS, with the fault
+/// filter and the router.
+fn connection_manager(stat_prefix: &str, route_config_name: &str) -> HttpConnectionManager {
     let filter = |name: &str, config| HttpFilter {
         name: name.to_owned(),
         config_type: Some(ConfigType::TypedConfig(config)),
         ..Default::default()
     };
-    let manager = HttpConnectionManager {
+    HttpConnectionManager {
+        stat_prefix: stat_prefix.to_owned(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
             config_source: Some(ads()),
             route_config_name: route_config_name.to_owned(),
@@ -45,13 +108,6 @@ pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
             filter(FAULT_FILTER, any(&HttpFault::default())),
             filter(ROUTER_FILTER, any(&Router::default())),
         ],
-        ..Default::default()
-    };
-    Listener {
-        name: name.to_owned(),
-        api_listener: Some(ApiListener {
-            api_listener: Some(any(&manager)),
-        }),
         ..Default::default()
     }
 }

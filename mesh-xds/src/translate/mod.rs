@@ -7,6 +7,7 @@
 //! | [`VirtualHost`](mesh_core::route::VirtualHost)s | [`route_configuration`] (RDS), [`virtual_host`] | [`XdsRouteConfig`](crate::resource::XdsRouteConfig) |
 //! | [`Cluster`](mesh_core::Cluster) | [`cluster`] (CDS, EDS over ADS) | [`XdsCluster`](crate::resource::XdsCluster) |
 //! | a target and a route configuration name | [`api_listener`] (LDS) | [`XdsListener`](crate::resource::XdsListener) |
+//! | an address and a route configuration name | [`envoy_listener`] (LDS, for Envoy) | Envoy |
 //! | [`EndpointSet`](mesh_core::EndpointSet) | [`load_assignment`] (EDS) | [`XdsLoadAssignment`](crate::resource::XdsLoadAssignment) |
 //! | a [`MeshConfig`](mesh_core::MeshConfig) and one service port | [`service_port`]: the listener, route configuration and clusters in istiod's names (the EDS resources are the caller's, from its registry) | the ADS client |
 //!
@@ -44,7 +45,7 @@ use prost::{Message, Name};
 pub use cluster::cluster;
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
-pub use listener::api_listener;
+pub use listener::{api_listener, envoy_listener};
 pub use route::{route_configuration, virtual_host};
 pub use service::{ServicePort, service_port};
 

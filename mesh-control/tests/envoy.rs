@@ -1,0 +1,134 @@
+//! A real Envoy as a sidecar of `mesh-control serve`: it takes the
+//! sidecar shape over ADS (listeners with filter chains, routes by port,
+//! EDS clusters), routes by header and splits by weight as bookinfo's
+//! VirtualServices say, and follows an edit.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use support::TempDir;
+use support::control::{Control, WAIT, free_port, http_get, upstream};
+use support::envoy::Envoy;
+use support::mesh::bookinfo;
+
+const NODE: &str = "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local";
+
+/// The reviews Service on `port` and a WorkloadEntry per version.
+fn registry(port: u16, upstreams: &[(&str, SocketAddr)]) -> String {
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: default}}\n\
+         spec:\n  selector: {{app: reviews}}\n  ports: [{{name: http, port: {port}}}]\n"
+    );
+    for (version, addr) in upstreams {
+        yaml.push_str(&format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+             metadata: {{name: reviews-{version}, namespace: default}}\n\
+             spec:\n  address: {}\n  ports: {{http: {}}}\n  labels: {{app: reviews, version: {version}}}\n",
+            addr.ip(),
+            addr.port()
+        ));
+    }
+    yaml
+}
+
+/// A request through the sidecar's listener for reviews: which version
+/// answered.
+async fn get(listener: SocketAddr, user: Option<&str>) -> Result<String, String> {
+    let headers: Vec<(&str, &str)> = user.map(|u| ("end-user", u)).into_iter().collect();
+    let host = format!("reviews:{}", listener.port());
+    match http_get(listener, &host, "/reviews/0", &headers).await {
+        Ok((200, body)) => Ok(body),
+        Ok((status, body)) => Err(format!("{status}: {body}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn wait_until(listener: SocketAddr, what: &str, want: impl Fn(&str) -> bool) {
+    let reached = tokio::time::timeout(WAIT, async {
+        loop {
+            if get(listener, None).await.is_ok_and(|v| want(&v)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let last = get(listener, None).await;
+    assert!(reached.is_ok(), "Envoy never routed {what}; last: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
+    let upstreams = [
+        ("v1", upstream("v1").await),
+        ("v2", upstream("v2").await),
+        ("v3", upstream("v3").await),
+    ];
+    // The listener's port is the service port, which Envoy binds.
+    let port = free_port();
+    let dir = TempDir::new("envoy-sidecar");
+    std::fs::write(dir.join("registry.yaml"), registry(port, &upstreams)).unwrap();
+    std::fs::write(
+        dir.join("destination-rules.yaml"),
+        bookinfo("destination-rule-all.yaml"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("reviews.yaml"),
+        bookinfo("virtual-service-reviews-test-v2.yaml"),
+    )
+    .unwrap();
+    let control = Control::start(dir.path());
+    let Some(_envoy) = Envoy::start(control.xds, NODE, &[("app", "productpage")]) else {
+        return;
+    };
+    let listener: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until(listener, "to v1", |v| v == "v1").await;
+
+    // reviews-test-v2: jason to v2, everyone else to v1.
+    assert_eq!(get(listener, Some("jason")).await.unwrap(), "v2");
+    for _ in 0..20 {
+        assert_eq!(get(listener, None).await.unwrap(), "v1");
+    }
+    // Envoy ACKed everything: no NACK is recorded.
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    let sidecar = dump["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["shape"] == "sidecar")
+        .expect("the sidecar's class");
+    assert!(
+        sidecar["resources"]["LDS"]
+            .as_object()
+            .unwrap()
+            .contains_key(&format!("127.0.0.1_{port}")),
+        "{sidecar:#}"
+    );
+
+    // The edit: reviews 80/20, v1/v2.
+    std::fs::write(
+        dir.join("reviews.yaml"),
+        bookinfo("virtual-service-reviews-80-20.yaml"),
+    )
+    .unwrap();
+    wait_until(listener, "to v2 after the edit", |v| v == "v2").await;
+    let n = 500;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..n {
+        *counts
+            .entry(get(listener, None).await.unwrap())
+            .or_default() += 1;
+    }
+    let v2 = counts.get("v2").copied().unwrap_or(0) as f64;
+    let expected = 0.2 * n as f64;
+    let sigma = (n as f64 * 0.2 * 0.8).sqrt();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!((v2 - expected).abs() <= 4.0 * sigma, "{counts:?}");
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}

