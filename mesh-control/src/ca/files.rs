@@ -1,10 +1,11 @@
-//! Writing certificate files: new files that must not exist yet, and
+//! Writing certificate files: new files that must not exist yet,
 //! replacing a file whole by writing a temporary file beside it and
-//! renaming it over the old one.
+//! renaming it over the old one, and replacing a set of files all at once
+//! through a `..data` link, as Kubernetes updates a mounted secret.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Who may read a file we write.
@@ -27,57 +28,65 @@ pub(crate) fn create_new(path: &Path, contents: &[u8], access: Access) -> io::Re
     written
 }
 
-/// A file written beside its final path, not yet in place; dropped
-/// without [`Staged::commit`], it is removed.
-#[derive(Debug)]
-pub(crate) struct Staged {
-    tmp: PathBuf,
-    path: PathBuf,
-    committed: bool,
-}
+/// The link every file of a set written by [`replace_all`] goes through.
+const DATA_LINK: &str = "..data";
 
-impl Staged {
-    /// Writes `contents` to a fresh temporary file in `path`'s directory
-    /// and flushes it to disk.
-    pub(crate) fn write(path: &Path, contents: &[u8], access: Access) -> io::Result<Self> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let tmp = path.with_file_name(format!(
-            ".{name}.tmp-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        let staged = Self {
-            tmp,
-            path: path.to_owned(),
-            committed: false,
-        };
-        let mut file = open_new(&staged.tmp, access)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        Ok(staged)
+/// Replaces the files `files` (name, contents, access) of `dir` all at
+/// once, creating `dir` if needed, as Kubernetes updates a mounted
+/// secret: the new files are written into a fresh hidden directory
+/// (`..<stamp>`), the link `..data` is switched to it by one rename, and
+/// each `dir/NAME` is a link to `..data/NAME`. A reader opening any of
+/// the files sees the old set or the new one, never a mix, and a failure
+/// before the switch changes nothing. The previous set is then removed.
+/// Needs symbolic links (unix).
+pub(crate) fn replace_all(dir: &Path, files: &[(&str, &[u8], Access)]) -> io::Result<()> {
+    use std::os::unix::fs::symlink;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let unique = || {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        format!("{nanos}-{}-{n}", std::process::id())
+    };
+    // Puts a link to `target` at `path` by one rename.
+    let link = |target: &Path, path: &Path| -> io::Result<()> {
+        let tmp = dir.join(format!("..link-{}", unique()));
+        symlink(target, &tmp)?;
+        fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+    };
+    fs::create_dir_all(dir)?;
+    let stamp = format!("..{}", unique());
+    let data = dir.join(&stamp);
+    fs::create_dir(&data)?;
+    let written = files
+        .iter()
+        .try_for_each(|(name, contents, access)| create_new(&data.join(name), contents, *access))
+        .and_then(|()| sync_dir(&data));
+    if let Err(e) = written {
+        let _ = fs::remove_dir_all(&data);
+        return Err(e);
     }
-
-    /// The path it will replace.
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
+    let previous = fs::read_link(dir.join(DATA_LINK)).ok();
+    if let Err(e) = link(Path::new(&stamp), &dir.join(DATA_LINK)) {
+        let _ = fs::remove_dir_all(&data);
+        return Err(e);
     }
-
-    /// Renames the temporary file over the final path, atomically on
-    /// POSIX file systems: a reader sees the old file or the new one.
-    pub(crate) fn commit(mut self) -> io::Result<()> {
-        fs::rename(&self.tmp, &self.path)?;
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for Staged {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.tmp);
+    for (name, _, _) in files {
+        let target = Path::new(DATA_LINK).join(name);
+        let path = dir.join(name);
+        if fs::read_link(&path).ok().as_deref() != Some(target.as_path()) {
+            link(&target, &path)?;
         }
     }
+    sync_dir(dir)?;
+    if let Some(previous) = previous.filter(|p| p.as_os_str() != stamp.as_str()) {
+        let _ = fs::remove_dir_all(dir.join(previous));
+    }
+    Ok(())
 }
 
 /// Flushes a directory's entries (the renames in it) to disk; a no-op
@@ -105,6 +114,8 @@ fn open_new(path: &Path, access: Access) -> io::Result<File> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
@@ -135,29 +146,62 @@ mod tests {
     }
 
     #[test]
-    fn staged_file_replaces_only_on_commit() {
-        let dir = scratch("staged");
-        let path = dir.join("key.pem");
-        fs::write(&path, "old").unwrap();
+    fn a_set_is_replaced_at_once_through_the_data_link() {
+        let dir = scratch("set");
+        let set = |key: &'static [u8], chain: &'static [u8]| {
+            [
+                ("key.pem", key, Access::Private),
+                ("chain.pem", chain, Access::Public),
+            ]
+        };
+        // An older layout: plain files.
+        fs::write(dir.join("key.pem"), "plain").unwrap();
+        replace_all(&dir, &set(b"k1", b"c1")).unwrap();
+        assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"k1");
+        let first = fs::read_link(dir.join(DATA_LINK)).unwrap();
 
-        let abandoned = Staged::write(&path, b"new", Access::Private).unwrap();
-        assert_eq!(names(&dir).len(), 2, "the new file waits beside the old");
-        drop(abandoned);
-        assert_eq!(names(&dir), ["key.pem"]);
-        assert_eq!(fs::read(&path).unwrap(), b"old");
-
-        Staged::write(&path, b"new", Access::Private)
-            .unwrap()
-            .commit()
-            .unwrap();
-        assert_eq!(names(&dir), ["key.pem"]);
-        assert_eq!(fs::read(&path).unwrap(), b"new");
+        replace_all(&dir, &set(b"k2", b"c2")).unwrap();
+        assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"k2");
+        assert_eq!(fs::read(dir.join("chain.pem")).unwrap(), b"c2");
+        assert_eq!(
+            fs::read_link(dir.join("key.pem")).unwrap(),
+            Path::new("..data/key.pem")
+        );
+        // The first set is gone; only the links and the current set stay.
+        assert!(!dir.join(&first).exists());
+        let current = fs::read_link(dir.join(DATA_LINK)).unwrap();
+        let mut want = vec![
+            "..data".to_owned(),
+            current.to_string_lossy().into_owned(),
+            "chain.pem".into(),
+            "key.pem".into(),
+        ];
+        want.sort();
+        assert_eq!(names(&dir), want);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.join("key.pem"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_set_that_cannot_be_written_changes_nothing() {
+        let dir = scratch("failed");
+        replace_all(&dir, &[("key.pem", b"k1", Access::Private)]).unwrap();
+        // The same name twice: the second cannot be created.
+        let twice = [
+            ("key.pem", &b"k2"[..], Access::Private),
+            ("key.pem", &b"k3"[..], Access::Private),
+        ];
+        assert!(replace_all(&dir, &twice).is_err());
+        assert_eq!(fs::read(dir.join("key.pem")).unwrap(), b"k1");
+        assert_eq!(names(&dir).len(), 3, "{:?}", names(&dir));
         fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use super::error::CaError;
-use super::files::{self, Access, Staged};
+use super::files::{self, Access};
 use super::identity::SpiffeId;
 use super::{CERT_CHAIN, KEY, ROOT_CERT};
 
@@ -74,44 +74,25 @@ impl WorkloadCert {
         self.not_after
     }
 
-    /// Writes `key.pem` (mode 0600 on unix), `cert-chain.pem` and
-    /// `root-cert.pem` into `out_dir`, creating it if needed, replacing
-    /// what is there.
+    /// Writes `key.pem` (mode 0600), `cert-chain.pem` and `root-cert.pem`
+    /// into `out_dir`, creating it if needed, replacing what is there.
     ///
-    /// What a reader can rely on: each file is replaced whole (written to a
-    /// temporary file in `out_dir`, flushed, then renamed over the old
-    /// one), so no file is ever seen half-written, and nothing is replaced
-    /// unless all three new files were written. The three renames happen in
-    /// the order key, chain, root, so a chain on disk always has its key
-    /// there already. They are three steps, not one: a reader that reads
-    /// the key before a rotation and the chain after it (or the reverse)
-    /// gets a pair that does not match, and should read again, as gRPC's
-    /// `file_watcher` provider does on its next refresh while keeping the
-    /// certificates it had. No temporary file is left behind.
+    /// The three are replaced at once, as Kubernetes updates a mounted
+    /// secret and Istio's agent relies on: they are written into a fresh
+    /// hidden directory of `out_dir`, the link `..data` is switched to it
+    /// by one rename, and each file is a link through `..data`. A reader
+    /// (gRPC's `file_watcher` certificate provider, Envoy's SDS from
+    /// files) sees the old key, chain and root or the new ones, never a
+    /// mix; a failure before the switch leaves the old ones in place.
+    /// Files of an older layout (plain files) are replaced by the links.
     pub fn write(&self, out_dir: impl AsRef<Path>) -> Result<(), CaError> {
         let out_dir = out_dir.as_ref();
-        std::fs::create_dir_all(out_dir).map_err(|source| CaError::Write {
-            path: out_dir.to_owned(),
-            source,
-        })?;
-        let staged = [
-            (KEY, &self.key_pem, Access::Private),
-            (CERT_CHAIN, &self.chain_pem, Access::Public),
-            (ROOT_CERT, &self.root_pem, Access::Public),
-        ]
-        .into_iter()
-        .map(|(name, contents, access)| {
-            let path = out_dir.join(name);
-            Staged::write(&path, contents.as_bytes(), access)
-                .map_err(|source| CaError::Write { path, source })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-        for file in staged {
-            let path = file.path().to_owned();
-            file.commit()
-                .map_err(|source| CaError::Write { path, source })?;
-        }
-        files::sync_dir(out_dir).map_err(|source| CaError::Write {
+        let files = [
+            (KEY, self.key_pem.as_bytes(), Access::Private),
+            (CERT_CHAIN, self.chain_pem.as_bytes(), Access::Public),
+            (ROOT_CERT, self.root_pem.as_bytes(), Access::Public),
+        ];
+        files::replace_all(out_dir, &files).map_err(|source| CaError::Write {
             path: out_dir.to_owned(),
             source,
         })
