@@ -2,8 +2,9 @@
 //! a [`ResourceCache`] per kind of node made from them, which an
 //! [`AdsServer`](mesh_xds::server::AdsServer) serves.
 //!
-//! - Nodes of one [`NodeClass`] (shape, namespace, domain, labels) share
-//!   a cache: they are served the same resources.
+//! - Nodes of one [`NodeClass`] (shape, namespace, domain, labels; for
+//!   Envoy, its IP) share a cache: they are served the same resources. A
+//!   class is forgotten when its last stream ends.
 //! - A proxyless node's cache holds what its class asked for by listener
 //!   name (see [`proxyless`](crate::proxyless)); each name asked is kept
 //!   for the class, so that a later configuration serves it too.
@@ -63,6 +64,8 @@ struct State {
 #[derive(Debug, Default)]
 struct NodeState {
     cache: ResourceCache,
+    /// Streams connected for it; at 0 it is forgotten.
+    streams: usize,
     /// Listener names asked for.
     listeners: BTreeSet<String>,
     /// Why the last rebuild failed, if it did.
@@ -297,19 +300,30 @@ impl Snapshots for ControlPlane {
     fn cache_for(&self, node: &Node) -> ResourceCache {
         let class = NodeClass::of(node);
         let mut state = self.lock();
-        if state.nodes.contains_key(&class) {
-            return state.nodes[&class].cache.clone();
-        }
-        if class.shape == Shape::Router {
-            tracing::warn!(node = %node.id, "Envoy gateways are not served yet: this one gets no resources");
-        }
-        let cache = state.nodes.entry(class.clone()).or_default().cache.clone();
+        let known = state.nodes.contains_key(&class);
+        let entry = state.nodes.entry(class.clone()).or_default();
+        entry.streams += 1;
+        let cache = entry.cache.clone();
         // A proxyless node's resources are made as it asks; an Envoy
         // node's are every service's, there from the start.
-        if class.shape != Shape::Proxyless {
+        if !known && class.shape != Shape::Proxyless {
+            if class.shape == Shape::Router {
+                tracing::warn!(node = %node.id, "Envoy gateways are not served yet: this one gets no resources");
+            }
             state.rebuild(&class);
         }
         cache
+    }
+
+    fn released(&self, node: &Node) {
+        let class = NodeClass::of(node);
+        let mut state = self.lock();
+        if let Some(entry) = state.nodes.get_mut(&class) {
+            entry.streams = entry.streams.saturating_sub(1);
+            if entry.streams == 0 {
+                state.nodes.remove(&class);
+            }
+        }
     }
 
     fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
@@ -321,5 +335,27 @@ impl Snapshots for ControlPlane {
         if state.request(&class, names) {
             state.rebuild(&class);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_class_is_kept_while_a_stream_of_it_is_connected() {
+        let plane = ControlPlane::new("cluster.local");
+        let node = Node {
+            id: "productpage-v1".into(),
+            ..Node::default()
+        };
+        let cache = plane.cache_for(&node);
+        plane.requested(&node, ResourceType::Listener, &["reviews:9080".into()]);
+        assert!(cache.load().resources(ResourceType::Listener).is_empty());
+        let _second = plane.cache_for(&node);
+        plane.released(&node);
+        assert_eq!(plane.status().nodes[0].requested, ["reviews:9080"]);
+        plane.released(&node);
+        assert!(plane.status().nodes.is_empty());
     }
 }

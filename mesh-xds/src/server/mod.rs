@@ -184,6 +184,12 @@ struct Served {
     node: Node,
 }
 
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.snapshots.released(&self.node);
+    }
+}
+
 impl Served {
     fn new(snapshots: Arc<dyn Snapshots>, node: Node) -> Self {
         let cache = snapshots.cache_for(&node);

@@ -30,6 +30,13 @@ pub trait Snapshots: Send + Sync + 'static {
     fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
         let _ = (node, kind, names);
     }
+
+    /// A stream of `node` that [`cache_for`](Self::cache_for) was asked
+    /// about has ended: with no other stream of its kind left, what was
+    /// kept for it may go. By default nothing happens.
+    fn released(&self, node: &Node) {
+        let _ = node;
+    }
 }
 
 impl Snapshots for ResourceCache {
