@@ -47,7 +47,7 @@ pub use endpoint::load_assignment;
 pub use error::TranslateError;
 pub use listener::{api_listener, envoy_listener};
 pub use route::{route_configuration, virtual_host};
-pub use service::{ServicePort, service_port};
+pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
 
 /// The name Envoy and istiod give the fault filter, under which routes
 /// carry their fault policy.

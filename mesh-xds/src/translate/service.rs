@@ -130,74 +130,119 @@ pub fn service_port(
             }
         }
     }
-    // The clusters as written, by their new names, in the order named.
-    let mut clusters: Vec<(ClusterName, &Cluster)> = Vec::new();
-    let mut find = |name: &ClusterName, part: &str| -> Result<ClusterName, TranslateError> {
+    let vh = VirtualHost {
+        name: vh.name.clone(),
+        domains,
+        routes: vh.routes.clone(),
+    };
+    let ported = port_routes(config, rc_name.as_str(), vec![vh], |_| Some(port))?;
+    Ok(ServicePort {
+        listener: api_listener(listener_name, rc_name.as_str()),
+        route_configuration: ported.route_configuration,
+        clusters: ported.clusters,
+    })
+}
+
+/// A route configuration and the clusters its routes name, as xDS keeps
+/// them: each cluster for one port, its retries and timeout on the routes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PortedRoutes {
+    /// The route configuration.
+    pub route_configuration: RouteConfiguration,
+    /// The clusters its routes send and mirror to, in the order first named.
+    pub clusters: Vec<cds::Cluster>,
+}
+
+/// The virtual hosts `vhosts` of `config` as the route configuration
+/// `rc_name`, as [`service_port`] writes one service's: a cluster named
+/// without a port (`outbound||v1|reviews…`) is written for the port
+/// `port_of` gives it (`outbound|9080|v1|reviews…`), with that port's
+/// policy; retries and timeouts move from clusters onto the routes that
+/// lack them. An Envoy gateway's routes, which send to many services, are
+/// written so.
+pub fn port_routes(
+    config: &MeshConfig,
+    rc_name: &str,
+    vhosts: Vec<VirtualHost>,
+    port_of: impl Fn(&ClusterName) -> Option<u16>,
+) -> Result<PortedRoutes, TranslateError> {
+    let refuse = |r: Refused, part: String| r.at(RouteConfiguration::NAME, rc_name, part);
+    // The clusters as written, by their new names, with their port, in the
+    // order named.
+    let mut clusters: Vec<(ClusterName, &Cluster, u16)> = Vec::new();
+    let mut find = |name: &ClusterName, part: &str| -> Result<(ClusterName, u16), TranslateError> {
+        let Some(port) = written_port(name).or_else(|| port_of(name)) else {
+            let reason = format!("names {name} without a port, and no port is known for it");
+            return Err(refuse(Refused::new("action.forward", reason), part.into()));
+        };
         let new = with_port_name(name, port);
-        if clusters.iter().all(|(n, _)| *n != new) {
+        if clusters.iter().all(|(n, _, _)| *n != new) {
             let Some(c) = config.cluster(name) else {
                 let reason = format!("names {name}, which the configuration does not define");
                 return Err(refuse(Refused::new("action.forward", reason), part.into()));
             };
-            clusters.push((new.clone(), c));
+            clusters.push((new.clone(), c, port));
         }
-        Ok(new)
+        Ok((new, port))
     };
-    let mut routes = vh.routes.clone();
-    for (i, r) in routes.iter_mut().enumerate() {
-        let part = format!("virtual host {:?}, route #{i}", vh.name);
-        let RouteAction::Forward(f) = &mut r.action else {
-            continue;
-        };
-        let originals: Vec<ClusterName> = f.destination.clusters().cloned().collect();
-        rename(f, |c| find(c, &part))?;
-        let policies: Vec<_> = originals
-            .iter()
-            .filter_map(|c| config.cluster(c))
-            .map(|c| c.policy_for(port))
-            .collect();
-        // Only what the route lacks comes from its clusters, which must
-        // then agree on it: xDS keeps it on the route.
-        let disagree = |what: &str| {
-            let names: Vec<String> = originals.iter().map(ToString::to_string).collect();
-            let reason = format!(
-                "the clusters {} of the split have different {what}, which xDS keeps on \
-                 the route; give the route its own",
-                names.join(", ")
-            );
-            Err(refuse(
-                Refused::new("action.forward.destination", reason),
-                part.clone(),
-            ))
-        };
-        if let Some(p) = policies.first() {
-            if f.retry.is_none() {
-                if !policies.iter().all(|q| q.retry == p.retry) {
-                    return disagree("retry policies");
+    let mut written = Vec::with_capacity(vhosts.len());
+    for mut vh in vhosts {
+        for (i, r) in vh.routes.iter_mut().enumerate() {
+            let part = format!("virtual host {:?}, route #{i}", vh.name);
+            let RouteAction::Forward(f) = &mut r.action else {
+                continue;
+            };
+            let originals: Vec<ClusterName> = f.destination.clusters().cloned().collect();
+            let mut ports = Vec::with_capacity(originals.len());
+            rename(f, |c| {
+                let (new, port) = find(c, &part)?;
+                ports.push(port);
+                Ok(new)
+            })?;
+            let policies: Vec<_> = originals
+                .iter()
+                .zip(&ports)
+                .filter_map(|(c, port)| config.cluster(c).map(|c| c.policy_for(*port)))
+                .collect();
+            // Only what the route lacks comes from its clusters, which must
+            // then agree on it: xDS keeps it on the route.
+            let disagree = |what: &str| {
+                let names: Vec<String> = originals.iter().map(ToString::to_string).collect();
+                let reason = format!(
+                    "the clusters {} of the split have different {what}, which xDS keeps on \
+                     the route; give the route its own",
+                    names.join(", ")
+                );
+                Err(refuse(
+                    Refused::new("action.forward.destination", reason),
+                    part.clone(),
+                ))
+            };
+            if let Some(p) = policies.first() {
+                if f.retry.is_none() {
+                    if !policies.iter().all(|q| q.retry == p.retry) {
+                        return disagree("retry policies");
+                    }
+                    if p.retry != RetryPolicy::disabled() {
+                        f.retry = Some(Arc::new(p.retry.clone()));
+                    }
                 }
-                if p.retry != RetryPolicy::disabled() {
-                    f.retry = Some(Arc::new(p.retry.clone()));
-                }
-            }
-            if f.timeout.is_none() {
-                if !policies.iter().all(|q| q.timeout == p.timeout) {
-                    return disagree("timeouts");
-                }
-                if p.timeout.is_some() {
-                    f.timeout = Some(p.timeout);
+                if f.timeout.is_none() {
+                    if !policies.iter().all(|q| q.timeout == p.timeout) {
+                        return disagree("timeouts");
+                    }
+                    if p.timeout.is_some() {
+                        f.timeout = Some(p.timeout);
+                    }
                 }
             }
         }
+        written.push(vh);
     }
-    let vh = VirtualHost {
-        name: vh.name.clone(),
-        domains,
-        routes,
-    };
-    let route_configuration = route_configuration(rc_name.as_str(), &[vh])?;
+    let route_configuration = route_configuration(rc_name, &written)?;
     let clusters = clusters
         .into_iter()
-        .map(|(name, c)| {
+        .map(|(name, c, port)| {
             let mut policy = c.policy_for(port).clone();
             policy.retry = RetryPolicy::disabled();
             policy.timeout = None;
@@ -210,11 +255,19 @@ pub fn service_port(
             })
         })
         .collect::<Result<_, _>>()?;
-    Ok(ServicePort {
-        listener: api_listener(listener_name, rc_name.as_str()),
+    Ok(PortedRoutes {
         route_configuration,
         clusters,
     })
+}
+
+/// The port an Istio cluster name carries (`outbound|9080|v1|…`), if any.
+fn written_port(name: &ClusterName) -> Option<u16> {
+    let mut parts = name.as_str().split('|');
+    match (parts.next(), parts.next()) {
+        (Some("outbound" | "inbound"), Some(port)) => port.parse().ok(),
+        _ => None,
+    }
 }
 
 /// Renames every cluster `f` sends or mirrors to.
@@ -236,7 +289,8 @@ fn rename(
     Ok(())
 }
 
-/// `outbound||v1|reviews…` with the port: `outbound|9080|v1|reviews…`.
+/// `outbound||v1|reviews…` with the port: `outbound|9080|v1|reviews…`;
+/// other names as they are.
 fn with_port_name(name: &ClusterName, port: u16) -> ClusterName {
     match name.as_str().strip_prefix("outbound||") {
         Some(rest) => ClusterName::new(format!("outbound|{port}|{rest}")),
