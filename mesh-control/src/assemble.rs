@@ -18,6 +18,17 @@ use prost::{Message, Name};
 /// takes them.
 pub type ByType = Vec<(ResourceType, Vec<(String, Any)>)>;
 
+/// Why a node's resources could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A route, cluster or endpoint set xDS cannot say.
+    #[error(transparent)]
+    Translate(#[from] TranslateError),
+    /// An authorization policy gRPC cannot enforce.
+    #[error(transparent)]
+    Authz(#[from] crate::authz::AuthzError),
+}
+
 /// The resources of one node, being gathered.
 #[derive(Debug, Default)]
 pub(crate) struct Assembly {
@@ -51,7 +62,7 @@ impl Assembly {
         mut self,
         config: &MeshConfig,
         registry: &Registry,
-    ) -> Result<ByType, TranslateError> {
+    ) -> Result<ByType, BuildError> {
         let mut assignments = BTreeMap::new();
         for (name, (host, port)) in &self.clusters {
             let set = cluster_endpoints(name, host, *port, config, registry);

@@ -14,6 +14,8 @@ use mesh_core::istio::{IstioError, Resources, Warning, Workload};
 use mesh_core::registry::Registry;
 use xxhash_rust::xxh64::Xxh64;
 
+use crate::authz::{self, AuthzError};
+
 /// What a directory held at one moment.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -41,6 +43,9 @@ pub enum LoadError {
     /// A file does not parse, or the resources do not fit together.
     #[error("{}", Chain(.0))]
     Istio(#[source] IstioError),
+    /// An authorization policy the servers could not enforce.
+    #[error(transparent)]
+    Authz(#[from] AuthzError),
 }
 
 /// An error and its sources, on one line.
@@ -128,6 +133,9 @@ pub fn load_texts(
     let checked = resources
         .registry(cluster_domain)
         .and_then(|registry| Ok((registry, resources.convert(&workload)?)));
+    if let Err(e) = authz::check(&resources) {
+        return Err(vec![e.into()]);
+    }
     match checked {
         Ok((registry, (_, more))) => {
             warnings.extend(more);

@@ -24,9 +24,9 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost}
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
 use mesh_core::registry::Registry;
-use mesh_xds::translate::{self, TranslateError};
+use mesh_xds::translate;
 
-use crate::assemble::{Assembly, ByType};
+use crate::assemble::{Assembly, BuildError, ByType};
 use crate::node::NodeClass;
 
 /// The resources of an Envoy sidecar `node` under `config` (converted for
@@ -35,7 +35,7 @@ pub fn sidecar(
     node: &NodeClass,
     config: &MeshConfig,
     registry: &Registry,
-) -> Result<ByType, TranslateError> {
+) -> Result<ByType, BuildError> {
     let ip = node.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let mut assembly = Assembly::default();
     let mut by_port: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();

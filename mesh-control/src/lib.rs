@@ -7,6 +7,10 @@
 //!   or gateway; namespace, labels), read from its xDS `Node`.
 //! - [`proxyless`]: the resources istiod's `grpc` generator serves a
 //!   proxyless client for the listener names it asks for.
+//! - [`authz`]: `AuthorizationPolicy` as the RBAC filters of a workload's
+//!   inbound listener.
+//! - [`inbound`]: a proxyless gRPC server's inbound listener, with its
+//!   RBAC filters and mutual TLS mode.
 //! - [`envoy`]: the resources istiod serves an Envoy sidecar: listeners
 //!   with filter chains, routes by port, every service's clusters.
 //! - [`ControlPlane`]: the configuration, the registry and a resource
@@ -28,14 +32,16 @@
 
 pub mod admin;
 mod assemble;
+pub mod authz;
 pub mod ca;
 pub mod config_dir;
 pub mod envoy;
+pub mod inbound;
 pub mod json;
 pub mod node;
 mod plane;
 pub mod proxyless;
 pub mod watch;
 
-pub use assemble::ByType;
+pub use assemble::{BuildError, ByType};
 pub use plane::{ControlPlane, Counters, NodeStatus, Status};

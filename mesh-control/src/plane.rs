@@ -253,7 +253,9 @@ impl State {
     fn build(&self, class: &NodeClass, names: &BTreeSet<String>) -> Result<ByType, String> {
         let config = self.config_for(class)?;
         let built = match class.shape {
-            Shape::Proxyless => proxyless::resources(names, class, &config, &self.registry),
+            Shape::Proxyless => {
+                proxyless::resources(names, class, &self.resources, &config, &self.registry)
+            }
             Shape::Sidecar => envoy::sidecar(class, &config, &self.registry),
             Shape::Router => return Ok(ByType::new()),
         };

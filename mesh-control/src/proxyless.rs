@@ -13,14 +13,18 @@
 //!   namespace. Any other host is taken as written.
 //! - A name that matches no service of the registry gets nothing: the
 //!   client is told the listener does not exist.
+//! - A server's name, `xds.istio.io/grpc/lds/inbound/HOST:PORT`, gets its
+//!   inbound listener (see [`inbound`](crate::inbound)).
 
 use std::collections::BTreeSet;
 
 use mesh_core::MeshConfig;
+use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
-use mesh_xds::translate::{self, TranslateError};
+use mesh_xds::translate;
 
-use crate::assemble::{Assembly, ByType};
+use crate::assemble::{Assembly, BuildError, ByType};
+use crate::inbound;
 use crate::node::NodeClass;
 
 /// One listener a name stands for: its name, the service's FQDN and port.
@@ -88,11 +92,17 @@ fn complete(host: &str, node: &NodeClass) -> String {
 pub fn resources(
     names: &BTreeSet<String>,
     node: &NodeClass,
+    istio: &Resources,
     config: &MeshConfig,
     registry: &Registry,
-) -> Result<ByType, TranslateError> {
+) -> Result<ByType, BuildError> {
     let mut assembly = Assembly::default();
     for name in names {
+        if let Some(inbound) = inbound::listener(name, istio, &node.namespace, &node.labels) {
+            let l = inbound?;
+            assembly.add(&l.name, &l);
+            continue;
+        }
         for l in listeners_for(name, node, registry) {
             let served = translate::service_port(config, &l.name, &l.host, l.port)?;
             assembly.add(&served.listener.name, &served.listener);

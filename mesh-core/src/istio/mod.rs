@@ -182,6 +182,10 @@ pub struct Resources {
     pub workload_entries: Vec<Sourced<WorkloadEntry>>,
     /// Kubernetes Services, in the order read.
     pub services: Vec<Sourced<kubernetes::Service>>,
+    /// AuthorizationPolicies, in the order read.
+    pub authorization_policies: Vec<Sourced<AuthorizationPolicy>>,
+    /// PeerAuthentications, in the order read.
+    pub peer_authentications: Vec<Sourced<PeerAuthentication>>,
 }
 
 impl Resources {
@@ -192,6 +196,9 @@ impl Resources {
         self.service_entries.extend(other.service_entries);
         self.workload_entries.extend(other.workload_entries);
         self.services.extend(other.services);
+        self.authorization_policies
+            .extend(other.authorization_policies);
+        self.peer_authentications.extend(other.peer_authentications);
     }
 
     /// The service registry the ServiceEntries, WorkloadEntries and

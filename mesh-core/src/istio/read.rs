@@ -8,7 +8,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::api::{DestinationRule, ServiceEntry, VirtualService, WorkloadEntry, kubernetes};
+use super::api::{
+    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, VirtualService,
+    WorkloadEntry, kubernetes,
+};
 use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin, Text};
 use super::{Resources, Sourced, lint};
@@ -70,6 +73,8 @@ enum Class {
     ServiceEntry,
     WorkloadEntry,
     Service,
+    AuthorizationPolicy,
+    PeerAuthentication,
     Skip(String),
 }
 
@@ -85,6 +90,7 @@ fn classify(h: &Header) -> Result<Class, String> {
         "WorkloadEntry" => Class::WorkloadEntry,
         // Kubernetes' core group: `v1` alone.
         "Service" if api == "v1" => return Ok(Class::Service),
+        "AuthorizationPolicy" | "PeerAuthentication" => return security(kind, api),
         "List" => {
             return Ok(Class::Skip(
                 "the items of a List are not read; write them as documents of their own (separated by ---)".into(),
@@ -107,6 +113,27 @@ fn classify(h: &Header) -> Result<Class, String> {
         ));
     }
     Ok(class)
+}
+
+/// The API versions of `security.istio.io` read.
+const SECURITY_VERSIONS: [&str; 2] = ["v1", "v1beta1"];
+
+fn security(kind: &str, api: &str) -> Result<Class, String> {
+    let (group, version) = api.split_once('/').unwrap_or(("", api));
+    if group != "security.istio.io" {
+        return Ok(Class::Skip(format!(
+            "{kind} of {api} is not Istio's; skipped"
+        )));
+    }
+    if !SECURITY_VERSIONS.contains(&version) {
+        return Err(format!(
+            "apiVersion {api} is not read; expected security.istio.io/v1 or v1beta1"
+        ));
+    }
+    Ok(match kind {
+        "AuthorizationPolicy" => Class::AuthorizationPolicy,
+        _ => Class::PeerAuthentication,
+    })
 }
 
 /// Reads every document of `text`.
@@ -181,6 +208,20 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                     origin,
                 });
             }
+            Class::AuthorizationPolicy => {
+                let policy: AuthorizationPolicy = ctx.read(whole, |_| Vec::new())?;
+                resources.authorization_policies.push(Sourced {
+                    resource: policy,
+                    origin,
+                });
+            }
+            Class::PeerAuthentication => {
+                let policy: PeerAuthentication = ctx.read(whole, |_| Vec::new())?;
+                resources.peer_authentications.push(Sourced {
+                    resource: policy,
+                    origin,
+                });
+            }
             Class::Skip(_) => {}
         }
     }
@@ -212,7 +253,9 @@ named!(
     DestinationRule,
     ServiceEntry,
     WorkloadEntry,
-    kubernetes::Service
+    kubernetes::Service,
+    AuthorizationPolicy,
+    PeerAuthentication
 );
 
 struct Doc<'a> {

@@ -3,7 +3,8 @@
 //! [`DestinationRule`], [`ServiceEntry`] and [`WorkloadEntry`] with
 //! everything under them, named as in Istio's protos and with their
 //! camelCase YAML field names; and Kubernetes' own [`Service`](kubernetes::Service)
-//! in [`kubernetes`]. Protobuf `oneof`s are optional fields side by
+//! in [`kubernetes`]; and `security.istio.io/v1`'s [`AuthorizationPolicy`]
+//! and [`PeerAuthentication`]. Protobuf `oneof`s are optional fields side by
 //! side, as the YAML writes them; which combinations are allowed is checked
 //! when the resources are converted, not here.
 //!
@@ -14,6 +15,7 @@
 mod destination_rule;
 mod http;
 pub mod kubernetes;
+mod security;
 mod service_entry;
 mod traffic_policy;
 mod virtual_service;
@@ -31,6 +33,11 @@ pub use http::{
     HTTPFaultInjectionDelay, HTTPMatchRequest, HTTPMirrorPolicy, HTTPRedirect, HTTPRetry,
     HTTPRewrite, HeaderOperations, Headers, RedirectPortSelection, RegexRewrite,
     UnmatchedPreflights,
+};
+pub use security::{
+    AuthorizationAction, AuthorizationPolicy, AuthorizationPolicySpec, Condition,
+    ExtensionProvider, MutualTls, MutualTlsMode, Operation, PeerAuthentication,
+    PeerAuthenticationSpec, Rule, RuleFrom, RuleTo, Selector, Source,
 };
 pub use service_entry::{
     ServiceEntry, ServiceEntryLocation, ServiceEntryResolution, ServiceEntrySpec, ServicePort,
