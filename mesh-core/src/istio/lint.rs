@@ -5,8 +5,9 @@
 
 use super::api::kubernetes::{self, IntOrString};
 use super::api::{
-    ConnectionPoolSettings, DestinationRule, HTTPRoute, LoadBalancerSettings, OutlierDetection,
-    ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
+    ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute, LoadBalancerSettings,
+    OutlierDetection, ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry,
+    WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
 
@@ -352,6 +353,23 @@ fn outlier_detection(at: &FieldPath, o: &OutlierDetection, note: &mut impl FnMut
             "deprecated and ignored by Istio; use consecutive5xxErrors or consecutiveGatewayErrors",
         );
     }
+}
+
+/// The unused settings of a Gateway. Its ports, TLS and binding are the
+/// control plane's, for the listeners of the gateway proxy; the routes use
+/// its hosts.
+pub(crate) fn gateway(gw: &Gateway) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let servers = FieldPath::root().key("spec").key("servers");
+    for (i, server) in gw.spec.servers.iter().enumerate() {
+        if server.tls.as_ref().is_some_and(|t| t.https_redirect) {
+            notes.push((
+                servers.index(i).key("tls").key("httpsRedirect"),
+                "the routes converted for the gateway do not redirect to HTTPS; requests on this port are routed as on the others".to_owned(),
+            ));
+        }
+    }
+    notes
 }
 
 /// The unused settings of a ServiceEntry.

@@ -1,17 +1,20 @@
 //! Istio's YAML read into mesh values (feature `istio`): the routing
-//! rules (`VirtualService`, `DestinationRule`) and the services and
-//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
+//! rules (`VirtualService`, `DestinationRule`), the gateways (`Gateway`)
+//! and the services and workloads (`ServiceEntry`, `WorkloadEntry`,
+//! Kubernetes `Service`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
 //! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
 //!    `---`) into [`Resources`]: the serde types of Istio's API
-//!    ([`VirtualService`], [`DestinationRule`], [`ServiceEntry`],
-//!    [`WorkloadEntry`] and everything under them, named as in
-//!    `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read too) and
-//!    of Kubernetes' `v1` [`Service`](kubernetes::Service). Other kinds
-//!    (Gateway, Deployment, ServiceAccount, ...) are skipped with a
-//!    [`Warning`], and so is every field the types do not know.
+//!    ([`VirtualService`], [`DestinationRule`], [`Gateway`],
+//!    [`ServiceEntry`], [`WorkloadEntry`] and everything under them, named
+//!    as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read
+//!    too) and of Kubernetes' `v1` [`Service`](kubernetes::Service). Other
+//!    kinds (Deployment, ServiceAccount, the Kubernetes Gateway API's
+//!    Gateway, ...) are skipped with a [`Warning`], and so is every field
+//!    the types do not know. [`Resources::gateways_for`] tells which
+//!    Gateways a gateway proxy implements.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client [`Workload`], with warnings about what it
 //!    leaves out ([`Resources::to_mesh_config`] without them); and
@@ -176,6 +179,8 @@ pub struct Resources {
     pub virtual_services: Vec<Sourced<VirtualService>>,
     /// DestinationRules, in the order read.
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// Gateways, in the order read.
+    pub gateways: Vec<Sourced<Gateway>>,
     /// ServiceEntries, in the order read.
     pub service_entries: Vec<Sourced<ServiceEntry>>,
     /// WorkloadEntries, in the order read.
@@ -189,9 +194,47 @@ impl Resources {
     pub fn extend(&mut self, other: Resources) {
         self.virtual_services.extend(other.virtual_services);
         self.destination_rules.extend(other.destination_rules);
+        self.gateways.extend(other.gateways);
         self.service_entries.extend(other.service_entries);
         self.workload_entries.extend(other.workload_entries);
         self.services.extend(other.services);
+    }
+
+    /// The Gateways a gateway proxy carrying `labels` implements, in the
+    /// order read: those whose `selector` its labels include, in every
+    /// namespace (istiod's default, with `PILOT_SCOPE_GATEWAY_TO_NAMESPACE`
+    /// off). A Gateway without a selector is implemented by every gateway
+    /// proxy, so ask only for gateway proxies. Their servers are the
+    /// ports it listens on.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use mesh_core::istio;
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: public, namespace: istio-system}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 8080, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    /// "#;
+    /// let (resources, _) = istio::parse("gateway.yaml", yaml)?;
+    /// let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
+    /// let gateways = resources.gateways_for(&labels);
+    /// assert_eq!(gateways.len(), 1);
+    /// assert_eq!(gateways[0].resource.spec.servers[0].port.as_ref().unwrap().number, 8080);
+    /// assert_eq!(gateways[0].resource.qualified_name(), "istio-system/public");
+    /// assert!(resources.gateways_for(&BTreeMap::new()).is_empty());
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn gateways_for(&self, labels: &BTreeMap<String, String>) -> Vec<&Sourced<Gateway>> {
+        self.gateways
+            .iter()
+            .filter(|g| g.resource.selects(labels))
+            .collect()
     }
 
     /// The service registry the ServiceEntries, WorkloadEntries and
