@@ -21,23 +21,11 @@ const NETWORK_IGNORED: &str = "the client reaches every endpoint directly, as on
 /// A warning's field and message.
 pub(crate) type Note = (FieldPath, String);
 
-/// Whether `gateways` (a VirtualService's or a match's) includes the
-/// sidecars of the mesh, and so this client.
-pub(crate) fn applies_to_mesh(gateways: &[String]) -> bool {
-    gateways.is_empty() || gateways.iter().any(|g| g == "mesh")
-}
-
 /// The unused settings of a VirtualService.
 pub(crate) fn virtual_service(vs: &VirtualService) -> Vec<Note> {
     let mut notes = Vec::new();
     let spec = FieldPath::root().key("spec");
     let mut note = |path: FieldPath, msg: &str| notes.push((path, msg.to_owned()));
-    if !applies_to_mesh(&vs.spec.gateways) {
-        note(
-            spec.key("gateways"),
-            "applies only to the gateways named, not to sidecars (`mesh` is not among them); not used by the client configuration",
-        );
-    }
     if !vs.spec.tls.is_empty() {
         note(
             spec.key("tls"),
@@ -59,12 +47,6 @@ pub(crate) fn virtual_service(vs: &VirtualService) -> Vec<Note> {
 fn http_route(at: &FieldPath, http: &HTTPRoute, note: &mut impl FnMut(FieldPath, &str)) {
     for (j, m) in http.matches.iter().enumerate() {
         let at = at.key("match").index(j);
-        if !applies_to_mesh(&m.gateways) {
-            note(
-                at.key("gateways"),
-                "this match applies only to the gateways named, not to sidecars; not used by the client",
-            );
-        }
         if !m.stat_prefix.is_empty() {
             note(
                 at.key("statPrefix"),
