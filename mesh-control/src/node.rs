@@ -122,6 +122,7 @@ impl NodeClass {
             namespace: self.namespace.clone(),
             cluster_domain: self.cluster_domain.clone(),
             labels: self.labels.clone(),
+            ..Workload::default()
         }
     }
 

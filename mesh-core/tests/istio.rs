@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use http::{Request, StatusCode};
-use mesh_core::istio::{self, Resources, Warning};
+use mesh_core::istio::{self, Resources, Warning, Workload};
 use mesh_core::registry::{Instance, Protocol, Resolution, ServicePort};
 use mesh_core::route::{
     AbortSource, DelaySource, Destination, Forward, Percent, Route, RouteAction,
@@ -229,14 +229,14 @@ fn reviews_timeout() {
 }
 
 #[test]
-fn gateway_and_platform_resources_are_skipped_with_warnings() {
+fn platform_resources_are_skipped_with_warnings_and_the_gateway_read() {
     let (resources, warnings) = read(&[
         "bookinfo-details.yaml",
         "bookinfo-gateway.yaml",
         "destination-rule-all.yaml",
     ]);
     let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(text.len(), 4, "{text:#?}");
+    assert_eq!(text.len(), 2, "{text:#?}");
     assert!(
         text[0].starts_with(
             "bookinfo-details.yaml, document 2 (ServiceAccount default/bookinfo-details), line 18, kind: ServiceAccount (v1) is not used"
@@ -245,20 +245,10 @@ fn gateway_and_platform_resources_are_skipped_with_warnings() {
         text[0]
     );
     assert!(text[1].contains("Deployment (apps/v1)"), "{}", text[1]);
-    assert!(
-        text[2].contains("Gateway (networking.istio.io/v1)"),
-        "{}",
-        text[2]
-    );
-    assert!(
-        text[3].starts_with(
-            "bookinfo-gateway.yaml, document 2 (VirtualService default/bookinfo), line 25, spec.gateways: applies only to the gateways named"
-        ),
-        "{}",
-        text[3]
-    );
-    // The Kubernetes Service is read, for the service registry.
+    // The Kubernetes Service is read, for the service registry, and the
+    // Gateway, for gateway proxies.
     assert_eq!(resources.services.len(), 1);
+    assert_eq!(resources.gateways.len(), 1);
     assert_eq!(resources.virtual_services.len(), 1);
     let c = resources.to_mesh_config().expect("config");
     // The gateway's `*` host is not routed by the client: only the
@@ -268,6 +258,59 @@ fn gateway_and_platform_resources_are_skipped_with_warnings() {
         cluster(&c, "http://productpage:9080/productpage", &[]),
         "outbound|||productpage.default.svc.cluster.local"
     );
+}
+
+#[test]
+fn the_ingress_gateway_routes_bookinfo_pages_to_productpage() {
+    let (resources, warnings) = read(&[
+        "bookinfo-gateway.yaml",
+        "bookinfo.yaml",
+        "destination-rule-all.yaml",
+    ]);
+    // Only the platform's Deployments and ServiceAccounts are skipped.
+    assert!(
+        warnings
+            .iter()
+            .all(|w| w.location.source.as_ref() == "bookinfo.yaml"),
+        "{warnings:#?}"
+    );
+    // The proxy is the one the Gateway selects, in another namespace.
+    let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
+    let gateways: Vec<String> = resources
+        .gateways_for(&labels)
+        .iter()
+        .map(|g| g.resource.qualified_name())
+        .collect();
+    assert_eq!(gateways, ["default/bookinfo-gateway"]);
+    let workload = Workload {
+        namespace: "istio-system".into(),
+        labels,
+        gateways,
+        ..Workload::default()
+    };
+    let (c, warnings) = resources
+        .convert(&workload)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(warnings.is_empty(), "{warnings:#?}");
+    let productpage = "outbound|9080||productpage.default.svc.cluster.local";
+    for path in [
+        "/productpage",
+        "/static/style.css",
+        "/login",
+        "/api/v1/products/0",
+    ] {
+        let uri = format!("http://anything:8080{path}");
+        assert_eq!(cluster(&c, &uri, &[]), productpage, "{uri}");
+    }
+    assert!(route(&c, "http://anything:8080/nope", &[]).is_none());
+    // Only what is bound to the Gateway: no default routes to the
+    // services, whose names the host `*` takes too.
+    assert!(route(&c, "http://reviews:9080/reviews/0", &[]).is_none());
+    let clusters: Vec<String> = c.clusters().map(|c| c.name.to_string()).collect();
+    assert_eq!(clusters, [productpage]);
+    let vhosts = c.routes().virtual_hosts();
+    assert_eq!(vhosts.len(), 1);
+    assert_eq!(vhosts[0].domains, ["*"]);
 }
 
 #[test]

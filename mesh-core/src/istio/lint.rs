@@ -5,8 +5,9 @@
 
 use super::api::kubernetes::{self, IntOrString};
 use super::api::{
-    ConnectionPoolSettings, DestinationRule, HTTPRoute, LoadBalancerSettings, OutlierDetection,
-    ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
+    ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute, LoadBalancerSettings,
+    OutlierDetection, ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry,
+    WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
 
@@ -20,23 +21,11 @@ const NETWORK_IGNORED: &str = "the client reaches every endpoint directly, as on
 /// A warning's field and message.
 pub(crate) type Note = (FieldPath, String);
 
-/// Whether `gateways` (a VirtualService's or a match's) includes the
-/// sidecars of the mesh, and so this client.
-pub(crate) fn applies_to_mesh(gateways: &[String]) -> bool {
-    gateways.is_empty() || gateways.iter().any(|g| g == "mesh")
-}
-
 /// The unused settings of a VirtualService.
 pub(crate) fn virtual_service(vs: &VirtualService) -> Vec<Note> {
     let mut notes = Vec::new();
     let spec = FieldPath::root().key("spec");
     let mut note = |path: FieldPath, msg: &str| notes.push((path, msg.to_owned()));
-    if !applies_to_mesh(&vs.spec.gateways) {
-        note(
-            spec.key("gateways"),
-            "applies only to the gateways named, not to sidecars (`mesh` is not among them); not used by the client configuration",
-        );
-    }
     if !vs.spec.tls.is_empty() {
         note(
             spec.key("tls"),
@@ -58,12 +47,6 @@ pub(crate) fn virtual_service(vs: &VirtualService) -> Vec<Note> {
 fn http_route(at: &FieldPath, http: &HTTPRoute, note: &mut impl FnMut(FieldPath, &str)) {
     for (j, m) in http.matches.iter().enumerate() {
         let at = at.key("match").index(j);
-        if !applies_to_mesh(&m.gateways) {
-            note(
-                at.key("gateways"),
-                "this match applies only to the gateways named, not to sidecars; not used by the client",
-            );
-        }
         if !m.stat_prefix.is_empty() {
             note(
                 at.key("statPrefix"),
@@ -352,6 +335,23 @@ fn outlier_detection(at: &FieldPath, o: &OutlierDetection, note: &mut impl FnMut
             "deprecated and ignored by Istio; use consecutive5xxErrors or consecutiveGatewayErrors",
         );
     }
+}
+
+/// The unused settings of a Gateway. Its ports, TLS and binding are the
+/// control plane's, for the listeners of the gateway proxy; the routes use
+/// its hosts.
+pub(crate) fn gateway(gw: &Gateway) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let servers = FieldPath::root().key("spec").key("servers");
+    for (i, server) in gw.spec.servers.iter().enumerate() {
+        if server.tls.as_ref().is_some_and(|t| t.https_redirect) {
+            notes.push((
+                servers.index(i).key("tls").key("httpsRedirect"),
+                "the routes converted for the gateway do not redirect to HTTPS; requests on this port are routed as on the others".to_owned(),
+            ));
+        }
+    }
+    notes
 }
 
 /// The unused settings of a ServiceEntry.

@@ -1,20 +1,23 @@
 //! Istio's YAML read into mesh values (feature `istio`): the routing
-//! rules (`VirtualService`, `DestinationRule`) and the services and
-//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
+//! rules (`VirtualService`, `DestinationRule`), the gateways (`Gateway`)
+//! and the services and workloads (`ServiceEntry`, `WorkloadEntry`,
+//! Kubernetes `Service`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
 //! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
 //!    `---`) into [`Resources`]: the serde types of Istio's API
-//!    ([`VirtualService`], [`DestinationRule`], [`ServiceEntry`],
-//!    [`WorkloadEntry`] and everything under them, named as in
-//!    `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read too) and
-//!    of Kubernetes' `v1` [`Service`](kubernetes::Service). Other kinds
-//!    (Gateway, Deployment, ServiceAccount, ...) are skipped with a
-//!    [`Warning`], and so is every field the types do not know.
+//!    ([`VirtualService`], [`DestinationRule`], [`Gateway`],
+//!    [`ServiceEntry`], [`WorkloadEntry`] and everything under them, named
+//!    as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read
+//!    too) and of Kubernetes' `v1` [`Service`](kubernetes::Service). Other
+//!    kinds (Deployment, ServiceAccount, the Kubernetes Gateway API's
+//!    Gateway, ...) are skipped with a [`Warning`], and so is every field
+//!    the types do not know. [`Resources::gateways_for`] tells which
+//!    Gateways a gateway proxy implements.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
-//!    semantics for a client [`Workload`], with warnings about what it
-//!    leaves out ([`Resources::to_mesh_config`] without them); and
+//!    semantics for a client or gateway [`Workload`], with warnings about
+//!    what it leaves out ([`Resources::to_mesh_config`] without them); and
 //!    [`Resources::registry`] into the [`Registry`] of services and their
 //!    instances.
 //!
@@ -31,7 +34,7 @@
 //!   `name.ns` and (for a client in that namespace) `name`. A match that
 //!   names a `port` gets its own virtual host of `host:port` domains. Two
 //!   VirtualServices for one host are an error (Istio merges them only on
-//!   gateways).
+//!   gateways), and so is the host `*`.
 //! - **DestinationRules** of one host are merged as istiod merges them:
 //!   subsets joined (the first definition of a name kept), the first
 //!   top-level `trafficPolicy` the host's, with a warning for what is
@@ -49,12 +52,35 @@
 //!   with settings of its own ([`Cluster::port_policies`]) for the
 //!   requests sent to that port.
 //!   A subset that no DestinationRule defines is an error.
+//! - **Gateways.** A gateway proxy is a [`Workload`] with the
+//!   [`gateways`](Workload::gateways) it implements, `namespace/name`:
+//!   those whose `selector` its labels carry, in any namespace
+//!   ([`Resources::gateways_for`], as istiod matches them with
+//!   `PILOT_SCOPE_GATEWAY_TO_NAMESPACE` off). It takes only the
+//!   VirtualServices whose `gateways` name one of them (a short name is in
+//!   the VirtualService's namespace; `mesh` does not count, nor does naming
+//!   none), and of their hosts those the Gateway's HTTP servers (HTTP,
+//!   HTTP2, gRPC, HTTPS terminated there) serve: a server host
+//!   `[namespace/]host` takes the hosts it covers of VirtualServices in
+//!   that namespace, the two meeting at the narrower (`*` and `*.suffix`
+//!   allowed on both sides). Each such host is a virtual host whose one
+//!   domain is the host (`*` for `*`), without Kubernetes' short forms;
+//!   the VirtualServices of one host are merged, their rules in the order
+//!   read. A match's `gateways` restricts it likewise, and a match naming
+//!   a `port` applies when the host is served on that port. Destinations
+//!   become the same clusters as for a sidecar, and there are no default
+//!   routes: istiod gives a gateway only what is bound to it. The routes
+//!   of all the servers are one table: a host served on several ports
+//!   has the same routes on each (istiod builds a route configuration per
+//!   port), and `tls.httpsRedirect` is not applied (a warning says so).
+//!   The ports, TLS and binding of the servers are read for the control
+//!   plane's listeners.
 //! - **Default routes.** A host with a DestinationRule and no VirtualService
 //!   gets a virtual host sending everything to the whole service
 //!   (`outbound|||<fqdn>`), as istiod generates one; so does every service
 //!   of the registry the client sees (by its `exportTo`, for a Kubernetes
 //!   Service its `networking.istio.io/exportTo` annotation), except a
-//!   wildcard ServiceEntry host, which is warned about.
+//!   wildcard ServiceEntry host, which is warned about. Gateways get none.
 //! - **Services.** Each host of a ServiceEntry is a service named as
 //!   written (a short name is not expanded, as in Istio); a Kubernetes
 //!   Service is `name.namespace.svc.<cluster domain>`. Their endpoints are
@@ -69,10 +95,11 @@
 //! - **Visibility.** A VirtualService or DestinationRule is used only by a
 //!   client in a namespace it is exported to (`exportTo`): every namespace
 //!   when it is empty or has `*`, its own with `.`, and those listed.
-//! - **Conditions on the client** (`gateways`, `sourceLabels`,
-//!   `sourceNamespace` of a match; `workloadSelector` of a DestinationRule,
-//!   which selects only workloads of the rule's namespace and then replaces
-//!   the rules without one) are decided when converting, for the [`Workload`] the configuration is
+//! - **Conditions on the client** (`gateways`, which for a sidecar or
+//!   client must name `mesh`, `sourceLabels`, `sourceNamespace` of a match;
+//!   `workloadSelector` of a DestinationRule, which selects only workloads
+//!   of the rule's namespace and then replaces the rules without one) are
+//!   decided when converting, for the [`Workload`] the configuration is
 //!   for, as istiod decides them for each proxy: a match for other clients
 //!   is left out rather than widened to all of them.
 //!
@@ -176,6 +203,8 @@ pub struct Resources {
     pub virtual_services: Vec<Sourced<VirtualService>>,
     /// DestinationRules, in the order read.
     pub destination_rules: Vec<Sourced<DestinationRule>>,
+    /// Gateways, in the order read.
+    pub gateways: Vec<Sourced<Gateway>>,
     /// ServiceEntries, in the order read.
     pub service_entries: Vec<Sourced<ServiceEntry>>,
     /// WorkloadEntries, in the order read.
@@ -193,12 +222,58 @@ impl Resources {
     pub fn extend(&mut self, other: Resources) {
         self.virtual_services.extend(other.virtual_services);
         self.destination_rules.extend(other.destination_rules);
+        self.gateways.extend(other.gateways);
         self.service_entries.extend(other.service_entries);
         self.workload_entries.extend(other.workload_entries);
         self.services.extend(other.services);
         self.authorization_policies
             .extend(other.authorization_policies);
         self.peer_authentications.extend(other.peer_authentications);
+    }
+
+    /// The Gateways a gateway proxy carrying `labels` implements, in the
+    /// order read: those whose `selector` its labels include, in every
+    /// namespace (istiod's default, with `PILOT_SCOPE_GATEWAY_TO_NAMESPACE`
+    /// off). A Gateway without a selector is implemented by every gateway
+    /// proxy, so ask only for gateway proxies. Their
+    /// [`qualified_name`](Gateway::qualified_name)s are the
+    /// [`Workload::gateways`] of the proxy; their servers are the ports it
+    /// listens on.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use mesh_core::istio::{self, Workload};
+    ///
+    /// let yaml = r#"
+    /// apiVersion: networking.istio.io/v1
+    /// kind: Gateway
+    /// metadata: {name: public, namespace: istio-system}
+    /// spec:
+    ///   selector: {istio: ingressgateway}
+    ///   servers:
+    ///   - port: {number: 8080, name: http, protocol: HTTP}
+    ///     hosts: ["*"]
+    /// "#;
+    /// let (resources, _) = istio::parse("gateway.yaml", yaml)?;
+    /// let labels = BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]);
+    /// let gateways = resources.gateways_for(&labels);
+    /// assert_eq!(gateways.len(), 1);
+    /// assert_eq!(gateways[0].resource.spec.servers[0].port.as_ref().unwrap().number, 8080);
+    /// let workload = Workload {
+    ///     namespace: "istio-system".into(),
+    ///     labels,
+    ///     gateways: gateways.iter().map(|g| g.resource.qualified_name()).collect(),
+    ///     ..Workload::default()
+    /// };
+    /// assert_eq!(workload.gateways, ["istio-system/public"]);
+    /// assert!(resources.gateways_for(&BTreeMap::new()).is_empty());
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn gateways_for(&self, labels: &BTreeMap<String, String>) -> Vec<&Sourced<Gateway>> {
+        self.gateways
+            .iter()
+            .filter(|g| g.resource.selects(labels))
+            .collect()
     }
 
     /// The service registry the ServiceEntries, WorkloadEntries and
@@ -285,7 +360,8 @@ impl TryFrom<&Resources> for MeshConfig {
 /// The client the configuration is for: where it runs and what labels it
 /// carries, which decide the short host names it may use and the rules
 /// that select clients (`sourceLabels`, `sourceNamespace`,
-/// `workloadSelector`).
+/// `workloadSelector`); and, for a gateway proxy, the Gateways it
+/// implements, which decide the VirtualServices it takes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
     /// Its namespace. Default `default`.
@@ -294,6 +370,18 @@ pub struct Workload {
     pub cluster_domain: String,
     /// Its labels. Default none.
     pub labels: BTreeMap<String, String>,
+    /// The Gateways it implements as a gateway proxy, `namespace/name`
+    /// (a name alone is in the workload's namespace), such as
+    /// [`Resources::gateways_for`] finds by its labels. Default none: a
+    /// sidecar or proxyless client of the mesh.
+    pub gateways: Vec<String>,
+}
+
+impl Workload {
+    /// Whether it is a gateway proxy: it implements some Gateway.
+    pub fn is_gateway(&self) -> bool {
+        !self.gateways.is_empty()
+    }
 }
 
 impl Default for Workload {
@@ -302,6 +390,7 @@ impl Default for Workload {
             namespace: "default".into(),
             cluster_domain: "cluster.local".into(),
             labels: BTreeMap::new(),
+            gateways: Vec::new(),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Reading a YAML file of Kubernetes resources: every document is looked
-//! at; VirtualServices, DestinationRules, ServiceEntries, WorkloadEntries
-//! and Kubernetes Services are read whole, with a warning for each field
+//! at; VirtualServices, DestinationRules, Gateways, ServiceEntries,
+//! WorkloadEntries and Kubernetes Services are read whole, with a warning for each field
 //! that is not known; other kinds are skipped with a warning.
 
 use std::sync::Arc;
@@ -9,8 +9,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    AuthorizationPolicy, DestinationRule, PeerAuthentication, ServiceEntry, VirtualService,
-    WorkloadEntry, kubernetes,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry,
+    VirtualService, WorkloadEntry, kubernetes,
 };
 use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin, Text};
@@ -70,6 +70,7 @@ impl Header {
 enum Class {
     VirtualService,
     DestinationRule,
+    Gateway,
     ServiceEntry,
     WorkloadEntry,
     Service,
@@ -86,6 +87,7 @@ fn classify(h: &Header) -> Result<Class, String> {
     let class = match kind {
         "VirtualService" => Class::VirtualService,
         "DestinationRule" => Class::DestinationRule,
+        "Gateway" => Class::Gateway,
         "ServiceEntry" => Class::ServiceEntry,
         "WorkloadEntry" => Class::WorkloadEntry,
         // Kubernetes' core group: `v1` alone.
@@ -187,6 +189,13 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                     origin,
                 });
             }
+            Class::Gateway => {
+                let gw: Gateway = ctx.read(whole, lint::gateway)?;
+                resources.gateways.push(Sourced {
+                    resource: gw,
+                    origin,
+                });
+            }
             Class::ServiceEntry => {
                 let se: ServiceEntry = ctx.read(whole, lint::service_entry)?;
                 resources.service_entries.push(Sourced {
@@ -251,6 +260,7 @@ macro_rules! named {
 named!(
     VirtualService,
     DestinationRule,
+    Gateway,
     ServiceEntry,
     WorkloadEntry,
     kubernetes::Service,

@@ -1,6 +1,6 @@
 //! The serde types of Istio's `networking.istio.io/v1` API that the client
 //! configuration and the service registry read: [`VirtualService`],
-//! [`DestinationRule`], [`ServiceEntry`] and [`WorkloadEntry`] with
+//! [`DestinationRule`], [`Gateway`], [`ServiceEntry`] and [`WorkloadEntry`] with
 //! everything under them, named as in Istio's protos and with their
 //! camelCase YAML field names; and Kubernetes' own [`Service`](kubernetes::Service)
 //! in [`kubernetes`]; and `security.istio.io/v1`'s [`AuthorizationPolicy`]
@@ -13,6 +13,7 @@
 //! produce xDS.
 
 mod destination_rule;
+mod gateway;
 mod http;
 pub mod kubernetes;
 mod security;
@@ -28,6 +29,10 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 pub use destination_rule::{DestinationRule, DestinationRuleSpec, Subset, WorkloadSelector};
+pub use gateway::{
+    Gateway, GatewaySpec, Port, Server, ServerTLSMode, ServerTLSSettings, TLSCertificate,
+    TLSProtocol,
+};
 pub use http::{
     CorsPolicy, HTTPBody, HTTPDirectResponse, HTTPFaultInjection, HTTPFaultInjectionAbort,
     HTTPFaultInjectionDelay, HTTPMatchRequest, HTTPMirrorPolicy, HTTPRedirect, HTTPRetry,

@@ -146,6 +146,22 @@ pub(super) fn entry_host(ctx: &Ctx<'_>, at: &FieldPath, host: &str) -> Result<St
     Ok(host)
 }
 
+/// A host of a Gateway's server: taken as written (a short name is not
+/// expanded, as in Istio), lower-cased, without a trailing dot; `*` and
+/// `*.suffix` allowed.
+pub(super) fn gateway_host(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    host: &str,
+) -> Result<String, IstioError> {
+    if host == "*" {
+        return Ok(host.to_owned());
+    }
+    let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+    check_dns_name(ctx, at, host.strip_prefix("*.").unwrap_or(&host))?;
+    Ok(host)
+}
+
 /// A port number that must be written: 0 (absent) is an error.
 pub(super) fn required_port(ctx: &Ctx<'_>, at: &FieldPath, n: u32) -> Result<u16, IstioError> {
     if n == 0 {
@@ -232,6 +248,16 @@ mod tests {
             );
             assert!(entry_host(ctx, &at, "*").is_err());
             assert!(entry_host(ctx, &at, "bad host").is_err());
+            assert_eq!(gateway_host(ctx, &at, "*").unwrap(), "*");
+            assert_eq!(
+                gateway_host(ctx, &at, "*.Example.com").unwrap(),
+                "*.example.com"
+            );
+            assert_eq!(
+                gateway_host(ctx, &at, "productpage").unwrap(),
+                "productpage"
+            );
+            assert!(gateway_host(ctx, &at, "*.bad host").is_err());
             let e = required_port(ctx, &at, 0).unwrap_err().to_string();
             assert!(e.ends_with(": expected a port number, 1 to 65535"), "{e}");
             assert_eq!(required_port(ctx, &at, 443).unwrap(), 443);

@@ -12,16 +12,25 @@ use crate::route::{HeaderMatch, HeaderMatcher, QueryMatcher, RouteMatch, StringM
 use super::super::Workload;
 use super::super::api::{HTTPMatchRequest, StringMatch};
 use super::super::error::{IstioError, IstioErrorKind};
-use super::super::lint::applies_to_mesh;
 use super::super::yaml::FieldPath;
-use super::{Ctx, check};
+use super::{Ctx, check, gateway};
 
-/// Whether a match block applies to `workload` at all: its `gateways`
-/// include the mesh, or it has none and the client carries its
+/// Whether a match block of a VirtualService of `namespace` applies to
+/// `workload` at all: its `gateways` name one of `bound` (`mesh` for a
+/// sidecar or proxyless client, the workload's Gateways the VirtualService
+/// is bound to for a gateway), or it has none and the workload carries its
 /// `sourceLabels` and is in its `sourceNamespace`.
-pub(super) fn applies(m: &HTTPMatchRequest, workload: &Workload) -> bool {
+pub(super) fn applies(
+    m: &HTTPMatchRequest,
+    workload: &Workload,
+    namespace: &str,
+    bound: &[String],
+) -> bool {
     if !m.gateways.is_empty() {
-        return applies_to_mesh(&m.gateways);
+        return m
+            .gateways
+            .iter()
+            .any(|g| bound.contains(&gateway::resolve(g, namespace)));
     }
     m.source_labels
         .iter()

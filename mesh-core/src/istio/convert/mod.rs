@@ -3,12 +3,15 @@
 //! as domains), a default virtual host for each host that has only a
 //! DestinationRule or a service of the registry, and a cluster for every
 //! destination a route names, with the policies of its DestinationRule and
-//! subset. Also the [`Registry`](crate::registry::Registry) the resources
-//! define ([`registry`]).
+//! subset. For a gateway, a virtual host per host its Gateways' servers
+//! serve of the VirtualServices bound to them, and no default ones. Also
+//! the [`Registry`](crate::registry::Registry) the resources define
+//! ([`registry`]).
 
 mod answer;
 mod check;
 mod fault;
+mod gateway;
 mod headers;
 mod matching;
 mod policy;
@@ -25,7 +28,7 @@ use crate::route::{ClusterName, Forward, HashPolicy, Route, RouteTable, VirtualH
 use super::api::{Destination, VirtualService};
 use super::error::{IstioError, IstioErrorKind, Warning};
 use super::yaml::{FieldPath, Origin};
-use super::{Resources, Sourced, Workload, lint};
+use super::{Resources, Sourced, Workload};
 use rules::Rules;
 
 pub(super) use registry::registry;
@@ -141,21 +144,49 @@ pub(super) fn mesh_config(
         clusters: BTreeMap::new(),
         warnings,
     };
-    let mut hosts: Vec<Host> = Vec::new();
-    // Hosts by FQDN: their index in `hosts`, and the VirtualService
-    // routing them.
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut hosts = Hosts::default();
+    if workload.is_gateway() {
+        gateway_routes(resources, &mut env, &mut hosts)?;
+    } else {
+        mesh_routes(resources, &mut env, &mut hosts)?;
+        default_routes(resources, &mut env, &mut hosts)?;
+    }
+    let table = RouteTable::new(virtual_hosts(&hosts.hosts, workload)).map_err(|e| {
+        IstioError::new(
+            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
+            IstioErrorKind::Route(e),
+        )
+    })?;
+    let clusters = env.clusters.into_values().map(|r| r.cluster);
+    let config = MeshConfig::new(table, clusters).map_err(|e| {
+        IstioError::new(
+            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
+            IstioErrorKind::Config(e),
+        )
+    })?;
+    Ok((config, env.warnings))
+}
+
+/// The routes of a sidecar or proxyless client: those of the
+/// VirtualServices that apply to the mesh, one VirtualService per host.
+fn mesh_routes<'a>(
+    resources: &'a Resources,
+    env: &mut Env<'a>,
+    hosts: &mut Hosts,
+) -> Result<(), IstioError> {
+    let bound = [gateway::MESH.to_owned()];
+    // The VirtualService routing each host.
     let mut routed: HashMap<String, String> = HashMap::new();
     for vs in &resources.virtual_services {
         let spec = &vs.resource.spec;
         let meta = &vs.resource.metadata;
-        if !lint::applies_to_mesh(&spec.gateways)
-            || !exported(&spec.export_to, meta.namespace(), workload)
+        if !gateway::binds_mesh(&spec.gateways)
+            || !exported(&spec.export_to, meta.namespace(), env.workload)
         {
             continue;
         }
         let ctx = Ctx::new(vs, "VirtualService", &meta.name, meta.namespace());
-        let names = vs_hosts(&ctx, &vs.resource, workload)?;
+        let names = vs_hosts(&ctx, &vs.resource, env.workload)?;
         for (fqdn, at) in &names {
             if let Some(other) = routed.get(fqdn) {
                 return Err(ctx.invalid(
@@ -167,19 +198,81 @@ pub(super) fn mesh_config(
             }
             routed.insert(fqdn.clone(), ctx.describe());
         }
-        let routes = route::routes(&ctx, &vs.resource, &mut env)?;
+        let routes = route::routes(&ctx, &vs.resource, env, &bound)?;
         for (fqdn, _) in names {
-            index.insert(fqdn.clone(), hosts.len());
-            hosts.push(Host {
-                fqdn,
-                routes: routes.clone(),
-            });
+            hosts.add(fqdn, routes.iter().cloned());
         }
     }
+    Ok(())
+}
+
+/// The routes of a gateway: those of the VirtualServices bound to its
+/// Gateways, for the hosts their HTTP servers serve, the VirtualServices
+/// of one host merged in the order read. A match naming a port applies
+/// when the host is served on that port. No default routes: istiod gives a
+/// gateway only the VirtualServices bound to it.
+fn gateway_routes<'a>(
+    resources: &'a Resources,
+    env: &mut Env<'a>,
+    hosts: &mut Hosts,
+) -> Result<(), IstioError> {
+    let gateways = gateway::Gateways::new(resources, env.workload, &mut env.warnings)?;
+    for vs in &resources.virtual_services {
+        let spec = &vs.resource.spec;
+        let meta = &vs.resource.metadata;
+        let namespace = meta.namespace();
+        if !exported(&spec.export_to, namespace, env.workload) {
+            continue;
+        }
+        let bound = gateways.bound(&spec.gateways, namespace);
+        if bound.is_empty() {
+            continue;
+        }
+        let ctx = Ctx::new(vs, "VirtualService", &meta.name, namespace);
+        let names: Vec<String> = vs_hosts(&ctx, &vs.resource, env.workload)?
+            .into_iter()
+            .map(|(fqdn, _)| fqdn)
+            .collect();
+        let served = gateways.hosts(&bound, &names, namespace);
+        if served.is_empty() {
+            env.warnings.push(ctx.warning(
+                &FieldPath::root().key("spec").key("hosts"),
+                format!(
+                    "no server of Gateway {} serves any of its hosts; not routed by this gateway",
+                    bound.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let routes = route::routes(&ctx, &vs.resource, env, &bound)?;
+        for (host, ports) in served {
+            let routes = routes
+                .iter()
+                .filter(|r| r.port.is_none_or(|p| ports.contains(&p)))
+                .map(|r| PortRoute {
+                    port: None,
+                    ..r.clone()
+                });
+            hosts.add(host, routes);
+        }
+    }
+    Ok(())
+}
+
+/// The default routes of a sidecar or proxyless client: to each host with
+/// a DestinationRule, and each service of the registry it sees, that no
+/// VirtualService routes, as istiod generates them.
+fn default_routes<'a>(
+    resources: &'a Resources,
+    env: &mut Env<'a>,
+    hosts: &mut Hosts,
+) -> Result<(), IstioError> {
+    let workload = env.workload;
     // A host whose VirtualService has no route for some port is as if it had
     // none there: its DestinationRule's default applies. A wildcard host
     // covers the services under it, as in Istio.
     let covering: HashSet<String> = hosts
+        .hosts
         .iter()
         .filter(|h| h.routes.iter().any(|r| r.port.is_none()))
         .map(|h| h.fqdn.clone())
@@ -201,7 +294,7 @@ pub(super) fn mesh_config(
             &mut env.clusters,
             &mut env.warnings,
         );
-        add_route(&mut hosts, &index, fqdn, route);
+        hosts.add(fqdn, [route]);
     }
     // So do the services of the registry (ServiceEntry hosts, Kubernetes
     // Services) the client sees, as istiod gives every service one.
@@ -235,22 +328,9 @@ pub(super) fn mesh_config(
             &mut env.clusters,
             &mut env.warnings,
         );
-        add_route(&mut hosts, &index, fqdn.clone(), route);
+        hosts.add(fqdn.clone(), [route]);
     }
-    let table = RouteTable::new(virtual_hosts(&hosts, workload)).map_err(|e| {
-        IstioError::new(
-            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
-            IstioErrorKind::Route(e),
-        )
-    })?;
-    let clusters = env.clusters.into_values().map(|r| r.cluster);
-    let config = MeshConfig::new(table, clusters).map_err(|e| {
-        IstioError::new(
-            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
-            IstioErrorKind::Config(e),
-        )
-    })?;
-    Ok((config, env.warnings))
+    Ok(())
 }
 
 /// The default route of `fqdn` to the whole service, `resolved` (a
@@ -285,22 +365,6 @@ fn default_route(
     }
 }
 
-/// Adds `route` to the host `fqdn`, a new one unless `index` has it.
-fn add_route(
-    hosts: &mut Vec<Host>,
-    index: &HashMap<String, usize>,
-    fqdn: String,
-    route: PortRoute,
-) {
-    match index.get(&fqdn) {
-        Some(i) => hosts[*i].routes.push(route),
-        None => hosts.push(Host {
-            fqdn,
-            routes: vec![route],
-        }),
-    }
-}
-
 /// Whether a resource of `namespace` with `export_to` is visible to
 /// `workload`: everywhere when `export_to` is empty or has `*`, in its own
 /// namespace with `.`, and in the namespaces listed.
@@ -327,6 +391,31 @@ struct Host {
     routes: Vec<PortRoute>,
 }
 
+/// Hosts and their routes, in the order first given.
+#[derive(Default)]
+struct Hosts {
+    hosts: Vec<Host>,
+    /// Hosts by FQDN: their index in `hosts`.
+    index: HashMap<String, usize>,
+}
+
+impl Hosts {
+    /// Adds `routes` after those of the host `fqdn`, a new one unless it
+    /// is known.
+    fn add(&mut self, fqdn: String, routes: impl IntoIterator<Item = PortRoute>) {
+        match self.index.get(&fqdn) {
+            Some(i) => self.hosts[*i].routes.extend(routes),
+            None => {
+                self.index.insert(fqdn.clone(), self.hosts.len());
+                self.hosts.push(Host {
+                    fqdn,
+                    routes: routes.into_iter().collect(),
+                });
+            }
+        }
+    }
+}
+
 /// The hosts of a VirtualService, as FQDNs with where each is written.
 fn vs_hosts(
     ctx: &Ctx<'_>,
@@ -340,7 +429,7 @@ fn vs_hosts(
     let mut out: Vec<(String, FieldPath)> = Vec::new();
     for (i, host) in vs.spec.hosts.iter().enumerate() {
         let at = at.index(i);
-        if host == "*" {
+        if host == "*" && !workload.is_gateway() {
             return Err(ctx.invalid(
                 &at,
                 "the host `*` is allowed only on gateways; name the hosts the rules are for",
@@ -357,8 +446,12 @@ fn vs_hosts(
 
 /// The domains of `fqdn`: a Kubernetes service's also in the short forms
 /// kube-dns resolves (`name.ns.svc`, `name.ns`, and `name` for clients in
-/// its namespace).
+/// its namespace); on a gateway, the host alone (`*` for `*`), with any
+/// port, as istiod writes a gateway's domains.
 fn domains(fqdn: &str, workload: &Workload) -> Vec<String> {
+    if workload.is_gateway() {
+        return vec![fqdn.to_owned()];
+    }
     let Some((name, ns)) = kubernetes_service(fqdn, workload) else {
         return vec![fqdn.to_owned()];
     };

@@ -20,11 +20,13 @@ use super::fault::fault;
 use super::headers::headers;
 use super::{Ctx, Env, PortRoute, check, matching};
 
-/// The routes of `vs` that apply to the client, in order.
+/// The routes of `vs` that apply to the client, in order, for `bound`:
+/// `mesh`, or the client's Gateways `vs` is bound to.
 pub(super) fn routes(
     ctx: &Ctx<'_>,
     vs: &VirtualService,
     env: &mut Env<'_>,
+    bound: &[String],
 ) -> Result<Vec<PortRoute>, IstioError> {
     let mut out = Vec::new();
     let namespace = vs.metadata.namespace();
@@ -42,7 +44,7 @@ pub(super) fn routes(
         for (j, m) in http.matches.iter().enumerate() {
             let at = at.key("match").index(j);
             let (port, matches) = matching::route_match(ctx, &at, m)?;
-            if !matching::applies(m, env.workload) {
+            if !matching::applies(m, env.workload, namespace, bound) {
                 continue;
             }
             let name = match (http.name.as_str(), m.name.as_str()) {

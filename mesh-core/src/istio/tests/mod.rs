@@ -2,6 +2,7 @@
 //! errors and warnings it gets, and the finer points of the mapping.
 
 mod errors;
+mod gateways;
 mod policies;
 mod registry;
 mod routes;

@@ -80,14 +80,10 @@ fn conditions_on_the_client_are_decided_for_it() {
     let yaml = vs(
         "  http:\n  - match:\n    - sourceLabels: {app: productpage}\n    route: [{destination: {host: reviews, subset: v2}}]\n  - match:\n    - sourceNamespace: prod\n    - gateways: [mesh]\n      sourceLabels: {app: nobody}\n      uri: {prefix: /mesh}\n    - gateways: [ingress]\n      uri: {prefix: /ingress}\n    route: [{destination: {host: reviews, subset: v1}}]\n",
     ) + DR;
+    // The match for the gateway `ingress` is for gateway proxies: nothing
+    // to warn about when reading.
     let (_, warnings) = read(&yaml);
-    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        text,
-        [
-            "test.yaml, document 1 (VirtualService default/reviews), line 15, spec.http[1].match[2].gateways: this match applies only to the gateways named, not to sidecars; not used by the client"
-        ]
-    );
+    assert!(warnings.is_empty(), "{warnings:?}");
     let (c, warnings) = convert(&yaml);
     assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(cluster(&c, "http://reviews/", &[]), None);

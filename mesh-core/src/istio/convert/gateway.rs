@@ -1,0 +1,332 @@
+//! Gateways: which VirtualServices apply to a proxy and, for a gateway
+//! proxy, which of their hosts it serves, as istiod decides them.
+//!
+//! A VirtualService names the proxies it applies to in `gateways`: `mesh`
+//! for the sidecars (and proxyless clients), else Gateways, a short name
+//! being in the VirtualService's namespace (istiod's `resolveGatewayName`).
+//! A gateway proxy takes the VirtualServices bound to the Gateways it
+//! implements, and of their hosts those its HTTP servers serve: a server
+//! host `ns/h` takes the hosts `h` covers of VirtualServices in `ns`, and
+//! the two meet at the narrower (istiod's `NamesForNamespace` and
+//! `Intersection`).
+
+use std::collections::BTreeSet;
+
+use crate::registry::Protocol;
+
+use super::super::api::{Gateway, Server, ServerTLSMode};
+use super::super::error::{IstioError, Warning};
+use super::super::yaml::{FieldPath, Origin};
+use super::super::{Resources, Sourced, Workload};
+use super::{Ctx, check};
+
+/// What `gateways` names for the sidecars of the mesh.
+pub(super) const MESH: &str = "mesh";
+
+/// The gateway `written` names in a resource of `namespace`, as
+/// `namespace/name`: a short name (or `./name`) is in `namespace`, the
+/// legacy `name.namespace[.svc...]` is `namespace/name`; `mesh` stays
+/// `mesh`.
+pub(super) fn resolve(written: &str, namespace: &str) -> String {
+    if written == MESH {
+        return MESH.to_owned();
+    }
+    match written.split_once('/') {
+        Some((".", name)) => format!("{namespace}/{name}"),
+        Some(_) => written.to_owned(),
+        None => match written.split_once('.') {
+            None => format!("{namespace}/{written}"),
+            Some((name, rest)) => {
+                let ns = rest.split('.').next().unwrap_or(rest);
+                format!("{ns}/{name}")
+            }
+        },
+    }
+}
+
+/// Whether a VirtualService (or a match) with `gateways` applies to the
+/// sidecars of the mesh: it names none, or `mesh`.
+pub(super) fn binds_mesh(gateways: &[String]) -> bool {
+    gateways.is_empty() || gateways.iter().any(|g| g == MESH)
+}
+
+/// Whether pattern `wide` covers host `narrow` (istiod's `SubsetOf` seen
+/// from the other side): the same, `*`, or `*.suffix` over a host ending
+/// in `.suffix` (`*.example.com` covers `a.example.com` and
+/// `*.a.example.com`, not `example.com`).
+pub(super) fn covers(wide: &str, narrow: &str) -> bool {
+    wide == narrow
+        || wide == "*"
+        || wide
+            .strip_prefix('*')
+            .is_some_and(|suffix| narrow.ends_with(suffix))
+}
+
+/// Where a server host and a VirtualService host meet: the narrower of
+/// the two when one covers the other.
+fn intersect<'h>(server: &'h str, vs: &'h str) -> Option<&'h str> {
+    if covers(vs, server) {
+        Some(server)
+    } else if covers(server, vs) {
+        Some(vs)
+    } else {
+        None
+    }
+}
+
+/// A host of a server: the namespace whose VirtualServices it takes
+/// (`None` for any) and the host or pattern.
+#[derive(Debug, PartialEq, Eq)]
+struct ServerHost {
+    namespace: Option<String>,
+    host: String,
+}
+
+/// A server of a Gateway that takes HTTP routes: its port and hosts.
+struct HttpServer {
+    port: u16,
+    hosts: Vec<ServerHost>,
+}
+
+/// The Gateways a gateway workload implements, with their HTTP servers.
+pub(super) struct Gateways {
+    /// By qualified name, in the workload's order, each once.
+    gateways: Vec<(String, Vec<HttpServer>)>,
+}
+
+impl Gateways {
+    /// The Gateways of `workload` (its `gateways`) that `resources`
+    /// define, their servers checked; one the resources do not define is
+    /// warned about and serves nothing, one they define twice is an error.
+    pub(super) fn new(
+        resources: &Resources,
+        workload: &Workload,
+        warnings: &mut Vec<Warning>,
+    ) -> Result<Self, IstioError> {
+        let mut gateways: Vec<(String, Vec<HttpServer>)> = Vec::new();
+        for written in &workload.gateways {
+            let name = resolve(written, &workload.namespace);
+            if gateways.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
+            let mut defined = resources
+                .gateways
+                .iter()
+                .filter(|g| g.resource.qualified_name() == name);
+            let servers = match (defined.next(), defined.next()) {
+                (Some(first), Some(second)) => {
+                    return Err(ctx(second).invalid(
+                        &FieldPath::root().key("metadata").key("name"),
+                        format!(
+                            "the name is also that of {}; a Gateway has one definition",
+                            ctx(first).describe()
+                        ),
+                    ));
+                }
+                (Some(gw), None) => http_servers(gw)?,
+                (None, _) => {
+                    let origin = Origin::new("<istio resources>", None);
+                    warnings.push(Warning {
+                        location: origin.locate(None, &FieldPath::root()),
+                        message: format!(
+                            "the workload implements Gateway {name}, which no resource defines; no routes are bound to it"
+                        ),
+                    });
+                    Vec::new()
+                }
+            };
+            gateways.push((name, servers));
+        }
+        Ok(Self { gateways })
+    }
+
+    /// The workload's Gateways that `gateways`, written in a resource of
+    /// `namespace`, names, in the workload's order.
+    pub(super) fn bound(&self, gateways: &[String], namespace: &str) -> Vec<String> {
+        let named: Vec<String> = gateways.iter().map(|g| resolve(g, namespace)).collect();
+        self.gateways
+            .iter()
+            .filter(|(name, _)| named.contains(name))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    /// The hosts the servers of the Gateways `bound` serve of `vs_hosts`,
+    /// the hosts of a VirtualService of `namespace`, each with the ports
+    /// it is served on, in the order of the servers.
+    pub(super) fn hosts(
+        &self,
+        bound: &[String],
+        vs_hosts: &[String],
+        namespace: &str,
+    ) -> Vec<(String, BTreeSet<u16>)> {
+        let mut out: Vec<(String, BTreeSet<u16>)> = Vec::new();
+        let servers = self
+            .gateways
+            .iter()
+            .filter(|(name, _)| bound.contains(name))
+            .flat_map(|(_, servers)| servers);
+        for server in servers {
+            let hosts = server
+                .hosts
+                .iter()
+                .filter(|h| h.namespace.as_deref().is_none_or(|ns| ns == namespace));
+            for sh in hosts {
+                for vh in vs_hosts {
+                    let Some(host) = intersect(&sh.host, vh) else {
+                        continue;
+                    };
+                    match out.iter_mut().find(|(h, _)| h == host) {
+                        Some((_, ports)) => {
+                            ports.insert(server.port);
+                        }
+                        None => out.push((host.to_owned(), BTreeSet::from([server.port]))),
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn ctx(gw: &Sourced<Gateway>) -> Ctx<'_> {
+    let meta = &gw.resource.metadata;
+    Ctx::new(gw, "Gateway", &meta.name, meta.namespace())
+}
+
+/// The servers of `gw` that take HTTP routes (HTTP, HTTP/2, gRPC, and
+/// HTTPS terminated at the gateway, as istiod's `IsHTTPServer`), every
+/// server checked as Istio's validation checks it.
+fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
+    let ctx = ctx(gw);
+    let at = FieldPath::root().key("spec").key("servers");
+    let spec = &gw.resource.spec;
+    if spec.servers.is_empty() {
+        return Err(ctx.invalid(&at, "expected at least one server"));
+    }
+    let mut out = Vec::new();
+    for (i, server) in spec.servers.iter().enumerate() {
+        let at = at.index(i);
+        let (port, http) = port(&ctx, &at, server)?;
+        let hosts_at = at.key("hosts");
+        if server.hosts.is_empty() {
+            return Err(ctx.invalid(&hosts_at, "expected at least one host"));
+        }
+        let namespace = gw.resource.metadata.namespace();
+        let hosts = server
+            .hosts
+            .iter()
+            .enumerate()
+            .map(|(j, h)| server_host(&ctx, &hosts_at.index(j), h, namespace))
+            .collect::<Result<Vec<_>, _>>()?;
+        if http {
+            out.push(HttpServer { port, hosts });
+        }
+    }
+    Ok(out)
+}
+
+/// The port of `server` and whether it takes HTTP routes.
+fn port(ctx: &Ctx<'_>, at: &FieldPath, server: &Server) -> Result<(u16, bool), IstioError> {
+    let Some(p) = &server.port else {
+        return Err(ctx.invalid(&at.key("port"), "expected a port"));
+    };
+    let number = check::required_port(ctx, &at.key("port").key("number"), p.number)?;
+    let protocol = Protocol::parse(&p.protocol);
+    if protocol == Protocol::Unsupported {
+        return Err(ctx.invalid(
+            &at.key("port").key("protocol"),
+            format!(
+                "{:?} is not a protocol of a gateway server; expected HTTP, HTTPS, HTTP2, GRPC, GRPC-WEB, TCP, TLS, MONGO, REDIS or MYSQL",
+                p.protocol
+            ),
+        ));
+    }
+    let tls = matches!(protocol, Protocol::Https | Protocol::Tls);
+    if tls && server.tls.is_none() {
+        return Err(ctx.invalid(
+            &at.key("tls"),
+            format!("a server of protocol {protocol} needs TLS settings"),
+        ));
+    }
+    let passthrough = server.tls.as_ref().is_some_and(|t| {
+        matches!(
+            t.mode,
+            None | Some(ServerTLSMode::Passthrough | ServerTLSMode::AutoPassthrough)
+        )
+    });
+    let http = protocol.is_http() || (protocol == Protocol::Https && !passthrough);
+    Ok((number, http))
+}
+
+/// A server host `[namespace/]host` of a Gateway of `gateway_namespace`.
+fn server_host(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    written: &str,
+    gateway_namespace: &str,
+) -> Result<ServerHost, IstioError> {
+    let (namespace, host) = match written.split_once('/') {
+        None => (None, written),
+        Some(("", _)) => {
+            return Err(ctx.invalid(
+                at,
+                format!(
+                    "{written:?} has an empty namespace; expected namespace/host, */host or ./host"
+                ),
+            ));
+        }
+        Some(("*", host)) => (None, host),
+        Some((".", host)) => (Some(gateway_namespace.to_owned()), host),
+        Some((ns, host)) => (Some(ns.to_owned()), host),
+    };
+    Ok(ServerHost {
+        namespace,
+        host: check::gateway_host(ctx, at, host)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_names_are_completed_in_the_resource_namespace() {
+        assert_eq!(resolve("mesh", "prod"), "mesh");
+        assert_eq!(resolve("ingress", "prod"), "prod/ingress");
+        assert_eq!(resolve("./ingress", "prod"), "prod/ingress");
+        assert_eq!(
+            resolve("istio-system/ingress", "prod"),
+            "istio-system/ingress"
+        );
+        assert_eq!(
+            resolve("ingress.istio-system", "prod"),
+            "istio-system/ingress"
+        );
+        assert_eq!(
+            resolve("ingress.istio-system.svc.cluster.local", "prod"),
+            "istio-system/ingress"
+        );
+        assert!(binds_mesh(&[]));
+        assert!(binds_mesh(&["ingress".into(), "mesh".into()]));
+        assert!(!binds_mesh(&["ingress".into()]));
+    }
+
+    #[test]
+    fn hosts_meet_at_the_narrower() {
+        assert!(covers("*", "a.example.com"));
+        assert!(covers("*.example.com", "a.example.com"));
+        assert!(covers("*.example.com", "*.a.example.com"));
+        assert!(!covers("*.example.com", "example.com"));
+        assert!(!covers("*.example.com", "*"));
+        assert!(!covers("a.example.com", "b.example.com"));
+        assert_eq!(intersect("*", "*"), Some("*"));
+        assert_eq!(intersect("*", "a.com"), Some("a.com"));
+        assert_eq!(intersect("*.example.com", "*"), Some("*.example.com"));
+        assert_eq!(
+            intersect("a.example.com", "*.example.com"),
+            Some("a.example.com")
+        );
+        assert_eq!(intersect("a.example.com", "b.example.com"), None);
+    }
+}
