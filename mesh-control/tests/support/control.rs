@@ -1,6 +1,6 @@
 //! `mesh-control serve` as a child process on free loopback ports, HTTP
-//! upstreams that answer with their name, and a plain GET for the admin
-//! endpoints.
+//! and gRPC upstreams that answer with their name, and a plain GET for the
+//! admin endpoints.
 
 use std::convert::Infallible;
 use std::io::{BufRead, BufReader, Read};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -177,6 +177,48 @@ pub(crate) async fn upstream(name: &'static str) -> SocketAddr {
             });
             tokio::spawn(async move {
                 let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// A gRPC server on a free port of 127.0.0.1 answering every unary call,
+/// whatever its method, with one message holding `name`, until the test's
+/// runtime ends. Its clients read the answer with an identity
+/// deserializer, so no `.proto` is needed on either side.
+pub(crate) async fn grpc_upstream(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A length-prefixed message: not compressed, its length, its bytes.
+    let mut message = vec![0];
+    message.extend_from_slice(&(name.len() as u32).to_be_bytes());
+    message.extend_from_slice(name.as_bytes());
+    let message = Bytes::from(message);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let message = message.clone();
+            let service = hyper::service::service_fn(move |_req| {
+                let message = message.clone();
+                async move {
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let body = Full::new(message)
+                        .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
+                    let response = hyper::Response::builder()
+                        .header("content-type", "application/grpc")
+                        .body(body)
+                        .unwrap();
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
