@@ -84,9 +84,10 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     Ok(files)
 }
 
-/// Reads every file of `dir` and checks that its resources convert, for
-/// a client in `cluster_domain`'s `default` namespace, into a mesh
-/// configuration and a registry.
+/// Reads every file of `dir` and checks that its resources convert into
+/// a registry and into mesh configurations, for a client in
+/// `cluster_domain`'s `default` namespace and for each Gateway's
+/// proxies, and that its authorization policies can be enforced.
 pub fn load(dir: &Path, cluster_domain: &str) -> Result<Loaded, Vec<LoadError>> {
     let mut texts = Vec::new();
     let mut errors = Vec::new();
@@ -130,9 +131,22 @@ pub fn load_texts(
         cluster_domain: cluster_domain.to_owned(),
         ..Workload::default()
     };
-    let checked = resources
-        .registry(cluster_domain)
-        .and_then(|registry| Ok((registry, resources.convert(&workload)?)));
+    // As a sidecar in `default` sees them, and as each Gateway's proxies
+    // do, so that a broken Gateway is found now rather than when a
+    // gateway connects.
+    let gateways = resources.gateways.iter().map(|g| Workload {
+        namespace: g.resource.metadata.namespace().to_owned(),
+        cluster_domain: cluster_domain.to_owned(),
+        labels: g.resource.spec.selector.clone(),
+        gateways: vec![g.resource.qualified_name()],
+    });
+    let checked = resources.registry(cluster_domain).and_then(|registry| {
+        let (_, warnings) = resources.convert(&workload)?;
+        for gateway in gateways {
+            resources.convert(&gateway)?;
+        }
+        Ok((registry, ((), warnings)))
+    });
     if let Err(e) = authz::check(&resources) {
         return Err(vec![e.into()]);
     }
@@ -212,6 +226,16 @@ mod tests {
         let d = dir(&[("a.yaml", &vs)]);
         let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
         assert!(message.contains("v9"), "{message}");
+    }
+
+    #[test]
+    fn a_broken_gateway_is_found_when_loading() {
+        let gateway = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\n\
+            spec:\n  selector: {istio: ingressgateway}\n  servers: [{hosts: ['*']}]\n";
+        let d = dir(&[("gw.yaml", gateway)]);
+        let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
+        assert!(message.contains("gw.yaml"), "{message}");
+        assert!(message.contains("port"), "{message}");
     }
 
     #[test]

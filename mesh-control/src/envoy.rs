@@ -1,6 +1,7 @@
-//! What an Envoy sidecar is served, in istiod's shape for Envoy: every
-//! service it can see, as listeners with filter chains rather than API
-//! listeners.
+//! What Envoy is served, in istiod's shapes for Envoy: listeners with
+//! filter chains rather than API listeners.
+//!
+//! A **sidecar** gets every service it can see:
 //!
 //! - **Clusters and endpoints**: those the routes of every HTTP service
 //!   port send to (`outbound|9080|v1|reviews.default.svc.cluster.local`),
@@ -14,8 +15,15 @@
 //!   on the sidecar's own IP, as Istio's `Sidecar` egress listeners do
 //!   with `captureMode: NONE`.
 //!
+//! A **gateway** (`router~…`) gets the servers of the `Gateway`s whose
+//! selector its labels match: a listener `IP_PORT` per plain-text HTTP
+//! server port, bound on its IP, routed by the route configuration
+//! `http.PORT` made of the VirtualServices bound to those Gateways, and
+//! the clusters those routes send to. A destination without a port takes
+//! its service's one port.
+//!
 //! Only HTTP ports (Istio's `http`, `http2`, `grpc`, … protocols) are
-//! served; TCP proxying is not.
+//! served; TCP proxying and TLS termination at a gateway are not.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,7 +31,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
-use mesh_core::registry::Registry;
+use mesh_core::istio::{Gateway, Sourced};
+use mesh_core::registry::{Protocol, Registry};
+use mesh_core::route::ClusterName;
 use mesh_xds::translate;
 
 use crate::assemble::{Assembly, BuildError, ByType};
@@ -36,7 +46,7 @@ pub fn sidecar(
     config: &MeshConfig,
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
-    let ip = node.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let ip = bind_ip(node);
     let mut assembly = Assembly::default();
     let mut by_port: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
     for service in registry.services() {
@@ -65,14 +75,72 @@ pub fn sidecar(
             ..Default::default()
         };
         assembly.add(&name, &routes);
-        let listener = format!("{ip}_{port}");
-        let l = translate::envoy_listener(
-            &listener,
-            SocketAddr::new(ip, port),
-            &name,
-            &format!("outbound_{listener}"),
-        );
-        assembly.add(&listener, &l);
+        add_listener(&mut assembly, ip, port, &name, "outbound");
     }
     assembly.finish(config, registry)
+}
+
+/// The resources of an Envoy gateway `node` implementing `gateways`,
+/// under `config` (converted for it) and `registry`.
+pub fn gateway(
+    node: &NodeClass,
+    gateways: &[&Sourced<Gateway>],
+    config: &MeshConfig,
+    registry: &Registry,
+) -> Result<ByType, BuildError> {
+    let ip = bind_ip(node);
+    let mut assembly = Assembly::default();
+    let mut ports: Vec<u16> = gateways
+        .iter()
+        .flat_map(|g| &g.resource.spec.servers)
+        .filter_map(|server| server.port.as_ref())
+        .filter(|p| Protocol::parse(&p.protocol).is_http())
+        .filter_map(|p| u16::try_from(p.number).ok())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    // Every server shares the gateway's one route table.
+    let vhosts = config.routes().virtual_hosts().to_vec();
+    // A destination written without a port takes its service's only port.
+    let port_of = |c: &ClusterName| {
+        let host = c.as_str().rsplit('|').next()?;
+        match registry.service(host)?.ports.as_slice() {
+            [only] => Some(only.number),
+            _ => None,
+        }
+    };
+    for port in ports {
+        let name = format!("http.{port}");
+        let ported = translate::port_routes(config, &name, vhosts.clone(), port_of)?;
+        let mut routes = ported.route_configuration;
+        routes.validate_clusters = Some(BoolValue { value: false });
+        assembly.add(&name, &routes);
+        for c in &ported.clusters {
+            if let Some((host, port)) = service_port_of(&c.name) {
+                assembly.add_clusters(std::slice::from_ref(c), host, port);
+            }
+        }
+        add_listener(&mut assembly, ip, port, &name, "gateway");
+    }
+    assembly.finish(config, registry)
+}
+
+/// The IP an Envoy node's listeners bind: its own, else every address.
+fn bind_ip(node: &NodeClass) -> IpAddr {
+    node.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Adds the listener `IP_PORT` routed by `routes`.
+fn add_listener(assembly: &mut Assembly, ip: IpAddr, port: u16, routes: &str, direction: &str) {
+    let name = format!("{ip}_{port}");
+    let stat_prefix = format!("{direction}_{name}");
+    let l = translate::envoy_listener(&name, SocketAddr::new(ip, port), routes, &stat_prefix);
+    assembly.add(&name, &l);
+}
+
+/// The service and port of a cluster named `outbound|PORT|SUBSET|HOST`.
+fn service_port_of(name: &str) -> Option<(&str, u16)> {
+    let mut parts = name.split('|');
+    let (_, port, _, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((host, port.parse().ok()?))
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
 use mesh_control::{ControlPlane, admin, config_dir, json, watch};
 use mesh_xds::server::AdsServer;
@@ -48,9 +49,17 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
         /// The node's id: Istio's `sidecar~IP~POD.NS~NS.svc.DOMAIN` gives
-        /// its namespace.
+        /// its namespace (and, for Envoy, the IP its listeners bind).
         #[arg(long, default_value = "proxyless")]
         node: String,
+        /// The node is Envoy: a sidecar, or a gateway when its id starts
+        /// `router~`. Without it the node is a proxyless client.
+        #[arg(long)]
+        envoy: bool,
+        /// A label of the node (KEY=VALUE), as Istio's agent sends the
+        /// pod's; a gateway is matched to Gateways by them.
+        #[arg(long = "label", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// The services' DNS domain.
         #[arg(long, default_value = "cluster.local")]
         cluster_domain: String,
@@ -102,8 +111,13 @@ fn main() -> anyhow::Result<()> {
         Command::Translate {
             config,
             node,
+            envoy,
+            labels,
             cluster_domain,
-        } => translate(&config, &node, &cluster_domain)?,
+        } => {
+            let node = node_proto(node, envoy, labels);
+            translate(&config, &node, &cluster_domain)?
+        }
         Command::Ca(CaCommand::Init { dir }) => {
             Ca::init(&dir)?;
             eprintln!("root written to {}", dir.display());
@@ -123,9 +137,39 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints what a proxyless node `node_id` asking for every service would
-/// be served.
-fn translate(config: &Path, node_id: &str, cluster_domain: &str) -> anyhow::Result<()> {
+/// `KEY=VALUE`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// The `Node` a client with these would send.
+fn node_proto(id: String, envoy: bool, labels: Vec<(String, String)>) -> Node {
+    let string = |s: String| Value {
+        kind: Some(Kind::StringValue(s)),
+    };
+    let labels = Struct {
+        fields: labels.into_iter().map(|(k, v)| (k, string(v))).collect(),
+    };
+    Node {
+        id,
+        user_agent_name: if envoy { "envoy".into() } else { String::new() },
+        metadata: Some(Struct {
+            fields: [(
+                "LABELS".to_owned(),
+                Value {
+                    kind: Some(Kind::StructValue(labels)),
+                },
+            )]
+            .into(),
+        }),
+        ..Node::default()
+    }
+}
+
+/// Prints what `node` would be served if it asked for every service.
+fn translate(config: &Path, node: &Node, cluster_domain: &str) -> anyhow::Result<()> {
     let loaded = config_dir::load(config, cluster_domain).map_err(|errors| {
         let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
         anyhow::anyhow!("the configuration does not load:\n{}", lines.join("\n"))
@@ -135,11 +179,7 @@ fn translate(config: &Path, node_id: &str, cluster_domain: &str) -> anyhow::Resu
     }
     let plane = ControlPlane::new(cluster_domain);
     plane.apply(loaded);
-    let node = Node {
-        id: node_id.to_owned(),
-        ..Node::default()
-    };
-    let resources = plane.resources_for(&node).map_err(anyhow::Error::msg)?;
+    let resources = plane.resources_for(node).map_err(anyhow::Error::msg)?;
     let out = json::resources_json(&resources)?;
     let mut stdout = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut stdout, &out)?;

@@ -12,10 +12,10 @@
 //!   ([`set_instances`](ControlPlane::set_instances)) rebuild every
 //!   class's cache at once. A class whose resources cannot be written
 //!   keeps what it had and records why ([`ControlPlane::status`]).
-//! - An Envoy sidecar's cache holds every service (see
+//! - An Envoy sidecar's cache holds every service, and an Envoy
+//!   gateway's the servers of the Gateways its labels select (see
 //!   [`envoy`](crate::envoy)), as Envoy asks for every listener and
-//!   cluster. Envoy gateways are recognised but not served yet: their
-//!   cache stays empty.
+//!   cluster.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -231,8 +231,17 @@ impl ControlPlane {
 
 impl State {
     fn config_for(&self, class: &NodeClass) -> Result<MeshConfig, String> {
+        let mut workload = class.workload();
+        if class.shape == Shape::Router {
+            workload.gateways = self
+                .resources
+                .gateways_for(&class.labels)
+                .iter()
+                .map(|g| g.resource.qualified_name())
+                .collect();
+        }
         self.resources
-            .to_mesh_config_for(&class.workload())
+            .to_mesh_config_for(&workload)
             .map_err(|e| e.to_string())
     }
 
@@ -257,7 +266,10 @@ impl State {
                 proxyless::resources(names, class, &self.resources, &config, &self.registry)
             }
             Shape::Sidecar => envoy::sidecar(class, &config, &self.registry),
-            Shape::Router => return Ok(ByType::new()),
+            Shape::Router => {
+                let gateways = self.resources.gateways_for(&class.labels);
+                envoy::gateway(class, &gateways, &config, &self.registry)
+            }
         };
         built.map_err(|e| e.to_string())
     }
@@ -307,11 +319,8 @@ impl Snapshots for ControlPlane {
         entry.streams += 1;
         let cache = entry.cache.clone();
         // A proxyless node's resources are made as it asks; an Envoy
-        // node's are every service's, there from the start.
+        // node's are all there from the start.
         if !known && class.shape != Shape::Proxyless {
-            if class.shape == Shape::Router {
-                tracing::warn!(node = %node.id, "Envoy gateways are not served yet: this one gets no resources");
-            }
             state.rebuild(&class);
         }
         cache

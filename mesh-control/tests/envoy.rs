@@ -1,7 +1,7 @@
-//! A real Envoy as a sidecar of `mesh-control serve`: it takes the
-//! sidecar shape over ADS (listeners with filter chains, routes by port,
-//! EDS clusters), routes by header and splits by weight as bookinfo's
-//! VirtualServices say, and follows an edit.
+//! A real Envoy as a sidecar and as an ingress gateway of `mesh-control
+//! serve`: it takes each shape over ADS (listeners with filter chains,
+//! routes by port or by Gateway server, EDS clusters), routes by header or
+//! path and splits by weight as bookinfo's YAML says, and follows an edit.
 
 mod support;
 
@@ -16,22 +16,47 @@ use support::mesh::bookinfo;
 
 const NODE: &str = "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local";
 
-/// The reviews Service on `port` and a WorkloadEntry per version.
-fn registry(port: u16, upstreams: &[(&str, SocketAddr)]) -> String {
+/// The Service `app` on `port` and a WorkloadEntry per version.
+fn registry(app: &str, port: u16, upstreams: &[(&str, SocketAddr)]) -> String {
     let mut yaml = format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: default}}\n\
-         spec:\n  selector: {{app: reviews}}\n  ports: [{{name: http, port: {port}}}]\n"
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {app}, namespace: default}}\n\
+         spec:\n  selector: {{app: {app}}}\n  ports: [{{name: http, port: {port}}}]\n"
     );
     for (version, addr) in upstreams {
         yaml.push_str(&format!(
             "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
-             metadata: {{name: reviews-{version}, namespace: default}}\n\
-             spec:\n  address: {}\n  ports: {{http: {}}}\n  labels: {{app: reviews, version: {version}}}\n",
+             metadata: {{name: {app}-{version}, namespace: default}}\n\
+             spec:\n  address: {}\n  ports: {{http: {}}}\n  labels: {{app: {app}, version: {version}}}\n",
             addr.ip(),
             addr.port()
         ));
     }
     yaml
+}
+
+/// Three reviews upstreams, v1 to v3.
+async fn reviews_upstreams() -> [(&'static str, SocketAddr); 3] {
+    [
+        ("v1", upstream("v1").await),
+        ("v2", upstream("v2").await),
+        ("v3", upstream("v3").await),
+    ]
+}
+
+/// Asserts that about `share` of `n` requests through `listener` as
+/// `host` go to `version` (within 4σ), and the rest to one other.
+async fn assert_split(listener: SocketAddr, host: &str, version: &str, share: f64) {
+    let n = 500;
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for _ in 0..n {
+        let (status, body) = http_get(listener, host, "/reviews/0", &[]).await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        *counts.entry(body).or_default() += 1;
+    }
+    let got = counts.get(version).copied().unwrap_or(0) as f64;
+    let sigma = (n as f64 * share * (1.0 - share)).sqrt();
+    assert_eq!(counts.len(), 2, "{counts:?}");
+    assert!((got - share * n as f64).abs() <= 4.0 * sigma, "{counts:?}");
 }
 
 /// A request through the sidecar's listener for reviews: which version
@@ -62,15 +87,15 @@ async fn wait_until(listener: SocketAddr, what: &str, want: impl Fn(&str) -> boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
-    let upstreams = [
-        ("v1", upstream("v1").await),
-        ("v2", upstream("v2").await),
-        ("v3", upstream("v3").await),
-    ];
+    let upstreams = reviews_upstreams().await;
     // The listener's port is the service port, which Envoy binds.
     let port = free_port();
     let dir = TempDir::new("envoy-sidecar");
-    std::fs::write(dir.join("registry.yaml"), registry(port, &upstreams)).unwrap();
+    std::fs::write(
+        dir.join("registry.yaml"),
+        registry("reviews", port, &upstreams),
+    )
+    .unwrap();
     std::fs::write(
         dir.join("destination-rules.yaml"),
         bookinfo("destination-rule-all.yaml"),
@@ -131,4 +156,82 @@ async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
     assert!((v2 - expected).abs() <= 4.0 * sigma, "{counts:?}");
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}
+
+/// A VirtualService bound to bookinfo's Gateway: `reviews.example.com`
+/// split 80/20 between reviews v1 and v2.
+const REVIEWS_AT_THE_EDGE: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+    metadata: {name: reviews-edge}\nspec:\n  hosts: [reviews.example.com]\n  gateways: [bookinfo-gateway]\n\
+    \x20 http:\n  - route:\n    - {destination: {host: reviews, subset: v1}, weight: 80}\n\
+    \x20   - {destination: {host: reviews, subset: v2}, weight: 20}\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
+    let productpage = [("v1", upstream("productpage").await)];
+    let reviews = reviews_upstreams().await;
+    // The Gateway's server port, which Envoy binds.
+    let port = free_port();
+    let dir = TempDir::new("envoy-gateway");
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "productpage.yaml",
+        registry("productpage", 9080, &productpage),
+    );
+    write("reviews.yaml", registry("reviews", 9080, &reviews));
+    write("rules.yaml", bookinfo("destination-rule-all.yaml"));
+    write(
+        "gateway.yaml",
+        bookinfo("bookinfo-gateway.yaml").replace("number: 8080", &format!("number: {port}")),
+    );
+    write("edge.yaml", REVIEWS_AT_THE_EDGE.to_owned());
+    let control = Control::start(dir.path());
+    let node =
+        "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
+    let Some(_envoy) = Envoy::start(control.xds, node, &[("istio", "ingressgateway")]) else {
+        return;
+    };
+    let listener: SocketAddr = ([127, 0, 0, 1], port).into();
+    let page = || http_get(listener, "bookinfo.example.com", "/productpage", &[]);
+    let ready = tokio::time::timeout(WAIT, async {
+        loop {
+            if matches!(page().await, Ok((200, _))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        ready.is_ok(),
+        "the gateway never served /productpage: {:?}",
+        page().await
+    );
+
+    // bookinfo's VirtualService: its paths to productpage, nothing else.
+    assert_eq!(page().await.unwrap(), (200, "productpage".to_owned()));
+    let (status, _) = http_get(listener, "bookinfo.example.com", "/api/v1/products", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let (status, _) = http_get(listener, "bookinfo.example.com", "/nope", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 404);
+    // The second VirtualService: its host split 80/20.
+    assert_split(listener, "reviews.example.com", "v2", 0.2).await;
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    let router = dump["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["shape"] == "router")
+        .expect("the gateway's class");
+    assert!(
+        router["resources"]["RDS"]
+            .as_object()
+            .unwrap()
+            .contains_key(&format!("http.{port}")),
+        "{router:#}"
+    );
 }

@@ -1,7 +1,9 @@
 //! Golden translations: Istio's bookinfo samples (its Services, the
 //! DestinationRules with v1/v2/v3 subsets, and each VirtualService
 //! sample) turned into what a proxyless client in `default` is served,
-//! as `mesh-control translate` prints it, compared with the files in
+//! and bookinfo's Gateway into what Envoy as the ingress gateway is
+//! served, and one sample into what an Envoy sidecar is, as
+//! `mesh-control translate` prints them, compared with the files in
 //! `tests/golden/`.
 //!
 //! After a deliberate change of output, `UPDATE_GOLDEN=1 cargo test -p
@@ -19,9 +21,11 @@ const BOOKINFO: &str = concat!(
     "/../mesh-core/tests/data/bookinfo"
 );
 
-/// What a proxyless client is served under bookinfo's Services and
-/// DestinationRules and the VirtualService sample `file`.
-fn translate(file: &str) -> serde_json::Value {
+const SIDECAR: &str = "sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local";
+
+/// What `node` is served under bookinfo's Services and DestinationRules
+/// and the sample `file`.
+fn translate(file: &str, node: &Node) -> serde_json::Value {
     let texts = ["bookinfo.yaml", "destination-rule-all.yaml", file].map(|f| {
         let text = std::fs::read_to_string(format!("{BOOKINFO}/{f}")).unwrap();
         (f.to_owned(), text)
@@ -29,16 +33,55 @@ fn translate(file: &str) -> serde_json::Value {
     let loaded = load_texts(texts, "cluster.local").unwrap();
     let plane = ControlPlane::new("cluster.local");
     plane.apply(loaded);
-    let node = Node {
-        id: "sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local".into(),
-        ..Node::default()
-    };
-    resources_json(&plane.resources_for(&node).unwrap()).unwrap()
+    resources_json(&plane.resources_for(node).unwrap()).unwrap()
 }
 
-/// Compares the translation of `file` with `tests/golden/<name>.json`.
+/// A proxyless client in `default`.
+fn proxyless() -> Node {
+    Node {
+        id: SIDECAR.into(),
+        ..Node::default()
+    }
+}
+
+/// Envoy as `id`, with `labels`.
+fn envoy(id: &str, labels: &[(&str, &str)]) -> Node {
+    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.into())),
+    };
+    let labels = Struct {
+        fields: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), string(v)))
+            .collect(),
+    };
+    Node {
+        id: id.into(),
+        user_agent_name: "envoy".into(),
+        metadata: Some(Struct {
+            fields: [(
+                "LABELS".to_owned(),
+                Value {
+                    kind: Some(Kind::StructValue(labels)),
+                },
+            )]
+            .into(),
+        }),
+        ..Node::default()
+    }
+}
+
+/// Compares the translation of `file` for a proxyless client with
+/// `tests/golden/<name>.json`.
 fn check(name: &str, file: &str) -> serde_json::Value {
-    let got = translate(file);
+    check_for(name, file, &proxyless())
+}
+
+/// Compares the translation of `file` for `node` with
+/// `tests/golden/<name>.json`.
+fn check_for(name: &str, file: &str, node: &Node) -> serde_json::Value {
+    let got = translate(file, node);
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
@@ -175,5 +218,41 @@ fn reviews_v2_timeout() {
     assert_eq!(
         cluster_of(route),
         "outbound|9080|v2|reviews.default.svc.cluster.local"
+    );
+}
+
+#[test]
+fn envoy_sidecar_reviews_test_v2() {
+    let json = check_for(
+        "envoy-sidecar-reviews-test-v2",
+        "virtual-service-reviews-test-v2.yaml",
+        &envoy(SIDECAR, &[("app", "productpage")]),
+    );
+    let listeners: Vec<&str> = json["LDS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listeners, ["10.0.0.1_9080"]);
+    // One route configuration for the port, every service's virtual host.
+    assert_eq!(json["RDS"][0]["name"], "9080");
+    assert_eq!(json["RDS"][0]["virtualHosts"].as_array().unwrap().len(), 4);
+}
+
+#[test]
+fn envoy_ingress_gateway() {
+    let node = "router~10.0.0.2~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
+    let json = check_for(
+        "envoy-ingress-gateway",
+        "bookinfo-gateway.yaml",
+        &envoy(node, &[("istio", "ingressgateway")]),
+    );
+    assert_eq!(json["LDS"][0]["name"], "10.0.0.2_8080");
+    let vh = &json["RDS"][0]["virtualHosts"][0];
+    assert_eq!(vh["domains"], serde_json::json!(["*"]));
+    assert_eq!(
+        cluster_of(&vh["routes"][0]),
+        "outbound|9080||productpage.default.svc.cluster.local"
     );
 }
