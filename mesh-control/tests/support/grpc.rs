@@ -72,19 +72,7 @@ pub(crate) async fn health_check(
             .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
     );
 
-    let connector = tls_connector(client_dir, server_id);
-    let channel = Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_with_connector(tower::service_fn(move |_uri| {
-            let connector = connector.clone();
-            async move {
-                let tcp = TcpStream::connect(addr).await?;
-                let name = ServerName::from(addr.ip());
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await;
+    let channel = mtls_channel(client_dir, server_id, addr).await;
     let response = match channel {
         Ok(channel) => HealthClient::new(channel)
             .check(HealthCheckRequest {
@@ -101,6 +89,28 @@ pub(crate) async fn health_check(
         serving: response.status == Status::Serving as i32,
         client_cert,
     })
+}
+
+/// A gRPC channel to `addr` over mutual TLS, presenting the files in
+/// `client_dir` and requiring the server to be `server_id`.
+pub(crate) async fn mtls_channel(
+    client_dir: &Path,
+    server_id: &str,
+    addr: std::net::SocketAddr,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    let connector = tls_connector(client_dir, server_id);
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_with_connector(tower::service_fn(move |_uri| {
+            let connector = connector.clone();
+            async move {
+                let tcp = TcpStream::connect(addr).await?;
+                let name = ServerName::from(addr.ip());
+                let tls = connector.connect(name, tcp).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(tls))
+            }
+        }))
+        .await
 }
 
 /// A TLS client presenting the files in `dir` and trusting its
