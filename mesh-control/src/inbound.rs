@@ -18,10 +18,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
-use envoy_types::pb::envoy::config::core::v3::{
-    Address, SocketAddress, TransportSocket, address, transport_socket,
-};
+use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
     NonForwardingAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route, route_match,
@@ -37,6 +34,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::{Any, BoolValue};
 use mesh_core::istio::{MutualTlsMode, PeerAuthentication, Resources, Sourced};
+use mesh_xds::translate::socket_address;
 use prost::{Message, Name};
 
 use crate::authz::{self, AuthzError, ROOT_NAMESPACE};
@@ -108,13 +106,7 @@ pub fn listener(
     };
     Some(Ok(Listener {
         name: name.to_owned(),
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: addr.ip().to_string(),
-                port_specifier: Some(PortSpecifier::PortValue(u32::from(addr.port()))),
-                ..Default::default()
-            })),
-        }),
+        address: Some(socket_address(addr)),
         filter_chains: vec![chain],
         ..Default::default()
     }))
@@ -196,6 +188,9 @@ fn any<T: Message + Name>(m: &T) -> Any {
 
 #[cfg(test)]
 mod tests {
+    use envoy_types::pb::envoy::config::core::v3::address;
+    use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
+
     use super::*;
 
     fn resources(yaml: &str) -> Resources {

@@ -13,15 +13,18 @@
 //!   namespace. Any other host is taken as written.
 //! - A name that matches no service of the registry gets nothing: the
 //!   client is told the listener does not exist.
+//! - Each listener carries the service's virtual IP and port as its
+//!   address, as istiod writes it (`0.0.0.0` without one); gRPC ignores it.
 //! - A server's name, `xds.istio.io/grpc/lds/inbound/HOST:PORT`, gets its
 //!   inbound listener (see [`inbound`](crate::inbound)).
 
 use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mesh_core::MeshConfig;
 use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
-use mesh_xds::translate;
+use mesh_xds::translate::{self, socket_address};
 
 use crate::assemble::{Assembly, BuildError, ByType};
 use crate::inbound;
@@ -36,6 +39,9 @@ pub struct ListenerFor {
     pub host: String,
     /// The service port.
     pub port: u16,
+    /// The service's virtual IP, where istiod puts the listener (gRPC
+    /// does not read it); `0.0.0.0` when it has none.
+    pub address: IpAddr,
 }
 
 /// The listeners `name` stands for, for `node`, among the services of
@@ -63,6 +69,11 @@ pub fn listeners_for(name: &str, node: &NodeClass, registry: &Registry) -> Vec<L
             name: format!("{host}:{}", p.number),
             host: service.hostname.to_string(),
             port: p.number,
+            address: service
+                .addresses
+                .iter()
+                .find_map(|a| a.parse().ok())
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         })
         .collect()
 }
@@ -104,7 +115,8 @@ pub fn resources(
             continue;
         }
         for l in listeners_for(name, node, registry) {
-            let served = translate::service_port(config, &l.name, &l.host, l.port)?;
+            let mut served = translate::service_port(config, &l.name, &l.host, l.port)?;
+            served.listener.address = Some(socket_address(SocketAddr::new(l.address, l.port)));
             assembly.add(&served.listener.name, &served.listener);
             assembly.add(
                 &served.route_configuration.name,

@@ -68,13 +68,7 @@ pub fn envoy_listener(
     let manager = connection_manager(stat_prefix, route_config_name);
     Listener {
         name: name.to_owned(),
-        address: Some(Address {
-            address: Some(address::Address::SocketAddress(SocketAddress {
-                address: addr.ip().to_string(),
-                port_specifier: Some(PortSpecifier::PortValue(u32::from(addr.port()))),
-                ..Default::default()
-            })),
-        }),
+        address: Some(socket_address(addr)),
         filter_chains: vec![FilterChain {
             filters: vec![Filter {
                 name: HCM_FILTER.to_owned(),
@@ -84,6 +78,17 @@ pub fn envoy_listener(
         }],
         traffic_direction: TrafficDirection::Outbound as i32,
         ..Default::default()
+    }
+}
+
+/// `addr` as an xDS `Address`.
+pub fn socket_address(addr: SocketAddr) -> Address {
+    Address {
+        address: Some(address::Address::SocketAddress(SocketAddress {
+            address: addr.ip().to_string(),
+            port_specifier: Some(PortSpecifier::PortValue(u32::from(addr.port()))),
+            ..Default::default()
+        })),
     }
 }
 

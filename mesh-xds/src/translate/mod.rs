@@ -45,7 +45,7 @@ use prost::{Message, Name};
 pub use cluster::cluster;
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
-pub use listener::{api_listener, envoy_listener};
+pub use listener::{api_listener, envoy_listener, socket_address};
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
 
