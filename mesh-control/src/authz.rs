@@ -40,12 +40,13 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
 use envoy_types::pb::envoy::r#type::matcher::v3::{
     PathMatcher, RegexMatcher, StringMatcher, path_matcher, string_matcher::MatchPattern,
 };
-use envoy_types::pb::google::protobuf::{Any, UInt32Value};
+use envoy_types::pb::google::protobuf::UInt32Value;
 use mesh_core::istio::{
     AuthorizationAction, AuthorizationPolicy, Condition, Operation, Resources, Rule, Source,
     Sourced,
 };
-use prost::{Message, Name};
+
+use crate::any;
 
 /// Istio's root namespace: its policies apply to every namespace.
 pub const ROOT_NAMESPACE: &str = "istio-system";
@@ -531,15 +532,10 @@ fn not_principal(p: Principal) -> Principal {
     principal(principal::Identifier::NotId(Box::new(p)))
 }
 
-fn any<T: Message + Name>(m: &T) -> Any {
-    Any {
-        type_url: T::type_url(),
-        value: m.encode_to_vec(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+
     use super::*;
 
     fn policies(yaml: &str) -> Resources {

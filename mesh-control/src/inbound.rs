@@ -32,11 +32,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
     DownstreamTlsContext, common_tls_context,
 };
-use envoy_types::pb::google::protobuf::{Any, BoolValue};
+use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::istio::{MutualTlsMode, PeerAuthentication, Resources, Sourced};
 use mesh_xds::translate::socket_address;
-use prost::{Message, Name};
 
+use crate::any;
 use crate::authz::{self, AuthzError, ROOT_NAMESPACE};
 
 /// The prefix of an inbound listener's name.
@@ -176,13 +176,6 @@ fn tls() -> DownstreamTlsContext {
         }),
         require_client_certificate: Some(BoolValue { value: true }),
         ..Default::default()
-    }
-}
-
-fn any<T: Message + Name>(m: &T) -> Any {
-    Any {
-        type_url: T::type_url(),
-        value: m.encode_to_vec(),
     }
 }
 

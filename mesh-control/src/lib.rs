@@ -45,3 +45,11 @@ pub mod watch;
 
 pub use assemble::{BuildError, ByType};
 pub use plane::{ControlPlane, Counters, NodeStatus, Status};
+
+/// `m` packed in an `Any`.
+fn any<T: prost::Message + prost::Name>(m: &T) -> envoy_types::pb::google::protobuf::Any {
+    envoy_types::pb::google::protobuf::Any {
+        type_url: T::type_url(),
+        value: m.encode_to_vec(),
+    }
+}

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
 use mesh_control::{ControlPlane, admin, config_dir, json, watch};
 use mesh_xds::server::AdsServer;
@@ -115,7 +114,11 @@ fn main() -> anyhow::Result<()> {
             labels,
             cluster_domain,
         } => {
-            let node = node_proto(node, envoy, labels);
+            let labels: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let node = mesh_control::node::node(&node, envoy, &labels);
             translate(&config, &node, &cluster_domain)?
         }
         Command::Ca(CaCommand::Init { dir }) => {
@@ -142,30 +145,6 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
-}
-
-/// The `Node` a client with these would send.
-fn node_proto(id: String, envoy: bool, labels: Vec<(String, String)>) -> Node {
-    let string = |s: String| Value {
-        kind: Some(Kind::StringValue(s)),
-    };
-    let labels = Struct {
-        fields: labels.into_iter().map(|(k, v)| (k, string(v))).collect(),
-    };
-    Node {
-        id,
-        user_agent_name: if envoy { "envoy".into() } else { String::new() },
-        metadata: Some(Struct {
-            fields: [(
-                "LABELS".to_owned(),
-                Value {
-                    kind: Some(Kind::StructValue(labels)),
-                },
-            )]
-            .into(),
-        }),
-        ..Node::default()
-    }
 }
 
 /// Prints what `node` would be served if it asked for every service.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use envoy_types::pb::google::protobuf::{Struct, value::Kind};
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_core::istio::Workload;
 
 /// The shape of resources a node is served.
@@ -133,6 +133,45 @@ impl NodeClass {
     }
 }
 
+/// The `Node` a client would send with `id` and `labels` (as metadata
+/// `LABELS`), with Envoy's user agent when `envoy`: what `mesh-control
+/// translate` stands for.
+///
+/// ```
+/// use mesh_control::node::{NodeClass, Shape, node};
+///
+/// let n = node("router~10.0.0.1~gw.istio-system~istio-system.svc.cluster.local", true, &[("istio", "ingressgateway")]);
+/// let class = NodeClass::of(&n);
+/// assert_eq!(class.shape, Shape::Router);
+/// assert_eq!(class.labels["istio"], "ingressgateway");
+/// ```
+pub fn node(id: &str, envoy: bool, labels: &[(&str, &str)]) -> Node {
+    let text = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let labels = Struct {
+        fields: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), text(v)))
+            .collect(),
+    };
+    let metadata = Struct {
+        fields: [(
+            "LABELS".to_owned(),
+            Value {
+                kind: Some(Kind::StructValue(labels)),
+            },
+        )]
+        .into(),
+    };
+    Node {
+        id: id.to_owned(),
+        user_agent_name: if envoy { "envoy".into() } else { String::new() },
+        metadata: Some(metadata),
+        ..Node::default()
+    }
+}
+
 fn string<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {
     match &s.fields.get(key)?.kind {
         Some(Kind::StringValue(v)) => Some(v),
@@ -142,8 +181,6 @@ fn string<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use envoy_types::pb::google::protobuf::Value;
-
     use super::*;
 
     fn value(s: &str) -> Value {

@@ -155,11 +155,6 @@ impl ControlPlane {
         self.lock().counters
     }
 
-    /// The fingerprint of the configuration served, if any.
-    pub fn fingerprint(&self) -> Option<u64> {
-        self.lock().fingerprint
-    }
-
     /// Replaces the instances set under `source` (a launcher's name) with
     /// `instances`: endpoints started from code, beside those of the
     /// configuration.

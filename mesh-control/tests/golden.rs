@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ControlPlane;
 use mesh_control::config_dir::load_texts;
 use mesh_control::json::resources_json;
+use mesh_control::node::node;
 
 const BOOKINFO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -38,38 +39,12 @@ fn translate(file: &str, node: &Node) -> serde_json::Value {
 
 /// A proxyless client in `default`.
 fn proxyless() -> Node {
-    Node {
-        id: SIDECAR.into(),
-        ..Node::default()
-    }
+    node(SIDECAR, false, &[])
 }
 
 /// Envoy as `id`, with `labels`.
 fn envoy(id: &str, labels: &[(&str, &str)]) -> Node {
-    use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
-    let string = |s: &str| Value {
-        kind: Some(Kind::StringValue(s.into())),
-    };
-    let labels = Struct {
-        fields: labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), string(v)))
-            .collect(),
-    };
-    Node {
-        id: id.into(),
-        user_agent_name: "envoy".into(),
-        metadata: Some(Struct {
-            fields: [(
-                "LABELS".to_owned(),
-                Value {
-                    kind: Some(Kind::StructValue(labels)),
-                },
-            )]
-            .into(),
-        }),
-        ..Node::default()
-    }
+    node(id, true, labels)
 }
 
 /// Compares the translation of `file` for a proxyless client with
