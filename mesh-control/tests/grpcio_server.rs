@@ -71,9 +71,9 @@ async fn python() -> Option<PathBuf> {
     None
 }
 
-/// The gRPC bootstrap of the ratings server: Istio's proxyless shape, with
-/// its certificates from `certs`.
-fn bootstrap(xds: SocketAddr, certs: &Path) -> serde_json::Value {
+/// The gRPC bootstrap of workload `app` (v1 in `default`): Istio's
+/// proxyless shape, with its certificates from `certs`.
+fn bootstrap(xds: SocketAddr, app: &str, certs: &Path) -> serde_json::Value {
     let file = |name: &str| certs.join(name).display().to_string();
     serde_json::json!({
         "xds_servers": [{
@@ -82,11 +82,11 @@ fn bootstrap(xds: SocketAddr, certs: &Path) -> serde_json::Value {
             "server_features": ["xds_v3"],
         }],
         "node": {
-            "id": "sidecar~127.0.0.1~ratings-v1.default~default.svc.cluster.local",
+            "id": format!("sidecar~127.0.0.1~{app}-v1.default~default.svc.cluster.local"),
             "metadata": {
                 "GENERATOR": "grpc",
                 "NAMESPACE": "default",
-                "LABELS": {"app": "ratings", "version": "v1"},
+                "LABELS": {"app": app, "version": "v1"},
             },
             "locality": {},
         },
@@ -101,6 +101,33 @@ fn bootstrap(xds: SocketAddr, certs: &Path) -> serde_json::Value {
             },
         }},
     })
+}
+
+/// The script in `tests/grpcio/` named `name`.
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/grpcio")
+        .join(name)
+}
+
+/// grpcio's xDS server on 127.0.0.1:`port` with `bootstrap`, started;
+/// killed when dropped.
+async fn start_server(python: &Path, bootstrap: &Path, port: u16) -> tokio::process::Child {
+    let mut server = tokio::process::Command::new(python)
+        .arg(script("xds_server.py"))
+        .arg(port.to_string())
+        .env("GRPC_XDS_BOOTSTRAP", bootstrap)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the grpcio server starts");
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let started = tokio::time::timeout(WAIT, lines.next_line()).await;
+    assert!(
+        matches!(started, Ok(Ok(Some(_)))),
+        "the grpcio server did not start: {started:?}"
+    );
+    server
 }
 
 /// One health check as `user`: its status code.
@@ -169,28 +196,11 @@ async fn grpcio_xds_server_enforces_authorization_and_strict_mtls() {
     let bootstrap_file = tmp.join("bootstrap.json");
     std::fs::write(
         &bootstrap_file,
-        bootstrap(control.xds, &tmp.join("ratings")).to_string(),
+        bootstrap(control.xds, "ratings", &tmp.join("ratings")).to_string(),
     )
     .unwrap();
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpcio/xds_server.py");
-    let mut server = tokio::process::Command::new(&python)
-        .arg(&script)
-        .arg(free_port().to_string())
-        .env("GRPC_XDS_BOOTSTRAP", &bootstrap_file)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the grpcio server starts");
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let port: u16 = tokio::time::timeout(WAIT, lines.next_line())
-        .await
-        .expect("the server prints its port")
-        .unwrap()
-        .expect("a port line")
-        .trim()
-        .parse()
-        .unwrap();
+    let port = free_port();
+    let _server = start_server(&python, &bootstrap_file, port).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // It serves once its listener arrives, with the DENY policy in it.
@@ -229,6 +239,91 @@ async fn grpcio_xds_server_enforces_authorization_and_strict_mtls() {
         .await
         .unwrap();
     assert_eq!(check(channel, "blocked").await, Code::PermissionDenied);
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}
+
+/// ratings on `port`: a Service, its one instance on 127.0.0.1 running as
+/// the service account `ratings`; its clients use the mesh's mutual TLS
+/// and check the server is ratings; the server takes nothing else, and
+/// only from productpage.
+fn mtls_mesh(port: u16) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: ratings, namespace: default}}\n\
+         spec:\n  selector: {{app: ratings}}\n  ports: [{{name: grpc, port: {port}}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+         metadata: {{name: ratings-v1, namespace: default}}\n\
+         spec: {{address: 127.0.0.1, labels: {{app: ratings, version: v1}}, serviceAccount: ratings}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: ratings, namespace: default}}\n\
+         spec:\n  host: ratings\n  trafficPolicy:\n    tls: {{mode: ISTIO_MUTUAL, subjectAltNames: ['{RATINGS_ID}']}}\n\
+         ---\n{STRICT}\
+         ---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+         metadata: {{name: from-productpage, namespace: default}}\n\
+         spec:\n  selector: {{matchLabels: {{app: ratings}}}}\n\
+         \x20 rules:\n  - from: [{{source: {{principals: [cluster.local/ns/default/sa/productpage]}}}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
+    let Some(python) = python().await else {
+        return;
+    };
+    let tmp = TempDir::new("grpcio-mtls");
+    let ca = Ca::init(tmp.join("ca")).unwrap();
+    for (name, id) in [
+        ("ratings", RATINGS_ID),
+        ("productpage", PRODUCTPAGE_ID),
+        ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
+    ] {
+        ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
+    }
+    let port = free_port();
+    let config = tmp.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port)).unwrap();
+    let control = Control::start(&config);
+    let write_bootstrap = |app: &str| {
+        let file = tmp.join(&format!("{app}-bootstrap.json"));
+        let json = bootstrap(control.xds, app, &tmp.join(app));
+        std::fs::write(&file, json.to_string()).unwrap();
+        file
+    };
+    let _server = start_server(&python, &write_bootstrap("ratings"), port).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    // productpage, a proxyless client, dials mutual TLS because the
+    // DestinationRule says so, and is let in.
+    let target = format!("xds:///ratings.default.svc.cluster.local:{port}");
+    let client = tokio::process::Command::new(&python)
+        .arg(script("xds_client.py"))
+        .args([target.as_str(), "20"])
+        .env("GRPC_XDS_BOOTSTRAP", write_bootstrap("productpage"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), client)
+        .await
+        .expect("the client finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stdout.trim(), r#"{"ok": 20}"#);
+
+    // Plain text is refused; another identity is denied by the policy.
+    let plain = match plaintext(addr).await {
+        Some(channel) => check(channel, "alice").await,
+        None => Code::Unavailable,
+    };
+    assert_ne!(plain, Code::Ok);
+    let reviews = mtls_channel(&tmp.join("reviews"), RATINGS_ID, addr)
+        .await
+        .unwrap();
+    assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
 }

@@ -5,11 +5,24 @@
 
 use super::api::kubernetes::{self, IntOrString};
 use super::api::{
-    ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute, LoadBalancerSettings,
-    OutlierDetection, ServiceEntry, SimpleLB, TrafficPolicy, VirtualService, WorkloadEntry,
-    WorkloadEntrySpec,
+    ClientTLSSettings, ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute,
+    LoadBalancerSettings, OutlierDetection, ServiceEntry, SimpleLB, TLSMode, TrafficPolicy,
+    VirtualService, WorkloadEntry, WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
+
+/// What is said of a traffic policy's `tls` (or a port's): nothing of
+/// `DISABLE`, which is what the client does.
+fn tls_note(tls: &ClientTLSSettings) -> Option<&'static str> {
+    match tls.mode {
+        Some(TLSMode::Disable) | None => None,
+        Some(TLSMode::IstioMutual) => Some(ISTIO_MUTUAL_NOT_DIALLED),
+        _ => Some(TLS_IGNORED),
+    }
+}
+
+/// What is said of `ISTIO_MUTUAL`.
+const ISTIO_MUTUAL_NOT_DIALLED: &str = "mesh clients do not dial mutual TLS yet (the control plane serves it to proxyless gRPC and Envoy); plain text here";
 
 /// What is said of `tls` in a traffic policy or a port's.
 const TLS_IGNORED: &str =
@@ -156,8 +169,8 @@ fn traffic_policy(at: &FieldPath, tp: &TrafficPolicy, notes: &mut Vec<Note>) {
         tp.outlier_detection.as_ref(),
         &mut note,
     );
-    if tp.tls.is_some() {
-        note(at.key("tls"), TLS_IGNORED);
+    if let Some(message) = tp.tls.as_ref().and_then(tls_note) {
+        note(at.key("tls"), message);
     }
     if tp.tunnel.is_some() {
         note(
@@ -186,8 +199,8 @@ fn traffic_policy(at: &FieldPath, tp: &TrafficPolicy, notes: &mut Vec<Note>) {
             p.outlier_detection.as_ref(),
             &mut note,
         );
-        if p.tls.is_some() {
-            note(at.key("tls"), TLS_IGNORED);
+        if let Some(message) = p.tls.as_ref().and_then(tls_note) {
+            note(at.key("tls"), message);
         }
     }
 }

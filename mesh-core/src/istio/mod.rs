@@ -116,7 +116,10 @@
 //! or on JWT claims, delegation, header changes of one destination of a
 //! split) is an error; what it does not apply and Istio applies elsewhere
 //! (TLS settings, CORS, locality settings, connection limits it has no
-//! counterpart for) is a warning.
+//! counterpart for) is a warning. A DestinationRule's `ISTIO_MUTUAL` is
+//! kept on the cluster ([`ClusterPolicy::tls`](crate::policy::ClusterPolicy))
+//! for the control plane to serve, and warned about all the same, since
+//! the mesh's own clients do not dial TLS yet.
 //!
 //! ```
 //! use http::Request;

@@ -209,6 +209,7 @@ fn convert(c: &cds::Cluster) -> Result<XdsCluster, FieldError> {
             ..ConnectionPolicy::default()
         },
         rate_limit: None,
+        tls: upstream_tls(c.transport_socket.as_ref(), &at.field("transport_socket"))?,
     };
     Ok(XdsCluster {
         name: ClusterName::new(c.name.as_str()),
@@ -398,6 +399,24 @@ fn protocol(c: &cds::Cluster, at: &At<'_>) -> Result<Protocol, FieldError> {
         });
     }
     Ok(Protocol::UseClientProtocol)
+}
+
+/// The mutual TLS of a cluster's TLS transport socket; `None` for plain
+/// text.
+fn upstream_tls(
+    s: Option<&ProtoSocket>,
+    at: &At<'_>,
+) -> Result<Option<mesh_core::policy::UpstreamTls>, FieldError> {
+    let Some(s) = s.filter(|s| socket(s).is_tls()) else {
+        return Ok(None);
+    };
+    let context = match &s.config_type {
+        Some(ConfigType::TypedConfig(any)) => {
+            proto::unpack::<UpstreamTlsContext>(any, &at.field("typed_config"))?
+        }
+        None => UpstreamTlsContext::default(),
+    };
+    Ok(Some(crate::translate::upstream_tls(&context)))
 }
 
 fn socket(s: &ProtoSocket) -> TransportSocket {

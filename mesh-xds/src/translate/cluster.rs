@@ -17,7 +17,10 @@
 //! (absent when it never ejects and keeps the default times; enforcement
 //! 100 % or 0 % per threshold); circuit breakers at the `DEFAULT`
 //! priority; HTTP/1.1 or HTTP/2 as an `HttpProtocolOptions` when the
-//! cluster's protocol is not the client's own.
+//! cluster's protocol is not the client's own; mutual TLS
+//! ([`ClusterPolicy::tls`](mesh_core::policy::ClusterPolicy::tls)) as an
+//! upstream TLS transport socket from the certificate provider instance
+//! `default`, as istiod writes it for proxyless gRPC.
 //!
 //! Not part of a CDS cluster, and so refused unless they are what CDS
 //! reads back: retries and the request timeout (a route's in xDS: put
@@ -140,6 +143,7 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
         }),
         connect_timeout: Some(duration(p.connection.connect_timeout)),
         outlier_detection: outlier(&p.outlier).map_err(|e| e.within("policy.outlier"))?,
+        transport_socket: p.tls.as_ref().map(super::tls::transport_socket),
         circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
         typed_extension_protocol_options: protocol(p.connection.protocol),
         ..Default::default()

@@ -29,6 +29,9 @@ mod error;
 mod listener;
 mod route;
 mod service;
+mod tls;
+
+pub(crate) use tls::upstream_tls;
 #[cfg(test)]
 mod tests;
 
@@ -67,7 +70,7 @@ pub fn entry<T: Message + Name>(name: &str, m: &T) -> (String, Any) {
     (name.to_owned(), any(m))
 }
 
-fn any<T: Message + Name>(m: &T) -> Any {
+pub(crate) fn any<T: Message + Name>(m: &T) -> Any {
     Any {
         type_url: T::type_url(),
         value: m.encode_to_vec(),

@@ -15,12 +15,14 @@ use http::HeaderName;
 
 use crate::policy::{
     ClusterPolicy, LoadBalancer, Maglev, OutlierDetection as Outlier, Protocol, RingHash,
+    UpstreamTls,
 };
 use crate::route::{HashKey, HashPolicy, Percent};
 
 use super::super::api::{
-    ConnectionPoolSettings, ConsistentHashLB, H2UpgradePolicy, LoadBalancerSettings,
-    OutlierDetection, SimpleLB, TrafficPolicy, TrafficPolicyRetryBudget,
+    ClientTLSSettings, ConnectionPoolSettings, ConsistentHashLB, H2UpgradePolicy,
+    LoadBalancerSettings, OutlierDetection, SimpleLB, TLSMode, TrafficPolicy,
+    TrafficPolicyRetryBudget,
 };
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::yaml::FieldPath;
@@ -95,6 +97,7 @@ pub(super) fn cluster_policy(
             s.outlier_detection
                 .or(if whole { None } else { e.outlier_detection });
         e.retry_budget = s.retry_budget.or(e.retry_budget);
+        e.tls = s.tls.or(e.tls);
     }
     e.policy()
 }
@@ -106,6 +109,7 @@ struct Effective<'r> {
     connection_pool: Option<Part<'r, ConnectionPoolSettings>>,
     outlier_detection: Option<Part<'r, OutlierDetection>>,
     retry_budget: Option<Part<'r, TrafficPolicyRetryBudget>>,
+    tls: Option<Part<'r, ClientTLSSettings>>,
 }
 
 impl<'r> Effective<'r> {
@@ -131,6 +135,9 @@ impl<'r> Effective<'r> {
         if let Some(p) = part(&tp.retry_budget, ctx, at, "retryBudget") {
             self.retry_budget = Some(p);
         }
+        if let Some(p) = part(&tp.tls, ctx, at, "tls") {
+            self.tls = Some(p);
+        }
         let Some(port) = port else { return false };
         let found = tp
             .port_level_settings
@@ -142,6 +149,9 @@ impl<'r> Effective<'r> {
         self.load_balancer = part(&p.load_balancer, ctx, &at, "loadBalancer");
         self.connection_pool = part(&p.connection_pool, ctx, &at, "connectionPool");
         self.outlier_detection = part(&p.outlier_detection, ctx, &at, "outlierDetection");
+        if let Some(tls) = part(&p.tls, ctx, &at, "tls") {
+            self.tls = Some(tls);
+        }
         true
     }
 
@@ -164,8 +174,21 @@ impl<'r> Effective<'r> {
             let share = check::percent(ctx, &at.key("percent").key("value"), percent)?;
             p.retry.budget.retry_ratio = share.ppm() as f32 / Percent::MILLION as f32;
         }
+        if let Some(Part { value, .. }) = &self.tls {
+            p.tls = upstream_tls(value);
+        }
         Ok((p, hash))
     }
+}
+
+/// Istio's `ISTIO_MUTUAL` as the mesh's mutual TLS; every other mode is
+/// plain text here (`SIMPLE` and `MUTUAL` with files of the client's own
+/// are warned about when read).
+fn upstream_tls(tls: &ClientTLSSettings) -> Option<UpstreamTls> {
+    (tls.mode == Some(TLSMode::IstioMutual)).then(|| UpstreamTls {
+        sni: (!tls.sni.is_empty()).then(|| tls.sni.clone()),
+        subject_alt_names: tls.subject_alt_names.clone(),
+    })
 }
 
 /// The policy istiod gives a cluster no DestinationRule sets anything for:

@@ -354,3 +354,45 @@ fn a_wildcard_virtual_service_covers_the_services_under_it() {
     );
     assert_eq!(c.routes().virtual_hosts().len(), 1);
 }
+
+#[test]
+fn istio_mutual_tls_is_kept_on_clusters_and_a_subset_may_turn_it_off() {
+    let rule = r#"---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL, sni: reviews.local, subjectAltNames: ['spiffe://cluster.local/ns/default/sa/reviews']}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+  - name: v2
+    labels: {version: v2}
+    trafficPolicy:
+      tls: {mode: DISABLE}
+"#;
+    let c = config(
+        &(vs(
+            "  http:\n  - match: [{uri: {prefix: /2}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+        ) + rule),
+    );
+    let v1 = c
+        .cluster(&ClusterName::new(
+            "outbound||v1|reviews.default.svc.cluster.local",
+        ))
+        .unwrap();
+    let tls = v1.policy.tls.as_ref().expect("mutual TLS");
+    assert_eq!(tls.sni.as_deref(), Some("reviews.local"));
+    assert_eq!(
+        tls.subject_alt_names,
+        ["spiffe://cluster.local/ns/default/sa/reviews"]
+    );
+    let v2 = c
+        .cluster(&ClusterName::new(
+            "outbound||v2|reviews.default.svc.cluster.local",
+        ))
+        .unwrap();
+    assert_eq!(v2.policy.tls, None);
+}

@@ -30,6 +30,13 @@ fn clusters_round_trip_with_every_balancer() {
     let mut http1 = policy(LoadBalancer::Random);
     http1.connection.protocol = Protocol::Http1;
     http1.outlier = OutlierDetection::disabled();
+    let mut mutual = policy(LoadBalancer::RoundRobin);
+    mutual.tls = Some(mesh_core::policy::UpstreamTls {
+        sni: Some("outbound_.9080_._.ratings.default.svc.cluster.local".into()),
+        subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/ratings".into()],
+    });
+    let mut mutual_any_peer = policy(LoadBalancer::RoundRobin);
+    mutual_any_peer.tls = Some(Default::default());
     let policies = [
         policy(LoadBalancer::LeastRequest),
         policy(LoadBalancer::PeakEwma(PeakEwma::default())),
@@ -41,6 +48,8 @@ fn clusters_round_trip_with_every_balancer() {
         policy(LoadBalancer::Maglev(Maglev::default())),
         outlier,
         http1,
+        mutual,
+        mutual_any_peer,
     ];
     for p in policies {
         let mut c = Cluster::named("outbound|9080|v1|reviews.default.svc.cluster.local");
