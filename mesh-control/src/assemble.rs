@@ -81,6 +81,18 @@ impl Assembly {
     }
 }
 
+/// Whether `config` routes the service `host` on `port`: a service not
+/// exported to the node has no virtual host, and is left out rather than
+/// failing the node's other resources.
+pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
+    let with_port = format!("{host}:{port}");
+    config
+        .routes()
+        .virtual_hosts()
+        .iter()
+        .any(|vh| vh.domains.iter().any(|d| *d == host || *d == with_port))
+}
+
 /// The endpoints of the cluster `name` (`outbound|PORT|SUBSET|HOST`): the
 /// service's instances its subset selects, each locality weighted by the
 /// sum of its endpoints' weights, as istiod weighs them.

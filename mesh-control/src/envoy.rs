@@ -36,7 +36,7 @@ use mesh_core::registry::{Protocol, Registry};
 use mesh_core::route::ClusterName;
 use mesh_xds::translate;
 
-use crate::assemble::{Assembly, BuildError, ByType};
+use crate::assemble::{Assembly, BuildError, ByType, routed};
 use crate::node::NodeClass;
 
 /// The resources of an Envoy sidecar `node` under `config` (converted for
@@ -54,7 +54,8 @@ pub fn sidecar(
         if host.starts_with('*') {
             continue;
         }
-        for port in service.ports.iter().filter(|p| p.protocol.is_http()) {
+        let ports = service.ports.iter().filter(|p| p.protocol.is_http());
+        for port in ports.filter(|p| routed(config, host, p.number)) {
             let name = format!("{host}:{}", port.number);
             let served = translate::service_port(config, &name, host, port.number)?;
             assembly.add_clusters(&served.clusters, host, port.number);

@@ -349,6 +349,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_service_not_exported_to_the_node_is_absent_not_an_error() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n\
+            spec:\n  ports: [{name: http, port: 9080}]\n---\n\
+            apiVersion: v1\nkind: Service\nmetadata:\n  name: secret\n\
+            \x20 annotations: {networking.istio.io/exportTo: shop}\n\
+            spec:\n  ports: [{name: http, port: 9080}]\n";
+        let loaded =
+            crate::config_dir::load_texts([("s.yaml".into(), yaml.into())], "cluster.local")
+                .unwrap();
+        let plane = ControlPlane::new("cluster.local");
+        plane.apply(loaded);
+        for id in [
+            "sidecar~10.0.0.1~p.default~default.svc.cluster.local",
+            "proxyless",
+        ] {
+            let envoy = id.starts_with("sidecar");
+            let node = crate::node::node(id, envoy, &[]);
+            let cache = plane.cache_for(&node);
+            plane.requested(
+                &node,
+                ResourceType::Listener,
+                &["reviews:9080".into(), "secret:9080".into()],
+            );
+            let listeners = cache.load().resources(ResourceType::Listener).len();
+            assert_eq!(listeners, 1, "{id}");
+        }
+        assert!(plane.status().nodes.iter().all(|n| n.error.is_none()));
+    }
+
+    #[test]
     fn a_class_is_kept_while_a_stream_of_it_is_connected() {
         let plane = ControlPlane::new("cluster.local");
         let node = Node {

@@ -11,8 +11,9 @@
 //!   (`reviews` → `reviews.NS.svc.DOMAIN`); `reviews.NS` and
 //!   `reviews.NS.svc` are completed the same way when NS is the node's own
 //!   namespace. Any other host is taken as written.
-//! - A name that matches no service of the registry gets nothing: the
-//!   client is told the listener does not exist.
+//! - A name that matches no service of the registry, or one not exported
+//!   to the node's namespace, gets nothing: the client is told the
+//!   listener does not exist.
 //! - Each listener carries the service's virtual IP and port as its
 //!   address, as istiod writes it (`0.0.0.0` without one); gRPC ignores it.
 //! - A server's name, `xds.istio.io/grpc/lds/inbound/HOST:PORT`, gets its
@@ -26,7 +27,7 @@ use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
 use mesh_xds::translate::{self, socket_address};
 
-use crate::assemble::{Assembly, BuildError, ByType};
+use crate::assemble::{Assembly, BuildError, ByType, routed};
 use crate::inbound;
 use crate::node::NodeClass;
 
@@ -114,7 +115,10 @@ pub fn resources(
             assembly.add(&l.name, &l);
             continue;
         }
-        for l in listeners_for(name, node, registry) {
+        let visible = listeners_for(name, node, registry)
+            .into_iter()
+            .filter(|l| routed(config, &l.host, l.port));
+        for l in visible {
             let mut served = translate::service_port(config, &l.name, &l.host, l.port)?;
             served.listener.address = Some(socket_address(SocketAddr::new(l.address, l.port)));
             assembly.add(&served.listener.name, &served.listener);
