@@ -6,6 +6,7 @@
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{DataSource, RuntimeFractionalPercent, data_source};
 use envoy_types::pb::envoy::config::route::v3 as rds;
+use envoy_types::pb::envoy::extensions::retry::host::previous_hosts::v3::PreviousHostsPredicate;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatchAndSubstitute;
 use envoy_types::pb::envoy::r#type::matcher::v3::RegexMatcher;
 use envoy_types::pb::google::protobuf::UInt32Value;
@@ -22,7 +23,7 @@ use rds::route_action::hash_policy::{
 use rds::route_action::{ClusterSpecifier, HostRewriteSpecifier, MaxStreamDuration};
 
 use crate::translate::error::Refused;
-use crate::translate::{duration, fraction};
+use crate::translate::{any, duration, fraction};
 
 /// The largest body a direct response has without raising the route
 /// configuration's `max_direct_response_body_size_bytes` (Envoy's default).
@@ -156,8 +157,9 @@ fn envoy_substitution(s: &str) -> String {
     out
 }
 
-/// A retry policy as a route's; the parts xDS has no field for must be
-/// the defaults it reads back.
+/// A retry policy as a route's, retrying on another endpoint than those
+/// tried (Envoy's `previous_hosts` predicate, as istiod writes it); the
+/// parts xDS has no field for must be the defaults it reads back.
 pub(super) fn retry(p: &RetryPolicy) -> Result<rds::RetryPolicy, Refused> {
     let default = RetryPolicy::default();
     if p.budget != default.budget {
@@ -203,6 +205,17 @@ pub(super) fn retry(p: &RetryPolicy) -> Result<rds::RetryPolicy, Refused> {
             .map(|c| u32::from(*c))
             .collect(),
         retry_back_off,
+        // The mesh retries on an endpoint not yet tried, as Envoy does with
+        // this predicate; istiod writes it on every route.
+        retry_host_predicate: vec![rds::retry_policy::RetryHostPredicate {
+            name: "envoy.retry_host_predicates.previous_hosts".into(),
+            config_type: Some(
+                rds::retry_policy::retry_host_predicate::ConfigType::TypedConfig(any(
+                    &PreviousHostsPredicate::default(),
+                )),
+            ),
+        }],
+        host_selection_retry_max_attempts: 5,
         ..Default::default()
     })
 }
