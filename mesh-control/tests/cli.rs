@@ -1,4 +1,5 @@
-//! The `mesh-control ca` commands, run as a user would.
+//! The `mesh-control` commands (`ca`, `translate`, `serve`), run as a user
+//! would.
 
 mod support;
 
@@ -111,4 +112,64 @@ fn bad_input_fails_with_a_message() {
     ]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("root-cert.pem is missing"));
+}
+
+#[test]
+fn translate_prints_what_each_kind_of_node_is_served() {
+    let tmp = TempDir::new("translate");
+    let bookinfo = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mesh-core/tests/data/bookinfo"
+    );
+    for file in ["bookinfo.yaml", "bookinfo-gateway.yaml"] {
+        std::fs::copy(format!("{bookinfo}/{file}"), tmp.join(file)).unwrap();
+    }
+    let translate = |extra: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "translate".as_ref(),
+            "--config".as_ref(),
+            tmp.path().as_os_str(),
+        ];
+        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        let out = run(&args);
+        assert!(out.status.success(), "{out:?}");
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        json["LDS"][0]["name"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(translate(&[]), "details.default.svc.cluster.local:9080");
+    let gateway = "router~10.0.0.9~gw.istio-system~istio-system.svc.cluster.local";
+    let labelled = [
+        "--envoy",
+        "--node",
+        gateway,
+        "--label",
+        "istio=ingressgateway",
+    ];
+    assert_eq!(translate(&labelled), "10.0.0.9_8080");
+}
+
+#[test]
+fn serve_and_translate_say_what_is_wrong_with_the_directory() {
+    let out = run(&[
+        "serve".as_ref(),
+        "--config".as_ref(),
+        "/nonexistent/mesh".as_ref(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/mesh"), "{stderr}");
+
+    let tmp = TempDir::new("broken");
+    std::fs::write(tmp.join("vs.yaml"), "kind: VirtualService\n  bad: [\n").unwrap();
+    let out = run(&[
+        "translate".as_ref(),
+        "--config".as_ref(),
+        tmp.path().as_os_str(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("vs.yaml") && stderr.contains("line"),
+        "{stderr}"
+    );
 }
