@@ -130,7 +130,7 @@ fn translate_prints_what_each_kind_of_node_is_served() {
             "--config".as_ref(),
             tmp.path().as_os_str(),
         ];
-        args.extend(extra.iter().map(|a| std::ffi::OsStr::new(a)));
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
         let out = run(&args);
         assert!(out.status.success(), "{out:?}");
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
