@@ -2,13 +2,13 @@
 //! listeners, route configurations and clusters as they come (one name,
 //! one resource), then the endpoints of every cluster from the registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::registry::Registry;
-use mesh_core::{EndpointSet, MeshConfig};
+use mesh_core::{Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::ads::ResourceType;
 use mesh_xds::translate::{self, TranslateError};
 use prost::{Message, Name};
@@ -35,9 +35,19 @@ pub(crate) struct Assembly {
     by_type: BTreeMap<ResourceType, BTreeMap<String, Any>>,
     /// Each cluster's service and port, whose endpoints it takes.
     clusters: BTreeMap<String, (String, u16)>,
+    /// Where the node runs, which orders endpoints' priorities.
+    locality: Locality,
 }
 
 impl Assembly {
+    /// An empty assembly for a node in `locality`.
+    pub(crate) fn new(locality: &Locality) -> Self {
+        Self {
+            locality: locality.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Adds the resource `m` named `name`; a later one of the same name
     /// replaces it.
     pub(crate) fn add<T: Message + Name>(&mut self, name: &str, m: &T) {
@@ -65,7 +75,7 @@ impl Assembly {
     ) -> Result<ByType, BuildError> {
         let mut assignments = BTreeMap::new();
         for (name, (host, port)) in &self.clusters {
-            let set = cluster_endpoints(name, host, *port, config, registry);
+            let set = cluster_endpoints(name, host, *port, config, registry, &self.locality);
             let cla = translate::load_assignment(name, &set)?;
             assignments.extend([translate::entry(name, &cla)]);
         }
@@ -96,12 +106,19 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
 /// The endpoints of the cluster `name` (`outbound|PORT|SUBSET|HOST`): the
 /// service's instances its subset selects, each locality weighted by the
 /// sum of its endpoints' weights, as istiod weighs them.
+///
+/// When the cluster ejects outliers and the node says where it runs,
+/// endpoints are prioritised by how near they are, as Istio's locality
+/// failover does: the node's own sub-zone first, then its zone, its
+/// region, and the rest, so traffic leaves a locality only when too few
+/// of its endpoints are healthy.
 fn cluster_endpoints(
     name: &str,
     host: &str,
     port: u16,
     config: &MeshConfig,
     registry: &Registry,
+    node: &Locality,
 ) -> EndpointSet {
     let subset = name.split('|').nth(2).filter(|s| !s.is_empty());
     let cluster = [Some(port), None]
@@ -110,15 +127,109 @@ fn cluster_endpoints(
     let Some(cluster) = cluster else {
         return EndpointSet::default();
     };
-    let set = registry.endpoints(host, port, cluster);
-    let mut totals: BTreeMap<_, u32> = BTreeMap::new();
-    for e in &set {
-        *totals.entry((e.priority, e.locality.clone())).or_default() += e.weight.max(1);
+    let mut endpoints: Vec<Endpoint> = registry
+        .endpoints(host, port, cluster)
+        .iter()
+        .cloned()
+        .collect();
+    let outlier = &cluster.policy_for(port).outlier;
+    let ejects = outlier.consecutive_5xx.is_some() || outlier.consecutive_gateway_errors.is_some();
+    if ejects && *node != Locality::default() {
+        let nearness = |l: &Locality| -> u32 {
+            match (
+                l.region == node.region,
+                l.zone == node.zone,
+                l.sub_zone == node.sub_zone,
+            ) {
+                (true, true, true) => 0,
+                (true, true, false) => 1,
+                (true, false, _) => 2,
+                (false, ..) => 3,
+            }
+        };
+        // Priorities without gaps, as EDS requires.
+        let used: BTreeSet<u32> = endpoints.iter().map(|e| nearness(&e.locality)).collect();
+        let rank: BTreeMap<u32, u32> = used.into_iter().zip(0..).collect();
+        for e in &mut endpoints {
+            e.priority = rank[&nearness(&e.locality)];
+        }
     }
-    set.iter()
-        .map(|e| {
-            let total = totals[&(e.priority, e.locality.clone())];
-            e.clone().with_locality_weight(total)
-        })
+    let mut totals: BTreeMap<(u32, &Locality), u32> = BTreeMap::new();
+    for e in &endpoints {
+        *totals.entry((e.priority, &e.locality)).or_default() += e.weight.max(1);
+    }
+    let weights: Vec<u32> = endpoints
+        .iter()
+        .map(|e| totals[&(e.priority, &e.locality)])
+        .collect();
+    endpoints
+        .into_iter()
+        .zip(weights)
+        .map(|(e, total)| e.with_locality_weight(total))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config_dir::load_texts;
+
+    const REVIEWS: &str = "outbound|9080||reviews.default.svc.cluster.local";
+
+    /// reviews with an instance in each of three localities, and a
+    /// DestinationRule that ejects outliers when `ejects`.
+    fn setup(ejects: bool) -> (MeshConfig, Registry) {
+        let mut yaml = String::from(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n\
+             spec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n",
+        );
+        for (i, locality) in ["us-east/a/1", "us-east/b/1", "us-west/c/1"]
+            .iter()
+            .enumerate()
+        {
+            yaml.push_str(&format!(
+                "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+                 metadata: {{name: r{i}}}\n\
+                 spec: {{address: 10.0.0.{i}, locality: {locality}, labels: {{app: reviews}}}}\n"
+            ));
+        }
+        if ejects {
+            yaml.push_str(
+                "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                 metadata: {name: reviews}\nspec:\n  host: reviews\n\
+                 \x20 trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5}}\n",
+            );
+        }
+        let loaded = load_texts([("r.yaml".into(), yaml)], "cluster.local").unwrap();
+        let config = loaded.resources.to_mesh_config().unwrap();
+        (config, loaded.registry)
+    }
+
+    fn priorities(ejects: bool, node: &Locality) -> Vec<(String, u32)> {
+        let (config, registry) = setup(ejects);
+        let host = "reviews.default.svc.cluster.local";
+        cluster_endpoints(REVIEWS, host, 9080, &config, &registry, node)
+            .iter()
+            .map(|e| (e.locality.zone.clone(), e.priority))
+            .collect()
+    }
+
+    #[test]
+    fn nearer_localities_come_first_when_outliers_are_ejected() {
+        let east_a = Locality {
+            region: "us-east".into(),
+            zone: "a".into(),
+            sub_zone: "1".into(),
+        };
+        let mut got = priorities(true, &east_a);
+        got.sort();
+        assert_eq!(got, [("a".into(), 0), ("b".into(), 1), ("c".into(), 2)]);
+        // Without outlier detection, or without a node locality: one level.
+        assert!(priorities(false, &east_a).iter().all(|(_, p)| *p == 0));
+        assert!(
+            priorities(true, &Locality::default())
+                .iter()
+                .all(|(_, p)| *p == 0)
+        );
+    }
 }

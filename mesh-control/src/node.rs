@@ -11,6 +11,7 @@
 //!   `default`, in `cluster.local`.
 //! - **Address.** An Envoy node's IP is the id's second part; its
 //!   listeners are bound there.
+//! - **Locality.** The node's `locality`, for locality failover.
 //! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
 //!   sends the pod's labels.
 
@@ -19,6 +20,7 @@ use std::net::IpAddr;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use mesh_core::Locality;
 use mesh_core::istio::Workload;
 
 /// The shape of resources a node is served.
@@ -47,6 +49,9 @@ pub struct NodeClass {
     /// For Envoy, its IP (the id's second part), where its listeners are
     /// bound; `None` for proxyless clients, which bind nothing.
     pub address: Option<IpAddr>,
+    /// Where it runs (the node's `locality`), which orders endpoints'
+    /// priorities for locality failover.
+    pub locality: Locality,
 }
 
 impl NodeClass {
@@ -107,12 +112,22 @@ impl NodeClass {
             Shape::Proxyless => None,
             Shape::Sidecar | Shape::Router => parts.get(1).and_then(|ip| ip.parse().ok()),
         };
+        let locality = node
+            .locality
+            .as_ref()
+            .map(|l| Locality {
+                region: l.region.clone(),
+                zone: l.zone.clone(),
+                sub_zone: l.sub_zone.clone(),
+            })
+            .unwrap_or_default();
         Self {
             shape,
             namespace,
             cluster_domain,
             labels,
             address,
+            locality,
         }
     }
 

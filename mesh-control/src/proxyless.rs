@@ -108,7 +108,7 @@ pub fn resources(
     config: &MeshConfig,
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
-    let mut assembly = Assembly::default();
+    let mut assembly = Assembly::new(&node.locality);
     for name in names {
         if let Some(inbound) = inbound::listener(name, istio, &node.namespace, &node.labels) {
             let l = inbound?;
@@ -144,6 +144,7 @@ mod tests {
             cluster_domain: "cluster.local".into(),
             labels: Default::default(),
             address: None,
+            locality: Default::default(),
         }
     }
 

@@ -68,3 +68,45 @@ async fn endpoints_registered_from_code_are_served_and_follow_changes() {
         node.resources["CDS"].contains_key("outbound|9080|v1|reviews.default.svc.cluster.local")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stays_in_its_locality_and_fails_over_when_it_empties() {
+    let plane = ControlPlane::new("cluster.local");
+    let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                metadata: {name: reviews}\nspec:\n  host: reviews\n\
+                \x20 trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5}}\n";
+    let files = [
+        ("reviews-service.yaml", SERVICE.to_owned()),
+        ("reviews-rule.yaml", rule.to_owned()),
+    ];
+    plane.apply(load_texts(files.map(|(n, t)| (n.to_owned(), t)), "cluster.local").unwrap());
+    let in_zone = |name: &str, addr, zone: &str| {
+        let mut i = instance(name, addr);
+        i.locality = mesh_core::registry::parse_locality(&format!("us-east/{zone}"));
+        i
+    };
+    let (east_a, east_b) = (upstream("zone-a").await, upstream("zone-b").await);
+    plane.set_instances(
+        "launcher",
+        vec![in_zone("v1", east_a, "a"), in_zone("v1", east_b, "b")],
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let xds = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(plane.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let mut bootstrap = mesh_xds::Bootstrap::insecure(&xds.to_string(), "productpage-v1").unwrap();
+    bootstrap.node.locality.region = "us-east".into();
+    bootstrap.node.locality.zone = "a".into();
+    let client = support::mesh::client_with(&bootstrap);
+
+    // Its own zone takes everything while it has healthy endpoints.
+    for _ in 0..50 {
+        assert_eq!(get(&client, None).await.unwrap(), "zone-a");
+    }
+    // Zone a empties: traffic fails over to the next nearest.
+    plane.set_instances("launcher", vec![in_zone("v1", east_b, "b")]);
+    wait_for_version(&client, "zone-b").await;
+}

@@ -29,9 +29,13 @@ pub(crate) fn bookinfo(file: &str) -> String {
 
 /// A client of the control plane at `xds`.
 pub(crate) fn client(xds: SocketAddr) -> MeshClient<Full<Bytes>> {
-    let bootstrap = Bootstrap::insecure(&xds.to_string(), "productpage-v1").unwrap();
+    client_with(&Bootstrap::insecure(&xds.to_string(), "productpage-v1").unwrap())
+}
+
+/// A client with `bootstrap`.
+pub(crate) fn client_with(bootstrap: &Bootstrap) -> MeshClient<Full<Bytes>> {
     MeshClient::builder(StaticResolve::default())
-        .xds(AdsClient::start(&bootstrap).unwrap())
+        .xds(AdsClient::start(bootstrap).unwrap())
         .build()
 }
 
