@@ -25,9 +25,9 @@
 //!   [`resource`] as the value it was written from, or refused with a
 //!   [`translate::TranslateError`] naming what xDS cannot say.
 //! - [`server`]: the ADS server, state of the world and delta, serving
-//!   one [`server::ResourceCache`] of listeners, routes, clusters and
-//!   endpoints to every client, and recording each client's ACKs and
-//!   NACKs.
+//!   each client the [`server::ResourceCache`] of listeners, routes,
+//!   clusters and endpoints its node is given ([`server::Snapshots`]; one
+//!   cache may serve all), and recording each client's ACKs and NACKs.
 //!
 //! This crate has no features yet.
 

@@ -1,8 +1,9 @@
 //! [`ResourceCache`]: the resources the ADS server serves, by type and
 //! name, each with a version that is a digest of its bytes.
 //!
-//! One global set of resources, the same for every node: per-node
-//! snapshots are not supported yet. Each type is replaced whole by
+//! One set of resources, served to every node that
+//! [`Snapshots`](super::Snapshots) gives it (a cache alone serves every
+//! node). Each type is replaced whole by
 //! [`ResourceCache::set`]; streams read the current [`CacheSnapshot`]
 //! without a lock and wait on [`ResourceCache::changed`] for the next one.
 
