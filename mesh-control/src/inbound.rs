@@ -3,7 +3,7 @@
 //! `xds.istio.io/grpc/lds/inbound/HOST:PORT` (the template Istio's
 //! bootstrap gives), on that address, with one filter chain whose HTTP
 //! connection manager runs the workload's RBAC filters (see
-//! [`authz`](crate::authz)) and the router, over an inline route
+//! [`authz`]) and the router, over an inline route
 //! configuration whose one route only marks requests as not forwarded.
 //!
 //! Mutual TLS follows the workload's `PeerAuthentication`: STRICT gives

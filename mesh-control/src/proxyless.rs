@@ -17,7 +17,7 @@
 //! - Each listener carries the service's virtual IP and port as its
 //!   address, as istiod writes it (`0.0.0.0` without one); gRPC ignores it.
 //! - A server's name, `xds.istio.io/grpc/lds/inbound/HOST:PORT`, gets its
-//!   inbound listener (see [`inbound`](crate::inbound)).
+//!   inbound listener (see [`inbound`]).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
