@@ -293,9 +293,10 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     let _server = start_server(&python, &write_bootstrap("ratings"), port).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
-    // productpage, a proxyless client, dials mutual TLS because the
+    // productpage, a proxyless client asking by short name (completed in
+    // its namespace, as istiod does), dials mutual TLS because the
     // DestinationRule says so, and is let in.
-    let target = format!("xds:///ratings.default.svc.cluster.local:{port}");
+    let target = format!("xds:///ratings:{port}");
     let client = tokio::process::Command::new(&python)
         .arg(script("xds_client.py"))
         .args([target.as_str(), "20"])
