@@ -5,10 +5,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
+use envoy_types::pb::envoy::config::core::v3::transport_socket;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::registry::Registry;
-use mesh_core::{Endpoint, EndpointSet, Locality, MeshConfig};
+use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::ads::ResourceType;
 use mesh_xds::translate::{self, TranslateError};
 use prost::{Message, Name};
@@ -33,8 +35,8 @@ pub enum BuildError {
 #[derive(Debug, Default)]
 pub(crate) struct Assembly {
     by_type: BTreeMap<ResourceType, BTreeMap<String, Any>>,
-    /// Each cluster's service and port, whose endpoints it takes.
-    clusters: BTreeMap<String, (String, u16)>,
+    /// Each cluster with its service and port, whose endpoints it takes.
+    clusters: BTreeMap<String, (cds::Cluster, String, u16)>,
     /// Where the node runs, which orders endpoints' priorities.
     locality: Locality,
 }
@@ -61,23 +63,32 @@ impl Assembly {
     /// Adds `clusters` of the service `host` on `port`.
     pub(crate) fn add_clusters(&mut self, clusters: &[cds::Cluster], host: &str, port: u16) {
         for c in clusters {
-            self.add(&c.name, c);
             self.clusters
-                .insert(c.name.clone(), (host.to_owned(), port));
+                .insert(c.name.clone(), (c.clone(), host.to_owned(), port));
         }
     }
 
-    /// Everything, with an EDS resource per cluster.
+    /// Everything, with an EDS resource per cluster, and each mutual TLS
+    /// cluster that names no server identity expecting those its
+    /// instances run as, as istiod fills them in.
     pub(crate) fn finish(
         mut self,
         config: &MeshConfig,
         registry: &Registry,
     ) -> Result<ByType, BuildError> {
+        let clusters = std::mem::take(&mut self.clusters);
         let mut assignments = BTreeMap::new();
-        for (name, (host, port)) in &self.clusters {
-            let set = cluster_endpoints(name, host, *port, config, registry, &self.locality);
-            let cla = translate::load_assignment(name, &set)?;
-            assignments.extend([translate::entry(name, &cla)]);
+        for (name, (mut proto, host, port)) in clusters {
+            let set = match mesh_cluster(&name, &host, port, config) {
+                Some(cluster) => {
+                    expect_instances(&mut proto, registry.service_accounts(&host, port, cluster));
+                    cluster_endpoints(cluster, &host, port, registry, &self.locality)
+                }
+                None => EndpointSet::default(),
+            };
+            let cla = translate::load_assignment(&name, &set)?;
+            assignments.extend([translate::entry(&name, &cla)]);
+            self.add(&name, &proto);
         }
         self.by_type
             .insert(ResourceType::LoadAssignment, assignments);
@@ -103,7 +114,47 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
         .any(|vh| vh.domains.iter().any(|d| *d == host || *d == with_port))
 }
 
-/// The endpoints of the cluster `name` (`outbound|PORT|SUBSET|HOST`): the
+/// The mesh cluster the xDS cluster `name` (`outbound|PORT|SUBSET|HOST`)
+/// was written from.
+fn mesh_cluster<'a>(
+    name: &str,
+    host: &str,
+    port: u16,
+    config: &'a MeshConfig,
+) -> Option<&'a Cluster> {
+    let subset = name.split('|').nth(2).filter(|s| !s.is_empty());
+    [Some(port), None]
+        .into_iter()
+        .find_map(|p| config.cluster(&istio_cluster_name(host, p, subset)))
+}
+
+/// The trust domain of the mesh's identities, Istio's default.
+const TRUST_DOMAIN: &str = "cluster.local";
+
+/// Makes a mutual TLS cluster that names no server identity expect the
+/// service accounts `accounts` (namespace, name) as SPIFFE ids.
+fn expect_instances(c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
+    let Some(socket) = &c.transport_socket else {
+        return;
+    };
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return;
+    };
+    let Ok(context) = UpstreamTlsContext::decode(any.value.as_slice()) else {
+        return;
+    };
+    let mut tls = translate::upstream_tls(&context);
+    if !tls.subject_alt_names.is_empty() || accounts.is_empty() {
+        return;
+    }
+    tls.subject_alt_names = accounts
+        .into_iter()
+        .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
+        .collect();
+    c.transport_socket = Some(translate::tls_transport_socket(&tls));
+}
+
+/// The endpoints of `cluster` of the service `host` on `port`: the
 /// service's instances its subset selects, each locality weighted by the
 /// sum of its endpoints' weights, as istiod weighs them.
 ///
@@ -113,20 +164,12 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
 /// region, and the rest, so traffic leaves a locality only when too few
 /// of its endpoints are healthy.
 fn cluster_endpoints(
-    name: &str,
+    cluster: &Cluster,
     host: &str,
     port: u16,
-    config: &MeshConfig,
     registry: &Registry,
     node: &Locality,
 ) -> EndpointSet {
-    let subset = name.split('|').nth(2).filter(|s| !s.is_empty());
-    let cluster = [Some(port), None]
-        .into_iter()
-        .find_map(|p| config.cluster(&istio_cluster_name(host, p, subset)));
-    let Some(cluster) = cluster else {
-        return EndpointSet::default();
-    };
     let mut endpoints: Vec<Endpoint> = registry
         .endpoints(host, port, cluster)
         .iter()
@@ -208,7 +251,8 @@ mod tests {
     fn priorities(ejects: bool, node: &Locality) -> Vec<(String, u32)> {
         let (config, registry) = setup(ejects);
         let host = "reviews.default.svc.cluster.local";
-        cluster_endpoints(REVIEWS, host, 9080, &config, &registry, node)
+        let cluster = mesh_cluster(REVIEWS, host, 9080, &config).unwrap();
+        cluster_endpoints(cluster, host, 9080, &registry, node)
             .iter()
             .map(|e| (e.locality.zone.clone(), e.priority))
             .collect()

@@ -244,19 +244,19 @@ async fn grpcio_xds_server_enforces_authorization_and_strict_mtls() {
 }
 
 /// ratings on `port`: a Service, its one instance on 127.0.0.1 running as
-/// the service account `ratings`; its clients use the mesh's mutual TLS
-/// and check the server is ratings; the server takes nothing else, and
-/// only from productpage.
-fn mtls_mesh(port: u16) -> String {
+/// the service account `account`; its clients use the mesh's mutual TLS
+/// and expect the server to be who its instances run as; the server takes
+/// nothing else, and only from productpage.
+fn mtls_mesh(port: u16, account: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: ratings, namespace: default}}\n\
          spec:\n  selector: {{app: ratings}}\n  ports: [{{name: grpc, port: {port}}}]\n\
          ---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
          metadata: {{name: ratings-v1, namespace: default}}\n\
-         spec: {{address: 127.0.0.1, labels: {{app: ratings, version: v1}}, serviceAccount: ratings}}\n\
+         spec: {{address: 127.0.0.1, labels: {{app: ratings, version: v1}}, serviceAccount: {account}}}\n\
          ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
          metadata: {{name: ratings, namespace: default}}\n\
-         spec:\n  host: ratings\n  trafficPolicy:\n    tls: {{mode: ISTIO_MUTUAL, subjectAltNames: ['{RATINGS_ID}']}}\n\
+         spec:\n  host: ratings\n  trafficPolicy:\n    tls: {{mode: ISTIO_MUTUAL}}\n\
          ---\n{STRICT}\
          ---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
          metadata: {{name: from-productpage, namespace: default}}\n\
@@ -282,7 +282,7 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     let port = free_port();
     let config = tmp.join("config");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port)).unwrap();
+    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "ratings")).unwrap();
     let control = Control::start(&config);
     let write_bootstrap = |app: &str| {
         let file = tmp.join(&format!("{app}-bootstrap.json"));
@@ -295,25 +295,27 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
 
     // productpage, a proxyless client asking by short name (completed in
     // its namespace, as istiod does), dials mutual TLS because the
-    // DestinationRule says so, and is let in.
+    // DestinationRule says so, checks the server is ratings, and is let in.
     let target = format!("xds:///ratings:{port}");
-    let client = tokio::process::Command::new(&python)
-        .arg(script("xds_client.py"))
-        .args([target.as_str(), "20"])
-        .env("GRPC_XDS_BOOTSTRAP", write_bootstrap("productpage"))
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), client)
-        .await
-        .expect("the client finishes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(stdout.trim(), r#"{"ok": 20}"#);
+    let productpage = write_bootstrap("productpage");
+    let call = |args: &'static [&'static str]| {
+        let client = tokio::process::Command::new(&python)
+            .arg(script("xds_client.py"))
+            .arg(&target)
+            .args(args)
+            .env("GRPC_XDS_BOOTSTRAP", &productpage)
+            .kill_on_drop(true)
+            .output();
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(60), client)
+                .await
+                .expect("the client finishes")
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            (out.status.success(), stdout)
+        }
+    };
+    assert_eq!(call(&["20"]).await, (true, r#"{"ok": 20}"#.to_owned()));
 
     // Plain text is refused; another identity is denied by the policy.
     let plain = match plaintext(addr).await {
@@ -327,4 +329,20 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+
+    // Once the registry says ratings runs as another account, the client
+    // refuses the server it reaches: its certificate is ratings'.
+    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "impostor")).unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let (ok, stdout) = call(&["1", "fail-fast"]).await;
+            if !ok {
+                return stdout;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the client refuses a server that is not who the registry says");
+    assert!(refused.contains("UNAVAILABLE"), "{refused}");
 }

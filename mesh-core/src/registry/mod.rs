@@ -48,7 +48,7 @@ mod service;
 use std::collections::BTreeMap;
 
 use crate::cluster::Cluster;
-use crate::endpoint::EndpointSet;
+use crate::endpoint::{Endpoint, EndpointSet};
 
 pub use instance::{Instance, parse_locality};
 pub use service::{Protocol, Resolution, Service, ServicePort};
@@ -123,20 +123,49 @@ impl Registry {
     /// an IP address (a DNS ServiceEntry's host names) are left out. Empty
     /// for an unknown service or port.
     pub fn endpoints(&self, fqdn: &str, port: u16, cluster: &Cluster) -> EndpointSet {
-        let Some(service) = self.services.get(fqdn) else {
-            return EndpointSet::default();
+        self.selected(fqdn, port, cluster).map(|(_, e)| e).collect()
+    }
+
+    /// The service accounts (namespace, name) the instances behind
+    /// [`endpoints`](Self::endpoints) run as, each once, in order: the
+    /// identities a client of the cluster may expect of its server.
+    pub fn service_accounts(
+        &self,
+        fqdn: &str,
+        port: u16,
+        cluster: &Cluster,
+    ) -> Vec<(String, String)> {
+        let mut accounts: Vec<(String, String)> = self
+            .selected(fqdn, port, cluster)
+            .filter_map(|(i, _)| Some((i.namespace.clone(), i.service_account.clone()?)))
+            .collect();
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
+    /// The instances of `fqdn` serving `port` that `cluster` selects, with
+    /// their endpoints.
+    fn selected<'a>(
+        &'a self,
+        fqdn: &str,
+        port: u16,
+        cluster: &'a Cluster,
+    ) -> impl Iterator<Item = (&'a Instance, Endpoint)> + 'a {
+        let service = self.services.get(fqdn);
+        let port = service.and_then(|s| s.port(port));
+        let (inline, selected) = match (service, port) {
+            (Some(service), Some(_)) => (
+                service.endpoints.as_slice(),
+                Some(self.instances().filter(move |i| service.selects(i))),
+            ),
+            _ => (&[][..], None),
         };
-        let Some(port) = service.port(port) else {
-            return EndpointSet::default();
-        };
-        let selected = self.instances().filter(|i| service.selects(i));
-        service
-            .endpoints
+        inline
             .iter()
-            .chain(selected)
-            .filter_map(|i| i.endpoint(port))
-            .filter(|e| cluster.selects(e))
-            .collect()
+            .chain(selected.into_iter().flatten())
+            .filter_map(move |i| Some((i, i.endpoint(port?)?)))
+            .filter(move |(_, e)| cluster.selects(e))
     }
 }
 

@@ -143,7 +143,7 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
         }),
         connect_timeout: Some(duration(p.connection.connect_timeout)),
         outlier_detection: outlier(&p.outlier).map_err(|e| e.within("policy.outlier"))?,
-        transport_socket: p.tls.as_ref().map(super::tls::transport_socket),
+        transport_socket: p.tls.as_ref().map(super::tls_transport_socket),
         circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
         typed_extension_protocol_options: protocol(p.connection.protocol),
         ..Default::default()

@@ -7,7 +7,7 @@
 use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
-    SubjectAltNameMatcher, UpstreamTlsContext, common_tls_context::ValidationContextType,
+    UpstreamTlsContext, common_tls_context::ValidationContextType,
     subject_alt_name_matcher::SanType,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
@@ -22,20 +22,18 @@ pub(crate) const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
 const PROVIDER: &str = "default";
 
 /// `tls` as a cluster's transport socket.
-pub(super) fn transport_socket(tls: &UpstreamTls) -> TransportSocket {
+pub fn tls_transport_socket(tls: &UpstreamTls) -> TransportSocket {
     let instance = |certificate_name: &str| CertificateProviderPluginInstance {
         instance_name: PROVIDER.into(),
         certificate_name: certificate_name.into(),
     };
+    // `match_subject_alt_names`, as istiod writes it: gRPC checks that
+    // field and not its typed successor.
     let sans = tls
         .subject_alt_names
         .iter()
-        .map(|id| SubjectAltNameMatcher {
-            san_type: SanType::Uri as i32,
-            matcher: Some(StringMatcher {
-                match_pattern: Some(MatchPattern::Exact(id.clone())),
-                ..Default::default()
-            }),
+        .map(|id| StringMatcher {
+            match_pattern: Some(MatchPattern::Exact(id.clone())),
             ..Default::default()
         })
         .collect();
@@ -43,9 +41,10 @@ pub(super) fn transport_socket(tls: &UpstreamTls) -> TransportSocket {
         common_tls_context: Some(CommonTlsContext {
             tls_certificate_provider_instance: Some(instance("default")),
             validation_context_type: Some(ValidationContextType::ValidationContext(
+                #[allow(deprecated)]
                 CertificateValidationContext {
                     ca_certificate_provider_instance: Some(instance("ROOTCA")),
-                    match_typed_subject_alt_names: sans,
+                    match_subject_alt_names: sans,
                     ..Default::default()
                 },
             )),
@@ -61,21 +60,28 @@ pub(super) fn transport_socket(tls: &UpstreamTls) -> TransportSocket {
 }
 
 /// The mutual TLS an upstream TLS context asks for: its SNI and the URI
-/// SANs it requires exactly (the shape [`transport_socket`] writes).
-pub(crate) fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
+/// SANs it requires exactly (the shape [`tls_transport_socket`] writes).
+pub fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
     let validation = context
         .common_tls_context
         .as_ref()
         .and_then(|c| c.validation_context_type.as_ref());
+    let exact = |m: &StringMatcher| match m.match_pattern.as_ref()? {
+        MatchPattern::Exact(id) => Some(id.clone()),
+        _ => None,
+    };
     let subject_alt_names = match validation {
+        #[allow(deprecated)]
         Some(ValidationContextType::ValidationContext(v)) => v
-            .match_typed_subject_alt_names
+            .match_subject_alt_names
             .iter()
-            .filter(|m| m.san_type == SanType::Uri as i32)
-            .filter_map(|m| match m.matcher.as_ref()?.match_pattern.as_ref()? {
-                MatchPattern::Exact(id) => Some(id.clone()),
-                _ => None,
-            })
+            .filter_map(exact)
+            .chain(
+                v.match_typed_subject_alt_names
+                    .iter()
+                    .filter(|m| m.san_type == SanType::Uri as i32)
+                    .filter_map(|m| exact(m.matcher.as_ref()?)),
+            )
             .collect(),
         _ => Vec::new(),
     };
