@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    TlsCertificate, UpstreamTlsContext, common_tls_context::ValidationContextType,
+};
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::registry::Registry;
@@ -14,6 +17,8 @@ use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::ads::ResourceType;
 use mesh_xds::translate::{self, TranslateError};
 use prost::{Message, Name};
+
+use crate::node::{CertFiles, NodeClass};
 
 /// Resources by type, packed and named, as
 /// [`ResourceCache::set_all`](mesh_xds::server::ResourceCache::set_all)
@@ -39,13 +44,17 @@ pub(crate) struct Assembly {
     clusters: BTreeMap<String, (cds::Cluster, String, u16)>,
     /// Where the node runs, which orders endpoints' priorities.
     locality: Locality,
+    /// The node's certificate files, which its mutual TLS clusters read
+    /// instead of gRPC's certificate provider.
+    cert_files: Option<CertFiles>,
 }
 
 impl Assembly {
-    /// An empty assembly for a node in `locality`.
-    pub(crate) fn new(locality: &Locality) -> Self {
+    /// An empty assembly for `node`.
+    pub(crate) fn new(node: &NodeClass) -> Self {
         Self {
-            locality: locality.clone(),
+            locality: node.locality.clone(),
+            cert_files: node.cert_files.clone(),
             ..Self::default()
         }
     }
@@ -88,6 +97,9 @@ impl Assembly {
             };
             let cla = translate::load_assignment(&name, &set)?;
             assignments.extend([translate::entry(&name, &cla)]);
+            if let Some(files) = &self.cert_files {
+                read_files(&mut proto, files);
+            }
             self.add(&name, &proto);
         }
         self.by_type
@@ -114,6 +126,52 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
         .any(|vh| vh.domains.iter().any(|d| *d == host || *d == with_port))
 }
 
+/// Makes a mutual TLS cluster read the workload's certificate and the
+/// mesh's roots from `files`, as Envoy with mounted certificates does,
+/// rather than from gRPC's certificate provider.
+fn read_files(c: &mut cds::Cluster, files: &CertFiles) {
+    let Some(mut context) = tls_context(c) else {
+        return;
+    };
+    let file = |path: &str| DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_owned())),
+        ..Default::default()
+    };
+    let Some(common) = context.common_tls_context.as_mut() else {
+        return;
+    };
+    common.tls_certificate_provider_instance = None;
+    common.tls_certificates = vec![TlsCertificate {
+        certificate_chain: Some(file(&files.chain)),
+        private_key: Some(file(&files.key)),
+        ..Default::default()
+    }];
+    if let Some(ValidationContextType::ValidationContext(v)) =
+        common.validation_context_type.as_mut()
+    {
+        v.ca_certificate_provider_instance = None;
+        v.trusted_ca = Some(file(&files.root));
+    }
+    set_tls_context(c, &context);
+}
+
+/// The upstream TLS context of a cluster's transport socket, if it has one.
+fn tls_context(c: &cds::Cluster) -> Option<UpstreamTlsContext> {
+    let socket = c.transport_socket.as_ref()?;
+    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
+        return None;
+    };
+    UpstreamTlsContext::decode(any.value.as_slice()).ok()
+}
+
+fn set_tls_context(c: &mut cds::Cluster, context: &UpstreamTlsContext) {
+    if let Some(socket) = c.transport_socket.as_mut() {
+        socket.config_type = Some(transport_socket::ConfigType::TypedConfig(crate::any(
+            context,
+        )));
+    }
+}
+
 /// The mesh cluster the xDS cluster `name` (`outbound|PORT|SUBSET|HOST`)
 /// was written from.
 fn mesh_cluster<'a>(
@@ -134,13 +192,7 @@ const TRUST_DOMAIN: &str = "cluster.local";
 /// Makes a mutual TLS cluster that names no server identity expect the
 /// service accounts `accounts` (namespace, name) as SPIFFE ids.
 fn expect_instances(c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
-    let Some(socket) = &c.transport_socket else {
-        return;
-    };
-    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
-        return;
-    };
-    let Ok(context) = UpstreamTlsContext::decode(any.value.as_slice()) else {
+    let Some(context) = tls_context(c) else {
         return;
     };
     let mut tls = translate::upstream_tls(&context);

@@ -47,7 +47,7 @@ pub fn sidecar(
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
     let ip = bind_ip(node);
-    let mut assembly = Assembly::new(&node.locality);
+    let mut assembly = Assembly::new(node);
     let mut by_port: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
     for service in registry.services() {
         let host = service.hostname.as_str();
@@ -90,7 +90,7 @@ pub fn gateway(
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
     let ip = bind_ip(node);
-    let mut assembly = Assembly::new(&node.locality);
+    let mut assembly = Assembly::new(node);
     let mut ports: Vec<u16> = gateways
         .iter()
         .flat_map(|g| &g.resource.spec.servers)

@@ -12,6 +12,9 @@
 //! - **Address.** An Envoy node's IP is the id's second part; its
 //!   listeners are bound there.
 //! - **Locality.** The node's `locality`, for locality failover.
+//! - **Certificates.** For Envoy, the files metadata `TLS_CLIENT_CERT_CHAIN`,
+//!   `TLS_CLIENT_KEY` and `TLS_CLIENT_ROOT_CERT` name, as Istio reads them
+//!   for mounted certificates.
 //! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
 //!   sends the pod's labels.
 
@@ -52,6 +55,22 @@ pub struct NodeClass {
     /// Where it runs (the node's `locality`), which orders endpoints'
     /// priorities for locality failover.
     pub locality: Locality,
+    /// For Envoy, the files of its workload certificate, when its metadata
+    /// names them as Istio's does for mounted certificates
+    /// (`TLS_CLIENT_CERT_CHAIN`, `TLS_CLIENT_KEY`, `TLS_CLIENT_ROOT_CERT`):
+    /// its mutual TLS clusters read them.
+    pub cert_files: Option<CertFiles>,
+}
+
+/// A workload certificate's files, as Istio's agent writes them.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CertFiles {
+    /// The certificate chain (`cert-chain.pem`).
+    pub chain: String,
+    /// The private key (`key.pem`).
+    pub key: String,
+    /// The mesh's roots (`root-cert.pem`).
+    pub root: String,
 }
 
 impl NodeClass {
@@ -121,6 +140,15 @@ impl NodeClass {
                 sub_zone: l.sub_zone.clone(),
             })
             .unwrap_or_default();
+        let cert_files = metadata
+            .filter(|_| shape != Shape::Proxyless)
+            .and_then(|m| {
+                Some(CertFiles {
+                    chain: string(m, "TLS_CLIENT_CERT_CHAIN")?.to_owned(),
+                    key: string(m, "TLS_CLIENT_KEY")?.to_owned(),
+                    root: string(m, "TLS_CLIENT_ROOT_CERT")?.to_owned(),
+                })
+            });
         Self {
             shape,
             namespace,
@@ -128,6 +156,7 @@ impl NodeClass {
             labels,
             address,
             locality,
+            cert_files,
         }
     }
 

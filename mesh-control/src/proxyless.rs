@@ -108,7 +108,7 @@ pub fn resources(
     config: &MeshConfig,
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
-    let mut assembly = Assembly::new(&node.locality);
+    let mut assembly = Assembly::new(node);
     for name in names {
         if let Some(inbound) = inbound::listener(name, istio, &node.namespace, &node.labels) {
             let l = inbound?;
@@ -145,6 +145,7 @@ mod tests {
             labels: Default::default(),
             address: None,
             locality: Default::default(),
+            cert_files: None,
         }
     }
 

