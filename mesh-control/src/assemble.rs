@@ -1,6 +1,8 @@
 //! Putting a node's resources together service port by service port:
 //! listeners, route configurations and clusters as they come (one name,
-//! one resource), then the endpoints of every cluster from the registry.
+//! one resource), then from the registry the endpoints of every cluster
+//! (prioritised by locality) and the identities its mutual TLS expects,
+//! and for Envoy with mounted certificates, the files it reads them from.
 
 use std::collections::{BTreeMap, BTreeSet};
 
