@@ -14,6 +14,19 @@ use support::mesh::{bookinfo, client, get, wait_for_version};
 const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n\
                        spec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n";
 
+/// `plane` served over ADS on a free port of 127.0.0.1, until the test's
+/// runtime ends.
+async fn serve(plane: &ControlPlane) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let xds = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(plane.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    xds
+}
+
 /// An instance of reviews `version` at `addr`, as a launcher registers it.
 fn instance(version: &str, addr: std::net::SocketAddr) -> Instance {
     let mut i = Instance::new(addr.ip().to_string());
@@ -43,13 +56,7 @@ async fn endpoints_registered_from_code_are_served_and_follow_changes() {
     let (v1, v2) = (upstream("v1").await, upstream("v2").await);
     plane.set_instances("launcher", vec![instance("v1", v1), instance("v2", v2)]);
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let xds = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(plane.clone()).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let xds = serve(&plane).await;
     let client = client(xds);
     assert_eq!(get(&client, Some("jason")).await.unwrap(), "v2");
     assert_eq!(get(&client, None).await.unwrap(), "v1");
@@ -90,13 +97,7 @@ async fn a_client_stays_in_its_locality_and_fails_over_when_it_empties() {
         "launcher",
         vec![in_zone("v1", east_a, "a"), in_zone("v1", east_b, "b")],
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let xds = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(plane.clone()).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let xds = serve(&plane).await;
     let mut bootstrap = mesh_xds::Bootstrap::insecure(&xds.to_string(), "productpage-v1").unwrap();
     bootstrap.node.locality.region = "us-east".into();
     bootstrap.node.locality.zone = "a".into();
