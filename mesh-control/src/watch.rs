@@ -1,8 +1,10 @@
 //! Following a configuration directory: every [`POLL`] its files'
-//! [`fingerprint`] is taken, and when it changed the directory is loaded
-//! again and applied, or, if it does not load, reported (on stderr
-//! through `tracing`, and in [`ControlPlane::status`]) while the last
-//! good configuration stays served.
+//! [`fingerprint`] is taken, and once it has changed and then held for
+//! one more poll (so that a file caught half-written by an editor is not
+//! applied) the directory is loaded again and applied, or, if it does not
+//! load, reported (on stderr through `tracing`, and in
+//! [`ControlPlane::status`]) while the last good configuration stays
+//! served. An edit is applied within two polls.
 //!
 //! Polling reads every file each time: the directory is a handful of
 //! small YAML files, and it works the same on every file system and
@@ -48,10 +50,12 @@ pub async fn load_into(plane: &ControlPlane, dir: &Path) -> bool {
     }
 }
 
-/// Loads `dir` into `plane` at once, then follows it until the task is
-/// dropped.
+/// Loads `dir` into `plane` (once its files hold still for a poll), then
+/// follows it until the task is dropped.
 pub async fn watch(plane: ControlPlane, dir: PathBuf) {
     let mut seen = None;
+    // A new fingerprint seen once, waiting to be seen again.
+    let mut settling = None;
     let mut failing: Option<String> = None;
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -68,11 +72,17 @@ pub async fn watch(plane: ControlPlane, dir: PathBuf) {
         };
         failing = None;
         if seen == Some(now) {
+            settling = None;
+            continue;
+        }
+        if settling != Some(now) {
+            settling = Some(now);
             continue;
         }
         // Remembered even when the load fails: the same broken files are
         // reported once, and the next edit is tried.
         seen = Some(now);
+        settling = None;
         load_into(&plane, &dir).await;
     }
 }
