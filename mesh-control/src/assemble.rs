@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    TlsCertificate, UpstreamTlsContext, common_tls_context::ValidationContextType,
+    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
+    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
 };
+use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::registry::Registry;
@@ -20,7 +21,7 @@ use mesh_xds::ads::ResourceType;
 use mesh_xds::translate::{self, TranslateError};
 use prost::{Message, Name};
 
-use crate::node::{CertFiles, NodeClass};
+use crate::node::{CertFiles, NodeClass, Shape};
 
 /// Resources by type, packed and named, as
 /// [`ResourceCache::set_all`](mesh_xds::server::ResourceCache::set_all)
@@ -49,6 +50,8 @@ pub(crate) struct Assembly {
     /// The node's certificate files, which its mutual TLS clusters read
     /// instead of gRPC's certificate provider.
     cert_files: Option<CertFiles>,
+    /// Whether the node is Envoy, which takes typed SAN matchers.
+    envoy: bool,
 }
 
 impl Assembly {
@@ -57,6 +60,7 @@ impl Assembly {
         Self {
             locality: node.locality.clone(),
             cert_files: node.cert_files.clone(),
+            envoy: node.shape != Shape::Proxyless,
             ..Self::default()
         }
     }
@@ -102,6 +106,9 @@ impl Assembly {
             if let Some(files) = &self.cert_files {
                 read_files(&mut proto, files);
             }
+            if self.envoy {
+                typed_sans(&mut proto);
+            }
             self.add(&name, &proto);
         }
         self.by_type
@@ -128,17 +135,17 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
         .any(|vh| vh.domains.iter().any(|d| *d == host || *d == with_port))
 }
 
-/// Makes a mutual TLS cluster read the workload's certificate and the
-/// mesh's roots from `files`, as Envoy with mounted certificates does,
-/// rather than from gRPC's certificate provider.
+/// Makes a cluster of the mesh's mutual TLS read the workload's
+/// certificate and the mesh's roots from `files`, as Envoy with mounted
+/// certificates does, rather than from gRPC's certificate provider.
 fn read_files(c: &mut cds::Cluster, files: &CertFiles) {
     let Some(mut context) = tls_context(c) else {
         return;
     };
-    let file = |path: &str| DataSource {
-        specifier: Some(data_source::Specifier::Filename(path.to_owned())),
-        ..Default::default()
-    };
+    if translate::upstream_tls(&context).files.is_some() {
+        return;
+    }
+    let file = translate::file;
     let Some(common) = context.common_tls_context.as_mut() else {
         return;
     };
@@ -154,6 +161,36 @@ fn read_files(c: &mut cds::Cluster, files: &CertFiles) {
         v.ca_certificate_provider_instance = None;
         v.trusted_ca = Some(file(&files.root));
     }
+    set_tls_context(c, &context);
+}
+
+/// Moves a TLS cluster's SAN matchers to the typed field Envoy reads (a
+/// SPIFFE id as a URI, any other name as DNS): the field gRPC checks is
+/// deprecated in Envoy.
+fn typed_sans(c: &mut cds::Cluster) {
+    let Some(mut context) = tls_context(c) else {
+        return;
+    };
+    let validation = context
+        .common_tls_context
+        .as_mut()
+        .and_then(|common| common.validation_context_type.as_mut());
+    let Some(ValidationContextType::ValidationContext(v)) = validation else {
+        return;
+    };
+    #[allow(deprecated)]
+    let sans = std::mem::take(&mut v.match_subject_alt_names);
+    v.match_typed_subject_alt_names = sans
+        .into_iter()
+        .map(|matcher| {
+            let uri = matches!(&matcher.match_pattern, Some(MatchPattern::Exact(id)) if id.starts_with("spiffe://"));
+            SubjectAltNameMatcher {
+                san_type: if uri { SanType::Uri } else { SanType::Dns } as i32,
+                matcher: Some(matcher),
+                ..Default::default()
+            }
+        })
+        .collect();
     set_tls_context(c, &context);
 }
 
@@ -191,14 +228,15 @@ fn mesh_cluster<'a>(
 /// The trust domain of the mesh's identities, Istio's default.
 const TRUST_DOMAIN: &str = "cluster.local";
 
-/// Makes a mutual TLS cluster that names no server identity expect the
-/// service accounts `accounts` (namespace, name) as SPIFFE ids.
+/// Makes a cluster of the mesh's mutual TLS that names no server identity
+/// expect the service accounts `accounts` (namespace, name) as SPIFFE
+/// ids.
 fn expect_instances(c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
     let Some(context) = tls_context(c) else {
         return;
     };
     let mut tls = translate::upstream_tls(&context);
-    if !tls.subject_alt_names.is_empty() || accounts.is_empty() {
+    if tls.files.is_some() || !tls.subject_alt_names.is_empty() || accounts.is_empty() {
         return;
     }
     tls.subject_alt_names = accounts

@@ -236,8 +236,14 @@ async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn envoy_dials_mutual_tls_with_mounted_certificates_when_the_rule_says_so() {
+/// Envoy reaching an upstream that takes only mutual TLS (reviews, with a
+/// certificate from the mesh's CA), told how by the DestinationRule `rule`
+/// (given the directory of productpage's certificate files), with those
+/// files named in its node metadata when `mounted`.
+async fn envoy_reaches_an_mtls_only_upstream(
+    rule: impl Fn(&std::path::Path) -> String,
+    mounted: bool,
+) {
     let tmp = TempDir::new("envoy-mtls");
     let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
     let day = Duration::from_secs(24 * 3600);
@@ -254,18 +260,12 @@ async fn envoy_dials_mutual_tls_with_mounted_certificates_when_the_rule_says_so(
     let port = free_port();
     let dir = tmp.join("config");
     std::fs::create_dir_all(&dir).unwrap();
-    let mut registry = registry("reviews", port, &[("v1", upstream)]);
-    registry = registry.replace(
+    let registry = registry("reviews", port, &[("v1", upstream)]).replace(
         "labels: {app: reviews, version: v1}",
         "labels: {app: reviews, version: v1}\n  serviceAccount: reviews",
     );
     std::fs::write(dir.join("registry.yaml"), registry).unwrap();
-    std::fs::write(
-        dir.join("rule.yaml"),
-        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n\
-         spec:\n  host: reviews\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("rule.yaml"), rule(&tmp.join("productpage"))).unwrap();
     let control = Control::start(&dir);
     let file = |name: &str| tmp.join("productpage").join(name).display().to_string();
     let (chain, key, root) = (
@@ -273,11 +273,14 @@ async fn envoy_dials_mutual_tls_with_mounted_certificates_when_the_rule_says_so(
         file("key.pem"),
         file("root-cert.pem"),
     );
-    let metadata = [
-        ("TLS_CLIENT_CERT_CHAIN", chain.as_str()),
-        ("TLS_CLIENT_KEY", key.as_str()),
-        ("TLS_CLIENT_ROOT_CERT", root.as_str()),
-    ];
+    let mut metadata = vec![];
+    if mounted {
+        metadata = vec![
+            ("TLS_CLIENT_CERT_CHAIN", chain.as_str()),
+            ("TLS_CLIENT_KEY", key.as_str()),
+            ("TLS_CLIENT_ROOT_CERT", root.as_str()),
+        ];
+    }
     let Some(_envoy) = Envoy::start_with(control.xds, NODE, &[("app", "productpage")], &metadata)
     else {
         return;
@@ -288,4 +291,31 @@ async fn envoy_dials_mutual_tls_with_mounted_certificates_when_the_rule_says_so(
     wait_until(listener, "over mutual TLS", |v| v == "v1-over-mtls").await;
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_dials_the_meshs_mutual_tls_with_mounted_certificates() {
+    let rule = |_: &std::path::Path| {
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\n\
+         spec:\n  host: reviews\n  trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n"
+            .to_owned()
+    };
+    envoy_reaches_an_mtls_only_upstream(rule, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_dials_mutual_tls_with_the_files_a_rule_names() {
+    let rule = |certs: &std::path::Path| {
+        let file = |name: &str| certs.join(name).display().to_string();
+        format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: reviews}}\n\
+             spec:\n  host: reviews\n  trafficPolicy:\n    tls:\n      mode: MUTUAL\n\
+             \x20     clientCertificate: {}\n      privateKey: {}\n      caCertificates: {}\n\
+             \x20     subjectAltNames: [spiffe://cluster.local/ns/default/sa/reviews]\n",
+            file("cert-chain.pem"),
+            file("key.pem"),
+            file("root-cert.pem")
+        )
+    };
+    envoy_reaches_an_mtls_only_upstream(rule, false).await;
 }

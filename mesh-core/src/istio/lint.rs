@@ -16,13 +16,15 @@ use super::yaml::FieldPath;
 fn tls_note(tls: &ClientTLSSettings) -> Option<&'static str> {
     match tls.mode {
         Some(TLSMode::Disable) | None => None,
-        Some(TLSMode::IstioMutual) => Some(ISTIO_MUTUAL_NOT_DIALLED),
-        _ => Some(TLS_IGNORED),
+        _ if !tls.credential_name.is_empty() => Some(
+            "credentialName (a Kubernetes secret) is not read: name the files (clientCertificate, privateKey, caCertificates); TLS without them",
+        ),
+        _ => Some(TLS_NOT_DIALLED),
     }
 }
 
-/// What is said of `ISTIO_MUTUAL`.
-const ISTIO_MUTUAL_NOT_DIALLED: &str = "mesh clients do not dial mutual TLS yet (the control plane serves it to proxyless gRPC and Envoy); plain text here";
+/// What is said of TLS the mesh's own clients do not dial.
+const TLS_NOT_DIALLED: &str = "mesh clients do not dial TLS yet (the control plane serves it to proxyless gRPC and Envoy); plain text here";
 
 /// What is said of `tls` in a traffic policy or a port's.
 const TLS_IGNORED: &str =

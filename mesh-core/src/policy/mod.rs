@@ -20,7 +20,7 @@ pub use connection::{ConnectionPolicy, Protocol};
 pub use outlier::OutlierDetection;
 pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
-pub use tls::UpstreamTls;
+pub use tls::{TlsFiles, UpstreamTls};
 
 /// Every policy of one cluster.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -40,8 +40,8 @@ pub struct ClusterPolicy {
     pub connection: ConnectionPolicy,
     /// Local rate limit on all requests to the cluster. Default none.
     pub rate_limit: Option<LocalRateLimit>,
-    /// Mutual TLS towards the endpoints; `None`, the default, is plain
-    /// text. `MeshClient` does not dial TLS yet: the control plane writes
-    /// it for the xDS clients that do (proxyless gRPC, Envoy).
+    /// TLS towards the endpoints; `None`, the default, is plain text.
+    /// `MeshClient` does not dial TLS yet: the control plane writes it for
+    /// the xDS clients that do (proxyless gRPC, Envoy).
     pub tls: Option<UpstreamTls>,
 }

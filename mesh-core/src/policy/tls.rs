@@ -1,17 +1,34 @@
 //! How a cluster's connections are secured: Istio's DestinationRule `tls`
-//! in its `ISTIO_MUTUAL` mode, mutual TLS with the mesh's identities.
+//! (`ISTIO_MUTUAL` with the mesh's identities; `SIMPLE` and `MUTUAL` with
+//! files of the client's own).
 
-/// Mutual TLS with the mesh's own identities (Istio's `ISTIO_MUTUAL`): the
-/// client presents its workload certificate and checks the server's
-/// against the mesh's roots and, when some are given, its SPIFFE ids.
-/// Where the certificates come from is the client's (Istio's agent writes
-/// them; proxyless gRPC reads them through its certificate provider
-/// `default`).
+/// TLS towards a cluster's endpoints. With [`files`](Self::files) unset it
+/// is mutual TLS with the mesh's own identities (Istio's `ISTIO_MUTUAL`):
+/// the client presents its workload certificate and checks the server's
+/// against the mesh's roots, where the certificates come from being the
+/// client's (Istio's agent writes them; proxyless gRPC reads them through
+/// its certificate provider `default`). Either way, when identities are
+/// given the server must have one of them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UpstreamTls {
     /// The server name to send (SNI), if any.
     pub sni: Option<String>,
-    /// Identities the server must have one of (`spiffe://…`); empty
-    /// accepts any the roots sign.
+    /// Identities the server must have one of (`spiffe://…`, or DNS names
+    /// for a service outside the mesh); empty accepts any the roots sign.
     pub subject_alt_names: Vec<String>,
+    /// The client's own files (Istio's `SIMPLE` and `MUTUAL`), instead of
+    /// the mesh's identities.
+    pub files: Option<TlsFiles>,
+}
+
+/// Certificate files a DestinationRule names for `SIMPLE` or `MUTUAL` TLS.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The client certificate chain to present (`MUTUAL`).
+    pub client_certificate: Option<String>,
+    /// Its private key (`MUTUAL`).
+    pub private_key: Option<String>,
+    /// The roots the server's certificate is checked against; none checks
+    /// nothing.
+    pub ca_certificates: Option<String>,
 }

@@ -1,17 +1,21 @@
-//! A cluster's mutual TLS as Envoy's upstream TLS transport socket, in
-//! the shape istiod writes for proxyless gRPC (gRFC A29): the workload's
-//! certificate and the mesh's roots from the certificate provider
-//! instance `default` (certificates `default` and `ROOTCA`, as Istio's
-//! agent names them), the server's SPIFFE ids as URI SAN matchers.
+//! A cluster's TLS as Envoy's upstream TLS transport socket. The mesh's
+//! mutual TLS takes the shape istiod writes for proxyless gRPC (gRFC
+//! A29): the workload's certificate and the mesh's roots from the
+//! certificate provider instance `default` (certificates `default` and
+//! `ROOTCA`, as Istio's agent names them). TLS with files of the client's
+//! own (`SIMPLE`, `MUTUAL`) names them as data sources, which Envoy reads
+//! and gRPC does not. Either way the server's identities are SAN matchers.
 
-use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
+use envoy_types::pb::envoy::config::core::v3::{
+    DataSource, TransportSocket, data_source, transport_socket,
+};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
-    UpstreamTlsContext, common_tls_context::ValidationContextType,
+    TlsCertificate, UpstreamTlsContext, common_tls_context::ValidationContextType,
     subject_alt_name_matcher::SanType,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
-use mesh_core::policy::UpstreamTls;
+use mesh_core::policy::{TlsFiles, UpstreamTls};
 
 use super::any;
 
@@ -37,19 +41,31 @@ pub fn tls_transport_socket(tls: &UpstreamTls) -> TransportSocket {
             ..Default::default()
         })
         .collect();
-    let context = UpstreamTlsContext {
-        common_tls_context: Some(CommonTlsContext {
-            tls_certificate_provider_instance: Some(instance("default")),
-            validation_context_type: Some(ValidationContextType::ValidationContext(
-                #[allow(deprecated)]
-                CertificateValidationContext {
-                    ca_certificate_provider_instance: Some(instance("ROOTCA")),
-                    match_subject_alt_names: sans,
+    #[allow(deprecated)]
+    let mut validation = CertificateValidationContext {
+        match_subject_alt_names: sans,
+        ..Default::default()
+    };
+    let mut common = CommonTlsContext::default();
+    match &tls.files {
+        None => {
+            common.tls_certificate_provider_instance = Some(instance("default"));
+            validation.ca_certificate_provider_instance = Some(instance("ROOTCA"));
+        }
+        Some(files) => {
+            if let (Some(chain), Some(key)) = (&files.client_certificate, &files.private_key) {
+                common.tls_certificates = vec![TlsCertificate {
+                    certificate_chain: Some(file(chain)),
+                    private_key: Some(file(key)),
                     ..Default::default()
-                },
-            )),
-            ..Default::default()
-        }),
+                }];
+            }
+            validation.trusted_ca = files.ca_certificates.as_deref().map(file);
+        }
+    }
+    common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(common),
         sni: tls.sni.clone().unwrap_or_default(),
         ..Default::default()
     };
@@ -59,13 +75,28 @@ pub fn tls_transport_socket(tls: &UpstreamTls) -> TransportSocket {
     }
 }
 
-/// The mutual TLS an upstream TLS context asks for: its SNI and the URI
-/// SANs it requires exactly (the shape [`tls_transport_socket`] writes).
+/// A data source naming the file `path`.
+pub fn file(path: &str) -> DataSource {
+    DataSource {
+        specifier: Some(data_source::Specifier::Filename(path.to_owned())),
+        ..Default::default()
+    }
+}
+
+/// The file a data source names, if it names one.
+fn filename(source: Option<&DataSource>) -> Option<String> {
+    match source?.specifier.as_ref()? {
+        data_source::Specifier::Filename(f) => Some(f.clone()),
+        _ => None,
+    }
+}
+
+/// The TLS an upstream TLS context asks for: its SNI, the SANs it
+/// requires exactly, and the files it names, if any (the shape
+/// [`tls_transport_socket`] writes).
 pub fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
-    let validation = context
-        .common_tls_context
-        .as_ref()
-        .and_then(|c| c.validation_context_type.as_ref());
+    let common = context.common_tls_context.as_ref();
+    let validation = common.and_then(|c| c.validation_context_type.as_ref());
     let exact = |m: &StringMatcher| match m.match_pattern.as_ref()? {
         MatchPattern::Exact(id) => Some(id.clone()),
         _ => None,
@@ -85,8 +116,25 @@ pub fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
             .collect(),
         _ => Vec::new(),
     };
+    let own = common.and_then(|c| c.tls_certificates.first());
+    let trusted_ca = match validation {
+        Some(ValidationContextType::ValidationContext(v)) => filename(v.trusted_ca.as_ref()),
+        _ => None,
+    };
+    // istiod writes the deprecated field; either names a provider.
+    #[allow(deprecated)]
+    let by_provider = common.is_some_and(|c| {
+        c.tls_certificate_provider_instance.is_some()
+            || c.tls_certificate_certificate_provider_instance.is_some()
+    });
+    let files = (!by_provider).then(|| TlsFiles {
+        client_certificate: own.and_then(|c| filename(c.certificate_chain.as_ref())),
+        private_key: own.and_then(|c| filename(c.private_key.as_ref())),
+        ca_certificates: trusted_ca,
+    });
     UpstreamTls {
         sni: (!context.sni.is_empty()).then(|| context.sni.clone()),
         subject_alt_names,
+        files,
     }
 }

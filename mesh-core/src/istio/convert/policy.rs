@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use http::HeaderName;
 
 use crate::policy::{
-    ClusterPolicy, LoadBalancer, Maglev, OutlierDetection as Outlier, Protocol, RingHash,
+    ClusterPolicy, LoadBalancer, Maglev, OutlierDetection as Outlier, Protocol, RingHash, TlsFiles,
     UpstreamTls,
 };
 use crate::route::{HashKey, HashPolicy, Percent};
@@ -181,13 +181,27 @@ impl<'r> Effective<'r> {
     }
 }
 
-/// Istio's `ISTIO_MUTUAL` as the mesh's mutual TLS; every other mode is
-/// plain text here (`SIMPLE` and `MUTUAL` with files of the client's own
-/// are warned about when read).
+/// Istio's `ISTIO_MUTUAL` as the mesh's mutual TLS, `SIMPLE` and `MUTUAL`
+/// as TLS with the files the rule names; `DISABLE` is plain text.
 fn upstream_tls(tls: &ClientTLSSettings) -> Option<UpstreamTls> {
-    (tls.mode == Some(TLSMode::IstioMutual)).then(|| UpstreamTls {
+    let file = |f: &String| (!f.is_empty()).then(|| f.clone());
+    let files = match tls.mode? {
+        TLSMode::Disable => return None,
+        TLSMode::IstioMutual => None,
+        TLSMode::Simple => Some(TlsFiles {
+            ca_certificates: file(&tls.ca_certificates),
+            ..TlsFiles::default()
+        }),
+        TLSMode::Mutual => Some(TlsFiles {
+            client_certificate: file(&tls.client_certificate),
+            private_key: file(&tls.private_key),
+            ca_certificates: file(&tls.ca_certificates),
+        }),
+    };
+    Some(UpstreamTls {
         sni: (!tls.sni.is_empty()).then(|| tls.sni.clone()),
         subject_alt_names: tls.subject_alt_names.clone(),
+        files,
     })
 }
 

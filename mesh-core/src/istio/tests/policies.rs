@@ -394,5 +394,44 @@ spec:
             "outbound||v2|reviews.default.svc.cluster.local",
         ))
         .unwrap();
+    assert_eq!(tls.files, None, "the mesh's own identities");
     assert_eq!(v2.policy.tls, None);
+}
+
+#[test]
+fn simple_and_mutual_tls_name_the_clients_files() {
+    let rule = r#"---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews}
+spec:
+  host: reviews
+  trafficPolicy:
+    tls: {mode: MUTUAL, clientCertificate: /c.pem, privateKey: /k.pem, caCertificates: /ca.pem}
+  subsets:
+  - name: v1
+    labels: {version: v1}
+    trafficPolicy:
+      tls: {mode: SIMPLE, caCertificates: /ca.pem, sni: reviews.example.com}
+  - name: v2
+    labels: {version: v2}
+"#;
+    let c = config(
+        &(vs(
+            "  http:\n  - match: [{uri: {prefix: /2}}]\n    route: [{destination: {host: reviews, subset: v2}}]\n  - route: [{destination: {host: reviews, subset: v1}}]\n",
+        ) + rule),
+    );
+    let tls = |subset: &str| {
+        let name = format!("outbound||{subset}|reviews.default.svc.cluster.local");
+        let cluster = c.cluster(&ClusterName::new(name.as_str())).unwrap();
+        cluster.policy.tls.clone().unwrap()
+    };
+    let simple = tls("v1");
+    assert_eq!(simple.sni.as_deref(), Some("reviews.example.com"));
+    let files = simple.files.unwrap();
+    assert_eq!(files.ca_certificates.as_deref(), Some("/ca.pem"));
+    assert_eq!(files.client_certificate, None);
+    let mutual = tls("v2").files.unwrap();
+    assert_eq!(mutual.client_certificate.as_deref(), Some("/c.pem"));
+    assert_eq!(mutual.private_key.as_deref(), Some("/k.pem"));
 }

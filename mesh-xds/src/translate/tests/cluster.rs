@@ -34,9 +34,28 @@ fn clusters_round_trip_with_every_balancer() {
     mutual.tls = Some(mesh_core::policy::UpstreamTls {
         sni: Some("outbound_.9080_._.ratings.default.svc.cluster.local".into()),
         subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/ratings".into()],
+        files: None,
     });
     let mut mutual_any_peer = policy(LoadBalancer::RoundRobin);
     mutual_any_peer.tls = Some(Default::default());
+    let mut own_files = policy(LoadBalancer::RoundRobin);
+    own_files.tls = Some(mesh_core::policy::UpstreamTls {
+        sni: Some("api.example.com".into()),
+        subject_alt_names: vec!["api.example.com".into()],
+        files: Some(mesh_core::policy::TlsFiles {
+            client_certificate: Some("/etc/certs/client.pem".into()),
+            private_key: Some("/etc/certs/client-key.pem".into()),
+            ca_certificates: Some("/etc/certs/ca.pem".into()),
+        }),
+    });
+    let mut simple = policy(LoadBalancer::RoundRobin);
+    simple.tls = Some(mesh_core::policy::UpstreamTls {
+        files: Some(mesh_core::policy::TlsFiles {
+            ca_certificates: Some("/etc/ssl/ca.pem".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
     let policies = [
         policy(LoadBalancer::LeastRequest),
         policy(LoadBalancer::PeakEwma(PeakEwma::default())),
@@ -50,6 +69,8 @@ fn clusters_round_trip_with_every_balancer() {
         http1,
         mutual,
         mutual_any_peer,
+        own_files,
+        simple,
     ];
     for p in policies {
         let mut c = Cluster::named("outbound|9080|v1|reviews.default.svc.cluster.local");
