@@ -8,6 +8,8 @@
 //! - A proxyless node's cache holds what its class asked for by listener
 //!   name (see [`proxyless`](crate::proxyless)); each name asked is kept
 //!   for the class, so that a later configuration serves it too.
+//! - Nothing is served before the first configuration is applied: streams
+//!   wait for it.
 //! - A new configuration ([`apply`](ControlPlane::apply)) or new endpoints
 //!   ([`set_instances`](ControlPlane::set_instances)) rebuild every
 //!   class's cache at once. A class whose resources cannot be written
@@ -270,7 +272,13 @@ impl State {
     }
 
     /// Rebuilds the cache of `class`; on failure it keeps what it had.
+    /// Before a configuration is applied nothing is served: a server would
+    /// otherwise take an inbound listener without its policies, and a
+    /// client a partial mesh.
     fn rebuild(&mut self, class: &NodeClass) {
+        if self.fingerprint.is_none() {
+            return;
+        }
         let built = self.build(class, &self.nodes[class].listeners);
         let node = self.nodes.get_mut(class).expect("a class being rebuilt");
         match built {
@@ -376,6 +384,28 @@ mod tests {
             assert_eq!(listeners, 1, "{id}");
         }
         assert!(plane.status().nodes.iter().all(|n| n.error.is_none()));
+    }
+
+    #[test]
+    fn nothing_is_served_before_the_first_configuration() {
+        let plane = ControlPlane::new("cluster.local");
+        let node = crate::node::node("productpage-1", false, &[]);
+        let cache = plane.cache_for(&node);
+        let inbound = "xds.istio.io/grpc/lds/inbound/127.0.0.1:50051".to_owned();
+        plane.requested(
+            &node,
+            ResourceType::Listener,
+            std::slice::from_ref(&inbound),
+        );
+        assert!(cache.load().resources(ResourceType::Listener).is_empty());
+        let loaded = crate::config_dir::load_texts([], "cluster.local").unwrap();
+        plane.apply(loaded);
+        assert!(
+            cache
+                .load()
+                .resources(ResourceType::Listener)
+                .contains_key(&inbound)
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! applied) the directory is loaded again and applied, or, if it does not
 //! load, reported (on stderr through `tracing`, and in
 //! [`ControlPlane::status`]) while the last good configuration stays
-//! served. An edit is applied within two polls.
+//! served. An edit is applied within two polls; the first load at once,
+//! since nothing is served before it.
 //!
 //! Polling reads every file each time: the directory is a handful of
 //! small YAML files, and it works the same on every file system and
@@ -75,7 +76,8 @@ pub async fn watch(plane: ControlPlane, dir: PathBuf) {
             settling = None;
             continue;
         }
-        if settling != Some(now) {
+        // The first load is not held back: nothing is served before it.
+        if seen.is_some() && settling != Some(now) {
             settling = Some(now);
             continue;
         }
