@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
+use envoy_types::pb::google::rpc::Status as RpcStatus;
+
 use crate::ads::{Protocol, ResourceType};
 
 /// One connected stream.
@@ -93,11 +95,6 @@ impl ClientGuard {
         self.stream
     }
 
-    /// The node id recorded, empty until a request names one.
-    pub(super) fn node_id(&self) -> &str {
-        &self.node_id
-    }
-
     /// Notes the node id, the first time a request names one.
     pub(super) fn node(&mut self, node_id: &str) {
         if !self.node_id.is_empty() || node_id.is_empty() {
@@ -114,13 +111,33 @@ impl ClientGuard {
         self.update(kind, |_| {});
     }
 
-    /// Notes an ACK of `version` of `kind`.
-    pub(super) fn acked(&self, kind: ResourceType, version: &str) {
-        self.update(kind, |t| t.acked_version = Some(version.to_owned()));
-    }
-
-    /// Notes a NACK of `kind`.
-    pub(super) fn nacked(&self, kind: ResourceType, nack: Nack) {
+    /// Notes the client's answer to the response of `kind` it was sent
+    /// with `nonce` and `version`: an ACK, or, with `error`, a NACK, which
+    /// is also logged.
+    pub(super) fn answered(
+        &self,
+        kind: ResourceType,
+        nonce: &str,
+        version: &str,
+        error: Option<&RpcStatus>,
+    ) {
+        let Some(error) = error else {
+            self.update(kind, |t| t.acked_version = Some(version.to_owned()));
+            return;
+        };
+        let nack = Nack {
+            nonce: nonce.to_owned(),
+            version: version.to_owned(),
+            message: error.message.clone(),
+        };
+        tracing::warn!(
+            node = %self.node_id,
+            %kind,
+            nonce = %nack.nonce,
+            version = %nack.version,
+            message = %nack.message,
+            "xDS client rejected a response"
+        );
         self.update(kind, |t| t.last_nack = Some(nack));
     }
 
@@ -148,16 +165,12 @@ mod tests {
         guard.node("");
         guard.node("node-a");
         guard.node("node-b");
-        assert_eq!(guard.node_id(), "node-a");
-        guard.acked(ResourceType::Cluster, "v1");
-        guard.nacked(
-            ResourceType::Cluster,
-            Nack {
-                nonce: "n".into(),
-                version: "v2".into(),
-                message: "bad".into(),
-            },
-        );
+        guard.answered(ResourceType::Cluster, "m", "v1", None);
+        let bad = RpcStatus {
+            message: "bad".into(),
+            ..RpcStatus::default()
+        };
+        guard.answered(ResourceType::Cluster, "n", "v2", Some(&bad));
         let all = clients.all();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].node_id, "node-a");

@@ -15,9 +15,9 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::cache::{ResourceCache, set_version};
-use super::clients::{ClientGuard, Nack};
+use super::clients::ClientGuard;
 use super::subscription::Subscription;
-use super::{Closed, Served, log_nack};
+use super::{Closed, Served};
 use crate::ads::ResourceType;
 use envoy_types::pb::envoy::config::core::v3::Node;
 
@@ -69,18 +69,8 @@ impl DeltaStream {
         if !request.response_nonce.is_empty() {
             match &state.last {
                 Some((nonce, version)) if *nonce == request.response_nonce => {
-                    match &request.error_detail {
-                        Some(error) => {
-                            let nack = Nack {
-                                nonce: nonce.clone(),
-                                version: version.clone(),
-                                message: error.message.clone(),
-                            };
-                            log_nack(self.client.node_id(), kind, &nack);
-                            self.client.nacked(kind, nack);
-                        }
-                        None => self.client.acked(kind, version),
-                    }
+                    let error = request.error_detail.as_ref();
+                    self.client.answered(kind, nonce, version, error);
                 }
                 // Subscription changes still count: they are deltas.
                 _ => tracing::debug!(%kind, nonce = %request.response_nonce, "a stale nonce"),

@@ -276,14 +276,3 @@ async fn cache_changed<S: AdsStream>(stream: &mut S) -> Result<(), Closed> {
     }
     Ok(())
 }
-
-fn log_nack(node_id: &str, kind: ResourceType, nack: &Nack) {
-    tracing::warn!(
-        node = node_id,
-        %kind,
-        nonce = %nack.nonce,
-        version = %nack.version,
-        message = %nack.message,
-        "xDS client rejected a response"
-    );
-}

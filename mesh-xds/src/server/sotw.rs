@@ -12,9 +12,9 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::cache::{ResourceCache, set_version};
-use super::clients::{ClientGuard, Nack};
+use super::clients::ClientGuard;
 use super::subscription::Subscription;
-use super::{Closed, Served, log_nack};
+use super::{Closed, Served};
 use crate::ads::ResourceType;
 use envoy_types::pb::envoy::config::core::v3::Node;
 
@@ -72,18 +72,9 @@ impl SotwStream {
                 tracing::debug!(%kind, nonce = %request.response_nonce, "ignoring a request with a stale nonce");
                 return Ok(());
             }
-            match &request.error_detail {
-                Some(error) => {
-                    let nack = Nack {
-                        nonce: sent.nonce.clone(),
-                        version: sent.version.clone(),
-                        message: error.message.clone(),
-                    };
-                    log_nack(self.client.node_id(), kind, &nack);
-                    self.client.nacked(kind, nack);
-                }
-                None => self.client.acked(kind, &sent.version),
-            }
+            let error = request.error_detail.as_ref();
+            self.client
+                .answered(kind, &sent.nonce, &sent.version, error);
         }
         let before = state.subscription.clone();
         state.subscription.replace(&request.resource_names);
