@@ -8,17 +8,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
-    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
-};
-use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
+use mesh_core::policy::TlsFiles;
 use mesh_core::registry::Registry;
 use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::ads::ResourceType;
-use mesh_xds::translate::{self, TranslateError};
+use mesh_xds::translate::{self, SanMatchers, TranslateError};
 use prost::{Message, Name};
 
 use crate::node::{CertFiles, NodeClass, Shape};
@@ -75,6 +72,48 @@ impl Assembly {
         self.by_type.entry(kind).or_default().insert(name, any);
     }
 
+    /// Completes a TLS cluster's transport socket for the node: the
+    /// mesh's mutual TLS expects the service accounts `accounts`
+    /// (namespace, name) its instances run as when the rule names no
+    /// identity, as istiod fills them in, and reads the node's mounted
+    /// certificate files (Envoy) rather than gRPC's certificate provider;
+    /// Envoy takes its SAN matchers typed.
+    fn secure(&self, c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
+        let context = match c
+            .transport_socket
+            .as_ref()
+            .and_then(|s| s.config_type.as_ref())
+        {
+            Some(transport_socket::ConfigType::TypedConfig(any)) => {
+                UpstreamTlsContext::decode(any.value.as_slice()).ok()
+            }
+            None => None,
+        };
+        let Some(context) = context else {
+            return;
+        };
+        let mut tls = translate::upstream_tls(&context);
+        if tls.files.is_none() {
+            if tls.subject_alt_names.is_empty() {
+                tls.subject_alt_names = accounts
+                    .into_iter()
+                    .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
+                    .collect();
+            }
+            tls.files = self.cert_files.as_ref().map(|f| TlsFiles {
+                client_certificate: Some(f.chain.clone()),
+                private_key: Some(f.key.clone()),
+                ca_certificates: Some(f.root.clone()),
+            });
+        }
+        let sans = if self.envoy {
+            SanMatchers::Typed
+        } else {
+            SanMatchers::Untyped
+        };
+        c.transport_socket = Some(translate::tls_transport_socket(&tls, sans));
+    }
+
     /// Adds `clusters` of the service `host` on `port`.
     pub(crate) fn add_clusters(&mut self, clusters: &[cds::Cluster], host: &str, port: u16) {
         for c in clusters {
@@ -94,21 +133,16 @@ impl Assembly {
         let clusters = std::mem::take(&mut self.clusters);
         let mut assignments = BTreeMap::new();
         for (name, (mut proto, host, port)) in clusters {
-            let set = match mesh_cluster(&name, &host, port, config) {
-                Some(cluster) => {
-                    expect_instances(&mut proto, registry.service_accounts(&host, port, cluster));
-                    cluster_endpoints(cluster, &host, port, registry, &self.locality)
-                }
-                None => EndpointSet::default(),
+            let (set, accounts) = match mesh_cluster(&name, &host, port, config) {
+                Some(cluster) => (
+                    cluster_endpoints(cluster, &host, port, registry, &self.locality),
+                    registry.service_accounts(&host, port, cluster),
+                ),
+                None => (EndpointSet::default(), Vec::new()),
             };
             let cla = translate::load_assignment(&name, &set)?;
             assignments.extend([translate::entry(&name, &cla)]);
-            if let Some(files) = &self.cert_files {
-                read_files(&mut proto, files);
-            }
-            if self.envoy {
-                typed_sans(&mut proto);
-            }
+            self.secure(&mut proto, accounts);
             self.add(&name, &proto);
         }
         self.by_type
@@ -135,82 +169,6 @@ pub(crate) fn routed(config: &MeshConfig, host: &str, port: u16) -> bool {
         .any(|vh| vh.domains.iter().any(|d| *d == host || *d == with_port))
 }
 
-/// Makes a cluster of the mesh's mutual TLS read the workload's
-/// certificate and the mesh's roots from `files`, as Envoy with mounted
-/// certificates does, rather than from gRPC's certificate provider.
-fn read_files(c: &mut cds::Cluster, files: &CertFiles) {
-    let Some(mut context) = tls_context(c) else {
-        return;
-    };
-    if translate::upstream_tls(&context).files.is_some() {
-        return;
-    }
-    let file = translate::file;
-    let Some(common) = context.common_tls_context.as_mut() else {
-        return;
-    };
-    common.tls_certificate_provider_instance = None;
-    common.tls_certificates = vec![TlsCertificate {
-        certificate_chain: Some(file(&files.chain)),
-        private_key: Some(file(&files.key)),
-        ..Default::default()
-    }];
-    if let Some(ValidationContextType::ValidationContext(v)) =
-        common.validation_context_type.as_mut()
-    {
-        v.ca_certificate_provider_instance = None;
-        v.trusted_ca = Some(file(&files.root));
-    }
-    set_tls_context(c, &context);
-}
-
-/// Moves a TLS cluster's SAN matchers to the typed field Envoy reads (a
-/// SPIFFE id as a URI, any other name as DNS): the field gRPC checks is
-/// deprecated in Envoy.
-fn typed_sans(c: &mut cds::Cluster) {
-    let Some(mut context) = tls_context(c) else {
-        return;
-    };
-    let validation = context
-        .common_tls_context
-        .as_mut()
-        .and_then(|common| common.validation_context_type.as_mut());
-    let Some(ValidationContextType::ValidationContext(v)) = validation else {
-        return;
-    };
-    #[allow(deprecated)]
-    let sans = std::mem::take(&mut v.match_subject_alt_names);
-    v.match_typed_subject_alt_names = sans
-        .into_iter()
-        .map(|matcher| {
-            let uri = matches!(&matcher.match_pattern, Some(MatchPattern::Exact(id)) if id.starts_with("spiffe://"));
-            SubjectAltNameMatcher {
-                san_type: if uri { SanType::Uri } else { SanType::Dns } as i32,
-                matcher: Some(matcher),
-                ..Default::default()
-            }
-        })
-        .collect();
-    set_tls_context(c, &context);
-}
-
-/// The upstream TLS context of a cluster's transport socket, if it has one.
-fn tls_context(c: &cds::Cluster) -> Option<UpstreamTlsContext> {
-    let socket = c.transport_socket.as_ref()?;
-    let Some(transport_socket::ConfigType::TypedConfig(any)) = &socket.config_type else {
-        return None;
-    };
-    UpstreamTlsContext::decode(any.value.as_slice()).ok()
-}
-
-fn set_tls_context(c: &mut cds::Cluster, context: &UpstreamTlsContext) {
-    if let Some(socket) = c.transport_socket.as_mut() {
-        socket.config_type = Some(transport_socket::ConfigType::TypedConfig(crate::any(
-            context,
-        )));
-    }
-}
-
 /// The mesh cluster the xDS cluster `name` (`outbound|PORT|SUBSET|HOST`)
 /// was written from.
 fn mesh_cluster<'a>(
@@ -227,24 +185,6 @@ fn mesh_cluster<'a>(
 
 /// The trust domain of the mesh's identities, Istio's default.
 const TRUST_DOMAIN: &str = "cluster.local";
-
-/// Makes a cluster of the mesh's mutual TLS that names no server identity
-/// expect the service accounts `accounts` (namespace, name) as SPIFFE
-/// ids.
-fn expect_instances(c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
-    let Some(context) = tls_context(c) else {
-        return;
-    };
-    let mut tls = translate::upstream_tls(&context);
-    if tls.files.is_some() || !tls.subject_alt_names.is_empty() || accounts.is_empty() {
-        return;
-    }
-    tls.subject_alt_names = accounts
-        .into_iter()
-        .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
-        .collect();
-    c.transport_socket = Some(translate::tls_transport_socket(&tls));
-}
 
 /// The endpoints of `cluster` of the service `host` on `port`: the
 /// service's instances its subset selects, each locality weighted by the

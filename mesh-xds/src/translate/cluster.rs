@@ -143,7 +143,10 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
         }),
         connect_timeout: Some(duration(p.connection.connect_timeout)),
         outlier_detection: outlier(&p.outlier).map_err(|e| e.within("policy.outlier"))?,
-        transport_socket: p.tls.as_ref().map(super::tls_transport_socket),
+        transport_socket: p
+            .tls
+            .as_ref()
+            .map(|tls| super::tls_transport_socket(tls, super::SanMatchers::Untyped)),
         circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
         typed_extension_protocol_options: protocol(p.connection.protocol),
         ..Default::default()

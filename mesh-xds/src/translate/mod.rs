@@ -49,7 +49,7 @@ pub use error::TranslateError;
 pub use listener::{api_listener, envoy_listener, socket_address};
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
-pub use tls::{file, tls_transport_socket, upstream_tls};
+pub use tls::{SanMatchers, tls_transport_socket, upstream_tls};
 
 /// The name Envoy and istiod give the fault filter, under which routes
 /// carry their fault policy.

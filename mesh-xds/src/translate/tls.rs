@@ -11,8 +11,8 @@ use envoy_types::pb::envoy::config::core::v3::{
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
-    TlsCertificate, UpstreamTlsContext, common_tls_context::ValidationContextType,
-    subject_alt_name_matcher::SanType,
+    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
+    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use mesh_core::policy::{TlsFiles, UpstreamTls};
@@ -25,27 +25,49 @@ pub(crate) const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
 /// The certificate provider instance Istio's agent configures.
 const PROVIDER: &str = "default";
 
-/// `tls` as a cluster's transport socket.
-pub fn tls_transport_socket(tls: &UpstreamTls) -> TransportSocket {
+/// Where a TLS context puts the server identities it requires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SanMatchers {
+    /// `match_subject_alt_names`, the field gRPC checks (and istiod
+    /// writes for it).
+    Untyped,
+    /// `match_typed_subject_alt_names`, the one Envoy does not deprecate:
+    /// a SPIFFE id as a URI, any other name as DNS.
+    Typed,
+}
+
+/// `tls` as a cluster's transport socket, its identities in `sans`.
+pub fn tls_transport_socket(tls: &UpstreamTls, sans: SanMatchers) -> TransportSocket {
     let instance = |certificate_name: &str| CertificateProviderPluginInstance {
         instance_name: PROVIDER.into(),
         certificate_name: certificate_name.into(),
     };
-    // `match_subject_alt_names`, as istiod writes it: gRPC checks that
-    // field and not its typed successor.
-    let sans = tls
-        .subject_alt_names
-        .iter()
-        .map(|id| StringMatcher {
-            match_pattern: Some(MatchPattern::Exact(id.clone())),
-            ..Default::default()
-        })
-        .collect();
-    #[allow(deprecated)]
-    let mut validation = CertificateValidationContext {
-        match_subject_alt_names: sans,
+    let exact = |id: &String| StringMatcher {
+        match_pattern: Some(MatchPattern::Exact(id.clone())),
         ..Default::default()
     };
+    let mut validation = CertificateValidationContext::default();
+    match sans {
+        #[allow(deprecated)]
+        SanMatchers::Untyped => {
+            validation.match_subject_alt_names = tls.subject_alt_names.iter().map(exact).collect();
+        }
+        SanMatchers::Typed => {
+            validation.match_typed_subject_alt_names = tls
+                .subject_alt_names
+                .iter()
+                .map(|id| SubjectAltNameMatcher {
+                    san_type: if id.starts_with("spiffe://") {
+                        SanType::Uri
+                    } else {
+                        SanType::Dns
+                    } as i32,
+                    matcher: Some(exact(id)),
+                    ..Default::default()
+                })
+                .collect();
+        }
+    }
     let mut common = CommonTlsContext::default();
     match &tls.files {
         None => {
@@ -76,7 +98,7 @@ pub fn tls_transport_socket(tls: &UpstreamTls) -> TransportSocket {
 }
 
 /// A data source naming the file `path`.
-pub fn file(path: &str) -> DataSource {
+fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::Filename(path.to_owned())),
         ..Default::default()
@@ -110,7 +132,6 @@ pub fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
             .chain(
                 v.match_typed_subject_alt_names
                     .iter()
-                    .filter(|m| m.san_type == SanType::Uri as i32)
                     .filter_map(|m| exact(m.matcher.as_ref()?)),
             )
             .collect(),
