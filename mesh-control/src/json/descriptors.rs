@@ -85,13 +85,28 @@ mod tests {
 
     use super::*;
 
+    /// The platform this runs on, as rustc names it.
+    fn host_triple() -> String {
+        let out = Command::new("rustc")
+            .arg("-vV")
+            .output()
+            .expect("rustc runs");
+        let info = String::from_utf8_lossy(&out.stdout);
+        info.lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .expect("rustc -vV names the host")
+            .to_owned()
+    }
+
     /// The descriptor set `envoy-types` ships, found through `cargo
-    /// metadata` (offline: Cargo has its source to build it).
+    /// metadata` (offline, and for this platform only: Cargo has the
+    /// sources it built with, not those of other platforms' crates).
     fn envoy_types_set() -> Vec<u8> {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let manifest = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let out = Command::new(cargo)
             .args(["metadata", "--format-version=1", "--offline"])
+            .args(["--filter-platform", &host_triple()])
             .args(["--manifest-path", manifest])
             .output()
             .expect("cargo metadata runs");
