@@ -4,7 +4,7 @@
 //! (prioritised by locality) and the identities its mutual TLS expects,
 //! and for Envoy with mounted certificates, the files it reads them from.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::core::v3::transport_socket;
@@ -42,8 +42,10 @@ pub(crate) struct Assembly {
     by_type: BTreeMap<ResourceType, BTreeMap<String, Any>>,
     /// Each cluster with its service and port, whose endpoints it takes.
     clusters: BTreeMap<String, (cds::Cluster, String, u16)>,
-    /// Where the node runs, which orders endpoints' priorities.
+    /// Where the node runs and its labels, by which endpoints are
+    /// weighed and prioritised.
     locality: Locality,
+    labels: BTreeMap<String, String>,
     /// The node's certificate files, which its mutual TLS clusters read
     /// instead of gRPC's certificate provider.
     cert_files: Option<CertFiles>,
@@ -56,6 +58,7 @@ impl Assembly {
     pub(crate) fn new(node: &NodeClass) -> Self {
         Self {
             locality: node.locality.clone(),
+            labels: node.labels.clone(),
             cert_files: node.cert_files.clone(),
             envoy: node.shape != Shape::Proxyless,
             ..Self::default()
@@ -134,10 +137,22 @@ impl Assembly {
         let mut assignments = BTreeMap::new();
         for (name, (mut proto, host, port)) in clusters {
             let (set, accounts) = match mesh_cluster(&name, &host, port, config) {
-                Some(cluster) => (
-                    cluster_endpoints(cluster, &host, port, registry, &self.locality),
-                    registry.service_accounts(&host, port, cluster),
-                ),
+                Some(cluster) => {
+                    if self.envoy && !cluster.policy_for(port).locality.distribute.is_empty() {
+                        translate::weigh_localities(&mut proto);
+                    }
+                    (
+                        cluster_endpoints(
+                            cluster,
+                            &host,
+                            port,
+                            registry,
+                            &self.locality,
+                            &self.labels,
+                        ),
+                        registry.service_accounts(&host, port, cluster),
+                    )
+                }
                 None => (EndpointSet::default(), Vec::new()),
             };
             let cla = translate::load_assignment(&name, &set)?;
@@ -186,61 +201,32 @@ fn mesh_cluster<'a>(
 /// The trust domain of the mesh's identities, Istio's default.
 const TRUST_DOMAIN: &str = "cluster.local";
 
-/// The endpoints of `cluster` of the service `host` on `port`: the
-/// service's instances its subset selects, each locality weighted by the
-/// sum of its endpoints' weights, as istiod weighs them.
-///
-/// When the cluster ejects outliers and the node says where it runs,
-/// endpoints are prioritised by how near they are, as Istio's locality
-/// failover does: the node's own sub-zone first, then its zone, its
-/// region, and the rest, so traffic leaves a locality only when too few
-/// of its endpoints are healthy.
+/// The endpoints of `cluster` of the service `host` on `port` for a node
+/// at `locality` with `labels`: the service's instances its subset
+/// selects, weighed and prioritised by the cluster's locality settings
+/// (see [`LocalityLb`](mesh_core::policy::LocalityLb)), as istiod writes
+/// a proxy's endpoints. By default a cluster that ejects outliers keeps a
+/// client in its own locality until too few endpoints there are healthy.
 fn cluster_endpoints(
     cluster: &Cluster,
     host: &str,
     port: u16,
     registry: &Registry,
-    node: &Locality,
+    locality: &Locality,
+    labels: &BTreeMap<String, String>,
 ) -> EndpointSet {
-    let mut endpoints: Vec<Endpoint> = registry
+    let endpoints: Vec<Endpoint> = registry
         .endpoints(host, port, cluster)
         .iter()
         .cloned()
         .collect();
-    let outlier = &cluster.policy_for(port).outlier;
+    let policy = cluster.policy_for(port);
+    let outlier = &policy.outlier;
     let ejects = outlier.consecutive_5xx.is_some() || outlier.consecutive_gateway_errors.is_some();
-    if ejects && *node != Locality::default() {
-        let nearness = |l: &Locality| -> u32 {
-            match (
-                l.region == node.region,
-                l.zone == node.zone,
-                l.sub_zone == node.sub_zone,
-            ) {
-                (true, true, true) => 0,
-                (true, true, false) => 1,
-                (true, false, _) => 2,
-                (false, ..) => 3,
-            }
-        };
-        // Priorities without gaps, as EDS requires.
-        let used: BTreeSet<u32> = endpoints.iter().map(|e| nearness(&e.locality)).collect();
-        let rank: BTreeMap<u32, u32> = used.into_iter().zip(0..).collect();
-        for e in &mut endpoints {
-            e.priority = rank[&nearness(&e.locality)];
-        }
-    }
-    let mut totals: BTreeMap<(u32, &Locality), u32> = BTreeMap::new();
-    for e in &endpoints {
-        *totals.entry((e.priority, &e.locality)).or_default() += e.weight.max(1);
-    }
-    let weights: Vec<u32> = endpoints
-        .iter()
-        .map(|e| totals[&(e.priority, &e.locality)])
-        .collect();
-    endpoints
+    policy
+        .locality
+        .apply(locality, labels, ejects, endpoints)
         .into_iter()
-        .zip(weights)
-        .map(|(e, total)| e.with_locality_weight(total))
         .collect()
 }
 
@@ -284,7 +270,7 @@ mod tests {
         let (config, registry) = setup(ejects);
         let host = "reviews.default.svc.cluster.local";
         let cluster = mesh_cluster(REVIEWS, host, 9080, &config).unwrap();
-        cluster_endpoints(cluster, host, 9080, &registry, node)
+        cluster_endpoints(cluster, host, 9080, &registry, node, &BTreeMap::new())
             .iter()
             .map(|e| (e.locality.zone.clone(), e.priority))
             .collect()

@@ -4,9 +4,15 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::Full;
 use mesh_control::ControlPlane;
 use mesh_control::config_dir::load_texts;
 use mesh_core::registry::Instance;
+use mesh_tower::MeshClient;
 use mesh_xds::server::AdsServer;
 use support::control::upstream;
 use support::mesh::{bookinfo, client, get, wait_for_version};
@@ -16,7 +22,7 @@ const SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\
 
 /// `plane` served over ADS on a free port of 127.0.0.1, until the test's
 /// runtime ends.
-async fn serve(plane: &ControlPlane) -> std::net::SocketAddr {
+async fn serve(plane: &ControlPlane) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let xds = listener.local_addr().unwrap();
     tokio::spawn(
@@ -28,7 +34,7 @@ async fn serve(plane: &ControlPlane) -> std::net::SocketAddr {
 }
 
 /// An instance of reviews `version` at `addr`, as a launcher registers it.
-fn instance(version: &str, addr: std::net::SocketAddr) -> Instance {
+fn instance(version: &str, addr: SocketAddr) -> Instance {
     let mut i = Instance::new(addr.ip().to_string());
     i.ports.insert("http".into(), addr.port());
     i.labels.insert("app".into(), "reviews".into());
@@ -76,38 +82,94 @@ async fn endpoints_registered_from_code_are_served_and_follow_changes() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_client_stays_in_its_locality_and_fails_over_when_it_empties() {
+/// A control plane serving reviews under a DestinationRule whose traffic
+/// policy is `policy`, and a client of it in `us-east/a`.
+async fn in_east_a(policy: &str) -> (ControlPlane, MeshClient<Full<Bytes>>) {
     let plane = ControlPlane::new("cluster.local");
-    let rule = "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
-                metadata: {name: reviews}\nspec:\n  host: reviews\n\
-                \x20 trafficPolicy: {outlierDetection: {consecutive5xxErrors: 5}}\n";
+    let rule = format!(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: reviews}}\nspec:\n  host: reviews\n  trafficPolicy: {policy}\n"
+    );
     let files = [
         ("reviews-service.yaml", SERVICE.to_owned()),
-        ("reviews-rule.yaml", rule.to_owned()),
+        ("reviews-rule.yaml", rule),
     ];
     plane.apply(load_texts(files.map(|(n, t)| (n.to_owned(), t)), "cluster.local").unwrap());
-    let in_zone = |name: &str, addr, zone: &str| {
-        let mut i = instance(name, addr);
-        i.locality = mesh_core::registry::parse_locality(&format!("us-east/{zone}"));
-        i
-    };
-    let (east_a, east_b) = (upstream("zone-a").await, upstream("zone-b").await);
-    plane.set_instances(
-        "launcher",
-        vec![in_zone("v1", east_a, "a"), in_zone("v1", east_b, "b")],
-    );
     let xds = serve(&plane).await;
     let mut bootstrap = mesh_xds::Bootstrap::insecure(&xds.to_string(), "productpage-v1").unwrap();
     bootstrap.node.locality.region = "us-east".into();
     bootstrap.node.locality.zone = "a".into();
-    let client = support::mesh::client_with(&bootstrap);
+    (plane, support::mesh::client_with(&bootstrap))
+}
+
+/// An instance of reviews v1 at `addr` in `locality`.
+fn at(addr: SocketAddr, locality: &str) -> Instance {
+    let mut i = instance("v1", addr);
+    i.locality = mesh_core::registry::parse_locality(locality);
+    i
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_stays_in_its_locality_and_fails_over_when_it_empties() {
+    let (plane, client) = in_east_a("{outlierDetection: {consecutive5xxErrors: 5}}").await;
+    let (east_a, east_b) = (upstream("zone-a").await, upstream("zone-b").await);
+    plane.set_instances(
+        "launcher",
+        vec![at(east_a, "us-east/a"), at(east_b, "us-east/b")],
+    );
 
     // Its own zone takes everything while it has healthy endpoints.
     for _ in 0..50 {
         assert_eq!(get(&client, None).await.unwrap(), "zone-a");
     }
     // Zone a empties: traffic fails over to the next nearest.
-    plane.set_instances("launcher", vec![in_zone("v1", east_b, "b")]);
+    plane.set_instances("launcher", vec![at(east_b, "us-east/b")]);
     wait_for_version(&client, "zone-b").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_rule_picks_the_region_traffic_leaves_for() {
+    let policy = "{outlierDetection: {consecutive5xxErrors: 5}, loadBalancer: \
+                  {localityLbSetting: {failover: [{from: us-east, to: eu-west}]}}}";
+    let (plane, client) = in_east_a(policy).await;
+    let (us_west, eu_west) = (upstream("us-west").await, upstream("eu-west").await);
+    plane.set_instances(
+        "launcher",
+        vec![at(us_west, "us-west/a"), at(eu_west, "eu-west/a")],
+    );
+    // Nothing in us-east: the rule's region first, not every other alike.
+    wait_for_version(&client, "eu-west").await;
+    for _ in 0..50 {
+        assert_eq!(get(&client, None).await.unwrap(), "eu-west");
+    }
+    plane.set_instances("launcher", vec![at(us_west, "us-west/a")]);
+    wait_for_version(&client, "us-west").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_distribute_rule_splits_traffic_by_locality() {
+    let policy = "{loadBalancer: {localityLbSetting: {distribute: \
+                  [{from: us-east/a/*, to: {us-east/a: 80, us-east/b: 20}}]}}}";
+    let (plane, client) = in_east_a(policy).await;
+    let zones = [
+        (upstream("zone-a").await, "us-east/a"),
+        (upstream("zone-b").await, "us-east/b"),
+        (upstream("zone-c").await, "us-east/c"),
+    ];
+    plane.set_instances("launcher", zones.map(|(a, l)| at(a, l)).to_vec());
+
+    const N: usize = 500;
+    let mut tally: BTreeMap<String, usize> = BTreeMap::new();
+    for _ in 0..N {
+        *tally.entry(get(&client, None).await.unwrap()).or_default() += 1;
+    }
+    // 20 % of 500 is 100, with a standard deviation of about 9.
+    let b = tally.get("zone-b").copied().unwrap_or_default();
+    assert!((64..=136).contains(&b), "{tally:?}");
+    assert_eq!(
+        tally.get("zone-c"),
+        None,
+        "zone c is in no share: {tally:?}"
+    );
+    assert_eq!(tally.values().sum::<usize>(), N);
 }

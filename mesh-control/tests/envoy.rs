@@ -158,6 +158,46 @@ async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_splits_by_locality_as_a_distribute_rule_says() {
+    let port = free_port();
+    let dir = TempDir::new("envoy-locality");
+    let mut yaml = registry("reviews", port, &[]);
+    for (zone, version) in [("a", "v1"), ("b", "v2"), ("c", "v3")] {
+        let addr = upstream(version).await;
+        yaml.push_str(&format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+             metadata: {{name: reviews-{zone}, namespace: default}}\n\
+             spec:\n  address: {}\n  ports: {{http: {}}}\n  labels: {{app: reviews}}\n  locality: us-east/{zone}\n",
+            addr.ip(),
+            addr.port()
+        ));
+    }
+    yaml.push_str(
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {name: reviews, namespace: default}\nspec:\n  host: reviews\n  trafficPolicy:\n\
+         \x20   loadBalancer:\n      localityLbSetting:\n\
+         \x20       distribute: [{from: us-east/a/*, to: {us-east/a: 80, us-east/b: 20}}]\n",
+    );
+    std::fs::write(dir.join("reviews.yaml"), yaml).unwrap();
+    let control = Control::start(dir.path());
+    let node = support::envoy::Node {
+        id: NODE,
+        labels: &[("app", "productpage")],
+        locality: Some(("us-east", "a")),
+        ..Default::default()
+    };
+    let Some(_envoy) = Envoy::launch(control.xds, &node) else {
+        return;
+    };
+    let listener: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_until(listener, "to zone b", |v| v == "v2").await;
+    // Zone a's share and zone b's, none for zone c, which no share names.
+    assert_split(listener, &format!("reviews:{port}"), "v2", 0.2).await;
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}
+
 /// A VirtualService bound to bookinfo's Gateway: `reviews.example.com`
 /// split 80/20 between reviews v1 and v2.
 const REVIEWS_AT_THE_EDGE: &str = "apiVersion: networking.istio.io/v1\nkind: VirtualService\n\

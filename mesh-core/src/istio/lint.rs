@@ -239,7 +239,7 @@ fn load_balancer(
     if lb.locality_lb_setting.is_some() {
         note(
             at.key("localityLbSetting"),
-            "locality preferences come with endpoint discovery (priorities and locality weights), not from this setting; ignored",
+            "applied by the control plane to the endpoints it serves each client (priorities and locality weights); a client discovering endpoints itself takes them as discovery gives them",
         );
     }
     if lb.warmup_duration_secs.is_some() || lb.warmup.is_some() {

@@ -7,6 +7,7 @@
 mod balance;
 mod circuit;
 mod connection;
+mod locality;
 mod outlier;
 mod rate_limit;
 mod retry;
@@ -17,6 +18,9 @@ use std::time::Duration;
 pub use balance::{InvalidLoadBalancer, LoadBalancer, Maglev, PeakEwma, RingHash};
 pub use circuit::CircuitBreakers;
 pub use connection::{ConnectionPolicy, Protocol};
+pub use locality::{
+    Distribute, Failover, InvalidLocality, LocalityLb, LocalityPattern, PriorityLabel,
+};
 pub use outlier::OutlierDetection;
 pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
@@ -27,6 +31,9 @@ pub use tls::{TlsFiles, UpstreamTls};
 pub struct ClusterPolicy {
     /// How endpoints are picked.
     pub load_balancer: LoadBalancer,
+    /// How endpoints are weighed and prioritised by locality for a
+    /// client; applied by the control plane that writes its endpoints.
+    pub locality: LocalityLb,
     /// Retries (Istio's default retry policy).
     pub retry: RetryPolicy,
     /// Whole-request timeout, covering all attempts and backoff. Istio sets

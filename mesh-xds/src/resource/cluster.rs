@@ -96,7 +96,8 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
 use mesh_core::policy::{
-    CircuitBreakers, ClusterPolicy, ConnectionPolicy, OutlierDetection, Protocol, RetryPolicy,
+    CircuitBreakers, ClusterPolicy, ConnectionPolicy, LocalityLb, OutlierDetection, Protocol,
+    RetryPolicy,
 };
 use mesh_core::route::ClusterName;
 use prost::Name;
@@ -196,6 +197,8 @@ fn convert(c: &cds::Cluster) -> Result<XdsCluster, FieldError> {
     }
     let policy = ClusterPolicy {
         load_balancer: lb::load_balancer(c, &at)?,
+        // EDS hands out endpoints already weighed and prioritised.
+        locality: LocalityLb::default(),
         retry: RetryPolicy::disabled(),
         timeout: None,
         outlier: match &c.outlier_detection {

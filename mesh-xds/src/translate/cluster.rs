@@ -225,6 +225,75 @@ fn balance(lb: &LoadBalancer, c: &mut cds::Cluster) -> Result<(), Refused> {
     Ok(())
 }
 
+/// Makes Envoy weigh `c`'s localities by their EDS weights, which it
+/// ignores otherwise (istiod does this where a rule distributes traffic
+/// by locality): in each typed balancer of `load_balancing_policy` that
+/// takes it, or in `common_lb_config` when there is none, as Envoy
+/// refuses the two together. gRPC always weighs localities.
+///
+/// ```
+/// use mesh_core::Cluster;
+/// use mesh_core::policy::{LoadBalancer, RetryPolicy};
+/// use mesh_xds::translate;
+///
+/// let mut c = Cluster::named("outbound|9080||reviews.default.svc.cluster.local");
+/// c.policy.retry = RetryPolicy::disabled();
+/// c.policy.load_balancer = LoadBalancer::RoundRobin;
+/// let mut proto = translate::cluster(&c)?;
+/// translate::weigh_localities(&mut proto);
+/// assert!(proto.common_lb_config.unwrap().locality_config_specifier.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn weigh_localities(c: &mut cds::Cluster) {
+    use policies::common::v3::LocalityLbConfig;
+    use policies::common::v3::locality_lb_config::{
+        LocalityConfigSpecifier as Typed, LocalityWeightedLbConfig as TypedWeighted,
+    };
+    use policies::ring_hash::v3::RingHash as TypedRingHash;
+    let Some(lbp) = &mut c.load_balancing_policy else {
+        use cluster::common_lb_config::{LocalityConfigSpecifier, LocalityWeightedLbConfig};
+        c.common_lb_config
+            .get_or_insert_with(Default::default)
+            .locality_config_specifier = Some(LocalityConfigSpecifier::LocalityWeightedLbConfig(
+            LocalityWeightedLbConfig {},
+        ));
+        return;
+    };
+    let weighted = || {
+        Some(LocalityLbConfig {
+            locality_config_specifier: Some(Typed::LocalityWeightedLbConfig(TypedWeighted {})),
+        })
+    };
+    let typed = lbp
+        .policies
+        .iter_mut()
+        .filter_map(|p| p.typed_extension_config.as_mut()?.typed_config.as_mut());
+    for any in typed {
+        edit(any, |p: &mut LeastRequest| {
+            p.locality_lb_config = weighted()
+        });
+        edit(any, |p: &mut Random| p.locality_lb_config = weighted());
+        edit(any, |p: &mut RoundRobin| p.locality_lb_config = weighted());
+        edit(any, |p: &mut TypedMaglev| {
+            p.locality_weighted_lb_config = Some(TypedWeighted {});
+        });
+        edit(any, |p: &mut TypedRingHash| {
+            p.locality_weighted_lb_config = Some(TypedWeighted {});
+        });
+    }
+}
+
+/// Changes `any` by `f` if it holds a `T`.
+fn edit<T: Message + Name + Default>(any: &mut Any, f: impl FnOnce(&mut T)) {
+    if any.type_url != T::type_url() {
+        return;
+    }
+    if let Ok(mut m) = T::decode(any.value.as_slice()) {
+        f(&mut m);
+        any.value = m.encode_to_vec();
+    }
+}
+
 fn policy(name: &str, typed_config: Any) -> Policy {
     Policy {
         typed_extension_config: Some(TypedExtensionConfig {

@@ -43,7 +43,7 @@ use envoy_types::pb::google::protobuf::{self as pb, Any};
 use mesh_core::route::Percent;
 use prost::{Message, Name};
 
-pub use cluster::cluster;
+pub use cluster::{cluster, weigh_localities};
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
 pub use listener::{api_listener, envoy_listener, socket_address};

@@ -13,6 +13,7 @@ mod check;
 mod fault;
 mod gateway;
 mod headers;
+mod locality;
 mod matching;
 mod policy;
 mod registry;

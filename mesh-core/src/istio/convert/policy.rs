@@ -26,7 +26,7 @@ use super::super::api::{
 };
 use super::super::error::{IstioError, IstioErrorKind};
 use super::super::yaml::FieldPath;
-use super::{Ctx, check};
+use super::{Ctx, check, locality};
 
 /// A traffic policy as written: the policy, the rule it is in and its
 /// field.
@@ -161,6 +161,9 @@ impl<'r> Effective<'r> {
         let mut hash = None;
         if let Some(Part { value, ctx, at }) = &self.load_balancer {
             (p.load_balancer, hash) = load_balancer(ctx, at, value)?;
+            if let Some(s) = &value.locality_lb_setting {
+                p.locality = locality::locality_lb(ctx, &at.key("localityLbSetting"), s)?;
+            }
         }
         if let Some(Part { value, ctx, at }) = &self.connection_pool {
             connection_pool(ctx, at, value, &mut p)?;

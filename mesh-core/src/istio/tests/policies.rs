@@ -296,6 +296,38 @@ fn bad_policies_name_their_field() {
             "loadBalancer: {simple: FASTEST}",
             "unknown variant `FASTEST`, expected one of",
         ),
+        (
+            "loadBalancer: {localityLbSetting: {distribute: [{from: r1/*, to: {r1: 100}}], failover: [{from: r1, to: r2}]}}",
+            "spec.trafficPolicy.loadBalancer.localityLbSetting: expected distribute or failover, not both",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {distribute: [{from: r1/*, to: {r1/a: 60, r1/b: 30}}]}}",
+            "localityLbSetting.distribute[0].to: the shares add up to 90, not 100",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {distribute: [{from: r1/*, to: {r1/*: 50, r1/a: 50}}]}}",
+            "r1/a overlaps r1/*",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {distribute: [{from: \"*/a\", to: {r1: 100}}]}}",
+            "distribute[0].from: locality \"*/a\" has a wildcard before its end",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {distribute: [{from: r1, to: {r1: 100}}, {from: r1/a, to: {r1: 100}}]}}",
+            "distribute[1].from: r1/a overlaps r1, an earlier rule's",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {failover: [{from: r1, to: r1}]}}",
+            "failover[0]: from and to must be different regions",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {failover: [{from: r1/a, to: r2}]}}",
+            "failover[0].from: \"r1/a\" is not a region",
+        ),
+        (
+            "loadBalancer: {localityLbSetting: {failover: [{from: r1, to: r2}], failoverPriority: [topology.kubernetes.io/zone]}}",
+            "failoverPriority[0]: topology.kubernetes.io/zone cannot be used with failover",
+        ),
     ] {
         let yaml = format!(
             "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: r}}\nspec:\n  host: r\n  trafficPolicy:\n    {policy}\n"
@@ -307,6 +339,51 @@ fn bad_policies_name_their_field() {
         );
         assert!(e.contains(want), "{want}\n{e}");
     }
+}
+
+const REVIEWS: &str = "outbound|||reviews.default.svc.cluster.local";
+
+#[test]
+fn locality_settings_are_kept_on_the_policy() {
+    let routes = vs(
+        "  http:\n  - match: [{uri: {prefix: /1}}]\n    route: [{destination: {host: reviews, subset: v1}}]\n  - route: [{destination: {host: reviews}}]\n",
+    );
+    let c = config(
+        &(routes
+            + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy:\n    loadBalancer:\n      localityLbSetting:\n        distribute: [{from: us-east/a/*, to: {us-east/a: 80, us-west: 20}}]\n  subsets:\n  - name: v1\n    labels: {version: v1}\n    trafficPolicy:\n      loadBalancer:\n        localityLbSetting:\n          enabled: true\n          failover: [{from: us-east, to: eu-west}]\n          failoverPriority: [topology.istio.io/network, \"env=prod\"]\n"),
+    );
+    let host = &cluster_of(&c, REVIEWS).policy.locality;
+    let [rule] = host.distribute.as_slice() else {
+        panic!("{host:?}")
+    };
+    assert_eq!(rule.from.to_string(), "us-east/a/*");
+    let to: Vec<(String, u32)> = rule.to.iter().map(|(l, w)| (l.to_string(), *w)).collect();
+    assert_eq!(to, [("us-east/a/*".into(), 80), ("us-west/*".into(), 20)]);
+    // The subset's balancer replaces the host's whole, locality included.
+    let v1 = &cluster_of(&c, V1).policy.locality;
+    assert!(v1.enabled && v1.distribute.is_empty());
+    assert_eq!(
+        v1.failover,
+        [crate::policy::Failover {
+            from: "us-east".into(),
+            to: "eu-west".into()
+        }]
+    );
+    let labels: Vec<(&str, Option<&str>)> = v1
+        .failover_priority
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.as_deref()))
+        .collect();
+    assert_eq!(
+        labels,
+        [("topology.istio.io/network", None), ("env", Some("prod"))]
+    );
+    let off = config(
+        &(vs("  http:\n  - route: [{destination: {host: reviews}}]\n")
+            + "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: reviews}\nspec:\n  host: reviews\n  trafficPolicy: {loadBalancer: {localityLbSetting: {enabled: false}}}\n"),
+    );
+    let p = &cluster_of(&off, REVIEWS).policy;
+    assert!(!p.locality.enabled);
 }
 
 #[test]
