@@ -13,6 +13,8 @@
 //!   routes and clusters a client routes by.
 //! - [`route`]: route tables with Envoy's RDS semantics (virtual hosts,
 //!   ordered routes, weighted splits, rewrites, faults, mirrors, hashing).
+//! - [`gateway`]: what a gateway proxy serves: ports, servers, the TLS
+//!   they terminate.
 //! - [`registry`]: the services that exist (host names, ports) and the
 //!   workload instances serving them, for a control plane without
 //!   Kubernetes.
@@ -30,6 +32,7 @@
 pub mod cluster;
 pub mod config;
 pub mod endpoint;
+pub mod gateway;
 #[cfg(feature = "istio")]
 pub mod istio;
 pub mod name;

@@ -6,8 +6,8 @@
 use super::api::kubernetes::{self, IntOrString};
 use super::api::{
     ClientTLSSettings, ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute,
-    LoadBalancerSettings, OutlierDetection, ServiceEntry, SimpleLB, TLSMode, TrafficPolicy,
-    VirtualService, WorkloadEntry, WorkloadEntrySpec,
+    LoadBalancerSettings, OutlierDetection, ServerTLSMode, ServiceEntry, SimpleLB, TLSMode,
+    TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
 
@@ -359,10 +359,42 @@ pub(crate) fn gateway(gw: &Gateway) -> Vec<Note> {
     let mut notes = Vec::new();
     let servers = FieldPath::root().key("spec").key("servers");
     for (i, server) in gw.spec.servers.iter().enumerate() {
-        if server.tls.as_ref().is_some_and(|t| t.https_redirect) {
+        let at = servers.index(i);
+        if !server.bind.is_empty() {
             notes.push((
-                servers.index(i).key("tls").key("httpsRedirect"),
-                "the routes converted for the gateway do not redirect to HTTPS; requests on this port are routed as on the others".to_owned(),
+                at.key("bind"),
+                "the gateway's listeners bind the proxy's own address; ignored".to_owned(),
+            ));
+        }
+        let https = server
+            .port
+            .as_ref()
+            .is_some_and(|p| p.protocol.eq_ignore_ascii_case("HTTPS"));
+        let Some(tls) = server.tls.as_ref().filter(|_| https) else {
+            continue;
+        };
+        let files = !tls.server_certificate.is_empty() || !tls.tls_certificates.is_empty();
+        let not_served = match tls.mode {
+            Some(ServerTLSMode::IstioMutual | ServerTLSMode::OptionalMutual) => Some(
+                "the mesh's own certificates are not served to gateways; this server is not served (use SIMPLE or MUTUAL with certificate files)",
+            ),
+            Some(ServerTLSMode::Simple | ServerTLSMode::Mutual) if !files => Some(
+                "credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)",
+            ),
+            _ => None,
+        };
+        if let Some(message) = not_served {
+            notes.push((at.key("tls"), message.to_owned()));
+        } else if !tls.credential_names.is_empty() {
+            notes.push((
+                at.key("tls").key("credentialNames"),
+                "Kubernetes secrets are not read; the files named are served".to_owned(),
+            ));
+        }
+        if tls.tls_certificates.len() > 1 {
+            notes.push((
+                at.key("tls").key("tlsCertificates"),
+                "only the first certificate is served".to_owned(),
             ));
         }
     }

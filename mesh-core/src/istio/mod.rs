@@ -176,6 +176,7 @@ pub use yaml::Origin;
 #[cfg(doc)]
 use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
+use crate::gateway::GatewayPort;
 use crate::registry::Registry;
 
 /// Reads every document of `text`, a file named `source` (for messages),
@@ -349,6 +350,30 @@ impl Resources {
     /// ```
     pub fn convert(&self, workload: &Workload) -> Result<(MeshConfig, Vec<Warning>), IstioError> {
         convert::mesh_config(self, workload)
+    }
+
+    /// The ports a gateway proxy that is `workload` serves, and the
+    /// servers on each; each server's route table is the listener of
+    /// [`convert`](Self::convert)'s configuration it names. Empty for a
+    /// workload that is not a gateway.
+    ///
+    /// ```
+    /// use mesh_core::istio::{self, Workload};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n";
+    /// let (resources, _) = istio::parse("edge.yaml", yaml)?;
+    /// let proxy = Workload { gateways: vec!["default/edge".into()], ..Workload::default() };
+    /// let ports = resources.gateway_ports(&proxy)?;
+    /// assert_eq!((ports[0].number, ports[0].servers[0].routes.as_str()), (8080, "http.8080"));
+    /// let (config, _) = resources.convert(&proxy)?;
+    /// assert!(config.listener("http.8080").is_some());
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn gateway_ports(&self, workload: &Workload) -> Result<Vec<GatewayPort>, IstioError> {
+        if !workload.is_gateway() {
+            return Ok(Vec::new());
+        }
+        convert::gateway_ports(self, workload)
     }
 }
 

@@ -32,3 +32,47 @@ pub struct TlsFiles {
     /// nothing.
     pub ca_certificates: Option<String>,
 }
+
+/// TLS a server terminates with files of its own (an Istio Gateway
+/// server's `SIMPLE` and `MUTUAL` modes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The certificate chain it presents.
+    pub certificate_chain: String,
+    /// Its private key.
+    pub private_key: String,
+    /// The roots client certificates are checked against; with them a
+    /// client must present one (`MUTUAL`).
+    pub client_ca: Option<String>,
+    /// Identities a client certificate must have one of; empty accepts
+    /// any the roots sign.
+    pub subject_alt_names: Vec<String>,
+    /// Revoked client certificates (a CRL file).
+    pub crl: Option<String>,
+    /// Base64 SHA-256 hashes of the public keys (SPKI) of the client
+    /// certificates accepted; empty accepts any.
+    pub verify_certificate_spki: Vec<String>,
+    /// Hex SHA-256 hashes of the client certificates accepted; empty
+    /// accepts any.
+    pub verify_certificate_hash: Vec<String>,
+    /// The lowest TLS version accepted; `None` is the server's default.
+    pub min_version: Option<TlsVersion>,
+    /// The highest TLS version accepted; `None` is the server's default.
+    pub max_version: Option<TlsVersion>,
+    /// The cipher suites accepted (for TLS 1.2 and below); empty is the
+    /// server's default.
+    pub cipher_suites: Vec<String>,
+}
+
+/// A TLS protocol version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    /// TLS 1.0.
+    V1_0,
+    /// TLS 1.1.
+    V1_1,
+    /// TLS 1.2.
+    V1_2,
+    /// TLS 1.3.
+    V1_3,
+}

@@ -9,12 +9,22 @@
 //! host `ns/h` takes the hosts `h` covers of VirtualServices in `ns`, and
 //! the two meet at the narrower (istiod's `NamesForNamespace` and
 //! `Intersection`).
+//!
+//! Each server routes by a table of its own, named as istiod names its
+//! route configuration: the plain-text HTTP servers of a port share
+//! `http.PORT`, each server terminating TLS has
+//! `https.PORT.PORT_NAME.GATEWAY.NAMESPACE`. A plain server with
+//! `httpsRedirect` answers every request of its hosts with a redirect to
+//! HTTPS, as istiod's `require_tls` does. TLS is terminated with the
+//! files a `SIMPLE` or `MUTUAL` server names; a server whose certificate
+//! is a Kubernetes secret (`credentialName`), or the mesh's own
+//! (`ISTIO_MUTUAL`), is not served (the Gateway's warnings say so).
 
-use std::collections::BTreeSet;
-
+use crate::gateway::{GatewayPort, GatewayServer};
+use crate::policy::{ServerTls, TlsVersion};
 use crate::registry::Protocol;
 
-use super::super::api::{Gateway, Server, ServerTLSMode};
+use super::super::api::{Gateway, Port, Server, ServerTLSMode, ServerTLSSettings, TLSProtocol};
 use super::super::error::{IstioError, Warning};
 use super::super::yaml::{FieldPath, Origin};
 use super::super::{Resources, Sourced, Workload};
@@ -82,10 +92,33 @@ struct ServerHost {
     host: String,
 }
 
-/// A server of a Gateway that takes HTTP routes: its port and hosts.
+/// A server of a Gateway that takes HTTP routes: its port, hosts, route
+/// table and what it does with connections.
 struct HttpServer {
     port: u16,
     hosts: Vec<ServerHost>,
+    /// The name of its route table.
+    routes: String,
+    security: Security,
+}
+
+/// How a server takes its connections.
+enum Security {
+    /// Plain text; `redirect` answers everything with a redirect to HTTPS.
+    Plain { redirect: bool },
+    /// TLS terminated with these files.
+    Tls(ServerTls),
+    /// TLS this proxy cannot terminate (no files): not served.
+    Unserved,
+}
+
+/// Where a VirtualService host is served: on `port`, by the route table
+/// `routes`, redirected to HTTPS when `redirect`.
+pub(super) struct Served {
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) routes: String,
+    pub(super) redirect: bool,
 }
 
 /// The Gateways a gateway workload implements, with their HTTP servers.
@@ -151,21 +184,23 @@ impl Gateways {
             .collect()
     }
 
-    /// The hosts the servers of the Gateways `bound` serve of `vs_hosts`,
-    /// the hosts of a VirtualService of `namespace`, each with the ports
-    /// it is served on, in the order of the servers.
+    /// Where the servers of the Gateways `bound` serve the hosts of
+    /// `vs_hosts`, the hosts of a VirtualService of `namespace`: each host
+    /// on each server that takes it, in the order of the servers. Servers
+    /// that are not served take none.
     pub(super) fn hosts(
         &self,
         bound: &[String],
         vs_hosts: &[String],
         namespace: &str,
-    ) -> Vec<(String, BTreeSet<u16>)> {
-        let mut out: Vec<(String, BTreeSet<u16>)> = Vec::new();
+    ) -> Vec<Served> {
+        let mut out: Vec<Served> = Vec::new();
         let servers = self
             .gateways
             .iter()
             .filter(|(name, _)| bound.contains(name))
-            .flat_map(|(_, servers)| servers);
+            .flat_map(|(_, servers)| servers)
+            .filter(|s| !matches!(s.security, Security::Unserved));
         for server in servers {
             let hosts = server
                 .hosts
@@ -176,16 +211,62 @@ impl Gateways {
                     let Some(host) = intersect(&sh.host, vh) else {
                         continue;
                     };
-                    match out.iter_mut().find(|(h, _)| h == host) {
-                        Some((_, ports)) => {
-                            ports.insert(server.port);
-                        }
-                        None => out.push((host.to_owned(), BTreeSet::from([server.port]))),
+                    let taken = out
+                        .iter()
+                        .any(|s| s.host == host && s.routes == server.routes);
+                    if !taken {
+                        out.push(Served {
+                            host: host.to_owned(),
+                            port: server.port,
+                            routes: server.routes.clone(),
+                            redirect: matches!(server.security, Security::Plain { redirect: true }),
+                        });
                     }
                 }
             }
         }
         out
+    }
+
+    /// The ports the workload's Gateways serve, each with its servers:
+    /// one for the plain-text HTTP servers of the port, one per server
+    /// terminating TLS.
+    pub(super) fn ports(&self) -> Vec<GatewayPort> {
+        let mut ports: Vec<GatewayPort> = Vec::new();
+        let servers = self.gateways.iter().flat_map(|(_, servers)| servers);
+        for server in servers {
+            let tls = match &server.security {
+                Security::Unserved => continue,
+                Security::Plain { .. } => None,
+                Security::Tls(tls) => Some(tls.clone()),
+            };
+            let at = match ports.iter().position(|p| p.number == server.port) {
+                Some(i) => i,
+                None => {
+                    ports.push(GatewayPort {
+                        number: server.port,
+                        servers: Vec::new(),
+                    });
+                    ports.len() - 1
+                }
+            };
+            let port = &mut ports[at];
+            if port.servers.iter().any(|s| s.routes == server.routes) {
+                continue;
+            }
+            let server_names = match tls {
+                None => Vec::new(),
+                Some(_) if server.hosts.iter().any(|h| h.host == "*") => Vec::new(),
+                Some(_) => server.hosts.iter().map(|h| h.host.clone()).collect(),
+            };
+            port.servers.push(GatewayServer {
+                routes: server.routes.clone(),
+                server_names,
+                tls,
+            });
+        }
+        ports.sort_by_key(|p| p.number);
+        ports
     }
 }
 
@@ -207,7 +288,7 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
     let mut out = Vec::new();
     for (i, server) in spec.servers.iter().enumerate() {
         let at = at.index(i);
-        let (port, http) = port(&ctx, &at, server)?;
+        let (port, http, written) = port(&ctx, &at, server)?;
         let hosts_at = at.key("hosts");
         if server.hosts.is_empty() {
             return Err(ctx.invalid(&hosts_at, "expected at least one host"));
@@ -219,15 +300,124 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
             .enumerate()
             .map(|(j, h)| server_host(&ctx, &hosts_at.index(j), h, namespace))
             .collect::<Result<Vec<_>, _>>()?;
-        if http {
-            out.push(HttpServer { port, hosts });
+        if !http {
+            continue;
         }
+        let (routes, security) = match &server.tls {
+            Some(tls) if Protocol::parse(&written.protocol) == Protocol::Https => (
+                format!(
+                    "https.{port}.{}.{}.{namespace}",
+                    written.name, gw.resource.metadata.name
+                ),
+                server_tls(&ctx, &at.key("tls"), tls)?,
+            ),
+            tls => (
+                format!("http.{port}"),
+                Security::Plain {
+                    redirect: tls.as_ref().is_some_and(|t| t.https_redirect),
+                },
+            ),
+        };
+        out.push(HttpServer {
+            port,
+            hosts,
+            routes,
+            security,
+        });
     }
     Ok(out)
 }
 
-/// The port of `server` and whether it takes HTTP routes.
-fn port(ctx: &Ctx<'_>, at: &FieldPath, server: &Server) -> Result<(u16, bool), IstioError> {
+/// The TLS a server terminates, from the files it names: a certificate
+/// and key (`serverCertificate` and `privateKey`, or the first of
+/// `tlsCertificates`), and for `MUTUAL` the roots of client certificates.
+/// A server with none of them but a `credentialName`, or of another mode,
+/// is not served.
+fn server_tls(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    tls: &ServerTLSSettings,
+) -> Result<Security, IstioError> {
+    let mutual = match tls.mode {
+        Some(ServerTLSMode::Simple) => false,
+        Some(ServerTLSMode::Mutual) => true,
+        _ => return Ok(Security::Unserved),
+    };
+    let (chain, key, ca, file_at) = match tls.tls_certificates.first() {
+        Some(c) if tls.server_certificate.is_empty() => (
+            &c.server_certificate,
+            &c.private_key,
+            if tls.ca_certificates.is_empty() {
+                &c.ca_certificates
+            } else {
+                &tls.ca_certificates
+            },
+            at.key("tlsCertificates").index(0),
+        ),
+        _ => (
+            &tls.server_certificate,
+            &tls.private_key,
+            &tls.ca_certificates,
+            at.clone(),
+        ),
+    };
+    if chain.is_empty() && key.is_empty() && !tls.credential_name.is_empty() {
+        return Ok(Security::Unserved);
+    }
+    for (field, value) in [("serverCertificate", chain), ("privateKey", key)] {
+        if value.is_empty() {
+            return Err(ctx.invalid(
+                &file_at.key(field),
+                "expected the file (or a credentialName)",
+            ));
+        }
+    }
+    if mutual && ca.is_empty() {
+        return Err(ctx.invalid(
+            &at.key("caCertificates"),
+            "MUTUAL TLS checks client certificates: expected the file of their roots",
+        ));
+    }
+    let version = |v: Option<TLSProtocol>| match v? {
+        TLSProtocol::Auto => None,
+        TLSProtocol::V1_0 => Some(TlsVersion::V1_0),
+        TLSProtocol::V1_1 => Some(TlsVersion::V1_1),
+        TLSProtocol::V1_2 => Some(TlsVersion::V1_2),
+        TLSProtocol::V1_3 => Some(TlsVersion::V1_3),
+    };
+    let (min_version, max_version) = (
+        version(tls.min_protocol_version),
+        version(tls.max_protocol_version),
+    );
+    if let (Some(min), Some(max)) = (min_version, max_version)
+        && min > max
+    {
+        return Err(ctx.invalid(
+            &at.key("minProtocolVersion"),
+            "the lowest version is above the highest (maxProtocolVersion)",
+        ));
+    }
+    Ok(Security::Tls(ServerTls {
+        certificate_chain: chain.clone(),
+        private_key: key.clone(),
+        client_ca: mutual.then(|| ca.clone()),
+        subject_alt_names: tls.subject_alt_names.clone(),
+        crl: (!tls.ca_crl.is_empty()).then(|| tls.ca_crl.clone()),
+        verify_certificate_spki: tls.verify_certificate_spki.clone(),
+        verify_certificate_hash: tls.verify_certificate_hash.clone(),
+        min_version,
+        max_version,
+        cipher_suites: tls.cipher_suites.clone(),
+    }))
+}
+
+/// The port number of `server`, whether it takes HTTP routes, and the
+/// port as written.
+fn port<'s>(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    server: &'s Server,
+) -> Result<(u16, bool, &'s Port), IstioError> {
     let Some(p) = &server.port else {
         return Err(ctx.invalid(&at.key("port"), "expected a port"));
     };
@@ -256,7 +446,7 @@ fn port(ctx: &Ctx<'_>, at: &FieldPath, server: &Server) -> Result<(u16, bool), I
         )
     });
     let http = protocol.is_http() || (protocol == Protocol::Https && !passthrough);
-    Ok((number, http))
+    Ok((number, http, p))
 }
 
 /// A server host `[namespace/]host` of a Gateway of `gateway_namespace`.

@@ -24,7 +24,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
-use crate::route::{ClusterName, Forward, HashPolicy, Route, RouteTable, VirtualHost};
+use crate::gateway::GatewayPort;
+use crate::route::{
+    ClusterName, Forward, HashPolicy, Redirect, Route, RouteAction, RouteTable, VirtualHost,
+};
 
 use super::api::{Destination, VirtualService};
 use super::error::{IstioError, IstioErrorKind, Warning};
@@ -146,20 +149,27 @@ pub(super) fn mesh_config(
         warnings,
     };
     let mut hosts = Hosts::default();
+    let mut servers = BTreeMap::new();
     if workload.is_gateway() {
-        gateway_routes(resources, &mut env, &mut hosts)?;
+        servers = gateway_routes(resources, &mut env, &mut hosts)?;
     } else {
         mesh_routes(resources, &mut env, &mut hosts)?;
         default_routes(resources, &mut env, &mut hosts)?;
     }
-    let table = RouteTable::new(virtual_hosts(&hosts.hosts, workload)).map_err(|e| {
-        IstioError::new(
-            Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
-            IstioErrorKind::Route(e),
-        )
-    })?;
+    let table = |hosts: &Hosts| {
+        RouteTable::new(virtual_hosts(&hosts.hosts, workload)).map_err(|e| {
+            IstioError::new(
+                Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
+                IstioErrorKind::Route(e),
+            )
+        })
+    };
+    let listeners = servers
+        .iter()
+        .map(|(name, hosts)| Ok((name.as_str().into(), table(hosts)?)))
+        .collect::<Result<Vec<_>, IstioError>>()?;
     let clusters = env.clusters.into_values().map(|r| r.cluster);
-    let config = MeshConfig::new(table, clusters).map_err(|e| {
+    let config = MeshConfig::with_listeners(table(&hosts)?, listeners, clusters).map_err(|e| {
         IstioError::new(
             Origin::new("<istio resources>", None).locate(None, &FieldPath::root()),
             IstioErrorKind::Config(e),
@@ -210,14 +220,26 @@ fn mesh_routes<'a>(
 /// The routes of a gateway: those of the VirtualServices bound to its
 /// Gateways, for the hosts their HTTP servers serve, the VirtualServices
 /// of one host merged in the order read. A match naming a port applies
-/// when the host is served on that port. No default routes: istiod gives a
-/// gateway only the VirtualServices bound to it.
+/// where the host is served on that port. No default routes: istiod gives
+/// a gateway only what is bound to it.
+///
+/// Returns the route table of each server by its name, empty when
+/// nothing is bound to it; `hosts` gets
+/// every host with the routes of all the ports it is served on, for a
+/// proxy that does not tell its ports apart.
 fn gateway_routes<'a>(
     resources: &'a Resources,
     env: &mut Env<'a>,
     hosts: &mut Hosts,
-) -> Result<(), IstioError> {
+) -> Result<BTreeMap<String, Hosts>, IstioError> {
     let gateways = gateway::Gateways::new(resources, env.workload, &mut env.warnings)?;
+    // Every server has a table, if only an empty one.
+    let mut servers: BTreeMap<String, Hosts> = gateways
+        .ports()
+        .into_iter()
+        .flat_map(|p| p.servers)
+        .map(|s| (s.routes, Hosts::default()))
+        .collect();
     for vs in &resources.virtual_services {
         let spec = &vs.resource.spec;
         let meta = &vs.resource.metadata;
@@ -246,18 +268,60 @@ fn gateway_routes<'a>(
             continue;
         }
         let routes = route::routes(&ctx, &vs.resource, env, &bound)?;
-        for (host, ports) in served {
-            let routes = routes
+        let on = |ports: &[u16]| {
+            routes
                 .iter()
                 .filter(|r| r.port.is_none_or(|p| ports.contains(&p)))
                 .map(|r| PortRoute {
                     port: None,
                     ..r.clone()
-                });
-            hosts.add(host, routes);
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut by_host: Vec<(&str, Vec<u16>)> = Vec::new();
+        for s in &served {
+            match by_host.iter_mut().find(|(h, _)| *h == s.host) {
+                Some((_, ports)) => ports.push(s.port),
+                None => by_host.push((&s.host, vec![s.port])),
+            }
+            let table = servers.entry(s.routes.clone()).or_default();
+            if s.redirect {
+                table.add(s.host.clone(), [https_redirect()]);
+            } else {
+                table.add(s.host.clone(), on(&[s.port]));
+            }
+        }
+        for (host, ports) in by_host {
+            hosts.add(host.to_owned(), on(&ports));
         }
     }
-    Ok(())
+    Ok(servers)
+}
+
+/// The ports of the gateway `workload` and their servers.
+pub(super) fn gateway_ports(
+    resources: &Resources,
+    workload: &Workload,
+) -> Result<Vec<GatewayPort>, IstioError> {
+    // Its warnings are the configuration's, given with it.
+    let gateways = gateway::Gateways::new(resources, workload, &mut Vec::new())?;
+    Ok(gateways.ports())
+}
+
+/// A route answering every request with a redirect to HTTPS (`301`), as
+/// Envoy's `require_tls` does for a server with `httpsRedirect`.
+fn https_redirect() -> PortRoute {
+    PortRoute {
+        port: None,
+        route: Route::new(RouteAction::Redirect(Redirect {
+            scheme: Some("https".into()),
+            host: None,
+            port: None,
+            path: None,
+            status: http::StatusCode::MOVED_PERMANENTLY,
+        })),
+        fallback: false,
+    }
 }
 
 /// The default routes of a sidecar or proxyless client: to each host with

@@ -9,7 +9,7 @@ use crate::istio::{ServerTLSMode, TLSProtocol};
 /// The Gateway `ingress` of `default` for the proxies labelled
 /// `istio: ingressgateway`, serving every host on port 8080 and
 /// `*.example.com` with TLS on 8443.
-const INGRESS: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: ingress}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 8443, name: https, protocol: HTTPS}\n    hosts: ['*.example.com']\n    tls: {mode: SIMPLE, credentialName: example-cert}\n";
+const INGRESS: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: ingress}\nspec:\n  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 8443, name: https, protocol: HTTPS}\n    hosts: ['*.example.com']\n    tls: {mode: SIMPLE, serverCertificate: /certs/example.pem, privateKey: /certs/example.key}\n";
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
@@ -55,7 +55,7 @@ fn a_gateway_is_read_whole() {
         text,
         [
             "test.yaml, document 1 (Gateway default/ingress), line 17, spec.servers[2].colour: unknown field; ignored",
-            "test.yaml, document 1 (Gateway default/ingress), line 16, spec.servers[2].tls.httpsRedirect: the routes converted for the gateway do not redirect to HTTPS; requests on this port are routed as on the others",
+            "test.yaml, document 1 (Gateway default/ingress), line 14, spec.servers[2].bind: the gateway's listeners bind the proxy's own address; ignored",
         ]
     );
     let gw = &resources.gateways[0].resource;
@@ -68,7 +68,7 @@ fn a_gateway_is_read_whole() {
     assert_eq!(port.protocol, "HTTP");
     let tls = servers[1].tls.as_ref().expect("TLS");
     assert_eq!(tls.mode, Some(ServerTLSMode::Simple));
-    assert_eq!(tls.credential_name, "example-cert");
+    assert_eq!(tls.server_certificate, "/certs/example.pem");
     let plain = &servers[2];
     assert_eq!(plain.port.as_ref().unwrap().target_port, 8081);
     assert_eq!(
@@ -423,4 +423,130 @@ fn gateway_errors_name_where_they_are() {
         e,
         "test.yaml, document 2 (Gateway default/ingress), line 12, metadata.name: the name is also that of Gateway default/ingress (test.yaml, document 1); a Gateway has one definition"
     );
+}
+
+/// The route `uri` takes in the table of the gateway server `routes`.
+fn server_route<'c>(c: &'c MeshConfig, routes: &str, uri: &str) -> Option<&'c Route> {
+    let table = c
+        .listener(routes)
+        .unwrap_or_else(|| panic!("no table {routes}"));
+    let req = request(uri, &[]);
+    let target = Authority::from_uri(req.uri()).expect("authority");
+    table.find(&target, &req).map(|id| table.route(id))
+}
+
+/// `edge`: app.example.com redirected to HTTPS on 80 and served with TLS
+/// on 443, plain.example.com in plain text on 80, mutual TLS for any host
+/// on 8443, and a server whose certificate is a Kubernetes secret.
+const EDGE: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: [app.example.com]\n    tls: {httpsRedirect: true}\n  - port: {number: 80, name: http-plain, protocol: HTTP}\n    hosts: [plain.example.com]\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [app.example.com]\n    tls: {mode: SIMPLE, serverCertificate: /certs/app.pem, privateKey: /certs/app.key}\n  - port: {number: 8443, name: mtls, protocol: HTTPS}\n    hosts: ['*']\n    tls:\n      mode: MUTUAL\n      tlsCertificates: [{serverCertificate: /certs/any.pem, privateKey: /certs/any.key, caCertificates: /certs/clients.pem}]\n      subjectAltNames: [spiffe://cluster.local/ns/default/sa/client]\n      minProtocolVersion: TLSV1_2\n  - port: {number: 9443, name: secret, protocol: HTTPS}\n    hosts: [x.example.com]\n    tls: {mode: SIMPLE, credentialName: x-cert}\n---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: app}\nspec:\n  hosts: [app.example.com, plain.example.com, x.example.com]\n  gateways: [edge]\n  http:\n  - route: [{destination: {host: reviews}}]\n";
+
+#[test]
+fn each_server_routes_by_its_own_table() {
+    let workload = gateway(&["default/edge"]);
+    let (resources, warnings) = read(EDGE);
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (Gateway default/edge), line 23, spec.servers[4].tls: credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)"
+        ]
+    );
+    let ports = resources.gateway_ports(&workload).unwrap();
+    let summary: Vec<(u16, Vec<&str>)> = ports
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.servers.iter().map(|s| s.routes.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (80, vec!["http.80"]),
+            (443, vec!["https.443.https.edge.default"]),
+            (8443, vec!["https.8443.mtls.edge.default"]),
+        ]
+    );
+    assert_eq!(ports[0].servers[0].tls, None);
+    let app = &ports[1].servers[0];
+    assert_eq!(app.server_names, ["app.example.com"]);
+    let tls = app.tls.as_ref().unwrap();
+    assert_eq!(
+        (tls.certificate_chain.as_str(), tls.client_ca.as_deref()),
+        ("/certs/app.pem", None)
+    );
+    let mtls = &ports[2].servers[0];
+    assert!(mtls.server_names.is_empty(), "any host");
+    let tls = mtls.tls.as_ref().unwrap();
+    assert_eq!(tls.private_key, "/certs/any.key");
+    assert_eq!(tls.client_ca.as_deref(), Some("/certs/clients.pem"));
+    assert_eq!(tls.min_version, Some(crate::policy::TlsVersion::V1_2));
+    assert_eq!(
+        tls.subject_alt_names,
+        ["spiffe://cluster.local/ns/default/sa/client"]
+    );
+
+    let (c, _) = resources.convert(&workload).unwrap();
+    let redirect = server_route(&c, "http.80", "http://app.example.com/a").unwrap();
+    let RouteAction::Redirect(r) = &redirect.action else {
+        panic!("{redirect:?}")
+    };
+    assert_eq!(
+        (r.scheme.as_deref(), r.status.as_u16()),
+        (Some("https"), 301)
+    );
+    let plain = server_route(&c, "http.80", "http://plain.example.com/a").unwrap();
+    assert!(matches!(plain.action, RouteAction::Forward(_)));
+    let secure = "https.443.https.edge.default";
+    assert!(matches!(
+        server_route(&c, secure, "http://app.example.com/a")
+            .unwrap()
+            .action,
+        RouteAction::Forward(_)
+    ));
+    assert!(server_route(&c, secure, "http://plain.example.com/a").is_none());
+    // The unserved server has no table; its host is served only where
+    // another server takes it (any host, on 8443).
+    let mut names: Vec<&str> = c.listener_names().collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "http.80",
+            "https.443.https.edge.default",
+            "https.8443.mtls.edge.default"
+        ]
+    );
+    assert!(server_route(&c, "http.80", "http://x.example.com/").is_none());
+    assert!(server_route(&c, "https.8443.mtls.edge.default", "http://x.example.com/").is_some());
+}
+
+#[test]
+fn a_tls_server_names_its_files() {
+    for (tls, want) in [
+        (
+            "{mode: SIMPLE, privateKey: /k}",
+            "spec.servers[0].tls.serverCertificate: expected the file (or a credentialName)",
+        ),
+        (
+            "{mode: MUTUAL, serverCertificate: /c, privateKey: /k}",
+            "spec.servers[0].tls.caCertificates: MUTUAL TLS checks client certificates",
+        ),
+        (
+            "{mode: SIMPLE, serverCertificate: /c, privateKey: /k, minProtocolVersion: TLSV1_3, maxProtocolVersion: TLSV1_2}",
+            "spec.servers[0].tls.minProtocolVersion: the lowest version is above the highest",
+        ),
+    ] {
+        let yaml = format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge}}\nspec:\n  servers:\n  - port: {{number: 443, name: https, protocol: HTTPS}}\n    hosts: ['*']\n    tls: {tls}\n"
+        );
+        let (resources, _) = read(&yaml);
+        let e = resources
+            .gateway_ports(&gateway(&["default/edge"]))
+            .expect_err("an error");
+        let text = chain(&e);
+        assert!(text.contains(want), "{want}\n{text}");
+    }
 }
