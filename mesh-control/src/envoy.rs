@@ -16,14 +16,17 @@
 //!   with `captureMode: NONE`.
 //!
 //! A **gateway** (`router~…`) gets the servers of the `Gateway`s whose
-//! selector its labels match: a listener `IP_PORT` per plain-text HTTP
-//! server port, bound on its IP, routed by the route configuration
-//! `http.PORT` made of the VirtualServices bound to those Gateways, and
-//! the clusters those routes send to. A destination without a port takes
-//! its service's one port.
+//! selector its labels match: a listener `IP_PORT` per server port, bound
+//! on its IP, with a filter chain per server, routed by the server's route
+//! configuration (`http.PORT` for the port's plain-text servers,
+//! `https.PORT.NAME.GATEWAY.NAMESPACE` for one terminating TLS, chosen by
+//! the server name a client asks for), made of the VirtualServices bound
+//! to those Gateways; and the clusters those routes send to. A
+//! destination without a port takes its service's one port.
 //!
-//! Only HTTP ports (Istio's `http`, `http2`, `grpc`, … protocols) are
-//! served; TCP proxying and TLS termination at a gateway are not.
+//! Only HTTP is served (Istio's `http`, `http2`, `grpc`, … protocols, and
+//! HTTPS terminated with a server's certificate files); TCP proxying and
+//! TLS passthrough are not.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -31,10 +34,10 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
-use mesh_core::istio::{Gateway, Sourced};
-use mesh_core::registry::{Protocol, Registry};
+use mesh_core::gateway::GatewayPort;
+use mesh_core::registry::Registry;
 use mesh_core::route::ClusterName;
-use mesh_xds::translate;
+use mesh_xds::translate::{self, EnvoyChain};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
 use crate::node::NodeClass;
@@ -81,27 +84,17 @@ pub fn sidecar(
     assembly.finish(config, registry)
 }
 
-/// The resources of an Envoy gateway `node` implementing `gateways`,
-/// under `config` (converted for it) and `registry`.
+/// The resources of an Envoy gateway `node` serving `ports` (its
+/// Gateways' servers), under `config` (converted for it, with a route
+/// table per server) and `registry`.
 pub fn gateway(
     node: &NodeClass,
-    gateways: &[&Sourced<Gateway>],
+    ports: &[GatewayPort],
     config: &MeshConfig,
     registry: &Registry,
 ) -> Result<ByType, BuildError> {
     let ip = bind_ip(node);
     let mut assembly = Assembly::new(node);
-    let mut ports: Vec<u16> = gateways
-        .iter()
-        .flat_map(|g| &g.resource.spec.servers)
-        .filter_map(|server| server.port.as_ref())
-        .filter(|p| Protocol::parse(&p.protocol).is_http())
-        .filter_map(|p| u16::try_from(p.number).ok())
-        .collect();
-    ports.sort_unstable();
-    ports.dedup();
-    // Every server shares the gateway's one route table.
-    let vhosts = config.routes().virtual_hosts().to_vec();
     // A destination written without a port takes its service's only port.
     let port_of = |c: &ClusterName| {
         let host = c.as_str().rsplit('|').next()?;
@@ -111,17 +104,35 @@ pub fn gateway(
         }
     };
     for port in ports {
-        let name = format!("http.{port}");
-        let ported = translate::port_routes(config, &name, vhosts.clone(), port_of)?;
-        let mut routes = ported.route_configuration;
-        routes.validate_clusters = Some(BoolValue { value: false });
-        assembly.add(&name, &routes);
-        for c in &ported.clusters {
-            if let Some((host, port)) = service_port_of(&c.name) {
-                assembly.add_clusters(std::slice::from_ref(c), host, port);
+        for server in &port.servers {
+            let name = &server.routes;
+            let vhosts = config
+                .listener(name)
+                .map(|t| t.virtual_hosts().to_vec())
+                .unwrap_or_default();
+            let ported = translate::port_routes(config, name, vhosts, port_of)?;
+            let mut routes = ported.route_configuration;
+            routes.validate_clusters = Some(BoolValue { value: false });
+            assembly.add(name, &routes);
+            for c in &ported.clusters {
+                if let Some((host, port)) = service_port_of(&c.name) {
+                    assembly.add_clusters(std::slice::from_ref(c), host, port);
+                }
             }
         }
-        add_listener(&mut assembly, ip, port, &name, "gateway");
+        let chains: Vec<EnvoyChain<'_>> = port
+            .servers
+            .iter()
+            .map(|s| EnvoyChain {
+                routes: &s.routes,
+                server_names: &s.server_names,
+                tls: s.tls.as_ref(),
+            })
+            .collect();
+        let name = format!("{ip}_{}", port.number);
+        let addr = SocketAddr::new(ip, port.number);
+        let l = translate::envoy_listener_chains(&name, addr, &format!("gateway_{name}"), &chains);
+        assembly.add(&name, &l);
     }
     assembly.finish(config, registry)
 }

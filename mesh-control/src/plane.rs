@@ -23,8 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use mesh_core::MeshConfig;
-use mesh_core::istio::{Resources, Warning};
+use mesh_core::istio::{Resources, Warning, Workload};
 use mesh_core::registry::{Instance, Registry};
 use mesh_xds::ads::ResourceType;
 use mesh_xds::server::{ResourceCache, Snapshots};
@@ -227,7 +226,9 @@ impl ControlPlane {
 }
 
 impl State {
-    fn config_for(&self, class: &NodeClass) -> Result<MeshConfig, String> {
+    /// The workload nodes of `class` are: for a gateway, implementing the
+    /// Gateways its labels select.
+    fn workload_for(&self, class: &NodeClass) -> Workload {
         let mut workload = class.workload();
         if class.shape == Shape::Router {
             workload.gateways = self
@@ -237,9 +238,7 @@ impl State {
                 .map(|g| g.resource.qualified_name())
                 .collect();
         }
-        self.resources
-            .to_mesh_config_for(&workload)
-            .map_err(|e| e.to_string())
+        workload
     }
 
     /// Rebuilds the registry and then every class's cache.
@@ -257,15 +256,22 @@ impl State {
 
     /// What `class` is served, having asked for the listeners `names`.
     fn build(&self, class: &NodeClass, names: &BTreeSet<String>) -> Result<ByType, String> {
-        let config = self.config_for(class)?;
+        let workload = self.workload_for(class);
+        let config = self
+            .resources
+            .to_mesh_config_for(&workload)
+            .map_err(|e| e.to_string())?;
         let built = match class.shape {
             Shape::Proxyless => {
                 proxyless::resources(names, class, &self.resources, &config, &self.registry)
             }
             Shape::Sidecar => envoy::sidecar(class, &config, &self.registry),
             Shape::Router => {
-                let gateways = self.resources.gateways_for(&class.labels);
-                envoy::gateway(class, &gateways, &config, &self.registry)
+                let ports = self
+                    .resources
+                    .gateway_ports(&workload)
+                    .map_err(|e| e.to_string())?;
+                envoy::gateway(class, &ports, &config, &self.registry)
             }
         };
         built.map_err(|e| e.to_string())

@@ -276,6 +276,157 @@ async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
     );
 }
 
+/// A TLS connection to `addr` asking for `server_name`, trusting the
+/// roots in the PEM file `roots`, presenting the workload certificate in
+/// the directory `client` when given.
+async fn tls_connect(
+    addr: SocketAddr,
+    server_name: &str,
+    roots: &std::path::Path,
+    client: Option<&std::path::Path>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+    let mut store = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(roots).unwrap() {
+        store.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store);
+    let config = match client {
+        None => builder.with_no_client_auth(),
+        Some(dir) => {
+            let chain = CertificateDer::pem_file_iter(dir.join("cert-chain.pem"))
+                .unwrap()
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap();
+            let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+            builder.with_client_auth_cert(chain, key).unwrap()
+        }
+    };
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(server_name.to_owned()).unwrap();
+    connector.connect(name, tcp).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
+    let tmp = TempDir::new("envoy-gateway-tls");
+    // app.example.com's own certificate, and the mesh's for clients.
+    let app = rcgen::generate_simple_self_signed(vec!["app.example.com".into()]).unwrap();
+    let (cert, key) = (tmp.join("app.pem"), tmp.join("app.key"));
+    std::fs::write(&cert, app.cert.pem()).unwrap();
+    std::fs::write(&key, app.signing_key.serialize_pem()).unwrap();
+    let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    for (dir, sa) in [("client", "client"), ("stranger", "stranger")] {
+        let id = format!("spiffe://cluster.local/ns/default/sa/{sa}");
+        ca.issue(&id, day).unwrap().write(tmp.join(dir)).unwrap();
+    }
+    let clients_root = tmp.join("client").join("root-cert.pem");
+
+    let (plain, https, mtls) = (free_port(), free_port(), free_port());
+    let gateway = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n\
+         \x20 - port: {{number: {plain}, name: http, protocol: HTTP}}\n    hosts: [app.example.com]\n    tls: {{httpsRedirect: true}}\n\
+         \x20 - port: {{number: {plain}, name: http-plain, protocol: HTTP}}\n    hosts: [plain.example.com]\n\
+         \x20 - port: {{number: {https}, name: https, protocol: HTTPS}}\n    hosts: [app.example.com]\n\
+         \x20   tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}\n\
+         \x20 - port: {{number: {mtls}, name: mtls, protocol: HTTPS}}\n    hosts: ['*']\n\
+         \x20   tls:\n      mode: MUTUAL\n      serverCertificate: {}\n      privateKey: {}\n      caCertificates: {}\n\
+         \x20     subjectAltNames: [spiffe://cluster.local/ns/default/sa/client]\n      minProtocolVersion: TLSV1_2\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: app, namespace: default}}\n\
+         spec:\n  hosts: [app.example.com, plain.example.com]\n  gateways: [edge]\n\
+         \x20 http:\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n",
+        cert.display(),
+        key.display(),
+        cert.display(),
+        key.display(),
+        clients_root.display(),
+    );
+    let dir = tmp.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+    write(
+        "reviews.yaml",
+        registry("reviews", 9080, &reviews_upstreams().await),
+    );
+    write("rules.yaml", bookinfo("destination-rule-all.yaml"));
+    write("gateway.yaml", gateway);
+    let control = Control::start(&dir);
+    let node =
+        "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
+    let Some(_envoy) = Envoy::start(control.xds, node, &[("istio", "ingressgateway")]) else {
+        return;
+    };
+    let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let ready = tokio::time::timeout(WAIT, async {
+        loop {
+            if matches!(
+                http_get(at(plain), "plain.example.com", "/", &[]).await,
+                Ok((200, _))
+            ) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(ready.is_ok(), "the gateway never served plain text");
+
+    // Plain text: one host served, the other redirected to HTTPS.
+    let stream = tokio::net::TcpStream::connect(at(plain)).await.unwrap();
+    let (status, head, _) = support::control::exchange(stream, "app.example.com", "/a?b=c", &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 301, "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("location: https://app.example.com"),
+        "{head}"
+    );
+    // TLS with the server's own certificate, chosen by the name asked for.
+    let tls = tls_connect(at(https), "app.example.com", &cert, None)
+        .await
+        .unwrap();
+    let (status, _, body) = support::control::exchange(tls, "app.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "v1"));
+    // Mutual TLS: the identity the server names is let in, another is
+    // not, nor a client without a certificate.
+    let tls = tls_connect(
+        at(mtls),
+        "app.example.com",
+        &cert,
+        Some(&tmp.join("client")),
+    )
+    .await
+    .unwrap();
+    let (status, _, body) = support::control::exchange(tls, "app.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "v1"));
+    for client in [Some(tmp.join("stranger")), None] {
+        let refused = match tls_connect(at(mtls), "app.example.com", &cert, client.as_deref()).await
+        {
+            Err(_) => true,
+            Ok(tls) => support::control::exchange(tls, "app.example.com", "/", &[])
+                .await
+                .is_err(),
+        };
+        assert!(refused, "{client:?} was let in");
+    }
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}
+
 /// Envoy reaching an upstream that takes only mutual TLS (reviews, with a
 /// certificate from the mesh's CA), told how by the DestinationRule `rule`
 /// (given the directory of productpage's certificate files), with those

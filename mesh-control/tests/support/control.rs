@@ -137,22 +137,43 @@ pub(crate) async fn http_get(
     path: &str,
     headers: &[(&str, &str)],
 ) -> std::io::Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (status, _, body) = exchange(stream, host, path, headers).await?;
+    Ok((status, body))
+}
+
+/// `GET path` with `Host: host` and `headers` over `stream`, which the
+/// server closes after: the status, the head and the body.
+pub(crate) async fn exchange<S>(
+    mut stream: S,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<(u16, String, String)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).await?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await?;
+    let mut bytes = Vec::new();
+    // A TLS peer may close without close_notify once it has answered.
+    if let Err(e) = stream.read_to_end(&mut bytes).await
+        && (bytes.is_empty() || e.kind() != std::io::ErrorKind::UnexpectedEof)
+    {
+        return Err(e);
+    }
+    let response = String::from_utf8_lossy(&bytes);
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
     let status = head
         .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    Ok((status, body.to_owned()))
+    Ok((status, head.to_owned(), body.to_owned()))
 }
 
 /// A port of 127.0.0.1 free now, for a peer that must be told its port

@@ -9,16 +9,20 @@ use std::net::SocketAddr;
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
 use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, TrafficDirection, address};
 use envoy_types::pb::envoy::config::listener::v3::{
-    ApiListener, Filter, FilterChain, Listener, filter,
+    ApiListener, Filter, FilterChain, FilterChainMatch, Listener, ListenerFilter, filter,
+    listener_filter,
 };
 use envoy_types::pb::envoy::extensions::filters::http::fault::v3::HttpFault;
 use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
+use envoy_types::pb::envoy::extensions::filters::listener::tls_inspector::v3::TlsInspector;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
     HttpConnectionManager, HttpFilter, Rds, http_connection_manager::RouteSpecifier,
     http_filter::ConfigType,
 };
 
-use super::{FAULT_FILTER, ads, any};
+use mesh_core::policy::ServerTls;
+
+use super::{FAULT_FILTER, ads, any, server_tls_transport_socket};
 
 /// The router filter's name.
 const ROUTER_FILTER: &str = "envoy.filters.http.router";
@@ -65,21 +69,90 @@ pub fn envoy_listener(
     route_config_name: &str,
     stat_prefix: &str,
 ) -> Listener {
-    let manager = connection_manager(stat_prefix, route_config_name);
+    let chain = EnvoyChain {
+        routes: route_config_name,
+        server_names: &[],
+        tls: None,
+    };
+    envoy_listener_chains(name, addr, stat_prefix, &[chain])
+}
+
+/// One filter chain of an Envoy listener: HTTP routed by the RDS resource
+/// `routes`, for connections asking for one of `server_names` (SNI; any
+/// when empty), terminating `tls` when given.
+#[derive(Clone, Copy, Debug)]
+pub struct EnvoyChain<'a> {
+    /// The route configuration's name.
+    pub routes: &'a str,
+    /// The server names it is chosen by.
+    pub server_names: &'a [String],
+    /// The TLS it terminates; plain text when `None`.
+    pub tls: Option<&'a ServerTls>,
+}
+
+/// The Envoy listener `name` on `addr` with a filter chain per `chains`,
+/// as istiod writes a gateway port with several servers; with TLS in any
+/// of them, the TLS inspector reads the server name a client asks for.
+///
+/// ```
+/// use mesh_core::policy::ServerTls;
+/// use mesh_xds::translate::{self, EnvoyChain};
+///
+/// let tls = ServerTls { certificate_chain: "/c.pem".into(), private_key: "/k.pem".into(), ..ServerTls::default() };
+/// let names = ["app.example.com".to_owned()];
+/// let chain = EnvoyChain { routes: "https.443.https.edge.default", server_names: &names, tls: Some(&tls) };
+/// let l = translate::envoy_listener_chains("0.0.0.0_443", "0.0.0.0:443".parse()?, "gateway", &[chain]);
+/// assert_eq!(l.filter_chains[0].filter_chain_match.as_ref().unwrap().server_names, names);
+/// assert_eq!(l.listener_filters[0].name, "envoy.filters.listener.tls_inspector");
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+pub fn envoy_listener_chains(
+    name: &str,
+    addr: SocketAddr,
+    stat_prefix: &str,
+    chains: &[EnvoyChain<'_>],
+) -> Listener {
+    let filter_chains = chains
+        .iter()
+        .map(|c| FilterChain {
+            filter_chain_match: (!c.server_names.is_empty()).then(|| FilterChainMatch {
+                server_names: c.server_names.to_vec(),
+                ..Default::default()
+            }),
+            filters: vec![Filter {
+                name: HCM_FILTER.to_owned(),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&connection_manager(
+                    stat_prefix,
+                    c.routes,
+                )))),
+            }],
+            transport_socket: c.tls.map(server_tls_transport_socket),
+            ..Default::default()
+        })
+        .collect();
+    let inspect = chains.iter().any(|c| c.tls.is_some());
+    let listener_filters = inspect
+        .then(|| ListenerFilter {
+            name: TLS_INSPECTOR.to_owned(),
+            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+                &TlsInspector::default(),
+            ))),
+            ..Default::default()
+        })
+        .into_iter()
+        .collect();
     Listener {
         name: name.to_owned(),
         address: Some(socket_address(addr)),
-        filter_chains: vec![FilterChain {
-            filters: vec![Filter {
-                name: HCM_FILTER.to_owned(),
-                config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
-            }],
-            ..Default::default()
-        }],
+        filter_chains,
+        listener_filters,
         traffic_direction: TrafficDirection::Outbound as i32,
         ..Default::default()
     }
 }
+
+/// The listener filter that reads a TLS client hello's server name.
+const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
 
 /// `addr` as an xDS `Address`.
 pub fn socket_address(addr: SocketAddr) -> Address {

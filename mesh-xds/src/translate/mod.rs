@@ -46,10 +46,12 @@ use prost::{Message, Name};
 pub use cluster::{cluster, weigh_localities};
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
-pub use listener::{api_listener, envoy_listener, socket_address};
+pub use listener::{
+    EnvoyChain, api_listener, envoy_listener, envoy_listener_chains, socket_address,
+};
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
-pub use tls::{SanMatchers, tls_transport_socket, upstream_tls};
+pub use tls::{SanMatchers, server_tls_transport_socket, tls_transport_socket, upstream_tls};
 
 /// The name Envoy and istiod give the fault filter, under which routes
 /// carry their fault policy.

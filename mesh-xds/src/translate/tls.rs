@@ -5,17 +5,21 @@
 //! `ROOTCA`, as Istio's agent names them). TLS with files of the client's
 //! own (`SIMPLE`, `MUTUAL`) names them as data sources, which Envoy reads
 //! and gRPC does not. Either way the server's identities are SAN matchers.
+//! A gateway server's TLS ([`ServerTls`]) is a downstream TLS context with
+//! its files, for Envoy.
 
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
-    SubjectAltNameMatcher, TlsCertificate, UpstreamTlsContext,
+    DownstreamTlsContext, SubjectAltNameMatcher, TlsCertificate, TlsParameters, UpstreamTlsContext,
     common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+    tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
-use mesh_core::policy::{TlsFiles, UpstreamTls};
+use envoy_types::pb::google::protobuf::BoolValue;
+use mesh_core::policy::{ServerTls, TlsFiles, TlsVersion, UpstreamTls};
 
 use super::any;
 
@@ -42,32 +46,8 @@ pub fn tls_transport_socket(tls: &UpstreamTls, sans: SanMatchers) -> TransportSo
         instance_name: PROVIDER.into(),
         certificate_name: certificate_name.into(),
     };
-    let exact = |id: &String| StringMatcher {
-        match_pattern: Some(MatchPattern::Exact(id.clone())),
-        ..Default::default()
-    };
     let mut validation = CertificateValidationContext::default();
-    match sans {
-        #[allow(deprecated)]
-        SanMatchers::Untyped => {
-            validation.match_subject_alt_names = tls.subject_alt_names.iter().map(exact).collect();
-        }
-        SanMatchers::Typed => {
-            validation.match_typed_subject_alt_names = tls
-                .subject_alt_names
-                .iter()
-                .map(|id| SubjectAltNameMatcher {
-                    san_type: if id.starts_with("spiffe://") {
-                        SanType::Uri
-                    } else {
-                        SanType::Dns
-                    } as i32,
-                    matcher: Some(exact(id)),
-                    ..Default::default()
-                })
-                .collect();
-        }
-    }
+    require_sans(&mut validation, &tls.subject_alt_names, sans);
     let mut common = CommonTlsContext::default();
     match &tls.files {
         None => {
@@ -89,6 +69,95 @@ pub fn tls_transport_socket(tls: &UpstreamTls, sans: SanMatchers) -> TransportSo
     let context = UpstreamTlsContext {
         common_tls_context: Some(common),
         sni: tls.sni.clone().unwrap_or_default(),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: TLS_SOCKET.into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+    }
+}
+
+/// Makes `validation` require one of the identities `ids`, in the field
+/// `sans` says.
+fn require_sans(validation: &mut CertificateValidationContext, ids: &[String], sans: SanMatchers) {
+    let exact = |id: &String| StringMatcher {
+        match_pattern: Some(MatchPattern::Exact(id.clone())),
+        ..Default::default()
+    };
+    match sans {
+        #[allow(deprecated)]
+        SanMatchers::Untyped => {
+            validation.match_subject_alt_names = ids.iter().map(exact).collect();
+        }
+        SanMatchers::Typed => {
+            validation.match_typed_subject_alt_names = ids
+                .iter()
+                .map(|id| SubjectAltNameMatcher {
+                    san_type: if id.starts_with("spiffe://") {
+                        SanType::Uri
+                    } else {
+                        SanType::Dns
+                    } as i32,
+                    matcher: Some(exact(id)),
+                    ..Default::default()
+                })
+                .collect();
+        }
+    }
+}
+
+/// TLS a server terminates with its own files, as a listener's transport
+/// socket for Envoy: the certificate it presents and, when it checks
+/// client certificates, their roots (then required), identities, CRL
+/// and pinned hashes; its protocol versions and cipher suites.
+///
+/// ```
+/// use mesh_core::policy::ServerTls;
+/// use mesh_xds::translate;
+///
+/// let tls = ServerTls { certificate_chain: "/certs/cert.pem".into(), private_key: "/certs/key.pem".into(), ..ServerTls::default() };
+/// assert_eq!(translate::server_tls_transport_socket(&tls).name, "envoy.transport_sockets.tls");
+/// ```
+pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
+    let version = |v: Option<TlsVersion>| {
+        (match v {
+            None => TlsProtocol::TlsAuto,
+            Some(TlsVersion::V1_0) => TlsProtocol::TlSv10,
+            Some(TlsVersion::V1_1) => TlsProtocol::TlSv11,
+            Some(TlsVersion::V1_2) => TlsProtocol::TlSv12,
+            Some(TlsVersion::V1_3) => TlsProtocol::TlSv13,
+        }) as i32
+    };
+    let mut common = CommonTlsContext {
+        tls_certificates: vec![TlsCertificate {
+            certificate_chain: Some(file(&tls.certificate_chain)),
+            private_key: Some(file(&tls.private_key)),
+            ..Default::default()
+        }],
+        tls_params: Some(TlsParameters {
+            tls_minimum_protocol_version: version(tls.min_version),
+            tls_maximum_protocol_version: version(tls.max_version),
+            cipher_suites: tls.cipher_suites.clone(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    if let Some(ca) = &tls.client_ca {
+        let mut validation = CertificateValidationContext {
+            trusted_ca: Some(file(ca)),
+            crl: tls.crl.as_deref().map(file),
+            verify_certificate_spki: tls.verify_certificate_spki.clone(),
+            verify_certificate_hash: tls.verify_certificate_hash.clone(),
+            ..Default::default()
+        };
+        require_sans(&mut validation, &tls.subject_alt_names, SanMatchers::Typed);
+        common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
+    }
+    let context = DownstreamTlsContext {
+        common_tls_context: Some(common),
+        require_client_certificate: Some(BoolValue {
+            value: tls.client_ca.is_some(),
+        }),
         ..Default::default()
     };
     TransportSocket {
