@@ -34,6 +34,14 @@ pub enum BuildError {
     /// An authorization policy gRPC cannot enforce.
     #[error(transparent)]
     Authz(#[from] crate::authz::AuthzError),
+    /// A port that takes mutual TLS only, on a node without certificates.
+    #[error(
+        "port {port} takes mutual TLS only (STRICT), and the node names no certificate files (metadata TLS_CLIENT_CERT_CHAIN, TLS_CLIENT_KEY, TLS_CLIENT_ROOT_CERT)"
+    )]
+    NoCertificates {
+        /// The port.
+        port: u16,
+    },
 }
 
 /// The resources of one node, being gathered.

@@ -14,6 +14,14 @@
 //!   traffic; with no iptables (a laptop, CI) the listener binds the port
 //!   on the sidecar's own IP, as Istio's `Sidecar` egress listeners do
 //!   with `captureMode: NONE`.
+//! - **A `Sidecar`** that applies to the node narrows that: its egress
+//!   listeners reach only the hosts they select, on their port (or every
+//!   port) and `bind` address (a route configuration `BIND_PORT` when
+//!   that is not the node's own); its ingress listeners are the node's
+//!   inbound side (see [`ingress`](crate::ingress)): mutual TLS as
+//!   PeerAuthentication says, AuthorizationPolicy as RBAC, then the
+//!   workload at the listener's default endpoint. An ingress listener's
+//!   address is not also an outbound one.
 //!
 //! A **gateway** (`router~…`) gets the servers of the `Gateway`s whose
 //! selector its labels match: a listener `IP_PORT` per server port, bound
@@ -28,48 +36,102 @@
 //! HTTPS terminated with a server's certificate files); TCP proxying and
 //! TLS passthrough are not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
 use mesh_core::gateway::GatewayPort;
+use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
 use mesh_core::route::ClusterName;
+use mesh_core::sidecar::{Egress, HostSelector, SidecarListeners};
 use mesh_xds::translate::{self, EnvoyChain};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
+use crate::ingress;
 use crate::node::NodeClass;
 
 /// The resources of an Envoy sidecar `node` under `config` (converted for
-/// it) and `registry`.
+/// it) and `registry`, with the ingress and egress listeners of its
+/// `Sidecar`, if one applies, and the policies of `resources`.
 pub fn sidecar(
     node: &NodeClass,
     config: &MeshConfig,
     registry: &Registry,
+    resources: &Resources,
+    listeners: Option<&SidecarListeners>,
 ) -> Result<ByType, BuildError> {
     let ip = bind_ip(node);
     let mut assembly = Assembly::new(node);
-    let mut by_port: BTreeMap<u16, Vec<VirtualHost>> = BTreeMap::new();
-    for service in registry.services() {
-        let host = service.hostname.as_str();
-        if host.starts_with('*') {
-            continue;
-        }
-        let ports = service.ports.iter().filter(|p| p.protocol.is_http());
-        for port in ports.filter(|p| routed(config, host, p.number)) {
-            let name = format!("{host}:{}", port.number);
-            let served = translate::service_port(config, &name, host, port.number)?;
-            assembly.add_clusters(&served.clusters, host, port.number);
-            by_port
-                .entry(port.number)
-                .or_default()
-                .extend(served.route_configuration.virtual_hosts);
+    let ingress = listeners.map_or(&[][..], |l| &l.ingress);
+    for i in ingress {
+        ingress::add(&mut assembly, node, ip, i, resources)?;
+    }
+    // An ingress listener's address is not also an outbound one.
+    let inbound: BTreeSet<SocketAddr> = ingress
+        .iter()
+        .map(|i| SocketAddr::new(i.bind.unwrap_or(ip), i.port))
+        .collect();
+    let everything = [Egress {
+        port: None,
+        bind: None,
+        hosts: vec![HostSelector {
+            namespace: None,
+            host: "*".into(),
+        }],
+    }];
+    let egress = match listeners {
+        Some(l) if !l.egress.is_empty() => &l.egress[..],
+        _ => &everything[..],
+    };
+    // The virtual hosts of each outbound listener; one whose egress
+    // listener names its port has it even when it reaches no service
+    // there, and a listener without a port leaves such ports alone.
+    let mut by_addr: BTreeMap<SocketAddr, Vec<VirtualHost>> = egress
+        .iter()
+        .filter_map(|e| Some(SocketAddr::new(e.bind.unwrap_or(ip), e.port?)))
+        .map(|addr| (addr, Vec::new()))
+        .collect();
+    let named = by_addr.keys().copied().collect::<BTreeSet<_>>();
+    for e in egress {
+        let bind = e.bind.unwrap_or(ip);
+        for service in registry.services() {
+            let host = service.hostname.as_str();
+            if host.starts_with('*') || !e.selects(&service.namespace, host) {
+                continue;
+            }
+            let ports = service.ports.iter().filter(|p| {
+                p.protocol.is_http()
+                    && e.port.is_none_or(|port| port == p.number)
+                    && routed(config, host, p.number)
+            });
+            for port in ports {
+                let addr = SocketAddr::new(bind, port.number);
+                if inbound.contains(&addr) || (e.port.is_none() && named.contains(&addr)) {
+                    continue;
+                }
+                let name = format!("{host}:{}", port.number);
+                let served = translate::service_port(config, &name, host, port.number)?;
+                assembly.add_clusters(&served.clusters, host, port.number);
+                let vhosts = by_addr.entry(addr).or_default();
+                for vh in served.route_configuration.virtual_hosts {
+                    if !vhosts.iter().any(|v| v.name == vh.name) {
+                        vhosts.push(vh);
+                    }
+                }
+            }
         }
     }
-    for (port, virtual_hosts) in by_port {
-        let name = port.to_string();
+    for (addr, virtual_hosts) in by_addr {
+        // Named by port, as istiod names them; by address too when bound
+        // elsewhere than the sidecar's own.
+        let name = if addr.ip() == ip {
+            addr.port().to_string()
+        } else {
+            format!("{}_{}", addr.ip(), addr.port())
+        };
         let routes = RouteConfiguration {
             name: name.clone(),
             virtual_hosts,
@@ -79,7 +141,7 @@ pub fn sidecar(
             ..Default::default()
         };
         assembly.add(&name, &routes);
-        add_listener(&mut assembly, ip, port, &name, "outbound");
+        add_listener(&mut assembly, addr, &name, "outbound");
     }
     assembly.finish(config, registry)
 }
@@ -142,11 +204,11 @@ fn bind_ip(node: &NodeClass) -> IpAddr {
     node.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Adds the listener `IP_PORT` routed by `routes`.
-fn add_listener(assembly: &mut Assembly, ip: IpAddr, port: u16, routes: &str, direction: &str) {
-    let name = format!("{ip}_{port}");
+/// Adds the listener `IP_PORT` on `addr` routed by `routes`.
+fn add_listener(assembly: &mut Assembly, addr: SocketAddr, routes: &str, direction: &str) {
+    let name = format!("{}_{}", addr.ip(), addr.port());
     let stat_prefix = format!("{direction}_{name}");
-    let l = translate::envoy_listener(&name, SocketAddr::new(ip, port), routes, &stat_prefix);
+    let l = translate::envoy_listener(&name, addr, routes, &stat_prefix);
     assembly.add(&name, &l);
 }
 

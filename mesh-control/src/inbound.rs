@@ -52,15 +52,6 @@ pub fn listener(
     labels: &BTreeMap<String, String>,
 ) -> Option<Result<Listener, AuthzError>> {
     let addr: SocketAddr = name.strip_prefix(PREFIX)?.parse().ok()?;
-    let mut filters = match authz::rbac_filters(resources, namespace, labels) {
-        Ok(f) => f,
-        Err(e) => return Some(Err(e)),
-    };
-    filters.push(HttpFilter {
-        name: "envoy.filters.http.router".into(),
-        config_type: Some(ConfigType::TypedConfig(any(&Router::default()))),
-        ..Default::default()
-    });
     let strict = match mode(resources, namespace, labels, addr.port()) {
         MutualTlsMode::Strict => true,
         MutualTlsMode::Permissive => {
@@ -68,28 +59,28 @@ pub fn listener(
         }
         MutualTlsMode::Disable | MutualTlsMode::Unset => false,
     };
-    let manager = HttpConnectionManager {
-        route_specifier: Some(RouteSpecifier::RouteConfig(RouteConfiguration {
+    let routes = RouteConfiguration {
+        name: "inbound".into(),
+        virtual_hosts: vec![VirtualHost {
             name: "inbound".into(),
-            virtual_hosts: vec![VirtualHost {
-                name: "inbound".into(),
-                domains: vec!["*".into()],
-                routes: vec![Route {
-                    r#match: Some(RouteMatch {
-                        path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
-                        ..Default::default()
-                    }),
-                    action: Some(route::Action::NonForwardingAction(
-                        NonForwardingAction::default(),
-                    )),
+            domains: vec!["*".into()],
+            routes: vec![Route {
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
                     ..Default::default()
-                }],
+                }),
+                action: Some(route::Action::NonForwardingAction(
+                    NonForwardingAction::default(),
+                )),
                 ..Default::default()
             }],
             ..Default::default()
-        })),
-        http_filters: filters,
+        }],
         ..Default::default()
+    };
+    let manager = match connection_manager("", routes, resources, namespace, labels) {
+        Ok(m) => m,
+        Err(e) => return Some(Err(e)),
     };
     let suffix = if strict { "mtls" } else { "plaintext" };
     let chain = FilterChain {
@@ -110,6 +101,30 @@ pub fn listener(
         filter_chains: vec![chain],
         ..Default::default()
     }))
+}
+
+/// The HTTP connection manager of a workload's inbound requests, in
+/// `namespace` with `labels`: its AuthorizationPolicies' RBAC filters
+/// (DENY, then ALLOW), then the router, over the inline `routes`.
+pub(crate) fn connection_manager(
+    stat_prefix: &str,
+    routes: RouteConfiguration,
+    resources: &Resources,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) -> Result<HttpConnectionManager, AuthzError> {
+    let mut filters = authz::rbac_filters(resources, namespace, labels)?;
+    filters.push(HttpFilter {
+        name: "envoy.filters.http.router".into(),
+        config_type: Some(ConfigType::TypedConfig(any(&Router::default()))),
+        ..Default::default()
+    });
+    Ok(HttpConnectionManager {
+        stat_prefix: stat_prefix.to_owned(),
+        route_specifier: Some(RouteSpecifier::RouteConfig(routes)),
+        http_filters: filters,
+        ..Default::default()
+    })
 }
 
 /// The mutual TLS mode of port `port` of a workload, as Istio resolves

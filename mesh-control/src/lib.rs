@@ -13,6 +13,8 @@
 //!   RBAC filters and mutual TLS mode.
 //! - [`envoy`]: the resources istiod serves an Envoy sidecar: listeners
 //!   with filter chains, routes by port, every service's clusters.
+//! - [`ingress`]: an Envoy sidecar's inbound listeners, for its
+//!   `Sidecar`'s ingress ports, with mutual TLS and RBAC.
 //! - [`ControlPlane`]: the configuration, the registry and a resource
 //!   cache per kind of node, served by `mesh_xds::server::AdsServer`.
 //! - [`watch`]: applies the directory again whenever a file changes,
@@ -37,6 +39,7 @@ pub mod ca;
 pub mod config_dir;
 pub mod envoy;
 pub mod inbound;
+pub mod ingress;
 pub mod json;
 pub mod node;
 mod plane;

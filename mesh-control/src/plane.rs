@@ -265,7 +265,19 @@ impl State {
             Shape::Proxyless => {
                 proxyless::resources(names, class, &self.resources, &config, &self.registry)
             }
-            Shape::Sidecar => envoy::sidecar(class, &config, &self.registry),
+            Shape::Sidecar => {
+                let listeners = self
+                    .resources
+                    .sidecar_listeners(&workload)
+                    .map_err(|e| e.to_string())?;
+                envoy::sidecar(
+                    class,
+                    &config,
+                    &self.registry,
+                    &self.resources,
+                    listeners.as_ref(),
+                )
+            }
             Shape::Router => {
                 let ports = self
                     .resources

@@ -510,3 +510,105 @@ async fn envoy_dials_mutual_tls_with_the_files_a_rule_names() {
     };
     envoy_reaches_an_mtls_only_upstream(rule, false).await;
 }
+
+/// Files of the mesh's CA in `tmp` for the workload `sa`: its node
+/// metadata naming them, as Istio's mounted certificates.
+fn mounted(tmp: &TempDir, sa: &str) -> Vec<(&'static str, String)> {
+    let file = |name: &str| tmp.join(sa).join(name).display().to_string();
+    vec![
+        ("TLS_CLIENT_CERT_CHAIN", file("cert-chain.pem")),
+        ("TLS_CLIENT_KEY", file("key.pem")),
+        ("TLS_CLIENT_ROOT_CERT", file("root-cert.pem")),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_sidecars_take_mutual_tls_and_authorize_on_the_inbound_side() {
+    let tmp = TempDir::new("envoy-inbound");
+    let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
+    let day = Duration::from_secs(24 * 3600);
+    for sa in ["productpage", "reviews"] {
+        let id = format!("spiffe://cluster.local/ns/default/sa/{sa}");
+        ca.issue(&id, day).unwrap().write(tmp.join(sa)).unwrap();
+    }
+    // reviews' application, reached only through its sidecar at
+    // 127.0.0.2, which takes the service port.
+    let app = upstream("v1").await;
+    let port = free_port();
+    let peer_authentication = |mode: &str| {
+        format!(
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+             metadata: {{name: reviews, namespace: default}}\n\
+             spec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  mtls: {{mode: {mode}}}\n"
+        )
+    };
+    let config = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: reviews, namespace: default}}\n\
+         spec:\n  selector: {{app: reviews}}\n  ports: [{{name: http, port: {port}}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+         metadata: {{name: reviews-v1, namespace: default}}\n\
+         spec:\n  address: 127.0.0.2\n  labels: {{app: reviews, version: v1}}\n  serviceAccount: reviews\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: reviews, namespace: default}}\n\
+         spec:\n  host: reviews\n  trafficPolicy: {{tls: {{mode: ISTIO_MUTUAL}}}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+         metadata: {{name: reviews, namespace: default}}\n\
+         spec:\n  workloadSelector: {{labels: {{app: reviews}}}}\n\
+         \x20 ingress:\n  - port: {{number: {port}, protocol: HTTP, name: http}}\n\
+         \x20   defaultEndpoint: 127.0.0.1:{}\n    captureMode: NONE\n\
+         \x20 egress:\n  - hosts: [\"~/*\"]\n\
+         ---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+         metadata: {{name: reviews, namespace: default}}\n\
+         spec:\n  selector: {{matchLabels: {{app: reviews}}}}\n  action: ALLOW\n\
+         \x20 rules:\n  - from: [{{source: {{principals: [cluster.local/ns/default/sa/productpage]}}}}]\n\
+         \x20   to: [{{operation: {{paths: [/reviews/*]}}}}]\n",
+        app.port()
+    );
+    let dir = tmp.join("config");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("reviews.yaml"), config).unwrap();
+    std::fs::write(dir.join("mtls.yaml"), peer_authentication("STRICT")).unwrap();
+    let control = Control::start(&dir);
+    let start = |id: &'static str, app: &'static str, sa: &str| {
+        let metadata = mounted(&tmp, sa);
+        let metadata: Vec<(&str, &str)> = metadata.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Envoy::start_with(control.xds, id, &[("app", app)], &metadata)
+    };
+    let Some(_productpage) = start(NODE, "productpage", "productpage") else {
+        return;
+    };
+    let reviews_node = "sidecar~127.0.0.2~reviews-v1.default~default.svc.cluster.local";
+    let _reviews = start(reviews_node, "reviews", "reviews").expect("Envoy, as above");
+    let outbound: SocketAddr = ([127, 0, 0, 1], port).into();
+    let inbound: SocketAddr = ([127, 0, 0, 2], port).into();
+    let host = format!("reviews:{port}");
+
+    // productpage's sidecar dials mutual TLS; reviews' takes it, checks
+    // the policy and hands the request to the application.
+    wait_until(outbound, "through both sidecars", |v| v == "v1").await;
+    let (status, body) = http_get(outbound, &host, "/ratings", &[]).await.unwrap();
+    assert_eq!(status, 403, "a path the policy does not allow: {body}");
+    // STRICT: plain text straight to reviews' sidecar is refused.
+    let direct = http_get(inbound, &host, "/reviews/0", &[]).await;
+    assert!(
+        !matches!(direct, Ok((200, _))),
+        "plain text was served: {direct:?}"
+    );
+
+    // PERMISSIVE takes plain text too, but the policy wants productpage's
+    // identity, which a plain-text client has not shown.
+    std::fs::write(dir.join("mtls.yaml"), peer_authentication("PERMISSIVE")).unwrap();
+    let denied = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok((403, _)) = http_get(inbound, &host, "/reviews/0", &[]).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(denied.is_ok(), "plain text never reached the policy");
+    assert_eq!(get(outbound, None).await.unwrap(), "v1");
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+}

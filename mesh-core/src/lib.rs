@@ -18,6 +18,8 @@
 //! - [`registry`]: the services that exist (host names, ports) and the
 //!   workload instances serving them, for a control plane without
 //!   Kubernetes.
+//! - [`sidecar`]: what a sidecar proxy listens on for its workload and
+//!   for the hosts it reaches.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
 //! - `istio` (with the feature of that name): Istio's VirtualService,
@@ -41,6 +43,7 @@ pub mod policy;
 pub mod registry;
 pub mod resolve;
 pub mod route;
+pub mod sidecar;
 
 pub use cluster::{Cluster, Discovery};
 pub use config::{ConfigError, MeshConfig};

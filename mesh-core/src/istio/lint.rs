@@ -5,9 +5,9 @@
 
 use super::api::kubernetes::{self, IntOrString};
 use super::api::{
-    ClientTLSSettings, ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute,
-    LoadBalancerSettings, OutlierDetection, ServerTLSMode, ServiceEntry, SimpleLB, TLSMode,
-    TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
+    CaptureMode, ClientTLSSettings, ConnectionPoolSettings, DestinationRule, Gateway, HTTPRoute,
+    LoadBalancerSettings, OutlierDetection, ServerTLSMode, ServiceEntry, Sidecar, SimpleLB,
+    TLSMode, TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
 
@@ -397,6 +397,46 @@ pub(crate) fn gateway(gw: &Gateway) -> Vec<Note> {
                 "only the first certificate is served".to_owned(),
             ));
         }
+    }
+    notes
+}
+
+/// The unused settings of a Sidecar: listeners are bound where they are
+/// reached (`captureMode: NONE`), as nothing redirects traffic here.
+pub(crate) fn sidecar(sc: &Sidecar) -> Vec<Note> {
+    let mut notes = Vec::new();
+    let spec = FieldPath::root().key("spec");
+    let captured = |mode: CaptureMode| mode == CaptureMode::Iptables;
+    let capture_note = "nothing redirects traffic to the sidecar here (no iptables): the listener binds its address, as with captureMode NONE";
+    for (i, l) in sc.spec.ingress.iter().enumerate() {
+        let at = spec.key("ingress").index(i);
+        if captured(l.capture_mode) {
+            notes.push((at.key("captureMode"), capture_note.to_owned()));
+        }
+        if l.tls.is_some() {
+            notes.push((
+                at.key("tls"),
+                "the listener takes the mesh's mutual TLS as PeerAuthentication says, not TLS of its own; ignored".to_owned(),
+            ));
+        }
+        if l.connection_pool.is_some() {
+            notes.push((
+                at.key("connectionPool"),
+                "connections to the workload are not limited; ignored".to_owned(),
+            ));
+        }
+    }
+    for (i, l) in sc.spec.egress.iter().enumerate() {
+        if captured(l.capture_mode) {
+            let at = spec.key("egress").index(i).key("captureMode");
+            notes.push((at, capture_note.to_owned()));
+        }
+    }
+    if sc.spec.outbound_traffic_policy.is_some() {
+        notes.push((
+            spec.key("outboundTrafficPolicy"),
+            "the sidecar's listeners serve the registry's services only; ignored".to_owned(),
+        ));
     }
     notes
 }

@@ -1,20 +1,23 @@
 //! Istio's YAML read into mesh values (feature `istio`): the routing
-//! rules (`VirtualService`, `DestinationRule`), the gateways (`Gateway`)
-//! and the services and workloads (`ServiceEntry`, `WorkloadEntry`,
-//! Kubernetes `Service`).
+//! rules (`VirtualService`, `DestinationRule`), the gateways (`Gateway`),
+//! the sidecars' listeners (`Sidecar`), the security policies
+//! (`AuthorizationPolicy`, `PeerAuthentication`) and the services and
+//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
 //! 1. [`parse`] reads a file of Kubernetes resources (documents separated by
 //!    `---`) into [`Resources`]: the serde types of Istio's API
 //!    ([`VirtualService`], [`DestinationRule`], [`Gateway`],
-//!    [`ServiceEntry`], [`WorkloadEntry`] and everything under them, named
+//!    [`ServiceEntry`], [`WorkloadEntry`], [`Sidecar`] and everything under them, named
 //!    as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read
 //!    too) and of Kubernetes' `v1` [`Service`](kubernetes::Service). Other
 //!    kinds (Deployment, ServiceAccount, the Kubernetes Gateway API's
 //!    Gateway, ...) are skipped with a [`Warning`], and so is every field
 //!    the types do not know. [`Resources::gateways_for`] tells which
-//!    Gateways a gateway proxy implements.
+//!    Gateways a gateway proxy implements, [`Resources::gateway_ports`]
+//!    what it serves on which port, and [`Resources::sidecar_listeners`]
+//!    what a sidecar listens on.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client or gateway [`Workload`], with warnings about
 //!    what it leaves out ([`Resources::to_mesh_config`] without them); and
@@ -178,6 +181,7 @@ use crate::cluster::{Cluster, istio_cluster_name};
 use crate::config::MeshConfig;
 use crate::gateway::GatewayPort;
 use crate::registry::Registry;
+use crate::sidecar::SidecarListeners;
 
 /// Reads every document of `text`, a file named `source` (for messages),
 /// into the resources the client configuration uses and warnings about
@@ -219,6 +223,8 @@ pub struct Resources {
     pub authorization_policies: Vec<Sourced<AuthorizationPolicy>>,
     /// PeerAuthentications, in the order read.
     pub peer_authentications: Vec<Sourced<PeerAuthentication>>,
+    /// Sidecars, in the order read.
+    pub sidecars: Vec<Sourced<Sidecar>>,
 }
 
 impl Resources {
@@ -233,6 +239,7 @@ impl Resources {
         self.authorization_policies
             .extend(other.authorization_policies);
         self.peer_authentications.extend(other.peer_authentications);
+        self.sidecars.extend(other.sidecars);
     }
 
     /// The Gateways a gateway proxy carrying `labels` implements, in the
@@ -374,6 +381,27 @@ impl Resources {
             return Ok(Vec::new());
         }
         convert::gateway_ports(self, workload)
+    }
+
+    /// The listeners of the `Sidecar` that applies to `workload`, as
+    /// istiod picks it (see [`Sidecar`]); `None` when none does, and the
+    /// sidecar reaches every service.
+    ///
+    /// ```
+    /// use mesh_core::istio::{self, Workload};
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: default}\nspec:\n  ingress:\n  - port: {number: 9080, protocol: HTTP, name: http}\n    defaultEndpoint: 127.0.0.1:8080\n  egress:\n  - hosts: [./*, istio-system/*]\n";
+    /// let (resources, _) = istio::parse("sidecar.yaml", yaml)?;
+    /// let listeners = resources.sidecar_listeners(&Workload::default())?.expect("the namespace's Sidecar");
+    /// assert_eq!(listeners.ingress[0].endpoint, "127.0.0.1:8080".parse().unwrap());
+    /// assert!(listeners.egress[0].selects("default", "reviews.default.svc.cluster.local"));
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn sidecar_listeners(
+        &self,
+        workload: &Workload,
+    ) -> Result<Option<SidecarListeners>, IstioError> {
+        convert::sidecar_listeners(self, workload)
     }
 }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::api::{
-    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry,
+    AuthorizationPolicy, DestinationRule, Gateway, PeerAuthentication, ServiceEntry, Sidecar,
     VirtualService, WorkloadEntry, kubernetes,
 };
 use super::error::{IstioError, IstioErrorKind, Warning};
@@ -73,6 +73,7 @@ enum Class {
     Gateway,
     ServiceEntry,
     WorkloadEntry,
+    Sidecar,
     Service,
     AuthorizationPolicy,
     PeerAuthentication,
@@ -90,6 +91,7 @@ fn classify(h: &Header) -> Result<Class, String> {
         "Gateway" => Class::Gateway,
         "ServiceEntry" => Class::ServiceEntry,
         "WorkloadEntry" => Class::WorkloadEntry,
+        "Sidecar" => Class::Sidecar,
         // Kubernetes' core group: `v1` alone.
         "Service" if api == "v1" => return Ok(Class::Service),
         "AuthorizationPolicy" | "PeerAuthentication" => return security(kind, api),
@@ -210,6 +212,13 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                     origin,
                 });
             }
+            Class::Sidecar => {
+                let sidecar: Sidecar = ctx.read(whole, lint::sidecar)?;
+                resources.sidecars.push(Sourced {
+                    resource: sidecar,
+                    origin,
+                });
+            }
             Class::Service => {
                 let service: kubernetes::Service = ctx.read(whole, lint::service)?;
                 resources.services.push(Sourced {
@@ -263,6 +272,7 @@ named!(
     Gateway,
     ServiceEntry,
     WorkloadEntry,
+    Sidecar,
     kubernetes::Service,
     AuthorizationPolicy,
     PeerAuthentication

@@ -225,6 +225,40 @@ fn balance(lb: &LoadBalancer, c: &mut cds::Cluster) -> Result<(), Refused> {
     Ok(())
 }
 
+/// A `STATIC` cluster `name` of the one endpoint `addr`, as istiod writes
+/// a sidecar's inbound cluster (`inbound|9080||`) to its workload.
+///
+/// ```
+/// use mesh_xds::translate;
+/// let c = translate::static_cluster("inbound|9080||", "127.0.0.1:8080".parse()?);
+/// assert_eq!(c.load_assignment.unwrap().endpoints[0].lb_endpoints.len(), 1);
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+pub fn static_cluster(name: &str, addr: std::net::SocketAddr) -> cds::Cluster {
+    use envoy_types::pb::envoy::config::endpoint::v3 as eds;
+    let endpoint = eds::LbEndpoint {
+        host_identifier: Some(eds::lb_endpoint::HostIdentifier::Endpoint(eds::Endpoint {
+            address: Some(super::socket_address(addr)),
+            ..Default::default()
+        })),
+        ..Default::default()
+    };
+    cds::Cluster {
+        name: name.to_owned(),
+        cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Static as i32)),
+        connect_timeout: Some(duration(std::time::Duration::from_secs(10))),
+        load_assignment: Some(eds::ClusterLoadAssignment {
+            cluster_name: name.to_owned(),
+            endpoints: vec![eds::LocalityLbEndpoints {
+                lb_endpoints: vec![endpoint],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// Makes Envoy weigh `c`'s localities by their EDS weights, which it
 /// ignores otherwise (istiod does this where a rule distributes traffic
 /// by locality): in each typed balancer of `load_balancing_policy` that

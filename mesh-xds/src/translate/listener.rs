@@ -131,16 +131,7 @@ pub fn envoy_listener_chains(
         })
         .collect();
     let inspect = chains.iter().any(|c| c.tls.is_some());
-    let listener_filters = inspect
-        .then(|| ListenerFilter {
-            name: TLS_INSPECTOR.to_owned(),
-            config_type: Some(listener_filter::ConfigType::TypedConfig(any(
-                &TlsInspector::default(),
-            ))),
-            ..Default::default()
-        })
-        .into_iter()
-        .collect();
+    let listener_filters = inspect.then(tls_inspector).into_iter().collect();
     Listener {
         name: name.to_owned(),
         address: Some(socket_address(addr)),
@@ -151,8 +142,18 @@ pub fn envoy_listener_chains(
     }
 }
 
-/// The listener filter that reads a TLS client hello's server name.
-const TLS_INSPECTOR: &str = "envoy.filters.listener.tls_inspector";
+/// Envoy's TLS inspector, the listener filter that reads whether a
+/// connection is TLS and the server name it asks for, which filter chains
+/// match on.
+pub fn tls_inspector() -> ListenerFilter {
+    ListenerFilter {
+        name: "envoy.filters.listener.tls_inspector".to_owned(),
+        config_type: Some(listener_filter::ConfigType::TypedConfig(any(
+            &TlsInspector::default(),
+        ))),
+        ..Default::default()
+    }
+}
 
 /// `addr` as an xDS `Address`.
 pub fn socket_address(addr: SocketAddr) -> Address {

@@ -43,11 +43,11 @@ use envoy_types::pb::google::protobuf::{self as pb, Any};
 use mesh_core::route::Percent;
 use prost::{Message, Name};
 
-pub use cluster::{cluster, weigh_localities};
+pub use cluster::{cluster, static_cluster, weigh_localities};
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
 pub use listener::{
-    EnvoyChain, api_listener, envoy_listener, envoy_listener_chains, socket_address,
+    EnvoyChain, api_listener, envoy_listener, envoy_listener_chains, socket_address, tls_inspector,
 };
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};

@@ -1,6 +1,7 @@
 //! The serde types of Istio's `networking.istio.io/v1` API that the client
 //! configuration and the service registry read: [`VirtualService`],
-//! [`DestinationRule`], [`Gateway`], [`ServiceEntry`] and [`WorkloadEntry`] with
+//! [`DestinationRule`], [`Gateway`], [`ServiceEntry`], [`WorkloadEntry`] and
+//! [`Sidecar`] with
 //! everything under them, named as in Istio's protos and with their
 //! camelCase YAML field names; and Kubernetes' own [`Service`](kubernetes::Service)
 //! in [`kubernetes`]; and `security.istio.io/v1`'s [`AuthorizationPolicy`]
@@ -18,6 +19,7 @@ mod http;
 pub mod kubernetes;
 mod security;
 mod service_entry;
+mod sidecar;
 mod traffic_policy;
 mod virtual_service;
 mod workload_entry;
@@ -47,6 +49,10 @@ pub use security::{
 pub use service_entry::{
     ServiceEntry, ServiceEntryLocation, ServiceEntryResolution, ServiceEntrySpec, ServicePort,
     WorkloadLabelSelector,
+};
+pub use sidecar::{
+    CaptureMode, IstioEgressListener, IstioIngressListener, OutboundTrafficPolicy, Sidecar,
+    SidecarSelector, SidecarSpec,
 };
 pub use traffic_policy::{
     ClientTLSSettings, ConnectionPoolSettings, ConsistentHashLB, H2UpgradePolicy, HTTPCookie,

@@ -19,6 +19,7 @@ mod policy;
 mod registry;
 mod route;
 mod rules;
+mod sidecar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -36,6 +37,7 @@ use super::{Resources, Sourced, Workload};
 use rules::Rules;
 
 pub(super) use registry::registry;
+pub(super) use sidecar::listeners as sidecar_listeners;
 
 /// A resource errors are reported against.
 #[derive(Clone)]

@@ -1,0 +1,217 @@
+//! An Envoy sidecar's inbound side, for the ingress listeners of its
+//! `Sidecar` (traffic reaches the listener at its address; nothing
+//! redirects it): per port a listener `IP_PORT` on the sidecar's address
+//! (or the listener's `bind`), inbound, whose HTTP connection manager
+//! runs the workload's AuthorizationPolicies as RBAC filters (DENY, then
+//! ALLOW) and routes everything to the cluster `inbound|PORT||`, a static
+//! cluster of the listener's default endpoint, as istiod writes them.
+//!
+//! Mutual TLS follows the workload's PeerAuthentication for the port,
+//! with the certificate files the node's metadata names (Istio's mounted
+//! certificates): STRICT takes mutual TLS only; PERMISSIVE, the default,
+//! takes mutual TLS and plain text side by side (the TLS inspector tells
+//! them apart), or plain text alone when the node has no certificates;
+//! DISABLE takes plain text. STRICT without certificate files cannot be
+//! served and is an error.
+
+use std::net::{IpAddr, SocketAddr};
+
+use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
+use envoy_types::pb::envoy::config::listener::v3::{
+    Filter, FilterChain, FilterChainMatch, Listener, filter,
+};
+use envoy_types::pb::envoy::config::route::v3::{
+    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
+    route_match,
+};
+use mesh_core::istio::{MutualTlsMode, Resources};
+use mesh_core::policy::ServerTls;
+use mesh_core::sidecar::Ingress;
+use mesh_xds::translate;
+
+use crate::any;
+use crate::assemble::{Assembly, BuildError};
+use crate::inbound;
+use crate::node::NodeClass;
+
+/// Adds the listener and cluster of `ingress` for the sidecar `node`
+/// bound on `ip` (its own address) unless the listener binds another.
+pub(crate) fn add(
+    assembly: &mut Assembly,
+    node: &NodeClass,
+    ip: IpAddr,
+    ingress: &Ingress,
+    resources: &Resources,
+) -> Result<(), BuildError> {
+    let port = ingress.port;
+    let cluster = format!("inbound|{port}||");
+    assembly.add(
+        &cluster,
+        &translate::static_cluster(&cluster, ingress.endpoint),
+    );
+    let addr = SocketAddr::new(ingress.bind.unwrap_or(ip), port);
+    let name = format!("{}_{port}", addr.ip());
+    let routes = RouteConfiguration {
+        name: cluster.clone(),
+        virtual_hosts: vec![VirtualHost {
+            name: format!("inbound|http|{port}"),
+            domains: vec!["*".into()],
+            routes: vec![Route {
+                r#match: Some(RouteMatch {
+                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
+                    ..Default::default()
+                }),
+                action: Some(route::Action::Route(RouteAction {
+                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
+                        cluster.clone(),
+                    )),
+                    ..Default::default()
+                })),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let manager = inbound::connection_manager(
+        &format!("inbound_{name}"),
+        routes,
+        resources,
+        &node.namespace,
+        &node.labels,
+    )?;
+    let chain = |tls: Option<&ServerTls>, transport: &str| FilterChain {
+        filter_chain_match: (!transport.is_empty()).then(|| FilterChainMatch {
+            transport_protocol: transport.to_owned(),
+            ..Default::default()
+        }),
+        filters: vec![Filter {
+            name: "envoy.filters.network.http_connection_manager".into(),
+            config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
+        }],
+        transport_socket: tls.map(translate::server_tls_transport_socket),
+        ..Default::default()
+    };
+    let mesh_tls = node.cert_files.as_ref().map(|f| ServerTls {
+        certificate_chain: f.chain.clone(),
+        private_key: f.key.clone(),
+        client_ca: Some(f.root.clone()),
+        ..ServerTls::default()
+    });
+    let mode = inbound::mode(resources, &node.namespace, &node.labels, port);
+    let (filter_chains, inspect) = match (mode, &mesh_tls) {
+        (MutualTlsMode::Strict, None) => return Err(BuildError::NoCertificates { port }),
+        (MutualTlsMode::Strict, Some(tls)) => (vec![chain(Some(tls), "")], false),
+        (MutualTlsMode::Permissive | MutualTlsMode::Unset, Some(tls)) => (
+            vec![chain(Some(tls), "tls"), chain(None, "raw_buffer")],
+            true,
+        ),
+        (MutualTlsMode::Permissive | MutualTlsMode::Unset | MutualTlsMode::Disable, _) => {
+            (vec![chain(None, "")], false)
+        }
+    };
+    let listener = Listener {
+        name: name.clone(),
+        address: Some(translate::socket_address(addr)),
+        filter_chains,
+        listener_filters: inspect.then(translate::tls_inspector).into_iter().collect(),
+        traffic_direction: TrafficDirection::Inbound as i32,
+        ..Default::default()
+    };
+    assembly.add(&name, &listener);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{CertFiles, Shape};
+    use mesh_xds::ads::ResourceType;
+
+    fn sidecar(cert_files: Option<CertFiles>) -> NodeClass {
+        NodeClass {
+            shape: Shape::Sidecar,
+            namespace: "default".into(),
+            cluster_domain: "cluster.local".into(),
+            labels: [("app".to_owned(), "reviews".to_owned())].into(),
+            address: Some([127, 0, 0, 2].into()),
+            locality: Default::default(),
+            cert_files,
+        }
+    }
+
+    /// The ingress listener for `node` under the PeerAuthentication
+    /// `mode`, or why there is none.
+    fn listener(node: &NodeClass, mode: &str) -> Result<Listener, BuildError> {
+        let yaml = format!(
+            "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+             metadata: {{name: default, namespace: default}}\nspec: {{mtls: {{mode: {mode}}}}}\n"
+        );
+        let resources = mesh_core::istio::parse("p.yaml", &yaml).unwrap().0;
+        let ingress = Ingress {
+            port: 9080,
+            name: "http".into(),
+            bind: None,
+            endpoint: "127.0.0.1:8080".parse().unwrap(),
+        };
+        let mut assembly = Assembly::new(node);
+        add(
+            &mut assembly,
+            node,
+            node.address.unwrap(),
+            &ingress,
+            &resources,
+        )?;
+        let registry = mesh_core::Registry::default();
+        let by_type = assembly.finish(&mesh_core::MeshConfig::default(), &registry)?;
+        let (_, listeners) = by_type
+            .iter()
+            .find(|(kind, _)| *kind == ResourceType::Listener)
+            .unwrap();
+        let [(name, any)] = listeners.as_slice() else {
+            panic!("{listeners:?}")
+        };
+        assert_eq!(name, "127.0.0.2_9080");
+        Ok(prost::Message::decode(any.value.as_slice()).unwrap())
+    }
+
+    fn transports(l: &Listener) -> Vec<(String, bool)> {
+        l.filter_chains
+            .iter()
+            .map(|c| {
+                let m = c.filter_chain_match.as_ref();
+                let transport = m.map(|m| m.transport_protocol.clone()).unwrap_or_default();
+                (transport, c.transport_socket.is_some())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_peer_authentication_mode_picks_the_chains() {
+        let files = CertFiles {
+            chain: "/certs/cert-chain.pem".into(),
+            key: "/certs/key.pem".into(),
+            root: "/certs/root-cert.pem".into(),
+        };
+        let with = sidecar(Some(files));
+        let without = sidecar(None);
+        let strict = listener(&with, "STRICT").unwrap();
+        assert_eq!(transports(&strict), [(String::new(), true)]);
+        let permissive = listener(&with, "PERMISSIVE").unwrap();
+        assert_eq!(
+            transports(&permissive),
+            [("tls".into(), true), ("raw_buffer".into(), false)]
+        );
+        assert_eq!(permissive.listener_filters.len(), 1, "the TLS inspector");
+        let plain = listener(&with, "DISABLE").unwrap();
+        assert_eq!(transports(&plain), [(String::new(), false)]);
+        // Without certificates: PERMISSIVE is plain text, STRICT cannot be.
+        let plain = listener(&without, "PERMISSIVE").unwrap();
+        assert_eq!(transports(&plain), [(String::new(), false)]);
+        let e = listener(&without, "STRICT").unwrap_err();
+        assert!(
+            e.to_string().contains("port 9080 takes mutual TLS only"),
+            "{e}"
+        );
+    }
+}
