@@ -18,7 +18,7 @@
 //!   listeners reach only the hosts they select, on their port (or every
 //!   port) and `bind` address (a route configuration `BIND_PORT` when
 //!   that is not the node's own); its ingress listeners are the node's
-//!   inbound side (see [`ingress`](crate::ingress)): mutual TLS as
+//!   inbound side (see [`crate::ingress`]): mutual TLS as
 //!   PeerAuthentication says, AuthorizationPolicy as RBAC, then the
 //!   workload at the listener's default endpoint. An ingress listener's
 //!   address is not also an outbound one.
