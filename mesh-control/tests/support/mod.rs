@@ -1,6 +1,7 @@
 //! Helpers for the tests: a temporary directory, reading what a
-//! certificate says, an mTLS gRPC call made with issued files, and
-//! `mesh-control serve` run as a process.
+//! certificate says, an mTLS gRPC call made with issued files,
+//! `mesh-control serve` run as a process, real peers (Envoy, proxyless
+//! gRPC clients) and what a test does when one is missing.
 
 #![allow(dead_code)]
 
@@ -8,6 +9,7 @@ pub(crate) mod control;
 pub(crate) mod envoy;
 pub(crate) mod grpc;
 pub(crate) mod mesh;
+pub(crate) mod proxyless;
 
 use std::path::{Path, PathBuf};
 
@@ -29,6 +31,16 @@ impl TempDir {
     pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.0.path().join(name)
     }
+}
+
+/// Says on stderr why a test is skipped for want of a peer, or panics
+/// when `MESH_REQUIRE_PEERS` is set (as `.ci/run` sets it, having
+/// installed them all).
+pub(crate) fn missing_peer(reason: &str) {
+    if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
+        panic!("MESH_REQUIRE_PEERS is set: {reason}");
+    }
+    eprintln!("skipping: {reason}");
 }
 
 /// The DER of each certificate in a PEM file, in order.

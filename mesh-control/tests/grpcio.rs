@@ -1,19 +1,26 @@
-//! grpcio's xDS-enabled gRPC server (gRFC A36) as a client of
-//! `mesh-control serve`: it takes its inbound listener by the name Istio's
-//! bootstrap template gives, enforces the AuthorizationPolicy in it as
-//! RBAC (A41), and, once a PeerAuthentication turns STRICT, refuses plain
-//! text and serves mutual TLS with certificates from the mesh's CA through
-//! its `file_watcher` certificate provider (A29).
+//! grpcio (gRPC's C core under Python) as a proxyless client and server
+//! of `mesh-control serve`:
+//! - as a client, asking for `xds:///greeter…:50051`, it ACKs every
+//!   resource and routes as the YAML says: `end-user: jason` to v3, the
+//!   rest 20/80 to v1 and v2 (the mesh and the checks are
+//!   `support/proxyless.rs`'s, shared with grpc-js's test);
+//! - as an xDS-enabled server (gRFC A36), it takes its inbound listener by
+//!   the name Istio's bootstrap template gives, enforces the
+//!   AuthorizationPolicy in it as RBAC (A41), and, once a
+//!   PeerAuthentication turns STRICT, refuses plain text and serves mutual
+//!   TLS with certificates from the mesh's CA through its `file_watcher`
+//!   certificate provider (A29);
+//! - as both, a whole proxyless mesh speaking mutual TLS because the
+//!   DestinationRule says so.
 //!
-//! The Python interpreter is `MESH_PYTHON`, else the workspace's
-//! `.ci/venv/bin/python3` (which `.ci/run` makes, with the pinned grpcio),
-//! else `python3`. When it cannot import `grpc` and `grpc_health` the test
-//! says why and passes, unless `MESH_REQUIRE_PEERS` is set.
+//! The interpreter is [`grpcio`]'s: when it cannot import `grpc` and
+//! `grpc_health` a test says why and passes, unless `MESH_REQUIRE_PEERS`
+//! is set.
 
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -21,6 +28,7 @@ use mesh_control::ca::Ca;
 use support::TempDir;
 use support::control::{Control, WAIT, free_port};
 use support::grpc::mtls_channel;
+use support::proxyless::{Mesh, grpcio, grpcio_script};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tonic::Code;
 use tonic::transport::Channel;
@@ -42,33 +50,21 @@ const STRICT: &str = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication
     metadata: {name: ratings, namespace: default}\n\
     spec:\n  selector: {matchLabels: {app: ratings}}\n  mtls: {mode: STRICT}\n";
 
-/// The interpreter to use, if it has grpcio.
-async fn python() -> Option<PathBuf> {
-    let python = std::env::var_os("MESH_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/venv/bin/python3");
-            if venv.exists() {
-                venv
-            } else {
-                "python3".into()
-            }
-        });
-    let ok = tokio::process::Command::new(&python)
-        .args(["-c", "import grpc, grpc_health"])
-        .stderr(Stdio::null())
-        .status()
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcio_accepts_what_mesh_control_serves_and_routes_as_the_yaml_says() {
+    let Some(python) = grpcio().await else {
+        return;
+    };
+    let version = tokio::process::Command::new(&python)
+        .args(["-c", "import grpc; print('grpcio', grpc.__version__)"])
+        .output()
         .await
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    let reason = format!("{} cannot import grpc and grpc_health", python.display());
-    if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
-        panic!("MESH_REQUIRE_PEERS is set: {reason}");
-    }
-    eprintln!("skipping: {reason}");
-    None
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let mesh = Mesh::start("grpcio-split").await;
+    let mut script = tokio::process::Command::new(&python);
+    script.arg(grpcio_script("split.py"));
+    mesh.check_routing(&version, script).await;
 }
 
 /// The gRPC bootstrap of workload `app` (v1 in `default`): Istio's
@@ -103,18 +99,11 @@ fn bootstrap(xds: SocketAddr, app: &str, certs: &Path) -> serde_json::Value {
     })
 }
 
-/// The script in `tests/grpcio/` named `name`.
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/grpcio")
-        .join(name)
-}
-
 /// grpcio's xDS server on 127.0.0.1:`port` with `bootstrap`, started;
 /// killed when dropped.
 async fn start_server(python: &Path, bootstrap: &Path, port: u16) -> tokio::process::Child {
     let mut server = tokio::process::Command::new(python)
-        .arg(script("xds_server.py"))
+        .arg(grpcio_script("xds_server.py"))
         .arg(port.to_string())
         .env("GRPC_XDS_BOOTSTRAP", bootstrap)
         .stdout(Stdio::piped())
@@ -176,7 +165,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_xds_server_enforces_authorization_and_strict_mtls() {
-    let Some(python) = python().await else {
+    let Some(python) = grpcio().await else {
         return;
     };
     let tmp = TempDir::new("grpcio-server");
@@ -267,7 +256,7 @@ fn mtls_mesh(port: u16, account: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
-    let Some(python) = python().await else {
+    let Some(python) = grpcio().await else {
         return;
     };
     let tmp = TempDir::new("grpcio-mtls");
@@ -300,7 +289,7 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     let productpage = write_bootstrap("productpage");
     let call = |args: &'static [&'static str]| {
         let client = tokio::process::Command::new(&python)
-            .arg(script("xds_client.py"))
+            .arg(grpcio_script("xds_client.py"))
             .arg(&target)
             .args(args)
             .env("GRPC_XDS_BOOTSTRAP", &productpage)
