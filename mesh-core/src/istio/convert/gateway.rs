@@ -361,7 +361,10 @@ fn server_tls(
             at.clone(),
         ),
     };
-    if chain.is_empty() && key.is_empty() && !tls.credential_name.is_empty() {
+    if chain.is_empty()
+        && key.is_empty()
+        && !(tls.credential_name.is_empty() && tls.credential_names.is_empty())
+    {
         return Ok(Security::Unserved);
     }
     for (field, value) in [("serverCertificate", chain), ("privateKey", key)] {

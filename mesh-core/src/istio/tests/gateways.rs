@@ -550,3 +550,18 @@ fn a_tls_server_names_its_files() {
         assert!(text.contains(want), "{want}\n{text}");
     }
 }
+
+#[test]
+fn a_server_whose_certificates_are_secrets_is_left_out_not_refused() {
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [x.example.com]\n    tls: {mode: SIMPLE, credentialNames: [x-rsa, x-ecdsa]}\n";
+    let (resources, warnings) = read(yaml);
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (Gateway default/edge), line 8, spec.servers[0].tls: credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)"
+        ]
+    );
+    let ports = resources.gateway_ports(&gateway(&["default/edge"])).unwrap();
+    assert!(ports.is_empty(), "{ports:?}");
+}
