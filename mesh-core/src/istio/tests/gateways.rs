@@ -562,6 +562,8 @@ fn a_server_whose_certificates_are_secrets_is_left_out_not_refused() {
             "test.yaml, document 1 (Gateway default/edge), line 8, spec.servers[0].tls: credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)"
         ]
     );
-    let ports = resources.gateway_ports(&gateway(&["default/edge"])).unwrap();
+    let ports = resources
+        .gateway_ports(&gateway(&["default/edge"]))
+        .unwrap();
     assert!(ports.is_empty(), "{ports:?}");
 }
