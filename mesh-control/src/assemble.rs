@@ -42,6 +42,14 @@ pub enum BuildError {
         /// The port.
         port: u16,
     },
+    /// A Sidecar's ingress and egress listeners on one address.
+    #[error(
+        "the Sidecar's ingress and egress listeners both bind {addr} on this node; give one of them another bind"
+    )]
+    SharedAddress {
+        /// The address.
+        addr: std::net::SocketAddr,
+    },
 }
 
 /// The resources of one node, being gathered.

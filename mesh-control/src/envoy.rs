@@ -21,7 +21,8 @@
 //!   inbound side (see [`crate::ingress`]): mutual TLS as
 //!   PeerAuthentication says, AuthorizationPolicy as RBAC, then the
 //!   workload at the listener's default endpoint. An ingress listener's
-//!   address is not also an outbound one.
+//!   address is not also an outbound one: no service is reached there,
+//!   and an egress listener bound there is an error.
 //!
 //! A **gateway** (`router~…`) gets the servers of the `Gateway`s whose
 //! selector its labels match: a listener `IP_PORT` per server port, bound
@@ -94,6 +95,9 @@ pub fn sidecar(
         .filter_map(|e| Some(SocketAddr::new(e.bind.unwrap_or(ip), e.port?)))
         .map(|addr| (addr, Vec::new()))
         .collect();
+    if let Some(&addr) = by_addr.keys().find(|addr| inbound.contains(addr)) {
+        return Err(BuildError::SharedAddress { addr });
+    }
     let named = by_addr.keys().copied().collect::<BTreeSet<_>>();
     for e in egress {
         let bind = e.bind.unwrap_or(ip);
@@ -217,4 +221,54 @@ fn service_port_of(name: &str) -> Option<(&str, u16)> {
     let mut parts = name.split('|');
     let (_, port, _, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     Some((host, port.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::Shape;
+    use mesh_core::sidecar::Ingress;
+
+    #[test]
+    fn an_egress_listener_on_an_ingress_address_is_an_error() {
+        let node = NodeClass {
+            shape: Shape::Sidecar,
+            namespace: "default".into(),
+            cluster_domain: "cluster.local".into(),
+            labels: Default::default(),
+            address: Some([127, 0, 0, 2].into()),
+            locality: Default::default(),
+            cert_files: None,
+        };
+        // The Sidecar binds one on the node's address by default and the
+        // other there by name: only the node tells they meet.
+        let listeners = SidecarListeners {
+            ingress: vec![Ingress {
+                port: 9080,
+                name: "http".into(),
+                bind: None,
+                endpoint: "127.0.0.1:8080".parse().unwrap(),
+            }],
+            egress: vec![Egress {
+                port: Some(9080),
+                bind: Some([127, 0, 0, 2].into()),
+                hosts: vec![HostSelector {
+                    namespace: None,
+                    host: "*".into(),
+                }],
+            }],
+        };
+        let e = sidecar(
+            &node,
+            &MeshConfig::default(),
+            &Registry::default(),
+            &Resources::default(),
+            Some(&listeners),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, BuildError::SharedAddress { addr } if addr == "127.0.0.2:9080".parse().unwrap()),
+            "{e}"
+        );
+    }
 }

@@ -403,6 +403,23 @@ impl Resources {
     ) -> Result<Option<SidecarListeners>, IstioError> {
         convert::sidecar_listeners(self, workload)
     }
+
+    /// Checks every `Sidecar`, as [`sidecar_listeners`](Self::sidecar_listeners)
+    /// would for a workload it applies to: what a control plane does when
+    /// it loads them, before any sidecar connects.
+    ///
+    /// ```
+    /// use mesh_core::istio;
+    ///
+    /// let yaml = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: reviews}\nspec:\n  workloadSelector: {labels: {app: reviews}}\n  egress:\n  - hosts: [reviews]\n";
+    /// let (resources, _) = istio::parse("sidecar.yaml", yaml)?;
+    /// let e = resources.check_sidecars().unwrap_err();
+    /// assert!(e.to_string().contains("spec.egress[0].hosts[0]"), "{e}");
+    /// # Ok::<(), istio::IstioError>(())
+    /// ```
+    pub fn check_sidecars(&self) -> Result<(), IstioError> {
+        convert::check_sidecars(self)
+    }
 }
 
 impl TryFrom<&Resources> for MeshConfig {

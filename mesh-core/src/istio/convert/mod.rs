@@ -37,7 +37,7 @@ use super::{Resources, Sourced, Workload};
 use rules::Rules;
 
 pub(super) use registry::registry;
-pub(super) use sidecar::listeners as sidecar_listeners;
+pub(super) use sidecar::{check as check_sidecars, listeners as sidecar_listeners};
 
 /// A resource errors are reported against.
 #[derive(Clone)]

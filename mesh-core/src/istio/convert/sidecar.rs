@@ -5,8 +5,9 @@
 //! (`istio-system`) without one. Checked as Istio validates it: an
 //! ingress listener needs a port and a default endpoint
 //! (`127.0.0.1:PORT`, `0.0.0.0:PORT`); egress hosts are
-//! `namespace/dnsName`; at most one egress listener has no port; a
-//! namespace has at most one Sidecar without a selector.
+//! `namespace/dnsName`; at most one egress listener has no port; a port
+//! has one ingress and one egress listener at most, on different
+//! addresses; a namespace has at most one Sidecar without a selector.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -26,14 +27,7 @@ pub(in crate::istio) fn listeners(
     resources: &Resources,
     workload: &Workload,
 ) -> Result<Option<SidecarListeners>, IstioError> {
-    let in_namespace = |ns: &str| -> Vec<&Sourced<Sidecar>> {
-        resources
-            .sidecars
-            .iter()
-            .filter(|s| s.resource.metadata.namespace() == ns)
-            .collect()
-    };
-    let selected = in_namespace(&workload.namespace).into_iter().find(|s| {
+    let selected = in_namespace(resources, &workload.namespace).find(|s| {
         s.resource
             .spec
             .workload_selector
@@ -46,29 +40,55 @@ pub(in crate::istio) fn listeners(
                         .all(|(k, v)| workload.labels.get(k) == Some(v))
             })
     });
-    let default_of = |ns: &str| -> Result<Option<&Sourced<Sidecar>>, IstioError> {
-        let mut defaults = in_namespace(ns)
-            .into_iter()
-            .filter(|s| s.resource.spec.workload_selector.is_none());
-        match (defaults.next(), defaults.next()) {
-            (Some(first), Some(second)) => Err(ctx(second).invalid(
-                &FieldPath::root().key("spec"),
-                format!(
-                    "{} has no workloadSelector either; a namespace has at most one Sidecar without one",
-                    ctx(first).describe()
-                ),
-            )),
-            (first, _) => Ok(first),
-        }
-    };
     let sidecar = match selected {
         Some(s) => Some(s),
-        None => match default_of(&workload.namespace)? {
+        None => match default_of(resources, &workload.namespace)? {
             Some(s) => Some(s),
-            None => default_of(ROOT_NAMESPACE)?,
+            None => default_of(resources, ROOT_NAMESPACE)?,
         },
     };
     sidecar.map(read).transpose()
+}
+
+/// Checks every Sidecar of `resources`, whichever workloads it applies
+/// to, so that a broken one is found when it is loaded rather than when
+/// a sidecar it selects connects.
+pub(in crate::istio) fn check(resources: &Resources) -> Result<(), IstioError> {
+    for s in &resources.sidecars {
+        read(s)?;
+        default_of(resources, s.resource.metadata.namespace())?;
+    }
+    Ok(())
+}
+
+fn in_namespace<'r>(
+    resources: &'r Resources,
+    namespace: &'r str,
+) -> impl Iterator<Item = &'r Sourced<Sidecar>> {
+    resources
+        .sidecars
+        .iter()
+        .filter(move |s| s.resource.metadata.namespace() == namespace)
+}
+
+/// The Sidecar of `namespace` without a workload selector; an error if
+/// there are several.
+fn default_of<'r>(
+    resources: &'r Resources,
+    namespace: &'r str,
+) -> Result<Option<&'r Sourced<Sidecar>>, IstioError> {
+    let mut defaults =
+        in_namespace(resources, namespace).filter(|s| s.resource.spec.workload_selector.is_none());
+    match (defaults.next(), defaults.next()) {
+        (Some(first), Some(second)) => Err(ctx(second).invalid(
+            &FieldPath::root().key("spec"),
+            format!(
+                "{} has no workloadSelector either; a namespace has at most one Sidecar without one",
+                ctx(first).describe()
+            ),
+        )),
+        (first, _) => Ok(first),
+    }
 }
 
 fn ctx(s: &Sourced<Sidecar>) -> Ctx<'_> {
@@ -156,6 +176,29 @@ fn read(s: &Sourced<Sidecar>) -> Result<SidecarListeners, IstioError> {
                 "only one egress listener may leave out its port",
             ));
         }
+        let bound = bind(&at, &l.bind)?;
+        if let Some(number) = port {
+            let port_at = at.key("port").key("number");
+            if egress.iter().any(|e: &Egress| e.port == Some(number)) {
+                return Err(ctx.invalid(
+                    &port_at,
+                    format!("port {number} has an egress listener already"),
+                ));
+            }
+            // Ingress listeners are bound, not reached by redirection:
+            // the two cannot share an address.
+            if ingress
+                .iter()
+                .any(|i: &Ingress| i.port == number && i.bind == bound)
+            {
+                return Err(ctx.invalid(
+                    &port_at,
+                    format!(
+                        "port {number} has an ingress listener on the same address; give one of them another bind"
+                    ),
+                ));
+            }
+        }
         if l.hosts.is_empty() {
             return Err(ctx.invalid(&at.key("hosts"), "expected at least one host"));
         }
@@ -182,7 +225,7 @@ fn read(s: &Sourced<Sidecar>) -> Result<SidecarListeners, IstioError> {
         }
         egress.push(Egress {
             port,
-            bind: bind(&at, &l.bind)?,
+            bind: bound,
             hosts,
         });
     }

@@ -118,6 +118,14 @@ fn bad_sidecars_name_their_field() {
             "  egress:\n  - port: {number: 80}\n    bind: localhost\n    hosts: [./*]\n",
             "spec.egress[0].bind: \"localhost\" is not an IP address",
         ),
+        (
+            "  egress:\n  - port: {number: 80}\n    hosts: [./*]\n  - port: {number: 80}\n    bind: 127.0.0.1\n    hosts: [./*]\n",
+            "spec.egress[1].port.number: port 80 has an egress listener already",
+        ),
+        (
+            "  ingress:\n  - port: {number: 9080, name: http}\n    defaultEndpoint: 127.0.0.1:8080\n  egress:\n  - port: {number: 9080}\n    hosts: [./*]\n",
+            "spec.egress[0].port.number: port 9080 has an ingress listener on the same address",
+        ),
     ] {
         let (resources, _) = read(&sidecar("s", "default", None, body));
         let e = resources
