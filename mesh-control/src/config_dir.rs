@@ -132,8 +132,8 @@ pub fn load_texts(
         ..Workload::default()
     };
     // As a sidecar in `default` sees them, and as each Gateway's proxies
-    // do, so that a broken Gateway is found now rather than when a
-    // gateway connects.
+    // do, and every Sidecar, so that a broken Gateway or Sidecar is found
+    // now rather than when a proxy it applies to connects.
     let gateways = resources.gateways.iter().map(|g| Workload {
         namespace: g.resource.metadata.namespace().to_owned(),
         cluster_domain: cluster_domain.to_owned(),
@@ -141,10 +141,15 @@ pub fn load_texts(
         gateways: vec![g.resource.qualified_name()],
     });
     let checked = resources.registry(cluster_domain).and_then(|registry| {
-        let (_, warnings) = resources.convert(&workload)?;
+        let (_, mut warnings) = resources.convert(&workload)?;
         for gateway in gateways {
-            resources.convert(&gateway)?;
+            for w in resources.convert(&gateway)?.1 {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
         }
+        resources.check_sidecars()?;
         Ok((registry, ((), warnings)))
     });
     if let Err(e) = authz::check(&resources) {
@@ -236,6 +241,40 @@ mod tests {
         let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
         assert!(message.contains("gw.yaml"), "{message}");
         assert!(message.contains("port"), "{message}");
+    }
+
+    #[test]
+    fn a_gateway_server_left_out_is_warned_about_when_loading() {
+        let server = |name: &str| {
+            format!(
+                "  - port: {{number: 443, name: {name}, protocol: HTTPS}}\n    hosts: ['*']\n    tls: {{mode: SIMPLE, serverCertificate: /c, privateKey: /k}}\n"
+            )
+        };
+        let gateway = format!(
+            "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: gw}}\nspec:\n  servers:\n{}{}",
+            server("a"),
+            server("b")
+        );
+        let d = dir(&[("gw.yaml", &gateway)]);
+        let loaded = load(d.path(), "cluster.local").unwrap();
+        let text: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 1, "{text:?}");
+        assert!(text[0].contains("spec.servers[1]"), "{text:?}");
+        assert!(
+            text[0].contains("serves host * with TLS on port 443 already"),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_broken_sidecar_is_found_when_loading() {
+        // It selects no workload the control plane knows of yet.
+        let sidecar = "apiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: reviews}\n\
+            spec:\n  workloadSelector: {labels: {app: reviews}}\n  egress:\n  - hosts: [reviews]\n";
+        let d = dir(&[("sidecar.yaml", sidecar)]);
+        let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
+        assert!(message.contains("sidecar.yaml"), "{message}");
+        assert!(message.contains("spec.egress[0].hosts[0]"), "{message}");
     }
 
     #[test]

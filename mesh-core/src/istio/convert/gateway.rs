@@ -18,7 +18,9 @@
 //! HTTPS, as istiod's `require_tls` does. TLS is terminated with the
 //! files a `SIMPLE` or `MUTUAL` server names; a server whose certificate
 //! is a Kubernetes secret (`credentialName`), or the mesh's own
-//! (`ISTIO_MUTUAL`), is not served (the Gateway's warnings say so).
+//! (`ISTIO_MUTUAL`), is not served (the Gateway's warnings say so); nor
+//! is one that conflicts with the servers before it on its port: a port
+//! is plain text or TLS, and an SNI host has one TLS server.
 
 use crate::gateway::{GatewayPort, GatewayServer};
 use crate::policy::{ServerTls, TlsVersion};
@@ -95,6 +97,8 @@ struct ServerHost {
 /// A server of a Gateway that takes HTTP routes: its port, hosts, route
 /// table and what it does with connections.
 struct HttpServer {
+    /// Where it is written in its Gateway.
+    at: FieldPath,
     port: u16,
     hosts: Vec<ServerHost>,
     /// The name of its route table.
@@ -137,6 +141,7 @@ impl Gateways {
         warnings: &mut Vec<Warning>,
     ) -> Result<Self, IstioError> {
         let mut gateways: Vec<(String, Vec<HttpServer>)> = Vec::new();
+        let mut claims = Vec::new();
         for written in &workload.gateways {
             let name = resolve(written, &workload.namespace);
             if gateways.iter().any(|(n, _)| *n == name) {
@@ -156,7 +161,13 @@ impl Gateways {
                         ),
                     ));
                 }
-                (Some(gw), None) => http_servers(gw)?,
+                (Some(gw), None) => {
+                    let mut servers = http_servers(gw)?;
+                    for server in &mut servers {
+                        claim(&ctx(gw), server, &mut claims, warnings);
+                    }
+                    servers
+                }
                 (None, _) => {
                     let origin = Origin::new("<istio resources>", None);
                     warnings.push(Warning {
@@ -275,6 +286,70 @@ fn ctx(gw: &Sourced<Gateway>) -> Ctx<'_> {
     Ctx::new(gw, "Gateway", &meta.name, meta.namespace())
 }
 
+/// What the servers served so far take of a port: plain text, or TLS
+/// for these SNI hosts, each with the server that took it.
+struct Claim {
+    port: u16,
+    tls: bool,
+    hosts: Vec<(String, String)>,
+}
+
+/// Serves `server` on its port unless the port's servers so far conflict
+/// with it, as istiod merges the servers of a gateway proxy's Gateways:
+/// a port is plain text or TLS, and one SNI host is served by one TLS
+/// server. A server that conflicts is not served, with a warning.
+fn claim(
+    ctx: &Ctx<'_>,
+    server: &mut HttpServer,
+    claims: &mut Vec<Claim>,
+    warnings: &mut Vec<Warning>,
+) {
+    let tls = match &server.security {
+        Security::Unserved => return,
+        Security::Plain { .. } => false,
+        Security::Tls(_) => true,
+    };
+    let at = match claims.iter().position(|c| c.port == server.port) {
+        Some(i) => i,
+        None => {
+            claims.push(Claim {
+                port: server.port,
+                tls,
+                hosts: Vec::new(),
+            });
+            claims.len() - 1
+        }
+    };
+    let claim = &mut claims[at];
+    let port = server.port;
+    let conflict = if claim.tls != tls {
+        Some(if tls {
+            format!("port {port} serves plain text already; a TLS server cannot share it")
+        } else {
+            format!("port {port} serves TLS already; a plain-text server cannot share it")
+        })
+    } else {
+        server.hosts.iter().find_map(|h| {
+            let (_, by) = claim.hosts.iter().find(|(host, _)| *host == h.host)?;
+            Some(format!(
+                "{by} serves host {} with TLS on port {port} already",
+                h.host
+            ))
+        })
+    };
+    if let Some(why) = conflict {
+        warnings.push(ctx.warning(&server.at, format!("{why}; this server is not served")));
+        server.security = Security::Unserved;
+        return;
+    }
+    if tls {
+        let by = format!("{} of {}", server.at, ctx.describe());
+        claim
+            .hosts
+            .extend(server.hosts.iter().map(|h| (h.host.clone(), by.clone())));
+    }
+}
+
 /// The servers of `gw` that take HTTP routes (HTTP, HTTP/2, gRPC, and
 /// HTTPS terminated at the gateway, as istiod's `IsHTTPServer`), every
 /// server checked as Istio's validation checks it.
@@ -286,9 +361,20 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
         return Err(ctx.invalid(&at, "expected at least one server"));
     }
     let mut out = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for (i, server) in spec.servers.iter().enumerate() {
         let at = at.index(i);
         let (port, http, written) = port(&ctx, &at, server)?;
+        if names.contains(&written.name.as_str()) {
+            return Err(ctx.invalid(
+                &at.key("port").key("name"),
+                format!(
+                    "{:?} names another server's port; port names are unique within a Gateway",
+                    written.name
+                ),
+            ));
+        }
+        names.push(&written.name);
         let hosts_at = at.key("hosts");
         if server.hosts.is_empty() {
             return Err(ctx.invalid(&hosts_at, "expected at least one host"));
@@ -319,6 +405,7 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
             ),
         };
         out.push(HttpServer {
+            at,
             port,
             hosts,
             routes,

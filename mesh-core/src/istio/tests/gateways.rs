@@ -415,6 +415,17 @@ fn gateway_errors_name_where_they_are() {
         )),
         "{e}"
     );
+    let e = error_for(&gw(
+        "  - port: {number: 80, name: web, protocol: HTTP}\n    hosts: [a.example.com]\n  - port: {number: 81, name: web, protocol: HTTP}\n    hosts: [b.example.com]\n",
+    ));
+    assert_eq!(
+        e,
+        at(
+            9,
+            "spec.servers[1].port.name",
+            "\"web\" names another server's port; port names are unique within a Gateway"
+        )
+    );
     let e = error_for(&gw("").replace("servers:\n", "servers: []\n"));
     assert_eq!(e, at(6, "spec.servers", "expected at least one server"));
     let one = gw("  - port: {number: 80, protocol: HTTP}\n    hosts: ['*']\n");
@@ -566,4 +577,78 @@ fn a_server_whose_certificates_are_secrets_is_left_out_not_refused() {
         .gateway_ports(&gateway(&["default/edge"]))
         .unwrap();
     assert!(ports.is_empty(), "{ports:?}");
+}
+
+#[test]
+fn servers_that_conflict_on_a_port_are_left_out() {
+    let server = |port: u16, name: &str, hosts: &str| {
+        let (protocol, tls) = if name.starts_with("https") {
+            (
+                "HTTPS",
+                "    tls: {mode: SIMPLE, serverCertificate: /c, privateKey: /k}\n",
+            )
+        } else {
+            ("HTTP", "")
+        };
+        format!(
+            "  - port: {{number: {port}, name: {name}, protocol: {protocol}}}\n    hosts: {hosts}\n{tls}"
+        )
+    };
+    let gw = |name: &str, servers: &[String]| {
+        format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: {name}}}\nspec:\n  servers:\n{}",
+            servers.concat()
+        )
+    };
+    let yaml = [
+        gw(
+            "edge",
+            &[
+                server(443, "https-any", "['*']"),
+                server(443, "https-a", "[a.example.com]"),
+                server(443, "https-any-again", "[b.example.com, '*']"),
+                server(443, "http", "[c.example.com]"),
+                server(80, "http-80", "['*']"),
+                server(80, "https-80", "[d.example.com]"),
+            ],
+        ),
+        gw("other", &[server(443, "https", "[a.example.com]")]),
+    ]
+    .concat();
+    let (resources, _) = read(&yaml);
+    let proxy = gateway(&["default/edge", "default/other"]);
+    let (_, warnings) = resources.convert(&proxy).unwrap();
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    let edge = "test.yaml, document 1 (Gateway default/edge)";
+    let edge_doc = "Gateway default/edge (test.yaml, document 1)";
+    assert_eq!(
+        text,
+        [
+            format!(
+                "{edge}, line 13, spec.servers[2]: spec.servers[0] of {edge_doc} serves host * with TLS on port 443 already; this server is not served"
+            ),
+            format!(
+                "{edge}, line 16, spec.servers[3]: port 443 serves TLS already; a plain-text server cannot share it; this server is not served"
+            ),
+            format!(
+                "{edge}, line 20, spec.servers[5]: port 80 serves plain text already; a TLS server cannot share it; this server is not served"
+            ),
+            format!(
+                "test.yaml, document 2 (Gateway default/other), line 29, spec.servers[0]: spec.servers[1] of {edge_doc} serves host a.example.com with TLS on port 443 already; this server is not served"
+            ),
+        ]
+    );
+    let ports = resources.gateway_ports(&proxy).unwrap();
+    let served: Vec<(u16, &str)> = ports
+        .iter()
+        .flat_map(|p| p.servers.iter().map(move |s| (p.number, s.routes.as_str())))
+        .collect();
+    assert_eq!(
+        served,
+        [
+            (80, "http.80"),
+            (443, "https.443.https-any.edge.default"),
+            (443, "https.443.https-a.edge.default"),
+        ]
+    );
 }
