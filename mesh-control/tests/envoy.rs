@@ -278,12 +278,14 @@ async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
 
 /// A TLS connection to `addr` asking for `server_name`, trusting the
 /// roots in the PEM file `roots`, presenting the workload certificate in
-/// the directory `client` when given.
+/// the directory `client` when given, offering the application protocols
+/// `alpn`.
 async fn tls_connect(
     addr: SocketAddr,
     server_name: &str,
     roots: &std::path::Path,
     client: Option<&std::path::Path>,
+    alpn: &[&str],
 ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -308,6 +310,8 @@ async fn tls_connect(
             builder.with_client_auth_cert(chain, key).unwrap()
         }
     };
+    let mut config = config;
+    config.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = ServerName::try_from(server_name.to_owned()).unwrap();
@@ -322,6 +326,10 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     let (cert, key) = (tmp.join("app.pem"), tmp.join("app.key"));
     std::fs::write(&cert, app.cert.pem()).unwrap();
     std::fs::write(&key, app.signing_key.serialize_pem()).unwrap();
+    let other = rcgen::generate_simple_self_signed(vec!["other.example.com".into()]).unwrap();
+    let (other_cert, other_key) = (tmp.join("other.pem"), tmp.join("other.key"));
+    std::fs::write(&other_cert, other.cert.pem()).unwrap();
+    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
     let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
     let day = Duration::from_secs(24 * 3600);
     for (dir, sa) in [("client", "client"), ("stranger", "stranger")] {
@@ -338,14 +346,21 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
          \x20 - port: {{number: {plain}, name: http-plain, protocol: HTTP}}\n    hosts: [plain.example.com]\n\
          \x20 - port: {{number: {https}, name: https, protocol: HTTPS}}\n    hosts: [app.example.com]\n\
          \x20   tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}\n\
+         \x20 - port: {{number: {https}, name: https-other, protocol: HTTPS}}\n    hosts: [other.example.com]\n\
+         \x20   tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}\n\
          \x20 - port: {{number: {mtls}, name: mtls, protocol: HTTPS}}\n    hosts: ['*']\n\
          \x20   tls:\n      mode: MUTUAL\n      serverCertificate: {}\n      privateKey: {}\n      caCertificates: {}\n\
          \x20     subjectAltNames: [spiffe://cluster.local/ns/default/sa/client]\n      minProtocolVersion: TLSV1_2\n\
          ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: app, namespace: default}}\n\
          spec:\n  hosts: [app.example.com, plain.example.com]\n  gateways: [edge]\n\
-         \x20 http:\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n",
+         \x20 http:\n  - route: [{{destination: {{host: reviews, subset: v1}}}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: other, namespace: default}}\n\
+         spec:\n  hosts: [other.example.com]\n  gateways: [edge]\n\
+         \x20 http:\n  - route: [{{destination: {{host: reviews, subset: v2}}}}]\n",
         cert.display(),
         key.display(),
+        other_cert.display(),
+        other_key.display(),
         cert.display(),
         key.display(),
         clients_root.display(),
@@ -392,13 +407,49 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
         "{head}"
     );
     // TLS with the server's own certificate, chosen by the name asked for.
-    let tls = tls_connect(at(https), "app.example.com", &cert, None)
+    let tls = tls_connect(at(https), "app.example.com", &cert, None, &[])
         .await
         .unwrap();
     let (status, _, body) = support::control::exchange(tls, "app.example.com", "/", &[])
         .await
         .unwrap();
     assert_eq!((status, body.as_str()), (200, "v1"));
+    // Another server on that port, with a certificate of its own.
+    let tls = tls_connect(at(https), "other.example.com", &other_cert, None, &[])
+        .await
+        .unwrap();
+    let (status, _, body) = support::control::exchange(tls, "other.example.com", "/", &[])
+        .await
+        .unwrap();
+    assert_eq!((status, body.as_str()), (200, "v2"));
+    // HTTP/2, agreed by ALPN, as a gRPC client asks for it.
+    let tls = tls_connect(
+        at(https),
+        "app.example.com",
+        &cert,
+        None,
+        &["h2", "http/1.1"],
+    )
+    .await
+    .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut h2, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get("https://app.example.com/")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, "v1");
     // Mutual TLS: the identity the server names is let in, another is
     // not, nor a client without a certificate.
     let tls = tls_connect(
@@ -406,6 +457,7 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
         "app.example.com",
         &cert,
         Some(&tmp.join("client")),
+        &[],
     )
     .await
     .unwrap();
@@ -414,13 +466,13 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
         .unwrap();
     assert_eq!((status, body.as_str()), (200, "v1"));
     for client in [Some(tmp.join("stranger")), None] {
-        let refused = match tls_connect(at(mtls), "app.example.com", &cert, client.as_deref()).await
-        {
-            Err(_) => true,
-            Ok(tls) => support::control::exchange(tls, "app.example.com", "/", &[])
-                .await
-                .is_err(),
-        };
+        let refused =
+            match tls_connect(at(mtls), "app.example.com", &cert, client.as_deref(), &[]).await {
+                Err(_) => true,
+                Ok(tls) => support::control::exchange(tls, "app.example.com", "/", &[])
+                    .await
+                    .is_err(),
+            };
         assert!(refused, "{client:?} was let in");
     }
     let dump = control.config_dump().await;

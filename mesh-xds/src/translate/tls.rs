@@ -109,7 +109,8 @@ fn require_sans(validation: &mut CertificateValidationContext, ids: &[String], s
 /// TLS a server terminates with its own files, as a listener's transport
 /// socket for Envoy: the certificate it presents and, when it checks
 /// client certificates, their roots (then required), identities, CRL
-/// and pinned hashes; its protocol versions and cipher suites.
+/// and pinned hashes; its protocol versions and cipher suites. It offers
+/// HTTP/2 and HTTP/1.1 (ALPN).
 ///
 /// ```
 /// use mesh_core::policy::ServerTls;
@@ -140,6 +141,9 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
             cipher_suites: tls.cipher_suites.clone(),
             ..Default::default()
         }),
+        // HTTP/2 and HTTP/1.1, as istiod offers on an HTTPS server: a
+        // gRPC client goes no further without h2.
+        alpn_protocols: vec!["h2".into(), "http/1.1".into()],
         ..Default::default()
     };
     if let Some(ca) = &tls.client_ca {
