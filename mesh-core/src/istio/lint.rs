@@ -408,6 +408,17 @@ pub(crate) fn sidecar(sc: &Sidecar) -> Vec<Note> {
     let spec = FieldPath::root().key("spec");
     let captured = |mode: CaptureMode| mode == CaptureMode::Iptables;
     let capture_note = "nothing redirects traffic to the sidecar here (no iptables): the listener binds its address, as with captureMode NONE";
+    if sc
+        .spec
+        .workload_selector
+        .as_ref()
+        .is_some_and(|s| s.labels.is_empty())
+    {
+        notes.push((
+            spec.key("workloadSelector"),
+            "selects by no labels: it applies to every workload in the namespace, ahead of the namespace's Sidecar without a selector".to_owned(),
+        ));
+    }
     for (i, l) in sc.spec.ingress.iter().enumerate() {
         let at = spec.key("ingress").index(i);
         if captured(l.capture_mode) {

@@ -1,6 +1,7 @@
 //! The `Sidecar` of a workload, as istiod picks it, into
 //! [`SidecarListeners`]: the one in the workload's namespace whose
-//! `workloadSelector` its labels match (the first read, if several), else
+//! `workloadSelector` its labels match (the first read, if several; a
+//! selector without labels matches every workload, as istiod has it), else
 //! its namespace's without a selector, else the root namespace's
 //! (`istio-system`) without one. Checked as Istio validates it: an
 //! ingress listener needs a port and a default endpoint
@@ -33,11 +34,9 @@ pub(in crate::istio) fn listeners(
             .workload_selector
             .as_ref()
             .is_some_and(|sel| {
-                !sel.labels.is_empty()
-                    && sel
-                        .labels
-                        .iter()
-                        .all(|(k, v)| workload.labels.get(k) == Some(v))
+                sel.labels
+                    .iter()
+                    .all(|(k, v)| workload.labels.get(k) == Some(v))
             })
     });
     let sidecar = match selected {

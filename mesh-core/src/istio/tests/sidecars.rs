@@ -54,6 +54,21 @@ fn the_most_specific_sidecar_applies() {
         ingress_port(&resources, &workload("prod", "reviews")),
         Some(3)
     );
+    // A selector without labels selects every workload, as istiod has it.
+    let everyone = sidecar("everyone", "default", None, &ingress(4))
+        .replace("spec:\n", "spec:\n  workloadSelector: {}\n");
+    let (resources, warnings) = read(&[everyone, yaml].concat());
+    assert_eq!(
+        ingress_port(&resources, &workload("default", "ratings")),
+        Some(4)
+    );
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (Sidecar default/everyone), line 6, spec.workloadSelector: selects by no labels: it applies to every workload in the namespace, ahead of the namespace's Sidecar without a selector"
+        ]
+    );
     let (none, _) = read(&sidecar("reviews", "default", Some("reviews"), &ingress(1)));
     assert_eq!(
         none.sidecar_listeners(&workload("default", "ratings"))
