@@ -18,15 +18,12 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use envoy_types::pb::envoy::config::core::v3::{TransportSocket, transport_socket};
 use envoy_types::pb::envoy::config::listener::v3::{Filter, FilterChain, Listener, filter};
 use envoy_types::pb::envoy::config::route::v3::{
     NonForwardingAction, Route, RouteConfiguration, RouteMatch, VirtualHost, route, route_match,
 };
-use envoy_types::pb::envoy::extensions::filters::http::router::v3::Router;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3::{
-    HttpConnectionManager, HttpFilter, http_connection_manager::RouteSpecifier,
-    http_filter::ConfigType,
+    HttpConnectionManager, http_connection_manager::RouteSpecifier,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
@@ -34,7 +31,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::istio::{MutualTlsMode, PeerAuthentication, Resources, Sourced};
-use mesh_xds::translate::socket_address;
+use mesh_xds::translate::{self, socket_address};
 
 use crate::any;
 use crate::authz::{self, AuthzError, ROOT_NAMESPACE};
@@ -89,10 +86,7 @@ pub fn listener(
             name: format!("inbound-hcm{suffix}"),
             config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
         }],
-        transport_socket: strict.then(|| TransportSocket {
-            name: "envoy.transport_sockets.tls".into(),
-            config_type: Some(transport_socket::ConfigType::TypedConfig(any(&tls()))),
-        }),
+        transport_socket: strict.then(|| translate::downstream_tls_socket(&tls())),
         ..Default::default()
     };
     Some(Ok(Listener {
@@ -114,11 +108,7 @@ pub(crate) fn connection_manager(
     labels: &BTreeMap<String, String>,
 ) -> Result<HttpConnectionManager, AuthzError> {
     let mut filters = authz::rbac_filters(resources, namespace, labels)?;
-    filters.push(HttpFilter {
-        name: "envoy.filters.http.router".into(),
-        config_type: Some(ConfigType::TypedConfig(any(&Router::default()))),
-        ..Default::default()
-    });
+    filters.push(translate::router_filter());
     Ok(HttpConnectionManager {
         stat_prefix: stat_prefix.to_owned(),
         route_specifier: Some(RouteSpecifier::RouteConfig(routes)),

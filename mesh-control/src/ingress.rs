@@ -17,9 +17,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{
-    Filter, FilterChain, FilterChainMatch, Listener, filter,
-};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
 use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
     route_match,
@@ -29,7 +27,6 @@ use mesh_core::policy::ServerTls;
 use mesh_core::sidecar::Ingress;
 use mesh_xds::translate;
 
-use crate::any;
 use crate::assemble::{Assembly, BuildError};
 use crate::inbound;
 use crate::node::NodeClass;
@@ -85,10 +82,7 @@ pub(crate) fn add(
             transport_protocol: transport.to_owned(),
             ..Default::default()
         }),
-        filters: vec![Filter {
-            name: "envoy.filters.network.http_connection_manager".into(),
-            config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
-        }],
+        filters: vec![translate::connection_manager_filter(&manager)],
         transport_socket: tls.map(translate::server_tls_transport_socket),
         ..Default::default()
     };

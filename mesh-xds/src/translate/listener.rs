@@ -119,13 +119,10 @@ pub fn envoy_listener_chains(
                 server_names: c.server_names.to_vec(),
                 ..Default::default()
             }),
-            filters: vec![Filter {
-                name: HCM_FILTER.to_owned(),
-                config_type: Some(filter::ConfigType::TypedConfig(any(&connection_manager(
-                    stat_prefix,
-                    c.routes,
-                )))),
-            }],
+            filters: vec![connection_manager_filter(&connection_manager(
+                stat_prefix,
+                c.routes,
+            ))],
             transport_socket: c.tls.map(server_tls_transport_socket),
             ..Default::default()
         })
@@ -169,14 +166,26 @@ pub fn socket_address(addr: SocketAddr) -> Address {
 /// The network filter's name.
 const HCM_FILTER: &str = "envoy.filters.network.http_connection_manager";
 
+/// `manager` as the network filter of an Envoy filter chain.
+pub fn connection_manager_filter(manager: &HttpConnectionManager) -> Filter {
+    Filter {
+        name: HCM_FILTER.to_owned(),
+        config_type: Some(filter::ConfigType::TypedConfig(any(manager))),
+    }
+}
+
+/// The router, the last HTTP filter of a connection manager.
+pub fn router_filter() -> HttpFilter {
+    HttpFilter {
+        name: ROUTER_FILTER.to_owned(),
+        config_type: Some(ConfigType::TypedConfig(any(&Router::default()))),
+        ..Default::default()
+    }
+}
+
 /// An `HttpConnectionManager` routing by RDS over ADS, with the fault
 /// filter and the router.
 fn connection_manager(stat_prefix: &str, route_config_name: &str) -> HttpConnectionManager {
-    let filter = |name: &str, config| HttpFilter {
-        name: name.to_owned(),
-        config_type: Some(ConfigType::TypedConfig(config)),
-        ..Default::default()
-    };
     HttpConnectionManager {
         stat_prefix: stat_prefix.to_owned(),
         route_specifier: Some(RouteSpecifier::Rds(Rds {
@@ -184,8 +193,12 @@ fn connection_manager(stat_prefix: &str, route_config_name: &str) -> HttpConnect
             route_config_name: route_config_name.to_owned(),
         })),
         http_filters: vec![
-            filter(FAULT_FILTER, any(&HttpFault::default())),
-            filter(ROUTER_FILTER, any(&Router::default())),
+            HttpFilter {
+                name: FAULT_FILTER.to_owned(),
+                config_type: Some(ConfigType::TypedConfig(any(&HttpFault::default()))),
+                ..Default::default()
+            },
+            router_filter(),
         ],
         ..Default::default()
     }

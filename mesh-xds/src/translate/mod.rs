@@ -47,11 +47,15 @@ pub use cluster::{cluster, static_cluster, weigh_localities};
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
 pub use listener::{
-    EnvoyChain, api_listener, envoy_listener, envoy_listener_chains, socket_address, tls_inspector,
+    EnvoyChain, api_listener, connection_manager_filter, envoy_listener, envoy_listener_chains,
+    router_filter, socket_address, tls_inspector,
 };
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
-pub use tls::{SanMatchers, server_tls_transport_socket, tls_transport_socket, upstream_tls};
+pub use tls::{
+    SanMatchers, downstream_tls_socket, server_tls_transport_socket, tls_transport_socket,
+    upstream_tls,
+};
 
 /// The name Envoy and istiod give the fault filter, under which routes
 /// carry their fault policy.

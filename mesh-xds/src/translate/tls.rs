@@ -164,9 +164,14 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
         }),
         ..Default::default()
     };
+    downstream_tls_socket(&context)
+}
+
+/// `context` as a listener's TLS transport socket.
+pub fn downstream_tls_socket(context: &DownstreamTlsContext) -> TransportSocket {
     TransportSocket {
         name: TLS_SOCKET.into(),
-        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(context))),
     }
 }
 
