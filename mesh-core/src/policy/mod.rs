@@ -8,6 +8,8 @@ mod balance;
 mod circuit;
 mod connection;
 mod locality;
+#[cfg(feature = "istio")]
+pub(crate) use locality::TOPOLOGY_LABELS;
 mod outlier;
 mod rate_limit;
 mod retry;

@@ -10,13 +10,7 @@ use super::super::api::LocalityLoadBalancerSetting;
 use super::super::error::IstioError;
 use super::super::yaml::FieldPath;
 use super::Ctx;
-
-/// The labels `failover` already orders by.
-const TOPOLOGY_LABELS: [&str; 3] = [
-    "topology.kubernetes.io/region",
-    "topology.kubernetes.io/zone",
-    "topology.istio.io/subzone",
-];
+use crate::policy::TOPOLOGY_LABELS;
 
 pub(super) fn locality_lb(
     ctx: &Ctx<'_>,
@@ -94,6 +88,7 @@ pub(super) fn locality_lb(
         let label: PriorityLabel = written
             .parse()
             .map_err(|e: crate::policy::InvalidLocality| ctx.invalid(&at, e.to_string()))?;
+        // `failover` orders by the topology labels already.
         if !failover.is_empty() && TOPOLOGY_LABELS.contains(&label.key.as_str()) {
             return Err(ctx.invalid(
                 &at,
