@@ -10,7 +10,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use mesh_core::istio::{IstioError, Resources, Warning, Workload};
+use mesh_core::istio::{Gateway, IstioError, Resources, Warning, Workload};
 use mesh_core::registry::Registry;
 use xxhash_rust::xxh64::Xxh64;
 
@@ -132,10 +132,10 @@ pub fn load_texts(
         ..Workload::default()
     };
     // As a sidecar in `default` sees them, and as each Gateway's proxies
-    // do, and every Sidecar, so that a broken Gateway or Sidecar is found
-    // now rather than when a proxy it applies to connects.
+    // do, and every Sidecar, so that a broken Gateway, Secret or Sidecar
+    // is found now rather than when a proxy it applies to connects.
     let gateways = resources.gateways.iter().map(|g| Workload {
-        namespace: g.resource.metadata.namespace().to_owned(),
+        namespace: proxy_namespace(&resources, &g.resource),
         cluster_domain: cluster_domain.to_owned(),
         labels: g.resource.spec.selector.clone(),
         gateways: vec![g.resource.qualified_name()],
@@ -167,6 +167,27 @@ pub fn load_texts(
         }
         Err(e) => Err(vec![LoadError::Istio(e)]),
     }
+}
+
+/// Where the proxies of `gateway` are taken to run when it is checked:
+/// the namespace of a Secret its servers name (the proxies read their
+/// certificates from their own namespace), else the Gateway's.
+fn proxy_namespace(resources: &Resources, gateway: &Gateway) -> String {
+    let named: Vec<&String> = gateway
+        .spec
+        .servers
+        .iter()
+        .filter_map(|s| s.tls.as_ref())
+        .flat_map(|t| std::iter::once(&t.credential_name).chain(&t.credential_names))
+        .collect();
+    resources
+        .secrets
+        .iter()
+        .find(|s| named.contains(&&s.resource.metadata.name))
+        .map_or(gateway.metadata.namespace(), |s| {
+            s.resource.metadata.namespace()
+        })
+        .to_owned()
 }
 
 /// A digest of the names and contents of the files [`load`] reads: equal
@@ -264,6 +285,18 @@ mod tests {
             text[0].contains("serves host * with TLS on port 443 already"),
             "{text:?}"
         );
+    }
+
+    #[test]
+    fn a_broken_secret_a_gateway_names_is_found_when_loading() {
+        let gateway = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: gw}\nspec:\n  servers:\n\
+            \x20 - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: SIMPLE, credentialName: cert}\n";
+        // In the namespace of the gateway proxies, not the Gateway's.
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: cert, namespace: istio-system}\ndata: {tls.crt: '!', tls.key: '!'}\n";
+        let d = dir(&[("gw.yaml", gateway), ("secret.yaml", secret)]);
+        let message = load(d.path(), "cluster.local").unwrap_err()[0].to_string();
+        assert!(message.contains("secret.yaml"), "{message}");
+        assert!(message.contains("data.tls.crt: not base64"), "{message}");
     }
 
     #[test]

@@ -34,7 +34,8 @@
 //! destination without a port takes its service's one port.
 //!
 //! Only HTTP is served (Istio's `http`, `http2`, `grpc`, … protocols, and
-//! HTTPS terminated with a server's certificate files); TCP proxying and
+//! HTTPS terminated with a server's certificates, from files or a
+//! Secret, inline); TCP proxying and
 //! TLS passthrough are not.
 
 use std::collections::{BTreeMap, BTreeSet};

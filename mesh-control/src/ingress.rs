@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::config::route::v3::{
     route_match,
 };
 use mesh_core::istio::{MutualTlsMode, Resources};
-use mesh_core::policy::ServerTls;
+use mesh_core::policy::{Pem, ServerTls};
 use mesh_core::sidecar::Ingress;
 use mesh_xds::translate;
 
@@ -87,9 +87,9 @@ pub(crate) fn add(
         ..Default::default()
     };
     let mesh_tls = node.cert_files.as_ref().map(|f| ServerTls {
-        certificate_chain: f.chain.clone(),
-        private_key: f.key.clone(),
-        client_ca: Some(f.root.clone()),
+        certificate_chain: Pem::File(f.chain.clone()),
+        private_key: Pem::File(f.key.clone()),
+        client_ca: Some(Pem::File(f.root.clone())),
         ..ServerTls::default()
     });
     let mode = inbound::mode(resources, &node.namespace, &node.labels, port);

@@ -326,10 +326,21 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     let (cert, key) = (tmp.join("app.pem"), tmp.join("app.key"));
     std::fs::write(&cert, app.cert.pem()).unwrap();
     std::fs::write(&key, app.signing_key.serialize_pem()).unwrap();
+    // other.example.com's, in a Kubernetes secret in the gateway's
+    // namespace, as an Istio Gateway's credentialName names it.
     let other = rcgen::generate_simple_self_signed(vec!["other.example.com".into()]).unwrap();
-    let (other_cert, other_key) = (tmp.join("other.pem"), tmp.join("other.key"));
+    let other_cert = tmp.join("other.pem");
     std::fs::write(&other_cert, other.cert.pem()).unwrap();
-    std::fs::write(&other_key, other.signing_key.serialize_pem()).unwrap();
+    let b64 = |text: String| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    };
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: other-credential, namespace: istio-system}}\n\
+         type: kubernetes.io/tls\ndata:\n  tls.crt: {}\n  tls.key: {}\n",
+        b64(other.cert.pem()),
+        b64(other.signing_key.serialize_pem()),
+    );
     let ca = mesh_control::ca::Ca::init(tmp.join("ca")).unwrap();
     let day = Duration::from_secs(24 * 3600);
     for (dir, sa) in [("client", "client"), ("stranger", "stranger")] {
@@ -347,7 +358,7 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
          \x20 - port: {{number: {https}, name: https, protocol: HTTPS}}\n    hosts: [app.example.com]\n\
          \x20   tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}\n\
          \x20 - port: {{number: {https}, name: https-other, protocol: HTTPS}}\n    hosts: [other.example.com]\n\
-         \x20   tls: {{mode: SIMPLE, serverCertificate: {}, privateKey: {}}}\n\
+         \x20   tls: {{mode: SIMPLE, credentialName: other-credential}}\n\
          \x20 - port: {{number: {mtls}, name: mtls, protocol: HTTPS}}\n    hosts: ['*']\n\
          \x20   tls:\n      mode: MUTUAL\n      serverCertificate: {}\n      privateKey: {}\n      caCertificates: {}\n\
          \x20     subjectAltNames: [spiffe://cluster.local/ns/default/sa/client]\n      minProtocolVersion: TLSV1_2\n\
@@ -359,8 +370,6 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
          \x20 http:\n  - route: [{{destination: {{host: reviews, subset: v2}}}}]\n",
         cert.display(),
         key.display(),
-        other_cert.display(),
-        other_key.display(),
         cert.display(),
         key.display(),
         clients_root.display(),
@@ -374,6 +383,7 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     );
     write("rules.yaml", bookinfo("destination-rule-all.yaml"));
     write("gateway.yaml", gateway);
+    write("secret.yaml", secret);
     let control = Control::start(&dir);
     let node =
         "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
@@ -414,7 +424,7 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
         .await
         .unwrap();
     assert_eq!((status, body.as_str()), (200, "v1"));
-    // Another server on that port, with a certificate of its own.
+    // Another server on that port, with the certificate of its Secret.
     let tls = tls_connect(at(https), "other.example.com", &other_cert, None, &[])
         .await
         .unwrap();

@@ -374,21 +374,30 @@ pub(crate) fn gateway(gw: &Gateway) -> Vec<Note> {
             continue;
         };
         let files = !tls.server_certificate.is_empty() || !tls.tls_certificates.is_empty();
-        let not_served = match tls.mode {
-            Some(ServerTLSMode::IstioMutual | ServerTLSMode::OptionalMutual) => Some(
-                "the mesh's own certificates are not served to gateways; this server is not served (use SIMPLE or MUTUAL with certificate files)",
-            ),
-            Some(ServerTLSMode::Simple | ServerTLSMode::Mutual) if !files => Some(
-                "credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)",
-            ),
-            _ => None,
+        let secret = !tls.credential_name.is_empty() || !tls.credential_names.is_empty();
+        if matches!(
+            tls.mode,
+            Some(ServerTLSMode::IstioMutual | ServerTLSMode::OptionalMutual)
+        ) {
+            notes.push((
+                at.key("tls"),
+                "the mesh's own certificates are not served to gateways; this server is not served (use SIMPLE or MUTUAL with a credentialName or certificate files)".to_owned(),
+            ));
+        } else if secret && files {
+            notes.push((
+                at.key("tls"),
+                "the Secret credentialName names is served, as istiod serves it; the files are ignored".to_owned(),
+            ));
+        }
+        let credential_names = if tls.credential_name.is_empty() {
+            tls.credential_names.len()
+        } else {
+            tls.credential_names.len() + 1
         };
-        if let Some(message) = not_served {
-            notes.push((at.key("tls"), message.to_owned()));
-        } else if !tls.credential_names.is_empty() {
+        if credential_names > 1 {
             notes.push((
                 at.key("tls").key("credentialNames"),
-                "Kubernetes secrets are not read; the files named are served".to_owned(),
+                "only the first Secret is served (credentialName, else the first of credentialNames)".to_owned(),
             ));
         }
         if tls.tls_certificates.len() > 1 {

@@ -1,8 +1,9 @@
 //! Istio's YAML read into mesh values (feature `istio`): the routing
 //! rules (`VirtualService`, `DestinationRule`), the gateways (`Gateway`),
 //! the sidecars' listeners (`Sidecar`), the security policies
-//! (`AuthorizationPolicy`, `PeerAuthentication`) and the services and
-//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`).
+//! (`AuthorizationPolicy`, `PeerAuthentication`), the services and
+//! workloads (`ServiceEntry`, `WorkloadEntry`, Kubernetes `Service`) and
+//! the certificates Gateway servers name (Kubernetes `Secret`).
 //!
 //! Two steps, so that the control plane can reuse the first to produce xDS:
 //!
@@ -11,7 +12,8 @@
 //!    ([`VirtualService`], [`DestinationRule`], [`Gateway`],
 //!    [`ServiceEntry`], [`WorkloadEntry`], [`Sidecar`] and everything under them, named
 //!    as in `networking.istio.io/v1`; `v1beta1` and `v1alpha3` are read
-//!    too) and of Kubernetes' `v1` [`Service`](kubernetes::Service). Other
+//!    too) and of Kubernetes' `v1` [`Service`](kubernetes::Service) and
+//!    [`Secret`](kubernetes::Secret). Other
 //!    kinds (Deployment, ServiceAccount, the Kubernetes Gateway API's
 //!    Gateway, ...) are skipped with a [`Warning`], and so is every field
 //!    the types do not know. [`Resources::gateways_for`] tells which
@@ -225,6 +227,9 @@ pub struct Resources {
     pub peer_authentications: Vec<Sourced<PeerAuthentication>>,
     /// Sidecars, in the order read.
     pub sidecars: Vec<Sourced<Sidecar>>,
+    /// Kubernetes Secrets (the certificates of Gateway servers), in the
+    /// order read.
+    pub secrets: Vec<Sourced<kubernetes::Secret>>,
 }
 
 impl Resources {
@@ -240,6 +245,7 @@ impl Resources {
             .extend(other.authorization_policies);
         self.peer_authentications.extend(other.peer_authentications);
         self.sidecars.extend(other.sidecars);
+        self.secrets.extend(other.secrets);
     }
 
     /// The Gateways a gateway proxy carrying `labels` implements, in the

@@ -75,6 +75,7 @@ enum Class {
     WorkloadEntry,
     Sidecar,
     Service,
+    Secret,
     AuthorizationPolicy,
     PeerAuthentication,
     Skip(String),
@@ -94,6 +95,7 @@ fn classify(h: &Header) -> Result<Class, String> {
         "Sidecar" => Class::Sidecar,
         // Kubernetes' core group: `v1` alone.
         "Service" if api == "v1" => return Ok(Class::Service),
+        "Secret" if api == "v1" => return Ok(Class::Secret),
         "AuthorizationPolicy" | "PeerAuthentication" => return security(kind, api),
         "List" => {
             return Ok(Class::Skip(
@@ -226,6 +228,13 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                     origin,
                 });
             }
+            Class::Secret => {
+                let secret: kubernetes::Secret = ctx.read(whole, |_| Vec::new())?;
+                resources.secrets.push(Sourced {
+                    resource: secret,
+                    origin,
+                });
+            }
             Class::AuthorizationPolicy => {
                 let policy: AuthorizationPolicy = ctx.read(whole, |_| Vec::new())?;
                 resources.authorization_policies.push(Sourced {
@@ -274,6 +283,7 @@ named!(
     WorkloadEntry,
     Sidecar,
     kubernetes::Service,
+    kubernetes::Secret,
     AuthorizationPolicy,
     PeerAuthentication
 );

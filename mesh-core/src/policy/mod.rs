@@ -26,7 +26,7 @@ pub use locality::{
 pub use outlier::OutlierDetection;
 pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
-pub use tls::{ServerTls, TlsFiles, TlsVersion, UpstreamTls};
+pub use tls::{Pem, ServerTls, TlsFiles, TlsVersion, UpstreamTls};
 
 /// Every policy of one cluster.
 #[derive(Clone, Debug, PartialEq, Default)]

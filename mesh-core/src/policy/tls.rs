@@ -33,22 +33,56 @@ pub struct TlsFiles {
     pub ca_certificates: Option<String>,
 }
 
-/// TLS a server terminates with files of its own (an Istio Gateway
-/// server's `SIMPLE` and `MUTUAL` modes).
+/// PEM data a server reads: a file it opens, or the text itself (from a
+/// Kubernetes secret, as istiod serves those by SDS).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Pem {
+    /// The path of a file.
+    File(String),
+    /// The PEM text.
+    Inline(String),
+}
+
+impl Default for Pem {
+    fn default() -> Self {
+        Pem::File(String::new())
+    }
+}
+
+impl From<&str> for Pem {
+    /// The file at `path`.
+    fn from(path: &str) -> Self {
+        Pem::File(path.to_owned())
+    }
+}
+
+impl std::fmt::Debug for Pem {
+    /// A file by its path; inline text only by its length, as it may be a
+    /// private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Pem::File(path) => f.debug_tuple("File").field(path).finish(),
+            Pem::Inline(text) => write!(f, "Inline(<{} bytes>)", text.len()),
+        }
+    }
+}
+
+/// TLS a server terminates with certificates of its own (an Istio
+/// Gateway server's `SIMPLE` and `MUTUAL` modes), from files or a secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerTls {
     /// The certificate chain it presents.
-    pub certificate_chain: String,
+    pub certificate_chain: Pem,
     /// Its private key.
-    pub private_key: String,
+    pub private_key: Pem,
     /// The roots client certificates are checked against; with them a
     /// client must present one (`MUTUAL`).
-    pub client_ca: Option<String>,
+    pub client_ca: Option<Pem>,
     /// Identities a client certificate must have one of; empty accepts
     /// any the roots sign.
     pub subject_alt_names: Vec<String>,
-    /// Revoked client certificates (a CRL file).
-    pub crl: Option<String>,
+    /// Revoked client certificates (a CRL).
+    pub crl: Option<Pem>,
     /// Base64 SHA-256 hashes of the public keys (SPKI) of the client
     /// certificates accepted; empty accepts any.
     pub verify_certificate_spki: Vec<String>,

@@ -19,7 +19,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::google::protobuf::BoolValue;
-use mesh_core::policy::{ServerTls, TlsFiles, TlsVersion, UpstreamTls};
+use mesh_core::policy::{Pem, ServerTls, TlsFiles, TlsVersion, UpstreamTls};
 
 use super::any;
 
@@ -106,8 +106,8 @@ fn require_sans(validation: &mut CertificateValidationContext, ids: &[String], s
     }
 }
 
-/// TLS a server terminates with its own files, as a listener's transport
-/// socket for Envoy: the certificate it presents and, when it checks
+/// TLS a server terminates with its own certificates (files, or PEM
+/// inline), as a listener's transport socket for Envoy: the certificate it presents and, when it checks
 /// client certificates, their roots (then required), identities, CRL
 /// and pinned hashes; its protocol versions and cipher suites. It offers
 /// HTTP/2 and HTTP/1.1 (ALPN).
@@ -131,8 +131,8 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
     };
     let mut common = CommonTlsContext {
         tls_certificates: vec![TlsCertificate {
-            certificate_chain: Some(file(&tls.certificate_chain)),
-            private_key: Some(file(&tls.private_key)),
+            certificate_chain: Some(pem(&tls.certificate_chain)),
+            private_key: Some(pem(&tls.private_key)),
             ..Default::default()
         }],
         tls_params: Some(TlsParameters {
@@ -148,8 +148,8 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
     };
     if let Some(ca) = &tls.client_ca {
         let mut validation = CertificateValidationContext {
-            trusted_ca: Some(file(ca)),
-            crl: tls.crl.as_deref().map(file),
+            trusted_ca: Some(pem(ca)),
+            crl: tls.crl.as_ref().map(pem),
             verify_certificate_spki: tls.verify_certificate_spki.clone(),
             verify_certificate_hash: tls.verify_certificate_hash.clone(),
             ..Default::default()
@@ -172,6 +172,17 @@ pub fn downstream_tls_socket(context: &DownstreamTlsContext) -> TransportSocket 
     TransportSocket {
         name: TLS_SOCKET.into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(context))),
+    }
+}
+
+/// A data source of PEM: the file it names, or its text.
+fn pem(source: &Pem) -> DataSource {
+    match source {
+        Pem::File(path) => file(path),
+        Pem::Inline(text) => DataSource {
+            specifier: Some(data_source::Specifier::InlineString(text.clone())),
+            ..Default::default()
+        },
     }
 }
 

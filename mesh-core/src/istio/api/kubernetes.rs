@@ -1,6 +1,7 @@
 //! Kubernetes' own `Service` (`apiVersion: v1`), as far as the registry
 //! reads it: its ports and the selector of the pods, or WorkloadEntries,
-//! that serve it.
+//! that serve it; and `Secret`, whose certificates a Gateway server's
+//! `credentialName` names.
 
 use std::collections::BTreeMap;
 
@@ -73,4 +74,52 @@ pub enum IntOrString {
     Int(u32),
     /// A name.
     String(String),
+}
+
+/// A Kubernetes `Secret`: a TLS certificate and key (type
+/// `kubernetes.io/tls`, keys `tls.crt`, `tls.key`, `ca.crt`) or Istio's
+/// generic layout (`cert`, `key`, `cacert`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Secret {
+    /// `v1`.
+    pub api_version: String,
+    /// `Secret`.
+    pub kind: String,
+    /// Name and namespace.
+    pub metadata: ObjectMeta,
+    /// `kubernetes.io/tls`, `Opaque`, …
+    #[serde(default, rename = "type")]
+    pub secret_type: String,
+    /// Values by key, base64-encoded.
+    #[serde(default, deserialize_with = "string_map")]
+    pub data: BTreeMap<String, String>,
+    /// Values by key, as text; over `data` for the same key.
+    #[serde(default, deserialize_with = "string_map")]
+    pub string_data: BTreeMap<String, String>,
+    /// Whether it may change; nothing here changes it.
+    #[serde(default)]
+    pub immutable: bool,
+}
+
+impl Secret {
+    /// The value of `key`, decoded: `stringData`'s, else `data`'s; `Err`
+    /// says why when `data` holds something that is not base64 of text.
+    pub fn value(&self, key: &str) -> Result<Option<String>, String> {
+        use base64::Engine;
+
+        if let Some(text) = self.string_data.get(key) {
+            return Ok(Some(text.clone()));
+        }
+        let Some(encoded) = self.data.get(key) else {
+            return Ok(None);
+        };
+        let compact: String = encoded.split_whitespace().collect();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(compact)
+            .map_err(|e| format!("not base64 ({e})"))?;
+        String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| "not text (expected PEM)".to_owned())
+    }
 }

@@ -16,20 +16,22 @@
 //! `https.PORT.PORT_NAME.GATEWAY.NAMESPACE`. A plain server with
 //! `httpsRedirect` answers every request of its hosts with a redirect to
 //! HTTPS, as istiod's `require_tls` does. TLS is terminated with the
-//! files a `SIMPLE` or `MUTUAL` server names; a server whose certificate
-//! is a Kubernetes secret (`credentialName`), or the mesh's own
-//! (`ISTIO_MUTUAL`), is not served (the Gateway's warnings say so); nor
+//! certificates of the Kubernetes Secret a `SIMPLE` or `MUTUAL` server's
+//! `credentialName` names (see [`super::secret`]), else of the files it
+//! names; a server whose Secret is not there, or whose certificate is the
+//! mesh's own (`ISTIO_MUTUAL`), is not served (with a warning); nor
 //! is one that conflicts with the servers before it on its port: a port
 //! is plain text or TLS, and an SNI host has one TLS server.
 
 use crate::gateway::{GatewayPort, GatewayServer};
-use crate::policy::{ServerTls, TlsVersion};
+use crate::policy::{Pem, ServerTls, TlsVersion};
 use crate::registry::Protocol;
 
 use super::super::api::{Gateway, Port, Server, ServerTLSMode, ServerTLSSettings, TLSProtocol};
 use super::super::error::{IstioError, Warning};
 use super::super::yaml::{FieldPath, Origin};
 use super::super::{Resources, Sourced, Workload};
+use super::secret::{Certificates, Secrets};
 use super::{Ctx, check};
 
 /// What `gateways` names for the sidecars of the mesh.
@@ -110,8 +112,8 @@ struct HttpServer {
 enum Security {
     /// Plain text; `redirect` answers everything with a redirect to HTTPS.
     Plain { redirect: bool },
-    /// TLS terminated with these files.
-    Tls(ServerTls),
+    /// TLS terminated with these certificates.
+    Tls(Box<ServerTls>),
     /// TLS this proxy cannot terminate (no files): not served.
     Unserved,
 }
@@ -142,6 +144,10 @@ impl Gateways {
     ) -> Result<Self, IstioError> {
         let mut gateways: Vec<(String, Vec<HttpServer>)> = Vec::new();
         let mut claims = Vec::new();
+        let secrets = Secrets {
+            resources,
+            namespace: &workload.namespace,
+        };
         for written in &workload.gateways {
             let name = resolve(written, &workload.namespace);
             if gateways.iter().any(|(n, _)| *n == name) {
@@ -162,7 +168,7 @@ impl Gateways {
                     ));
                 }
                 (Some(gw), None) => {
-                    let mut servers = http_servers(gw)?;
+                    let mut servers = http_servers(gw, &secrets, warnings)?;
                     for server in &mut servers {
                         claim(&ctx(gw), server, &mut claims, warnings);
                     }
@@ -249,7 +255,7 @@ impl Gateways {
             let tls = match &server.security {
                 Security::Unserved => continue,
                 Security::Plain { .. } => None,
-                Security::Tls(tls) => Some(tls.clone()),
+                Security::Tls(tls) => Some(ServerTls::clone(tls)),
             };
             let at = match ports.iter().position(|p| p.number == server.port) {
                 Some(i) => i,
@@ -353,7 +359,11 @@ fn claim(
 /// The servers of `gw` that take HTTP routes (HTTP, HTTP/2, gRPC, and
 /// HTTPS terminated at the gateway, as istiod's `IsHTTPServer`), every
 /// server checked as Istio's validation checks it.
-fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
+fn http_servers(
+    gw: &Sourced<Gateway>,
+    secrets: &Secrets<'_>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<HttpServer>, IstioError> {
     let ctx = ctx(gw);
     let at = FieldPath::root().key("spec").key("servers");
     let spec = &gw.resource.spec;
@@ -395,7 +405,7 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
                     "https.{port}.{}.{}.{namespace}",
                     written.name, gw.resource.metadata.name
                 ),
-                server_tls(&ctx, &at.key("tls"), tls)?,
+                server_tls(&ctx, &at.key("tls"), tls, secrets, warnings)?,
             ),
             tls => (
                 format!("http.{port}"),
@@ -415,59 +425,57 @@ fn http_servers(gw: &Sourced<Gateway>) -> Result<Vec<HttpServer>, IstioError> {
     Ok(out)
 }
 
-/// The TLS a server terminates, from the files it names: a certificate
-/// and key (`serverCertificate` and `privateKey`, or the first of
-/// `tlsCertificates`), and for `MUTUAL` the roots of client certificates.
-/// A server with none of them but a `credentialName`, or of another mode,
-/// is not served.
+/// The TLS a server terminates, from the Secret its `credentialName`
+/// names (the first of `credentialNames`), as istiod prefers it, else from
+/// the files it names: a certificate and key (`serverCertificate` and
+/// `privateKey`, or the first of `tlsCertificates`), and for `MUTUAL` the
+/// roots of client certificates. A server whose Secret is not there, or
+/// of another mode, is not served.
 fn server_tls(
     ctx: &Ctx<'_>,
     at: &FieldPath,
     tls: &ServerTLSSettings,
+    secrets: &Secrets<'_>,
+    warnings: &mut Vec<Warning>,
 ) -> Result<Security, IstioError> {
     let mutual = match tls.mode {
         Some(ServerTLSMode::Simple) => false,
         Some(ServerTLSMode::Mutual) => true,
         _ => return Ok(Security::Unserved),
     };
-    let (chain, key, ca, file_at) = match tls.tls_certificates.first() {
-        Some(c) if tls.server_certificate.is_empty() => (
-            &c.server_certificate,
-            &c.private_key,
-            if tls.ca_certificates.is_empty() {
-                &c.ca_certificates
-            } else {
-                &tls.ca_certificates
-            },
-            at.key("tlsCertificates").index(0),
-        ),
-        _ => (
-            &tls.server_certificate,
-            &tls.private_key,
-            &tls.ca_certificates,
-            at.clone(),
-        ),
-    };
-    if chain.is_empty()
-        && key.is_empty()
-        && !(tls.credential_name.is_empty() && tls.credential_names.is_empty())
-    {
-        return Ok(Security::Unserved);
-    }
-    for (field, value) in [("serverCertificate", chain), ("privateKey", key)] {
-        if value.is_empty() {
-            return Err(ctx.invalid(
-                &file_at.key(field),
-                "expected the file (or a credentialName)",
-            ));
+    let credential = match tls.credential_names.first() {
+        _ if !tls.credential_name.is_empty() => {
+            Some((at.key("credentialName"), &tls.credential_name))
         }
-    }
-    if mutual && ca.is_empty() {
-        return Err(ctx.invalid(
-            &at.key("caCertificates"),
-            "MUTUAL TLS checks client certificates: expected the file of their roots",
-        ));
-    }
+        Some(name) => Some((at.key("credentialNames").index(0), name)),
+        None => None,
+    };
+    let certificates = match credential {
+        Some((name_at, name)) => match secrets.certificates(name)? {
+            Some(c) => {
+                if mutual && c.ca.is_none() {
+                    return Err(ctx.invalid(
+                        &name_at,
+                        format!(
+                            "MUTUAL TLS checks client certificates: expected their roots in Secret {name}'s ca.crt or in Secret {name}-cacert"
+                        ),
+                    ));
+                }
+                c
+            }
+            None => {
+                warnings.push(ctx.warning(
+                    &name_at,
+                    format!(
+                        "there is no Secret {name} in namespace {}, the gateway proxy's; this server is not served",
+                        secrets.namespace
+                    ),
+                ));
+                return Ok(Security::Unserved);
+            }
+        },
+        None => files(ctx, at, tls, mutual)?,
+    };
     let version = |v: Option<TLSProtocol>| match v? {
         TLSProtocol::Auto => None,
         TLSProtocol::V1_0 => Some(TlsVersion::V1_0),
@@ -487,18 +495,66 @@ fn server_tls(
             "the lowest version is above the highest (maxProtocolVersion)",
         ));
     }
-    Ok(Security::Tls(ServerTls {
-        certificate_chain: chain.clone(),
-        private_key: key.clone(),
-        client_ca: mutual.then(|| ca.clone()),
+    Ok(Security::Tls(Box::new(ServerTls {
+        certificate_chain: certificates.chain,
+        private_key: certificates.key,
+        client_ca: certificates.ca.filter(|_| mutual),
         subject_alt_names: tls.subject_alt_names.clone(),
-        crl: (!tls.ca_crl.is_empty()).then(|| tls.ca_crl.clone()),
+        crl: certificates.crl,
         verify_certificate_spki: tls.verify_certificate_spki.clone(),
         verify_certificate_hash: tls.verify_certificate_hash.clone(),
         min_version,
         max_version,
         cipher_suites: tls.cipher_suites.clone(),
-    }))
+    })))
+}
+
+/// The certificates of the files `tls` names.
+fn files(
+    ctx: &Ctx<'_>,
+    at: &FieldPath,
+    tls: &ServerTLSSettings,
+    mutual: bool,
+) -> Result<Certificates, IstioError> {
+    let (chain, key, ca, file_at) = match tls.tls_certificates.first() {
+        Some(c) if tls.server_certificate.is_empty() => (
+            &c.server_certificate,
+            &c.private_key,
+            if tls.ca_certificates.is_empty() {
+                &c.ca_certificates
+            } else {
+                &tls.ca_certificates
+            },
+            at.key("tlsCertificates").index(0),
+        ),
+        _ => (
+            &tls.server_certificate,
+            &tls.private_key,
+            &tls.ca_certificates,
+            at.clone(),
+        ),
+    };
+    for (field, value) in [("serverCertificate", chain), ("privateKey", key)] {
+        if value.is_empty() {
+            return Err(ctx.invalid(
+                &file_at.key(field),
+                "expected the file (or a credentialName)",
+            ));
+        }
+    }
+    if mutual && ca.is_empty() {
+        return Err(ctx.invalid(
+            &at.key("caCertificates"),
+            "MUTUAL TLS checks client certificates: expected the file of their roots",
+        ));
+    }
+    let file = |path: &String| (!path.is_empty()).then(|| Pem::File(path.clone()));
+    Ok(Certificates {
+        chain: Pem::File(chain.clone()),
+        key: Pem::File(key.clone()),
+        ca: file(ca),
+        crl: file(&tls.ca_crl),
+    })
 }
 
 /// The port number of `server`, whether it takes HTTP routes, and the

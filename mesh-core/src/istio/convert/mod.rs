@@ -19,6 +19,7 @@ mod policy;
 mod registry;
 mod route;
 mod rules;
+mod secret;
 mod sidecar;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

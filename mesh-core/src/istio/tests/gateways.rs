@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::istio::{ServerTLSMode, TLSProtocol};
+use crate::policy::Pem;
 
 /// The Gateway `ingress` of `default` for the proxies labelled
 /// `istio: ingressgateway`, serving every host on port 8080 and
@@ -455,13 +456,7 @@ const EDGE: &str = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata:
 fn each_server_routes_by_its_own_table() {
     let workload = gateway(&["default/edge"]);
     let (resources, warnings) = read(EDGE);
-    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        text,
-        [
-            "test.yaml, document 1 (Gateway default/edge), line 23, spec.servers[4].tls: credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)"
-        ]
-    );
+    assert!(warnings.is_empty(), "{warnings:?}");
     let ports = resources.gateway_ports(&workload).unwrap();
     let summary: Vec<(u16, Vec<&str>)> = ports
         .iter()
@@ -485,21 +480,28 @@ fn each_server_routes_by_its_own_table() {
     assert_eq!(app.server_names, ["app.example.com"]);
     let tls = app.tls.as_ref().unwrap();
     assert_eq!(
-        (tls.certificate_chain.as_str(), tls.client_ca.as_deref()),
-        ("/certs/app.pem", None)
+        (&tls.certificate_chain, &tls.client_ca),
+        (&"/certs/app.pem".into(), &None)
     );
     let mtls = &ports[2].servers[0];
     assert!(mtls.server_names.is_empty(), "any host");
     let tls = mtls.tls.as_ref().unwrap();
-    assert_eq!(tls.private_key, "/certs/any.key");
-    assert_eq!(tls.client_ca.as_deref(), Some("/certs/clients.pem"));
+    assert_eq!(tls.private_key, "/certs/any.key".into());
+    assert_eq!(tls.client_ca, Some("/certs/clients.pem".into()));
     assert_eq!(tls.min_version, Some(crate::policy::TlsVersion::V1_2));
     assert_eq!(
         tls.subject_alt_names,
         ["spiffe://cluster.local/ns/default/sa/client"]
     );
 
-    let (c, _) = resources.convert(&workload).unwrap();
+    let (c, warnings) = resources.convert(&workload).unwrap();
+    let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "test.yaml, document 1 (Gateway default/edge), line 23, spec.servers[4].tls.credentialName: there is no Secret x-cert in namespace default, the gateway proxy's; this server is not served"
+        ]
+    );
     let redirect = server_route(&c, "http.80", "http://app.example.com/a").unwrap();
     let RouteAction::Redirect(r) = &redirect.action else {
         panic!("{redirect:?}")
@@ -563,20 +565,114 @@ fn a_tls_server_names_its_files() {
 }
 
 #[test]
-fn a_server_whose_certificates_are_secrets_is_left_out_not_refused() {
-    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: [x.example.com]\n    tls: {mode: SIMPLE, credentialNames: [x-rsa, x-ecdsa]}\n";
-    let (resources, warnings) = read(yaml);
+fn a_server_takes_its_certificates_from_the_secret_it_names() {
+    use base64::Engine;
+    let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
+    let secret = |name: &str, namespace: &str, data: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: {namespace}}}\ntype: kubernetes.io/tls\n{data}"
+        )
+    };
+    let server = |port: u16, name: &str, tls: &str| {
+        format!(
+            "  - port: {{number: {port}, name: {name}, protocol: HTTPS}}\n    hosts: [{name}.example.com]\n    tls: {tls}\n"
+        )
+    };
+    let edge = format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge}}\nspec:\n  servers:\n{}{}{}{}",
+        server(
+            443,
+            "x",
+            "{mode: SIMPLE, credentialNames: [x-rsa, x-ecdsa]}"
+        ),
+        server(8443, "m", "{mode: MUTUAL, credentialName: m}"),
+        server(9443, "gone", "{mode: SIMPLE, credentialName: gone}"),
+        server(
+            10443,
+            "f",
+            "{mode: SIMPLE, credentialName: x-rsa, serverCertificate: /c, privateKey: /k}"
+        ),
+    );
+    let yaml = [
+        edge,
+        secret(
+            "x-rsa",
+            "default",
+            &format!(
+                "data:\n  tls.crt: {}\n  tls.key: {}\n",
+                b64("X CERT"),
+                b64("X KEY")
+            ),
+        ),
+        // Istio's generic layout, as text, its roots apart.
+        secret("m", "default", "stringData: {cert: M CERT, key: M KEY}\n"),
+        secret("m-cacert", "default", "stringData: {cacert: M ROOTS}\n"),
+        // Not the gateway proxy's namespace.
+        secret("gone", "prod", "stringData: {cert: C, key: K}\n"),
+    ]
+    .concat();
+    let (resources, warnings) = read(&yaml);
     let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         text,
         [
-            "test.yaml, document 1 (Gateway default/edge), line 8, spec.servers[0].tls: credentialName (a Kubernetes secret) is not read; this server is not served (name serverCertificate and privateKey files)"
+            "test.yaml, document 1 (Gateway default/edge), line 8, spec.servers[0].tls.credentialNames: only the first Secret is served (credentialName, else the first of credentialNames)",
+            "test.yaml, document 1 (Gateway default/edge), line 17, spec.servers[3].tls: the Secret credentialName names is served, as istiod serves it; the files are ignored",
         ]
     );
-    let ports = resources
-        .gateway_ports(&gateway(&["default/edge"]))
-        .unwrap();
-    assert!(ports.is_empty(), "{ports:?}");
+    let proxy = gateway(&["default/edge"]);
+    let ports = resources.gateway_ports(&proxy).unwrap();
+    let tls = |port: u16| {
+        let p = ports.iter().find(|p| p.number == port).expect("served");
+        p.servers[0].tls.clone().unwrap()
+    };
+    let inline = |text: &str| Some(Pem::Inline(text.into()));
+    let x = tls(443);
+    assert_eq!(
+        (Some(x.certificate_chain), Some(x.private_key), x.client_ca),
+        (inline("X CERT"), inline("X KEY"), None)
+    );
+    let m = tls(8443);
+    assert_eq!(
+        (Some(m.certificate_chain), m.client_ca),
+        (inline("M CERT"), inline("M ROOTS"))
+    );
+    assert_eq!(Some(tls(10443).certificate_chain), inline("X CERT"));
+    assert!(ports.iter().all(|p| p.number != 9443), "{ports:?}");
+    let (_, warnings) = resources.convert(&proxy).unwrap();
+    assert!(
+        warnings.iter().any(|w| w.to_string().contains(
+            "spec.servers[2].tls.credentialName: there is no Secret gone in namespace default, the gateway proxy's; this server is not served"
+        )),
+        "{warnings:?}"
+    );
+
+    // A Secret a server cannot use is an error naming the Secret.
+    for (data, want) in [
+        (
+            "data: {tls.crt: '***', tls.key: a2V5}\n".to_owned(),
+            "test.yaml, document 2 (Secret default/x-rsa), line 14, data.tls.crt: not base64",
+        ),
+        (
+            format!("data: {{tls.crt: {}}}\n", b64("CERT")),
+            "test.yaml, document 2 (Secret default/x-rsa), line 14, data: expected a certificate and its key",
+        ),
+    ] {
+        let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 443, name: x, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: MUTUAL, credentialName: x-rsa}\n";
+        let (resources, _) = read(&format!("{gw}{}", secret("x-rsa", "default", &data)));
+        let e = chain(&resources.gateway_ports(&proxy).expect_err("an error"));
+        assert!(e.starts_with(want), "{want}\n{e}");
+    }
+    let gw = "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {name: edge}\nspec:\n  servers:\n  - port: {number: 443, name: x, protocol: HTTPS}\n    hosts: ['*']\n    tls: {mode: MUTUAL, credentialName: x}\n";
+    let (resources, _) = read(&format!(
+        "{gw}{}",
+        secret("x", "default", "stringData: {cert: C, key: K}\n")
+    ));
+    let e = chain(&resources.gateway_ports(&proxy).expect_err("no roots"));
+    assert!(
+        e.contains("spec.servers[0].tls.credentialName: MUTUAL TLS checks client certificates: expected their roots in Secret x's ca.crt or in Secret x-cacert"),
+        "{e}"
+    );
 }
 
 #[test]
