@@ -179,8 +179,25 @@ where
 /// A port of 127.0.0.1 free now, for a peer that must be told its port
 /// (a listener the control plane writes) rather than report it.
 pub(crate) fn free_port() -> u16 {
-    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    socket.local_addr().unwrap().port()
+    // Below the range the kernel hands out for port 0 (32768 and up on
+    // Linux), so that no server a test binds later takes it before the
+    // peer does; never the same twice in one test binary.
+    const PORTS: std::ops::Range<u16> = 20_000..32_000;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        ^ std::process::id();
+    let span = u32::from(PORTS.end - PORTS.start);
+    (0..span)
+        .map(|i| PORTS.start + ((seed.wrapping_add(i)) % span) as u16)
+        .find(|&port| {
+            !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .inspect(|&port| given.push(port))
+        .expect("a free port of 127.0.0.1")
 }
 
 /// An HTTP server on a free port of 127.0.0.1 answering every request
