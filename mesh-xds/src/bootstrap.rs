@@ -143,6 +143,36 @@ pub struct FileWatcher {
     pub refresh_interval: Duration,
 }
 
+impl FileWatcher {
+    /// The client certificate chain and its key, when both are named;
+    /// `None` when neither is. One without the other is an error: a
+    /// client told to present a certificate must not connect without one.
+    pub fn identity_files(&self) -> Result<Option<(&Path, &Path)>, HalfIdentity> {
+        match (&self.certificate_file, &self.private_key_file) {
+            (Some(cert), Some(key)) => Ok(Some((cert, key))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(HalfIdentity {
+                set: "certificate_file",
+                missing: "private_key_file",
+            }),
+            (None, Some(_)) => Err(HalfIdentity {
+                set: "private_key_file",
+                missing: "certificate_file",
+            }),
+        }
+    }
+}
+
+/// A certificate without its key, or a key without its certificate.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{set} is set but {missing} is not: certificate_file and private_key_file go together, or neither"
+)]
+pub struct HalfIdentity {
+    set: &'static str,
+    missing: &'static str,
+}
+
 /// A bootstrap that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BootstrapError {

@@ -95,7 +95,12 @@ fn eq(a: &[u8], b: &[u8], ignore_case: bool) -> bool {
 }
 
 /// Compiles `pattern` anchored at both ends (a whole-string match).
+///
+/// The pattern must parse on its own first: wrapped in the anchors
+/// unchecked, one that closes a group it never opened (`a)|(b`) would
+/// close the anchoring group instead and match anywhere.
 pub(super) fn compile(pattern: &str) -> Result<Regex, RouteError> {
+    build(pattern, pattern)?;
     build(pattern, &format!("^(?:{pattern})$"))
 }
 
@@ -242,6 +247,22 @@ mod tests {
             "regex must match whole"
         );
         assert_eq!(re.to_string(), "regex \"/reviews/[0-9]+\"");
+    }
+
+    #[test]
+    fn a_pattern_cannot_escape_the_whole_string_anchors() {
+        // Each would match inside a longer value if it could close the
+        // anchoring group: `^(?:a)|(b)$` matches "xxb" and "axx".
+        for pattern in ["a)|(b", "a)|.*|(b", ".*)|(?:x", "x)(?:"] {
+            let err = StringMatch::regex(pattern).unwrap_err();
+            assert!(err.to_string().contains(&format!("{pattern:?}")), "{err}");
+        }
+        // Alternation inside the pattern is anchored as a whole.
+        let re = StringMatch::regex("a|b").unwrap();
+        assert!(re.matches("a", false) && re.matches("b", false));
+        assert!(!re.matches("ab", false) && !re.matches("xb", false));
+        // A pattern that leaves a comment open cannot swallow the anchors.
+        assert!(StringMatch::regex("(?x)a#").is_err());
     }
 
     #[test]

@@ -130,7 +130,7 @@ fn with_tls(
         Some(path) => tls.ca_certificate(Certificate::from_pem(read(path)?)),
         None => tls.with_native_roots(),
     };
-    if let (Some(cert), Some(key)) = (&files.certificate_file, &files.private_key_file) {
+    if let Some((cert, key)) = files.identity_files()? {
         tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
     }
     Ok(endpoint.clone().tls_config(tls)?)
@@ -188,6 +188,40 @@ mod tests {
             Target::new(&unix),
             Err(AdsClientError::TlsOverUnixSocket { .. })
         ));
+    }
+
+    #[test]
+    fn a_certificate_without_its_key_is_refused_at_start() {
+        let mut bootstrap = Bootstrap::insecure("localhost:15010", "node").unwrap();
+        let dir = std::env::temp_dir();
+        let files = |cert: Option<&str>, key: Option<&str>| FileWatcher {
+            certificate_file: cert.map(|f| dir.join(f)),
+            private_key_file: key.map(|f| dir.join(f)),
+            ca_certificate_file: None,
+            refresh_interval: Duration::from_secs(600),
+        };
+        for (watcher, set, missing) in [
+            (
+                files(Some("cert-chain.pem"), None),
+                "certificate_file",
+                "private_key_file",
+            ),
+            (
+                files(None, Some("key.pem")),
+                "private_key_file",
+                "certificate_file",
+            ),
+        ] {
+            bootstrap.xds_servers[0].channel_creds = ChannelCreds::Tls(watcher);
+            let error = Target::new(&bootstrap).unwrap_err();
+            assert_eq!(
+                super::super::client::error_chain(&error),
+                format!(
+                    "xDS server localhost:15010: TLS credentials: {set} is set but {missing} \
+                     is not: certificate_file and private_key_file go together, or neither"
+                )
+            );
+        }
     }
 
     #[test]

@@ -279,8 +279,8 @@ fn file_watcher(at: &At<'_>) -> Result<FileWatcher, BootstrapError> {
             })?,
         },
     };
-    if watcher.certificate_file.is_some() != watcher.private_key_file.is_some() {
-        return Err(at.err("certificate_file and private_key_file together, or neither"));
-    }
+    watcher
+        .identity_files()
+        .map_err(|_| at.err("certificate_file and private_key_file together, or neither"))?;
     Ok(watcher)
 }

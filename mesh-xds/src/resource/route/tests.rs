@@ -259,6 +259,11 @@ fn nacks_name_the_resource_and_the_field() {
             r#"RouteConfiguration "9080": virtual_hosts[0].routes[1].match.safe_regex.regex: invalid regex "/reviews/(": "#,
         ),
         (
+            // Anchored unchecked, it would match "/x/reviews" too.
+            routes(vec![route(regex("/a)|(.*/reviews"), cluster("c"))]),
+            r#"RouteConfiguration "9080": virtual_hosts[0].routes[0].match.safe_regex.regex: invalid regex "/a)|(.*/reviews": "#,
+        ),
+        (
             routes(vec![route(prefix("/"), split(&[("a", 0), ("b", 0)]))]),
             r#"RouteConfiguration "9080": virtual_hosts[0].routes[0].route.weighted_clusters: weights sum to zero"#,
         ),
