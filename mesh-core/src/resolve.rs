@@ -10,7 +10,8 @@
 //! nothing. [`ResolveState::Failed`], with an error naming the target and
 //! the cause, means the target has no endpoints to use: it never resolved
 //! (DNS, static lists), or its source says it is gone (an xDS cluster the
-//! control plane deleted); a balancer stops using what it had.
+//! control plane deleted, a DNS name answered with NXDOMAIN); a balancer
+//! stops using what it had.
 
 use std::collections::HashMap;
 use std::fmt;

@@ -199,11 +199,12 @@ impl DnsConfig {
         } else {
             ResolveHosts::Never
         };
-        // hickory's cache must not outlive our refresh schedule: an answer
-        // is re-queried once `max_ttl` has passed, and a negative answer at
-        // the next retry.
-        opts.positive_max_ttl = Some(self.max_ttl);
-        opts.negative_max_ttl = Some(self.failure_refresh);
+        // No cache of hickory's: each target's refresh task is the cache,
+        // asking again when the answer's TTL runs out, on the runtime's
+        // clock. A second cache would answer a refresh from memory (a
+        // deleted name would seem to live on) and keep time by another
+        // clock.
+        opts.cache_size = 0;
         Ok((config, opts))
     }
 }
@@ -261,7 +262,7 @@ mod tests {
         let search = c.search_names().unwrap();
         assert_eq!(search.len(), 3);
         assert!(search.iter().all(Name::is_fqdn));
-        assert_eq!(opts.positive_max_ttl, Some(Duration::from_secs(300)));
+        assert_eq!(opts.cache_size, 0);
     }
 
     #[test]

@@ -114,9 +114,16 @@ impl HickoryLookup {
 
     /// The first candidate name with records of `kind`, or the most telling
     /// failure, listing the names tried.
+    ///
+    /// The failure is negative (the name is gone) when some name server
+    /// answered that a candidate has no such records and every other
+    /// candidate got the same answer or a refusal (a server that does not
+    /// serve that name); a candidate that got no answer at all (a timeout,
+    /// a server failure) leaves the name's fate unknown.
     async fn search(&self, host: &str, kind: Kind) -> Result<HickoryAnswer, Failure> {
         let names = self.candidates(host)?;
         let mut best: Option<(Telling, String)> = None;
+        let (mut negative, mut unanswered) = (false, false);
         for name in &names {
             let result = match kind {
                 Kind::Addresses => self
@@ -129,28 +136,33 @@ impl HickoryLookup {
             // A name server that does not answer will not answer the next
             // candidate either: stop rather than wait out every one.
             let timed_out = matches!(result, Err(NetError::Timeout));
-            let (telling, reason) = match result {
+            let c = match result {
                 Ok(answer) if kind.found_in(&answer) => return Ok(answer),
-                Ok(_) => (Telling::Other, format!("no {} records", kind.records())),
+                Ok(_) => Classified::no_records(kind.records()),
                 Err(e) => classify(&e, kind.records()),
             };
-            if best.as_ref().is_none_or(|(t, _)| telling > *t) {
-                best = Some((telling, reason));
+            match c.telling {
+                Telling::Refused => {}
+                _ if c.negative => negative = true,
+                _ => unanswered = true,
+            }
+            if best.as_ref().is_none_or(|(t, _)| c.telling > *t) {
+                best = Some((c.telling, c.reason));
             }
             if timed_out {
                 break;
             }
         }
-        let reason = best.map_or_else(|| "no name to look up".to_owned(), |(_, r)| r);
+        let mut reason = best.map_or_else(|| "no name to look up".to_owned(), |(_, r)| r);
         if names.len() > 1 {
             let tried: Vec<String> = names.iter().map(names::display).collect();
-            Err(Failure::new(format!(
-                "{reason}; tried {}",
-                tried.join(", ")
-            )))
-        } else {
-            Err(Failure::new(reason))
+            reason = format!("{reason}; tried {}", tried.join(", "));
         }
+        Err(if negative && !unanswered {
+            Failure::negative(reason)
+        } else {
+            Failure::new(reason)
+        })
     }
 
     /// A and AAAA records of the host, with the authority's port.
@@ -185,11 +197,13 @@ impl HickoryLookup {
             .filter(|srv| !srv.target.is_root() && srv.port != 0)
             .collect();
         if records.is_empty() {
-            return Err(Failure::new("no usable SRV records"));
+            // Records whose target is "." say the service is not offered.
+            return Err(Failure::negative("no usable SRV records"));
         }
         records.sort_by_key(|srv| srv.priority);
 
         let mut problems = Vec::new();
+        let mut all_negative = true;
         for group in records.chunk_by(|a, b| a.priority == b.priority) {
             let mut endpoints = Vec::new();
             // A group's targets are looked up together, so one slow target
@@ -207,8 +221,9 @@ impl HickoryLookup {
                                 .with_weight(u32::from(srv.weight))
                         }));
                     }
-                    Err(reason) => {
-                        problems.push(format!("{}: {reason}", names::display(&srv.target)))
+                    Err(failure) => {
+                        all_negative &= failure.is_negative();
+                        problems.push(format!("{}: {failure}", names::display(&srv.target)));
                     }
                 }
             }
@@ -216,10 +231,12 @@ impl HickoryLookup {
                 return Ok(Answer { endpoints, ttl });
             }
         }
-        Err(Failure::new(format!(
-            "no SRV target has an address ({})",
-            problems.join("; ")
-        )))
+        let reason = format!("no SRV target has an address ({})", problems.join("; "));
+        Err(if all_negative {
+            Failure::negative(reason)
+        } else {
+            Failure::new(reason)
+        })
     }
 
     /// The addresses of an SRV target: from the answer's additional section
@@ -228,7 +245,7 @@ impl HickoryLookup {
         &self,
         target: &Name,
         additionals: &[Record],
-    ) -> Result<(Vec<IpAddr>, Duration), String> {
+    ) -> Result<(Vec<IpAddr>, Duration), Failure> {
         let glue: Vec<&Record> = additionals
             .iter()
             .filter(|r| r.name == *target && r.data.ip_addr().is_some())
@@ -241,10 +258,10 @@ impl HickoryLookup {
             .resolver
             .lookup_ip(target.clone())
             .await
-            .map_err(|e| classify(&e, "A/AAAA").1)?;
+            .map_err(|e| classify(&e, "A/AAAA").failure())?;
         let ips: Vec<IpAddr> = lookup.iter().collect();
         if ips.is_empty() {
-            return Err("no A/AAAA records".into());
+            return Err(Classified::no_records("A/AAAA").failure());
         }
         Ok((ips, min_ttl(lookup.as_lookup().answers(), self.max_ttl)))
     }
@@ -258,7 +275,10 @@ impl Lookup for HickoryLookup {
             self.addresses(target).await
         };
         // Say where the answer (or its absence) came from.
-        answer.map_err(|f| Failure::new(format!("{f} (name servers: {})", self.servers)))
+        answer.map_err(|f| {
+            let reason = format!("{f} (name servers: {})", self.servers);
+            f.with_reason(reason)
+        })
     }
 }
 
@@ -286,14 +306,46 @@ fn min_ttl<'a>(records: impl IntoIterator<Item = &'a Record>, fallback: Duration
         .unwrap_or(fallback)
 }
 
+/// A failed lookup of one name, classified.
+struct Classified {
+    telling: Telling,
+    /// The server answered that the name has no such records.
+    negative: bool,
+    reason: String,
+}
+
+impl Classified {
+    /// NOERROR with no records of the type (NODATA).
+    fn no_records(records: &str) -> Self {
+        Self {
+            telling: Telling::Other,
+            negative: true,
+            reason: format!("no {records} records"),
+        }
+    }
+
+    fn failure(self) -> Failure {
+        if self.negative {
+            Failure::negative(self.reason)
+        } else {
+            Failure::new(self.reason)
+        }
+    }
+}
+
 /// A lookup error in words (NXDOMAIN, no records of the asked type, a
-/// server's error code, a timeout) and how telling it is.
-fn classify(error: &NetError, records: &str) -> (Telling, String) {
-    match error {
+/// server's error code, a timeout), how telling it is, and whether it is
+/// an answer that the name has none.
+fn classify(error: &NetError, records: &str) -> Classified {
+    let (telling, negative, reason) = match error {
         NetError::Dns(HickoryDnsError::NoRecordsFound(none)) => match none.response_code {
-            ResponseCode::NXDomain => (Telling::NoSuchName, "no such name (NXDOMAIN)".into()),
-            ResponseCode::NoError => (Telling::Other, format!("no {records} records")),
-            code => (Telling::Other, format!("no {records} records ({code})")),
+            ResponseCode::NXDomain => (
+                Telling::NoSuchName,
+                true,
+                "no such name (NXDOMAIN)".to_owned(),
+            ),
+            ResponseCode::NoError => return Classified::no_records(records),
+            code => return classify(&NetError::Dns(HickoryDnsError::ResponseCode(code)), records),
         },
         NetError::Dns(HickoryDnsError::ResponseCode(code)) => {
             let telling = if *code == ResponseCode::Refused {
@@ -302,13 +354,19 @@ fn classify(error: &NetError, records: &str) -> (Telling, String) {
                 Telling::Other
             };
             let reason = format!("the name server answered {code} ({})", u16::from(*code));
-            (telling, reason)
+            (telling, false, reason)
         }
         NetError::Timeout => (
             Telling::Other,
-            "no name server answered in time (timeout)".into(),
+            false,
+            "no name server answered in time (timeout)".to_owned(),
         ),
-        other => (Telling::Other, other.to_string()),
+        other => (Telling::Other, false, other.to_string()),
+    };
+    Classified {
+        telling,
+        negative,
+        reason,
     }
 }
 
@@ -326,7 +384,7 @@ mod tests {
     }
 
     fn reason(error: &NetError) -> String {
-        classify(error, "A/AAAA").1
+        classify(error, "A/AAAA").reason
     }
 
     #[test]
@@ -336,7 +394,7 @@ mod tests {
             "no such name (NXDOMAIN)"
         );
         assert_eq!(
-            classify(&no_records(ResponseCode::NoError), "SRV").1,
+            classify(&no_records(ResponseCode::NoError), "SRV").reason,
             "no SRV records"
         );
         assert_eq!(
@@ -355,9 +413,24 @@ mod tests {
     fn refused_tells_least_and_no_such_name_less_than_the_rest() {
         let refused = NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::Refused));
         let nxdomain = no_records(ResponseCode::NXDomain);
-        assert!(classify(&refused, "A").0 < classify(&nxdomain, "A").0);
-        assert!(classify(&nxdomain, "A").0 < classify(&NetError::Timeout, "A").0);
-        assert!(classify(&nxdomain, "A").0 < classify(&no_records(ResponseCode::NoError), "A").0);
+        let telling = |e: &NetError| classify(e, "A").telling;
+        assert!(telling(&refused) < telling(&nxdomain));
+        assert!(telling(&nxdomain) < telling(&NetError::Timeout));
+        assert!(telling(&nxdomain) < telling(&no_records(ResponseCode::NoError)));
+    }
+
+    #[test]
+    fn only_an_answer_that_there_is_nothing_is_negative() {
+        let negative = |e: &NetError| classify(e, "A").negative;
+        assert!(negative(&no_records(ResponseCode::NXDomain)));
+        assert!(negative(&no_records(ResponseCode::NoError)));
+        assert!(!negative(&NetError::Timeout));
+        for code in [ResponseCode::ServFail, ResponseCode::Refused] {
+            assert!(!negative(&NetError::Dns(HickoryDnsError::ResponseCode(
+                code
+            ))));
+            assert!(!negative(&no_records(code)));
+        }
     }
 
     fn candidates(host: &str) -> Vec<String> {

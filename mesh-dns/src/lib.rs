@@ -15,11 +15,15 @@
 //!   endpoints show up without a failing request; it stops when the last
 //!   [`Resolution`](mesh_core::Resolution) is dropped. Only real changes are
 //!   sent.
-//! - **Failures**: a target that resolved keeps its last endpoints when a
-//!   refresh fails (logged with `tracing::warn!`) and is retried every 5 s;
-//!   a target that never resolved fails with an error naming the host and
-//!   the cause (NXDOMAIN, no records, timeout), and switches to ready when a
-//!   later retry succeeds.
+//! - **Failures**, as Envoy's STRICT_DNS reads them: a target that resolved
+//!   keeps its last endpoints when a refresh gets no answer (a timeout, a
+//!   server failure or refusal; logged with `tracing::warn!`) and is
+//!   retried every 5 s; when DNS answers that the name is gone (NXDOMAIN,
+//!   or no records), its endpoints are dropped and requests fail with "the
+//!   name no longer resolves", for a deleted Service's addresses are soon
+//!   another's. A target that never resolved fails with an error naming
+//!   the host and the cause (NXDOMAIN, no records, timeout). Either
+//!   switches to ready when a later retry succeeds.
 //! - IP address targets resolve at once, without DNS.
 //!
 //! ```no_run
@@ -43,8 +47,8 @@
 //!
 //! Features:
 //! - `local-server`: [`LocalDns`], a small authoritative DNS server on
-//!   loopback whose records change at run time (for laptops, examples and
-//!   tests).
+//!   loopback whose records change at run time, and which can be made to
+//!   fail every query ([`Outage`]) (for laptops, examples and tests).
 
 mod config;
 mod error;
@@ -59,5 +63,5 @@ mod resolve;
 pub use config::DnsConfig;
 pub use error::DnsError;
 #[cfg(feature = "local-server")]
-pub use local::LocalDns;
+pub use local::{LocalDns, Outage};
 pub use resolve::DnsResolve;

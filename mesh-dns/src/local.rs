@@ -5,13 +5,19 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::proto::op::{Header, MessageType, Metadata, ResponseCode};
 use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
-use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use hickory_server::zone_handler::{
+    AxfrPolicy, Catalog, MessageResponseBuilder, ZoneHandler, ZoneType,
+};
 use tokio::net::{TcpListener, UdpSocket};
 
 use crate::DnsError;
@@ -32,7 +38,45 @@ pub struct LocalDns {
     addr: SocketAddr,
     origin: Name,
     zone: Arc<InMemoryZoneHandler>,
-    server: Option<Server<Catalog>>,
+    outage: Arc<AtomicU8>,
+    server: Option<Server<Answering>>,
+}
+
+/// How a server in trouble answers every query, whatever its records:
+/// what clients must ride out without taking it for an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outage {
+    /// SERVFAIL: the server could not answer.
+    ServerFailure,
+    /// REFUSED: the server will not answer.
+    Refused,
+}
+
+impl Outage {
+    const NONE: u8 = 0;
+
+    fn to_u8(outage: Option<Outage>) -> u8 {
+        match outage {
+            None => Self::NONE,
+            Some(Outage::ServerFailure) => 1,
+            Some(Outage::Refused) => 2,
+        }
+    }
+
+    fn from_u8(n: u8) -> Option<Outage> {
+        match n {
+            1 => Some(Outage::ServerFailure),
+            2 => Some(Outage::Refused),
+            _ => None,
+        }
+    }
+
+    fn code(self) -> ResponseCode {
+        match self {
+            Outage::ServerFailure => ResponseCode::ServFail,
+            Outage::Refused => ResponseCode::Refused,
+        }
+    }
 }
 
 impl std::fmt::Debug for LocalDns {
@@ -58,18 +102,29 @@ impl LocalDns {
         let mut catalog = Catalog::new();
         let handler: Arc<dyn ZoneHandler> = zone.clone();
         catalog.upsert(LowerName::new(&origin), vec![handler]);
+        let outage = Arc::new(AtomicU8::new(Outage::NONE));
 
         let (udp, tcp) = bind_pair().await?;
         let addr = udp.local_addr().map_err(DnsError::local_server)?;
-        let mut server = Server::new(catalog);
+        let mut server = Server::new(Answering {
+            catalog,
+            outage: outage.clone(),
+        });
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(5), 64);
         Ok(Self {
             addr,
             origin,
             zone,
+            outage,
             server: Some(server),
         })
+    }
+
+    /// Answers every query with `outage` from now on, or from the records
+    /// again with `None`.
+    pub fn set_outage(&self, outage: Option<Outage>) {
+        self.outage.store(Outage::to_u8(outage), Ordering::Relaxed);
     }
 
     /// Where the server listens (UDP and TCP).
@@ -142,6 +197,45 @@ impl LocalDns {
         Name::from_str_relaxed(label)
             .and_then(|n| n.append_domain(&self.origin))
             .map_err(|e| DnsError::invalid_name(label, e))
+    }
+}
+
+/// The zone's catalog, unless an outage answers instead.
+struct Answering {
+    catalog: Catalog,
+    outage: Arc<AtomicU8>,
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Answering {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let Some(outage) = Outage::from_u8(self.outage.load(Ordering::Relaxed)) else {
+            return self
+                .catalog
+                .handle_request::<R, T>(request, response_handle)
+                .await;
+        };
+        let response = MessageResponseBuilder::new(&request.queries, None)
+            .error_msg(&request.metadata, outage.code());
+        match response_handle.send_response(response).await {
+            Ok(info) => info,
+            Err(_) => {
+                let mut metadata = Metadata::new(
+                    request.metadata.id,
+                    MessageType::Response,
+                    request.metadata.op_code,
+                );
+                metadata.response_code = ResponseCode::ServFail;
+                ResponseInfo::from(Header {
+                    metadata,
+                    counts: Default::default(),
+                })
+            }
+        }
     }
 }
 

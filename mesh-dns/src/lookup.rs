@@ -17,25 +17,57 @@ pub(crate) trait Lookup: Send + Sync + 'static {
 /// A successful lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Answer {
-    /// The endpoints found; a lookup that finds none is a [`Failure`].
+    /// The endpoints found; a lookup that finds none is a negative
+    /// [`Failure`].
     pub(crate) endpoints: Vec<Endpoint>,
     /// The smallest TTL among the records the endpoints came from.
     pub(crate) ttl: Duration,
 }
 
 /// Why a lookup found no endpoints, in words for a [`mesh_core::ResolveError`]
-/// and for the log.
+/// and for the log, and whether DNS said so or could not be asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Failure(String);
+pub(crate) struct Failure {
+    reason: String,
+    negative: bool,
+}
 
 impl Failure {
+    /// No answer was had: a timeout, a server failure, a refusal, no
+    /// server reachable. What was known before still holds.
     pub(crate) fn new(reason: impl Into<String>) -> Self {
-        Self(reason.into())
+        Self {
+            reason: reason.into(),
+            negative: false,
+        }
+    }
+
+    /// DNS answered that there is nothing: no such name (NXDOMAIN), or no
+    /// records of the type asked (NOERROR with an empty answer). What was
+    /// known before no longer holds.
+    pub(crate) fn negative(reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            negative: true,
+        }
+    }
+
+    /// Whether DNS answered that the name has no records.
+    pub(crate) fn is_negative(&self) -> bool {
+        self.negative
+    }
+
+    /// The same kind of failure, with `reason` in words.
+    pub(crate) fn with_reason(self, reason: impl Into<String>) -> Self {
+        Self {
+            reason: reason.into(),
+            ..self
+        }
     }
 }
 
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.reason)
     }
 }

@@ -2,10 +2,16 @@
 //! [`Resolution`] of that target, that looks the target up again when the
 //! answer's TTL runs out and stops when the last resolution is dropped.
 //!
-//! A lookup that fails after the target has resolved keeps the last good
-//! set (nothing is sent) and is retried after the failure interval; a target
-//! that never resolved is put in [`ResolveState::Failed`] and retried the
-//! same way until it resolves. A state is sent only when it changed.
+//! As Envoy's STRICT_DNS clusters read DNS: a lookup that gets no answer
+//! (a timeout, a server failure or refusal, no server reachable) after the
+//! target has resolved keeps the last good set (nothing is sent) and is
+//! retried after the failure interval; a *negative answer* (no such name,
+//! or no records) empties it: the target is put in
+//! [`ResolveState::Failed`], "the name no longer resolves", for a deleted
+//! Service's addresses may soon be another's. A target that never resolved
+//! is put in the failed state either way. Failed targets are retried after
+//! the failure interval until they resolve. A state is sent only when it
+//! changed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -160,7 +166,7 @@ impl<L: Lookup> Task<L> {
                 outcome => {
                     let failure = outcome
                         .err()
-                        .unwrap_or_else(|| Failure::new("no A/AAAA records"));
+                        .unwrap_or_else(|| Failure::negative("no A/AAAA records"));
                     fail(&self.target, &self.tx, failure, &mut last_failure);
                     self.targets.timing.failure_refresh
                 }
@@ -183,37 +189,55 @@ fn forget(senders: &mut Senders, target: &Authority, tx: &watch::Sender<ResolveS
     }
 }
 
-/// Records a failed lookup: a target that resolved before keeps its set; one
-/// that never did is put in the failed state. Logs a warning when a failure
-/// streak starts or its cause changes, and repeats at debug level.
+/// What the reason of a target that resolved and then stopped starts with.
+const NO_LONGER: &str = "the name no longer resolves: ";
+
+/// Records a failed lookup: a target that resolved before keeps its set
+/// unless DNS answered that the name has no records; otherwise the target
+/// is put in the failed state. Logs a warning when a failure streak starts
+/// or its cause changes, and repeats at debug level.
 fn fail(
     target: &Authority,
     tx: &watch::Sender<ResolveState>,
     failure: Failure,
     last_failure: &mut Option<String>,
 ) {
-    let reason = failure.to_string();
+    let negative = failure.is_negative();
+    let cause = failure.to_string();
+    let mut dropped = false;
     tx.send_if_modified(|state| match state {
-        ResolveState::Ready(_) => false,
-        ResolveState::Failed(e) if e.reason() == reason => false,
+        ResolveState::Ready(_) if !negative => false,
+        ResolveState::Ready(_) => {
+            let reason = format!("{NO_LONGER}{cause}");
+            *state = ResolveState::Failed(ResolveError::new(target, reason));
+            dropped = true;
+            true
+        }
+        ResolveState::Failed(e)
+            if e.reason().strip_prefix(NO_LONGER).unwrap_or(e.reason()) == cause =>
+        {
+            false
+        }
         _ => {
-            *state = ResolveState::Failed(ResolveError::new(target, &reason));
+            *state = ResolveState::Failed(ResolveError::new(target, &cause));
             true
         }
     });
     let keeping = matches!(*tx.borrow(), ResolveState::Ready(_));
-    if last_failure.as_deref() == Some(reason.as_str()) {
-        tracing::debug!(name = %target, cause = %reason, "DNS lookup failed again");
-    } else if keeping {
+    if dropped {
         tracing::warn!(
             name = %target,
-            cause = %reason,
-            "DNS refresh failed; keeping the last endpoints"
+            %cause,
+            "the name no longer resolves; its endpoints are dropped"
         );
+    } else if last_failure.as_deref() == Some(cause.as_str()) {
+        tracing::debug!(name = %target, %cause, "DNS lookup failed again");
+    } else if keeping {
+        tracing::warn!(name = %target, %cause, "DNS refresh failed; keeping the last endpoints");
     } else {
-        tracing::warn!(name = %target, cause = %reason, "cannot resolve");
+        tracing::warn!(name = %target, %cause, "cannot resolve");
     }
-    *last_failure = Some(reason);
+    *last_failure = Some(cause);
 }
 
 #[cfg(test)]
@@ -266,6 +290,10 @@ mod tests {
 
     fn err(reason: &str) -> Result<Answer, Failure> {
         Err(Failure::new(reason))
+    }
+
+    fn gone(reason: &str) -> Result<Answer, Failure> {
+        Err(Failure::negative(reason))
     }
 
     fn timing() -> Timing {
@@ -348,6 +376,33 @@ mod tests {
         // One lookup at 0 s, the failing one at 10 s, then every 5 s.
         let calls = targets.lookup.calls.load(Ordering::SeqCst);
         assert!((10..=12).contains(&calls), "{calls} lookups in 60 s");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_negative_answer_after_success_empties_the_set_until_the_name_returns() {
+        let targets = Targets::new(
+            Scripted::new([
+                ok(&[1], 10),
+                gone("no such name (NXDOMAIN)"),
+                gone("no such name (NXDOMAIN)"),
+                ok(&[2], 10),
+            ]),
+            timing(),
+        );
+        let mut res = targets.watch(&target());
+        res.ready().await.unwrap();
+        let start = Instant::now();
+        match res.changed().await.unwrap() {
+            ResolveState::Failed(e) => assert_eq!(
+                e.to_string(),
+                "cannot resolve reviews:9080: the name no longer resolves: no such name (NXDOMAIN)"
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+        // The same answer again sends nothing; the name's return does.
+        assert_eq!(ports(&res.changed().await.unwrap()), [2]);
+        assert_eq!(start.elapsed(), Duration::from_secs(20));
     }
 
     #[tokio::test(start_paused = true)]

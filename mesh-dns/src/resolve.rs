@@ -18,9 +18,11 @@ use crate::{DnsConfig, DnsError};
 /// [`Resolution`]s, when the answer's TTL (clamped to
 /// [`min_ttl`](DnsConfig::min_ttl) ..= [`max_ttl`](DnsConfig::max_ttl)) runs
 /// out; the task stops when the last resolution is dropped. A target that
-/// resolved once keeps its last endpoints through failed refreshes; one that
-/// never resolved is [`Failed`](mesh_core::resolve::ResolveState::Failed)
-/// with the cause, and is retried every
+/// resolved once keeps its last endpoints through refreshes that get no
+/// answer, and loses them when DNS answers that the name has no records;
+/// one without endpoints is
+/// [`Failed`](mesh_core::resolve::ResolveState::Failed) with the cause, and
+/// is retried every
 /// [`failure_refresh`](DnsConfig::failure_refresh) until it resolves. An IP
 /// address target resolves at once, without DNS.
 ///

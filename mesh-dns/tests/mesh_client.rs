@@ -1,5 +1,5 @@
 //! `MeshClient` discovering its endpoints through `DnsResolve`: real hyper
-//! servers and a real DNS server, all on 127.0.0.1.
+//! servers and a real DNS server, all on 127.0.0.1, on paused time.
 
 mod support;
 
@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use mesh_dns::{DnsConfig, DnsResolve};
-use mesh_tower::MeshClient;
+use mesh_dns::{DnsConfig, DnsResolve, Outage};
+use mesh_tower::{BoxError, MeshClient};
 use support::TestDns;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -50,15 +50,30 @@ impl Drop for Http {
     }
 }
 
-async fn get(client: &MeshClient<Empty<Bytes>>, uri: &str) -> String {
+async fn try_get(client: &MeshClient<Empty<Bytes>>, uri: &str) -> Result<String, BoxError> {
     let req = http::Request::get(uri).body(Empty::new()).unwrap();
-    let res = client.clone().oneshot(req).await.unwrap();
+    let res = client.clone().oneshot(req).await?;
     assert_eq!(res.status(), 200);
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+    let body = res.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8(body.to_vec()).unwrap())
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get(client: &MeshClient<Empty<Bytes>>, uri: &str) -> String {
+    try_get(client, uri).await.unwrap()
+}
+
+fn config(dns: &TestDns) -> DnsConfig {
+    DnsConfig {
+        name_servers: vec![dns.addr()],
+        min_ttl: Duration::from_secs(1),
+        failure_refresh: Duration::from_millis(500),
+        query_timeout: Duration::from_millis(500),
+        hosts_file: false,
+        ..DnsConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn requests_follow_dns_without_failing() {
     let dns = TestDns::start().await;
     let v1 = Http::start("v1").await;
@@ -73,15 +88,7 @@ async fn requests_follow_dns_without_failing() {
     )
     .await;
 
-    let resolve = DnsResolve::new(DnsConfig {
-        name_servers: vec![dns.addr()],
-        min_ttl: Duration::from_secs(1),
-        failure_refresh: Duration::from_millis(500),
-        query_timeout: Duration::from_millis(500),
-        hosts_file: false,
-        ..DnsConfig::default()
-    })
-    .unwrap();
+    let resolve = DnsResolve::new(config(&dns)).unwrap();
     let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve).build();
     let uri = "http://_http._tcp.reviews:80/reviews/0";
     assert_eq!(get(&client, uri).await, "v1");
@@ -106,4 +113,40 @@ async fn requests_follow_dns_without_failing() {
     for _ in 0..5 {
         assert_eq!(get(&client, uri).await, "v2");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_service_takes_no_more_requests_and_they_say_why() {
+    let dns = TestDns::start().await;
+    let details = Http::start("details").await;
+    let ip = details.addr.ip();
+    dns.set_addresses("details", 5, &[ip]).await;
+    let client: MeshClient<Empty<Bytes>> =
+        MeshClient::builder(DnsResolve::new(config(&dns)).unwrap()).build();
+    let uri = format!("http://details:{}/details/0", details.addr.port());
+    assert_eq!(get(&client, &uri).await, "details");
+
+    // The name server fails for a while: the last endpoints keep serving.
+    dns.set_outage(Some(Outage::ServerFailure));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(get(&client, &uri).await, "details");
+    dns.set_outage(None);
+
+    // The Service is deleted: once its TTL has run out, nothing is sent to
+    // the address it had, which may be another's by now.
+    dns.set_addresses("details", 5, &[]).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let err = try_get(&client, &uri).await.unwrap_err().to_string();
+    assert!(
+        err.contains(&format!(
+            "cannot resolve details:{}: the name no longer resolves: no such name (NXDOMAIN)",
+            details.addr.port()
+        )),
+        "{err}"
+    );
+
+    // It comes back: requests find it again.
+    dns.set_addresses("details", 5, &[ip]).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(get(&client, &uri).await, "details");
 }

@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use mesh_dns::LocalDns;
+use mesh_dns::{LocalDns, Outage};
 
 /// The zone every test server serves.
 pub(crate) const ZONE: &str = "default.svc.cluster.local.";
@@ -29,6 +29,10 @@ impl TestDns {
 
     pub(crate) async fn set_srv(&self, label: &str, ttl: u32, records: &[(u16, u16, u16, &str)]) {
         self.0.set_srv(label, ttl, records).await.unwrap();
+    }
+
+    pub(crate) fn set_outage(&self, outage: Option<Outage>) {
+        self.0.set_outage(outage);
     }
 
     pub(crate) async fn stop(&mut self) {
