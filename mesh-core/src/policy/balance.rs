@@ -58,6 +58,15 @@ impl LoadBalancer {
     pub fn is_consistent_hash(&self) -> bool {
         matches!(self, LoadBalancer::RingHash(_) | LoadBalancer::Maglev(_))
     }
+
+    /// The policy with a ring hash's sizes capped at `cap` (see
+    /// [`RingHash::capped`]); other policies as they are.
+    pub fn with_ring_size_cap(self, cap: u64) -> Self {
+        match self {
+            LoadBalancer::RingHash(r) => LoadBalancer::RingHash(r.capped(cap)),
+            other => other,
+        }
+    }
 }
 
 /// Peak-EWMA parameters.
@@ -96,6 +105,29 @@ pub struct RingHash {
 impl RingHash {
     /// The most entries a ring may have (Envoy's and gRPC's limit).
     pub const MAX_RING_SIZE: u64 = 8 * 1024 * 1024;
+
+    /// The most entries a client builds by default, whatever the policy
+    /// asks (gRPC's `ring_size_cap`, gRFC A42).
+    pub const DEFAULT_SIZE_CAP: u64 = 4096;
+
+    /// These sizes, each at most `cap` (itself at least 1 and at most
+    /// [`Self::MAX_RING_SIZE`]), as gRPC caps the rings it builds: a
+    /// control plane, or endpoint weights far apart, would otherwise make
+    /// a client build rings of millions of entries per cluster.
+    ///
+    /// ```
+    /// use mesh_core::policy::RingHash;
+    /// let asked = RingHash::new(1024, RingHash::MAX_RING_SIZE).unwrap();
+    /// let built = asked.capped(RingHash::DEFAULT_SIZE_CAP);
+    /// assert_eq!((built.min_ring_size, built.max_ring_size), (1024, 4096));
+    /// ```
+    pub fn capped(self, cap: u64) -> Self {
+        let cap = cap.clamp(1, Self::MAX_RING_SIZE);
+        Self {
+            min_ring_size: self.min_ring_size.min(cap),
+            max_ring_size: self.max_ring_size.min(cap),
+        }
+    }
 
     /// Ring-hash parameters, checked.
     ///

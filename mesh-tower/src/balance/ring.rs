@@ -128,6 +128,22 @@ mod tests {
     }
 
     #[test]
+    fn a_capped_policy_bounds_the_ring_whatever_the_weights() {
+        // One light endpoint among heavy ones asks for a ring of millions.
+        let skewed = endpoints(&[1, 1_000_000, 1_000_000]);
+        let asked = mesh_core::policy::RingHash::default();
+        assert!(
+            Ring::new(&skewed, asked.min_ring_size, asked.max_ring_size)
+                .owners()
+                .len()
+                > 1 << 20
+        );
+        let built = asked.capped(mesh_core::policy::RingHash::DEFAULT_SIZE_CAP);
+        let ring = Ring::new(&skewed, built.min_ring_size, built.max_ring_size);
+        assert_eq!(ring.owners().len(), 4096);
+    }
+
+    #[test]
     fn entries_follow_weights() {
         let ring = Ring::new(&endpoints(&[1, 2, 3]), 1024, 8 << 20);
         // The lightest gets ceil(1024 / 6) = 171 entries.

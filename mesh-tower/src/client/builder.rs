@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::Connection;
-use mesh_core::policy::{ClusterPolicy, ConnectionPolicy};
+use mesh_core::policy::{ClusterPolicy, ConnectionPolicy, RingHash};
 use mesh_core::{Authority, Endpoint, MeshConfig, Resolve};
 use std::sync::atomic::AtomicBool;
 
@@ -40,6 +40,7 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     cache: CacheLimits,
     config: Option<MeshConfig>,
     seed: Option<u64>,
+    ring_size_cap: u64,
     registry_only: bool,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
@@ -69,6 +70,7 @@ impl MeshClientBuilder {
             cache: CacheLimits::default(),
             config: None,
             seed: None,
+            ring_size_cap: RingHash::DEFAULT_SIZE_CAP,
             registry_only: false,
             #[cfg(feature = "xds")]
             xds: None,
@@ -128,6 +130,15 @@ impl<C> MeshClientBuilder<C> {
         self
     }
 
+    /// The most entries a ring-hash balancer builds, whatever its policy
+    /// and its endpoints' weights ask: gRPC's `ring_size_cap` (gRFC A42).
+    /// Default [`RingHash::DEFAULT_SIZE_CAP`] (4,096); at most
+    /// [`RingHash::MAX_RING_SIZE`].
+    pub fn ring_size_cap(mut self, cap: u64) -> Self {
+        self.ring_size_cap = cap;
+        self
+    }
+
     /// Takes routes, clusters and endpoints from the control plane `ads`
     /// talks to (feature `xds`): each authority requests are sent to is an
     /// xDS target, `xds:///AUTHORITY`, whose listener is subscribed to on
@@ -158,6 +169,7 @@ impl<C> MeshClientBuilder<C> {
             cache: self.cache,
             config: self.config,
             seed: self.seed,
+            ring_size_cap: self.ring_size_cap,
             registry_only: self.registry_only,
             #[cfg(feature = "xds")]
             xds: self.xds,
@@ -225,6 +237,7 @@ impl<C> MeshClientBuilder<C> {
                 clusters: ClusterCache::new(self.cache),
                 config,
                 routing: AtomicBool::new(routing),
+                ring_size_cap: self.ring_size_cap,
                 update: Default::default(),
                 routed,
                 #[cfg(feature = "xds")]

@@ -165,6 +165,8 @@ struct Shared<B> {
     config: SharedConfig,
     /// Whether requests are routed by `config` (one was given).
     routing: AtomicBool,
+    /// The most entries a ring-hash balancer builds.
+    ring_size_cap: u64,
     /// Held while the configuration is replaced.
     update: std::sync::Mutex<()>,
     routed: RoutedService<B>,
@@ -242,7 +244,9 @@ where
         let balance = Balance::new(
             resolution,
             new_endpoint,
-            policy.load_balancer,
+            policy
+                .load_balancer
+                .with_ring_size_cap(self.shared.ring_size_cap),
             Some(detector),
         );
         let stack = ServiceBuilder::new()

@@ -26,18 +26,25 @@
 //!   rejected resource with what the NACK says of it) and every
 //!   reconnect (`info`, or `warn` with the error that ended the stream).
 //!
+//! - Holds nothing that grows with how fast handles call or how slowly
+//!   the server reads: the handles' subscriptions are counts per listener
+//!   ([`Wanted`]), and a stream's unsent requests are at most one per type
+//!   ([`Outbox`]).
+//!
 //! The task stops when the last [`AdsHandle`] is dropped.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 
 use super::flavor::Flavor;
+use super::outbox::Outbox;
 use super::target::Target;
+use super::wanted::{Changes, Wanted};
 use super::{
     AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, DeltaAdsState, Outcome, ResourceType,
 };
@@ -145,19 +152,19 @@ impl AdsClient {
     /// cannot be used; connection failures are retried, never returned.
     pub fn spawn(self) -> Result<AdsHandle, AdsClientError> {
         let target = Target::new(&self.bootstrap)?;
-        let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+        let wanted = Arc::new(Wanted::default());
         let updates = match self.protocol {
             Protocol::StateOfTheWorld => {
                 let state = AdsState::from_bootstrap(&self.bootstrap);
-                Task::spawn(target, self.backoff, state, commands_rx)
+                Task::spawn(target, self.backoff, state, wanted.clone())
             }
             Protocol::Delta => {
                 let state = DeltaAdsState::from_bootstrap(&self.bootstrap);
-                Task::spawn(target, self.backoff, state, commands_rx)
+                Task::spawn(target, self.backoff, state, wanted.clone())
             }
         };
         Ok(AdsHandle {
-            commands: commands_tx,
+            wanted: Arc::new(Handles(wanted)),
             updates,
             bootstrap: Arc::new(self.bootstrap),
         })
@@ -168,9 +175,19 @@ impl AdsClient {
 /// when the last one is dropped.
 #[derive(Clone, Debug)]
 pub struct AdsHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    wanted: Arc<Handles>,
     updates: watch::Receiver<Arc<AdsView>>,
     bootstrap: Arc<Bootstrap>,
+}
+
+/// Shared by every clone of a handle: the last one dropped stops the task.
+#[derive(Debug)]
+struct Handles(Arc<Wanted>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl AdsHandle {
@@ -183,27 +200,20 @@ impl AdsHandle {
     /// are counted: a listener is asked for until each subscription made
     /// through any clone of the handle has been undone.
     pub fn subscribe_listener(&self, name: impl Into<String>) {
-        // The task outlives every handle, so the send cannot fail.
-        let _ = self.commands.send(Command::Subscribe(name.into()));
+        self.wanted.0.subscribe(name.into());
     }
 
     /// Undoes one [`subscribe_listener`](Self::subscribe_listener) of
     /// `name`; after the last, stops asking for the listener and for what
     /// only it referred to.
     pub fn unsubscribe_listener(&self, name: impl Into<String>) {
-        let _ = self.commands.send(Command::Unsubscribe(name.into()));
+        self.wanted.0.unsubscribe(&name.into());
     }
 
     /// The accepted resources, now and after every change.
     pub fn updates(&self) -> watch::Receiver<Arc<AdsView>> {
         self.updates.clone()
     }
-}
-
-#[derive(Debug)]
-enum Command {
-    Subscribe(String),
-    Unsubscribe(String),
 }
 
 /// The handles are all gone: the task stops.
@@ -213,14 +223,14 @@ struct Task<F: Flavor> {
     target: Target,
     backoff: Backoff,
     state: F,
-    commands: mpsc::UnboundedReceiver<Command>,
+    wanted: Arc<Wanted>,
     /// The current stream's outgoing requests, while one is up.
-    requests: Option<mpsc::UnboundedSender<F::Request>>,
+    requests: Option<Outbox<F::Request>>,
     /// Why the last stream, or attempt at one, failed; cleared by a
     /// response.
     stream_error: Option<String>,
-    /// How many subscriptions each listener has, from all handles.
-    listener_subscriptions: HashMap<String, usize>,
+    /// The listeners the state is subscribed to for the handles.
+    listeners: HashSet<String>,
     view: watch::Sender<Arc<AdsView>>,
 }
 
@@ -230,17 +240,17 @@ impl<F: Flavor> Task<F> {
         target: Target,
         backoff: Backoff,
         state: F,
-        commands: mpsc::UnboundedReceiver<Command>,
+        wanted: Arc<Wanted>,
     ) -> watch::Receiver<Arc<AdsView>> {
         let (view, updates) = watch::channel(Arc::new(AdsView::new(state.state(), false)));
         let task = Task {
             target,
             backoff,
             state,
-            commands,
+            wanted,
             requests: None,
             stream_error: None,
-            listener_subscriptions: HashMap::new(),
+            listeners: HashSet::new(),
             view,
         };
         tokio::spawn(task.run());
@@ -288,31 +298,34 @@ impl<F: Flavor> Task<F> {
         }
     }
 
-    /// Awaits `fut` while applying commands; `Stop` if the handles are gone.
+    /// Awaits `fut` while applying the handles' subscriptions; `Stop` if
+    /// the handles are gone.
     async fn serving<Fut: Future>(&mut self, fut: Fut) -> Result<Fut::Output, Stop> {
         let mut fut = std::pin::pin!(fut);
+        let wanted = self.wanted.clone();
         loop {
             tokio::select! {
                 out = &mut fut => return Ok(out),
-                command = self.commands.recv() => self.command(command)?,
+                changes = wanted.changes() => self.changes(changes)?,
             }
         }
     }
 
     /// Runs one stream until it fails or ends.
     async fn stream(&mut self, channel: Channel) -> Result<StreamEnd, Stop> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.requests = Some(tx);
+        let (outbox, outgoing) = Outbox::new();
+        self.requests = Some(outbox);
         let requests = self.state.on_stream_start(now());
         self.send(requests);
         self.publish();
         tracing::debug!(server = %self.target, "ADS stream starting");
 
-        let mut incoming = match self.serving(F::open(channel, rx)).await? {
+        let mut incoming = match self.serving(F::open(channel, outgoing)).await? {
             Ok(incoming) => incoming,
             Err(status) => return Ok(StreamEnd::failed(false, status)),
         };
         let mut responded = false;
+        let wanted = self.wanted.clone();
         loop {
             let deadline = self.next_deadline();
             let timer = async move {
@@ -332,7 +345,7 @@ impl<F: Flavor> Task<F> {
                     Err(status) => return Ok(StreamEnd::failed(responded, status)),
                 },
                 () = timer => self.timers_fired(),
-                command = self.commands.recv() => self.command(command)?,
+                changes = wanted.changes() => self.changes(changes)?,
             }
         }
     }
@@ -359,32 +372,27 @@ impl<F: Flavor> Task<F> {
         self.publish();
     }
 
-    fn command(&mut self, command: Option<Command>) -> Result<(), Stop> {
-        let outcome = match command.ok_or(Stop)? {
-            Command::Subscribe(name) => {
-                let count = self.listener_subscriptions.entry(name.clone()).or_default();
-                *count += 1;
-                if *count > 1 {
-                    return Ok(());
-                }
-                self.state.subscribe_listener(&name, now())
-            }
-            Command::Unsubscribe(name) => {
-                match self.listener_subscriptions.get_mut(&name) {
-                    Some(count) if *count > 1 => {
-                        *count -= 1;
-                        return Ok(());
-                    }
-                    Some(_) => {
-                        self.listener_subscriptions.remove(&name);
-                    }
-                    None => return Ok(()),
-                }
-                self.state.unsubscribe_listener(&name, now())
-            }
+    /// Subscribes to the listeners the handles now want and unsubscribes
+    /// from those they no longer do.
+    fn changes(&mut self, changes: Changes) -> Result<(), Stop> {
+        let Changes::Listeners(listeners) = changes else {
+            return Err(Stop);
         };
-        self.apply(outcome);
-        self.publish();
+        let mut changed = false;
+        for (name, wanted) in listeners {
+            let outcome = if wanted && self.listeners.insert(name.clone()) {
+                self.state.subscribe_listener(&name, now())
+            } else if !wanted && self.listeners.remove(&name) {
+                self.state.unsubscribe_listener(&name, now())
+            } else {
+                continue;
+            };
+            self.apply(outcome);
+            changed = true;
+        }
+        if changed {
+            self.publish();
+        }
         Ok(())
     }
 
@@ -423,10 +431,9 @@ impl<F: Flavor> Task<F> {
     }
 
     fn send(&mut self, requests: Vec<F::Request>) {
-        if let Some(tx) = &self.requests {
+        if let Some(outbox) = &self.requests {
             for request in requests {
-                // A closed stream shows as its end on the response side.
-                let _ = tx.send(request);
+                outbox.push(request);
             }
         }
     }

@@ -8,17 +8,18 @@ use envoy_types::pb::envoy::service::discovery::v3::aggregated_discovery_service
 use envoy_types::pb::envoy::service::discovery::v3::{
     DeltaDiscoveryRequest, DeltaDiscoveryResponse, DiscoveryRequest, DiscoveryResponse,
 };
+use futures_util::Stream;
 use futures_util::future::BoxFuture;
-use tokio::sync::mpsc;
 use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
+use super::outbox::Merge;
 use super::{AdsState, DeltaAdsState, Outcome, ResourceType};
 
 /// One protocol variant's state machine and stream.
 pub(super) trait Flavor: Send + 'static {
     /// What the client sends.
-    type Request: Send + 'static;
+    type Request: Merge + Send + 'static;
     /// What the server sends.
     type Response: Send + 'static;
 
@@ -39,16 +40,8 @@ pub(super) trait Flavor: Send + 'static {
     /// Opens the stream on `channel`, sending what `outgoing` yields.
     fn open(
         channel: Channel,
-        outgoing: mpsc::UnboundedReceiver<Self::Request>,
+        outgoing: impl Stream<Item = Self::Request> + Send + 'static,
     ) -> BoxFuture<'static, Result<Streaming<Self::Response>, Status>>;
-}
-
-fn stream<T: Send + 'static>(
-    rx: mpsc::UnboundedReceiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send + 'static {
-    futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|request| (request, rx))
-    })
 }
 
 impl Flavor for AdsState {
@@ -81,11 +74,11 @@ impl Flavor for AdsState {
     }
     fn open(
         channel: Channel,
-        outgoing: mpsc::UnboundedReceiver<DiscoveryRequest>,
+        outgoing: impl Stream<Item = DiscoveryRequest> + Send + 'static,
     ) -> BoxFuture<'static, Result<Streaming<DiscoveryResponse>, Status>> {
         Box::pin(async move {
             let mut client = AggregatedDiscoveryServiceClient::new(channel);
-            let response = client.stream_aggregated_resources(stream(outgoing)).await?;
+            let response = client.stream_aggregated_resources(outgoing).await?;
             Ok(response.into_inner())
         })
     }
@@ -129,11 +122,11 @@ impl Flavor for DeltaAdsState {
     }
     fn open(
         channel: Channel,
-        outgoing: mpsc::UnboundedReceiver<DeltaDiscoveryRequest>,
+        outgoing: impl Stream<Item = DeltaDiscoveryRequest> + Send + 'static,
     ) -> BoxFuture<'static, Result<Streaming<DeltaDiscoveryResponse>, Status>> {
         Box::pin(async move {
             let mut client = AggregatedDiscoveryServiceClient::new(channel);
-            let response = client.delta_aggregated_resources(stream(outgoing)).await?;
+            let response = client.delta_aggregated_resources(outgoing).await?;
             Ok(response.into_inner())
         })
     }

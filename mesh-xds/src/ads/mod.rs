@@ -54,12 +54,14 @@ mod client;
 mod delta;
 mod flavor;
 mod node;
+mod outbox;
 mod snapshot;
 mod state;
 mod target;
 #[cfg(test)]
 mod tests;
 mod view;
+mod wanted;
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -72,12 +72,15 @@
 //! list with no supported policy (gRFC A52). Otherwise `lb_policy`:
 //! `ROUND_ROBIN` (the default), `LEAST_REQUEST` (always two choices),
 //! `RANDOM`, `RING_HASH` (`ring_hash_lb_config` sizes, 1024 to 8M, XX_HASH
-//! only) or `MAGLEV` (`maglev_lb_config.table_size`, 65,537).
+//! only; the client caps the ring it builds, as gRPC does) or `MAGLEV`
+//! (`maglev_lb_config.table_size`, 65,537 by default, a prime up to
+//! [`MAX_MAGLEV_TABLE_SIZE`]).
 
 pub(crate) mod ewma;
 mod lb;
 
 pub use ewma::PEAK_EWMA_TYPE_URL;
+pub use lb::MAX_MAGLEV_TABLE_SIZE;
 #[cfg(test)]
 mod tests;
 

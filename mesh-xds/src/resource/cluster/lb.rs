@@ -77,11 +77,25 @@ fn ring(
         })
 }
 
-/// A Maglev table, 65,537 entries unless set.
+/// The largest Maglev table a control plane may ask of the client: twice
+/// Envoy's default (a Mersenne prime). Each cluster holds its own table at
+/// 4 bytes a slot, rebuilt on every endpoint change; Envoy's own limit,
+/// 5,000,011, would let a control plane demand 20 MB per cluster.
+pub const MAX_MAGLEV_TABLE_SIZE: u64 = 131_071;
+
+/// A Maglev table, 65,537 entries unless set, at most
+/// [`MAX_MAGLEV_TABLE_SIZE`].
 fn maglev(size: Option<UInt64Value>, at: &At<'_>) -> Result<LoadBalancer, FieldError> {
-    Maglev::new(size.map_or(Maglev::default().table_size, |v| v.value))
+    let at = at.field("table_size");
+    let size = size.map_or(Maglev::default().table_size, |v| v.value);
+    if size > MAX_MAGLEV_TABLE_SIZE {
+        return Err(at.error(format_args!(
+            "maglev table size {size} is above the {MAX_MAGLEV_TABLE_SIZE} this client builds"
+        )));
+    }
+    Maglev::new(size)
         .map(LoadBalancer::Maglev)
-        .map_err(|e| at.field("table_size").error(e))
+        .map_err(|e| at.error(e))
 }
 
 fn typed(

@@ -234,6 +234,55 @@ fn consistent_hashing_balancers() {
             "Cluster {NAME:?}: maglev_lb_config.table_size: maglev table size 65536 is not a prime number"
         )
     );
+    // Envoy's largest table, 20 MB a cluster here: refused.
+    maglev.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+        table_size: u64v(Maglev::MAX_TABLE_SIZE),
+    }));
+    assert_eq!(
+        nack(&maglev),
+        format!(
+            "Cluster {NAME:?}: maglev_lb_config.table_size: maglev table size 5000011 is \
+             above the 131071 this client builds"
+        )
+    );
+    maglev.lb_config = Some(cluster::LbConfig::MaglevLbConfig(cluster::MaglevLbConfig {
+        table_size: u64v(super::lb::MAX_MAGLEV_TABLE_SIZE),
+    }));
+    assert_eq!(
+        convert(&maglev).policy.load_balancer,
+        LoadBalancer::Maglev(Maglev::new(131_071).unwrap())
+    );
+}
+
+#[test]
+fn ring_sizes_beyond_the_protocol_limit_are_refused_naming_the_field() {
+    let ring = |min: u64, max: u64| {
+        let mut c = eds();
+        c.lb_policy = cluster::LbPolicy::RingHash as i32;
+        c.lb_config = Some(cluster::LbConfig::RingHashLbConfig(
+            cluster::RingHashLbConfig {
+                minimum_ring_size: u64v(min),
+                maximum_ring_size: u64v(max),
+                hash_function: 0,
+            },
+        ));
+        c
+    };
+    let over = RingHash::MAX_RING_SIZE + 1;
+    assert_eq!(
+        nack(&ring(1024, over)),
+        format!(
+            "Cluster {NAME:?}: ring_hash_lb_config.maximum_ring_size: \
+             ring hash ring size 8388609 is out of range (1 to 8388608)"
+        )
+    );
+    assert_eq!(
+        nack(&ring(over, over)),
+        format!(
+            "Cluster {NAME:?}: ring_hash_lb_config.minimum_ring_size: \
+             ring hash ring size 8388609 is out of range (1 to 8388608)"
+        )
+    );
 }
 
 fn typed(any: envoy_types::pb::google::protobuf::Any) -> load_balancing_policy::Policy {
