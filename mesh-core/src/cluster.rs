@@ -54,6 +54,12 @@ pub enum Discovery {
     /// An endpoint set the resolver keeps by this name: an xDS cluster,
     /// whatever the source of its endpoints (EDS, its own list, DNS).
     Named(Arc<str>),
+    /// Nowhere, for the reason given: routes name the cluster, but it is
+    /// not defined (an xDS cluster the control plane deleted, or sent only
+    /// rejected copies of). Requests to it fail at once, as Envoy answers
+    /// a route to a cluster it does not know: nothing about how to reach
+    /// it, its security included, is known.
+    Missing(Arc<str>),
 }
 
 impl Cluster {
@@ -83,13 +89,22 @@ impl Cluster {
         }
     }
 
+    /// A cluster routes name whose definition is missing, for `reason`
+    /// ([`Discovery::Missing`]).
+    pub fn missing(name: &str, reason: &str) -> Self {
+        Self {
+            discovery: Discovery::Missing(reason.into()),
+            ..Self::named(name)
+        }
+    }
+
     /// The port of the service a request sent to `request_port` reaches:
     /// the cluster's own, else the request's; `None` for a named endpoint
     /// set, whose endpoints carry their ports.
     pub fn port_for(&self, request_port: u16) -> Option<u16> {
         match &self.discovery {
             Discovery::Service { port, .. } => Some(port.unwrap_or(request_port)),
-            Discovery::Named(_) => None,
+            Discovery::Named(_) | Discovery::Missing(_) => None,
         }
     }
 
@@ -125,6 +140,8 @@ impl Cluster {
                 Authority::new(host, port.unwrap_or(request_port)).map(ResolveTarget::Authority)
             }
             Discovery::Named(name) => Ok(ResolveTarget::Named(name.clone())),
+            // Never asked: requests to it fail before discovery.
+            Discovery::Missing(_) => Ok(ResolveTarget::Named(self.name.as_str().into())),
         }
     }
 

@@ -14,16 +14,19 @@
 //!   resolver knows by the cluster's name
 //!   ([`Discovery::Named`](mesh_core::Discovery::Named)); the
 //!   [`XdsResolve`](crate::XdsResolve) answers for it. A cluster not
-//!   received (yet, or at all) is defined with the policy xDS clusters
-//!   start from, so that its requests wait for it, or fail once it is known
-//!   not to exist, instead of the whole configuration failing.
+//!   received (yet, or at all) is defined as
+//!   [`Discovery::Missing`](mesh_core::Discovery::Missing), instead of the
+//!   whole configuration failing: its requests fail at once, for nothing
+//!   is known of how to reach it (its TLS included). A target is not
+//!   [`Ready`](TargetState::Ready) until the clusters its routes name have
+//!   arrived or are known to be unavailable, so its first requests wait
+//!   for them, as gRPC's do.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use mesh_core::policy::{LoadBalancer, RetryPolicy};
 use mesh_core::route::{ClusterName, FaultPolicy, RouteAction};
-use mesh_core::{Cluster, ClusterPolicy, ConfigError, MeshConfig, RouteError, RouteTable};
+use mesh_core::{Cluster, ConfigError, MeshConfig, RouteError, RouteTable};
 
 use crate::ads::{AdsView, ResourceType};
 use crate::resource::{FilterKind, RouteSource, XdsCluster, XdsListener};
@@ -46,9 +49,10 @@ pub enum TargetState {
 impl AdsView {
     /// The configuration requests are routed by, for `targets`: pairs of
     /// an authority as requests write it and the name of its listener
-    /// resource. A target whose table cannot take its listener's defaults
-    /// is left out, with a warning (conversion has checked all it could);
-    /// the tables and clusters otherwise always fit together.
+    /// resource. A target whose routes name a cluster still on its way is
+    /// left out (its requests wait), and so is one whose table cannot take
+    /// its listener's defaults, with a warning (conversion has checked all
+    /// it could); the tables and clusters otherwise always fit together.
     pub fn mesh_config<'a>(
         &self,
         targets: impl IntoIterator<Item = (&'a str, &'a str)>,
@@ -61,6 +65,9 @@ impl AdsView {
             let Some(table) = self.listener_table(l) else {
                 continue;
             };
+            if self.awaits_cluster(table) {
+                continue;
+            }
             match with_listener_defaults(l, table) {
                 Ok(table) => listeners.push((Arc::<str>::from(authority), table)),
                 Err(error) => {
@@ -74,10 +81,13 @@ impl AdsView {
             .into_iter()
             .map(|name| match self.clusters.get(name.as_str()) {
                 Some(c) => cluster(c),
-                None => Cluster {
-                    policy: default_policy(),
-                    ..Cluster::named(name.as_str())
-                },
+                None => {
+                    let reason = match self.unavailable(ResourceType::Cluster, name.as_str()) {
+                        Some(TargetState::DoesNotExist(r) | TargetState::Rejected(r)) => r,
+                        _ => format!("CDS resource {:?} has not arrived", name.as_str()),
+                    };
+                    Cluster::missing(name.as_str(), &reason)
+                }
             })
             .collect();
         MeshConfig::with_listeners(RouteTable::default(), listeners, clusters)
@@ -89,16 +99,30 @@ impl AdsView {
             Some(l) => l,
             None => return self.missing(ResourceType::Listener, listener),
         };
-        match &l.routes {
-            RouteSource::Inline(_) => TargetState::Ready,
-            RouteSource::Rds { route_config_name } => {
-                if self.route_configs.contains_key(route_config_name) {
-                    TargetState::Ready
-                } else {
+        let Some(table) = self.listener_table(l) else {
+            return match &l.routes {
+                RouteSource::Rds { route_config_name } => {
                     self.missing(ResourceType::RouteConfig, route_config_name)
                 }
-            }
+                RouteSource::Inline(_) => TargetState::Ready,
+            };
+        };
+        if self.awaits_cluster(table) {
+            TargetState::Pending
+        } else {
+            TargetState::Ready
         }
+    }
+
+    /// Whether `table` names a cluster on its way: the target routes once
+    /// it is here, or known not to come (its requests then fail).
+    fn awaits_cluster(&self, table: &RouteTable) -> bool {
+        table.clusters().any(|c| {
+            !self.clusters.contains_key(c.as_str())
+                && self
+                    .unavailable(ResourceType::Cluster, c.as_str())
+                    .is_none()
+        })
     }
 
     /// Why `name` of `kind` has no accepted copy, when the control plane
@@ -168,16 +192,5 @@ fn cluster(c: &XdsCluster) -> Cluster {
     Cluster {
         policy: c.policy.clone(),
         ..Cluster::named(c.name.as_str())
-    }
-}
-
-/// The policy xDS clusters start from: no retries and no timeout of their
-/// own (both are the routes'), balanced round robin.
-fn default_policy() -> ClusterPolicy {
-    ClusterPolicy {
-        retry: RetryPolicy::disabled(),
-        timeout: None,
-        load_balancer: LoadBalancer::RoundRobin,
-        ..ClusterPolicy::default()
     }
 }

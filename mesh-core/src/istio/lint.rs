@@ -24,7 +24,7 @@ fn tls_note(tls: &ClientTLSSettings) -> Option<&'static str> {
 }
 
 /// What is said of TLS the mesh's own clients do not dial.
-const TLS_NOT_DIALLED: &str = "mesh clients do not dial TLS yet (the control plane serves it to proxyless gRPC and Envoy); plain text here";
+const TLS_NOT_DIALLED: &str = "mesh clients do not dial TLS yet (the control plane serves it to proxyless gRPC and Envoy): their requests to these endpoints fail rather than go out in plain text";
 
 /// What is said of `tls` in a traffic policy or a port's.
 const TLS_IGNORED: &str =

@@ -26,7 +26,7 @@ pub use locality::{
 pub use outlier::OutlierDetection;
 pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};
 pub use retry::{Backoff, InvalidRetryOn, RetryBudget, RetryOn, RetryPolicy};
-pub use tls::{Pem, ServerTls, TlsFiles, TlsVersion, UpstreamTls};
+pub use tls::{Pem, ServerTls, TlsFiles, TlsMatch, TlsVersion, UpstreamTls};
 
 /// Every policy of one cluster.
 #[derive(Clone, Debug, PartialEq, Default)]
@@ -49,8 +49,45 @@ pub struct ClusterPolicy {
     pub connection: ConnectionPolicy,
     /// Local rate limit on all requests to the cluster. Default none.
     pub rate_limit: Option<LocalRateLimit>,
-    /// TLS towards the endpoints; `None`, the default, is plain text.
-    /// `MeshClient` does not dial TLS yet: the control plane writes it for
-    /// the xDS clients that do (proxyless gRPC, Envoy).
+    /// TLS towards the endpoints no entry of `tls_matches` matches;
+    /// `None`, the default, is plain text. `MeshClient` does not dial TLS
+    /// yet: its requests to an endpoint that must get TLS fail, never going
+    /// out in plain text. The control plane writes it for the xDS clients
+    /// that do (proxyless gRPC, Envoy).
     pub tls: Option<UpstreamTls>,
+    /// TLS chosen by endpoint labels, the first match winning, before
+    /// `tls` applies (Envoy's `transport_socket_matches`). Default none.
+    pub tls_matches: Vec<TlsMatch>,
+}
+
+impl ClusterPolicy {
+    /// The TLS an endpoint with `labels` must be reached with: the first
+    /// of [`tls_matches`](Self::tls_matches) that matches, else
+    /// [`tls`](Self::tls); `None` for plain text.
+    ///
+    /// ```
+    /// use mesh_core::policy::{ClusterPolicy, TlsMatch, UpstreamTls};
+    /// let policy = ClusterPolicy {
+    ///     tls_matches: vec![
+    ///         TlsMatch {
+    ///             name: "tlsMode-istio".into(),
+    ///             criteria: [("tlsMode".into(), "istio".into())].into(),
+    ///             tls: Some(UpstreamTls::default()),
+    ///         },
+    ///         TlsMatch { name: "tlsMode-disabled".into(), ..TlsMatch::default() },
+    ///     ],
+    ///     ..ClusterPolicy::default()
+    /// };
+    /// assert!(policy.tls_for(&[("tlsMode".into(), "istio".into())].into()).is_some());
+    /// assert!(policy.tls_for(&Default::default()).is_none());
+    /// ```
+    pub fn tls_for(
+        &self,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<&UpstreamTls> {
+        match self.tls_matches.iter().find(|m| m.matches(labels)) {
+            Some(m) => m.tls.as_ref(),
+            None => self.tls.as_ref(),
+        }
+    }
 }

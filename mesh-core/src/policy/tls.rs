@@ -1,6 +1,8 @@
 //! How a cluster's connections are secured: Istio's DestinationRule `tls`
 //! (`ISTIO_MUTUAL` with the mesh's identities; `SIMPLE` and `MUTUAL` with
-//! files of the client's own).
+//! files of the client's own), whole or chosen per endpoint by its labels.
+
+use std::collections::BTreeMap;
 
 /// TLS towards a cluster's endpoints. With [`files`](Self::files) unset it
 /// is mutual TLS with the mesh's own identities (Istio's `ISTIO_MUTUAL`):
@@ -19,6 +21,27 @@ pub struct UpstreamTls {
     /// The client's own files (Istio's `SIMPLE` and `MUTUAL`), instead of
     /// the mesh's identities.
     pub files: Option<TlsFiles>,
+}
+
+/// TLS for the endpoints whose labels carry `criteria` (Envoy's
+/// `transport_socket_matches`): how Istio's auto mTLS gives endpoints with
+/// a sidecar (`tlsMode: istio`) mutual TLS and others plain text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsMatch {
+    /// Its name, e.g. `tlsMode-istio`.
+    pub name: String,
+    /// The labels an endpoint must carry, all of them; none matches every
+    /// endpoint.
+    pub criteria: BTreeMap<String, String>,
+    /// The TLS of those endpoints; `None` for plain text.
+    pub tls: Option<UpstreamTls>,
+}
+
+impl TlsMatch {
+    /// Whether an endpoint with `labels` is matched.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.criteria.iter().all(|(k, v)| labels.get(k) == Some(v))
+    }
 }
 
 /// Certificate files a DestinationRule names for `SIMPLE` or `MUTUAL` TLS.

@@ -238,6 +238,7 @@ impl<C> MeshClientBuilder<C> {
                 config,
                 routing: AtomicBool::new(routing),
                 ring_size_cap: self.ring_size_cap,
+                tls_refusals: Default::default(),
                 update: Default::default(),
                 routed,
                 #[cfg(feature = "xds")]

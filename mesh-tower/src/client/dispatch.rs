@@ -7,7 +7,7 @@ use std::sync::Weak;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use mesh_core::Authority;
+use mesh_core::{Authority, Discovery};
 use tower::Service;
 
 use super::subset::subset;
@@ -70,6 +70,17 @@ where
     }
 }
 
+/// A route named a cluster the configuration does not define (an xDS
+/// cluster the control plane deleted or rejected); nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cluster {cluster} is not defined: {reason}; nothing was sent")]
+pub struct UndefinedCluster {
+    /// The cluster.
+    pub cluster: String,
+    /// Why.
+    pub reason: String,
+}
+
 impl<B> MeshClient<B>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
@@ -83,10 +94,17 @@ where
         name: &mesh_core::route::ClusterName,
         decision: &RouteDecision,
     ) -> Result<super::ClusterService<B>, BoxError> {
+        let undefined = |reason: &str| UndefinedCluster {
+            cluster: name.to_string(),
+            reason: reason.to_owned(),
+        };
         let cluster = decision
             .config()
             .cluster(name)
-            .ok_or_else(|| format!("cluster {name:?} is not defined"))?;
+            .ok_or_else(|| undefined("the configuration has no such cluster"))?;
+        if let Discovery::Missing(reason) = &cluster.discovery {
+            return Err(undefined(reason).into());
+        }
         let request_port = decision.target().port();
         let key = ClusterKey::Named(name.clone(), cluster.port_for(request_port));
         // The common case: built already, with nothing to parse or allocate.
@@ -100,7 +118,7 @@ where
             let current = self.shared.config.load();
             let cluster = current.cluster(name).unwrap_or(cluster);
             let resolution = subset(self.shared.resolve.resolve_target(&target), cluster);
-            self.build_cluster(resolution, cluster.policy_for(request_port))
+            self.build_cluster(name.as_str(), resolution, cluster.policy_for(request_port))
         }))
     }
 }

@@ -72,6 +72,7 @@ use tower::{Layer, Service, ServiceBuilder};
 pub use builder::MeshClientBuilder;
 use cache::{CacheLimits, ClusterCache};
 pub use channel::{InvalidTarget, MeshChannel};
+pub use dispatch::UndefinedCluster;
 use future::ClusterFuture;
 pub use future::ResponseFuture;
 #[cfg(feature = "xds")]
@@ -79,6 +80,7 @@ pub use xds::{TARGET_WAIT, XdsTargetError};
 
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreakerLayer, Limits};
+use crate::endpoint::{TlsRefusals, TlsRequired};
 use crate::fault::Fault;
 use crate::mirror::Mirror;
 use crate::outlier::{OutlierDetector, OutlierLayer};
@@ -167,6 +169,8 @@ struct Shared<B> {
     routing: AtomicBool,
     /// The most entries a ring-hash balancer builds.
     ring_size_cap: u64,
+    /// Requests refused for want of TLS, by cluster.
+    tls_refusals: TlsRefusals,
     /// Held while the configuration is replaced.
     update: std::sync::Mutex<()>,
     routed: RoutedService<B>,
@@ -190,6 +194,13 @@ impl<B> MeshClient<B> {
         return self.shared.xds.is_some();
         #[cfg(not(feature = "xds"))]
         false
+    }
+
+    /// How many requests each cluster refused because its endpoints need
+    /// TLS, which this client does not dial yet (they are never sent in
+    /// plain text; the first of each cluster is logged).
+    pub fn tls_refusals(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.tls_refusals.counts()
     }
 
     /// The configuration requests are routed by.
@@ -227,18 +238,35 @@ where
         self.shared.clusters.get_or_build(&key, || {
             let policy = self.shared.policies.get(target);
             let policy = policy.unwrap_or(&self.shared.default_policy);
-            self.build_cluster(self.shared.resolve.resolve(target), policy)
+            self.build_cluster(
+                &target.to_string(),
+                self.shared.resolve.resolve(target),
+                policy,
+            )
         })
     }
 
-    fn build_cluster(&self, resolution: Resolution, policy: &ClusterPolicy) -> ClusterService<B> {
+    /// The stack of the cluster `name`: its endpoints from `resolution`,
+    /// each reached as `policy` says; one that needs TLS refuses its
+    /// requests ([`TlsRequired`]).
+    fn build_cluster(
+        &self,
+        name: &str,
+        resolution: Resolution,
+        policy: &ClusterPolicy,
+    ) -> ClusterService<B> {
         let detector = OutlierDetector::new(policy.outlier);
         let new_endpoint = {
             let detector = detector.clone();
             let make = self.shared.new_endpoint.clone();
             let policy = policy.clone();
+            let refusing = TlsRequired::new(name, &self.shared.tls_refusals);
             move |endpoint: Endpoint| {
-                OutlierLayer::new(detector.clone(), endpoint.addr).layer(make(&endpoint, &policy))
+                let service = match policy.tls_for(&endpoint.labels) {
+                    Some(_) => BoxCloneSyncService::new(refusing.clone()),
+                    None => make(&endpoint, &policy),
+                };
+                OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)
             }
         };
         let balance = Balance::new(

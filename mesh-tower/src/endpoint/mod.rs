@@ -8,12 +8,17 @@
 //! [`TcpConnector`] without touching the pool. The default connector sets
 //! `TCP_NODELAY` and a connect timeout.
 //!
+//! TLS is not dialled yet: an `https` request, or one to an endpoint its
+//! cluster says needs TLS ([`TlsRequired`]), fails with [`TlsUnavailable`]
+//! and is never sent in plain text.
+//!
 //! Failures are returned as [`UpstreamError`]s classified as connect
 //! failure, reset, refused stream or local error, which the retry and
 //! outlier layers decide from. Each response carries the endpoint that
 //! sent it as an [`UpstreamHost`] extension (Envoy's `%UPSTREAM_HOST%`).
 
 mod connect;
+mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -29,6 +34,7 @@ use mesh_core::{FailureKind, UpstreamError};
 use tower::Service;
 
 pub use connect::{AddrConnector, ConnectTimeout, TcpConnector};
+pub use tls::{TlsRefusals, TlsRequired, TlsUnavailable};
 
 use crate::BoxError;
 
@@ -116,6 +122,13 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+            let authority = req.uri().authority().map(ToString::to_string);
+            let error = TlsUnavailable::Target {
+                authority: authority.unwrap_or_default(),
+            };
+            return Box::pin(std::future::ready(Err(error.into())));
+        }
         let http2 = match self.protocol {
             Protocol::UseClientProtocol => req.version() == http::Version::HTTP_2,
             Protocol::Http1 => false,

@@ -1,6 +1,7 @@
 //! CDS: a `Cluster` into an [`XdsCluster`]: the mesh's [`ClusterPolicy`]
-//! for it, where its endpoints come from ([`Discovery`]), and which
-//! transport socket it asks for.
+//! for it, where its endpoints come from ([`Discovery`]), and the TLS its
+//! transport sockets ask for (a socket that is neither TLS nor plain text
+//! is a NACK).
 //!
 //! ```
 //! use envoy_types::pb::envoy::config::cluster::v3::{cluster, Cluster};
@@ -84,7 +85,6 @@ pub use lb::MAX_MAGLEV_TABLE_SIZE;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
@@ -100,7 +100,7 @@ use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_optio
 use envoy_types::pb::google::protobuf::UInt32Value;
 use mesh_core::policy::{
     CircuitBreakers, ClusterPolicy, ConnectionPolicy, LocalityLb, OutlierDetection, Protocol,
-    RetryPolicy,
+    RetryPolicy, TlsMatch,
 };
 use mesh_core::route::ClusterName;
 use prost::Name;
@@ -116,14 +116,10 @@ pub struct XdsCluster {
     pub name: ClusterName,
     /// Where its endpoints come from.
     pub discovery: Discovery,
-    /// How it is balanced, limited and connected to.
+    /// How it is balanced, limited and connected to, and secured: its
+    /// `transport_socket` is the policy's `tls`, its
+    /// `transport_socket_matches` the policy's `tls_matches`.
     pub policy: ClusterPolicy,
-    /// The transport socket for every endpoint, unless a match below
-    /// applies: `None` for plain TCP.
-    pub transport_socket: Option<TransportSocket>,
-    /// Transport sockets chosen by endpoint labels (Istio: `tlsMode: istio`
-    /// for mTLS, anything else plain text), in order.
-    pub transport_socket_matches: Vec<TransportSocketMatch>,
 }
 
 /// Where a cluster's endpoints come from.
@@ -143,38 +139,6 @@ pub enum Discovery {
         /// The port.
         port: u16,
     },
-}
-
-/// A transport socket as the cluster names it. Only recorded for now: the
-/// mTLS work reads the TLS context from the cluster again.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransportSocket {
-    /// Its name, e.g. `envoy.transport_sockets.tls`.
-    pub name: String,
-    /// The type URL of its configuration, e.g.
-    /// `type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext`.
-    pub type_url: Option<String>,
-}
-
-impl TransportSocket {
-    /// Whether it is Envoy's upstream TLS.
-    pub fn is_tls(&self) -> bool {
-        match &self.type_url {
-            Some(url) => url.ends_with(UpstreamTlsContext::full_name().as_str()),
-            None => self.name == "envoy.transport_sockets.tls",
-        }
-    }
-}
-
-/// A transport socket for the endpoints whose labels carry `criteria`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TransportSocketMatch {
-    /// Its name, e.g. `tlsMode-istio`.
-    pub name: String,
-    /// The labels an endpoint must carry, e.g. `tlsMode: istio`.
-    pub criteria: BTreeMap<String, String>,
-    /// The socket; `None` for plain TCP.
-    pub socket: Option<TransportSocket>,
 }
 
 impl TryFrom<&cds::Cluster> for XdsCluster {
@@ -216,26 +180,33 @@ fn convert(c: &cds::Cluster) -> Result<XdsCluster, FieldError> {
         },
         rate_limit: None,
         tls: upstream_tls(c.transport_socket.as_ref(), &at.field("transport_socket"))?,
+        tls_matches: tls_matches(c, &at.field("transport_socket_matches"))?,
     };
     Ok(XdsCluster {
         name: ClusterName::new(c.name.as_str()),
         discovery: discovery(c, &at)?,
         policy,
-        transport_socket: c.transport_socket.as_ref().map(socket),
-        transport_socket_matches: c
-            .transport_socket_matches
-            .iter()
-            .map(|m| TransportSocketMatch {
+    })
+}
+
+/// Transport sockets chosen by endpoint labels, in order.
+fn tls_matches(c: &cds::Cluster, at: &At<'_>) -> Result<Vec<TlsMatch>, FieldError> {
+    c.transport_socket_matches
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let at = at.index(i);
+            Ok(TlsMatch {
                 name: m.name.clone(),
                 criteria: m
                     .r#match
                     .as_ref()
                     .map(proto::string_fields)
                     .unwrap_or_default(),
-                socket: m.transport_socket.as_ref().map(socket),
+                tls: upstream_tls(m.transport_socket.as_ref(), &at.field("transport_socket"))?,
             })
-            .collect(),
-    })
+        })
+        .collect()
 }
 
 fn discovery(c: &cds::Cluster, at: &At<'_>) -> Result<Discovery, FieldError> {
@@ -407,15 +378,40 @@ fn protocol(c: &cds::Cluster, at: &At<'_>) -> Result<Protocol, FieldError> {
     Ok(Protocol::UseClientProtocol)
 }
 
-/// The mutual TLS of a cluster's TLS transport socket; `None` for plain
-/// text.
+/// Envoy's plain-text transport socket, and its configuration's type.
+const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
+const RAW_BUFFER_TYPE: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
+
+/// The TLS of a transport socket: `None` for none or plain text
+/// (`raw_buffer`). Any other socket is refused: what it asks of the
+/// connection cannot be done, so it must not be dialled in plain text.
 fn upstream_tls(
     s: Option<&ProtoSocket>,
     at: &At<'_>,
 ) -> Result<Option<mesh_core::policy::UpstreamTls>, FieldError> {
-    let Some(s) = s.filter(|s| socket(s).is_tls()) else {
+    let Some(s) = s else {
         return Ok(None);
     };
+    let type_name = s
+        .config_type
+        .as_ref()
+        .map(|ConfigType::TypedConfig(any)| any.type_url.rsplit('/').next().unwrap_or_default());
+    let tls_type = UpstreamTlsContext::full_name();
+    let is = |name: &str, type_url: &str| match type_name {
+        Some(t) => t == type_url,
+        None => s.name == name,
+    };
+    if is(RAW_BUFFER_SOCKET, RAW_BUFFER_TYPE) {
+        return Ok(None);
+    }
+    if !is(crate::translate::TLS_SOCKET, &tls_type) {
+        let what = type_name.unwrap_or(&s.name);
+        let reason = format!(
+            "transport socket {what:?} is not supported: only TLS (UpstreamTlsContext) \
+             or raw_buffer, so a connection is never made without what it asks for"
+        );
+        return Err(at.error(reason));
+    }
     let context = match &s.config_type {
         Some(ConfigType::TypedConfig(any)) => {
             proto::unpack::<UpstreamTlsContext>(any, &at.field("typed_config"))?
@@ -423,14 +419,4 @@ fn upstream_tls(
         None => UpstreamTlsContext::default(),
     };
     Ok(Some(crate::translate::upstream_tls(&context)))
-}
-
-fn socket(s: &ProtoSocket) -> TransportSocket {
-    TransportSocket {
-        name: s.name.clone(),
-        type_url: s
-            .config_type
-            .as_ref()
-            .map(|ConfigType::TypedConfig(any)| any.type_url.clone()),
-    }
 }

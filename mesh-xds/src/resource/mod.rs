@@ -26,7 +26,7 @@ pub mod listener;
 pub(crate) mod proto;
 pub mod route;
 
-pub use cluster::{Discovery, TransportSocket, TransportSocketMatch, XdsCluster};
+pub use cluster::{Discovery, XdsCluster};
 pub use endpoint::XdsLoadAssignment;
 pub use error::{Ignored, ResourceError};
 pub use listener::{FilterKind, HttpFilter, PackedConfig, RouteSource, XdsListener};

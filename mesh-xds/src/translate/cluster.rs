@@ -128,6 +128,13 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
              idle_timeout, max_idle_per_endpoint and tcp_nodelay must be the defaults",
         ));
     }
+    if !p.tls_matches.is_empty() {
+        return Err(Refused::new(
+            "policy.tls_matches",
+            "proxyless gRPC clients refuse a cluster with transport_socket_matches; \
+             give the cluster one TLS setting",
+        ));
+    }
     if p.connection.connect_timeout.is_zero() {
         return Err(Refused::new(
             "policy.connection.connect_timeout",

@@ -32,6 +32,7 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod tls;
+pub(crate) use tls::TLS_SOCKET;
 
 use std::time::Duration;
 

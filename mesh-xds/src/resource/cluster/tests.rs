@@ -1,6 +1,7 @@
 //! Clusters as istiod writes them, each balancer, each discovery type, and
 //! every NACK naming its field.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::{
@@ -158,17 +159,50 @@ fn istio_destination_rule_policies_map() {
     assert_eq!(p.retry.num_retries, 0, "retries are the routes'");
     assert_eq!(p.timeout, None);
 
-    assert_eq!(c.transport_socket, None);
-    let [istio, disabled] = c.transport_socket_matches.as_slice() else {
+    assert_eq!(p.tls, None);
+    let [istio, disabled] = p.tls_matches.as_slice() else {
         panic!("two matches");
     };
+    assert_eq!(istio.name, "tlsMode-istio");
     assert_eq!(
         istio.criteria.get("tlsMode").map(String::as_str),
         Some("istio")
     );
-    assert!(istio.socket.as_ref().is_some_and(TransportSocket::is_tls));
+    assert!(istio.tls.is_some());
     assert!(disabled.criteria.is_empty());
-    assert!(!disabled.socket.as_ref().unwrap().is_tls());
+    assert_eq!(disabled.tls, None, "raw_buffer is plain text");
+    let sidecar: BTreeMap<String, String> = [("tlsMode".into(), "istio".into())].into();
+    assert!(p.tls_for(&sidecar).is_some());
+    assert!(p.tls_for(&BTreeMap::new()).is_none());
+}
+
+#[test]
+fn a_transport_socket_that_is_neither_tls_nor_plain_text_is_refused() {
+    let alts = ProtoSocket {
+        name: "envoy.transport_sockets.alts".into(),
+        config_type: None,
+    };
+    let c = Cluster {
+        transport_socket: Some(alts.clone()),
+        ..eds()
+    };
+    assert_eq!(
+        nack(&c),
+        format!(
+            "Cluster {NAME:?}: transport_socket: transport socket \"envoy.transport_sockets.alts\" \
+             is not supported: only TLS (UpstreamTlsContext) or raw_buffer, so a connection is \
+             never made without what it asks for"
+        )
+    );
+    let mut c = istio_reviews_v1();
+    c.transport_socket_matches[1].transport_socket = Some(alts);
+    assert!(
+        nack(&c).starts_with(&format!(
+            "Cluster {NAME:?}: transport_socket_matches[1].transport_socket: transport socket"
+        )),
+        "{}",
+        nack(&c)
+    );
 }
 
 #[test]
@@ -201,7 +235,7 @@ fn defaults_when_nothing_is_set() {
     );
     assert_eq!(p.connection.connect_timeout, Duration::from_secs(5));
     assert_eq!(p.connection.protocol, Protocol::UseClientProtocol);
-    assert!(c.transport_socket.unwrap().is_tls());
+    assert!(p.tls.is_some());
 }
 
 #[test]

@@ -160,6 +160,10 @@ fn what_a_cluster_cannot_say_is_refused_by_field() {
         "policy.connection"
     );
     assert_eq!(
+        refused(&|c| c.policy.tls_matches = vec![Default::default()]),
+        "policy.tls_matches"
+    );
+    assert_eq!(
         refused(&|c| c.policy.outlier.consecutive_5xx = Some(0)),
         "policy.outlier.consecutive_5xx"
     );

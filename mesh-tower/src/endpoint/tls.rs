@@ -1,0 +1,139 @@
+//! Failing closed where TLS is asked for: this client does not dial TLS
+//! yet, and a request that should travel encrypted must fail with the
+//! reason rather than go out in plain text (as gRPC's xDS client fails a
+//! cluster whose security it cannot set up).
+//!
+//! - An endpoint its cluster says must be reached over TLS (a
+//!   DestinationRule's `ISTIO_MUTUAL`, `SIMPLE` or `MUTUAL`; an xDS
+//!   `UpstreamTlsContext`, whole or by `transport_socket_matches`) gets a
+//!   [`TlsRequired`] service instead of connections: every request fails
+//!   with [`TlsUnavailable::Cluster`], is counted per cluster in
+//!   [`TlsRefusals`], and the first of each cluster is logged.
+//! - An `https://` request is refused by [`HttpEndpoint`](super::HttpEndpoint)
+//!   with [`TlsUnavailable::Target`] before any connection is made.
+
+use std::collections::BTreeMap;
+use std::future::{Ready, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use tower::Service;
+
+use crate::BoxError;
+
+/// A request that needed TLS this client cannot give it; nothing was sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TlsUnavailable {
+    /// The cluster's policy asks for TLS to the endpoint.
+    #[error(
+        "cluster {cluster}: TLS required, and this client does not dial TLS yet; \
+         the request is not sent in plain text"
+    )]
+    Cluster {
+        /// The cluster.
+        cluster: String,
+    },
+    /// The request's scheme is `https`.
+    #[error(
+        "https://{authority}: TLS to this target is not configured; \
+         the request is not sent in plain text"
+    )]
+    Target {
+        /// The request's authority.
+        authority: String,
+    },
+}
+
+/// How many requests each cluster refused for want of TLS. Clones share
+/// the counts.
+#[derive(Clone, Debug, Default)]
+pub struct TlsRefusals {
+    counts: Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
+}
+
+impl TlsRefusals {
+    /// The counter of `cluster`, made on first use.
+    fn counter(&self, cluster: &str) -> Arc<AtomicU64> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.entry(cluster.to_owned()).or_default().clone()
+    }
+
+    /// Refused requests by cluster, for the clusters that refused any.
+    pub fn counts(&self) -> BTreeMap<String, u64> {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts
+            .iter()
+            .map(|(cluster, n)| (cluster.clone(), n.load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// The service of an endpoint that must be reached over TLS: refuses
+/// every request.
+#[derive(Clone, Debug)]
+pub struct TlsRequired {
+    cluster: Arc<str>,
+    refused: Arc<AtomicU64>,
+}
+
+impl TlsRequired {
+    /// Refuses the requests of `cluster`, counted in `refusals`.
+    pub fn new(cluster: &str, refusals: &TlsRefusals) -> Self {
+        Self {
+            cluster: cluster.into(),
+            refused: refusals.counter(cluster),
+        }
+    }
+}
+
+impl<B> Service<http::Request<B>> for TlsRequired {
+    type Response = http::Response<Incoming>;
+    type Error = BoxError;
+    type Future = Ready<Result<http::Response<Incoming>, BoxError>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<B>) -> Self::Future {
+        let error = TlsUnavailable::Cluster {
+            cluster: self.cluster.to_string(),
+        };
+        if self.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+            tracing::warn!(cluster = %self.cluster, %error, "refusing requests that need TLS");
+        }
+        ready(Err(error.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn every_request_is_refused_and_counted_by_cluster() {
+        let refusals = TlsRefusals::default();
+        let a = TlsRequired::new("outbound|9080||reviews", &refusals);
+        // A second stack of the same cluster (rebuilt on a new config)
+        // shares its count.
+        let a_again = TlsRequired::new("outbound|9080||reviews", &refusals);
+        for service in [a.clone(), a, a_again] {
+            let err = service.oneshot(http::Request::new(())).await.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "cluster outbound|9080||reviews: TLS required, and this client does not \
+                 dial TLS yet; the request is not sent in plain text"
+            );
+        }
+        let _unused = TlsRequired::new("ratings", &refusals);
+        assert_eq!(
+            refusals.counts(),
+            [("outbound|9080||reviews".to_owned(), 3)].into()
+        );
+    }
+}
