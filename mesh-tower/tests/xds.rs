@@ -339,6 +339,56 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
     assert!(again.contains("rejected"), "{again}");
 }
 
+/// The idle timeout runs on paused time; the exchanges with the control
+/// plane around it on the real clock, so that no timer of theirs fires
+/// while a response is on its way.
+#[tokio::test]
+async fn an_unused_target_is_unsubscribed_and_asked_for_again() {
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[]);
+    let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
+        .xds(ads_client(&server, Protocol::StateOfTheWorld))
+        .cluster_idle_timeout(Duration::from_secs(60))
+        .build();
+    let uri = format!("http://{REVIEWS}/");
+    let lds_names = || {
+        let requests = server.requests();
+        let last = requests.iter().rev().find(|r| r.type_url == LDS.type_url());
+        last.map(|r| r.names.clone()).unwrap_or_default()
+    };
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+    assert_eq!(lds_names(), [REVIEWS]);
+
+    // Used within the timeout: kept.
+    tokio::time::pause();
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(lds_names(), [REVIEWS]);
+    assert!(client.config().listener(REVIEWS).is_some());
+
+    // Unused for the timeout (and at most a quarter more): unsubscribed,
+    // and out of the configuration.
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    tokio::time::resume();
+    server
+        .wait_for_request(|r| r.type_url == LDS.type_url() && r.names.is_empty())
+        .await;
+    let config = tokio::time::timeout(WAIT, async {
+        while client.config().listener(REVIEWS).is_some() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(config.is_ok(), "the target is still configured");
+    assert!(client.config().clusters().next().is_none());
+
+    // The next request asks again, and is served.
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+    assert_eq!(lds_names(), [REVIEWS]);
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_target_the_server_never_sends_does_not_exist_after_15s() {
     let server = AdsServer::start().await;

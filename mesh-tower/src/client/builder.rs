@@ -203,7 +203,7 @@ impl<C> MeshClientBuilder<C> {
                     Arc::new(mesh_xds::XdsResolve::new(&ads, self.resolve));
                 (
                     resolve,
-                    Some(super::xds::Xds::new(ads)),
+                    Some(super::xds::Xds::new(ads, self.cache)),
                     Some(MeshConfig::default()),
                 )
             }

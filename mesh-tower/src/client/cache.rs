@@ -1,7 +1,10 @@
-//! The client's cluster stacks by target: read without locks, built on first
-//! use, and evicted when idle or when there are too many, so requests to an
-//! unbounded set of authorities cannot grow the client without bound.
+//! The client's cluster stacks by target (and its xDS targets' listeners):
+//! read without locks, built on first use, and evicted when idle or when
+//! there are too many, so requests to an unbounded set of authorities
+//! cannot grow the client without bound. What is evicted is handed back
+//! where the owner must undo something for it (an xDS subscription).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -74,8 +77,12 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
         self.epoch.elapsed().as_secs()
     }
 
-    /// The service of `target`, if it has been built.
-    pub(super) fn get(&self, target: &K) -> Option<S> {
+    /// The service of `target`, if it has been built; marks it used.
+    pub(super) fn get<Q>(&self, target: &Q) -> Option<S>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let clusters = self.clusters.load();
         let e = clusters.get(target)?;
         e.touch(self.now());
@@ -84,29 +91,40 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
 
     /// The service of `target`, built with `build` on first use.
     pub(super) fn get_or_build(&self, target: &K, build: impl FnOnce() -> S) -> S {
+        self.get_or_build_evicting(target, build).0
+    }
+
+    /// [`get_or_build`](Self::get_or_build), and what making room for a
+    /// new entry evicted: the idle, then the least recently used beyond
+    /// the cap.
+    pub(super) fn get_or_build_evicting(
+        &self,
+        target: &K,
+        build: impl FnOnce() -> S,
+    ) -> (S, Vec<(K, S)>) {
         if let Some(service) = self.get(target) {
-            return service;
+            return (service, Vec::new());
         }
         let now = self.now();
         let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.clusters.load();
         if let Some(e) = current.get(target) {
             e.touch(now);
-            return e.service.clone();
+            return (e.service.clone(), Vec::new());
         }
         let idle = self.limits.idle_timeout.as_secs();
-        let mut next: HashMap<_, _> = current
+        let (kept, mut evicted): (Vec<_>, Vec<_>) = current
             .iter()
-            .filter(|(_, e)| now.saturating_sub(e.last_used()) < idle)
             .map(|(k, e)| (k.clone(), e.clone()))
-            .collect();
+            .partition(|(_, e)| now.saturating_sub(e.last_used()) < idle);
+        let mut next: HashMap<_, _> = kept.into_iter().collect();
         while next.len() >= self.limits.max_clusters {
             let oldest = next
                 .iter()
                 .min_by_key(|(_, e)| e.last_used())
                 .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => next.remove(&k),
+            match oldest.and_then(|k| next.remove_entry(&k)) {
+                Some(gone) => evicted.push(gone),
                 None => break,
             };
         }
@@ -117,12 +135,53 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
         };
         next.insert(target.clone(), Arc::new(entry));
         self.clusters.store(Arc::new(next));
-        service
+        (service, services(evicted))
+    }
+
+    /// Removes the entries unused for the idle timeout, and returns them.
+    pub(super) fn take_idle(&self) -> Vec<(K, S)> {
+        let now = self.now();
+        let idle = self.limits.idle_timeout.as_secs();
+        self.take(|_, e| now.saturating_sub(e.last_used()) >= idle)
+    }
+
+    /// Removes `target`, and returns its service if it had one.
+    pub(super) fn remove(&self, target: &K) -> Option<S> {
+        self.take(|k, _| k == target).pop().map(|(_, s)| s)
     }
 
     /// The targets with a cluster now.
     pub(super) fn targets(&self) -> Vec<K> {
         self.clusters.load().keys().cloned().collect()
+    }
+
+    /// Every target with its service.
+    pub(super) fn entries(&self) -> Vec<(K, S)> {
+        let clusters = self.clusters.load();
+        clusters
+            .iter()
+            .map(|(k, e)| (k.clone(), e.service.clone()))
+            .collect()
+    }
+
+    /// How long an entry may go unused.
+    pub(super) fn idle_timeout(&self) -> Duration {
+        self.limits.idle_timeout
+    }
+
+    /// Removes the entries `gone` picks, and returns them.
+    fn take(&self, mut gone: impl FnMut(&K, &Entry<S>) -> bool) -> Vec<(K, S)> {
+        let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
+        let current = self.clusters.load();
+        if !current.iter().any(|(k, e)| gone(k, e)) {
+            return Vec::new();
+        }
+        let (taken, kept): (Vec<_>, Vec<_>) = current
+            .iter()
+            .map(|(k, e)| (k.clone(), e.clone()))
+            .partition(|(k, e)| gone(k, e));
+        self.clusters.store(Arc::new(kept.into_iter().collect()));
+        services(taken)
     }
 
     /// Drops the clusters whose key fails `keep`.
@@ -139,6 +198,13 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
             .collect();
         self.clusters.store(Arc::new(next));
     }
+}
+
+fn services<K, S: Clone>(entries: Vec<(K, Arc<Entry<S>>)>) -> Vec<(K, S)> {
+    entries
+        .into_iter()
+        .map(|(k, e)| (k, e.service.clone()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -196,5 +262,23 @@ mod tests {
         assert!(c.targets().contains(&t(99)));
         c.retain(|k| *k != t(99));
         assert!(!c.targets().contains(&t(99)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_goes_is_handed_back() {
+        let c = cache(60, 2);
+        c.get_or_build(&t(1), || 1);
+        c.get_or_build(&t(2), || 2);
+        // Beyond the cap: the least recently used goes.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        c.get(&t(2));
+        assert_eq!(c.get_or_build_evicting(&t(3), || 3).1, [(t(1), 1)]);
+        tokio::time::advance(Duration::from_secs(60)).await;
+        c.get(&t(3));
+        assert_eq!(c.take_idle(), [(t(2), 2)]);
+        assert!(c.take_idle().is_empty());
+        assert_eq!(c.remove(&t(3)), Some(3));
+        assert_eq!(c.remove(&t(3)), None);
+        assert!(c.entries().is_empty());
     }
 }

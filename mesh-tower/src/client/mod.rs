@@ -302,9 +302,9 @@ where
         &self,
         req: &http::Request<B>,
     ) -> Option<impl FnOnce(http::Request<B>) -> ResponseFuture<B> + use<B>> {
-        self.shared.xds.as_ref()?;
+        let xds = self.shared.xds.as_ref()?;
         let target = req.uri().authority()?.as_str();
-        if self.shared.config.has_listener(target) {
+        if xds.touch(target) && self.shared.config.has_listener(target) {
             return None;
         }
         let target = target.to_owned();

@@ -11,6 +11,12 @@
 //!   while the control plane cannot be reached (gRPC fails such calls).
 //!   Such a target is unsubscribed, and asked for again by the next
 //!   request to it.
+//! - A target unused for the cluster idle timeout
+//!   ([`MeshClientBuilder::cluster_idle_timeout`](super::MeshClientBuilder::cluster_idle_timeout),
+//!   5 minutes by default) is unsubscribed and left out of the
+//!   configuration, within a quarter of the timeout more; so is the least
+//!   recently used beyond [`max_clusters`](super::MeshClientBuilder::max_clusters).
+//!   The next request to it subscribes again and waits, as the first did.
 //! - After each update of the ADS client a task rebuilds the
 //!   configuration of every target ([`AdsView::mesh_config`]) and swaps it
 //!   in with [`MeshClient::set_config`]: the next requests take it, and
@@ -19,9 +25,8 @@
 //!   in front of its resolver; that resolver still answers LOGICAL_DNS
 //!   clusters.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,7 +34,7 @@ use mesh_xds::TargetState;
 use mesh_xds::ads::{AdsHandle, AdsView};
 use tokio::sync::watch;
 
-use super::{MeshClient, Shared};
+use super::{CacheLimits, ClusterCache, MeshClient, Shared};
 use crate::BoxError;
 
 /// The longest a request waits for its target's configuration: the
@@ -40,11 +45,11 @@ pub const TARGET_WAIT: Duration = Duration::from_secs(20);
 /// The xDS side of a client: its ADS client and the targets asked for.
 pub(super) struct Xds {
     ads: AdsHandle,
-    /// The targets requests were sent to: the authority as written, to
-    /// the name of its listener resource.
-    targets: Mutex<BTreeMap<String, String>>,
-    /// Bumped when a target is added.
-    targets_added: AtomicU64,
+    /// The targets requests were sent to, by when they were last: the
+    /// authority as written, to the name of its listener resource.
+    targets: ClusterCache<String, String>,
+    /// Bumped when a target is added or dropped.
+    targets_changed: AtomicU64,
     /// Bumped after each configuration is stored.
     applied: watch::Sender<u64>,
 }
@@ -79,13 +84,30 @@ pub enum XdsTargetError {
 }
 
 impl Xds {
-    pub(super) fn new(ads: AdsHandle) -> Self {
+    pub(super) fn new(ads: AdsHandle, limits: CacheLimits) -> Self {
         Self {
             ads,
-            targets: Mutex::new(BTreeMap::new()),
-            targets_added: AtomicU64::new(0),
+            targets: ClusterCache::new(limits),
+            targets_changed: AtomicU64::new(0),
             applied: watch::Sender::new(0),
         }
+    }
+
+    /// Whether `target` is known, marking it used.
+    pub(super) fn touch(&self, target: &str) -> bool {
+        self.targets.get(target).is_some()
+    }
+
+    /// Unsubscribes from the listeners of targets that are gone.
+    fn dropped(&self, gone: Vec<(String, String)>) {
+        if gone.is_empty() {
+            return;
+        }
+        for (target, listener) in gone {
+            tracing::debug!(target, listener, "xDS target unused; unsubscribed");
+            self.ads.unsubscribe_listener(listener);
+        }
+        self.targets_changed.fetch_add(1, Ordering::Release);
     }
 
     /// Starts the task that turns every update into the client's
@@ -97,11 +119,8 @@ impl Xds {
     {
         let Some(xds) = &shared.xds else { return };
         let updates = xds.ads.updates();
-        tokio::spawn(follow(Arc::downgrade(shared), updates));
-    }
-
-    fn targets(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
-        self.targets.lock().unwrap_or_else(|p| p.into_inner())
+        let sweep = (xds.targets.idle_timeout() / 4).max(Duration::from_secs(1));
+        tokio::spawn(follow(Arc::downgrade(shared), updates, sweep));
     }
 
     /// Waits until the configuration stored in `shared` routes `target`
@@ -111,18 +130,22 @@ impl Xds {
             return Ok(());
         };
         let listener = xds.ads.bootstrap().client_listener_name(target);
-        let new = xds
-            .targets()
-            .insert(target.to_owned(), listener.clone())
-            .is_none();
+        let mut new = false;
+        let (_, evicted) = xds.targets.get_or_build_evicting(&target.to_owned(), || {
+            new = true;
+            listener.clone()
+        });
         if new {
-            xds.targets_added.fetch_add(1, Ordering::Release);
             xds.ads.subscribe_listener(listener.clone());
+            xds.targets_changed.fetch_add(1, Ordering::Release);
         }
+        xds.dropped(evicted);
         let mut applied = xds.applied.subscribe();
         let mut updates = xds.ads.updates();
         let wait = async {
             loop {
+                // Used while it is waited for: never swept meanwhile.
+                xds.touch(target);
                 if shared.config.has_listener(target) {
                     return Ok(());
                 }
@@ -143,8 +166,8 @@ impl Xds {
                     // Forgotten, so that ever-new unusable authorities (typos,
                     // hosts outside the mesh) do not pile up; the next request
                     // asks again.
-                    if xds.targets().remove(target).is_some() {
-                        xds.ads.unsubscribe_listener(listener.clone());
+                    if let Some(listener) = xds.targets.remove(&target.to_owned()) {
+                        xds.dropped(vec![(target.to_owned(), listener)]);
                     }
                     return Err(XdsTargetError::Unusable {
                         target: target.to_owned(),
@@ -172,14 +195,14 @@ impl Xds {
 /// configurations and clusters of a view, and the targets then.
 struct BuiltFrom {
     view: Arc<AdsView>,
-    targets_added: u64,
+    targets_changed: u64,
 }
 
 impl BuiltFrom {
     /// Whether `view` and the targets now would build the same
     /// configuration: an update of endpoints alone, say.
-    fn same(&self, view: &AdsView, targets_added: u64) -> bool {
-        self.targets_added == targets_added
+    fn same(&self, view: &AdsView, targets_changed: u64) -> bool {
+        self.targets_changed == targets_changed
             && self.view.listeners.ptr_eq(&view.listeners)
             && self.view.route_configs.ptr_eq(&view.route_configs)
             && self.view.clusters.ptr_eq(&view.clusters)
@@ -187,29 +210,48 @@ impl BuiltFrom {
 }
 
 /// Rebuilds the configuration of `shared`'s client after every update
-/// that changes what it is built from.
-async fn follow<B>(shared: Weak<Shared<B>>, mut updates: watch::Receiver<Arc<AdsView>>)
-where
+/// that changes what it is built from, and unsubscribes from targets
+/// unused for the idle timeout, looking every `sweep`.
+async fn follow<B>(
+    shared: Weak<Shared<B>>,
+    mut updates: watch::Receiver<Arc<AdsView>>,
+    sweep: Duration,
+) where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
     let mut built: Option<BuiltFrom> = None;
-    while updates.changed().await.is_ok() {
+    let mut sweeps = tokio::time::interval_at(tokio::time::Instant::now() + sweep, sweep);
+    sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let swept = tokio::select! {
+            changed = updates.changed() => match changed {
+                Ok(()) => false,
+                Err(_) => return,
+            },
+            _ = sweeps.tick() => true,
+        };
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let view = updates.borrow_and_update().clone();
         let Some(xds) = &shared.xds else { return };
+        if swept {
+            xds.dropped(xds.targets.take_idle());
+        }
+        let view = updates.borrow_and_update().clone();
         // Read before the targets, so a target added meanwhile rebuilds.
-        let targets_added = xds.targets_added.load(Ordering::Acquire);
-        if built.as_ref().is_some_and(|b| b.same(&view, targets_added)) {
-            xds.applied.send_modify(|n| *n += 1);
+        let targets_changed = xds.targets_changed.load(Ordering::Acquire);
+        if built
+            .as_ref()
+            .is_some_and(|b| b.same(&view, targets_changed))
+        {
+            if !swept {
+                xds.applied.send_modify(|n| *n += 1);
+            }
             continue;
         }
-        let config = {
-            let targets = xds.targets();
-            view.mesh_config(targets.iter().map(|(a, l)| (a.as_str(), l.as_str())))
-        };
+        let targets = xds.targets.entries();
+        let config = view.mesh_config(targets.iter().map(|(a, l)| (a.as_str(), l.as_str())));
         match config {
             Ok(config) => {
                 MeshClient {
@@ -218,7 +260,7 @@ where
                 .set_config(config);
                 built = Some(BuiltFrom {
                     view,
-                    targets_added,
+                    targets_changed,
                 });
             }
             // Conversion has checked what could be wrong: keep the last good.
