@@ -47,7 +47,7 @@ pub mod proxyless;
 pub mod watch;
 
 pub use assemble::{BuildError, ByType};
-pub use plane::{ControlPlane, Counters, NodeStatus, Status};
+pub use plane::{ControlPlane, Counters, MAX_NODE_CLASSES, NodeStatus, Status};
 
 /// `m` packed in an `Any`.
 fn any<T: prost::Message + prost::Name>(m: &T) -> envoy_types::pb::google::protobuf::Any {

@@ -12,8 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
-use mesh_control::{ControlPlane, admin, config_dir, json, watch};
-use mesh_xds::server::AdsServer;
+use mesh_control::{ControlPlane, MAX_NODE_CLASSES, admin, config_dir, json, watch};
+use mesh_xds::server::{AdsServer, ServerLimits};
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
@@ -26,21 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve ADS from every YAML file in a directory, following edits.
-    Serve {
-        /// The directory of Istio YAML (VirtualService, DestinationRule,
-        /// ServiceEntry, WorkloadEntry, Kubernetes Service).
-        #[arg(long)]
-        config: PathBuf,
-        /// Where ADS is served (plaintext gRPC).
-        #[arg(long, default_value = "127.0.0.1:15010")]
-        xds_addr: SocketAddr,
-        /// Where the admin endpoints are served.
-        #[arg(long, default_value = "127.0.0.1:15000")]
-        admin_addr: SocketAddr,
-        /// The services' DNS domain.
-        #[arg(long, default_value = "cluster.local")]
-        cluster_domain: String,
-    },
+    Serve(ServeArgs),
     /// Print, as JSON, the xDS resources `serve` would serve a node for
     /// the configuration in a directory.
     Translate {
@@ -66,6 +52,34 @@ enum Command {
     /// The certificate authority.
     #[command(subcommand)]
     Ca(CaCommand),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The directory of Istio YAML (VirtualService, DestinationRule,
+    /// ServiceEntry, WorkloadEntry, Kubernetes Service).
+    #[arg(long)]
+    config: PathBuf,
+    /// Where ADS is served (plaintext gRPC).
+    #[arg(long, default_value = "127.0.0.1:15010")]
+    xds_addr: SocketAddr,
+    /// Where the admin endpoints are served.
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    admin_addr: SocketAddr,
+    /// The services' DNS domain.
+    #[arg(long, default_value = "cluster.local")]
+    cluster_domain: String,
+    /// ADS streams served at once; more are refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = ServerLimits::default().max_streams)]
+    max_streams: usize,
+    /// Names one stream may subscribe to; a stream asking for more is
+    /// ended (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = ServerLimits::default().max_subscriptions)]
+    max_subscriptions: usize,
+    /// Kinds of node (namespace, labels, shape) served at once; a stream
+    /// of one more is refused (RESOURCE_EXHAUSTED).
+    #[arg(long, default_value_t = MAX_NODE_CLASSES)]
+    max_node_classes: usize,
 }
 
 #[derive(Subcommand)]
@@ -101,12 +115,7 @@ fn parse_identity(s: &str) -> Result<SpiffeId, String> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Serve {
-            config,
-            xds_addr,
-            admin_addr,
-            cluster_domain,
-        } => serve(config, xds_addr, admin_addr, &cluster_domain)?,
+        Command::Serve(args) => serve(args)?,
         Command::Translate {
             config,
             node,
@@ -169,19 +178,15 @@ fn translate(config: &Path, node: &Node, cluster_domain: &str) -> anyhow::Result
 /// Serves until killed. The addresses bound are printed on stdout, one
 /// line each (`xds 127.0.0.1:15010`, `admin 127.0.0.1:15000`), so that a
 /// caller that asked for port 0 learns them.
-fn serve(
-    config: PathBuf,
-    xds_addr: SocketAddr,
-    admin_addr: SocketAddr,
-    cluster_domain: &str,
-) -> anyhow::Result<()> {
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    std::fs::read_dir(&config).with_context(|| format!("cannot read {}", config.display()))?;
+    let (config, xds_addr, admin_addr) = (&args.config, args.xds_addr, args.admin_addr);
+    std::fs::read_dir(config).with_context(|| format!("cannot read {}", config.display()))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -196,9 +201,13 @@ fn serve(
         writeln!(out, "xds {}", xds.local_addr()?)?;
         writeln!(out, "admin {}", admin.local_addr()?)?;
         drop(out);
-        let plane = ControlPlane::new(cluster_domain);
-        let server = AdsServer::new(plane.clone());
-        tokio::spawn(watch::watch(plane.clone(), config));
+        let plane =
+            ControlPlane::new(&args.cluster_domain).with_max_node_classes(args.max_node_classes);
+        let server = AdsServer::new(plane.clone()).with_limits(ServerLimits {
+            max_streams: args.max_streams,
+            max_subscriptions: args.max_subscriptions,
+        });
+        tokio::spawn(watch::watch(plane.clone(), args.config));
         tokio::spawn(admin::serve(admin, plane, server.clone()));
         // Keepalives find clients that vanished without closing.
         tonic::transport::Server::builder()

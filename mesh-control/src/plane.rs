@@ -4,7 +4,11 @@
 //!
 //! - Nodes of one [`NodeClass`] (shape, namespace, domain, labels; for
 //!   Envoy, its IP) share a cache: they are served the same resources. A
-//!   class is forgotten when its last stream ends.
+//!   class is forgotten when its last stream ends. Classes come from what
+//!   clients say of themselves, and each is rebuilt on every change, so at
+//!   most [`MAX_NODE_CLASSES`] are served at once (see
+//!   [`ControlPlane::with_max_node_classes`]); a stream of one more is
+//!   refused with `RESOURCE_EXHAUSTED`.
 //! - A proxyless node's cache holds what its class asked for by listener
 //!   name (see [`proxyless`](crate::proxyless)); each name asked is kept
 //!   for the class, so that a later configuration serves it too.
@@ -26,7 +30,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_core::istio::{Resources, Warning, Workload};
 use mesh_core::registry::{Instance, Registry};
 use mesh_xds::ads::ResourceType;
-use mesh_xds::server::{ResourceCache, Snapshots};
+use mesh_xds::server::{LimitReached, ResourceCache, Snapshots};
 
 use crate::config_dir::{LoadError, Loaded};
 use crate::node::{NodeClass, Shape};
@@ -37,6 +41,10 @@ use crate::{ByType, envoy, proxyless};
 /// endless names.
 const MAX_NAMES: usize = 4096;
 
+/// How many classes of nodes are served at once by default: a laptop mesh
+/// has a few dozen.
+pub const MAX_NODE_CLASSES: usize = 1000;
+
 /// The configuration and the caches made from it. Cloning it shares it.
 #[derive(Clone, Debug)]
 pub struct ControlPlane {
@@ -46,6 +54,7 @@ pub struct ControlPlane {
 #[derive(Debug, Default)]
 struct State {
     cluster_domain: String,
+    max_node_classes: usize,
     resources: Resources,
     /// The services and instances of the configuration.
     yaml_registry: Registry,
@@ -120,11 +129,19 @@ impl ControlPlane {
     pub fn new(cluster_domain: &str) -> Self {
         let state = State {
             cluster_domain: cluster_domain.to_owned(),
+            max_node_classes: MAX_NODE_CLASSES,
             ..State::default()
         };
         Self {
             inner: Arc::new(Mutex::new(state)),
         }
+    }
+
+    /// Serves at most `max` classes of nodes at once, in place of
+    /// [`MAX_NODE_CLASSES`].
+    pub fn with_max_node_classes(self, max: usize) -> Self {
+        self.lock().max_node_classes = max;
+        self
     }
 
     /// The services' DNS domain.
@@ -332,10 +349,18 @@ impl State {
 }
 
 impl Snapshots for ControlPlane {
-    fn cache_for(&self, node: &Node) -> ResourceCache {
+    fn cache_for(&self, node: &Node) -> Result<ResourceCache, LimitReached> {
         let class = NodeClass::of(node);
         let mut state = self.lock();
         let known = state.nodes.contains_key(&class);
+        let max = state.max_node_classes;
+        if !known && state.nodes.len() >= max {
+            let what = format!(
+                "node {:?} (namespace {}) would be one kind of node too many",
+                node.id, class.namespace
+            );
+            return Err(LimitReached::new(what, "max_node_classes", max));
+        }
         let entry = state.nodes.entry(class.clone()).or_default();
         entry.streams += 1;
         let cache = entry.cache.clone();
@@ -344,7 +369,7 @@ impl Snapshots for ControlPlane {
         if !known && class.shape != Shape::Proxyless {
             state.rebuild(&class);
         }
-        cache
+        Ok(cache)
     }
 
     fn released(&self, node: &Node) {
@@ -392,7 +417,7 @@ mod tests {
         ] {
             let envoy = id.starts_with("sidecar");
             let node = crate::node::node(id, envoy, &[]);
-            let cache = plane.cache_for(&node);
+            let cache = plane.cache_for(&node).unwrap();
             plane.requested(
                 &node,
                 ResourceType::Listener,
@@ -408,7 +433,7 @@ mod tests {
     fn nothing_is_served_before_the_first_configuration() {
         let plane = ControlPlane::new("cluster.local");
         let node = crate::node::node("productpage-1", false, &[]);
-        let cache = plane.cache_for(&node);
+        let cache = plane.cache_for(&node).unwrap();
         let inbound = "xds.istio.io/grpc/lds/inbound/127.0.0.1:50051".to_owned();
         plane.requested(
             &node,
@@ -433,13 +458,37 @@ mod tests {
             id: "productpage-v1".into(),
             ..Node::default()
         };
-        let cache = plane.cache_for(&node);
+        let cache = plane.cache_for(&node).unwrap();
         plane.requested(&node, ResourceType::Listener, &["reviews:9080".into()]);
         assert!(cache.load().resources(ResourceType::Listener).is_empty());
-        let _second = plane.cache_for(&node);
+        let _second = plane.cache_for(&node).unwrap();
         plane.released(&node);
         assert_eq!(plane.status().nodes[0].requested, ["reviews:9080"]);
         plane.released(&node);
         assert!(plane.status().nodes.is_empty());
+    }
+
+    #[test]
+    fn classes_past_the_limit_are_refused_until_one_goes() {
+        let plane = ControlPlane::new("cluster.local").with_max_node_classes(2);
+        let node = |labels: &[(&str, &str)]| crate::node::node("productpage-1", false, labels);
+        let (a, b, c) = (
+            node(&[("app", "a")]),
+            node(&[("app", "b")]),
+            node(&[("app", "c")]),
+        );
+        plane.cache_for(&a).unwrap();
+        plane.cache_for(&b).unwrap();
+        // A second stream of a class served already is not a new class.
+        plane.cache_for(&a).unwrap();
+        let refused = plane.cache_for(&c).unwrap_err();
+        assert_eq!(refused.limit(), "max_node_classes");
+        assert_eq!(
+            refused.to_string(),
+            "node \"productpage-1\" (namespace default) would be one kind of node \
+             too many: max_node_classes is 2"
+        );
+        plane.released(&b);
+        plane.cache_for(&c).unwrap();
     }
 }

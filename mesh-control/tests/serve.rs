@@ -40,6 +40,11 @@ fn registry(upstreams: &HashMap<&str, SocketAddr>) -> String {
 /// A directory with bookinfo's DestinationRules, `virtual_service` and
 /// the registry, and `mesh-control serve` on it.
 async fn start(virtual_service: &str) -> (TempDir, Control) {
+    start_with(virtual_service, &[]).await
+}
+
+/// As [`start`], with more arguments to `serve`.
+async fn start_with(virtual_service: &str, args: &[&str]) -> (TempDir, Control) {
     let mut upstreams = HashMap::new();
     for v in ["v1", "v2", "v3"] {
         upstreams.insert(v, upstream(v).await);
@@ -52,7 +57,7 @@ async fn start(virtual_service: &str) -> (TempDir, Control) {
     )
     .unwrap();
     std::fs::write(dir.join("reviews.yaml"), bookinfo(virtual_service)).unwrap();
-    let control = Control::start(dir.path());
+    let control = Control::start_with(dir.path(), args);
     control
         .wait_for_dump("a configuration", |d| !d["config_version"].is_null())
         .await;
@@ -227,6 +232,53 @@ async fn a_client_that_nacks_is_shown_and_others_are_unaffected() {
         assert_eq!(get(&client, None).await.unwrap(), "v1");
     }
     assert_eq!(get(&client, Some("jason")).await.unwrap(), "v2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kinds_of_node_past_the_limit_are_refused_and_the_others_served() {
+    let (_dir, control) = start_with(
+        "virtual-service-reviews-test-v2.yaml",
+        &["--max-node-classes", "1"],
+    )
+    .await;
+    let client = client(control.xds);
+    assert_eq!(get(&client, None).await.unwrap(), "v1");
+
+    // A node of another namespace would be a second class.
+    let mut ads = AggregatedDiscoveryServiceClient::connect(format!("http://{}", control.xds))
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(DiscoveryRequest {
+        node: Some(Node {
+            id: "sidecar~10.0.0.9~web-1.shop~shop.svc.cluster.local".into(),
+            ..Node::default()
+        }),
+        resource_names: vec![TARGET.into()],
+        type_url: ResourceType::Listener.type_url().to_owned(),
+        ..DiscoveryRequest::default()
+    })
+    .await
+    .unwrap();
+    let mut responses = ads
+        .stream_aggregated_resources(tokio_stream(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let status = tokio::time::timeout(WAIT, responses.message())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .ends_with("would be one kind of node too many: max_node_classes is 1"),
+        "{status:?}"
+    );
+    for _ in 0..10 {
+        assert_eq!(get(&client, None).await.unwrap(), "v1");
+    }
 }
 
 /// The requests of `rx` as the stream tonic sends.

@@ -634,12 +634,12 @@ struct ByNode {
 }
 
 impl mesh_xds::server::Snapshots for ByNode {
-    fn cache_for(&self, node: &Node) -> ResourceCache {
-        if node.id.starts_with("sidecar~") {
+    fn cache_for(&self, node: &Node) -> Result<ResourceCache, mesh_xds::server::LimitReached> {
+        Ok(if node.id.starts_with("sidecar~") {
             self.sidecars.clone()
         } else {
             self.others.clone()
-        }
+        })
     }
 
     fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {

@@ -31,6 +31,11 @@ pub(crate) struct Control {
 impl Control {
     /// Starts it on `config`, and waits for the addresses it prints.
     pub(crate) fn start(config: &Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// As [`start`](Self::start), with more arguments to `serve`.
+    pub(crate) fn start_with(config: &Path, args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-control"))
             .args([
                 "serve",
@@ -39,6 +44,7 @@ impl Control {
                 "--admin-addr",
                 "127.0.0.1:0",
             ])
+            .args(args)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info")

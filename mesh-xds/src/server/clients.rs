@@ -51,9 +51,19 @@ pub(super) struct Clients {
 }
 
 impl Clients {
-    /// Records a new stream; it is forgotten when the guard drops.
-    pub(super) fn connect(&self, stream: u64, protocol: Protocol) -> ClientGuard {
-        self.lock().insert(
+    /// Records a new stream, unless `max` are recorded; it is forgotten
+    /// when the guard drops.
+    pub(super) fn connect(
+        &self,
+        stream: u64,
+        protocol: Protocol,
+        max: usize,
+    ) -> Option<ClientGuard> {
+        let mut streams = self.lock();
+        if streams.len() >= max {
+            return None;
+        }
+        streams.insert(
             stream,
             ClientStatus {
                 stream,
@@ -63,11 +73,12 @@ impl Clients {
                 types: BTreeMap::new(),
             },
         );
-        ClientGuard {
+        drop(streams);
+        Some(ClientGuard {
             clients: self.clone(),
             stream,
             node_id: String::new(),
-        }
+        })
     }
 
     /// Every stream connected now, oldest first.
@@ -161,7 +172,7 @@ mod tests {
     #[test]
     fn a_stream_is_listed_until_its_guard_drops() {
         let clients = Clients::default();
-        let mut guard = clients.connect(7, Protocol::Delta);
+        let mut guard = clients.connect(7, Protocol::Delta, 1).unwrap();
         guard.node("");
         guard.node("node-a");
         guard.node("node-b");

@@ -86,6 +86,10 @@ impl DeltaStream {
         );
         let subscription = &state.subscription;
         state.known.retain(|name, _| subscription.wants(name));
+        let subscribed = self.types.values().map(|t| t.subscription.len()).sum();
+        if let Err(refused) = self.served.within_limit(subscribed) {
+            return Err(super::end(&self.tx, refused).await);
+        }
         self.served
             .requested(kind, &request.resource_names_subscribe);
         self.send_changes(kind).await

@@ -26,11 +26,16 @@
 //! - What a stream is served comes from [`Snapshots`]: the node of its
 //!   first request picks a [`ResourceCache`], and names it subscribes to
 //!   may be made on request. A single `ResourceCache` serves every node
-//!   the same.
+//!   the same; a `Snapshots` may refuse a node ([`LimitReached`]).
+//! - Clients cannot grow the server without bound ([`ServerLimits`]): a
+//!   stream past `max_streams` is refused, and one that subscribes to more
+//!   than `max_subscriptions` names is ended, both with
+//!   `RESOURCE_EXHAUSTED` naming the limit.
 
 mod cache;
 mod clients;
 mod delta;
+mod limits;
 mod snapshots;
 mod sotw;
 mod subscription;
@@ -53,6 +58,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 pub use cache::{CacheSnapshot, CachedResource, ResourceCache, TypeResources};
 pub use clients::{ClientStatus, Nack, TypeStatus};
+pub use limits::{LimitReached, ServerLimits};
 pub use snapshots::Snapshots;
 
 use crate::ads::{Protocol, ResourceType};
@@ -97,6 +103,7 @@ pub struct AdsServer {
     snapshots: Arc<dyn Snapshots>,
     clients: Clients,
     next_stream: Arc<AtomicU64>,
+    limits: ServerLimits,
 }
 
 impl std::fmt::Debug for AdsServer {
@@ -115,7 +122,15 @@ impl AdsServer {
             snapshots: Arc::new(snapshots),
             clients: Clients::default(),
             next_stream: Arc::new(AtomicU64::new(1)),
+            limits: ServerLimits::default(),
         }
+    }
+
+    /// Bounds on what clients may make the server hold, in place of
+    /// [`ServerLimits::default`].
+    pub fn with_limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Every stream connected now, oldest first.
@@ -128,8 +143,14 @@ impl AdsServer {
         AggregatedDiscoveryServiceServer::new(self)
     }
 
-    fn next_stream(&self) -> u64 {
-        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    /// Records a new stream, unless `max_streams` are open.
+    fn connect(&self, protocol: Protocol) -> Result<clients::ClientGuard, Status> {
+        let stream = self.next_stream.fetch_add(1, Ordering::Relaxed);
+        let max = self.limits.max_streams;
+        self.clients.connect(stream, protocol, max).ok_or_else(|| {
+            tracing::warn!(max, "ADS stream refused: too many open");
+            LimitReached::new("too many ADS streams are open", "max_streams", max).into()
+        })
     }
 }
 
@@ -142,14 +163,16 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
+        let client = self.connect(Protocol::StateOfTheWorld)?;
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        let client = self
-            .clients
-            .connect(self.next_stream(), Protocol::StateOfTheWorld);
-        let snapshots = self.snapshots.clone();
-        tokio::spawn(serve(request.into_inner(), move |node: Node| {
-            sotw::SotwStream::new(Served::new(snapshots, node), client, tx)
-        }));
+        let (snapshots, max) = (self.snapshots.clone(), self.limits.max_subscriptions);
+        tokio::spawn(serve(
+            request.into_inner(),
+            move |node: Node| match Served::new(snapshots, node, max) {
+                Ok(served) => Ok(sotw::SotwStream::new(served, client, tx)),
+                Err(refused) => Err(refuse(&tx, refused)),
+            },
+        ));
         Ok(Response::new(receiver_stream(rx)))
     }
 
@@ -157,12 +180,16 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
+        let client = self.connect(Protocol::Delta)?;
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
-        let client = self.clients.connect(self.next_stream(), Protocol::Delta);
-        let snapshots = self.snapshots.clone();
-        tokio::spawn(serve(request.into_inner(), move |node: Node| {
-            delta::DeltaStream::new(Served::new(snapshots, node), client, tx)
-        }));
+        let (snapshots, max) = (self.snapshots.clone(), self.limits.max_subscriptions);
+        tokio::spawn(serve(
+            request.into_inner(),
+            move |node: Node| match Served::new(snapshots, node, max) {
+                Ok(served) => Ok(delta::DeltaStream::new(served, client, tx)),
+                Err(refused) => Err(refuse(&tx, refused)),
+            },
+        ));
         Ok(Response::new(receiver_stream(rx)))
     }
 }
@@ -173,8 +200,27 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> 
     }))
 }
 
-/// The client is gone: its stream's task ends.
+/// The client is gone, or was told why it is not served: its stream's
+/// task ends.
 struct Closed;
+
+/// Refuses a stream before anything was sent on it, with
+/// `RESOURCE_EXHAUSTED` saying which limit it reached.
+fn refuse<T>(tx: &mpsc::Sender<Result<T, Status>>, refused: LimitReached) -> Closed {
+    tracing::warn!(limit = refused.limit(), %refused, "ADS stream refused");
+    // Nothing is queued yet: room is certain.
+    let _ = tx.try_send(Err(refused.into()));
+    Closed
+}
+
+/// Ends a stream that went past a limit, with `RESOURCE_EXHAUSTED` saying
+/// which, after the responses already queued.
+async fn end<T>(tx: &mpsc::Sender<Result<T, Status>>, refused: LimitReached) -> Closed {
+    tracing::warn!(limit = refused.limit(), %refused, "ADS stream ended");
+    // A client gone already needs no reason.
+    let _ = tx.send(Err(refused.into())).await;
+    Closed
+}
 
 /// What one stream is served: its node, the cache the node picked, and
 /// the [`Snapshots`] to ask for names the cache lacks.
@@ -182,6 +228,8 @@ struct Served {
     snapshots: Arc<dyn Snapshots>,
     cache: ResourceCache,
     node: Node,
+    /// The most names the stream may subscribe to.
+    max_subscriptions: usize,
 }
 
 impl Drop for Served {
@@ -191,13 +239,30 @@ impl Drop for Served {
 }
 
 impl Served {
-    fn new(snapshots: Arc<dyn Snapshots>, node: Node) -> Self {
-        let cache = snapshots.cache_for(&node);
-        Self {
+    /// What `node` is served, unless its snapshots refuse it.
+    fn new(
+        snapshots: Arc<dyn Snapshots>,
+        node: Node,
+        max_subscriptions: usize,
+    ) -> Result<Self, LimitReached> {
+        let cache = snapshots.cache_for(&node)?;
+        Ok(Self {
             snapshots,
             cache,
             node,
+            max_subscriptions,
+        })
+    }
+
+    /// Whether `subscribed` names, all types together, are within the
+    /// limit.
+    fn within_limit(&self, subscribed: usize) -> Result<(), LimitReached> {
+        let max = self.max_subscriptions;
+        if subscribed > max {
+            let what = format!("the stream subscribes to {subscribed} names");
+            return Err(LimitReached::new(what, "max_subscriptions", max));
         }
+        Ok(())
     }
 
     /// Lets the snapshots make what the client just subscribed to.
@@ -235,13 +300,15 @@ trait AdsStream: Send {
 /// gives for eventual consistency).
 async fn serve<S: AdsStream>(
     mut incoming: Streaming<S::Request>,
-    start: impl FnOnce(Node) -> S + Send,
+    start: impl FnOnce(Node) -> Result<S, Closed> + Send,
 ) {
     let first = match incoming.message().await {
         Ok(Some(request)) => request,
         Ok(None) | Err(_) => return,
     };
-    let mut stream = start(S::node(&first).cloned().unwrap_or_default());
+    let Ok(mut stream) = start(S::node(&first).cloned().unwrap_or_default()) else {
+        return;
+    };
     let mut changed = stream.cache().changed();
     changed.mark_unchanged();
     if stream.request(first).await.is_err() {

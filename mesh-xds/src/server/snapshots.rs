@@ -5,6 +5,7 @@
 use envoy_types::pb::envoy::config::core::v3::Node;
 
 use super::cache::ResourceCache;
+use super::limits::LimitReached;
 use crate::ads::ResourceType;
 
 /// The source of what an [`AdsServer`](super::AdsServer) serves each
@@ -19,8 +20,11 @@ use crate::ads::ResourceType;
 /// them to that cache in [`requested`](Self::requested).
 pub trait Snapshots: Send + Sync + 'static {
     /// The cache `node` is served from, chosen once per stream, at its
-    /// first request (a request without a node is a default `Node`).
-    fn cache_for(&self, node: &Node) -> ResourceCache;
+    /// first request (a request without a node is a default `Node`); or
+    /// why the node is not served, which ends the stream with
+    /// `RESOURCE_EXHAUSTED` (and [`released`](Self::released) is not
+    /// called for it).
+    fn cache_for(&self, node: &Node) -> Result<ResourceCache, LimitReached>;
 
     /// `node` has just subscribed to `names` of `kind`, which its cache
     /// may lack. Called on the stream's task before it answers: a
@@ -40,7 +44,7 @@ pub trait Snapshots: Send + Sync + 'static {
 }
 
 impl Snapshots for ResourceCache {
-    fn cache_for(&self, _: &Node) -> ResourceCache {
-        self.clone()
+    fn cache_for(&self, _: &Node) -> Result<ResourceCache, LimitReached> {
+        Ok(self.clone())
     }
 }

@@ -78,12 +78,16 @@ impl SotwStream {
         }
         let before = state.subscription.clone();
         state.subscription.replace(&request.resource_names);
-        if state.sent.is_none() || state.subscription != before {
-            let added: Vec<String> = state.subscription.added_since(&before).collect();
-            self.served.requested(kind, &added);
-            self.send_changes(kind).await?;
+        if state.sent.is_some() && state.subscription == before {
+            return Ok(());
         }
-        Ok(())
+        let added: Vec<String> = state.subscription.added_since(&before).collect();
+        let subscribed = self.types.values().map(|t| t.subscription.len()).sum();
+        if let Err(refused) = self.served.within_limit(subscribed) {
+            return Err(super::end(&self.tx, refused).await);
+        }
+        self.served.requested(kind, &added);
+        self.send_changes(kind).await
     }
 
     /// Sends the subscribed resources of `kind`, unless they are exactly

@@ -28,6 +28,11 @@ impl Default for Subscription {
 }
 
 impl Subscription {
+    /// How many names are subscribed by name.
+    pub(super) fn len(&self) -> usize {
+        self.names.len()
+    }
+
     /// The names subscribed by name (the wildcard aside).
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         self.names.iter().map(String::as_str)
