@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use support::TempDir;
-use support::control::{Control, WAIT, free_port, http_get, upstream};
+use support::control::{Control, ReservedPort, WAIT, http_get, upstream};
 use support::envoy::Envoy;
 use support::mesh::bookinfo;
 
@@ -89,7 +89,8 @@ async fn wait_until(listener: SocketAddr, what: &str, want: impl Fn(&str) -> boo
 async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
     let upstreams = reviews_upstreams().await;
     // The listener's port is the service port, which Envoy binds.
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let dir = TempDir::new("envoy-sidecar");
     std::fs::write(
         dir.join("registry.yaml"),
@@ -160,7 +161,8 @@ async fn envoy_as_a_sidecar_routes_splits_and_follows_an_edit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn envoy_splits_by_locality_as_a_distribute_rule_says() {
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let dir = TempDir::new("envoy-locality");
     let mut yaml = registry("reviews", port, &[]);
     for (zone, version) in [("a", "v1"), ("b", "v2"), ("c", "v3")] {
@@ -210,7 +212,8 @@ async fn envoy_as_an_ingress_gateway_routes_bookinfo_and_splits() {
     let productpage = [("v1", upstream("productpage").await)];
     let reviews = reviews_upstreams().await;
     // The Gateway's server port, which Envoy binds.
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let dir = TempDir::new("envoy-gateway");
     let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
     write(
@@ -349,7 +352,8 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     }
     let clients_root = tmp.join("client").join("root-cert.pem");
 
-    let (plain, https, mtls) = (free_port(), free_port(), free_port());
+    let reserved = [(); 3].map(|()| ReservedPort::new());
+    let [plain, https, mtls] = reserved.each_ref().map(ReservedPort::port);
     let gateway = format!(
         "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: edge, namespace: default}}\n\
          spec:\n  selector: {{istio: ingressgateway}}\n  servers:\n\
@@ -510,7 +514,8 @@ async fn envoy_reaches_an_mtls_only_upstream(
         ca.issue(id, day).unwrap().write(tmp.join(dir)).unwrap();
     }
     let upstream = support::control::mtls_upstream("v1-over-mtls", &tmp.join("reviews")).await;
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let dir = tmp.join("config");
     std::fs::create_dir_all(&dir).unwrap();
     let registry = registry("reviews", port, &[("v1", upstream)]).replace(
@@ -596,7 +601,8 @@ async fn envoy_sidecars_take_mutual_tls_and_authorize_on_the_inbound_side() {
     // reviews' application, reached only through its sidecar at
     // 127.0.0.2, which takes the service port.
     let app = upstream("v1").await;
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let peer_authentication = |mode: &str| {
         format!(
             "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use mesh_control::ca::Ca;
 use support::TempDir;
-use support::control::{Control, WAIT, free_port};
+use support::control::{Control, ReservedPort, WAIT};
 use support::grpc::mtls_channel;
 use support::proxyless::{Mesh, grpcio, grpcio_script};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -188,7 +188,8 @@ async fn grpcio_xds_server_enforces_authorization_and_strict_mtls() {
         bootstrap(control.xds, "ratings", &tmp.join("ratings")).to_string(),
     )
     .unwrap();
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let _server = start_server(&python, &bootstrap_file, port).await;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
@@ -268,7 +269,8 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     ] {
         ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
     }
-    let port = free_port();
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
     let config = tmp.join("config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "ratings")).unwrap();

@@ -182,28 +182,38 @@ where
     Ok((status, head.to_owned(), body.to_owned()))
 }
 
-/// A port of 127.0.0.1 free now, for a peer that must be told its port
-/// (a listener the control plane writes) rather than report it.
-pub(crate) fn free_port() -> u16 {
-    // Below the range the kernel hands out for port 0 (32768 and up on
-    // Linux), so that no server a test binds later takes it before the
-    // peer does; never the same twice in one test binary.
-    const PORTS: std::ops::Range<u16> = 20_000..32_000;
-    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        ^ std::process::id();
-    let span = u32::from(PORTS.end - PORTS.start);
-    (0..span)
-        .map(|i| PORTS.start + ((seed.wrapping_add(i)) % span) as u16)
-        .find(|&port| {
-            !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
-        })
-        .inspect(|&port| given.push(port))
-        .expect("a free port of 127.0.0.1")
+/// A port of 127.0.0.1 held for a peer that must be told its port (a
+/// listener the control plane writes) rather than report it, and that
+/// binds with `SO_REUSEPORT` as Envoy's listeners and gRPC's servers do.
+///
+/// The port is bound, not listened on, with `SO_REUSEPORT` alone: no
+/// other socket can take it meanwhile (the kernel's port-0 choice passes
+/// over it, and a bind without `SO_REUSEPORT` is refused), the peer's
+/// bind joins it, and connections go to the peer, the only socket
+/// listening. Held until dropped, so there is no window between a probe
+/// and the peer's bind.
+pub(crate) struct ReservedPort {
+    port: u16,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl ReservedPort {
+    pub(crate) fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("a port of 127.0.0.1");
+        let port = socket.local_addr().expect("the port bound").port();
+        Self {
+            port,
+            _socket: socket,
+        }
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
 }
 
 /// An HTTP server on a free port of 127.0.0.1 answering every request

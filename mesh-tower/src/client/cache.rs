@@ -139,6 +139,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// Removes the entries unused for the idle timeout, and returns them.
+    #[cfg(any(feature = "xds", test))]
     pub(super) fn take_idle(&self) -> Vec<(K, S)> {
         let now = self.now();
         let idle = self.limits.idle_timeout.as_secs();
@@ -146,6 +147,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// Removes `target`, and returns its service if it had one.
+    #[cfg(any(feature = "xds", test))]
     pub(super) fn remove(&self, target: &K) -> Option<S> {
         self.take(|k, _| k == target).pop().map(|(_, s)| s)
     }
@@ -156,6 +158,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// Every target with its service.
+    #[cfg(any(feature = "xds", test))]
     pub(super) fn entries(&self) -> Vec<(K, S)> {
         let clusters = self.clusters.load();
         clusters
@@ -165,11 +168,13 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// How long an entry may go unused.
+    #[cfg(any(feature = "xds", test))]
     pub(super) fn idle_timeout(&self) -> Duration {
         self.limits.idle_timeout
     }
 
     /// Removes the entries `gone` picks, and returns them.
+    #[cfg(any(feature = "xds", test))]
     fn take(&self, mut gone: impl FnMut(&K, &Entry<S>) -> bool) -> Vec<(K, S)> {
         let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.clusters.load();
