@@ -115,15 +115,14 @@ impl HickoryLookup {
     /// The first candidate name with records of `kind`, or the most telling
     /// failure, listing the names tried.
     ///
-    /// The failure is negative (the name is gone) when some name server
-    /// answered that a candidate has no such records and every other
-    /// candidate got the same answer or a refusal (a server that does not
-    /// serve that name); a candidate that got no answer at all (a timeout,
-    /// a server failure) leaves the name's fate unknown.
+    /// The failure is negative (the name is gone) only when every
+    /// candidate was answered that it has no such records; a candidate
+    /// that got no answer (a timeout, a server failure, a refusal) leaves
+    /// the name's fate unknown.
     async fn search(&self, host: &str, kind: Kind) -> Result<HickoryAnswer, Failure> {
         let names = self.candidates(host)?;
         let mut best: Option<(Telling, String)> = None;
-        let (mut negative, mut unanswered) = (false, false);
+        let mut negative = true;
         for name in &names {
             let result = match kind {
                 Kind::Addresses => self
@@ -136,18 +135,14 @@ impl HickoryLookup {
             // A name server that does not answer will not answer the next
             // candidate either: stop rather than wait out every one.
             let timed_out = matches!(result, Err(NetError::Timeout));
-            let c = match result {
+            let (telling, failure) = match result {
                 Ok(answer) if kind.found_in(&answer) => return Ok(answer),
-                Ok(_) => Classified::no_records(kind.records()),
+                Ok(_) => no_records(kind.records()),
                 Err(e) => classify(&e, kind.records()),
             };
-            match c.telling {
-                Telling::Refused => {}
-                _ if c.negative => negative = true,
-                _ => unanswered = true,
-            }
-            if best.as_ref().is_none_or(|(t, _)| c.telling > *t) {
-                best = Some((c.telling, c.reason));
+            negative &= failure.is_negative();
+            if best.as_ref().is_none_or(|(t, _)| telling > *t) {
+                best = Some((telling, failure.to_string()));
             }
             if timed_out {
                 break;
@@ -158,7 +153,7 @@ impl HickoryLookup {
             let tried: Vec<String> = names.iter().map(names::display).collect();
             reason = format!("{reason}; tried {}", tried.join(", "));
         }
-        Err(if negative && !unanswered {
+        Err(if negative && !names.is_empty() {
             Failure::negative(reason)
         } else {
             Failure::new(reason)
@@ -258,10 +253,10 @@ impl HickoryLookup {
             .resolver
             .lookup_ip(target.clone())
             .await
-            .map_err(|e| classify(&e, "A/AAAA").failure())?;
+            .map_err(|e| classify(&e, "A/AAAA").1)?;
         let ips: Vec<IpAddr> = lookup.iter().collect();
         if ips.is_empty() {
-            return Err(Classified::no_records("A/AAAA").failure());
+            return Err(no_records("A/AAAA").1);
         }
         Ok((ips, min_ttl(lookup.as_lookup().answers(), self.max_ttl)))
     }
@@ -306,46 +301,26 @@ fn min_ttl<'a>(records: impl IntoIterator<Item = &'a Record>, fallback: Duration
         .unwrap_or(fallback)
 }
 
-/// A failed lookup of one name, classified.
-struct Classified {
-    telling: Telling,
-    /// The server answered that the name has no such records.
-    negative: bool,
-    reason: String,
-}
-
-impl Classified {
-    /// NOERROR with no records of the type (NODATA).
-    fn no_records(records: &str) -> Self {
-        Self {
-            telling: Telling::Other,
-            negative: true,
-            reason: format!("no {records} records"),
-        }
-    }
-
-    fn failure(self) -> Failure {
-        if self.negative {
-            Failure::negative(self.reason)
-        } else {
-            Failure::new(self.reason)
-        }
-    }
+/// NOERROR with no records of the type (NODATA): negative.
+fn no_records(records: &str) -> (Telling, Failure) {
+    (
+        Telling::Other,
+        Failure::negative(format!("no {records} records")),
+    )
 }
 
 /// A lookup error in words (NXDOMAIN, no records of the asked type, a
 /// server's error code, a timeout), how telling it is, and whether it is
-/// an answer that the name has none.
-fn classify(error: &NetError, records: &str) -> Classified {
-    let (telling, negative, reason) = match error {
+/// an answer that the name has none (a negative [`Failure`]).
+fn classify(error: &NetError, records: &str) -> (Telling, Failure) {
+    match error {
         NetError::Dns(HickoryDnsError::NoRecordsFound(none)) => match none.response_code {
             ResponseCode::NXDomain => (
                 Telling::NoSuchName,
-                true,
-                "no such name (NXDOMAIN)".to_owned(),
+                Failure::negative("no such name (NXDOMAIN)"),
             ),
-            ResponseCode::NoError => return Classified::no_records(records),
-            code => return classify(&NetError::Dns(HickoryDnsError::ResponseCode(code)), records),
+            ResponseCode::NoError => no_records(records),
+            code => classify(&NetError::Dns(HickoryDnsError::ResponseCode(code)), records),
         },
         NetError::Dns(HickoryDnsError::ResponseCode(code)) => {
             let telling = if *code == ResponseCode::Refused {
@@ -354,19 +329,13 @@ fn classify(error: &NetError, records: &str) -> Classified {
                 Telling::Other
             };
             let reason = format!("the name server answered {code} ({})", u16::from(*code));
-            (telling, false, reason)
+            (telling, Failure::new(reason))
         }
         NetError::Timeout => (
             Telling::Other,
-            false,
-            "no name server answered in time (timeout)".to_owned(),
+            Failure::new("no name server answered in time (timeout)"),
         ),
-        other => (Telling::Other, false, other.to_string()),
-    };
-    Classified {
-        telling,
-        negative,
-        reason,
+        other => (Telling::Other, Failure::new(other.to_string())),
     }
 }
 
@@ -384,7 +353,7 @@ mod tests {
     }
 
     fn reason(error: &NetError) -> String {
-        classify(error, "A/AAAA").reason
+        classify(error, "A/AAAA").1.to_string()
     }
 
     #[test]
@@ -394,7 +363,9 @@ mod tests {
             "no such name (NXDOMAIN)"
         );
         assert_eq!(
-            classify(&no_records(ResponseCode::NoError), "SRV").reason,
+            classify(&no_records(ResponseCode::NoError), "SRV")
+                .1
+                .to_string(),
             "no SRV records"
         );
         assert_eq!(
@@ -413,7 +384,7 @@ mod tests {
     fn refused_tells_least_and_no_such_name_less_than_the_rest() {
         let refused = NetError::Dns(HickoryDnsError::ResponseCode(ResponseCode::Refused));
         let nxdomain = no_records(ResponseCode::NXDomain);
-        let telling = |e: &NetError| classify(e, "A").telling;
+        let telling = |e: &NetError| classify(e, "A").0;
         assert!(telling(&refused) < telling(&nxdomain));
         assert!(telling(&nxdomain) < telling(&NetError::Timeout));
         assert!(telling(&nxdomain) < telling(&no_records(ResponseCode::NoError)));
@@ -421,7 +392,7 @@ mod tests {
 
     #[test]
     fn only_an_answer_that_there_is_nothing_is_negative() {
-        let negative = |e: &NetError| classify(e, "A").negative;
+        let negative = |e: &NetError| classify(e, "A").1.is_negative();
         assert!(negative(&no_records(ResponseCode::NXDomain)));
         assert!(negative(&no_records(ResponseCode::NoError)));
         assert!(!negative(&NetError::Timeout));

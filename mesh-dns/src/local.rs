@@ -23,7 +23,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use crate::DnsError;
 
 /// A running DNS server authoritative for one zone, on UDP and TCP of one
-/// `127.0.0.1` port. Dropping it stops it.
+/// `127.0.0.1` port, answering NXDOMAIN for names outside it. Dropping it
+/// stops it.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -108,6 +109,7 @@ impl LocalDns {
         let addr = udp.local_addr().map_err(DnsError::local_server)?;
         let mut server = Server::new(Answering {
             catalog,
+            origin: LowerName::new(&origin),
             outage: outage.clone(),
         });
         server.register_socket(udp);
@@ -200,9 +202,13 @@ impl LocalDns {
     }
 }
 
-/// The zone's catalog, unless an outage answers instead.
+/// The zone's catalog, unless an outage answers instead. A name outside
+/// the zone is answered NXDOMAIN, as kube-dns answers for names that are
+/// nowhere (it forwards them upstream; the loopback server has no
+/// upstream): a client's search-domain candidates get an answer.
 struct Answering {
     catalog: Catalog,
+    origin: LowerName,
     outage: Arc<AtomicU8>,
 }
 
@@ -213,14 +219,21 @@ impl RequestHandler for Answering {
         request: &Request,
         mut response_handle: R,
     ) -> ResponseInfo {
-        let Some(outage) = Outage::from_u8(self.outage.load(Ordering::Relaxed)) else {
-            return self
-                .catalog
-                .handle_request::<R, T>(request, response_handle)
-                .await;
+        let in_zone = request
+            .request_info()
+            .is_ok_and(|info| self.origin.zone_of(info.query.name()));
+        let code = match Outage::from_u8(self.outage.load(Ordering::Relaxed)) {
+            Some(outage) => outage.code(),
+            None if in_zone => {
+                return self
+                    .catalog
+                    .handle_request::<R, T>(request, response_handle)
+                    .await;
+            }
+            None => ResponseCode::NXDomain,
         };
-        let response = MessageResponseBuilder::new(&request.queries, None)
-            .error_msg(&request.metadata, outage.code());
+        let response =
+            MessageResponseBuilder::new(&request.queries, None).error_msg(&request.metadata, code);
         match response_handle.send_response(response).await {
             Ok(info) => info,
             Err(_) => {

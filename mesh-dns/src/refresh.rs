@@ -205,23 +205,28 @@ fn fail(
     let negative = failure.is_negative();
     let cause = failure.to_string();
     let mut dropped = false;
-    tx.send_if_modified(|state| match state {
-        ResolveState::Ready(_) if !negative => false,
-        ResolveState::Ready(_) => {
-            let reason = format!("{NO_LONGER}{cause}");
-            *state = ResolveState::Failed(ResolveError::new(target, reason));
-            dropped = true;
-            true
+    tx.send_if_modified(|state| {
+        let (resolved_before, reason) = match state {
+            ResolveState::Ready(_) if !negative => return false,
+            ResolveState::Ready(_) => {
+                dropped = true;
+                (true, None)
+            }
+            ResolveState::Failed(e) => (e.reason().starts_with(NO_LONGER), Some(e.reason())),
+            ResolveState::Pending => (false, None),
+        };
+        // A name that resolved and is gone stays "no longer resolves"
+        // until it returns; a refresh with no answer says nothing new.
+        let next = match resolved_before {
+            true if !negative => return false,
+            true => format!("{NO_LONGER}{cause}"),
+            false => cause.clone(),
+        };
+        if reason == Some(next.as_str()) {
+            return false;
         }
-        ResolveState::Failed(e)
-            if e.reason().strip_prefix(NO_LONGER).unwrap_or(e.reason()) == cause =>
-        {
-            false
-        }
-        _ => {
-            *state = ResolveState::Failed(ResolveError::new(target, &cause));
-            true
-        }
+        *state = ResolveState::Failed(ResolveError::new(target, next));
+        true
     });
     let keeping = matches!(*tx.borrow(), ResolveState::Ready(_));
     if dropped {
@@ -385,6 +390,7 @@ mod tests {
                 ok(&[1], 10),
                 gone("no such name (NXDOMAIN)"),
                 gone("no such name (NXDOMAIN)"),
+                err("no name server answered in time (timeout)"),
                 ok(&[2], 10),
             ]),
             timing(),
@@ -400,9 +406,10 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(start.elapsed(), Duration::from_secs(10));
-        // The same answer again sends nothing; the name's return does.
+        // The same answer again sends nothing, nor does a refresh that
+        // gets no answer; the name's return does.
         assert_eq!(ports(&res.changed().await.unwrap()), [2]);
-        assert_eq!(start.elapsed(), Duration::from_secs(20));
+        assert_eq!(start.elapsed(), Duration::from_secs(25));
     }
 
     #[tokio::test(start_paused = true)]

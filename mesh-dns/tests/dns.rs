@@ -182,8 +182,7 @@ async fn a_deleted_name_stops_resolving() {
         ),
         "{reason}"
     );
-    // The short name's other search candidates are refused by a server
-    // that does not serve them: that says nothing against the answer.
+    // Every search candidate of the short name is answered NXDOMAIN.
     let reason = until_failed(&mut short).await;
     assert!(
         reason.starts_with("cannot resolve details:9080: the name no longer resolves"),
