@@ -55,8 +55,8 @@ async fn an_https_request_fails_without_a_byte_in_plain_text() {
     let err = get(&client, "https://example.com/").await.unwrap_err();
     assert_eq!(
         err,
-        "https://example.com: TLS to this target is not configured; \
-         the request is not sent in plain text"
+        "https://example.com: TLS to this target is not configured (this client \
+         does not dial TLS yet); the request is not sent in plain text"
     );
     // The same server over http is reached: only TLS was missing.
     let http: MeshClient<Full<Bytes>> =
@@ -322,4 +322,30 @@ async fn xds_clusters_with_tls_are_never_dialled_in_plain_text() {
     assert_eq!((mtls.hits(), sidecar.hits()), (0, 0));
     assert_eq!(client.tls_refusals()[MTLS], 1);
     assert_eq!(client.tls_refusals()[AUTO], refused);
+
+    // The plain endpoint gets a sidecar, at the same address: from then
+    // on it must get mutual TLS too, and is refused.
+    server.set(
+        ResourceType::LoadAssignment.type_url(),
+        vec![
+            endpoints(MTLS, &[(mtls.addr, None)]),
+            endpoints(AUTO, &[(plain.addr, Some("istio"))]),
+        ],
+    );
+    let refused_at_last = tokio::time::timeout(WAIT, async {
+        while get(&client, &format!("http://{host}/")).await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(refused_at_last.is_ok(), "still plain text to the sidecar");
+    let hits = plain.hits();
+    for _ in 0..5 {
+        let e = get(&client, &format!("http://{host}/")).await.unwrap_err();
+        assert!(
+            e.starts_with(&format!("cluster {AUTO}: TLS required")),
+            "{e}"
+        );
+    }
+    assert_eq!(plain.hits(), hits);
 }

@@ -318,9 +318,15 @@ impl<S> Shared<S> {
                     .map(|e| {
                         let health = self.detector.as_ref().map(|d| d.endpoint(e.addr));
                         match previous.get(&e.addr) {
+                            // Its connections are kept while its labels, which
+                            // choose how it is reached (its TLS), stay.
                             Some(old) => Arc::new(Slot {
                                 endpoint: e.clone(),
-                                service: old.service.clone(),
+                                service: if old.endpoint.labels == e.labels {
+                                    old.service.clone()
+                                } else {
+                                    new_endpoint.new_service(e.clone())
+                                },
                                 load: old.load.clone(),
                                 health,
                             }),

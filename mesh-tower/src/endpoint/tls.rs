@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -37,8 +36,8 @@ pub enum TlsUnavailable {
     },
     /// The request's scheme is `https`.
     #[error(
-        "https://{authority}: TLS to this target is not configured; \
-         the request is not sent in plain text"
+        "https://{authority}: TLS to this target is not configured (this client \
+         does not dial TLS yet); the request is not sent in plain text"
     )]
     Target {
         /// The request's authority.
@@ -46,28 +45,26 @@ pub enum TlsUnavailable {
     },
 }
 
-/// How many requests each cluster refused for want of TLS. Clones share
-/// the counts.
+/// How many requests each cluster refused for want of TLS: an entry for
+/// each cluster that refused one. Clones share the counts.
 #[derive(Clone, Debug, Default)]
 pub struct TlsRefusals {
-    counts: Arc<Mutex<BTreeMap<String, Arc<AtomicU64>>>>,
+    counts: Arc<Mutex<BTreeMap<Arc<str>, u64>>>,
 }
 
 impl TlsRefusals {
-    /// The counter of `cluster`, made on first use.
-    fn counter(&self, cluster: &str) -> Arc<AtomicU64> {
+    /// Counts one refusal of `cluster`; whether it was its first.
+    fn count(&self, cluster: &Arc<str>) -> bool {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        counts.entry(cluster.to_owned()).or_default().clone()
+        let n = counts.entry(cluster.clone()).or_default();
+        *n += 1;
+        *n == 1
     }
 
-    /// Refused requests by cluster, for the clusters that refused any.
+    /// Refused requests by cluster.
     pub fn counts(&self) -> BTreeMap<String, u64> {
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        counts
-            .iter()
-            .map(|(cluster, n)| (cluster.clone(), n.load(Ordering::Relaxed)))
-            .filter(|(_, n)| *n > 0)
-            .collect()
+        counts.iter().map(|(c, n)| (c.to_string(), *n)).collect()
     }
 }
 
@@ -76,7 +73,7 @@ impl TlsRefusals {
 #[derive(Clone, Debug)]
 pub struct TlsRequired {
     cluster: Arc<str>,
-    refused: Arc<AtomicU64>,
+    refusals: TlsRefusals,
 }
 
 impl TlsRequired {
@@ -84,7 +81,7 @@ impl TlsRequired {
     pub fn new(cluster: &str, refusals: &TlsRefusals) -> Self {
         Self {
             cluster: cluster.into(),
-            refused: refusals.counter(cluster),
+            refusals: refusals.clone(),
         }
     }
 }
@@ -102,7 +99,7 @@ impl<B> Service<http::Request<B>> for TlsRequired {
         let error = TlsUnavailable::Cluster {
             cluster: self.cluster.to_string(),
         };
-        if self.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+        if self.refusals.count(&self.cluster) {
             tracing::warn!(cluster = %self.cluster, %error, "refusing requests that need TLS");
         }
         ready(Err(error.into()))
