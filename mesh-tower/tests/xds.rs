@@ -7,6 +7,7 @@ mod support;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -337,6 +338,57 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
         .await;
     let again = get(&client, "http://bad/").await.unwrap_err();
     assert!(again.contains("rejected"), "{again}");
+}
+
+#[tokio::test]
+async fn routes_to_a_cluster_on_its_way_apply_once_it_is_here() {
+    const V3: &str = "outbound|9080|v3|reviews.default.svc.cluster.local";
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let v3 = Server::start("v3", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[]);
+    let ads = ads_client(&server, Protocol::StateOfTheWorld);
+    let client = mesh_client(ads.clone());
+    let uri = format!("http://{REVIEWS}/");
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+
+    // The routes send everything to v3 before CDS has it: the routes
+    // before serve meanwhile, with no request waiting or failing.
+    let routes = weighted_route_config(
+        "reviews",
+        &["reviews.default.svc.cluster.local", REVIEWS, "reviews:9080"],
+        &[(V1, 0), (V3, 100)],
+    );
+    server.set(RDS.type_url(), vec![routes]);
+    let names_v3 = |v: &Arc<mesh_xds::ads::AdsView>| {
+        v.route_configs
+            .get("reviews")
+            .is_some_and(|rc| rc.table.clusters().any(|c| c.as_str() == V3))
+    };
+    tokio::time::timeout(WAIT, ads.updates().wait_for(names_v3))
+        .await
+        .expect("the routes arrive")
+        .unwrap();
+    for _ in 0..20 {
+        let started = tokio::time::Instant::now();
+        assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "a request waited"
+        );
+    }
+    server.set(
+        CDS.type_url(),
+        vec![eds_cluster(V1), eds_cluster(V2), eds_cluster(V3)],
+    );
+    server.set(
+        EDS.type_url(),
+        vec![
+            load_assignment_at(V1, &[v1.addr]),
+            load_assignment_at(V3, &[v3.addr]),
+        ],
+    );
+    until_served_by(&client, &uri, "v3").await;
 }
 
 /// The idle timeout runs on paused time; the exchanges with the control

@@ -19,8 +19,9 @@
 //!   whole configuration failing: its requests fail at once, for nothing
 //!   is known of how to reach it (its TLS included). A target is not
 //!   [`Ready`](TargetState::Ready) until the clusters its routes name have
-//!   arrived or are known to be unavailable, so its first requests wait
-//!   for them, as gRPC's do.
+//!   arrived or are known to be unavailable: its first requests wait for
+//!   them, and routes naming a new cluster apply once it is here, the
+//!   previous ones serving meanwhile, as gRPC does.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -49,13 +50,17 @@ pub enum TargetState {
 impl AdsView {
     /// The configuration requests are routed by, for `targets`: pairs of
     /// an authority as requests write it and the name of its listener
-    /// resource. A target whose routes name a cluster still on its way is
-    /// left out (its requests wait), and so is one whose table cannot take
-    /// its listener's defaults, with a warning (conversion has checked all
-    /// it could); the tables and clusters otherwise always fit together.
+    /// resource. A target whose routes name a cluster still on its way
+    /// keeps its table in `previous`, if it had one there, until the
+    /// cluster is here (else it is left out, and its requests wait), as
+    /// gRPC keeps a channel's configuration until the new one is complete;
+    /// one whose table cannot take its listener's defaults is left out,
+    /// with a warning (conversion has checked all it could). The tables
+    /// and clusters otherwise always fit together.
     pub fn mesh_config<'a>(
         &self,
         targets: impl IntoIterator<Item = (&'a str, &'a str)>,
+        previous: &MeshConfig,
     ) -> Result<MeshConfig, ConfigError> {
         let mut listeners = Vec::new();
         for (authority, listener) in targets {
@@ -66,6 +71,9 @@ impl AdsView {
                 continue;
             };
             if self.awaits_cluster(table) {
+                if let Some(table) = previous.listener(authority) {
+                    listeners.push((Arc::<str>::from(authority), table.clone()));
+                }
                 continue;
             }
             match with_listener_defaults(l, table) {

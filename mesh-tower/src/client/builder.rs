@@ -92,8 +92,9 @@ impl<C> MeshClientBuilder<C> {
     }
 
     /// How long a target's cluster (its connections, balancer state and
-    /// discovery) is kept unused before it is dropped; whole seconds.
-    /// Default 5 minutes.
+    /// discovery), and with xDS the target's subscription, is kept unused
+    /// before it is dropped; whole seconds, at least one. Default 5
+    /// minutes.
     pub fn cluster_idle_timeout(mut self, idle: Duration) -> Self {
         self.cache.idle_timeout = idle;
         self

@@ -66,9 +66,11 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
             clusters: Default::default(),
             create: Mutex::new(()),
             epoch: Instant::now(),
+            // Whole seconds, at least one: with none, an entry in use
+            // would be idle at once.
             limits: CacheLimits {
                 max_clusters: limits.max_clusters.max(1),
-                ..limits
+                idle_timeout: limits.idle_timeout.max(Duration::from_secs(1)),
             },
         }
     }

@@ -98,6 +98,21 @@ impl Xds {
         self.targets.get(target).is_some()
     }
 
+    /// Keeps `target` (whose listener resource is `listener`) among the
+    /// targets, marking it used; subscribes to it if it was not.
+    fn ensure(&self, target: &str, listener: &str) {
+        let mut new = false;
+        let (_, evicted) = self.targets.get_or_build_evicting(&target.to_owned(), || {
+            new = true;
+            listener.to_owned()
+        });
+        if new {
+            self.ads.subscribe_listener(listener);
+            self.targets_changed.fetch_add(1, Ordering::Release);
+        }
+        self.dropped(evicted);
+    }
+
     /// Unsubscribes from the listeners of targets that are gone.
     fn dropped(&self, gone: Vec<(String, String)>) {
         if gone.is_empty() {
@@ -119,7 +134,8 @@ impl Xds {
     {
         let Some(xds) = &shared.xds else { return };
         let updates = xds.ads.updates();
-        let sweep = (xds.targets.idle_timeout() / 4).max(Duration::from_secs(1));
+        let sweep = (xds.targets.idle_timeout() / 4)
+            .clamp(Duration::from_secs(1), Duration::from_secs(3600));
         tokio::spawn(follow(Arc::downgrade(shared), updates, sweep));
     }
 
@@ -130,22 +146,13 @@ impl Xds {
             return Ok(());
         };
         let listener = xds.ads.bootstrap().client_listener_name(target);
-        let mut new = false;
-        let (_, evicted) = xds.targets.get_or_build_evicting(&target.to_owned(), || {
-            new = true;
-            listener.clone()
-        });
-        if new {
-            xds.ads.subscribe_listener(listener.clone());
-            xds.targets_changed.fetch_add(1, Ordering::Release);
-        }
-        xds.dropped(evicted);
         let mut applied = xds.applied.subscribe();
         let mut updates = xds.ads.updates();
         let wait = async {
             loop {
-                // Used while it is waited for: never swept meanwhile.
-                xds.touch(target);
+                // Asked for again should the sweep or other new targets
+                // have dropped it meanwhile.
+                xds.ensure(target, &listener);
                 if shared.config.has_listener(target) {
                     return Ok(());
                 }
@@ -251,7 +258,8 @@ async fn follow<B>(
             continue;
         }
         let targets = xds.targets.entries();
-        let config = view.mesh_config(targets.iter().map(|(a, l)| (a.as_str(), l.as_str())));
+        let targets = targets.iter().map(|(a, l)| (a.as_str(), l.as_str()));
+        let config = view.mesh_config(targets, &shared.config.load());
         match config {
             Ok(config) => {
                 MeshClient {
