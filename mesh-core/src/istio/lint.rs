@@ -10,6 +10,7 @@ use super::api::{
     TLSMode, TrafficPolicy, VirtualService, WorkloadEntry, WorkloadEntrySpec,
 };
 use super::yaml::FieldPath;
+use crate::policy::Maglev;
 
 /// What is said of a traffic policy's `tls` (or a port's): nothing of
 /// `DISABLE`, which is what the client does.
@@ -251,6 +252,17 @@ fn load_balancer(
         note(
             at.key(field),
             "slow start is not supported by the client; new endpoints get their full share at once",
+        );
+    }
+    let maglev = lb.consistent_hash.as_ref().and_then(|h| h.maglev.as_ref());
+    if maglev.is_some_and(|m| m.table_size > Maglev::MAX_CLIENT_TABLE_SIZE) {
+        let message = format!(
+            "the mesh's xDS clients refuse a Maglev table above {} slots (Envoy takes it)",
+            Maglev::MAX_CLIENT_TABLE_SIZE
+        );
+        note(
+            at.key("consistentHash").key("maglev").key("tableSize"),
+            &message,
         );
     }
     if let Some(cookie) = lb

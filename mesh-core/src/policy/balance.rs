@@ -185,6 +185,13 @@ impl Maglev {
     /// The largest table (Envoy's limit).
     pub const MAX_TABLE_SIZE: u64 = 5_000_011;
 
+    /// The largest table the mesh's own clients take from a control
+    /// plane: about twice the default (a Mersenne prime). Each cluster
+    /// holds its own table at 4 bytes a slot, rebuilt on every endpoint
+    /// change; Envoy's limit would let a control plane demand 20 MB per
+    /// cluster.
+    pub const MAX_CLIENT_TABLE_SIZE: u64 = 131_071;
+
     /// Maglev parameters, checked.
     ///
     /// ```

@@ -7,10 +7,12 @@
 //! type waits: a newer one is merged into it, which loses nothing.
 //!
 //! - State of the world: each request carries the whole subscription and
-//!   the latest version and nonce, so the newer replaces the older (an
-//!   ACK or NACK of an older nonce is superseded, as the protocol allows).
+//!   the latest version and nonce, so the newer replaces the older; a
+//!   NACK stays a NACK when the newer names the same nonce, and an ACK or
+//!   NACK of an older nonce is superseded by the answer to a newer one,
+//!   as the protocol allows (the server learns only the latest).
 //! - Delta: subscriptions and unsubscriptions are folded together in
-//!   order, and the newer nonce (with its error detail) wins.
+//!   order, and the newer nonce (with its error detail) wins, as above.
 //!
 //! Either way the node and a delta stream's `initial_resource_versions`,
 //! which only the first request of a stream carries, are kept.
@@ -40,6 +42,10 @@ impl Merge for DiscoveryRequest {
         }
         if newer.response_nonce.is_empty() {
             newer.response_nonce = std::mem::take(&mut self.response_nonce);
+        }
+        // A subscription change after a NACK carries the NACKed nonce
+        // again: the NACK still stands.
+        if newer.response_nonce == self.response_nonce && newer.error_detail.is_none() {
             newer.error_detail = self.error_detail.take();
         }
         *self = newer;
@@ -209,13 +215,26 @@ mod tests {
         assert_eq!(outbox.waiting(), 2);
         // A subscription change with no nonce keeps the last one.
         outbox.push(sotw("cds", "", &["c", "d"]));
+        // A NACK, then a subscription change naming the same nonce: still
+        // a NACK.
+        outbox.push(DiscoveryRequest {
+            error_detail: Some(Status {
+                message: "bad".into(),
+                ..Default::default()
+            }),
+            ..sotw("lds", "10000", &["a", "b"])
+        });
+        outbox.push(sotw("lds", "10000", &["a"]));
         drop(outbox);
         let sent: Vec<DiscoveryRequest> = outgoing.collect().await;
         assert_eq!(sent.len(), 2);
         assert_eq!(sent[0].type_url, "lds");
         assert_eq!(sent[0].node.as_ref().unwrap().id, "n");
-        assert_eq!(sent[0].response_nonce, "9999");
+        assert_eq!(sent[0].response_nonce, "10000");
+        assert_eq!(sent[0].resource_names, ["a"]);
+        assert_eq!(sent[0].error_detail.as_ref().unwrap().message, "bad");
         assert_eq!(sent[1].response_nonce, "9999");
+        assert!(sent[1].error_detail.is_none());
         assert_eq!(sent[1].resource_names, ["c", "d"]);
     }
 

@@ -512,3 +512,19 @@ spec:
     assert_eq!(mutual.client_certificate.as_deref(), Some("/c.pem"));
     assert_eq!(mutual.private_key.as_deref(), Some("/k.pem"));
 }
+
+#[test]
+fn a_maglev_table_the_mesh_clients_refuse_is_warned_about() {
+    let dr = DR.replace(
+        "  host: reviews\n",
+        "  host: reviews\n  trafficPolicy:\n    loadBalancer: {consistentHash: {httpHeaderName: x, maglev: {tableSize: 5000011}}}\n",
+    );
+    let (_, warnings) = read(&dr);
+    let warnings: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings.iter().any(|w| w.contains(
+            "spec.trafficPolicy.loadBalancer.consistentHash.maglev.tableSize: the mesh's xDS clients refuse a Maglev table above 131071 slots"
+        )),
+        "{warnings:?}"
+    );
+}

@@ -77,11 +77,8 @@ fn ring(
         })
 }
 
-/// The largest Maglev table a control plane may ask of the client: twice
-/// Envoy's default (a Mersenne prime). Each cluster holds its own table at
-/// 4 bytes a slot, rebuilt on every endpoint change; Envoy's own limit,
-/// 5,000,011, would let a control plane demand 20 MB per cluster.
-pub const MAX_MAGLEV_TABLE_SIZE: u64 = 131_071;
+/// The largest Maglev table a control plane may ask of the client.
+pub const MAX_MAGLEV_TABLE_SIZE: u64 = Maglev::MAX_CLIENT_TABLE_SIZE;
 
 /// A Maglev table, 65,537 entries unless set, at most
 /// [`MAX_MAGLEV_TABLE_SIZE`].
