@@ -332,8 +332,15 @@ async fn xds_clusters_with_tls_are_never_dialled_in_plain_text() {
             endpoints(AUTO, &[(plain.addr, Some("istio"))]),
         ],
     );
+    // Until then, round robin alternates the refused sidecar and the
+    // plain endpoint: three refusals in a row say the change is in.
     let refused_at_last = tokio::time::timeout(WAIT, async {
-        while get(&client, &format!("http://{host}/")).await.is_ok() {
+        let mut in_a_row = 0;
+        while in_a_row < 3 {
+            match get(&client, &format!("http://{host}/")).await {
+                Ok(_) => in_a_row = 0,
+                Err(_) => in_a_row += 1,
+            }
             tokio::task::yield_now().await;
         }
     })
