@@ -4,15 +4,17 @@
 //! assembled into [`MeshClient`].
 //!
 //! Each layer lives in its own module and works alone inside a
-//! [`tower::ServiceBuilder`]:
+//! [`tower::ServiceBuilder`], taking its policy as a value when it is
+//! built:
 //!
 //! | module | does | matches |
 //! |---|---|---|
-//! | [`route`] | route matching, rewrites, header changes, redirects, direct responses, 404 on no route | Envoy RDS, Istio VirtualService `http` |
+//! | [`route`] | the head: route matching into each route's prebuilt stack, rewrites, header changes, redirects, direct responses, 404 on no route | Envoy RDS, Istio VirtualService `http` |
 //! | [`rate_limit`] | local token buckets per route or cluster, total and per client identity | linkerd `HTTPLocalRateLimitPolicy`, Envoy `local_ratelimit` |
 //! | [`fault`] | delays and aborts by percentage or request header | Envoy fault filter, Istio `fault`, gRFC A33 |
 //! | [`split`] | weighted cluster choice | Envoy `weighted_clusters`, Istio `route[].weight` |
 //! | [`mirror`] | fire-and-forget copies to a shadow cluster | Envoy `request_mirror_policies`, Istio `mirror` |
+//! | [`cluster`] | the end of every path: each cluster's stack, built on first use and kept by cluster; a route's timeout and retries in place of the cluster's | Envoy cluster manager |
 //! | [`timeout`] | whole-request timeout | Envoy route `timeout`, Istio `timeout` |
 //! | [`retry`] | retries with `retry_on` conditions, per-try timeout, backoff, budget, body replay | Envoy `retry_policy`, Istio `retries`, linkerd budgets |
 //! | [`circuit`] | max concurrent and max pending requests | Envoy `circuit_breakers`, Istio `connectionPool` |
@@ -20,12 +22,14 @@
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //!
-//! A request through [`MeshClient`] takes this path (the first five only
-//! when the client has a [`MeshConfig`](mesh_core::MeshConfig)):
+//! A request through [`MeshClient`] takes this path (the route and its
+//! stack only when the client has a
+//! [`MeshConfig`](mesh_core::MeshConfig); each route's stack is built when
+//! the configuration is applied, each cluster's on its first request):
 //!
 //! ```text
-//! MeshClient -> route -> rate_limit -> fault -> split -> mirror
-//!            -> timeout -> retry -> circuit -> balance -> outlier -> endpoint
+//! MeshClient -> route -> [rate_limit -> fault -> mirror -> split]  (the route's stack)
+//!            -> cluster -> timeout -> retry -> circuit -> balance -> outlier -> endpoint
 //! ```
 //!
 //! ```no_run
@@ -59,6 +63,7 @@ pub mod balance;
 pub mod body;
 pub mod circuit;
 pub mod client;
+pub mod cluster;
 pub mod endpoint;
 pub mod error;
 pub mod fault;

@@ -377,6 +377,90 @@ async fn a_route_rate_limit_answers_429_beyond_the_rate() {
     assert_eq!(counts["reviews-v1"] + counts["429"], 20);
 }
 
+/// Each route's limit is its own, in the configuration's table and in a
+/// listener's; a new configuration that keeps a route's policy keeps its
+/// buckets, one that changes it starts them full. On paused time: no token
+/// comes back while the test runs.
+#[tokio::test(start_paused = true)]
+async fn route_rate_limits_are_per_route_and_outlive_configurations_that_keep_them() {
+    let bookinfo = Bookinfo::start().await;
+    let limit = |n| LocalRateLimit {
+        total: Some(Limit {
+            requests_per_second: n,
+        }),
+        ..Default::default()
+    };
+    let v1 = cluster(REVIEWS, Some("v1"));
+    let limited_route = |n, name: &str| {
+        let mut route = Route::forward(Forward::to(v1.clone())).when(RouteMatch {
+            path: mesh_core::route::PathMatch {
+                kind: StringMatch::Prefix("/limited".into()),
+                ignore_case: false,
+            },
+            ..Default::default()
+        });
+        route.rate_limit = Some(limit(n));
+        route.name = Some(name.into());
+        route
+    };
+    let other = Route::forward(Forward::to(v1.clone()));
+    // The configuration's table, and a listener's with its own limited
+    // route: both must get their limits.
+    let make = |n: u32, name: &str| {
+        let hosts = vec![vhost(
+            "reviews",
+            REVIEWS,
+            vec![limited_route(n, name), other.clone()],
+        )];
+        let listener = RouteTable::new(vec![vhost(
+            "ratings",
+            RATINGS,
+            vec![limited_route(1, "listener's"), other.clone()],
+        )])
+        .unwrap();
+        let base = config(hosts);
+        let clusters: Vec<Cluster> = base.clusters().cloned().collect();
+        MeshConfig::with_listeners(
+            base.routes().clone(),
+            [("ratings:9080".into(), listener)],
+            clusters,
+        )
+        .unwrap()
+    };
+    let client = bookinfo.client(make(2, "first"));
+    let status = |path: &str| {
+        let client = client.clone();
+        let uri = format!("http://reviews:9080{path}");
+        async move { send(&client, &uri, None).await.unwrap().0.as_u16() }
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(status("/limited").await);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    for _ in 0..10 {
+        assert_eq!(status("/other").await, 200);
+    }
+    let through_listener = || async {
+        let uri = "http://ratings:9080/limited";
+        send(&client, uri, None).await.unwrap().0.as_u16()
+    };
+    assert_eq!(through_listener().await, 200);
+    assert_eq!(through_listener().await, 429);
+
+    // The same policy under another name: the buckets stay (empty).
+    client.set_config(make(2, "kept"));
+    assert_eq!(status("/limited").await, 429);
+    assert_eq!(through_listener().await, 429);
+    // A raised limit starts full.
+    client.set_config(make(3, "raised"));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(status("/limited").await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+}
+
 /// A cluster without a port of its own (an Istio destination written
 /// without one) takes the policy of the port each request goes to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,14 +12,14 @@ use std::sync::atomic::AtomicBool;
 use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
-use super::{CacheLimits, ClusterCache, Dispatch, MeshClient, NewEndpoint, Shared};
-use crate::BoxError;
+use super::{MeshClient, Shared, Stacks};
+use crate::cluster::{CacheLimits, ClusterParts, Clusters, NewEndpoint, ToCluster};
 use crate::endpoint::{HttpEndpoint, TcpConnector};
 use crate::fault::FaultLayer;
 use crate::mirror::MirrorLayer;
-use crate::rate_limit::RateLimitLayer;
-use crate::route::{RouteLayer, SharedConfig};
+use crate::route::{Route, SharedConfig, SharedRoutes};
 use crate::split::SplitLayer;
+use crate::{BoxError, RequestBody};
 
 /// Builds a [`MeshClient`].
 ///
@@ -217,34 +217,42 @@ impl<C> MeshClientBuilder<C> {
         #[cfg(not(feature = "xds"))]
         let registry_only = self.registry_only;
         let routing = config.is_some();
-        let config = SharedConfig::new(config.unwrap_or_default());
-        let seed = self.seed;
-        let shared = Arc::new_cyclic(|weak| {
-            let seeded = |n: u64| seed.map(|s| s.wrapping_add(n));
-            let routed = ServiceBuilder::new()
-                .layer(RouteLayer::new(config.clone()).passthrough(!registry_only))
-                .layer(RateLimitLayer::per_route(config.clone()))
-                .layer(FaultLayer::seeded(seeded(1)))
-                .layer(SplitLayer::seeded(seeded(2)))
-                .layer(MirrorLayer::seeded(seeded(3)))
-                .service(Dispatch {
-                    shared: weak.clone(),
-                });
-            Shared {
-                resolve,
-                default_policy: self.default_policy,
-                policies: self.policies,
-                new_endpoint,
-                clusters: ClusterCache::new(self.cache),
-                config,
-                routing: AtomicBool::new(routing),
-                ring_size_cap: self.ring_size_cap,
-                tls_refusals: Default::default(),
-                update: Default::default(),
-                routed,
-                #[cfg(feature = "xds")]
-                xds,
-            }
+        let config = Arc::new(config.unwrap_or_default());
+        let shared_config = SharedConfig::default();
+        shared_config.store(config.clone());
+        let clusters = Clusters::new(ClusterParts {
+            resolve,
+            new_endpoint,
+            default_policy: self.default_policy,
+            policies: self.policies,
+            config: shared_config.clone(),
+            limits: self.cache,
+            ring_size_cap: self.ring_size_cap,
+        });
+        let seeded = |n: u64| self.seed.map(|s| s.wrapping_add(n));
+        let stacks = Stacks {
+            clusters: clusters.clone(),
+            fault: FaultLayer::seeded(seeded(1)),
+            split: SplitLayer::seeded(seeded(2)),
+            mirror: MirrorLayer::seeded(seeded(3)),
+        };
+        let (routes, limiters) = stacks.routes(config, &Default::default());
+        let passthrough = (!registry_only).then(|| {
+            let to_target = ToCluster::target(&clusters);
+            let stack = ServiceBuilder::new()
+                .map_request(|req: http::Request<B>| req.map(RequestBody::new))
+                .service(to_target);
+            BoxCloneSyncService::new(stack)
+        });
+        let route = Route::new(SharedRoutes::new(routes)).passthrough(passthrough);
+        let shared = Arc::new(Shared {
+            config: shared_config,
+            routing: AtomicBool::new(routing),
+            stacks,
+            route,
+            update: std::sync::Mutex::new(limiters),
+            #[cfg(feature = "xds")]
+            xds,
         });
         #[cfg(feature = "xds")]
         super::xds::Xds::follow(&shared);

@@ -161,7 +161,7 @@ where
             Ok(uri) => *req.uri_mut() = uri,
             Err(e) => {
                 let e = format!("cannot address a request to {}: {e}", self.target);
-                return ResponseFuture::cluster(super::ClusterFuture::failed(e.into()));
+                return ResponseFuture::failed(e.into());
             }
         }
         // The target is known: no need to parse it back out of the URI.

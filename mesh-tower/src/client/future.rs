@@ -1,16 +1,18 @@
+//! The response future of [`MeshClient`](super::MeshClient).
+
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::Body;
-use mesh_core::route::ClusterName;
 use pin_project::pin_project;
 use tower::util::Oneshot;
 
-use super::{ClusterService, RoutedService};
-use crate::split::SelectedCluster;
-use crate::{BoxError, RequestBody, ResponseBody};
+use super::RouteService;
+use crate::{BoxError, ResponseBody};
+
+type Routed<B> = crate::route::ResponseFuture<Oneshot<RouteService<B>, http::Request<B>>>;
 
 /// The response future of [`MeshClient`](super::MeshClient).
 #[pin_project]
@@ -32,11 +34,15 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    Cluster(#[pin] ClusterFuture<B>),
-    Routed(#[pin] Oneshot<RoutedService<B>, http::Request<B>>),
+    /// Sent straight to a cluster.
+    Cluster(crate::cluster::ResponseFuture),
+    /// Routed into a route's stack.
+    Routed(#[pin] Routed<B>),
     /// Waiting for the configuration of a new xDS target.
     #[cfg(feature = "xds")]
     Waiting(Pin<Box<dyn Future<Output = Result<http::Response<ResponseBody>, BoxError>> + Send>>),
+    /// Failed before it was sent.
+    Failed(Option<BoxError>),
 }
 
 impl<B> ResponseFuture<B>
@@ -44,15 +50,21 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    pub(super) fn cluster(fut: ClusterFuture<B>) -> Self {
+    pub(super) fn cluster(fut: crate::cluster::ResponseFuture) -> Self {
         Self {
             state: State::Cluster(fut),
         }
     }
 
-    pub(super) fn routed(routes: RoutedService<B>, req: http::Request<B>) -> Self {
+    pub(super) fn routed(fut: Routed<B>) -> Self {
         Self {
-            state: State::Routed(tower::ServiceExt::oneshot(routes, req)),
+            state: State::Routed(fut),
+        }
+    }
+
+    pub(super) fn failed(e: BoxError) -> Self {
+        Self {
+            state: State::Failed(Some(e)),
         }
     }
 
@@ -75,69 +87,11 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Cluster(fut) => fut.poll(cx),
+            StateProj::Cluster(fut) => fut.as_mut().poll(cx),
             StateProj::Routed(fut) => fut.poll(cx),
             #[cfg(feature = "xds")]
             StateProj::Waiting(fut) => fut.as_mut().poll(cx),
-        }
-    }
-}
-
-/// A request on its way through one cluster's stack, or failed before.
-#[pin_project]
-pub(super) struct ClusterFuture<B> {
-    #[pin]
-    state: ClusterState<B>,
-    /// The configured cluster, to name on the response.
-    cluster: Option<ClusterName>,
-}
-
-#[allow(clippy::large_enum_variant)]
-#[pin_project(project = ClusterStateProj)]
-enum ClusterState<B> {
-    Sent(#[pin] Oneshot<ClusterService<B>, http::Request<RequestBody<B>>>),
-    Failed(Option<BoxError>),
-}
-
-impl<B> ClusterFuture<B> {
-    pub(super) fn new(cluster: ClusterService<B>, req: http::Request<RequestBody<B>>) -> Self {
-        Self {
-            state: ClusterState::Sent(tower::ServiceExt::oneshot(cluster, req)),
-            cluster: None,
-        }
-    }
-
-    pub(super) fn failed(e: BoxError) -> Self {
-        Self {
-            state: ClusterState::Failed(Some(e)),
-            cluster: None,
-        }
-    }
-
-    /// Names `cluster`, if any, on the response, as a [`SelectedCluster`]
-    /// extension.
-    pub(super) fn naming(mut self, cluster: Option<ClusterName>) -> Self {
-        self.cluster = cluster;
-        self
-    }
-}
-
-impl<B> Future for ClusterFuture<B> {
-    type Output = Result<http::Response<ResponseBody>, BoxError>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.state.project() {
-            ClusterStateProj::Sent(fut) => {
-                let mut res = ready!(fut.poll(cx))?;
-                if let Some(cluster) = this.cluster.take() {
-                    res.extensions_mut().insert(SelectedCluster(cluster));
-                }
-                Poll::Ready(Ok(res))
-            }
-            ClusterStateProj::Failed(e) => {
-                Poll::Ready(Err(e.take().expect("polled after completion")))
-            }
+            StateProj::Failed(e) => Poll::Ready(Err(e.take().expect("polled after completion"))),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! → `reviews:9080`; the scheme's port when none is written), resolved
 //! through the client's [`Resolve`]: a static list, DNS (`mesh-dns`) or xDS.
 //! Each target gets a cluster stack of its own on first use, built from its
-//! [`ClusterPolicy`]:
+//! [`ClusterPolicy`](mesh_core::policy::ClusterPolicy):
 //!
 //! ```text
 //! request ─▶ timeout ─▶ retry ─▶ circuit ─▶ balance ─▶ outlier ─▶ endpoint
@@ -14,19 +14,31 @@
 //! ```
 //!
 //! A client given a [`MeshConfig`] ([`MeshClientBuilder::config`],
-//! [`MeshClient::set_config`]) routes first: the route, rate-limit, fault,
-//! split and mirror layers pick a configured cluster, whose stack is built
-//! for the request's port from the cluster's service, subset and policy.
-//! Authorities no virtual host serves go to their own cluster as above,
-//! unless the client is [`registry_only`](MeshClientBuilder::registry_only).
+//! [`MeshClient::set_config`]) routes first. When a configuration is
+//! applied, every route gets a prebuilt stack with its policies bound in
+//! (see `stack.rs`): the [`route`](crate::route) head matches a request
+//! and calls its route's stack, which ends in the
+//! [`cluster`](crate::cluster) layer, where each configured cluster's
+//! stack is built for the request's port from the cluster's service,
+//! subset and policy. Authorities no virtual host serves go to their own
+//! cluster as above, unless the client is
+//! [`registry_only`](MeshClientBuilder::registry_only).
 //!
-//! Stacks are held in a map that requests read without locks; a new target
-//! copies the map once. A stack unused for 5 minutes is dropped when a new
-//! target arrives, and at most 10,000 are kept (least recently used go
-//! first), so requests to ever-new authorities cannot grow the client
-//! without bound (see [`MeshClientBuilder::cluster_idle_timeout`] and
-//! [`MeshClientBuilder::max_clusters`]). Per-request layers (metrics, tracing) belong around
-//! the cluster stack, per-attempt ones around each endpoint's service.
+//! ```text
+//! MeshClient ─▶ route ─▶ [route's stack: rate_limit ─▶ fault ─▶ mirror ─▶ split]
+//!            ─▶ cluster ─▶ timeout ─▶ retry ─▶ circuit ─▶ balance ─▶ outlier ─▶ endpoint
+//! ```
+//!
+//! Nothing calls back into the client: a request does one load of the
+//! routes, one route lookup and one call into a prebuilt stack. Cluster
+//! stacks are held in a map that requests read without locks; a stack
+//! unused for 5 minutes is dropped when a new one arrives, and at most
+//! 10,000 are kept (least recently used go first), so requests to
+//! ever-new authorities cannot grow the client without bound (see
+//! [`MeshClientBuilder::cluster_idle_timeout`] and
+//! [`MeshClientBuilder::max_clusters`]). Per-request layers (metrics,
+//! tracing) belong around the client, per-attempt ones inside the
+//! cluster's retry (see [`cluster`](crate::cluster)).
 //!
 //! It works where a `hyper_util::client::legacy::Client` is used, and as the
 //! transport of a tonic generated client:
@@ -46,88 +58,32 @@
 //! ```
 
 mod builder;
-mod cache;
 mod channel;
-mod dispatch;
 mod future;
-mod subset;
+mod stack;
 #[cfg(feature = "xds")]
 mod xds;
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::Incoming;
-use mesh_core::policy::ClusterPolicy;
-use mesh_core::route::ClusterName;
-use mesh_core::{Authority, Endpoint, InvalidAuthority, MeshConfig, Resolution, Resolve};
-
-use tower::util::BoxCloneSyncService;
-use tower::{Layer, Service, ServiceBuilder};
+use mesh_core::{Authority, InvalidAuthority, MeshConfig, Resolve};
+use tower::Service;
 
 pub use builder::MeshClientBuilder;
-use cache::{CacheLimits, ClusterCache};
 pub use channel::{InvalidTarget, MeshChannel};
-pub use dispatch::UndefinedCluster;
-use future::ClusterFuture;
 pub use future::ResponseFuture;
 #[cfg(feature = "xds")]
 pub use xds::{TARGET_WAIT, XdsTargetError};
 
-use crate::balance::Balance;
-use crate::circuit::{CircuitBreakerLayer, Limits};
-use crate::endpoint::{TlsRefusals, TlsRequired};
-use crate::fault::Fault;
-use crate::mirror::Mirror;
-use crate::outlier::{OutlierDetector, OutlierLayer};
-use crate::rate_limit::{RateLimit, RateLimitLayer};
-use crate::retry::{ReplayBody, RetryLayer};
-use crate::route::{Route, SharedConfig};
-use crate::split::Split;
-use crate::timeout::TimeoutLayer;
-use crate::{BoxError, RequestBody, ResponseBody};
-use dispatch::Dispatch;
-
-/// One cluster's whole stack.
-type ClusterService<B> =
-    BoxCloneSyncService<http::Request<RequestBody<B>>, http::Response<ResponseBody>, BoxError>;
-
-/// The route layers and dispatch, for a client with a configuration. Not
-/// boxed: cloning it per request costs reference counts, not an allocation.
-type RoutedService<B> = Route<RateLimit<Fault<Split<Mirror<Dispatch<B>>>>>>;
-
-/// One endpoint's service, as the balancer holds it.
-pub type EndpointService<B> = BoxCloneSyncService<
-    http::Request<ReplayBody<RequestBody<B>>>,
-    http::Response<Incoming>,
-    BoxError,
->;
-
-/// Builds an endpoint's service from the endpoint and the cluster's policy.
-type NewEndpoint<B> = Arc<dyn Fn(&Endpoint, &ClusterPolicy) -> EndpointService<B> + Send + Sync>;
-
-/// What a cluster stack is kept by: a request authority (unrouted), or a
-/// configured cluster and the port of the service requests to it reach
-/// (`None` for a named endpoint set, whose endpoints carry their ports).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum ClusterKey {
-    Target(Authority),
-    Named(ClusterName, Option<u16>),
-}
-
-impl fmt::Display for ClusterKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClusterKey::Target(t) => t.fmt(f),
-            ClusterKey::Named(name, Some(port)) => write!(f, "{name} (port {port})"),
-            ClusterKey::Named(name, None) => name.fmt(f),
-        }
-    }
-}
+pub use crate::cluster::{EndpointService, UndefinedCluster};
+use crate::rate_limit::RateLimiter;
+use crate::route::{Route, RouteKey, SharedConfig};
+use crate::{BoxError, RequestBody};
+use stack::{RouteService, Stacks};
 
 /// A client that routes each request through the mesh. Cheap to clone;
 /// clones share clusters, connections, budgets and configuration.
@@ -147,8 +103,9 @@ impl<B> std::fmt::Debug for MeshClient<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let clusters: Vec<String> = self
             .shared
+            .stacks
             .clusters
-            .targets()
+            .keys()
             .iter()
             .map(ToString::to_string)
             .collect();
@@ -159,21 +116,15 @@ impl<B> std::fmt::Debug for MeshClient<B> {
 }
 
 struct Shared<B> {
-    resolve: Arc<dyn Resolve>,
-    default_policy: ClusterPolicy,
-    policies: HashMap<Authority, ClusterPolicy>,
-    new_endpoint: NewEndpoint<B>,
-    clusters: ClusterCache<ClusterKey, ClusterService<B>>,
     config: SharedConfig,
     /// Whether requests are routed by `config` (one was given).
     routing: AtomicBool,
-    /// The most entries a ring-hash balancer builds.
-    ring_size_cap: u64,
-    /// Requests refused for want of TLS, by cluster.
-    tls_refusals: TlsRefusals,
-    /// Held while the configuration is replaced.
-    update: std::sync::Mutex<()>,
-    routed: RoutedService<B>,
+    /// What route stacks are made of.
+    stacks: Stacks<B>,
+    /// The head of the routed path.
+    route: Route<RouteService<B>>,
+    /// The rate limiters of the routes now, by route.
+    update: std::sync::Mutex<HashMap<RouteKey, Arc<RateLimiter>>>,
     /// The ADS client the configuration comes from, if any.
     #[cfg(feature = "xds")]
     xds: Option<xds::Xds>,
@@ -200,30 +151,12 @@ impl<B> MeshClient<B> {
     /// TLS, which this client does not dial yet (they are never sent in
     /// plain text; the first of each cluster is logged).
     pub fn tls_refusals(&self) -> std::collections::BTreeMap<String, u64> {
-        self.shared.tls_refusals.counts()
+        self.shared.stacks.clusters.tls_refusals().counts()
     }
 
     /// The configuration requests are routed by.
     pub fn config(&self) -> Arc<MeshConfig> {
         self.shared.config.load()
-    }
-
-    /// Routes the next requests by `config`. Clusters whose definition
-    /// changed are rebuilt on their next request; the others keep their
-    /// connections, balancer state and budgets.
-    pub fn set_config(&self, config: MeshConfig) {
-        let _one_at_a_time = self.shared.update.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.shared.config.load();
-        self.shared.config.store(config);
-        let new = self.shared.config.load();
-        // Clusters are built from the definition current when they are
-        // built (see `named_cluster`), so after the store only clusters
-        // built before it can be stale, and they are dropped here.
-        self.shared.clusters.retain(|key| match key {
-            ClusterKey::Named(name, _) => old.cluster(name) == new.cluster(name),
-            ClusterKey::Target(_) => true,
-        });
-        self.shared.routing.store(true, Ordering::Release);
     }
 }
 
@@ -232,61 +165,23 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// The cluster stack of an unrouted request's authority.
-    fn target_cluster(&self, target: &Authority) -> ClusterService<B> {
-        let key = ClusterKey::Target(target.clone());
-        self.shared.clusters.get_or_build(&key, || {
-            let policy = self.shared.policies.get(target);
-            let policy = policy.unwrap_or(&self.shared.default_policy);
-            self.build_cluster(
-                &target.to_string(),
-                self.shared.resolve.resolve(target),
-                policy,
-            )
-        })
-    }
-
-    /// The stack of the cluster `name`: its endpoints from `resolution`,
-    /// each reached as `policy` says; one that needs TLS refuses its
-    /// requests ([`TlsRequired`]).
-    fn build_cluster(
-        &self,
-        name: &str,
-        resolution: Resolution,
-        policy: &ClusterPolicy,
-    ) -> ClusterService<B> {
-        let detector = OutlierDetector::new(policy.outlier);
-        let new_endpoint = {
-            let detector = detector.clone();
-            let make = self.shared.new_endpoint.clone();
-            let policy = policy.clone();
-            let refusing = TlsRequired::new(name, &self.shared.tls_refusals);
-            move |endpoint: Endpoint| {
-                let service = match policy.tls_for(&endpoint.labels) {
-                    Some(_) => BoxCloneSyncService::new(refusing.clone()),
-                    None => make(&endpoint, &policy),
-                };
-                OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)
-            }
-        };
-        let balance = Balance::new(
-            resolution,
-            new_endpoint,
-            policy
-                .load_balancer
-                .with_ring_size_cap(self.shared.ring_size_cap),
-            Some(detector),
-        );
-        let stack = ServiceBuilder::new()
-            .option_layer(policy.rate_limit.clone().map(RateLimitLayer::new))
-            .map_response(|res: http::Response<Incoming>| res.map(ResponseBody::from))
-            .layer(TimeoutLayer::new(policy.timeout))
-            .layer(RetryLayer::new(policy.retry.clone()))
-            .layer(CircuitBreakerLayer::new(Limits::new(
-                policy.circuit_breakers,
-            )))
-            .service(balance);
-        BoxCloneSyncService::new(stack)
+    /// Routes the next requests by `config`: every route's stack is built
+    /// now. Clusters whose definition changed are rebuilt on their next
+    /// request; the others keep their connections, balancer state and
+    /// budgets, and routes whose rate limit stayed keep their buckets.
+    pub fn set_config(&self, config: MeshConfig) {
+        let mut limiters = self.shared.update.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.shared.config.load();
+        let config = Arc::new(config);
+        let (routes, kept) = self.shared.stacks.routes(config.clone(), &limiters);
+        *limiters = kept;
+        self.shared.config.store(config.clone());
+        self.shared.route.routes().store(routes);
+        // Clusters are built from the definition current when they are
+        // built, so after the store only those built before it can be
+        // stale, and they are dropped here.
+        self.shared.stacks.clusters.configured(&old, &config);
+        self.shared.routing.store(true, Ordering::Release);
     }
 }
 
@@ -312,7 +207,7 @@ where
         Some(move |req| {
             ResponseFuture::waiting(Box::pin(async move {
                 xds::Xds::ready(&shared, &target).await?;
-                tower::ServiceExt::oneshot(shared.routed.clone(), req).await
+                shared.route.route(req).await
             }))
         })
     }
@@ -353,13 +248,14 @@ where
             if let Some(waiting) = self.new_xds_target(&req) {
                 return waiting(req);
             }
-            return ResponseFuture::routed(self.shared.routed.clone(), req);
+            return ResponseFuture::routed(self.shared.route.route(req));
         }
-        ResponseFuture::cluster(match target(&req) {
+        match target(&req) {
             Ok(target) => {
-                ClusterFuture::new(self.target_cluster(&target), req.map(RequestBody::new))
+                let cluster = self.shared.stacks.clusters.target(&target);
+                ResponseFuture::cluster(cluster.call(req.map(RequestBody::new), None, None))
             }
-            Err(e) => ClusterFuture::failed(e.into()),
-        })
+            Err(e) => ResponseFuture::failed(e.into()),
+        }
     }
 }

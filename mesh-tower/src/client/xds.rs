@@ -34,8 +34,9 @@ use mesh_xds::TargetState;
 use mesh_xds::ads::{AdsHandle, AdsView};
 use tokio::sync::watch;
 
-use super::{CacheLimits, ClusterCache, MeshClient, Shared};
+use super::{MeshClient, Shared};
 use crate::BoxError;
+use crate::cluster::{CacheLimits, ClusterCache};
 
 /// The longest a request waits for its target's configuration: the
 /// does-not-exist timeout, which starts once the subscription is sent, and

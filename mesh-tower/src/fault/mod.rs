@@ -1,6 +1,7 @@
 //! Fault injection, as Envoy's HTTP fault filter, Istio's VirtualService
-//! `fault` and gRFC A33: a share of the requests of a route with a
-//! [`FaultPolicy`] is delayed before it is forwarded, and a share is
+//! `fault` and gRFC A33: a share of the requests through a [`Fault`] (a
+//! route's, with its [`FaultPolicy`]) is delayed before it is forwarded,
+//! and a share is
 //! answered without being forwarded — with an HTTP status and the body
 //! `fault filter abort`, or for gRPC a trailers-only response carrying the
 //! `grpc-status`.
@@ -13,8 +14,9 @@
 //! `x-envoy-fault-abort-grpc-request` (gRPC status), with
 //! `x-envoy-fault-delay-request-percentage` and
 //! `x-envoy-fault-abort-request-percentage` lowering the configured share.
-//! No more than `max_active_faults` requests are faulted at once; the rest
-//! pass untouched.
+//! No more than `max_active_faults` requests are faulted at once, counted
+//! across every `Fault` a [`FaultLayer`] made (a client's routes); the
+//! rest pass untouched.
 //!
 //! The delay happens before the route's timeout starts, as in Envoy; a
 //! caller's own deadline covers it.
@@ -35,7 +37,6 @@ pub use future::ResponseFuture;
 
 use crate::body::local_response;
 use crate::draw::Draws;
-use crate::route::RouteDecision;
 use crate::{BoxError, ResponseBody};
 
 const DELAY_HEADER: &str = "x-envoy-fault-delay-request";
@@ -44,18 +45,19 @@ const ABORT_HEADER: &str = "x-envoy-fault-abort-request";
 const ABORT_GRPC_HEADER: &str = "x-envoy-fault-abort-grpc-request";
 const ABORT_PERCENT_HEADER: &str = "x-envoy-fault-abort-request-percentage";
 
-/// Injects the faults of each request's route.
+/// Injects the faults of a policy into the requests through it.
 #[derive(Clone, Debug)]
 pub struct Fault<S> {
     inner: S,
+    policy: Arc<FaultPolicy>,
     draws: Draws,
     active: Arc<AtomicU32>,
 }
 
 impl<S> Fault<S> {
-    /// Wraps `inner`, drawing at random.
-    pub fn new(inner: S) -> Self {
-        FaultLayer::new().layer(inner)
+    /// Wraps `inner` with `policy`, drawing at random.
+    pub fn new(inner: S, policy: FaultPolicy) -> Self {
+        FaultLayer::new().policy(policy).layer(inner)
     }
 
     /// The inner service.
@@ -95,12 +97,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let injection = req
-            .extensions()
-            .get::<RouteDecision>()
-            .and_then(|d| d.route().fault.as_ref())
-            .map(|policy| self.decide(policy, req.headers()))
-            .unwrap_or_default();
+        let injection = self.decide(&self.policy, req.headers());
         if injection.delay.is_none() && injection.abort.is_none() {
             return ResponseFuture::passed(self.inner.call(req));
         }
@@ -206,9 +203,11 @@ impl Drop for ActiveFault {
     }
 }
 
-/// Applies [`Fault`]; services it makes share draws and the active count.
+/// Applies [`Fault`] with its policy; services made from it and from its
+/// [`policy`](Self::policy) copies share draws and the active count.
 #[derive(Clone, Debug)]
 pub struct FaultLayer {
+    policy: Arc<FaultPolicy>,
     draws: Draws,
     active: Arc<AtomicU32>,
 }
@@ -227,8 +226,18 @@ impl FaultLayer {
     /// Draws from `seed`'s sequence, or at random without one.
     pub(crate) fn seeded(seed: Option<u64>) -> Self {
         Self {
+            policy: Arc::default(),
             draws: Draws::new(seed),
             active: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// The same layer with `policy`: the draws and the count of active
+    /// faults stay shared.
+    pub fn policy(&self, policy: FaultPolicy) -> Self {
+        Self {
+            policy: Arc::new(policy),
+            ..self.clone()
         }
     }
 }
@@ -245,6 +254,7 @@ impl<S> Layer<S> for FaultLayer {
     fn layer(&self, inner: S) -> Fault<S> {
         Fault {
             inner,
+            policy: self.policy.clone(),
             draws: self.draws.clone(),
             active: self.active.clone(),
         }

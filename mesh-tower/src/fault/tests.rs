@@ -2,23 +2,19 @@ use std::time::Duration;
 
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use mesh_core::route::{FaultAbort, FaultDelay, Forward, Route};
-use tower::{ServiceBuilder, ServiceExt};
+use mesh_core::route::{FaultAbort, FaultDelay};
+use tower::ServiceExt;
 
 use super::*;
-use crate::route::RouteLayer;
-use crate::test_support::{config, echo};
+use crate::test_support::echo;
 
 fn faulted(
     fault: FaultPolicy,
 ) -> impl Service<Request<()>, Response = http::Response<ResponseBody>, Error = BoxError, Future: Send>
 + Clone {
-    let mut route = Route::forward(Forward::to("ratings"));
-    route.fault = Some(fault);
-    ServiceBuilder::new()
-        .layer(RouteLayer::new(config(vec![route])))
-        .layer(FaultLayer::with_seed(3))
-        .service(echo())
+    FaultLayer::with_seed(3)
+        .policy(fault)
+        .layer(echo(None, None))
 }
 
 fn get() -> Request<()> {

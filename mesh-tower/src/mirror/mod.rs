@@ -10,13 +10,15 @@
 //! - The copy's authority gets `-shadow` appended to its host
 //!   (`reviews:9080` → `reviews-shadow:9080`), as Envoy does, so the shadow
 //!   service can tell copies apart.
-//! - A copy is sent once, never retried, and given up after the route's
-//!   timeout (15 s, Envoy's route default, when the route sets none); at
-//!   most 1,024 copies are in flight per layer, and beyond that requests are
-//!   not mirrored, so a hanging shadow cannot pile up tasks.
+//! - A copy is sent once, never retried (its service, built with the
+//!   route, sends it to the mirror cluster with one attempt), and given up
+//!   after the route's timeout (15 s, Envoy's route default, when the route
+//!   sets none); at most 1,024 copies are in flight per layer, and beyond
+//!   that requests are not mirrored, so a hanging shadow cannot pile up
+//!   tasks.
 //!
-//! The inner service takes [`RequestBody`]s: the original's teed body, or
-//! a copy's.
+//! The inner service and the mirrors take [`RequestBody`]s: the original's
+//! teed body, or a copy's.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,15 +28,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::uri::Authority as UriAuthority;
 use http_body::Body;
-use mesh_core::policy::RetryPolicy;
-use mesh_core::route::ClusterName;
+use mesh_core::route::Percent;
 use tower::{Layer, Service, ServiceExt};
 
 use crate::draw::Draws;
-use crate::retry::RetryOverride;
-use crate::route::RouteDecision;
-use crate::split::SelectedCluster;
-use crate::timeout::TimeoutOverride;
 use crate::{BoxError, RequestBody};
 
 /// Frames a copy may fall behind the original before it is cut off.
@@ -47,20 +44,30 @@ pub const MAX_IN_FLIGHT: usize = 1024;
 /// default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Copies a share of each route's requests to its mirror clusters.
-#[derive(Clone, Debug)]
-pub struct Mirror<S> {
+/// Copies a share of the requests through it to each of its mirrors: `M`
+/// sends a copy to one mirror cluster, once.
+#[derive(Debug)]
+pub struct Mirror<S, M> {
     inner: S,
+    mirrors: Arc<[(Percent, M)]>,
+    timeout: Duration,
     draws: Draws,
     in_flight: Arc<AtomicUsize>,
 }
 
-impl<S> Mirror<S> {
-    /// Wraps `inner`, drawing at random.
-    pub fn new(inner: S) -> Self {
-        MirrorLayer::new().layer(inner)
+impl<S: Clone, M> Clone for Mirror<S, M> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            mirrors: self.mirrors.clone(),
+            timeout: self.timeout,
+            draws: self.draws.clone(),
+            in_flight: self.in_flight.clone(),
+        }
     }
+}
 
+impl<S, M> Mirror<S, M> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
@@ -77,11 +84,12 @@ impl<S> Mirror<S> {
     }
 }
 
-impl<S, B> Service<http::Request<B>> for Mirror<S>
+impl<S, M, B> Service<http::Request<B>> for Mirror<S, M>
 where
-    S: Service<http::Request<RequestBody<B>>> + Clone + Send + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
+    S: Service<http::Request<RequestBody<B>>>,
+    M: Service<http::Request<RequestBody<B>>> + Clone + Send + 'static,
+    M::Future: Send,
+    M::Error: Into<BoxError>,
     B: Body<Data = Bytes> + Send + 'static,
 {
     type Response = S::Response;
@@ -93,47 +101,30 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> S::Future {
-        let targets = self.targets(&req);
+        let targets: Vec<&M> = self
+            .mirrors
+            .iter()
+            .filter(|(percent, _)| percent.hit(self.draws.draw_u32()))
+            .map(|(_, mirror)| mirror)
+            .collect();
         if targets.is_empty() {
             return self.inner.call(req.map(RequestBody::new));
         }
-        let timeout = match req.extensions().get::<TimeoutOverride>() {
-            Some(TimeoutOverride(Some(t))) => *t,
-            _ => DEFAULT_TIMEOUT,
-        };
         let (parts, body) = req.into_parts();
         let (body, copies) = RequestBody::tee_many(body, targets.len(), COPY_FRAMES);
-        for (cluster, copy_body) in targets.into_iter().zip(copies) {
-            let copy = shadow(&parts, cluster, copy_body, timeout);
-            self.send_copy(copy, timeout);
+        for (mirror, copy_body) in targets.into_iter().zip(copies) {
+            self.send_copy(mirror.clone(), shadow(&parts, copy_body));
         }
         self.inner.call(http::Request::from_parts(parts, body))
     }
 }
 
-impl<S> Mirror<S> {
-    /// The mirror clusters this request is copied to.
-    fn targets<B>(&self, req: &http::Request<B>) -> Vec<ClusterName> {
-        let Some(forward) = req
-            .extensions()
-            .get::<RouteDecision>()
-            .and_then(|d| d.route().forwarding())
-        else {
-            return Vec::new();
-        };
-        forward
-            .mirrors
-            .iter()
-            .filter(|m| m.percent.hit(self.draws.draw_u32()))
-            .map(|m| m.cluster.clone())
-            .collect()
-    }
-
-    fn send_copy<B>(&self, copy: http::Request<RequestBody<B>>, timeout: Duration)
+impl<S, M> Mirror<S, M> {
+    fn send_copy<B>(&self, mirror: M, copy: http::Request<RequestBody<B>>)
     where
-        S: Service<http::Request<RequestBody<B>>> + Clone + Send + 'static,
-        S::Future: Send,
-        S::Error: Into<BoxError>,
+        M: Service<http::Request<RequestBody<B>>> + Send + 'static,
+        M::Future: Send,
+        M::Error: Into<BoxError>,
         B: Send + 'static,
     {
         if self.in_flight.fetch_add(1, Ordering::Relaxed) >= MAX_IN_FLIGHT {
@@ -142,10 +133,10 @@ impl<S> Mirror<S> {
             return;
         }
         let in_flight = InFlight(self.in_flight.clone());
-        let inner = self.inner.clone();
+        let timeout = self.timeout;
         tokio::spawn(async move {
             let _in_flight = in_flight;
-            match tokio::time::timeout(timeout, inner.oneshot(copy)).await {
+            match tokio::time::timeout(timeout, mirror.oneshot(copy)).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => tracing::debug!(error = %e.into(), "mirrored request failed"),
                 Err(_) => tracing::debug!(?timeout, "mirrored request timed out"),
@@ -163,23 +154,13 @@ impl Drop for InFlight {
     }
 }
 
-/// The copy of a request with `parts`, for `cluster`: sent once, within
-/// `timeout`.
-fn shadow<B>(
-    parts: &http::request::Parts,
-    cluster: ClusterName,
-    body: RequestBody<B>,
-    timeout: Duration,
-) -> http::Request<RequestBody<B>> {
+/// The copy of a request with `parts`.
+fn shadow<B>(parts: &http::request::Parts, body: RequestBody<B>) -> http::Request<RequestBody<B>> {
     let mut copy = http::Request::new(body);
     *copy.method_mut() = parts.method.clone();
     *copy.version_mut() = parts.version;
     *copy.headers_mut() = parts.headers.clone();
     *copy.extensions_mut() = parts.extensions.clone();
-    let ext = copy.extensions_mut();
-    ext.insert(SelectedCluster(cluster));
-    ext.insert(TimeoutOverride(Some(timeout)));
-    ext.insert(RetryOverride(no_retries()));
     *copy.uri_mut() = shadow_uri(&parts.uri);
     if let Some(host) = copy.uri().authority().map(|a| a.as_str().to_owned())
         && copy.headers().contains_key(http::header::HOST)
@@ -188,18 +169,6 @@ fn shadow<B>(
         copy.headers_mut().insert(http::header::HOST, v);
     }
     copy
-}
-
-/// The policy of a copy: one attempt.
-fn no_retries() -> Arc<RetryPolicy> {
-    static ONCE: std::sync::OnceLock<Arc<RetryPolicy>> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        Arc::new(RetryPolicy {
-            num_retries: 0,
-            ..RetryPolicy::default()
-        })
-    })
-    .clone()
 }
 
 /// `uri` with `-shadow` appended to its host. An IP literal host is kept as
@@ -217,21 +186,35 @@ fn shadow_uri(uri: &http::Uri) -> http::Uri {
     http::Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
 }
 
-/// Applies [`Mirror`]; services it makes share draws and the in-flight
+/// Applies [`Mirror`] with its mirrors; services made from it and from
+/// its [`mirrors`](Self::mirrors) copies share draws and the in-flight
 /// bound.
-#[derive(Clone, Debug)]
-pub struct MirrorLayer {
+#[derive(Debug)]
+pub struct MirrorLayer<M> {
+    mirrors: Arc<[(Percent, M)]>,
+    timeout: Duration,
     draws: Draws,
     in_flight: Arc<AtomicUsize>,
 }
 
-impl MirrorLayer {
-    /// Draws at random.
+impl<M> Clone for MirrorLayer<M> {
+    fn clone(&self) -> Self {
+        Self {
+            mirrors: self.mirrors.clone(),
+            timeout: self.timeout,
+            draws: self.draws.clone(),
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+impl<M> MirrorLayer<M> {
+    /// No mirrors yet, drawing at random.
     pub fn new() -> Self {
         Self::seeded(None)
     }
 
-    /// Draws from a sequence fixed by `seed`.
+    /// No mirrors yet, drawing from a sequence fixed by `seed`.
     pub fn with_seed(seed: u64) -> Self {
         Self::seeded(Some(seed))
     }
@@ -239,24 +222,44 @@ impl MirrorLayer {
     /// Draws from `seed`'s sequence, or at random without one.
     pub(crate) fn seeded(seed: Option<u64>) -> Self {
         Self {
+            mirrors: Arc::new([]),
+            timeout: DEFAULT_TIMEOUT,
             draws: Draws::new(seed),
             in_flight: Arc::new(AtomicUsize::new(0)),
         }
     }
+
+    /// The same layer copying each mirror's share of requests to it, each
+    /// copy given up after `timeout` (a route's own, else
+    /// [`DEFAULT_TIMEOUT`]); draws and the in-flight bound stay shared.
+    pub fn mirrors<N>(
+        &self,
+        mirrors: impl IntoIterator<Item = (Percent, N)>,
+        timeout: Duration,
+    ) -> MirrorLayer<N> {
+        MirrorLayer {
+            mirrors: mirrors.into_iter().collect(),
+            timeout,
+            draws: self.draws.clone(),
+            in_flight: self.in_flight.clone(),
+        }
+    }
 }
 
-impl Default for MirrorLayer {
+impl<M> Default for MirrorLayer<M> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<S> Layer<S> for MirrorLayer {
-    type Service = Mirror<S>;
+impl<S, M> Layer<S> for MirrorLayer<M> {
+    type Service = Mirror<S, M>;
 
-    fn layer(&self, inner: S) -> Mirror<S> {
+    fn layer(&self, inner: S) -> Mirror<S, M> {
         Mirror {
             inner,
+            mirrors: self.mirrors.clone(),
+            timeout: self.timeout,
             draws: self.draws.clone(),
             in_flight: self.in_flight.clone(),
         }
@@ -267,40 +270,30 @@ impl<S> Layer<S> for MirrorLayer {
 mod tests {
     use std::sync::atomic::AtomicUsize;
 
-    use mesh_core::route::{Forward, Mirror as MirrorPolicy, Percent, Route};
-    use tower::ServiceBuilder;
-
     use super::*;
     use crate::ResponseBody;
-    use crate::route::RouteLayer;
-    use crate::test_support::config;
 
-    /// Copies (to `shadow`) never answer; originals answer at once. Counts
-    /// the copies and checks they are sent once.
+    type Req = http::Request<RequestBody<http_body_util::Empty<Bytes>>>;
+
+    /// Answers at once.
+    fn original()
+    -> impl Service<Req, Response = http::Response<ResponseBody>, Error = BoxError> + Clone {
+        tower::service_fn(|_: Req| async {
+            Ok::<_, BoxError>(http::Response::new(ResponseBody::empty()))
+        })
+    }
+
+    /// Never answers; counts the copies it is sent.
     fn hanging_shadow(
         copies: Arc<AtomicUsize>,
-    ) -> impl Service<
-        http::Request<RequestBody<http_body_util::Empty<Bytes>>>,
-        Response = http::Response<ResponseBody>,
-        Error = BoxError,
-        Future: Send,
-    > + Clone
+    ) -> impl Service<Req, Response = http::Response<ResponseBody>, Error = BoxError, Future: Send>
+    + Clone
     + Send
     + 'static {
-        tower::service_fn(move |req: http::Request<RequestBody<_>>| {
-            let copy = req
-                .extensions()
-                .get::<SelectedCluster>()
-                .map(|c| c.0.as_str() == "shadow");
-            if copy == Some(true) {
-                copies.fetch_add(1, Ordering::SeqCst);
-                let RetryOverride(policy) = req.extensions().get().unwrap();
-                assert_eq!(policy.num_retries, 0);
-            }
+        tower::service_fn(move |_: Req| {
+            copies.fetch_add(1, Ordering::SeqCst);
             async move {
-                if copy == Some(true) {
-                    std::future::pending::<()>().await;
-                }
+                std::future::pending::<()>().await;
                 Ok::<_, BoxError>(http::Response::new(ResponseBody::empty()))
             }
         })
@@ -308,17 +301,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn copies_are_bounded_and_end_with_their_timeout() {
-        let mut forward = Forward::to("reviews");
-        forward.mirrors.push(MirrorPolicy {
-            cluster: "shadow".into(),
-            percent: Percent::ALL,
-        });
         let copies = Arc::new(AtomicUsize::new(0));
-        let layer = MirrorLayer::with_seed(1);
-        let svc = ServiceBuilder::new()
-            .layer(RouteLayer::new(config(vec![Route::forward(forward)])))
-            .layer(layer.clone())
-            .service(hanging_shadow(copies.clone()));
+        let layer = MirrorLayer::<()>::with_seed(1).mirrors(
+            [(Percent::ALL, hanging_shadow(copies.clone()))],
+            DEFAULT_TIMEOUT,
+        );
+        let svc = layer.layer(original());
         let get = || {
             http::Request::get("http://reviews:9080/")
                 .body(http_body_util::Empty::new())

@@ -3,34 +3,25 @@ use std::sync::Arc;
 use mesh_core::policy::LocalRateLimit;
 use tower::Layer;
 
-use super::{RateLimit, RateLimiter, RouteLimiters, Source};
-use crate::route::SharedConfig;
+use super::{RateLimit, RateLimiter};
 
-/// Applies [`RateLimit`].
+/// Applies [`RateLimit`]: every service it makes takes its tokens from one
+/// [`RateLimiter`].
 #[derive(Clone, Debug)]
 pub struct RateLimitLayer {
-    source: Source,
+    limiter: Arc<RateLimiter>,
 }
 
 impl RateLimitLayer {
-    /// One set of buckets for every request through the services it makes
-    /// (a cluster's limit).
+    /// Fresh buckets for `policy`.
     pub fn new(policy: LocalRateLimit) -> Self {
-        Self {
-            source: Source::Fixed(Arc::new(RateLimiter::new(policy))),
-        }
+        Self::with_limiter(Arc::new(RateLimiter::new(policy)))
     }
 
-    /// The limit of each request's route ([`RouteDecision`]), for routes
-    /// of `config`; requests without a route, or whose route has no limit,
-    /// pass. A route's buckets outlive configuration changes that keep its
-    /// policy.
-    ///
-    /// [`RouteDecision`]: crate::route::RouteDecision
-    pub fn per_route(config: SharedConfig) -> Self {
-        Self {
-            source: Source::PerRoute(Arc::new(RouteLimiters::new(config))),
-        }
+    /// The buckets of `limiter`, shared: a route's limit keeps its tokens
+    /// when its stack is rebuilt for a configuration that keeps its policy.
+    pub fn with_limiter(limiter: Arc<RateLimiter>) -> Self {
+        Self { limiter }
     }
 }
 
@@ -40,7 +31,7 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> RateLimit<S> {
         RateLimit {
             inner,
-            source: self.source.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }

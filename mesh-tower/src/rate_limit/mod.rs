@@ -25,12 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use futures_util::future::Either;
 use http::{HeaderValue, StatusCode};
-use mesh_core::MeshConfig;
 use mesh_core::policy::LocalRateLimit;
-use mesh_core::route::RouteId;
 use tokio::time::Instant;
 use tower::Service;
 
@@ -38,7 +35,6 @@ pub use layer::RateLimitLayer;
 
 use crate::ResponseBody;
 use crate::body::local_response;
-use crate::route::{RouteDecision, SharedConfig};
 use bucket::Bucket;
 
 /// Identities tracked at most by one limiter.
@@ -90,6 +86,13 @@ impl RateLimiter {
         &self.policy
     }
 
+    /// `None` when `req` is admitted (a token taken from every bucket that
+    /// applies to its [`ClientIdentity`]), else the `429` to answer.
+    pub fn check<B>(&self, req: &http::Request<B>) -> Option<http::Response<ResponseBody>> {
+        let identity = req.extensions().get::<ClientIdentity>().map(|i| &*i.0);
+        self.admit(identity).err().map(too_many)
+    }
+
     /// Takes a token from every bucket that applies to `identity`, or none
     /// if one of them is empty.
     fn admit(&self, identity: Option<&str>) -> Result<(), Limited> {
@@ -133,98 +136,11 @@ impl RateLimiter {
     }
 }
 
-/// Where a [`RateLimit`] finds its limiter.
-#[derive(Clone, Debug)]
-enum Source {
-    /// One limiter for every request (a cluster's).
-    Fixed(Arc<RateLimiter>),
-    /// The limiter of each request's route.
-    PerRoute(Arc<RouteLimiters>),
-}
-
-type Limiters = HashMap<RouteId, Arc<RateLimiter>>;
-
-/// The limiters of the routes of the current configuration; rebuilt when
-/// it changes, keeping the buckets of routes whose policy did not.
-#[derive(Debug)]
-struct RouteLimiters {
-    config: SharedConfig,
-    current: ArcSwapOption<(Arc<MeshConfig>, Limiters)>,
-    rebuild: Mutex<()>,
-}
-
-impl RouteLimiters {
-    fn new(config: SharedConfig) -> Self {
-        Self {
-            config,
-            current: ArcSwapOption::empty(),
-            rebuild: Mutex::new(()),
-        }
-    }
-
-    fn get(&self, decision: &RouteDecision) -> Option<Arc<RateLimiter>> {
-        let policy = decision.route().rate_limit.as_ref()?;
-        let id = decision.id();
-        let cached = self.current.load();
-        if let Some((config, limiters)) = cached.as_deref()
-            && std::ptr::eq(&**config, decision.config())
-        {
-            return limiters.get(&id).cloned();
-        }
-        // Routed by another configuration than the cached one: the cache
-        // follows the current configuration (never an older one a request
-        // still carries), and a request routed by an older one takes its
-        // route's limiter only if that route still has its policy.
-        let current = self.current_limiters();
-        current.1.get(&id).filter(|l| l.policy == *policy).cloned()
-    }
-
-    /// The limiters of the current configuration, built if needed.
-    fn current_limiters(&self) -> Arc<(Arc<MeshConfig>, Limiters)> {
-        let config = self.config.load();
-        let fresh = |c: &Option<Arc<(Arc<MeshConfig>, Limiters)>>| {
-            c.as_ref().filter(|c| Arc::ptr_eq(&c.0, &config)).cloned()
-        };
-        if let Some(c) = fresh(&self.current.load_full()) {
-            return c;
-        }
-        let _guard = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-        let old = self.current.load_full();
-        if let Some(c) = fresh(&old) {
-            return c;
-        }
-        let mut limiters = HashMap::new();
-        for (v, vh) in config.routes().virtual_hosts().iter().enumerate() {
-            for (r, route) in vh.routes.iter().enumerate() {
-                let Some(policy) = &route.rate_limit else {
-                    continue;
-                };
-                let id = RouteId {
-                    virtual_host: v as u32,
-                    route: r as u32,
-                };
-                let kept = old
-                    .as_ref()
-                    .and_then(|o| o.1.get(&id))
-                    .filter(|l| l.policy == *policy)
-                    .cloned();
-                limiters.insert(
-                    id,
-                    kept.unwrap_or_else(|| Arc::new(RateLimiter::new(policy.clone()))),
-                );
-            }
-        }
-        let built = Arc::new((config, limiters));
-        self.current.store(Some(built.clone()));
-        built
-    }
-}
-
 /// Rejects requests over their limit with `429`.
 #[derive(Clone, Debug)]
 pub struct RateLimit<S> {
     inner: S,
-    source: Source,
+    limiter: Arc<RateLimiter>,
 }
 
 impl<S> RateLimit<S> {
@@ -257,17 +173,9 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let limiter = match &self.source {
-            Source::Fixed(l) => Some(l.clone()),
-            Source::PerRoute(routes) => req
-                .extensions()
-                .get::<RouteDecision>()
-                .and_then(|d| routes.get(d)),
-        };
-        let identity = req.extensions().get::<ClientIdentity>().map(|i| &*i.0);
-        match limiter.map(|l| l.admit(identity)) {
-            Some(Err(limited)) => Either::Right(std::future::ready(Ok(too_many(limited)))),
-            _ => Either::Left(self.inner.call(req)),
+        match self.limiter.check(&req) {
+            Some(refused) => Either::Right(std::future::ready(Ok(refused))),
+            None => Either::Left(self.inner.call(req)),
         }
     }
 }

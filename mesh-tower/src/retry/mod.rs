@@ -21,9 +21,8 @@
 //!   a larger body is sent once, and a failure that would have been retried
 //!   is reported as [`BodyNotReplayable`].
 //!
-//! A request carrying a [`RetryOverride`] (the route layer adds one for a
-//! route with `retries`) is retried by that policy instead, under the same
-//! budget.
+//! A route's `retries` replace its cluster's policy, under the cluster's
+//! budget (see [`cluster`](crate::cluster)).
 //!
 //! Istio's default policy retries twice on
 //! `connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes` (503).
@@ -56,10 +55,6 @@ use crate::balance::AttemptedEndpoints;
 /// The response future of [`Retry`].
 pub type ResponseFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
-/// A request's own retry policy, replacing the layer's.
-#[derive(Clone, Debug)]
-pub struct RetryOverride(pub Arc<RetryPolicy>);
-
 /// Retries failed attempts according to a [`RetryPolicy`].
 #[derive(Clone, Debug)]
 pub struct Retry<S> {
@@ -72,6 +67,16 @@ impl<S> Retry<S> {
     /// Wraps `inner` with `policy` and a budget of its own.
     pub fn new(inner: S, policy: RetryPolicy) -> Self {
         tower::Layer::layer(&RetryLayer::new(policy), inner)
+    }
+
+    /// Wraps `inner` with `policy`, withdrawing retries from `budget`
+    /// (one budget can serve every route to a cluster).
+    pub fn with_budget(inner: S, policy: Arc<RetryPolicy>, budget: Arc<Budget>) -> Self {
+        Self {
+            inner,
+            policy,
+            budget,
+        }
     }
 
     /// The inner service.
@@ -113,11 +118,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let inner = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, inner);
-        let policy = match req.extensions().get::<RetryOverride>() {
-            Some(RetryOverride(p)) => p.clone(),
-            None => self.policy.clone(),
-        };
-        Box::pin(retry(inner, policy, self.budget.clone(), req))
+        Box::pin(retry(inner, self.policy.clone(), self.budget.clone(), req))
     }
 }
 

@@ -227,12 +227,15 @@ async fn retries_go_to_another_endpoint() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_may_carry_its_own_policy() {
+async fn a_route_may_have_its_own_policy_under_the_clusters_budget() {
     let calls = Arc::new(AtomicUsize::new(0));
-    let svc = Retry::new(scripted(&[503], calls.clone()), policy("5xx", 2));
-    let mut r = req("");
-    r.extensions_mut()
-        .insert(RetryOverride(Arc::new(policy("5xx", 0))));
-    assert_eq!(svc.oneshot(r).await.unwrap().status(), 503);
+    let cluster = policy("5xx", 2);
+    let budget = Arc::new(Budget::new(cluster.budget));
+    let svc = Retry::with_budget(
+        scripted(&[503], calls.clone()),
+        Arc::new(policy("5xx", 0)),
+        budget,
+    );
+    assert_eq!(svc.oneshot(req("")).await.unwrap().status(), 503);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }

@@ -4,7 +4,8 @@ use std::task::{Context, Poll, ready};
 
 use pin_project::pin_project;
 
-use super::RouteDecision;
+use mesh_core::route::HeaderMutation;
+
 use crate::{BoxError, ResponseBody};
 
 /// The response future of [`Route`](super::Route).
@@ -18,17 +19,16 @@ pub struct ResponseFuture<F> {
 #[pin_project(project = StateProj)]
 #[derive(Debug)]
 enum State<F> {
-    /// Forwarded; the decision is kept when the route changes response
-    /// headers.
-    Forwarded(#[pin] F, Option<RouteDecision>),
+    /// Forwarded, with the route's response header changes, if any.
+    Forwarded(#[pin] F, Option<HeaderMutation>),
     /// Answered here, or failed.
     Done(Option<Result<http::Response<ResponseBody>, BoxError>>),
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn forwarded(fut: F, decision: Option<RouteDecision>) -> Self {
+    pub(super) fn forwarded(fut: F, response_headers: Option<HeaderMutation>) -> Self {
         Self {
-            state: State::Forwarded(fut, decision),
+            state: State::Forwarded(fut, response_headers),
         }
     }
 
@@ -54,10 +54,10 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
-            StateProj::Forwarded(fut, decision) => {
+            StateProj::Forwarded(fut, response_headers) => {
                 let mut res = ready!(fut.poll(cx)).map_err(Into::into)?;
-                if let Some(d) = decision {
-                    d.route().response_headers.apply(res.headers_mut());
+                if let Some(changes) = response_headers {
+                    changes.apply(res.headers_mut());
                 }
                 Poll::Ready(Ok(res))
             }

@@ -1,48 +1,47 @@
-//! Routing, as Envoy's router with RDS and Istio's VirtualService: each
-//! request is matched against the current [`RouteTable`] — virtual host by
-//! the request's authority, then the first route whose conditions hold — and
-//! then:
+//! Routing, as Envoy's router with RDS and Istio's VirtualService: the
+//! head of the routed request path. When a configuration is applied, each
+//! forwarding route of each table gets a prebuilt stack ([`Routes`]) with
+//! the route's policies bound in; each request is matched against the
+//! current [`RouteTable`](mesh_core::RouteTable) — virtual host by the request's authority, then
+//! the first route whose conditions hold — and then:
 //!
-//! - **forward**: the route's request header changes and path/host rewrites
-//!   are applied, its timeout and retry policy ride along as
-//!   [`TimeoutOverride`] and [`RetryOverride`], a consistent-hash key is
-//!   computed from its hash policy, and the request goes on carrying a
-//!   [`RouteDecision`] that later layers ([`split`](crate::split),
-//!   [`fault`](crate::fault), [`mirror`](crate::mirror),
-//!   [`rate_limit`](crate::rate_limit)) read;
+//! - **forward**: the route's request header changes and path/host
+//!   rewrites are applied, a consistent-hash key is computed from its hash
+//!   policy (a [`RequestHash`](crate::balance::RequestHash) for the
+//!   balancer), the authority it was sent to rides along as a
+//!   [`RequestTarget`], and the request goes into the route's stack;
 //! - **redirect** and **direct response** are answered here;
 //! - **no route** is answered `404` with a body naming the authority and
-//!   path (Envoy's `NR` response flag, logged at debug level). With
-//!   [`Route::passthrough`], a request to an authority no virtual host
-//!   serves is instead forwarded as it is, without a [`RouteDecision`]
-//!   (Istio's `outboundTrafficPolicy: ALLOW_ANY`).
+//!   path (Envoy's `NR` response flag, logged at debug level). With a
+//!   passthrough service ([`Route::passthrough`]), a request to an
+//!   authority no virtual host serves goes there as it is (Istio's
+//!   `outboundTrafficPolicy: ALLOW_ANY`).
 //!
-//! Response header changes of the route are applied to the response.
-//!
-//! The configuration is read lock-free from a [`SharedConfig`], which an
-//! owner (code, a YAML file watcher, xDS) replaces whole.
+//! Response header changes of the route are applied to the response. A
+//! request costs one load of the routes, one lookup and one call into a
+//! prebuilt stack; per-request layers (metrics, tracing, an access log) go
+//! around the head.
 
 mod future;
 mod hash;
-mod layer;
 mod rewrite;
+mod routes;
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
 use http::StatusCode;
-use mesh_core::route::{Lookup, Route as RouteEntry, RouteAction, RouteId};
-use mesh_core::{Authority, MeshConfig, RouteTable};
+use mesh_core::route::{Lookup, RouteAction};
+use mesh_core::{Authority, MeshConfig};
 use tower::Service;
+use tower::util::Oneshot;
 
 pub use future::ResponseFuture;
 pub use hash::ClientAddr;
-pub use layer::RouteLayer;
+pub use routes::{RouteKey, Routes, SharedRoutes};
 
 use crate::body::local_response;
-use crate::retry::RetryOverride;
-use crate::timeout::TimeoutOverride;
 use crate::{BoxError, ResponseBody};
 
 /// The mesh configuration in use, replaced whole by its owner and read by
@@ -67,117 +66,99 @@ impl SharedConfig {
         self.0.load().listener(name).is_some()
     }
 
-    /// Replaces the configuration; requests already routed keep the one
-    /// they were routed by.
-    pub fn store(&self, config: MeshConfig) {
-        self.0.store(Arc::new(config))
+    /// Replaces the configuration.
+    pub fn store(&self, config: Arc<MeshConfig>) {
+        self.0.store(config)
     }
 }
 
-/// The route a request matched, in the configuration it was matched by; a
-/// request extension.
-#[derive(Clone, Debug)]
-pub struct RouteDecision {
-    config: Arc<MeshConfig>,
-    table: RouteTable,
-    id: RouteId,
-    target: Authority,
-}
+/// The authority a routed request was sent to, before any rewrite; a
+/// request extension. Its port picks the policies of a cluster that takes
+/// the port of each request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestTarget(pub Authority);
 
-impl RouteDecision {
-    /// The configuration the request was routed by.
-    pub fn config(&self) -> &MeshConfig {
-        &self.config
-    }
-
-    /// The route table the request was matched against: its listener's,
-    /// or the configuration's [`routes`](MeshConfig::routes).
-    pub fn table(&self) -> &RouteTable {
-        &self.table
-    }
-
-    /// Which route matched.
-    pub fn id(&self) -> RouteId {
-        self.id
-    }
-
-    /// The route that matched.
-    pub fn route(&self) -> &RouteEntry {
-        self.table.route(self.id)
-    }
-
-    /// The authority the request was sent to, before any rewrite.
-    pub fn target(&self) -> &Authority {
-        &self.target
-    }
-}
-
-/// Routes each request by the current configuration.
-#[derive(Clone, Debug)]
+/// Routes each request into its route's prebuilt stack.
+#[derive(Debug)]
 pub struct Route<S> {
-    inner: S,
-    config: SharedConfig,
-    passthrough: bool,
+    routes: SharedRoutes<S>,
+    passthrough: Option<S>,
+}
+
+impl<S: Clone> Clone for Route<S> {
+    fn clone(&self) -> Self {
+        Self {
+            routes: self.routes.clone(),
+            passthrough: self.passthrough.clone(),
+        }
+    }
 }
 
 impl<S> Route<S> {
-    /// Routes by `config` into `inner`.
-    pub fn new(inner: S, config: SharedConfig) -> Self {
+    /// Routes by the routes `routes` holds now.
+    pub fn new(routes: SharedRoutes<S>) -> Self {
         Self {
-            inner,
-            config,
-            passthrough: false,
+            routes,
+            passthrough: None,
         }
     }
 
-    /// Forwards requests to authorities that no virtual host serves as they
-    /// are, instead of answering `404`.
-    pub fn passthrough(mut self, passthrough: bool) -> Self {
+    /// Sends requests to authorities that no virtual host serves to
+    /// `passthrough` as they are, instead of answering `404`.
+    pub fn passthrough(mut self, passthrough: Option<S>) -> Self {
         self.passthrough = passthrough;
         self
     }
 
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
+    /// The routes.
+    pub fn routes(&self) -> &SharedRoutes<S> {
+        &self.routes
     }
 }
 
 impl<S, B> Service<http::Request<B>> for Route<S>
 where
-    S: Service<http::Request<B>, Response = http::Response<ResponseBody>>,
+    S: Service<http::Request<B>, Response = http::Response<ResponseBody>> + Clone,
     S::Error: Into<BoxError>,
 {
     type Response = http::Response<ResponseBody>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<Oneshot<S, http::Request<B>>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // Each request readies the stack it goes into.
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.route(req)
+    }
+}
+
+impl<S> Route<S> {
+    /// Routes `req`, as [`call`](Service::call) does, from a shared
+    /// reference.
+    pub fn route<B>(
+        &self,
+        mut req: http::Request<B>,
+    ) -> ResponseFuture<Oneshot<S, http::Request<B>>>
+    where
+        S: Service<http::Request<B>, Response = http::Response<ResponseBody>> + Clone,
+        S::Error: Into<BoxError>,
+    {
+        use tower::ServiceExt;
         let target = match Authority::from_uri(req.uri()) {
             Ok(t) => t,
             Err(e) => return ResponseFuture::failed(e.into()),
         };
-        let config = self.config.load();
+        let routes = self.routes.load();
         let written = req.uri().authority().map_or("", |a| a.as_str());
-        let table = config.routes_for(written);
+        let (table, stacks) = routes.for_authority(written);
         let id = match table.lookup(&target, &req) {
             Lookup::Route(id) => id,
-            Lookup::NoVirtualHost if self.passthrough => {
-                return ResponseFuture::forwarded(self.inner.call(req), None);
+            Lookup::NoVirtualHost if self.passthrough.is_some() => {
+                let passthrough = self.passthrough.clone().expect("checked");
+                return ResponseFuture::forwarded(passthrough.oneshot(req), None);
             }
             Lookup::NoRoute | Lookup::NoVirtualHost => {
                 tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
@@ -205,27 +186,16 @@ where
         }
         let hash = hash::compute(&forward.hash_policy, &req);
         let extensions = req.extensions_mut();
-        if let Some(timeout) = forward.timeout {
-            extensions.insert(TimeoutOverride(timeout));
-        }
-        if let Some(retry) = &forward.retry {
-            extensions.insert(RetryOverride(retry.clone()));
-        }
         if let Some(hash) = hash {
             extensions.insert(hash);
         }
+        extensions.insert(RequestTarget(target));
+        let stack = stacks[id.virtual_host as usize][id.route as usize].clone();
+        let stack = stack.expect("a forwarding route has a stack");
         // Kept for the response only when the route changes its headers.
-        let keep = !route.response_headers.is_empty();
-        let table = table.clone();
-        let decision = RouteDecision {
-            config,
-            table,
-            id,
-            target,
-        };
-        let for_response = keep.then(|| decision.clone());
-        extensions.insert(decision);
-        ResponseFuture::forwarded(self.inner.call(req), for_response)
+        let response_headers =
+            (!route.response_headers.is_empty()).then(|| route.response_headers.clone());
+        ResponseFuture::forwarded(stack.oneshot(req), response_headers)
     }
 }
 

@@ -11,7 +11,7 @@ use mesh_core::{Cluster, MeshConfig, RouteTable};
 use tower::ServiceExt;
 
 use super::*;
-use crate::test_support::{self, config, echo};
+use crate::test_support::{self, config, routed};
 
 fn named(mut route: Entry, name: &str) -> Entry {
     route.name = Some(name.into());
@@ -19,7 +19,7 @@ fn named(mut route: Entry, name: &str) -> Entry {
 }
 
 async fn send(config: &SharedConfig, uri: &str) -> http::Response<ResponseBody> {
-    Route::new(echo(), config.clone())
+    routed(config.load(), false)
         .oneshot(Request::get(uri).body(()).unwrap())
         .await
         .unwrap()
@@ -42,7 +42,7 @@ async fn no_route_is_a_404_naming_the_request() {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // Passthrough forwards unknown authorities, not unmatched routes.
-    let pass = Route::new(echo(), config.clone()).passthrough(true);
+    let pass = routed(config.load(), true);
     let res = pass
         .clone()
         .oneshot(Request::get("http://ratings:9080/x").body(()).unwrap())
@@ -177,7 +177,7 @@ async fn a_new_config_applies_to_the_next_request() {
         name: "v1".into(),
         ..Cluster::service(&"reviews:80".parse().unwrap())
     }];
-    config.store(MeshConfig::new(table, clusters).unwrap());
+    config.store(Arc::new(MeshConfig::new(table, clusters).unwrap()));
     assert_eq!(
         send(&config, "http://reviews/").await.headers()["x-route"],
         "second"

@@ -1,82 +1,84 @@
 //! Weighted cluster choice (Envoy's `weighted_clusters`, Istio's
-//! `route[].weight`, canary releases): each request carrying a
-//! [`RouteDecision`] is given a [`SelectedCluster`], picked from its route's
-//! destination with probability proportional to each cluster's weight.
+//! `route[].weight`, canary releases): each request goes to one of a
+//! route's branches, one per cluster, with probability proportional to
+//! the cluster's weight. The branches are built with the route's stack;
+//! the one that sends to a cluster names it on the response
+//! ([`SelectedCluster`]).
 //!
 //! Draws come from a seeded sequence ([`SplitLayer::with_seed`]), so a test
 //! sending N requests sees the same split every run.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use mesh_core::route::{ClusterName, Destination};
-use tower::{Layer, Service};
+use mesh_core::route::ClusterName;
+use tower::util::Oneshot;
+use tower::{Service, ServiceExt};
 
 use crate::draw::Draws;
-use crate::route::RouteDecision;
 
-/// The cluster a request goes to; a request extension read by the client's
-/// dispatch.
+/// The cluster that served a request; a response extension.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SelectedCluster(pub ClusterName);
 
-/// Picks each routed request's cluster.
-#[derive(Clone, Debug)]
+/// Sends each request to one branch, by weight.
+#[derive(Debug)]
 pub struct Split<S> {
-    inner: S,
+    branches: Arc<[(u32, S)]>,
+    total: u64,
     draws: Draws,
 }
 
-impl<S> Split<S> {
-    /// Wraps `inner`, drawing at random.
-    pub fn new(inner: S) -> Self {
-        SplitLayer::new().layer(inner)
-    }
-
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Unwraps the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
+impl<S> Clone for Split<S> {
+    fn clone(&self) -> Self {
+        Self {
+            branches: self.branches.clone(),
+            total: self.total,
+            draws: self.draws.clone(),
+        }
     }
 }
 
-impl<S, B> Service<http::Request<B>> for Split<S>
+impl<S> Split<S> {
+    /// `branches` with their weights, drawing at random. A branch of
+    /// weight 0 gets nothing; if every weight is 0, the last gets all.
+    pub fn new(branches: impl IntoIterator<Item = (u32, S)>) -> Self {
+        SplitLayer::new().split(branches)
+    }
+
+    /// The branch for a request whose draw is `draw`, as
+    /// [`Destination::pick`](mesh_core::route::Destination::pick) picks.
+    fn pick(&self, draw: u64) -> &S {
+        let mut at = draw % self.total.max(1);
+        for (weight, branch) in self.branches.iter() {
+            if at < u64::from(*weight) {
+                return branch;
+            }
+            at -= u64::from(*weight);
+        }
+        &self.branches[self.branches.len() - 1].1
+    }
+}
+
+impl<S, Req> Service<Req> for Split<S>
 where
-    S: Service<http::Request<B>>,
+    S: Service<Req> + Clone,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = S::Future;
+    type Future = Oneshot<S, Req>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Each request readies the branch it goes to.
+        Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
-        let picked = req
-            .extensions()
-            .get::<RouteDecision>()
-            .and_then(|d| d.route().forwarding())
-            .map(|f| match &f.destination {
-                Destination::Cluster(c) => c.clone(),
-                split => split.pick(self.draws.draw()).clone(),
-            });
-        if let Some(cluster) = picked {
-            req.extensions_mut().insert(SelectedCluster(cluster));
-        }
-        self.inner.call(req)
+    fn call(&mut self, req: Req) -> Self::Future {
+        self.pick(self.draws.draw()).clone().oneshot(req)
     }
 }
 
-/// Applies [`Split`]; services it makes share one draw sequence.
+/// Makes [`Split`]s; those it makes share one draw sequence.
 #[derive(Clone, Debug)]
 pub struct SplitLayer {
     draws: Draws,
@@ -99,6 +101,19 @@ impl SplitLayer {
             draws: Draws::new(seed),
         }
     }
+
+    /// A split over `branches` with their weights, drawing from this
+    /// layer's sequence. Panics on no branches, which a route table
+    /// rejects.
+    pub fn split<S>(&self, branches: impl IntoIterator<Item = (u32, S)>) -> Split<S> {
+        let branches: Arc<[(u32, S)]> = branches.into_iter().collect();
+        assert!(!branches.is_empty(), "a split over no branches");
+        Split {
+            total: branches.iter().map(|(w, _)| u64::from(*w)).sum(),
+            branches,
+            draws: self.draws.clone(),
+        }
+    }
 }
 
 impl Default for SplitLayer {
@@ -107,13 +122,38 @@ impl Default for SplitLayer {
     }
 }
 
-impl<S> Layer<S> for SplitLayer {
-    type Service = Split<S>;
+#[cfg(test)]
+mod tests {
+    use mesh_core::route::{Destination, WeightedCluster};
 
-    fn layer(&self, inner: S) -> Split<S> {
-        Split {
-            inner,
-            draws: self.draws.clone(),
+    use super::*;
+
+    #[tokio::test]
+    async fn picks_as_the_destination_does_and_by_weight() {
+        let weights = [("a", 80), ("none", 0), ("b", 20)];
+        let split = SplitLayer::with_seed(3).split(weights.map(|(name, w)| {
+            (
+                w,
+                tower::service_fn(move |_: ()| async move { Ok::<_, ()>(name) }),
+            )
+        }));
+        let destination = Destination::Weighted(
+            weights
+                .iter()
+                .map(|(name, weight)| WeightedCluster {
+                    name: (*name).into(),
+                    weight: *weight,
+                })
+                .collect(),
+        );
+        let draws = Draws::new(Some(3));
+        let mut counts = std::collections::HashMap::new();
+        for _ in 0..1000 {
+            let got = split.clone().oneshot(()).await.unwrap();
+            assert_eq!(got, destination.pick(draws.draw()).as_str());
+            *counts.entry(got).or_insert(0) += 1;
         }
+        assert!(!counts.contains_key("none"));
+        assert!((750..850).contains(&counts["a"]), "{counts:?}");
     }
 }

@@ -5,8 +5,8 @@
 //! each attempt.
 //!
 //! With no duration the layer passes requests through. Istio sets no timeout
-//! by default. A request carrying a [`TimeoutOverride`] (the route layer adds
-//! one for a route with a `timeout`) uses that instead.
+//! by default; a route's `timeout` replaces its cluster's (see
+//! [`cluster`](crate::cluster)).
 
 mod error;
 mod future;
@@ -22,11 +22,6 @@ pub use future::ResponseFuture;
 pub use layer::TimeoutLayer;
 
 use crate::BoxError;
-
-/// A request's own whole-request timeout, replacing the layer's; `None`
-/// disables it (Istio's `timeout: 0s`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimeoutOverride(pub Option<Duration>);
 
 /// Fails requests whose response head does not arrive within a duration.
 #[derive(Clone, Debug)]
@@ -71,11 +66,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let timeout = match req.extensions().get::<TimeoutOverride>() {
-            Some(TimeoutOverride(t)) => *t,
-            None => self.timeout,
-        };
-        let sleep = timeout.map(|d| (d, tokio::time::sleep(d)));
+        let sleep = self.timeout.map(|d| (d, tokio::time::sleep(d)));
         ResponseFuture::new(self.inner.call(req), sleep)
     }
 }
@@ -99,24 +90,6 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::from_secs(3));
         assert_eq!(err.to_string(), "request timed out after 3s");
         assert!(err.is::<RequestTimeout>());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_request_may_carry_its_own_timeout() {
-        let slow = tower::service_fn(|_: http::Request<()>| async {
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok::<_, BoxError>("late")
-        });
-        let t = Timeout::new(slow, Some(Duration::from_secs(3)));
-        let start = tokio::time::Instant::now();
-        let mut req = http::Request::new(());
-        req.extensions_mut()
-            .insert(TimeoutOverride(Some(Duration::from_secs(1))));
-        assert!(t.clone().oneshot(req).await.is_err());
-        assert_eq!(start.elapsed(), Duration::from_secs(1));
-        let mut req = http::Request::new(());
-        req.extensions_mut().insert(TimeoutOverride(None));
-        assert_eq!(t.oneshot(req).await.unwrap(), "late");
     }
 
     #[tokio::test(start_paused = true)]

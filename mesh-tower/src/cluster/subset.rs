@@ -7,7 +7,7 @@ use tokio::sync::watch;
 
 /// `resolution` narrowed to the endpoints `cluster` selects. A task follows
 /// the service's answers until nobody watches the narrowed one.
-pub(super) fn subset(mut resolution: Resolution, cluster: &Cluster) -> Resolution {
+pub(crate) fn subset(mut resolution: Resolution, cluster: &Cluster) -> Resolution {
     if cluster.subset.is_empty() {
         return resolution;
     }

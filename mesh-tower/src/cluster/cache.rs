@@ -16,13 +16,13 @@ use tokio::time::Instant;
 
 /// How long an unused cluster is kept, and how many are kept at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct CacheLimits {
+pub(crate) struct CacheLimits {
     /// A cluster unused this long is dropped (with its connections and
     /// discovery) when the next new target arrives. Whole seconds.
-    pub(super) idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Clusters kept at most; a new target beyond it evicts the least
     /// recently used.
-    pub(super) max_clusters: usize,
+    pub(crate) max_clusters: usize,
 }
 
 impl Default for CacheLimits {
@@ -34,7 +34,7 @@ impl Default for CacheLimits {
     }
 }
 
-pub(super) struct ClusterCache<K, S> {
+pub(crate) struct ClusterCache<K, S> {
     clusters: ArcSwap<HashMap<K, Arc<Entry<S>>>>,
     create: Mutex<()>,
     epoch: Instant,
@@ -61,7 +61,7 @@ impl<S> Entry<S> {
 }
 
 impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
-    pub(super) fn new(limits: CacheLimits) -> Self {
+    pub(crate) fn new(limits: CacheLimits) -> Self {
         Self {
             clusters: Default::default(),
             create: Mutex::new(()),
@@ -80,7 +80,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// The service of `target`, if it has been built; marks it used.
-    pub(super) fn get<Q>(&self, target: &Q) -> Option<S>
+    pub(crate) fn get<Q>(&self, target: &Q) -> Option<S>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -92,14 +92,14 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// The service of `target`, built with `build` on first use.
-    pub(super) fn get_or_build(&self, target: &K, build: impl FnOnce() -> S) -> S {
+    pub(crate) fn get_or_build(&self, target: &K, build: impl FnOnce() -> S) -> S {
         self.get_or_build_evicting(target, build).0
     }
 
     /// [`get_or_build`](Self::get_or_build), and what making room for a
     /// new entry evicted: the idle, then the least recently used beyond
     /// the cap.
-    pub(super) fn get_or_build_evicting(
+    pub(crate) fn get_or_build_evicting(
         &self,
         target: &K,
         build: impl FnOnce() -> S,
@@ -142,7 +142,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
 
     /// Removes the entries unused for the idle timeout, and returns them.
     #[cfg(any(feature = "xds", test))]
-    pub(super) fn take_idle(&self) -> Vec<(K, S)> {
+    pub(crate) fn take_idle(&self) -> Vec<(K, S)> {
         let now = self.now();
         let idle = self.limits.idle_timeout.as_secs();
         self.take(|_, e| now.saturating_sub(e.last_used()) >= idle)
@@ -150,18 +150,18 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
 
     /// Removes `target`, and returns its service if it had one.
     #[cfg(any(feature = "xds", test))]
-    pub(super) fn remove(&self, target: &K) -> Option<S> {
+    pub(crate) fn remove(&self, target: &K) -> Option<S> {
         self.take(|k, _| k == target).pop().map(|(_, s)| s)
     }
 
     /// The targets with a cluster now.
-    pub(super) fn targets(&self) -> Vec<K> {
+    pub(crate) fn targets(&self) -> Vec<K> {
         self.clusters.load().keys().cloned().collect()
     }
 
     /// Every target with its service.
     #[cfg(any(feature = "xds", test))]
-    pub(super) fn entries(&self) -> Vec<(K, S)> {
+    pub(crate) fn entries(&self) -> Vec<(K, S)> {
         let clusters = self.clusters.load();
         clusters
             .iter()
@@ -170,8 +170,8 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// How long an entry may go unused.
-    #[cfg(any(feature = "xds", test))]
-    pub(super) fn idle_timeout(&self) -> Duration {
+    #[cfg(feature = "xds")]
+    pub(crate) fn idle_timeout(&self) -> Duration {
         self.limits.idle_timeout
     }
 
@@ -192,7 +192,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
     }
 
     /// Drops the clusters whose key fails `keep`.
-    pub(super) fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
+    pub(crate) fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
         let _guard = self.create.lock().unwrap_or_else(|p| p.into_inner());
         let current = self.clusters.load();
         if current.keys().all(&mut keep) {

@@ -1,0 +1,115 @@
+//! One cluster's stack, as the cache keeps it: circuit breaker → balancer
+//! → outlier detection → an endpoint service per endpoint (pooled
+//! connections, or [`TlsRequired`] where the endpoint must get TLS), with
+//! the cluster's own rate limit, timeout, retry policy and retry budget
+//! beside it for the requests whose route sets none.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use mesh_core::policy::{ClusterPolicy, RetryPolicy};
+use mesh_core::{Endpoint, Resolution};
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceBuilder, ServiceExt};
+
+use super::NewEndpoint;
+use crate::balance::Balance;
+use crate::circuit::{CircuitBreakerLayer, Limits};
+use crate::endpoint::{TlsRefusals, TlsRequired};
+use crate::outlier::{OutlierDetector, OutlierLayer};
+use crate::rate_limit::RateLimiter;
+use crate::retry::{Budget, ReplayBody, Retry};
+use crate::timeout::Timeout;
+use crate::{BoxError, RequestBody, ResponseBody};
+
+/// The part of a cluster's stack below the retries: circuit → balance →
+/// outlier → endpoint.
+pub(crate) type CoreService<B> = BoxCloneSyncService<
+    http::Request<ReplayBody<RequestBody<B>>>,
+    http::Response<Incoming>,
+    BoxError,
+>;
+
+/// One cluster, built for one port.
+pub(crate) struct Entry<B> {
+    core: CoreService<B>,
+    timeout: Option<Duration>,
+    retry: Arc<RetryPolicy>,
+    budget: Arc<Budget>,
+    rate_limit: Option<Arc<RateLimiter>>,
+}
+
+/// What a cluster is built with, besides its policy and endpoints.
+pub(crate) struct Build<'a, B> {
+    pub(crate) name: &'a str,
+    pub(crate) new_endpoint: &'a NewEndpoint<B>,
+    pub(crate) tls_refusals: &'a TlsRefusals,
+    pub(crate) ring_size_cap: u64,
+}
+
+impl<B> Entry<B>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    /// The cluster `build.name`: its endpoints from `resolution`, each
+    /// reached as `policy` says.
+    pub(crate) fn new(build: Build<'_, B>, resolution: Resolution, policy: &ClusterPolicy) -> Self {
+        let detector = OutlierDetector::new(policy.outlier);
+        let new_endpoint = {
+            let detector = detector.clone();
+            let make = build.new_endpoint.clone();
+            let policy = policy.clone();
+            let refusing = TlsRequired::new(build.name, build.tls_refusals);
+            move |endpoint: Endpoint| {
+                let service = match policy.tls_for(&endpoint.labels) {
+                    Some(_) => BoxCloneSyncService::new(refusing.clone()),
+                    None => make(&endpoint, &policy),
+                };
+                OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)
+            }
+        };
+        let balance = Balance::new(
+            resolution,
+            new_endpoint,
+            policy.load_balancer.with_ring_size_cap(build.ring_size_cap),
+            Some(detector),
+        );
+        let core = ServiceBuilder::new()
+            .layer(CircuitBreakerLayer::new(Limits::new(
+                policy.circuit_breakers,
+            )))
+            .service(balance);
+        Self {
+            core: BoxCloneSyncService::new(core),
+            timeout: policy.timeout,
+            retry: Arc::new(policy.retry.clone()),
+            budget: Arc::new(Budget::new(policy.retry.budget)),
+            rate_limit: policy
+                .rate_limit
+                .clone()
+                .map(|p| Arc::new(RateLimiter::new(p))),
+        }
+    }
+
+    /// Sends `req` through the cluster: its rate limit, then `timeout` and
+    /// `retry` where given (a route's), else the cluster's own, with the
+    /// cluster's retry budget.
+    pub(crate) fn call(
+        &self,
+        req: http::Request<RequestBody<B>>,
+        timeout: Option<Option<Duration>>,
+        retry: Option<&Arc<RetryPolicy>>,
+    ) -> super::ResponseFuture {
+        if let Some(refused) = self.rate_limit.as_ref().and_then(|l| l.check(&req)) {
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
+        let retry = retry.unwrap_or(&self.retry).clone();
+        let attempts = Retry::with_budget(self.core.clone(), retry, self.budget.clone());
+        let sent = Timeout::new(attempts, timeout.unwrap_or(self.timeout)).oneshot(req);
+        Box::pin(futures_util::TryFutureExt::map_ok(sent, |res| {
+            res.map(ResponseBody::from)
+        }))
+    }
+}
