@@ -8,24 +8,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Clone, Debug)]
 pub(crate) struct Draws {
-    seed: u64,
-    next: Arc<AtomicU64>,
+    /// The seed and the shared position in its sequence; `None` draws from
+    /// the thread's generator.
+    seeded: Option<(u64, Arc<AtomicU64>)>,
 }
 
 impl Draws {
     pub(crate) fn new(seed: Option<u64>) -> Self {
         Self {
-            seed: seed.unwrap_or_else(rand::random),
-            next: Arc::new(AtomicU64::new(0)),
+            seeded: seed.map(|s| (s, Arc::new(AtomicU64::new(0)))),
         }
     }
 
     pub(crate) fn draw(&self) -> u64 {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        splitmix64(
-            self.seed
-                .wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
-        )
+        let Some((seed, next)) = &self.seeded else {
+            return rand::random();
+        };
+        let n = next.fetch_add(1, Ordering::Relaxed);
+        splitmix64(seed.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)))
     }
 
     /// A draw for [`Percent::hit`](mesh_core::route::Percent::hit).

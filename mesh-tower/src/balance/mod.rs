@@ -117,8 +117,12 @@ impl AttemptedEndpoints {
         f(&self.lock())
     }
 
-    fn push(&self, addr: SocketAddr) {
-        self.lock().push(addr);
+    /// Records `addr` as tried.
+    pub(crate) fn record(&self, addr: SocketAddr) {
+        let mut tried = self.lock();
+        if !tried.contains(&addr) {
+            tried.push(addr);
+        }
     }
 }
 
@@ -451,7 +455,7 @@ where
         .into());
     };
     if let Some(a) = attempted {
-        a.push(slot.endpoint.addr);
+        a.record(slot.endpoint.addr);
     }
     let in_flight = slot.load.start();
     Ok((

@@ -13,7 +13,9 @@ use tower::util::BoxCloneSyncService;
 use tower::{Service, ServiceBuilder};
 
 use super::{MeshClient, Shared, Stacks};
-use crate::cluster::{CacheLimits, ClusterParts, Clusters, NewEndpoint, ToCluster};
+use crate::cluster::{
+    CacheLimits, ClusterParts, Clusters, EndpointService, NewEndpoint, ToCluster,
+};
 use crate::endpoint::{HttpEndpoint, TcpConnector};
 use crate::fault::FaultLayer;
 use crate::mirror::MirrorLayer;
@@ -191,11 +193,8 @@ impl<C> MeshClientBuilder<C> {
         let new_endpoint: NewEndpoint<B> =
             Arc::new(move |endpoint: &Endpoint, policy: &ClusterPolicy| {
                 let policy = &policy.connection;
-                BoxCloneSyncService::new(HttpEndpoint::new(
-                    endpoint.addr,
-                    connector(policy),
-                    policy,
-                ))
+                let endpoint = HttpEndpoint::new(endpoint.addr, connector(policy), policy);
+                EndpointService::new(move |req| endpoint.send(req))
             });
         #[cfg(feature = "xds")]
         let (resolve, xds, config) = match self.xds {

@@ -253,7 +253,7 @@ where
         match target(&req) {
             Ok(target) => {
                 let cluster = self.shared.stacks.clusters.target(&target);
-                ResponseFuture::cluster(cluster.call(req.map(RequestBody::new), None, None))
+                ResponseFuture::cluster(cluster.call(req.map(RequestBody::new), None, None, None))
             }
             Err(e) => ResponseFuture::failed(e.into()),
         }

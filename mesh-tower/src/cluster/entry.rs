@@ -7,29 +7,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use mesh_core::policy::{ClusterPolicy, RetryPolicy};
+use mesh_core::route::ClusterName;
 use mesh_core::{Endpoint, Resolution};
-use tower::util::BoxCloneSyncService;
-use tower::{Layer, ServiceBuilder, ServiceExt};
+use tower::{Layer, ServiceExt};
 
-use super::NewEndpoint;
+use super::{EndpointService, NewEndpoint};
 use crate::balance::Balance;
-use crate::circuit::{CircuitBreakerLayer, Limits};
+use crate::circuit::{CircuitBreaker, CircuitBreakerLayer, Limits};
 use crate::endpoint::{TlsRefusals, TlsRequired};
-use crate::outlier::{OutlierDetector, OutlierLayer};
+use crate::outlier::{Outlier, OutlierDetector, OutlierLayer};
 use crate::rate_limit::RateLimiter;
-use crate::retry::{Budget, ReplayBody, Retry};
-use crate::timeout::Timeout;
+use crate::retry::Budget;
+use crate::split::SelectedCluster;
+use crate::timeout::RequestTimeout;
 use crate::{BoxError, RequestBody, ResponseBody};
 
 /// The part of a cluster's stack below the retries: circuit → balance →
-/// outlier → endpoint.
-pub(crate) type CoreService<B> = BoxCloneSyncService<
-    http::Request<ReplayBody<RequestBody<B>>>,
-    http::Response<Incoming>,
-    BoxError,
->;
+/// outlier → endpoint. Its clones share it.
+pub(crate) type CoreService<B> = CircuitBreaker<Balance<Outlier<EndpointService<B>>>>;
 
 /// One cluster, built for one port.
 pub(crate) struct Entry<B> {
@@ -64,7 +60,10 @@ where
             let refusing = TlsRequired::new(build.name, build.tls_refusals);
             move |endpoint: Endpoint| {
                 let service = match policy.tls_for(&endpoint.labels) {
-                    Some(_) => BoxCloneSyncService::new(refusing.clone()),
+                    Some(_) => {
+                        let refusing = refusing.clone();
+                        EndpointService::new(move |req| Box::pin(refusing.clone().oneshot(req)))
+                    }
                     None => make(&endpoint, &policy),
                 };
                 OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)
@@ -76,13 +75,9 @@ where
             policy.load_balancer.with_ring_size_cap(build.ring_size_cap),
             Some(detector),
         );
-        let core = ServiceBuilder::new()
-            .layer(CircuitBreakerLayer::new(Limits::new(
-                policy.circuit_breakers,
-            )))
-            .service(balance);
+        let core = CircuitBreakerLayer::new(Limits::new(policy.circuit_breakers)).layer(balance);
         Self {
-            core: BoxCloneSyncService::new(core),
+            core,
             timeout: policy.timeout,
             retry: Arc::new(policy.retry.clone()),
             budget: Arc::new(Budget::new(policy.retry.budget)),
@@ -95,21 +90,35 @@ where
 
     /// Sends `req` through the cluster: its rate limit, then `timeout` and
     /// `retry` where given (a route's), else the cluster's own, with the
-    /// cluster's retry budget.
+    /// cluster's retry budget; the response names `name`, if given, as
+    /// the [`SelectedCluster`]. One allocation: the future.
     pub(crate) fn call(
         &self,
         req: http::Request<RequestBody<B>>,
         timeout: Option<Option<Duration>>,
         retry: Option<&Arc<RetryPolicy>>,
+        name: Option<&ClusterName>,
     ) -> super::ResponseFuture {
         if let Some(refused) = self.rate_limit.as_ref().and_then(|l| l.check(&req)) {
             return Box::pin(std::future::ready(Ok(refused)));
         }
         let retry = retry.unwrap_or(&self.retry).clone();
-        let attempts = Retry::with_budget(self.core.clone(), retry, self.budget.clone());
-        let sent = Timeout::new(attempts, timeout.unwrap_or(self.timeout)).oneshot(req);
-        Box::pin(futures_util::TryFutureExt::map_ok(sent, |res| {
-            res.map(ResponseBody::from)
-        }))
+        let attempts = crate::retry::retry(self.core.clone(), retry, self.budget.clone(), req);
+        let timeout = timeout.unwrap_or(self.timeout);
+        let name = name.cloned();
+        Box::pin(async move {
+            let res = match timeout {
+                Some(d) => match tokio::time::timeout(d, attempts).await {
+                    Ok(res) => res?,
+                    Err(_) => return Err(RequestTimeout(d).into()),
+                },
+                None => attempts.await?,
+            };
+            let mut res = res.map(ResponseBody::from);
+            if let Some(name) = name {
+                res.extensions_mut().insert(SelectedCluster(name));
+            }
+            Ok(res)
+        })
     }
 }

@@ -37,7 +37,6 @@ use mesh_core::policy::{ClusterPolicy, RetryPolicy};
 use mesh_core::route::ClusterName;
 use mesh_core::{Authority, Cluster, Discovery, Endpoint, MeshConfig, Resolve};
 use tower::Service;
-use tower::util::BoxCloneSyncService;
 
 pub(crate) use cache::{CacheLimits, ClusterCache};
 use entry::{Build, Entry};
@@ -45,15 +44,51 @@ use entry::{Build, Entry};
 use crate::endpoint::TlsRefusals;
 use crate::retry::ReplayBody;
 use crate::route::{RequestTarget, SharedConfig};
-use crate::split::SelectedCluster;
 use crate::{BoxError, RequestBody, ResponseBody};
 
-/// One endpoint's service, as the balancer holds it.
-pub type EndpointService<B> = BoxCloneSyncService<
-    http::Request<ReplayBody<RequestBody<B>>>,
-    http::Response<Incoming>,
-    BoxError,
->;
+/// A request as it reaches an endpoint.
+pub type EndpointRequest<B> = http::Request<ReplayBody<RequestBody<B>>>;
+
+/// One endpoint's service, as the balancer holds it: shared, so each
+/// attempt's clone costs a reference count, not an allocation.
+pub struct EndpointService<B>(
+    Arc<dyn Fn(EndpointRequest<B>) -> crate::endpoint::ResponseFuture + Send + Sync>,
+);
+
+impl<B> EndpointService<B> {
+    /// The service that sends each request with `send`.
+    pub fn new(
+        send: impl Fn(EndpointRequest<B>) -> crate::endpoint::ResponseFuture + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(send))
+    }
+}
+
+impl<B> Clone for EndpointService<B> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<B> fmt::Debug for EndpointService<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EndpointService")
+    }
+}
+
+impl<B> Service<EndpointRequest<B>> for EndpointService<B> {
+    type Response = http::Response<Incoming>;
+    type Error = BoxError;
+    type Future = crate::endpoint::ResponseFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: EndpointRequest<B>) -> Self::Future {
+        (self.0)(req)
+    }
+}
 
 /// Builds an endpoint's service from the endpoint and the cluster's policy.
 pub(crate) type NewEndpoint<B> =
@@ -218,19 +253,33 @@ where
     }
 }
 
+/// The port of `uri`: as written, else its scheme's.
+fn uri_port(uri: &http::Uri) -> u16 {
+    uri.port_u16().unwrap_or(match uri.scheme_str() {
+        Some("https") => 443,
+        _ => 80,
+    })
+}
+
 /// Where a [`ToCluster`] sends its requests.
+// One per branch of a route, behind the branch's `Arc`: its size costs
+// nothing per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Destination {
     /// A configured cluster, as the configuration its route came from
     /// defines it.
-    Named(Arc<Cluster>),
+    Named(Cluster),
     /// The cluster of each request's own authority (an authority no
     /// virtual host serves).
     Target,
 }
 
-/// Sends each request to one cluster's stack, built on first use.
-pub struct ToCluster<B> {
+/// Sends each request to one cluster's stack, built on first use. Clones
+/// share it (one reference count).
+pub struct ToCluster<B>(Arc<To<B>>);
+
+struct To<B> {
     clusters: Clusters<B>,
     destination: Destination,
     timeout: Option<Option<Duration>>,
@@ -239,20 +288,15 @@ pub struct ToCluster<B> {
 
 impl<B> Clone for ToCluster<B> {
     fn clone(&self) -> Self {
-        Self {
-            clusters: self.clusters.clone(),
-            destination: self.destination.clone(),
-            timeout: self.timeout,
-            retry: self.retry.clone(),
-        }
+        Self(self.0.clone())
     }
 }
 
 impl<B> fmt::Debug for ToCluster<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ToCluster")
-            .field("destination", &self.destination)
-            .field("timeout", &self.timeout)
+            .field("destination", &self.0.destination)
+            .field("timeout", &self.0.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -266,22 +310,22 @@ impl<B> ToCluster<B> {
         timeout: Option<Option<Duration>>,
         retry: Option<Arc<RetryPolicy>>,
     ) -> Self {
-        Self {
+        Self(Arc::new(To {
             clusters: clusters.clone(),
-            destination: Destination::Named(Arc::new(cluster)),
+            destination: Destination::Named(cluster),
             timeout,
             retry,
-        }
+        }))
     }
 
     /// To the cluster of each request's authority, with its policy.
     pub(crate) fn target(clusters: &Clusters<B>) -> Self {
-        Self {
+        Self(Arc::new(To {
             clusters: clusters.clone(),
             destination: Destination::Target,
             timeout: None,
             retry: None,
-        }
+        }))
     }
 }
 
@@ -299,32 +343,28 @@ where
     }
 
     fn call(&mut self, req: http::Request<RequestBody<B>>) -> ResponseFuture {
-        let cluster = match &self.destination {
+        let to = &*self.0;
+        let cluster = match &to.destination {
             Destination::Target => match Authority::from_uri(req.uri()) {
-                Ok(target) => self.clusters.target(&target),
+                Ok(target) => to.clusters.target(&target),
                 Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
             },
             Destination::Named(cluster) => {
                 // The port the request was sent to, before any rewrite.
                 let port = match req.extensions().get::<RequestTarget>() {
                     Some(RequestTarget(t)) => t.port(),
-                    None => Authority::from_uri(req.uri()).map_or(80, |a| a.port()),
+                    None => uri_port(req.uri()),
                 };
-                match self.clusters.named(cluster, port) {
+                match to.clusters.named(cluster, port) {
                     Ok(entry) => entry,
                     Err(e) => return Box::pin(std::future::ready(Err(e))),
                 }
             }
         };
-        let sent = cluster.call(req, self.timeout, self.retry.as_ref());
-        let Destination::Named(cluster) = &self.destination else {
-            return sent;
+        let name = match &to.destination {
+            Destination::Named(cluster) => Some(&cluster.name),
+            Destination::Target => None,
         };
-        let name = cluster.name.clone();
-        Box::pin(async move {
-            let mut res = sent.await?;
-            res.extensions_mut().insert(SelectedCluster(name));
-            Ok(res)
-        })
+        cluster.call(req, to.timeout, to.retry.as_ref(), name)
     }
 }

@@ -121,7 +121,24 @@ where
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        self.send(req)
+    }
+}
+
+impl<C, B> HttpEndpoint<C, B>
+where
+    C: Service<SocketAddr> + Clone + Send + Sync + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    /// Sends `req`, as [`call`](Service::call) does, from a shared
+    /// reference.
+    pub fn send(&self, mut req: http::Request<B>) -> ResponseFuture {
         if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
             let authority = req.uri().authority().map(ToString::to_string);
             let error = TlsUnavailable::Target {

@@ -15,8 +15,9 @@
 //! - a retry [`Budget`] shared by the cluster caps retries at 20 % of
 //!   requests plus 10 per second (linkerd's and Finagle's defaults), so
 //!   retries cannot multiply an outage;
-//! - a retry goes to an endpoint not tried yet where one exists (the request
-//!   carries [`AttemptedEndpoints`] to the balancer);
+//! - a retry goes to an endpoint not tried yet where one exists (a retry
+//!   carries the [`AttemptedEndpoints`] to the balancer, learnt from the
+//!   outcomes before it);
 //! - request bodies up to 64 KiB are kept to be replayed ([`ReplayBody`]);
 //!   a larger body is sent once, and a failure that would have been retried
 //!   is reported as [`BodyNotReplayable`].
@@ -51,6 +52,7 @@ pub use replay::ReplayBody;
 
 use crate::BoxError;
 use crate::balance::AttemptedEndpoints;
+use crate::endpoint::UpstreamHost;
 
 /// The response future of [`Retry`].
 pub type ResponseFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
@@ -122,7 +124,8 @@ where
     }
 }
 
-async fn retry<S, B, Rb>(
+/// Sends `req` through `inner`, retrying as `policy` says under `budget`.
+pub(crate) async fn retry<S, B, Rb>(
     inner: S,
     policy: Arc<RetryPolicy>,
     budget: Arc<Budget>,
@@ -149,14 +152,23 @@ where
             });
     }
     let body = ReplayBody::new(body, limit);
-    let attempted = AttemptedEndpoints::default();
+    // The endpoints tried, for retries to go elsewhere: learnt from each
+    // attempt's outcome, so the first attempt carries nothing; only an
+    // attempt that a per-try timeout may cut short, and whose outcome then
+    // names no endpoint, has the balancer record its pick.
+    let mut attempted = policy
+        .per_try_timeout
+        .is_some()
+        .then(AttemptedEndpoints::default);
     let mut retries = 0;
     loop {
         // Only a body that outgrew its copy or failed cannot be replayed,
         // and neither is retried.
         let replay = body.replay().ok_or("the request body cannot be replayed")?;
         let mut req = http::Request::from_parts(parts.clone(), replay);
-        req.extensions_mut().insert(attempted.clone());
+        if let Some(attempted) = &attempted {
+            req.extensions_mut().insert(attempted.clone());
+        }
         let result = attempt(inner.clone(), req, policy.per_try_timeout).await;
         let outcome = match &result {
             Ok(res) => Outcome::from_response(res),
@@ -173,12 +185,32 @@ where
             return result;
         }
         retries += 1;
+        if let Some(addr) = served_by(&result) {
+            attempted.get_or_insert_with(Default::default).record(addr);
+        }
         drop(result);
         let ceiling = policy.backoff.ceiling(retries);
         let wait = Duration::try_from_secs_f64(ceiling.as_secs_f64() * rand::random::<f64>())
             .unwrap_or(ceiling);
         tracing::debug!(?outcome, retries, ?wait, "retrying");
         tokio::time::sleep(wait).await;
+    }
+}
+
+/// The endpoint an attempt reached, as its response or error names it.
+fn served_by<Rb>(result: &Result<http::Response<Rb>, BoxError>) -> Option<std::net::SocketAddr> {
+    match result {
+        Ok(res) => res.extensions().get::<UpstreamHost>().map(|h| h.0),
+        Err(e) => {
+            let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&**e);
+            while let Some(e) = next {
+                if let Some(upstream) = e.downcast_ref::<mesh_core::UpstreamError>() {
+                    return Some(upstream.endpoint());
+                }
+                next = e.source();
+            }
+            None
+        }
     }
 }
 

@@ -208,22 +208,30 @@ async fn retries_go_to_another_endpoint() {
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let s = seen.clone();
     let svc = tower::service_fn(move |req: Req| {
-        let attempted = req.extensions().get::<AttemptedEndpoints>().cloned();
-        s.lock().unwrap().push(attempted.is_some());
+        let attempted = req
+            .extensions()
+            .get::<AttemptedEndpoints>()
+            .map(|a| a.get());
+        s.lock().unwrap().push(attempted);
         async move {
-            Ok::<_, BoxError>(
-                http::Response::builder()
-                    .status(503)
-                    .body(Bytes::new())
-                    .unwrap(),
-            )
+            let mut res = http::Response::builder()
+                .status(503)
+                .body(Bytes::new())
+                .unwrap();
+            let at = "10.0.0.1:80".parse().unwrap();
+            res.extensions_mut()
+                .insert(crate::endpoint::UpstreamHost(at));
+            Ok::<_, BoxError>(res)
         }
     });
     Retry::new(svc, policy("5xx", 1))
         .oneshot(req(""))
         .await
         .unwrap();
-    assert_eq!(*seen.lock().unwrap(), vec![true, true]);
+    // The first attempt has nowhere to avoid; the retry avoids where the
+    // first went, as its response says.
+    let first = "10.0.0.1:80".parse().unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![None, Some(vec![first])]);
 }
 
 #[tokio::test(start_paused = true)]

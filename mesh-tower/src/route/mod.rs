@@ -72,9 +72,9 @@ impl SharedConfig {
     }
 }
 
-/// The authority a routed request was sent to, before any rewrite; a
-/// request extension. Its port picks the policies of a cluster that takes
-/// the port of each request.
+/// The authority a routed request was sent to, before its route rewrote
+/// the host; a request extension. Its port picks the policies of a
+/// cluster that takes the port of each request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestTarget(pub Authority);
 
@@ -189,7 +189,11 @@ impl<S> Route<S> {
         if let Some(hash) = hash {
             extensions.insert(hash);
         }
-        extensions.insert(RequestTarget(target));
+        // The port the request was sent to is the URI's unless the route
+        // rewrote the host.
+        if forward.host_rewrite.is_some() {
+            extensions.insert(RequestTarget(target));
+        }
         let stack = stacks[id.virtual_host as usize][id.route as usize].clone();
         let stack = stack.expect("a forwarding route has a stack");
         // Kept for the response only when the route changes its headers.
