@@ -3,9 +3,12 @@
 //! balancing, retries, timeouts, outlier detection and circuit breaking,
 //! assembled into [`MeshClient`].
 //!
-//! Each layer lives in its own module and works alone inside a
-//! [`tower::ServiceBuilder`], taking its policy as a value when it is
-//! built:
+//! Each lives in its own module and takes its policy as a value when it is
+//! built. The middleware (rate limit, fault, mirror, timeout, retry,
+//! circuit breaker, outlier detection) works alone inside a
+//! [`tower::ServiceBuilder`]; the route head, a split over branches, the
+//! balancer and the cluster layer are the points a stack is built
+//! between:
 //!
 //! | module | does | matches |
 //! |---|---|---|

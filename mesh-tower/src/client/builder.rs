@@ -217,8 +217,7 @@ impl<C> MeshClientBuilder<C> {
         let registry_only = self.registry_only;
         let routing = config.is_some();
         let config = Arc::new(config.unwrap_or_default());
-        let shared_config = SharedConfig::default();
-        shared_config.store(config.clone());
+        let shared_config = SharedConfig::from(config.clone());
         let clusters = Clusters::new(ClusterParts {
             resolve,
             new_endpoint,

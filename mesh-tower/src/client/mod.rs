@@ -37,8 +37,9 @@
 //! ever-new authorities cannot grow the client without bound (see
 //! [`MeshClientBuilder::cluster_idle_timeout`] and
 //! [`MeshClientBuilder::max_clusters`]). Per-request layers (metrics,
-//! tracing) belong around the client, per-attempt ones inside the
-//! cluster's retry (see [`cluster`](crate::cluster)).
+//! tracing) belong around the client, per-attempt ones around the
+//! cluster's core, the service each retry attempt calls (see
+//! [`cluster`](crate::cluster)).
 //!
 //! It works where a `hyper_util::client::legacy::Client` is used, and as the
 //! transport of a tonic generated client:
@@ -175,8 +176,10 @@ where
         let config = Arc::new(config);
         let (routes, kept) = self.shared.stacks.routes(config.clone(), &limiters);
         *limiters = kept;
-        self.shared.config.store(config.clone());
+        // Routes first: a request that sees the new configuration (an xDS
+        // target now routed) must find its routes.
         self.shared.route.routes().store(routes);
+        self.shared.config.store(config.clone());
         // Clusters are built from the definition current when they are
         // built, so after the store only those built before it can be
         // stale, and they are dropped here.

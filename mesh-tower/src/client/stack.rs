@@ -5,10 +5,11 @@
 //!  (route's)   (route's) (copies)  (weights)
 //! ```
 //!
-//! Each layer is there only when the route asks for it (a split only over
-//! more than one cluster, mirror copies only to the route's mirrors), and
-//! each takes the route's values as it is built: nothing is read from the
-//! request but the request.
+//! The rate limit and the fault are there only when the route has them,
+//! and the split only when the route splits (over weighted clusters);
+//! the mirror copies to the route's mirrors, if any. Each takes the
+//! route's values as it is built: nothing is read from the request but
+//! the request.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -20,7 +20,6 @@ use crate::outlier::{Outlier, OutlierDetector, OutlierLayer};
 use crate::rate_limit::RateLimiter;
 use crate::retry::Budget;
 use crate::split::SelectedCluster;
-use crate::timeout::RequestTimeout;
 use crate::{BoxError, RequestBody, ResponseBody};
 
 /// The part of a cluster's stack below the retries: circuit → balance →
@@ -99,26 +98,20 @@ where
         retry: Option<&Arc<RetryPolicy>>,
         name: Option<&ClusterName>,
     ) -> super::ResponseFuture {
-        if let Some(refused) = self.rate_limit.as_ref().and_then(|l| l.check(&req)) {
-            return Box::pin(std::future::ready(Ok(refused)));
-        }
-        let retry = retry.unwrap_or(&self.retry).clone();
-        let attempts = crate::retry::retry(self.core.clone(), retry, self.budget.clone(), req);
-        let timeout = timeout.unwrap_or(self.timeout);
         let name = name.cloned();
-        Box::pin(async move {
-            let res = match timeout {
-                Some(d) => match tokio::time::timeout(d, attempts).await {
-                    Ok(res) => res?,
-                    Err(_) => return Err(RequestTimeout(d).into()),
-                },
-                None => attempts.await?,
-            };
-            let mut res = res.map(ResponseBody::from);
+        let named = move |mut res: http::Response<ResponseBody>| {
             if let Some(name) = name {
                 res.extensions_mut().insert(SelectedCluster(name));
             }
-            Ok(res)
-        })
+            res
+        };
+        if let Some(refused) = self.rate_limit.as_ref().and_then(|l| l.check(&req)) {
+            return Box::pin(std::future::ready(Ok(named(refused))));
+        }
+        let retry = retry.unwrap_or(&self.retry).clone();
+        let attempts = crate::retry::retry(self.core.clone(), retry, self.budget.clone(), req);
+        let attempts =
+            crate::timeout::ResponseFuture::within(attempts, timeout.unwrap_or(self.timeout));
+        Box::pin(async move { Ok(named(attempts.await?.map(ResponseBody::from))) })
     }
 }

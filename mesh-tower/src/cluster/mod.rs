@@ -10,14 +10,15 @@
 //! unrouted request's cluster by its authority. A new configuration drops
 //! the stacks of clusters whose definition changed.
 //!
-//! [`ToCluster`] is the leaf of a route's stack: it sends each request to
+//! `ToCluster` is the leaf of a route's stack: it sends each request to
 //! one cluster, with the route's timeout and retry policy where the route
 //! sets them and else the cluster's (a route's replace its cluster's, as
 //! Istio's VirtualService `timeout` and `retries` do), under the cluster's
 //! retry budget and rate limit, and names the cluster on the response
-//! ([`SelectedCluster`]). This is where per-attempt layers (tracing spans
-//! per retry) go, around [`Retry`](crate::retry::Retry)'s inner service,
-//! and where TLS plugs in: the endpoint connector.
+//! ([`SelectedCluster`](crate::split::SelectedCluster)). Per-attempt
+//! layers (tracing spans per retry) go around a cluster's core (circuit
+//! breaker and below, `CoreService` in `entry.rs`), the service each
+//! attempt calls; TLS plugs in at the endpoint connector.
 
 mod cache;
 mod entry;
@@ -277,7 +278,7 @@ enum Destination {
 
 /// Sends each request to one cluster's stack, built on first use. Clones
 /// share it (one reference count).
-pub struct ToCluster<B>(Arc<To<B>>);
+pub(crate) struct ToCluster<B>(Arc<To<B>>);
 
 struct To<B> {
     clusters: Clusters<B>,

@@ -9,7 +9,8 @@
 //!   rewrites are applied, a consistent-hash key is computed from its hash
 //!   policy (a [`RequestHash`](crate::balance::RequestHash) for the
 //!   balancer), the authority it was sent to rides along as a
-//!   [`RequestTarget`], and the request goes into the route's stack;
+//!   [`RequestTarget`] when the route rewrites the host, and the request
+//!   goes into the route's stack;
 //! - **redirect** and **direct response** are answered here;
 //! - **no route** is answered `404` with a body naming the authority and
 //!   path (Envoy's `NR` response flag, logged at debug level). With a
@@ -69,6 +70,12 @@ impl SharedConfig {
     /// Replaces the configuration.
     pub fn store(&self, config: Arc<MeshConfig>) {
         self.0.store(config)
+    }
+}
+
+impl From<Arc<MeshConfig>> for SharedConfig {
+    fn from(config: Arc<MeshConfig>) -> Self {
+        Self(Arc::new(ArcSwap::new(config)))
     }
 }
 
@@ -156,9 +163,8 @@ impl<S> Route<S> {
         let (table, stacks) = routes.for_authority(written);
         let id = match table.lookup(&target, &req) {
             Lookup::Route(id) => id,
-            Lookup::NoVirtualHost if self.passthrough.is_some() => {
-                let passthrough = self.passthrough.clone().expect("checked");
-                return ResponseFuture::forwarded(passthrough.oneshot(req), None);
+            Lookup::NoVirtualHost if let Some(passthrough) = &self.passthrough => {
+                return ResponseFuture::forwarded(passthrough.clone().oneshot(req), None);
             }
             Lookup::NoRoute | Lookup::NoVirtualHost => {
                 tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");

@@ -76,11 +76,6 @@ impl<S> Routes<S> {
         }
     }
 
-    /// The configuration the stacks were built for.
-    pub fn config(&self) -> &Arc<MeshConfig> {
-        &self.config
-    }
-
     /// The table a request sent to `authority` (as written) is matched
     /// against, and its stacks.
     pub(super) fn for_authority(&self, authority: &str) -> (&RouteTable, &Stacks<S>) {
@@ -88,19 +83,6 @@ impl<S> Routes<S> {
             Some(table) => (table, &self.listeners[authority]),
             None => (self.config.routes(), &self.default),
         }
-    }
-
-    /// The stack of the route `key`, if it forwards.
-    pub fn stack(&self, key: &RouteKey) -> Option<&S> {
-        let stacks = match &key.listener {
-            Some(listener) => self.listeners.get(listener)?,
-            None => &self.default,
-        };
-        let id = key.id;
-        stacks
-            .get(id.virtual_host as usize)?
-            .get(id.route as usize)?
-            .as_ref()
     }
 }
 

@@ -21,15 +21,13 @@ pub struct ResponseFuture<F> {
 }
 
 impl<F> ResponseFuture<F> {
-    pub(super) fn new(inner: F, sleep: Option<(Duration, Sleep)>) -> Self {
-        let (timeout, sleep) = match sleep {
-            Some((d, s)) => (d, Some(s)),
-            None => (Duration::ZERO, None),
-        };
+    /// `inner`, failed with [`RequestTimeout`] if it has not finished
+    /// within `timeout`; `None` waits as long as it takes.
+    pub(crate) fn within(inner: F, timeout: Option<Duration>) -> Self {
         Self {
             inner,
-            sleep,
-            timeout,
+            sleep: timeout.map(tokio::time::sleep),
+            timeout: timeout.unwrap_or_default(),
         }
     }
 }

@@ -66,8 +66,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let sleep = self.timeout.map(|d| (d, tokio::time::sleep(d)));
-        ResponseFuture::new(self.inner.call(req), sleep)
+        ResponseFuture::within(self.inner.call(req), self.timeout)
     }
 }
 
