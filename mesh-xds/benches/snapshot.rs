@@ -1,7 +1,9 @@
 //! The cost of a large mesh in the ADS client: applying a snapshot of
-//! 10,000 clusters with 100,000 endpoints, and one EDS update to one
-//! cluster in meshes of 1,000 and 10,000 clusters, which should cost the
-//! same in both. Memory is measured by the `snapshot_memory` bench.
+//! 10,000 clusters with 100,000 endpoints; one EDS update to one cluster
+//! in meshes of 1,000 and 10,000 clusters, which should cost the same in
+//! both; and a state-of-the-world CDS response of 10,000 clusters with
+//! one changed, where only the changed one should be decoded. Memory is
+//! measured by the `snapshot_memory` bench.
 //!
 //! `cargo bench -p mesh-xds --bench snapshot`
 
@@ -65,6 +67,35 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
+    group.finish();
+
+    let mut group = c.benchmark_group("one CDS change, all resent");
+    let mesh = Mesh::new(10_000, 10);
+    let clusters = &mesh
+        .responses
+        .iter()
+        .find(|(kind, _)| *kind == ResourceType::Cluster)
+        .expect("the mesh's clusters")
+        .1;
+    let changed = |v: u16| {
+        let mut all = clusters.clone();
+        let name = &mesh.names[5_000];
+        all[5_000] =
+            mesh::support::resources::logical_dns_cluster(name, "svc.mesh.local", 1000 + v);
+        all
+    };
+    let responses: Vec<Vec<Resource>> = (0..64).map(changed).collect();
+    let mut state = sotw_client(&mesh);
+    let mut version = 1;
+    group.bench_function("state of the world, 10000 clusters", |b| {
+        b.iter(|| {
+            version += 1;
+            let all = &responses[version as usize % responses.len()];
+            let response = sotw(ResourceType::Cluster, version, all);
+            state.handle_response(&response, Instant::now());
+            AdsView::new(&state, true)
+        })
+    });
     group.finish();
 }
 

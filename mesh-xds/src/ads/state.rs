@@ -120,8 +120,35 @@ pub(super) struct TypeState<T> {
     pub(super) resources: OrdMap<String, Arc<T>>,
     /// A digest of the bytes each accepted resource came as: a copy sent
     /// again unchanged (state of the world sends every one each time) is
-    /// neither converted again nor replaced, so it stays the same `Arc`.
-    digests: OrdMap<String, u64>,
+    /// neither decoded nor converted again, nor replaced, so it stays the
+    /// same `Arc`.
+    digests: Digests,
+}
+
+/// The digest of each accepted resource's bytes, both ways.
+#[derive(Clone, Debug, Default)]
+struct Digests {
+    by_name: OrdMap<String, u64>,
+    by_digest: OrdMap<u64, String>,
+}
+
+impl Digests {
+    /// The resource held whose bytes have `digest`.
+    fn name_of(&self, digest: u64) -> Option<&String> {
+        self.by_digest.get(&digest)
+    }
+
+    fn insert(&mut self, name: String, digest: u64) {
+        self.remove(&name);
+        self.by_digest.insert(digest, name.clone());
+        self.by_name.insert(name, digest);
+    }
+
+    fn remove(&mut self, name: &str) {
+        if let Some(digest) = self.by_name.remove(name) {
+            self.by_digest.remove(&digest);
+        }
+    }
 }
 
 impl<T> Default for TypeState<T> {
@@ -129,7 +156,7 @@ impl<T> Default for TypeState<T> {
         Self {
             common: Common::default(),
             resources: OrdMap::new(),
-            digests: OrdMap::new(),
+            digests: Digests::default(),
         }
     }
 }
@@ -195,6 +222,17 @@ impl<T: XdsResource> TypeState<T> {
                 rejected.push(by_index(reason));
                 continue;
             }
+            // The very bytes of a copy held: that resource, unchanged, with
+            // nothing to decode or convert.
+            let digest = xxh64(&any.value, 0);
+            if let Some(name) = self.digests.name_of(digest) {
+                if !seen.insert(name.clone()) {
+                    twice.insert(name.clone());
+                } else {
+                    valid.push((name.clone(), None, digest));
+                }
+                continue;
+            }
             let proto = match T::Proto::decode(any.value.as_slice()) {
                 Ok(proto) => proto,
                 Err(e) => {
@@ -213,11 +251,6 @@ impl<T: XdsResource> TypeState<T> {
             }
             if !seen.insert(name.to_owned()) {
                 twice.insert(name.to_owned());
-                continue;
-            }
-            let digest = xxh64(&any.value, 0);
-            if self.digests.get(name) == Some(&digest) {
-                valid.push((name.to_owned(), None, digest));
                 continue;
             }
             match T::convert(&proto) {
