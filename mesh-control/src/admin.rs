@@ -20,7 +20,7 @@ use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use mesh_xds::ads::Protocol;
+use mesh_xds::resource::Protocol;
 use mesh_xds::server::{AdsServer, ClientStatus};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;

@@ -14,7 +14,7 @@ use mesh_core::cluster::istio_cluster_name;
 use mesh_core::policy::TlsFiles;
 use mesh_core::registry::Registry;
 use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
-use mesh_xds::ads::ResourceType;
+use mesh_xds::resource::ResourceType;
 use mesh_xds::translate::{self, SanMatchers, TranslateError};
 use prost::{Message, Name};
 
@@ -111,7 +111,7 @@ impl Assembly {
         let Some(context) = context else {
             return;
         };
-        let mut tls = translate::upstream_tls(&context);
+        let mut tls = mesh_xds::resource::cluster::context_tls(&context);
         if tls.files.is_none() {
             if tls.subject_alt_names.is_empty() {
                 tls.subject_alt_names = accounts

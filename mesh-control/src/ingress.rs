@@ -120,7 +120,7 @@ pub(crate) fn add(
 mod tests {
     use super::*;
     use crate::node::{CertFiles, Shape};
-    use mesh_xds::ads::ResourceType;
+    use mesh_xds::resource::ResourceType;
 
     fn sidecar(cert_files: Option<CertFiles>) -> NodeClass {
         NodeClass {

@@ -29,18 +29,36 @@
 //!   clusters and endpoints its node is given ([`server::Snapshots`]; one
 //!   cache may serve all), and recording each client's ACKs and NACKs.
 //!
-//! This crate has no features yet.
+//! Features, as hyper and tonic name theirs: [`resource`] is always
+//! there;
+//!
+//! - `client` (the default): [`bootstrap`], [`ads`], [`config`] and
+//!   [`resolve`], all a client needs;
+//! - `server`: [`server`];
+//! - `translate`: [`translate`].
+//!
+//! A control plane takes all three; a client only the default.
 
+#[cfg(feature = "client")]
 pub mod ads;
+#[cfg(feature = "client")]
 pub mod bootstrap;
+#[cfg(feature = "client")]
 pub mod config;
+#[cfg(feature = "client")]
 pub mod resolve;
 pub mod resource;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "translate")]
 pub mod translate;
 
+#[cfg(feature = "client")]
 pub use ads::AdsState;
+#[cfg(feature = "client")]
 pub use bootstrap::{Bootstrap, BootstrapError};
+#[cfg(feature = "client")]
 pub use config::TargetState;
+#[cfg(feature = "client")]
 pub use resolve::XdsResolve;
 pub use resource::ResourceError;

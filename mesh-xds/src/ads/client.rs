@@ -46,7 +46,8 @@ use super::outbox::Outbox;
 use super::target::Target;
 use super::wanted::{Changes, Wanted};
 use super::{
-    AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, DeltaAdsState, Outcome, ResourceType,
+    AdsState, AdsView, Backoff, DOES_NOT_EXIST_TIMEOUT, DeltaAdsState, Outcome, Protocol,
+    ResourceType,
 };
 use crate::bootstrap::Bootstrap;
 
@@ -106,18 +107,6 @@ pub struct AdsClient {
     bootstrap: Bootstrap,
     backoff: Backoff,
     protocol: Protocol,
-}
-
-/// Which variant of the xDS protocol the client speaks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Protocol {
-    /// `StreamAggregatedResources`: every response carries every resource
-    /// of its type ([`AdsState`]).
-    #[default]
-    StateOfTheWorld,
-    /// `DeltaAggregatedResources`: requests and responses carry only what
-    /// changed ([`DeltaAdsState`]).
-    Delta,
 }
 
 impl AdsClient {

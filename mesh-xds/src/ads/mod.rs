@@ -64,7 +64,6 @@ mod view;
 mod wanted;
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::config::core::v3 as core;
@@ -76,8 +75,9 @@ use crate::resource::{
     Discovery, ResourceError, RouteSource, XdsCluster, XdsListener, XdsLoadAssignment,
     XdsRouteConfig,
 };
+pub use crate::resource::{Protocol, ResourceType};
 pub use backoff::Backoff;
-pub use client::{AdsClient, AdsClientError, AdsHandle, Protocol};
+pub use client::{AdsClient, AdsClientError, AdsHandle};
 pub use delta::{DeltaAdsState, DeltaOutcome};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};
@@ -93,59 +93,6 @@ pub const IGNORE_RESOURCE_DELETION: &str = "ignore_resource_deletion";
 
 /// `google.rpc.Code.INVALID_ARGUMENT`, the code of a NACK's status.
 const INVALID_ARGUMENT: i32 = 3;
-
-/// The four resource types, in the order their watches chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ResourceType {
-    /// LDS: `Listener`.
-    Listener,
-    /// RDS: `RouteConfiguration`.
-    RouteConfig,
-    /// CDS: `Cluster`.
-    Cluster,
-    /// EDS: `ClusterLoadAssignment`.
-    LoadAssignment,
-}
-
-impl ResourceType {
-    /// All four, in chain order.
-    pub const ALL: [ResourceType; 4] = [
-        ResourceType::Listener,
-        ResourceType::RouteConfig,
-        ResourceType::Cluster,
-        ResourceType::LoadAssignment,
-    ];
-
-    /// Its v3 type URL.
-    pub fn type_url(self) -> &'static str {
-        match self {
-            ResourceType::Listener => "type.googleapis.com/envoy.config.listener.v3.Listener",
-            ResourceType::RouteConfig => {
-                "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
-            }
-            ResourceType::Cluster => "type.googleapis.com/envoy.config.cluster.v3.Cluster",
-            ResourceType::LoadAssignment => {
-                "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
-            }
-        }
-    }
-
-    /// The type a v3 type URL names, if the mesh reads it.
-    pub fn from_type_url(url: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.type_url() == url)
-    }
-}
-
-impl fmt::Display for ResourceType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ResourceType::Listener => "LDS",
-            ResourceType::RouteConfig => "RDS",
-            ResourceType::Cluster => "CDS",
-            ResourceType::LoadAssignment => "EDS",
-        })
-    }
-}
 
 /// What happened to one resource's accepted value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

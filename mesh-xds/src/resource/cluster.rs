@@ -79,9 +79,14 @@
 
 pub(crate) mod ewma;
 mod lb;
+mod tls;
 
 pub use ewma::PEAK_EWMA_TYPE_URL;
 pub use lb::MAX_MAGLEV_TABLE_SIZE;
+#[cfg(feature = "translate")]
+pub(crate) use tls::TLS_SOCKET;
+pub use tls::context_tls;
+use tls::upstream_tls;
 #[cfg(test)]
 mod tests;
 
@@ -89,10 +94,8 @@ use std::time::Duration;
 
 use envoy_types::pb::envoy::config::cluster::v3::cluster::{ClusterDiscoveryType, DiscoveryType};
 use envoy_types::pb::envoy::config::cluster::v3::{self as cds, cluster};
-use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
-use envoy_types::pb::envoy::config::core::v3::{RoutingPriority, TransportSocket as ProtoSocket};
+use envoy_types::pb::envoy::config::core::v3::RoutingPriority;
 use envoy_types::pb::envoy::config::endpoint::v3::lb_endpoint::HostIdentifier;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::HttpProtocolOptions;
 use envoy_types::pb::envoy::extensions::upstreams::http::v3::http_protocol_options::{
     UpstreamProtocolOptions, explicit_http_config::ProtocolConfig,
@@ -376,47 +379,4 @@ fn protocol(c: &cds::Cluster, at: &At<'_>) -> Result<Protocol, FieldError> {
         });
     }
     Ok(Protocol::UseClientProtocol)
-}
-
-/// Envoy's plain-text transport socket, and its configuration's type.
-const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
-const RAW_BUFFER_TYPE: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
-
-/// The TLS of a transport socket: `None` for none or plain text
-/// (`raw_buffer`). Any other socket is refused: what it asks of the
-/// connection cannot be done, so it must not be dialled in plain text.
-fn upstream_tls(
-    s: Option<&ProtoSocket>,
-    at: &At<'_>,
-) -> Result<Option<mesh_core::policy::UpstreamTls>, FieldError> {
-    let Some(s) = s else {
-        return Ok(None);
-    };
-    let type_name = s
-        .config_type
-        .as_ref()
-        .map(|ConfigType::TypedConfig(any)| any.type_url.rsplit('/').next().unwrap_or_default());
-    let tls_type = UpstreamTlsContext::full_name();
-    let is = |name: &str, type_url: &str| match type_name {
-        Some(t) => t == type_url,
-        None => s.name == name,
-    };
-    if is(RAW_BUFFER_SOCKET, RAW_BUFFER_TYPE) {
-        return Ok(None);
-    }
-    if !is(crate::translate::TLS_SOCKET, &tls_type) {
-        let what = type_name.unwrap_or(&s.name);
-        let reason = format!(
-            "transport socket {what:?} is not supported: only TLS (UpstreamTlsContext) \
-             or raw_buffer, so a connection is never made without what it asks for"
-        );
-        return Err(at.error(reason));
-    }
-    let context = match &s.config_type {
-        Some(ConfigType::TypedConfig(any)) => {
-            proto::unpack::<UpstreamTlsContext>(any, &at.field("typed_config"))?
-        }
-        None => UpstreamTlsContext::default(),
-    };
-    Ok(Some(crate::translate::upstream_tls(&context)))
 }

@@ -22,6 +22,7 @@
 pub mod cluster;
 pub mod endpoint;
 mod error;
+mod kind;
 pub mod listener;
 pub(crate) mod proto;
 pub mod route;
@@ -29,5 +30,6 @@ pub mod route;
 pub use cluster::{Discovery, XdsCluster};
 pub use endpoint::XdsLoadAssignment;
 pub use error::{Ignored, ResourceError};
+pub use kind::{Protocol, ResourceType};
 pub use listener::{FilterKind, HttpFilter, PackedConfig, RouteSource, XdsListener};
 pub use route::XdsRouteConfig;

@@ -19,7 +19,7 @@ use envoy_types::pb::google::protobuf::Any;
 use tokio::sync::watch;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
 
-use crate::ads::ResourceType;
+use crate::resource::ResourceType;
 
 /// One resource as served: its packed proto and the digest of its bytes.
 #[derive(Clone, Debug, PartialEq)]

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use envoy_types::pb::google::rpc::Status as RpcStatus;
 
-use crate::ads::{Protocol, ResourceType};
+use crate::resource::{Protocol, ResourceType};
 
 /// One connected stream.
 #[derive(Clone, Debug, PartialEq, Eq)]

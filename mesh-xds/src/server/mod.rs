@@ -61,7 +61,7 @@ pub use clients::{ClientStatus, Nack, TypeStatus};
 pub use limits::{LimitReached, ServerLimits};
 pub use snapshots::Snapshots;
 
-use crate::ads::{Protocol, ResourceType};
+use crate::resource::{Protocol, ResourceType};
 use clients::Clients;
 
 /// The order a change is pushed in: clusters, endpoints, listeners,

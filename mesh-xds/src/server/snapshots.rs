@@ -6,7 +6,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 
 use super::cache::ResourceCache;
 use super::limits::LimitReached;
-use crate::ads::ResourceType;
+use crate::resource::ResourceType;
 
 /// The source of what an [`AdsServer`](super::AdsServer) serves each
 /// stream.

@@ -15,7 +15,7 @@ use super::cache::{ResourceCache, set_version};
 use super::clients::ClientGuard;
 use super::subscription::Subscription;
 use super::{Closed, Served};
-use crate::ads::ResourceType;
+use crate::resource::ResourceType;
 use envoy_types::pb::envoy::config::core::v3::Node;
 
 /// One stream's state, owned by its task.

@@ -32,7 +32,6 @@ mod service;
 #[cfg(test)]
 mod tests;
 mod tls;
-pub(crate) use tls::TLS_SOCKET;
 
 use std::time::Duration;
 
@@ -55,7 +54,6 @@ pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
 pub use tls::{
     SanMatchers, downstream_tls_socket, server_tls_transport_socket, tls_transport_socket,
-    upstream_tls,
 };
 
 /// The name Envoy and istiod give the fault filter, under which routes

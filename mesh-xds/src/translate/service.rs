@@ -32,7 +32,7 @@ use mesh_core::route::{ClusterName, Destination, Forward, RouteAction, VirtualHo
 use mesh_core::{Cluster, Discovery, MeshConfig};
 use prost::Name;
 
-use crate::ads::ResourceType;
+use crate::resource::ResourceType;
 
 use super::error::{Refused, TranslateError};
 use super::{api_listener, cluster, route_configuration};

@@ -19,12 +19,10 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::google::protobuf::BoolValue;
-use mesh_core::policy::{Pem, ServerTls, TlsFiles, TlsVersion, UpstreamTls};
+use mesh_core::policy::{Pem, ServerTls, TlsVersion, UpstreamTls};
 
 use super::any;
-
-/// The transport socket's name.
-pub(crate) const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
+use crate::resource::cluster::TLS_SOCKET;
 
 /// The certificate provider instance Istio's agent configures.
 const PROVIDER: &str = "default";
@@ -191,60 +189,5 @@ fn file(path: &str) -> DataSource {
     DataSource {
         specifier: Some(data_source::Specifier::Filename(path.to_owned())),
         ..Default::default()
-    }
-}
-
-/// The file a data source names, if it names one.
-fn filename(source: Option<&DataSource>) -> Option<String> {
-    match source?.specifier.as_ref()? {
-        data_source::Specifier::Filename(f) => Some(f.clone()),
-        _ => None,
-    }
-}
-
-/// The TLS an upstream TLS context asks for: its SNI, the SANs it
-/// requires exactly, and the files it names, if any (the shape
-/// [`tls_transport_socket`] writes).
-pub fn upstream_tls(context: &UpstreamTlsContext) -> UpstreamTls {
-    let common = context.common_tls_context.as_ref();
-    let validation = common.and_then(|c| c.validation_context_type.as_ref());
-    let exact = |m: &StringMatcher| match m.match_pattern.as_ref()? {
-        MatchPattern::Exact(id) => Some(id.clone()),
-        _ => None,
-    };
-    let subject_alt_names = match validation {
-        #[allow(deprecated)]
-        Some(ValidationContextType::ValidationContext(v)) => v
-            .match_subject_alt_names
-            .iter()
-            .filter_map(exact)
-            .chain(
-                v.match_typed_subject_alt_names
-                    .iter()
-                    .filter_map(|m| exact(m.matcher.as_ref()?)),
-            )
-            .collect(),
-        _ => Vec::new(),
-    };
-    let own = common.and_then(|c| c.tls_certificates.first());
-    let trusted_ca = match validation {
-        Some(ValidationContextType::ValidationContext(v)) => filename(v.trusted_ca.as_ref()),
-        _ => None,
-    };
-    // istiod writes the deprecated field; either names a provider.
-    #[allow(deprecated)]
-    let by_provider = common.is_some_and(|c| {
-        c.tls_certificate_provider_instance.is_some()
-            || c.tls_certificate_certificate_provider_instance.is_some()
-    });
-    let files = (!by_provider).then(|| TlsFiles {
-        client_certificate: own.and_then(|c| filename(c.certificate_chain.as_ref())),
-        private_key: own.and_then(|c| filename(c.private_key.as_ref())),
-        ca_certificates: trusted_ca,
-    });
-    UpstreamTls {
-        sni: (!context.sni.is_empty()).then(|| context.sni.clone()),
-        subject_alt_names,
-        files,
     }
 }
