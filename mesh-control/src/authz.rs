@@ -41,7 +41,7 @@ use envoy_types::pb::envoy::r#type::matcher::v3::{
     PathMatcher, RegexMatcher, StringMatcher, path_matcher, string_matcher::MatchPattern,
 };
 use envoy_types::pb::google::protobuf::UInt32Value;
-use mesh_core::istio::{
+use mesh_istio::{
     AuthorizationAction, AuthorizationPolicy, Condition, Operation, Resources, Rule, Source,
     Sourced,
 };
@@ -539,7 +539,7 @@ mod tests {
     use super::*;
 
     fn policies(yaml: &str) -> Resources {
-        mesh_core::istio::parse("authz.yaml", yaml).unwrap().0
+        mesh_istio::parse("authz.yaml", yaml).unwrap().0
     }
 
     fn decoded(filter: &HttpFilter) -> Rbac {

@@ -10,8 +10,8 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use mesh_core::istio::{Gateway, IstioError, Resources, Warning, Workload};
 use mesh_core::registry::Registry;
+use mesh_istio::{Gateway, IstioError, Resources, Warning, Workload};
 use xxhash_rust::xxh64::Xxh64;
 
 use crate::authz::{self, AuthzError};
@@ -116,7 +116,7 @@ pub fn load_texts(
     let mut hasher = Xxh64::new(0);
     for (name, text) in files {
         hash_file(&mut hasher, name.as_bytes(), text.as_bytes());
-        match mesh_core::istio::parse(&name, &text) {
+        match mesh_istio::parse(&name, &text) {
             Ok((r, w)) => {
                 resources.extend(r);
                 warnings.extend(w);

@@ -45,10 +45,10 @@ use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost}
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
 use mesh_core::gateway::GatewayPort;
-use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
 use mesh_core::route::ClusterName;
 use mesh_core::sidecar::{Egress, HostSelector, SidecarListeners};
+use mesh_istio::Resources;
 use mesh_xds::translate::{self, EnvoyChain};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};

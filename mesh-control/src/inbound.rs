@@ -30,7 +30,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     DownstreamTlsContext, common_tls_context,
 };
 use envoy_types::pb::google::protobuf::BoolValue;
-use mesh_core::istio::{MutualTlsMode, PeerAuthentication, Resources, Sourced};
+use mesh_istio::{MutualTlsMode, PeerAuthentication, Resources, Sourced};
 use mesh_xds::translate::{self, socket_address};
 
 use crate::any;
@@ -192,7 +192,7 @@ mod tests {
     use super::*;
 
     fn resources(yaml: &str) -> Resources {
-        mesh_core::istio::parse("peer.yaml", yaml).unwrap().0
+        mesh_istio::parse("peer.yaml", yaml).unwrap().0
     }
 
     const MESH_STRICT: &str = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\

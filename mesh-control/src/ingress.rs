@@ -22,9 +22,9 @@ use envoy_types::pb::envoy::config::route::v3::{
     Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
     route_match,
 };
-use mesh_core::istio::{MutualTlsMode, Resources};
 use mesh_core::policy::{Pem, ServerTls};
 use mesh_core::sidecar::Ingress;
+use mesh_istio::{MutualTlsMode, Resources};
 use mesh_xds::translate;
 
 use crate::assemble::{Assembly, BuildError};
@@ -141,7 +141,7 @@ mod tests {
             "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
              metadata: {{name: default, namespace: default}}\nspec: {{mtls: {{mode: {mode}}}}}\n"
         );
-        let resources = mesh_core::istio::parse("p.yaml", &yaml).unwrap().0;
+        let resources = mesh_istio::parse("p.yaml", &yaml).unwrap().0;
         let ingress = Ingress {
             port: 9080,
             name: "http".into(),

@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_core::Locality;
-use mesh_core::istio::Workload;
+use mesh_istio::Workload;
 
 /// The shape of resources a node is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -27,8 +27,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use envoy_types::pb::envoy::config::core::v3::Node;
-use mesh_core::istio::{Resources, Warning, Workload};
 use mesh_core::registry::{Instance, Registry};
+use mesh_istio::{Resources, Warning, Workload};
 use mesh_xds::resource::ResourceType;
 use mesh_xds::server::{LimitReached, ResourceCache, Snapshots};
 

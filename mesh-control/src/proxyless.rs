@@ -23,8 +23,8 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mesh_core::MeshConfig;
-use mesh_core::istio::Resources;
 use mesh_core::registry::Registry;
+use mesh_istio::Resources;
 use mesh_xds::translate::{self, socket_address};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};

@@ -119,7 +119,7 @@ fn translate_prints_what_each_kind_of_node_is_served() {
     let tmp = TempDir::new("translate");
     let bookinfo = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../mesh-core/tests/data/bookinfo"
+        "/../mesh-istio/tests/data/bookinfo"
     );
     for file in ["bookinfo.yaml", "bookinfo-gateway.yaml"] {
         std::fs::copy(format!("{bookinfo}/{file}"), tmp.join(file)).unwrap();

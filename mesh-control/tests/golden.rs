@@ -19,7 +19,7 @@ use mesh_control::node::node;
 
 const BOOKINFO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../mesh-core/tests/data/bookinfo"
+    "/../mesh-istio/tests/data/bookinfo"
 );
 
 const SIDECAR: &str = "sidecar~10.0.0.1~productpage-v1.default~default.svc.cluster.local";

@@ -22,21 +22,13 @@
 //!   for the hosts it reaches.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
-//! - `istio` (with the feature of that name): Istio's VirtualService,
-//!   DestinationRule, ServiceEntry and WorkloadEntry YAML, and Kubernetes
-//!   Services, read into the values above.
 //!
-//! # Features
-//!
-//! - `istio`: the `istio` module, which reads Istio's YAML (adds serde,
-//!   serde_yaml_ng and serde_ignored). Off by default.
+//! Istio's YAML is read into these values by the `mesh-istio` crate.
 
 pub mod cluster;
 pub mod config;
 pub mod endpoint;
 pub mod gateway;
-#[cfg(feature = "istio")]
-pub mod istio;
 pub mod name;
 pub mod outcome;
 pub mod policy;

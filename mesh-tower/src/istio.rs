@@ -1,6 +1,6 @@
 //! Istio YAML files as a client's configuration (feature `istio`): every
 //! `VirtualService` and `DestinationRule` in a file, or in the `.yaml` and
-//! `.yml` files of a directory, read with [`mesh_core::istio`] and turned
+//! `.yml` files of a directory, read with [`mesh_istio`] and turned
 //! into one [`MeshConfig`]. A file larger than [`MAX_FILE_SIZE`] is an
 //! error rather than read into memory.
 //!
@@ -22,7 +22,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use mesh_core::MeshConfig;
-use mesh_core::istio::{self, IstioError, Resources, Warning, Workload};
+use mesh_istio::{IstioError, Resources, Warning, Workload};
 
 /// The largest file read, 16 MiB: far more than any set of Istio resources
 /// takes, and little enough to hold in memory.
@@ -79,7 +79,7 @@ pub fn load_for(
     let mut warnings = Vec::new();
     for file in files {
         let text = read(&file, MAX_FILE_SIZE)?;
-        let (r, w) = istio::parse(&file.display().to_string(), &text)?;
+        let (r, w) = mesh_istio::parse(&file.display().to_string(), &text)?;
         resources.extend(r);
         warnings.extend(w);
     }
@@ -136,7 +136,7 @@ fn read(path: &Path, limit: u64) -> Result<String, LoadError> {
 
 #[cfg(test)]
 mod tests {
-    use mesh_core::istio::IstioErrorKind;
+    use mesh_istio::IstioErrorKind;
 
     use super::*;
 

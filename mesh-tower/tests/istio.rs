@@ -22,7 +22,7 @@ fn client(bookinfo: &Bookinfo, files: &[&str]) -> MeshClient<Full<Bytes>> {
     std::fs::create_dir_all(&dir).unwrap();
     let data = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../mesh-core/tests/data/bookinfo"
+        "/../mesh-istio/tests/data/bookinfo"
     );
     for f in files.iter().chain(&["destination-rule-all.yaml"]) {
         std::fs::copy(format!("{data}/{f}"), dir.join(f)).unwrap();

@@ -1,5 +1,5 @@
 //! The pieces of an embedded control plane together: Istio's bookinfo YAML
-//! read by `mesh_core::istio`, turned into istiod-shaped proxyless
+//! read by `mesh_istio`, turned into istiod-shaped proxyless
 //! resources by `mesh_xds::translate`, served by `mesh_xds::server`, and
 //! followed by a `MeshClient` over `xds:///` — routing as the YAML says,
 //! and following an edit of it.
@@ -29,12 +29,12 @@ const WAIT: Duration = Duration::from_secs(10);
 fn config(file: &str) -> MeshConfig {
     let data = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../mesh-core/tests/data/bookinfo"
+        "/../mesh-istio/tests/data/bookinfo"
     );
-    let mut all = mesh_core::istio::Resources::default();
+    let mut all = mesh_istio::Resources::default();
     for f in ["destination-rule-all.yaml", file] {
         let text = std::fs::read_to_string(format!("{data}/{f}")).unwrap();
-        let (resources, _) = mesh_core::istio::parse(f, &text).unwrap();
+        let (resources, _) = mesh_istio::parse(f, &text).unwrap();
         all.extend(resources);
     }
     all.to_mesh_config().unwrap()

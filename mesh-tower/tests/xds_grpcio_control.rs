@@ -1,5 +1,5 @@
 //! The project's own control plane as a real proxyless gRPC client sees
-//! it: Istio YAML read by `mesh_core::istio`, turned into istiod-shaped
+//! it: Istio YAML read by `mesh_istio`, turned into istiod-shaped
 //! resources by `mesh_xds::translate` and served by `mesh_xds::server` to
 //! grpcio (gRPC's C core under Python), which must ACK every resource
 //! (LDS, RDS, CDS and EDS, no NACK) and split requests as the YAML says.
@@ -145,7 +145,7 @@ async fn grpcio_accepts_what_the_control_plane_serves_from_istio_yaml_and_splits
 /// The YAML as the client configuration it describes, refusing warnings:
 /// everything in it is meant to be read.
 fn config() -> MeshConfig {
-    let (resources, warnings) = mesh_core::istio::parse("ratings.yaml", ISTIO_YAML).unwrap();
+    let (resources, warnings) = mesh_istio::parse("ratings.yaml", ISTIO_YAML).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
     resources.to_mesh_config().unwrap()
 }

@@ -91,7 +91,7 @@ async fn main() -> Result<(), mesh_tower::BoxError> {
             e
         })),
     );
-    let (resources, warnings) = mesh_core::istio::parse("reviews.yaml", REVIEWS_YAML)?;
+    let (resources, warnings) = mesh_istio::parse("reviews.yaml", REVIEWS_YAML)?;
     for w in warnings {
         println!("warning: {w}");
     }

@@ -16,7 +16,7 @@ const ROUTES: &str = "outbound|9080||reviews.default.svc.cluster.local";
 const V3: &str = "outbound|9080|v3|reviews.default.svc.cluster.local";
 const BOOKINFO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../mesh-core/tests/data/bookinfo"
+    "/../mesh-istio/tests/data/bookinfo"
 );
 const REGISTRY: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n\
     spec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n\

@@ -19,7 +19,7 @@ pub(crate) const TARGET: &str = "reviews.default.svc.cluster.local:9080";
 
 const BOOKINFO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../mesh-core/tests/data/bookinfo"
+    "/../mesh-istio/tests/data/bookinfo"
 );
 
 /// The text of Istio's bookinfo sample `file`.

@@ -186,7 +186,7 @@ impl LocalityPattern {
 
 /// The topology labels a locality's parts stand for: region, zone and
 /// subzone, as Kubernetes and Istio label workloads.
-pub(crate) const TOPOLOGY_LABELS: [&str; 3] = [
+pub const TOPOLOGY_LABELS: [&str; 3] = [
     "topology.kubernetes.io/region",
     "topology.kubernetes.io/zone",
     "topology.istio.io/subzone",

@@ -8,8 +8,6 @@ mod balance;
 mod circuit;
 mod connection;
 mod locality;
-#[cfg(feature = "istio")]
-pub(crate) use locality::TOPOLOGY_LABELS;
 mod outlier;
 mod rate_limit;
 mod retry;
@@ -22,6 +20,7 @@ pub use circuit::CircuitBreakers;
 pub use connection::{ConnectionPolicy, Protocol};
 pub use locality::{
     Distribute, Failover, InvalidLocality, LocalityLb, LocalityPattern, PriorityLabel,
+    TOPOLOGY_LABELS,
 };
 pub use outlier::OutlierDetection;
 pub use rate_limit::{Limit, LocalRateLimit, Override, ZeroRateLimit};

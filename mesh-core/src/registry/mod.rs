@@ -10,7 +10,7 @@
 //! one source said before (the instances read from YAML, those a launcher
 //! started), so each source updates its own without touching the others'.
 //!
-//! With the feature `istio`, `Resources::registry` builds a registry from
+//! `mesh_istio::Resources::registry` builds a registry from
 //! Istio's ServiceEntries and WorkloadEntries and Kubernetes Services.
 //!
 //! ```

@@ -1,11 +1,11 @@
-//! Istio's bookinfo, as `mesh_core::istio` reads it, written as xDS: the
+//! Istio's bookinfo, as `mesh_istio` reads it, written as xDS: the
 //! route tables round-trip exactly, and one service port comes out in
 //! istiod's names and shapes.
 
 use mesh_core::MeshConfig;
-use mesh_core::istio::{self, Resources};
 use mesh_core::policy::RetryPolicy;
 use mesh_core::route::{ClusterName, Destination, RouteAction};
+use mesh_istio::{self, Resources};
 
 use super::super::*;
 use crate::resource::{Discovery, RouteSource, XdsCluster, XdsListener, XdsRouteConfig};
@@ -16,14 +16,14 @@ fn read(files: &[&str], inline: &str) -> MeshConfig {
     let mut all = Resources::default();
     for file in files {
         let path = format!(
-            "{}/../mesh-core/tests/data/bookinfo/{file}",
+            "{}/../mesh-istio/tests/data/bookinfo/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
         let text = std::fs::read_to_string(&path).expect("fixture");
-        all.extend(istio::parse(file, &text).expect("parses").0);
+        all.extend(mesh_istio::parse(file, &text).expect("parses").0);
     }
     if !inline.is_empty() {
-        all.extend(istio::parse("inline.yaml", inline).expect("parses").0);
+        all.extend(mesh_istio::parse("inline.yaml", inline).expect("parses").0);
     }
     all.to_mesh_config().expect("converts")
 }
