@@ -24,7 +24,6 @@
 //!   issues SPIFFE workload certificates in the file layout Istio's agent
 //!   writes for proxyless gRPC (`cert-chain.pem`, `key.pem`,
 //!   `root-cert.pem`).
-//! - [`json`]: an xDS resource as protobuf JSON, nested `Any`s expanded.
 //!
 //! The `mesh-control` binary drives it: `mesh-control serve --config DIR`,
 //! `mesh-control ca init --dir DIR` and
@@ -40,7 +39,6 @@ pub mod config_dir;
 pub mod envoy;
 pub mod inbound;
 pub mod ingress;
-pub mod json;
 pub mod node;
 mod plane;
 pub mod proxyless;

@@ -12,7 +12,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
-use mesh_control::{ControlPlane, MAX_NODE_CLASSES, admin, config_dir, json, watch};
+use mesh_control::{ControlPlane, MAX_NODE_CLASSES, admin, config_dir, watch};
+use mesh_xds::json;
 use mesh_xds::server::{AdsServer, ServerLimits};
 use tokio::net::TcpListener;
 

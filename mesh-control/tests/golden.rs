@@ -14,8 +14,8 @@ use std::path::PathBuf;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ControlPlane;
 use mesh_control::config_dir::load_texts;
-use mesh_control::json::resources_json;
 use mesh_control::node::node;
+use mesh_xds::json::resources_json;
 
 const BOOKINFO: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

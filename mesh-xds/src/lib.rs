@@ -28,6 +28,8 @@
 //!   each client the [`server::ResourceCache`] of listeners, routes,
 //!   clusters and endpoints its node is given ([`server::Snapshots`]; one
 //!   cache may serve all), and recording each client's ACKs and NACKs.
+//! - [`json`]: any xDS resource as protobuf JSON, the form people read
+//!   them in (a control plane's config dump, `mesh-control translate`).
 //!
 //! Features, as hyper and tonic name theirs: [`resource`] is always
 //! there;
@@ -35,9 +37,10 @@
 //! - `client` (the default): [`bootstrap`], [`ads`], [`config`] and
 //!   [`resolve`], all a client needs;
 //! - `server`: [`server`];
-//! - `translate`: [`translate`].
+//! - `translate`: [`translate`];
+//! - `json`: [`json`].
 //!
-//! A control plane takes all three; a client only the default.
+//! A control plane takes them all; a client only the default.
 
 #[cfg(feature = "client")]
 pub mod ads;
@@ -45,6 +48,8 @@ pub mod ads;
 pub mod bootstrap;
 #[cfg(feature = "client")]
 pub mod config;
+#[cfg(feature = "json")]
+pub mod json;
 #[cfg(feature = "client")]
 pub mod resolve;
 pub mod resource;

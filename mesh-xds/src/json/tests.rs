@@ -2,13 +2,13 @@
 
 use std::time::Duration;
 
+use crate::translate::{self, ServicePort};
 use envoy_types::pb::envoy::config::listener::v3::Listener;
 use mesh_core::policy::{LoadBalancer, PeakEwma, RetryPolicy};
 use mesh_core::route::{
     AbortSource, FaultAbort, FaultPolicy, Forward, Percent, Route, RouteTable, VirtualHost,
 };
 use mesh_core::{Cluster, Endpoint, EndpointSet, GrpcCode, MeshConfig};
-use mesh_xds::translate::{self, ServicePort};
 use prost_reflect::prost::Message;
 use serde_json::{Value, json};
 

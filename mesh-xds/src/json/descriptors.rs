@@ -9,7 +9,7 @@
 //! field written through `envoy-types` is a field the JSON knows. The test
 //! `descriptors_are_envoy_types_own` compares the file with the set of the
 //! `envoy-types` that Cargo resolved; after an upgrade of `envoy-types`,
-//! `UPDATE_DESCRIPTORS=1 cargo test -p mesh-control descriptors` writes it
+//! `UPDATE_DESCRIPTORS=1 cargo test -p mesh-xds --features json descriptors` writes it
 //! anew.
 //!
 //! `envoy-types` lacks `xds.type.v3.TypedStruct` and its older twin
@@ -150,7 +150,7 @@ mod tests {
         assert!(
             want == ENVOY_TYPES,
             "descriptors.binpb is not the descriptor set of the envoy-types in use; \
-             write it anew with UPDATE_DESCRIPTORS=1 cargo test -p mesh-control descriptors"
+             write it anew with UPDATE_DESCRIPTORS=1 cargo test -p mesh-xds --features json descriptors"
         );
     }
 

@@ -25,6 +25,8 @@ mod tests;
 
 use envoy_types::pb::google::protobuf::Any;
 use prost_reflect::prost::DecodeError;
+
+use crate::resource::ResourceType;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
 
 /// A resource that cannot be written as protobuf JSON.
@@ -87,7 +89,7 @@ impl JsonError {
 /// The resource `any` holds as protobuf JSON, with its `"@type"`.
 ///
 /// ```
-/// use mesh_control::json::resource_json;
+/// use mesh_xds::json::resource_json;
 /// use mesh_xds::translate;
 ///
 /// let listener = translate::api_listener("reviews:9080", "outbound|9080||reviews");
@@ -95,7 +97,7 @@ impl JsonError {
 /// let json = resource_json(&any)?;
 /// assert_eq!(json["@type"], "type.googleapis.com/envoy.config.listener.v3.Listener");
 /// assert_eq!(json["apiListener"]["apiListener"]["rds"]["routeConfigName"], "outbound|9080||reviews");
-/// # Ok::<(), mesh_control::json::JsonError>(())
+/// # Ok::<(), mesh_xds::json::JsonError>(())
 /// ```
 pub fn resource_json(any: &Any) -> Result<serde_json::Value, JsonError> {
     check(&decode(&any.type_url, &any.value)?, &any.type_url)?;
@@ -115,7 +117,9 @@ pub fn resource_json(any: &Any) -> Result<serde_json::Value, JsonError> {
 /// Resources by type as one JSON object: each type's name (`LDS`, `RDS`,
 /// `CDS`, `EDS`) to the list of its resources, as `mesh-control
 /// translate` prints them.
-pub fn resources_json(resources: &crate::ByType) -> Result<serde_json::Value, JsonError> {
+pub fn resources_json(
+    resources: &[(ResourceType, Vec<(String, Any)>)],
+) -> Result<serde_json::Value, JsonError> {
     let mut out = serde_json::Map::new();
     for (kind, entries) in resources {
         let list = entries
