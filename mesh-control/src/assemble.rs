@@ -31,9 +31,9 @@ pub enum BuildError {
     /// A route, cluster or endpoint set xDS cannot say.
     #[error(transparent)]
     Translate(#[from] TranslateError),
-    /// An authorization policy gRPC cannot enforce.
+    /// An authorization policy that cannot be enforced as written.
     #[error(transparent)]
-    Authz(#[from] crate::authz::AuthzError),
+    Istio(#[from] mesh_istio::IstioError),
     /// A port that takes mutual TLS only, on a node without certificates.
     #[error(
         "port {port} takes mutual TLS only (STRICT), and the node names no certificate files (metadata TLS_CLIENT_CERT_CHAIN, TLS_CLIENT_KEY, TLS_CLIENT_ROOT_CERT)"

@@ -14,8 +14,6 @@ use mesh_core::registry::Registry;
 use mesh_istio::{Gateway, IstioError, Resources, Warning, Workload};
 use xxhash_rust::xxh64::Xxh64;
 
-use crate::authz::{self, AuthzError};
-
 /// What a directory held at one moment.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -43,9 +41,6 @@ pub enum LoadError {
     /// A file does not parse, or the resources do not fit together.
     #[error("{}", Chain(.0))]
     Istio(#[source] IstioError),
-    /// An authorization policy the servers could not enforce.
-    #[error(transparent)]
-    Authz(#[from] AuthzError),
 }
 
 /// An error and its sources, on one line.
@@ -150,11 +145,9 @@ pub fn load_texts(
             }
         }
         resources.check_sidecars()?;
+        warnings.extend(resources.check_authorization()?);
         Ok((registry, ((), warnings)))
     });
-    if let Err(e) = authz::check(&resources) {
-        return Err(vec![e.into()]);
-    }
     match checked {
         Ok((registry, (_, more))) => {
             warnings.extend(more);

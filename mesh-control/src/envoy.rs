@@ -18,7 +18,7 @@
 //!   listeners reach only the hosts they select, on their port (or every
 //!   port) and `bind` address (a route configuration `BIND_PORT` when
 //!   that is not the node's own); its ingress listeners are the node's
-//!   inbound side (see [`crate::ingress`]): mutual TLS as
+//!   inbound side (see [`crate::sidecar_inbound`]): mutual TLS as
 //!   PeerAuthentication says, AuthorizationPolicy as RBAC, then the
 //!   workload at the listener's default endpoint. An ingress listener's
 //!   address is not also an outbound one: no service is reached there,
@@ -52,8 +52,8 @@ use mesh_istio::Resources;
 use mesh_xds::translate::{self, EnvoyChain};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
-use crate::ingress;
 use crate::node::NodeClass;
+use crate::sidecar_inbound;
 
 /// The resources of an Envoy sidecar `node` under `config` (converted for
 /// it) and `registry`, with the ingress and egress listeners of its
@@ -69,7 +69,7 @@ pub fn sidecar(
     let mut assembly = Assembly::new(node);
     let ingress = listeners.map_or(&[][..], |l| &l.ingress);
     for i in ingress {
-        ingress::add(&mut assembly, node, ip, i, resources)?;
+        sidecar_inbound::add(&mut assembly, node, ip, i, resources)?;
     }
     // An ingress listener's address is not also an outbound one.
     let inbound: BTreeSet<SocketAddr> = ingress

@@ -7,13 +7,9 @@
 //!   or gateway; namespace, labels), read from its xDS `Node`.
 //! - [`proxyless`]: the resources istiod's `grpc` generator serves a
 //!   proxyless client for the listener names it asks for.
-//! - [`authz`]: `AuthorizationPolicy` as the RBAC filters of a workload's
-//!   inbound listener.
-//! - [`inbound`]: a proxyless gRPC server's inbound listener, with its
-//!   RBAC filters and mutual TLS mode.
 //! - [`envoy`]: the resources istiod serves an Envoy sidecar: listeners
 //!   with filter chains, routes by port, every service's clusters.
-//! - [`ingress`]: an Envoy sidecar's inbound listeners, for its
+//! - [`sidecar_inbound`]: an Envoy sidecar's inbound listeners, for its
 //!   `Sidecar`'s ingress ports, with mutual TLS and RBAC.
 //! - [`ControlPlane`]: the configuration, the registry and a resource
 //!   cache per kind of node, served by `mesh_xds::server::AdsServer`.
@@ -33,24 +29,14 @@
 
 pub mod admin;
 mod assemble;
-pub mod authz;
 pub mod ca;
 pub mod config_dir;
 pub mod envoy;
-pub mod inbound;
-pub mod ingress;
 pub mod node;
 mod plane;
 pub mod proxyless;
+pub mod sidecar_inbound;
 pub mod watch;
 
 pub use assemble::{BuildError, ByType};
 pub use plane::{ControlPlane, Counters, MAX_NODE_CLASSES, NodeStatus, Status};
-
-/// `m` packed in an `Any`.
-fn any<T: prost::Message + prost::Name>(m: &T) -> envoy_types::pb::google::protobuf::Any {
-    envoy_types::pb::google::protobuf::Any {
-        type_url: T::type_url(),
-        value: m.encode_to_vec(),
-    }
-}

@@ -17,18 +17,26 @@
 //! - Each listener carries the service's virtual IP and port as its
 //!   address, as istiod writes it (`0.0.0.0` without one); gRPC ignores it.
 //! - A server's name, `xds.istio.io/grpc/lds/inbound/HOST:PORT`, gets its
-//!   inbound listener (see [`inbound`]).
+//!   inbound listener ([`translate::server_listener`]) with the RBAC
+//!   filters of the AuthorizationPolicies that select the node
+//!   ([`Resources::authorization`]). It takes mutual TLS by the
+//!   PeerAuthentication of its port ([`Resources::mtls_mode`]): STRICT
+//!   requires a client certificate; PERMISSIVE is plain text, as istiod
+//!   serves it to gRPC (whose filter chain matching cannot tell the two
+//!   apart), unless the node carries `security.istio.io/tlsMode: istio`,
+//!   when it is STRICT; DISABLE is plain text.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use envoy_types::pb::envoy::config::listener::v3::Listener;
 use mesh_core::MeshConfig;
 use mesh_core::registry::Registry;
+use mesh_core::security::MtlsMode;
 use mesh_istio::Resources;
 use mesh_xds::translate::{self, socket_address};
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
-use crate::inbound;
 use crate::node::NodeClass;
 
 /// One listener a name stands for: its name, the service's FQDN and port.
@@ -110,8 +118,8 @@ pub fn resources(
 ) -> Result<ByType, BuildError> {
     let mut assembly = Assembly::new(node);
     for name in names {
-        if let Some(inbound) = inbound::listener(name, istio, &node.namespace, &node.labels) {
-            let l = inbound?;
+        if let Some(addr) = translate::server_listener_address(name) {
+            let l = server_listener(name, addr, node, istio)?;
             assembly.add(&l.name, &l);
             continue;
         }
@@ -130,6 +138,28 @@ pub fn resources(
         }
     }
     assembly.finish(config, registry)
+}
+
+/// The inbound listener `name` of a proxyless server on `addr`.
+fn server_listener(
+    name: &str,
+    addr: SocketAddr,
+    node: &NodeClass,
+    istio: &Resources,
+) -> Result<Listener, BuildError> {
+    let workload = node.workload();
+    let mtls = match istio.mtls_mode(&workload, addr.port()) {
+        MtlsMode::Strict => true,
+        MtlsMode::Permissive => {
+            node.labels
+                .get("security.istio.io/tlsMode")
+                .map(String::as_str)
+                == Some("istio")
+        }
+        MtlsMode::Disable => false,
+    };
+    let rbac = istio.authorization(&workload)?;
+    Ok(translate::server_listener(name, addr, &rbac, mtls)?)
 }
 
 #[cfg(test)]

@@ -4,17 +4,22 @@
 //! and bookinfo's Gateway into what Envoy as the ingress gateway is
 //! served, and one sample into what an Envoy sidecar is, as
 //! `mesh-control translate` prints them, compared with the files in
-//! `tests/golden/`.
+//! `tests/golden/`; and `tests/golden/security.yaml`'s policies as a
+//! proxyless server's and an Envoy sidecar's inbound listeners.
 //!
 //! After a deliberate change of output, `UPDATE_GOLDEN=1 cargo test -p
 //! mesh-control --test golden` rewrites the files; review their diff.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use envoy_types::pb::envoy::config::core::v3::Node;
+use envoy_types::pb::google::protobuf::{Value, value::Kind};
 use mesh_control::ControlPlane;
+use mesh_control::config_dir::Loaded;
 use mesh_control::config_dir::load_texts;
-use mesh_control::node::node;
+use mesh_control::node::{NodeClass, node};
+use mesh_control::proxyless;
 use mesh_xds::json::resources_json;
 
 const BOOKINFO: &str = concat!(
@@ -56,7 +61,11 @@ fn check(name: &str, file: &str) -> serde_json::Value {
 /// Compares the translation of `file` for `node` with
 /// `tests/golden/<name>.json`.
 fn check_for(name: &str, file: &str, node: &Node) -> serde_json::Value {
-    let got = translate(file, node);
+    compare(name, translate(file, node))
+}
+
+/// Compares `got` with `tests/golden/<name>.json`.
+fn compare(name: &str, got: serde_json::Value) -> serde_json::Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/golden/{name}.json"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         let text = serde_json::to_string_pretty(&got).unwrap() + "\n";
@@ -230,4 +239,95 @@ fn envoy_ingress_gateway() {
         cluster_of(&vh["routes"][0]),
         "outbound|9080||productpage.default.svc.cluster.local"
     );
+}
+
+/// Bookinfo's Services and `tests/golden/security.yaml`.
+fn security() -> Loaded {
+    let bookinfo = std::fs::read_to_string(format!("{BOOKINFO}/bookinfo.yaml")).unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/security.yaml");
+    let policies = std::fs::read_to_string(path).unwrap();
+    let texts = [
+        ("bookinfo.yaml".to_owned(), bookinfo),
+        ("security.yaml".to_owned(), policies),
+    ];
+    load_texts(texts, "cluster.local").unwrap()
+}
+
+#[test]
+fn proxyless_server_ratings() {
+    let loaded = security();
+    let ratings = node(
+        "sidecar~10.0.0.3~ratings-v1.default~default.svc.cluster.local",
+        false,
+        &[("app", "ratings"), ("version", "v1")],
+    );
+    let class = NodeClass::of(&ratings);
+    let config = loaded
+        .resources
+        .to_mesh_config_for(&class.workload())
+        .unwrap();
+    let names: BTreeSet<String> = ["0.0.0.0:9080", "0.0.0.0:9090"]
+        .map(|a| format!("xds.istio.io/grpc/lds/inbound/{a}"))
+        .into();
+    let served =
+        proxyless::resources(&names, &class, &loaded.resources, &config, &loaded.registry).unwrap();
+    let json = compare("proxyless-server-ratings", resources_json(&served).unwrap());
+    let listeners = json["LDS"].as_array().unwrap();
+    let chains: Vec<&str> = listeners
+        .iter()
+        .map(|l| l["filterChains"][0]["name"].as_str().unwrap())
+        .collect();
+    // STRICT, but DISABLE on port 9090.
+    assert_eq!(chains, ["inbound-mtls", "inbound-plaintext"]);
+    let filters = &listeners[0]["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"];
+    let names: Vec<&str> = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "envoy.filters.http.rbac.DENY",
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.router"
+        ]
+    );
+}
+
+#[test]
+fn envoy_sidecar_reviews_inbound() {
+    let loaded = security();
+    let mut reviews = envoy(
+        "sidecar~10.0.0.4~reviews-v1.default~default.svc.cluster.local",
+        &[("app", "reviews"), ("version", "v1")],
+    );
+    let metadata = reviews.metadata.as_mut().unwrap();
+    for (key, file) in [
+        ("TLS_CLIENT_CERT_CHAIN", "/etc/certs/cert-chain.pem"),
+        ("TLS_CLIENT_KEY", "/etc/certs/key.pem"),
+        ("TLS_CLIENT_ROOT_CERT", "/etc/certs/root-cert.pem"),
+    ] {
+        let value = Value {
+            kind: Some(Kind::StringValue(file.to_owned())),
+        };
+        metadata.fields.insert(key.to_owned(), value);
+    }
+    let plane = ControlPlane::new("cluster.local");
+    plane.apply(loaded);
+    let json = compare(
+        "envoy-sidecar-reviews-inbound",
+        resources_json(&plane.resources_for(&reviews).unwrap()).unwrap(),
+    );
+    let listeners: Vec<&str> = json["LDS"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(listeners, ["10.0.0.4_9080", "10.0.0.4_9443"]);
+    // PERMISSIVE: mutual TLS and plain text; STRICT: mutual TLS only.
+    assert_eq!(json["LDS"][0]["filterChains"].as_array().unwrap().len(), 2);
+    assert_eq!(json["LDS"][1]["filterChains"].as_array().unwrap().len(), 1);
 }

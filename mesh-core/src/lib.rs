@@ -18,6 +18,9 @@
 //! - [`registry`]: the services that exist (host names, ports) and the
 //!   workload instances serving them, for a control plane without
 //!   Kubernetes.
+//! - [`security`]: what a server asks of its callers: mutual TLS
+//!   ([`MtlsMode`](security::MtlsMode)) and authorization
+//!   ([`Rbac`](security::Rbac)).
 //! - [`sidecar`]: what a sidecar proxy listens on for its workload and
 //!   for the hosts it reaches.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
@@ -35,6 +38,7 @@ pub mod policy;
 pub mod registry;
 pub mod resolve;
 pub mod route;
+pub mod security;
 pub mod sidecar;
 
 pub use cluster::{Cluster, Discovery};

@@ -22,9 +22,11 @@
 //!    what a sidecar listens on.
 //! 2. [`Resources::convert`] turns them into a [`MeshConfig`] with Istio's
 //!    semantics for a client or gateway [`Workload`], with warnings about
-//!    what it leaves out ([`Resources::to_mesh_config`] without them); and
+//!    what it leaves out ([`Resources::to_mesh_config`] without them);
 //!    [`Resources::registry`] into the [`Registry`] of services and their
-//!    instances.
+//!    instances; and for a server, [`Resources::authorization`] into its
+//!    RBAC filters and [`Resources::mtls_mode`] into the mutual TLS mode of
+//!    a port.
 //!
 //! Every [`IstioError`] names the file, the document, the resource, the
 //! line and the field, and says what was expected.
@@ -182,6 +184,7 @@ use mesh_core::cluster::{Cluster, istio_cluster_name};
 use mesh_core::config::MeshConfig;
 use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
+use mesh_core::security::{MtlsMode, Rbac};
 use mesh_core::sidecar::SidecarListeners;
 
 /// Reads every document of `text`, a file named `source` (for messages),
@@ -199,6 +202,10 @@ pub struct Sourced<T> {
     /// Where it came from.
     pub origin: Origin,
 }
+
+/// Istio's root namespace: its AuthorizationPolicies, PeerAuthentications
+/// and Sidecar without a selector apply to every namespace.
+pub const ROOT_NAMESPACE: &str = "istio-system";
 
 /// The source key under which [`Resources::registry`] sets the instances
 /// of WorkloadEntries ([`Registry::set_instances`]).
@@ -422,6 +429,56 @@ impl Resources {
     /// ```
     pub fn check_sidecars(&self) -> Result<(), IstioError> {
         convert::check_sidecars(self)
+    }
+
+    /// The RBAC filters a server that is `workload` runs, DENY then ALLOW,
+    /// from the AuthorizationPolicies of its namespace and of the root
+    /// namespace that select it; empty when none does. AUDIT and CUSTOM
+    /// policies are left out ([`check_authorization`](Self::check_authorization)
+    /// warns about them), and what cannot be enforced as written (JWT
+    /// principals, `request.auth.*` conditions, ...) is an error.
+    ///
+    /// ```
+    /// use mesh_core::security::{RbacAction, Principal};
+    /// use mesh_istio::Workload;
+    ///
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: from-sleep}\nspec:\n  rules:\n  - from: [{source: {principals: [cluster.local/ns/default/sa/sleep]}}]\n";
+    /// let (resources, _) = mesh_istio::parse("authz.yaml", yaml)?;
+    /// let filters = resources.authorization(&Workload::default())?;
+    /// assert_eq!(filters[0].action, RbacAction::Allow);
+    /// let (name, policy) = &filters[0].policies[0];
+    /// assert_eq!(name, "default-from-sleep-0");
+    /// let Principal::Authenticated(Some(id)) = &policy.principals[0] else { panic!() };
+    /// assert!(id.matches("spiffe://cluster.local/ns/default/sa/sleep"));
+    /// # Ok::<(), mesh_istio::IstioError>(())
+    /// ```
+    pub fn authorization(&self, workload: &Workload) -> Result<Vec<Rbac>, IstioError> {
+        convert::rbac(self, workload)
+    }
+
+    /// Checks every AuthorizationPolicy as [`authorization`](Self::authorization)
+    /// would for a workload it applies to, and warns about those it leaves
+    /// out.
+    pub fn check_authorization(&self) -> Result<Vec<Warning>, IstioError> {
+        convert::check_authorization(self)
+    }
+
+    /// The mutual TLS mode of `workload`'s port `port`, as Istio resolves
+    /// its PeerAuthentications: the workload's (by selector, its
+    /// `portLevelMtls` first), else its namespace's, else the root
+    /// namespace's; `UNSET` inherits, and with none it is PERMISSIVE.
+    ///
+    /// ```
+    /// use mesh_core::security::MtlsMode;
+    /// use mesh_istio::Workload;
+    ///
+    /// let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: default, namespace: istio-system}\nspec: {mtls: {mode: STRICT}}\n";
+    /// let (resources, _) = mesh_istio::parse("peer.yaml", yaml)?;
+    /// assert_eq!(resources.mtls_mode(&Workload::default(), 9080), MtlsMode::Strict);
+    /// # Ok::<(), mesh_istio::IstioError>(())
+    /// ```
+    pub fn mtls_mode(&self, workload: &Workload, port: u16) -> MtlsMode {
+        convert::mtls_mode(self, workload, port)
     }
 }
 

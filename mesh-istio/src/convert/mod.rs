@@ -9,12 +9,14 @@
 //! ([`registry`]).
 
 mod answer;
+mod authorization;
 mod check;
 mod fault;
 mod gateway;
 mod headers;
 mod locality;
 mod matching;
+mod peer_authentication;
 mod policy;
 mod registry;
 mod route;
@@ -37,6 +39,8 @@ use super::yaml::{FieldPath, Origin};
 use super::{Resources, Sourced, Workload};
 use rules::Rules;
 
+pub(super) use authorization::{check as check_authorization, rbac};
+pub(super) use peer_authentication::mode as mtls_mode;
 pub(super) use registry::registry;
 pub(super) use sidecar::{check as check_sidecars, listeners as sidecar_listeners};
 

@@ -17,11 +17,8 @@ use mesh_core::sidecar::{Egress, HostSelector, Ingress, SidecarListeners};
 use super::super::api::Sidecar;
 use super::super::error::IstioError;
 use super::super::yaml::FieldPath;
-use super::super::{Resources, Sourced, Workload};
+use super::super::{ROOT_NAMESPACE, Resources, Sourced, Workload};
 use super::{Ctx, check};
-
-/// The namespace whose selector-less Sidecar applies mesh-wide.
-const ROOT_NAMESPACE: &str = "istio-system";
 
 /// The listeners of the Sidecar that applies to `workload`, if one does.
 pub(crate) fn listeners(

@@ -7,6 +7,7 @@ mod policies;
 mod registry;
 mod routes;
 mod rules;
+mod security;
 mod sidecars;
 
 use http::Request;

@@ -9,10 +9,13 @@
 //! | a target and a route configuration name | [`api_listener`] (LDS) | [`XdsListener`](crate::resource::XdsListener) |
 //! | an address and a route configuration name | [`envoy_listener`] (LDS, for Envoy) | Envoy |
 //! | [`EndpointSet`](mesh_core::EndpointSet) | [`load_assignment`] (EDS) | [`XdsLoadAssignment`](crate::resource::XdsLoadAssignment) |
+//! | a server's [`Rbac`](mesh_core::security::Rbac) filters and address | [`server_listener`] (LDS, a proxyless gRPC server's) | gRPC servers |
+//! | the same, an application's address and [`InboundTls`] | [`sidecar_inbound`] (LDS and CDS, an Envoy sidecar's inbound port) | Envoy |
 //! | a [`MeshConfig`](mesh_core::MeshConfig) and one service port | [`service_port`]: the listener, route configuration and clusters in istiod's names (the EDS resources are the caller's, from its registry) | the ADS client |
 //!
 //! The rule is that a resource reads back, through this crate's own
-//! conversion, as the value it was written from. What a resource cannot
+//! conversion, as the value it was written from (the inbound listeners,
+//! which only servers read, are checked against Envoy and gRPC). What a resource cannot
 //! say exactly is refused with a [`TranslateError`] naming the resource,
 //! the part (the virtual host and route, the endpoint) and the mesh-core
 //! field, never dropped silently; each module lists what it refuses and
@@ -26,7 +29,9 @@
 mod cluster;
 mod endpoint;
 mod error;
+mod inbound;
 mod listener;
+mod rbac;
 mod route;
 mod service;
 #[cfg(test)]
@@ -46,10 +51,15 @@ use prost::{Message, Name};
 pub use cluster::{cluster, static_cluster, weigh_localities};
 pub use endpoint::load_assignment;
 pub use error::TranslateError;
+pub use inbound::{
+    InboundTls, SERVER_LISTENER_PREFIX, SidecarInbound, server_listener, server_listener_address,
+    sidecar_inbound,
+};
 pub use listener::{
     EnvoyChain, api_listener, connection_manager_filter, envoy_listener, envoy_listener_chains,
     router_filter, socket_address, tls_inspector,
 };
+pub use rbac::{ALLOW_FILTER, DENY_FILTER};
 pub use route::{route_configuration, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port};
 pub use tls::{

@@ -24,6 +24,8 @@ mod fault;
 mod headers;
 mod matcher;
 
+pub(super) use matcher::string_matcher;
+
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::route::v3 as rds;

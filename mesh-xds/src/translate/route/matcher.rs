@@ -100,7 +100,10 @@ fn query(q: &QueryMatcher) -> Result<rds::QueryParameterMatcher, Refused> {
 }
 
 /// A `StringMatcher`, case-sensitive (the mesh's value matches are).
-pub(super) fn string_matcher(m: &StringMatch, field: &str) -> Result<StringMatcher, Refused> {
+pub(in crate::translate) fn string_matcher(
+    m: &StringMatch,
+    field: &str,
+) -> Result<StringMatcher, Refused> {
     let pattern = match m {
         StringMatch::Exact(s) => MatchPattern::Exact(s.clone()),
         StringMatch::Prefix(s) => MatchPattern::Prefix(s.clone()),

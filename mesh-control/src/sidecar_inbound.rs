@@ -16,19 +16,13 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use envoy_types::pb::envoy::config::core::v3::TrafficDirection;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
-use envoy_types::pb::envoy::config::route::v3::{
-    Route, RouteAction, RouteConfiguration, RouteMatch, VirtualHost, route, route_action,
-    route_match,
-};
 use mesh_core::policy::{Pem, ServerTls};
+use mesh_core::security::MtlsMode;
 use mesh_core::sidecar::Ingress;
-use mesh_istio::{MutualTlsMode, Resources};
-use mesh_xds::translate;
+use mesh_istio::Resources;
+use mesh_xds::translate::{self, InboundTls};
 
 use crate::assemble::{Assembly, BuildError};
-use crate::inbound;
 use crate::node::NodeClass;
 
 /// Adds the listener and cluster of `ingress` for the sidecar `node`
@@ -41,83 +35,31 @@ pub(crate) fn add(
     resources: &Resources,
 ) -> Result<(), BuildError> {
     let port = ingress.port;
-    let cluster = format!("inbound|{port}||");
-    assembly.add(
-        &cluster,
-        &translate::static_cluster(&cluster, ingress.endpoint),
-    );
-    let addr = SocketAddr::new(ingress.bind.unwrap_or(ip), port);
-    let name = format!("{}_{port}", addr.ip());
-    let routes = RouteConfiguration {
-        name: cluster.clone(),
-        virtual_hosts: vec![VirtualHost {
-            name: format!("inbound|http|{port}"),
-            domains: vec!["*".into()],
-            routes: vec![Route {
-                r#match: Some(RouteMatch {
-                    path_specifier: Some(route_match::PathSpecifier::Prefix("/".into())),
-                    ..Default::default()
-                }),
-                action: Some(route::Action::Route(RouteAction {
-                    cluster_specifier: Some(route_action::ClusterSpecifier::Cluster(
-                        cluster.clone(),
-                    )),
-                    ..Default::default()
-                })),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    let manager = inbound::connection_manager(
-        &format!("inbound_{name}"),
-        routes,
-        resources,
-        &node.namespace,
-        &node.labels,
-    )?;
-    let chain = |tls: Option<&ServerTls>, transport: &str| FilterChain {
-        filter_chain_match: (!transport.is_empty()).then(|| FilterChainMatch {
-            transport_protocol: transport.to_owned(),
-            ..Default::default()
-        }),
-        filters: vec![translate::connection_manager_filter(&manager)],
-        transport_socket: tls.map(translate::server_tls_transport_socket),
-        ..Default::default()
-    };
+    let workload = node.workload();
     let mesh_tls = node.cert_files.as_ref().map(|f| ServerTls {
         certificate_chain: Pem::File(f.chain.clone()),
         private_key: Pem::File(f.key.clone()),
         client_ca: Some(Pem::File(f.root.clone())),
         ..ServerTls::default()
     });
-    let mode = inbound::mode(resources, &node.namespace, &node.labels, port);
-    let (filter_chains, inspect) = match (mode, &mesh_tls) {
-        (MutualTlsMode::Strict, None) => return Err(BuildError::NoCertificates { port }),
-        (MutualTlsMode::Strict, Some(tls)) => (vec![chain(Some(tls), "")], false),
-        (MutualTlsMode::Permissive | MutualTlsMode::Unset, Some(tls)) => (
-            vec![chain(Some(tls), "tls"), chain(None, "raw_buffer")],
-            true,
-        ),
-        (MutualTlsMode::Permissive | MutualTlsMode::Unset | MutualTlsMode::Disable, _) => {
-            (vec![chain(None, "")], false)
-        }
+    let tls = match (resources.mtls_mode(&workload, port), &mesh_tls) {
+        (MtlsMode::Strict, None) => return Err(BuildError::NoCertificates { port }),
+        (MtlsMode::Strict, Some(tls)) => InboundTls::Strict(tls),
+        (MtlsMode::Permissive, Some(tls)) => InboundTls::Permissive(tls),
+        (MtlsMode::Permissive | MtlsMode::Disable, _) => InboundTls::Plaintext,
     };
-    let listener = Listener {
-        name: name.clone(),
-        address: Some(translate::socket_address(addr)),
-        filter_chains,
-        listener_filters: inspect.then(translate::tls_inspector).into_iter().collect(),
-        traffic_direction: TrafficDirection::Inbound as i32,
-        ..Default::default()
-    };
-    assembly.add(&name, &listener);
+    let rbac = resources.authorization(&workload)?;
+    let addr = SocketAddr::new(ingress.bind.unwrap_or(ip), port);
+    let inbound = translate::sidecar_inbound(addr, ingress.endpoint, &rbac, tls)?;
+    assembly.add(&inbound.cluster.name, &inbound.cluster);
+    assembly.add(&inbound.listener.name, &inbound.listener);
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use envoy_types::pb::envoy::config::listener::v3::Listener;
+
     use super::*;
     use crate::node::{CertFiles, Shape};
     use mesh_xds::resource::ResourceType;

@@ -1,0 +1,24 @@
+//! What a server asks of its callers, as Istio's `security.istio.io`
+//! resources say it and Envoy's filters enforce it: how a port takes
+//! mutual TLS ([`MtlsMode`], Istio's `PeerAuthentication`) and who may call
+//! it with what ([`Rbac`], Envoy's RBAC filter, which istiod writes
+//! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41).
+
+mod rbac;
+
+pub use rbac::{
+    Cidr, InvalidCidr, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
+};
+
+/// How a server's port takes mutual TLS (Istio's `PeerAuthentication`
+/// modes, resolved: there is no `UNSET` here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MtlsMode {
+    /// Mutual TLS only.
+    Strict,
+    /// Mutual TLS and plain text side by side, Istio's default.
+    #[default]
+    Permissive,
+    /// Plain text only.
+    Disable,
+}

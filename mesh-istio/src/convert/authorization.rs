@@ -1,0 +1,450 @@
+//! Istio's `AuthorizationPolicy` as the [`Rbac`] filters a workload's
+//! server runs, as istiod writes them for proxyless gRPC servers (gRFC
+//! A41) and sidecars: the DENY policies first, then the ALLOW ones.
+//!
+//! - **Which policies.** Those of the workload's namespace and of Istio's
+//!   root namespace (`istio-system`) whose selector the workload's labels
+//!   match (no selector matches all). AUDIT and CUSTOM policies are left
+//!   out, with a warning when they are checked: there is no audit log or
+//!   external authorizer to hand them to.
+//! - **Rules.** Each rule is an RBAC policy named `NS-NAME-INDEX`. Its
+//!   permissions are the `to` operations (hosts as `:authority`, without
+//!   case; methods as `:method`; paths; ports) and the `when` conditions
+//!   on the destination; its principals are the `from` sources (peer
+//!   identities as `spiffe://…`, namespaces, IP blocks) and the `when`
+//!   conditions on the source and request headers. Within a field any
+//!   value matches; `not…` fields and `notValues` must not match.
+//! - **Values** as Istio reads them: `*` matches anything present,
+//!   `prefix*` and `*suffix` by prefix and suffix, any other exactly.
+//! - **ALLOW with no rule that matches**: when ALLOW policies apply but
+//!   none has a rule, nothing is allowed, as Istio's semantics say.
+//!
+//! What cannot be checked (JWT `requestPrincipals`, `request.auth.*`,
+//! `connection.sni`, …) is an error naming the policy and field, so that a
+//! configuration relying on it is refused, never half-enforced.
+
+use mesh_core::route::StringMatch;
+use mesh_core::security::{Cidr, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch};
+
+use super::super::api::{
+    AuthorizationAction, AuthorizationPolicy, Condition, Operation, Rule, Source,
+};
+use super::super::error::{IstioError, Warning};
+use super::super::yaml::FieldPath;
+use super::super::{ROOT_NAMESPACE, Resources, Sourced, Workload};
+use super::Ctx;
+
+/// The RBAC filters, DENY then ALLOW, of the policies that apply to
+/// `workload`; none when no policy applies.
+pub(crate) fn rbac(resources: &Resources, workload: &Workload) -> Result<Vec<Rbac>, IstioError> {
+    let applies = |p: &&Sourced<AuthorizationPolicy>| {
+        let ns = p.resource.metadata.namespace();
+        let selected = p.resource.spec.selector.as_ref().is_none_or(|s| {
+            s.match_labels
+                .iter()
+                .all(|(k, v)| workload.labels.get(k) == Some(v))
+        });
+        (ns == workload.namespace || ns == ROOT_NAMESPACE) && selected
+    };
+    let mut filters = Vec::new();
+    for action in [RbacAction::Deny, RbacAction::Allow] {
+        let mut chosen = resources
+            .authorization_policies
+            .iter()
+            .filter(applies)
+            .filter(|p| enforced(p) == Some(action))
+            .peekable();
+        if chosen.peek().is_none() {
+            continue;
+        }
+        let mut policies = Vec::new();
+        for p in chosen {
+            policies.extend(rules(p)?);
+        }
+        policies.sort_by(|a, b| a.0.cmp(&b.0));
+        filters.push(Rbac { action, policies });
+    }
+    Ok(filters)
+}
+
+/// Checks every policy as [`rbac`] would write it, whichever workloads it
+/// applies to; warns about those left out.
+pub(crate) fn check(resources: &Resources) -> Result<Vec<Warning>, IstioError> {
+    let mut warnings = Vec::new();
+    for p in &resources.authorization_policies {
+        rules(p)?;
+        if enforced(p).is_none() {
+            warnings.push(ctx(p).warning(
+                &FieldPath::root().key("spec").key("action"),
+                "AUDIT and CUSTOM policies are not enforced (there is no audit log or \
+                 external authorizer); left out",
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+/// What the policy's filter does; `None` for those left out.
+fn enforced(p: &Sourced<AuthorizationPolicy>) -> Option<RbacAction> {
+    match p.resource.spec.action {
+        AuthorizationAction::Allow => Some(RbacAction::Allow),
+        AuthorizationAction::Deny => Some(RbacAction::Deny),
+        AuthorizationAction::Audit | AuthorizationAction::Custom => None,
+    }
+}
+
+fn ctx(p: &Sourced<AuthorizationPolicy>) -> Ctx<'_> {
+    let meta = &p.resource.metadata;
+    Ctx::new(p, "AuthorizationPolicy", &meta.name, meta.namespace())
+}
+
+/// The RBAC policies of `p`'s rules, by name.
+fn rules(p: &Sourced<AuthorizationPolicy>) -> Result<Vec<(String, RbacPolicy)>, IstioError> {
+    let meta = &p.resource.metadata;
+    let at = At {
+        ctx: ctx(p),
+        path: FieldPath::root().key("spec").key("rules"),
+    };
+    p.resource
+        .spec
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let name = format!("{}-{}-{i}", meta.namespace(), meta.name);
+            Ok((name, rule(r, &at.index(i))?))
+        })
+        .collect()
+}
+
+/// Where in a policy a value is, for errors.
+struct At<'a> {
+    ctx: Ctx<'a>,
+    path: FieldPath,
+}
+
+impl<'a> At<'a> {
+    fn key(&self, key: &str) -> At<'a> {
+        At {
+            ctx: self.ctx.clone(),
+            path: self.path.key(key),
+        }
+    }
+
+    fn index(&self, index: usize) -> At<'a> {
+        At {
+            ctx: self.ctx.clone(),
+            path: self.path.index(index),
+        }
+    }
+
+    fn error(&self, message: impl Into<String>) -> IstioError {
+        self.ctx.invalid(&self.path, message)
+    }
+}
+
+fn rule(rule: &Rule, at: &At<'_>) -> Result<RbacPolicy, IstioError> {
+    let mut permissions = Vec::new();
+    let mut principals = Vec::new();
+    let to: Vec<Permission> = rule
+        .to
+        .iter()
+        .enumerate()
+        .map(|(i, to)| operation(&to.operation, &at.key("to").index(i).key("operation")))
+        .collect::<Result<_, _>>()?;
+    if !to.is_empty() {
+        permissions.push(or(to, Permission::Or));
+    }
+    let from: Vec<Principal> = rule
+        .from
+        .iter()
+        .enumerate()
+        .map(|(i, from)| source(&from.source, &at.key("from").index(i).key("source")))
+        .collect::<Result<_, _>>()?;
+    if !from.is_empty() {
+        principals.push(or(from, Principal::Or));
+    }
+    for (i, c) in rule.when.iter().enumerate() {
+        match condition(c, &at.key("when").index(i))? {
+            Either::Permission(p) => permissions.push(p),
+            Either::Principal(p) => principals.push(p),
+        }
+    }
+    Ok(RbacPolicy {
+        permissions: vec![and(permissions, Permission::Any, Permission::And)],
+        principals: vec![and(principals, Principal::Any, Principal::And)],
+    })
+}
+
+/// The values of one field, each read by `read`, as one condition: any of
+/// them, or none of them when `negated`.
+fn field<T>(
+    values: &[String],
+    negated: bool,
+    at: &At<'_>,
+    read: impl Fn(&str, &At<'_>) -> Result<T, IstioError>,
+    any: fn(Vec<T>) -> T,
+    not: fn(Box<T>) -> T,
+) -> Result<T, IstioError> {
+    let each = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| read(v, &at.index(i)))
+        .collect::<Result<_, _>>()?;
+    let p = or(each, any);
+    Ok(if negated { not(Box::new(p)) } else { p })
+}
+
+/// A field of an operation or source: its name, its values, whether it
+/// is a `not…` field, and how a value reads.
+type Field<'a, T> = (
+    &'static str,
+    &'a [String],
+    bool,
+    &'a dyn Fn(&str, &At<'_>) -> Result<T, IstioError>,
+);
+
+fn operation(op: &Operation, at: &At<'_>) -> Result<Permission, IstioError> {
+    let host = |v: &str, _: &At<'_>| Ok(header_permission(":authority", v, true));
+    let method = |v: &str, _: &At<'_>| Ok(header_permission(":method", v, false));
+    let path = |v: &str, _: &At<'_>| Ok(Permission::UrlPath(value_match(v, false)));
+    let dport = |v: &str, at: &At<'_>| port(v, at).map(Permission::DestinationPort);
+    let fields: [Field<'_, Permission>; 8] = [
+        ("hosts", &op.hosts, false, &host),
+        ("notHosts", &op.not_hosts, true, &host),
+        ("ports", &op.ports, false, &dport),
+        ("notPorts", &op.not_ports, true, &dport),
+        ("methods", &op.methods, false, &method),
+        ("notMethods", &op.not_methods, true, &method),
+        ("paths", &op.paths, false, &path),
+        ("notPaths", &op.not_paths, true, &path),
+    ];
+    let mut all = Vec::new();
+    for (name, values, negated, read) in fields {
+        if !values.is_empty() {
+            let at = at.key(name);
+            all.push(field(
+                values,
+                negated,
+                &at,
+                read,
+                Permission::Or,
+                Permission::Not,
+            )?);
+        }
+    }
+    Ok(and(all, Permission::Any, Permission::And))
+}
+
+fn source(source: &Source, at: &At<'_>) -> Result<Principal, IstioError> {
+    for (name, values) in [
+        ("requestPrincipals", &source.request_principals),
+        ("notRequestPrincipals", &source.not_request_principals),
+    ] {
+        if !values.is_empty() {
+            return Err(at
+                .key(name)
+                .error("JWT identities are not checked: no request carries one"));
+        }
+    }
+    let peer = |v: &str, _: &At<'_>| Ok(peer(v));
+    let namespace = |v: &str, at: &At<'_>| namespace(v, at);
+    let direct = |v: &str, at: &At<'_>| cidr(v, at).map(Principal::DirectRemoteIp);
+    let remote = |v: &str, at: &At<'_>| cidr(v, at).map(Principal::RemoteIp);
+    let fields: [Field<'_, Principal>; 8] = [
+        ("principals", &source.principals, false, &peer),
+        ("notPrincipals", &source.not_principals, true, &peer),
+        ("namespaces", &source.namespaces, false, &namespace),
+        ("notNamespaces", &source.not_namespaces, true, &namespace),
+        ("ipBlocks", &source.ip_blocks, false, &direct),
+        ("notIpBlocks", &source.not_ip_blocks, true, &direct),
+        ("remoteIpBlocks", &source.remote_ip_blocks, false, &remote),
+        (
+            "notRemoteIpBlocks",
+            &source.not_remote_ip_blocks,
+            true,
+            &remote,
+        ),
+    ];
+    let mut all = Vec::new();
+    for (name, values, negated, read) in fields {
+        if !values.is_empty() {
+            let at = at.key(name);
+            all.push(field(
+                values,
+                negated,
+                &at,
+                read,
+                Principal::Or,
+                Principal::Not,
+            )?);
+        }
+    }
+    Ok(and(all, Principal::Any, Principal::And))
+}
+
+enum Either {
+    Permission(Permission),
+    Principal(Principal),
+}
+
+/// A `when` condition: its `values` (any of them) and its `notValues`
+/// (none of them), each read by `read`.
+fn values<T>(
+    c: &Condition,
+    at: &At<'_>,
+    read: impl Fn(&str, &At<'_>) -> Result<T, IstioError>,
+    [any, all]: [fn(Vec<T>) -> T; 2],
+    everything: T,
+    not: fn(Box<T>) -> T,
+) -> Result<T, IstioError> {
+    let mut parts = Vec::new();
+    if !c.values.is_empty() {
+        parts.push(field(&c.values, false, &at.key("values"), &read, any, not)?);
+    }
+    if !c.not_values.is_empty() {
+        parts.push(field(
+            &c.not_values,
+            true,
+            &at.key("notValues"),
+            &read,
+            any,
+            not,
+        )?);
+    }
+    Ok(and(parts, everything, all))
+}
+
+fn condition(c: &Condition, at: &At<'_>) -> Result<Either, IstioError> {
+    if c.values.is_empty() && c.not_values.is_empty() {
+        return Err(at
+            .key("values")
+            .error("a condition needs values or notValues"));
+    }
+    let key = c.key.as_str();
+    let header = key
+        .strip_prefix("request.headers[")
+        .and_then(|k| k.strip_suffix(']'));
+    let principal = |read: &dyn Fn(&str, &At<'_>) -> Result<Principal, IstioError>| {
+        let p = values(
+            c,
+            at,
+            read,
+            [Principal::Or, Principal::And],
+            Principal::Any,
+            Principal::Not,
+        )?;
+        Ok(Either::Principal(p))
+    };
+    match (key, header) {
+        (_, Some(name)) => principal(&|v, _| {
+            Ok(Principal::Header {
+                name: name.to_owned(),
+                value: value_match(v, false),
+            })
+        }),
+        ("source.ip", _) => principal(&|v, at| cidr(v, at).map(Principal::DirectRemoteIp)),
+        ("remote.ip", _) => principal(&|v, at| cidr(v, at).map(Principal::RemoteIp)),
+        ("source.namespace", _) => principal(&namespace),
+        ("source.principal", _) => principal(&|v, _| Ok(peer(v))),
+        ("destination.port", _) => {
+            let p = values(
+                c,
+                at,
+                |v, at| port(v, at).map(Permission::DestinationPort),
+                [Permission::Or, Permission::And],
+                Permission::Any,
+                Permission::Not,
+            )?;
+            Ok(Either::Permission(p))
+        }
+        _ => Err(at.key("key").error(format!(
+            "{key} is not checked; use request.headers[…], source.ip, remote.ip, \
+             source.namespace, source.principal or destination.port"
+        ))),
+    }
+}
+
+/// A peer identity as Istio writes it (`cluster.local/ns/NS/sa/SA`)
+/// matched against the certificate's SPIFFE id.
+fn peer(value: &str) -> Principal {
+    let matcher = if value.starts_with('*') {
+        value_match(value, false)
+    } else {
+        value_match(&format!("spiffe://{value}"), false)
+    };
+    Principal::Authenticated(Some(matcher))
+}
+
+/// A peer in the namespace `ns`, by its SPIFFE id.
+fn namespace(ns: &str, at: &At<'_>) -> Result<Principal, IstioError> {
+    let pattern = match ns {
+        "*" => ".+".to_owned(),
+        ns => format!(".*/ns/{}/.*", regex_escape(ns)),
+    };
+    let kind = StringMatch::regex(&pattern).map_err(|e| at.error(e.to_string()))?;
+    Ok(Principal::Authenticated(Some(ValueMatch {
+        kind,
+        ignore_case: false,
+    })))
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
+}
+
+/// A value as Istio matches it: `*` anything present, `p*` by prefix,
+/// `*s` by suffix, otherwise exactly.
+fn value_match(value: &str, ignore_case: bool) -> ValueMatch {
+    let kind = if value == "*" {
+        StringMatch::Prefix(String::new())
+    } else if let Some(prefix) = value.strip_suffix('*') {
+        StringMatch::Prefix(prefix.to_owned())
+    } else if let Some(suffix) = value.strip_prefix('*') {
+        StringMatch::Suffix(suffix.to_owned())
+    } else {
+        StringMatch::Exact(value.to_owned())
+    };
+    ValueMatch { kind, ignore_case }
+}
+
+fn header_permission(name: &str, value: &str, ignore_case: bool) -> Permission {
+    Permission::Header {
+        name: name.to_owned(),
+        value: value_match(value, ignore_case),
+    }
+}
+
+fn port(value: &str, at: &At<'_>) -> Result<u16, IstioError> {
+    value
+        .parse()
+        .map_err(|_| at.error(format!("{value:?} is not a port number")))
+}
+
+fn cidr(value: &str, at: &At<'_>) -> Result<Cidr, IstioError> {
+    value
+        .parse()
+        .map_err(|e: mesh_core::security::InvalidCidr| at.error(e.to_string()))
+}
+
+/// All of `parts`; `everything` when there are none.
+fn and<T>(mut parts: Vec<T>, everything: T, all: fn(Vec<T>) -> T) -> T {
+    match parts.len() {
+        0 => everything,
+        1 => parts.remove(0),
+        _ => all(parts),
+    }
+}
+
+/// Any of `parts`, which are never none.
+fn or<T>(mut parts: Vec<T>, any: fn(Vec<T>) -> T) -> T {
+    match parts.len() {
+        1 => parts.remove(0),
+        _ => any(parts),
+    }
+}
