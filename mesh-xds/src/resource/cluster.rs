@@ -61,7 +61,9 @@
 //!   would speak HTTP/1.1).
 //! - Retries and timeouts are a route's in xDS: the policy has no retries
 //!   and no timeout of its own.
-//! - Transport sockets: recorded, not interpreted yet ([`TransportSocket`]).
+//! - Transport sockets: an `UpstreamTlsContext` (whole, or by endpoint
+//!   metadata through `transport_socket_matches`) is the policy's TLS;
+//!   `raw_buffer` is plain text; any other socket is refused.
 //!
 //! # Load balancing
 //!
