@@ -1,21 +1,20 @@
 //! Putting a node's resources together service port by service port:
-//! listeners, route configurations and clusters as they come (one name,
-//! one resource), then from the registry the endpoints of every cluster
-//! (prioritised by locality) and the identities its mutual TLS expects,
-//! and for Envoy with mounted certificates, the files it reads them from.
+//! listeners and route configurations as they come (one name, one
+//! resource), and the clusters routes name kept as mesh values until the
+//! end, when each gets from the registry its endpoints (prioritised by
+//! locality) and the identities its mutual TLS expects, and for Envoy
+//! with mounted certificates the files it reads them from, and is
+//! written for the node's kind of client.
 
 use std::collections::BTreeMap;
 
-use envoy_types::pb::envoy::config::cluster::v3 as cds;
-use envoy_types::pb::envoy::config::core::v3::transport_socket;
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::policy::TlsFiles;
 use mesh_core::registry::Registry;
 use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::resource::ResourceType;
-use mesh_xds::translate::{self, SanMatchers, TranslateError};
+use mesh_xds::translate::{self, Peer, TranslateError};
 use prost::{Message, Name};
 
 use crate::node::{CertFiles, NodeClass, Shape};
@@ -57,7 +56,7 @@ pub enum BuildError {
 pub(crate) struct Assembly {
     by_type: BTreeMap<ResourceType, BTreeMap<String, Any>>,
     /// Each cluster with its service and port, whose endpoints it takes.
-    clusters: BTreeMap<String, (cds::Cluster, String, u16)>,
+    clusters: BTreeMap<String, (Cluster, String, u16)>,
     /// Where the node runs and its labels, by which endpoints are
     /// weighed and prioritised.
     locality: Locality,
@@ -65,8 +64,8 @@ pub(crate) struct Assembly {
     /// The node's certificate files, which its mutual TLS clusters read
     /// instead of gRPC's certificate provider.
     cert_files: Option<CertFiles>,
-    /// Whether the node is Envoy, which takes typed SAN matchers.
-    envoy: bool,
+    /// Which xDS client the node is.
+    peer: Peer,
 }
 
 impl Assembly {
@@ -76,7 +75,10 @@ impl Assembly {
             locality: node.locality.clone(),
             labels: node.labels.clone(),
             cert_files: node.cert_files.clone(),
-            envoy: node.shape != Shape::Proxyless,
+            peer: match node.shape {
+                Shape::Proxyless => Peer::Grpc,
+                Shape::Sidecar | Shape::Router => Peer::Envoy,
+            },
             ..Self::default()
         }
     }
@@ -91,53 +93,63 @@ impl Assembly {
         self.by_type.entry(kind).or_default().insert(name, any);
     }
 
-    /// Completes a TLS cluster's transport socket for the node: the
-    /// mesh's mutual TLS expects the service accounts `accounts`
-    /// (namespace, name) its instances run as when the rule names no
-    /// identity, as istiod fills them in, and reads the node's mounted
-    /// certificate files (Envoy) rather than gRPC's certificate provider;
-    /// Envoy takes its SAN matchers typed.
-    fn secure(&self, c: &mut cds::Cluster, accounts: Vec<(String, String)>) {
-        let context = match c
-            .transport_socket
-            .as_ref()
-            .and_then(|s| s.config_type.as_ref())
-        {
-            Some(transport_socket::ConfigType::TypedConfig(any)) => {
-                UpstreamTlsContext::decode(any.value.as_slice()).ok()
-            }
-            None => None,
-        };
-        let Some(context) = context else {
+    /// Completes a TLS cluster's settings for the node: the mesh's mutual
+    /// TLS expects the service accounts `accounts` (namespace, name) its
+    /// instances run as when the rule names no identity, as istiod fills
+    /// them in, and reads the node's mounted certificate files (Envoy)
+    /// rather than gRPC's certificate provider.
+    fn secure(&self, c: &mut Cluster, accounts: Vec<(String, String)>) {
+        let Some(tls) = &mut c.policy.tls else {
             return;
         };
-        let mut tls = mesh_xds::resource::cluster::context_tls(&context);
-        if tls.files.is_none() {
-            if tls.subject_alt_names.is_empty() {
-                tls.subject_alt_names = accounts
-                    .into_iter()
-                    .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
-                    .collect();
-            }
-            tls.files = self.cert_files.as_ref().map(|f| TlsFiles {
-                client_certificate: Some(f.chain.clone()),
-                private_key: Some(f.key.clone()),
-                ca_certificates: Some(f.root.clone()),
-            });
+        if tls.files.is_some() {
+            return;
         }
-        let sans = if self.envoy {
-            SanMatchers::Typed
-        } else {
-            SanMatchers::Untyped
-        };
-        c.transport_socket = Some(translate::tls_transport_socket(&tls, sans));
+        if tls.subject_alt_names.is_empty() {
+            tls.subject_alt_names = accounts
+                .into_iter()
+                .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
+                .collect();
+        }
+        tls.files = self.cert_files.as_ref().map(|f| TlsFiles {
+            client_certificate: Some(f.chain.clone()),
+            private_key: Some(f.key.clone()),
+            ca_certificates: Some(f.root.clone()),
+        });
+    }
+
+    /// Adds `routes` for the node: its route configuration, and its
+    /// clusters, whose endpoints are those of the service `host` on
+    /// `port`.
+    pub(crate) fn add_routes(
+        &mut self,
+        routes: &translate::PortedRoutes,
+        host: &str,
+        port: u16,
+    ) -> Result<(), TranslateError> {
+        self.add_route_configuration(&routes.name, &routes.virtual_hosts)?;
+        self.add_clusters(&routes.clusters, host, port);
+        Ok(())
+    }
+
+    /// Adds the route configuration `name` of `virtual_hosts`, written for
+    /// the node.
+    pub(crate) fn add_route_configuration(
+        &mut self,
+        name: &str,
+        virtual_hosts: &[mesh_core::route::VirtualHost],
+    ) -> Result<(), TranslateError> {
+        let rc = translate::route_configuration_for(name, virtual_hosts, self.peer)?;
+        self.add(name, &rc);
+        Ok(())
     }
 
     /// Adds `clusters` of the service `host` on `port`.
-    pub(crate) fn add_clusters(&mut self, clusters: &[cds::Cluster], host: &str, port: u16) {
+    pub(crate) fn add_clusters(&mut self, clusters: &[Cluster], host: &str, port: u16) {
         for c in clusters {
+            let name = c.name.as_str().to_owned();
             self.clusters
-                .insert(c.name.clone(), (c.clone(), host.to_owned(), port));
+                .insert(name, (c.clone(), host.to_owned(), port));
         }
     }
 
@@ -151,29 +163,18 @@ impl Assembly {
     ) -> Result<ByType, BuildError> {
         let clusters = std::mem::take(&mut self.clusters);
         let mut assignments = BTreeMap::new();
-        for (name, (mut proto, host, port)) in clusters {
+        for (name, (mut ported, host, port)) in clusters {
             let (set, accounts) = match mesh_cluster(&name, &host, port, config) {
-                Some(cluster) => {
-                    if self.envoy && !cluster.policy_for(port).locality.distribute.is_empty() {
-                        translate::weigh_localities(&mut proto);
-                    }
-                    (
-                        cluster_endpoints(
-                            cluster,
-                            &host,
-                            port,
-                            registry,
-                            &self.locality,
-                            &self.labels,
-                        ),
-                        registry.service_accounts(&host, port, cluster),
-                    )
-                }
+                Some(cluster) => (
+                    cluster_endpoints(cluster, &host, port, registry, &self.locality, &self.labels),
+                    registry.service_accounts(&host, port, cluster),
+                ),
                 None => (EndpointSet::default(), Vec::new()),
             };
             let cla = translate::load_assignment(&name, &set)?;
             assignments.extend([translate::entry(&name, &cla)]);
-            self.secure(&mut proto, accounts);
+            self.secure(&mut ported, accounts);
+            let proto = translate::cluster_for(&ported, self.peer)?;
             self.add(&name, &proto);
         }
         self.by_type

@@ -41,12 +41,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use envoy_types::pb::envoy::config::route::v3::{RouteConfiguration, VirtualHost};
-use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::MeshConfig;
 use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
-use mesh_core::route::ClusterName;
+use mesh_core::route::{ClusterName, VirtualHost};
 use mesh_core::sidecar::{Egress, HostSelector, SidecarListeners};
 use mesh_istio::Resources;
 use mesh_xds::translate::{self, EnvoyChain};
@@ -118,10 +116,10 @@ pub fn sidecar(
                     continue;
                 }
                 let name = format!("{host}:{}", port.number);
-                let served = translate::service_port(config, &name, host, port.number)?;
-                assembly.add_clusters(&served.clusters, host, port.number);
+                let ported = translate::service_routes(config, &name, host, port.number)?;
+                assembly.add_clusters(&ported.clusters, host, port.number);
                 let vhosts = by_addr.entry(addr).or_default();
-                for vh in served.route_configuration.virtual_hosts {
+                for vh in ported.virtual_hosts {
                     if !vhosts.iter().any(|v| v.name == vh.name) {
                         vhosts.push(vh);
                     }
@@ -137,15 +135,7 @@ pub fn sidecar(
         } else {
             format!("{}_{}", addr.ip(), addr.port())
         };
-        let routes = RouteConfiguration {
-            name: name.clone(),
-            virtual_hosts,
-            // Clusters arrive by CDS: Envoy must not refuse routes to ones
-            // it has not seen yet.
-            validate_clusters: Some(BoolValue { value: false }),
-            ..Default::default()
-        };
-        assembly.add(&name, &routes);
+        assembly.add_route_configuration(&name, &virtual_hosts)?;
         add_listener(&mut assembly, addr, &name, "outbound");
     }
     assembly.finish(config, registry)
@@ -178,11 +168,9 @@ pub fn gateway(
                 .map(|t| t.virtual_hosts().to_vec())
                 .unwrap_or_default();
             let ported = translate::port_routes(config, name, vhosts, port_of)?;
-            let mut routes = ported.route_configuration;
-            routes.validate_clusters = Some(BoolValue { value: false });
-            assembly.add(name, &routes);
+            assembly.add_route_configuration(name, &ported.virtual_hosts)?;
             for c in &ported.clusters {
-                if let Some((host, port)) = service_port_of(&c.name) {
+                if let Some((host, port)) = service_port_of(c.name.as_str()) {
                     assembly.add_clusters(std::slice::from_ref(c), host, port);
                 }
             }

@@ -29,12 +29,11 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use envoy_types::pb::envoy::config::listener::v3::Listener;
 use mesh_core::MeshConfig;
 use mesh_core::registry::Registry;
 use mesh_core::security::MtlsMode;
 use mesh_istio::Resources;
-use mesh_xds::translate::{self, socket_address};
+use mesh_xds::translate;
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
 use crate::node::NodeClass;
@@ -119,34 +118,31 @@ pub fn resources(
     let mut assembly = Assembly::new(node);
     for name in names {
         if let Some(addr) = translate::server_listener_address(name) {
-            let l = server_listener(name, addr, node, istio)?;
-            assembly.add(&l.name, &l);
+            add_server_listener(&mut assembly, name, addr, node, istio)?;
             continue;
         }
         let visible = listeners_for(name, node, registry)
             .into_iter()
             .filter(|l| routed(config, &l.host, l.port));
         for l in visible {
-            let mut served = translate::service_port(config, &l.name, &l.host, l.port)?;
-            served.listener.address = Some(socket_address(SocketAddr::new(l.address, l.port)));
-            assembly.add(&served.listener.name, &served.listener);
-            assembly.add(
-                &served.route_configuration.name,
-                &served.route_configuration,
-            );
-            assembly.add_clusters(&served.clusters, &l.host, l.port);
+            let ported = translate::service_routes(config, &l.name, &l.host, l.port)?;
+            let addr = SocketAddr::new(l.address, l.port);
+            let listener = translate::api_listener_on(&l.name, &ported.name, addr);
+            assembly.add(&l.name, &listener);
+            assembly.add_routes(&ported, &l.host, l.port)?;
         }
     }
     assembly.finish(config, registry)
 }
 
-/// The inbound listener `name` of a proxyless server on `addr`.
-fn server_listener(
+/// Adds the inbound listener `name` of a proxyless server on `addr`.
+fn add_server_listener(
+    assembly: &mut Assembly,
     name: &str,
     addr: SocketAddr,
     node: &NodeClass,
     istio: &Resources,
-) -> Result<Listener, BuildError> {
+) -> Result<(), BuildError> {
     let workload = node.workload();
     let mtls = match istio.mtls_mode(&workload, addr.port()) {
         MtlsMode::Strict => true,
@@ -159,7 +155,9 @@ fn server_listener(
         MtlsMode::Disable => false,
     };
     let rbac = istio.authorization(&workload)?;
-    Ok(translate::server_listener(name, addr, &rbac, mtls)?)
+    let listener = translate::server_listener(name, addr, &rbac, mtls)?;
+    assembly.add(name, &listener);
+    Ok(())
 }
 
 #[cfg(test)]

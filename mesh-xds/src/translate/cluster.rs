@@ -60,7 +60,7 @@ use policies::round_robin::v3::RoundRobin;
 use prost::{Message, Name};
 
 use super::error::{Refused, TranslateError};
-use super::{ads, any, duration};
+use super::{Peer, SanMatchers, ads, any, duration};
 use crate::resource::cluster::PEAK_EWMA_TYPE_URL;
 use crate::resource::cluster::ewma::{TYPED_STRUCTS, TypedStruct};
 
@@ -83,11 +83,32 @@ const HTTP_PROTOCOL_OPTIONS: &str = "envoy.extensions.upstreams.http.v3.HttpProt
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn cluster(c: &Cluster) -> Result<cds::Cluster, TranslateError> {
-    let name = c.name.as_str();
-    convert(c).map_err(|e| e.at(cds::Cluster::NAME, name, ""))
+    cluster_for(c, Peer::Grpc)
 }
 
-fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
+/// The CDS resource for `c`, as [`cluster()`] writes it, for `peer`.
+///
+/// ```
+/// use mesh_core::Cluster;
+/// use mesh_core::policy::{Distribute, LoadBalancer, RetryPolicy};
+/// use mesh_xds::translate::{self, Peer};
+///
+/// let mut c = Cluster::named("outbound|9080||reviews.default.svc.cluster.local");
+/// c.policy.retry = RetryPolicy::disabled();
+/// c.policy.load_balancer = LoadBalancer::RoundRobin;
+/// let east = "us-east/*".parse()?;
+/// c.policy.locality.distribute = vec![Distribute { from: east, to: vec![("us-east/*".parse()?, 100)] }];
+/// let envoy = translate::cluster_for(&c, Peer::Envoy)?;
+/// assert!(envoy.common_lb_config.unwrap().locality_config_specifier.is_some());
+/// assert!(translate::cluster_for(&c, Peer::Grpc)?.common_lb_config.is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn cluster_for(c: &Cluster, peer: Peer) -> Result<cds::Cluster, TranslateError> {
+    let name = c.name.as_str();
+    convert(c, peer).map_err(|e| e.at(cds::Cluster::NAME, name, ""))
+}
+
+fn convert(c: &Cluster, peer: Peer) -> Result<cds::Cluster, Refused> {
     if c.name.as_str().is_empty() {
         return Err(Refused::new("name", "must not be empty"));
     }
@@ -141,6 +162,10 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
             "must be more than zero",
         ));
     }
+    let sans = match peer {
+        Peer::Grpc => SanMatchers::Untyped,
+        Peer::Envoy => SanMatchers::Typed,
+    };
     let mut out = cds::Cluster {
         name: c.name.as_str().to_owned(),
         cluster_discovery_type: Some(ClusterDiscoveryType::Type(DiscoveryType::Eds as i32)),
@@ -153,12 +178,15 @@ fn convert(c: &Cluster) -> Result<cds::Cluster, Refused> {
         transport_socket: p
             .tls
             .as_ref()
-            .map(|tls| super::tls_transport_socket(tls, super::SanMatchers::Untyped)),
+            .map(|tls| super::tls_transport_socket(tls, sans)),
         circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
         typed_extension_protocol_options: protocol(p.connection.protocol),
         ..Default::default()
     };
     balance(&p.load_balancer, &mut out).map_err(|e| e.within("policy.load_balancer"))?;
+    if peer == Peer::Envoy && !p.locality.distribute.is_empty() {
+        weigh_localities(&mut out);
+    }
     Ok(out)
 }
 
@@ -270,22 +298,8 @@ pub fn static_cluster(name: &str, addr: std::net::SocketAddr) -> cds::Cluster {
 /// ignores otherwise (istiod does this where a rule distributes traffic
 /// by locality): in each typed balancer of `load_balancing_policy` that
 /// takes it, or in `common_lb_config` when there is none, as Envoy
-/// refuses the two together. gRPC always weighs localities.
-///
-/// ```
-/// use mesh_core::Cluster;
-/// use mesh_core::policy::{LoadBalancer, RetryPolicy};
-/// use mesh_xds::translate;
-///
-/// let mut c = Cluster::named("outbound|9080||reviews.default.svc.cluster.local");
-/// c.policy.retry = RetryPolicy::disabled();
-/// c.policy.load_balancer = LoadBalancer::RoundRobin;
-/// let mut proto = translate::cluster(&c)?;
-/// translate::weigh_localities(&mut proto);
-/// assert!(proto.common_lb_config.unwrap().locality_config_specifier.is_some());
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-pub fn weigh_localities(c: &mut cds::Cluster) {
+/// refuses the two together.
+fn weigh_localities(c: &mut cds::Cluster) {
     use policies::common::v3::LocalityLbConfig;
     use policies::common::v3::locality_lb_config::{
         LocalityConfigSpecifier as Typed, LocalityWeightedLbConfig as TypedWeighted,

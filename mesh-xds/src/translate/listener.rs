@@ -51,6 +51,16 @@ pub fn api_listener(name: &str, route_config_name: &str) -> Listener {
     }
 }
 
+/// The API listener [`api_listener`] writes, carrying `addr` (the
+/// service's virtual IP and port) as its address, as istiod writes it;
+/// gRPC ignores it.
+pub fn api_listener_on(name: &str, route_config_name: &str, addr: SocketAddr) -> Listener {
+    Listener {
+        address: Some(socket_address(addr)),
+        ..api_listener(name, route_config_name)
+    }
+}
+
 /// The Envoy listener `name` (istiod writes `0.0.0.0_9080` for a sidecar's
 /// outbound port, `0.0.0.0_8080` for a gateway's server) on `addr`, whose
 /// one filter chain routes HTTP by the RDS resource `route_config_name`;

@@ -29,12 +29,12 @@ pub(super) use matcher::string_matcher;
 use std::collections::HashMap;
 
 use envoy_types::pb::envoy::config::route::v3 as rds;
-use envoy_types::pb::google::protobuf::UInt32Value;
+use envoy_types::pb::google::protobuf::{BoolValue, UInt32Value};
 use mesh_core::route::{Route, RouteAction, VirtualHost};
 use prost::Name;
 
 use super::error::{Refused, TranslateError};
-use super::{FAULT_FILTER, any};
+use super::{FAULT_FILTER, Peer, any};
 
 /// The type name a lone virtual host's refusals carry.
 const VIRTUAL_HOST: &str = "VirtualHost";
@@ -59,6 +59,16 @@ const VIRTUAL_HOST: &str = "VirtualHost";
 pub fn route_configuration(
     name: &str,
     virtual_hosts: &[VirtualHost],
+) -> Result<rds::RouteConfiguration, TranslateError> {
+    route_configuration_for(name, virtual_hosts, Peer::Grpc)
+}
+
+/// The `RouteConfiguration` named `name` holding `virtual_hosts`, as
+/// [`route_configuration`] writes it, for `peer`.
+pub fn route_configuration_for(
+    name: &str,
+    virtual_hosts: &[VirtualHost],
+    peer: Peer,
 ) -> Result<rds::RouteConfiguration, TranslateError> {
     let type_name = rds::RouteConfiguration::NAME;
     let mut largest_body = 0;
@@ -91,6 +101,7 @@ pub fn route_configuration(
         name: name.to_owned(),
         virtual_hosts: out,
         max_direct_response_body_size_bytes: limit,
+        validate_clusters: (peer == Peer::Envoy).then_some(BoolValue { value: false }),
         ..Default::default()
     })
 }

@@ -79,7 +79,8 @@ impl ServicePort {
 /// The resources for a client that asked for the listener `listener_name`
 /// (`reviews:9080`, `reviews.default.svc.cluster.local:9080`) of the
 /// service `host` (its FQDN) on `port`, routed by `config` (by the route
-/// table of that listener if `config` has one, else by its routes).
+/// table of that listener if `config` has one, else by its routes): the
+/// API listener, and [`service_routes`] written for gRPC.
 ///
 /// ```
 /// use mesh_core::route::{Forward, Route, RouteTable, VirtualHost};
@@ -105,6 +106,45 @@ pub fn service_port(
     host: &str,
     port: u16,
 ) -> Result<ServicePort, TranslateError> {
+    let ported = service_routes(config, listener_name, host, port)?;
+    Ok(ServicePort {
+        listener: api_listener(listener_name, &ported.name),
+        route_configuration: route_configuration(&ported.name, &ported.virtual_hosts)?,
+        clusters: ported
+            .clusters
+            .iter()
+            .map(cluster)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+/// The routes and clusters of the service `host` on `port` for the
+/// listener `listener_name`, as mesh values in xDS's shape: the route
+/// configuration `outbound|PORT||HOST` of the one virtual host serving
+/// the port (the one for `host:port` if there is one, else the one for
+/// `host`), its domains with and without the port, and the clusters it
+/// names, each for this port as [`port_routes`] writes them.
+///
+/// ```
+/// use mesh_core::route::{Forward, Route, RouteTable, VirtualHost};
+/// use mesh_core::{Cluster, MeshConfig};
+/// use mesh_xds::translate;
+///
+/// let host = "reviews.default.svc.cluster.local";
+/// let v1 = format!("outbound||v1|{host}");
+/// let routes = RouteTable::new(vec![VirtualHost::new(host, [host], vec![Route::forward(Forward::to(v1.as_str()))])])?;
+/// let config = MeshConfig::new(routes, [Cluster::named(&v1)])?;
+/// let ported = translate::service_routes(&config, "reviews:9080", host, 9080)?;
+/// assert_eq!(ported.virtual_hosts[0].domains, [host.to_owned(), format!("{host}:9080")]);
+/// assert_eq!(ported.clusters[0].name.as_str(), format!("outbound|9080|v1|{host}"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn service_routes(
+    config: &MeshConfig,
+    listener_name: &str,
+    host: &str,
+    port: u16,
+) -> Result<PortedRoutes, TranslateError> {
     let rc_name = istio_cluster_name(host, Some(port), None);
     let refuse = |r: Refused, part: String| r.at(RouteConfiguration::NAME, rc_name.as_str(), part);
     let vhs = config.routes_for(listener_name).virtual_hosts();
@@ -135,22 +175,21 @@ pub fn service_port(
         domains,
         routes: vh.routes.clone(),
     };
-    let ported = port_routes(config, rc_name.as_str(), vec![vh], |_| Some(port))?;
-    Ok(ServicePort {
-        listener: api_listener(listener_name, rc_name.as_str()),
-        route_configuration: ported.route_configuration,
-        clusters: ported.clusters,
-    })
+    port_routes(config, rc_name.as_str(), vec![vh], |_| Some(port))
 }
 
 /// A route configuration and the clusters its routes name, as xDS keeps
-/// them: each cluster for one port, its retries and timeout on the routes.
+/// them, still as mesh values: each cluster for one port, with its port's
+/// policy and `Discovery::Named` by its own name, its retries and timeout
+/// on the routes.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PortedRoutes {
-    /// The route configuration.
-    pub route_configuration: RouteConfiguration,
+    /// The route configuration's name.
+    pub name: String,
+    /// Its virtual hosts, naming the clusters by their ported names.
+    pub virtual_hosts: Vec<VirtualHost>,
     /// The clusters its routes send and mirror to, in the order first named.
-    pub clusters: Vec<cds::Cluster>,
+    pub clusters: Vec<Cluster>,
 }
 
 /// The virtual hosts `vhosts` of `config` as the route configuration
@@ -239,24 +278,24 @@ pub fn port_routes(
         }
         written.push(vh);
     }
-    let route_configuration = route_configuration(rc_name, &written)?;
     let clusters = clusters
         .into_iter()
         .map(|(name, c, port)| {
             let mut policy = c.policy_for(port).clone();
             policy.retry = RetryPolicy::disabled();
             policy.timeout = None;
-            cluster(&Cluster {
+            Cluster {
                 discovery: Discovery::Named(name.as_str().into()),
                 name,
                 subset: c.subset.clone(),
                 policy,
                 port_policies: Default::default(),
-            })
+            }
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
     Ok(PortedRoutes {
-        route_configuration,
+        name: rc_name.to_owned(),
+        virtual_hosts: written,
         clusters,
     })
 }
