@@ -16,7 +16,7 @@ use crate::route::{ClusterName, RouteTable};
 pub struct MeshConfig {
     routes: RouteTable,
     listeners: Arc<HashMap<Arc<str>, RouteTable>>,
-    clusters: Arc<HashMap<ClusterName, Cluster>>,
+    clusters: Arc<HashMap<ClusterName, Arc<Cluster>>>,
 }
 
 /// Routes and clusters that do not fit together.
@@ -86,8 +86,22 @@ impl MeshConfig {
         listeners: impl IntoIterator<Item = (Arc<str>, RouteTable)>,
         clusters: impl IntoIterator<Item = Cluster>,
     ) -> Result<Self, ConfigError> {
+        let clusters = clusters.into_iter().map(Arc::new);
+        Self::after(&MeshConfig::default(), routes, listeners, clusters)
+    }
+
+    /// As [`with_listeners`](Self::with_listeners), for the configuration
+    /// that replaces `previous`: a cluster that is the very one `previous`
+    /// holds (the same `Arc`) was checked when `previous` was made and is
+    /// not checked again, so that a change costs what it changes.
+    pub fn after(
+        previous: &MeshConfig,
+        routes: RouteTable,
+        listeners: impl IntoIterator<Item = (Arc<str>, RouteTable)>,
+        clusters: impl IntoIterator<Item = Arc<Cluster>>,
+    ) -> Result<Self, ConfigError> {
         let listeners: HashMap<Arc<str>, RouteTable> = listeners.into_iter().collect();
-        let clusters: HashMap<ClusterName, Cluster> =
+        let clusters: HashMap<ClusterName, Arc<Cluster>> =
             clusters.into_iter().map(|c| (c.name.clone(), c)).collect();
         let named = std::iter::once(&routes)
             .chain(listeners.values())
@@ -98,6 +112,12 @@ impl MeshConfig {
             });
         }
         for c in clusters.values() {
+            if previous
+                .shared_cluster(&c.name)
+                .is_some_and(|p| Arc::ptr_eq(p, c))
+            {
+                continue;
+            }
             // Checked here so that requests never meet a bad host.
             c.target(1).map_err(|source| ConfigError::InvalidHost {
                 cluster: c.name.to_string(),
@@ -143,12 +163,19 @@ impl MeshConfig {
 
     /// A cluster by name.
     pub fn cluster(&self, name: &ClusterName) -> Option<&Cluster> {
+        self.clusters.get(name).map(|c| &**c)
+    }
+
+    /// A cluster by name, as the configuration shares it: a configuration
+    /// made [`after`](Self::after) this one that keeps the cluster holds
+    /// the same `Arc`.
+    pub fn shared_cluster(&self, name: &ClusterName) -> Option<&Arc<Cluster>> {
         self.clusters.get(name)
     }
 
     /// Every cluster.
     pub fn clusters(&self) -> impl Iterator<Item = &Cluster> {
-        self.clusters.values()
+        self.clusters.values().map(|c| &**c)
     }
 }
 
@@ -238,6 +265,32 @@ mod tests {
                 port: Some(9080),
                 source: ZeroRateLimit,
             }
+        );
+    }
+
+    #[test]
+    fn a_configuration_after_another_shares_its_clusters_and_checks_new_ones() {
+        let table = RouteTable::new(vec![VirtualHost::new(
+            "r",
+            ["r"],
+            vec![Route::forward(Forward::to("r-v1"))],
+        )])
+        .unwrap();
+        let mut cluster = Cluster::service(&"r:80".parse().unwrap());
+        cluster.name = "r-v1".into();
+        let first = MeshConfig::new(table.clone(), [cluster.clone()]).unwrap();
+        let shared = first.shared_cluster(&"r-v1".into()).unwrap().clone();
+        let next = MeshConfig::after(&first, table.clone(), [], [shared.clone()]).unwrap();
+        assert!(Arc::ptr_eq(
+            next.shared_cluster(&"r-v1".into()).unwrap(),
+            &shared
+        ));
+        // A cluster that is not the same one is checked.
+        cluster.policy.load_balancer = LoadBalancer::Maglev(Maglev { table_size: 10 });
+        let err = MeshConfig::after(&first, table, [], [Arc::new(cluster)]).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::InvalidLoadBalancer { .. }),
+            "{err}"
         );
     }
 

@@ -453,12 +453,31 @@ async fn route_rate_limits_are_per_route_and_outlive_configurations_that_keep_th
     assert_eq!(status("/limited").await, 429);
     assert_eq!(through_listener().await, 429);
     // A raised limit starts full.
-    client.set_config(make(3, "raised"));
+    let raised = make(3, "raised");
+    client.set_config(raised.clone());
     let mut statuses = Vec::new();
     for _ in 0..4 {
         statuses.push(status("/limited").await);
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
+
+    // A configuration made after that one keeping the listener's table and
+    // clusters keeps its stacks whole, and their buckets outlive it.
+    let listener = raised.listener("ratings:9080").unwrap().clone();
+    let shared = raised
+        .clusters()
+        .map(|c| raised.shared_cluster(&c.name).unwrap().clone());
+    let same = MeshConfig::after(
+        &raised,
+        raised.routes().clone(),
+        [("ratings:9080".into(), listener)],
+        shared.collect::<Vec<_>>(),
+    )
+    .unwrap();
+    client.set_config(same);
+    assert_eq!(through_listener().await, 429);
+    client.set_config(make(3, "again"));
+    assert_eq!(through_listener().await, 429);
 }
 
 /// A cluster without a port of its own (an Istio destination written

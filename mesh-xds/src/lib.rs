@@ -63,7 +63,7 @@ pub use ads::AdsState;
 #[cfg(feature = "client")]
 pub use bootstrap::{Bootstrap, BootstrapError};
 #[cfg(feature = "client")]
-pub use config::TargetState;
+pub use config::{ConfigBuilder, TargetState};
 #[cfg(feature = "client")]
 pub use resolve::XdsResolve;
 pub use resource::ResourceError;

@@ -312,6 +312,13 @@ pub struct RouteTable {
     inner: Arc<Inner>,
 }
 
+/// Tables are equal when their virtual hosts are (the index follows).
+impl PartialEq for RouteTable {
+    fn eq(&self, other: &Self) -> bool {
+        Self::ptr_eq(self, other) || self.inner.virtual_hosts == other.inner.virtual_hosts
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     virtual_hosts: Vec<VirtualHost>,
@@ -319,6 +326,13 @@ struct Inner {
 }
 
 impl RouteTable {
+    /// Whether `a` and `b` are one table (clones of one another), which
+    /// tells unchanged parts of successive configurations apart without
+    /// comparing them.
+    pub fn ptr_eq(a: &Self, b: &Self) -> bool {
+        Arc::ptr_eq(&a.inner, &b.inner)
+    }
+
     /// Checks and indexes `virtual_hosts`.
     pub fn new(virtual_hosts: Vec<VirtualHost>) -> Result<Self, RouteError> {
         if virtual_hosts.len() > u32::MAX as usize {

@@ -234,7 +234,7 @@ impl<C> MeshClientBuilder<C> {
             split: SplitLayer::seeded(seeded(2)),
             mirror: MirrorLayer::seeded(seeded(3)),
         };
-        let (routes, limiters) = stacks.routes(config, &Default::default());
+        let (routes, limiters) = stacks.routes(config, None, &Default::default());
         let passthrough = (!registry_only).then(|| {
             let to_target = ToCluster::target(&clusters);
             let stack = ServiceBuilder::new()

@@ -167,14 +167,21 @@ where
     B::Error: Into<BoxError>,
 {
     /// Routes the next requests by `config`: every route's stack is built
-    /// now. Clusters whose definition changed are rebuilt on their next
+    /// now, except those of a listener whose table and clusters are the
+    /// ones the configuration before had (the same values, as
+    /// [`MeshConfig::after`] and xDS updates share them), which are kept.
+    /// Clusters whose definition changed are rebuilt on their next
     /// request; the others keep their connections, balancer state and
     /// budgets, and routes whose rate limit stayed keep their buckets.
     pub fn set_config(&self, config: MeshConfig) {
         let mut limiters = self.shared.update.lock().unwrap_or_else(|p| p.into_inner());
         let old = self.shared.config.load();
         let config = Arc::new(config);
-        let (routes, kept) = self.shared.stacks.routes(config.clone(), &limiters);
+        let previous = self.shared.route.routes().load();
+        let (routes, kept) = self
+            .shared
+            .stacks
+            .routes(config.clone(), Some(&previous), &limiters);
         *limiters = kept;
         // Routes first: a request that sees the new configuration (an xDS
         // target now routed) must find its routes.

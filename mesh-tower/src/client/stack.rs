@@ -11,6 +11,7 @@
 //! route's values as it is built: nothing is read from the request but
 //! the request.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -48,29 +49,43 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
-    /// The stacks of every route of `config`. A route's rate limit keeps
-    /// the buckets it had in `limiters` (the last configuration's, by
-    /// route) when its policy is the same; the limiters now are returned.
+    /// The stacks of every route of `config`, after those of `previous`
+    /// if any (whose unchanged listeners keep theirs, see
+    /// [`Routes::rebuild`]). A
+    /// route's rate limit keeps the buckets it had in `limiters` (the last
+    /// configuration's, by route) when its policy is the same; the
+    /// limiters now are returned.
     pub(super) fn routes(
         &self,
         config: Arc<MeshConfig>,
+        previous: Option<&Routes<RouteService<B>>>,
         limiters: &HashMap<RouteKey, Arc<RateLimiter>>,
     ) -> (Routes<RouteService<B>>, HashMap<RouteKey, Arc<RateLimiter>>) {
-        let mut kept = HashMap::new();
+        let kept = RefCell::new(HashMap::new());
         let defined = config.clone();
-        let routes = Routes::build(config, |key, route, forward| {
+        let make = |key: &RouteKey, route: &RouteEntry, forward: &Forward| {
             let limiter = route.rate_limit.as_ref().map(|policy| {
                 let limiter = limiters
                     .get(key)
                     .filter(|l| l.policy() == policy)
                     .cloned()
                     .unwrap_or_else(|| Arc::new(RateLimiter::new(policy.clone())));
-                kept.insert(key.clone(), limiter.clone());
+                kept.borrow_mut().insert(key.clone(), limiter.clone());
                 limiter
             });
             self.route(&defined, route, forward, limiter)
-        });
-        (routes, kept)
+        };
+        // A route kept whole keeps its limiter.
+        let keep = |key: &RouteKey, _: &RouteEntry| {
+            if let Some(limiter) = limiters.get(key) {
+                kept.borrow_mut().insert(key.clone(), limiter.clone());
+            }
+        };
+        let routes = match previous {
+            Some(previous) => Routes::rebuild(config, previous, make, keep),
+            None => Routes::build(config, make),
+        };
+        (routes, kept.into_inner())
     }
 
     /// The stack of `route`, which forwards as `forward` says.
@@ -84,7 +99,9 @@ where
         let to = |name: &ClusterName, timeout, retry| {
             // The table was checked against the clusters when the
             // configuration was made: every cluster it names is defined.
-            let cluster = config.cluster(name).expect("a route's cluster is defined");
+            let cluster = config
+                .shared_cluster(name)
+                .expect("a route's cluster is defined");
             ToCluster::named(&self.clusters, cluster.clone(), timeout, retry)
         };
         let branch = |name: &ClusterName| to(name, forward.timeout, forward.retry.clone());

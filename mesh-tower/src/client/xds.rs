@@ -30,8 +30,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use mesh_xds::TargetState;
 use mesh_xds::ads::{AdsHandle, AdsView};
+use mesh_xds::{ConfigBuilder, TargetState};
 use tokio::sync::watch;
 
 use super::{MeshClient, Shared};
@@ -229,6 +229,7 @@ async fn follow<B>(
     B::Error: Into<BoxError>,
 {
     let mut built: Option<BuiltFrom> = None;
+    let mut builder: Option<ConfigBuilder> = None;
     let mut sweeps = tokio::time::interval_at(tokio::time::Instant::now() + sweep, sweep);
     sweeps.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -260,7 +261,9 @@ async fn follow<B>(
         }
         let targets = xds.targets.entries();
         let targets = targets.iter().map(|(a, l)| (a.as_str(), l.as_str()));
-        let config = view.mesh_config(targets, &shared.config.load());
+        let builder =
+            builder.get_or_insert_with(|| ConfigBuilder::after((*shared.config.load()).clone()));
+        let config = builder.build(&view, targets);
         match config {
             Ok(config) => {
                 MeshClient {

@@ -189,7 +189,12 @@ impl<B> Clusters<B> {
     /// built before the change can be stale.
     pub(crate) fn configured(&self, old: &MeshConfig, new: &MeshConfig) {
         self.inner.stacks.retain(|key| match key {
-            ClusterKey::Named(name, _) => old.cluster(name) == new.cluster(name),
+            ClusterKey::Named(name, _) => {
+                match (old.shared_cluster(name), new.shared_cluster(name)) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                    (a, b) => a == b,
+                }
+            }
             ClusterKey::Target(_) => true,
         });
     }
@@ -270,7 +275,7 @@ fn uri_port(uri: &http::Uri) -> u16 {
 enum Destination {
     /// A configured cluster, as the configuration its route came from
     /// defines it.
-    Named(Cluster),
+    Named(Arc<Cluster>),
     /// The cluster of each request's own authority (an authority no
     /// virtual host serves).
     Target,
@@ -307,7 +312,7 @@ impl<B> ToCluster<B> {
     /// `timeout` and `retry` in place of the cluster's where given.
     pub(crate) fn named(
         clusters: &Clusters<B>,
-        cluster: Cluster,
+        cluster: Arc<Cluster>,
         timeout: Option<Option<Duration>>,
         retry: Option<Arc<RetryPolicy>>,
     ) -> Self {

@@ -20,8 +20,9 @@ pub struct RouteKey {
 }
 
 /// The stacks of one table: by virtual host, by route; `None` for a route
-/// that answers itself (a redirect, a direct response).
-type Stacks<S> = Vec<Vec<Option<S>>>;
+/// that answers itself (a redirect, a direct response). Shared by the
+/// configurations that keep the table.
+type Stacks<S> = Arc<Vec<Vec<Option<S>>>>;
 
 /// A configuration and the stack of each of its forwarding routes.
 #[derive(Debug)]
@@ -36,39 +37,83 @@ impl<S> Routes<S> {
     /// and its forwarding action.
     pub fn build(
         config: Arc<MeshConfig>,
-        mut make: impl FnMut(&RouteKey, &RouteEntry, &Forward) -> S,
+        make: impl FnMut(&RouteKey, &RouteEntry, &Forward) -> S,
     ) -> Self {
-        let mut stacks = |listener: Option<&str>, table: &RouteTable| -> Stacks<S> {
-            let listener: Option<Arc<str>> = listener.map(Into::into);
-            let hosts = table.virtual_hosts().iter().enumerate();
-            hosts
-                .map(|(v, vh)| {
-                    let routes = vh.routes.iter().enumerate();
-                    routes
-                        .map(|(r, route)| match &route.action {
-                            RouteAction::Forward(forward) => {
-                                let id = RouteId {
-                                    virtual_host: v as u32,
-                                    route: r as u32,
-                                };
-                                let key = RouteKey {
-                                    listener: listener.clone(),
-                                    id,
-                                };
-                                Some(make(&key, route, forward))
-                            }
-                            _ => None,
-                        })
-                        .collect()
-                })
-                .collect()
+        Self::make(config, None, make, |_, _| {})
+    }
+
+    /// As [`build`](Self::build), for the configuration after `previous`'s:
+    /// a listener whose table is the one it had there
+    /// ([`RouteTable::ptr_eq`]), naming the same clusters (the same
+    /// [`shared_cluster`](MeshConfig::shared_cluster)s), keeps its stacks,
+    /// and `kept` is told each of its forwarding routes; only the others
+    /// are made. One change then costs what it touches.
+    pub fn rebuild(
+        config: Arc<MeshConfig>,
+        previous: &Self,
+        make: impl FnMut(&RouteKey, &RouteEntry, &Forward) -> S,
+        kept: impl FnMut(&RouteKey, &RouteEntry),
+    ) -> Self {
+        Self::make(config, Some(previous), make, kept)
+    }
+
+    fn make(
+        config: Arc<MeshConfig>,
+        previous: Option<&Self>,
+        mut make: impl FnMut(&RouteKey, &RouteEntry, &Forward) -> S,
+        mut kept: impl FnMut(&RouteKey, &RouteEntry),
+    ) -> Self {
+        let mut stacks = |listener: Option<Arc<str>>, table: &RouteTable| -> Stacks<S> {
+            let mut out: Vec<Vec<Option<S>>> = table
+                .virtual_hosts()
+                .iter()
+                .map(|vh| Vec::with_capacity(vh.routes.len()))
+                .collect();
+            for (key, route) in keyed(listener, table) {
+                let stack = match &route.action {
+                    RouteAction::Forward(forward) => Some(make(&key, route, forward)),
+                    _ => None,
+                };
+                out[key.id.virtual_host as usize].push(stack);
+            }
+            Arc::new(out)
         };
         let default = stacks(None, config.routes());
-        let listeners = config
-            .listener_names()
-            .filter_map(|name| Some((name, config.listener(name)?)))
-            .map(|(name, table)| (Arc::from(name), stacks(Some(name), table)))
-            .collect();
+        let mut listeners = HashMap::with_capacity(config.listener_names().size_hint().0);
+        for name in config.listener_names() {
+            let Some(table) = config.listener(name) else {
+                continue;
+            };
+            let unchanged = previous.and_then(|p| {
+                let (old_name, old) = p.listeners.get_key_value(name)?;
+                let same_table = p
+                    .config
+                    .listener(name)
+                    .is_some_and(|t| RouteTable::ptr_eq(t, table));
+                let same_clusters = table.clusters().all(|c| {
+                    match (p.config.shared_cluster(c), config.shared_cluster(c)) {
+                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                        _ => false,
+                    }
+                });
+                (same_table && same_clusters).then(|| (old_name.clone(), old.clone()))
+            });
+            match unchanged {
+                Some((name, old)) => {
+                    for (key, route) in keyed(Some(name.clone()), table) {
+                        if matches!(route.action, RouteAction::Forward(_)) {
+                            kept(&key, route);
+                        }
+                    }
+                    listeners.insert(name, old);
+                }
+                None => {
+                    let name: Arc<str> = Arc::from(name);
+                    let built = stacks(Some(name.clone()), table);
+                    listeners.insert(name, built);
+                }
+            }
+        }
         Self {
             config,
             default,
@@ -84,6 +129,29 @@ impl<S> Routes<S> {
             None => (self.config.routes(), &self.default),
         }
     }
+}
+
+/// Every route of `table` (the table of `listener`, or the default one),
+/// with its key.
+fn keyed(
+    listener: Option<Arc<str>>,
+    table: &RouteTable,
+) -> impl Iterator<Item = (RouteKey, &RouteEntry)> {
+    let hosts = table.virtual_hosts().iter().enumerate();
+    hosts.flat_map(move |(v, vh)| {
+        let listener = listener.clone();
+        vh.routes.iter().enumerate().map(move |(r, route)| {
+            let id = RouteId {
+                virtual_host: v as u32,
+                route: r as u32,
+            };
+            let key = RouteKey {
+                listener: listener.clone(),
+                id,
+            };
+            (key, route)
+        })
+    })
 }
 
 /// The routes in use, replaced whole by their owner and read by requests

@@ -6,6 +6,7 @@ use imbl::OrdMap;
 
 use super::state::Common;
 use super::{AdsState, ResourceType, Snapshot};
+use crate::config::diff_key;
 use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
 
 /// The accepted resources, as one immutable value: what the application
@@ -66,6 +67,20 @@ impl AdsView {
             .subscribed
             .get(name)
             .is_some_and(|w| w.does_not_exist)
+    }
+
+    /// The names of `kind` whose NACK or does-not-exist state differs
+    /// between `before` and this view, some more than once; cheap when the
+    /// two share most of their state, as successive views do.
+    pub(crate) fn availability_changes<'a>(
+        &'a self,
+        before: &'a AdsView,
+        kind: ResourceType,
+    ) -> impl Iterator<Item = &'a str> {
+        let (old, new) = (before.common(kind), self.common(kind));
+        let nacked = old.nacked.diff(&new.nacked).map(diff_key);
+        let subscribed = old.subscribed.diff(&new.subscribed).map(diff_key);
+        nacked.chain(subscribed)
     }
 
     fn common(&self, kind: ResourceType) -> &Common {

@@ -107,7 +107,7 @@ use super::proto;
 use super::route::{XdsRouteConfig, fault};
 
 /// A client `Listener`, converted.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct XdsListener {
     /// Its name: the target a client asked for, e.g.
     /// `reviews.default.svc.cluster.local:9080`.
@@ -126,7 +126,7 @@ pub struct XdsListener {
 }
 
 /// Where a listener's routes come from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum RouteSource {
     /// A `RouteConfiguration` to fetch over RDS, from the same server.
     Rds {

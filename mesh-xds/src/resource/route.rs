@@ -112,7 +112,7 @@ use super::error::{At, FieldError, Ignored, ResourceError};
 
 /// A `RouteConfiguration`, converted: its name, its checked table, and the
 /// parts of it that were left out.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct XdsRouteConfig {
     /// The resource's name, as listeners refer to it.
     pub name: String,

@@ -22,12 +22,18 @@
 //!   arrived or are known to be unavailable: its first requests wait for
 //!   them, and routes naming a new cluster apply once it is here, the
 //!   previous ones serving meanwhile, as gRPC does.
+//!
+//! [`ConfigBuilder`] makes one configuration after another, keeping what a
+//! change did not touch (the same tables and clusters, which a client
+//! then does not rebuild); [`AdsView::mesh_config`] makes one from scratch.
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
-
-use mesh_core::route::{ClusterName, FaultPolicy, RouteAction};
+use mesh_core::route::{FaultPolicy, RouteAction};
 use mesh_core::{Cluster, ConfigError, MeshConfig, RouteError, RouteTable};
+
+mod builder;
+
+pub use builder::ConfigBuilder;
+pub(crate) use builder::diff_key;
 
 use crate::ads::{AdsView, ResourceType};
 use crate::resource::{FilterKind, RouteSource, XdsCluster, XdsListener};
@@ -48,57 +54,15 @@ pub enum TargetState {
 }
 
 impl AdsView {
-    /// The configuration requests are routed by, for `targets`: pairs of
-    /// an authority as requests write it and the name of its listener
-    /// resource. A target whose routes name a cluster still on its way
-    /// keeps its table in `previous`, if it had one there, until the
-    /// cluster is here (else it is left out, and its requests wait), as
-    /// gRPC keeps a channel's configuration until the new one is complete;
-    /// one whose table cannot take its listener's defaults is left out,
-    /// with a warning (conversion has checked all it could). The tables
-    /// and clusters otherwise always fit together.
+    /// The configuration requests are routed by, for `targets`, made
+    /// anew after `previous`: [`ConfigBuilder::build`] with nothing to
+    /// reuse.
     pub fn mesh_config<'a>(
         &self,
         targets: impl IntoIterator<Item = (&'a str, &'a str)>,
         previous: &MeshConfig,
     ) -> Result<MeshConfig, ConfigError> {
-        let mut listeners = Vec::new();
-        for (authority, listener) in targets {
-            let Some(l) = self.listeners.get(listener) else {
-                continue;
-            };
-            let Some(table) = self.listener_table(l) else {
-                continue;
-            };
-            if self.awaits_cluster(table) {
-                if let Some(table) = previous.listener(authority) {
-                    listeners.push((Arc::<str>::from(authority), table.clone()));
-                }
-                continue;
-            }
-            match with_listener_defaults(l, table) {
-                Ok(table) => listeners.push((Arc::<str>::from(authority), table)),
-                Err(error) => {
-                    tracing::warn!(listener, %error, "routes left out: the listener's defaults do not apply");
-                }
-            }
-        }
-        let named: BTreeSet<&ClusterName> =
-            listeners.iter().flat_map(|(_, t)| t.clusters()).collect();
-        let clusters: Vec<Cluster> = named
-            .into_iter()
-            .map(|name| match self.clusters.get(name.as_str()) {
-                Some(c) => cluster(c),
-                None => {
-                    let reason = match self.unavailable(ResourceType::Cluster, name.as_str()) {
-                        Some(TargetState::DoesNotExist(r) | TargetState::Rejected(r)) => r,
-                        _ => format!("CDS resource {:?} has not arrived", name.as_str()),
-                    };
-                    Cluster::missing(name.as_str(), &reason)
-                }
-            })
-            .collect();
-        MeshConfig::with_listeners(RouteTable::default(), listeners, clusters)
+        ConfigBuilder::after(previous.clone()).build(self, targets)
     }
 
     /// Where the target whose listener resource is `listener` stands.
@@ -124,7 +88,7 @@ impl AdsView {
 
     /// Whether `table` names a cluster on its way: the target routes once
     /// it is here, or known not to come (its requests then fail).
-    fn awaits_cluster(&self, table: &RouteTable) -> bool {
+    pub(crate) fn awaits_cluster(&self, table: &RouteTable) -> bool {
         table.clusters().any(|c| {
             !self.clusters.contains_key(c.as_str())
                 && self
@@ -163,7 +127,10 @@ impl AdsView {
 
 /// `table` with `l`'s fault filter and stream duration applied to routes
 /// that set neither; the same table when there is nothing to apply.
-fn with_listener_defaults(l: &XdsListener, table: &RouteTable) -> Result<RouteTable, RouteError> {
+pub(crate) fn with_listener_defaults(
+    l: &XdsListener,
+    table: &RouteTable,
+) -> Result<RouteTable, RouteError> {
     let fault: Option<&FaultPolicy> = l.http_filters.iter().find_map(|f| match &f.kind {
         FilterKind::Fault(p) => Some(p),
         _ => None,
@@ -196,7 +163,7 @@ fn with_listener_defaults(l: &XdsListener, table: &RouteTable) -> Result<RouteTa
 
 /// An accepted xDS cluster as the mesh keeps it: its endpoints are the
 /// resolver's, by the cluster's name.
-fn cluster(c: &XdsCluster) -> Cluster {
+pub(crate) fn cluster(c: &XdsCluster) -> Cluster {
     Cluster {
         policy: c.policy.clone(),
         ..Cluster::named(c.name.as_str())
