@@ -159,10 +159,17 @@ impl ResourceCache {
 }
 
 /// Whether `a` and `b` hold the same message of `kind`: the same bytes,
-/// or bytes that decode to equal messages.
+/// or bytes that decode to equal messages. Decoding drops fields this
+/// build does not know, so bytes holding any (which then encode shorter
+/// than they are) are never taken for one another.
 fn same_message(kind: ResourceType, a: &Any, b: &Any) -> bool {
     fn equal<M: prost::Message + Default + PartialEq>(a: &[u8], b: &[u8]) -> bool {
-        matches!((M::decode(a), M::decode(b)), (Ok(a), Ok(b)) if a == b)
+        let whole = |bytes: &[u8]| {
+            M::decode(bytes)
+                .ok()
+                .filter(|m| m.encoded_len() == bytes.len())
+        };
+        matches!((whole(a), whole(b)), (Some(a), Some(b)) if a == b)
     }
     if a.type_url != b.type_url {
         return false;
@@ -238,6 +245,29 @@ mod tests {
         cache.set(ResourceType::Listener, vec![("l".into(), any(b"1"))]);
         assert!(!changed.has_changed().unwrap());
         changed.mark_unchanged();
+    }
+
+    #[test]
+    fn bytes_with_fields_this_build_does_not_know_are_not_taken_for_others() {
+        use prost::Message;
+        let known = cds::Cluster {
+            name: "reviews".into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        // Field 999, a varint, which no Cluster field is: dropped on decode.
+        let unknown = [&known[..], &[0xb8, 0x3e, 0x01]].concat();
+        assert!(cds::Cluster::decode(unknown.as_slice()).is_ok());
+        assert!(!same_message(
+            ResourceType::Cluster,
+            &any(&known),
+            &any(&unknown)
+        ));
+        assert!(same_message(
+            ResourceType::Cluster,
+            &any(&unknown),
+            &any(&unknown)
+        ));
     }
 
     #[test]
