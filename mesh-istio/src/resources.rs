@@ -242,10 +242,11 @@ impl Resources {
 
     /// The RBAC filters a server that is `workload` runs, DENY then ALLOW,
     /// from the AuthorizationPolicies of its namespace and of the root
-    /// namespace that select it; empty when none does. AUDIT and CUSTOM
-    /// policies are left out ([`check_authorization`](Self::check_authorization)
-    /// warns about them), and what cannot be enforced as written (JWT
-    /// principals, `request.auth.*` conditions, ...) is an error.
+    /// namespace that select it; empty when none does. AUDIT policies are
+    /// left out ([`check_authorization`](Self::check_authorization) warns
+    /// about them); a CUSTOM policy (there is no external authorizer), and
+    /// what cannot be enforced as written (JWT principals,
+    /// `request.auth.*` conditions, ...), is an error.
     ///
     /// ```
     /// use mesh_core::security::{RbacAction, Principal};

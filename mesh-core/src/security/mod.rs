@@ -2,10 +2,13 @@
 //! resources say it and Envoy's filters enforce it: how a port takes
 //! mutual TLS ([`MtlsMode`], Istio's `PeerAuthentication`) and who may call
 //! it with what ([`Rbac`], Envoy's RBAC filter, which istiod writes
-//! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41).
+//! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41), and the
+//! decision those filters make of one request ([`authorize`]).
 
+mod authorize;
 mod rbac;
 
+pub use authorize::{AccessRequest, Decision, authorize};
 pub use rbac::{
     Cidr, InvalidCidr, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
 };

@@ -4,9 +4,10 @@
 //!
 //! - **Which policies.** Those of the workload's namespace and of Istio's
 //!   root namespace (`istio-system`) whose selector the workload's labels
-//!   match (no selector matches all). AUDIT and CUSTOM policies are left
-//!   out, with a warning when they are checked: there is no audit log or
-//!   external authorizer to hand them to.
+//!   match (no selector matches all). AUDIT policies are left out, with a
+//!   warning when they are checked: there is no audit log to write. CUSTOM
+//!   policies are refused: there is no external authorizer to ask, and
+//!   leaving them out would allow what they deny.
 //! - **Rules.** Each rule is an RBAC policy named `NS-NAME-INDEX`. Its
 //!   permissions are the `to` operations (hosts as `:authority`, without
 //!   case; methods as `:method`; paths; ports) and the `when` conditions
@@ -46,15 +47,18 @@ pub(crate) fn rbac(resources: &Resources, workload: &Workload) -> Result<Vec<Rba
         });
         (ns == workload.namespace || ns == ROOT_NAMESPACE) && selected
     };
+    let mut deny = Vec::new();
+    let mut allow = Vec::new();
+    for p in resources.authorization_policies.iter().filter(applies) {
+        match enforced(p)? {
+            Some(RbacAction::Deny) => deny.push(p),
+            Some(RbacAction::Allow) => allow.push(p),
+            None => {}
+        }
+    }
     let mut filters = Vec::new();
-    for action in [RbacAction::Deny, RbacAction::Allow] {
-        let mut chosen = resources
-            .authorization_policies
-            .iter()
-            .filter(applies)
-            .filter(|p| enforced(p) == Some(action))
-            .peekable();
-        if chosen.peek().is_none() {
+    for (action, chosen) in [(RbacAction::Deny, deny), (RbacAction::Allow, allow)] {
+        if chosen.is_empty() {
             continue;
         }
         let mut policies = Vec::new();
@@ -73,23 +77,29 @@ pub(crate) fn check(resources: &Resources) -> Result<Vec<Warning>, IstioError> {
     let mut warnings = Vec::new();
     for p in &resources.authorization_policies {
         rules(p)?;
-        if enforced(p).is_none() {
+        if enforced(p)?.is_none() {
             warnings.push(ctx(p).warning(
                 &FieldPath::root().key("spec").key("action"),
-                "AUDIT and CUSTOM policies are not enforced (there is no audit log or \
-                 external authorizer); left out",
+                "AUDIT policies are not enforced (there is no audit log); left out",
             ));
         }
     }
     Ok(warnings)
 }
 
-/// What the policy's filter does; `None` for those left out.
-fn enforced(p: &Sourced<AuthorizationPolicy>) -> Option<RbacAction> {
+/// What the policy's filter does; `None` for AUDIT, which is left out. A
+/// CUSTOM policy hands decisions to an external authorizer there is none
+/// of: refused, since leaving it out would let through what it denies.
+fn enforced(p: &Sourced<AuthorizationPolicy>) -> Result<Option<RbacAction>, IstioError> {
     match p.resource.spec.action {
-        AuthorizationAction::Allow => Some(RbacAction::Allow),
-        AuthorizationAction::Deny => Some(RbacAction::Deny),
-        AuthorizationAction::Audit | AuthorizationAction::Custom => None,
+        AuthorizationAction::Allow => Ok(Some(RbacAction::Allow)),
+        AuthorizationAction::Deny => Ok(Some(RbacAction::Deny)),
+        AuthorizationAction::Audit => Ok(None),
+        AuthorizationAction::Custom => Err(ctx(p).invalid(
+            &FieldPath::root().key("spec").key("action"),
+            "CUSTOM hands decisions to an external authorizer, and there is none here: \
+             refused rather than left out (which would allow what it denies)",
+        )),
     }
 }
 

@@ -136,7 +136,7 @@ fn what_cannot_be_checked_is_refused_by_field() {
 }
 
 #[test]
-fn audit_and_custom_are_left_out_with_a_warning() {
+fn audit_is_left_out_with_a_warning_and_custom_refused() {
     let audit = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
         metadata: {name: audit}\nspec:\n  action: AUDIT\n  rules: [{}]\n";
     let (resources, _) = read(audit);
@@ -153,6 +153,21 @@ fn audit_and_custom_are_left_out_with_a_warning() {
         "{}",
         warnings[0]
     );
+    let custom = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: ext}\nspec:\n  action: CUSTOM\n  provider: {name: opa}\n  rules: [{}]\n";
+    let (resources, _) = read(custom);
+    for e in [
+        resources.check_authorization().unwrap_err(),
+        resources.authorization(&Workload::default()).unwrap_err(),
+    ] {
+        let e = chain(&e);
+        assert!(e.contains("AuthorizationPolicy default/ext"), "{e}");
+        assert!(e.contains("spec.action"), "{e}");
+        assert!(
+            e.contains("CUSTOM hands decisions to an external authorizer"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
@@ -187,5 +202,89 @@ fn the_most_specific_peer_authentication_sets_the_mode() {
     assert_eq!(
         r.mtls_mode(&workload("shop", None), 9080),
         MtlsMode::Permissive
+    );
+}
+
+/// Bookinfo locked down: nothing is allowed in the namespace unless a
+/// policy says so; the ingress gateway may call productpage, productpage
+/// details and reviews, reviews ratings.
+const BOOKINFO_POLICIES: &str = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+    metadata: {name: allow-nothing}\nspec: {}\n---\n\
+    apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: productpage}\n\
+    spec:\n  selector: {matchLabels: {app: productpage}}\n  rules:\n\
+    \x20 - from: [{source: {principals: [cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account]}}]\n\
+    \x20   to: [{operation: {methods: [GET]}}]\n---\n\
+    apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: details}\n\
+    spec:\n  selector: {matchLabels: {app: details}}\n  rules:\n\
+    \x20 - from: [{source: {principals: [cluster.local/ns/default/sa/bookinfo-productpage]}}]\n\
+    \x20   to: [{operation: {methods: [GET], paths: ['/details/*']}}]\n---\n\
+    apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: reviews}\n\
+    spec:\n  selector: {matchLabels: {app: reviews}}\n  rules:\n\
+    \x20 - from: [{source: {principals: [cluster.local/ns/default/sa/bookinfo-productpage]}}]\n---\n\
+    apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: ratings}\n\
+    spec:\n  selector: {matchLabels: {app: ratings}}\n  rules:\n\
+    \x20 - from: [{source: {principals: [cluster.local/ns/default/sa/bookinfo-reviews]}}]\n\
+    \x20   when: [{key: destination.port, values: ['9080']}]\n";
+
+#[test]
+fn bookinfo_locked_down_allows_exactly_its_call_graph() {
+    use mesh_core::security::{AccessRequest, Decision, authorize};
+    let (resources, _) = read(BOOKINFO_POLICIES);
+    let callers = [
+        (
+            "gateway",
+            Some("spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"),
+        ),
+        (
+            "productpage",
+            Some("spiffe://cluster.local/ns/default/sa/bookinfo-productpage"),
+        ),
+        (
+            "reviews",
+            Some("spiffe://cluster.local/ns/default/sa/bookinfo-reviews"),
+        ),
+        (
+            "ratings",
+            Some("spiffe://cluster.local/ns/default/sa/bookinfo-ratings"),
+        ),
+        ("plain text", None),
+    ];
+    let callees = [
+        ("productpage", "/productpage"),
+        ("details", "/details/0"),
+        ("reviews", "/reviews/0"),
+        ("ratings", "/ratings/0"),
+    ];
+    let headers = http::HeaderMap::new();
+    let mut allowed = Vec::new();
+    for (callee, path) in callees {
+        let filters = resources
+            .authorization(&workload("default", Some(callee)))
+            .unwrap();
+        for (caller, peer) in callers {
+            let request = AccessRequest {
+                method: &http::Method::GET,
+                authority: "bookinfo:9080",
+                path_and_query: path,
+                headers: &headers,
+                destination_port: 9080,
+                peer,
+                direct_remote_ip: [10, 0, 0, 1].into(),
+                remote_ip: [10, 0, 0, 1].into(),
+            };
+            match authorize(&filters, &request) {
+                Decision::Allow => allowed.push((caller, callee)),
+                Decision::Deny { policy } => assert_eq!(policy, None, "{caller} → {callee}"),
+            }
+        }
+    }
+    assert_eq!(
+        allowed,
+        [
+            ("gateway", "productpage"),
+            ("productpage", "details"),
+            ("productpage", "reviews"),
+            ("reviews", "ratings"),
+        ]
     );
 }
