@@ -79,6 +79,7 @@ pub mod retry;
 pub mod route;
 pub mod split;
 pub mod timeout;
+pub mod tls;
 
 mod draw;
 mod new_service;

@@ -4,7 +4,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use super::identity::InvalidIdentity;
+use mesh_core::security::InvalidIdentity;
 
 /// An error from the certificate authority.
 #[derive(Debug, thiserror::Error)]

@@ -30,13 +30,12 @@
 
 mod error;
 mod files;
-mod identity;
 mod root;
 mod ttl;
 mod workload;
 
 pub use error::CaError;
-pub use identity::{InvalidIdentity, SpiffeId};
+pub use mesh_core::security::{InvalidIdentity, SpiffeId};
 pub use root::Ca;
 pub use ttl::{InvalidTtl, parse_ttl};
 pub use workload::WorkloadCert;

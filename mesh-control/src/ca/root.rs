@@ -13,9 +13,9 @@ use x509_parser::prelude::FromDer;
 
 use super::error::CaError;
 use super::files::{self, Access};
-use super::identity::SpiffeId;
 use super::workload::WorkloadCert;
 use super::{ROOT_CERT, ROOT_KEY};
+use mesh_core::security::SpiffeId;
 
 /// How long a root made by [`Ca::init`] is valid: ten years, istiod's
 /// default for its self-signed root.

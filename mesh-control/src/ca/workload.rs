@@ -6,8 +6,8 @@ use std::time::SystemTime;
 
 use super::error::CaError;
 use super::files::{self, Access};
-use super::identity::SpiffeId;
 use super::{CERT_CHAIN, KEY, ROOT_CERT};
+use mesh_core::security::SpiffeId;
 
 /// A certificate issued by [`Ca::issue`](super::Ca::issue), with its
 /// private key and the root that signed it, all PEM.

@@ -3,15 +3,18 @@
 //! mutual TLS ([`MtlsMode`], Istio's `PeerAuthentication`) and who may call
 //! it with what ([`Rbac`], Envoy's RBAC filter, which istiod writes
 //! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41), and the
-//! decision those filters make of one request ([`authorize`]).
+//! decision those filters make of one request ([`authorize`]); and who a
+//! workload is ([`SpiffeId`]).
 
 mod authorize;
 mod rbac;
+mod spiffe;
 
 pub use authorize::{AccessRequest, Decision, authorize};
 pub use rbac::{
     Cidr, InvalidCidr, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
 };
+pub use spiffe::{InvalidIdentity, SpiffeId};
 
 /// How a server's port takes mutual TLS (Istio's `PeerAuthentication`
 /// modes, resolved: there is no `UNSET` here).

@@ -1,5 +1,6 @@
-//! The workload identity a certificate is issued for: a SPIFFE id of
-//! Istio's form, `spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT`.
+//! A workload's identity: a SPIFFE id of Istio's form,
+//! `spiffe://TRUST_DOMAIN/ns/NAMESPACE/sa/SERVICE_ACCOUNT`, as a workload
+//! certificate carries it in its URI SAN and authorization matches it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,7 +9,7 @@ use std::str::FromStr;
 /// a workload certificate's URI SAN.
 ///
 /// ```
-/// use mesh_control::ca::SpiffeId;
+/// use mesh_core::security::SpiffeId;
 ///
 /// let id: SpiffeId = "spiffe://cluster.local/ns/default/sa/reviews".parse().unwrap();
 /// assert_eq!(id.trust_domain(), "cluster.local");

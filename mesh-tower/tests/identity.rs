@@ -1,0 +1,200 @@
+//! A workload identity read from Istio's proxyless file layout, with
+//! certificates from a CA made here: a good one loads with its SPIFFE id
+//! and expiry; every way the files can be wrong is an error naming the
+//! file and the cause, and the key never shows in what is printed.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use mesh_tower::tls::{IdentityCause, IdentityFiles, Part, WorkloadIdentity};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType, date_time_ymd,
+};
+
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
+
+struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+impl Ca {
+    fn new() -> Self {
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// A leaf with `sans`, valid through the 2020s, and its key.
+    fn leaf(&self, sans: &[SanType]) -> (String, KeyPair) {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans.to_vec();
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2030, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem(), key)
+    }
+}
+
+fn uri(s: &str) -> SanType {
+    SanType::URI(s.to_owned().try_into().unwrap())
+}
+
+/// 2026, when the leaves are valid.
+fn now() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_780_000_000)
+}
+
+fn write(dir: &Path, chain: &str, key: &str, roots: &str) -> IdentityFiles {
+    let files = IdentityFiles::in_dir(dir);
+    std::fs::write(&files.certificate_chain, chain).unwrap();
+    std::fs::write(&files.private_key, key).unwrap();
+    std::fs::write(&files.roots, roots).unwrap();
+    files
+}
+
+#[test]
+fn a_good_identity_loads_with_its_id_and_expiry() {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
+    let dir = tempfile::tempdir().unwrap();
+    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    let identity = WorkloadIdentity::load(&files, now()).unwrap();
+    assert_eq!(identity.id().to_string(), REVIEWS);
+    let expiry = identity
+        .not_after()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(expiry.as_secs(), 1_893_456_000, "2030-01-01");
+    assert_eq!(identity.roots().len(), 1);
+    assert_eq!(identity.certified_key().cert.len(), 1);
+    let printed = format!("{identity:?}");
+    assert!(
+        !printed.contains("PRIVATE") && printed.contains(REVIEWS),
+        "{printed}"
+    );
+}
+
+#[test]
+fn every_bad_file_is_named_with_its_cause() {
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
+    let key = key.serialize_pem();
+    let root = ca.0.pem();
+    let (_, other_key) = ca.leaf(&[uri(REVIEWS)]);
+    let (dns_only, dns_key) = ca.leaf(&[SanType::DnsName("reviews".try_into().unwrap())]);
+    let (two_ids, two_key) =
+        ca.leaf(&[uri(REVIEWS), uri("spiffe://cluster.local/ns/default/sa/x")]);
+    let (not_workload, nw_key) = ca.leaf(&[uri("spiffe://cluster.local/reviews")]);
+    let dir = tempfile::tempdir().unwrap();
+    let cases: Vec<(&str, String, String, String, SystemTime, Part)> = vec![
+        (
+            "garbage chain",
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n".into(),
+            key.clone(),
+            root.clone(),
+            now(),
+            Part::CertificateChain,
+        ),
+        (
+            "empty chain",
+            String::new(),
+            key.clone(),
+            root.clone(),
+            now(),
+            Part::CertificateChain,
+        ),
+        (
+            "no key",
+            chain.clone(),
+            String::new(),
+            root.clone(),
+            now(),
+            Part::PrivateKey,
+        ),
+        (
+            "another key",
+            chain.clone(),
+            other_key.serialize_pem(),
+            root.clone(),
+            now(),
+            Part::PrivateKey,
+        ),
+        (
+            "expired",
+            chain.clone(),
+            key.clone(),
+            root.clone(),
+            now() + Duration::from_secs(10 * 365 * 86_400),
+            Part::CertificateChain,
+        ),
+        (
+            "not yet valid",
+            chain.clone(),
+            key.clone(),
+            root.clone(),
+            SystemTime::UNIX_EPOCH,
+            Part::CertificateChain,
+        ),
+        (
+            "no SPIFFE id",
+            dns_only,
+            dns_key.serialize_pem(),
+            root.clone(),
+            now(),
+            Part::CertificateChain,
+        ),
+        (
+            "two SPIFFE ids",
+            two_ids,
+            two_key.serialize_pem(),
+            root.clone(),
+            now(),
+            Part::CertificateChain,
+        ),
+        (
+            "not a workload id",
+            not_workload,
+            nw_key.serialize_pem(),
+            root.clone(),
+            now(),
+            Part::CertificateChain,
+        ),
+        (
+            "no roots",
+            chain.clone(),
+            key.clone(),
+            String::new(),
+            now(),
+            Part::Roots,
+        ),
+    ];
+    for (case, chain, key, roots, at, part) in cases {
+        let files = write(dir.path(), &chain, &key, &roots);
+        let e = WorkloadIdentity::load(&files, at).expect_err(case);
+        assert_eq!(e.part, part, "{case}: {e}");
+        let file = match part {
+            Part::CertificateChain => &files.certificate_chain,
+            Part::PrivateKey => &files.private_key,
+            Part::Roots => &files.roots,
+        };
+        assert_eq!(e.from.as_ref(), Some(file), "{case}");
+        let text = e.to_string();
+        assert!(text.contains(&file.display().to_string()), "{case}: {text}");
+        assert!(!text.contains("PRIVATE KEY"), "{case}: {text}");
+        let expected = match case {
+            "another key" => matches!(e.cause, IdentityCause::KeyMismatch),
+            "expired" => matches!(e.cause, IdentityCause::Expired(_)),
+            "not yet valid" => matches!(e.cause, IdentityCause::NotYetValid(_)),
+            "no SPIFFE id" => matches!(e.cause, IdentityCause::NoSpiffeId),
+            "two SPIFFE ids" => matches!(e.cause, IdentityCause::SeveralSpiffeIds(_)),
+            "not a workload id" => matches!(e.cause, IdentityCause::InvalidSpiffeId(_)),
+            "no key" | "empty chain" | "no roots" => matches!(e.cause, IdentityCause::Missing(_)),
+            _ => matches!(e.cause, IdentityCause::Parse(_)),
+        };
+        assert!(expected, "{case}: {e:?}");
+    }
+    // A file that is not there.
+    std::fs::remove_file(dir.path().join("key.pem")).unwrap();
+    let e = WorkloadIdentity::load(&IdentityFiles::in_dir(dir.path()), now()).unwrap_err();
+    assert!(matches!(e.cause, IdentityCause::Read(_)), "{e:?}");
+    assert!(e.to_string().contains("key.pem: cannot be read"), "{e}");
+}
