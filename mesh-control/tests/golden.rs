@@ -85,6 +85,12 @@ fn compare(name: &str, got: serde_json::Value) -> serde_json::Value {
     got
 }
 
+/// The `name` of each item of the array `items`.
+fn names(items: &serde_json::Value) -> Vec<&str> {
+    let items = items.as_array().expect("an array");
+    items.iter().map(|i| i["name"].as_str().unwrap()).collect()
+}
+
 /// The route configuration of `service`'s port 9080.
 fn routes<'a>(json: &'a serde_json::Value, service: &str) -> &'a serde_json::Value {
     let name = format!("outbound|9080||{service}.default.svc.cluster.local");
@@ -106,12 +112,7 @@ const REVIEWS_V1: &str = "outbound|9080|v1|reviews.default.svc.cluster.local";
 fn all_v1() {
     let json = check("all-v1", "virtual-service-all-v1.yaml");
     // A listener per service, as asked for by FQDN and port.
-    let listeners: Vec<&str> = json["LDS"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap())
-        .collect();
+    let listeners: Vec<&str> = names(&json["LDS"]);
     assert_eq!(listeners.len(), 4);
     assert!(listeners.contains(&"reviews.default.svc.cluster.local:9080"));
     let route = &routes(&json, "reviews")["virtualHosts"][0]["routes"][0];
@@ -212,12 +213,7 @@ fn envoy_sidecar_reviews_test_v2() {
         "virtual-service-reviews-test-v2.yaml",
         &envoy(SIDECAR, &[("app", "productpage")]),
     );
-    let listeners: Vec<&str> = json["LDS"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap())
-        .collect();
+    let listeners: Vec<&str> = names(&json["LDS"]);
     assert_eq!(listeners, ["10.0.0.1_9080"]);
     // One route configuration for the port, every service's virtual host.
     assert_eq!(json["RDS"][0]["name"], "9080");
@@ -266,11 +262,11 @@ fn proxyless_server_ratings() {
         .resources
         .to_mesh_config_for(&class.workload())
         .unwrap();
-    let names: BTreeSet<String> = ["0.0.0.0:9080", "0.0.0.0:9090"]
+    let asked: BTreeSet<String> = ["0.0.0.0:9080", "0.0.0.0:9090"]
         .map(|a| format!("xds.istio.io/grpc/lds/inbound/{a}"))
         .into();
     let served =
-        proxyless::resources(&names, &class, &loaded.resources, &config, &loaded.registry).unwrap();
+        proxyless::resources(&asked, &class, &loaded.resources, &config, &loaded.registry).unwrap();
     let json = compare("proxyless-server-ratings", resources_json(&served).unwrap());
     let listeners = json["LDS"].as_array().unwrap();
     let chains: Vec<&str> = listeners
@@ -280,14 +276,8 @@ fn proxyless_server_ratings() {
     // STRICT, but DISABLE on port 9090.
     assert_eq!(chains, ["inbound-mtls", "inbound-plaintext"]);
     let filters = &listeners[0]["filterChains"][0]["filters"][0]["typedConfig"]["httpFilters"];
-    let names: Vec<&str> = filters
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["name"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        names,
+        names(filters),
         [
             "envoy.filters.http.rbac.DENY",
             "envoy.filters.http.rbac",
@@ -320,12 +310,7 @@ fn envoy_sidecar_reviews_inbound() {
         "envoy-sidecar-reviews-inbound",
         resources_json(&plane.resources_for(&reviews).unwrap()).unwrap(),
     );
-    let listeners: Vec<&str> = json["LDS"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["name"].as_str().unwrap())
-        .collect();
+    let listeners: Vec<&str> = names(&json["LDS"]);
     assert_eq!(listeners, ["10.0.0.4_9080", "10.0.0.4_9443"]);
     // PERMISSIVE: mutual TLS and plain text; STRICT: mutual TLS only.
     assert_eq!(json["LDS"][0]["filterChains"].as_array().unwrap().len(), 2);

@@ -163,7 +163,7 @@ fn rule(rule: &Rule, at: &At<'_>) -> Result<RbacPolicy, IstioError> {
         .map(|(i, to)| operation(&to.operation, &at.key("to").index(i).key("operation")))
         .collect::<Result<_, _>>()?;
     if !to.is_empty() {
-        permissions.push(or(to, Permission::Or));
+        permissions.push(or(to));
     }
     let from: Vec<Principal> = rule
         .from
@@ -172,7 +172,7 @@ fn rule(rule: &Rule, at: &At<'_>) -> Result<RbacPolicy, IstioError> {
         .map(|(i, from)| source(&from.source, &at.key("from").index(i).key("source")))
         .collect::<Result<_, _>>()?;
     if !from.is_empty() {
-        principals.push(or(from, Principal::Or));
+        principals.push(or(from));
     }
     for (i, c) in rule.when.iter().enumerate() {
         match condition(c, &at.key("when").index(i))? {
@@ -181,28 +181,26 @@ fn rule(rule: &Rule, at: &At<'_>) -> Result<RbacPolicy, IstioError> {
         }
     }
     Ok(RbacPolicy {
-        permissions: vec![and(permissions, Permission::Any, Permission::And)],
-        principals: vec![and(principals, Principal::Any, Principal::And)],
+        permissions: vec![and(permissions)],
+        principals: vec![and(principals)],
     })
 }
 
 /// The values of one field, each read by `read`, as one condition: any of
 /// them, or none of them when `negated`.
-fn field<T>(
+fn field<T: Combine>(
     values: &[String],
     negated: bool,
     at: &At<'_>,
     read: impl Fn(&str, &At<'_>) -> Result<T, IstioError>,
-    any: fn(Vec<T>) -> T,
-    not: fn(Box<T>) -> T,
 ) -> Result<T, IstioError> {
     let each = values
         .iter()
         .enumerate()
         .map(|(i, v)| read(v, &at.index(i)))
         .collect::<Result<_, _>>()?;
-    let p = or(each, any);
-    Ok(if negated { not(Box::new(p)) } else { p })
+    let p = or(each);
+    Ok(if negated { p.not() } else { p })
 }
 
 /// A field of an operation or source: its name, its values, whether it
@@ -213,6 +211,17 @@ type Field<'a, T> = (
     bool,
     &'a dyn Fn(&str, &At<'_>) -> Result<T, IstioError>,
 );
+
+/// All the fields of an operation or source that have values.
+fn fields<T: Combine>(at: &At<'_>, fields: &[Field<'_, T>]) -> Result<T, IstioError> {
+    let mut all = Vec::new();
+    for (name, values, negated, read) in fields {
+        if !values.is_empty() {
+            all.push(field(values, *negated, &at.key(name), read)?);
+        }
+    }
+    Ok(and(all))
+}
 
 fn operation(op: &Operation, at: &At<'_>) -> Result<Permission, IstioError> {
     let host = |v: &str, _: &At<'_>| Ok(header_permission(":authority", v, true));
@@ -229,21 +238,7 @@ fn operation(op: &Operation, at: &At<'_>) -> Result<Permission, IstioError> {
         ("paths", &op.paths, false, &path),
         ("notPaths", &op.not_paths, true, &path),
     ];
-    let mut all = Vec::new();
-    for (name, values, negated, read) in fields {
-        if !values.is_empty() {
-            let at = at.key(name);
-            all.push(field(
-                values,
-                negated,
-                &at,
-                read,
-                Permission::Or,
-                Permission::Not,
-            )?);
-        }
-    }
-    Ok(and(all, Permission::Any, Permission::And))
+    self::fields(at, &fields)
 }
 
 fn source(source: &Source, at: &At<'_>) -> Result<Principal, IstioError> {
@@ -276,21 +271,7 @@ fn source(source: &Source, at: &At<'_>) -> Result<Principal, IstioError> {
             &remote,
         ),
     ];
-    let mut all = Vec::new();
-    for (name, values, negated, read) in fields {
-        if !values.is_empty() {
-            let at = at.key(name);
-            all.push(field(
-                values,
-                negated,
-                &at,
-                read,
-                Principal::Or,
-                Principal::Not,
-            )?);
-        }
-    }
-    Ok(and(all, Principal::Any, Principal::And))
+    self::fields(at, &fields)
 }
 
 enum Either {
@@ -300,29 +281,19 @@ enum Either {
 
 /// A `when` condition: its `values` (any of them) and its `notValues`
 /// (none of them), each read by `read`.
-fn values<T>(
+fn values<T: Combine>(
     c: &Condition,
     at: &At<'_>,
     read: impl Fn(&str, &At<'_>) -> Result<T, IstioError>,
-    [any, all]: [fn(Vec<T>) -> T; 2],
-    everything: T,
-    not: fn(Box<T>) -> T,
 ) -> Result<T, IstioError> {
     let mut parts = Vec::new();
     if !c.values.is_empty() {
-        parts.push(field(&c.values, false, &at.key("values"), &read, any, not)?);
+        parts.push(field(&c.values, false, &at.key("values"), &read)?);
     }
     if !c.not_values.is_empty() {
-        parts.push(field(
-            &c.not_values,
-            true,
-            &at.key("notValues"),
-            &read,
-            any,
-            not,
-        )?);
+        parts.push(field(&c.not_values, true, &at.key("notValues"), &read)?);
     }
-    Ok(and(parts, everything, all))
+    Ok(and(parts))
 }
 
 fn condition(c: &Condition, at: &At<'_>) -> Result<Either, IstioError> {
@@ -336,15 +307,7 @@ fn condition(c: &Condition, at: &At<'_>) -> Result<Either, IstioError> {
         .strip_prefix("request.headers[")
         .and_then(|k| k.strip_suffix(']'));
     let principal = |read: &dyn Fn(&str, &At<'_>) -> Result<Principal, IstioError>| {
-        let p = values(
-            c,
-            at,
-            read,
-            [Principal::Or, Principal::And],
-            Principal::Any,
-            Principal::Not,
-        )?;
-        Ok(Either::Principal(p))
+        Ok(Either::Principal(values(c, at, read)?))
     };
     match (key, header) {
         (_, Some(name)) => principal(&|v, _| {
@@ -358,15 +321,8 @@ fn condition(c: &Condition, at: &At<'_>) -> Result<Either, IstioError> {
         ("source.namespace", _) => principal(&namespace),
         ("source.principal", _) => principal(&|v, _| Ok(peer(v))),
         ("destination.port", _) => {
-            let p = values(
-                c,
-                at,
-                |v, at| port(v, at).map(Permission::DestinationPort),
-                [Permission::Or, Permission::And],
-                Permission::Any,
-                Permission::Not,
-            )?;
-            Ok(Either::Permission(p))
+            let read = |v: &str, at: &At<'_>| port(v, at).map(Permission::DestinationPort);
+            Ok(Either::Permission(values(c, at, read)?))
         }
         _ => Err(at.key("key").error(format!(
             "{key} is not checked; use request.headers[…], source.ip, remote.ip, \
@@ -442,19 +398,60 @@ fn cidr(value: &str, at: &At<'_>) -> Result<Cidr, IstioError> {
         .map_err(|e: mesh_core::security::InvalidCidr| at.error(e.to_string()))
 }
 
-/// All of `parts`; `everything` when there are none.
-fn and<T>(mut parts: Vec<T>, everything: T, all: fn(Vec<T>) -> T) -> T {
+/// What permissions and principals have alike: they combine the same way.
+trait Combine: Sized {
+    /// What matches everything.
+    const EVERYTHING: Self;
+    fn all(parts: Vec<Self>) -> Self;
+    fn any(parts: Vec<Self>) -> Self;
+    fn not(self) -> Self;
+}
+
+impl Combine for Permission {
+    const EVERYTHING: Self = Permission::Any;
+
+    fn all(parts: Vec<Self>) -> Self {
+        Permission::And(parts)
+    }
+
+    fn any(parts: Vec<Self>) -> Self {
+        Permission::Or(parts)
+    }
+
+    fn not(self) -> Self {
+        Permission::Not(Box::new(self))
+    }
+}
+
+impl Combine for Principal {
+    const EVERYTHING: Self = Principal::Any;
+
+    fn all(parts: Vec<Self>) -> Self {
+        Principal::And(parts)
+    }
+
+    fn any(parts: Vec<Self>) -> Self {
+        Principal::Or(parts)
+    }
+
+    fn not(self) -> Self {
+        Principal::Not(Box::new(self))
+    }
+}
+
+/// All of `parts`; everything when there are none.
+fn and<T: Combine>(mut parts: Vec<T>) -> T {
     match parts.len() {
-        0 => everything,
+        0 => T::EVERYTHING,
         1 => parts.remove(0),
-        _ => all(parts),
+        _ => T::all(parts),
     }
 }
 
 /// Any of `parts`, which are never none.
-fn or<T>(mut parts: Vec<T>, any: fn(Vec<T>) -> T) -> T {
+fn or<T: Combine>(mut parts: Vec<T>) -> T {
     match parts.len() {
         1 => parts.remove(0),
-        _ => any(parts),
+        _ => T::any(parts),
     }
 }
