@@ -1,0 +1,205 @@
+//! [`MeshTlsConnector`]: mutual TLS dialled over any connector, for the
+//! endpoints of a cluster whose policy asks for the mesh's mutual TLS. The
+//! client presents its [`WorkloadIdentity`], checks the server's chain
+//! against the mesh's roots and its SPIFFE id against the cluster's
+//! expected identities ([`IdentityMismatch`](super::IdentityMismatch)),
+//! offers HTTP/2 and HTTP/1.1 (ALPN), and tells the pool which one it
+//! got. The server's identity rides on every response of the connection
+//! as a [`PeerIdentity`] extension.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::rt::TokioIo;
+use mesh_core::policy::UpstreamTls;
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tower::{Service, ServiceExt};
+
+use super::WorkloadIdentity;
+use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
+use crate::BoxError;
+
+/// The identity a connection's peer presented (its SPIFFE id); a response
+/// extension on requests sent over mutual TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerIdentity(pub String);
+
+/// Dials mutual TLS over `C`, as one cluster's policy says.
+#[derive(Clone)]
+pub struct MeshTlsConnector<C> {
+    inner: C,
+    tls: TlsConnector,
+    sni: Option<ServerName<'static>>,
+}
+
+impl<C> std::fmt::Debug for MeshTlsConnector<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshTlsConnector")
+            .field("sni", &self.sni)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server name a cluster's TLS sends is not a DNS name or address.
+#[derive(Debug, thiserror::Error)]
+#[error("sni {0:?} is not a DNS name or IP address")]
+pub struct InvalidSni(String);
+
+impl<C> MeshTlsConnector<C> {
+    /// Dials with `identity`, expecting the server to be one of
+    /// `tls.subject_alt_names` (any SPIFFE id the roots sign, when none
+    /// is named), sending `tls.sni` if set.
+    pub fn new(
+        inner: C,
+        identity: &WorkloadIdentity,
+        tls: &UpstreamTls,
+    ) -> Result<Self, InvalidSni> {
+        let sni = tls
+            .sni
+            .as_deref()
+            .map(|s| ServerName::try_from(s.to_owned()).map_err(|_| InvalidSni(s.to_owned())))
+            .transpose()?;
+        let verifier =
+            SpiffeServerVerifier::new(identity.roots().clone(), tls.subject_alt_names.clone());
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
+            .with_client_cert_resolver(Arc::new(Presents(identity.certified_key().clone())));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Self {
+            inner,
+            tls: TlsConnector::from(Arc::new(config)),
+            sni,
+        })
+    }
+}
+
+/// Always presents one certificate.
+#[derive(Debug)]
+struct Presents(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presents {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl<C, S> Service<SocketAddr> for MeshTlsConnector<C>
+where
+    C: Service<SocketAddr, Response = TokioIo<S>> + Clone + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Response = TlsIo<S>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<TlsIo<S>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, addr: SocketAddr) -> Self::Future {
+        let connect = self.inner.clone().oneshot(addr);
+        let tls = self.tls.clone();
+        // A mesh identity is not a host name: without an SNI of the
+        // cluster's, the address stands in.
+        let name = self
+            .sni
+            .clone()
+            .unwrap_or(ServerName::IpAddress(addr.ip().into()));
+        Box::pin(async move {
+            let io = connect.await.map_err(Into::into)?.into_inner();
+            let stream = tls.connect(name, io).await.map_err(handshake_error)?;
+            Ok(TlsIo(TokioIo::new(stream)))
+        })
+    }
+}
+
+/// A failed handshake's error: the identity mismatch itself when that is
+/// what failed it, so that it reads as one.
+fn handshake_error(e: io::Error) -> BoxError {
+    let mismatch = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        .and_then(|e| match e {
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other)) => {
+                other.0.downcast_ref::<IdentityMismatch>().cloned()
+            }
+            _ => None,
+        });
+    match mismatch {
+        Some(m) => m.into(),
+        None => e.into(),
+    }
+}
+
+/// A mutual TLS connection, as the pool takes it.
+#[derive(Debug)]
+pub struct TlsIo<S>(TokioIo<TlsStream<S>>);
+
+impl<S> Connection for TlsIo<S> {
+    fn connected(&self) -> Connected {
+        let (_, session) = self.0.inner().get_ref();
+        let mut connected = Connected::new();
+        if session.alpn_protocol() == Some(b"h2") {
+            connected = connected.negotiated_h2();
+        }
+        let peer = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(spiffe_ids)
+            .and_then(|ids| ids.into_iter().next());
+        match peer {
+            Some(id) => connected.extra(PeerIdentity(id)),
+            None => connected,
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for TlsIo<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for TlsIo<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,126 @@
+//! A mesh server's certificate as a mesh client checks it: its chain to
+//! the mesh's roots, and its SPIFFE id (the `spiffe://` URI SAN) among
+//! those the cluster expects. Host names are not checked: a mesh identity
+//! is the workload's, not its address's. A mismatch fails the handshake,
+//! before any byte of a request, with an [`IdentityMismatch`] naming the
+//! identities expected and presented.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+/// The server presented a certificate for another identity.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the server is {}, where {} was expected",
+    if presented.is_empty() { "no SPIFFE identity".to_owned() } else { presented.join(", ") },
+    expected.join(" or ")
+)]
+pub struct IdentityMismatch {
+    /// The identities the cluster accepts.
+    pub expected: Vec<String>,
+    /// The SPIFFE ids the server's certificate names.
+    pub presented: Vec<String>,
+}
+
+/// Checks a server's chain against the mesh's roots and its SPIFFE id
+/// against `expected` (any, when empty).
+#[derive(Debug)]
+pub(crate) struct SpiffeServerVerifier {
+    roots: Arc<RootCertStore>,
+    expected: Vec<String>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl SpiffeServerVerifier {
+    pub(crate) fn new(roots: Arc<RootCertStore>, expected: Vec<String>) -> Self {
+        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        Self {
+            roots,
+            expected,
+            algorithms,
+        }
+    }
+}
+
+impl ServerCertVerifier for SpiffeServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        let presented = spiffe_ids(end_entity);
+        if self.expected.is_empty() && !presented.is_empty()
+            || presented.iter().any(|p| self.expected.contains(p))
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let mismatch = IdentityMismatch {
+            expected: if self.expected.is_empty() {
+                vec!["a SPIFFE identity".to_owned()]
+            } else {
+                self.expected.clone()
+            },
+            presented,
+        };
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            OtherError(Arc::new(mismatch)),
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The `spiffe://` URI SANs of the certificate `der`.
+pub(crate) fn spiffe_ids(der: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,247 @@
+//! `MeshTlsConnector` against a real rustls server that requires client
+//! certificates, both sides with certificates from a CA made here: HTTP/1.1
+//! and HTTP/2 (by ALPN) over mutual TLS, each side seeing the other's
+//! SPIFFE id; a server of another identity, or from another root, and a
+//! client from another root, are refused before any request is sent.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_core::policy::UpstreamTls;
+use mesh_tower::endpoint::{AddrConnector, TcpConnector};
+use mesh_tower::tls::{MeshTlsConnector, PeerIdentity, WorkloadIdentity};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    SanType,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/ratings";
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
+
+struct Ca(CertifiedIssuer<'static, KeyPair>);
+
+impl Ca {
+    fn new() -> Self {
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// A workload certificate for `id` and its key, as PEM.
+    fn issue(&self, id: &str) -> (String, String) {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = vec![SanType::URI(id.to_owned().try_into().unwrap())];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
+    fn identity(&self, id: &str) -> WorkloadIdentity {
+        let (chain, key) = self.issue(id);
+        let roots = self.0.pem();
+        WorkloadIdentity::from_pem(
+            chain.as_bytes(),
+            key.as_bytes(),
+            roots.as_bytes(),
+            SystemTime::now(),
+        )
+        .unwrap()
+    }
+}
+
+/// A server on loopback that is `id` (issued by `ca`), takes only clients
+/// with certificates `client_roots` signs, offers the protocols `alpn`,
+/// and answers `hello CALLER` with the caller's SPIFFE id.
+async fn server_with(ca: &Ca, id: &str, client_roots: &Ca, alpn: &[&[u8]]) -> SocketAddr {
+    let (chain, key) = ca.issue(id);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(client_roots.0.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let caller = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .map(|c| spiffe_id(c))
+                    .unwrap_or_default();
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = format!("hello {caller}");
+                    async move {
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+async fn server(ca: &Ca, id: &str, client_roots: &Ca) -> SocketAddr {
+    server_with(ca, id, client_roots, &[b"h2", b"http/1.1"]).await
+}
+
+fn spiffe_id(der: &CertificateDer<'_>) -> String {
+    use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    let san = cert.subject_alternative_name().unwrap().unwrap();
+    san.value
+        .general_names
+        .iter()
+        .find_map(|n| match n {
+            GeneralName::URI(u) => Some((*u).to_owned()),
+            _ => None,
+        })
+        .unwrap()
+}
+
+type Tls = MeshTlsConnector<TcpConnector>;
+
+fn client(
+    addr: SocketAddr,
+    identity: &WorkloadIdentity,
+    expect: &[&str],
+) -> Client<AddrConnector<Tls>, Empty<Bytes>> {
+    let tls = UpstreamTls {
+        subject_alt_names: expect.iter().map(|s| (*s).to_owned()).collect(),
+        ..UpstreamTls::default()
+    };
+    let connector = MeshTlsConnector::new(TcpConnector::default(), identity, &tls).unwrap();
+    Client::builder(TokioExecutor::new()).build(AddrConnector::new(addr, connector))
+}
+
+/// The error and its sources, on one line.
+fn chain_of(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[tokio::test]
+async fn mutual_tls_both_ways_with_each_side_seeing_the_others_identity() {
+    let ca = Ca::new();
+    let addr = server(&ca, RATINGS, &ca).await;
+    let reviews = ca.identity(REVIEWS);
+    let res = client(addr, &reviews, &[RATINGS])
+        .get("http://ratings:9080/".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // ALPN chose HTTP/2.
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(
+        res.extensions().get::<PeerIdentity>(),
+        Some(&PeerIdentity(RATINGS.into()))
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("hello {REVIEWS}"));
+
+    // HTTP/1.1 when the server offers only that.
+    let http1 = server_with(&ca, RATINGS, &ca, &[b"http/1.1"]).await;
+    let res = client(http1, &reviews, &[RATINGS])
+        .get("http://ratings:9080/".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_11);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("hello {REVIEWS}"));
+}
+
+#[tokio::test]
+async fn the_wrong_server_identity_or_root_is_refused_before_any_request() {
+    let ca = Ca::new();
+    let other = Ca::new();
+    let reviews = ca.identity(REVIEWS);
+
+    // The server is ratings; details was expected.
+    let addr = server(&ca, RATINGS, &ca).await;
+    let details = "spiffe://cluster.local/ns/default/sa/details";
+    let e = client(addr, &reviews, &[details])
+        .get("http://ratings:9080/".parse().unwrap())
+        .await
+        .unwrap_err();
+    let e = chain_of(&e);
+    assert!(
+        e.contains(&format!(
+            "the server is {RATINGS}, where {details} was expected"
+        )),
+        "{e}"
+    );
+
+    // A server whose certificate another root signs.
+    let impostor = server(&other, RATINGS, &ca).await;
+    let e = client(impostor, &reviews, &[RATINGS])
+        .get("http://ratings:9080/".parse().unwrap())
+        .await
+        .unwrap_err();
+    let e = chain_of(&e);
+    assert!(e.contains("invalid peer certificate"), "{e}");
+
+    // A client whose certificate another root signs (trusting the mesh's
+    // root itself): the server refuses it.
+    let (chain, key) = other.issue(REVIEWS);
+    let roots = ca.0.pem();
+    let stranger = WorkloadIdentity::from_pem(
+        chain.as_bytes(),
+        key.as_bytes(),
+        roots.as_bytes(),
+        SystemTime::now(),
+    )
+    .unwrap();
+    let e = client(addr, &stranger, &[RATINGS])
+        .get("http://ratings:9080/".parse().unwrap())
+        .await
+        .unwrap_err();
+    let e = chain_of(&e);
+    assert!(!e.contains("hello"), "{e}");
+    assert!(e.contains("received fatal alert"), "{e}");
+}
