@@ -123,10 +123,11 @@
 //! or on JWT claims, delegation, header changes of one destination of a
 //! split) is an error; what it does not apply and Istio applies elsewhere
 //! (TLS settings, CORS, locality settings, connection limits it has no
-//! counterpart for) is a warning. A DestinationRule's `ISTIO_MUTUAL` is
-//! kept on the cluster ([`ClusterPolicy::tls`](mesh_core::policy::ClusterPolicy))
-//! for the control plane to serve, and warned about all the same, since
-//! the mesh's own clients do not dial TLS yet.
+//! counterpart for) is a warning. A DestinationRule's TLS is kept on the
+//! cluster ([`ClusterPolicy::tls`](mesh_core::policy::ClusterPolicy)) for
+//! the control plane to serve and the mesh's own clients to dial (they
+//! dial `ISTIO_MUTUAL` with a workload identity, not yet `SIMPLE` or
+//! `MUTUAL`), with a warning saying which.
 //!
 //! ```
 //! use http::Request;

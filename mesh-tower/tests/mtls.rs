@@ -245,3 +245,62 @@ async fn the_wrong_server_identity_or_root_is_refused_before_any_request() {
     assert!(!e.contains("hello"), "{e}");
     assert!(e.contains("received fatal alert"), "{e}");
 }
+
+/// `MeshClient` with a workload identity dials a cluster whose policy asks
+/// for the mesh's mutual TLS; without one, or with a policy naming another
+/// identity, the request fails and is not sent.
+#[tokio::test]
+async fn mesh_client_dials_mutual_tls_where_the_cluster_asks_for_it() {
+    use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+    use mesh_tower::MeshClient;
+    use tower::ServiceExt;
+
+    let ca = Ca::new();
+    let addr = server(&ca, RATINGS, &ca).await;
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let policy = |expect: &str| ClusterPolicy {
+        tls: Some(UpstreamTls {
+            subject_alt_names: vec![expect.to_owned()],
+            ..UpstreamTls::default()
+        }),
+        ..ClusterPolicy::default()
+    };
+    let get = |client: MeshClient<Empty<Bytes>>| async move {
+        let req = http::Request::get("http://ratings:9080/")
+            .body(Empty::new())
+            .unwrap();
+        match client.oneshot(req).await {
+            Ok(res) => Ok(res.into_body().collect().await.unwrap().to_bytes()),
+            Err(e) => Err(chain_of(&*e)),
+        }
+    };
+
+    let client = MeshClient::builder(resolve.clone())
+        .cluster_policy(target.clone(), policy(RATINGS))
+        .identity(ca.identity(REVIEWS))
+        .build();
+    assert_eq!(get(client).await.unwrap(), format!("hello {REVIEWS}"));
+
+    // Another identity expected: refused in the handshake.
+    let details = "spiffe://cluster.local/ns/default/sa/details";
+    let client = MeshClient::builder(resolve.clone())
+        .cluster_policy(target.clone(), policy(details))
+        .identity(ca.identity(REVIEWS))
+        .build();
+    let e = get(client).await.unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "the server is {RATINGS}, where {details} was expected"
+        )),
+        "{e}"
+    );
+
+    // No identity: fails closed, as before.
+    let client = MeshClient::builder(resolve)
+        .cluster_policy(target, policy(RATINGS))
+        .build();
+    let e = get(client).await.unwrap_err();
+    assert!(e.contains("TLS required"), "{e}");
+}

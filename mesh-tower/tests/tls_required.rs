@@ -1,7 +1,8 @@
-//! Failing closed: a request that should travel in TLS, which `MeshClient`
-//! does not dial yet, fails with the reason and never reaches the server
-//! in plain text, whatever asked for the TLS: an `https://` URI, an Istio
-//! DestinationRule, or an xDS cluster's transport socket.
+//! Failing closed: a request that should travel in TLS a `MeshClient`
+//! cannot dial (it has no workload identity here) fails with the reason
+//! and never reaches the server in plain text, whatever asked for the
+//! TLS: an `https://` URI, an Istio DestinationRule, or an xDS cluster's
+//! transport socket.
 
 #[path = "../../mesh-xds/tests/support/mod.rs"]
 mod ads;
@@ -102,7 +103,8 @@ async fn a_destination_rule_asking_for_mutual_tls_fails_its_requests() {
         assert_eq!(
             err,
             "cluster outbound|||reviews.default.svc.cluster.local: TLS required, and this \
-             client does not dial TLS yet; the request is not sent in plain text"
+             client cannot dial it (it has no workload identity, or the TLS names files of \
+             its own, which it does not dial yet); the request is not sent in plain text"
         );
     }
     assert_eq!(reviews.hits(), 0);
@@ -292,8 +294,9 @@ async fn xds_clusters_with_tls_are_never_dialled_in_plain_text() {
     assert_eq!(
         err,
         format!(
-            "cluster {MTLS}: TLS required, and this client does not dial TLS yet; \
-             the request is not sent in plain text"
+            "cluster {MTLS}: TLS required, and this client cannot dial it (it has no \
+             workload identity, or the TLS names files of its own, which it does not dial \
+             yet); the request is not sent in plain text"
         )
     );
 

@@ -49,10 +49,10 @@ pub struct ClusterPolicy {
     /// Local rate limit on all requests to the cluster. Default none.
     pub rate_limit: Option<LocalRateLimit>,
     /// TLS towards the endpoints no entry of `tls_matches` matches;
-    /// `None`, the default, is plain text. `MeshClient` does not dial TLS
-    /// yet: its requests to an endpoint that must get TLS fail, never going
-    /// out in plain text. The control plane writes it for the xDS clients
-    /// that do (proxyless gRPC, Envoy).
+    /// `None`, the default, is plain text. `MeshClient` dials the mesh's
+    /// mutual TLS (no `files`) with its workload identity; its requests to
+    /// an endpoint whose TLS it cannot dial fail, never going out in plain
+    /// text. The control plane writes it for proxyless gRPC and Envoy.
     pub tls: Option<UpstreamTls>,
     /// TLS chosen by endpoint labels, the first match winning, before
     /// `tls` applies (Envoy's `transport_socket_matches`). Default none.

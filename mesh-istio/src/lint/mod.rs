@@ -14,8 +14,12 @@ use super::yaml::FieldPath;
 
 pub(crate) use traffic_policy::destination_rule;
 
-/// What is said of TLS the mesh's own clients do not dial.
-const TLS_NOT_DIALLED: &str = "mesh clients do not dial TLS yet (the control plane serves it to proxyless gRPC and Envoy): their requests to these endpoints fail rather than go out in plain text";
+/// What is said of TLS with files of the rule's own, which the mesh's own
+/// clients do not dial.
+const TLS_NOT_DIALLED: &str = "mesh clients do not dial TLS with files of their own yet (the control plane serves it to proxyless gRPC and Envoy): their requests to these endpoints fail rather than go out in plain text";
+
+/// What is said of the mesh's mutual TLS.
+const ISTIO_MUTUAL_DIALLED: &str = "mesh clients dial this with their workload identity (MeshClientBuilder::identity), checking the server's SPIFFE id against subjectAltNames (any identity of the mesh's roots when none is named); without an identity their requests fail rather than go out in plain text";
 
 /// What is said of `tls` in a traffic policy or a port's.
 const TLS_IGNORED: &str =

@@ -10,7 +10,7 @@ use super::super::api::{
     OutlierDetection, SimpleLB, TLSMode, TrafficPolicy,
 };
 use super::super::yaml::FieldPath;
-use super::{Note, TLS_NOT_DIALLED};
+use super::{ISTIO_MUTUAL_DIALLED, Note, TLS_NOT_DIALLED};
 
 /// The unused settings of a DestinationRule.
 pub(crate) fn destination_rule(dr: &DestinationRule) -> Vec<Note> {
@@ -237,6 +237,7 @@ fn tls_note(tls: &ClientTLSSettings) -> Option<&'static str> {
         _ if !tls.credential_name.is_empty() => Some(
             "credentialName (a Kubernetes secret) is not read: name the files (clientCertificate, privateKey, caCertificates); TLS without them",
         ),
+        Some(TLSMode::IstioMutual) => Some(ISTIO_MUTUAL_DIALLED),
         _ => Some(TLS_NOT_DIALLED),
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::Connection;
-use mesh_core::policy::{ClusterPolicy, ConnectionPolicy, RingHash};
+use mesh_core::policy::{ClusterPolicy, ConnectionPolicy, RingHash, UpstreamTls};
 use mesh_core::{Authority, Endpoint, MeshConfig, Resolve};
 use std::sync::atomic::AtomicBool;
 
@@ -21,6 +21,7 @@ use crate::fault::FaultLayer;
 use crate::mirror::MirrorLayer;
 use crate::route::{Route, SharedConfig, SharedRoutes};
 use crate::split::SplitLayer;
+use crate::tls::{MeshTlsConnector, WorkloadIdentity};
 use crate::{BoxError, RequestBody};
 
 /// Builds a [`MeshClient`].
@@ -44,6 +45,7 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     seed: Option<u64>,
     ring_size_cap: u64,
     registry_only: bool,
+    identity: Option<WorkloadIdentity>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -74,6 +76,7 @@ impl MeshClientBuilder {
             seed: None,
             ring_size_cap: RingHash::DEFAULT_SIZE_CAP,
             registry_only: false,
+            identity: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -84,6 +87,19 @@ impl<C> MeshClientBuilder<C> {
     /// The policy of every target without one of its own.
     pub fn policy(mut self, policy: ClusterPolicy) -> Self {
         self.default_policy = policy;
+        self
+    }
+
+    /// The workload identity the client presents where a cluster asks for
+    /// the mesh's mutual TLS (an [`UpstreamTls`] without files of its own:
+    /// a DestinationRule's `ISTIO_MUTUAL`, an xDS `UpstreamTlsContext`
+    /// from a certificate provider, or code), checking each server's
+    /// SPIFFE id against the cluster's expected ones. Without one, such
+    /// requests fail, as do those of TLS with files of the cluster's own
+    /// (`SIMPLE`, `MUTUAL`), which the client does not dial yet; none is
+    /// ever sent in plain text.
+    pub fn identity(mut self, identity: WorkloadIdentity) -> Self {
+        self.identity = Some(identity);
         self
     }
 
@@ -174,6 +190,7 @@ impl<C> MeshClientBuilder<C> {
             seed: self.seed,
             ring_size_cap: self.ring_size_cap,
             registry_only: self.registry_only,
+            identity: self.identity,
             #[cfg(feature = "xds")]
             xds: self.xds,
         }
@@ -190,12 +207,28 @@ impl<C> MeshClientBuilder<C> {
         B::Error: Into<BoxError>,
     {
         let connector = self.connector;
-        let new_endpoint: NewEndpoint<B> =
-            Arc::new(move |endpoint: &Endpoint, policy: &ClusterPolicy| {
-                let policy = &policy.connection;
-                let endpoint = HttpEndpoint::new(endpoint.addr, connector(policy), policy);
-                EndpointService::new(move |req| endpoint.send(req))
-            });
+        let identity = self.identity;
+        let new_endpoint: NewEndpoint<B> = Arc::new(
+            move |endpoint: &Endpoint, policy: &ClusterPolicy, tls: Option<&UpstreamTls>| {
+                let connection = &policy.connection;
+                let connector = connector(connection);
+                let Some(tls) = tls else {
+                    let endpoint = HttpEndpoint::new(endpoint.addr, connector, connection);
+                    return Some(EndpointService::new(move |req| endpoint.send(req)));
+                };
+                // The mesh's mutual TLS only, with the client's identity.
+                let identity = identity.as_ref().filter(|_| tls.files.is_none())?;
+                let tls = match MeshTlsConnector::new(connector, identity, tls) {
+                    Ok(tls) => tls,
+                    Err(error) => {
+                        tracing::warn!(%error, "refusing requests that need TLS");
+                        return None;
+                    }
+                };
+                let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
+                Some(EndpointService::new(move |req| endpoint.send(req)))
+            },
+        );
         #[cfg(feature = "xds")]
         let (resolve, xds, config) = match self.xds {
             Some(ads) => {

@@ -1,6 +1,7 @@
 //! One cluster's stack, as the cache keeps it: circuit breaker → balancer
 //! → outlier detection → an endpoint service per endpoint (pooled
-//! connections, or [`TlsRequired`] where the endpoint must get TLS), with
+//! connections, over mutual TLS where the endpoint must get it and the
+//! client can dial it, else [`TlsRequired`]), with
 //! the cluster's own rate limit, timeout, retry policy and retry budget
 //! beside it for the requests whose route sets none.
 
@@ -58,13 +59,11 @@ where
             let policy = policy.clone();
             let refusing = TlsRequired::new(build.name, build.tls_refusals);
             move |endpoint: Endpoint| {
-                let service = match policy.tls_for(&endpoint.labels) {
-                    Some(_) => {
-                        let refusing = refusing.clone();
-                        EndpointService::new(move |req| Box::pin(refusing.clone().oneshot(req)))
-                    }
-                    None => make(&endpoint, &policy),
-                };
+                let tls = policy.tls_for(&endpoint.labels);
+                let service = make(&endpoint, &policy, tls).unwrap_or_else(|| {
+                    let refusing = refusing.clone();
+                    EndpointService::new(move |req| Box::pin(refusing.clone().oneshot(req)))
+                });
                 OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)
             }
         };

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::Incoming;
-use mesh_core::policy::{ClusterPolicy, RetryPolicy};
+use mesh_core::policy::{ClusterPolicy, RetryPolicy, UpstreamTls};
 use mesh_core::route::ClusterName;
 use mesh_core::{Authority, Cluster, Discovery, Endpoint, MeshConfig, Resolve};
 use tower::Service;
@@ -91,9 +91,15 @@ impl<B> Service<EndpointRequest<B>> for EndpointService<B> {
     }
 }
 
-/// Builds an endpoint's service from the endpoint and the cluster's policy.
-pub(crate) type NewEndpoint<B> =
-    Arc<dyn Fn(&Endpoint, &ClusterPolicy) -> EndpointService<B> + Send + Sync>;
+/// Builds an endpoint's service from the endpoint, the cluster's policy
+/// and the TLS the endpoint must be reached with, if any; `None` when that
+/// TLS cannot be dialled (the endpoint then refuses every request, never
+/// sending it in plain text).
+pub(crate) type NewEndpoint<B> = Arc<
+    dyn Fn(&Endpoint, &ClusterPolicy, Option<&UpstreamTls>) -> Option<EndpointService<B>>
+        + Send
+        + Sync,
+>;
 
 /// The response future of the cluster layer.
 pub type ResponseFuture =

@@ -8,9 +8,11 @@
 //! [`TcpConnector`] without touching the pool. The default connector sets
 //! `TCP_NODELAY` and a connect timeout.
 //!
-//! TLS is not dialled yet: an `https` request, or one to an endpoint its
-//! cluster says needs TLS ([`TlsRequired`]), fails with [`TlsUnavailable`]
-//! and is never sent in plain text.
+//! The mesh's mutual TLS is a connector over the plain one
+//! ([`MeshTlsConnector`](crate::tls::MeshTlsConnector)). An `https`
+//! request, or one to an endpoint its cluster says needs TLS the client
+//! cannot dial ([`TlsRequired`]), fails with [`TlsUnavailable`] and is
+//! never sent in plain text.
 //!
 //! Failures are returned as [`UpstreamError`]s classified as connect
 //! failure, reset, refused stream or local error, which the retry and

@@ -1,12 +1,15 @@
-//! Failing closed where TLS is asked for: this client does not dial TLS
-//! yet, and a request that should travel encrypted must fail with the
-//! reason rather than go out in plain text (as gRPC's xDS client fails a
-//! cluster whose security it cannot set up).
+//! Failing closed where TLS is asked for and cannot be dialled: a request
+//! that should travel encrypted fails with the reason rather than go out
+//! in plain text (as gRPC's xDS client fails a cluster whose security it
+//! cannot set up). The client dials the mesh's mutual TLS when it has a
+//! workload identity ([`MeshTlsConnector`](crate::tls::MeshTlsConnector));
+//! not TLS with files of a cluster's own, nor `https://` targets, yet.
 //!
 //! - An endpoint its cluster says must be reached over TLS (a
 //!   DestinationRule's `ISTIO_MUTUAL`, `SIMPLE` or `MUTUAL`; an xDS
-//!   `UpstreamTlsContext`, whole or by `transport_socket_matches`) gets a
-//!   [`TlsRequired`] service instead of connections: every request fails
+//!   `UpstreamTlsContext`, whole or by `transport_socket_matches`) that the
+//!   client cannot dial gets a [`TlsRequired`] service instead of
+//!   connections: every request fails
 //!   with [`TlsUnavailable::Cluster`], is counted per cluster in
 //!   [`TlsRefusals`], and the first of each cluster is logged.
 //! - An `https://` request is refused by [`HttpEndpoint`](super::HttpEndpoint)
@@ -27,8 +30,9 @@ use crate::BoxError;
 pub enum TlsUnavailable {
     /// The cluster's policy asks for TLS to the endpoint.
     #[error(
-        "cluster {cluster}: TLS required, and this client does not dial TLS yet; \
-         the request is not sent in plain text"
+        "cluster {cluster}: TLS required, and this client cannot dial it (it has no \
+         workload identity, or the TLS names files of its own, which it does not dial \
+         yet); the request is not sent in plain text"
     )]
     Cluster {
         /// The cluster.
@@ -123,8 +127,9 @@ mod tests {
             let err = service.oneshot(http::Request::new(())).await.unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "cluster outbound|9080||reviews: TLS required, and this client does not \
-                 dial TLS yet; the request is not sent in plain text"
+                "cluster outbound|9080||reviews: TLS required, and this client cannot dial \
+                 it (it has no workload identity, or the TLS names files of its own, which \
+                 it does not dial yet); the request is not sent in plain text"
             );
         }
         let _unused = TlsRequired::new("ratings", &refusals);

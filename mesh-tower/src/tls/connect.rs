@@ -18,7 +18,6 @@ use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
 use mesh_core::policy::UpstreamTls;
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
@@ -103,16 +102,16 @@ impl rustls::client::ResolvesClientCert for Presents {
     }
 }
 
-impl<C, S> Service<SocketAddr> for MeshTlsConnector<C>
+impl<C> Service<SocketAddr> for MeshTlsConnector<C>
 where
-    C: Service<SocketAddr, Response = TokioIo<S>> + Clone + Send + 'static,
+    C: Service<SocketAddr> + Clone + Send + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     C::Future: Send + 'static,
     C::Error: Into<BoxError>,
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    type Response = TlsIo<S>;
+    type Response = TlsIo<C::Response>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<TlsIo<S>, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -128,7 +127,7 @@ where
             .clone()
             .unwrap_or(ServerName::IpAddress(addr.ip().into()));
         Box::pin(async move {
-            let io = connect.await.map_err(Into::into)?.into_inner();
+            let io = TokioIo::new(connect.await.map_err(Into::into)?);
             let stream = tls.connect(name, io).await.map_err(handshake_error)?;
             Ok(TlsIo(TokioIo::new(stream)))
         })
@@ -153,14 +152,14 @@ fn handshake_error(e: io::Error) -> BoxError {
     }
 }
 
-/// A mutual TLS connection, as the pool takes it.
+/// A mutual TLS connection over the connection `T`, as the pool takes it.
 #[derive(Debug)]
-pub struct TlsIo<S>(TokioIo<TlsStream<S>>);
+pub struct TlsIo<T>(TokioIo<TlsStream<TokioIo<T>>>);
 
-impl<S> Connection for TlsIo<S> {
+impl<T: Connection> Connection for TlsIo<T> {
     fn connected(&self) -> Connected {
-        let (_, session) = self.0.inner().get_ref();
-        let mut connected = Connected::new();
+        let (io, session) = self.0.inner().get_ref();
+        let mut connected = io.inner().connected();
         if session.alpn_protocol() == Some(b"h2") {
             connected = connected.negotiated_h2();
         }
@@ -176,7 +175,7 @@ impl<S> Connection for TlsIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for TlsIo<S> {
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin> hyper::rt::Read for TlsIo<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -186,7 +185,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Read for TlsIo<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> hyper::rt::Write for TlsIo<S> {
+impl<T: hyper::rt::Read + hyper::rt::Write + Unpin> hyper::rt::Write for TlsIo<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
