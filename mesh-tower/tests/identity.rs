@@ -198,3 +198,32 @@ fn every_bad_file_is_named_with_its_cause() {
     assert!(matches!(e.cause, IdentityCause::Read(_)), "{e:?}");
     assert!(e.to_string().contains("key.pem: cannot be read"), "{e}");
 }
+
+/// A watched source reads its files again every refresh interval, on the
+/// runtime's clock (paused here), and stops when the last clone is gone.
+#[tokio::test(start_paused = true)]
+async fn a_watched_source_follows_its_files() {
+    use mesh_tower::tls::IdentitySource;
+
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
+    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    let source = IdentitySource::from_files(files.clone())
+        .unwrap()
+        .watch(Duration::from_secs(60));
+    let before = source.current();
+    let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
+    write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(
+        std::sync::Arc::ptr_eq(&before, &source.current()),
+        "not before the interval"
+    );
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let after = source.current();
+    assert!(!std::sync::Arc::ptr_eq(&before, &after));
+    assert_ne!(before.certified_key().cert, after.certified_key().cert);
+    assert!(source.reloaded_at().is_some());
+    assert!(source.last_error().is_none());
+}

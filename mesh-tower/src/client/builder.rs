@@ -21,7 +21,9 @@ use crate::fault::FaultLayer;
 use crate::mirror::MirrorLayer;
 use crate::route::{Route, SharedConfig, SharedRoutes};
 use crate::split::SplitLayer;
-use crate::tls::{MeshTlsConnector, WorkloadIdentity};
+#[cfg(doc)]
+use crate::tls::WorkloadIdentity;
+use crate::tls::{IdentitySource, MeshTlsConnector};
 use crate::{BoxError, RequestBody};
 
 /// Builds a [`MeshClient`].
@@ -45,7 +47,7 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     seed: Option<u64>,
     ring_size_cap: u64,
     registry_only: bool,
-    identity: Option<WorkloadIdentity>,
+    identity: Option<IdentitySource>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -98,8 +100,12 @@ impl<C> MeshClientBuilder<C> {
     /// requests fail, as do those of TLS with files of the cluster's own
     /// (`SIMPLE`, `MUTUAL`), which the client does not dial yet; none is
     /// ever sent in plain text.
-    pub fn identity(mut self, identity: WorkloadIdentity) -> Self {
-        self.identity = Some(identity);
+    ///
+    /// A [`WorkloadIdentity`] is used as it is; an [`IdentitySource`]
+    /// made from files ([`IdentitySource::from_files`], then `watch`ed)
+    /// gives new handshakes the certificate of the moment as it rotates.
+    pub fn identity(mut self, identity: impl Into<IdentitySource>) -> Self {
+        self.identity = Some(identity.into());
         self
     }
 

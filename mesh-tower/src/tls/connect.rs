@@ -1,6 +1,7 @@
 //! [`MeshTlsConnector`]: mutual TLS dialled over any connector, for the
 //! endpoints of a cluster whose policy asks for the mesh's mutual TLS. The
-//! client presents its [`WorkloadIdentity`], checks the server's chain
+//! client presents its identity ([`IdentitySource`]: the certificate of the
+//! moment, as it rotates, for each new handshake), checks the server's chain
 //! against the mesh's roots and its SPIFFE id against the cluster's
 //! expected identities ([`IdentityMismatch`](super::IdentityMismatch)),
 //! offers HTTP/2 and HTTP/1.1 (ALPN), and tells the pool which one it
@@ -22,7 +23,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
 
-use super::WorkloadIdentity;
+use super::IdentitySource;
 use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
 use crate::BoxError;
 
@@ -53,28 +54,23 @@ impl<C> std::fmt::Debug for MeshTlsConnector<C> {
 pub struct InvalidSni(String);
 
 impl<C> MeshTlsConnector<C> {
-    /// Dials with `identity`, expecting the server to be one of
-    /// `tls.subject_alt_names` (any SPIFFE id the roots sign, when none
-    /// is named), sending `tls.sni` if set.
-    pub fn new(
-        inner: C,
-        identity: &WorkloadIdentity,
-        tls: &UpstreamTls,
-    ) -> Result<Self, InvalidSni> {
+    /// Dials with the identity `identity` has at each handshake, expecting
+    /// the server to be one of `tls.subject_alt_names` (any SPIFFE id the
+    /// roots sign, when none is named), sending `tls.sni` if set.
+    pub fn new(inner: C, identity: &IdentitySource, tls: &UpstreamTls) -> Result<Self, InvalidSni> {
         let sni = tls
             .sni
             .as_deref()
             .map(|s| ServerName::try_from(s.to_owned()).map_err(|_| InvalidSni(s.to_owned())))
             .transpose()?;
-        let verifier =
-            SpiffeServerVerifier::new(identity.roots().clone(), tls.subject_alt_names.clone());
+        let verifier = SpiffeServerVerifier::new(identity.clone(), tls.subject_alt_names.clone());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("the ring provider supports the default versions")
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_client_cert_resolver(Arc::new(Presents(identity.certified_key().clone())));
+            .with_client_cert_resolver(Arc::new(Presents(identity.clone())));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             inner,
@@ -84,9 +80,9 @@ impl<C> MeshTlsConnector<C> {
     }
 }
 
-/// Always presents one certificate.
+/// Presents the source's certificate of the moment.
 #[derive(Debug)]
-struct Presents(Arc<rustls::sign::CertifiedKey>);
+struct Presents(IdentitySource);
 
 impl rustls::client::ResolvesClientCert for Presents {
     fn resolve(
@@ -94,7 +90,7 @@ impl rustls::client::ResolvesClientCert for Presents {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[rustls::SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.clone())
+        Some(self.0.current().certified_key().clone())
     }
 
     fn has_certs(&self) -> bool {

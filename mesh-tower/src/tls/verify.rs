@@ -11,8 +11,10 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::IdentitySource;
 
 /// The server presented a certificate for another identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,20 +30,21 @@ pub struct IdentityMismatch {
     pub presented: Vec<String>,
 }
 
-/// Checks a server's chain against the mesh's roots and its SPIFFE id
-/// against `expected` (any, when empty).
+/// Checks a server's chain against the mesh's roots now (the identity
+/// source's, which may rotate) and its SPIFFE id against `expected` (any,
+/// when empty).
 #[derive(Debug)]
 pub(crate) struct SpiffeServerVerifier {
-    roots: Arc<RootCertStore>,
+    source: IdentitySource,
     expected: Vec<String>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
 impl SpiffeServerVerifier {
-    pub(crate) fn new(roots: Arc<RootCertStore>, expected: Vec<String>) -> Self {
+    pub(crate) fn new(source: IdentitySource, expected: Vec<String>) -> Self {
         let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
         Self {
-            roots,
+            source,
             expected,
             algorithms,
         }
@@ -58,9 +61,10 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = ParsedCertificate::try_from(end_entity)?;
+        let identity = self.source.current();
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            identity.roots(),
             intermediates,
             now,
             self.algorithms.all,

@@ -1,0 +1,138 @@
+//! [`IdentitySource`]: the workload identity in use now, fixed or
+//! following its files. Files are read again on [`reload`](IdentitySource::reload),
+//! and every `refresh_interval` once [`watch`](IdentitySource::watch)ed
+//! (as gRPC's `file_watcher` certificate provider reads them, which also
+//! follows Kubernetes' `..data` symlink swap: the files are read whole,
+//! by path, each time). A new identity that checks out replaces the old
+//! one for new handshakes; established connections keep theirs. One that
+//! does not is logged with its reason, kept as the last error, and the
+//! last good identity stays.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use arc_swap::ArcSwap;
+
+use super::{IdentityError, IdentityFiles, WorkloadIdentity};
+
+/// The workload identity in use; clones share it.
+#[derive(Clone, Debug)]
+pub struct IdentitySource {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    current: ArcSwap<WorkloadIdentity>,
+    files: Option<IdentityFiles>,
+    state: Mutex<State>,
+}
+
+/// When the identity was last read, and why the last read failed, if it
+/// did.
+#[derive(Debug, Default)]
+struct State {
+    reloaded_at: Option<SystemTime>,
+    last_error: Option<String>,
+}
+
+impl From<WorkloadIdentity> for IdentitySource {
+    fn from(identity: WorkloadIdentity) -> Self {
+        Self::new(identity, None, None)
+    }
+}
+
+impl IdentitySource {
+    fn new(
+        identity: WorkloadIdentity,
+        files: Option<IdentityFiles>,
+        at: Option<SystemTime>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                current: ArcSwap::from_pointee(identity),
+                files,
+                state: Mutex::new(State {
+                    reloaded_at: at,
+                    last_error: None,
+                }),
+            }),
+        }
+    }
+
+    /// The identity in `files`, which must check out now.
+    pub fn from_files(files: IdentityFiles) -> Result<Self, IdentityError> {
+        let now = SystemTime::now();
+        let identity = WorkloadIdentity::load(&files, now)?;
+        Ok(Self::new(identity, Some(files), Some(now)))
+    }
+
+    /// Reads the files again every `refresh_interval`, for as long as a
+    /// clone of the source lives; within a Tokio runtime.
+    pub fn watch(self, refresh_interval: Duration) -> Self {
+        let alive = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(refresh_interval);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let Some(inner) = alive.upgrade() else {
+                    return;
+                };
+                let _ = IdentitySource { inner }.reload();
+            }
+        });
+        self
+    }
+
+    /// The identity new handshakes use.
+    pub fn current(&self) -> Arc<WorkloadIdentity> {
+        self.inner.current.load_full()
+    }
+
+    /// Reads the files again: the new identity replaces the current one
+    /// if it checks out (`Ok(true)` when it is another certificate);
+    /// otherwise the error, which is also kept as the
+    /// [`last_error`](Self::last_error), and the current one stays. A
+    /// source not made from files has nothing to read.
+    pub fn reload(&self) -> Result<bool, IdentityError> {
+        let Some(files) = &self.inner.files else {
+            return Ok(false);
+        };
+        let now = SystemTime::now();
+        let mut state = self.state();
+        match WorkloadIdentity::load(files, now) {
+            Ok(identity) => {
+                let changed = identity.certified_key().cert != self.current().certified_key().cert;
+                if changed {
+                    self.inner.current.store(Arc::new(identity));
+                }
+                state.reloaded_at = Some(now);
+                state.last_error = None;
+                Ok(changed)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "workload certificate not reloaded; the last good one stays");
+                state.last_error = Some(e.to_string());
+                Err(e)
+            }
+        }
+    }
+
+    /// When the files were last read whole and checked out.
+    pub fn reloaded_at(&self) -> Option<SystemTime> {
+        self.state().reloaded_at
+    }
+
+    /// Why the last read failed, until one succeeds.
+    pub fn last_error(&self) -> Option<String> {
+        self.state().last_error.clone()
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
