@@ -4,6 +4,10 @@
 //! TLS: an `https://` URI, an Istio DestinationRule, or an xDS cluster's
 //! transport socket.
 
+/// Why a client without a workload identity refuses.
+const NO_IDENTITY: &str = "this client has no workload identity to dial it with \
+    (MeshClientBuilder::identity, or the xDS bootstrap's certificate provider `default`)";
+
 #[path = "../../mesh-xds/tests/support/mod.rs"]
 mod ads;
 mod support;
@@ -102,9 +106,10 @@ async fn a_destination_rule_asking_for_mutual_tls_fails_its_requests() {
         let err = get(&client, "http://reviews:9080/").await.unwrap_err();
         assert_eq!(
             err,
-            "cluster outbound|||reviews.default.svc.cluster.local: TLS required, and this \
-             client cannot dial it (it has no workload identity, or the TLS names files of \
-             its own, which it does not dial yet); the request is not sent in plain text"
+            format!(
+                "cluster outbound|||reviews.default.svc.cluster.local: TLS required, and \
+                 {NO_IDENTITY}; the request is not sent in plain text"
+            )
         );
     }
     assert_eq!(reviews.hits(), 0);
@@ -294,9 +299,8 @@ async fn xds_clusters_with_tls_are_never_dialled_in_plain_text() {
     assert_eq!(
         err,
         format!(
-            "cluster {MTLS}: TLS required, and this client cannot dial it (it has no \
-             workload identity, or the TLS names files of its own, which it does not dial \
-             yet); the request is not sent in plain text"
+            "cluster {MTLS}: TLS required, and {NO_IDENTITY}; the request is not sent in \
+             plain text"
         )
     );
 
@@ -358,4 +362,64 @@ async fn xds_clusters_with_tls_are_never_dialled_in_plain_text() {
         );
     }
     assert_eq!(plain.hits(), hits);
+}
+
+/// An xDS client takes its workload certificate from the bootstrap's
+/// certificate provider `default`, as Istio's agent writes it; files that
+/// do not load fail the requests that need mutual TLS, naming the file.
+#[tokio::test]
+async fn a_bootstrap_certificate_that_does_not_load_is_the_reason_given() {
+    use mesh_xds::bootstrap::{CertificateProvider, FileWatcher};
+
+    let mtls = Server::start("mtls", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    let host = "reviews.default.svc.cluster.local:9080";
+    server.set(
+        ResourceType::Listener.type_url(),
+        vec![listener(host, "reviews")],
+    );
+    server.set(
+        ResourceType::RouteConfig.type_url(),
+        vec![route_config_by_prefix("reviews", &[host], &[("/", MTLS)])],
+    );
+    server.set(
+        ResourceType::Cluster.type_url(),
+        vec![cluster(MTLS, Some(mutual_tls()))],
+    );
+    server.set(
+        ResourceType::LoadAssignment.type_url(),
+        vec![endpoints(MTLS, &[(mtls.addr, None)])],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut bootstrap = Bootstrap::insecure(
+        &server.authority(),
+        "sidecar~127.0.0.1~productpage.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    let missing = dir.path().join("cert-chain.pem");
+    bootstrap.certificate_providers.insert(
+        "default".into(),
+        CertificateProvider {
+            file_watcher: FileWatcher {
+                certificate_file: Some(missing.clone()),
+                private_key_file: Some(dir.path().join("key.pem")),
+                ca_certificate_file: Some(dir.path().join("root-cert.pem")),
+                refresh_interval: Duration::from_secs(600),
+            },
+        },
+    );
+    let ads = AdsClient::new(&bootstrap).spawn().unwrap();
+    let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
+        .xds(ads)
+        .build();
+    let err = tokio::time::timeout(WAIT, get(&client, &format!("http://{host}/")))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        err.contains("TLS required, and this client's workload certificate did not load: "),
+        "{err}"
+    );
+    assert!(err.contains(&missing.display().to_string()), "{err}");
+    assert_eq!(mtls.hits(), 0);
 }

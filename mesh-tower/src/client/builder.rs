@@ -52,6 +52,46 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
 
+/// Why a client without a workload identity cannot dial the mesh's mutual
+/// TLS.
+const NO_IDENTITY: &str = "this client has no workload identity to dial it with \
+    (MeshClientBuilder::identity, or the xDS bootstrap's certificate provider `default`)";
+
+/// The workload identity of the xDS bootstrap's certificate provider
+/// `default` (Istio's agent's), followed at its refresh interval; why there
+/// is none.
+#[cfg(feature = "xds")]
+fn bootstrap_identity(bootstrap: &mesh_xds::Bootstrap) -> Result<IdentitySource, Arc<str>> {
+    let Some(provider) = bootstrap.certificate_providers.get("default") else {
+        return Err(Arc::from(NO_IDENTITY));
+    };
+    let watcher = &provider.file_watcher;
+    let (Some(chain), Some(key), Some(roots)) = (
+        &watcher.certificate_file,
+        &watcher.private_key_file,
+        &watcher.ca_certificate_file,
+    ) else {
+        return Err(Arc::from(
+            "the xDS bootstrap's certificate provider `default` names no certificate, key \
+             and roots to dial it with",
+        ));
+    };
+    let files = crate::tls::IdentityFiles {
+        certificate_chain: chain.clone(),
+        private_key: key.clone(),
+        roots: roots.clone(),
+    };
+    match IdentitySource::from_files(files) {
+        Ok(source) => Ok(source.watch(watcher.refresh_interval)),
+        Err(e) => {
+            tracing::error!(error = %e, "the workload certificate did not load; requests that need mutual TLS fail");
+            Err(Arc::from(format!(
+                "this client's workload certificate did not load: {e}"
+            )))
+        }
+    }
+}
+
 /// Makes the connector for a cluster's connection policy.
 type MakeConnector<C> = Arc<dyn Fn(&ConnectionPolicy) -> C + Send + Sync>;
 
@@ -213,26 +253,32 @@ impl<C> MeshClientBuilder<C> {
         B::Error: Into<BoxError>,
     {
         let connector = self.connector;
-        let identity = self.identity;
+        #[cfg(feature = "xds")]
+        let identity = match (self.identity, &self.xds) {
+            (None, Some(ads)) => bootstrap_identity(ads.bootstrap()),
+            (identity, _) => identity.ok_or_else(|| Arc::from(NO_IDENTITY)),
+        };
+        #[cfg(not(feature = "xds"))]
+        let identity: Result<IdentitySource, Arc<str>> =
+            self.identity.ok_or_else(|| Arc::from(NO_IDENTITY));
         let new_endpoint: NewEndpoint<B> = Arc::new(
             move |endpoint: &Endpoint, policy: &ClusterPolicy, tls: Option<&UpstreamTls>| {
                 let connection = &policy.connection;
                 let connector = connector(connection);
                 let Some(tls) = tls else {
                     let endpoint = HttpEndpoint::new(endpoint.addr, connector, connection);
-                    return Some(EndpointService::new(move |req| endpoint.send(req)));
+                    return Ok(EndpointService::new(move |req| endpoint.send(req)));
                 };
-                // The mesh's mutual TLS only, with the client's identity.
-                let identity = identity.as_ref().filter(|_| tls.files.is_none())?;
-                let tls = match MeshTlsConnector::new(connector, identity, tls) {
-                    Ok(tls) => tls,
-                    Err(error) => {
-                        tracing::warn!(%error, "refusing requests that need TLS");
-                        return None;
-                    }
-                };
+                if tls.files.is_some() {
+                    return Err(Arc::from(
+                        "this client does not dial TLS with files of a cluster's own yet",
+                    ));
+                }
+                let identity = identity.as_ref().map_err(Clone::clone)?;
+                let tls = MeshTlsConnector::new(connector, identity, tls)
+                    .map_err(|e| Arc::<str>::from(e.to_string()))?;
                 let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
-                Some(EndpointService::new(move |req| endpoint.send(req)))
+                Ok(EndpointService::new(move |req| endpoint.send(req)))
             },
         );
         #[cfg(feature = "xds")]

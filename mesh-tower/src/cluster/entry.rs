@@ -57,11 +57,12 @@ where
             let detector = detector.clone();
             let make = build.new_endpoint.clone();
             let policy = policy.clone();
-            let refusing = TlsRequired::new(build.name, build.tls_refusals);
+            let name: Arc<str> = build.name.into();
+            let refusals = build.tls_refusals.clone();
             move |endpoint: Endpoint| {
                 let tls = policy.tls_for(&endpoint.labels);
-                let service = make(&endpoint, &policy, tls).unwrap_or_else(|| {
-                    let refusing = refusing.clone();
+                let service = make(&endpoint, &policy, tls).unwrap_or_else(|reason| {
+                    let refusing = TlsRequired::new(&name, &reason, &refusals);
                     EndpointService::new(move |req| Box::pin(refusing.clone().oneshot(req)))
                 });
                 OutlierLayer::new(detector.clone(), endpoint.addr).layer(service)

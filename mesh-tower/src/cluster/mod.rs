@@ -92,11 +92,11 @@ impl<B> Service<EndpointRequest<B>> for EndpointService<B> {
 }
 
 /// Builds an endpoint's service from the endpoint, the cluster's policy
-/// and the TLS the endpoint must be reached with, if any; `None` when that
-/// TLS cannot be dialled (the endpoint then refuses every request, never
+/// and the TLS the endpoint must be reached with, if any; when that TLS
+/// cannot be dialled, why (the endpoint then refuses every request, never
 /// sending it in plain text).
 pub(crate) type NewEndpoint<B> = Arc<
-    dyn Fn(&Endpoint, &ClusterPolicy, Option<&UpstreamTls>) -> Option<EndpointService<B>>
+    dyn Fn(&Endpoint, &ClusterPolicy, Option<&UpstreamTls>) -> Result<EndpointService<B>, Arc<str>>
         + Send
         + Sync,
 >;

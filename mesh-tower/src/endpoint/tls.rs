@@ -28,15 +28,14 @@ use crate::BoxError;
 /// A request that needed TLS this client cannot give it; nothing was sent.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TlsUnavailable {
-    /// The cluster's policy asks for TLS to the endpoint.
-    #[error(
-        "cluster {cluster}: TLS required, and this client cannot dial it (it has no \
-         workload identity, or the TLS names files of its own, which it does not dial \
-         yet); the request is not sent in plain text"
-    )]
+    /// The cluster's policy asks for TLS to the endpoint that the client
+    /// cannot dial.
+    #[error("cluster {cluster}: TLS required, and {reason}; the request is not sent in plain text")]
     Cluster {
         /// The cluster.
         cluster: String,
+        /// Why the client cannot dial it.
+        reason: Arc<str>,
     },
     /// The request's scheme is `https`.
     #[error(
@@ -72,19 +71,22 @@ impl TlsRefusals {
     }
 }
 
-/// The service of an endpoint that must be reached over TLS: refuses
-/// every request.
+/// The service of an endpoint that must be reached over TLS the client
+/// cannot dial: refuses every request.
 #[derive(Clone, Debug)]
 pub struct TlsRequired {
     cluster: Arc<str>,
+    reason: Arc<str>,
     refusals: TlsRefusals,
 }
 
 impl TlsRequired {
-    /// Refuses the requests of `cluster`, counted in `refusals`.
-    pub fn new(cluster: &str, refusals: &TlsRefusals) -> Self {
+    /// Refuses the requests of `cluster` for `reason` (why the client
+    /// cannot dial it), counted in `refusals`.
+    pub fn new(cluster: &str, reason: &str, refusals: &TlsRefusals) -> Self {
         Self {
             cluster: cluster.into(),
+            reason: reason.into(),
             refusals: refusals.clone(),
         }
     }
@@ -102,6 +104,7 @@ impl<B> Service<http::Request<B>> for TlsRequired {
     fn call(&mut self, _: http::Request<B>) -> Self::Future {
         let error = TlsUnavailable::Cluster {
             cluster: self.cluster.to_string(),
+            reason: self.reason.clone(),
         };
         if self.refusals.count(&self.cluster) {
             tracing::warn!(cluster = %self.cluster, %error, "refusing requests that need TLS");
@@ -119,20 +122,20 @@ mod tests {
     #[tokio::test]
     async fn every_request_is_refused_and_counted_by_cluster() {
         let refusals = TlsRefusals::default();
-        let a = TlsRequired::new("outbound|9080||reviews", &refusals);
+        let why = "this client has no workload identity to dial it with";
+        let a = TlsRequired::new("outbound|9080||reviews", why, &refusals);
         // A second stack of the same cluster (rebuilt on a new config)
         // shares its count.
-        let a_again = TlsRequired::new("outbound|9080||reviews", &refusals);
+        let a_again = TlsRequired::new("outbound|9080||reviews", why, &refusals);
         for service in [a.clone(), a, a_again] {
             let err = service.oneshot(http::Request::new(())).await.unwrap_err();
             assert_eq!(
                 err.to_string(),
-                "cluster outbound|9080||reviews: TLS required, and this client cannot dial \
-                 it (it has no workload identity, or the TLS names files of its own, which \
-                 it does not dial yet); the request is not sent in plain text"
+                "cluster outbound|9080||reviews: TLS required, and this client has no \
+                 workload identity to dial it with; the request is not sent in plain text"
             );
         }
-        let _unused = TlsRequired::new("ratings", &refusals);
+        let _unused = TlsRequired::new("ratings", why, &refusals);
         assert_eq!(
             refusals.counts(),
             [("outbound|9080||reviews".to_owned(), 3)].into()
