@@ -236,14 +236,14 @@ pub(super) fn parse(source: &str, text: &str) -> Result<(Resources, Vec<Warning>
                 });
             }
             Class::AuthorizationPolicy => {
-                let policy: AuthorizationPolicy = ctx.read(whole, |_| Vec::new())?;
+                let policy: AuthorizationPolicy = ctx.read_strictly(whole)?;
                 resources.authorization_policies.push(Sourced {
                     resource: policy,
                     origin,
                 });
             }
             Class::PeerAuthentication => {
-                let policy: PeerAuthentication = ctx.read(whole, |_| Vec::new())?;
+                let policy: PeerAuthentication = ctx.read_strictly(whole)?;
                 resources.peer_authentications.push(Sourced {
                     resource: policy,
                     origin,
@@ -298,9 +298,28 @@ impl Doc<'_> {
     /// Reads the document as a `T`, warning about unknown fields and about
     /// what `lint` finds unused.
     fn read<'de, T: DeserializeOwned + Named>(
+        self,
+        doc: serde_yaml_ng::Deserializer<'de>,
+        lint: fn(&T) -> Vec<lint::Note>,
+    ) -> Result<T, IstioError> {
+        self.read_as(doc, lint, false)
+    }
+
+    /// Reads a security policy: an unknown field in its `spec` is an
+    /// error, as a policy read without it could allow what it denies (a
+    /// source whose only field is unknown would match everyone).
+    fn read_strictly<'de, T: DeserializeOwned + Named>(
+        self,
+        doc: serde_yaml_ng::Deserializer<'de>,
+    ) -> Result<T, IstioError> {
+        self.read_as(doc, |_| Vec::new(), true)
+    }
+
+    fn read_as<'de, T: DeserializeOwned + Named>(
         mut self,
         doc: serde_yaml_ng::Deserializer<'de>,
         lint: fn(&T) -> Vec<lint::Note>,
+        strict_spec: bool,
     ) -> Result<T, IstioError> {
         let mut unknown = Vec::new();
         let value: T =
@@ -323,6 +342,15 @@ impl Doc<'_> {
                 ["metadata", field, ..] => BOOKKEEPING.contains(field),
                 _ => false,
             };
+            if strict_spec && keys.first() == Some(&"spec") {
+                let at = self.origin.locate(Some(self.label), &path);
+                return Err(IstioError::new(
+                    at,
+                    IstioErrorKind::Invalid(
+                        "unknown field: a security policy is enforced whole or refused".into(),
+                    ),
+                ));
+            }
             if !bookkeeping {
                 self.warn(&path, "unknown field; ignored".into());
             }

@@ -16,7 +16,8 @@ pub struct UpstreamTls {
     /// The server name to send (SNI), if any.
     pub sni: Option<String>,
     /// Identities the server must have one of (`spiffe://…`, or DNS names
-    /// for a service outside the mesh); empty accepts any the roots sign.
+    /// for a service outside the mesh); empty accepts any SPIFFE id the
+    /// roots sign.
     pub subject_alt_names: Vec<String>,
     /// The client's own files (Istio's `SIMPLE` and `MUTUAL`), instead of
     /// the mesh's identities.

@@ -12,7 +12,12 @@
 //! where no `Authenticated` principal matches) and its addresses. A
 //! header a condition names that the request lacks never matches; one
 //! sent several times is matched as its values joined with `,`, as Envoy
-//! joins them.
+//! joins them. Header names are matched as written (lower case, as HTTP/2
+//! and the policies' conversion have them).
+//!
+//! The path is matched as given: a server must normalize it first (merge
+//! slashes, resolve `.` and `..`, decode unreserved percent-escapes), as
+//! Envoy does behind istiod, or `//admin` would pass a DENY of `/admin`.
 
 use std::net::IpAddr;
 

@@ -342,11 +342,12 @@ fn peer(value: &str) -> Principal {
     Principal::Authenticated(Some(matcher))
 }
 
-/// A peer in the namespace `ns`, by its SPIFFE id.
+/// A peer in the namespace `ns` (`*` in it standing for any characters,
+/// as istiod reads it), by its SPIFFE id.
 fn namespace(ns: &str, at: &At<'_>) -> Result<Principal, IstioError> {
     let pattern = match ns {
         "*" => ".+".to_owned(),
-        ns => format!(".*/ns/{}/.*", regex_escape(ns)),
+        ns => format!(".*/ns/{}/.*", regex_escape(ns).replace("\\*", ".*")),
     };
     let kind = StringMatch::regex(&pattern).map_err(|e| at.error(e.to_string()))?;
     Ok(Principal::Authenticated(Some(ValueMatch {
@@ -364,11 +365,12 @@ fn regex_escape(s: &str) -> String {
         .collect()
 }
 
-/// A value as Istio matches it: `*` anything present, `p*` by prefix,
-/// `*s` by suffix, otherwise exactly.
+/// A value as Istio matches it: `*` anything present (any non-empty value:
+/// Envoy refuses an empty prefix), `p*` by prefix, `*s` by suffix,
+/// otherwise exactly.
 fn value_match(value: &str, ignore_case: bool) -> ValueMatch {
     let kind = if value == "*" {
-        StringMatch::Prefix(String::new())
+        StringMatch::regex(".+").expect("a valid pattern")
     } else if let Some(prefix) = value.strip_suffix('*') {
         StringMatch::Prefix(prefix.to_owned())
     } else if let Some(suffix) = value.strip_prefix('*') {

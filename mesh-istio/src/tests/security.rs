@@ -113,6 +113,52 @@ fn values_are_read_as_istio_reads_them() {
 }
 
 #[test]
+fn wildcards_stand_for_any_characters_and_a_lone_star_for_any_value() {
+    let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: w}\nspec:\n  action: DENY\n  rules:\n\
+        \x20 - from: [{source: {namespaces: [untrusted-*]}}]\n\
+        \x20   to: [{operation: {hosts: ['*']}}]\n";
+    let (resources, _) = read(yaml);
+    let filters = resources.authorization(&Workload::default()).unwrap();
+    let policy = &filters[0].policies[0].1;
+    let Principal::Authenticated(Some(ns)) = &policy.principals[0] else {
+        panic!("{policy:?}")
+    };
+    assert!(ns.matches("spiffe://cluster.local/ns/untrusted-a/sa/x"));
+    assert!(!ns.matches("spiffe://cluster.local/ns/trusted/sa/x"));
+    let Permission::Header { value: any, .. } = &policy.permissions[0] else {
+        panic!("{policy:?}")
+    };
+    // Any value present, never the empty prefix Envoy refuses.
+    assert!(any.matches("ratings:9080") && !any.matches(""));
+    assert!(matches!(any.kind, StringMatch::Regex(_)), "{any:?}");
+}
+
+#[test]
+fn an_unknown_field_in_a_policy_is_an_error_not_a_wider_rule() {
+    // `serviceAccounts` alone would read as a source matching everyone.
+    let yaml = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: sa}\nspec:\n  rules:\n  - from: [{source: {serviceAccounts: [default/sleep]}}]\n";
+    let e = chain(&crate::parse("authz.yaml", yaml).unwrap_err());
+    assert!(
+        e.contains("spec.rules[0].from[0].source.serviceAccounts"),
+        "{e}"
+    );
+    assert!(
+        e.contains("unknown field: a security policy is enforced whole or refused"),
+        "{e}"
+    );
+    let peer = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+        metadata: {name: p}\nspec: {mtls: {mode: STRICT, strict: true}}\n";
+    let e = chain(&crate::parse("peer.yaml", peer).unwrap_err());
+    assert!(e.contains("spec.mtls.strict"), "{e}");
+    // Elsewhere than the spec, unknown fields stay warnings.
+    let labelled = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
+        metadata: {name: ok, uid: '1234'}\nspec: {}\n";
+    assert!(crate::parse("authz.yaml", labelled).is_ok());
+}
+
+#[test]
 fn what_cannot_be_checked_is_refused_by_field() {
     let jwt = "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\n\
         metadata: {name: jwt}\nspec:\n  rules:\n  - when: [{key: 'request.auth.claims[iss]', values: [me]}]\n";

@@ -273,17 +273,7 @@ fn leaf_identity(
     if now > not_after {
         return Err(IdentityCause::Expired(after_text));
     }
-    let san = cert
-        .subject_alternative_name()
-        .map_err(|e| IdentityCause::Parse(e.to_string()))?;
-    let spiffe: Vec<&str> = san
-        .iter()
-        .flat_map(|s| &s.value.general_names)
-        .filter_map(|n| match n {
-            GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
-            _ => None,
-        })
-        .collect();
+    let spiffe = spiffe_uris(&cert).map_err(IdentityCause::Parse)?;
     match spiffe.as_slice() {
         [] => Err(IdentityCause::NoSpiffeId),
         [one] => one
@@ -292,4 +282,17 @@ fn leaf_identity(
             .map_err(IdentityCause::InvalidSpiffeId),
         many => Err(IdentityCause::SeveralSpiffeIds(many.join(", "))),
     }
+}
+
+/// The `spiffe://` URI SANs of `cert`.
+pub(super) fn spiffe_uris<'c>(cert: &'c X509Certificate<'_>) -> Result<Vec<&'c str>, String> {
+    let san = cert.subject_alternative_name().map_err(|e| e.to_string())?;
+    Ok(san
+        .iter()
+        .flat_map(|s| &s.value.general_names)
+        .filter_map(|n| match n {
+            GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
+            _ => None,
+        })
+        .collect())
 }

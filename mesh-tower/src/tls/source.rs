@@ -4,7 +4,8 @@
 //! (as gRPC's `file_watcher` certificate provider reads them, which also
 //! follows Kubernetes' `..data` symlink swap: the files are read whole,
 //! by path, each time). A new identity that checks out replaces the old
-//! one for new handshakes; established connections keep theirs. One that
+//! one for new full handshakes (a resumed session keeps the certificate
+//! it was made with); established connections keep theirs. One that
 //! does not is logged with its reason, kept as the last error, and the
 //! last good identity stays.
 
@@ -67,12 +68,14 @@ impl IdentitySource {
         Ok(Self::new(identity, Some(files), Some(now)))
     }
 
-    /// Reads the files again every `refresh_interval`, for as long as a
-    /// clone of the source lives; within a Tokio runtime.
+    /// Reads the files again every `refresh_interval` (at least every
+    /// second), for as long as a clone of the source lives; within a Tokio
+    /// runtime.
     pub fn watch(self, refresh_interval: Duration) -> Self {
         let alive = Arc::downgrade(&self.inner);
+        let every = refresh_interval.max(Duration::from_secs(1));
         tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(refresh_interval);
+            let mut ticks = tokio::time::interval(every);
             ticks.tick().await;
             loop {
                 ticks.tick().await;
@@ -90,8 +93,9 @@ impl IdentitySource {
         self.inner.current.load_full()
     }
 
-    /// Reads the files again: the new identity replaces the current one
-    /// if it checks out (`Ok(true)` when it is another certificate);
+    /// Reads the files again: the new identity (certificate, key and
+    /// roots) replaces the current one if it checks out (`Ok(true)` when
+    /// it is another certificate);
     /// otherwise the error, which is also kept as the
     /// [`last_error`](Self::last_error), and the current one stays. A
     /// source not made from files has nothing to read.
@@ -103,10 +107,10 @@ impl IdentitySource {
         let mut state = self.state();
         match WorkloadIdentity::load(files, now) {
             Ok(identity) => {
+                // The roots may rotate under an unchanged certificate: the
+                // identity read is the one used, whatever changed.
                 let changed = identity.certified_key().cert != self.current().certified_key().cert;
-                if changed {
-                    self.inner.current.store(Arc::new(identity));
-                }
+                self.inner.current.store(Arc::new(identity));
                 state.reloaded_at = Some(now);
                 state.last_error = None;
                 Ok(changed)

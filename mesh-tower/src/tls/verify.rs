@@ -12,9 +12,10 @@ use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_t
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use x509_parser::prelude::{FromDer, X509Certificate};
 
 use super::IdentitySource;
+use super::identity::spiffe_uris;
 
 /// The server presented a certificate for another identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -111,20 +112,12 @@ impl ServerCertVerifier for SpiffeServerVerifier {
     }
 }
 
-/// The `spiffe://` URI SANs of the certificate `der`.
+/// The `spiffe://` URI SANs of the certificate `der`; none when it does
+/// not parse.
 pub(crate) fn spiffe_ids(der: &CertificateDer<'_>) -> Vec<String> {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();
     };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some((*uri).to_owned()),
-            _ => None,
-        })
-        .collect()
+    let ids = spiffe_uris(&cert).unwrap_or_default();
+    ids.into_iter().map(str::to_owned).collect()
 }

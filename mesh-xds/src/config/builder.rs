@@ -194,6 +194,8 @@ impl ConfigBuilder {
         listener: &str,
         last: Option<&Built>,
     ) -> Table {
+        // What the target stood on is of use only if it is this listener.
+        let last = last.filter(|b| b.listener.name == listener);
         let l = match last {
             Some(b) if !changed(&changes.listeners, listener) => &b.listener,
             _ => match view.listeners.get(listener) {

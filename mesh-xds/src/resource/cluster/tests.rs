@@ -473,3 +473,66 @@ fn nacks_name_the_resource_and_the_field() {
         assert_eq!(nack(&c), want);
     }
 }
+
+/// What istiod's gRPC generator writes: the SANs in a combined validation
+/// context's default, the certificates from provider instances.
+#[test]
+fn server_identities_are_read_where_istiod_writes_them_and_inexact_ones_refused() {
+    use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+        CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
+        common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
+    };
+    use envoy_types::pb::envoy::r#type::matcher::v3::{
+        StringMatcher, string_matcher::MatchPattern,
+    };
+    let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
+    let matcher = |pattern: MatchPattern| StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: false,
+    };
+    let socket = |m: StringMatcher| {
+        #[allow(deprecated)]
+        let validation = CertificateValidationContext {
+            match_subject_alt_names: vec![m],
+            ..Default::default()
+        };
+        let instance = |name: &str| CertificateProviderPluginInstance {
+            instance_name: "default".into(),
+            certificate_name: name.into(),
+        };
+        let context = UpstreamTlsContext {
+            common_tls_context: Some(CommonTlsContext {
+                tls_certificate_provider_instance: Some(instance("default")),
+                validation_context_type: Some(ValidationContextType::CombinedValidationContext(
+                    CombinedCertificateValidationContext {
+                        default_validation_context: Some(validation),
+                        ..Default::default()
+                    },
+                )),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        ProtoSocket {
+            name: "envoy.transport_sockets.tls".into(),
+            config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+        }
+    };
+    let c = Cluster {
+        transport_socket: Some(socket(matcher(MatchPattern::Exact(reviews.into())))),
+        ..eds()
+    };
+    let tls = convert(&c).policy.tls.unwrap();
+    assert_eq!(tls.subject_alt_names, [reviews]);
+    assert_eq!(tls.files, None, "the mesh's own certificates");
+    let c = Cluster {
+        transport_socket: Some(socket(matcher(MatchPattern::Prefix("spiffe://".into())))),
+        ..eds()
+    };
+    let e = nack(&c);
+    assert!(
+        e.contains("transport_socket.typed_config: subject alt name matcher"),
+        "{e}"
+    );
+    assert!(e.contains("is not an exact identity"), "{e}");
+}

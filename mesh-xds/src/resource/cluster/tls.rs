@@ -59,38 +59,49 @@ pub(super) fn upstream_tls(
         }
         None => UpstreamTlsContext::default(),
     };
-    Ok(Some(context_tls(&context)))
+    context_tls(&context)
+        .map(Some)
+        .map_err(|e| at.field("typed_config").error(e))
 }
 
-/// The TLS an upstream TLS context asks for: its SNI, the SANs it
-/// requires exactly, and the files it names, if any (the shape the
-/// control plane's translation writes).
-pub fn context_tls(context: &UpstreamTlsContext) -> UpstreamTls {
+/// The TLS an upstream TLS context asks for: its SNI, the server
+/// identities it requires (its SAN matchers, in the validation context or
+/// a combined one's default, as istiod writes them for gRPC), and the
+/// files it names, if any. A SAN matcher other than an exact one is
+/// refused: the identities checked are exact, and one left out would let
+/// any server of the roots through.
+pub fn context_tls(context: &UpstreamTlsContext) -> Result<UpstreamTls, String> {
     let common = context.common_tls_context.as_ref();
-    let validation = common.and_then(|c| c.validation_context_type.as_ref());
-    let exact = |m: &StringMatcher| match m.match_pattern.as_ref()? {
-        MatchPattern::Exact(id) => Some(id.clone()),
+    let validation = match common.and_then(|c| c.validation_context_type.as_ref()) {
+        Some(ValidationContextType::ValidationContext(v)) => Some(v),
+        Some(ValidationContextType::CombinedValidationContext(c)) => {
+            c.default_validation_context.as_ref()
+        }
         _ => None,
     };
-    let subject_alt_names = match validation {
+    let exact = |m: &StringMatcher| match m.match_pattern.as_ref() {
+        Some(MatchPattern::Exact(id)) if !m.ignore_case => Ok(id.clone()),
+        other => Err(format!(
+            "subject alt name matcher {other:?} (ignore_case {}) is not an exact identity, \
+             which is all this client checks",
+            m.ignore_case
+        )),
+    };
+    let mut subject_alt_names = Vec::new();
+    if let Some(v) = validation {
         #[allow(deprecated)]
-        Some(ValidationContextType::ValidationContext(v)) => v
-            .match_subject_alt_names
-            .iter()
-            .filter_map(exact)
-            .chain(
-                v.match_typed_subject_alt_names
-                    .iter()
-                    .filter_map(|m| exact(m.matcher.as_ref()?)),
-            )
-            .collect(),
-        _ => Vec::new(),
-    };
+        for m in &v.match_subject_alt_names {
+            subject_alt_names.push(exact(m)?);
+        }
+        for m in &v.match_typed_subject_alt_names {
+            let Some(m) = m.matcher.as_ref() else {
+                return Err("a typed subject alt name matcher has no matcher".to_owned());
+            };
+            subject_alt_names.push(exact(m)?);
+        }
+    }
     let own = common.and_then(|c| c.tls_certificates.first());
-    let trusted_ca = match validation {
-        Some(ValidationContextType::ValidationContext(v)) => filename(v.trusted_ca.as_ref()),
-        _ => None,
-    };
+    let trusted_ca = validation.and_then(|v| filename(v.trusted_ca.as_ref()));
     // istiod writes the deprecated field; either names a provider.
     #[allow(deprecated)]
     let by_provider = common.is_some_and(|c| {
@@ -102,11 +113,11 @@ pub fn context_tls(context: &UpstreamTlsContext) -> UpstreamTls {
         private_key: own.and_then(|c| filename(c.private_key.as_ref())),
         ca_certificates: trusted_ca,
     });
-    UpstreamTls {
+    Ok(UpstreamTls {
         sni: (!context.sni.is_empty()).then(|| context.sni.clone()),
         subject_alt_names,
         files,
-    }
+    })
 }
 
 /// The file a data source names, if it names one.
