@@ -212,18 +212,40 @@ async fn a_watched_source_follows_its_files() {
     let source = IdentitySource::from_files(files.clone())
         .unwrap()
         .watch(Duration::from_secs(60));
-    let before = source.current();
+    let before = source.current().unwrap();
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
     write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(
-        std::sync::Arc::ptr_eq(&before, &source.current()),
+        std::sync::Arc::ptr_eq(&before, &source.current().unwrap()),
         "not before the interval"
     );
     tokio::time::sleep(Duration::from_secs(31)).await;
-    let after = source.current();
+    let after = source.current().unwrap();
     assert!(!std::sync::Arc::ptr_eq(&before, &after));
     assert_ne!(before.certified_key().cert, after.certified_key().cert);
     assert!(source.reloaded_at().is_some());
+    assert!(source.last_error().is_none());
+}
+
+/// Files an agent has not written yet: the source has no identity, and the
+/// reason, until they appear and check out.
+#[test]
+fn a_pending_source_has_its_identity_once_the_files_check_out() {
+    use mesh_tower::tls::IdentitySource;
+
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let source = IdentitySource::pending(IdentityFiles::in_dir(dir.path()));
+    assert!(source.current().is_none());
+    let reason = source.last_error().unwrap();
+    assert!(
+        reason.contains("cert-chain.pem: cannot be read"),
+        "{reason}"
+    );
+    let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
+    write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    assert!(source.reload().unwrap());
+    assert_eq!(source.current().unwrap().id().to_string(), REVIEWS);
     assert!(source.last_error().is_none());
 }

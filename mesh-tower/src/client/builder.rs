@@ -58,8 +58,8 @@ const NO_IDENTITY: &str = "this client has no workload identity to dial it with 
     (MeshClientBuilder::identity, or the xDS bootstrap's certificate provider `default`)";
 
 /// The workload identity of the xDS bootstrap's certificate provider
-/// `default` (Istio's agent's), followed at its refresh interval; why there
-/// is none.
+/// `default` (Istio's agent's), followed at its refresh interval (from
+/// when its files check out); why there is none.
 #[cfg(feature = "xds")]
 fn bootstrap_identity(bootstrap: &mesh_xds::Bootstrap) -> Result<IdentitySource, Arc<str>> {
     let Some(provider) = bootstrap.certificate_providers.get("default") else {
@@ -81,15 +81,13 @@ fn bootstrap_identity(bootstrap: &mesh_xds::Bootstrap) -> Result<IdentitySource,
         private_key: key.clone(),
         roots: roots.clone(),
     };
-    match IdentitySource::from_files(files) {
-        Ok(source) => Ok(source.watch(watcher.refresh_interval)),
-        Err(e) => {
-            tracing::error!(error = %e, "the workload certificate did not load; requests that need mutual TLS fail");
-            Err(Arc::from(format!(
-                "this client's workload certificate did not load: {e}"
-            )))
-        }
+    // Files an agent has not written yet load when they appear; until
+    // then connections that need them fail with the reason.
+    let source = IdentitySource::pending(files);
+    if let Some(error) = source.last_error() {
+        tracing::error!(%error, "the workload certificate did not load; requests that need mutual TLS fail until it does");
     }
+    Ok(source.watch(watcher.refresh_interval))
 }
 
 /// Makes the connector for a cluster's connection policy.

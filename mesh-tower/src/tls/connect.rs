@@ -23,8 +23,8 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
 
-use super::IdentitySource;
 use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
+use super::{IdentitySource, NoIdentity};
 use crate::BoxError;
 
 /// The identity a connection's peer presented (its SPIFFE id); a response
@@ -36,6 +36,7 @@ pub struct PeerIdentity(pub String);
 #[derive(Clone)]
 pub struct MeshTlsConnector<C> {
     inner: C,
+    identity: IdentitySource,
     tls: TlsConnector,
     sni: Option<ServerName<'static>>,
 }
@@ -74,6 +75,7 @@ impl<C> MeshTlsConnector<C> {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             inner,
+            identity: identity.clone(),
             tls: TlsConnector::from(Arc::new(config)),
             sni,
         })
@@ -90,7 +92,7 @@ impl rustls::client::ResolvesClientCert for Presents {
         _root_hint_subjects: &[&[u8]],
         _sigschemes: &[rustls::SignatureScheme],
     ) -> Option<Arc<rustls::sign::CertifiedKey>> {
-        Some(self.0.current().certified_key().clone())
+        Some(self.0.current()?.certified_key().clone())
     }
 
     fn has_certs(&self) -> bool {
@@ -114,6 +116,12 @@ where
     }
 
     fn call(&mut self, addr: SocketAddr) -> Self::Future {
+        // Refused before a connection is opened while there is no
+        // identity to present.
+        if self.identity.current().is_none() {
+            let reason = self.identity.last_error();
+            return Box::pin(std::future::ready(Err(NoIdentity { reason }.into())));
+        }
         let connect = self.inner.clone().oneshot(addr);
         let tls = self.tls.clone();
         // A mesh identity is not a host name: without an SNI of the

@@ -12,5 +12,5 @@ mod verify;
 
 pub use connect::{InvalidSni, MeshTlsConnector, PeerIdentity, TlsIo};
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
-pub use source::IdentitySource;
+pub use source::{IdentitySource, NoIdentity};
 pub use verify::IdentityMismatch;

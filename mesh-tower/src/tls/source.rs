@@ -7,12 +7,15 @@
 //! one for new full handshakes (a resumed session keeps the certificate
 //! it was made with); established connections keep theirs. One that
 //! does not is logged with its reason, kept as the last error, and the
-//! last good identity stays.
+//! last good identity stays. A source whose files have not checked out
+//! yet ([`IdentitySource::pending`], as when an agent has not written
+//! them at start) has no identity: connections that need one fail with
+//! the reason until it has.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 
 use super::{IdentityError, IdentityFiles, WorkloadIdentity};
 
@@ -24,7 +27,7 @@ pub struct IdentitySource {
 
 #[derive(Debug)]
 struct Inner {
-    current: ArcSwap<WorkloadIdentity>,
+    current: ArcSwapOption<WorkloadIdentity>,
     files: Option<IdentityFiles>,
     state: Mutex<State>,
 }
@@ -39,24 +42,17 @@ struct State {
 
 impl From<WorkloadIdentity> for IdentitySource {
     fn from(identity: WorkloadIdentity) -> Self {
-        Self::new(identity, None, None)
+        Self::new(Some(identity), None, State::default())
     }
 }
 
 impl IdentitySource {
-    fn new(
-        identity: WorkloadIdentity,
-        files: Option<IdentityFiles>,
-        at: Option<SystemTime>,
-    ) -> Self {
+    fn new(identity: Option<WorkloadIdentity>, files: Option<IdentityFiles>, state: State) -> Self {
         Self {
             inner: Arc::new(Inner {
-                current: ArcSwap::from_pointee(identity),
+                current: ArcSwapOption::from(identity.map(Arc::new)),
                 files,
-                state: Mutex::new(State {
-                    reloaded_at: at,
-                    last_error: None,
-                }),
+                state: Mutex::new(state),
             }),
         }
     }
@@ -65,7 +61,20 @@ impl IdentitySource {
     pub fn from_files(files: IdentityFiles) -> Result<Self, IdentityError> {
         let now = SystemTime::now();
         let identity = WorkloadIdentity::load(&files, now)?;
-        Ok(Self::new(identity, Some(files), Some(now)))
+        let state = State {
+            reloaded_at: Some(now),
+            last_error: None,
+        };
+        Ok(Self::new(Some(identity), Some(files), state))
+    }
+
+    /// The identity in `files` once they check out: read now and on every
+    /// [`reload`](Self::reload); without one until then, for the reason
+    /// [`last_error`](Self::last_error) gives.
+    pub fn pending(files: IdentityFiles) -> Self {
+        let source = Self::new(None, Some(files), State::default());
+        let _ = source.reload();
+        source
     }
 
     /// Reads the files again every `refresh_interval` (at least every
@@ -88,17 +97,17 @@ impl IdentitySource {
         self
     }
 
-    /// The identity new handshakes use.
-    pub fn current(&self) -> Arc<WorkloadIdentity> {
+    /// The identity new handshakes use; `None` while the files have not
+    /// checked out.
+    pub fn current(&self) -> Option<Arc<WorkloadIdentity>> {
         self.inner.current.load_full()
     }
 
     /// Reads the files again: the new identity (certificate, key and
     /// roots) replaces the current one if it checks out (`Ok(true)` when
-    /// it is another certificate);
-    /// otherwise the error, which is also kept as the
-    /// [`last_error`](Self::last_error), and the current one stays. A
-    /// source not made from files has nothing to read.
+    /// it is another certificate); otherwise the error, which is also kept
+    /// as the [`last_error`](Self::last_error), and the current one stays.
+    /// A source not made from files has nothing to read.
     pub fn reload(&self) -> Result<bool, IdentityError> {
         let Some(files) = &self.inner.files else {
             return Ok(false);
@@ -109,14 +118,16 @@ impl IdentitySource {
             Ok(identity) => {
                 // The roots may rotate under an unchanged certificate: the
                 // identity read is the one used, whatever changed.
-                let changed = identity.certified_key().cert != self.current().certified_key().cert;
-                self.inner.current.store(Arc::new(identity));
+                let changed = self
+                    .current()
+                    .is_none_or(|c| c.certified_key().cert != identity.certified_key().cert);
+                self.inner.current.store(Some(Arc::new(identity)));
                 state.reloaded_at = Some(now);
                 state.last_error = None;
                 Ok(changed)
             }
             Err(e) => {
-                tracing::warn!(error = %e, "workload certificate not reloaded; the last good one stays");
+                tracing::warn!(error = %e, "workload certificate not loaded; the last good one, if any, stays");
                 state.last_error = Some(e.to_string());
                 Err(e)
             }
@@ -139,4 +150,12 @@ impl IdentitySource {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// A connection that needs the workload identity, while there is none.
+#[derive(Debug, thiserror::Error)]
+#[error("this client's workload certificate has not loaded: {}", reason.as_deref().unwrap_or("no identity"))]
+pub struct NoIdentity {
+    /// Why the files did not check out.
+    pub reason: Option<String>,
 }

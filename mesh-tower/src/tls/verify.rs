@@ -14,8 +14,8 @@ use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::IdentitySource;
 use super::identity::spiffe_uris;
+use super::{IdentitySource, NoIdentity};
 
 /// The server presented a certificate for another identity.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,7 +62,12 @@ impl ServerCertVerifier for SpiffeServerVerifier {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = ParsedCertificate::try_from(end_entity)?;
-        let identity = self.source.current();
+        let Some(identity) = self.source.current() else {
+            let reason = NoIdentity {
+                reason: self.source.last_error(),
+            };
+            return Err(rustls::Error::General(reason.to_string()));
+        };
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
             identity.roots(),
