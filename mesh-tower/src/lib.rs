@@ -24,6 +24,7 @@
 //! | [`balance`] | peak-EWMA P2C, least request, round robin, random, ring hash, maglev, over a live endpoint set | linkerd, Envoy `lb_policy`, gRPC `ring_hash` |
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
+//! | [`tls`] | the workload's identity (certificate, key, roots; read, checked, rotated) and the mesh's mutual TLS dialled with it, SPIFFE ids checked | Envoy/gRPC upstream TLS, Istio's agent's certificates |
 //!
 //! A request through [`MeshClient`] takes this path (the route and its
 //! stack only when the client has a
