@@ -7,36 +7,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use mesh_tower::tls::{IdentityCause, IdentityFiles, Part, WorkloadIdentity};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType, date_time_ymd,
-};
+use rcgen::SanType;
+use support::pki::{Ca, uri};
+
+mod support;
 
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
-
-struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-impl Ca {
-    fn new() -> Self {
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-    }
-
-    /// A leaf with `sans`, valid through the 2020s, and its key.
-    fn leaf(&self, sans: &[SanType]) -> (String, KeyPair) {
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = sans.to_vec();
-        params.not_before = date_time_ymd(2020, 1, 1);
-        params.not_after = date_time_ymd(2030, 1, 1);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.0).unwrap();
-        (cert.pem(), key)
-    }
-}
-
-fn uri(s: &str) -> SanType {
-    SanType::URI(s.to_owned().try_into().unwrap())
-}
 
 /// 2026, when the leaves are valid.
 fn now() -> SystemTime {
@@ -56,7 +32,7 @@ fn a_good_identity_loads_with_its_id_and_expiry() {
     let ca = Ca::new();
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
     let dir = tempfile::tempdir().unwrap();
-    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.pem());
     let identity = WorkloadIdentity::load(&files, now()).unwrap();
     assert_eq!(identity.id().to_string(), REVIEWS);
     let expiry = identity
@@ -78,7 +54,7 @@ fn every_bad_file_is_named_with_its_cause() {
     let ca = Ca::new();
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
     let key = key.serialize_pem();
-    let root = ca.0.pem();
+    let root = ca.pem();
     let (_, other_key) = ca.leaf(&[uri(REVIEWS)]);
     let (dns_only, dns_key) = ca.leaf(&[SanType::DnsName("reviews".try_into().unwrap())]);
     let (two_ids, two_key) =
@@ -208,13 +184,13 @@ async fn a_watched_source_follows_its_files() {
     let ca = Ca::new();
     let dir = tempfile::tempdir().unwrap();
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
-    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    let files = write(dir.path(), &chain, &key.serialize_pem(), &ca.pem());
     let source = IdentitySource::from_files(files.clone())
         .unwrap()
         .watch(Duration::from_secs(60));
     let before = source.current().unwrap();
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
-    write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    write(dir.path(), &chain, &key.serialize_pem(), &ca.pem());
     tokio::time::sleep(Duration::from_secs(30)).await;
     assert!(
         std::sync::Arc::ptr_eq(&before, &source.current().unwrap()),
@@ -244,7 +220,7 @@ fn a_pending_source_has_its_identity_once_the_files_check_out() {
         "{reason}"
     );
     let (chain, key) = ca.leaf(&[uri(REVIEWS)]);
-    write(dir.path(), &chain, &key.serialize_pem(), &ca.0.pem());
+    write(dir.path(), &chain, &key.serialize_pem(), &ca.pem());
     assert!(source.reload().unwrap());
     assert_eq!(source.current().unwrap().id().to_string(), REVIEWS);
     assert!(source.last_error().is_none());

@@ -16,50 +16,15 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::policy::UpstreamTls;
 use mesh_tower::endpoint::{AddrConnector, TcpConnector};
 use mesh_tower::tls::{IdentitySource, MeshTlsConnector, PeerIdentity, WorkloadIdentity};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    SanType,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use support::error_chain as chain_of;
+use support::pki::Ca;
+
+mod support;
 
 const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/ratings";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
-
-struct Ca(CertifiedIssuer<'static, KeyPair>);
-
-impl Ca {
-    fn new() -> Self {
-        let mut params = CertificateParams::default();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
-    }
-
-    /// A workload certificate for `id` and its key, as PEM.
-    fn issue(&self, id: &str) -> (String, String) {
-        let mut params = CertificateParams::default();
-        params.subject_alt_names = vec![SanType::URI(id.to_owned().try_into().unwrap())];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.0).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-
-    fn identity(&self, id: &str) -> WorkloadIdentity {
-        let (chain, key) = self.issue(id);
-        let roots = self.0.pem();
-        WorkloadIdentity::from_pem(
-            chain.as_bytes(),
-            key.as_bytes(),
-            roots.as_bytes(),
-            SystemTime::now(),
-        )
-        .unwrap()
-    }
-}
 
 /// A server on loopback that is `id` (issued by `ca`), takes only clients
 /// with certificates `client_roots` signs, offers the protocols `alpn`,
@@ -162,18 +127,6 @@ fn client(
     Client::builder(TokioExecutor::new()).build(AddrConnector::new(addr, connector))
 }
 
-/// The error and its sources, on one line.
-fn chain_of(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 #[tokio::test]
 async fn mutual_tls_both_ways_with_each_side_seeing_the_others_identity() {
     let ca = Ca::new();
@@ -243,7 +196,7 @@ async fn the_wrong_server_identity_or_root_is_refused_before_any_request() {
     // A client whose certificate another root signs (trusting the mesh's
     // root itself): the server refuses it.
     let (chain, key) = other.issue(REVIEWS);
-    let roots = ca.0.pem();
+    let roots = ca.pem();
     let stranger = WorkloadIdentity::from_pem(
         chain.as_bytes(),
         key.as_bytes(),
@@ -345,7 +298,7 @@ async fn a_rotated_certificate_serves_new_connections_and_a_broken_one_is_not_ta
         let (chain, key) = ca.issue(REVIEWS);
         std::fs::write(&files.certificate_chain, chain).unwrap();
         std::fs::write(&files.private_key, key).unwrap();
-        std::fs::write(&files.roots, ca.0.pem()).unwrap();
+        std::fs::write(&files.roots, ca.pem()).unwrap();
     };
     issue();
     let source = IdentitySource::from_files(files.clone()).unwrap();

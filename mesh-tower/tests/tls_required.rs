@@ -421,13 +421,7 @@ async fn a_bootstrap_certificate_that_does_not_load_is_the_reason_given() {
         .unwrap()
         .unwrap_err();
     // The reason, under the connection failure it is.
-    let mut chain = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
+    let chain = support::error_chain(&*err);
     assert!(
         chain.contains("this client's workload certificate has not loaded: "),
         "{chain}"

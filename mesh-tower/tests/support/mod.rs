@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bookinfo;
+pub mod pki;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -137,4 +138,16 @@ pub fn resolve(target: &str, servers: &[&Server]) -> StaticResolve {
         EndpointSet::new(servers.iter().map(|s| s.endpoint())),
     );
     r
+}
+
+/// An error and its sources, on one line.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

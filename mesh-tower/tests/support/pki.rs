@@ -1,0 +1,65 @@
+//! A certificate authority made in a test, issuing workload certificates
+//! (valid through the 2020s, for client and server use) with the SANs
+//! asked for.
+
+use std::time::SystemTime;
+
+use mesh_tower::tls::WorkloadIdentity;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    SanType, date_time_ymd,
+};
+
+pub struct Ca(pub CertifiedIssuer<'static, KeyPair>);
+
+impl Ca {
+    pub fn new() -> Self {
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+    }
+
+    /// The root, as PEM.
+    pub fn pem(&self) -> String {
+        self.0.pem()
+    }
+
+    /// A leaf with `sans`, and its key.
+    pub fn leaf(&self, sans: &[SanType]) -> (String, KeyPair) {
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = sans.to_vec();
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(2030, 1, 1);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.0).unwrap();
+        (cert.pem(), key)
+    }
+
+    /// A workload certificate for the SPIFFE id `id` and its key, as PEM.
+    pub fn issue(&self, id: &str) -> (String, String) {
+        let (chain, key) = self.leaf(&[uri(id)]);
+        (chain, key.serialize_pem())
+    }
+
+    /// The identity of a workload that is `id`, trusting this CA.
+    pub fn identity(&self, id: &str) -> WorkloadIdentity {
+        let (chain, key) = self.issue(id);
+        let roots = self.pem();
+        WorkloadIdentity::from_pem(
+            chain.as_bytes(),
+            key.as_bytes(),
+            roots.as_bytes(),
+            SystemTime::now(),
+        )
+        .unwrap()
+    }
+}
+
+/// A URI SAN.
+pub fn uri(s: &str) -> SanType {
+    SanType::URI(s.to_owned().try_into().unwrap())
+}
