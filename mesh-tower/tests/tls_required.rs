@@ -423,7 +423,7 @@ async fn a_bootstrap_certificate_that_does_not_load_is_the_reason_given() {
     // The reason, under the connection failure it is.
     let chain = support::error_chain(&*err);
     assert!(
-        chain.contains("this client's workload certificate has not loaded: "),
+        chain.contains("this workload's certificate has not loaded: "),
         "{chain}"
     );
     assert!(chain.contains(&missing.display().to_string()), "{chain}");

@@ -12,7 +12,7 @@
 //! back), as Envoy sends them.
 //!
 //! The client identity is the request's [`ClientIdentity`] extension (set
-//! by the server side from the peer's certificate); requests without one
+//! by [`MeshServer`](crate::server::MeshServer) from the peer's certificate); requests without one
 //! share one bucket. At most [`MAX_IDENTITIES`] identities are tracked; full
 //! buckets are forgotten first, and beyond that the unknown identities share
 //! one bucket.
@@ -35,15 +35,11 @@ pub use layer::RateLimitLayer;
 
 use crate::ResponseBody;
 use crate::body::local_response;
+use crate::tls::ClientIdentity;
 use bucket::Bucket;
 
 /// Identities tracked at most by one limiter.
 pub const MAX_IDENTITIES: usize = 10_000;
-
-/// The identity of the client a request came from (a SPIFFE ID); a
-/// request extension.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ClientIdentity(pub Arc<str>);
 
 /// The buckets of one [`LocalRateLimit`].
 #[derive(Debug)]

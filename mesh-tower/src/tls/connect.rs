@@ -24,13 +24,8 @@ use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
 
 use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
-use super::{IdentitySource, NoIdentity};
+use super::{IdentitySource, NoIdentity, PeerIdentity};
 use crate::BoxError;
-
-/// The identity a connection's peer presented (its SPIFFE id); a response
-/// extension on requests sent over mutual TLS.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerIdentity(pub String);
 
 /// Dials mutual TLS over `C`, as one cluster's policy says.
 #[derive(Clone)]

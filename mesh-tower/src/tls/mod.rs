@@ -2,15 +2,21 @@
 //! workspace's one crypto provider (ring): a workload's identity, its
 //! certificate and key and the mesh's roots, read and checked
 //! ([`WorkloadIdentity`]), fixed or following its files as they rotate
-//! ([`IdentitySource`]); and a connector that dials the mesh's mutual TLS
-//! with it, checking the server's SPIFFE id ([`MeshTlsConnector`]).
+//! ([`IdentitySource`]); a connector that dials the mesh's mutual TLS
+//! with it, checking the server's SPIFFE id ([`MeshTlsConnector`]), and
+//! an acceptor that takes it, reading the client's
+//! ([`MeshTlsAcceptor`]).
 
+mod accept;
 mod connect;
 mod identity;
+mod peer;
 mod source;
 mod verify;
 
-pub use connect::{InvalidSni, MeshTlsConnector, PeerIdentity, TlsIo};
+pub use accept::{AcceptError, MeshTlsAcceptor};
+pub use connect::{InvalidSni, MeshTlsConnector, TlsIo};
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
+pub use peer::{ClientIdentity, PeerIdentity};
 pub use source::{IdentitySource, NoIdentity};
 pub use verify::IdentityMismatch;

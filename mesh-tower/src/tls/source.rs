@@ -154,7 +154,7 @@ impl IdentitySource {
 
 /// A connection that needs the workload identity, while there is none.
 #[derive(Debug, thiserror::Error)]
-#[error("this client's workload certificate has not loaded: {}", reason.as_deref().unwrap_or("no identity"))]
+#[error("this workload's certificate has not loaded: {}", reason.as_deref().unwrap_or("no identity"))]
 pub struct NoIdentity {
     /// Why the files did not check out.
     pub reason: Option<String>,
