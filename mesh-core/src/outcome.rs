@@ -55,6 +55,8 @@ impl GrpcCode {
     pub const CANCELLED: GrpcCode = GrpcCode(1);
     /// `DEADLINE_EXCEEDED` (4).
     pub const DEADLINE_EXCEEDED: GrpcCode = GrpcCode(4);
+    /// `PERMISSION_DENIED` (7).
+    pub const PERMISSION_DENIED: GrpcCode = GrpcCode(7);
     /// `RESOURCE_EXHAUSTED` (8).
     pub const RESOURCE_EXHAUSTED: GrpcCode = GrpcCode(8);
     /// `INTERNAL` (13).

@@ -50,6 +50,23 @@ pub(crate) fn local_response(
     res
 }
 
+/// A trailers-only gRPC response the mesh writes itself: the status and
+/// message ride in the headers.
+pub(crate) fn local_grpc_response(
+    code: mesh_core::GrpcCode,
+    message: &'static str,
+) -> http::Response<ResponseBody> {
+    let mut res = http::Response::new(ResponseBody::empty());
+    let h = res.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    h.insert("grpc-status", http::HeaderValue::from(code.0));
+    h.insert("grpc-message", http::HeaderValue::from_static(message));
+    res
+}
+
 impl From<hyper::body::Incoming> for ResponseBody {
     fn from(body: hyper::body::Incoming) -> Self {
         Self(Kind::Upstream(body))

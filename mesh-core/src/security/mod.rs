@@ -3,8 +3,9 @@
 //! mutual TLS ([`MtlsMode`], Istio's `PeerAuthentication`) and who may call
 //! it with what ([`Rbac`], Envoy's RBAC filter, which istiod writes
 //! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41), and the
-//! decision those filters make of one request ([`authorize`]); and who a
-//! workload is ([`SpiffeId`]).
+//! decision those filters make of one request ([`authorize`]), the two
+//! together for one port ([`InboundPolicy`]); and who a workload is
+//! ([`SpiffeId`]).
 
 mod authorize;
 mod rbac;
@@ -27,4 +28,15 @@ pub enum MtlsMode {
     Permissive,
     /// Plain text only.
     Disable,
+}
+
+/// What one of a server's ports asks of its callers: how they connect
+/// and what they may do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct InboundPolicy {
+    /// How the port takes mutual TLS.
+    pub mtls: MtlsMode,
+    /// The authorization filters every request must pass, in order; none
+    /// lets every request through.
+    pub rbac: Vec<Rbac>,
 }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use mesh_core::GrpcCode;
 use mesh_core::route::{AbortSource, DelaySource, FaultPolicy, Percent};
 use tower::{Layer, Service};
@@ -37,7 +37,7 @@ use tower::{Layer, Service};
 pub use future::ResponseFuture;
 pub use layer::FaultLayer;
 
-use crate::body::local_response;
+use crate::body::{local_grpc_response, local_response};
 use crate::draw::Draws;
 use crate::{BoxError, ResponseBody};
 
@@ -172,20 +172,8 @@ fn http_abort(status: StatusCode) -> http::Response<ResponseBody> {
     local_response(status, "fault filter abort")
 }
 
-/// A trailers-only gRPC response: the status rides in the headers.
 fn grpc_abort(code: GrpcCode) -> http::Response<ResponseBody> {
-    let mut res = local_response(StatusCode::OK, "");
-    let h = res.headers_mut();
-    h.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/grpc"),
-    );
-    h.insert("grpc-status", HeaderValue::from(code.0));
-    h.insert(
-        "grpc-message",
-        HeaderValue::from_static("fault filter abort"),
-    );
-    res
+    local_grpc_response(code, "fault filter abort")
 }
 
 /// Counts a fault as active until dropped.
