@@ -1,7 +1,9 @@
 //! Tower layers that give a hyper or tonic client the mesh: routing, traffic
 //! splitting, fault injection, mirroring, rate limiting, discovery, load
 //! balancing, retries, timeouts, outlier detection and circuit breaking,
-//! assembled into [`MeshClient`].
+//! assembled into [`MeshClient`]; and the inbound side, [`MeshServer`]:
+//! mutual TLS as Istio's `PeerAuthentication` asks, and authorization in
+//! front of any hyper or tonic service.
 //!
 //! Each lives in its own module and takes its policy as a value when it is
 //! built. The middleware (rate limit, fault, mirror, timeout, retry,
@@ -24,6 +26,8 @@
 //! | [`balance`] | peak-EWMA P2C, least request, round robin, random, ring hash, maglev, over a live endpoint set | linkerd, Envoy `lb_policy`, gRPC `ring_hash` |
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
+//! | [`server`] | the inbound side: HTTP/1.1 and HTTP/2 on one port, `STRICT`/`PERMISSIVE`/`DISABLE` mutual TLS, the caller's identity in each request, edge limits, graceful drain | Envoy inbound listener, Istio `PeerAuthentication`, gRPC xDS server |
+//! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
 //! | [`tls`] | the workload's identity (certificate, key, roots; read, checked, rotated) and the mesh's mutual TLS dialled with it, SPIFFE ids checked | Envoy/gRPC upstream TLS, Istio's agent's certificates |
 //!
 //! A request through [`MeshClient`] takes this path (the route and its
@@ -63,6 +67,7 @@
 //!   an xDS control plane; each authority requests are sent to is the
 //!   target `xds:///AUTHORITY`.
 
+pub mod authorize;
 pub mod balance;
 pub mod body;
 pub mod circuit;
@@ -78,6 +83,7 @@ pub mod outlier;
 pub mod rate_limit;
 pub mod retry;
 pub mod route;
+pub mod server;
 pub mod split;
 pub mod timeout;
 pub mod tls;
@@ -91,3 +97,4 @@ pub use body::{RequestBody, ResponseBody};
 pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
 pub use new_service::NewService;
+pub use server::{MeshServer, MeshServerBuilder};

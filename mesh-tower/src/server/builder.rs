@@ -1,0 +1,154 @@
+//! [`MeshServerBuilder`]: a [`MeshServer`]'s identity, inbound policy and
+//! edge limits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
+use tokio::net::TcpListener;
+use tower::Service;
+
+use super::{MeshServer, ServerStats, Shared};
+use crate::BoxError;
+use crate::authorize::SharedPolicy;
+use crate::tls::{IdentitySource, MeshTlsAcceptor};
+
+/// The request head size a server takes by default, as Envoy's
+/// `max_request_headers_kb` (60 KiB).
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 60 * 1024;
+
+/// How long a connection has for its TLS handshake and each request head,
+/// by default.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long open connections have to finish after shutdown, by default
+/// (Istio's `terminationDrainDuration`, 5 s).
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The least request head size hyper takes.
+const MIN_HEADER_BYTES: usize = 8 * 1024;
+
+/// A server that cannot be built as configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Mutual TLS was asked for without an identity to present.
+    #[error("{0:?} mutual TLS needs the workload's identity: give the server one, or use DISABLE")]
+    NoIdentity(MtlsMode),
+}
+
+/// Builds a [`MeshServer`].
+#[derive(Debug)]
+pub struct MeshServerBuilder {
+    identity: Option<IdentitySource>,
+    policy: InboundPolicy,
+    max_header_bytes: usize,
+    header_read_timeout: Duration,
+    drain_timeout: Duration,
+}
+
+impl Default for MeshServerBuilder {
+    fn default() -> Self {
+        Self {
+            identity: None,
+            policy: InboundPolicy {
+                mtls: MtlsMode::Strict,
+                rbac: Vec::new(),
+            },
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        }
+    }
+}
+
+impl MeshServerBuilder {
+    /// The workload's identity: the certificate the server presents and
+    /// the roots its clients' certificates must chain to, as it rotates.
+    pub fn identity(mut self, identity: impl Into<IdentitySource>) -> Self {
+        self.identity = Some(identity.into());
+        self
+    }
+
+    /// How the port takes mutual TLS (`STRICT` unless set).
+    pub fn mtls(mut self, mode: MtlsMode) -> Self {
+        self.policy.mtls = mode;
+        self
+    }
+
+    /// The authorization filters every request must pass, in order (an
+    /// Istio `AuthorizationPolicy` as [`mesh_istio`]'s `authorization`
+    /// converts it, or written in code).
+    pub fn rbac(mut self, filters: Vec<Rbac>) -> Self {
+        self.policy.rbac = filters;
+        self
+    }
+
+    /// The whole inbound policy at once.
+    pub fn policy(mut self, policy: InboundPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The largest request head taken (at least 8 KiB); a larger one is
+    /// answered `431`.
+    pub fn max_header_bytes(mut self, max: usize) -> Self {
+        self.max_header_bytes = max.max(MIN_HEADER_BYTES);
+        self
+    }
+
+    /// How long a connection has to finish its TLS handshake, and each
+    /// HTTP/1.1 request its head, before it is closed.
+    pub fn header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = timeout;
+        self
+    }
+
+    /// How long connections open at shutdown have to finish.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The server; refused when its mode asks for mutual TLS and it has
+    /// no identity.
+    pub fn build(self) -> Result<MeshServer, ServerError> {
+        if self.identity.is_none() && self.policy.mtls != MtlsMode::Disable {
+            return Err(ServerError::NoIdentity(self.policy.mtls));
+        }
+        let mut http = auto::Builder::new(TokioExecutor::new());
+        http.http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes);
+        http.http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        Ok(MeshServer {
+            shared: Arc::new(Shared {
+                policy: SharedPolicy::new(self.policy),
+                tls: self.identity.as_ref().map(MeshTlsAcceptor::new),
+                http,
+                header_read_timeout: self.header_read_timeout,
+                drain_timeout: self.drain_timeout,
+                stats: ServerStats::default(),
+            }),
+        })
+    }
+
+    /// Builds the server and serves `service` on `listener` until the
+    /// task is dropped.
+    pub async fn serve<S, B>(self, listener: TcpListener, service: S) -> Result<(), ServerError>
+    where
+        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.build()?.serve(listener, service).await;
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! One accepted connection: told apart (plain text or TLS, as the port's
+//! mode allows), secured, then served by hyper with the request
+//! extensions authorization and the service read.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::Watcher;
+use hyper_util::service::TowerToHyperService;
+use mesh_core::security::MtlsMode;
+use tokio::net::TcpStream;
+use tower::Service;
+
+use super::io::ServerIo;
+use super::{ConnectInfo, Shared};
+use crate::BoxError;
+use crate::authorize::Authorize;
+use crate::tls::{AcceptError, ClientIdentity, NoIdentity};
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
+pub(super) async fn serve<S, B>(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    remote_addr: SocketAddr,
+    service: S,
+    watcher: Watcher,
+) where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    shared.stats.connection();
+    let Ok(local_addr) = stream.local_addr() else {
+        return;
+    };
+    let info = ConnectInfo {
+        local_addr,
+        remote_addr,
+    };
+    let secured = tokio::time::timeout(shared.header_read_timeout, secure(&shared, stream)).await;
+    let (io, identity) = match secured {
+        Ok(Ok(Some(secured))) => secured,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            shared.stats.handshake_failed();
+            tracing::debug!(%remote_addr, error = %e, "connection refused");
+            return;
+        }
+        Err(_) => {
+            shared.stats.handshake_failed();
+            tracing::debug!(%remote_addr, "connection closed: no TLS handshake in time");
+            return;
+        }
+    };
+    let service = WithPeer {
+        inner: Authorize::new(service, shared.policy.clone()),
+        info,
+        identity,
+    };
+    let conn = shared
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
+    }
+}
+
+/// The connection as the port's mode takes it: plain text, or mutual TLS
+/// and the client's identity; `None` for a connection closed unanswered
+/// (plain text on a `STRICT` port, or nothing sent).
+async fn secure(
+    shared: &Shared,
+    stream: TcpStream,
+) -> Result<Option<(ServerIo, Option<ClientIdentity>)>, AcceptError> {
+    let mode = shared.policy.get().mtls;
+    let tls = match (mode, &shared.tls) {
+        (MtlsMode::Disable, _) | (MtlsMode::Permissive, None) => {
+            return Ok(Some((ServerIo::Plain(stream), None)));
+        }
+        (MtlsMode::Strict, None) => return Err(NoIdentity { reason: None }.into()),
+        (_, Some(tls)) => tls,
+    };
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1) => {}
+        _ => return Ok(None),
+    }
+    if first[0] != TLS_HANDSHAKE {
+        if mode == MtlsMode::Strict {
+            shared.stats.plaintext();
+            tracing::debug!(peer = ?stream.peer_addr().ok(), "plain text to a STRICT port: closed");
+            return Ok(None);
+        }
+        return Ok(Some((ServerIo::Plain(stream), None)));
+    }
+    let (stream, identity) = tls.accept(stream).await?;
+    shared.stats.mtls();
+    Ok(Some((ServerIo::Tls(Box::new(stream)), Some(identity))))
+}
+
+/// Puts the connection's addresses and client identity in each request.
+#[derive(Clone, Debug)]
+struct WithPeer<S> {
+    inner: S,
+    info: ConnectInfo,
+    identity: Option<ClientIdentity>,
+}
+
+impl<S, B> Service<http::Request<B>> for WithPeer<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
+        let extensions = req.extensions_mut();
+        extensions.insert(self.info);
+        if let Some(identity) = &self.identity {
+            extensions.insert(identity.clone());
+        }
+        self.inner.call(req)
+    }
+}

@@ -1,0 +1,186 @@
+//! [`MeshServer`]: the inbound side of the mesh for any hyper or tonic
+//! service (a `tower::Service<http::Request<Incoming>>`), on a TCP
+//! listener: HTTP/1.1 and HTTP/2 (h2c and by ALPN) on one port, mutual
+//! TLS as the port's [`MtlsMode`](mesh_core::security::MtlsMode) asks, and
+//! authorization ([`authorize`](crate::authorize)) in front of the
+//! service. Istio's `PeerAuthentication` modes, per connection:
+//!
+//! | mode | takes |
+//! |---|---|
+//! | `STRICT` | only mutual TLS from a client the mesh's roots sign, with a SPIFFE id |
+//! | `PERMISSIVE` | mutual TLS and plain text on the one port, told apart by the connection's first byte (a TLS handshake record, as Envoy's TLS inspector reads it) |
+//! | `DISABLE` | only plain text |
+//!
+//! Each request carries, in its extensions, its connection's
+//! [`ConnectInfo`] and, over mutual TLS, the client's
+//! [`ClientIdentity`](crate::tls::ClientIdentity) (its SPIFFE id).
+//!
+//! At the edge, before the service sees anything: a request head that
+//! does not parse is answered `400`, one larger than
+//! [`max_header_bytes`](MeshServerBuilder::max_header_bytes) `431`; a
+//! connection that has not finished its TLS handshake or its request
+//! head within [`header_read_timeout`](MeshServerBuilder::header_read_timeout)
+//! is closed. A refused handshake is counted ([`ServerStats`]).
+//!
+//! [`serve_with_shutdown`](MeshServer::serve_with_shutdown) stops taking
+//! connections when its signal fires and lets the open ones finish what
+//! they have in flight (HTTP/2 `GOAWAY`, HTTP/1.1 `Connection: close`),
+//! for at most the [`drain_timeout`](MeshServerBuilder::drain_timeout).
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use mesh_core::security::MtlsMode;
+//! use mesh_tower::server::MeshServer;
+//! use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
+//!
+//! let identity = IdentitySource::from_files(IdentityFiles::in_dir("/var/run/secrets/workload-spiffe-credentials"))?;
+//! let hello = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+//!     let caller = req.extensions().get::<ClientIdentity>().map_or("anonymous".into(), |c| c.0.clone());
+//!     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {caller}")))
+//! });
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9080").await?;
+//! MeshServer::builder().identity(identity).mtls(MtlsMode::Strict).serve(listener, hello).await?;
+//! # Ok(()) }
+//! ```
+
+mod builder;
+mod connection;
+mod io;
+mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::Service;
+
+pub use builder::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_HEADER_BYTES,
+    MeshServerBuilder, ServerError,
+};
+pub use stats::ServerStats;
+
+use crate::BoxError;
+use crate::authorize::SharedPolicy;
+use crate::tls::MeshTlsAcceptor;
+
+/// The addresses of the connection a request came on; a request
+/// extension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectInfo {
+    /// The server's address the client connected to.
+    pub local_addr: SocketAddr,
+    /// The client's address.
+    pub remote_addr: SocketAddr,
+}
+
+/// Serves services with the mesh's inbound policy; clones share the
+/// policy, certificates and counters.
+#[derive(Clone, Debug)]
+pub struct MeshServer {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    policy: SharedPolicy,
+    tls: Option<MeshTlsAcceptor>,
+    http: auto::Builder<TokioExecutor>,
+    header_read_timeout: Duration,
+    drain_timeout: Duration,
+    stats: ServerStats,
+}
+
+/// How long accepting pauses after the listener fails (out of file
+/// descriptors, say), so that the failure does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+impl MeshServer {
+    /// A builder: `STRICT` mutual TLS and no authorization filter until
+    /// told otherwise.
+    pub fn builder() -> MeshServerBuilder {
+        MeshServerBuilder::default()
+    }
+
+    /// The policy connections and requests are decided by; [`set`](SharedPolicy::set)
+    /// it to change them from the next connection (the mode) and the next
+    /// request (authorization, and a `STRICT` mode refusing the requests of
+    /// plain-text connections made before it).
+    pub fn policy(&self) -> &SharedPolicy {
+        &self.shared.policy
+    }
+
+    /// What the server has accepted and refused.
+    pub fn stats(&self) -> &ServerStats {
+        &self.shared.stats
+    }
+
+    /// Serves `service` on `listener` until the task is dropped.
+    pub async fn serve<S, B>(&self, listener: TcpListener, service: S)
+    where
+        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        self.serve_with_shutdown(listener, service, std::future::pending())
+            .await;
+    }
+
+    /// Serves `service` on `listener` until `signal` completes, then
+    /// drains: no new connection, the open ones told to close once their
+    /// requests are answered, and closed after the drain timeout if they
+    /// have not.
+    pub async fn serve_with_shutdown<S, B, F>(&self, listener: TcpListener, service: S, signal: F)
+    where
+        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        F: Future<Output = ()>,
+    {
+        let graceful = GracefulShutdown::new();
+        let mut connections = JoinSet::new();
+        let mut signal = std::pin::pin!(signal);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, remote_addr)) => {
+                        let _ = stream.set_nodelay(true);
+                        let watcher = graceful.watcher();
+                        let shared = self.shared.clone();
+                        let service = service.clone();
+                        connections.spawn(connection::serve(shared, stream, remote_addr, service, watcher));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut signal => break,
+            }
+        }
+        drop(listener);
+        let drain = self.shared.drain_timeout;
+        if tokio::time::timeout(drain, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::info!(
+                open = connections.len(),
+                "drain timed out; closing the connections still open"
+            );
+        }
+        connections.shutdown().await;
+    }
+}
