@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use mesh_core::config::MeshConfig;
 use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
-use mesh_core::security::{MtlsMode, Rbac};
+use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
 use mesh_core::sidecar::SidecarListeners;
 
 #[cfg(doc)]
@@ -289,6 +289,20 @@ impl Resources {
     /// ```
     pub fn mtls_mode(&self, workload: &Workload, port: u16) -> MtlsMode {
         convert::mtls_mode(self, workload, port)
+    }
+
+    /// What `workload`'s port `port` asks of its callers: its mutual TLS
+    /// mode ([`mtls_mode`](Self::mtls_mode)) and its authorization
+    /// ([`authorization`](Self::authorization)).
+    pub fn inbound_policy(
+        &self,
+        workload: &Workload,
+        port: u16,
+    ) -> Result<InboundPolicy, IstioError> {
+        Ok(InboundPolicy {
+            mtls: self.mtls_mode(workload, port),
+            rbac: self.authorization(workload)?,
+        })
     }
 }
 

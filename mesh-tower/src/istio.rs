@@ -1,7 +1,8 @@
 //! Istio YAML files as a client's configuration (feature `istio`): every
 //! `VirtualService` and `DestinationRule` in a file, or in the `.yaml` and
 //! `.yml` files of a directory, read with [`mesh_istio`] and turned
-//! into one [`MeshConfig`]. A file larger than [`MAX_FILE_SIZE`] is an
+//! into one [`MeshConfig`]; and as a server's ([`inbound_policy`]): its
+//! `PeerAuthentication` and `AuthorizationPolicy`. A file larger than [`MAX_FILE_SIZE`] is an
 //! error rather than read into memory.
 //!
 //! ```no_run
@@ -22,6 +23,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use mesh_core::MeshConfig;
+use mesh_core::security::InboundPolicy;
 use mesh_istio::{IstioError, Resources, Warning, Workload};
 
 /// The largest file read, 16 MiB: far more than any set of Istio resources
@@ -65,6 +67,40 @@ pub fn load_for(
     path: impl AsRef<Path>,
     workload: &Workload,
 ) -> Result<(MeshConfig, Vec<Warning>), LoadError> {
+    let (resources, mut warnings) = read_resources(path)?;
+    let (config, more) = resources.convert(workload)?;
+    warnings.extend(more);
+    Ok((config, warnings))
+}
+
+/// What `workload`'s port `port` asks of its callers by the
+/// `PeerAuthentication` and `AuthorizationPolicy` resources in `path`
+/// (read as [`load`] reads it), for a [`MeshServer`](crate::MeshServer),
+/// and warnings about what they leave out.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), mesh_tower::BoxError> {
+/// use mesh_istio::Workload;
+/// use mesh_tower::MeshServer;
+///
+/// let ratings = Workload { labels: [("app".into(), "ratings".into())].into(), ..Workload::default() };
+/// let (policy, _warnings) = mesh_tower::istio::inbound_policy("security/", &ratings, 9080)?;
+/// let server = MeshServer::builder().policy(policy);
+/// # Ok(()) }
+/// ```
+pub fn inbound_policy(
+    path: impl AsRef<Path>,
+    workload: &Workload,
+    port: u16,
+) -> Result<(InboundPolicy, Vec<Warning>), LoadError> {
+    let (resources, mut warnings) = read_resources(path)?;
+    warnings.extend(resources.check_authorization()?);
+    Ok((resources.inbound_policy(workload, port)?, warnings))
+}
+
+/// Every resource in `path` (a file, or the `.yaml` and `.yml` files of a
+/// directory, in name order), and warnings about them.
+pub fn read_resources(path: impl AsRef<Path>) -> Result<(Resources, Vec<Warning>), LoadError> {
     let path = path.as_ref();
     let files = if path.is_dir() {
         let entries = std::fs::read_dir(path).map_err(|source| LoadError::Read {
@@ -83,9 +119,7 @@ pub fn load_for(
         resources.extend(r);
         warnings.extend(w);
     }
-    let (config, more) = resources.convert(workload)?;
-    warnings.extend(more);
-    Ok((config, warnings))
+    Ok((resources, warnings))
 }
 
 /// The `.yaml` and `.yml` files among the entries of `dir`, in name order;
