@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_core::policy::UpstreamTls;
+use mesh_core::policy::{Protocol, UpstreamTls};
 use mesh_tower::endpoint::{AddrConnector, TcpConnector};
 use mesh_tower::tls::{IdentitySource, MeshTlsConnector, PeerIdentity, WorkloadIdentity};
 use rustls::pki_types::pem::PemObject;
@@ -123,7 +123,8 @@ fn client(
         ..UpstreamTls::default()
     };
     let source = IdentitySource::from(identity.clone());
-    let connector = MeshTlsConnector::new(TcpConnector::default(), &source, &tls).unwrap();
+    let connector =
+        MeshTlsConnector::new(TcpConnector::default(), &source, &tls, Protocol::default()).unwrap();
     Client::builder(TokioExecutor::new()).build(AddrConnector::new(addr, connector))
 }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use mesh_core::policy::UpstreamTls;
+use mesh_core::policy::{ConnectionPolicy, Protocol, UpstreamTls};
 use mesh_core::route::StringMatch;
 use mesh_core::security::{
     MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
@@ -241,14 +241,33 @@ async fn mutual_tls_over_http2_and_http1_with_each_side_seeing_the_other() {
     assert_eq!(body, format!("hello {REVIEWS} from ratings over HTTP/2.0"));
     assert_eq!(peer, Some(PeerIdentity(RATINGS.into())));
 
-    // HTTP/1.1, by ALPN.
+    // HTTP/1.1 where the cluster says so: ALPN offers only that.
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let policy = ClusterPolicy {
+        connection: ConnectionPolicy {
+            protocol: Protocol::Http1,
+            ..ConnectionPolicy::default()
+        },
+        tls: Some(UpstreamTls::default()),
+        ..ClusterPolicy::default()
+    };
+    let http1 = MeshClient::builder(resolve)
+        .identity(ca.identity(REVIEWS))
+        .cluster_policy(target, policy)
+        .build();
+    let (_, body, _) = get(&http1, "/").await.unwrap();
+    assert_eq!(body, format!("hello {REVIEWS} from ratings over HTTP/1.1"));
+
+    // And from a client of its own.
     let tls = raw_tls(addr, &ca, Some(&ca.identity(REVIEWS)))
         .await
         .unwrap();
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let body = http1_get(tls).await.unwrap();
     assert_eq!(body, format!("hello {REVIEWS} from ratings over HTTP/1.1"));
-    assert_eq!(server.stats().mtls_connections(), 2);
+    assert_eq!(server.stats().mtls_connections(), 3);
 }
 
 #[tokio::test]

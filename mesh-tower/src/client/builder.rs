@@ -273,7 +273,7 @@ impl<C> MeshClientBuilder<C> {
                     ));
                 }
                 let identity = identity.as_ref().map_err(Clone::clone)?;
-                let tls = MeshTlsConnector::new(connector, identity, tls)
+                let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)
                     .map_err(|e| Arc::<str>::from(e.to_string()))?;
                 let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
                 Ok(EndpointService::new(move |req| endpoint.send(req)))

@@ -4,8 +4,8 @@
 //! moment, as it rotates, for each new handshake), checks the server's chain
 //! against the mesh's roots and its SPIFFE id against the cluster's
 //! expected identities ([`IdentityMismatch`](super::IdentityMismatch)),
-//! offers HTTP/2 and HTTP/1.1 (ALPN), and tells the pool which one it
-//! got. The server's identity rides on every response of the connection
+//! offers HTTP/2 and HTTP/1.1 (ALPN) as the cluster's protocol allows,
+//! and tells the pool which one it got. The server's identity rides on every response of the connection
 //! as a [`PeerIdentity`] extension.
 
 use std::future::Future;
@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use mesh_core::policy::UpstreamTls;
+use mesh_core::policy::{Protocol, UpstreamTls};
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -52,8 +52,15 @@ pub struct InvalidSni(String);
 impl<C> MeshTlsConnector<C> {
     /// Dials with the identity `identity` has at each handshake, expecting
     /// the server to be one of `tls.subject_alt_names` (any SPIFFE id the
-    /// roots sign, when none is named), sending `tls.sni` if set.
-    pub fn new(inner: C, identity: &IdentitySource, tls: &UpstreamTls) -> Result<Self, InvalidSni> {
+    /// roots sign, when none is named), sending `tls.sni` if set, and
+    /// offering by ALPN the HTTP versions `protocol` allows (both for
+    /// [`Protocol::UseClientProtocol`], HTTP/2 first).
+    pub fn new(
+        inner: C,
+        identity: &IdentitySource,
+        tls: &UpstreamTls,
+        protocol: Protocol,
+    ) -> Result<Self, InvalidSni> {
         let sni = tls
             .sni
             .as_deref()
@@ -67,7 +74,11 @@ impl<C> MeshTlsConnector<C> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(Arc::new(Presents(identity.clone())));
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.alpn_protocols = match protocol {
+            Protocol::Http1 => vec![b"http/1.1".to_vec()],
+            Protocol::Http2 => vec![b"h2".to_vec()],
+            Protocol::UseClientProtocol => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        };
         Ok(Self {
             inner,
             identity: identity.clone(),

@@ -1,0 +1,246 @@
+//! mesh-echo: the mesh's mutual TLS by hand. A server that answers every
+//! request with who called it, and a client that calls it through
+//! `MeshClient`, both with the certificates `mesh-control ca issue` writes.
+//!
+//! ```text
+//! mesh-echo server --listen ADDR [--certs DIR] [--mode strict|permissive|disable]
+//!                  [--policy FILE] [--name NAME] [--namespace NS]
+//! mesh-echo client [--certs DIR] [--expect-id SPIFFE_ID] URL
+//! ```
+//!
+//! The server answers `hello spiffe://… from NAME` to a caller over mutual
+//! TLS and `hello anonymous from NAME` to one over plain text. `--policy`
+//! is an Istio YAML file or directory whose PeerAuthentication and
+//! AuthorizationPolicy apply to the server as the workload `app=NAME` in
+//! `NS`; `--mode` overrides its mode (default `strict`). `--certs` may be
+//! left out with `--mode disable`.
+//!
+//! The client sends one GET to `URL` (`http://HOST:PORT/path`): over the
+//! mesh's mutual TLS with `--certs`, expecting the server to be
+//! `--expect-id` when given (any identity the roots sign otherwise), and
+//! in plain text without. It prints the body; a failure is reported with
+//! its reason and a non-zero exit code.
+
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use std::convert::Infallible;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use mesh_core::policy::UpstreamTls;
+use mesh_core::security::{InboundPolicy, MtlsMode};
+use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+use mesh_istio::Workload;
+use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
+use mesh_tower::{MeshClient, MeshServer};
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+/// How often the certificate files are read again.
+const REFRESH: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Parser)]
+#[command(name = "mesh-echo", version, about = "The mesh's mutual TLS by hand")]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Answer every request with the caller's identity.
+    Server {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// The workload's certificates: cert-chain.pem, key.pem, root-cert.pem.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+        /// How the port takes mutual TLS (default: the policy's, else strict).
+        #[arg(long, value_enum)]
+        mode: Option<Mode>,
+        /// Istio YAML (a file or a directory) with PeerAuthentication and
+        /// AuthorizationPolicy resources.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The server's name, in its answers and as its `app` label.
+        #[arg(long, default_value = "mesh-echo")]
+        name: String,
+        /// The server's namespace, for the policy.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
+    /// Call a mesh-echo server through MeshClient.
+    Client {
+        /// The client's certificates; plain text without.
+        #[arg(long, value_name = "DIR")]
+        certs: Option<PathBuf>,
+        /// The SPIFFE id the server must present.
+        #[arg(long, value_name = "SPIFFE_ID", requires = "certs")]
+        expect_id: Option<String>,
+        /// `http://HOST:PORT/path`.
+        url: http::Uri,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Mode {
+    Strict,
+    Permissive,
+    Disable,
+}
+
+impl From<Mode> for MtlsMode {
+    fn from(mode: Mode) -> Self {
+        match mode {
+            Mode::Strict => MtlsMode::Strict,
+            Mode::Permissive => MtlsMode::Permissive,
+            Mode::Disable => MtlsMode::Disable,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    match Args::parse().command {
+        Command::Server {
+            listen,
+            certs,
+            mode,
+            policy,
+            name,
+            namespace,
+        } => server(listen, certs, mode, policy, name, namespace).await,
+        Command::Client {
+            certs,
+            expect_id,
+            url,
+        } => client(certs, expect_id, url).await,
+    }
+}
+
+fn identity(dir: PathBuf) -> anyhow::Result<IdentitySource> {
+    let source = IdentitySource::from_files(IdentityFiles::in_dir(&dir))
+        .with_context(|| format!("the certificates in {}", dir.display()))?;
+    Ok(source.watch(REFRESH))
+}
+
+async fn server(
+    listen: SocketAddr,
+    certs: Option<PathBuf>,
+    mode: Option<Mode>,
+    policy_file: Option<PathBuf>,
+    name: String,
+    namespace: String,
+) -> anyhow::Result<()> {
+    let mut policy = InboundPolicy {
+        mtls: MtlsMode::Strict,
+        rbac: Vec::new(),
+    };
+    if let Some(file) = &policy_file {
+        let workload = Workload {
+            namespace,
+            labels: [("app".to_owned(), name.clone())].into(),
+            ..Workload::default()
+        };
+        let (read, warnings) = mesh_tower::istio::inbound_policy(file, &workload, listen.port())
+            .with_context(|| format!("the policy in {}", file.display()))?;
+        for w in warnings {
+            eprintln!("warning: {w}");
+        }
+        policy = read;
+    }
+    if let Some(mode) = mode {
+        policy.mtls = mode.into();
+    }
+    let mut builder = MeshServer::builder().policy(policy);
+    if let Some(dir) = certs {
+        builder = builder.identity(identity(dir)?);
+    }
+    let server = builder.build()?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    eprintln!("listening on {}", listener.local_addr()?);
+    let hello = tower::service_fn(move |req: http::Request<Incoming>| {
+        let caller = req
+            .extensions()
+            .get::<ClientIdentity>()
+            .map_or_else(|| "anonymous".to_owned(), |c| c.0.to_string());
+        let body = format!("hello {caller} from {name}\n");
+        async move { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(body)))) }
+    });
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    server.serve_with_shutdown(listener, hello, stop).await;
+    Ok(())
+}
+
+async fn client(
+    certs: Option<PathBuf>,
+    expect_id: Option<String>,
+    url: http::Uri,
+) -> anyhow::Result<()> {
+    if url.scheme_str() != Some("http") {
+        bail!("{url}: the URL is http://HOST:PORT/…; --certs makes it mutual TLS");
+    }
+    let target: Authority = url
+        .authority()
+        .context("the URL has no HOST:PORT")?
+        .as_str()
+        .parse()?;
+    let mut builder = match target.host().parse::<IpAddr>() {
+        Ok(ip) => {
+            let resolve = StaticResolve::default();
+            let addr = SocketAddr::new(ip, target.port());
+            resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+            MeshClient::builder(resolve)
+        }
+        Err(_) => MeshClient::builder(
+            mesh_dns::DnsResolve::from_system().context("system DNS configuration")?,
+        ),
+    };
+    if let Some(dir) = certs {
+        let tls = UpstreamTls {
+            subject_alt_names: expect_id.into_iter().collect(),
+            ..UpstreamTls::default()
+        };
+        let policy = ClusterPolicy {
+            tls: Some(tls),
+            ..ClusterPolicy::default()
+        };
+        builder = builder
+            .identity(identity(dir)?)
+            .cluster_policy(target, policy);
+    }
+    let client: MeshClient<Empty<Bytes>> = builder.build();
+    let req = http::Request::get(url).body(Empty::new())?;
+    let res = client
+        .oneshot(req)
+        .await
+        .map_err(anyhow::Error::from_boxed)?;
+    let status = res.status();
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(anyhow::Error::from_boxed)?
+        .to_bytes();
+    std::io::stdout().write_all(&body)?;
+    if !status.is_success() {
+        bail!("the server answered {status}");
+    }
+    Ok(())
+}
