@@ -290,7 +290,29 @@ impl Bootstrap {
         self.client_default_listener_resource_name_template
             .replace("%s", authority)
     }
+
+    /// The listener resource a server listening on `addr` asks for (gRFC
+    /// A36): the bootstrap's `server_listener_resource_name_template`
+    /// with `HOST:PORT` for `%s`, else Istio's
+    /// `xds.istio.io/grpc/lds/inbound/%s`.
+    ///
+    /// ```
+    /// let bootstrap = mesh_xds::Bootstrap::insecure("127.0.0.1:15010", "node")?;
+    /// let name = bootstrap.server_listener_name("0.0.0.0:50051".parse().unwrap());
+    /// assert_eq!(name, "xds.istio.io/grpc/lds/inbound/0.0.0.0:50051");
+    /// # Ok::<(), mesh_xds::bootstrap::BootstrapError>(())
+    /// ```
+    pub fn server_listener_name(&self, addr: std::net::SocketAddr) -> String {
+        self.server_listener_resource_name_template
+            .as_deref()
+            .unwrap_or(ISTIO_SERVER_LISTENER_TEMPLATE)
+            .replace("%s", &addr.to_string())
+    }
 }
+
+/// The server listener names Istio's agent writes into a proxyless
+/// workload's bootstrap.
+const ISTIO_SERVER_LISTENER_TEMPLATE: &str = "xds.istio.io/grpc/lds/inbound/%s";
 
 #[cfg(test)]
 mod tests;

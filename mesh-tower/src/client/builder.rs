@@ -57,39 +57,6 @@ pub struct MeshClientBuilder<C = TcpConnector> {
 const NO_IDENTITY: &str = "this client has no workload identity to dial it with \
     (MeshClientBuilder::identity, or the xDS bootstrap's certificate provider `default`)";
 
-/// The workload identity of the xDS bootstrap's certificate provider
-/// `default` (Istio's agent's), followed at its refresh interval (from
-/// when its files check out); why there is none.
-#[cfg(feature = "xds")]
-fn bootstrap_identity(bootstrap: &mesh_xds::Bootstrap) -> Result<IdentitySource, Arc<str>> {
-    let Some(provider) = bootstrap.certificate_providers.get("default") else {
-        return Err(Arc::from(NO_IDENTITY));
-    };
-    let watcher = &provider.file_watcher;
-    let (Some(chain), Some(key), Some(roots)) = (
-        &watcher.certificate_file,
-        &watcher.private_key_file,
-        &watcher.ca_certificate_file,
-    ) else {
-        return Err(Arc::from(
-            "the xDS bootstrap's certificate provider `default` names no certificate, key \
-             and roots to dial it with",
-        ));
-    };
-    let files = crate::tls::IdentityFiles {
-        certificate_chain: chain.clone(),
-        private_key: key.clone(),
-        roots: roots.clone(),
-    };
-    // Files an agent has not written yet load when they appear; until
-    // then connections that need them fail with the reason.
-    let source = IdentitySource::pending(files);
-    if let Some(error) = source.last_error() {
-        tracing::error!(%error, "the workload certificate did not load; requests that need mutual TLS fail until it does");
-    }
-    Ok(source.watch(watcher.refresh_interval))
-}
-
 /// Makes the connector for a cluster's connection policy.
 type MakeConnector<C> = Arc<dyn Fn(&ConnectionPolicy) -> C + Send + Sync>;
 
@@ -253,7 +220,10 @@ impl<C> MeshClientBuilder<C> {
         let connector = self.connector;
         #[cfg(feature = "xds")]
         let identity = match (self.identity, &self.xds) {
-            (None, Some(ads)) => bootstrap_identity(ads.bootstrap()),
+            (None, Some(ads)) => match crate::tls::bootstrap_identity(ads.bootstrap()) {
+                Some(identity) => identity.map_err(Arc::from),
+                None => Err(Arc::from(NO_IDENTITY)),
+            },
             (identity, _) => identity.ok_or_else(|| Arc::from(NO_IDENTITY)),
         };
         #[cfg(not(feature = "xds"))]

@@ -8,6 +8,8 @@
 //! ([`MeshTlsAcceptor`]).
 
 mod accept;
+#[cfg(feature = "xds")]
+mod bootstrap;
 mod connect;
 mod identity;
 mod peer;
@@ -15,6 +17,8 @@ mod source;
 mod verify;
 
 pub use accept::{AcceptError, MeshTlsAcceptor};
+#[cfg(feature = "xds")]
+pub(crate) use bootstrap::bootstrap_identity;
 pub use connect::{InvalidSni, MeshTlsConnector, TlsIo};
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
 pub use peer::{ClientIdentity, PeerIdentity};

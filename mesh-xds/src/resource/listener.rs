@@ -59,10 +59,9 @@
 //!
 //! # What is accepted, left out or rejected
 //!
-//! - A listener without an `api_listener` is a server (Envoy-shaped)
-//!   listener, with filter chains matched on addresses; it is NACKed until
-//!   the mesh serves through xDS. So is an `api_listener` that is not an
-//!   `HttpConnectionManager`.
+//! - A listener without an `api_listener` is a server listener (gRFC
+//!   A36), read as [`XdsServer`] says (`server.rs`). An `api_listener`
+//!   that is not an `HttpConnectionManager` is NACKed.
 //! - Routes: `rds` whose `config_source` is `ads` or `self` (gRPC fetches
 //!   routes only from the server that sent the listener; any other source
 //!   is NACKed), or an inline `route_config`, converted as RDS converts it
@@ -84,6 +83,7 @@
 //! - Everything else in the manager (codec options, tracing, access logs,
 //!   timeouts gRPC does not read) is ignored, as gRPC ignores it.
 
+mod server;
 #[cfg(test)]
 mod tests;
 
@@ -106,6 +106,8 @@ use super::error::{At, FieldError, Ignored, ResourceError};
 use super::proto;
 use super::route::{XdsRouteConfig, fault};
 
+pub use server::{ServerTls, XdsServer};
+
 /// A client `Listener`, converted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct XdsListener {
@@ -123,6 +125,10 @@ pub struct XdsListener {
     /// Optional filters and parts of an inline route configuration left
     /// out, with why.
     pub ignored: Vec<Ignored>,
+    /// For a server listener (one on an address, without `api_listener`):
+    /// what it asks of the server there; its first chain's routes and
+    /// filters are the ones above.
+    pub server: Option<XdsServer>,
 }
 
 /// Where a listener's routes come from.
@@ -184,17 +190,41 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
     if l.name.is_empty() {
         return Err(At::ROOT.field("name").error("must not be empty"));
     }
+    let mut ignored = Vec::new();
     let Some(api) = &l.api_listener else {
-        return Err(At::ROOT.error(
-            "no api_listener: server listeners (filter chains on an address) are not supported \
-             yet; a client listener holds an HttpConnectionManager in api_listener",
-        ));
+        let (server, routes, http_filters) = server::convert(l, &mut ignored)?;
+        return Ok(XdsListener {
+            name: l.name.clone(),
+            routes,
+            http_filters,
+            max_stream_duration: None,
+            ignored,
+            server: Some(server),
+        });
     };
     let api_at = At::ROOT.field("api_listener");
     let at = api_at.field("api_listener");
     let Some(any) = &api.api_listener else {
         return Err(at.error("missing: it must hold an HttpConnectionManager"));
     };
+    let (routes, http_filters, max_stream_duration) = manager(any, &at, &mut ignored)?;
+    Ok(XdsListener {
+        name: l.name.clone(),
+        routes,
+        http_filters,
+        max_stream_duration,
+        ignored,
+        server: None,
+    })
+}
+
+/// The `HttpConnectionManager` packed in `any`: its routes, its filters
+/// and its stream time limit.
+fn manager(
+    any: &Any,
+    at: &At<'_>,
+    ignored: &mut Vec<Ignored>,
+) -> Result<(RouteSource, Vec<HttpFilter>, Option<Duration>), FieldError> {
     if !proto::is::<hcm::HttpConnectionManager>(any) {
         let reason = format_args!(
             "{:?} is not an HttpConnectionManager ({})",
@@ -203,10 +233,9 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
         );
         return Err(at.error(reason));
     }
-    let manager: hcm::HttpConnectionManager = proto::unpack(any, &at)?;
-    let mut ignored = Vec::new();
-    let routes = routes(&manager, &at, &mut ignored)?;
-    let http_filters = filters(&manager.http_filters, &at, &mut ignored)?;
+    let manager: hcm::HttpConnectionManager = proto::unpack(any, at)?;
+    let routes = routes(&manager, at, ignored)?;
+    let http_filters = filters(&manager.http_filters, at, ignored)?;
     let options_at = at.field("common_http_protocol_options");
     let max_stream_duration = manager
         .common_http_protocol_options
@@ -220,13 +249,7 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
         .transpose()?
         .flatten()
         .filter(|d| !d.is_zero());
-    Ok(XdsListener {
-        name: l.name.clone(),
-        routes,
-        http_filters,
-        max_stream_duration,
-        ignored,
-    })
+    Ok((routes, http_filters, max_stream_duration))
 }
 
 fn routes(

@@ -25,11 +25,14 @@ mod error;
 mod kind;
 pub mod listener;
 pub(crate) mod proto;
+mod rbac;
 pub mod route;
 
 pub use cluster::{Discovery, XdsCluster};
 pub use endpoint::XdsLoadAssignment;
 pub use error::{Ignored, ResourceError};
 pub use kind::{Protocol, ResourceType};
-pub use listener::{FilterKind, HttpFilter, PackedConfig, RouteSource, XdsListener};
+pub use listener::{
+    FilterKind, HttpFilter, PackedConfig, RouteSource, ServerTls, XdsListener, XdsServer,
+};
 pub use route::XdsRouteConfig;

@@ -83,6 +83,14 @@ pub(crate) fn unpack<T: Message + Default>(any: &pb::Any, at: &At<'_>) -> Result
         .map_err(|e| at.error(format_args!("cannot decode {}: {e}", any.type_url)))
 }
 
+/// The message of type `T` encoded in `bytes`.
+pub(crate) fn decode<T: Message + Default + Name>(
+    bytes: &[u8],
+    at: &At<'_>,
+) -> Result<T, FieldError> {
+    T::decode(bytes).map_err(|e| at.error(format_args!("cannot decode {}: {e}", T::full_name())))
+}
+
 /// The scalar fields of a metadata struct as strings (`true`, `3`, `v1`);
 /// lists, structs and nulls are left out.
 /// A protobuf JSON duration: decimal seconds with an `s` (`"0.030s"`).

@@ -5,6 +5,7 @@
 mod bookinfo;
 mod cluster;
 mod endpoint;
+mod server;
 
 use std::sync::Arc;
 use std::time::Duration;

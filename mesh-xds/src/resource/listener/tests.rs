@@ -360,7 +360,8 @@ fn only_a_connection_manager_in_an_api_listener() {
         name: "0.0.0.0_9080".into(),
         ..Default::default()
     };
-    assert!(
-        nack(&server).starts_with("Listener \"0.0.0.0_9080\": no api_listener: server listeners")
+    assert_eq!(
+        nack(&server),
+        "Listener \"0.0.0.0_9080\": address: a server listener needs a socket address"
     );
 }
