@@ -62,10 +62,12 @@
 //! Features:
 //!
 //! - `istio`: [`istio::load`], Istio `VirtualService` and `DestinationRule`
-//!   files as a client's configuration.
+//!   files as a client's configuration, and [`istio::inbound_policy`],
+//!   `PeerAuthentication` and `AuthorizationPolicy` as a server's.
 //! - `xds`: [`MeshClientBuilder::xds`], routes, clusters and endpoints from
 //!   an xDS control plane; each authority requests are sent to is the
-//!   target `xds:///AUTHORITY`.
+//!   target `xds:///AUTHORITY`. [`MeshServerBuilder::xds`], a server's
+//!   mutual TLS mode and authorization from its listener (gRFC A36).
 
 pub mod authorize;
 pub mod balance;

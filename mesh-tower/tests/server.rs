@@ -70,26 +70,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<mesh_tower::BoxError>,
 {
-    let target: Authority = "ratings:9080".parse().unwrap();
-    let resolve = StaticResolve::default();
-    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
-    let builder = MeshClient::builder(resolve);
-    match tls {
-        None => builder.build(),
-        Some((identity, expect)) => builder
-            .identity(identity)
-            .cluster_policy(
-                target,
-                ClusterPolicy {
-                    tls: Some(UpstreamTls {
-                        subject_alt_names: vec![expect.to_owned()],
-                        ..UpstreamTls::default()
-                    }),
-                    ..ClusterPolicy::default()
-                },
-            )
-            .build(),
-    }
+    support::pki::client("ratings:9080", addr, tls)
 }
 
 /// GET `path` through `client`: the status, body and the server's

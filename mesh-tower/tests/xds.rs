@@ -329,7 +329,7 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
     let err = get(&client, "http://bad/").await.unwrap_err();
     assert!(err.contains("xds:///bad"), "{err}");
     assert!(
-        err.contains("rejected") && err.contains("api_listener"),
+        err.contains("rejected") && err.contains("a server listener needs a socket address"),
         "{err}"
     );
     // Forgotten: unsubscribed, and asked for again by the next request.
@@ -338,6 +338,24 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
         .await;
     let again = get(&client, "http://bad/").await.unwrap_err();
     assert!(again.contains("rejected"), "{again}");
+}
+
+#[tokio::test]
+async fn a_servers_listener_is_no_target_for_a_client() {
+    let server = AdsServer::start().await;
+    let name = "inbound";
+    let inbound =
+        mesh_xds::translate::server_listener(name, "127.0.0.1:9080".parse().unwrap(), &[], false)
+            .unwrap();
+    let (name, any) = mesh_xds::translate::entry(name, &inbound);
+    server.set(LDS.type_url(), vec![ads::Resource { name, any }]);
+    let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));
+    let err = get(&client, "http://inbound/").await.unwrap_err();
+    assert_eq!(
+        err,
+        "xds:///inbound: listener \"inbound\" is a server's listener (on 127.0.0.1:9080), \
+         not one a client routes by"
+    );
 }
 
 #[tokio::test]

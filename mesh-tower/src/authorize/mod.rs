@@ -3,7 +3,7 @@
 //! path is made canonical ([`normalize_path`]; one that cannot be is
 //! answered `400`), then decided by the port's [`InboundPolicy`] of the
 //! moment: a request over plain text to a `STRICT` port, or one its RBAC
-//! filters refuse ([`authorize`](mesh_core::security::authorize)), is
+//! filters refuse ([`authorize`]), is
 //! answered `403` with the body `RBAC: access denied` (a gRPC request:
 //! `PERMISSION_DENIED`, trailers only). Which policy refused it, and why,
 //! is logged (at `debug`, so that refused traffic cannot flood the log),

@@ -11,7 +11,7 @@ use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
 use tokio::net::TcpListener;
 use tower::Service;
 
-use super::{MeshServer, ServerStats, Shared};
+use super::{MeshServer, ServerStats, ServingMode, Shared};
 use crate::BoxError;
 use crate::authorize::SharedPolicy;
 use crate::tls::{IdentitySource, MeshTlsAcceptor};
@@ -47,6 +47,8 @@ pub struct MeshServerBuilder {
     max_header_bytes: usize,
     header_read_timeout: Duration,
     drain_timeout: Duration,
+    #[cfg(feature = "xds")]
+    xds: Option<mesh_xds::ads::AdsHandle>,
 }
 
 impl Default for MeshServerBuilder {
@@ -60,6 +62,8 @@ impl Default for MeshServerBuilder {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            #[cfg(feature = "xds")]
+            xds: None,
         }
     }
 }
@@ -112,10 +116,42 @@ impl MeshServerBuilder {
         self
     }
 
+    /// Takes the inbound policy from the control plane `ads` follows
+    /// (feature `xds`; gRFC A36, as the [`server`](super) module says): the listener the
+    /// bootstrap names for the address served, and the identity of the
+    /// bootstrap's certificate provider `default` unless
+    /// [`identity`](Self::identity) gives one. Until that listener has
+    /// come the server is not serving, and the policy set here is
+    /// replaced by the listener's.
+    #[cfg(feature = "xds")]
+    pub fn xds(mut self, ads: mesh_xds::ads::AdsHandle) -> Self {
+        self.xds = Some(ads);
+        self
+    }
+
     /// The server; refused when its mode asks for mutual TLS and it has
-    /// no identity.
-    pub fn build(self) -> Result<MeshServer, ServerError> {
-        if self.identity.is_none() && self.policy.mtls != MtlsMode::Disable {
+    /// no identity (with xDS, the listener's mode decides, when it comes).
+    #[cfg_attr(not(feature = "xds"), allow(unused_mut))]
+    pub fn build(mut self) -> Result<MeshServer, ServerError> {
+        let mut mode = ServingMode::Serving;
+        #[cfg(feature = "xds")]
+        if let Some(ads) = &self.xds {
+            if self.identity.is_none() {
+                self.identity = match crate::tls::bootstrap_identity(ads.bootstrap()) {
+                    Some(Ok(identity)) => Some(identity),
+                    Some(Err(reason)) => {
+                        tracing::warn!(reason, "the server has no identity");
+                        None
+                    }
+                    None => None,
+                };
+            }
+            mode = super::xds::waiting();
+        }
+        if self.identity.is_none()
+            && self.policy.mtls != MtlsMode::Disable
+            && mode == ServingMode::Serving
+        {
             return Err(ServerError::NoIdentity(self.policy.mtls));
         }
         let mut http = auto::Builder::new(TokioExecutor::new());
@@ -134,6 +170,9 @@ impl MeshServerBuilder {
                 header_read_timeout: self.header_read_timeout,
                 drain_timeout: self.drain_timeout,
                 stats: ServerStats::default(),
+                mode: tokio::sync::watch::Sender::new(mode),
+                #[cfg(feature = "xds")]
+                xds: self.xds,
             }),
         })
     }

@@ -8,14 +8,14 @@ use std::task::{Context, Poll};
 
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::Watcher;
 use hyper_util::service::TowerToHyperService;
 use mesh_core::security::MtlsMode;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tower::Service;
 
 use super::io::ServerIo;
-use super::{ConnectInfo, Shared};
+use super::{ConnectInfo, ServingMode, Shared};
 use crate::BoxError;
 use crate::authorize::Authorize;
 use crate::tls::{AcceptError, ClientIdentity, NoIdentity};
@@ -28,7 +28,7 @@ pub(super) async fn serve<S, B>(
     stream: TcpStream,
     remote_addr: SocketAddr,
     service: S,
-    watcher: Watcher,
+    shutdown: watch::Receiver<bool>,
 ) where
     S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -67,8 +67,28 @@ pub(super) async fn serve<S, B>(
     let conn = shared
         .http
         .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
-    if let Err(e) = watcher.watch(conn).await {
+    let mut conn = std::pin::pin!(conn);
+    let ended = tokio::select! {
+        ended = conn.as_mut() => ended,
+        () = draining(shutdown, shared.mode.subscribe()) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
+    }
+}
+
+/// Completes when the connection is to close once its requests are
+/// answered: at shutdown, or when the server stops serving.
+async fn draining(mut shutdown: watch::Receiver<bool>, mut mode: watch::Receiver<ServingMode>) {
+    let down = async { shutdown.wait_for(|down| *down).await.is_ok() };
+    let stopped = async { mode.wait_for(|m| *m != ServingMode::Serving).await.is_ok() };
+    tokio::select! {
+        true = down => {}
+        true = stopped => {}
+        else => std::future::pending().await,
     }
 }
 

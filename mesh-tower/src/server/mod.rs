@@ -27,6 +27,17 @@
 //! they have in flight (HTTP/2 `GOAWAY`, HTTP/1.1 `Connection: close`),
 //! for at most the [`drain_timeout`](MeshServerBuilder::drain_timeout).
 //!
+//! With [`MeshServerBuilder::xds`] (feature `xds`) the policy comes from
+//! the control plane, as a proxyless gRPC server's does (gRFC A36): the
+//! server asks for the listener its bootstrap names for the address it
+//! serves (Istio's `xds.istio.io/grpc/lds/inbound/HOST:PORT`), takes the
+//! mutual TLS mode from its filter chains and the authorization from its
+//! RBAC filter, and follows every accepted copy. Until that listener has
+//! come, and whenever the control plane drops it or sends one the server
+//! cannot serve by, it is [not serving](ServingMode): connections are
+//! closed as they are accepted and the open ones drained, and
+//! [`serving_mode`](MeshServer::serving_mode) says why.
+//!
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use mesh_core::security::MtlsMode;
@@ -47,6 +58,8 @@ mod builder;
 mod connection;
 mod io;
 mod stats;
+#[cfg(feature = "xds")]
+mod xds;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -56,8 +69,8 @@ use std::time::Duration;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::Service;
 
@@ -81,6 +94,17 @@ pub struct ConnectInfo {
     pub remote_addr: SocketAddr,
 }
 
+/// Whether a server takes connections.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ServingMode {
+    /// It takes connections under its policy.
+    Serving,
+    /// It closes connections as it accepts them, for this reason (its
+    /// control plane has not sent, or no longer sends, a listener it can
+    /// serve by).
+    NotServing(Arc<str>),
+}
+
 /// Serves services with the mesh's inbound policy; clones share the
 /// policy, certificates and counters.
 #[derive(Clone, Debug)]
@@ -96,6 +120,44 @@ struct Shared {
     header_read_timeout: Duration,
     drain_timeout: Duration,
     stats: ServerStats,
+    mode: watch::Sender<ServingMode>,
+    #[cfg(feature = "xds")]
+    xds: Option<mesh_xds::ads::AdsHandle>,
+}
+
+impl Shared {
+    /// Moves to `mode`, if that is a change.
+    #[cfg(feature = "xds")]
+    fn set_mode(&self, mode: ServingMode) {
+        self.mode.send_if_modified(|current| {
+            if *current == mode {
+                return false;
+            }
+            match &mode {
+                ServingMode::Serving => tracing::info!("serving"),
+                ServingMode::NotServing(reason) => tracing::warn!(%reason, "not serving"),
+            }
+            *current = mode;
+            true
+        });
+    }
+
+    /// Follows the control plane for a server on `addr`, if it has one;
+    /// never completes.
+    async fn follow(&self, addr: std::io::Result<SocketAddr>) {
+        #[cfg(feature = "xds")]
+        if let Some(ads) = &self.xds {
+            match addr {
+                Ok(addr) => xds::follow(self, ads, addr).await,
+                Err(e) => self.set_mode(ServingMode::NotServing(
+                    format!("the listener's address is unknown: {e}").into(),
+                )),
+            }
+        }
+        #[cfg(not(feature = "xds"))]
+        let _ = addr;
+        std::future::pending().await
+    }
 }
 
 /// How long accepting pauses after the listener fails (out of file
@@ -120,6 +182,13 @@ impl MeshServer {
     /// What the server has accepted and refused.
     pub fn stats(&self) -> &ServerStats {
         &self.shared.stats
+    }
+
+    /// Whether the server takes connections, as it changes: always
+    /// [`Serving`](ServingMode::Serving) but for a server that follows a
+    /// control plane ([`MeshServerBuilder::xds`]).
+    pub fn serving_mode(&self) -> watch::Receiver<ServingMode> {
+        self.shared.mode.subscribe()
     }
 
     /// Serves `service` on `listener` until the task is dropped.
@@ -148,18 +217,24 @@ impl MeshServer {
         B::Error: Into<BoxError>,
         F: Future<Output = ()>,
     {
-        let graceful = GracefulShutdown::new();
+        let (shutdown, _) = watch::channel(false);
         let mut connections = JoinSet::new();
         let mut signal = std::pin::pin!(signal);
+        let mut follow = std::pin::pin!(self.shared.follow(listener.local_addr()));
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, remote_addr)) => {
+                        if let ServingMode::NotServing(reason) = &*self.shared.mode.borrow() {
+                            self.shared.stats.not_serving();
+                            tracing::debug!(%remote_addr, %reason, "connection closed: not serving");
+                            continue;
+                        }
                         let _ = stream.set_nodelay(true);
-                        let watcher = graceful.watcher();
                         let shared = self.shared.clone();
                         let service = service.clone();
-                        connections.spawn(connection::serve(shared, stream, remote_addr, service, watcher));
+                        let shutdown = shutdown.subscribe();
+                        connections.spawn(connection::serve(shared, stream, remote_addr, service, shutdown));
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting a connection failed");
@@ -167,12 +242,14 @@ impl MeshServer {
                     }
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                () = &mut follow => {}
                 () = &mut signal => break,
             }
         }
         drop(listener);
-        let drain = self.shared.drain_timeout;
-        if tokio::time::timeout(drain, graceful.shutdown())
+        shutdown.send_replace(true);
+        let drained = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(self.shared.drain_timeout, drained)
             .await
             .is_err()
         {

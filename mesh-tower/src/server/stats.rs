@@ -10,6 +10,7 @@ pub struct ServerStats {
     mtls_connections: AtomicU64,
     handshake_failures: AtomicU64,
     plaintext_refused: AtomicU64,
+    not_serving_refused: AtomicU64,
 }
 
 impl ServerStats {
@@ -35,6 +36,12 @@ impl ServerStats {
         self.plaintext_refused.load(Ordering::Relaxed)
     }
 
+    /// Connections closed as they were accepted because the server was
+    /// not serving.
+    pub fn not_serving_refused(&self) -> u64 {
+        self.not_serving_refused.load(Ordering::Relaxed)
+    }
+
     fn count(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -53,5 +60,9 @@ impl ServerStats {
 
     pub(super) fn plaintext(&self) {
         Self::count(&self.plaintext_refused);
+    }
+
+    pub(super) fn not_serving(&self) {
+        Self::count(&self.not_serving_refused);
     }
 }

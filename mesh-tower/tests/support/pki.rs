@@ -2,8 +2,13 @@
 //! (valid through the 2020s, for client and server use) with the SANs
 //! asked for.
 
+use std::net::SocketAddr;
 use std::time::SystemTime;
 
+use bytes::Bytes;
+use mesh_core::policy::UpstreamTls;
+use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+use mesh_tower::MeshClient;
 use mesh_tower::tls::WorkloadIdentity;
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
@@ -62,4 +67,37 @@ impl Ca {
 /// A URI SAN.
 pub fn uri(s: &str) -> SanType {
     SanType::URI(s.to_owned().try_into().unwrap())
+}
+
+/// A client sending `target` to `addr`; over the mesh's mutual TLS as
+/// `identity`, expecting `expect`, when there is one.
+pub fn client<B>(
+    target: &str,
+    addr: SocketAddr,
+    tls: Option<(WorkloadIdentity, &str)>,
+) -> MeshClient<B>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<mesh_tower::BoxError>,
+{
+    let target: Authority = target.parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let builder = MeshClient::builder(resolve);
+    match tls {
+        None => builder.build(),
+        Some((identity, expect)) => builder
+            .identity(identity)
+            .cluster_policy(
+                target,
+                ClusterPolicy {
+                    tls: Some(UpstreamTls {
+                        subject_alt_names: vec![expect.to_owned()],
+                        ..UpstreamTls::default()
+                    }),
+                    ..ClusterPolicy::default()
+                },
+            )
+            .build(),
+    }
 }

@@ -199,8 +199,9 @@ impl ConfigBuilder {
         let l = match last {
             Some(b) if !changed(&changes.listeners, listener) => &b.listener,
             _ => match view.listeners.get(listener) {
-                Some(l) => l,
-                None => return Table::None,
+                // A server's listener routes no client.
+                Some(l) if l.server.is_none() => l,
+                _ => return Table::None,
             },
         };
         let unchanged_listener = last.is_some_and(|b| Arc::ptr_eq(&b.listener, l));

@@ -71,6 +71,13 @@ impl AdsView {
             Some(l) => l,
             None => return self.missing(ResourceType::Listener, listener),
         };
+        if let Some(server) = &l.server {
+            return TargetState::Rejected(format!(
+                "listener {listener:?} is a server's listener (on {}), not one a client \
+                 routes by",
+                server.address
+            ));
+        }
         let Some(table) = self.listener_table(l) else {
             return match &l.routes {
                 RouteSource::Rds { route_config_name } => {

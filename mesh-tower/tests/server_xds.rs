@@ -1,0 +1,270 @@
+//! `MeshServer` following a real xDS server (gRFC A36): not serving until
+//! the listener for its address has come, then taking the mutual TLS mode
+//! and the RBAC of that listener as istiod writes it
+//! (`translate::server_listener`), following an edit, and draining when
+//! the control plane drops the listener; and the reasons it gives when it
+//! cannot serve by what it was sent.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use mesh_core::security::{
+    MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
+};
+use mesh_tower::MeshClient;
+use mesh_tower::server::{MeshServer, MeshServerBuilder, ServingMode};
+use mesh_tower::tls::ClientIdentity;
+use mesh_xds::Bootstrap;
+use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, ResourceType};
+use mesh_xds::server::{AdsServer, ResourceCache};
+use mesh_xds::translate;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+use support::error_chain;
+use support::pki::Ca;
+
+mod support;
+
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage";
+const WAIT: Duration = Duration::from_secs(10);
+
+/// An ADS server on loopback serving `cache`, and a client of it.
+async fn control_plane(cache: &ResourceCache) -> AdsHandle {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(cache.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let bootstrap = Bootstrap::insecure(
+        &addr.to_string(),
+        "sidecar~127.0.0.1~ratings-v1.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    AdsClient::new(&bootstrap)
+        .with_backoff(Backoff {
+            initial: Duration::from_millis(20),
+            max: Duration::from_millis(200),
+        })
+        .spawn()
+        .unwrap()
+}
+
+/// Answers `hello CALLER`, the caller being its SPIFFE id or `anonymous`.
+async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let caller = req
+        .extensions()
+        .get::<ClientIdentity>()
+        .map_or("anonymous".into(), |c| c.0.to_string());
+    Ok(http::Response::new(Full::new(Bytes::from(format!(
+        "hello {caller}"
+    )))))
+}
+
+/// Serves [`hello`] with `builder` on loopback; the server, its address
+/// and the name of its listener.
+async fn start(builder: MeshServerBuilder) -> (MeshServer, SocketAddr, String) {
+    let server = builder.build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(listener, tower::service_fn(hello)).await });
+    let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
+    (server, addr, name)
+}
+
+/// Waits until the server's mode is one `ok` takes; that mode.
+async fn mode(server: &MeshServer, ok: impl Fn(&ServingMode) -> bool) -> ServingMode {
+    let mut modes = server.serving_mode();
+    let found = tokio::time::timeout(WAIT, async {
+        modes.wait_for(|m| ok(m)).await.unwrap().clone()
+    })
+    .await;
+    found.unwrap_or_else(|_| panic!("still {:?}", *server.serving_mode().borrow()))
+}
+
+fn not_serving(m: &ServingMode) -> Option<&str> {
+    match m {
+        ServingMode::NotServing(reason) => Some(reason),
+        ServingMode::Serving => None,
+    }
+}
+
+/// Puts the listener `name` on `addr` with `rbac` in `cache`.
+fn set_listener(cache: &ResourceCache, name: &str, addr: SocketAddr, rbac: &[Rbac], mtls: bool) {
+    let listener = translate::server_listener(name, addr, rbac, mtls).unwrap();
+    cache.set(
+        ResourceType::Listener,
+        vec![translate::entry(name, &listener)],
+    );
+}
+
+/// Only reviews may call.
+fn from_reviews() -> Vec<Rbac> {
+    let policy = RbacPolicy {
+        permissions: vec![Permission::Any],
+        principals: vec![Principal::Authenticated(Some(ValueMatch::exact(REVIEWS)))],
+    };
+    vec![Rbac {
+        action: RbacAction::Allow,
+        policies: vec![("default-ratings-viewer-0".into(), policy)],
+    }]
+}
+
+async fn get(client: &MeshClient<Empty<Bytes>>) -> Result<(u16, String), String> {
+    let req = http::Request::get("http://ratings:9080/ratings/0")
+        .body(Empty::new())
+        .unwrap();
+    let res = client
+        .clone()
+        .oneshot(req)
+        .await
+        .map_err(|e| error_chain(&*e))?;
+    let status = res.status().as_u16();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    Ok((status, String::from_utf8(body.to_vec()).unwrap()))
+}
+
+/// Whether the server closes a connection to `addr` without a byte.
+async fn closed_at_once(addr: SocketAddr) -> bool {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    matches!(
+        tokio::time::timeout(WAIT, stream.read(&mut buf)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+#[tokio::test]
+async fn a_server_serves_by_its_listener_from_the_control_plane() {
+    let ca = Ca::new();
+    let cache = ResourceCache::new();
+    let ads = control_plane(&cache).await;
+    let builder = MeshServer::builder()
+        .identity(ca.identity(RATINGS))
+        .xds(ads);
+    let (server, addr, name) = start(builder).await;
+
+    // Nothing from the control plane yet: not serving.
+    let waiting = mode(&server, |m| not_serving(m).is_some()).await;
+    assert!(
+        not_serving(&waiting).unwrap().starts_with("waiting for"),
+        "{waiting:?}"
+    );
+    assert!(closed_at_once(addr).await);
+    assert_eq!(server.stats().not_serving_refused(), 1);
+
+    // STRICT, and only reviews may call.
+    set_listener(&cache, &name, addr, &from_reviews(), true);
+    mode(&server, |m| *m == ServingMode::Serving).await;
+    assert_eq!(server.policy().get().mtls, MtlsMode::Strict);
+    let reviews = support::pki::client("ratings:9080", addr, Some((ca.identity(REVIEWS), RATINGS)));
+    let productpage = support::pki::client(
+        "ratings:9080",
+        addr,
+        Some((ca.identity(PRODUCTPAGE), RATINGS)),
+    );
+    let plain = support::pki::client("ratings:9080", addr, None);
+    assert_eq!(get(&reviews).await, Ok((200, format!("hello {REVIEWS}"))));
+    assert_eq!(
+        get(&productpage).await,
+        Ok((403, "RBAC: access denied".into()))
+    );
+    assert!(get(&plain).await.is_err());
+    assert_eq!(server.stats().plaintext_refused(), 1);
+
+    // An edit: plain text, and anyone.
+    set_listener(&cache, &name, addr, &[], false);
+    let edited = tokio::time::timeout(WAIT, async {
+        while server.policy().get().mtls != MtlsMode::Disable {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    edited.await.expect("the edit applied");
+    assert_eq!(get(&plain).await, Ok((200, "hello anonymous".into())));
+
+    // Gone from the control plane: not serving, and the open connections
+    // drained.
+    cache.set(ResourceType::Listener, Vec::new());
+    let gone = mode(&server, |m| not_serving(m).is_some()).await;
+    assert_eq!(
+        not_serving(&gone),
+        Some(&*format!("the control plane has no listener {name:?}"))
+    );
+    let err = get(&plain).await.unwrap_err();
+    assert!(closed_at_once(addr).await, "{err}");
+    assert!(server.stats().not_serving_refused() >= 2);
+
+    // Back: serving again.
+    set_listener(&cache, &name, addr, &[], false);
+    mode(&server, |m| *m == ServingMode::Serving).await;
+    assert_eq!(get(&plain).await, Ok((200, "hello anonymous".into())));
+}
+
+#[tokio::test]
+async fn a_listener_it_cannot_serve_by_is_the_reason_it_does_not() {
+    let cache = ResourceCache::new();
+    let ads = control_plane(&cache).await;
+    // No identity in code, none in the bootstrap.
+    let (server, addr, name) = start(MeshServer::builder().xds(ads)).await;
+
+    let broken = envoy_types::pb::envoy::config::listener::v3::Listener {
+        name: name.clone(),
+        ..Default::default()
+    };
+    cache.set(
+        ResourceType::Listener,
+        vec![translate::entry(&name, &broken)],
+    );
+    let refused = mode(&server, |m| {
+        not_serving(m).is_some_and(|r| r.contains("rejected"))
+    })
+    .await;
+    assert_eq!(
+        not_serving(&refused),
+        Some(&*format!(
+            "the control plane's listener {name:?} was rejected: Listener {name:?}: address: \
+             a server listener needs a socket address"
+        ))
+    );
+
+    set_listener(&cache, &name, addr, &[], true);
+    let refused = mode(&server, |m| {
+        not_serving(m).is_some_and(|r| r.contains("asks for mutual TLS"))
+    })
+    .await;
+    assert_eq!(
+        not_serving(&refused),
+        Some(&*format!(
+            "listener {name:?} asks for mutual TLS, and this server has no identity to present \
+             (MeshServerBuilder::identity, or the bootstrap's certificate provider `default`)"
+        ))
+    );
+
+    let elsewhere: SocketAddr = "127.0.0.1:1".parse().unwrap();
+    set_listener(&cache, &name, elsewhere, &[], false);
+    let refused = mode(&server, |m| {
+        not_serving(m).is_some_and(|r| r.contains("is for"))
+    })
+    .await;
+    assert_eq!(
+        not_serving(&refused),
+        Some(&*format!(
+            "listener {name:?} is for {elsewhere}, and this server listens on {addr}"
+        ))
+    );
+
+    set_listener(&cache, &name, addr, &[], false);
+    mode(&server, |m| *m == ServingMode::Serving).await;
+    let plain = support::pki::client("ratings:9080", addr, None);
+    assert_eq!(get(&plain).await, Ok((200, "hello anonymous".into())));
+}
