@@ -52,10 +52,13 @@ impl AsyncWrite for ServerIo {
         }
     }
 
+    /// Not over TLS: rustls seals each slice of a vectored write as a
+    /// record of its own, so hyper's head and body go out as two; told
+    /// otherwise, hyper gathers them into one buffer and one record.
     fn is_write_vectored(&self) -> bool {
         match self {
             ServerIo::Plain(s) => s.is_write_vectored(),
-            ServerIo::Tls(s) => s.is_write_vectored(),
+            ServerIo::Tls(_) => false,
         }
     }
 

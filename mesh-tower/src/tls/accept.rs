@@ -104,7 +104,7 @@ impl MeshTlsAcceptor {
 }
 
 fn server_config(identity: &WorkloadIdentity) -> rustls::ServerConfig {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = super::crypto_provider();
     let verifier =
         WebPkiClientVerifier::builder_with_provider(identity.roots().clone(), provider.clone())
             .build()

@@ -67,7 +67,7 @@ impl<C> MeshTlsConnector<C> {
             .map(|s| ServerName::try_from(s.to_owned()).map_err(|_| InvalidSni(s.to_owned())))
             .transpose()?;
         let verifier = SpiffeServerVerifier::new(identity.clone(), tls.subject_alt_names.clone());
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = super::crypto_provider();
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("the ring provider supports the default versions")

@@ -199,7 +199,7 @@ impl WorkloadIdentity {
             }
             Err(e) => return Err(parse(Part::PrivateKey, e)),
         };
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = super::crypto_provider();
         let certified = CertifiedKey::from_der(chain, key, &provider).map_err(|e| match e {
             rustls::Error::InconsistentKeys(_) => {
                 fail(Part::PrivateKey, IdentityCause::KeyMismatch)

@@ -13,6 +13,7 @@ mod bootstrap;
 mod connect;
 mod identity;
 mod peer;
+mod provider;
 mod source;
 mod verify;
 
@@ -22,5 +23,6 @@ pub(crate) use bootstrap::bootstrap_identity;
 pub use connect::{InvalidSni, MeshTlsConnector, TlsIo};
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
 pub use peer::{ClientIdentity, PeerIdentity};
+pub use provider::crypto_provider;
 pub use source::{IdentitySource, NoIdentity};
 pub use verify::IdentityMismatch;

@@ -43,7 +43,7 @@ pub(crate) struct SpiffeServerVerifier {
 
 impl SpiffeServerVerifier {
     pub(crate) fn new(source: IdentitySource, expected: Vec<String>) -> Self {
-        let algorithms = rustls::crypto::ring::default_provider().signature_verification_algorithms;
+        let algorithms = super::crypto_provider().signature_verification_algorithms;
         Self {
             source,
             expected,
