@@ -513,7 +513,12 @@ async fn envoy_reaches_an_mtls_only_upstream(
     ] {
         ca.issue(id, day).unwrap().write(tmp.join(dir)).unwrap();
     }
-    let upstream = support::control::mtls_upstream("v1-over-mtls", &tmp.join("reviews")).await;
+    let upstream = support::control::mtls_upstream(
+        "v1-over-mtls",
+        &tmp.join("reviews"),
+        "spiffe://cluster.local/ns/default/sa/productpage",
+    )
+    .await;
     let reserved = ReservedPort::new();
     let port = reserved.port();
     let dir = tmp.join("config");
@@ -544,8 +549,10 @@ async fn envoy_reaches_an_mtls_only_upstream(
         return;
     };
     let listener: SocketAddr = ([127, 0, 0, 1], port).into();
-    // Plain text would be refused by the upstream: an answer means Envoy
-    // dialled mutual TLS, presenting productpage's certificate.
+    // The upstream is a MeshServer refusing plain text and any caller
+    // but productpage: an answer means Envoy dialled mutual TLS,
+    // presenting productpage's certificate, and MeshServer read its
+    // SPIFFE id.
     wait_until(listener, "over mutual TLS", |v| v == "v1-over-mtls").await;
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
@@ -576,6 +583,49 @@ async fn envoy_dials_mutual_tls_with_the_files_a_rule_names() {
         )
     };
     envoy_reaches_an_mtls_only_upstream(rule, false).await;
+}
+
+/// The status of `GET /reviews/0` from a `MeshClient` with the workload
+/// certificate in `certs`, dialling `host` at `addr` over the mesh's
+/// mutual TLS and expecting reviews' identity; or the error.
+async fn mesh_client_status(
+    certs: &std::path::Path,
+    addr: SocketAddr,
+    host: &str,
+) -> Result<u16, String> {
+    use http_body_util::Empty;
+    use mesh_core::policy::UpstreamTls;
+    use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+    use mesh_tower::MeshClient;
+    use mesh_tower::tls::{IdentityFiles, IdentitySource};
+    use tower::ServiceExt;
+
+    let identity = IdentitySource::from_files(IdentityFiles::in_dir(certs)).unwrap();
+    let target: Authority = host.parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let tls = UpstreamTls {
+        subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/reviews".into()],
+        ..UpstreamTls::default()
+    };
+    let client: MeshClient<Empty<bytes::Bytes>> = MeshClient::builder(resolve)
+        .identity(identity)
+        .cluster_policy(
+            target,
+            ClusterPolicy {
+                tls: Some(tls),
+                ..ClusterPolicy::default()
+            },
+        )
+        .build();
+    let req = http::Request::get(format!("http://{host}/reviews/0"))
+        .body(Empty::new())
+        .unwrap();
+    match tokio::time::timeout(WAIT, client.oneshot(req)).await {
+        Ok(Ok(res)) => Ok(res.status().as_u16()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer in time".into()),
+    }
 }
 
 /// Files of the mesh's CA in `tmp` for the workload `sa`: its node
@@ -662,6 +712,12 @@ async fn envoy_sidecars_take_mutual_tls_and_authorize_on_the_inbound_side() {
         matches!(direct, Err(_) | Ok((0, _))),
         "plain text had an answer: {direct:?}"
     );
+    // MeshClient dials the same sidecar over the mesh's mutual TLS: as
+    // productpage it is let through, as reviews the policy refuses it.
+    for (sa, want) in [("productpage", 200), ("reviews", 403)] {
+        let status = mesh_client_status(&tmp.join(sa), inbound, &host).await;
+        assert_eq!(status, Ok(want), "as {sa}");
+    }
 
     // PERMISSIVE takes plain text too, but the policy wants productpage's
     // identity, which a plain-text client has not shown.

@@ -561,3 +561,121 @@ async fn shutdown_drains_requests_in_flight_and_takes_no_new_connection() {
     assert_eq!((status, &*body), (200, "done"));
     serving.await.unwrap();
 }
+
+/// Both sides' certificates re-issued and read while 1,000 requests are
+/// in flight over mutual TLS: none fails, and a new connection afterwards
+/// is served with the new certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_rotated_under_1000_requests_in_flight_drop_none() {
+    use mesh_tower::tls::{IdentityFiles, IdentitySource};
+
+    let ca = Ca::new();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let [server_files, client_files] = [0, 1].map(|i| IdentityFiles::in_dir(dirs[i].path()));
+    let issue = |files: &IdentityFiles, id: &str| {
+        let (chain, key) = ca.issue(id);
+        std::fs::write(&files.certificate_chain, chain).unwrap();
+        std::fs::write(&files.private_key, key).unwrap();
+        std::fs::write(&files.roots, ca.pem()).unwrap();
+    };
+    issue(&server_files, RATINGS);
+    issue(&client_files, REVIEWS);
+    let server_source = IdentitySource::from_files(server_files.clone()).unwrap();
+    let client_source = IdentitySource::from_files(client_files.clone()).unwrap();
+    // hello, held until released once the first 100 requests are in.
+    let arrived = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (release, released) = tokio::sync::watch::channel(false);
+    let held = {
+        let arrived = arrived.clone();
+        tower::service_fn(move |req: http::Request<Incoming>| {
+            let arrived = arrived.clone();
+            let mut released = released.clone();
+            async move {
+                arrived.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = released.wait_for(|r| *r).await;
+                hello(req).await
+            }
+        })
+    };
+    let server = MeshServer::builder()
+        .identity(server_source.clone())
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { server.serve(listener, held).await });
+    release.send_replace(true);
+    let presented = || async {
+        let tls = raw_tls(addr, &ca, Some(&ca.identity(PRODUCTPAGE)))
+            .await
+            .unwrap();
+        tls.get_ref().1.peer_certificates().unwrap()[0].clone()
+    };
+    let old = presented().await;
+
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let make_client = || -> MeshClient<Empty<Bytes>> {
+        MeshClient::builder(resolve.clone())
+            .identity(client_source.clone())
+            .cluster_policy(
+                target.clone(),
+                ClusterPolicy {
+                    connection: ConnectionPolicy {
+                        protocol: Protocol::Http2,
+                        ..ConnectionPolicy::default()
+                    },
+                    tls: Some(UpstreamTls {
+                        subject_alt_names: vec![RATINGS.into()],
+                        ..UpstreamTls::default()
+                    }),
+                    ..ClusterPolicy::default()
+                },
+            )
+            .build()
+    };
+    let client = make_client();
+    assert_eq!(get(&client, "/").await.unwrap().0, 200);
+
+    release.send_replace(false);
+    arrived.store(0, std::sync::atomic::Ordering::Relaxed);
+    let in_flight = futures_util::future::join_all((0..1000).map(|_| get(&client, "/")));
+    let rotate = async {
+        eventually("100 requests in", || {
+            arrived.load(std::sync::atomic::Ordering::Relaxed) >= 100
+        })
+        .await;
+        issue(&server_files, RATINGS);
+        issue(&client_files, REVIEWS);
+        let reloaded = (server_source.reload(), client_source.reload());
+        release.send_replace(true);
+        reloaded
+    };
+    let (results, (server_reloaded, client_reloaded)) = tokio::join!(in_flight, rotate);
+    assert!(server_reloaded.unwrap() && client_reloaded.unwrap());
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| !matches!(r, Ok((200, _, _))))
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
+
+    assert_ne!(
+        presented().await,
+        old,
+        "a new connection gets the new certificate"
+    );
+    assert_eq!(
+        get(&make_client(), "/").await.unwrap(),
+        (
+            200,
+            format!("hello {REVIEWS} from ratings over HTTP/2.0"),
+            Some(PeerIdentity(RATINGS.into()))
+        )
+    );
+}

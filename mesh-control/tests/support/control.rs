@@ -281,55 +281,45 @@ pub(crate) async fn grpc_upstream(name: &'static str) -> SocketAddr {
     addr
 }
 
-/// An HTTPS server on a free port of 127.0.0.1 answering every request
-/// with `name`, presenting the workload certificate in `dir` and requiring
-/// a client certificate its root signs (mutual TLS), until the test's
-/// runtime ends.
-pub(crate) async fn mtls_upstream(name: &'static str, dir: &std::path::Path) -> SocketAddr {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+/// A `MeshServer` on a free port of 127.0.0.1 answering every request
+/// with `name`, presenting the workload certificate in `dir`, taking only
+/// the mesh's mutual TLS (`STRICT`) and only from `caller` (an ALLOW
+/// policy on its SPIFFE id), until the test's runtime ends.
+pub(crate) async fn mtls_upstream(
+    name: &'static str,
+    dir: &std::path::Path,
+    caller: &str,
+) -> SocketAddr {
+    use mesh_core::security::{
+        MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
+    };
+    use mesh_tower::server::MeshServer;
+    use mesh_tower::tls::{IdentityFiles, IdentitySource};
 
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(dir.join("root-cert.pem")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
-            .build()
-            .unwrap();
-    let chain = CertificateDer::pem_file_iter(dir.join("cert-chain.pem"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
+    let identity = IdentitySource::from_files(IdentityFiles::in_dir(dir)).unwrap();
+    let only_caller = Rbac {
+        action: RbacAction::Allow,
+        policies: vec![(
+            "caller".into(),
+            RbacPolicy {
+                permissions: vec![Permission::Any],
+                principals: vec![Principal::Authenticated(Some(ValueMatch::exact(caller)))],
+            },
+        )],
+    };
+    let server = MeshServer::builder()
+        .identity(identity)
+        .mtls(MtlsMode::Strict)
+        .rbac(vec![only_caller])
+        .build()
         .unwrap();
-    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(stream).await else {
-                    return;
-                };
-                let service = hyper::service::service_fn(move |_req| async move {
-                    Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
+    let service = tower::service_fn(
+        move |_req: hyper::Request<hyper::body::Incoming>| async move {
+            Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
+        },
+    );
+    tokio::spawn(async move { server.serve(listener, service).await });
     addr
 }
