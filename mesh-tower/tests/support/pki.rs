@@ -11,8 +11,8 @@ use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::MeshClient;
 use mesh_tower::tls::WorkloadIdentity;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    SanType, date_time_ymd,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType, date_time_ymd,
 };
 
 pub struct Ca(pub CertifiedIssuer<'static, KeyPair>);
@@ -21,6 +21,10 @@ impl Ca {
     pub fn new() -> Self {
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "mesh test root");
         Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
     }
 
@@ -32,6 +36,10 @@ impl Ca {
     /// A leaf with `sans`, and its key.
     pub fn leaf(&self, sans: &[SanType]) -> (String, KeyPair) {
         let mut params = CertificateParams::default();
+        // No subject, as Istio's workload certificates: the SPIFFE id is
+        // the URI SAN (and a leaf named as its issuer would look
+        // self-signed to OpenSSL).
+        params.distinguished_name = DistinguishedName::new();
         params.subject_alt_names = sans.to_vec();
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
