@@ -150,3 +150,25 @@ async fn a_deleted_service_takes_no_more_requests_and_they_say_why() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(get(&client, &uri).await, "details");
 }
+
+/// A `Mesh` given DNS discovery hands out clients resolving through it,
+/// with Kubernetes' search domains completing a short name.
+#[tokio::test(start_paused = true)]
+async fn a_mesh_with_dns_discovery_resolves_kubernetes_short_names() {
+    let dns = mesh_dns::LocalDns::start("bookinfo.svc.cluster.local")
+        .await
+        .unwrap();
+    let v1 = Http::start("v1").await;
+    dns.set_addresses("reviews", 1, &["127.0.0.1".parse().unwrap()])
+        .await
+        .unwrap();
+    let dns_config = DnsConfig {
+        name_servers: vec![dns.addr()],
+        hosts_file: false,
+        ..DnsConfig::kubernetes("bookinfo", "cluster.local")
+    };
+    let mesh = mesh_tower::Mesh::builder().dns(dns_config).build().unwrap();
+    let client: MeshClient<Empty<Bytes>> = mesh.client();
+    let uri = format!("http://reviews:{}/reviews/0", v1.addr.port());
+    assert_eq!(get(&client, &uri).await, "v1");
+}

@@ -61,6 +61,8 @@
 //!
 //! Features:
 //!
+//! - `dns`: [`MeshBuilder::dns`], DNS discovery for a [`Mesh`]; with
+//!   `xds`, [`Mesh::from_env`].
 //! - `istio`: [`istio::load`], Istio `VirtualService` and `DestinationRule`
 //!   files as a client's configuration, and [`istio::inbound_policy`],
 //!   `PeerAuthentication` and `AuthorizationPolicy` as a server's.
@@ -80,6 +82,7 @@ pub mod error;
 pub mod fault;
 #[cfg(feature = "istio")]
 pub mod istio;
+pub mod mesh;
 pub mod mirror;
 pub mod outlier;
 pub mod rate_limit;
@@ -98,5 +101,6 @@ mod test_support;
 pub use body::{RequestBody, ResponseBody};
 pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
+pub use mesh::{Mesh, MeshBuilder, MeshError};
 pub use new_service::NewService;
 pub use server::{MeshServer, MeshServerBuilder};

@@ -1,0 +1,205 @@
+//! The `Mesh` handle: clients and servers it hands out share its identity
+//! and discovery. Given a bootstrap as Istio's agent writes it (a control
+//! plane and the workload's certificate files as its provider `default`),
+//! its server presents that certificate and takes its mode and
+//! authorization from the control plane's listener; its client dials the
+//! mesh's mutual TLS with the same identity.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use mesh_core::policy::UpstreamTls;
+use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+use mesh_tower::server::ServingMode;
+use mesh_tower::tls::{ClientIdentity, IdentityFiles, PeerIdentity};
+use mesh_tower::{Mesh, MeshError};
+use mesh_xds::Bootstrap;
+use mesh_xds::ads::ResourceType;
+use mesh_xds::bootstrap::{CertificateProvider, FileWatcher};
+use mesh_xds::server::{AdsServer, ResourceCache};
+use mesh_xds::translate;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use support::pki::Ca;
+
+mod support;
+
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let caller = req
+        .extensions()
+        .get::<ClientIdentity>()
+        .map_or("anonymous".into(), |c| c.0.to_string());
+    Ok(http::Response::new(Full::new(Bytes::from(format!(
+        "hello {caller}"
+    )))))
+}
+
+/// `id`'s certificate, key and the root written into `dir`.
+fn write_certs(ca: &Ca, id: &str, dir: &Path) -> IdentityFiles {
+    let files = IdentityFiles::in_dir(dir);
+    let (chain, key) = ca.issue(id);
+    std::fs::write(&files.certificate_chain, chain).unwrap();
+    std::fs::write(&files.private_key, key).unwrap();
+    std::fs::write(&files.roots, ca.pem()).unwrap();
+    files
+}
+
+/// A bootstrap for the ADS server at `xds`, with `files` as the
+/// certificate provider `default`, as Istio's agent writes it.
+fn bootstrap(xds: SocketAddr, files: Option<&IdentityFiles>) -> Bootstrap {
+    let mut bootstrap = Bootstrap::insecure(
+        &xds.to_string(),
+        "sidecar~127.0.0.1~ratings-v1.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    if let Some(files) = files {
+        bootstrap.certificate_providers.insert(
+            "default".into(),
+            CertificateProvider {
+                file_watcher: FileWatcher {
+                    certificate_file: Some(files.certificate_chain.clone()),
+                    private_key_file: Some(files.private_key.clone()),
+                    ca_certificate_file: Some(files.roots.clone()),
+                    refresh_interval: Duration::from_secs(600),
+                },
+            },
+        );
+    }
+    bootstrap
+}
+
+async fn ads_server(cache: &ResourceCache) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(cache.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    addr
+}
+
+#[tokio::test]
+async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates() {
+    let ca = Ca::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let files = write_certs(&ca, RATINGS, tmp.path());
+    let cache = ResourceCache::new();
+    let xds = ads_server(&cache).await;
+    let ratings = Mesh::builder()
+        .bootstrap(bootstrap(xds, Some(&files)))
+        .build()
+        .unwrap();
+    assert_eq!(
+        ratings
+            .identity()
+            .unwrap()
+            .current()
+            .unwrap()
+            .id()
+            .to_string(),
+        RATINGS
+    );
+
+    // Its server: the bootstrap's identity, the listener's STRICT mode.
+    let server = ratings.server().build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(listener, tower::service_fn(hello)).await });
+    let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
+    let inbound = translate::server_listener(&name, addr, &[], true).unwrap();
+    cache.set(
+        ResourceType::Listener,
+        vec![translate::entry(&name, &inbound)],
+    );
+    let mut modes = server.serving_mode();
+    tokio::time::timeout(WAIT, modes.wait_for(|m| *m == ServingMode::Serving))
+        .await
+        .expect("serving")
+        .unwrap();
+
+    // A client of a mesh given its identity and discovery in code.
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let reviews = Mesh::builder()
+        .resolve(resolve)
+        .identity(ca.identity(REVIEWS))
+        .build()
+        .unwrap();
+    let policy = ClusterPolicy {
+        tls: Some(UpstreamTls {
+            subject_alt_names: vec![RATINGS.into()],
+            ..UpstreamTls::default()
+        }),
+        ..ClusterPolicy::default()
+    };
+    let client = reviews
+        .client_builder()
+        .cluster_policy(target, policy)
+        .build::<Empty<Bytes>>();
+    let req = http::Request::get("http://ratings:9080/")
+        .body(Empty::new())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    assert_eq!(
+        res.extensions().get::<PeerIdentity>(),
+        Some(&PeerIdentity(RATINGS.into()))
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, format!("hello {REVIEWS}"));
+
+    // Plain text: refused, as the listener says.
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let plain = Mesh::builder().resolve(resolve).build().unwrap();
+    let req = http::Request::get("http://ratings:9080/")
+        .body(Empty::new())
+        .unwrap();
+    assert!(plain.client::<Empty<Bytes>>().oneshot(req).await.is_err());
+    assert_eq!(server.stats().plaintext_refused(), 1);
+}
+
+#[tokio::test]
+async fn a_bootstrap_provider_without_files_is_an_error_naming_it() {
+    let cache = ResourceCache::new();
+    let xds = ads_server(&cache).await;
+    let mut broken = bootstrap(xds, None);
+    broken.certificate_providers.insert(
+        "default".into(),
+        CertificateProvider {
+            file_watcher: FileWatcher {
+                certificate_file: None,
+                private_key_file: None,
+                ca_certificate_file: None,
+                refresh_interval: Duration::from_secs(600),
+            },
+        },
+    );
+    let err = Mesh::builder().bootstrap(broken).build().unwrap_err();
+    assert!(matches!(err, MeshError::Identity(_)), "{err:?}");
+    assert_eq!(
+        err.to_string(),
+        "the xDS bootstrap's certificate provider `default` names no certificate, key and roots"
+    );
+
+    // No provider at all: a mesh without an identity.
+    let mesh = Mesh::builder()
+        .bootstrap(bootstrap(xds, None))
+        .build()
+        .unwrap();
+    assert!(mesh.identity().is_none());
+    assert!(mesh.ads().is_some());
+}
