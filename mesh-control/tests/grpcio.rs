@@ -12,6 +12,9 @@
 //!   certificate provider (A29);
 //! - as both, a whole proxyless mesh speaking mutual TLS because the
 //!   DestinationRule says so.
+//! - as the client of a `MeshServer` built from the same bootstrap
+//!   (`Mesh::builder().bootstrap(..)`), which takes STRICT mutual TLS and
+//!   the AuthorizationPolicy from its listener as grpcio's server does.
 //!
 //! The interpreter is [`grpcio`]'s: when it cannot import `grpc` and
 //! `grpc_health` a test says why and passes, unless `MESH_REQUIRE_PEERS`
@@ -336,4 +339,104 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     .await
     .expect("the client refuses a server that is not who the registry says");
     assert!(refused.contains("UNAVAILABLE"), "{refused}");
+}
+
+/// ratings as a `MeshServer` built from the same bootstrap a grpcio
+/// server reads, on `port` (joining the reserved port, as gRPC's servers
+/// bind).
+async fn start_mesh_server(bootstrap: &serde_json::Value, port: u16) -> mesh_tower::MeshServer {
+    let bootstrap =
+        mesh_xds::Bootstrap::from_json("ratings' bootstrap", &bootstrap.to_string()).unwrap();
+    let mesh = mesh_tower::Mesh::builder()
+        .bootstrap(bootstrap)
+        .build()
+        .unwrap();
+    let server = mesh.server().build().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket.bind(([127, 0, 0, 1], port).into()).unwrap();
+    let listener = socket.listen(128).unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let serving = server.clone();
+    tokio::spawn(async move { serving.serve(listener, health).await });
+    server
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grpcio_client_calls_a_mesh_server_whose_mtls_and_rbac_come_from_mesh_control() {
+    let Some(python) = grpcio().await else {
+        return;
+    };
+    let tmp = TempDir::new("grpcio-mesh-server");
+    let ca = Ca::init(tmp.join("ca")).unwrap();
+    for (name, id) in [
+        ("ratings", RATINGS_ID),
+        ("productpage", PRODUCTPAGE_ID),
+        ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
+    ] {
+        ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
+    }
+    let reserved = ReservedPort::new();
+    let port = reserved.port();
+    let config = tmp.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "ratings")).unwrap();
+    let control = Control::start(&config);
+    let server = start_mesh_server(
+        &bootstrap(control.xds, "ratings", &tmp.join("ratings")),
+        port,
+    )
+    .await;
+    let mut modes = server.serving_mode();
+    tokio::time::timeout(
+        WAIT,
+        modes.wait_for(|m| *m == mesh_tower::server::ServingMode::Serving),
+    )
+    .await
+    .expect("the MeshServer serves by its listener from mesh-control")
+    .unwrap();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+
+    // productpage, grpcio's proxyless client, dials mutual TLS as the
+    // DestinationRule says, checks the server is ratings, and the
+    // MeshServer lets it in: STRICT and the AuthorizationPolicy, from
+    // mesh-control.
+    let productpage = tmp.join("productpage-bootstrap.json");
+    std::fs::write(
+        &productpage,
+        bootstrap(control.xds, "productpage", &tmp.join("productpage")).to_string(),
+    )
+    .unwrap();
+    let client = tokio::process::Command::new(&python)
+        .arg(grpcio_script("xds_client.py"))
+        .arg(format!("xds:///ratings:{port}"))
+        .arg("20")
+        .env("GRPC_XDS_BOOTSTRAP", &productpage)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(60), client)
+        .await
+        .expect("the client finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(
+        (out.status.success(), stdout.as_str()),
+        (true, r#"{"ok": 20}"#),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(server.stats().mtls_connections() >= 1);
+
+    // Plain text is refused; reviews is denied by the policy.
+    let plain = match plaintext(addr).await {
+        Some(channel) => check(channel, "alice").await,
+        None => Code::Unavailable,
+    };
+    assert_ne!(plain, Code::Ok);
+    let reviews = mtls_channel(&tmp.join("reviews"), RATINGS_ID, addr)
+        .await
+        .unwrap();
+    assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
+    let dump = control.config_dump().await;
+    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
 }
