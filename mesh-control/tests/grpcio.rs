@@ -258,78 +258,121 @@ fn mtls_mesh(port: u16, account: &str) -> String {
     )
 }
 
+/// [`mtls_mesh`] served by `mesh-control`, ratings' port reserved, and
+/// certificates from the mesh's CA for ratings, productpage and reviews.
+struct MtlsMesh {
+    tmp: TempDir,
+    reserved: ReservedPort,
+    config: std::path::PathBuf,
+    control: Control,
+}
+
+impl MtlsMesh {
+    fn start(name: &str) -> Self {
+        let tmp = TempDir::new(name);
+        let ca = Ca::init(tmp.join("ca")).unwrap();
+        for (name, id) in [
+            ("ratings", RATINGS_ID),
+            ("productpage", PRODUCTPAGE_ID),
+            ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
+        ] {
+            ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
+        }
+        let reserved = ReservedPort::new();
+        let config = tmp.join("config");
+        std::fs::create_dir_all(&config).unwrap();
+        std::fs::write(
+            config.join("mesh.yaml"),
+            mtls_mesh(reserved.port(), "ratings"),
+        )
+        .unwrap();
+        let control = Control::start(&config);
+        Self {
+            tmp,
+            reserved,
+            config,
+            control,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.reserved.port()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port()))
+    }
+
+    fn bootstrap(&self, app: &str) -> serde_json::Value {
+        bootstrap(self.control.xds, app, &self.tmp.join(app))
+    }
+
+    /// `app`'s bootstrap, written to a file.
+    fn bootstrap_file(&self, app: &str) -> std::path::PathBuf {
+        let file = self.tmp.join(&format!("{app}-bootstrap.json"));
+        std::fs::write(&file, self.bootstrap(app).to_string()).unwrap();
+        file
+    }
+
+    /// productpage's grpcio proxyless client calling ratings with `args`:
+    /// whether it succeeded, and what it printed.
+    async fn productpage_calls(&self, python: &Path, args: &[&str]) -> (bool, String) {
+        let client = tokio::process::Command::new(python)
+            .arg(grpcio_script("xds_client.py"))
+            .arg(format!("xds:///ratings:{}", self.port()))
+            .args(args)
+            .env("GRPC_XDS_BOOTSTRAP", self.bootstrap_file("productpage"))
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(Duration::from_secs(60), client)
+            .await
+            .expect("the client finishes")
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        (out.status.success(), stdout)
+    }
+
+    /// Ratings refuses plain text, denies reviews by the policy, and
+    /// nothing was NACKed.
+    async fn assert_only_productpage_over_mtls(&self) {
+        let plain = match plaintext(self.addr()).await {
+            Some(channel) => check(channel, "alice").await,
+            None => Code::Unavailable,
+        };
+        assert_ne!(plain, Code::Ok);
+        let reviews = mtls_channel(&self.tmp.join("reviews"), RATINGS_ID, self.addr())
+            .await
+            .unwrap();
+        assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
+        let dump = self.control.config_dump().await;
+        assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     let Some(python) = grpcio().await else {
         return;
     };
-    let tmp = TempDir::new("grpcio-mtls");
-    let ca = Ca::init(tmp.join("ca")).unwrap();
-    for (name, id) in [
-        ("ratings", RATINGS_ID),
-        ("productpage", PRODUCTPAGE_ID),
-        ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
-    ] {
-        ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
-    }
-    let reserved = ReservedPort::new();
-    let port = reserved.port();
-    let config = tmp.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "ratings")).unwrap();
-    let control = Control::start(&config);
-    let write_bootstrap = |app: &str| {
-        let file = tmp.join(&format!("{app}-bootstrap.json"));
-        let json = bootstrap(control.xds, app, &tmp.join(app));
-        std::fs::write(&file, json.to_string()).unwrap();
-        file
-    };
-    let _server = start_server(&python, &write_bootstrap("ratings"), port).await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mesh = MtlsMesh::start("grpcio-mtls");
+    let _server = start_server(&python, &mesh.bootstrap_file("ratings"), mesh.port()).await;
 
     // productpage, a proxyless client asking by short name (completed in
     // its namespace, as istiod does), dials mutual TLS because the
     // DestinationRule says so, checks the server is ratings, and is let in.
-    let target = format!("xds:///ratings:{port}");
-    let productpage = write_bootstrap("productpage");
-    let call = |args: &'static [&'static str]| {
-        let client = tokio::process::Command::new(&python)
-            .arg(grpcio_script("xds_client.py"))
-            .arg(&target)
-            .args(args)
-            .env("GRPC_XDS_BOOTSTRAP", &productpage)
-            .kill_on_drop(true)
-            .output();
-        async move {
-            let out = tokio::time::timeout(Duration::from_secs(60), client)
-                .await
-                .expect("the client finishes")
-                .unwrap();
-            let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-            (out.status.success(), stdout)
-        }
-    };
-    assert_eq!(call(&["20"]).await, (true, r#"{"ok": 20}"#.to_owned()));
+    let ok = (true, r#"{"ok": 20}"#.to_owned());
+    assert_eq!(mesh.productpage_calls(&python, &["20"]).await, ok);
 
     // Plain text is refused; another identity is denied by the policy.
-    let plain = match plaintext(addr).await {
-        Some(channel) => check(channel, "alice").await,
-        None => Code::Unavailable,
-    };
-    assert_ne!(plain, Code::Ok);
-    let reviews = mtls_channel(&tmp.join("reviews"), RATINGS_ID, addr)
-        .await
-        .unwrap();
-    assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
-    let dump = control.config_dump().await;
-    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    mesh.assert_only_productpage_over_mtls().await;
 
     // Once the registry says ratings runs as another account, the client
     // refuses the server it reaches: its certificate is ratings'.
-    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "impostor")).unwrap();
+    let impostor = mtls_mesh(mesh.port(), "impostor");
+    std::fs::write(mesh.config.join("mesh.yaml"), impostor).unwrap();
     let refused = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            let (ok, stdout) = call(&["1", "fail-fast"]).await;
+            let (ok, stdout) = mesh.productpage_calls(&python, &["1", "fail-fast"]).await;
             if !ok {
                 return stdout;
             }
@@ -367,26 +410,8 @@ async fn a_grpcio_client_calls_a_mesh_server_whose_mtls_and_rbac_come_from_mesh_
     let Some(python) = grpcio().await else {
         return;
     };
-    let tmp = TempDir::new("grpcio-mesh-server");
-    let ca = Ca::init(tmp.join("ca")).unwrap();
-    for (name, id) in [
-        ("ratings", RATINGS_ID),
-        ("productpage", PRODUCTPAGE_ID),
-        ("reviews", "spiffe://cluster.local/ns/default/sa/reviews"),
-    ] {
-        ca.issue(id, DAY).unwrap().write(tmp.join(name)).unwrap();
-    }
-    let reserved = ReservedPort::new();
-    let port = reserved.port();
-    let config = tmp.join("config");
-    std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("mesh.yaml"), mtls_mesh(port, "ratings")).unwrap();
-    let control = Control::start(&config);
-    let server = start_mesh_server(
-        &bootstrap(control.xds, "ratings", &tmp.join("ratings")),
-        port,
-    )
-    .await;
+    let mesh = MtlsMesh::start("grpcio-mesh-server");
+    let server = start_mesh_server(&mesh.bootstrap("ratings"), mesh.port()).await;
     let mut modes = server.serving_mode();
     tokio::time::timeout(
         WAIT,
@@ -395,48 +420,15 @@ async fn a_grpcio_client_calls_a_mesh_server_whose_mtls_and_rbac_come_from_mesh_
     .await
     .expect("the MeshServer serves by its listener from mesh-control")
     .unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     // productpage, grpcio's proxyless client, dials mutual TLS as the
     // DestinationRule says, checks the server is ratings, and the
     // MeshServer lets it in: STRICT and the AuthorizationPolicy, from
     // mesh-control.
-    let productpage = tmp.join("productpage-bootstrap.json");
-    std::fs::write(
-        &productpage,
-        bootstrap(control.xds, "productpage", &tmp.join("productpage")).to_string(),
-    )
-    .unwrap();
-    let client = tokio::process::Command::new(&python)
-        .arg(grpcio_script("xds_client.py"))
-        .arg(format!("xds:///ratings:{port}"))
-        .arg("20")
-        .env("GRPC_XDS_BOOTSTRAP", &productpage)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), client)
-        .await
-        .expect("the client finishes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert_eq!(
-        (out.status.success(), stdout.as_str()),
-        (true, r#"{"ok": 20}"#),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ok = (true, r#"{"ok": 20}"#.to_owned());
+    assert_eq!(mesh.productpage_calls(&python, &["20"]).await, ok);
     assert!(server.stats().mtls_connections() >= 1);
 
     // Plain text is refused; reviews is denied by the policy.
-    let plain = match plaintext(addr).await {
-        Some(channel) => check(channel, "alice").await,
-        None => Code::Unavailable,
-    };
-    assert_ne!(plain, Code::Ok);
-    let reviews = mtls_channel(&tmp.join("reviews"), RATINGS_ID, addr)
-        .await
-        .unwrap();
-    assert_eq!(check(reviews, "alice").await, Code::PermissionDenied);
-    let dump = control.config_dump().await;
-    assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    mesh.assert_only_productpage_over_mtls().await;
 }

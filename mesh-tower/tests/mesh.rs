@@ -5,18 +5,16 @@
 //! authorization from the control plane's listener; its client dials the
 //! mesh's mutual TLS with the same identity.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty};
 use mesh_core::policy::UpstreamTls;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::server::ServingMode;
-use mesh_tower::tls::{ClientIdentity, IdentityFiles, PeerIdentity};
+use mesh_tower::tls::{IdentityFiles, PeerIdentity};
 use mesh_tower::{Mesh, MeshError};
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::ResourceType;
@@ -33,16 +31,6 @@ mod support;
 const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 const WAIT: Duration = Duration::from_secs(10);
-
-async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let caller = req
-        .extensions()
-        .get::<ClientIdentity>()
-        .map_or("anonymous".into(), |c| c.0.to_string());
-    Ok(http::Response::new(Full::new(Bytes::from(format!(
-        "hello {caller}"
-    )))))
-}
 
 /// `id`'s certificate, key and the root written into `dir`.
 fn write_certs(ca: &Ca, id: &str, dir: &Path) -> IdentityFiles {
@@ -116,7 +104,11 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = server.clone();
-    tokio::spawn(async move { serving.serve(listener, tower::service_fn(hello)).await });
+    tokio::spawn(async move {
+        serving
+            .serve(listener, tower::service_fn(support::hello))
+            .await
+    });
     let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
     let inbound = translate::server_listener(&name, addr, &[], true).unwrap();
     cache.set(

@@ -5,19 +5,16 @@
 //! the control plane drops the listener; and the reasons it gives when it
 //! cannot serve by what it was sent.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty};
 use mesh_core::security::{
     MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
 };
 use mesh_tower::MeshClient;
 use mesh_tower::server::{MeshServer, MeshServerBuilder, ServingMode};
-use mesh_tower::tls::ClientIdentity;
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, ResourceType};
 use mesh_xds::server::{AdsServer, ResourceCache};
@@ -59,17 +56,6 @@ async fn control_plane(cache: &ResourceCache) -> AdsHandle {
         .unwrap()
 }
 
-/// Answers `hello CALLER`, the caller being its SPIFFE id or `anonymous`.
-async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let caller = req
-        .extensions()
-        .get::<ClientIdentity>()
-        .map_or("anonymous".into(), |c| c.0.to_string());
-    Ok(http::Response::new(Full::new(Bytes::from(format!(
-        "hello {caller}"
-    )))))
-}
-
 /// Serves [`hello`] with `builder` on loopback; the server, its address
 /// and the name of its listener.
 async fn start(builder: MeshServerBuilder) -> (MeshServer, SocketAddr, String) {
@@ -77,7 +63,11 @@ async fn start(builder: MeshServerBuilder) -> (MeshServer, SocketAddr, String) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let serving = server.clone();
-    tokio::spawn(async move { serving.serve(listener, tower::service_fn(hello)).await });
+    tokio::spawn(async move {
+        serving
+            .serve(listener, tower::service_fn(support::hello))
+            .await
+    });
     let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
     (server, addr, name)
 }

@@ -151,3 +151,17 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     }
     out
 }
+
+/// Answers `hello CALLER`, the caller being the request's SPIFFE id (its
+/// mutual TLS client identity) or `anonymous`.
+pub async fn hello(
+    req: http::Request<Incoming>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let caller = req
+        .extensions()
+        .get::<mesh_tower::tls::ClientIdentity>()
+        .map_or("anonymous".into(), |c| c.0.to_string());
+    Ok(http::Response::new(Full::new(Bytes::from(format!(
+        "hello {caller}"
+    )))))
+}
