@@ -61,7 +61,7 @@ async fn an_https_request_fails_without_a_byte_in_plain_text() {
     assert_eq!(
         err,
         "https://example.com: TLS to this target is not configured (this client \
-         does not dial TLS yet); the request is not sent in plain text"
+         does not dial https:// targets yet); the request is not sent in plain text"
     );
     // The same server over http is reached: only TLS was missing.
     let http: MeshClient<Full<Bytes>> =

@@ -102,9 +102,8 @@ impl<C> MeshClientBuilder<C> {
     /// a DestinationRule's `ISTIO_MUTUAL`, an xDS `UpstreamTlsContext`
     /// from a certificate provider, or code), checking each server's
     /// SPIFFE id against the cluster's expected ones. Without one, such
-    /// requests fail, as do those of TLS with files of the cluster's own
-    /// (`SIMPLE`, `MUTUAL`), which the client does not dial yet; none is
-    /// ever sent in plain text.
+    /// requests fail; none is ever sent in plain text. (TLS with files of
+    /// the cluster's own, `SIMPLE` and `MUTUAL`, needs no identity.)
     ///
     /// A [`WorkloadIdentity`] is used as it is; an [`IdentitySource`]
     /// made from files ([`IdentitySource::from_files`], then `watch`ed)
@@ -237,10 +236,12 @@ impl<C> MeshClientBuilder<C> {
                     let endpoint = HttpEndpoint::new(endpoint.addr, connector, connection);
                     return Ok(EndpointService::new(move |req| endpoint.send(req)));
                 };
-                if tls.files.is_some() {
-                    return Err(Arc::from(
-                        "this client does not dial TLS with files of a cluster's own yet",
-                    ));
+                if let Some(files) = &tls.files {
+                    let tls =
+                        MeshTlsConnector::with_files(connector, tls, files, connection.protocol)
+                            .map_err(|e| Arc::<str>::from(e.to_string()))?;
+                    let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
+                    return Ok(EndpointService::new(move |req| endpoint.send(req)));
                 }
                 let identity = identity.as_ref().map_err(Clone::clone)?;
                 let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)

@@ -2,8 +2,10 @@
 //! that should travel encrypted fails with the reason rather than go out
 //! in plain text (as gRPC's xDS client fails a cluster whose security it
 //! cannot set up). The client dials the mesh's mutual TLS when it has a
-//! workload identity ([`MeshTlsConnector`](crate::tls::MeshTlsConnector));
-//! not TLS with files of a cluster's own, nor `https://` targets, yet.
+//! workload identity ([`MeshTlsConnector`](crate::tls::MeshTlsConnector)),
+//! and TLS with files of a cluster's own that check out
+//! ([`MeshTlsConnector::with_files`](crate::tls::MeshTlsConnector::with_files));
+//! not `https://` targets yet.
 //!
 //! - An endpoint its cluster says must be reached over TLS (a
 //!   DestinationRule's `ISTIO_MUTUAL`, `SIMPLE` or `MUTUAL`; an xDS
@@ -40,7 +42,7 @@ pub enum TlsUnavailable {
     /// The request's scheme is `https`.
     #[error(
         "https://{authority}: TLS to this target is not configured (this client \
-         does not dial TLS yet); the request is not sent in plain text"
+         does not dial https:// targets yet); the request is not sent in plain text"
     )]
     Target {
         /// The request's authority.

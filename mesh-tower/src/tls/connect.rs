@@ -17,12 +17,13 @@ use std::task::{Context, Poll};
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
-use mesh_core::policy::{Protocol, UpstreamTls};
+use mesh_core::policy::{Protocol, TlsFiles, UpstreamTls};
 use rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
 
+use super::files::FileTlsError;
 use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
 use super::{IdentitySource, NoIdentity, PeerIdentity};
 use crate::BoxError;
@@ -31,7 +32,9 @@ use crate::BoxError;
 #[derive(Clone)]
 pub struct MeshTlsConnector<C> {
     inner: C,
-    identity: IdentitySource,
+    /// The mesh identity presented, checked for before each connection;
+    /// `None` with files of the cluster's own.
+    identity: Option<IdentitySource>,
     tls: TlsConnector,
     sni: Option<ServerName<'static>>,
 }
@@ -61,11 +64,7 @@ impl<C> MeshTlsConnector<C> {
         tls: &UpstreamTls,
         protocol: Protocol,
     ) -> Result<Self, InvalidSni> {
-        let sni = tls
-            .sni
-            .as_deref()
-            .map(|s| ServerName::try_from(s.to_owned()).map_err(|_| InvalidSni(s.to_owned())))
-            .transpose()?;
+        let sni = sni(tls)?;
         let verifier = SpiffeServerVerifier::new(identity.clone(), tls.subject_alt_names.clone());
         let provider = super::crypto_provider();
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
@@ -74,17 +73,51 @@ impl<C> MeshTlsConnector<C> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(verifier))
             .with_client_cert_resolver(Arc::new(Presents(identity.clone())));
-        config.alpn_protocols = match protocol {
-            Protocol::Http1 => vec![b"http/1.1".to_vec()],
-            Protocol::Http2 => vec![b"h2".to_vec()],
-            Protocol::UseClientProtocol => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        };
+        config.alpn_protocols = alpn(protocol);
         Ok(Self {
             inner,
-            identity: identity.clone(),
+            identity: Some(identity.clone()),
             tls: TlsConnector::from(Arc::new(config)),
             sni,
         })
+    }
+
+    /// Dials TLS with files of the cluster's own (`tls.files`: Istio's
+    /// `SIMPLE` and `MUTUAL`), checking the server as [`files`](super::files)
+    /// says, sending `tls.sni` if set, offering by ALPN what `protocol`
+    /// allows.
+    pub fn with_files(
+        inner: C,
+        tls: &UpstreamTls,
+        files: &TlsFiles,
+        protocol: Protocol,
+    ) -> Result<Self, FileTlsError> {
+        let mut config = super::files::client_config(tls, files)?;
+        config.alpn_protocols = alpn(protocol);
+        let sni = sni(tls)?;
+        Ok(Self {
+            inner,
+            identity: None,
+            tls: TlsConnector::from(Arc::new(config)),
+            sni,
+        })
+    }
+}
+
+/// The server name `tls` sends, if any.
+fn sni(tls: &UpstreamTls) -> Result<Option<ServerName<'static>>, InvalidSni> {
+    tls.sni
+        .as_deref()
+        .map(|s| ServerName::try_from(s.to_owned()).map_err(|_| InvalidSni(s.to_owned())))
+        .transpose()
+}
+
+/// The ALPN protocols offered for `protocol`, HTTP/2 first.
+fn alpn(protocol: Protocol) -> Vec<Vec<u8>> {
+    match protocol {
+        Protocol::Http1 => vec![b"http/1.1".to_vec()],
+        Protocol::Http2 => vec![b"h2".to_vec()],
+        Protocol::UseClientProtocol => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
     }
 }
 
@@ -124,8 +157,8 @@ where
     fn call(&mut self, addr: SocketAddr) -> Self::Future {
         // Refused before a connection is opened while there is no
         // identity to present.
-        if self.identity.current().is_none() {
-            let reason = self.identity.last_error();
+        if let Some(identity) = self.identity.as_ref().filter(|i| i.current().is_none()) {
+            let reason = identity.last_error();
             return Box::pin(std::future::ready(Err(NoIdentity { reason }.into())));
         }
         let connect = self.inner.clone().oneshot(addr);

@@ -11,6 +11,7 @@ mod accept;
 #[cfg(feature = "xds")]
 mod bootstrap;
 mod connect;
+mod files;
 mod identity;
 mod peer;
 mod provider;
@@ -21,6 +22,7 @@ pub use accept::{AcceptError, MeshTlsAcceptor};
 #[cfg(feature = "xds")]
 pub(crate) use bootstrap::bootstrap_identity;
 pub use connect::{InvalidSni, MeshTlsConnector, TlsIo};
+pub use files::FileTlsError;
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
 pub use peer::{ClientIdentity, PeerIdentity};
 pub use provider::crypto_provider;

@@ -1,0 +1,203 @@
+//! TLS with files of a cluster's own (Istio's DestinationRule `SIMPLE` and
+//! `MUTUAL`): the server's chain checked against the roots the rule names,
+//! and its name against the rule's `subjectAltNames` (any DNS or URI SAN
+//! of the certificate), else its `sni` as a host name; under `MUTUAL`, the
+//! rule's client certificate presented. The files are read when the
+//! cluster's endpoint is set up; one that cannot be read or parsed, a
+//! client certificate without its key, no roots, or nothing to check the
+//! server's name against is an error naming it, and the cluster's requests
+//! fail with it (never in plain text, never unchecked).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mesh_core::policy::{TlsFiles, UpstreamTls};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+use super::{IdentityMismatch, InvalidSni};
+
+/// Why TLS with a cluster's own files cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum FileTlsError {
+    /// A file could not be read, or holds no PEM of what it should.
+    #[error("{}: {reason}", path.display())]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Only one of the client certificate and its key is named.
+    #[error("MUTUAL TLS names a {0} but not its pair")]
+    Unpaired(&'static str),
+    /// No roots to check the server's chain against.
+    #[error(
+        "no caCertificates to check the server's certificate against (the system's roots \
+         are not used)"
+    )]
+    NoRoots,
+    /// Neither a name nor SANs to check the server's certificate for.
+    #[error("neither sni nor subjectAltNames to check the server's certificate for")]
+    NoName,
+    /// The `sni` is not a server name.
+    #[error(transparent)]
+    Sni(#[from] InvalidSni),
+    /// rustls refused the configuration (a key that does not match its
+    /// certificate, say).
+    #[error("the client certificate and key: {0}")]
+    Config(#[source] rustls::Error),
+}
+
+/// The rustls configuration `tls` and its `files` ask for; its ALPN is
+/// the caller's to set.
+pub(crate) fn client_config(
+    tls: &UpstreamTls,
+    files: &TlsFiles,
+) -> Result<rustls::ClientConfig, FileTlsError> {
+    if tls.sni.is_none() && tls.subject_alt_names.is_empty() {
+        return Err(FileTlsError::NoName);
+    }
+    let roots_file = files
+        .ca_certificates
+        .as_deref()
+        .ok_or(FileTlsError::NoRoots)?;
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(Path::new(roots_file))? {
+        roots.add(cert).map_err(|e| FileTlsError::File {
+            path: roots_file.into(),
+            reason: e.to_string(),
+        })?;
+    }
+    let verifier = FilesServerVerifier {
+        roots: Arc::new(roots),
+        expected: tls.subject_alt_names.clone(),
+        algorithms: super::crypto_provider().signature_verification_algorithms,
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(super::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .expect("the ring provider supports the default versions")
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier));
+    match (&files.client_certificate, &files.private_key) {
+        (None, None) => Ok(builder.with_no_client_auth()),
+        (Some(chain), Some(key)) => {
+            let chain = certificates(Path::new(chain))?;
+            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| FileTlsError::File {
+                path: key.into(),
+                reason: format!("no private key: {e}"),
+            })?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(FileTlsError::Config)
+        }
+        (Some(_), None) => Err(FileTlsError::Unpaired("clientCertificate")),
+        (None, Some(_)) => Err(FileTlsError::Unpaired("privateKey")),
+    }
+}
+
+/// The certificates in the PEM file at `path`, at least one.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileTlsError> {
+    let fail = |reason: String| FileTlsError::File {
+        path: path.to_owned(),
+        reason,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| fail(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(fail("no certificate".into()));
+    }
+    Ok(certs)
+}
+
+/// Checks a server's chain against fixed roots, and its name: one of
+/// `expected` among its DNS and URI SANs, or, when none is expected, the
+/// host name it was dialled by.
+#[derive(Debug)]
+struct FilesServerVerifier {
+    roots: Arc<RootCertStore>,
+    expected: Vec<String>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for FilesServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = ParsedCertificate::try_from(end_entity)?;
+        rustls::client::verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )?;
+        if self.expected.is_empty() {
+            rustls::client::verify_server_name(&cert, server_name)?;
+            return Ok(ServerCertVerified::assertion());
+        }
+        let presented = names(end_entity);
+        if presented.iter().any(|p| self.expected.contains(p)) {
+            return Ok(ServerCertVerified::assertion());
+        }
+        let mismatch = IdentityMismatch {
+            expected: self.expected.clone(),
+            presented,
+        };
+        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
+            OtherError(Arc::new(mismatch)),
+        )))
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The DNS and URI SANs of the certificate `der`.
+fn names(der: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(name) | GeneralName::URI(name) => Some((*name).to_owned()),
+            _ => None,
+        })
+        .collect()
+}
