@@ -332,6 +332,31 @@ impl MtlsMesh {
         (out.status.success(), stdout)
     }
 
+    /// A health check of ratings over `channel`, a `MeshClient`'s: the
+    /// serving status, or the error's chain.
+    async fn mesh_client_checks(
+        &self,
+        channel: &mesh_tower::MeshChannel<tonic::body::Body>,
+    ) -> Result<i32, String> {
+        let mut health = HealthClient::new(channel.clone());
+        let check = health.check(HealthCheckRequest {
+            service: String::new(),
+        });
+        match tokio::time::timeout(WAIT, check).await {
+            Ok(Ok(res)) => Ok(res.into_inner().status),
+            Ok(Err(status)) => {
+                let mut chain = status.message().to_owned();
+                let mut source = std::error::Error::source(&status);
+                while let Some(e) = source {
+                    chain = format!("{chain}: {e}");
+                    source = e.source();
+                }
+                Err(chain)
+            }
+            Err(_) => Err("no answer in time".into()),
+        }
+    }
+
     /// Ratings refuses plain text, denies reviews by the policy, and
     /// nothing was NACKed.
     async fn assert_only_productpage_over_mtls(&self) {
@@ -366,6 +391,19 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     // Plain text is refused; another identity is denied by the policy.
     mesh.assert_only_productpage_over_mtls().await;
 
+    // MeshClient, from the same bootstrap, dials grpcio's server the same
+    // way: mutual TLS, ratings' identity checked.
+    let bootstrap = mesh.bootstrap("productpage").to_string();
+    let bootstrap = mesh_xds::Bootstrap::from_json("productpage's bootstrap", &bootstrap).unwrap();
+    let productpage = mesh_tower::Mesh::builder()
+        .bootstrap(bootstrap)
+        .build()
+        .unwrap();
+    let target = format!("xds:///ratings:{}", mesh.port());
+    let channel = productpage.channel(&target).unwrap();
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(mesh.mesh_client_checks(&channel).await, Ok(serving));
+
     // Once the registry says ratings runs as another account, the client
     // refuses the server it reaches: its certificate is ratings'.
     let impostor = mtls_mesh(mesh.port(), "impostor");
@@ -382,6 +420,22 @@ async fn grpcio_client_and_server_speak_mutual_tls_as_the_control_plane_says() {
     .await
     .expect("the client refuses a server that is not who the registry says");
     assert!(refused.contains("UNAVAILABLE"), "{refused}");
+    let impostor = "where spiffe://cluster.local/ns/default/sa/impostor was expected";
+    let mut last = Ok(0);
+    let refused = tokio::time::timeout(WAIT, async {
+        loop {
+            last = mesh.mesh_client_checks(&channel).await;
+            if matches!(&last, Err(e) if e.contains(impostor)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        refused.is_ok(),
+        "MeshClient never refused the impostor: {last:?}"
+    );
 }
 
 /// ratings as a `MeshServer` built from the same bootstrap a grpcio
