@@ -236,3 +236,44 @@ async fn what_cannot_be_set_up_fails_the_request_with_the_reason() {
         fails("MUTUAL TLS names a clientCertificate but not its pair".into())
     );
 }
+
+/// A server that takes the connection and never answers the handshake:
+/// the request fails once the cluster's connect timeout has passed.
+#[tokio::test(start_paused = true)]
+async fn a_handshake_never_answered_times_out() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let files = write_files(&ca, dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            held.push(tcp);
+        }
+    });
+    let target: Authority = "ratings:443".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let policy = ClusterPolicy {
+        tls: Some(simple(&files, Some(HOST), &[])),
+        connection: mesh_core::policy::ConnectionPolicy {
+            connect_timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        },
+        retry: mesh_core::policy::RetryPolicy {
+            num_retries: 0,
+            ..Default::default()
+        },
+        ..ClusterPolicy::default()
+    };
+    let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve)
+        .cluster_policy(target, policy)
+        .build();
+    let req = http::Request::get("http://ratings:443/")
+        .body(Empty::new())
+        .unwrap();
+    let err = client.oneshot(req).await.unwrap_err();
+    let err = error_chain(&*err);
+    assert!(err.contains("TLS handshake timed out after 1s"), "{err}");
+}

@@ -583,3 +583,23 @@ async fn a_rejected_update_leaves_traffic_on_the_last_good_routes() {
         HashMap::from([("v1".into(), 100)])
     );
 }
+
+/// A second client of the same ADS client asking for a target the first
+/// already has (no new subscription, so no response of its own) is
+/// configured at once, not after the target wait.
+#[tokio::test]
+async fn a_second_client_of_one_ads_client_routes_a_target_the_first_has() {
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[]);
+    let ads = ads_client(&server, Protocol::StateOfTheWorld);
+    let uri = format!("http://{REVIEWS}/");
+    let first = mesh_client(ads.clone());
+    assert_eq!(server_of(&get(&first, &uri).await.unwrap()), "v1");
+
+    let second = mesh_client(ads);
+    let answered = tokio::time::timeout(Duration::from_secs(5), get(&second, &uri))
+        .await
+        .expect("configured without waiting for an update");
+    assert_eq!(server_of(&answered.unwrap()), "v1");
+}

@@ -130,3 +130,43 @@ async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies(
     let v3 = counts["v3"] as f64 / 1000.0;
     assert!((0.45..=0.55).contains(&v3), "{counts:?}");
 }
+
+/// Clients made one after another on one ADS client, each dropped before
+/// the next asks for the same target (its listener unsubscribed and
+/// subscribed again at once): each is configured at once, the server
+/// sending the listener again, not after the does-not-exist timer.
+#[tokio::test]
+async fn a_target_asked_for_again_right_after_its_last_client_went_routes() {
+    let mut servers = HashMap::new();
+    for v in ["v1", "v2", "v3"] {
+        servers.insert(v, Server::start(v, Duration::ZERO).await);
+    }
+    let cache = ResourceCache::new();
+    serve(
+        &cache,
+        &config("virtual-service-reviews-test-v2.yaml"),
+        &servers,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(cache.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let bootstrap = Bootstrap::insecure(
+        &addr.to_string(),
+        "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local",
+    )
+    .unwrap();
+    let ads = AdsClient::start(&bootstrap).unwrap();
+    for i in 0..20 {
+        let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
+            .xds(ads.clone())
+            .build();
+        let answered = tokio::time::timeout(Duration::from_secs(5), get(&client, Some("jason")))
+            .await
+            .unwrap_or_else(|_| panic!("client {i} was not configured in time"));
+        assert_eq!(answered, "v2");
+    }
+}

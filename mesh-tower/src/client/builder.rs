@@ -239,13 +239,15 @@ impl<C> MeshClientBuilder<C> {
                 if let Some(files) = &tls.files {
                     let tls =
                         MeshTlsConnector::with_files(connector, tls, files, connection.protocol)
-                            .map_err(|e| Arc::<str>::from(e.to_string()))?;
+                            .map_err(|e| Arc::<str>::from(e.to_string()))?
+                            .handshake_timeout(connection.connect_timeout);
                     let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
                     return Ok(EndpointService::new(move |req| endpoint.send(req)));
                 }
                 let identity = identity.as_ref().map_err(Clone::clone)?;
                 let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)
-                    .map_err(|e| Arc::<str>::from(e.to_string()))?;
+                    .map_err(|e| Arc::<str>::from(e.to_string()))?
+                    .handshake_timeout(connection.connect_timeout);
                 let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
                 Ok(EndpointService::new(move |req| endpoint.send(req)))
             },

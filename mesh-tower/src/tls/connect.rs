@@ -14,6 +14,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::rt::TokioIo;
@@ -37,7 +38,17 @@ pub struct MeshTlsConnector<C> {
     identity: Option<IdentitySource>,
     tls: TlsConnector,
     sni: Option<ServerName<'static>>,
+    handshake_timeout: Duration,
 }
+
+/// How long a TLS handshake may take unless told otherwise: Istio's
+/// default connect timeout.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server did not finish the TLS handshake in time.
+#[derive(Debug, thiserror::Error)]
+#[error("TLS handshake timed out after {0:?}")]
+pub struct HandshakeTimeout(Duration);
 
 impl<C> std::fmt::Debug for MeshTlsConnector<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -79,6 +90,7 @@ impl<C> MeshTlsConnector<C> {
             identity: Some(identity.clone()),
             tls: TlsConnector::from(Arc::new(config)),
             sni,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
     }
 
@@ -100,7 +112,19 @@ impl<C> MeshTlsConnector<C> {
             identity: None,
             tls: TlsConnector::from(Arc::new(config)),
             sni,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         })
+    }
+}
+
+impl<C> MeshTlsConnector<C> {
+    /// Gives up on a server that has not finished the handshake within
+    /// `timeout` ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set): one that
+    /// takes the connection and never answers fails the request instead
+    /// of holding it.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
     }
 }
 
@@ -163,6 +187,7 @@ where
         }
         let connect = self.inner.clone().oneshot(addr);
         let tls = self.tls.clone();
+        let timeout = self.handshake_timeout;
         // A mesh identity is not a host name: without an SNI of the
         // cluster's, the address stands in.
         let name = self
@@ -171,7 +196,11 @@ where
             .unwrap_or(ServerName::IpAddress(addr.ip().into()));
         Box::pin(async move {
             let io = TokioIo::new(connect.await.map_err(Into::into)?);
-            let stream = tls.connect(name, io).await.map_err(handshake_error)?;
+            let handshake = tokio::time::timeout(timeout, tls.connect(name, io));
+            let stream = handshake
+                .await
+                .map_err(|_| HandshakeTimeout(timeout))?
+                .map_err(handshake_error)?;
             Ok(TlsIo(TokioIo::new(stream)))
         })
     }

@@ -21,7 +21,9 @@ mod verify;
 pub use accept::{AcceptError, MeshTlsAcceptor};
 #[cfg(feature = "xds")]
 pub(crate) use bootstrap::bootstrap_identity;
-pub use connect::{InvalidSni, MeshTlsConnector, TlsIo};
+pub use connect::{
+    DEFAULT_HANDSHAKE_TIMEOUT, HandshakeTimeout, InvalidSni, MeshTlsConnector, TlsIo,
+};
 pub use files::FileTlsError;
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
 pub use peer::{ClientIdentity, PeerIdentity};
