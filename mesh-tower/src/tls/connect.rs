@@ -25,7 +25,7 @@ use tokio_rustls::client::TlsStream;
 use tower::{Service, ServiceExt};
 
 use super::files::FileTlsError;
-use super::verify::{IdentityMismatch, SpiffeServerVerifier, spiffe_ids};
+use super::verify::{IdentityMismatch, ServerVerifier, spiffe_ids};
 use super::{IdentitySource, NoIdentity, PeerIdentity};
 use crate::BoxError;
 
@@ -76,7 +76,7 @@ impl<C> MeshTlsConnector<C> {
         protocol: Protocol,
     ) -> Result<Self, InvalidSni> {
         let sni = sni(tls)?;
-        let verifier = SpiffeServerVerifier::new(identity.clone(), tls.subject_alt_names.clone());
+        let verifier = ServerVerifier::mesh(identity.clone(), tls.subject_alt_names.clone());
         let provider = super::crypto_provider();
         let mut config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

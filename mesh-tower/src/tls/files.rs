@@ -12,15 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_core::policy::{TlsFiles, UpstreamTls};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
+use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::server::ParsedCertificate;
-use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
-use super::{IdentityMismatch, InvalidSni};
+use super::InvalidSni;
+use super::verify::ServerVerifier;
 
 /// Why TLS with a cluster's own files cannot be set up.
 #[derive(Debug, thiserror::Error)]
@@ -74,11 +71,7 @@ pub(crate) fn client_config(
             reason: e.to_string(),
         })?;
     }
-    let verifier = FilesServerVerifier {
-        roots: Arc::new(roots),
-        expected: tls.subject_alt_names.clone(),
-        algorithms: super::crypto_provider().signature_verification_algorithms,
-    };
+    let verifier = ServerVerifier::files(Arc::new(roots), tls.subject_alt_names.clone());
     let builder = rustls::ClientConfig::builder_with_provider(super::crypto_provider())
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default versions")
@@ -115,89 +108,4 @@ fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileTlsErro
         return Err(fail("no certificate".into()));
     }
     Ok(certs)
-}
-
-/// Checks a server's chain against fixed roots, and its name: one of
-/// `expected` among its DNS and URI SANs, or, when none is expected, the
-/// host name it was dialled by.
-#[derive(Debug)]
-struct FilesServerVerifier {
-    roots: Arc<RootCertStore>,
-    expected: Vec<String>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for FilesServerVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        if self.expected.is_empty() {
-            rustls::client::verify_server_name(&cert, server_name)?;
-            return Ok(ServerCertVerified::assertion());
-        }
-        let presented = names(end_entity);
-        if presented.iter().any(|p| self.expected.contains(p)) {
-            return Ok(ServerCertVerified::assertion());
-        }
-        let mismatch = IdentityMismatch {
-            expected: self.expected.clone(),
-            presented,
-        };
-        Err(rustls::Error::InvalidCertificate(CertificateError::Other(
-            OtherError(Arc::new(mismatch)),
-        )))
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// The DNS and URI SANs of the certificate `der`.
-fn names(der: &CertificateDer<'_>) -> Vec<String> {
-    let Ok((_, cert)) = X509Certificate::from_der(der) else {
-        return Vec::new();
-    };
-    let Ok(Some(san)) = cert.subject_alternative_name() else {
-        return Vec::new();
-    };
-    san.value
-        .general_names
-        .iter()
-        .filter_map(|n| match n {
-            GeneralName::DNSName(name) | GeneralName::URI(name) => Some((*name).to_owned()),
-            _ => None,
-        })
-        .collect()
 }

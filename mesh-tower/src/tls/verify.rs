@@ -1,9 +1,12 @@
-//! A mesh server's certificate as a mesh client checks it: its chain to
-//! the mesh's roots, and its SPIFFE id (the `spiffe://` URI SAN) among
-//! those the cluster expects. Host names are not checked: a mesh identity
-//! is the workload's, not its address's. A mismatch fails the handshake,
-//! before any byte of a request, with an [`IdentityMismatch`] naming the
-//! identities expected and presented.
+//! A server's certificate as the client checks it. A mesh server's: its
+//! chain to the mesh's roots, and its SPIFFE id (the `spiffe://` URI SAN)
+//! among those the cluster expects; host names are not checked, a mesh
+//! identity being the workload's, not its address's. A server checked by
+//! a cluster's own files: its chain to those roots, and one of the rule's
+//! `subjectAltNames` among its DNS and URI SANs, or else the host name it
+//! was dialled by. A mismatch fails the handshake, before any byte of a
+//! request, with an [`IdentityMismatch`] naming the names expected and
+//! presented.
 
 use std::sync::Arc;
 
@@ -12,7 +15,7 @@ use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_t
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
-use x509_parser::prelude::{FromDer, X509Certificate};
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 use super::identity::spiffe_uris;
 use super::{IdentitySource, NoIdentity};
@@ -31,61 +34,109 @@ pub struct IdentityMismatch {
     pub presented: Vec<String>,
 }
 
-/// Checks a server's chain against the mesh's roots now (the identity
-/// source's, which may rotate) and its SPIFFE id against `expected` (any,
-/// when empty).
+/// The roots a server's chain must lead to.
 #[derive(Debug)]
-pub(crate) struct SpiffeServerVerifier {
-    source: IdentitySource,
-    expected: Vec<String>,
+enum Roots {
+    /// The mesh's, as the workload's identity has them now (they rotate
+    /// with it).
+    Mesh(IdentitySource),
+    /// A cluster's own (a DestinationRule's `caCertificates`).
+    Fixed(Arc<rustls::RootCertStore>),
+}
+
+/// What the server's certificate must name.
+#[derive(Debug)]
+enum Names {
+    /// One of these SPIFFE ids (any, when empty).
+    Spiffe(Vec<String>),
+    /// One of these among its DNS and URI SANs.
+    Sans(Vec<String>),
+    /// The host name it was dialled by.
+    Host,
+}
+
+/// Checks a server's chain against its roots and its certificate's names.
+#[derive(Debug)]
+pub(crate) struct ServerVerifier {
+    roots: Roots,
+    names: Names,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl SpiffeServerVerifier {
-    pub(crate) fn new(source: IdentitySource, expected: Vec<String>) -> Self {
-        let algorithms = super::crypto_provider().signature_verification_algorithms;
+impl ServerVerifier {
+    /// A mesh server: the mesh's roots of the moment, and a SPIFFE id of
+    /// `expected` (any, when empty).
+    pub(crate) fn mesh(source: IdentitySource, expected: Vec<String>) -> Self {
+        Self::with(Roots::Mesh(source), Names::Spiffe(expected))
+    }
+
+    /// A server checked by a cluster's own files: `roots`, and one of
+    /// `expected` among its SANs, or the host name when none is expected.
+    pub(crate) fn files(roots: Arc<rustls::RootCertStore>, expected: Vec<String>) -> Self {
+        let names = if expected.is_empty() {
+            Names::Host
+        } else {
+            Names::Sans(expected)
+        };
+        Self::with(Roots::Fixed(roots), names)
+    }
+
+    fn with(roots: Roots, names: Names) -> Self {
         Self {
-            source,
-            expected,
-            algorithms,
+            roots,
+            names,
+            algorithms: super::crypto_provider().signature_verification_algorithms,
         }
     }
 }
 
-impl ServerCertVerifier for SpiffeServerVerifier {
+impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
+        server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let cert = ParsedCertificate::try_from(end_entity)?;
-        let Some(identity) = self.source.current() else {
-            let reason = NoIdentity {
-                reason: self.source.last_error(),
-            };
-            return Err(rustls::Error::General(reason.to_string()));
+        let roots = match &self.roots {
+            Roots::Mesh(source) => match source.current() {
+                Some(identity) => identity.roots().clone(),
+                None => {
+                    let reason = NoIdentity {
+                        reason: source.last_error(),
+                    };
+                    return Err(rustls::Error::General(reason.to_string()));
+                }
+            },
+            Roots::Fixed(roots) => roots.clone(),
         };
         rustls::client::verify_server_cert_signed_by_trust_anchor(
             &cert,
-            identity.roots(),
+            &roots,
             intermediates,
             now,
             self.algorithms.all,
         )?;
-        let presented = spiffe_ids(end_entity);
-        if self.expected.is_empty() && !presented.is_empty()
-            || presented.iter().any(|p| self.expected.contains(p))
+        let (expected, presented) = match &self.names {
+            Names::Host => {
+                rustls::client::verify_server_name(&cert, server_name)?;
+                return Ok(ServerCertVerified::assertion());
+            }
+            Names::Spiffe(expected) => (expected, spiffe_ids(end_entity)),
+            Names::Sans(expected) => (expected, sans(end_entity)),
+        };
+        if expected.is_empty() && !presented.is_empty()
+            || presented.iter().any(|p| expected.contains(p))
         {
             return Ok(ServerCertVerified::assertion());
         }
         let mismatch = IdentityMismatch {
-            expected: if self.expected.is_empty() {
+            expected: if expected.is_empty() {
                 vec!["a SPIFFE identity".to_owned()]
             } else {
-                self.expected.clone()
+                expected.clone()
             },
             presented,
         };
@@ -125,4 +176,23 @@ pub(crate) fn spiffe_ids(der: &CertificateDer<'_>) -> Vec<String> {
     };
     let ids = spiffe_uris(&cert).unwrap_or_default();
     ids.into_iter().map(str::to_owned).collect()
+}
+
+/// The DNS and URI SANs of the certificate `der`; none when it does not
+/// parse.
+fn sans(der: &CertificateDer<'_>) -> Vec<String> {
+    let Ok((_, cert)) = X509Certificate::from_der(der) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(name) | GeneralName::URI(name) => Some((*name).to_owned()),
+            _ => None,
+        })
+        .collect()
 }
