@@ -19,7 +19,7 @@ use mesh_tower::{Mesh, MeshError};
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::ResourceType;
 use mesh_xds::bootstrap::{CertificateProvider, FileWatcher};
-use mesh_xds::server::{AdsServer, ResourceCache};
+use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
@@ -66,24 +66,13 @@ fn bootstrap(xds: SocketAddr, files: Option<&IdentityFiles>) -> Bootstrap {
     bootstrap
 }
 
-async fn ads_server(cache: &ResourceCache) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(cache.clone()).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
-    addr
-}
-
 #[tokio::test]
 async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates() {
     let ca = Ca::new();
     let tmp = tempfile::tempdir().unwrap();
     let files = write_certs(&ca, RATINGS, tmp.path());
     let cache = ResourceCache::new();
-    let xds = ads_server(&cache).await;
+    let xds = support::serve_ads(&cache).await;
     let ratings = Mesh::builder()
         .bootstrap(bootstrap(xds, Some(&files)))
         .build()
@@ -167,7 +156,7 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
 #[tokio::test]
 async fn a_bootstrap_provider_without_files_is_an_error_naming_it() {
     let cache = ResourceCache::new();
-    let xds = ads_server(&cache).await;
+    let xds = support::serve_ads(&cache).await;
     let mut broken = bootstrap(xds, None);
     broken.certificate_providers.insert(
         "default".into(),

@@ -17,7 +17,7 @@ use mesh_tower::MeshClient;
 use mesh_tower::server::{MeshServer, MeshServerBuilder, ServingMode};
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, ResourceType};
-use mesh_xds::server::{AdsServer, ResourceCache};
+use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -35,13 +35,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// An ADS server on loopback serving `cache`, and a client of it.
 async fn control_plane(cache: &ResourceCache) -> AdsHandle {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(cache.clone()).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let addr = support::serve_ads(cache).await;
     let bootstrap = Bootstrap::insecure(
         &addr.to_string(),
         "sidecar~127.0.0.1~ratings-v1.default~default.svc.cluster.local",

@@ -16,7 +16,7 @@ use mesh_core::{Endpoint, EndpointSet, MeshConfig, StaticResolve};
 use mesh_tower::MeshClient;
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, ResourceType};
-use mesh_xds::server::{AdsServer, ResourceCache};
+use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
 use support::Server;
 use tower::ServiceExt;
@@ -86,14 +86,7 @@ async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies(
         &servers,
     );
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let service = AdsServer::new(cache.clone()).into_service();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(service)
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let addr = support::serve_ads(&cache).await;
     let bootstrap = Bootstrap::insecure(
         &addr.to_string(),
         "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local",
@@ -147,13 +140,7 @@ async fn a_target_asked_for_again_right_after_its_last_client_went_routes() {
         &config("virtual-service-reviews-test-v2.yaml"),
         &servers,
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(cache.clone()).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let addr = support::serve_ads(&cache).await;
     let bootstrap = Bootstrap::insecure(
         &addr.to_string(),
         "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local",

@@ -165,3 +165,16 @@ pub async fn hello(
         "hello {caller}"
     )))))
 }
+
+/// `mesh_xds`'s ADS server on a free port of 127.0.0.1 serving `cache`,
+/// until the test's runtime ends; its address.
+pub async fn serve_ads(cache: &mesh_xds::server::ResourceCache) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(mesh_xds::server::AdsServer::new(cache.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    addr
+}
