@@ -207,7 +207,8 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
     let Some(any) = &api.api_listener else {
         return Err(at.error("missing: it must hold an HttpConnectionManager"));
     };
-    let (routes, http_filters, max_stream_duration) = manager(any, &at, &mut ignored)?;
+    let manager = unpack_manager(any, &at)?;
+    let (routes, http_filters, max_stream_duration) = read_manager(&manager, &at, &mut ignored)?;
     Ok(XdsListener {
         name: l.name.clone(),
         routes,
@@ -218,13 +219,8 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
     })
 }
 
-/// The `HttpConnectionManager` packed in `any`: its routes, its filters
-/// and its stream time limit.
-fn manager(
-    any: &Any,
-    at: &At<'_>,
-    ignored: &mut Vec<Ignored>,
-) -> Result<(RouteSource, Vec<HttpFilter>, Option<Duration>), FieldError> {
+/// The `HttpConnectionManager` packed in `any`.
+fn unpack_manager(any: &Any, at: &At<'_>) -> Result<hcm::HttpConnectionManager, FieldError> {
     if !proto::is::<hcm::HttpConnectionManager>(any) {
         let reason = format_args!(
             "{:?} is not an HttpConnectionManager ({})",
@@ -233,8 +229,17 @@ fn manager(
         );
         return Err(at.error(reason));
     }
-    let manager: hcm::HttpConnectionManager = proto::unpack(any, at)?;
-    let routes = routes(&manager, at, ignored)?;
+    proto::unpack(any, at)
+}
+
+/// What `manager` (at `at`) says: its routes, its filters and its stream
+/// time limit.
+fn read_manager(
+    manager: &hcm::HttpConnectionManager,
+    at: &At<'_>,
+    ignored: &mut Vec<Ignored>,
+) -> Result<(RouteSource, Vec<HttpFilter>, Option<Duration>), FieldError> {
+    let routes = routes(manager, at, ignored)?;
     let http_filters = filters(&manager.http_filters, at, ignored)?;
     let options_at = at.field("common_http_protocol_options");
     let max_stream_duration = manager

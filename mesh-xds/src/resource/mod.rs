@@ -27,6 +27,7 @@ pub mod listener;
 pub(crate) mod proto;
 mod rbac;
 pub mod route;
+mod tls_context;
 
 pub use cluster::{Discovery, XdsCluster};
 pub use endpoint::XdsLoadAssignment;

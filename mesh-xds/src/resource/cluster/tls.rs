@@ -6,22 +6,20 @@ use envoy_types::pb::envoy::config::core::v3::transport_socket::ConfigType;
 use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket as ProtoSocket, data_source,
 };
-use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    UpstreamTlsContext, common_tls_context::ValidationContextType,
-};
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use mesh_core::policy::{TlsFiles, UpstreamTls};
 use prost::Name;
 
 use crate::resource::error::{At, FieldError};
 use crate::resource::proto;
+use crate::resource::tls_context::{RAW_BUFFER_TYPE, certificate_provider, validation_context};
 
 /// Envoy's TLS transport socket.
 pub(crate) const TLS_SOCKET: &str = "envoy.transport_sockets.tls";
 
 /// Envoy's plain-text transport socket, and its configuration's type.
 const RAW_BUFFER_SOCKET: &str = "envoy.transport_sockets.raw_buffer";
-const RAW_BUFFER_TYPE: &str = "envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer";
 
 /// The TLS of a transport socket: `None` for none or plain text
 /// (`raw_buffer`). Any other socket is refused: what it asks of the
@@ -72,13 +70,7 @@ pub(super) fn upstream_tls(
 /// any server of the roots through.
 pub fn context_tls(context: &UpstreamTlsContext) -> Result<UpstreamTls, String> {
     let common = context.common_tls_context.as_ref();
-    let validation = match common.and_then(|c| c.validation_context_type.as_ref()) {
-        Some(ValidationContextType::ValidationContext(v)) => Some(v),
-        Some(ValidationContextType::CombinedValidationContext(c)) => {
-            c.default_validation_context.as_ref()
-        }
-        _ => None,
-    };
+    let validation = common.and_then(validation_context);
     let exact = |m: &StringMatcher| match m.match_pattern.as_ref() {
         Some(MatchPattern::Exact(id)) if !m.ignore_case => Ok(id.clone()),
         other => Err(format!(
@@ -102,12 +94,7 @@ pub fn context_tls(context: &UpstreamTlsContext) -> Result<UpstreamTls, String> 
     }
     let own = common.and_then(|c| c.tls_certificates.first());
     let trusted_ca = validation.and_then(|v| filename(v.trusted_ca.as_ref()));
-    // istiod writes the deprecated field; either names a provider.
-    #[allow(deprecated)]
-    let by_provider = common.is_some_and(|c| {
-        c.tls_certificate_provider_instance.is_some()
-            || c.tls_certificate_certificate_provider_instance.is_some()
-    });
+    let by_provider = common.is_some_and(|c| certificate_provider(c).is_some());
     let files = (!by_provider).then(|| TlsFiles {
         client_certificate: own.and_then(|c| filename(c.certificate_chain.as_ref())),
         private_key: own.and_then(|c| filename(c.private_key.as_ref())),

@@ -30,10 +30,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
 use prost::Name;
 
-use super::{FilterKind, HttpFilter, RouteSource, manager};
+use super::{FilterKind, HttpFilter, RouteSource, read_manager, unpack_manager};
 use crate::resource::error::{At, FieldError, Ignored};
 use crate::resource::proto;
 use crate::resource::rbac::rbac_filter;
+use crate::resource::tls_context::{RAW_BUFFER_TYPE, certificate_provider, validation_context};
 
 /// What a server listener asks of the server on its address.
 #[derive(Clone, Debug, PartialEq)]
@@ -188,13 +189,13 @@ fn chain(
         return Err(filter_at.error("no typed_config"));
     };
     let at = filter_at.field("typed_config");
-    let (routes, http_filters, _) = manager(any, &at, ignored)?;
+    let hcm = unpack_manager(any, &at)?;
+    let (routes, http_filters, _) = read_manager(&hcm, &at, ignored)?;
     if let RouteSource::Rds { .. } = routes {
         return Err(at.field("rds").error(
             "a server's routes must be inline: per-route authorization over RDS is not supported",
         ));
     }
-    let hcm: hcm::HttpConnectionManager = proto::unpack(any, &at)?;
     let mut rbac = Vec::new();
     let list = at.field("http_filters");
     for (i, f) in http_filters.iter().enumerate() {
@@ -258,10 +259,7 @@ fn server_tls(s: &TransportSocket, at: &At<'_>) -> Result<Option<ServerTls>, Fie
     let Some(transport_socket::ConfigType::TypedConfig(any)) = &s.config_type else {
         return Err(at.error("no typed_config"));
     };
-    if any
-        .type_url
-        .ends_with("envoy.extensions.transport_sockets.raw_buffer.v3.RawBuffer")
-    {
+    if any.type_url.rsplit('/').next() == Some(RAW_BUFFER_TYPE) {
         return Ok(None);
     }
     let at = at.field("typed_config");
@@ -283,30 +281,15 @@ fn server_tls(s: &TransportSocket, at: &At<'_>) -> Result<Option<ServerTls>, Fie
     let Some(common) = &context.common_tls_context else {
         return Err(common_at.error("missing"));
     };
-    #[allow(deprecated)] // istiod writes the deprecated field
-    let certificate = common
-        .tls_certificate_provider_instance
-        .as_ref()
-        .map(|i| i.instance_name.clone())
-        .or_else(|| {
-            common
-                .tls_certificate_certificate_provider_instance
-                .as_ref()
-                .map(|i| i.instance_name.clone())
-        })
+    let certificate = certificate_provider(common)
+        .map(str::to_owned)
         .ok_or_else(|| {
             common_at
                 .field("tls_certificate_provider_instance")
                 .error("missing: the server's certificate must come from a certificate provider")
         })?;
     let validation_at = common_at.field("validation_context");
-    let context = match &common.validation_context_type {
-        Some(ValidationContextType::ValidationContext(v)) => Some(v),
-        Some(ValidationContextType::CombinedValidationContext(c)) => {
-            c.default_validation_context.as_ref()
-        }
-        _ => None,
-    };
+    let context = validation_context(common);
     #[allow(deprecated)] // match_subject_alt_names: still sent by older control planes
     if context.is_some_and(|v| {
         !v.match_subject_alt_names.is_empty() || !v.match_typed_subject_alt_names.is_empty()
