@@ -21,7 +21,6 @@ use mesh_xds::ads::ResourceType;
 use mesh_xds::bootstrap::{CertificateProvider, FileWatcher};
 use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use support::pki::Ca;
@@ -90,14 +89,7 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
 
     // Its server: the bootstrap's identity, the listener's STRICT mode.
     let server = ratings.server().build().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(listener, tower::service_fn(support::hello))
-            .await
-    });
+    let addr = support::serve_hello(&server).await;
     let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
     let inbound = translate::server_listener(&name, addr, &[], true).unwrap();
     cache.set(

@@ -20,7 +20,7 @@ use mesh_xds::ads::{AdsClient, AdsHandle, Backoff, ResourceType};
 use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
 use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tower::ServiceExt;
 
 use support::error_chain;
@@ -54,14 +54,7 @@ async fn control_plane(cache: &ResourceCache) -> AdsHandle {
 /// and the name of its listener.
 async fn start(builder: MeshServerBuilder) -> (MeshServer, SocketAddr, String) {
     let server = builder.build().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let serving = server.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(listener, tower::service_fn(support::hello))
-            .await
-    });
+    let addr = support::serve_hello(&server).await;
     let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
     (server, addr, name)
 }

@@ -104,13 +104,18 @@ fn write_files(ca: &Ca, dir: &Path) -> TlsFiles {
 /// GET through a client whose cluster for `addr` dials `tls`: the body,
 /// or the error's chain.
 async fn get(addr: SocketAddr, tls: UpstreamTls) -> Result<String, String> {
-    let target: Authority = "ratings:443".parse().unwrap();
-    let resolve = StaticResolve::default();
-    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
     let policy = ClusterPolicy {
         tls: Some(tls),
         ..ClusterPolicy::default()
     };
+    get_with(addr, policy).await
+}
+
+/// GET through a client whose cluster for `addr` has `policy`.
+async fn get_with(addr: SocketAddr, policy: ClusterPolicy) -> Result<String, String> {
+    let target: Authority = "ratings:443".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
     let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve)
         .cluster_policy(target, policy)
         .build();
@@ -252,9 +257,6 @@ async fn a_handshake_never_answered_times_out() {
             held.push(tcp);
         }
     });
-    let target: Authority = "ratings:443".parse().unwrap();
-    let resolve = StaticResolve::default();
-    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
     let policy = ClusterPolicy {
         tls: Some(simple(&files, Some(HOST), &[])),
         connection: mesh_core::policy::ConnectionPolicy {
@@ -267,13 +269,6 @@ async fn a_handshake_never_answered_times_out() {
         },
         ..ClusterPolicy::default()
     };
-    let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve)
-        .cluster_policy(target, policy)
-        .build();
-    let req = http::Request::get("http://ratings:443/")
-        .body(Empty::new())
-        .unwrap();
-    let err = client.oneshot(req).await.unwrap_err();
-    let err = error_chain(&*err);
+    let err = get_with(addr, policy).await.unwrap_err();
     assert!(err.contains("TLS handshake timed out after 1s"), "{err}");
 }

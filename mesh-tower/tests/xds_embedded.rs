@@ -15,7 +15,7 @@ use mesh_core::cluster::istio_cluster_name;
 use mesh_core::{Endpoint, EndpointSet, MeshConfig, StaticResolve};
 use mesh_tower::MeshClient;
 use mesh_xds::Bootstrap;
-use mesh_xds::ads::{AdsClient, ResourceType};
+use mesh_xds::ads::{AdsClient, AdsHandle, ResourceType};
 use mesh_xds::server::ResourceCache;
 use mesh_xds::translate;
 use support::Server;
@@ -73,8 +73,9 @@ async fn get(client: &MeshClient<Full<Bytes>>, user: Option<&str>) -> String {
     body.split(':').next().unwrap_or_default().to_owned()
 }
 
-#[tokio::test]
-async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies() {
+/// reviews v1, v2 and v3, and an ADS server serving the bookinfo
+/// DestinationRules and reviews-test-v2; an ADS client of it, productpage's.
+async fn bookinfo() -> (HashMap<&'static str, Server>, ResourceCache, AdsHandle) {
     let mut servers = HashMap::new();
     for v in ["v1", "v2", "v3"] {
         servers.insert(v, Server::start(v, Duration::ZERO).await);
@@ -85,15 +86,20 @@ async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies(
         &config("virtual-service-reviews-test-v2.yaml"),
         &servers,
     );
-
     let addr = support::serve_ads(&cache).await;
     let bootstrap = Bootstrap::insecure(
         &addr.to_string(),
         "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local",
     )
     .unwrap();
+    (servers, cache, AdsClient::start(&bootstrap).unwrap())
+}
+
+#[tokio::test]
+async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies() {
+    let (servers, cache, ads) = bookinfo().await;
     let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
-        .xds(AdsClient::start(&bootstrap).unwrap())
+        .xds(ads)
         .build();
 
     // reviews-test-v2: jason to v2, everyone else to v1.
@@ -130,23 +136,7 @@ async fn bookinfo_yaml_served_over_xds_routes_a_mesh_client_and_an_edit_applies(
 /// sending the listener again, not after the does-not-exist timer.
 #[tokio::test]
 async fn a_target_asked_for_again_right_after_its_last_client_went_routes() {
-    let mut servers = HashMap::new();
-    for v in ["v1", "v2", "v3"] {
-        servers.insert(v, Server::start(v, Duration::ZERO).await);
-    }
-    let cache = ResourceCache::new();
-    serve(
-        &cache,
-        &config("virtual-service-reviews-test-v2.yaml"),
-        &servers,
-    );
-    let addr = support::serve_ads(&cache).await;
-    let bootstrap = Bootstrap::insecure(
-        &addr.to_string(),
-        "sidecar~127.0.0.1~productpage-v1.default~default.svc.cluster.local",
-    )
-    .unwrap();
-    let ads = AdsClient::start(&bootstrap).unwrap();
+    let (_servers, _cache, ads) = bookinfo().await;
     for i in 0..20 {
         let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
             .xds(ads.clone())

@@ -178,3 +178,13 @@ pub async fn serve_ads(cache: &mesh_xds::server::ResourceCache) -> SocketAddr {
     );
     addr
 }
+
+/// Serves [`hello`] with `server` on a free port of 127.0.0.1, until the
+/// test's runtime ends; its address.
+pub async fn serve_hello(server: &mesh_tower::MeshServer) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = server.clone();
+    tokio::spawn(async move { server.serve(listener, tower::service_fn(hello)).await });
+    addr
+}
