@@ -41,7 +41,10 @@ pub(super) async fn follow(shared: &Shared, ads: &AdsHandle, addr: SocketAddr) {
         let view = updates.borrow_and_update().clone();
         let mode = match policy(&view, &name, addr, shared.tls.is_some()) {
             Ok(policy) => {
-                shared.policy.set(policy);
+                // Most updates are of other resources: the policy stays.
+                if *shared.policy.get() != *policy {
+                    shared.policy.set(policy.clone());
+                }
                 ServingMode::Serving
             }
             Err(reason) => ServingMode::NotServing(reason.into()),
@@ -56,12 +59,12 @@ pub(super) async fn follow(shared: &Shared, ads: &AdsHandle, addr: SocketAddr) {
 
 /// What the listener `name` in `view` asks of a server on `addr` (with
 /// an identity to present, or not); why the server cannot serve by it.
-fn policy(
-    view: &AdsView,
+fn policy<'v>(
+    view: &'v AdsView,
     name: &str,
     addr: SocketAddr,
     has_identity: bool,
-) -> Result<InboundPolicy, String> {
+) -> Result<&'v InboundPolicy, String> {
     let Some(listener) = view.listeners.get(name) else {
         if let Some(e) = view.rejected(ResourceType::Listener, name) {
             return Err(format!(
@@ -101,7 +104,7 @@ fn policy(
             }
         }
     }
-    Ok(server.policy.clone())
+    Ok(&server.policy)
 }
 
 /// Unsubscribes from the listener when the server stops following it.
