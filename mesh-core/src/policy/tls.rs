@@ -95,6 +95,12 @@ impl std::fmt::Debug for Pem {
 /// Gateway server's `SIMPLE` and `MUTUAL` modes), from files or a secret.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerTls {
+    /// The Kubernetes Secret the certificates came from (a Gateway's
+    /// `credentialName`), if they did: a control plane sends them by SDS
+    /// as the secrets `kubernetes://NAME` (and `kubernetes://NAME-cacert`
+    /// for the client roots), as istiod does, only to a gateway allowed
+    /// them, and never inline.
+    pub credential: Option<String>,
     /// The certificate chain it presents.
     pub certificate_chain: Pem,
     /// Its private key.

@@ -5,13 +5,15 @@
 //! `AuthorizationPolicy` as, and gRPC enforces per gRFC A41), and the
 //! decision those filters make of one request ([`authorize`]), the two
 //! together for one port ([`InboundPolicy`]); and who a workload is
-//! ([`SpiffeId`]).
+//! ([`SpiffeId`]) and who a request came from ([`ClientIdentity`]).
 
 mod authorize;
+mod client;
 mod rbac;
 mod spiffe;
 
 pub use authorize::{AccessRequest, Decision, authorize};
+pub use client::ClientIdentity;
 pub use rbac::{
     Cidr, InvalidCidr, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
 };

@@ -17,7 +17,7 @@ use std::str::FromStr;
 /// assert_eq!(id.service_account(), "reviews");
 /// assert_eq!(id.to_string(), "spiffe://cluster.local/ns/default/sa/reviews");
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SpiffeId {
     trust_domain: String,
     namespace: String,

@@ -142,6 +142,7 @@ fn server_tls(
         Some(name) => Some((at.key("credentialNames").index(0), name)),
         None => None,
     };
+    let secret = credential.as_ref().map(|(_, name)| (*name).clone());
     let certificates = match credential {
         Some((name_at, name)) => match secrets.certificates(name)? {
             Some(c) => {
@@ -188,6 +189,7 @@ fn server_tls(
         ));
     }
     Ok(Security::Tls(Box::new(ServerTls {
+        credential: secret,
         certificate_chain: certificates.chain,
         private_key: certificates.key,
         client_ca: certificates.ca.filter(|_| mutual),
