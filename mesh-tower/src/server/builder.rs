@@ -47,6 +47,7 @@ pub struct MeshServerBuilder {
     max_header_bytes: usize,
     header_read_timeout: Duration,
     drain_timeout: Duration,
+    http2_keepalive: Option<(Duration, Duration)>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -62,6 +63,7 @@ impl Default for MeshServerBuilder {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            http2_keepalive: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -116,6 +118,15 @@ impl MeshServerBuilder {
         self
     }
 
+    /// Pings every HTTP/2 connection each `interval` and closes one whose
+    /// ping is not answered within `timeout`: finds clients gone without
+    /// closing, whose long-lived streams (an ADS stream, a watch) would
+    /// otherwise stay. Off unless set.
+    pub fn http2_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.http2_keepalive = Some((interval, timeout));
+        self
+    }
+
     /// Takes the inbound policy from the control plane `ads` follows
     /// (feature `xds`; gRFC A36, as the [`server`](super) module says): the listener the
     /// bootstrap names for the address served, and the identity of the
@@ -162,6 +173,11 @@ impl MeshServerBuilder {
         http.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(self.max_header_bytes).unwrap_or(u32::MAX));
+        if let Some((interval, timeout)) = self.http2_keepalive {
+            http.http2()
+                .keep_alive_interval(interval)
+                .keep_alive_timeout(timeout);
+        }
         Ok(MeshServer {
             shared: Arc::new(Shared {
                 policy: SharedPolicy::new(self.policy),

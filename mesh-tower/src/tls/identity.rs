@@ -125,6 +125,10 @@ pub enum IdentityCause {
     /// The SPIFFE id is not a workload's.
     #[error(transparent)]
     InvalidSpiffeId(InvalidIdentity),
+    /// A [`CertificateSource`](super::CertificateSource) of code's could
+    /// not give one, for the reason it says.
+    #[error("could not be had: {0}")]
+    Unavailable(String),
 }
 
 impl WorkloadIdentity {

@@ -28,5 +28,5 @@ pub use files::FileTlsError;
 pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadIdentity};
 pub use peer::{ClientIdentity, PeerIdentity};
 pub use provider::crypto_provider;
-pub use source::{IdentitySource, NoIdentity};
+pub use source::{CertificateSource, IdentitySource, NoIdentity};
 pub use verify::IdentityMismatch;

@@ -1,5 +1,8 @@
 //! [`IdentitySource`]: the workload identity in use now, fixed or
-//! following its files. Files are read again on [`reload`](IdentitySource::reload),
+//! following where it comes from, a [`CertificateSource`]: its files
+//! ([`IdentityFiles`]), or code of the user's (an agent's API, SPIRE's
+//! Workload API, a CA in the process). A source is read again on
+//! [`reload`](IdentitySource::reload),
 //! and every `refresh_interval` once [`watch`](IdentitySource::watch)ed
 //! (as gRPC's `file_watcher` certificate provider reads them, which also
 //! follows Kubernetes' `..data` symlink swap: the files are read whole,
@@ -19,17 +22,42 @@ use arc_swap::ArcSwapOption;
 
 use super::{IdentityError, IdentityFiles, WorkloadIdentity};
 
+/// Where a workload identity comes from, read again at every reload.
+/// [`IdentityFiles`] is one; implement it to take certificates from
+/// elsewhere (SPIRE's Workload API, a vault, a CA in the process).
+pub trait CertificateSource: Send + Sync + 'static {
+    /// The identity now, checked as [`WorkloadIdentity::from_pem`]
+    /// checks it as of `now`; or why there is none
+    /// ([`IdentityCause::Unavailable`](super::IdentityCause::Unavailable)
+    /// for a source that could not be reached).
+    fn load(&self, now: SystemTime) -> Result<WorkloadIdentity, IdentityError>;
+}
+
+impl CertificateSource for IdentityFiles {
+    fn load(&self, now: SystemTime) -> Result<WorkloadIdentity, IdentityError> {
+        WorkloadIdentity::load(self, now)
+    }
+}
+
 /// The workload identity in use; clones share it.
 #[derive(Clone, Debug)]
 pub struct IdentitySource {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
     current: ArcSwapOption<WorkloadIdentity>,
-    files: Option<IdentityFiles>,
+    source: Option<Box<dyn CertificateSource>>,
     state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentitySource")
+            .field("current", &self.current.load())
+            .field("follows", &self.source.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// When the identity was last read, and why the last read failed, if it
@@ -47,11 +75,15 @@ impl From<WorkloadIdentity> for IdentitySource {
 }
 
 impl IdentitySource {
-    fn new(identity: Option<WorkloadIdentity>, files: Option<IdentityFiles>, state: State) -> Self {
+    fn new(
+        identity: Option<WorkloadIdentity>,
+        source: Option<Box<dyn CertificateSource>>,
+        state: State,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 current: ArcSwapOption::from(identity.map(Arc::new)),
-                files,
+                source,
                 state: Mutex::new(state),
             }),
         }
@@ -59,26 +91,31 @@ impl IdentitySource {
 
     /// The identity in `files`, which must check out now.
     pub fn from_files(files: IdentityFiles) -> Result<Self, IdentityError> {
+        Self::from_source(files)
+    }
+
+    /// The identity `source` gives, which must check out now.
+    pub fn from_source(source: impl CertificateSource) -> Result<Self, IdentityError> {
         let now = SystemTime::now();
-        let identity = WorkloadIdentity::load(&files, now)?;
+        let identity = source.load(now)?;
         let state = State {
             reloaded_at: Some(now),
             last_error: None,
         };
-        Ok(Self::new(Some(identity), Some(files), state))
+        Ok(Self::new(Some(identity), Some(Box::new(source)), state))
     }
 
-    /// The identity in `files` once they check out: read now and on every
-    /// [`reload`](Self::reload); without one until then, for the reason
-    /// [`last_error`](Self::last_error) gives.
-    pub fn pending(files: IdentityFiles) -> Self {
-        let source = Self::new(None, Some(files), State::default());
+    /// The identity `source` (files, say) gives once it checks out: read
+    /// now and on every [`reload`](Self::reload); without one until then,
+    /// for the reason [`last_error`](Self::last_error) gives.
+    pub fn pending(source: impl CertificateSource) -> Self {
+        let source = Self::new(None, Some(Box::new(source)), State::default());
         let _ = source.reload();
         source
     }
 
-    /// Reads the files again every `refresh_interval` (at least every
-    /// second), for as long as a clone of the source lives; within a Tokio
+    /// Reads the source again every `refresh_interval` (at least every
+    /// second), for as long as a clone of this lives; within a Tokio
     /// runtime.
     pub fn watch(self, refresh_interval: Duration) -> Self {
         let alive = Arc::downgrade(&self.inner);
@@ -97,24 +134,24 @@ impl IdentitySource {
         self
     }
 
-    /// The identity new handshakes use; `None` while the files have not
-    /// checked out.
+    /// The identity new handshakes use; `None` while the source has not
+    /// given one that checks out.
     pub fn current(&self) -> Option<Arc<WorkloadIdentity>> {
         self.inner.current.load_full()
     }
 
-    /// Reads the files again: the new identity (certificate, key and
+    /// Reads the source again: the new identity (certificate, key and
     /// roots) replaces the current one if it checks out (`Ok(true)` when
     /// it is another certificate); otherwise the error, which is also kept
     /// as the [`last_error`](Self::last_error), and the current one stays.
-    /// A source not made from files has nothing to read.
+    /// A fixed identity has nothing to read.
     pub fn reload(&self) -> Result<bool, IdentityError> {
-        let Some(files) = &self.inner.files else {
+        let Some(source) = &self.inner.source else {
             return Ok(false);
         };
         let now = SystemTime::now();
         let mut state = self.state();
-        match WorkloadIdentity::load(files, now) {
+        match source.load(now) {
             Ok(identity) => {
                 // The roots may rotate under an unchanged certificate: the
                 // identity read is the one used, whatever changed.
@@ -134,7 +171,7 @@ impl IdentitySource {
         }
     }
 
-    /// When the files were last read whole and checked out.
+    /// When the source was last read and its identity checked out.
     pub fn reloaded_at(&self) -> Option<SystemTime> {
         self.state().reloaded_at
     }
@@ -156,6 +193,6 @@ impl IdentitySource {
 #[derive(Debug, thiserror::Error)]
 #[error("this workload's certificate has not loaded: {}", reason.as_deref().unwrap_or("no identity"))]
 pub struct NoIdentity {
-    /// Why the files did not check out.
+    /// Why the source's identity did not check out.
     pub reason: Option<String>,
 }
