@@ -371,7 +371,7 @@ async fn a_wildcard_stream_gets_every_cluster_and_nonces_rule_acks() {
 
     // A type the server does not know is ignored; the wildcard is served.
     raw.send(DiscoveryRequest {
-        type_url: "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into(),
+        type_url: "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig".into(),
         ..cds_request(&[], None)
     });
     raw.send(cds_request(&[], None));
@@ -634,16 +634,19 @@ struct ByNode {
 }
 
 impl mesh_xds::server::Snapshots for ByNode {
-    fn cache_for(&self, node: &Node) -> Result<ResourceCache, mesh_xds::server::LimitReached> {
-        Ok(if node.id.starts_with("sidecar~") {
+    fn cache_for(
+        &self,
+        caller: &mesh_xds::server::Caller,
+    ) -> Result<ResourceCache, mesh_xds::server::Refused> {
+        Ok(if caller.node.id.starts_with("sidecar~") {
             self.sidecars.clone()
         } else {
             self.others.clone()
         })
     }
 
-    fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
-        let sidecar = node.id.starts_with("sidecar~");
+    fn requested(&self, caller: &mesh_xds::server::Caller, kind: ResourceType, names: &[String]) {
+        let sidecar = caller.node.id.starts_with("sidecar~");
         if !sidecar && kind == LDS && names.iter().any(|n| n == LISTENER) {
             serve_reviews(&self.others, V2);
         }

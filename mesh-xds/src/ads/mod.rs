@@ -151,6 +151,8 @@ pub struct AdsState {
     route_configs: TypeState<XdsRouteConfig>,
     clusters: TypeState<XdsCluster>,
     load_assignments: TypeState<XdsLoadAssignment>,
+    /// Never subscribed: a mesh client reads no secrets.
+    secrets: Common,
 }
 
 impl AdsState {
@@ -165,6 +167,7 @@ impl AdsState {
             route_configs: TypeState::default(),
             clusters: TypeState::default(),
             load_assignments: TypeState::default(),
+            secrets: Common::default(),
         }
     }
 
@@ -265,6 +268,7 @@ impl AdsState {
             ResourceType::LoadAssignment => {
                 self.load_assignments.apply(response, false, now, changes)
             }
+            ResourceType::Secret => return outcome,
         };
         let mut dirty = self.follow_response(kind, now, &mut outcome.changes);
         dirty.insert(kind);
@@ -295,6 +299,7 @@ impl AdsState {
             ResourceType::RouteConfig => self.route_configs.mark_missing(name),
             ResourceType::Cluster => self.clusters.mark_missing(name),
             ResourceType::LoadAssignment => self.load_assignments.mark_missing(name),
+            ResourceType::Secret => false,
         };
         let mut outcome = Outcome::default();
         if missing {
@@ -452,6 +457,7 @@ impl AdsState {
             ResourceType::RouteConfig => &self.route_configs.common,
             ResourceType::Cluster => &self.clusters.common,
             ResourceType::LoadAssignment => &self.load_assignments.common,
+            ResourceType::Secret => &self.secrets,
         }
     }
 
@@ -461,6 +467,7 @@ impl AdsState {
             ResourceType::RouteConfig => &mut self.route_configs.common,
             ResourceType::Cluster => &mut self.clusters.common,
             ResourceType::LoadAssignment => &mut self.load_assignments.common,
+            ResourceType::Secret => &mut self.secrets,
         }
     }
 }

@@ -47,6 +47,7 @@ impl AdsState {
             ResourceType::RouteConfig => self.route_configs.resources.contains_key(name),
             ResourceType::Cluster => self.clusters.resources.contains_key(name),
             ResourceType::LoadAssignment => self.load_assignments.resources.contains_key(name),
+            ResourceType::Secret => false,
         }
     }
 }

@@ -94,6 +94,7 @@ impl AdsView {
             ResourceType::RouteConfig => self.route_configs.keys().cloned().collect(),
             ResourceType::Cluster => self.clusters.keys().cloned().collect(),
             ResourceType::LoadAssignment => self.load_assignments.keys().cloned().collect(),
+            ResourceType::Secret => Vec::new(),
         }
     }
 }

@@ -24,7 +24,7 @@ mod descriptors;
 mod tests;
 
 use envoy_types::pb::google::protobuf::Any;
-use prost_reflect::prost::DecodeError;
+use prost_reflect::prost::{DecodeError, Message as _};
 
 use crate::resource::ResourceType;
 use prost_reflect::{DynamicMessage, ReflectMessage, Value};
@@ -100,14 +100,15 @@ impl JsonError {
 /// # Ok::<(), mesh_xds::json::JsonError>(())
 /// ```
 pub fn resource_json(any: &Any) -> Result<serde_json::Value, JsonError> {
-    check(&decode(&any.type_url, &any.value)?, &any.type_url)?;
+    let mut message = decode(&any.type_url, &any.value)?;
+    prepare(&mut message, &any.type_url)?;
     let pool = descriptors::pool();
     let desc = pool
         .get_message_by_name("google.protobuf.Any")
         .expect("envoy-types has google.protobuf.Any");
     let mut packed = DynamicMessage::new(desc);
     packed.set_field_by_number(1, Value::String(any.type_url.clone()));
-    packed.set_field_by_number(2, Value::Bytes(any.value.clone().into()));
+    packed.set_field_by_number(2, Value::Bytes(message.encode_to_vec().into()));
     serde_json::to_value(&packed).map_err(|source| JsonError::Serialize {
         type_url: any.type_url.clone(),
         source,
@@ -146,10 +147,17 @@ fn decode(type_url: &str, bytes: &[u8]) -> Result<DynamicMessage, JsonError> {
     })
 }
 
-/// Refuses what the JSON would drop or fail on: unknown fields in `m`
-/// (inside the `Any` of `type_url`) and in every message under it, and
-/// `Any`s that do not decode.
-fn check(m: &DynamicMessage, type_url: &str) -> Result<(), JsonError> {
+/// What a private key is written as.
+const REDACTED: &str = "[redacted]";
+
+/// Readies `m` (inside the `Any` of `type_url`) for JSON: refuses what
+/// the JSON would drop or fail on (unknown fields in it and in every
+/// message under it, and `Any`s that do not decode) and blanks every
+/// private key written inline (a `TlsCertificate`'s `private_key`, as in
+/// an SDS `Secret`; a file's name stays), in nested `Any`s too, which are packed again: the JSON is
+/// for people and logs, and never holds a key, as Envoy's `/config_dump`
+/// redacts them.
+fn prepare(m: &mut DynamicMessage, type_url: &str) -> Result<(), JsonError> {
     if let Some(field) = m.unknown_fields().next() {
         return Err(JsonError::UnknownField {
             type_url: type_url.to_owned(),
@@ -157,22 +165,45 @@ fn check(m: &DynamicMessage, type_url: &str) -> Result<(), JsonError> {
             number: field.number(),
         });
     }
-    m.fields()
-        .try_for_each(|(_, value)| check_value(value, type_url))
+    let desc = m.descriptor();
+    if desc.full_name() == "envoy.extensions.transport_sockets.tls.v3.TlsCertificate"
+        && let Some(field) = desc.get_field_by_name("private_key")
+        && let Value::Message(key) = m.get_field(&field).as_ref()
+        && ["inline_string", "inline_bytes"]
+            .iter()
+            .any(|inline| key.has_field_by_name(inline))
+    {
+        let mut blank = DynamicMessage::new(key.descriptor());
+        blank.set_field_by_name("inline_string", Value::String(REDACTED.to_owned()));
+        m.set_field(&field, Value::Message(blank));
+    }
+    m.fields_mut()
+        .try_for_each(|(_, value)| prepare_value(value, type_url))
 }
 
-fn check_value(value: &Value, type_url: &str) -> Result<(), JsonError> {
+fn prepare_value(value: &mut Value, type_url: &str) -> Result<(), JsonError> {
     match value {
         Value::Message(m) if m.descriptor().full_name() == "google.protobuf.Any" => {
-            let (url, bytes) = (m.get_field_by_number(1), m.get_field_by_number(2));
-            let url = url.as_deref().and_then(Value::as_str).unwrap_or_default();
+            let url = m.get_field_by_number(1);
+            let url = url
+                .as_deref()
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let bytes = m.get_field_by_number(2);
             let bytes = bytes.as_deref().and_then(Value::as_bytes);
-            let inner = decode(url, bytes.map_or(&[][..], |b| &b[..]))?;
-            check(&inner, url)
+            let mut inner = decode(&url, bytes.map_or(&[][..], |b| &b[..]))?;
+            prepare(&mut inner, &url)?;
+            m.set_field_by_number(2, Value::Bytes(inner.encode_to_vec().into()));
+            Ok(())
         }
-        Value::Message(m) => check(m, type_url),
-        Value::List(values) => values.iter().try_for_each(|v| check_value(v, type_url)),
-        Value::Map(entries) => entries.values().try_for_each(|v| check_value(v, type_url)),
+        Value::Message(m) => prepare(m, type_url),
+        Value::List(values) => values
+            .iter_mut()
+            .try_for_each(|v| prepare_value(v, type_url)),
+        Value::Map(entries) => entries
+            .values_mut()
+            .try_for_each(|v| prepare_value(v, type_url)),
         _ => Ok(()),
     }
 }

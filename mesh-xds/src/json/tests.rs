@@ -235,3 +235,49 @@ fn a_field_the_descriptors_lack_is_refused_not_dropped() {
     );
     assert_eq!(*number, 999);
 }
+
+#[test]
+fn private_keys_are_redacted_in_secrets_and_in_nested_contexts() {
+    use mesh_core::policy::{Pem, ServerTls};
+    let mut tls = ServerTls {
+        certificate_chain: Pem::Inline("THE-CHAIN".into()),
+        private_key: Pem::Inline("THE-KEY".into()),
+        ..ServerTls::default()
+    };
+    // Inline in a listener's transport socket, an Any inside an Any.
+    let chain = translate::EnvoyChain {
+        routes: "https.443",
+        server_names: &[],
+        tls: Some(&tls),
+    };
+    let addr = "127.0.0.1:443".parse().unwrap();
+    let listener = translate::envoy_listener_chains("l", addr, "gw", &[chain]);
+    let json = json_of(&listener).to_string();
+    assert!(
+        json.contains("THE-CHAIN") && !json.contains("THE-KEY"),
+        "{json}"
+    );
+    assert!(json.contains("[redacted]"), "{json}");
+    // A file's name is no secret.
+    let files = ServerTls {
+        certificate_chain: "/certs/chain.pem".into(),
+        private_key: "/certs/key.pem".into(),
+        ..ServerTls::default()
+    };
+    let chain = translate::EnvoyChain {
+        routes: "https.443",
+        server_names: &[],
+        tls: Some(&files),
+    };
+    let listener = translate::envoy_listener_chains("l", addr, "gw", &[chain]);
+    assert!(json_of(&listener).to_string().contains("/certs/key.pem"));
+    // An SDS secret.
+    tls.credential = Some("edge".into());
+    let secret = &translate::server_tls_secrets(&tls)[0];
+    let json = json_of(secret);
+    assert_eq!(json["name"], "kubernetes://edge");
+    assert_eq!(
+        json["tlsCertificate"],
+        json!({"certificateChain": {"inlineString": "THE-CHAIN"}, "privateKey": {"inlineString": "[redacted]"}})
+    );
+}

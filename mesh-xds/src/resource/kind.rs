@@ -1,9 +1,11 @@
-//! What both ends of an ADS stream speak of: the four resource types, and
+//! What both ends of an ADS stream speak of: the resource types (the four
+//! a mesh client reads, and the secrets a control plane serves Envoy), and
 //! the two variants of the protocol.
 
 use std::fmt;
 
-/// The four resource types, in the order their watches chain.
+/// The resource types, the four a client reads in the order their watches
+/// chain, then SDS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceType {
     /// LDS: `Listener`.
@@ -14,15 +16,27 @@ pub enum ResourceType {
     Cluster,
     /// EDS: `ClusterLoadAssignment`.
     LoadAssignment,
+    /// SDS: `Secret`, the certificates a listener or cluster names, as
+    /// istiod serves a gateway's. Served, never read by a mesh client.
+    Secret,
 }
 
 impl ResourceType {
-    /// All four, in chain order.
+    /// The four a mesh client reads, in chain order.
     pub const ALL: [ResourceType; 4] = [
         ResourceType::Listener,
         ResourceType::RouteConfig,
         ResourceType::Cluster,
         ResourceType::LoadAssignment,
+    ];
+
+    /// Every type a server serves: the four, then secrets.
+    pub const SERVED: [ResourceType; 5] = [
+        ResourceType::Listener,
+        ResourceType::RouteConfig,
+        ResourceType::Cluster,
+        ResourceType::LoadAssignment,
+        ResourceType::Secret,
     ];
 
     /// Its v3 type URL.
@@ -36,12 +50,22 @@ impl ResourceType {
             ResourceType::LoadAssignment => {
                 "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
             }
+            ResourceType::Secret => {
+                "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
+            }
         }
     }
 
-    /// The type a v3 type URL names, if the mesh reads it.
+    /// The type a v3 type URL names, if the mesh reads it (one of
+    /// [`ALL`](Self::ALL)).
     pub fn from_type_url(url: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.type_url() == url)
+    }
+
+    /// The type a v3 type URL names, if a server serves it (one of
+    /// [`SERVED`](Self::SERVED)).
+    pub fn served_from_type_url(url: &str) -> Option<Self> {
+        Self::SERVED.into_iter().find(|t| t.type_url() == url)
     }
 }
 
@@ -52,6 +76,7 @@ impl fmt::Display for ResourceType {
             ResourceType::RouteConfig => "RDS",
             ResourceType::Cluster => "CDS",
             ResourceType::LoadAssignment => "EDS",
+            ResourceType::Secret => "SDS",
         })
     }
 }

@@ -15,6 +15,7 @@ use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::endpoint::v3 as eds;
 use envoy_types::pb::envoy::config::listener::v3 as lds;
 use envoy_types::pb::envoy::config::route::v3 as rds;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as sds;
 use envoy_types::pb::google::protobuf::Any;
 use tokio::sync::watch;
 use xxhash_rust::xxh64::{Xxh64, xxh64};
@@ -45,8 +46,8 @@ pub type TypeResources = BTreeMap<String, CachedResource>;
 /// Everything the cache holds at one moment; never changes once made.
 #[derive(Clone, Debug, Default)]
 pub struct CacheSnapshot {
-    /// In [`ResourceType::ALL`] order.
-    types: [Arc<TypeResources>; 4],
+    /// In [`ResourceType::SERVED`] order.
+    types: [Arc<TypeResources>; 5],
 }
 
 impl CacheSnapshot {
@@ -183,6 +184,7 @@ fn same_message(kind: ResourceType, a: &Any, b: &Any) -> bool {
         ResourceType::RouteConfig => equal::<rds::RouteConfiguration>(a, b),
         ResourceType::Cluster => equal::<cds::Cluster>(a, b),
         ResourceType::LoadAssignment => equal::<eds::ClusterLoadAssignment>(a, b),
+        ResourceType::Secret => equal::<sds::Secret>(a, b),
     }
 }
 

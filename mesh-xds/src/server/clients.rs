@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use envoy_types::pb::google::rpc::Status as RpcStatus;
+use mesh_core::security::ClientIdentity;
 
 use crate::resource::{Protocol, ResourceType};
 
@@ -16,6 +17,8 @@ pub struct ClientStatus {
     pub stream: u64,
     /// The node id of the stream's first request that named one.
     pub node_id: String,
+    /// The SPIFFE id of the client's certificate, over mutual TLS.
+    pub identity: Option<String>,
     /// State of the world or delta.
     pub protocol: Protocol,
     /// When the stream opened.
@@ -68,6 +71,7 @@ impl Clients {
             ClientStatus {
                 stream,
                 node_id: String::new(),
+                identity: None,
                 protocol,
                 connected_since: SystemTime::now(),
                 types: BTreeMap::new(),
@@ -104,6 +108,16 @@ impl ClientGuard {
     /// The stream's number.
     pub(super) fn stream(&self) -> u64 {
         self.stream
+    }
+
+    /// The identity of the client of `request`, if it proved one, noted
+    /// in the record.
+    pub(super) fn identity<T>(&mut self, request: &tonic::Request<T>) -> Option<ClientIdentity> {
+        let identity = request.extensions().get::<ClientIdentity>().cloned();
+        if let (Some(id), Some(c)) = (&identity, self.clients.lock().get_mut(&self.stream)) {
+            c.identity = Some(id.0.to_string());
+        }
+        identity
     }
 
     /// Notes the node id, the first time a request names one.

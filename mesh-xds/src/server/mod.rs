@@ -21,12 +21,15 @@
 //! - Each stream runs in its own task and hands responses to tonic over a
 //!   small bounded channel: a slow client waits alone, never holding up
 //!   the cache or other streams.
-//! - Only the four types [`ResourceType`] names are served; a request for
-//!   any other is ignored.
-//! - What a stream is served comes from [`Snapshots`]: the node of its
-//!   first request picks a [`ResourceCache`], and names it subscribes to
-//!   may be made on request. A single `ResourceCache` serves every node
-//!   the same; a `Snapshots` may refuse a node ([`LimitReached`]).
+//! - Only the types [`ResourceType`] names are served (the four a mesh
+//!   client reads, and SDS secrets); a request for any other is ignored.
+//! - What a stream is served comes from [`Snapshots`]: the [`Caller`]
+//!   (the node of its first request, and the identity of the client's
+//!   certificate when the server took mutual TLS and set
+//!   [`ClientIdentity`](mesh_core::security::ClientIdentity) on the
+//!   request) picks a [`ResourceCache`], and names it subscribes to may
+//!   be made on request. A single `ResourceCache` serves every node the
+//!   same; a `Snapshots` may refuse a caller ([`Refused`]).
 //! - Clients cannot grow the server without bound ([`ServerLimits`]): a
 //!   stream past `max_streams` is refused, and one that subscribes to more
 //!   than `max_subscriptions` names is ended, both with
@@ -59,16 +62,17 @@ use tonic::{Request, Response, Status, Streaming};
 pub use cache::{CacheSnapshot, CachedResource, ResourceCache, TypeResources};
 pub use clients::{ClientStatus, Nack, TypeStatus};
 pub use limits::{LimitReached, ServerLimits};
-pub use snapshots::Snapshots;
+pub use snapshots::{Caller, Refused, Snapshots};
 
 use crate::resource::{Protocol, ResourceType};
 use clients::Clients;
 
-/// The order a change is pushed in: clusters, endpoints, listeners,
-/// routes, so that nothing arrives before what it names.
-const PUSH_ORDER: [ResourceType; 4] = [
+/// The order a change is pushed in: clusters, endpoints, secrets,
+/// listeners, routes, so that nothing arrives before what it names.
+const PUSH_ORDER: [ResourceType; 5] = [
     ResourceType::Cluster,
     ResourceType::LoadAssignment,
+    ResourceType::Secret,
     ResourceType::Listener,
     ResourceType::RouteConfig,
 ];
@@ -163,12 +167,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DiscoveryRequest>>,
     ) -> Result<Response<Self::StreamAggregatedResourcesStream>, Status> {
-        let client = self.connect(Protocol::StateOfTheWorld)?;
+        let mut client = self.connect(Protocol::StateOfTheWorld)?;
+        let identity = client.identity(&request);
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let (snapshots, max) = (self.snapshots.clone(), self.limits.max_subscriptions);
         tokio::spawn(serve(
             request.into_inner(),
-            move |node: Node| match Served::new(snapshots, node, max) {
+            move |node: Node| match Served::new(snapshots, Caller { node, identity }, max) {
                 Ok(served) => Ok(sotw::SotwStream::new(served, client, tx)),
                 Err(refused) => Err(refuse(&tx, refused)),
             },
@@ -180,12 +185,13 @@ impl AggregatedDiscoveryService for AdsServer {
         &self,
         request: Request<Streaming<DeltaDiscoveryRequest>>,
     ) -> Result<Response<Self::DeltaAggregatedResourcesStream>, Status> {
-        let client = self.connect(Protocol::Delta)?;
+        let mut client = self.connect(Protocol::Delta)?;
+        let identity = client.identity(&request);
         let (tx, rx) = mpsc::channel(RESPONSE_BUFFER);
         let (snapshots, max) = (self.snapshots.clone(), self.limits.max_subscriptions);
         tokio::spawn(serve(
             request.into_inner(),
-            move |node: Node| match Served::new(snapshots, node, max) {
+            move |node: Node| match Served::new(snapshots, Caller { node, identity }, max) {
                 Ok(served) => Ok(delta::DeltaStream::new(served, client, tx)),
                 Err(refused) => Err(refuse(&tx, refused)),
             },
@@ -204,10 +210,9 @@ fn receiver_stream<T: Send + 'static>(rx: mpsc::Receiver<Result<T, Status>>) -> 
 /// task ends.
 struct Closed;
 
-/// Refuses a stream before anything was sent on it, with
-/// `RESOURCE_EXHAUSTED` saying which limit it reached.
-fn refuse<T>(tx: &mpsc::Sender<Result<T, Status>>, refused: LimitReached) -> Closed {
-    tracing::warn!(limit = refused.limit(), %refused, "ADS stream refused");
+/// Refuses a stream before anything was sent on it, saying why.
+fn refuse<T>(tx: &mpsc::Sender<Result<T, Status>>, refused: Refused) -> Closed {
+    tracing::warn!(%refused, "ADS stream refused");
     // Nothing is queued yet: room is certain.
     let _ = tx.try_send(Err(refused.into()));
     Closed
@@ -222,34 +227,34 @@ async fn end<T>(tx: &mpsc::Sender<Result<T, Status>>, refused: LimitReached) -> 
     Closed
 }
 
-/// What one stream is served: its node, the cache the node picked, and
-/// the [`Snapshots`] to ask for names the cache lacks.
+/// What one stream is served: who it is, the cache that picked, and the
+/// [`Snapshots`] to ask for names the cache lacks.
 struct Served {
     snapshots: Arc<dyn Snapshots>,
     cache: ResourceCache,
-    node: Node,
+    caller: Caller,
     /// The most names the stream may subscribe to.
     max_subscriptions: usize,
 }
 
 impl Drop for Served {
     fn drop(&mut self) {
-        self.snapshots.released(&self.node);
+        self.snapshots.released(&self.caller);
     }
 }
 
 impl Served {
-    /// What `node` is served, unless its snapshots refuse it.
+    /// What `caller` is served, unless its snapshots refuse it.
     fn new(
         snapshots: Arc<dyn Snapshots>,
-        node: Node,
+        caller: Caller,
         max_subscriptions: usize,
-    ) -> Result<Self, LimitReached> {
-        let cache = snapshots.cache_for(&node)?;
+    ) -> Result<Self, Refused> {
+        let cache = snapshots.cache_for(&caller)?;
         Ok(Self {
             snapshots,
             cache,
-            node,
+            caller,
             max_subscriptions,
         })
     }
@@ -269,7 +274,7 @@ impl Served {
     fn requested(&self, kind: ResourceType, names: &[String]) {
         let names: Vec<String> = names.iter().filter(|n| *n != "*").cloned().collect();
         if !names.is_empty() {
-            self.snapshots.requested(&self.node, kind, &names);
+            self.snapshots.requested(&self.caller, kind, &names);
         }
     }
 }

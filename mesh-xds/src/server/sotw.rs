@@ -47,7 +47,7 @@ impl SotwStream {
         mut client: ClientGuard,
         tx: mpsc::Sender<Result<DiscoveryResponse, Status>>,
     ) -> Self {
-        client.node(&served.node.id);
+        client.node(&served.caller.node.id);
         Self {
             served,
             client,
@@ -58,7 +58,7 @@ impl SotwStream {
     }
 
     async fn handle(&mut self, request: DiscoveryRequest) -> Result<(), Closed> {
-        let Some(kind) = ResourceType::from_type_url(&request.type_url) else {
+        let Some(kind) = ResourceType::served_from_type_url(&request.type_url) else {
             tracing::debug!(type_url = %request.type_url, "ignoring a request for a type not served");
             return Ok(());
         };

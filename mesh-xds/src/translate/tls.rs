@@ -6,15 +6,23 @@
 //! own (`SIMPLE`, `MUTUAL`) names them as data sources, which Envoy reads
 //! and gRPC does not. Either way the server's identities are SAN matchers.
 //! A gateway server's TLS ([`ServerTls`]) is a downstream TLS context with
-//! its files, for Envoy.
+//! its files, for Envoy; or, when its certificates came from a Kubernetes
+//! Secret, with SDS references to them over ADS (`kubernetes://NAME`, as
+//! istiod names them), the secrets themselves made apart
+//! ([`server_tls_secrets`]) for a control plane to serve only to whom it
+//! may.
 
 use envoy_types::pb::envoy::config::core::v3::{
-    DataSource, TransportSocket, data_source, transport_socket,
+    AggregatedConfigSource, ApiVersion, ConfigSource, DataSource, TransportSocket,
+    config_source::ConfigSourceSpecifier, data_source, transport_socket,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
-    DownstreamTlsContext, SubjectAltNameMatcher, TlsCertificate, TlsParameters, UpstreamTlsContext,
-    common_tls_context::ValidationContextType, subject_alt_name_matcher::SanType,
+    DownstreamTlsContext, SdsSecretConfig, Secret, SubjectAltNameMatcher, TlsCertificate,
+    TlsParameters, UpstreamTlsContext,
+    common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
+    secret,
+    subject_alt_name_matcher::SanType,
     tls_parameters::TlsProtocol,
 };
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
@@ -128,11 +136,6 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
         }) as i32
     };
     let mut common = CommonTlsContext {
-        tls_certificates: vec![TlsCertificate {
-            certificate_chain: Some(pem(&tls.certificate_chain)),
-            private_key: Some(pem(&tls.private_key)),
-            ..Default::default()
-        }],
         tls_params: Some(TlsParameters {
             tls_minimum_protocol_version: version(tls.min_version),
             tls_maximum_protocol_version: version(tls.max_version),
@@ -144,16 +147,31 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
         alpn_protocols: vec!["h2".into(), "http/1.1".into()],
         ..Default::default()
     };
-    if let Some(ca) = &tls.client_ca {
+    let secrets = tls.credential.as_deref().map(SecretNames::of);
+    match &secrets {
+        Some(names) => common.tls_certificate_sds_secret_configs = vec![sds(&names.certificate)],
+        None => common.tls_certificates = vec![certificate(tls)],
+    }
+    if tls.client_ca.is_some() {
         let mut validation = CertificateValidationContext {
-            trusted_ca: Some(pem(ca)),
-            crl: tls.crl.as_ref().map(pem),
             verify_certificate_spki: tls.verify_certificate_spki.clone(),
             verify_certificate_hash: tls.verify_certificate_hash.clone(),
             ..Default::default()
         };
         require_sans(&mut validation, &tls.subject_alt_names, SanMatchers::Typed);
-        common.validation_context_type = Some(ValidationContextType::ValidationContext(validation));
+        common.validation_context_type = Some(match &secrets {
+            Some(names) => ValidationContextType::CombinedValidationContext(
+                CombinedCertificateValidationContext {
+                    default_validation_context: Some(validation),
+                    validation_context_sds_secret_config: Some(sds(&names.roots)),
+                    ..Default::default()
+                },
+            ),
+            None => {
+                roots(tls, &mut validation);
+                ValidationContextType::ValidationContext(validation)
+            }
+        });
     }
     let context = DownstreamTlsContext {
         common_tls_context: Some(common),
@@ -163,6 +181,86 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
         ..Default::default()
     };
     downstream_tls_socket(&context)
+}
+
+/// The SDS secrets a server's TLS refers to when its certificates came
+/// from a Kubernetes Secret: `kubernetes://NAME` with its certificate and
+/// key, and for `MUTUAL` `kubernetes://NAME-cacert` with the client roots
+/// (and CRL). None for TLS from files.
+///
+/// ```
+/// use mesh_core::policy::{Pem, ServerTls};
+/// use mesh_xds::translate;
+///
+/// let tls = ServerTls {
+///     credential: Some("bookinfo-cert".into()),
+///     certificate_chain: Pem::Inline("-----BEGIN CERTIFICATE-----…".into()),
+///     private_key: Pem::Inline("-----BEGIN PRIVATE KEY-----…".into()),
+///     ..ServerTls::default()
+/// };
+/// let secrets = translate::server_tls_secrets(&tls);
+/// assert_eq!(secrets[0].name, "kubernetes://bookinfo-cert");
+/// ```
+pub fn server_tls_secrets(tls: &ServerTls) -> Vec<Secret> {
+    let Some(names) = tls.credential.as_deref().map(SecretNames::of) else {
+        return Vec::new();
+    };
+    let mut secrets = vec![Secret {
+        name: names.certificate,
+        r#type: Some(secret::Type::TlsCertificate(certificate(tls))),
+    }];
+    if tls.client_ca.is_some() {
+        let mut validation = CertificateValidationContext::default();
+        roots(tls, &mut validation);
+        secrets.push(Secret {
+            name: names.roots,
+            r#type: Some(secret::Type::ValidationContext(validation)),
+        });
+    }
+    secrets
+}
+
+/// The SDS names of a Kubernetes Secret's certificate and client roots.
+struct SecretNames {
+    certificate: String,
+    roots: String,
+}
+
+impl SecretNames {
+    fn of(credential: &str) -> Self {
+        Self {
+            certificate: format!("kubernetes://{credential}"),
+            roots: format!("kubernetes://{credential}-cacert"),
+        }
+    }
+}
+
+/// An SDS reference to the secret `name`, fetched over ADS.
+fn sds(name: &str) -> SdsSecretConfig {
+    SdsSecretConfig {
+        name: name.to_owned(),
+        sds_config: Some(ConfigSource {
+            config_source_specifier: Some(ConfigSourceSpecifier::Ads(AggregatedConfigSource {})),
+            resource_api_version: ApiVersion::V3 as i32,
+            ..Default::default()
+        }),
+    }
+}
+
+/// The certificate and key a server presents.
+fn certificate(tls: &ServerTls) -> TlsCertificate {
+    TlsCertificate {
+        certificate_chain: Some(pem(&tls.certificate_chain)),
+        private_key: Some(pem(&tls.private_key)),
+        ..Default::default()
+    }
+}
+
+/// Puts the roots client certificates are checked against, and the CRL,
+/// into `validation`.
+fn roots(tls: &ServerTls, validation: &mut CertificateValidationContext) {
+    validation.trusted_ca = tls.client_ca.as_ref().map(pem);
+    validation.crl = tls.crl.as_ref().map(pem);
 }
 
 /// `context` as a listener's TLS transport socket.
