@@ -118,6 +118,7 @@ fn client(c: &ClientStatus) -> Value {
     json!({
         "stream": c.stream,
         "node": c.node_id,
+        "identity": c.identity,
         "protocol": protocol(c.protocol),
         "connected_since_unix": since,
         "types": types,

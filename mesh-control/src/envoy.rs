@@ -35,12 +35,13 @@
 //!
 //! Only HTTP is served (Istio's `http`, `http2`, `grpc`, … protocols, and
 //! HTTPS terminated with a server's certificates, from files or a
-//! Secret, inline); TCP proxying and
-//! TLS passthrough are not.
+//! Secret; a Secret's are sent by SDS, see [`gateway_secrets`]); TCP
+//! proxying and TLS passthrough are not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use envoy_types::pb::google::protobuf::Any;
 use mesh_core::MeshConfig;
 use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
@@ -192,6 +193,20 @@ pub fn gateway(
     assembly.finish(config, registry)
 }
 
+/// The SDS secrets of `ports`' servers whose certificates came from a
+/// Kubernetes Secret (see [`translate::server_tls_secrets`]), each once:
+/// what a gateway allowed them is served beside its listeners.
+pub fn gateway_secrets(ports: &[GatewayPort]) -> Vec<(String, Any)> {
+    let secrets: BTreeMap<String, Any> = ports
+        .iter()
+        .flat_map(|p| &p.servers)
+        .filter_map(|s| s.tls.as_ref())
+        .flat_map(translate::server_tls_secrets)
+        .map(|secret| translate::entry(&secret.name, &secret))
+        .collect();
+    secrets.into_iter().collect()
+}
+
 /// The IP an Envoy node's listeners bind: its own, else every address.
 fn bind_ip(node: &NodeClass) -> IpAddr {
     node.address.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
@@ -227,6 +242,7 @@ mod tests {
             labels: Default::default(),
             address: Some([127, 0, 0, 2].into()),
             locality: Default::default(),
+            identity: None,
             cert_files: None,
         };
         // The Sidecar binds one on the node's address by default and the

@@ -16,6 +16,8 @@
 //! - [`watch`]: applies the directory again whenever a file changes,
 //!   keeping the last good configuration when one does not load.
 //! - [`admin`]: `/config_dump`, `/clients`, `/ready`, `/stats/prometheus`.
+//! - [`secure`]: ADS over mutual TLS with a certificate from the CA, as
+//!   istiod serves it on 15012, each client known by its certificate.
 //! - [`ca`]: a certificate authority that keeps a self-signed root and
 //!   issues SPIFFE workload certificates in the file layout Istio's agent
 //!   writes for proxyless gRPC (`cert-chain.pem`, `key.pem`,
@@ -35,6 +37,7 @@ pub mod envoy;
 pub mod node;
 mod plane;
 pub mod proxyless;
+pub mod secure;
 pub mod sidecar_inbound;
 pub mod watch;
 

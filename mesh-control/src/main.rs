@@ -12,6 +12,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_control::ca::{Ca, SpiffeId, parse_ttl};
+use mesh_control::secure::{self, ControlPlaneIdentity};
 use mesh_control::{ControlPlane, MAX_NODE_CLASSES, admin, config_dir, watch};
 use mesh_xds::json;
 use mesh_xds::server::{AdsServer, ServerLimits};
@@ -61,9 +62,19 @@ struct ServeArgs {
     /// ServiceEntry, WorkloadEntry, Kubernetes Service).
     #[arg(long)]
     config: PathBuf,
-    /// Where ADS is served (plaintext gRPC).
+    /// Where ADS is served in plain text, to whoever reaches it, every
+    /// node as it says it is and never a Secret: keep it on loopback.
     #[arg(long, default_value = "127.0.0.1:15010")]
     xds_addr: SocketAddr,
+    /// Where ADS is served over mutual TLS (with `--ca`), each client
+    /// known by its certificate, as istiod's 15012.
+    #[arg(long, default_value = "127.0.0.1:15012")]
+    xds_tls_addr: SocketAddr,
+    /// The CA directory (`mesh-control ca init`) whose root clients of
+    /// the mutual TLS port must chain to, and which issues the control
+    /// plane's own certificate. Without it that port is not served.
+    #[arg(long)]
+    ca: Option<PathBuf>,
     /// Where the admin endpoints are served.
     #[arg(long, default_value = "127.0.0.1:15000")]
     admin_addr: SocketAddr,
@@ -177,8 +188,9 @@ fn translate(config: &Path, node: &Node, cluster_domain: &str) -> anyhow::Result
 }
 
 /// Serves until killed. The addresses bound are printed on stdout, one
-/// line each (`xds 127.0.0.1:15010`, `admin 127.0.0.1:15000`), so that a
-/// caller that asked for port 0 learns them.
+/// line each (`xds 127.0.0.1:15010`, `xds-tls 127.0.0.1:15012` with a
+/// CA, `admin 127.0.0.1:15000`), so that a caller that asked for port 0
+/// learns them.
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -188,6 +200,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .init();
     let (config, xds_addr, admin_addr) = (&args.config, args.xds_addr, args.admin_addr);
     std::fs::read_dir(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let ca = match &args.ca {
+        Some(dir) => Some(
+            Ca::load(dir).with_context(|| format!("cannot load the CA in {}", dir.display()))?,
+        ),
+        None => {
+            tracing::warn!(
+                "no --ca: ADS is not served over mutual TLS, and no gateway is served its Secrets"
+            );
+            None
+        }
+    };
+    if !xds_addr.ip().is_loopback() {
+        tracing::warn!(%xds_addr, "plain-text ADS off loopback: whoever reaches it is served any namespace's configuration");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -195,11 +221,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let xds = TcpListener::bind(xds_addr)
             .await
             .with_context(|| format!("cannot listen on {xds_addr}"))?;
+        let xds_tls = match ca {
+            Some(ca) => {
+                let addr = args.xds_tls_addr;
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr}"))?;
+                let identity = ControlPlaneIdentity::new(ca, &args.cluster_domain, addr)
+                    .into_source()
+                    .context("cannot issue the control plane's certificate")?;
+                Some((listener, identity))
+            }
+            None => None,
+        };
         let admin = TcpListener::bind(admin_addr)
             .await
             .with_context(|| format!("cannot listen on {admin_addr}"))?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "xds {}", xds.local_addr()?)?;
+        if let Some((listener, _)) = &xds_tls {
+            writeln!(out, "xds-tls {}", listener.local_addr()?)?;
+        }
         writeln!(out, "admin {}", admin.local_addr()?)?;
         drop(out);
         let plane =
@@ -209,6 +251,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_subscriptions: args.max_subscriptions,
         });
         tokio::spawn(watch::watch(plane.clone(), args.config));
+        if let Some((listener, identity)) = xds_tls {
+            let server = server.clone();
+            tokio::spawn(async move {
+                if let Err(e) = secure::serve(listener, identity, server).await {
+                    tracing::error!(error = %e, "ADS over mutual TLS stopped");
+                }
+            });
+        }
         tokio::spawn(admin::serve(admin, plane, server.clone()));
         // Keepalives find clients that vanished without closing.
         tonic::transport::Server::builder()

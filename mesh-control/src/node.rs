@@ -17,6 +17,10 @@
 //!   for mounted certificates.
 //! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
 //!   sends the pod's labels.
+//! - **Identity.** All of that is what a node says of itself. A node that
+//!   connected over mutual TLS has proved an identity, its certificate's
+//!   SPIFFE id ([`NodeClass::authenticated`]): that gives its namespace,
+//!   and a node claiming another is refused, as istiod refuses it.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -24,6 +28,7 @@ use std::net::IpAddr;
 use envoy_types::pb::envoy::config::core::v3::Node;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_core::Locality;
+use mesh_core::security::SpiffeId;
 use mesh_istio::Workload;
 
 /// The shape of resources a node is served.
@@ -55,6 +60,10 @@ pub struct NodeClass {
     /// Where it runs (the node's `locality`), which orders endpoints'
     /// priorities for locality failover.
     pub locality: Locality,
+    /// The identity the node proved with its certificate (over mutual
+    /// TLS), whose namespace is the node's; `None` for a node that only
+    /// says who it is.
+    pub identity: Option<SpiffeId>,
     /// For Envoy, the files of its workload certificate, when its metadata
     /// names them as Istio's does for mounted certificates
     /// (`TLS_CLIENT_CERT_CHAIN`, `TLS_CLIENT_KEY`, `TLS_CLIENT_ROOT_CERT`):
@@ -99,16 +108,9 @@ impl NodeClass {
             Some("router") => Shape::Router,
             _ => Shape::Sidecar,
         };
-        // NAMESPACE.svc.DOMAIN, the id's last part.
-        let domain = (parts.len() == 4).then(|| parts[3]).and_then(|d| {
-            let (ns, rest) = d.split_once('.')?;
-            let domain = rest.strip_prefix("svc.")?;
-            (!ns.is_empty() && !domain.is_empty()).then_some((ns, domain))
-        });
+        let domain = id_domain(node);
         let defaults = Workload::default();
-        let namespace = metadata
-            .and_then(|m| string(m, "NAMESPACE"))
-            .or(domain.map(|(ns, _)| ns))
+        let namespace = stated_namespace(node)
             .unwrap_or(&defaults.namespace)
             .to_owned();
         let cluster_domain = domain
@@ -156,8 +158,42 @@ impl NodeClass {
             labels,
             address,
             locality,
+            identity: None,
             cert_files,
         }
+    }
+
+    /// Reads `node`, which proved `identity` (its certificate's SPIFFE
+    /// id): the node is in the identity's namespace. Refused, with why,
+    /// when the identity is not an Istio SPIFFE id, or the node says it
+    /// is in another namespace.
+    ///
+    /// ```
+    /// use mesh_control::node::{NodeClass, node};
+    ///
+    /// let id = "spiffe://cluster.local/ns/shop/sa/reviews";
+    /// let class = NodeClass::authenticated(&node("reviews-1", false, &[]), id).unwrap();
+    /// assert_eq!(class.namespace, "shop");
+    /// let claims = node("sidecar~10.0.0.1~r.default~default.svc.cluster.local", true, &[]);
+    /// assert!(NodeClass::authenticated(&claims, id).is_err());
+    /// ```
+    pub fn authenticated(node: &Node, identity: &str) -> Result<Self, String> {
+        let id: SpiffeId = identity
+            .parse()
+            .map_err(|e| format!("the client certificate's identity {identity:?}: {e}"))?;
+        if let Some(claimed) = stated_namespace(node)
+            && claimed != id.namespace()
+        {
+            return Err(format!(
+                "node {:?} says it is in namespace {claimed}; its certificate ({id}) is of namespace {}",
+                node.id,
+                id.namespace()
+            ));
+        }
+        let mut class = Self::of(node);
+        class.namespace = id.namespace().to_owned();
+        class.identity = Some(id);
+        Ok(class)
     }
 
     /// The client the Istio configuration is converted for.
@@ -214,6 +250,24 @@ pub fn node(id: &str, envoy: bool, labels: &[(&str, &str)]) -> Node {
         metadata: Some(metadata),
         ..Node::default()
     }
+}
+
+/// The namespace and DNS domain of an id in Istio's form: its last part,
+/// `NAMESPACE.svc.DOMAIN`.
+fn id_domain(node: &Node) -> Option<(&str, &str)> {
+    let parts: Vec<&str> = node.id.split('~').collect();
+    let (ns, rest) = (parts.len() == 4).then(|| parts[3])?.split_once('.')?;
+    let domain = rest.strip_prefix("svc.")?;
+    (!ns.is_empty() && !domain.is_empty()).then_some((ns, domain))
+}
+
+/// The namespace `node` says it is in: metadata `NAMESPACE`, else its
+/// id's.
+fn stated_namespace(node: &Node) -> Option<&str> {
+    node.metadata
+        .as_ref()
+        .and_then(|m| string(m, "NAMESPACE"))
+        .or_else(|| id_domain(node).map(|(ns, _)| ns))
 }
 
 fn string<'a>(s: &'a Struct, key: &str) -> Option<&'a str> {

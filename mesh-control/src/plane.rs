@@ -22,6 +22,16 @@
 //!   gateway's the servers of the Gateways its labels select (see
 //!   [`envoy`](crate::envoy)), as Envoy asks for every listener and
 //!   cluster.
+//! - Who a node is comes from its certificate when it connected over
+//!   mutual TLS ([`Caller::identity`]): its namespace is the
+//!   certificate's, and one claiming another is refused with
+//!   `PERMISSION_DENIED` (see [`NodeClass::authenticated`]). Otherwise it
+//!   is what the node says.
+//! - A gateway's Secrets (its servers' `credentialName`s) are served by
+//!   SDS, and only to a gateway that proved an identity: the Secrets it
+//!   is served are those of its certificate's namespace. A gateway that
+//!   only says who it is gets listeners naming the secrets and never the
+//!   secrets.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,7 +40,7 @@ use envoy_types::pb::envoy::config::core::v3::Node;
 use mesh_core::registry::{Instance, Registry};
 use mesh_istio::{Resources, Warning, Workload};
 use mesh_xds::resource::ResourceType;
-use mesh_xds::server::{LimitReached, ResourceCache, Snapshots};
+use mesh_xds::server::{Caller, LimitReached, Refused, ResourceCache, Snapshots};
 
 use crate::config_dir::{LoadError, Loaded};
 use crate::node::{NodeClass, Shape};
@@ -112,6 +122,8 @@ pub struct NodeStatus {
     pub shape: &'static str,
     /// The nodes' namespace.
     pub namespace: String,
+    /// The identity they proved with a certificate, if they did.
+    pub identity: Option<String>,
     /// Their labels.
     pub labels: BTreeMap<String, String>,
     /// The listener names they asked for.
@@ -190,7 +202,7 @@ impl ControlPlane {
             .iter()
             .map(|(class, node)| {
                 let snapshot = node.cache.load();
-                let resources = ResourceType::ALL
+                let resources = ResourceType::SERVED
                     .into_iter()
                     .map(|kind| {
                         let versions = snapshot
@@ -208,6 +220,7 @@ impl ControlPlane {
                         Shape::Router => "router",
                     },
                     namespace: class.namespace.clone(),
+                    identity: class.identity.as_ref().map(ToString::to_string),
                     labels: class.labels.clone(),
                     requested: node.listeners.iter().cloned().collect(),
                     resources,
@@ -300,7 +313,12 @@ impl State {
                     .resources
                     .gateway_ports(&workload)
                     .map_err(|e| e.to_string())?;
-                envoy::gateway(class, &ports, &config, &self.registry)
+                envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
+                    if class.identity.is_some() {
+                        built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
+                    }
+                    built
+                })
             }
         };
         built.map_err(|e| e.to_string())
@@ -348,9 +366,22 @@ impl State {
     }
 }
 
+/// The class of `caller`: from its certificate's identity when it has
+/// one, else from what its node says.
+fn class_of(caller: &Caller) -> Result<NodeClass, Refused> {
+    match &caller.identity {
+        Some(id) => NodeClass::authenticated(&caller.node, &id.0).map_err(|why| {
+            tracing::warn!(node = %caller.node.id, %why, "ADS stream refused");
+            Refused::PermissionDenied(why)
+        }),
+        None => Ok(NodeClass::of(&caller.node)),
+    }
+}
+
 impl Snapshots for ControlPlane {
-    fn cache_for(&self, node: &Node) -> Result<ResourceCache, LimitReached> {
-        let class = NodeClass::of(node);
+    fn cache_for(&self, caller: &Caller) -> Result<ResourceCache, Refused> {
+        let class = class_of(caller)?;
+        let node = &caller.node;
         let mut state = self.lock();
         let known = state.nodes.contains_key(&class);
         let max = state.max_node_classes;
@@ -359,7 +390,13 @@ impl Snapshots for ControlPlane {
                 "node {:?} (namespace {}) would be one kind of node too many",
                 node.id, class.namespace
             );
-            return Err(LimitReached::new(what, "max_node_classes", max));
+            return Err(LimitReached::new(what, "max_node_classes", max).into());
+        }
+        if class.shape == Shape::Router && class.identity.is_none() {
+            tracing::warn!(
+                node = %node.id,
+                "a gateway without a client certificate: its Secrets are served only over mutual TLS"
+            );
         }
         let entry = state.nodes.entry(class.clone()).or_default();
         entry.streams += 1;
@@ -372,8 +409,10 @@ impl Snapshots for ControlPlane {
         Ok(cache)
     }
 
-    fn released(&self, node: &Node) {
-        let class = NodeClass::of(node);
+    fn released(&self, caller: &Caller) {
+        let Ok(class) = class_of(caller) else {
+            return;
+        };
         let mut state = self.lock();
         if let Some(entry) = state.nodes.get_mut(&class) {
             entry.streams = entry.streams.saturating_sub(1);
@@ -383,8 +422,10 @@ impl Snapshots for ControlPlane {
         }
     }
 
-    fn requested(&self, node: &Node, kind: ResourceType, names: &[String]) {
-        let class = NodeClass::of(node);
+    fn requested(&self, caller: &Caller, kind: ResourceType, names: &[String]) {
+        let Ok(class) = class_of(caller) else {
+            return;
+        };
         if kind != ResourceType::Listener || class.shape != Shape::Proxyless {
             return;
         }
@@ -417,9 +458,9 @@ mod tests {
         ] {
             let envoy = id.starts_with("sidecar");
             let node = crate::node::node(id, envoy, &[]);
-            let cache = plane.cache_for(&node).unwrap();
+            let cache = plane.cache_for(&node.clone().into()).unwrap();
             plane.requested(
-                &node,
+                &node.clone().into(),
                 ResourceType::Listener,
                 &["reviews:9080".into(), "secret:9080".into()],
             );
@@ -433,10 +474,10 @@ mod tests {
     fn nothing_is_served_before_the_first_configuration() {
         let plane = ControlPlane::new("cluster.local");
         let node = crate::node::node("productpage-1", false, &[]);
-        let cache = plane.cache_for(&node).unwrap();
+        let cache = plane.cache_for(&node.clone().into()).unwrap();
         let inbound = "xds.istio.io/grpc/lds/inbound/127.0.0.1:50051".to_owned();
         plane.requested(
-            &node,
+            &node.clone().into(),
             ResourceType::Listener,
             std::slice::from_ref(&inbound),
         );
@@ -458,13 +499,17 @@ mod tests {
             id: "productpage-v1".into(),
             ..Node::default()
         };
-        let cache = plane.cache_for(&node).unwrap();
-        plane.requested(&node, ResourceType::Listener, &["reviews:9080".into()]);
+        let cache = plane.cache_for(&node.clone().into()).unwrap();
+        plane.requested(
+            &node.clone().into(),
+            ResourceType::Listener,
+            &["reviews:9080".into()],
+        );
         assert!(cache.load().resources(ResourceType::Listener).is_empty());
-        let _second = plane.cache_for(&node).unwrap();
-        plane.released(&node);
+        let _second = plane.cache_for(&node.clone().into()).unwrap();
+        plane.released(&node.clone().into());
         assert_eq!(plane.status().nodes[0].requested, ["reviews:9080"]);
-        plane.released(&node);
+        plane.released(&node.clone().into());
         assert!(plane.status().nodes.is_empty());
     }
 
@@ -477,18 +522,128 @@ mod tests {
             node(&[("app", "b")]),
             node(&[("app", "c")]),
         );
-        plane.cache_for(&a).unwrap();
-        plane.cache_for(&b).unwrap();
+        plane.cache_for(&a.clone().into()).unwrap();
+        plane.cache_for(&b.clone().into()).unwrap();
         // A second stream of a class served already is not a new class.
-        plane.cache_for(&a).unwrap();
-        let refused = plane.cache_for(&c).unwrap_err();
-        assert_eq!(refused.limit(), "max_node_classes");
+        plane.cache_for(&a.clone().into()).unwrap();
+        let refused = plane.cache_for(&c.clone().into()).unwrap_err();
+        assert!(matches!(&refused, Refused::Limit(l) if l.limit() == "max_node_classes"));
         assert_eq!(
             refused.to_string(),
             "node \"productpage-1\" (namespace default) would be one kind of node \
              too many: max_node_classes is 2"
         );
-        plane.released(&b);
-        plane.cache_for(&c).unwrap();
+        plane.released(&b.clone().into());
+        plane.cache_for(&c.clone().into()).unwrap();
+    }
+
+    /// A gateway's Secret goes to a gateway of its namespace that proved
+    /// it with a certificate, and to no other.
+    #[test]
+    fn a_gateways_secrets_go_only_to_a_gateway_that_proved_its_namespace() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+            metadata: {name: edge, namespace: istio-system}\n\
+            spec:\n  selector: {istio: ingressgateway}\n  servers:\n\
+            \x20 - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n\
+            \x20   tls: {mode: SIMPLE, credentialName: edge-cert}\n---\n\
+            apiVersion: v1\nkind: Secret\nmetadata: {name: edge-cert, namespace: istio-system}\n\
+            stringData: {tls.crt: CHAIN, tls.key: THE-KEY}\n";
+        let loaded =
+            crate::config_dir::load_texts([("g.yaml".into(), yaml.into())], "cluster.local")
+                .unwrap();
+        let plane = ControlPlane::new("cluster.local");
+        plane.apply(loaded);
+        let id = "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local";
+        let node = crate::node::node(id, true, &[("istio", "ingressgateway")]);
+        let caller = |identity: Option<&str>| Caller {
+            node: node.clone(),
+            identity: identity.map(|i| mesh_core::security::ClientIdentity(i.into())),
+        };
+        let secrets = |caller: &Caller| {
+            let cache = plane.cache_for(caller).unwrap();
+            let names: Vec<String> = cache
+                .load()
+                .resources(ResourceType::Secret)
+                .keys()
+                .cloned()
+                .collect();
+            // The listener names the secret either way.
+            assert_eq!(cache.load().resources(ResourceType::Listener).len(), 1);
+            names
+        };
+        assert!(secrets(&caller(None)).is_empty());
+        let gateway = caller(Some(
+            "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        ));
+        assert_eq!(secrets(&gateway), ["kubernetes://edge-cert"]);
+        // A certificate of another namespace may not claim this one.
+        let stranger = caller(Some("spiffe://cluster.local/ns/default/sa/gateway"));
+        let refused = plane.cache_for(&stranger).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!(
+                "node {id:?} says it is in namespace istio-system; its certificate \
+                 (spiffe://cluster.local/ns/default/sa/gateway) is of namespace default"
+            )
+        );
+        // What translate prints (no identity) has no secret, nor the key.
+        let resources = plane.resources_for(&node).unwrap();
+        assert!(
+            resources
+                .iter()
+                .all(|(kind, _)| *kind != ResourceType::Secret)
+        );
+        let json = mesh_xds::json::resources_json(&resources)
+            .unwrap()
+            .to_string();
+        assert!(
+            json.contains("kubernetes://edge-cert") && !json.contains("THE-KEY"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn an_authenticated_node_is_in_its_certificates_namespace() {
+        let yaml = "apiVersion: v1\nkind: Service\n\
+            metadata:\n  name: ratings\n  namespace: shop\n\
+            \x20 annotations: {networking.istio.io/exportTo: .}\n\
+            spec:\n  ports: [{name: http, port: 9080}]\n";
+        let loaded =
+            crate::config_dir::load_texts([("s.yaml".into(), yaml.into())], "cluster.local")
+                .unwrap();
+        let plane = ControlPlane::new("cluster.local");
+        plane.apply(loaded);
+        let name = "ratings.shop.svc.cluster.local:9080".to_owned();
+        let listeners = |caller: &Caller| {
+            let cache = plane.cache_for(caller).unwrap();
+            plane.requested(caller, ResourceType::Listener, std::slice::from_ref(&name));
+            cache.load().resources(ResourceType::Listener).len()
+        };
+        // A node that names no namespace is in default, and sees nothing
+        // of shop's, until its certificate puts it in shop.
+        let node = crate::node::node("ratings-client", false, &[]);
+        assert_eq!(
+            listeners(&Caller {
+                node: node.clone(),
+                identity: None
+            }),
+            0
+        );
+        let shop =
+            mesh_core::security::ClientIdentity("spiffe://cluster.local/ns/shop/sa/client".into());
+        let caller = Caller {
+            node,
+            identity: Some(shop),
+        };
+        assert_eq!(listeners(&caller), 1);
+        assert_eq!(
+            plane
+                .status()
+                .nodes
+                .iter()
+                .find_map(|n| n.identity.clone())
+                .as_deref(),
+            Some("spiffe://cluster.local/ns/shop/sa/client")
+        );
     }
 }

@@ -173,6 +173,7 @@ mod tests {
             labels: Default::default(),
             address: None,
             locality: Default::default(),
+            identity: None,
             cert_files: None,
         }
     }

@@ -72,6 +72,7 @@ mod tests {
             labels: [("app".to_owned(), "reviews".to_owned())].into(),
             address: Some([127, 0, 0, 2].into()),
             locality: Default::default(),
+            identity: None,
             cert_files,
         }
     }

@@ -149,6 +149,38 @@ fn translate_prints_what_each_kind_of_node_is_served() {
 }
 
 #[test]
+fn translate_never_prints_a_private_key() {
+    let tmp = TempDir::new("translate-secret");
+    let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+        metadata: {name: edge, namespace: istio-system}\n\
+        spec:\n  selector: {istio: ingressgateway}\n  servers:\n\
+        \x20 - port: {number: 443, name: https, protocol: HTTPS}\n    hosts: ['*']\n\
+        \x20   tls: {mode: MUTUAL, credentialName: edge-cert}\n---\n\
+        apiVersion: v1\nkind: Secret\nmetadata: {name: edge-cert, namespace: istio-system}\n\
+        stringData: {tls.crt: THE-CHAIN, tls.key: THE-PRIVATE-KEY, ca.crt: THE-ROOTS}\n";
+    std::fs::write(tmp.join("gateway.yaml"), yaml).unwrap();
+    let out = run(&[
+        "translate".as_ref(),
+        "--config".as_ref(),
+        tmp.path().as_os_str(),
+        "--envoy".as_ref(),
+        "--node".as_ref(),
+        "router~10.0.0.9~gw.istio-system~istio-system.svc.cluster.local".as_ref(),
+        "--label".as_ref(),
+        "istio=ingressgateway".as_ref(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8(out.stdout).unwrap();
+    // The listener names its secrets; their contents are not printed.
+    assert!(printed.contains("kubernetes://edge-cert"), "{printed}");
+    assert!(
+        printed.contains("kubernetes://edge-cert-cacert"),
+        "{printed}"
+    );
+    assert!(!printed.contains("THE-"), "{printed}");
+}
+
+#[test]
 fn serve_and_translate_say_what_is_wrong_with_the_directory() {
     let out = run(&[
         "serve".as_ref(),

@@ -350,6 +350,14 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
         let id = format!("spiffe://cluster.local/ns/default/sa/{sa}");
         ca.issue(&id, day).unwrap().write(tmp.join(dir)).unwrap();
     }
+    // The gateway's own, with which it dials the control plane's mutual
+    // TLS port and is served its Secret there by SDS.
+    let gateway_sa =
+        "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account";
+    ca.issue(gateway_sa, day)
+        .unwrap()
+        .write(tmp.join("gateway"))
+        .unwrap();
     let clients_root = tmp.join("client").join("root-cert.pem");
 
     let reserved = [(); 3].map(|()| ReservedPort::new());
@@ -388,10 +396,23 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     write("rules.yaml", bookinfo("destination-rule-all.yaml"));
     write("gateway.yaml", gateway);
     write("secret.yaml", secret);
-    let control = Control::start(&dir);
-    let node =
-        "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local";
-    let Some(_envoy) = Envoy::start(control.xds, node, &[("istio", "ingressgateway")]) else {
+    let ca_dir = tmp.join("ca");
+    let control = Control::start_with(
+        &dir,
+        &[
+            "--ca",
+            ca_dir.to_str().unwrap(),
+            "--xds-tls-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    let node = support::envoy::Node {
+        id: "router~127.0.0.1~istio-ingressgateway-1.istio-system~istio-system.svc.cluster.local",
+        labels: &[("istio", "ingressgateway")],
+        xds_certs: Some(&tmp.join("gateway")),
+        ..Default::default()
+    };
+    let Some(_envoy) = Envoy::launch(control.xds_tls.unwrap(), &node) else {
         return;
     };
     let at = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
@@ -491,6 +512,14 @@ async fn envoy_as_a_gateway_terminates_tls_and_redirects_to_https() {
     }
     let dump = control.config_dump().await;
     assert_eq!(dump["nacks"], serde_json::json!([]), "{dump:#}");
+    // Known by its certificate, served the secret by SDS.
+    let gateway = &dump["nodes"][0];
+    assert_eq!(gateway["identity"], gateway_sa, "{dump:#}");
+    let secrets = &gateway["resources"]["SDS"];
+    assert!(
+        secrets.get("kubernetes://other-credential").is_some(),
+        "{dump:#}"
+    );
 }
 
 /// Envoy reaching an upstream that takes only mutual TLS (reviews, with a

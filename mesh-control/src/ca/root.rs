@@ -147,6 +147,19 @@ impl Ca {
     /// SPIFFE id of the form `spiffe://TRUST_DOMAIN/ns/NS/sa/SA`, valid
     /// from a minute ago until `ttl` from now, with a fresh key.
     pub fn issue(&self, identity: &str, ttl: Duration) -> Result<WorkloadCert, CaError> {
+        self.issue_for_hosts(identity, &[], ttl)
+    }
+
+    /// As [`issue`](Self::issue), for a server also dialled by name:
+    /// `hosts` (DNS names and IP addresses) join the SPIFFE id among its
+    /// SANs, for clients that check the host they dial, as gRPC's TLS
+    /// credentials do.
+    pub fn issue_for_hosts(
+        &self,
+        identity: &str,
+        hosts: &[String],
+        ttl: Duration,
+    ) -> Result<WorkloadCert, CaError> {
         let identity: SpiffeId = identity.parse()?;
         if ttl.is_zero() {
             return Err(CaError::ZeroTtl);
@@ -165,6 +178,12 @@ impl Ca {
         params.distinguished_name = DistinguishedName::new();
         let uri = identity.to_string().try_into().map_err(CaError::Generate)?;
         params.subject_alt_names = vec![SanType::URI(uri)];
+        for host in hosts {
+            params.subject_alt_names.push(match host.parse() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(host.as_str().try_into().map_err(CaError::Generate)?),
+            });
+        }
         params.is_ca = IsCa::ExplicitNoCa;
         // Key encipherment is for RSA keys (RFC 5480 §3): these are ECDSA.
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];

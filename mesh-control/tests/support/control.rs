@@ -24,6 +24,8 @@ pub(crate) const WAIT: Duration = Duration::from_secs(15);
 pub(crate) struct Control {
     child: Child,
     pub(crate) xds: SocketAddr,
+    /// ADS over mutual TLS, when started with `--ca`.
+    pub(crate) xds_tls: Option<SocketAddr>,
     pub(crate) admin: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
@@ -66,18 +68,19 @@ impl Control {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
+        // `xds ADDR`, `xds-tls ADDR` with a CA, then `admin ADDR`.
+        let mut addrs = std::collections::BTreeMap::new();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addr = |prefix: &str| -> SocketAddr {
+        while !addrs.contains_key("admin") {
             let line = lines.next().expect("an address line").unwrap();
-            let rest = line.strip_prefix(prefix).expect(&line);
-            rest.trim().parse().unwrap()
-        };
-        let xds = addr("xds ");
-        let admin = addr("admin ");
+            let (name, addr) = line.split_once(' ').expect(&line);
+            addrs.insert(name.to_owned(), addr.trim().parse::<SocketAddr>().unwrap());
+        }
         Self {
             child,
-            xds,
-            admin,
+            xds: addrs["xds"],
+            xds_tls: addrs.get("xds-tls").copied(),
+            admin: addrs["admin"],
             stderr,
         }
     }

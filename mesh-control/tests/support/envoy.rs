@@ -43,6 +43,10 @@ pub(crate) struct Node<'a> {
     pub(crate) metadata: &'a [(&'a str, &'a str)],
     /// Where it runs: region, zone.
     pub(crate) locality: Option<(&'a str, &'a str)>,
+    /// The directory of its workload certificate (`mesh-control ca issue`'s
+    /// layout), when it dials the control plane's mutual TLS port, as
+    /// Istio's proxies dial istiod's 15012.
+    pub(crate) xds_certs: Option<&'a Path>,
 }
 
 impl Envoy {
@@ -99,8 +103,32 @@ impl Envoy {
             meta.insert((*k).to_owned(), (*v).into());
         }
         let ads = serde_json::json!({"ads": {}, "resource_api_version": "V3"});
+        let file = |dir: &Path, name: &str| serde_json::json!({"filename": dir.join(name)});
+        let xds_tls = node.xds_certs.map(|dir| {
+            serde_json::json!({
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                    "sni": "istiod.istio-system.svc",
+                    "common_tls_context": {
+                        "alpn_protocols": ["h2"],
+                        "tls_certificates": [{
+                            "certificate_chain": file(dir, "cert-chain.pem"),
+                            "private_key": file(dir, "key.pem"),
+                        }],
+                        "validation_context": {
+                            "trusted_ca": file(dir, "root-cert.pem"),
+                            "match_typed_subject_alt_names": [{
+                                "san_type": "URI",
+                                "matcher": {"exact": "spiffe://cluster.local/ns/istio-system/sa/istiod"},
+                            }],
+                        },
+                    },
+                },
+            })
+        });
         let (region, zone) = node.locality.unwrap_or_default();
-        let bootstrap = serde_json::json!({
+        let mut bootstrap = serde_json::json!({
             "node": {
                 "id": node.id,
                 "cluster": "mesh-test",
@@ -136,6 +164,9 @@ impl Envoy {
                 },
             }]},
         });
+        if let Some(tls) = xds_tls {
+            bootstrap["static_resources"]["clusters"][0]["transport_socket"] = tls;
+        }
         let config = dir.join("envoy.json");
         std::fs::write(&config, bootstrap.to_string()).unwrap();
         let child = Command::new(binary)
