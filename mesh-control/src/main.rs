@@ -1,5 +1,7 @@
 //! `mesh-control`: the mesh's local control plane. `serve` serves ADS
-//! from a directory of Istio YAML it follows, with admin endpoints beside;
+//! from a directory of Istio YAML it follows, in plain text on loopback and,
+//! with `--ca`, over mutual TLS to clients known by their certificates,
+//! with admin endpoints beside;
 //! `translate` prints what it would serve as JSON; `ca init` makes a root and `ca issue` writes a workload certificate in
 //! Istio's layout.
 
