@@ -108,7 +108,7 @@ impl Assembly {
         if tls.subject_alt_names.is_empty() {
             tls.subject_alt_names = accounts
                 .into_iter()
-                .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}"))
+                .map(|(ns, sa)| format!("spiffe://{TRUST_DOMAIN}/ns/{ns}/sa/{sa}").into())
                 .collect();
         }
         tls.files = self.cert_files.as_ref().map(|f| TlsFiles {

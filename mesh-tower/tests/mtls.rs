@@ -14,6 +14,7 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::policy::{Protocol, UpstreamTls};
+use mesh_core::route::StringMatch;
 use mesh_tower::endpoint::{AddrConnector, TcpConnector};
 use mesh_tower::tls::{IdentitySource, MeshTlsConnector, PeerIdentity, WorkloadIdentity};
 use rustls::pki_types::pem::PemObject;
@@ -118,8 +119,18 @@ fn client(
     identity: &WorkloadIdentity,
     expect: &[&str],
 ) -> Client<AddrConnector<Tls>, Empty<Bytes>> {
+    let expect = expect.iter().map(|s| (*s).into()).collect();
+    client_matching(addr, identity, expect)
+}
+
+/// A client expecting a server identity one of `expect` matches.
+fn client_matching(
+    addr: SocketAddr,
+    identity: &WorkloadIdentity,
+    expect: Vec<StringMatch>,
+) -> Client<AddrConnector<Tls>, Empty<Bytes>> {
     let tls = UpstreamTls {
-        subject_alt_names: expect.iter().map(|s| (*s).to_owned()).collect(),
+        subject_alt_names: expect,
         ..UpstreamTls::default()
     };
     let source = IdentitySource::from(identity.clone());
@@ -214,6 +225,47 @@ async fn the_wrong_server_identity_or_root_is_refused_before_any_request() {
     assert!(e.contains("received fatal alert"), "{e}");
 }
 
+/// SAN matchers other than exact ones, as xDS sends them: checked against
+/// the server's SPIFFE id, and named in the error when none matches.
+#[tokio::test]
+async fn server_identities_match_by_prefix_suffix_substring_and_pattern() {
+    let ca = Ca::new();
+    let reviews = ca.identity(REVIEWS);
+    let addr = server(&ca, RATINGS, &ca).await;
+    let get = |expect: Vec<StringMatch>| {
+        let client = client_matching(addr, &reviews, expect);
+        async move {
+            client
+                .get("http://ratings:9080/".parse().unwrap())
+                .await
+                .map(|res| res.status())
+                .map_err(|e| chain_of(&e))
+        }
+    };
+    let pattern = StringMatch::regex("spiffe://cluster\\.local/ns/[a-z]+/sa/ratings").unwrap();
+    for accepted in [
+        StringMatch::Prefix("spiffe://cluster.local/ns/default/".into()),
+        StringMatch::Suffix("/sa/ratings".into()),
+        StringMatch::Contains("/ns/default/".into()),
+        pattern,
+    ] {
+        assert_eq!(get(vec![accepted]).await, Ok(http::StatusCode::OK));
+    }
+    let e = get(vec![
+        StringMatch::Prefix("spiffe://cluster.local/ns/prod/".into()),
+        StringMatch::from("spiffe://cluster.local/ns/default/sa/details"),
+    ])
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "the server is {RATINGS}, where prefix \"spiffe://cluster.local/ns/prod/\" or \
+             spiffe://cluster.local/ns/default/sa/details was expected"
+        )),
+        "{e}"
+    );
+}
+
 /// `MeshClient` with a workload identity dials a cluster whose policy asks
 /// for the mesh's mutual TLS; without one, or with a policy naming another
 /// identity, the request fails and is not sent.
@@ -230,7 +282,7 @@ async fn mesh_client_dials_mutual_tls_where_the_cluster_asks_for_it() {
     resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
     let policy = |expect: &str| ClusterPolicy {
         tls: Some(UpstreamTls {
-            subject_alt_names: vec![expect.to_owned()],
+            subject_alt_names: vec![expect.into()],
             ..UpstreamTls::default()
         }),
         ..ClusterPolicy::default()

@@ -65,7 +65,7 @@ async fn call(ca: &Ca, from: &str, to: (&str, SocketAddr), method: http::Method)
             target.clone(),
             ClusterPolicy {
                 tls: Some(UpstreamTls {
-                    subject_alt_names: vec![spiffe(to.0)],
+                    subject_alt_names: vec![spiffe(to.0).into()],
                     ..UpstreamTls::default()
                 }),
                 ..ClusterPolicy::default()

@@ -214,7 +214,7 @@ async fn client(
     };
     if let Some(dir) = certs {
         let tls = UpstreamTls {
-            subject_alt_names: expect_id.into_iter().collect(),
+            subject_alt_names: expect_id.into_iter().map(Into::into).collect(),
             ..UpstreamTls::default()
         };
         let policy = ClusterPolicy {

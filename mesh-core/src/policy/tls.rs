@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::route::StringMatch;
+
 /// TLS towards a cluster's endpoints. With [`files`](Self::files) unset it
 /// is mutual TLS with the mesh's own identities (Istio's `ISTIO_MUTUAL`):
 /// the client presents its workload certificate and checks the server's
@@ -15,13 +17,28 @@ use std::collections::BTreeMap;
 pub struct UpstreamTls {
     /// The server name to send (SNI), if any.
     pub sni: Option<String>,
-    /// Identities the server must have one of (`spiffe://…`, or DNS names
-    /// for a service outside the mesh); empty accepts any SPIFFE id the
-    /// roots sign.
-    pub subject_alt_names: Vec<String>,
+    /// Identities the server must have one of (Envoy's SAN matchers:
+    /// exact `spiffe://…` ids, or DNS names for a service outside the mesh,
+    /// or a prefix, suffix, substring or pattern of them), matched against
+    /// its SPIFFE id under the mesh's identities and against its DNS and
+    /// URI SANs with files; empty accepts any SPIFFE id the roots sign, or
+    /// with files the host name in [`sni`](Self::sni).
+    pub subject_alt_names: Vec<StringMatch>,
     /// The client's own files (Istio's `SIMPLE` and `MUTUAL`), instead of
     /// the mesh's identities.
     pub files: Option<TlsFiles>,
+}
+
+impl UpstreamTls {
+    /// Ordinary TLS to `host` (an `https://` target outside the mesh): the
+    /// system's roots, and the host name checked against the certificate.
+    pub fn web(host: &str) -> Self {
+        Self {
+            sni: Some(host.to_owned()),
+            subject_alt_names: Vec::new(),
+            files: Some(TlsFiles::default()),
+        }
+    }
 }
 
 /// TLS for the endpoints whose labels carry `criteria` (Envoy's
@@ -52,8 +69,9 @@ pub struct TlsFiles {
     pub client_certificate: Option<String>,
     /// Its private key (`MUTUAL`).
     pub private_key: Option<String>,
-    /// The roots the server's certificate is checked against. Without
-    /// them Envoy checks nothing; `MeshClient` refuses to dial.
+    /// The roots the server's certificate is checked against; without
+    /// them, the system's (as Istio's proxies do with
+    /// `VERIFY_CERTIFICATE_AT_CLIENT`, its default).
     pub ca_certificates: Option<String>,
 }
 

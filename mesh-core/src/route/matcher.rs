@@ -74,6 +74,23 @@ impl PartialEq for StringMatch {
     }
 }
 
+// Regular expressions compare by pattern, which is reflexive.
+impl Eq for StringMatch {}
+
+impl From<&str> for StringMatch {
+    /// Equal to `value`.
+    fn from(value: &str) -> Self {
+        StringMatch::Exact(value.to_owned())
+    }
+}
+
+impl From<String> for StringMatch {
+    /// Equal to `value`.
+    fn from(value: String) -> Self {
+        StringMatch::Exact(value)
+    }
+}
+
 impl fmt::Display for StringMatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -203,7 +203,11 @@ fn upstream_tls(tls: &ClientTLSSettings) -> Option<UpstreamTls> {
     };
     Some(UpstreamTls {
         sni: (!tls.sni.is_empty()).then(|| tls.sni.clone()),
-        subject_alt_names: tls.subject_alt_names.clone(),
+        subject_alt_names: tls
+            .subject_alt_names
+            .iter()
+            .map(|n| n.as_str().into())
+            .collect(),
         files,
     })
 }

@@ -466,7 +466,7 @@ spec:
     assert_eq!(tls.sni.as_deref(), Some("reviews.local"));
     assert_eq!(
         tls.subject_alt_names,
-        ["spiffe://cluster.local/ns/default/sa/reviews"]
+        ["spiffe://cluster.local/ns/default/sa/reviews".into()]
     );
     let v2 = c
         .cluster(&ClusterName::new(

@@ -10,6 +10,7 @@
 
 use std::sync::Arc;
 
+use mesh_core::route::StringMatch;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -47,10 +48,10 @@ enum Roots {
 /// What the server's certificate must name.
 #[derive(Debug)]
 enum Names {
-    /// One of these SPIFFE ids (any, when empty).
-    Spiffe(Vec<String>),
-    /// One of these among its DNS and URI SANs.
-    Sans(Vec<String>),
+    /// A SPIFFE id one of these matches (any, when empty).
+    Spiffe(Vec<StringMatch>),
+    /// A DNS or URI SAN one of these matches.
+    Sans(Vec<StringMatch>),
     /// The host name it was dialled by.
     Host,
 }
@@ -66,13 +67,13 @@ pub(crate) struct ServerVerifier {
 impl ServerVerifier {
     /// A mesh server: the mesh's roots of the moment, and a SPIFFE id of
     /// `expected` (any, when empty).
-    pub(crate) fn mesh(source: IdentitySource, expected: Vec<String>) -> Self {
+    pub(crate) fn mesh(source: IdentitySource, expected: Vec<StringMatch>) -> Self {
         Self::with(Roots::Mesh(source), Names::Spiffe(expected))
     }
 
     /// A server checked by a cluster's own files: `roots`, and one of
     /// `expected` among its SANs, or the host name when none is expected.
-    pub(crate) fn files(roots: Arc<rustls::RootCertStore>, expected: Vec<String>) -> Self {
+    pub(crate) fn files(roots: Arc<rustls::RootCertStore>, expected: Vec<StringMatch>) -> Self {
         let names = if expected.is_empty() {
             Names::Host
         } else {
@@ -128,7 +129,9 @@ impl ServerCertVerifier for ServerVerifier {
             Names::Sans(expected) => (expected, sans(end_entity)),
         };
         if expected.is_empty() && !presented.is_empty()
-            || presented.iter().any(|p| expected.contains(p))
+            || presented
+                .iter()
+                .any(|p| expected.iter().any(|m| m.matches(p, false)))
         {
             return Ok(ServerCertVerified::assertion());
         }
@@ -136,7 +139,7 @@ impl ServerCertVerifier for ServerVerifier {
             expected: if expected.is_empty() {
                 vec!["a SPIFFE identity".to_owned()]
             } else {
-                expected.clone()
+                expected.iter().map(expected_name).collect()
             },
             presented,
         };
@@ -165,6 +168,15 @@ impl ServerCertVerifier for ServerVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algorithms.supported_schemes()
+    }
+}
+
+/// An expected name as an error shows it: an exact one as it is, others
+/// by how they match (`prefix "spiffe://cluster.local/ns/default/"`).
+fn expected_name(m: &StringMatch) -> String {
+    match m {
+        StringMatch::Exact(name) => name.clone(),
+        other => other.to_string(),
     }
 }
 

@@ -87,7 +87,6 @@ pub use ewma::PEAK_EWMA_TYPE_URL;
 pub use lb::MAX_MAGLEV_TABLE_SIZE;
 #[cfg(feature = "translate")]
 pub(crate) use tls::TLS_SOCKET;
-pub use tls::context_tls;
 use tls::upstream_tls;
 #[cfg(test)]
 mod tests;

@@ -24,6 +24,7 @@ pub mod endpoint;
 mod error;
 mod kind;
 pub mod listener;
+mod matcher;
 pub(crate) mod proto;
 mod rbac;
 pub mod route;

@@ -178,7 +178,9 @@ fn convert(c: &Cluster, peer: Peer) -> Result<cds::Cluster, Refused> {
         transport_socket: p
             .tls
             .as_ref()
-            .map(|tls| super::tls_transport_socket(tls, sans)),
+            .map(|tls| super::tls_transport_socket(tls, sans))
+            .transpose()
+            .map_err(|e| e.within("policy.tls"))?,
         circuit_breakers: Some(circuit_breakers(&p.circuit_breakers)),
         typed_extension_protocol_options: protocol(p.connection.protocol),
         ..Default::default()

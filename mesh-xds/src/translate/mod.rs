@@ -66,10 +66,8 @@ pub use listener::{
 pub use rbac::{ALLOW_FILTER, DENY_FILTER};
 pub use route::{route_configuration, route_configuration_for, virtual_host};
 pub use service::{PortedRoutes, ServicePort, port_routes, service_port, service_routes};
-pub use tls::{
-    SanMatchers, downstream_tls_socket, server_tls_secrets, server_tls_transport_socket,
-    tls_transport_socket,
-};
+pub(crate) use tls::{SanMatchers, tls_transport_socket};
+pub use tls::{downstream_tls_socket, server_tls_secrets, server_tls_transport_socket};
 
 /// The xDS client a resource is written for, where gRPC and Envoy read
 /// one differently.

@@ -28,8 +28,11 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::policy::{Pem, ServerTls, TlsVersion, UpstreamTls};
+use mesh_core::route::StringMatch;
 
 use super::any;
+use super::error::Refused;
+use super::route::string_matcher;
 use crate::resource::cluster::TLS_SOCKET;
 
 /// The certificate provider instance Istio's agent configures.
@@ -37,7 +40,7 @@ const PROVIDER: &str = "default";
 
 /// Where a TLS context puts the server identities it requires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SanMatchers {
+pub(crate) enum SanMatchers {
     /// `match_subject_alt_names`, the field gRPC checks (and istiod
     /// writes for it).
     Untyped,
@@ -46,14 +49,18 @@ pub enum SanMatchers {
     Typed,
 }
 
-/// `tls` as a cluster's transport socket, its identities in `sans`.
-pub fn tls_transport_socket(tls: &UpstreamTls, sans: SanMatchers) -> TransportSocket {
+/// `tls` as a cluster's transport socket, its identities in `sans`; a
+/// regular expression not written by [`StringMatch::regex`] is refused.
+pub(crate) fn tls_transport_socket(
+    tls: &UpstreamTls,
+    sans: SanMatchers,
+) -> Result<TransportSocket, Refused> {
     let instance = |certificate_name: &str| CertificateProviderPluginInstance {
         instance_name: PROVIDER.into(),
         certificate_name: certificate_name.into(),
     };
     let mut validation = CertificateValidationContext::default();
-    require_sans(&mut validation, &tls.subject_alt_names, sans);
+    require_sans(&mut validation, san_matchers(&tls.subject_alt_names)?, sans);
     let mut common = CommonTlsContext::default();
     match &tls.files {
         None => {
@@ -77,38 +84,68 @@ pub fn tls_transport_socket(tls: &UpstreamTls, sans: SanMatchers) -> TransportSo
         sni: tls.sni.clone().unwrap_or_default(),
         ..Default::default()
     };
-    TransportSocket {
+    Ok(TransportSocket {
         name: TLS_SOCKET.into(),
         config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
-    }
+    })
 }
 
-/// Makes `validation` require one of the identities `ids`, in the field
-/// `sans` says.
-fn require_sans(validation: &mut CertificateValidationContext, ids: &[String], sans: SanMatchers) {
-    let exact = |id: &String| StringMatcher {
-        match_pattern: Some(MatchPattern::Exact(id.clone())),
+/// The SAN matchers of the identities `ids`, each with the kind of SAN it
+/// matches.
+fn san_matchers(ids: &[StringMatch]) -> Result<Vec<(SanType, StringMatcher)>, Refused> {
+    ids.iter()
+        .map(|id| Ok((san_type(id), string_matcher(id, "subject_alt_names")?)))
+        .collect()
+}
+
+/// The SAN matcher of the exact identity `id`.
+fn exact_san(id: &str) -> (SanType, StringMatcher) {
+    let matcher = StringMatcher {
+        match_pattern: Some(MatchPattern::Exact(id.to_owned())),
         ..Default::default()
     };
+    (san_type(&StringMatch::from(id)), matcher)
+}
+
+/// Makes `validation` require one of the identities `matchers`, in the
+/// field `sans` says.
+fn require_sans(
+    validation: &mut CertificateValidationContext,
+    matchers: Vec<(SanType, StringMatcher)>,
+    sans: SanMatchers,
+) {
     match sans {
         #[allow(deprecated)]
         SanMatchers::Untyped => {
-            validation.match_subject_alt_names = ids.iter().map(exact).collect();
+            validation.match_subject_alt_names = matchers.into_iter().map(|(_, m)| m).collect();
         }
         SanMatchers::Typed => {
-            validation.match_typed_subject_alt_names = ids
-                .iter()
-                .map(|id| SubjectAltNameMatcher {
-                    san_type: if id.starts_with("spiffe://") {
-                        SanType::Uri
-                    } else {
-                        SanType::Dns
-                    } as i32,
-                    matcher: Some(exact(id)),
+            validation.match_typed_subject_alt_names = matchers
+                .into_iter()
+                .map(|(san_type, matcher)| SubjectAltNameMatcher {
+                    san_type: san_type as i32,
+                    matcher: Some(matcher),
                     ..Default::default()
                 })
                 .collect();
         }
+    }
+}
+
+/// The kind of SAN `id` matches: a URI (a SPIFFE id) where it has a `/`,
+/// which no DNS name has, else a DNS name.
+fn san_type(id: &StringMatch) -> SanType {
+    let text = match id {
+        StringMatch::Exact(s)
+        | StringMatch::Prefix(s)
+        | StringMatch::Suffix(s)
+        | StringMatch::Contains(s) => s.as_str(),
+        StringMatch::Regex(r) => r.as_str(),
+    };
+    if text.contains('/') {
+        SanType::Uri
+    } else {
+        SanType::Dns
     }
 }
 
@@ -158,7 +195,12 @@ pub fn server_tls_transport_socket(tls: &ServerTls) -> TransportSocket {
             verify_certificate_hash: tls.verify_certificate_hash.clone(),
             ..Default::default()
         };
-        require_sans(&mut validation, &tls.subject_alt_names, SanMatchers::Typed);
+        let sans = tls
+            .subject_alt_names
+            .iter()
+            .map(|id| exact_san(id))
+            .collect();
+        require_sans(&mut validation, sans, SanMatchers::Typed);
         common.validation_context_type = Some(match &secrets {
             Some(names) => ValidationContextType::CombinedValidationContext(
                 CombinedCertificateValidationContext {

@@ -477,18 +477,23 @@ fn nacks_name_the_resource_and_the_field() {
 /// What istiod's gRPC generator writes: the SANs in a combined validation
 /// context's default, the certificates from provider instances.
 #[test]
-fn server_identities_are_read_where_istiod_writes_them_and_inexact_ones_refused() {
+fn server_identities_are_read_where_istiod_writes_them_with_every_matcher_kind() {
     use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
         CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
         common_tls_context::{CombinedCertificateValidationContext, ValidationContextType},
     };
     use envoy_types::pb::envoy::r#type::matcher::v3::{
-        StringMatcher, string_matcher::MatchPattern,
+        RegexMatcher, StringMatcher, string_matcher::MatchPattern,
     };
+    use mesh_core::route::StringMatch;
     let reviews = "spiffe://cluster.local/ns/default/sa/reviews";
     let matcher = |pattern: MatchPattern| StringMatcher {
         match_pattern: Some(pattern),
         ignore_case: false,
+    };
+    let caseless = |pattern: MatchPattern| StringMatcher {
+        match_pattern: Some(pattern),
+        ignore_case: true,
     };
     let socket = |m: StringMatcher| {
         #[allow(deprecated)]
@@ -523,16 +528,54 @@ fn server_identities_are_read_where_istiod_writes_them_and_inexact_ones_refused(
         ..eds()
     };
     let tls = convert(&c).policy.tls.unwrap();
-    assert_eq!(tls.subject_alt_names, [reviews]);
+    assert_eq!(tls.subject_alt_names, [StringMatch::from(reviews)]);
     assert_eq!(tls.files, None, "the mesh's own certificates");
+    let sans = |m: StringMatcher| {
+        let c = Cluster {
+            transport_socket: Some(socket(m)),
+            ..eds()
+        };
+        convert(&c).policy.tls.unwrap().subject_alt_names
+    };
+    let ns = "spiffe://cluster.local/ns/default/";
+    let [prefix] = &sans(matcher(MatchPattern::Prefix(ns.into())))[..] else {
+        panic!("one matcher")
+    };
+    assert!(prefix.matches(reviews, false));
+    assert!(!prefix.matches("spiffe://cluster.local/ns/other/sa/reviews", false));
+    let [suffix] = &sans(matcher(MatchPattern::Suffix("/sa/reviews".into())))[..] else {
+        panic!("one matcher")
+    };
+    assert!(suffix.matches(reviews, false));
+    let [contains] = &sans(matcher(MatchPattern::Contains("/ns/default/".into())))[..] else {
+        panic!("one matcher")
+    };
+    assert!(contains.matches(reviews, false));
+    let regex = RegexMatcher {
+        regex: "spiffe://cluster\\.local/ns/[a-z]+/sa/reviews".into(),
+        ..Default::default()
+    };
+    let [regex] = &sans(matcher(MatchPattern::SafeRegex(regex)))[..] else {
+        panic!("one matcher")
+    };
+    assert!(regex.matches(reviews, false));
+    assert!(!regex.matches("spiffe://cluster.local/ns/default/sa/ratings", false));
+    // Case is ignored as Envoy ignores it: ASCII, the literal part only.
+    let [upper] = &sans(caseless(MatchPattern::Exact(reviews.to_uppercase())))[..] else {
+        panic!("one matcher")
+    };
+    assert!(upper.matches(reviews, false));
+    // A matcher that cannot be read would let any server through.
     let c = Cluster {
-        transport_socket: Some(socket(matcher(MatchPattern::Prefix("spiffe://".into())))),
+        transport_socket: Some(socket(StringMatcher::default())),
         ..eds()
     };
     let e = nack(&c);
     assert!(
-        e.contains("transport_socket.typed_config: subject alt name matcher"),
+        e.contains(
+            "transport_socket.typed_config.validation_context.match_subject_alt_names[0]: \
+             no match pattern"
+        ),
         "{e}"
     );
-    assert!(e.contains("is not an exact identity"), "{e}");
 }

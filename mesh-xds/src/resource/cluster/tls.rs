@@ -7,11 +7,11 @@ use envoy_types::pb::envoy::config::core::v3::{
     DataSource, TransportSocket as ProtoSocket, data_source,
 };
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext;
-use envoy_types::pb::envoy::r#type::matcher::v3::{StringMatcher, string_matcher::MatchPattern};
 use mesh_core::policy::{TlsFiles, UpstreamTls};
 use prost::Name;
 
 use crate::resource::error::{At, FieldError};
+use crate::resource::matcher::string_match;
 use crate::resource::proto;
 use crate::resource::tls_context::{RAW_BUFFER_TYPE, certificate_provider, validation_context};
 
@@ -57,39 +57,33 @@ pub(super) fn upstream_tls(
         }
         None => UpstreamTlsContext::default(),
     };
-    context_tls(&context)
-        .map(Some)
-        .map_err(|e| at.field("typed_config").error(e))
+    context_tls(&context, &at.field("typed_config")).map(Some)
 }
 
 /// The TLS an upstream TLS context asks for: its SNI, the server
 /// identities it requires (its SAN matchers, in the validation context or
-/// a combined one's default, as istiod writes them for gRPC), and the
-/// files it names, if any. A SAN matcher other than an exact one is
-/// refused: the identities checked are exact, and one left out would let
-/// any server of the roots through.
-pub fn context_tls(context: &UpstreamTlsContext) -> Result<UpstreamTls, String> {
+/// a combined one's default, as istiod writes them for gRPC: exact, prefix,
+/// suffix, contains or regex, `ignore_case` as Envoy reads it), and the
+/// files it names, if any. A matcher that cannot be read is an error: one
+/// left out would let any server of the roots through.
+fn context_tls(context: &UpstreamTlsContext, at: &At<'_>) -> Result<UpstreamTls, FieldError> {
     let common = context.common_tls_context.as_ref();
     let validation = common.and_then(validation_context);
-    let exact = |m: &StringMatcher| match m.match_pattern.as_ref() {
-        Some(MatchPattern::Exact(id)) if !m.ignore_case => Ok(id.clone()),
-        other => Err(format!(
-            "subject alt name matcher {other:?} (ignore_case {}) is not an exact identity, \
-             which is all this client checks",
-            m.ignore_case
-        )),
-    };
     let mut subject_alt_names = Vec::new();
     if let Some(v) = validation {
+        let at = at.field("validation_context");
         #[allow(deprecated)]
-        for m in &v.match_subject_alt_names {
-            subject_alt_names.push(exact(m)?);
+        for (i, m) in v.match_subject_alt_names.iter().enumerate() {
+            let at = at.field("match_subject_alt_names");
+            subject_alt_names.push(string_match(m, &at.index(i))?);
         }
-        for m in &v.match_typed_subject_alt_names {
+        for (i, m) in v.match_typed_subject_alt_names.iter().enumerate() {
+            let at = at.field("match_typed_subject_alt_names");
+            let at = at.index(i);
             let Some(m) = m.matcher.as_ref() else {
-                return Err("a typed subject alt name matcher has no matcher".to_owned());
+                return Err(at.error("a typed subject alt name matcher has no matcher"));
             };
-            subject_alt_names.push(exact(m)?);
+            subject_alt_names.push(string_match(m, &at.field("matcher"))?);
         }
     }
     let own = common.and_then(|c| c.tls_certificates.first());

@@ -13,8 +13,8 @@
 
 use envoy_types::pb::envoy::config::core::v3::RuntimeFractionalPercent;
 use envoy_types::pb::envoy::config::route::v3 as rds;
+use envoy_types::pb::envoy::r#type::matcher::v3::StringMatcher;
 use envoy_types::pb::envoy::r#type::matcher::v3::string_matcher::MatchPattern;
-use envoy_types::pb::envoy::r#type::matcher::v3::{RegexMatcher, StringMatcher};
 use http::HeaderName;
 use mesh_core::route::{
     HeaderMatch, HeaderMatcher, PathMatch, Percent, QueryMatcher, RouteMatch, StringMatch,
@@ -24,7 +24,8 @@ use rds::query_parameter_matcher::QueryParameterMatchSpecifier as QuerySpec;
 use rds::route_match::PathSpecifier;
 
 use super::{Reject, Skips, skip};
-use crate::resource::error::{At, FieldError};
+use crate::resource::error::At;
+use crate::resource::matcher::{self, compile, regex};
 use crate::resource::proto;
 
 /// A converted match.
@@ -227,42 +228,15 @@ fn query(q: &rds::QueryParameterMatcher, at: &At<'_>) -> Result<QueryMatcher, Re
     })
 }
 
-/// A `StringMatcher`. With `ignore_case`, literal matches become
-/// case-insensitive regular expressions (it has no effect on `safe_regex`,
-/// as in Envoy).
+/// A `StringMatcher`; a route with a `custom` one is left out.
 pub(super) fn string_match(m: &StringMatcher, at: &At<'_>) -> Result<StringMatch, Reject> {
-    let caseless = |field: &'static str, s: &str, before: &str, after: &str| {
-        let pattern = format!("{before}(?i:{}){after}", regex::escape(s));
-        compile(&pattern, &at.field(field))
-    };
-    let any = "(?s:.*)";
-    Ok(match &m.match_pattern {
-        None => return Err(at.error("no match pattern").into()),
-        Some(MatchPattern::SafeRegex(r)) => regex(r, &at.field("safe_regex"))?,
-        Some(MatchPattern::Custom(_)) => {
-            return Err(skip(
-                &at.field("custom"),
-                "custom matchers are not supported",
-            ));
-        }
-        Some(MatchPattern::Exact(s)) if !m.ignore_case => StringMatch::Exact(s.clone()),
-        Some(MatchPattern::Prefix(s)) if !m.ignore_case => StringMatch::Prefix(s.clone()),
-        Some(MatchPattern::Suffix(s)) if !m.ignore_case => StringMatch::Suffix(s.clone()),
-        Some(MatchPattern::Contains(s)) if !m.ignore_case => StringMatch::Contains(s.clone()),
-        Some(MatchPattern::Exact(s)) => caseless("exact", s, "", "")?,
-        Some(MatchPattern::Prefix(s)) => caseless("prefix", s, "", any)?,
-        Some(MatchPattern::Suffix(s)) => caseless("suffix", s, any, "")?,
-        Some(MatchPattern::Contains(s)) => caseless("contains", s, any, any)?,
-    })
-}
-
-/// A `RegexMatcher`: a whole-string match, RE2 syntax.
-fn regex(r: &RegexMatcher, at: &At<'_>) -> Result<StringMatch, FieldError> {
-    compile(&r.regex, &at.field("regex"))
-}
-
-fn compile(pattern: &str, at: &At<'_>) -> Result<StringMatch, FieldError> {
-    StringMatch::regex(pattern).map_err(|e| at.error(e))
+    if let Some(MatchPattern::Custom(_)) = &m.match_pattern {
+        return Err(skip(
+            &at.field("custom"),
+            "custom matchers are not supported",
+        ));
+    }
+    Ok(matcher::string_match(m, at)?)
 }
 
 #[cfg(test)]

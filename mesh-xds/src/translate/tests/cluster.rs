@@ -36,6 +36,15 @@ fn clusters_round_trip_with_every_balancer() {
         subject_alt_names: vec!["spiffe://cluster.local/ns/default/sa/ratings".into()],
         files: None,
     });
+    let mut matched = policy(LoadBalancer::RoundRobin);
+    matched.tls = Some(mesh_core::policy::UpstreamTls {
+        subject_alt_names: vec![
+            StringMatch::Prefix("spiffe://cluster.local/ns/default/".into()),
+            StringMatch::regex("spiffe://cluster\\.local/ns/[a-z]+/sa/ratings").unwrap(),
+            StringMatch::Suffix(".example.com".into()),
+        ],
+        ..Default::default()
+    });
     let mut mutual_any_peer = policy(LoadBalancer::RoundRobin);
     mutual_any_peer.tls = Some(Default::default());
     let mut own_files = policy(LoadBalancer::RoundRobin);
@@ -68,6 +77,7 @@ fn clusters_round_trip_with_every_balancer() {
         outlier,
         http1,
         mutual,
+        matched,
         mutual_any_peer,
         own_files,
         simple,
