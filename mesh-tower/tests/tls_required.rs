@@ -1,8 +1,7 @@
 //! Failing closed: a request that should travel in TLS a `MeshClient`
 //! cannot dial (it has no workload identity here) fails with the reason
 //! and never reaches the server in plain text, whatever asked for the
-//! TLS: an `https://` URI, an Istio DestinationRule, or an xDS cluster's
-//! transport socket.
+//! TLS: an Istio DestinationRule, or an xDS cluster's transport socket.
 
 /// Why a client without a workload identity refuses.
 const NO_IDENTITY: &str = "this client has no workload identity to dial it with \
@@ -20,19 +19,21 @@ use envoy_types::pb::envoy::config::cluster::v3::cluster::TransportSocketMatch;
 use envoy_types::pb::envoy::config::cluster::v3::{Cluster, cluster};
 use envoy_types::pb::envoy::config::core::v3::{
     Address, AggregatedConfigSource, ConfigSource, Metadata, SocketAddress, TransportSocket,
-    address, config_source::ConfigSourceSpecifier, socket_address,
+    address, config_source::ConfigSourceSpecifier, socket_address, transport_socket,
 };
 use envoy_types::pb::envoy::config::endpoint::v3::{
     ClusterLoadAssignment, Endpoint, LbEndpoint, LocalityLbEndpoints, lb_endpoint,
 };
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
+    CertificateProviderPluginInstance, CertificateValidationContext, CommonTlsContext,
+    UpstreamTlsContext, common_tls_context::ValidationContextType,
+};
 use envoy_types::pb::google::protobuf::{Any, Struct, UInt32Value, Value, value};
 use http_body_util::{BodyExt, Full};
 use mesh_core::StaticResolve;
-use mesh_core::policy::UpstreamTls;
 use mesh_tower::MeshClient;
 use mesh_xds::Bootstrap;
 use mesh_xds::ads::{AdsClient, Backoff, ResourceType};
-use mesh_xds::translate::{SanMatchers, tls_transport_socket};
 use prost::{Message, Name};
 use support::{Server, resolve};
 use tower::ServiceExt;
@@ -50,27 +51,6 @@ async fn get(client: &MeshClient<Full<Bytes>>, uri: &str) -> Result<String, Stri
         .map_err(|e| e.to_string())?;
     let body = res.into_body().collect().await.map_err(|e| e.to_string())?;
     Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
-}
-
-#[tokio::test]
-async fn an_https_request_fails_without_a_byte_in_plain_text() {
-    let server = Server::start("plain", Duration::ZERO).await;
-    let client: MeshClient<Full<Bytes>> =
-        MeshClient::builder(resolve("example.com:443", &[&server])).build();
-    let err = get(&client, "https://example.com/").await.unwrap_err();
-    assert_eq!(
-        err,
-        "https://example.com: TLS to this target is not configured (this client \
-         does not dial https:// targets yet); the request is not sent in plain text"
-    );
-    // The same server over http is reached: only TLS was missing.
-    let http: MeshClient<Full<Bytes>> =
-        MeshClient::builder(resolve("example.com:443", &[&server])).build();
-    assert_eq!(
-        get(&http, "http://example.com:443/").await.unwrap(),
-        "plain:0"
-    );
-    assert_eq!(server.hits(), 1);
 }
 
 #[tokio::test]
@@ -134,8 +114,29 @@ fn any<T: Message + Name>(m: &T) -> Any {
     }
 }
 
+/// The mesh's mutual TLS as istiod writes it for proxyless gRPC: the
+/// certificate provider instance `default`.
 fn mutual_tls() -> TransportSocket {
-    tls_transport_socket(&UpstreamTls::default(), SanMatchers::Untyped)
+    let instance = |certificate_name: &str| CertificateProviderPluginInstance {
+        instance_name: "default".into(),
+        certificate_name: certificate_name.into(),
+    };
+    let validation = CertificateValidationContext {
+        ca_certificate_provider_instance: Some(instance("ROOTCA")),
+        ..Default::default()
+    };
+    let context = UpstreamTlsContext {
+        common_tls_context: Some(CommonTlsContext {
+            tls_certificate_provider_instance: Some(instance("default")),
+            validation_context_type: Some(ValidationContextType::ValidationContext(validation)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    TransportSocket {
+        name: "envoy.transport_sockets.tls".into(),
+        config_type: Some(transport_socket::ConfigType::TypedConfig(any(&context))),
+    }
 }
 
 /// An EDS cluster over ADS with `tls` for every endpoint, or Istio's auto

@@ -241,14 +241,14 @@ impl<C> MeshClientBuilder<C> {
                         MeshTlsConnector::with_files(connector, tls, files, connection.protocol)
                             .map_err(|e| Arc::<str>::from(e.to_string()))?
                             .handshake_timeout(connection.connect_timeout);
-                    let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
+                    let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
                     return Ok(EndpointService::new(move |req| endpoint.send(req)));
                 }
                 let identity = identity.as_ref().map_err(Clone::clone)?;
                 let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)
                     .map_err(|e| Arc::<str>::from(e.to_string()))?
                     .handshake_timeout(connection.connect_timeout);
-                let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection);
+                let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
                 Ok(EndpointService::new(move |req| endpoint.send(req)))
             },
         );

@@ -262,7 +262,8 @@ where
         }
         match target(&req) {
             Ok(target) => {
-                let cluster = self.shared.stacks.clusters.target(&target);
+                let https = crate::cluster::is_https(req.uri());
+                let cluster = self.shared.stacks.clusters.target(&target, https);
                 ResponseFuture::cluster(cluster.call(req.map(RequestBody::new), None, None, None))
             }
             Err(e) => ResponseFuture::failed(e.into()),

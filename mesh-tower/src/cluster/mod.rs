@@ -110,14 +110,16 @@ pub type ResponseFuture =
 /// (`None` for a named endpoint set, whose endpoints carry their ports).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum ClusterKey {
-    Target(Authority),
+    /// An authority, and whether requests to it are `https`.
+    Target(Authority, bool),
     Named(ClusterName, Option<u16>),
 }
 
 impl fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ClusterKey::Target(t) => t.fmt(f),
+            ClusterKey::Target(t, false) => t.fmt(f),
+            ClusterKey::Target(t, true) => write!(f, "https://{t}"),
             ClusterKey::Named(name, Some(port)) => write!(f, "{name} (port {port})"),
             ClusterKey::Named(name, None) => name.fmt(f),
         }
@@ -201,7 +203,7 @@ impl<B> Clusters<B> {
                     (a, b) => a == b,
                 }
             }
-            ClusterKey::Target(_) => true,
+            ClusterKey::Target(..) => true,
         });
     }
 }
@@ -227,14 +229,22 @@ where
         Entry::new(build, resolution, policy)
     }
 
-    /// The stack of an unrouted request's authority.
-    pub(crate) fn target(&self, target: &Authority) -> Arc<Entry<B>> {
-        let key = ClusterKey::Target(target.clone());
+    /// The stack of an unrouted request's authority; for an `https`
+    /// request, ordinary TLS to it ([`UpstreamTls::web`]: the system's
+    /// roots and its host name) unless its policy sets TLS of its own.
+    pub(crate) fn target(&self, target: &Authority, https: bool) -> Arc<Entry<B>> {
+        let key = ClusterKey::Target(target.clone(), https);
         self.inner.stacks.get_or_build(&key, || {
             let parts = &self.inner.parts;
             let policy = parts.policies.get(target).unwrap_or(&parts.default_policy);
             let resolution = parts.resolve.resolve(target);
-            Arc::new(self.build(&target.to_string(), resolution, policy))
+            let name = key.to_string();
+            if https && policy.tls.is_none() && policy.tls_matches.is_empty() {
+                let mut policy = policy.clone();
+                policy.tls = Some(UpstreamTls::web(target.host()));
+                return Arc::new(self.build(&name, resolution, &policy));
+            }
+            Arc::new(self.build(&name, resolution, policy))
         })
     }
 
@@ -263,6 +273,11 @@ where
             Arc::new(self.build(name.as_str(), resolution, cluster.policy_for(request_port)))
         }))
     }
+}
+
+/// Whether `uri` is an `https` one.
+pub(crate) fn is_https(uri: &http::Uri) -> bool {
+    uri.scheme() == Some(&http::uri::Scheme::HTTPS)
 }
 
 /// The port of `uri`: as written, else its scheme's.
@@ -358,7 +373,7 @@ where
         let to = &*self.0;
         let cluster = match &to.destination {
             Destination::Target => match Authority::from_uri(req.uri()) {
-                Ok(target) => to.clusters.target(&target),
+                Ok(target) => to.clusters.target(&target, is_https(req.uri())),
                 Err(e) => return Box::pin(std::future::ready(Err(e.into()))),
             },
             Destination::Named(cluster) => {

@@ -8,11 +8,11 @@
 //! [`TcpConnector`] without touching the pool. The default connector sets
 //! `TCP_NODELAY` and a connect timeout.
 //!
-//! The mesh's mutual TLS is a connector over the plain one
+//! TLS is a connector over the plain one
 //! ([`MeshTlsConnector`](crate::tls::MeshTlsConnector)). An `https`
-//! request, or one to an endpoint its cluster says needs TLS the client
-//! cannot dial ([`TlsRequired`]), fails with [`TlsUnavailable`] and is
-//! never sent in plain text.
+//! request to an endpoint reached in plain text, or one to an endpoint its
+//! cluster says needs TLS the client cannot dial ([`TlsRequired`]), fails
+//! with [`TlsUnavailable`] and is never sent in plain text.
 //!
 //! Failures are returned as [`UpstreamError`]s classified as connect
 //! failure, reset, refused stream or local error, which the retry and
@@ -52,6 +52,8 @@ pub type ResponseFuture =
 pub struct HttpEndpoint<C, B> {
     addr: SocketAddr,
     protocol: Protocol,
+    /// Whether its connections are TLS, so `https` requests may use them.
+    encrypted: bool,
     http1: Client<AddrConnector<C>, B>,
     http2: Client<AddrConnector<C>, B>,
 }
@@ -61,6 +63,7 @@ impl<C: Clone, B> Clone for HttpEndpoint<C, B> {
         Self {
             addr: self.addr,
             protocol: self.protocol,
+            encrypted: self.encrypted,
             http1: self.http1.clone(),
             http2: self.http2.clone(),
         }
@@ -72,6 +75,7 @@ impl<C, B> std::fmt::Debug for HttpEndpoint<C, B> {
         f.debug_struct("HttpEndpoint")
             .field("addr", &self.addr)
             .field("protocol", &self.protocol)
+            .field("encrypted", &self.encrypted)
             .finish_non_exhaustive()
     }
 }
@@ -99,6 +103,7 @@ where
         Self {
             addr,
             protocol: policy.protocol,
+            encrypted: false,
             http1,
             http2,
         }
@@ -138,10 +143,17 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    /// The connector makes TLS connections: `https` requests go over them
+    /// (without it they are refused, never sent in plain text).
+    pub fn encrypted(mut self) -> Self {
+        self.encrypted = true;
+        self
+    }
+
     /// Sends `req`, as [`call`](Service::call) does, from a shared
     /// reference.
     pub fn send(&self, mut req: http::Request<B>) -> ResponseFuture {
-        if req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+        if !self.encrypted && req.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
             let authority = req.uri().authority().map(ToString::to_string);
             let error = TlsUnavailable::Target {
                 authority: authority.unwrap_or_default(),

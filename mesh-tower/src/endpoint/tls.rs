@@ -3,9 +3,9 @@
 //! in plain text (as gRPC's xDS client fails a cluster whose security it
 //! cannot set up). The client dials the mesh's mutual TLS when it has a
 //! workload identity ([`MeshTlsConnector`](crate::tls::MeshTlsConnector)),
-//! and TLS with files of a cluster's own that check out
-//! ([`MeshTlsConnector::with_files`](crate::tls::MeshTlsConnector::with_files));
-//! not `https://` targets yet.
+//! and TLS with files of a cluster's own that check out, or the system's
+//! roots ([`MeshTlsConnector::with_files`](crate::tls::MeshTlsConnector::with_files):
+//! an `https://` target's cluster gets that unless its policy says other).
 //!
 //! - An endpoint its cluster says must be reached over TLS (a
 //!   DestinationRule's `ISTIO_MUTUAL`, `SIMPLE` or `MUTUAL`; an xDS
@@ -14,8 +14,10 @@
 //!   connections: every request fails
 //!   with [`TlsUnavailable::Cluster`], is counted per cluster in
 //!   [`TlsRefusals`], and the first of each cluster is logged.
-//! - An `https://` request is refused by [`HttpEndpoint`](super::HttpEndpoint)
-//!   with [`TlsUnavailable::Target`] before any connection is made.
+//! - An `https://` request to an endpoint reached in plain text (a
+//!   configured cluster without TLS) is refused by
+//!   [`HttpEndpoint`](super::HttpEndpoint) with [`TlsUnavailable::Target`]
+//!   before any connection is made.
 
 use std::collections::BTreeMap;
 use std::future::{Ready, ready};
@@ -39,10 +41,11 @@ pub enum TlsUnavailable {
         /// Why the client cannot dial it.
         reason: Arc<str>,
     },
-    /// The request's scheme is `https`.
+    /// The request's scheme is `https`, and its cluster reaches the
+    /// endpoint in plain text.
     #[error(
-        "https://{authority}: TLS to this target is not configured (this client \
-         does not dial https:// targets yet); the request is not sent in plain text"
+        "https://{authority}: the request's cluster reaches its endpoints in plain text \
+         (give the cluster TLS); the request is not sent in plain text"
     )]
     Target {
         /// The request's authority.

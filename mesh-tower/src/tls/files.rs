@@ -1,15 +1,23 @@
 //! TLS with files of a cluster's own (Istio's DestinationRule `SIMPLE` and
-//! `MUTUAL`): the server's chain checked against the roots the rule names,
-//! and its name against the rule's `subjectAltNames` (any DNS or URI SAN
-//! of the certificate), else its `sni` as a host name; under `MUTUAL`, the
-//! rule's client certificate presented. The files are read when the
+//! `MUTUAL`) or none (an `https://` target): the server's chain checked
+//! against the roots the rule names, else the system's, and its name
+//! against the rule's `subjectAltNames` (matched against any DNS or URI
+//! SAN of the certificate), else its `sni` as a host name; under `MUTUAL`,
+//! the rule's client certificate presented. The files are read when the
 //! cluster's endpoint is set up; one that cannot be read or parsed, a
 //! client certificate without its key, no roots, or nothing to check the
 //! server's name against is an error naming it, and the cluster's requests
 //! fail with it (never in plain text, never unchecked).
+//!
+//! The system's roots are read once, with `rustls-native-certs`: the
+//! operating system's store (on Linux the distribution's bundle, which
+//! its package updates and an operator's own CAs join), or the files
+//! `SSL_CERT_FILE`/`SSL_CERT_DIR` name, as OpenSSL and Go read them. A
+//! list compiled into the binary (`webpki-roots`) would age with the
+//! binary and not know a company's own CA.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use mesh_core::policy::{TlsFiles, UpstreamTls};
 use rustls::RootCertStore;
@@ -33,12 +41,12 @@ pub enum FileTlsError {
     /// Only one of the client certificate and its key is named.
     #[error("MUTUAL TLS names a {0} but not its pair")]
     Unpaired(&'static str),
-    /// No roots to check the server's chain against.
+    /// No roots to check the server's chain against: none named, and
+    /// none in the system's store.
     #[error(
-        "no caCertificates to check the server's certificate against (the system's roots \
-         are not used)"
+        "no caCertificates, and no system roots to check the server's certificate against: {0}"
     )]
-    NoRoots,
+    NoRoots(Arc<str>),
     /// Neither a name nor SANs to check the server's certificate for.
     #[error("neither sni nor subjectAltNames to check the server's certificate for")]
     NoName,
@@ -60,18 +68,20 @@ pub(crate) fn client_config(
     if tls.sni.is_none() && tls.subject_alt_names.is_empty() {
         return Err(FileTlsError::NoName);
     }
-    let roots_file = files
-        .ca_certificates
-        .as_deref()
-        .ok_or(FileTlsError::NoRoots)?;
-    let mut roots = RootCertStore::empty();
-    for cert in certificates(Path::new(roots_file))? {
-        roots.add(cert).map_err(|e| FileTlsError::File {
-            path: roots_file.into(),
-            reason: e.to_string(),
-        })?;
-    }
-    let verifier = ServerVerifier::files(Arc::new(roots), tls.subject_alt_names.clone());
+    let roots = match files.ca_certificates.as_deref() {
+        Some(roots_file) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates(Path::new(roots_file))? {
+                roots.add(cert).map_err(|e| FileTlsError::File {
+                    path: roots_file.into(),
+                    reason: e.to_string(),
+                })?;
+            }
+            Arc::new(roots)
+        }
+        None => system_roots().map_err(FileTlsError::NoRoots)?,
+    };
+    let verifier = ServerVerifier::files(roots, tls.subject_alt_names.clone());
     let builder = rustls::ClientConfig::builder_with_provider(super::crypto_provider())
         .with_safe_default_protocol_versions()
         .expect("the ring provider supports the default versions")
@@ -92,6 +102,27 @@ pub(crate) fn client_config(
         (Some(_), None) => Err(FileTlsError::Unpaired("clientCertificate")),
         (None, Some(_)) => Err(FileTlsError::Unpaired("privateKey")),
     }
+}
+
+/// The system's roots, read on first use: what loaded, or why none did.
+fn system_roots() -> Result<Arc<RootCertStore>, Arc<str>> {
+    static ROOTS: OnceLock<Result<Arc<RootCertStore>, Arc<str>>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            let mut roots = RootCertStore::empty();
+            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if added > 0 {
+                return Ok(Arc::new(roots));
+            }
+            let errors: Vec<String> = found.errors.iter().map(ToString::to_string).collect();
+            Err(if errors.is_empty() {
+                "the system's store has none (install ca-certificates, or set SSL_CERT_FILE)".into()
+            } else {
+                errors.join("; ").into()
+            })
+        })
+        .clone()
 }
 
 /// The certificates in the PEM file at `path`, at least one.

@@ -1,11 +1,15 @@
 //! A certificate authority made in a test, issuing workload certificates
 //! (valid through the 2020s, for client and server use) with the SANs
-//! asked for.
+//! asked for, and a TLS server presenting one.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
+use http_body_util::Full;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_core::policy::UpstreamTls;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::MeshClient;
@@ -14,6 +18,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType, date_time_ymd,
 };
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 pub struct Ca(pub CertifiedIssuer<'static, KeyPair>);
 
@@ -100,7 +106,7 @@ where
                 target,
                 ClusterPolicy {
                     tls: Some(UpstreamTls {
-                        subject_alt_names: vec![expect.to_owned()],
+                        subject_alt_names: vec![expect.into()],
                         ..UpstreamTls::default()
                     }),
                     ..ClusterPolicy::default()
@@ -108,4 +114,64 @@ where
             )
             .build(),
     }
+}
+
+/// A TLS server presenting a certificate for the DNS name `host` from
+/// `ca`, offering h2 and http/1.1 by ALPN, and, with `client`, requiring a
+/// client certificate from its roots. It answers `hello NAME`: the
+/// client's name given with `client` when the client presented one, else
+/// `anonymous`.
+pub async fn tls_server(ca: &Ca, host: &str, client: Option<(&Ca, &str)>) -> SocketAddr {
+    let (chain, key) = ca.leaf(&[SanType::DnsName(host.try_into().unwrap())]);
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(chain.as_bytes())
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.serialize_pem().as_bytes()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client {
+        Some((roots_ca, _)) => {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add(roots_ca.0.der().clone()).unwrap();
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(chain, key).unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client_name = client.map_or("anonymous", |(_, name)| name).to_owned();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let client_name = client_name.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let caller = match tls.get_ref().1.peer_certificates() {
+                    Some(_) => client_name,
+                    None => "anonymous".to_owned(),
+                };
+                let svc = hyper::service::service_fn(move |_req| {
+                    let body = format!("hello {caller}");
+                    async move {
+                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    addr
 }
