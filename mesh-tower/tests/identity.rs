@@ -225,3 +225,86 @@ fn a_pending_source_has_its_identity_once_the_files_check_out() {
     assert_eq!(source.current().unwrap().id().to_string(), REVIEWS);
     assert!(source.last_error().is_none());
 }
+
+/// A source of the user's own (an agent's API, as SPIRE's Workload API
+/// is): what it gives is checked as files are, a new certificate replaces
+/// the old on reload, and a failure, whether the agent's or the
+/// certificate's, keeps the last good one and says why.
+#[test]
+fn a_certificate_source_of_code_rotates_and_keeps_the_last_good_identity() {
+    use std::sync::{Arc, Mutex};
+
+    use mesh_tower::tls::{CertificateSource, IdentityError, IdentitySource};
+
+    /// What the agent hands out now: PEM chain, key and roots, or why it
+    /// cannot be reached.
+    type Handed = Result<(String, String, String), String>;
+
+    struct Agent(Arc<Mutex<Handed>>);
+
+    impl CertificateSource for Agent {
+        fn load(&self, now: SystemTime) -> Result<WorkloadIdentity, IdentityError> {
+            match &*self.0.lock().unwrap() {
+                Ok((chain, key, roots)) => WorkloadIdentity::from_pem(
+                    chain.as_bytes(),
+                    key.as_bytes(),
+                    roots.as_bytes(),
+                    now,
+                ),
+                Err(why) => Err(IdentityError {
+                    part: Part::CertificateChain,
+                    from: None,
+                    cause: IdentityCause::Unavailable(why.clone()),
+                }),
+            }
+        }
+    }
+
+    let ca = Ca::new();
+    let issue = || {
+        let (chain, key) = ca.issue(REVIEWS);
+        Ok((chain, key, ca.pem()))
+    };
+    let handed = Arc::new(Mutex::new(issue()));
+    let source = IdentitySource::from_source(Agent(handed.clone())).unwrap();
+    let first = source.current().unwrap();
+    assert_eq!(first.id().to_string(), REVIEWS);
+
+    // Rotated: the next read takes the new certificate.
+    *handed.lock().unwrap() = issue();
+    assert!(source.reload().unwrap(), "another certificate");
+    let second = source.current().unwrap();
+    assert_ne!(first.certified_key().cert, second.certified_key().cert);
+
+    // The agent is down: its reason, and the last good identity stays.
+    *handed.lock().unwrap() = Err("the agent's socket refused the connection".into());
+    let e = source.reload().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "certificate chain: could not be had: the agent's socket refused the connection"
+    );
+    assert_eq!(source.last_error(), Some(e.to_string()));
+    assert!(std::sync::Arc::ptr_eq(&second, &source.current().unwrap()));
+
+    // A key that is not the certificate's: refused the same way.
+    let (chain, _) = ca.issue(REVIEWS);
+    let (_, other_key) = ca.issue(REVIEWS);
+    *handed.lock().unwrap() = Ok((chain, other_key, ca.pem()));
+    let e = source.reload().unwrap_err();
+    assert!(matches!(e.cause, IdentityCause::KeyMismatch), "{e}");
+    assert!(std::sync::Arc::ptr_eq(&second, &source.current().unwrap()));
+
+    // Back: the error clears.
+    *handed.lock().unwrap() = issue();
+    assert!(source.reload().unwrap());
+    assert!(source.last_error().is_none());
+
+    // A source that has nothing at start has no identity until it does.
+    let down: Handed = Err("not started".into());
+    let pending = IdentitySource::pending(Agent(Arc::new(Mutex::new(down))));
+    assert!(pending.current().is_none());
+    assert_eq!(
+        pending.last_error().as_deref(),
+        Some("certificate chain: could not be had: not started")
+    );
+}
