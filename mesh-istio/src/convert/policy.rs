@@ -212,6 +212,21 @@ fn upstream_tls(tls: &ClientTLSSettings) -> Option<UpstreamTls> {
     })
 }
 
+/// `SIMPLE` and `MUTUAL` without an `sni` or `subjectAltNames` send and
+/// check the service's host `fqdn`, as Istio's proxies do by default
+/// (their SNI is the request's host, which names the service): a name to
+/// check the server's certificate for, which the system's roots need.
+pub(super) fn default_sni(policy: &mut ClusterPolicy, fqdn: &str) {
+    if let Some(tls) = &mut policy.tls
+        && tls.files.is_some()
+        && tls.sni.is_none()
+        && tls.subject_alt_names.is_empty()
+        && !fqdn.starts_with('*')
+    {
+        tls.sni = Some(fqdn.to_owned());
+    }
+}
+
 /// The policy istiod gives a cluster no DestinationRule sets anything for:
 /// least requests and no outlier detection, Envoy's and the library's
 /// defaults for the rest.

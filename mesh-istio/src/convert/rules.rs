@@ -199,7 +199,8 @@ impl<'a> Rules<'a> {
         }
         let host = rule.host_policy();
         let own = subset.and_then(|s| rule.subset_policy(s));
-        let (policy, hash) = policy::cluster_policy(host.as_ref(), own.as_ref(), port)?;
+        let (mut policy, hash) = policy::cluster_policy(host.as_ref(), own.as_ref(), port)?;
+        policy::default_sni(&mut policy, fqdn);
         cluster.policy = policy;
         let mut hashes: Vec<_> = hash.into_iter().collect();
         // Without a port of its own, the cluster stands for istiod's
@@ -207,7 +208,9 @@ impl<'a> Rules<'a> {
         // get them.
         if port.is_none() {
             for p in policy::ports(host.as_ref(), own.as_ref())? {
-                let (policy, hash) = policy::cluster_policy(host.as_ref(), own.as_ref(), Some(p))?;
+                let (mut policy, hash) =
+                    policy::cluster_policy(host.as_ref(), own.as_ref(), Some(p))?;
+                policy::default_sni(&mut policy, fqdn);
                 if let Some(h) = hash
                     && !hashes.contains(&h)
                 {

@@ -510,7 +510,14 @@ spec:
     let files = simple.files.unwrap();
     assert_eq!(files.ca_certificates.as_deref(), Some("/ca.pem"));
     assert_eq!(files.client_certificate, None);
-    let mutual = tls("v2").files.unwrap();
+    let mutual = tls("v2");
+    // Neither sni nor subjectAltNames: the service's host is sent and
+    // checked, as Istio's proxies send the request's host.
+    assert_eq!(
+        mutual.sni.as_deref(),
+        Some("reviews.default.svc.cluster.local")
+    );
+    let mutual = mutual.files.unwrap();
     assert_eq!(mutual.client_certificate.as_deref(), Some("/c.pem"));
     assert_eq!(mutual.private_key.as_deref(), Some("/k.pem"));
 }
