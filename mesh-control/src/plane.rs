@@ -440,6 +440,16 @@ impl Snapshots for ControlPlane {
 mod tests {
     use super::*;
 
+    /// A control plane serving the Istio YAML `yaml`.
+    fn plane_of(yaml: &str) -> ControlPlane {
+        let loaded =
+            crate::config_dir::load_texts([("c.yaml".into(), yaml.into())], "cluster.local")
+                .unwrap();
+        let plane = ControlPlane::new("cluster.local");
+        plane.apply(loaded);
+        plane
+    }
+
     #[test]
     fn a_service_not_exported_to_the_node_is_absent_not_an_error() {
         let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews}\n\
@@ -447,11 +457,7 @@ mod tests {
             apiVersion: v1\nkind: Service\nmetadata:\n  name: secret\n\
             \x20 annotations: {networking.istio.io/exportTo: shop}\n\
             spec:\n  ports: [{name: http, port: 9080}]\n";
-        let loaded =
-            crate::config_dir::load_texts([("s.yaml".into(), yaml.into())], "cluster.local")
-                .unwrap();
-        let plane = ControlPlane::new("cluster.local");
-        plane.apply(loaded);
+        let plane = plane_of(yaml);
         for id in [
             "sidecar~10.0.0.1~p.default~default.svc.cluster.local",
             "proxyless",
@@ -548,11 +554,7 @@ mod tests {
             \x20   tls: {mode: SIMPLE, credentialName: edge-cert}\n---\n\
             apiVersion: v1\nkind: Secret\nmetadata: {name: edge-cert, namespace: istio-system}\n\
             stringData: {tls.crt: CHAIN, tls.key: THE-KEY}\n";
-        let loaded =
-            crate::config_dir::load_texts([("g.yaml".into(), yaml.into())], "cluster.local")
-                .unwrap();
-        let plane = ControlPlane::new("cluster.local");
-        plane.apply(loaded);
+        let plane = plane_of(yaml);
         let id = "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local";
         let node = crate::node::node(id, true, &[("istio", "ingressgateway")]);
         let caller = |identity: Option<&str>| Caller {
@@ -608,11 +610,7 @@ mod tests {
             metadata:\n  name: ratings\n  namespace: shop\n\
             \x20 annotations: {networking.istio.io/exportTo: .}\n\
             spec:\n  ports: [{name: http, port: 9080}]\n";
-        let loaded =
-            crate::config_dir::load_texts([("s.yaml".into(), yaml.into())], "cluster.local")
-                .unwrap();
-        let plane = ControlPlane::new("cluster.local");
-        plane.apply(loaded);
+        let plane = plane_of(yaml);
         let name = "ratings.shop.svc.cluster.local:9080".to_owned();
         let listeners = |caller: &Caller| {
             let cache = plane.cache_for(caller).unwrap();

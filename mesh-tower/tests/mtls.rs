@@ -4,15 +4,14 @@
 //! SPIFFE id; a server of another identity, or from another root, and a
 //! client from another root, are refused before any request is sent.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use mesh_core::policy::{Protocol, UpstreamTls};
 use mesh_core::route::StringMatch;
 use mesh_tower::endpoint::{AddrConnector, TcpConnector};
@@ -20,7 +19,7 @@ use mesh_tower::tls::{IdentitySource, MeshTlsConnector, PeerIdentity, WorkloadId
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use support::error_chain as chain_of;
-use support::pki::Ca;
+use support::pki::{Ca, serve_tls};
 
 mod support;
 
@@ -52,39 +51,11 @@ async fn server_with(ca: &Ca, id: &str, client_roots: &Ca, alpn: &[&[u8]]) -> So
         .with_single_cert(chain, key)
         .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                continue;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let caller = tls
-                    .get_ref()
-                    .1
-                    .peer_certificates()
-                    .and_then(|c| c.first())
-                    .map(|c| format!("{} {}", spiffe_id(c), serial(c)))
-                    .unwrap_or_default();
-                let svc = hyper::service::service_fn(move |_req| {
-                    let body = format!("hello {caller}");
-                    async move {
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(body))))
-                    }
-                });
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve_tls(config, |cert| {
+        cert.map(|c| format!("{} {}", spiffe_id(c), serial(c)))
+            .unwrap_or_default()
+    })
+    .await
 }
 
 async fn server(ca: &Ca, id: &str, client_roots: &Ca) -> SocketAddr {

@@ -145,22 +145,33 @@ pub async fn tls_server(ca: &Ca, host: &str, client: Option<(&Ca, &str)>) -> Soc
     };
     let mut config = builder.with_single_cert(chain, key).unwrap();
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let client_name = client.map_or("anonymous", |(_, name)| name).to_owned();
+    serve_tls(config, move |cert| match cert {
+        Some(_) => client_name.clone(),
+        None => "anonymous".to_owned(),
+    })
+    .await
+}
+
+/// Serves `config`'s TLS on loopback, answering every request with `hello`
+/// and what `caller` makes of the client's certificate, if any.
+pub async fn serve_tls<F>(config: rustls::ServerConfig, caller: F) -> SocketAddr
+where
+    F: Fn(Option<&CertificateDer<'static>>) -> String + Clone + Send + Sync + 'static,
+{
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let client_name = client.map_or("anonymous", |(_, name)| name).to_owned();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             let acceptor = acceptor.clone();
-            let client_name = client_name.clone();
+            let caller = caller.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let caller = match tls.get_ref().1.peer_certificates() {
-                    Some(_) => client_name,
-                    None => "anonymous".to_owned(),
-                };
+                let certificate = tls.get_ref().1.peer_certificates().and_then(|c| c.first());
+                let caller = caller(certificate);
                 let svc = hyper::service::service_fn(move |_req| {
                     let body = format!("hello {caller}");
                     async move {
