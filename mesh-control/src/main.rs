@@ -252,6 +252,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_streams: args.max_streams,
             max_subscriptions: args.max_subscriptions,
         });
+        // Nothing is answered before the first load: a client served an
+        // empty view would take its listeners to be gone.
+        watch::load_into(&plane, &args.config).await;
         tokio::spawn(watch::watch(plane.clone(), args.config));
         if let Some((listener, identity)) = xds_tls {
             let server = server.clone();

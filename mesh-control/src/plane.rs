@@ -185,6 +185,11 @@ impl ControlPlane {
         self.lock().counters
     }
 
+    /// The fingerprint of the configuration applied, if one was.
+    pub(crate) fn fingerprint(&self) -> Option<u64> {
+        self.lock().fingerprint
+    }
+
     /// Replaces the instances set under `source` (a launcher's name) with
     /// `instances`: endpoints started from code, beside those of the
     /// configuration.

@@ -4,8 +4,8 @@
 //! applied) the directory is loaded again and applied, or, if it does not
 //! load, reported (on stderr through `tracing`, and in
 //! [`ControlPlane::status`]) while the last good configuration stays
-//! served. An edit is applied within two polls; the first load at once,
-//! since nothing is served before it.
+//! served. An edit is applied within two polls; the first load at once
+//! (or before, by [`load_into`], so that nothing is served before it).
 //!
 //! Polling reads every file each time: the directory is a handful of
 //! small YAML files, and it works the same on every file system and
@@ -51,10 +51,11 @@ pub async fn load_into(plane: &ControlPlane, dir: &Path) -> bool {
     }
 }
 
-/// Loads `dir` into `plane` (once its files hold still for a poll), then
-/// follows it until the task is dropped.
+/// Loads `dir` into `plane` (at once, unless [`load_into`] already did),
+/// then follows it until the task is dropped. A server should answer only
+/// once the first load is in: load it with [`load_into`] first.
 pub async fn watch(plane: ControlPlane, dir: PathBuf) {
-    let mut seen = None;
+    let mut seen = plane.fingerprint();
     // A new fingerprint seen once, waiting to be seen again.
     let mut settling = None;
     let mut failing: Option<String> = None;
