@@ -23,6 +23,8 @@
 //!   ([`Rbac`](security::Rbac)).
 //! - [`sidecar`]: what a sidecar proxy listens on for its workload and
 //!   for the hosts it reaches.
+//! - [`telemetry`]: who a workload is, as its peers and its metrics
+//!   name it ([`WorkloadMetadata`](telemetry::WorkloadMetadata)).
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
 //!
@@ -40,6 +42,7 @@ pub mod resolve;
 pub mod route;
 pub mod security;
 pub mod sidecar;
+pub mod telemetry;
 
 pub use cluster::{Cluster, Discovery};
 pub use config::{ConfigError, MeshConfig};

@@ -28,6 +28,7 @@
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //! | [`server`] | the inbound side: HTTP/1.1 and HTTP/2 on one port, `STRICT`/`PERMISSIVE`/`DISABLE` mutual TLS, the caller's identity in each request, edge limits, graceful drain | Envoy inbound listener, Istio `PeerAuthentication`, gRPC xDS server |
 //! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
+//! | [`metadata_exchange`] | each side tells the other who it is (workload, namespace, app, version, canonical service), for metrics labels | Istio's `istio.metadata_exchange`, `x-envoy-peer-metadata` |
 //! | [`tls`] | the workload's identity (certificate, key, roots; read, checked, rotated) and the mesh's mutual TLS dialled with it, SPIFFE ids checked | Envoy/gRPC upstream TLS, Istio's agent's certificates |
 //!
 //! A request through [`MeshClient`] takes this path (the route and its
@@ -83,6 +84,7 @@ pub mod fault;
 #[cfg(feature = "istio")]
 pub mod istio;
 pub mod mesh;
+pub mod metadata_exchange;
 pub mod mirror;
 pub mod outlier;
 pub mod rate_limit;
