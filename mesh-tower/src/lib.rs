@@ -29,6 +29,7 @@
 //! | [`server`] | the inbound side: HTTP/1.1 and HTTP/2 on one port, `STRICT`/`PERMISSIVE`/`DISABLE` mutual TLS, the caller's identity in each request, edge limits, graceful drain | Envoy inbound listener, Istio `PeerAuthentication`, gRPC xDS server |
 //! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
 //! | [`metadata_exchange`] | each side tells the other who it is (workload, namespace, app, version, canonical service), for metrics labels | Istio's `istio.metadata_exchange`, `x-envoy-peer-metadata` |
+//! | [`metrics`] | Istio's standard request metrics (`istio_requests_total`, durations, sizes) with its labels, cardinality bounded | Istio's `istio.stats` filter |
 //! | [`tls`] | the workload's identity (certificate, key, roots; read, checked, rotated) and the mesh's mutual TLS dialled with it, SPIFFE ids checked | Envoy/gRPC upstream TLS, Istio's agent's certificates |
 //!
 //! A request through [`MeshClient`] takes this path (the route and its
@@ -85,6 +86,7 @@ pub mod fault;
 pub mod istio;
 pub mod mesh;
 pub mod metadata_exchange;
+pub mod metrics;
 pub mod mirror;
 pub mod outlier;
 pub mod rate_limit;

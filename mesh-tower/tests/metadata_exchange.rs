@@ -4,43 +4,15 @@
 //! proxies do, padded and unpadded, and the mesh reads it; the mesh's own
 //! header is read back by Python field for field.
 //!
-//! The interpreter is `MESH_PYTHON`, else `.ci/venv/bin/python3` (where
-//! `.ci/run` installs grpcio and, with it, protobuf), else `python3`;
-//! without `google.protobuf` the test says why and passes, unless
-//! `MESH_REQUIRE_PEERS` is set.
+//! Python is [`support::python`]'s, with the protobuf `.ci/run` pins.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_tower::metadata_exchange::codec;
+use support::python::{has, run};
 
-fn python() -> PathBuf {
-    if let Some(python) = std::env::var_os("MESH_PYTHON").filter(|p| !p.is_empty()) {
-        return python.into();
-    }
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let venv = workspace.join(".ci/venv/bin/python3");
-    if venv.exists() {
-        venv
-    } else {
-        "python3".into()
-    }
-}
-
-/// Runs `script` with `args`: its stdout, or why it could not run.
-fn run(script: &str, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .args(args)
-        .output()
-        .map_err(|e| format!("{}: {e}", python().display()))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
+mod support;
 
 /// Encodes the JSON object argv[1] as Istio's header, padded unless
 /// argv[2] is `raw`.
@@ -64,10 +36,10 @@ print(json.dumps(json_format.MessageToDict(s), sort_keys=True))
 
 #[test]
 fn the_header_reads_and_writes_as_google_protobuf_struct_does() {
-    if let Err(why) = run("import google.protobuf.struct_pb2", &[]) {
-        let why = format!("no google.protobuf for the peer metadata interop test: {why}");
-        assert!(std::env::var_os("MESH_REQUIRE_PEERS").is_none(), "{why}");
-        eprintln!("skipped: {why}");
+    if !has(
+        "google.protobuf.struct_pb2",
+        "the peer metadata interop test",
+    ) {
         return;
     }
     // As an Istio 1.14 sidecar sends it: more fields than are kept.

@@ -6,6 +6,7 @@
 
 pub mod bookinfo;
 pub mod pki;
+pub mod python;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

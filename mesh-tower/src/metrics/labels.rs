@@ -1,0 +1,210 @@
+//! The labels of Istio's standard metrics, named and valued as Istio's
+//! reference gives them.
+
+use std::sync::{Arc, LazyLock};
+
+use mesh_core::telemetry::WorkloadMetadata;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+
+/// What a label reads when its value is not known.
+pub const UNKNOWN: &str = "unknown";
+
+static UNKNOWN_VALUE: LazyLock<Arc<str>> = LazyLock::new(|| UNKNOWN.into());
+static LATEST: LazyLock<Arc<str>> = LazyLock::new(|| "latest".into());
+
+/// Which end of the request recorded it.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Reporter {
+    /// The caller (`MeshClient`): `source`.
+    Source,
+    /// The callee (`MeshServer`): `destination`.
+    Destination,
+}
+
+impl EncodeLabelValue for Reporter {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(
+            &match self {
+                Reporter::Source => "source",
+                Reporter::Destination => "destination",
+            },
+            encoder,
+        )
+    }
+}
+
+/// A gRPC status code; empty for a request that is not gRPC.
+#[derive(Clone, Copy, Debug, Default, Hash, PartialEq, Eq)]
+pub struct GrpcStatus(pub Option<u16>);
+
+impl EncodeLabelValue for GrpcStatus {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        match self.0 {
+            Some(code) => EncodeLabelValue::encode(&code, encoder),
+            None => EncodeLabelValue::encode(&"", encoder),
+        }
+    }
+}
+
+/// One end of a request: who the workload says it is, and the principal
+/// its certificate proves, if any.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Peer<'a> {
+    /// Its metadata (its own, or what the peer sent).
+    pub metadata: Option<&'a WorkloadMetadata>,
+    /// Its SPIFFE id, from the connection's certificate.
+    pub principal: Option<&'a str>,
+}
+
+/// The label values of one end, in label order.
+struct End {
+    workload: Arc<str>,
+    canonical_service: Arc<str>,
+    canonical_revision: Arc<str>,
+    workload_namespace: Arc<str>,
+    principal: Arc<str>,
+    app: Arc<str>,
+    version: Arc<str>,
+    cluster: Arc<str>,
+}
+
+impl Peer<'_> {
+    fn end(&self) -> End {
+        let known = |value: Option<&Arc<str>>| value.unwrap_or(&UNKNOWN_VALUE).clone();
+        let m = self.metadata;
+        let field = |f: fn(&WorkloadMetadata) -> Option<&Arc<str>>| known(m.and_then(f));
+        // As Istio's stats filter: the namespace the certificate proves
+        // before the one the metadata claims.
+        let namespace = self
+            .principal
+            .and_then(|p| p.split("/ns/").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .filter(|ns| !ns.is_empty())
+            .map(Arc::<str>::from)
+            .unwrap_or_else(|| field(|m| m.namespace.as_ref()));
+        End {
+            workload: field(|m| m.workload_name.as_ref()),
+            canonical_service: field(|m| m.canonical_service.as_ref()),
+            canonical_revision: m
+                .and_then(|m| m.canonical_revision.clone())
+                .unwrap_or_else(|| LATEST.clone()),
+            workload_namespace: namespace,
+            principal: self
+                .principal
+                .map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
+            app: field(|m| m.app.as_ref()),
+            version: field(|m| m.version.as_ref()),
+            cluster: field(|m| m.cluster_id.as_ref()),
+        }
+    }
+}
+
+/// The labels of one request's metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Which end recorded it.
+    pub reporter: Reporter,
+    /// The caller's workload.
+    pub source_workload: Arc<str>,
+    /// The caller's canonical service.
+    pub source_canonical_service: Arc<str>,
+    /// The caller's canonical revision.
+    pub source_canonical_revision: Arc<str>,
+    /// The caller's namespace.
+    pub source_workload_namespace: Arc<str>,
+    /// The caller's SPIFFE id.
+    pub source_principal: Arc<str>,
+    /// The caller's `app` label.
+    pub source_app: Arc<str>,
+    /// The caller's `version` label.
+    pub source_version: Arc<str>,
+    /// The caller's cluster.
+    pub source_cluster: Arc<str>,
+    /// The callee's workload.
+    pub destination_workload: Arc<str>,
+    /// The callee's namespace.
+    pub destination_workload_namespace: Arc<str>,
+    /// The callee's SPIFFE id.
+    pub destination_principal: Arc<str>,
+    /// The callee's `app` label.
+    pub destination_app: Arc<str>,
+    /// The callee's `version` label.
+    pub destination_version: Arc<str>,
+    /// The service called, by its host name
+    /// (`reviews.default.svc.cluster.local`).
+    pub destination_service: Arc<str>,
+    /// Its short name (`reviews`).
+    pub destination_service_name: Arc<str>,
+    /// Its namespace.
+    pub destination_service_namespace: Arc<str>,
+    /// The callee's canonical service.
+    pub destination_canonical_service: Arc<str>,
+    /// The callee's canonical revision.
+    pub destination_canonical_revision: Arc<str>,
+    /// The callee's cluster.
+    pub destination_cluster: Arc<str>,
+    /// `http` or `grpc`.
+    pub request_protocol: &'static str,
+    /// The response's status code (0 when there was no response).
+    pub response_code: u16,
+    /// The gRPC status, for gRPC.
+    pub grpc_response_status: GrpcStatus,
+    /// Envoy's response flags (`UF`, `URX`, `NR`, …), `-` for none.
+    pub response_flags: &'static str,
+    /// `mutual_tls` or `none` where the server records it; `unknown` at
+    /// the caller, as Istio's proxies record it.
+    pub connection_security_policy: &'static str,
+}
+
+impl RequestLabels {
+    /// The labels of a request from `source` to `destination` reported by
+    /// `reporter`: the service `unknown`, `http`, code 200, no flags, the
+    /// security policy unknown, until set.
+    pub fn edge(reporter: Reporter, source: Peer<'_>, destination: Peer<'_>) -> Self {
+        let (s, d) = (source.end(), destination.end());
+        Self {
+            reporter,
+            source_workload: s.workload,
+            source_canonical_service: s.canonical_service,
+            source_canonical_revision: s.canonical_revision,
+            source_workload_namespace: s.workload_namespace,
+            source_principal: s.principal,
+            source_app: s.app,
+            source_version: s.version,
+            source_cluster: s.cluster,
+            destination_workload: d.workload,
+            destination_workload_namespace: d.workload_namespace,
+            destination_principal: d.principal,
+            destination_app: d.app,
+            destination_version: d.version,
+            destination_service: UNKNOWN_VALUE.clone(),
+            destination_service_name: UNKNOWN_VALUE.clone(),
+            destination_service_namespace: UNKNOWN_VALUE.clone(),
+            destination_canonical_service: d.canonical_service,
+            destination_canonical_revision: d.canonical_revision,
+            destination_cluster: d.cluster,
+            request_protocol: "http",
+            response_code: 200,
+            grpc_response_status: GrpcStatus(None),
+            response_flags: "-",
+            connection_security_policy: UNKNOWN,
+        }
+    }
+
+    /// Sets the destination service from its host name
+    /// (`NAME.NAMESPACE.svc.DOMAIN`, or any other host: its first label
+    /// then the name, the namespace unknown).
+    pub fn service(mut self, host: &str) -> Self {
+        let mut parts = host.split('.');
+        let name = parts.next().filter(|n| !n.is_empty());
+        let namespace = match (parts.next(), parts.next()) {
+            (Some(ns), Some("svc")) => Some(ns),
+            _ => None,
+        };
+        self.destination_service = host.into();
+        self.destination_service_name = name.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from);
+        self.destination_service_namespace =
+            namespace.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from);
+        self
+    }
+}
