@@ -60,6 +60,18 @@ pub enum Side {
     Server,
 }
 
+/// The id a workload's metadata goes by when it has no xDS node id:
+/// Istio's node id shape, `sidecar~0.0.0.0~POD.NAMESPACE~NAMESPACE.svc.cluster.local`
+/// (a peer keeps decoded metadata by it).
+pub fn node_id(metadata: &WorkloadMetadata) -> HeaderValue {
+    let name = metadata.name.as_deref().unwrap_or("unknown");
+    let ns = metadata.namespace.as_deref().unwrap_or("default");
+    HeaderValue::try_from(format!(
+        "sidecar~0.0.0.0~{name}.{ns}~{ns}.svc.cluster.local"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("sidecar~0.0.0.0~unknown"))
+}
+
 /// This workload's headers, and the peers' metadata read so far.
 #[derive(Debug)]
 struct Local {

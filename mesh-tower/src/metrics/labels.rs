@@ -53,7 +53,7 @@ pub struct Peer<'a> {
     /// Its metadata (its own, or what the peer sent).
     pub metadata: Option<&'a WorkloadMetadata>,
     /// Its SPIFFE id, from the connection's certificate.
-    pub principal: Option<&'a str>,
+    pub principal: Option<&'a Arc<str>>,
 }
 
 /// The label values of one end, in label order.
@@ -75,13 +75,16 @@ impl Peer<'_> {
         let field = |f: fn(&WorkloadMetadata) -> Option<&Arc<str>>| known(m.and_then(f));
         // As Istio's stats filter: the namespace the certificate proves
         // before the one the metadata claims.
-        let namespace = self
+        let claimed = field(|m| m.namespace.as_ref());
+        let namespace = match self
             .principal
             .and_then(|p| p.split("/ns/").nth(1))
             .and_then(|rest| rest.split('/').next())
             .filter(|ns| !ns.is_empty())
-            .map(Arc::<str>::from)
-            .unwrap_or_else(|| field(|m| m.namespace.as_ref()));
+        {
+            Some(proven) if proven != &*claimed => Arc::from(proven),
+            _ => claimed,
+        };
         End {
             workload: field(|m| m.workload_name.as_ref()),
             canonical_service: field(|m| m.canonical_service.as_ref()),
@@ -89,9 +92,7 @@ impl Peer<'_> {
                 .and_then(|m| m.canonical_revision.clone())
                 .unwrap_or_else(|| LATEST.clone()),
             workload_namespace: namespace,
-            principal: self
-                .principal
-                .map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
+            principal: self.principal.unwrap_or(&UNKNOWN_VALUE).clone(),
             app: field(|m| m.app.as_ref()),
             version: field(|m| m.version.as_ref()),
             cluster: field(|m| m.cluster_id.as_ref()),

@@ -13,7 +13,9 @@
 //! `mesh_metrics_label_sets_overflow_total`. A request on a steady label
 //! set takes one read lock and a hash lookup, and allocates nothing.
 
+mod body;
 mod labels;
+mod layer;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -24,7 +26,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+pub use body::MeasuredBody;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, UNKNOWN};
+pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
 
 /// Envoy's default histogram buckets, which Istio's request duration and
 /// size histograms use.

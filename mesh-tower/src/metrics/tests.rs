@@ -44,11 +44,11 @@ fn a_request_is_counted_under_istios_names_and_labels() {
             Reporter::Destination,
             Peer {
                 metadata: Some(&reviews),
-                principal: Some("spiffe://cluster.local/ns/default/sa/bookinfo-reviews"),
+                principal: Some(&"spiffe://cluster.local/ns/default/sa/bookinfo-reviews".into()),
             },
             Peer {
                 metadata: Some(&ratings),
-                principal: Some("spiffe://cluster.local/ns/default/sa/bookinfo-ratings"),
+                principal: Some(&"spiffe://cluster.local/ns/default/sa/bookinfo-ratings".into()),
             },
         )
         .service("ratings.default.svc.cluster.local")
@@ -110,7 +110,7 @@ fn a_peer_that_said_nothing_is_unknown() {
         Reporter::Destination,
         Peer {
             metadata: Some(&claims),
-            principal: Some("spiffe://cluster.local/ns/shop/sa/reviews"),
+            principal: Some(&"spiffe://cluster.local/ns/shop/sa/reviews".into()),
         },
         Peer::default(),
     );

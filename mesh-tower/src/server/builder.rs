@@ -11,9 +11,13 @@ use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
 use tokio::net::TcpListener;
 use tower::Service;
 
-use super::{MeshServer, ServerStats, ServingMode, Shared};
+use mesh_core::telemetry::WorkloadMetadata;
+
+use super::{MeshServer, ServerStats, ServingMode, Shared, Telemetry};
 use crate::BoxError;
 use crate::authorize::SharedPolicy;
+use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
+use crate::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use crate::tls::{IdentitySource, MeshTlsAcceptor};
 
 /// The request head size a server takes by default, as Envoy's
@@ -48,6 +52,7 @@ pub struct MeshServerBuilder {
     header_read_timeout: Duration,
     drain_timeout: Duration,
     http2_keepalive: Option<(Duration, Duration)>,
+    telemetry: Option<(IstioMetrics, WorkloadMetadata, Option<String>)>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -64,6 +69,7 @@ impl Default for MeshServerBuilder {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             http2_keepalive: None,
+            telemetry: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -178,8 +184,30 @@ impl MeshServerBuilder {
                 .keep_alive_interval(interval)
                 .keep_alive_timeout(timeout);
         }
+        let principal = self
+            .identity
+            .as_ref()
+            .and_then(IdentitySource::current)
+            .map(|identity| Arc::<str>::from(identity.id().to_string()));
+        let telemetry = self.telemetry.map(|(metrics, workload, service)| {
+            let exchange = MetadataExchangeLayer::new(
+                Side::Server,
+                &workload,
+                metadata_exchange::node_id(&workload),
+            );
+            let local = LocalWorkload {
+                metadata: Arc::new(workload),
+                principal,
+                service: service.map(Arc::from),
+            };
+            Telemetry {
+                exchange,
+                metrics: IstioMetricsLayer::new(metrics, Reporter::Destination, local),
+            }
+        });
         Ok(MeshServer {
             shared: Arc::new(Shared {
+                telemetry,
                 policy: SharedPolicy::new(self.policy),
                 tls: self.identity.as_ref().map(MeshTlsAcceptor::new),
                 http,
@@ -191,6 +219,22 @@ impl MeshServerBuilder {
                 xds: self.xds,
             }),
         })
+    }
+
+    /// Reports every request in `metrics` as Istio's sidecars do
+    /// (`reporter="destination"`), this server being the workload
+    /// `workload` serving `service` (its host name,
+    /// `reviews.default.svc.cluster.local`; the canonical service if not
+    /// given); and exchanges metadata with callers that send theirs
+    /// ([`metadata_exchange`]), so the caller's labels are known.
+    pub fn metrics(
+        mut self,
+        metrics: IstioMetrics,
+        workload: WorkloadMetadata,
+        service: Option<&str>,
+    ) -> Self {
+        self.telemetry = Some((metrics, workload, service.map(str::to_owned)));
+        self
     }
 
     /// Builds the server and serves `service` on `listener` until the

@@ -12,12 +12,14 @@ use hyper_util::service::TowerToHyperService;
 use mesh_core::security::MtlsMode;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tower::Service;
+use tower::util::Either;
+use tower::{Layer, Service};
 
 use super::io::ServerIo;
 use super::{ConnectInfo, ServingMode, Shared};
 use crate::BoxError;
 use crate::authorize::Authorize;
+use crate::metrics::IstioMetricsLayer;
 use crate::tls::{AcceptError, ClientIdentity, NoIdentity};
 
 /// The first byte of a TLS connection: a handshake record.
@@ -59,8 +61,15 @@ pub(super) async fn serve<S, B>(
             return;
         }
     };
+    // Telemetry sees every request, denied ones too; the caller's
+    // metadata is read before it is needed.
+    let authorized = Authorize::new(service, shared.policy.clone());
+    let inner = match &shared.telemetry {
+        Some(t) => Either::Left(t.exchange.layer(t.metrics.layer(authorized))),
+        None => Either::Right(IstioMetricsLayer::disabled().layer(authorized)),
+    };
     let service = WithPeer {
-        inner: Authorize::new(service, shared.policy.clone()),
+        inner,
         info,
         identity,
     };

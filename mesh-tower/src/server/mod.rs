@@ -114,6 +114,7 @@ pub struct MeshServer {
 
 #[derive(Debug)]
 struct Shared {
+    telemetry: Option<Telemetry>,
     policy: SharedPolicy,
     tls: Option<MeshTlsAcceptor>,
     http: auto::Builder<TokioExecutor>,
@@ -123,6 +124,13 @@ struct Shared {
     mode: watch::Sender<ServingMode>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
+}
+
+/// What a server reports its requests with.
+#[derive(Debug)]
+struct Telemetry {
+    exchange: crate::metadata_exchange::MetadataExchangeLayer,
+    metrics: crate::metrics::IstioMetricsLayer,
 }
 
 impl Shared {

@@ -1,0 +1,116 @@
+//! [`MeasuredBody`]: a response body that records its request's metrics
+//! when it ends — its last frame, or its drop for one cut short — with the
+//! bytes it carried, the time since the request began and, for gRPC, the
+//! status its trailers give.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use bytes::Buf;
+use http_body::{Body, Frame, SizeHint};
+use pin_project::{pin_project, pinned_drop};
+
+use super::{GrpcStatus, IstioMetrics, Recorded, RequestLabels};
+
+/// What is recorded once the body ends.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) metrics: IstioMetrics,
+    pub(super) labels: RequestLabels,
+    pub(super) start: Instant,
+    pub(super) request_bytes: u64,
+    pub(super) response_bytes: u64,
+}
+
+impl Pending {
+    /// Records the request now.
+    pub(super) fn record(self) {
+        let recorded = Recorded {
+            duration: self.start.elapsed(),
+            request_bytes: self.request_bytes,
+            response_bytes: self.response_bytes,
+        };
+        self.metrics.record(&self.labels, recorded);
+    }
+}
+
+/// A response body whose request is recorded when it ends.
+#[pin_project(PinnedDrop)]
+#[derive(Debug)]
+pub struct MeasuredBody<B> {
+    #[pin]
+    inner: B,
+    pending: Option<Pending>,
+    /// Whether all of it was read (or there is nothing to read).
+    ended: bool,
+}
+
+impl<B: Body> MeasuredBody<B> {
+    pub(super) fn new(inner: B, pending: Option<Pending>) -> Self {
+        let ended = inner.is_end_stream();
+        Self {
+            inner,
+            pending,
+            ended,
+        }
+    }
+}
+
+impl<B: Body> Body for MeasuredBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let Some(pending) = this.pending.as_mut() {
+            match &frame {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        pending.response_bytes += data.remaining() as u64;
+                    }
+                    if let Some(trailers) = frame.trailers_ref()
+                        && let Some(status) = super::layer::grpc_status(trailers)
+                    {
+                        pending.labels.grpc_response_status = GrpcStatus(Some(status));
+                    }
+                }
+                Some(Err(_)) => pending.labels.response_flags = "UPE",
+                None => {}
+            }
+        }
+        *this.ended = frame.is_none() || this.inner.is_end_stream();
+        if (*this.ended || matches!(frame, Some(Err(_))))
+            && let Some(pending) = this.pending.take()
+        {
+            pending.record();
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[pinned_drop]
+impl<B> PinnedDrop for MeasuredBody<B> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if let Some(mut pending) = this.pending.take() {
+            // Dropped before its end: the peer went away mid-response.
+            if !*this.ended {
+                pending.labels.response_flags = "DC";
+            }
+            pending.record();
+        }
+    }
+}

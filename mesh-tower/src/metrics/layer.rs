@@ -1,0 +1,294 @@
+//! [`IstioMetricsLayer`]: records each request of a service in
+//! [`IstioMetrics`], at the server (`reporter="destination"`: the caller
+//! from its certificate and the metadata it sent) or at the client
+//! (`reporter="source"`: the server from its certificate and the metadata
+//! it answered with). The request is recorded when its response body
+//! ends ([`MeasuredBody`]); one that fails before a response is recorded
+//! with code 0.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Instant;
+
+use http::{HeaderMap, Request, Response};
+use mesh_core::security::ClientIdentity;
+use mesh_core::telemetry::WorkloadMetadata;
+use pin_project::pin_project;
+use tower::{Layer, Service};
+
+use super::body::{MeasuredBody, Pending};
+use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels};
+use crate::metadata_exchange::PeerMetadata;
+use crate::tls::PeerIdentity;
+
+/// This workload, as its metrics name it.
+#[derive(Clone, Debug, Default)]
+pub struct LocalWorkload {
+    /// Its metadata.
+    pub metadata: Arc<WorkloadMetadata>,
+    /// Its SPIFFE id, when it has one.
+    pub principal: Option<Arc<str>>,
+    /// At a server: the host name of the service it serves
+    /// (`reviews.default.svc.cluster.local`), for `destination_service`.
+    pub service: Option<Arc<str>>,
+}
+
+/// Records requests in [`IstioMetrics`] as `reporter` (or, made
+/// [`disabled`](Self::disabled), records nothing).
+#[derive(Clone, Debug)]
+pub struct IstioMetricsLayer {
+    shared: Option<Arc<Shared>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    metrics: IstioMetrics,
+    reporter: Reporter,
+    local: LocalWorkload,
+}
+
+impl IstioMetricsLayer {
+    /// Records in `metrics`, as `reporter`, for the workload `local`.
+    pub fn new(metrics: IstioMetrics, reporter: Reporter, local: LocalWorkload) -> Self {
+        Self {
+            shared: Some(Arc::new(Shared {
+                metrics,
+                reporter,
+                local,
+            })),
+        }
+    }
+
+    /// Records nothing: the bodies pass as they are.
+    pub fn disabled() -> Self {
+        Self { shared: None }
+    }
+}
+
+impl<S> Layer<S> for IstioMetricsLayer {
+    type Service = IstioMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        IstioMetricsService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service of [`IstioMetricsLayer`].
+#[derive(Clone, Debug)]
+pub struct IstioMetricsService<S> {
+    inner: S,
+    shared: Option<Arc<Shared>>,
+}
+
+/// What is known of a request when it is sent on.
+#[derive(Debug)]
+struct Started {
+    shared: Arc<Shared>,
+    start: Instant,
+    request_bytes: u64,
+    grpc: bool,
+    /// At a server: the caller's metadata and certificate.
+    caller: Option<(Option<PeerMetadata>, Option<ClientIdentity>)>,
+    /// At a client: the host the request was for.
+    host: Option<Arc<str>>,
+}
+
+impl<S, B, R> Service<Request<B>> for IstioMetricsService<S>
+where
+    S: Service<Request<B>, Response = Response<R>>,
+    R: http_body::Body,
+{
+    type Response = Response<MeasuredBody<R>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let Some(shared) = &self.shared else {
+            return ResponseFuture {
+                inner: self.inner.call(req),
+                started: None,
+            };
+        };
+        let grpc = is_grpc(req.headers());
+        let caller = (shared.reporter == Reporter::Destination).then(|| {
+            let extensions = req.extensions();
+            (
+                extensions.get::<PeerMetadata>().cloned(),
+                extensions.get::<ClientIdentity>().cloned(),
+            )
+        });
+        let host = (shared.reporter == Reporter::Source)
+            .then(|| req.uri().host().map(Arc::from))
+            .flatten();
+        let started = Started {
+            shared: shared.clone(),
+            start: Instant::now(),
+            request_bytes: head_bytes(req.headers()) + content_length(req.headers()),
+            grpc,
+            caller,
+            host,
+        };
+        ResponseFuture {
+            inner: self.inner.call(req),
+            started: Some(started),
+        }
+    }
+}
+
+/// Resolves to the response, its body measured.
+#[pin_project]
+#[derive(Debug)]
+pub struct ResponseFuture<F> {
+    #[pin]
+    inner: F,
+    /// `None` when nothing is recorded.
+    started: Option<Started>,
+}
+
+impl<F, R, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<R>, E>>,
+    R: http_body::Body,
+{
+    type Output = Result<Response<MeasuredBody<R>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        let Some(started) = this.started.take() else {
+            return Poll::Ready(result.map(|res| res.map(|body| MeasuredBody::new(body, None))));
+        };
+        Poll::Ready(match result {
+            Ok(res) => {
+                let mut labels = started.labels(&res);
+                labels.response_code = res.status().as_u16();
+                if let Some(status) = grpc_status(res.headers()) {
+                    labels.grpc_response_status = GrpcStatus(Some(status));
+                }
+                let pending = Pending {
+                    metrics: started.shared.metrics.clone(),
+                    labels,
+                    start: started.start,
+                    request_bytes: started.request_bytes,
+                    response_bytes: head_bytes(res.headers()),
+                };
+                Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
+            }
+            Err(e) => {
+                let mut labels = started.labels_without_response();
+                labels.response_code = 0;
+                Pending {
+                    metrics: started.shared.metrics.clone(),
+                    labels,
+                    start: started.start,
+                    request_bytes: started.request_bytes,
+                    response_bytes: 0,
+                }
+                .record();
+                Err(e)
+            }
+        })
+    }
+}
+
+impl Started {
+    /// The labels, with what the response says of the server.
+    fn labels<R>(&self, res: &Response<R>) -> RequestLabels {
+        let server = res.extensions().get::<PeerMetadata>();
+        let principal = res
+            .extensions()
+            .get::<PeerIdentity>()
+            .map(|p| Arc::<str>::from(p.0.as_str()));
+        self.labels_with(server, principal.as_ref())
+    }
+
+    fn labels_without_response(&self) -> RequestLabels {
+        self.labels_with(None, None)
+    }
+
+    fn labels_with(
+        &self,
+        server: Option<&PeerMetadata>,
+        server_principal: Option<&Arc<str>>,
+    ) -> RequestLabels {
+        let shared = &self.shared;
+        let local = Peer {
+            metadata: Some(&shared.local.metadata),
+            principal: shared.local.principal.as_ref(),
+        };
+        let mut labels = match &self.caller {
+            Some((metadata, identity)) => {
+                let caller = Peer {
+                    metadata: metadata.as_ref().map(|m| &*m.0),
+                    principal: identity.as_ref().map(|i| &i.0),
+                };
+                let mut labels = RequestLabels::edge(Reporter::Destination, caller, local);
+                labels.connection_security_policy = if identity.is_some() {
+                    "mutual_tls"
+                } else {
+                    "none"
+                };
+                labels
+            }
+            None => {
+                let server = Peer {
+                    metadata: server.map(|m| &*m.0),
+                    principal: server_principal,
+                };
+                RequestLabels::edge(Reporter::Source, local, server)
+            }
+        };
+        let service = match shared.reporter {
+            Reporter::Destination => shared.local.service.as_ref(),
+            Reporter::Source => self.host.as_ref(),
+        };
+        if let Some(host) = service {
+            labels = labels.service(host);
+        } else if let Some(canonical) = &shared.local.metadata.canonical_service
+            && shared.reporter == Reporter::Destination
+        {
+            labels = labels.service(canonical);
+        }
+        if self.grpc {
+            labels.request_protocol = "grpc";
+        }
+        labels
+    }
+}
+
+/// Whether a request is gRPC, by its content type.
+fn is_grpc(headers: &HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// The `grpc-status` in `headers`, if any.
+pub(super) fn grpc_status(headers: &HeaderMap) -> Option<u16> {
+    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+}
+
+/// The size of a head's headers, as HTTP/1.1 writes them.
+fn head_bytes(headers: &HeaderMap) -> u64 {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
+        .sum()
+}
+
+/// The body size a head announces.
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+        .unwrap_or(0)
+}

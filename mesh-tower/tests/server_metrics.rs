@@ -1,0 +1,186 @@
+//! A `MeshServer` reporting Istio's metrics as an Envoy sidecar's inbound
+//! side would: over real mutual TLS and plain text on a PERMISSIVE port,
+//! the caller known by the metadata it sends (as an Istio sidecar sends
+//! it) and the certificate it presents, a denied request counted with its
+//! 403, and a caller that sends nothing counted as `unknown`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use mesh_core::route::StringMatch;
+use mesh_core::security::{
+    MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
+};
+use mesh_core::telemetry::WorkloadMetadata;
+use mesh_tower::MeshClient;
+use mesh_tower::metadata_exchange::{PEER_METADATA, PEER_METADATA_ID, codec};
+use mesh_tower::metrics::IstioMetrics;
+use mesh_tower::server::MeshServer;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tower::ServiceExt;
+
+use support::pki::Ca;
+
+mod support;
+
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+
+fn workload(app: &str, version: &str) -> WorkloadMetadata {
+    let labels = [("app", app), ("version", version)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    WorkloadMetadata {
+        cluster_id: Some("Kubernetes".into()),
+        ..WorkloadMetadata::from_labels(
+            &format!("{app}-{version}-0"),
+            "default",
+            &format!("{app}-{version}"),
+            &labels,
+        )
+    }
+}
+
+/// Answers whether any metadata exchange header reached it.
+async fn app(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let leaked = req.headers().contains_key(PEER_METADATA);
+    Ok(http::Response::new(Full::new(Bytes::from(format!(
+        "headers seen: {leaked}"
+    )))))
+}
+
+/// GET `path` through `client`, with `metadata` as an Istio sidecar sends
+/// it: the status, the body, and the server's metadata if it answered
+/// with any.
+async fn get(
+    client: &MeshClient<Empty<Bytes>>,
+    path: &str,
+    metadata: Option<&WorkloadMetadata>,
+) -> (u16, String, Option<WorkloadMetadata>) {
+    let mut req = http::Request::get(format!("http://ratings:9080{path}"));
+    if let Some(m) = metadata {
+        req = req.header(PEER_METADATA, codec::encode(m)).header(
+            PEER_METADATA_ID,
+            "sidecar~10.0.0.2~reviews-v2-0.default~default.svc.cluster.local",
+        );
+    }
+    let res = client
+        .clone()
+        .oneshot(req.body(Empty::new()).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let server = res
+        .headers()
+        .get(PEER_METADATA)
+        .map(|v| codec::decode(v.as_bytes()).unwrap());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap(), server)
+}
+
+/// The value of the `istio_requests_total` series whose labels include
+/// all of `labels`, summed.
+fn requests(text: &str, labels: &[(&str, &str)]) -> u64 {
+    text.lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .filter(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn a_server_reports_each_request_with_both_ends_of_the_edge() {
+    let ca = Ca::new();
+    let metrics = IstioMetrics::default();
+    let no_admin = Rbac {
+        action: RbacAction::Deny,
+        policies: vec![(
+            "default-no-admin-0".into(),
+            RbacPolicy {
+                permissions: vec![Permission::UrlPath(ValueMatch {
+                    kind: StringMatch::Prefix("/admin".into()),
+                    ignore_case: false,
+                })],
+                principals: vec![Principal::Any],
+            },
+        )],
+    };
+    let server = MeshServer::builder()
+        .identity(ca.identity(RATINGS))
+        .mtls(MtlsMode::Permissive)
+        .rbac(vec![no_admin])
+        .metrics(
+            metrics.clone(),
+            workload("ratings", "v1"),
+            Some("ratings.default.svc.cluster.local"),
+        )
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { server.serve(listener, tower::service_fn(app)).await });
+
+    let reviews = support::pki::client("ratings:9080", addr, Some((ca.identity(REVIEWS), RATINGS)));
+    let anonymous = support::pki::client("ratings:9080", addr, None);
+    let caller = workload("reviews", "v2");
+
+    let (status, body, server) = get(&reviews, "/ratings/0", Some(&caller)).await;
+    assert_eq!((status, &*body), (200, "headers seen: false"));
+    assert_eq!(server, Some(workload("ratings", "v1")));
+    let (status, _, _) = get(&reviews, "/admin", Some(&caller)).await;
+    assert_eq!(status, 403);
+    // Plain text, no metadata: nothing of the server's is told.
+    let (status, _, server) = get(&anonymous, "/ratings/0", None).await;
+    assert_eq!((status, server), (200, None));
+
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let ratings = [
+        ("reporter", "destination"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_principal", RATINGS),
+        ("destination_service", "ratings.default.svc.cluster.local"),
+        ("destination_service_name", "ratings"),
+        ("destination_canonical_revision", "v1"),
+    ];
+    let from_reviews = [
+        ("source_workload", "reviews-v2"),
+        ("source_principal", REVIEWS),
+        ("source_app", "reviews"),
+        ("source_version", "v2"),
+        ("source_cluster", "Kubernetes"),
+        ("connection_security_policy", "mutual_tls"),
+        ("request_protocol", "http"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut all = ratings.to_vec();
+        all.extend_from_slice(extra);
+        all
+    };
+    let mut ok = with(&from_reviews);
+    ok.push(("response_code", "200"));
+    assert_eq!(requests(&text, &ok), 1, "{text}");
+    let mut denied = with(&from_reviews);
+    denied.push(("response_code", "403"));
+    assert_eq!(requests(&text, &denied), 1, "{text}");
+    let plain = with(&[
+        ("source_workload", "unknown"),
+        ("source_principal", "unknown"),
+        ("connection_security_policy", "none"),
+        ("response_code", "200"),
+    ]);
+    assert_eq!(requests(&text, &plain), 1, "{text}");
+    assert_eq!(requests(&text, &[]), 3, "{text}");
+}
