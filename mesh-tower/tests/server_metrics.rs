@@ -184,3 +184,112 @@ async fn a_server_reports_each_request_with_both_ends_of_the_edge() {
     assert_eq!(requests(&text, &plain), 1, "{text}");
     assert_eq!(requests(&text, &[]), 3, "{text}");
 }
+
+/// A `MeshClient` and a `MeshServer`, each with its metadata and metrics:
+/// both report the full edge, as a pair of Istio sidecars would; a target
+/// the client was not configured with is told nothing.
+#[tokio::test]
+async fn client_and_server_both_report_the_full_edge() {
+    use mesh_tower::metrics::{IstioMetricsLayer, LocalWorkload, Reporter};
+    use tower::Layer;
+
+    let ca = Ca::new();
+    let (client_metrics, server_metrics) = (IstioMetrics::default(), IstioMetrics::default());
+    let server = MeshServer::builder()
+        .identity(ca.identity(RATINGS))
+        .mtls(MtlsMode::Permissive)
+        .metrics(server_metrics.clone(), workload("ratings", "v1"), None)
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    tokio::spawn(async move { server.serve(listener, tower::service_fn(app)).await });
+
+    let target: mesh_core::Authority = "ratings:9080".parse().unwrap();
+    let resolve = mesh_core::StaticResolve::default();
+    resolve.set(
+        &target,
+        mesh_core::EndpointSet::new([mesh_core::Endpoint::new(addr)]),
+    );
+    let reviews = workload("reviews", "v2");
+    let mesh_client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve.clone())
+        .identity(ca.identity(REVIEWS))
+        .metadata(&reviews)
+        .cluster_policy(
+            target,
+            mesh_core::ClusterPolicy {
+                tls: Some(mesh_core::policy::UpstreamTls {
+                    subject_alt_names: vec![RATINGS.into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        )
+        .build();
+    let local = LocalWorkload {
+        metadata: reviews.clone().into(),
+        principal: Some(REVIEWS.into()),
+        service: None,
+    };
+    let client =
+        IstioMetricsLayer::new(client_metrics.clone(), Reporter::Source, local).layer(mesh_client);
+    let req = http::Request::get("http://ratings:9080/ratings/0")
+        .body(Empty::new())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        !res.headers().contains_key(PEER_METADATA),
+        "the client takes the server's metadata off"
+    );
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"headers seen: false");
+
+    let edge = [
+        ("source_workload", "reviews-v2"),
+        ("source_principal", REVIEWS),
+        ("source_canonical_service", "reviews"),
+        ("destination_workload", "ratings-v1"),
+        ("destination_principal", RATINGS),
+        ("destination_canonical_service", "ratings"),
+        ("destination_service_name", "ratings"),
+        ("response_code", "200"),
+    ];
+    let scrape = |metrics: &IstioMetrics| {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        text
+    };
+    let source = scrape(&client_metrics);
+    let mut labels = edge.to_vec();
+    labels.extend([
+        ("reporter", "source"),
+        ("connection_security_policy", "unknown"),
+    ]);
+    assert_eq!(requests(&source, &labels), 1, "{source}");
+    let destination = scrape(&server_metrics);
+    let mut labels = edge.to_vec();
+    labels.extend([
+        ("reporter", "destination"),
+        ("connection_security_policy", "mutual_tls"),
+    ]);
+    assert_eq!(requests(&destination, &labels), 1, "{destination}");
+
+    // A target it has no policy for: in plain text, and told nothing.
+    let stranger: MeshClient<Empty<Bytes>> =
+        MeshClient::builder(resolve).metadata(&reviews).build();
+    let req = http::Request::get("http://ratings:9080/")
+        .body(Empty::new())
+        .unwrap();
+    let res = stranger.oneshot(req).await.unwrap();
+    assert!(!res.headers().contains_key(PEER_METADATA));
+    res.into_body().collect().await.unwrap();
+    let destination = scrape(&server_metrics);
+    let unknown = [
+        ("source_workload", "unknown"),
+        ("connection_security_policy", "none"),
+    ];
+    assert_eq!(requests(&destination, &unknown), 1, "{destination}");
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper_util::client::legacy::connect::Connection;
 use mesh_core::policy::{ClusterPolicy, ConnectionPolicy, RingHash, UpstreamTls};
+use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, Endpoint, MeshConfig, Resolve};
 use std::sync::atomic::AtomicBool;
 
@@ -18,6 +19,7 @@ use crate::cluster::{
 };
 use crate::endpoint::{HttpEndpoint, TcpConnector};
 use crate::fault::FaultLayer;
+use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::mirror::MirrorLayer;
 use crate::route::{Route, SharedConfig, SharedRoutes};
 use crate::split::SplitLayer;
@@ -48,6 +50,7 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     ring_size_cap: u64,
     registry_only: bool,
     identity: Option<IdentitySource>,
+    metadata: Option<MetadataExchangeLayer>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -84,6 +87,7 @@ impl MeshClientBuilder {
             ring_size_cap: RingHash::DEFAULT_SIZE_CAP,
             registry_only: false,
             identity: None,
+            metadata: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -110,6 +114,20 @@ impl<C> MeshClientBuilder<C> {
     /// gives new handshakes the certificate of the moment as it rotates.
     pub fn identity(mut self, identity: impl Into<IdentitySource>) -> Self {
         self.identity = Some(identity.into());
+        self
+    }
+
+    /// Tells the servers of the clusters this client is configured with
+    /// (by routes, xDS, or [`cluster_policy`](Self::cluster_policy)) who
+    /// it is, as Istio's sidecars do ([`metadata_exchange`]), and reads
+    /// theirs from their responses (a
+    /// [`PeerMetadata`](crate::metadata_exchange::PeerMetadata) response
+    /// extension, which [`IstioMetricsLayer`](crate::metrics::IstioMetricsLayer)
+    /// labels `destination_*` with). An unconfigured target outside the
+    /// mesh is told nothing.
+    pub fn metadata(mut self, workload: &WorkloadMetadata) -> Self {
+        let id = metadata_exchange::node_id(workload);
+        self.metadata = Some(MetadataExchangeLayer::new(Side::Client, workload, id));
         self
     }
 
@@ -201,6 +219,7 @@ impl<C> MeshClientBuilder<C> {
             ring_size_cap: self.ring_size_cap,
             registry_only: self.registry_only,
             identity: self.identity,
+            metadata: self.metadata,
             #[cfg(feature = "xds")]
             xds: self.xds,
         }
@@ -282,6 +301,7 @@ impl<C> MeshClientBuilder<C> {
             config: shared_config.clone(),
             limits: self.cache,
             ring_size_cap: self.ring_size_cap,
+            exchange: self.metadata,
         });
         let seeded = |n: u64| self.seed.map(|s| s.wrapping_add(n));
         let stacks = Stacks {

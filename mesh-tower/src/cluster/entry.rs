@@ -17,6 +17,7 @@ use super::{EndpointService, NewEndpoint};
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreaker, CircuitBreakerLayer, Limits};
 use crate::endpoint::{TlsRefusals, TlsRequired};
+use crate::metadata_exchange::MetadataExchangeLayer;
 use crate::outlier::{Outlier, OutlierDetector, OutlierLayer};
 use crate::rate_limit::RateLimiter;
 use crate::retry::Budget;
@@ -30,6 +31,9 @@ pub(crate) type CoreService<B> = CircuitBreaker<Balance<Outlier<EndpointService<
 /// One cluster, built for one port.
 pub(crate) struct Entry<B> {
     core: CoreService<B>,
+    /// Tells this workload's metadata to the cluster's servers, and hears
+    /// theirs; only for clusters the mesh was configured with.
+    exchange: Option<MetadataExchangeLayer>,
     timeout: Option<Duration>,
     retry: Arc<RetryPolicy>,
     budget: Arc<Budget>,
@@ -42,6 +46,7 @@ pub(crate) struct Build<'a, B> {
     pub(crate) new_endpoint: &'a NewEndpoint<B>,
     pub(crate) tls_refusals: &'a TlsRefusals,
     pub(crate) ring_size_cap: u64,
+    pub(crate) exchange: Option<&'a MetadataExchangeLayer>,
 }
 
 impl<B> Entry<B>
@@ -77,6 +82,7 @@ where
         let core = CircuitBreakerLayer::new(Limits::new(policy.circuit_breakers)).layer(balance);
         Self {
             core,
+            exchange: build.exchange.cloned(),
             timeout: policy.timeout,
             retry: Arc::new(policy.retry.clone()),
             budget: Arc::new(Budget::new(policy.retry.budget)),
@@ -93,15 +99,22 @@ where
     /// the [`SelectedCluster`]. One allocation: the future.
     pub(crate) fn call(
         &self,
-        req: http::Request<RequestBody<B>>,
+        mut req: http::Request<RequestBody<B>>,
         timeout: Option<Option<Duration>>,
         retry: Option<&Arc<RetryPolicy>>,
         name: Option<&ClusterName>,
     ) -> super::ResponseFuture {
         let name = name.cloned();
+        if let Some(exchange) = &self.exchange {
+            exchange.tell(req.headers_mut());
+        }
+        let exchange = self.exchange.clone();
         let named = move |mut res: http::Response<ResponseBody>| {
             if let Some(name) = name {
                 res.extensions_mut().insert(SelectedCluster(name));
+            }
+            if let Some(exchange) = exchange {
+                exchange.hear(&mut res);
             }
             res
         };

@@ -43,6 +43,7 @@ pub(crate) use cache::{CacheLimits, ClusterCache};
 use entry::{Build, Entry};
 
 use crate::endpoint::TlsRefusals;
+use crate::metadata_exchange::MetadataExchangeLayer;
 use crate::retry::ReplayBody;
 use crate::route::{RequestTarget, SharedConfig};
 use crate::{BoxError, RequestBody, ResponseBody};
@@ -147,6 +148,9 @@ pub(crate) struct ClusterParts<B> {
     pub(crate) config: SharedConfig,
     pub(crate) limits: CacheLimits,
     pub(crate) ring_size_cap: u64,
+    /// The workload's metadata exchange with the servers of the clusters
+    /// it is configured with, if it tells its metadata.
+    pub(crate) exchange: Option<MetadataExchangeLayer>,
 }
 
 /// The clusters of a client, built on first use and kept by cluster.
@@ -213,11 +217,15 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    /// The stack of the cluster `name`; `configured` when the mesh was
+    /// configured with it (metadata is told to its servers, never to an
+    /// unconfigured target's).
     fn build(
         &self,
         name: &str,
         resolution: mesh_core::Resolution,
         policy: &ClusterPolicy,
+        configured: bool,
     ) -> Entry<B> {
         let parts = &self.inner.parts;
         let build = Build {
@@ -225,6 +233,7 @@ where
             new_endpoint: &parts.new_endpoint,
             tls_refusals: &self.inner.tls_refusals,
             ring_size_cap: parts.ring_size_cap,
+            exchange: parts.exchange.as_ref().filter(|_| configured),
         };
         Entry::new(build, resolution, policy)
     }
@@ -236,15 +245,16 @@ where
         let key = ClusterKey::Target(target.clone(), https);
         self.inner.stacks.get_or_build(&key, || {
             let parts = &self.inner.parts;
-            let policy = parts.policies.get(target).unwrap_or(&parts.default_policy);
+            let own = parts.policies.get(target);
+            let policy = own.unwrap_or(&parts.default_policy);
             let resolution = parts.resolve.resolve(target);
             let name = key.to_string();
             if https && policy.tls.is_none() && policy.tls_matches.is_empty() {
                 let mut policy = policy.clone();
                 policy.tls = Some(UpstreamTls::web(target.host()));
-                return Arc::new(self.build(&name, resolution, &policy));
+                return Arc::new(self.build(&name, resolution, &policy, own.is_some()));
             }
-            Arc::new(self.build(&name, resolution, policy))
+            Arc::new(self.build(&name, resolution, policy, own.is_some()))
         })
     }
 
@@ -270,7 +280,8 @@ where
             let current = parts.config.load();
             let cluster = current.cluster(name).unwrap_or(cluster);
             let resolution = subset::subset(parts.resolve.resolve_target(&target), cluster);
-            Arc::new(self.build(name.as_str(), resolution, cluster.policy_for(request_port)))
+            let policy = cluster.policy_for(request_port);
+            Arc::new(self.build(name.as_str(), resolution, policy, true))
         }))
     }
 }
