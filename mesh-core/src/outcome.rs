@@ -31,6 +31,19 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Envoy's response flag for the failure (`UF`, `UR`, `UT`, `UO`,
+    /// `UH`), `-` for a local one.
+    pub fn response_flag(self) -> &'static str {
+        match self {
+            FailureKind::ConnectFailure => "UF",
+            FailureKind::Reset | FailureKind::RefusedStream => "UR",
+            FailureKind::Timeout => "UT",
+            FailureKind::Overflow => "UO",
+            FailureKind::NoHealthyUpstream => "UH",
+            FailureKind::Local => "-",
+        }
+    }
+
     /// Whether the failure came from the upstream (its connection or its
     /// stream), which outlier detection counts against the endpoint.
     pub fn is_upstream(self) -> bool {

@@ -32,6 +32,21 @@ impl ResponseBody {
     }
 }
 
+/// Envoy's response flag of a response the mesh wrote itself (`NR` for no
+/// route, `FI` for a fault abort, `RL` for a rate limit); a response
+/// extension, which the metrics label `response_flags` with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseFlag(pub &'static str);
+
+/// `res`, marked with Envoy's response flag `flag`.
+pub(crate) fn flagged(
+    mut res: http::Response<ResponseBody>,
+    flag: &'static str,
+) -> http::Response<ResponseBody> {
+    res.extensions_mut().insert(ResponseFlag(flag));
+    res
+}
+
 /// A response the mesh writes itself (no route, a fault abort, a rate
 /// limit, a direct response), with a `text/plain` body when there is one.
 pub(crate) fn local_response(

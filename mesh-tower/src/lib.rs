@@ -102,7 +102,7 @@ mod new_service;
 #[cfg(test)]
 mod test_support;
 
-pub use body::{RequestBody, ResponseBody};
+pub use body::{RequestBody, ResponseBody, ResponseFlag};
 pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
 pub use mesh::{Mesh, MeshBuilder, MeshError};

@@ -14,23 +14,7 @@ use tower::ServiceExt;
 
 /// The bookinfo samples named, with the DestinationRules of every subset.
 fn client(bookinfo: &Bookinfo, files: &[&str]) -> MeshClient<Full<Bytes>> {
-    let dir = std::env::temp_dir().join(format!(
-        "mesh-bookinfo-{}-{}",
-        std::process::id(),
-        files.join("+")
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let data = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../mesh-istio/tests/data/bookinfo"
-    );
-    for f in files.iter().chain(&["destination-rule-all.yaml"]) {
-        std::fs::copy(format!("{data}/{f}"), dir.join(f)).unwrap();
-    }
-    let (config, warnings) = mesh_tower::istio::load(&dir).unwrap();
-    assert!(warnings.is_empty(), "{warnings:?}");
-    std::fs::remove_dir_all(&dir).unwrap();
-    bookinfo.client(config)
+    bookinfo.client(support::bookinfo::samples(files))
 }
 
 async fn send(client: &MeshClient<Full<Bytes>>, uri: &str, user: Option<&str>) -> (u16, String) {

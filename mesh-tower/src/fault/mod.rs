@@ -37,7 +37,7 @@ use tower::{Layer, Service};
 pub use future::ResponseFuture;
 pub use layer::FaultLayer;
 
-use crate::body::{local_grpc_response, local_response};
+use crate::body::{flagged, local_grpc_response, local_response};
 use crate::draw::Draws;
 use crate::{BoxError, ResponseBody};
 
@@ -169,11 +169,11 @@ fn header_percent(headers: &HeaderMap, name: &str, configured: Percent) -> Perce
 }
 
 fn http_abort(status: StatusCode) -> http::Response<ResponseBody> {
-    local_response(status, "fault filter abort")
+    flagged(local_response(status, "fault filter abort"), "FI")
 }
 
 fn grpc_abort(code: GrpcCode) -> http::Response<ResponseBody> {
-    local_grpc_response(code, "fault filter abort")
+    flagged(local_grpc_response(code, "fault filter abort"), "FI")
 }
 
 /// Counts a fault as active until dropped.

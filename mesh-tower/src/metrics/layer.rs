@@ -20,7 +20,9 @@ use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
 use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels};
+use crate::body::ResponseFlag;
 use crate::metadata_exchange::PeerMetadata;
+use crate::split::SelectedCluster;
 use crate::tls::PeerIdentity;
 
 /// This workload, as its metrics name it.
@@ -101,6 +103,7 @@ struct Started {
 impl<S, B, R> Service<Request<B>> for IstioMetricsService<S>
 where
     S: Service<Request<B>, Response = Response<R>>,
+    S::Error: 'static,
     R: http_body::Body,
 {
     type Response = Response<MeasuredBody<R>>;
@@ -158,6 +161,7 @@ impl<F, R, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<R>, E>>,
     R: http_body::Body,
+    E: 'static,
 {
     type Output = Result<Response<MeasuredBody<R>>, E>;
 
@@ -171,6 +175,9 @@ where
             Ok(res) => {
                 let mut labels = started.labels(&res);
                 labels.response_code = res.status().as_u16();
+                if let Some(ResponseFlag(flag)) = res.extensions().get::<ResponseFlag>() {
+                    labels.response_flags = flag;
+                }
                 if let Some(status) = grpc_status(res.headers()) {
                     labels.grpc_response_status = GrpcStatus(Some(status));
                 }
@@ -186,6 +193,7 @@ where
             Err(e) => {
                 let mut labels = started.labels_without_response();
                 labels.response_code = 0;
+                labels.response_flags = failure_flag(&e);
                 Pending {
                     metrics: started.shared.metrics.clone(),
                     labels,
@@ -201,14 +209,23 @@ where
 }
 
 impl Started {
-    /// The labels, with what the response says of the server.
+    /// The labels, with what the response says of the server and of the
+    /// cluster that answered (an Istio cluster, `outbound|PORT|SUBSET|HOST`,
+    /// names the service's host).
     fn labels<R>(&self, res: &Response<R>) -> RequestLabels {
         let server = res.extensions().get::<PeerMetadata>();
         let principal = res
             .extensions()
             .get::<PeerIdentity>()
             .map(|p| Arc::<str>::from(p.0.as_str()));
-        self.labels_with(server, principal.as_ref())
+        let mut labels = self.labels_with(server, principal.as_ref());
+        if let Some(SelectedCluster(cluster)) = res.extensions().get::<SelectedCluster>()
+            && let Some(host) = cluster.as_str().strip_prefix("outbound|")
+            && let Some(host) = host.rsplit('|').next().filter(|h| !h.is_empty())
+        {
+            labels = labels.service(host);
+        }
+        labels
     }
 
     fn labels_without_response(&self) -> RequestLabels {
@@ -262,6 +279,16 @@ impl Started {
             labels.request_protocol = "grpc";
         }
         labels
+    }
+}
+
+/// Envoy's response flag for a request that failed with `e`: the mesh's
+/// own errors by their kind ([`classify`](crate::classify)), `-` for
+/// others.
+fn failure_flag<E: 'static>(e: &E) -> &'static str {
+    match (e as &dyn std::any::Any).downcast_ref::<crate::BoxError>() {
+        Some(e) => crate::classify(&**e).response_flag(),
+        None => "-",
     }
 }
 

@@ -34,7 +34,7 @@ use tower::Service;
 pub use layer::RateLimitLayer;
 
 use crate::ResponseBody;
-use crate::body::local_response;
+use crate::body::{flagged, local_response};
 use crate::tls::ClientIdentity;
 use bucket::Bucket;
 
@@ -177,7 +177,10 @@ where
 }
 
 fn too_many(limited: Limited) -> http::Response<ResponseBody> {
-    let mut res = local_response(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited");
+    let mut res = flagged(
+        local_response(StatusCode::TOO_MANY_REQUESTS, "local_rate_limited"),
+        "RL",
+    );
     let h = res.headers_mut();
     h.insert("x-ratelimit-limit", HeaderValue::from(limited.limit));
     h.insert("x-ratelimit-remaining", HeaderValue::from(0));

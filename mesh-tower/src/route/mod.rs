@@ -42,7 +42,7 @@ pub use future::ResponseFuture;
 pub use hash::ClientAddr;
 pub use routes::{RouteKey, Routes, SharedRoutes};
 
-use crate::body::local_response;
+use crate::body::{flagged, local_response};
 use crate::{BoxError, ResponseBody};
 
 /// The mesh configuration in use, replaced whole by its owner and read by
@@ -169,7 +169,8 @@ impl<S> Route<S> {
             Lookup::NoRoute | Lookup::NoVirtualHost => {
                 tracing::debug!(%target, path = req.uri().path(), response_flags = "NR", "no route");
                 let body = format!("no route for {target}{}\n", req.uri().path());
-                return ResponseFuture::local(local_response(StatusCode::NOT_FOUND, body));
+                let res = flagged(local_response(StatusCode::NOT_FOUND, body), "NR");
+                return ResponseFuture::local(res);
             }
         };
         let route = table.route(id);

@@ -62,3 +62,26 @@ impl Bookinfo {
             .build()
     }
 }
+
+/// The configuration of Istio's bookinfo samples `files`, with the
+/// DestinationRules of every subset (the `istio` feature).
+#[cfg(feature = "istio")]
+pub fn samples(files: &[&str]) -> MeshConfig {
+    let dir = std::env::temp_dir().join(format!(
+        "mesh-bookinfo-{}-{}",
+        std::process::id(),
+        files.join("+")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../mesh-istio/tests/data/bookinfo"
+    );
+    for f in files.iter().chain(&["destination-rule-all.yaml"]) {
+        std::fs::copy(format!("{data}/{f}"), dir.join(f)).unwrap();
+    }
+    let (config, warnings) = mesh_tower::istio::load(&dir).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    config
+}
