@@ -1,0 +1,124 @@
+use std::time::SystemTime;
+
+use http_body_util::BodyExt;
+use mesh_core::telemetry::WorkloadMetadata;
+
+use super::*;
+use crate::metrics::{IstioMetrics, Peer, Recorded, Reporter, RequestLabels};
+use crate::tls::WorkloadIdentity;
+
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/ratings";
+
+/// A workload identity for `id`, from a root made here.
+fn identity(id: &str) -> WorkloadIdentity {
+    let mut root = rcgen::CertificateParams::default();
+    root.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let root_key = rcgen::KeyPair::generate().unwrap();
+    let root = rcgen::CertifiedIssuer::self_signed(root, root_key).unwrap();
+    let mut leaf = rcgen::CertificateParams::default();
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    leaf.subject_alt_names = vec![rcgen::SanType::URI(id.try_into().unwrap())];
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = leaf.signed_by(&key, &root).unwrap();
+    WorkloadIdentity::from_pem(
+        cert.pem().as_bytes(),
+        key.serialize_pem().as_bytes(),
+        root.pem().as_bytes(),
+        SystemTime::now(),
+    )
+    .unwrap()
+}
+
+async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
+    let req = Request::get(path).body(()).unwrap();
+    let res = admin.respond(&req);
+    let status = res.status();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn admin() -> Admin {
+    let metrics = IstioMetrics::default();
+    let ratings =
+        WorkloadMetadata::from_labels("ratings-0", "default", "ratings-v1", &Default::default());
+    let labels = RequestLabels::edge(
+        Reporter::Destination,
+        Peer::default(),
+        Peer {
+            metadata: Some(&ratings),
+            principal: None,
+        },
+    );
+    metrics.record(&labels, Recorded::default());
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    Admin::new(
+        Arc::new(registry),
+        Some(IdentitySource::from(identity(RATINGS))),
+    )
+}
+
+#[tokio::test]
+async fn every_endpoint_answers() {
+    let admin = admin();
+    let (status, body) = get(&admin, "/stats/prometheus").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        body.contains("istio_requests_total{reporter=\"destination\""),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    let (_, stats) = get(&admin, "/stats").await;
+    assert!(
+        stats
+            .lines()
+            .any(|l| l.starts_with("istio_requests_total{") && l.ends_with("}: 1")),
+        "{stats}"
+    );
+    assert!(!stats.contains('#'), "{stats}");
+
+    let (status, certs) = get(&admin, "/certs").await;
+    assert_eq!(status, StatusCode::OK);
+    let certs: serde_json::Value = serde_json::from_str(&certs).unwrap();
+    let leaf = &certs["certificates"][0]["cert_chain"][0];
+    assert_eq!(leaf["subject_alt_names"][0]["uri"], RATINGS);
+    assert!(
+        leaf["serial_number"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    assert!(leaf["expiration_time"].as_str().unwrap().ends_with('Z'));
+    assert!(!certs.to_string().contains("PRIVATE KEY"));
+
+    assert_eq!(
+        get(&admin, "/ready").await,
+        (StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into())
+    );
+    admin.set_ready(true);
+    assert_eq!(
+        get(&admin, "/ready").await,
+        (StatusCode::OK, "LIVE\n".into())
+    );
+    assert_eq!(get(&admin, "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(&admin, "/nothing").await.0, StatusCode::NOT_FOUND);
+    let post = Request::post("/ready").body(()).unwrap();
+    assert_eq!(
+        admin.respond(&post).status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}
+
+#[tokio::test]
+async fn it_serves_on_a_listener() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(admin().serve(listener));
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build_http::<http_body_util::Empty<Bytes>>();
+    let res = client
+        .get(format!("http://{addr}/stats/prometheus").parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()[header::CONTENT_TYPE], OPENMETRICS);
+}
