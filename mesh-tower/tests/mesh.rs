@@ -176,3 +176,89 @@ async fn a_bootstrap_provider_without_files_is_an_error_naming_it() {
     assert!(mesh.identity().is_none());
     assert!(mesh.ads().is_some());
 }
+
+/// Two meshes that know their workloads: the server's requests and the
+/// reported client's are in each mesh's metrics, both ends of the edge
+/// named, and the admin endpoint serves them.
+#[tokio::test]
+async fn meshes_that_know_their_workloads_report_the_edge_on_their_admin() {
+    use mesh_core::telemetry::WorkloadMetadata;
+    use prometheus_client::registry::Registry;
+
+    let workload = |app: &str| {
+        let labels = [("app".to_owned(), app.to_owned())].into();
+        WorkloadMetadata::from_labels(
+            &format!("{app}-0"),
+            "default",
+            &format!("{app}-v1"),
+            &labels,
+        )
+    };
+    let ca = Ca::new();
+    let ratings = Mesh::builder()
+        .identity(ca.identity(RATINGS))
+        .workload(workload("ratings"))
+        .build()
+        .unwrap();
+    let server = ratings.server().build().unwrap();
+    let addr = support::serve_hello(&server).await;
+
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let reviews = Mesh::builder()
+        .resolve(resolve)
+        .identity(ca.identity(REVIEWS))
+        .workload(workload("reviews"))
+        .build()
+        .unwrap();
+    let policy = ClusterPolicy {
+        tls: Some(UpstreamTls {
+            subject_alt_names: vec![RATINGS.into()],
+            ..UpstreamTls::default()
+        }),
+        ..ClusterPolicy::default()
+    };
+    let client = reviews.reported(
+        reviews
+            .client_builder()
+            .cluster_policy(target, policy)
+            .build::<Empty<Bytes>>(),
+    );
+    let req = http::Request::get("http://ratings:9080/")
+        .body(Empty::new())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    res.into_body().collect().await.unwrap();
+
+    let scrape = |mesh: &Mesh| {
+        let admin = mesh.admin(Registry::default());
+        async move {
+            let req = http::Request::get("/stats/prometheus").body(()).unwrap();
+            let body = admin.respond(&req).into_body().collect().await.unwrap();
+            String::from_utf8(body.to_bytes().to_vec()).unwrap()
+        }
+    };
+    let edge = |reporter: &str| {
+        format!(
+            "reporter=\"{reporter}\",source_workload=\"reviews-v1\",source_canonical_service=\"reviews\""
+        )
+    };
+    let (source, destination) = (scrape(&reviews).await, scrape(&ratings).await);
+    for (text, reporter) in [(&source, "source"), (&destination, "destination")] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("istio_requests_total{"))
+            .unwrap_or_else(|| panic!("no request counted: {text}"));
+        assert!(line.contains(&edge(reporter)), "{line}");
+        assert!(
+            line.contains("destination_workload=\"ratings-v1\""),
+            "{line}"
+        );
+        assert!(
+            line.contains(&format!("destination_principal=\"{RATINGS}\"")),
+            "{line}"
+        );
+        assert!(line.ends_with(" 1"), "{line}");
+    }
+}

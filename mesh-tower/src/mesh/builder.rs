@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Resolve, StaticResolve};
 
 use super::{Inner, Mesh};
@@ -34,6 +35,7 @@ pub enum MeshError {
 pub struct MeshBuilder {
     resolve: Option<Arc<dyn Resolve>>,
     identity: Option<IdentitySource>,
+    workload: Option<WorkloadMetadata>,
     #[cfg(feature = "xds")]
     bootstrap: Option<mesh_xds::Bootstrap>,
     #[cfg(feature = "dns")]
@@ -53,13 +55,23 @@ impl MeshBuilder {
     /// names, else the system's DNS configuration.
     #[cfg(all(feature = "xds", feature = "dns"))]
     pub fn from_env() -> Result<Self, MeshError> {
-        match mesh_xds::Bootstrap::from_env() {
-            Ok(bootstrap) => Ok(Self::default().bootstrap(bootstrap)),
+        let mut builder = match mesh_xds::Bootstrap::from_env() {
+            Ok(bootstrap) => Self::default().bootstrap(bootstrap),
             Err(mesh_xds::bootstrap::BootstrapError::Unset) => {
-                Ok(Self::default().dns(mesh_dns::DnsConfig::from_system()?))
+                Self::default().dns(mesh_dns::DnsConfig::from_system()?)
             }
-            Err(e) => Err(e.into()),
-        }
+            Err(e) => return Err(e.into()),
+        };
+        builder.workload = workload_from_env(|name| std::env::var(name).ok());
+        Ok(builder)
+    }
+
+    /// Who the workload is, for its peers and its metrics: told to the
+    /// servers of the clusters its clients are configured with, and the
+    /// `destination_*` labels of its servers' metrics.
+    pub fn workload(mut self, workload: WorkloadMetadata) -> Self {
+        self.workload = Some(workload);
+        self
     }
 
     /// Targets resolved by `resolve` (for a control plane's LOGICAL_DNS
@@ -122,9 +134,61 @@ impl MeshBuilder {
             inner: Arc::new(Inner {
                 resolve,
                 identity,
+                workload: self.workload,
+                metrics: crate::metrics::IstioMetrics::default(),
                 #[cfg(feature = "xds")]
                 ads,
             }),
         })
+    }
+}
+
+/// The workload as Istio's injector describes it to the pod's containers:
+/// `POD_NAME`, `POD_NAMESPACE`, `ISTIO_META_WORKLOAD_NAME`,
+/// `ISTIO_META_CLUSTER_ID` and the labels in `ISTIO_METAJSON_LABELS`;
+/// `None` without a pod name and namespace.
+#[cfg_attr(not(all(feature = "xds", feature = "dns")), allow(dead_code))]
+fn workload_from_env(var: impl Fn(&str) -> Option<String>) -> Option<WorkloadMetadata> {
+    let (name, namespace) = (var("POD_NAME")?, var("POD_NAMESPACE")?);
+    let labels: std::collections::BTreeMap<String, String> = var("ISTIO_METAJSON_LABELS")
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
+    let workload = var("ISTIO_META_WORKLOAD_NAME").unwrap_or_else(|| name.clone());
+    Some(WorkloadMetadata {
+        cluster_id: var("ISTIO_META_CLUSTER_ID").map(Into::into),
+        ..WorkloadMetadata::from_labels(&name, &namespace, &workload, &labels)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workload_is_read_as_istios_injector_describes_it() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let w = workload_from_env(env(&[
+            ("POD_NAME", "reviews-v2-5f7b-x"),
+            ("POD_NAMESPACE", "default"),
+            ("ISTIO_META_WORKLOAD_NAME", "reviews-v2"),
+            ("ISTIO_META_CLUSTER_ID", "Kubernetes"),
+            (
+                "ISTIO_METAJSON_LABELS",
+                r#"{"app":"reviews","version":"v2"}"#,
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(w.workload_name.as_deref(), Some("reviews-v2"));
+        assert_eq!(w.canonical_service.as_deref(), Some("reviews"));
+        assert_eq!(w.canonical_revision.as_deref(), Some("v2"));
+        assert_eq!(w.cluster_id.as_deref(), Some("Kubernetes"));
+        assert!(workload_from_env(env(&[("POD_NAME", "p")])).is_none());
     }
 }

@@ -33,10 +33,16 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use mesh_core::Resolve;
+use mesh_core::telemetry::WorkloadMetadata;
+use prometheus_client::registry::Registry;
 
 pub use builder::{MeshBuilder, MeshError};
 
+use crate::admin::Admin;
 use crate::client::{InvalidTarget, MeshChannel, MeshClientBuilder};
+use crate::metrics::{
+    IstioMetrics, IstioMetricsLayer, IstioMetricsService, LocalWorkload, Reporter,
+};
 use crate::server::MeshServerBuilder;
 use crate::tls::IdentitySource;
 use crate::{BoxError, MeshClient};
@@ -51,6 +57,8 @@ pub struct Mesh {
 struct Inner {
     resolve: Arc<dyn Resolve>,
     identity: Option<IdentitySource>,
+    workload: Option<WorkloadMetadata>,
+    metrics: IstioMetrics,
     #[cfg(feature = "xds")]
     ads: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -101,6 +109,9 @@ impl Mesh {
         if let Some(identity) = &self.inner.identity {
             builder = builder.identity(identity.clone());
         }
+        if let Some(workload) = &self.inner.workload {
+            builder = builder.metadata(workload);
+        }
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.inner.ads {
             builder = builder.xds(ads.clone());
@@ -130,13 +141,50 @@ impl Mesh {
         self.client().channel_to(target)
     }
 
+    /// `client` (of this mesh's [`client_builder`](Self::client_builder))
+    /// with its requests recorded in the mesh's [`metrics`](Self::metrics)
+    /// (`reporter="source"`).
+    pub fn reported<S>(&self, client: S) -> IstioMetricsService<S> {
+        use tower::Layer;
+        let local = LocalWorkload {
+            metadata: Arc::new(self.inner.workload.clone().unwrap_or_default()),
+            principal: self.principal(),
+            service: None,
+        };
+        IstioMetricsLayer::new(self.inner.metrics.clone(), Reporter::Source, local).layer(client)
+    }
+
+    /// The mesh's request metrics: its servers' and its reported clients'.
+    pub fn metrics(&self) -> &IstioMetrics {
+        &self.inner.metrics
+    }
+
+    /// The admin endpoint ([`admin`](crate::admin)) for the mesh's metrics
+    /// (added to `registry`, where the application's own may be) and its
+    /// certificate; serve it on a listener, `127.0.0.1:15000` as Envoy's.
+    pub fn admin(&self, mut registry: Registry) -> Admin {
+        self.inner.metrics.register(&mut registry);
+        Admin::new(Arc::new(registry), self.inner.identity.clone())
+    }
+
+    /// The workload's SPIFFE id, if it has an identity.
+    fn principal(&self) -> Option<Arc<str>> {
+        let identity = self.inner.identity.as_ref()?.current()?;
+        Some(identity.id().to_string().into())
+    }
+
     /// A server builder with the mesh's identity, and with a control
     /// plane its inbound policy from the listener for the address it
-    /// serves (gRFC A36); `STRICT` mutual TLS otherwise until told.
+    /// serves (gRFC A36); `STRICT` mutual TLS otherwise until told. Its
+    /// requests are recorded in the mesh's [`metrics`](Self::metrics) when
+    /// the mesh knows its [`workload`](MeshBuilder::workload).
     pub fn server(&self) -> MeshServerBuilder {
         let mut builder = crate::MeshServer::builder();
         if let Some(identity) = &self.inner.identity {
             builder = builder.identity(identity.clone());
+        }
+        if let Some(workload) = &self.inner.workload {
+            builder = builder.metrics(self.inner.metrics.clone(), workload.clone(), None);
         }
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.inner.ads {
