@@ -135,3 +135,59 @@ async fn an_authorization_policy_refuses_who_it_does_not_name() {
     assert_eq!(stdout(&out), "RBAC: access denied");
     assert!(stderr(&out).contains("403"), "{}", stderr(&out));
 }
+
+#[tokio::test]
+async fn the_admin_endpoint_counts_the_calls_with_the_callers_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    certificates(dir.path());
+    let certs = |who: &str| dir.path().join(who).display().to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-echo"))
+        .args(["server", "--listen", "127.0.0.1:0", "--name", "ratings"])
+        .args(["--certs", &certs("ratings"), "--admin-addr", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut addr, mut admin) = (None, None);
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(a) = line.strip_prefix("admin ") {
+                admin = Some(a.to_owned());
+            }
+            if let Some(a) = line.strip_prefix("listening on ") {
+                addr = Some(a.to_owned());
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .unwrap();
+    let (addr, admin) = (addr.unwrap(), admin.unwrap());
+    let out = client(&addr, &["--certs", &certs("reviews")]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let http = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let uri = format!("http://{admin}/stats/prometheus").parse().unwrap();
+    let res = http.get(uri).await.unwrap();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("istio_requests_total{"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains(&format!("source_principal=\"{REVIEWS}\"")),
+        "{line}"
+    );
+    assert!(line.contains("destination_app=\"ratings\""), "{line}");
+    assert!(
+        line.contains("connection_security_policy=\"mutual_tls\""),
+        "{line}"
+    );
+    assert!(line.ends_with(" 1"), "{line}");
+}

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! mesh-echo server --listen ADDR [--certs DIR] [--mode strict|permissive|disable]
-//!                  [--policy FILE] [--name NAME] [--namespace NS]
+//!                  [--policy FILE] [--name NAME] [--namespace NS] [--admin-addr ADDR]
 //! mesh-echo client [--certs DIR] [--expect-id SPIFFE_ID] URL
 //! ```
 //!
@@ -13,7 +13,10 @@
 //! is an Istio YAML file or directory whose PeerAuthentication and
 //! AuthorizationPolicy apply to the server as the workload `app=NAME` in
 //! `NS`; `--mode` overrides its mode (default `strict`). `--certs` may be
-//! left out with `--mode disable`.
+//! left out with `--mode disable`. With `--admin-addr` the server reports
+//! Istio's request metrics as the workload `NAME` and serves them, with its
+//! certificate, on an admin endpoint there (`/stats/prometheus`, `/certs`,
+//! `/ready`), printing `admin ADDR` on stderr.
 //!
 //! The client sends one GET to `URL` (`http://HOST:PORT/path`): over the
 //! mesh's mutual TLS with `--certs`, expecting the server to be
@@ -27,6 +30,7 @@ use std::convert::Infallible;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -36,10 +40,14 @@ use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use mesh_core::policy::UpstreamTls;
 use mesh_core::security::{InboundPolicy, MtlsMode};
+use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_istio::Workload;
+use mesh_tower::admin::Admin;
+use mesh_tower::metrics::IstioMetrics;
 use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
 use mesh_tower::{MeshClient, MeshServer};
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
@@ -76,6 +84,10 @@ enum Command {
         /// The server's namespace, for the policy.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// Where to serve the admin endpoint (metrics, certificate); none
+        /// without.
+        #[arg(long, value_name = "ADDR")]
+        admin_addr: Option<SocketAddr>,
     },
     /// Call a mesh-echo server through MeshClient.
     Client {
@@ -121,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
             policy,
             name,
             namespace,
-        } => server(listen, certs, mode, policy, name, namespace).await,
+            admin_addr,
+        } => {
+            let who = Who { name, namespace };
+            server(listen, certs, mode, policy, who, admin_addr).await
+        }
         Command::Client {
             certs,
             expect_id,
@@ -136,21 +152,28 @@ fn identity(dir: PathBuf) -> anyhow::Result<IdentitySource> {
     Ok(source.watch(REFRESH))
 }
 
+/// The server's workload.
+struct Who {
+    name: String,
+    namespace: String,
+}
+
 async fn server(
     listen: SocketAddr,
     certs: Option<PathBuf>,
     mode: Option<Mode>,
     policy_file: Option<PathBuf>,
-    name: String,
-    namespace: String,
+    who: Who,
+    admin_addr: Option<SocketAddr>,
 ) -> anyhow::Result<()> {
+    let Who { name, namespace } = who;
     let mut policy = InboundPolicy {
         mtls: MtlsMode::Strict,
         rbac: Vec::new(),
     };
     if let Some(file) = &policy_file {
         let workload = Workload {
-            namespace,
+            namespace: namespace.clone(),
             labels: [("app".to_owned(), name.clone())].into(),
             ..Workload::default()
         };
@@ -165,10 +188,29 @@ async fn server(
         policy.mtls = mode.into();
     }
     let mut builder = MeshServer::builder().policy(policy);
-    if let Some(dir) = certs {
-        builder = builder.identity(identity(dir)?);
+    let identity = certs.map(identity).transpose()?;
+    if let Some(identity) = &identity {
+        builder = builder.identity(identity.clone());
+    }
+    let mut admin = None;
+    if let Some(addr) = admin_addr {
+        let labels = [("app".to_owned(), name.clone())].into();
+        let workload = WorkloadMetadata::from_labels(&name, &namespace, &name, &labels);
+        let metrics = IstioMetrics::default();
+        builder = builder.metrics(metrics.clone(), workload, None);
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        eprintln!("admin {}", listener.local_addr()?);
+        admin = Some((Admin::new(Arc::new(registry), identity), listener));
     }
     let server = builder.build()?;
+    if let Some((admin, listener)) = admin {
+        admin.set_ready(true);
+        tokio::spawn(admin.serve(listener));
+    }
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
