@@ -25,6 +25,8 @@
 //!   for the hosts it reaches.
 //! - [`telemetry`]: who a workload is, as its peers and its metrics
 //!   name it ([`WorkloadMetadata`](telemetry::WorkloadMetadata)).
+//! - [`trace`]: trace context in request headers (W3C, B3), read and
+//!   written as Istio's proxies propagate it.
 //! - [`outcome`]: how an attempt ended (a response, or a classified
 //!   failure), which the retry and outlier layers decide from.
 //!
@@ -43,6 +45,7 @@ pub mod route;
 pub mod security;
 pub mod sidecar;
 pub mod telemetry;
+pub mod trace;
 
 pub use cluster::{Cluster, Discovery};
 pub use config::{ConfigError, MeshConfig};

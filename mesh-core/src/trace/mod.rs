@@ -1,0 +1,214 @@
+//! Trace context as it travels in request headers, in the forms Istio's
+//! proxies propagate: W3C `traceparent`/`tracestate`, Zipkin's B3 (the
+//! `x-b3-*` headers and the single `b3` header), and `x-request-id`.
+//!
+//! [`SpanContext::extract`] reads a request's context (W3C first, then
+//! single B3, then multi-header B3); a header that does not parse — wrong
+//! length, bad hex, version `ff`, all-zero ids — is ignored, as if absent,
+//! and a new trace begins. [`SpanContext::inject`] writes a context in
+//! both W3C and B3 forms, so a peer reading either continues it.
+
+use std::fmt;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// W3C's header.
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// W3C's vendor state, carried as it came.
+pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+/// B3's single header: `TRACEID-SPANID[-SAMPLED[-PARENTSPANID]]`.
+pub const B3: HeaderName = HeaderName::from_static("b3");
+/// B3's trace id.
+pub const X_B3_TRACEID: HeaderName = HeaderName::from_static("x-b3-traceid");
+/// B3's span id.
+pub const X_B3_SPANID: HeaderName = HeaderName::from_static("x-b3-spanid");
+/// B3's parent span id.
+pub const X_B3_PARENTSPANID: HeaderName = HeaderName::from_static("x-b3-parentspanid");
+/// B3's sampling decision (`1`/`0`, or `true`/`false`).
+pub const X_B3_SAMPLED: HeaderName = HeaderName::from_static("x-b3-sampled");
+/// B3's debug flag (`1`: sampled, and forced).
+pub const X_B3_FLAGS: HeaderName = HeaderName::from_static("x-b3-flags");
+/// Envoy's request id, kept across the hops of one request.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest `tracestate` carried (W3C's limit for a vendor list is
+/// 32 members; this bounds the bytes).
+pub const MAX_TRACESTATE: usize = 512;
+
+/// A trace id: 128 bits, never zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceId(pub u128);
+
+/// A span id: 64 bits, never zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SpanId(pub u64);
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Display for SpanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Where a request is in its trace: the trace, the span it is sent from,
+/// and whether the trace is sampled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanContext {
+    /// The trace.
+    pub trace_id: TraceId,
+    /// The span the request was sent from (its parent, for the receiver).
+    pub span_id: SpanId,
+    /// Whether the trace is recorded.
+    pub sampled: bool,
+    /// W3C's `tracestate`, carried unchanged.
+    pub tracestate: Option<HeaderValue>,
+}
+
+impl SpanContext {
+    /// The context `headers` carry, if any parses: W3C `traceparent`
+    /// (with its `tracestate`), else `b3`, else the `x-b3-*` headers.
+    pub fn extract(headers: &HeaderMap) -> Option<Self> {
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(ctx) = text(&TRACEPARENT).and_then(traceparent) {
+            let tracestate = headers
+                .get(TRACESTATE)
+                .filter(|v| v.len() <= MAX_TRACESTATE)
+                .cloned();
+            return Some(Self { tracestate, ..ctx });
+        }
+        if let Some(ctx) = text(&B3).and_then(single_b3) {
+            return Some(ctx);
+        }
+        let trace_id = trace_id(text(&X_B3_TRACEID)?)?;
+        let span_id = span_id(text(&X_B3_SPANID)?)?;
+        let debug = text(&X_B3_FLAGS) == Some("1");
+        let sampled = debug || matches!(text(&X_B3_SAMPLED), Some("1" | "true"));
+        Some(Self {
+            trace_id,
+            span_id,
+            sampled,
+            tracestate: None,
+        })
+    }
+
+    /// The same trace, sent from the span `span_id`.
+    pub fn child(&self, span_id: SpanId) -> Self {
+        Self {
+            span_id,
+            ..self.clone()
+        }
+    }
+
+    /// Writes the context into `headers` as W3C `traceparent` (and
+    /// `tracestate`, if any) and B3 (`x-b3-traceid`, `x-b3-spanid`,
+    /// `x-b3-sampled`, and `x-b3-parentspanid` when `parent` is given),
+    /// replacing what was there (a single `b3` header is removed, so no
+    /// stale form stays).
+    pub fn inject(&self, parent: Option<SpanId>, headers: &mut HeaderMap) {
+        let value = |s: String| HeaderValue::try_from(s).expect("hex is a valid header value");
+        let flags = if self.sampled { "01" } else { "00" };
+        headers.insert(
+            TRACEPARENT,
+            value(format!("00-{}-{}-{flags}", self.trace_id, self.span_id)),
+        );
+        match &self.tracestate {
+            Some(state) => headers.insert(TRACESTATE, state.clone()),
+            None => headers.remove(TRACESTATE),
+        };
+        headers.remove(B3);
+        headers.remove(X_B3_FLAGS);
+        headers.insert(X_B3_TRACEID, value(self.trace_id.to_string()));
+        headers.insert(X_B3_SPANID, value(self.span_id.to_string()));
+        let sampled = HeaderValue::from_static(if self.sampled { "1" } else { "0" });
+        headers.insert(X_B3_SAMPLED, sampled);
+        match parent {
+            Some(p) => headers.insert(X_B3_PARENTSPANID, value(p.to_string())),
+            None => headers.remove(X_B3_PARENTSPANID),
+        };
+    }
+}
+
+/// W3C `traceparent`: `VERSION-TRACEID-PARENTID-FLAGS`, version `00`'s
+/// shape (a later version may add fields after the flags; `ff` is invalid).
+fn traceparent(value: &str) -> Option<SpanContext> {
+    let mut parts = value.trim().split('-');
+    let version = parts.next()?;
+    if version.len() != 2 || !is_hex(version) || version == "ff" {
+        return None;
+    }
+    let (trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?);
+    if version == "00" && parts.next().is_some() {
+        return None;
+    }
+    if trace.len() != 32 || span.len() != 16 || flags.len() != 2 || !is_hex(flags) {
+        return None;
+    }
+    let flags = u8::from_str_radix(flags, 16).ok()?;
+    Some(SpanContext {
+        trace_id: trace_id(trace)?,
+        span_id: span_id(span)?,
+        sampled: flags & 1 == 1,
+        tracestate: None,
+    })
+}
+
+/// B3's single header: `TRACEID-SPANID[-SAMPLED[-PARENTSPANID]]`; a bare
+/// sampling decision (`0`, `1`, `d`) carries no context.
+fn single_b3(value: &str) -> Option<SpanContext> {
+    let mut parts = value.trim().split('-');
+    let trace_id = trace_id(parts.next()?)?;
+    let span_id = span_id(parts.next()?)?;
+    let sampled = match parts.next() {
+        None | Some("1" | "d") => true,
+        Some("0") => false,
+        Some(_) => return None,
+    };
+    if let Some(parent) = parts.next() {
+        span_id_of(parent)?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(SpanContext {
+        trace_id,
+        span_id,
+        sampled,
+        tracestate: None,
+    })
+}
+
+/// A trace id: 32 hex digits, or 16 (B3's 64-bit ids); not all zero.
+fn trace_id(s: &str) -> Option<TraceId> {
+    if !(s.len() == 32 || s.len() == 16) || !is_hex(s) {
+        return None;
+    }
+    let id = u128::from_str_radix(s, 16).ok()?;
+    (id != 0).then_some(TraceId(id))
+}
+
+/// A span id: 16 hex digits, not all zero.
+fn span_id(s: &str) -> Option<SpanId> {
+    span_id_of(s).map(SpanId)
+}
+
+fn span_id_of(s: &str) -> Option<u64> {
+    if s.len() != 16 || !is_hex(s) {
+        return None;
+    }
+    let id = u64::from_str_radix(s, 16).ok()?;
+    (id != 0).then_some(id)
+}
+
+/// Lower- or upper-case hex digits only (`from_str_radix` alone would take
+/// a leading `+`).
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests;
