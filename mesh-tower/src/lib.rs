@@ -31,6 +31,7 @@
 //! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
 //! | [`metadata_exchange`] | each side tells the other who it is (workload, namespace, app, version, canonical service), for metrics labels | Istio's `istio.metadata_exchange`, `x-envoy-peer-metadata` |
 //! | [`metrics`] | Istio's standard request metrics (`istio_requests_total`, durations, sizes) with its labels, cardinality bounded | Istio's `istio.stats` filter |
+//! | [`trace`] | server and client spans, W3C/B3 context and `x-request-id` propagated, parent-based sampling (1 %) | Envoy's tracing, Istio's propagation |
 //! | [`tls`] | the workload's identity (certificate, key, roots; read, checked, rotated) and the mesh's mutual TLS dialled with it, SPIFFE ids checked | Envoy/gRPC upstream TLS, Istio's agent's certificates |
 //!
 //! A request through [`MeshClient`] takes this path (the route and its
@@ -98,6 +99,7 @@ pub mod server;
 pub mod split;
 pub mod timeout;
 pub mod tls;
+pub mod trace;
 
 mod draw;
 mod new_service;
