@@ -109,6 +109,6 @@ mod test_support;
 pub use body::{RequestBody, ResponseBody, ResponseFlag};
 pub use client::{MeshChannel, MeshClient, MeshClientBuilder};
 pub use error::{BoxError, classify};
-pub use mesh::{Mesh, MeshBuilder, MeshError};
+pub use mesh::{Mesh, MeshBuilder, MeshError, Reported};
 pub use new_service::NewService;
 pub use server::{MeshServer, MeshServerBuilder};

@@ -45,7 +45,11 @@ use crate::metrics::{
 };
 use crate::server::MeshServerBuilder;
 use crate::tls::IdentitySource;
+use crate::trace::{Sampler, Trace, TraceLayer};
 use crate::{BoxError, MeshClient};
+
+/// A client whose requests are traced and recorded ([`Mesh::reported`]).
+pub type Reported<S> = Trace<IstioMetricsService<S>>;
 
 /// The workload's identity and discovery, handing out clients and
 /// servers that use them; clones share them.
@@ -143,15 +147,18 @@ impl Mesh {
 
     /// `client` (of this mesh's [`client_builder`](Self::client_builder))
     /// with its requests recorded in the mesh's [`metrics`](Self::metrics)
-    /// (`reporter="source"`).
-    pub fn reported<S>(&self, client: S) -> IstioMetricsService<S> {
+    /// (`reporter="source"`) and a client span for each
+    /// ([`trace`](crate::trace)): a child of the context a handler copied
+    /// into the request with [`propagate`](crate::trace::propagate).
+    pub fn reported<S>(&self, client: S) -> Reported<S> {
         use tower::Layer;
         let local = LocalWorkload {
             metadata: Arc::new(self.inner.workload.clone().unwrap_or_default()),
             principal: self.principal(),
             service: None,
         };
-        IstioMetricsLayer::new(self.inner.metrics.clone(), Reporter::Source, local).layer(client)
+        let metrics = IstioMetricsLayer::new(self.inner.metrics.clone(), Reporter::Source, local);
+        TraceLayer::client(Sampler::default()).layer(metrics.layer(client))
     }
 
     /// The mesh's request metrics: its servers' and its reported clients'.

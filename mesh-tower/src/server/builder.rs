@@ -19,6 +19,7 @@ use crate::authorize::SharedPolicy;
 use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use crate::tls::{IdentitySource, MeshTlsAcceptor};
+use crate::trace::{Sampler, TraceLayer};
 
 /// The request head size a server takes by default, as Envoy's
 /// `max_request_headers_kb` (60 KiB).
@@ -53,6 +54,7 @@ pub struct MeshServerBuilder {
     drain_timeout: Duration,
     http2_keepalive: Option<(Duration, Duration)>,
     telemetry: Option<(IstioMetrics, WorkloadMetadata, Option<String>)>,
+    sampler: Sampler,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -70,6 +72,7 @@ impl Default for MeshServerBuilder {
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             http2_keepalive: None,
             telemetry: None,
+            sampler: Sampler::default(),
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -201,6 +204,7 @@ impl MeshServerBuilder {
                 service: service.map(Arc::from),
             };
             Telemetry {
+                trace: TraceLayer::server(self.sampler),
                 exchange,
                 metrics: IstioMetricsLayer::new(metrics, Reporter::Destination, local),
             }
@@ -226,7 +230,10 @@ impl MeshServerBuilder {
     /// `workload` serving `service` (its host name,
     /// `reviews.default.svc.cluster.local`; the canonical service if not
     /// given); and exchanges metadata with callers that send theirs
-    /// ([`metadata_exchange`]), so the caller's labels are known.
+    /// ([`metadata_exchange`]), so the caller's labels are known; and
+    /// starts a server span for each request ([`trace`](crate::trace)),
+    /// its context a [`TraceContext`](crate::trace::TraceContext) the
+    /// handler passes on with [`propagate`](crate::trace::propagate).
     pub fn metrics(
         mut self,
         metrics: IstioMetrics,
@@ -234,6 +241,12 @@ impl MeshServerBuilder {
         service: Option<&str>,
     ) -> Self {
         self.telemetry = Some((metrics, workload, service.map(str::to_owned)));
+        self
+    }
+
+    /// Samples new traces as `sampler` says (Istio's 1 % unless told).
+    pub fn sampling(mut self, sampler: Sampler) -> Self {
+        self.sampler = sampler;
         self
     }
 

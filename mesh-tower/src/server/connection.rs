@@ -65,7 +65,7 @@ pub(super) async fn serve<S, B>(
     // metadata is read before it is needed.
     let authorized = Authorize::new(service, shared.policy.clone());
     let inner = match &shared.telemetry {
-        Some(t) => Either::Left(t.exchange.layer(t.metrics.layer(authorized))),
+        Some(t) => Either::Left(t.trace.layer(t.exchange.layer(t.metrics.layer(authorized)))),
         None => Either::Right(IstioMetricsLayer::disabled().layer(authorized)),
     };
     let service = WithPeer {

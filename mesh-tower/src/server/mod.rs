@@ -129,6 +129,7 @@ struct Shared {
 /// What a server reports its requests with.
 #[derive(Debug)]
 struct Telemetry {
+    trace: crate::trace::TraceLayer,
     exchange: crate::metadata_exchange::MetadataExchangeLayer,
     metrics: crate::metrics::IstioMetricsLayer,
 }
