@@ -27,6 +27,7 @@
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //! | [`server`] | the inbound side: HTTP/1.1 and HTTP/2 on one port, `STRICT`/`PERMISSIVE`/`DISABLE` mutual TLS, the caller's identity in each request, edge limits, graceful drain | Envoy inbound listener, Istio `PeerAuthentication`, gRPC xDS server |
+//! | [`access_log`] | one line per request, Envoy's fields, text or JSON, off the request path (bounded queue, drops counted) | Envoy's access log |
 //! | [`admin`] | the workload's admin port: `/stats/prometheus`, `/stats`, `/certs`, `/ready`, `/healthz` | Envoy's admin (`:15000`) |
 //! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
 //! | [`metadata_exchange`] | each side tells the other who it is (workload, namespace, app, version, canonical service), for metrics labels | Istio's `istio.metadata_exchange`, `x-envoy-peer-metadata` |
@@ -75,6 +76,7 @@
 //!   target `xds:///AUTHORITY`. [`MeshServerBuilder::xds`], a server's
 //!   mutual TLS mode and authorization from its listener (gRFC A36).
 
+pub mod access_log;
 pub mod admin;
 pub mod authorize;
 pub mod balance;
@@ -97,6 +99,7 @@ pub mod retry;
 pub mod route;
 pub mod server;
 pub mod split;
+mod time;
 pub mod timeout;
 pub mod tls;
 pub mod trace;

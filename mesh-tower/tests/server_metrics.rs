@@ -16,6 +16,7 @@ use mesh_core::security::{
 };
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_tower::MeshClient;
+use mesh_tower::access_log::{AccessLog, Format};
 use mesh_tower::metadata_exchange::{PEER_METADATA, PEER_METADATA_ID, codec};
 use mesh_tower::metrics::IstioMetrics;
 use mesh_tower::server::MeshServer;
@@ -115,10 +116,12 @@ async fn a_server_reports_each_request_with_both_ends_of_the_edge() {
             },
         )],
     };
+    let log = LogBuffer::default();
     let server = MeshServer::builder()
         .identity(ca.identity(RATINGS))
         .mtls(MtlsMode::Permissive)
         .rbac(vec![no_admin])
+        .access_log(AccessLog::new(Format::Json, log.clone()))
         .metrics(
             metrics.clone(),
             workload("ratings", "v1"),
@@ -183,6 +186,52 @@ async fn a_server_reports_each_request_with_both_ends_of_the_edge() {
     ]);
     assert_eq!(requests(&text, &plain), 1, "{text}");
     assert_eq!(requests(&text, &[]), 3, "{text}");
+
+    // A line for each, off the request path: the denied one with its 403
+    // and the caller's identity.
+    let lines = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            let lines = log.lines();
+            if lines.len() == 3 {
+                return lines;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("three lines");
+    let denied = lines.iter().find(|l| l["response_code"] == 403).unwrap();
+    assert_eq!(denied["path"], "/admin");
+    assert_eq!(denied["peer_principal"], REVIEWS);
+    assert_eq!(
+        denied["upstream_cluster"],
+        "ratings.default.svc.cluster.local"
+    );
+    let anonymous = lines.iter().find(|l| l["peer_principal"] == "-").unwrap();
+    assert_eq!(anonymous["response_code"], 200);
+}
+
+/// Access log lines, as JSON, the test reads back.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl LogBuffer {
+    fn lines(&self) -> Vec<serde_json::Value> {
+        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
 }
 
 /// A `MeshClient` and a `MeshServer`, each with its metadata and metrics:

@@ -12,6 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project::{pin_project, pinned_drop};
 
 use super::{GrpcStatus, IstioMetrics, Recorded, RequestLabels};
+use crate::access_log::{AccessLog, Entry};
 
 /// What is recorded once the body ends.
 #[derive(Debug)]
@@ -21,6 +22,8 @@ pub(super) struct Pending {
     pub(super) start: Instant,
     pub(super) request_bytes: u64,
     pub(super) response_bytes: u64,
+    /// The access log, and the request's line so far.
+    pub(super) log: Option<(AccessLog, Box<Entry>)>,
 }
 
 impl Pending {
@@ -32,6 +35,14 @@ impl Pending {
             response_bytes: self.response_bytes,
         };
         self.metrics.record(&self.labels, recorded);
+        if let Some((log, mut entry)) = self.log {
+            entry.response_code = self.labels.response_code;
+            entry.response_flags = self.labels.response_flags;
+            entry.bytes_received = recorded.request_bytes;
+            entry.bytes_sent = recorded.response_bytes;
+            entry.duration = recorded.duration;
+            log.log(*entry);
+        }
     }
 }
 

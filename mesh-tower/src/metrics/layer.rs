@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Request, Response};
 use mesh_core::security::ClientIdentity;
@@ -20,7 +20,9 @@ use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
 use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels};
+use crate::access_log::{AccessLog, Entry};
 use crate::body::ResponseFlag;
+use crate::endpoint::UpstreamHost;
 use crate::metadata_exchange::PeerMetadata;
 use crate::split::SelectedCluster;
 use crate::tls::PeerIdentity;
@@ -49,6 +51,7 @@ struct Shared {
     metrics: IstioMetrics,
     reporter: Reporter,
     local: LocalWorkload,
+    access_log: Option<AccessLog>,
 }
 
 impl IstioMetricsLayer {
@@ -59,8 +62,22 @@ impl IstioMetricsLayer {
                 metrics,
                 reporter,
                 local,
+                access_log: None,
             })),
         }
+    }
+
+    /// Also writes each request's line to `log` ([`access_log`](crate::access_log)).
+    pub fn access_log(self, log: AccessLog) -> Self {
+        let shared = self.shared.map(|shared| {
+            Arc::new(Shared {
+                metrics: shared.metrics.clone(),
+                reporter: shared.reporter,
+                local: shared.local.clone(),
+                access_log: Some(log),
+            })
+        });
+        Self { shared }
     }
 
     /// Records nothing: the bodies pass as they are.
@@ -98,6 +115,8 @@ struct Started {
     caller: Option<(Option<PeerMetadata>, Option<ClientIdentity>)>,
     /// At a client: the host the request was for.
     host: Option<Arc<str>>,
+    /// With an access log: the request's line so far.
+    entry: Option<Box<Entry>>,
 }
 
 impl<S, B, R> Service<Request<B>> for IstioMetricsService<S>
@@ -132,6 +151,25 @@ where
         let host = (shared.reporter == Reporter::Source)
             .then(|| req.uri().host().map(Arc::from))
             .flatten();
+        let entry = shared.access_log.as_ref().map(|_| {
+            let headers = req.headers();
+            Box::new(Entry {
+                start_time: SystemTime::now(),
+                method: req.method().clone(),
+                uri: req.uri().clone(),
+                protocol: req.version(),
+                response_code: 0,
+                response_flags: "-",
+                bytes_received: 0,
+                bytes_sent: 0,
+                duration: Duration::ZERO,
+                upstream_host: None,
+                upstream_cluster: String::new(),
+                request_id: headers.get("x-request-id").cloned(),
+                user_agent: headers.get(http::header::USER_AGENT).cloned(),
+                peer: None,
+            })
+        });
         let started = Started {
             shared: shared.clone(),
             start: Instant::now(),
@@ -139,6 +177,7 @@ where
             grpc,
             caller,
             host,
+            entry,
         };
         ResponseFuture {
             inner: self.inner.call(req),
@@ -168,7 +207,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let Some(started) = this.started.take() else {
+        let Some(mut started) = this.started.take() else {
             return Poll::Ready(result.map(|res| res.map(|body| MeasuredBody::new(body, None))));
         };
         Poll::Ready(match result {
@@ -181,12 +220,15 @@ where
                 if let Some(status) = grpc_status(res.headers()) {
                     labels.grpc_response_status = GrpcStatus(Some(status));
                 }
+                let upstream = res.extensions().get::<UpstreamHost>().map(|h| h.0);
+                let log = started.log(&labels, upstream);
                 let pending = Pending {
                     metrics: started.shared.metrics.clone(),
                     labels,
                     start: started.start,
                     request_bytes: started.request_bytes,
                     response_bytes: head_bytes(res.headers()),
+                    log,
                 };
                 Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
             }
@@ -194,12 +236,14 @@ where
                 let mut labels = started.labels_without_response();
                 labels.response_code = 0;
                 labels.response_flags = failure_flag(&e);
+                let log = started.log(&labels, None);
                 Pending {
                     metrics: started.shared.metrics.clone(),
                     labels,
                     start: started.start,
                     request_bytes: started.request_bytes,
                     response_bytes: 0,
+                    log,
                 }
                 .record();
                 Err(e)
@@ -209,6 +253,25 @@ where
 }
 
 impl Started {
+    /// The access log and the request's line, with what `labels` and the
+    /// answering endpoint say, if there is a log.
+    fn log(
+        &mut self,
+        labels: &RequestLabels,
+        upstream: Option<std::net::SocketAddr>,
+    ) -> Option<(AccessLog, Box<Entry>)> {
+        let log = self.shared.access_log.clone()?;
+        let mut entry = self.entry.take()?;
+        entry.upstream_host = upstream;
+        entry.upstream_cluster = labels.destination_service.to_string();
+        let peer = match self.shared.reporter {
+            Reporter::Destination => &labels.source_principal,
+            Reporter::Source => &labels.destination_principal,
+        };
+        entry.peer = (&**peer != super::UNKNOWN).then(|| peer.to_string());
+        Some((log, entry))
+    }
+
     /// The labels, with what the response says of the server and of the
     /// cluster that answered (an Istio cluster, `outbound|PORT|SUBSET|HOST`,
     /// names the service's host).

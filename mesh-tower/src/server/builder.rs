@@ -15,6 +15,7 @@ use mesh_core::telemetry::WorkloadMetadata;
 
 use super::{MeshServer, ServerStats, ServingMode, Shared, Telemetry};
 use crate::BoxError;
+use crate::access_log::AccessLog;
 use crate::authorize::SharedPolicy;
 use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
@@ -55,6 +56,7 @@ pub struct MeshServerBuilder {
     http2_keepalive: Option<(Duration, Duration)>,
     telemetry: Option<(IstioMetrics, WorkloadMetadata, Option<String>)>,
     sampler: Sampler,
+    access_log: Option<AccessLog>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
@@ -73,6 +75,7 @@ impl Default for MeshServerBuilder {
             http2_keepalive: None,
             telemetry: None,
             sampler: Sampler::default(),
+            access_log: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -206,7 +209,11 @@ impl MeshServerBuilder {
             Telemetry {
                 trace: TraceLayer::server(self.sampler),
                 exchange,
-                metrics: IstioMetricsLayer::new(metrics, Reporter::Destination, local),
+                metrics: match self.access_log {
+                    Some(log) => IstioMetricsLayer::new(metrics, Reporter::Destination, local)
+                        .access_log(log),
+                    None => IstioMetricsLayer::new(metrics, Reporter::Destination, local),
+                },
             }
         });
         Ok(MeshServer {
@@ -241,6 +248,13 @@ impl MeshServerBuilder {
         service: Option<&str>,
     ) -> Self {
         self.telemetry = Some((metrics, workload, service.map(str::to_owned)));
+        self
+    }
+
+    /// With [`metrics`](Self::metrics), also writes a line for each
+    /// request to `log` ([`access_log`](crate::access_log)).
+    pub fn access_log(mut self, log: AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 

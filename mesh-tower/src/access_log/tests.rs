@@ -1,0 +1,89 @@
+use std::sync::Mutex;
+use std::time::{Duration, UNIX_EPOCH};
+
+use http::{HeaderValue, Method, Version};
+
+use super::*;
+
+/// A writer the test reads back.
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Buffer {
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+fn entry() -> Entry {
+    Entry {
+        start_time: UNIX_EPOCH + Duration::from_millis(1_796_601_600_250),
+        method: Method::GET,
+        uri: "http://ratings:9080/ratings/0?x=1".parse().unwrap(),
+        protocol: Version::HTTP_2,
+        response_code: 503,
+        response_flags: "UF",
+        bytes_received: 120,
+        bytes_sent: 0,
+        duration: Duration::from_millis(12),
+        upstream_host: Some("10.0.0.7:9080".parse().unwrap()),
+        upstream_cluster: "ratings.default.svc.cluster.local".into(),
+        request_id: Some(HeaderValue::from_static("req-1")),
+        user_agent: None,
+        peer: Some("spiffe://cluster.local/ns/default/sa/ratings".into()),
+    }
+}
+
+async fn settle() {
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn lines_are_written_in_envoys_text_format_or_as_json() {
+    let out = Buffer::default();
+    let log = AccessLog::new(Format::Text, out.clone());
+    log.log(entry());
+    settle().await;
+    assert_eq!(
+        out.text(),
+        "[2026-12-07T00:00:00.250Z] \"GET /ratings/0?x=1 HTTP/2.0\" 503 UF 120 0 12 - \"-\" \
+         \"-\" \"req-1\" \"ratings:9080\" \"10.0.0.7:9080\" ratings.default.svc.cluster.local \
+         spiffe://cluster.local/ns/default/sa/ratings\n"
+    );
+    let out = Buffer::default();
+    let log = AccessLog::new(Format::Json, out.clone());
+    log.log(entry());
+    settle().await;
+    let line: serde_json::Value = serde_json::from_str(out.text().trim()).unwrap();
+    assert_eq!(line["response_code"], 503);
+    assert_eq!(line["path"], "/ratings/0?x=1");
+    assert_eq!(line["upstream_host"], "10.0.0.7:9080");
+    assert_eq!(line["x_request_id"], "req-1");
+    assert_eq!(line["duration"], 12);
+}
+
+#[tokio::test]
+async fn a_full_queue_drops_and_counts_lines_never_waits() {
+    let out = Buffer::default();
+    let log = AccessLog::with_capacity(Format::Text, out.clone(), 2);
+    // The writer task has not run yet (one thread, no yield): the queue
+    // takes two, the rest are dropped.
+    for _ in 0..5 {
+        log.log(entry());
+    }
+    assert_eq!(log.dropped(), 3);
+    settle().await;
+    assert_eq!(out.text().lines().count(), 2);
+}
