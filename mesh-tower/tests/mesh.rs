@@ -261,4 +261,22 @@ async fn meshes_that_know_their_workloads_report_the_edge_on_their_admin() {
         );
         assert!(line.ends_with(" 1"), "{line}");
     }
+    // The certificate's state, read at the scrape.
+    let expiry = ratings.identity().unwrap().current().unwrap().not_after();
+    let secs = expiry
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let line =
+        format!("mesh_certificate_expiration_timestamp_seconds{{spiffe_id=\"{RATINGS}\"}} {secs}");
+    assert!(
+        destination.lines().any(|l| l.starts_with(&line)),
+        "{destination}"
+    );
+    assert!(
+        destination.contains(&format!(
+            "mesh_certificate_reload_failing{{spiffe_id=\"{RATINGS}\"}} 0"
+        )),
+        "{destination}"
+    );
 }

@@ -250,6 +250,7 @@ async fn client_and_server_both_report_the_full_edge() {
         .metrics(server_metrics.clone(), workload("ratings", "v1"), None)
         .build()
         .unwrap();
+    let state = mesh_tower::metrics::MeshState::default().server("ratings", &server);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move { server.serve(listener, tower::service_fn(app)).await });
@@ -341,4 +342,18 @@ async fn client_and_server_both_report_the_full_edge() {
         ("connection_security_policy", "none"),
     ];
     assert_eq!(requests(&destination, &unknown), 1, "{destination}");
+
+    // The server's connections, read at the scrape.
+    let mut registry = Registry::default();
+    state.register(&mut registry);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("mesh_server_connections_total{server=\"ratings\"} 2\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("mesh_server_mtls_connections_total{server=\"ratings\"} 1\n"),
+        "{text}"
+    );
 }

@@ -41,7 +41,7 @@ pub use builder::{MeshBuilder, MeshError};
 use crate::admin::Admin;
 use crate::client::{InvalidTarget, MeshChannel, MeshClientBuilder};
 use crate::metrics::{
-    IstioMetrics, IstioMetricsLayer, IstioMetricsService, LocalWorkload, Reporter,
+    IstioMetrics, IstioMetricsLayer, IstioMetricsService, LocalWorkload, MeshState, Reporter,
 };
 use crate::server::MeshServerBuilder;
 use crate::tls::IdentitySource;
@@ -167,10 +167,17 @@ impl Mesh {
     }
 
     /// The admin endpoint ([`admin`](crate::admin)) for the mesh's metrics
-    /// (added to `registry`, where the application's own may be) and its
-    /// certificate; serve it on a listener, `127.0.0.1:15000` as Envoy's.
+    /// and its certificate's state ([`MeshState`]; added to `registry`,
+    /// where the application's own may be, and where the state of its
+    /// servers and clients may be added); serve it on a listener,
+    /// `127.0.0.1:15000` as Envoy's.
     pub fn admin(&self, mut registry: Registry) -> Admin {
         self.inner.metrics.register(&mut registry);
+        if let Some(identity) = &self.inner.identity {
+            MeshState::default()
+                .identity(identity.clone())
+                .register(&mut registry);
+        }
         Admin::new(Arc::new(registry), self.inner.identity.clone())
     }
 

@@ -16,6 +16,7 @@
 mod body;
 mod labels;
 mod layer;
+mod state;
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -29,6 +30,7 @@ use prometheus_client::registry::Registry;
 pub use body::MeasuredBody;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
+pub use state::MeshState;
 
 /// Envoy's default histogram buckets, which Istio's request duration and
 /// size histograms use.

@@ -1,0 +1,218 @@
+//! [`MeshState`]: the mesh's own state as metrics, read when scraped (so
+//! it costs requests nothing): each workload certificate's expiry and
+//! last reload, each server's connections and refusals, each client's
+//! requests refused for want of TLS.
+//!
+//! | metric | labels |
+//! |---|---|
+//! | `mesh_certificate_expiration_timestamp_seconds` | `spiffe_id` |
+//! | `mesh_certificate_last_reload_timestamp_seconds` | `spiffe_id` |
+//! | `mesh_certificate_reload_failing` (1 while the last read failed) | `spiffe_id` |
+//! | `mesh_server_connections_total`, `mesh_server_mtls_connections_total`, `mesh_server_handshake_failures_total`, `mesh_server_plaintext_refused_total`, `mesh_server_not_serving_refused_total` | `server` |
+//! | `mesh_client_tls_refusals_total` | `client`, `cluster` |
+
+use std::collections::BTreeMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+use crate::server::MeshServer;
+use crate::tls::IdentitySource;
+
+type Refusals = Box<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
+
+/// What is read at each scrape.
+#[derive(Default)]
+pub struct MeshState {
+    identities: Vec<IdentitySource>,
+    servers: Vec<(String, MeshServer)>,
+    clients: Vec<(String, Refusals)>,
+}
+
+impl std::fmt::Debug for MeshState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeshState")
+            .field("identities", &self.identities.len())
+            .field("servers", &self.servers.len())
+            .field("clients", &self.clients.len())
+            .finish()
+    }
+}
+
+impl MeshState {
+    /// Reports `source`'s certificate.
+    pub fn identity(mut self, source: IdentitySource) -> Self {
+        self.identities.push(source);
+        self
+    }
+
+    /// Reports `server`'s connections as `name`.
+    pub fn server(mut self, name: &str, server: &MeshServer) -> Self {
+        self.servers.push((name.to_owned(), server.clone()));
+        self
+    }
+
+    /// Reports `client`'s TLS refusals as `name`.
+    pub fn client<B>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self
+    where
+        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+        B::Error: Into<crate::BoxError>,
+    {
+        let client = client.clone();
+        self.clients
+            .push((name.to_owned(), Box::new(move || client.tls_refusals())));
+        self
+    }
+
+    /// Reads it at each scrape of `registry`.
+    pub fn register(self, registry: &mut Registry) {
+        registry.register_collector(Box::new(self));
+    }
+}
+
+/// Seconds since the epoch.
+fn seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// One family of metrics, a sample per label set.
+fn family<M: EncodeMetric>(
+    encoder: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    kind: MetricType,
+    samples: Vec<(Vec<(&'static str, String)>, M)>,
+) -> Result<(), std::fmt::Error> {
+    if samples.is_empty() {
+        return Ok(());
+    }
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        value.encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for MeshState {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let certs: Vec<_> = self
+            .identities
+            .iter()
+            .filter_map(|source| {
+                let id = source.current()?;
+                Some((id.id().to_string(), id.not_after(), source))
+            })
+            .collect();
+        let per_cert = |f: &dyn Fn(&IdentitySource, SystemTime) -> f64| {
+            certs
+                .iter()
+                .map(|(id, expiry, source)| {
+                    (
+                        vec![("spiffe_id", id.clone())],
+                        ConstGauge::new(f(source, *expiry)),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut encoder,
+            "mesh_certificate_expiration_timestamp_seconds",
+            "When the workload certificate expires",
+            MetricType::Gauge,
+            per_cert(&|_, expiry| seconds(expiry)),
+        )?;
+        family(
+            &mut encoder,
+            "mesh_certificate_last_reload_timestamp_seconds",
+            "When the workload certificate was last read and checked out",
+            MetricType::Gauge,
+            per_cert(&|source, _| source.reloaded_at().map_or(0.0, seconds)),
+        )?;
+        family(
+            &mut encoder,
+            "mesh_certificate_reload_failing",
+            "1 while the last read of the certificate failed",
+            MetricType::Gauge,
+            per_cert(&|source, _| f64::from(u8::from(source.last_error().is_some()))),
+        )?;
+        let per_server = |f: fn(&crate::server::ServerStats) -> u64| {
+            self.servers
+                .iter()
+                .map(|(name, server)| {
+                    (
+                        vec![("server", name.clone())],
+                        ConstCounter::new(f(server.stats())),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        for (name, help, f) in [
+            (
+                "mesh_server_connections",
+                "Connections accepted",
+                crate::server::ServerStats::connections as fn(&_) -> u64,
+            ),
+            (
+                "mesh_server_mtls_connections",
+                "Connections secured by mutual TLS",
+                crate::server::ServerStats::mtls_connections,
+            ),
+            (
+                "mesh_server_handshake_failures",
+                "TLS handshakes refused or failed",
+                crate::server::ServerStats::handshake_failures,
+            ),
+            (
+                "mesh_server_plaintext_refused",
+                "Plain-text connections to a STRICT port, closed",
+                crate::server::ServerStats::plaintext_refused,
+            ),
+            (
+                "mesh_server_not_serving_refused",
+                "Connections closed while the server was not serving",
+                crate::server::ServerStats::not_serving_refused,
+            ),
+        ] {
+            family(&mut encoder, name, help, MetricType::Counter, per_server(f))?;
+        }
+        let refusals: Vec<_> = self
+            .clients
+            .iter()
+            .flat_map(|(client, counts)| {
+                counts().into_iter().map(move |(cluster, n)| {
+                    let labels = vec![("client", client.clone()), ("cluster", cluster)];
+                    (labels, ConstCounter::new(n))
+                })
+            })
+            .collect();
+        family(
+            &mut encoder,
+            "mesh_client_tls_refusals",
+            "Requests refused because the TLS their cluster asks for could not be dialled",
+            MetricType::Counter,
+            refusals,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn nothing_to_read_writes_nothing() {
+        let mut registry = Registry::default();
+        MeshState::default().register(&mut registry);
+        let mut out = String::new();
+        encode(&mut out, &registry).unwrap();
+        assert_eq!(out, "# EOF\n");
+    }
+}
