@@ -20,7 +20,7 @@ use crate::authorize::SharedPolicy;
 use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use crate::tls::{IdentitySource, MeshTlsAcceptor};
-use crate::trace::{Sampler, TraceLayer};
+use crate::trace::{Sampler, SpanSink, TraceLayer};
 
 /// The request head size a server takes by default, as Envoy's
 /// `max_request_headers_kb` (60 KiB).
@@ -56,6 +56,7 @@ pub struct MeshServerBuilder {
     http2_keepalive: Option<(Duration, Duration)>,
     telemetry: Option<(IstioMetrics, WorkloadMetadata, Option<String>)>,
     sampler: Sampler,
+    spans: Option<SpanSink>,
     access_log: Option<AccessLog>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
@@ -75,6 +76,7 @@ impl Default for MeshServerBuilder {
             http2_keepalive: None,
             telemetry: None,
             sampler: Sampler::default(),
+            spans: None,
             access_log: None,
             #[cfg(feature = "xds")]
             xds: None,
@@ -207,7 +209,10 @@ impl MeshServerBuilder {
                 service: service.map(Arc::from),
             };
             Telemetry {
-                trace: TraceLayer::server(self.sampler),
+                trace: match self.spans {
+                    Some(sink) => TraceLayer::server(self.sampler).export(sink),
+                    None => TraceLayer::server(self.sampler),
+                },
                 exchange,
                 metrics: match self.access_log {
                     Some(log) => IstioMetricsLayer::new(metrics, Reporter::Destination, local)
@@ -255,6 +260,13 @@ impl MeshServerBuilder {
     /// request to `log` ([`access_log`](crate::access_log)).
     pub fn access_log(mut self, log: AccessLog) -> Self {
         self.access_log = Some(log);
+        self
+    }
+
+    /// With [`metrics`](Self::metrics), hands each sampled server span to
+    /// `sink` ([`OtlpExporter`](crate::trace::OtlpExporter), say).
+    pub fn spans(mut self, sink: SpanSink) -> Self {
+        self.spans = Some(sink);
         self
     }
 

@@ -19,15 +19,23 @@
 //!
 //! A sampled span is also a `tracing` span (`mesh.server`/`mesh.client`,
 //! with `trace_id`, `span_id`, `parent_id`), for applications that already
-//! have a subscriber.
+//! have a subscriber; and, given a [`SpanSink`]
+//! ([`TraceLayer::export`]), a [`SpanRecord`] with Envoy's attributes that
+//! [`OtlpExporter`] (feature `otlp`) sends over OTLP/gRPC.
 
+mod export;
 mod layer;
+#[cfg(feature = "otlp")]
+mod otlp;
 
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use mesh_core::trace::{SpanContext, SpanId, TraceId, X_REQUEST_ID};
 use rand::Rng;
 
-pub use layer::{Trace, TraceLayer};
+pub use export::{SpanKind, SpanRecord, SpanSink};
+pub use layer::{ResponseFuture, Trace, TraceLayer};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpError, OtlpExporter};
 
 /// Envoy's header forcing a trace to be sampled.
 pub const X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");

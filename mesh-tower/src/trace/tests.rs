@@ -12,14 +12,15 @@ type Seen = Arc<Mutex<Vec<(TraceContext, HeaderMap)>>>;
 /// A server that records what it saw.
 fn last_hop(
     seen: &Seen,
-) -> impl tower::Service<Request<()>, Response = (), Error = Infallible> + Clone + use<> {
+) -> impl tower::Service<Request<()>, Response = http::Response<()>, Error = Infallible> + Clone + use<>
+{
     let seen = seen.clone();
     TraceLayer::server(Sampler::ratio(0.0)).layer(tower::service_fn(move |req: Request<()>| {
         let seen = seen.clone();
         async move {
             let context = req.extensions().get::<TraceContext>().unwrap().clone();
             seen.lock().unwrap().push((context, req.headers().clone()));
-            Ok::<_, Infallible>(())
+            Ok::<_, Infallible>(http::Response::new(()))
         }
     }))
 }
@@ -29,9 +30,11 @@ fn last_hop(
 fn middle_hop<S>(
     next: S,
     seen: &Seen,
-) -> impl tower::Service<Request<()>, Response = (), Error = Infallible> + Clone + use<S>
+) -> impl tower::Service<Request<()>, Response = http::Response<()>, Error = Infallible> + Clone + use<S>
 where
-    S: tower::Service<Request<()>, Response = (), Error = Infallible> + Clone + 'static,
+    S: tower::Service<Request<()>, Response = http::Response<()>, Error = Infallible>
+        + Clone
+        + 'static,
 {
     let seen = seen.clone();
     let client = TraceLayer::client(Sampler::ratio(0.0)).layer(next);

@@ -1,0 +1,116 @@
+//! [`OtlpExporter`]: spans exported over OTLP/gRPC (feature `otlp`), with
+//! OpenTelemetry's own exporter, to any OpenTelemetry collector, Jaeger or
+//! vendor backend.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use opentelemetry::trace::{
+    SpanContext as OtelContext, SpanId as OtelSpanId, SpanKind as OtelKind, Status, TraceFlags,
+    TraceId as OtelTraceId, TraceState,
+};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
+use tokio::sync::mpsc;
+
+use super::export::{SpanKind, SpanRecord, SpanSink};
+
+/// How many spans wait to be exported at most.
+const QUEUE: usize = 2048;
+
+/// How many spans go in one export.
+const BATCH: usize = 512;
+
+/// The OTLP exporter could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[error("OTLP exporter for {endpoint}: {reason}")]
+pub struct OtlpError {
+    endpoint: String,
+    reason: String,
+}
+
+/// Exports spans over OTLP/gRPC.
+#[derive(Debug)]
+pub struct OtlpExporter;
+
+impl OtlpExporter {
+    /// A sink whose spans a task of the current Tokio runtime exports to
+    /// the collector at `endpoint` (`http://127.0.0.1:4317`), as the
+    /// service `service_name`.
+    pub fn spawn(endpoint: &str, service_name: &str) -> Result<SpanSink, OtlpError> {
+        let fail = |reason: String| OtlpError {
+            endpoint: endpoint.to_owned(),
+            reason,
+        };
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(endpoint)
+            .with_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        let resource = Resource::builder_empty()
+            .with_service_name(service_name.to_owned())
+            .build();
+        exporter.set_resource(&resource);
+        let (sink, rx) = SpanSink::channel(QUEUE);
+        tokio::spawn(export(rx, exporter));
+        Ok(sink)
+    }
+}
+
+/// Exports what comes, in batches.
+async fn export(mut rx: mpsc::Receiver<SpanRecord>, exporter: impl SpanExporter) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let spans = batch.drain(..).map(span_data).collect();
+        if let Err(error) = exporter.export(spans).await {
+            tracing::debug!(%error, "spans not exported");
+        }
+    }
+}
+
+/// A record as OpenTelemetry's span data.
+fn span_data(r: SpanRecord) -> SpanData {
+    let flags = if r.context.sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let context = OtelContext::new(
+        OtelTraceId::from(r.context.trace_id.0),
+        OtelSpanId::from(r.context.span_id.0),
+        flags,
+        false,
+        TraceState::default(),
+    );
+    SpanData {
+        span_context: context,
+        parent_span_id: r
+            .parent
+            .map_or(OtelSpanId::INVALID, |p| OtelSpanId::from(p.0)),
+        parent_span_is_remote: r.kind == SpanKind::Server && r.parent.is_some(),
+        span_kind: match r.kind {
+            SpanKind::Server => OtelKind::Server,
+            SpanKind::Client => OtelKind::Client,
+        },
+        name: Cow::Owned(r.name),
+        start_time: r.start,
+        end_time: r.end,
+        attributes: r
+            .attributes
+            .into_iter()
+            .map(|(k, v)| KeyValue::new(k, v))
+            .collect(),
+        dropped_attributes_count: 0,
+        events: SpanEvents::default(),
+        links: SpanLinks::default(),
+        status: if r.error {
+            Status::error("")
+        } else {
+            Status::Unset
+        },
+        instrumentation_scope: InstrumentationScope::builder("mesh").build(),
+    }
+}
