@@ -5,6 +5,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bookinfo;
+pub mod envoy;
 pub mod pki;
 pub mod python;
 
