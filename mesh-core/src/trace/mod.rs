@@ -8,8 +8,9 @@
 //! and a new trace begins. [`SpanContext::inject`] writes a context in
 //! both W3C and B3 forms, so a peer reading either continues it.
 
-use std::fmt;
+use std::fmt::{self, Write};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// W3C's header.
@@ -110,24 +111,31 @@ impl SpanContext {
     /// replacing what was there (a single `b3` header is removed, so no
     /// stale form stays).
     pub fn inject(&self, parent: Option<SpanId>, headers: &mut HeaderMap) {
-        let value = |s: String| HeaderValue::try_from(s).expect("hex is a valid header value");
+        // One buffer for every value: `00-TRACE-SPAN-FLAGS`, then the
+        // parent; the B3 ids are slices of it.
+        let mut text = String::with_capacity(55 + 16);
         let flags = if self.sampled { "01" } else { "00" };
-        headers.insert(
-            TRACEPARENT,
-            value(format!("00-{}-{}-{flags}", self.trace_id, self.span_id)),
-        );
+        let _ = write!(text, "00-{}-{}-{flags}", self.trace_id, self.span_id);
+        if let Some(p) = parent {
+            let _ = write!(text, "{p}");
+        }
+        let all = Bytes::from(text);
+        let value = |range: std::ops::Range<usize>| {
+            HeaderValue::from_maybe_shared(all.slice(range)).expect("hex is a valid header value")
+        };
+        headers.insert(TRACEPARENT, value(0..55));
         match &self.tracestate {
             Some(state) => headers.insert(TRACESTATE, state.clone()),
             None => headers.remove(TRACESTATE),
         };
         headers.remove(B3);
         headers.remove(X_B3_FLAGS);
-        headers.insert(X_B3_TRACEID, value(self.trace_id.to_string()));
-        headers.insert(X_B3_SPANID, value(self.span_id.to_string()));
+        headers.insert(X_B3_TRACEID, value(3..35));
+        headers.insert(X_B3_SPANID, value(36..52));
         let sampled = HeaderValue::from_static(if self.sampled { "1" } else { "0" });
         headers.insert(X_B3_SAMPLED, sampled);
         match parent {
-            Some(p) => headers.insert(X_B3_PARENTSPANID, value(p.to_string())),
+            Some(_) => headers.insert(X_B3_PARENTSPANID, value(55..71)),
             None => headers.remove(X_B3_PARENTSPANID),
         };
     }
