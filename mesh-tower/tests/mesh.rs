@@ -102,6 +102,31 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
         .expect("serving")
         .unwrap();
 
+    // The xDS client's state on the admin: the listener ACKed, one stream.
+    let admin = ratings.admin(prometheus_client::registry::Registry::default());
+    let req = http::Request::get("/stats/prometheus").body(()).unwrap();
+    let text = admin
+        .respond(&req)
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes();
+    let text = String::from_utf8(text.to_vec()).unwrap();
+    let value = |series: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
+    assert!(value("mesh_xds_acks_total{client=\"mesh\",type=\"LDS\"}") >= 1.0);
+    assert_eq!(
+        value("mesh_xds_nacks_total{client=\"mesh\",type=\"LDS\"}"),
+        0.0
+    );
+    assert_eq!(value("mesh_xds_streams_total{client=\"mesh\"}"), 1.0);
+    assert_eq!(value("mesh_xds_connected{client=\"mesh\"}"), 1.0);
+    assert!(value("mesh_xds_seconds_since_last_accepted{client=\"mesh\"}") < 60.0);
+
     // A client of a mesh given its identity and discovery in code.
     let target: Authority = "ratings:9080".parse().unwrap();
     let resolve = StaticResolve::default();

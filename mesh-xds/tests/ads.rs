@@ -181,6 +181,12 @@ async fn a_bad_route_config_is_nacked_and_the_good_one_kept() {
     let rds = snapshot.get(RDS).unwrap();
     assert_eq!(rds.nacked.len(), 1);
     assert_eq!(rds.nacked[0].0, ROUTES);
+    // Counted: the first RDS response ACKed, the bad one NACKed, one stream.
+    let stats = ads.stats();
+    assert_eq!((stats.acks(RDS), stats.nacks(RDS)), (1, 1));
+    assert!(stats.acks(LDS) >= 1 && stats.nacks(LDS) == 0);
+    assert_eq!(stats.streams(), 1);
+    assert!(stats.last_accepted().is_some());
 }
 
 #[tokio::test]

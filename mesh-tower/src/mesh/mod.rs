@@ -166,18 +166,22 @@ impl Mesh {
         &self.inner.metrics
     }
 
-    /// The admin endpoint ([`admin`](crate::admin)) for the mesh's metrics
-    /// and its certificate's state ([`MeshState`]; added to `registry`,
+    /// The admin endpoint ([`admin`](crate::admin)) for the mesh's metrics,
+    /// its certificate's and its xDS client's state ([`MeshState`]; added to `registry`,
     /// where the application's own may be, and where the state of its
     /// servers and clients may be added); serve it on a listener,
     /// `127.0.0.1:15000` as Envoy's.
     pub fn admin(&self, mut registry: Registry) -> Admin {
         self.inner.metrics.register(&mut registry);
+        let mut state = MeshState::default();
         if let Some(identity) = &self.inner.identity {
-            MeshState::default()
-                .identity(identity.clone())
-                .register(&mut registry);
+            state = state.identity(identity.clone());
         }
+        #[cfg(feature = "xds")]
+        if let Some(ads) = &self.inner.ads {
+            state = state.xds("mesh", ads);
+        }
+        state.register(&mut registry);
         Admin::new(Arc::new(registry), self.inner.identity.clone())
     }
 

@@ -10,6 +10,8 @@
 //! | `mesh_certificate_reload_failing` (1 while the last read failed) | `spiffe_id` |
 //! | `mesh_server_connections_total`, `mesh_server_mtls_connections_total`, `mesh_server_handshake_failures_total`, `mesh_server_plaintext_refused_total`, `mesh_server_not_serving_refused_total` | `server` |
 //! | `mesh_client_tls_refusals_total` | `client`, `cluster` |
+//! | `mesh_xds_acks_total`, `mesh_xds_nacks_total` (feature `xds`) | `client`, `type` (`LDS`, `RDS`, `CDS`, `EDS`) |
+//! | `mesh_xds_streams_total` (the first and each reconnection), `mesh_xds_connected`, `mesh_xds_seconds_since_last_accepted` | `client` |
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -32,6 +34,8 @@ pub struct MeshState {
     identities: Vec<IdentitySource>,
     servers: Vec<(String, MeshServer)>,
     clients: Vec<(String, Refusals)>,
+    #[cfg(feature = "xds")]
+    xds: Vec<(String, mesh_xds::ads::AdsHandle)>,
 }
 
 impl std::fmt::Debug for MeshState {
@@ -66,6 +70,13 @@ impl MeshState {
         let client = client.clone();
         self.clients
             .push((name.to_owned(), Box::new(move || client.tls_refusals())));
+        self
+    }
+
+    /// Reports the ADS client of `ads` as `name` (feature `xds`).
+    #[cfg(feature = "xds")]
+    pub fn xds(mut self, name: &str, ads: &mesh_xds::ads::AdsHandle) -> Self {
+        self.xds.push((name.to_owned(), ads.clone()));
         self
     }
 
@@ -197,6 +208,90 @@ impl Collector for MeshState {
             "Requests refused because the TLS their cluster asks for could not be dialled",
             MetricType::Counter,
             refusals,
+        )?;
+        #[cfg(feature = "xds")]
+        self.encode_xds(&mut encoder)?;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "xds")]
+impl MeshState {
+    fn encode_xds(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use mesh_xds::ads::ResourceType;
+        let per_type = |count: fn(&mesh_xds::ads::AdsStats, ResourceType) -> u64| {
+            self.xds
+                .iter()
+                .flat_map(|(name, ads)| {
+                    ResourceType::ALL.into_iter().map(move |kind| {
+                        let labels = vec![("client", name.clone()), ("type", kind.to_string())];
+                        (labels, ConstCounter::new(count(ads.stats(), kind)))
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            encoder,
+            "mesh_xds_acks",
+            "Responses accepted whole",
+            MetricType::Counter,
+            per_type(mesh_xds::ads::AdsStats::acks),
+        )?;
+        family(
+            encoder,
+            "mesh_xds_nacks",
+            "Responses with a resource rejected",
+            MetricType::Counter,
+            per_type(mesh_xds::ads::AdsStats::nacks),
+        )?;
+        let per_client = |f: &dyn Fn(&mesh_xds::ads::AdsHandle) -> Option<f64>| {
+            self.xds
+                .iter()
+                .filter_map(|(name, ads)| Some((vec![("client", name.clone())], f(ads)?)))
+                .collect::<Vec<_>>()
+        };
+        let counters = |values: Vec<(Vec<(&'static str, String)>, f64)>| {
+            values
+                .into_iter()
+                .map(|(l, v)| (l, ConstCounter::new(v as u64)))
+                .collect::<Vec<_>>()
+        };
+        let gauges = |values: Vec<(Vec<(&'static str, String)>, f64)>| {
+            values
+                .into_iter()
+                .map(|(l, v)| (l, ConstGauge::new(v)))
+                .collect::<Vec<_>>()
+        };
+        family(
+            encoder,
+            "mesh_xds_streams",
+            "Streams started to the control plane",
+            MetricType::Counter,
+            counters(per_client(&|ads| Some(ads.stats().streams() as f64))),
+        )?;
+        family(
+            encoder,
+            "mesh_xds_connected",
+            "1 while a stream to the control plane is up",
+            MetricType::Gauge,
+            gauges(per_client(&|ads| {
+                Some(f64::from(u8::from(ads.updates().borrow().connected)))
+            })),
+        )?;
+        family(
+            encoder,
+            "mesh_xds_seconds_since_last_accepted",
+            "Seconds since a response was last accepted whole",
+            MetricType::Gauge,
+            gauges(per_client(&|ads| {
+                let at = ads.stats().last_accepted()?;
+                Some(
+                    SystemTime::now()
+                        .duration_since(at)
+                        .unwrap_or_default()
+                        .as_secs_f64(),
+                )
+            })),
         )
     }
 }

@@ -43,6 +43,7 @@ use tonic::transport::Channel;
 
 use super::flavor::Flavor;
 use super::outbox::Outbox;
+use super::stats::AdsStats;
 use super::target::Target;
 use super::wanted::{Changes, Wanted};
 use super::{
@@ -142,20 +143,22 @@ impl AdsClient {
     pub fn spawn(self) -> Result<AdsHandle, AdsClientError> {
         let target = Target::new(&self.bootstrap)?;
         let wanted = Arc::new(Wanted::default());
+        let stats = Arc::new(AdsStats::default());
         let updates = match self.protocol {
             Protocol::StateOfTheWorld => {
                 let state = AdsState::from_bootstrap(&self.bootstrap);
-                Task::spawn(target, self.backoff, state, wanted.clone())
+                Task::spawn(target, self.backoff, state, wanted.clone(), stats.clone())
             }
             Protocol::Delta => {
                 let state = DeltaAdsState::from_bootstrap(&self.bootstrap);
-                Task::spawn(target, self.backoff, state, wanted.clone())
+                Task::spawn(target, self.backoff, state, wanted.clone(), stats.clone())
             }
         };
         Ok(AdsHandle {
             wanted: Arc::new(Handles(wanted)),
             updates,
             bootstrap: Arc::new(self.bootstrap),
+            stats,
         })
     }
 }
@@ -167,6 +170,7 @@ pub struct AdsHandle {
     wanted: Arc<Handles>,
     updates: watch::Receiver<Arc<AdsView>>,
     bootstrap: Arc<Bootstrap>,
+    stats: Arc<AdsStats>,
 }
 
 /// Shared by every clone of a handle: the last one dropped stops the task.
@@ -203,6 +207,11 @@ impl AdsHandle {
     pub fn updates(&self) -> watch::Receiver<Arc<AdsView>> {
         self.updates.clone()
     }
+
+    /// ACKs, NACKs and streams so far.
+    pub fn stats(&self) -> &AdsStats {
+        &self.stats
+    }
 }
 
 /// The handles are all gone: the task stops.
@@ -221,6 +230,7 @@ struct Task<F: Flavor> {
     /// The listeners the state is subscribed to for the handles.
     listeners: HashSet<String>,
     view: watch::Sender<Arc<AdsView>>,
+    stats: Arc<AdsStats>,
 }
 
 impl<F: Flavor> Task<F> {
@@ -230,6 +240,7 @@ impl<F: Flavor> Task<F> {
         backoff: Backoff,
         state: F,
         wanted: Arc<Wanted>,
+        stats: Arc<AdsStats>,
     ) -> watch::Receiver<Arc<AdsView>> {
         let (view, updates) = watch::channel(Arc::new(AdsView::new(state.state(), false)));
         let task = Task {
@@ -241,6 +252,7 @@ impl<F: Flavor> Task<F> {
             stream_error: None,
             listeners: HashSet::new(),
             view,
+            stats,
         };
         tokio::spawn(task.run());
         updates
@@ -305,6 +317,7 @@ impl<F: Flavor> Task<F> {
         let (outbox, outgoing) = Outbox::new();
         self.requests = Some(outbox);
         let requests = self.state.on_stream_start(now());
+        self.stats.stream_started();
         self.send(requests);
         self.publish();
         tracing::debug!(server = %self.target, "ADS stream starting");
@@ -351,7 +364,9 @@ impl<F: Flavor> Task<F> {
         let outcome = self.state.handle_response(response, now());
         if outcome.rejected.is_empty() {
             tracing::debug!(%kind, version, nonce, "ACK");
+            self.stats.acked(kind);
         } else {
+            self.stats.nacked(kind);
             for error in &outcome.rejected {
                 tracing::warn!(%kind, version, nonce, %error, "NACK");
             }

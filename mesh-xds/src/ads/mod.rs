@@ -57,6 +57,7 @@ mod node;
 mod outbox;
 mod snapshot;
 mod state;
+mod stats;
 mod target;
 #[cfg(test)]
 mod tests;
@@ -81,6 +82,7 @@ pub use client::{AdsClient, AdsClientError, AdsHandle};
 pub use delta::{DeltaAdsState, DeltaOutcome};
 pub use snapshot::{Snapshot, TypeSnapshot};
 use state::{Common, TypeState};
+pub use stats::AdsStats;
 pub use view::AdsView;
 
 /// How long gRPC waits for a subscribed resource before taking it as not
