@@ -191,3 +191,70 @@ async fn the_admin_endpoint_counts_the_calls_with_the_callers_identity() {
     );
     assert!(line.ends_with(" 1"), "{line}");
 }
+
+/// A collector that keeps every span's name.
+#[derive(Clone, Default)]
+struct Collector(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService
+    for Collector
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse,
+        >,
+        tonic::Status,
+    > {
+        let names = request
+            .into_inner()
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans)
+            .map(|s| s.name);
+        self.0.lock().unwrap().extend(names);
+        Ok(tonic::Response::new(Default::default()))
+    }
+}
+
+#[tokio::test]
+async fn otlp_receives_the_servers_spans() {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+    let collector = Collector::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(collector.clone()))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let (_server, addr) = server(&[
+        "--mode",
+        "disable",
+        "--admin-addr",
+        "127.0.0.1:0",
+        "--otlp",
+        &otlp,
+    ])
+    .await;
+    let out = client(&addr, &[]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let names = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let names = collector.0.lock().unwrap().clone();
+            if !names.is_empty() {
+                return names;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a span exported");
+    assert!(names.iter().any(|n| n.ends_with('/')), "{names:?}");
+}

@@ -5,6 +5,7 @@
 //! ```text
 //! mesh-echo server --listen ADDR [--certs DIR] [--mode strict|permissive|disable]
 //!                  [--policy FILE] [--name NAME] [--namespace NS] [--admin-addr ADDR]
+//!                  [--otlp URL]
 //! mesh-echo client [--certs DIR] [--expect-id SPIFFE_ID] URL
 //! ```
 //!
@@ -16,7 +17,9 @@
 //! left out with `--mode disable`. With `--admin-addr` the server reports
 //! Istio's request metrics as the workload `NAME` and serves them, with its
 //! certificate, on an admin endpoint there (`/stats/prometheus`, `/certs`,
-//! `/ready`), printing `admin ADDR` on stderr.
+//! `/ready`), printing `admin ADDR` on stderr. With `--otlp` (and
+//! `--admin-addr`) every request is traced (sampling 100 %) and its spans
+//! sent over OTLP/gRPC to the collector at `URL` (`http://127.0.0.1:4317`).
 //!
 //! The client sends one GET to `URL` (`http://HOST:PORT/path`): over the
 //! mesh's mutual TLS with `--certs`, expecting the server to be
@@ -46,6 +49,7 @@ use mesh_istio::Workload;
 use mesh_tower::admin::Admin;
 use mesh_tower::metrics::IstioMetrics;
 use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
+use mesh_tower::trace::{OtlpExporter, Sampler};
 use mesh_tower::{MeshClient, MeshServer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -88,6 +92,9 @@ enum Command {
         /// without.
         #[arg(long, value_name = "ADDR")]
         admin_addr: Option<SocketAddr>,
+        /// An OTLP/gRPC collector to send every request's span to.
+        #[arg(long, value_name = "URL", requires = "admin_addr")]
+        otlp: Option<String>,
     },
     /// Call a mesh-echo server through MeshClient.
     Client {
@@ -134,9 +141,11 @@ async fn main() -> anyhow::Result<()> {
             name,
             namespace,
             admin_addr,
+            otlp,
         } => {
             let who = Who { name, namespace };
-            server(listen, certs, mode, policy, who, admin_addr).await
+            let telemetry = Telemetry { admin_addr, otlp };
+            server(listen, certs, mode, policy, who, telemetry).await
         }
         Command::Client {
             certs,
@@ -158,15 +167,22 @@ struct Who {
     namespace: String,
 }
 
+/// Where the server's telemetry goes.
+struct Telemetry {
+    admin_addr: Option<SocketAddr>,
+    otlp: Option<String>,
+}
+
 async fn server(
     listen: SocketAddr,
     certs: Option<PathBuf>,
     mode: Option<Mode>,
     policy_file: Option<PathBuf>,
     who: Who,
-    admin_addr: Option<SocketAddr>,
+    telemetry: Telemetry,
 ) -> anyhow::Result<()> {
     let Who { name, namespace } = who;
+    let Telemetry { admin_addr, otlp } = telemetry;
     let mut policy = InboundPolicy {
         mtls: MtlsMode::Strict,
         rbac: Vec::new(),
@@ -198,6 +214,11 @@ async fn server(
         let workload = WorkloadMetadata::from_labels(&name, &namespace, &name, &labels);
         let metrics = IstioMetrics::default();
         builder = builder.metrics(metrics.clone(), workload, None);
+        if let Some(url) = &otlp {
+            builder = builder
+                .sampling(Sampler::ratio(1.0))
+                .spans(OtlpExporter::spawn(url, &name)?);
+        }
         let mut registry = Registry::default();
         metrics.register(&mut registry);
         let listener = TcpListener::bind(addr)
