@@ -190,6 +190,17 @@ async fn the_admin_endpoint_counts_the_calls_with_the_callers_identity() {
         "{line}"
     );
     assert!(line.ends_with(" 1"), "{line}");
+
+    // The log level, changed at run time.
+    let req = http::Request::post(format!("http://{admin}/logging?level=debug"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let res = http.request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let req = http::Request::post(format!("http://{admin}/logging?level=%5Bnot"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(http.request(req).await.unwrap().status(), 400);
 }
 
 /// A collector that keeps every span's name.

@@ -17,7 +17,8 @@
 //! left out with `--mode disable`. With `--admin-addr` the server reports
 //! Istio's request metrics as the workload `NAME` and serves them, with its
 //! certificate, on an admin endpoint there (`/stats/prometheus`, `/certs`,
-//! `/ready`), printing `admin ADDR` on stderr. With `--otlp` (and
+//! `/ready`, and `POST /logging?level=debug` to change the log level),
+//! printing `admin ADDR` on stderr. With `--otlp` (and
 //! `--admin-addr`) every request is traced (sampling 100 %) and its spans
 //! sent over OTLP/gRPC to the collector at `URL` (`http://127.0.0.1:4317`).
 //!
@@ -46,7 +47,7 @@ use mesh_core::security::{InboundPolicy, MtlsMode};
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_istio::Workload;
-use mesh_tower::admin::Admin;
+use mesh_tower::admin::{Admin, SetLogLevel};
 use mesh_tower::metrics::IstioMetrics;
 use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
 use mesh_tower::trace::{OtlpExporter, Sampler};
@@ -128,10 +129,17 @@ impl From<Mode> for MtlsMode {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_writer(std::io::stderr)
-        .init();
+        .with_filter_reloading();
+    let reload = logs.reload_handle();
+    logs.init();
+    // The admin's `POST /logging?level=…`.
+    let set_level: SetLogLevel = Arc::new(move |level: &str| {
+        let filter = tracing_subscriber::EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        reload.reload(filter).map_err(|e| e.to_string())
+    });
     match Args::parse().command {
         Command::Server {
             listen,
@@ -144,7 +152,11 @@ async fn main() -> anyhow::Result<()> {
             otlp,
         } => {
             let who = Who { name, namespace };
-            let telemetry = Telemetry { admin_addr, otlp };
+            let telemetry = Telemetry {
+                admin_addr,
+                otlp,
+                set_level,
+            };
             server(listen, certs, mode, policy, who, telemetry).await
         }
         Command::Client {
@@ -171,6 +183,7 @@ struct Who {
 struct Telemetry {
     admin_addr: Option<SocketAddr>,
     otlp: Option<String>,
+    set_level: SetLogLevel,
 }
 
 async fn server(
@@ -182,7 +195,11 @@ async fn server(
     telemetry: Telemetry,
 ) -> anyhow::Result<()> {
     let Who { name, namespace } = who;
-    let Telemetry { admin_addr, otlp } = telemetry;
+    let Telemetry {
+        admin_addr,
+        otlp,
+        set_level,
+    } = telemetry;
     let mut policy = InboundPolicy {
         mtls: MtlsMode::Strict,
         rbac: Vec::new(),
@@ -225,7 +242,8 @@ async fn server(
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("admin {}", listener.local_addr()?);
-        admin = Some((Admin::new(Arc::new(registry), identity), listener));
+        let server_admin = Admin::new(Arc::new(registry), identity).logging(set_level);
+        admin = Some((server_admin, listener));
     }
     let server = builder.build()?;
     if let Some((admin, listener)) = admin {

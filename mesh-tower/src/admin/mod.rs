@@ -10,9 +10,14 @@
 //!   validity and days until it expires, when it was last read and why the
 //!   last read failed, if it did (never a key);
 //! - `GET /ready`: `200 LIVE` once [`Admin::set_ready`] says so, else
-//!   `503 PRE_INITIALIZING`; `GET /healthz`: `200 OK`.
+//!   `503 PRE_INITIALIZING`; `GET /healthz`: `200 OK`;
+//! - `POST /logging?level=LEVEL` (a `tracing` filter, `debug` or
+//!   `mesh_tower=trace,info`): changes the log level at run time, through
+//!   what the application gave [`Admin::logging`]; `GET` is refused, as
+//!   Envoy refuses it, since it changes state.
 //!
-//! Anything else is `404`, a method other than `GET` `405`.
+//! Anything else is `404`; a method other than `GET` (or `POST` for
+//! `/logging`) `405`.
 
 mod certs;
 
@@ -42,11 +47,24 @@ pub struct Admin {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
+/// Sets the log level from a filter's text, or says why it cannot.
+pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
 struct Inner {
     registry: Arc<Registry>,
     identity: Option<IdentitySource>,
     ready: AtomicBool,
+    logging: Option<SetLogLevel>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("identity", &self.identity)
+            .field("ready", &self.ready)
+            .field("logging", &self.logging.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Admin {
@@ -58,6 +76,22 @@ impl Admin {
                 registry,
                 identity,
                 ready: AtomicBool::new(false),
+                logging: None,
+            }),
+        }
+    }
+
+    /// Lets `POST /logging?level=LEVEL` change the log level with `set`
+    /// (a `tracing_subscriber` reload handle's, say). The admin returned
+    /// is apart from earlier clones of this one.
+    pub fn logging(self, set: SetLogLevel) -> Self {
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                registry: inner.registry.clone(),
+                identity: inner.identity.clone(),
+                ready: AtomicBool::new(inner.ready.load(Ordering::Acquire)),
+                logging: Some(set),
             }),
         }
     }
@@ -92,6 +126,9 @@ impl Admin {
 
     /// The answer to `req`.
     pub fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.uri().path() == "/logging" {
+            return self.logging_level(req);
+        }
         if req.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
         }
@@ -120,6 +157,38 @@ impl Admin {
             "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into()),
             "/healthz" => text(StatusCode::OK, "OK\n".into()),
             _ => text(StatusCode::NOT_FOUND, "no such admin endpoint\n".into()),
+        }
+    }
+
+    /// `POST /logging?level=LEVEL`.
+    fn logging_level<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
+        if req.method() != Method::POST {
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "POST /logging?level=LEVEL\n".into(),
+            );
+        }
+        let Some(set) = &self.inner.logging else {
+            return text(
+                StatusCode::NOT_FOUND,
+                "log levels are not set here\n".into(),
+            );
+        };
+        let level = req
+            .uri()
+            .query()
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .find_map(|pair| pair.strip_prefix("level="));
+        let Some(level) = level.filter(|l| !l.is_empty()) else {
+            return text(StatusCode::BAD_REQUEST, "no ?level=\n".into());
+        };
+        match set(level) {
+            Ok(()) => {
+                tracing::info!(level, "log level changed through the admin");
+                text(StatusCode::OK, format!("log level: {level}\n"))
+            }
+            Err(why) => text(StatusCode::BAD_REQUEST, format!("{level}: {why}\n")),
         }
     }
 

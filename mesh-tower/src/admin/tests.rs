@@ -122,3 +122,35 @@ async fn it_serves_on_a_listener() {
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()[header::CONTENT_TYPE], OPENMETRICS);
 }
+
+#[tokio::test]
+async fn the_log_level_changes_by_post_only() {
+    let set: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let seen = set.clone();
+    let admin = admin().logging(Arc::new(move |level: &str| {
+        if level == "nonsense=" {
+            return Err("not a filter".into());
+        }
+        seen.lock().unwrap().push(level.to_owned());
+        Ok(())
+    }));
+    let post = |uri: &str| {
+        admin
+            .respond(&Request::post(uri).body(()).unwrap())
+            .status()
+    };
+    assert_eq!(post("/logging?level=debug"), StatusCode::OK);
+    assert_eq!(post("/logging?level=nonsense="), StatusCode::BAD_REQUEST);
+    assert_eq!(post("/logging"), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        admin
+            .respond(&Request::get("/logging?level=trace").body(()).unwrap())
+            .status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(*set.lock().unwrap(), ["debug"]);
+    // Without a way to set it: not here.
+    let plain = Admin::new(Arc::new(Registry::default()), None);
+    let res = plain.respond(&Request::post("/logging?level=debug").body(()).unwrap());
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}
