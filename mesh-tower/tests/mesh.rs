@@ -207,18 +207,9 @@ async fn a_bootstrap_provider_without_files_is_an_error_naming_it() {
 /// named, and the admin endpoint serves them.
 #[tokio::test]
 async fn meshes_that_know_their_workloads_report_the_edge_on_their_admin() {
-    use mesh_core::telemetry::WorkloadMetadata;
     use prometheus_client::registry::Registry;
 
-    let workload = |app: &str| {
-        let labels = [("app".to_owned(), app.to_owned())].into();
-        WorkloadMetadata::from_labels(
-            &format!("{app}-0"),
-            "default",
-            &format!("{app}-v1"),
-            &labels,
-        )
-    };
+    let workload = |app: &str| support::workload(app, "v1");
     let ca = Ca::new();
     let ratings = Mesh::builder()
         .identity(ca.identity(RATINGS))

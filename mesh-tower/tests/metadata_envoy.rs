@@ -33,13 +33,7 @@ use support::envoy::Envoy;
 mod support;
 
 fn workload(app: &str) -> WorkloadMetadata {
-    let labels = [("app".to_owned(), app.to_owned())].into();
-    WorkloadMetadata::from_labels(
-        &format!("{app}-0"),
-        "default",
-        &format!("{app}-v1"),
-        &labels,
-    )
+    support::workload(app, "v1")
 }
 
 fn id(app: &str) -> String {

@@ -32,21 +32,7 @@ mod support;
 const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 
-fn workload(app: &str, version: &str) -> WorkloadMetadata {
-    let labels = [("app", app), ("version", version)]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    WorkloadMetadata {
-        cluster_id: Some("Kubernetes".into()),
-        ..WorkloadMetadata::from_labels(
-            &format!("{app}-{version}-0"),
-            "default",
-            &format!("{app}-{version}"),
-            &labels,
-        )
-    }
-}
+use support::workload;
 
 /// Answers whether any metadata exchange header reached it.
 async fn app(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {

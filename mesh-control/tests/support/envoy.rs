@@ -4,7 +4,7 @@
 //! `MESH_REQUIRE_PEERS` is set; then it fails.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use super::TempDir;
@@ -15,22 +15,9 @@ pub(crate) struct Envoy {
     _dir: TempDir,
 }
 
-/// The Envoy binary: `MESH_ENVOY`, the CI's venv, or `envoy` on the path.
-fn binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MESH_ENVOY") {
-        return Some(path.into());
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/envoy-venv/bin/envoy");
-    if venv.exists() {
-        return Some(venv);
-    }
-    let found = Command::new("envoy")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    found.is_ok_and(|s| s.success()).then(|| "envoy".into())
-}
+#[path = "../../../mesh-tower/tests/support/envoy_binary.rs"]
+mod envoy_binary;
+use envoy_binary::binary;
 
 /// What an Envoy node says of itself in its bootstrap.
 #[derive(Default)]

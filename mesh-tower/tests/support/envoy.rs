@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -16,22 +15,9 @@ pub struct Envoy {
     _dir: tempfile::TempDir,
 }
 
-/// The Envoy binary: `MESH_ENVOY`, the CI's venv, or `envoy` on the path.
-fn binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MESH_ENVOY") {
-        return Some(path.into());
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/envoy-venv/bin/envoy");
-    if venv.exists() {
-        return Some(venv);
-    }
-    let found = Command::new("envoy")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    found.is_ok_and(|s| s.success()).then(|| "envoy".into())
-}
+#[path = "envoy_binary.rs"]
+mod envoy_binary;
+use envoy_binary::binary;
 
 impl Envoy {
     /// Starts Envoy with `static_resources` (its listeners on port 0);

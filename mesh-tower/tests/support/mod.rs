@@ -24,6 +24,25 @@ use mesh_core::{Endpoint, EndpointSet, StaticResolve};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+/// The workload `APP-VERSION` of namespace `default` (instance
+/// `APP-VERSION-0`, labels `app` and `version`, cluster `Kubernetes`), as
+/// Istio's metadata names it.
+pub fn workload(app: &str, version: &str) -> mesh_core::telemetry::WorkloadMetadata {
+    let labels = [("app", app), ("version", version)]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    mesh_core::telemetry::WorkloadMetadata {
+        cluster_id: Some("Kubernetes".into()),
+        ..mesh_core::telemetry::WorkloadMetadata::from_labels(
+            &format!("{app}-{version}-0"),
+            "default",
+            &format!("{app}-{version}"),
+            &labels,
+        )
+    }
+}
+
 /// A test server. Dropping it kills it.
 pub struct Server {
     pub addr: SocketAddr,
