@@ -116,3 +116,98 @@ async fn a_trace_crosses_two_servers_and_a_client() {
     );
     assert_eq!(last.request_id, "req-1");
 }
+
+/// Retries show as sibling spans: a client span per attempt, each a child
+/// of the request's span, each with the endpoint it went to.
+#[tokio::test]
+async fn each_attempt_is_a_span_under_the_requests() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use mesh_core::ClusterPolicy;
+    use mesh_core::policy::RetryPolicy;
+    use mesh_tower::trace::{SpanKind, SpanSink};
+
+    // Fails its first request with 503, then answers.
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (listener, addr) = listen().await;
+    let seen = calls.clone();
+    let server = traced("ratings").build().unwrap();
+    tokio::spawn(async move {
+        let app = tower::service_fn(move |_req: http::Request<Incoming>| {
+            let first = seen.fetch_add(1, Ordering::Relaxed) == 0;
+            async move {
+                let mut res = http::Response::new(Full::new(Bytes::from("ok")));
+                if first {
+                    *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                }
+                Ok::<_, Infallible>(res)
+            }
+        });
+        server.serve(listener, app).await;
+    });
+
+    let (sink, mut spans) = SpanSink::channel(16);
+    let target: Authority = "ratings:9080".parse().unwrap();
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let policy = ClusterPolicy {
+        retry: RetryPolicy {
+            retry_on: "5xx".parse().unwrap(),
+            num_retries: 2,
+            ..RetryPolicy::default()
+        },
+        ..ClusterPolicy::default()
+    };
+    let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve)
+        .cluster_policy(target, policy)
+        .trace_attempts(TraceLayer::client(Sampler::ratio(1.0)).export(sink.clone()))
+        .build();
+    let client = TraceLayer::client(Sampler::ratio(1.0))
+        .export(sink)
+        .layer(client);
+    let req = http::Request::get("http://ratings:9080/ratings/0")
+        .body(Empty::new())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    let mut records = Vec::new();
+    while records.len() < 3 {
+        let record = tokio::time::timeout(std::time::Duration::from_secs(10), spans.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        records.push(record);
+    }
+    // The request's span ends last; the attempts' before it.
+    let request = records.iter().find(|r| r.parent.is_none()).unwrap();
+    let attempts: Vec<_> = records.iter().filter(|r| r.parent.is_some()).collect();
+    assert_eq!(attempts.len(), 2, "{records:?}");
+    assert!(records.iter().all(|r| r.kind == SpanKind::Client));
+    for attempt in &attempts {
+        assert_eq!(attempt.parent, Some(request.context.span_id));
+        assert_eq!(attempt.context.trace_id, request.context.trace_id);
+        let host = attempt
+            .attributes
+            .iter()
+            .find(|(k, _)| *k == "upstream_host");
+        assert_eq!(
+            host.map(|(_, v)| v.as_str()),
+            Some(addr.to_string().as_str())
+        );
+    }
+    assert_ne!(attempts[0].context.span_id, attempts[1].context.span_id);
+    let codes: Vec<_> = attempts
+        .iter()
+        .map(|a| {
+            a.attributes
+                .iter()
+                .find(|(k, _)| *k == "http.response.status_code")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    assert_eq!(codes, ["503", "200"]);
+    assert!(attempts[0].error && !attempts[1].error);
+}

@@ -11,7 +11,7 @@ use mesh_core::{Authority, Endpoint, MeshConfig, Resolve};
 use std::sync::atomic::AtomicBool;
 
 use tower::util::BoxCloneSyncService;
-use tower::{Service, ServiceBuilder};
+use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 
 use super::{MeshClient, Shared, Stacks};
 use crate::cluster::{
@@ -21,11 +21,13 @@ use crate::endpoint::{HttpEndpoint, TcpConnector};
 use crate::fault::FaultLayer;
 use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::mirror::MirrorLayer;
+use crate::retry::ReplayBody;
 use crate::route::{Route, SharedConfig, SharedRoutes};
 use crate::split::SplitLayer;
 #[cfg(doc)]
 use crate::tls::WorkloadIdentity;
 use crate::tls::{IdentitySource, MeshTlsConnector};
+use crate::trace::TraceLayer;
 use crate::{BoxError, RequestBody};
 
 /// Builds a [`MeshClient`].
@@ -51,8 +53,31 @@ pub struct MeshClientBuilder<C = TcpConnector> {
     registry_only: bool,
     identity: Option<IdentitySource>,
     metadata: Option<MetadataExchangeLayer>,
+    attempts: Option<TraceLayer>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
+}
+
+/// Each attempt sent to `endpoint`, through `trace` when given.
+fn attempt_service<C, B>(
+    endpoint: HttpEndpoint<C, ReplayBody<RequestBody<B>>>,
+    trace: Option<&TraceLayer>,
+) -> EndpointService<B>
+where
+    C: Service<SocketAddr> + Clone + Send + Sync + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    match trace {
+        None => EndpointService::new(move |req| endpoint.send(req)),
+        Some(trace) => {
+            let traced = trace.layer(endpoint);
+            EndpointService::new(move |req| Box::pin(traced.clone().oneshot(req)))
+        }
+    }
 }
 
 /// Why a client without a workload identity cannot dial the mesh's mutual
@@ -88,6 +113,7 @@ impl MeshClientBuilder {
             registry_only: false,
             identity: None,
             metadata: None,
+            attempts: None,
             #[cfg(feature = "xds")]
             xds: None,
         }
@@ -128,6 +154,16 @@ impl<C> MeshClientBuilder<C> {
     pub fn metadata(mut self, workload: &WorkloadMetadata) -> Self {
         let id = metadata_exchange::node_id(workload);
         self.metadata = Some(MetadataExchangeLayer::new(Side::Client, workload, id));
+        self
+    }
+
+    /// A client span for each attempt (`trace`, a
+    /// [`TraceLayer::client`]), so that retries show as sibling spans
+    /// under the request's span (a [`TraceLayer::client`] around the
+    /// client, or the context a handler [`propagate`](crate::trace::propagate)d);
+    /// each carries the endpoint it went to.
+    pub fn trace_attempts(mut self, trace: TraceLayer) -> Self {
+        self.attempts = Some(trace);
         self
     }
 
@@ -220,6 +256,7 @@ impl<C> MeshClientBuilder<C> {
             registry_only: self.registry_only,
             identity: self.identity,
             metadata: self.metadata,
+            attempts: self.attempts,
             #[cfg(feature = "xds")]
             xds: self.xds,
         }
@@ -247,13 +284,14 @@ impl<C> MeshClientBuilder<C> {
         #[cfg(not(feature = "xds"))]
         let identity: Result<IdentitySource, Arc<str>> =
             self.identity.ok_or_else(|| Arc::from(NO_IDENTITY));
+        let attempts = self.attempts;
         let new_endpoint: NewEndpoint<B> = Arc::new(
             move |endpoint: &Endpoint, policy: &ClusterPolicy, tls: Option<&UpstreamTls>| {
                 let connection = &policy.connection;
                 let connector = connector(connection);
                 let Some(tls) = tls else {
                     let endpoint = HttpEndpoint::new(endpoint.addr, connector, connection);
-                    return Ok(EndpointService::new(move |req| endpoint.send(req)));
+                    return Ok(attempt_service(endpoint, attempts.as_ref()));
                 };
                 if let Some(files) = &tls.files {
                     let tls =
@@ -261,14 +299,14 @@ impl<C> MeshClientBuilder<C> {
                             .map_err(|e| Arc::<str>::from(e.to_string()))?
                             .handshake_timeout(connection.connect_timeout);
                     let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
-                    return Ok(EndpointService::new(move |req| endpoint.send(req)));
+                    return Ok(attempt_service(endpoint, attempts.as_ref()));
                 }
                 let identity = identity.as_ref().map_err(Clone::clone)?;
                 let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)
                     .map_err(|e| Arc::<str>::from(e.to_string()))?
                     .handshake_timeout(connection.connect_timeout);
                 let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
-                Ok(EndpointService::new(move |req| endpoint.send(req)))
+                Ok(attempt_service(endpoint, attempts.as_ref()))
             },
         );
         #[cfg(feature = "xds")]
