@@ -7,11 +7,17 @@
 //! ([`RequestLabels`]), so that Prometheus, Grafana's Istio dashboards and
 //! Kiali read a proxyless workload as they read a sidecar.
 //!
+//! [`IstioMetricsLayer`] records each request of a server or client when
+//! its response body ends; [`MeshState`] reports the mesh's own state
+//! (certificates, connections, TLS refusals, xDS) when scraped.
+//!
 //! Cardinality is bounded: labels hold no path or header, and past
 //! [`DEFAULT_MAX_LABEL_SETS`] distinct label sets (or the number given)
 //! a request is not recorded but counted in
-//! `mesh_metrics_label_sets_overflow_total`. A request on a steady label
-//! set takes one read lock and a hash lookup, and allocates nothing.
+//! `mesh_metrics_label_sets_overflow_total`. Recording on a steady label
+//! set ([`IstioMetrics::record`]) takes one read lock and a hash lookup
+//! and allocates nothing; building the label set clones its shared
+//! strings (and names the service anew, which allocates).
 
 mod body;
 mod labels;
