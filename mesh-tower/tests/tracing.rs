@@ -162,6 +162,7 @@ async fn each_attempt_is_a_span_under_the_requests() {
         .cluster_policy(target, policy)
         .trace_attempts(TraceLayer::client(Sampler::ratio(1.0)).export(sink.clone()))
         .build();
+    let mesh_client = client.clone();
     let client = TraceLayer::client(Sampler::ratio(1.0))
         .export(sink)
         .layer(client);
@@ -210,4 +211,20 @@ async fn each_attempt_is_a_span_under_the_requests() {
         .collect();
     assert_eq!(codes, ["503", "200"]);
     assert!(attempts[0].error && !attempts[1].error);
+
+    // The retry, counted, and read as a metric.
+    assert_eq!(
+        mesh_client.retry_stats(),
+        [("ratings:9080".to_owned(), (1, 0))].into()
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    mesh_tower::metrics::MeshState::default()
+        .client("reviews", &mesh_client)
+        .register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("mesh_client_retries_total{client=\"reviews\",cluster=\"ratings:9080\"} 1\n"),
+        "{text}"
+    );
 }

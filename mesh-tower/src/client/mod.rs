@@ -155,6 +155,12 @@ impl<B> MeshClient<B> {
         self.shared.stacks.clusters.tls_refusals().counts()
     }
 
+    /// For each cluster built now, the retries it took and those its
+    /// retry budget refused.
+    pub fn retry_stats(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
+        self.shared.stacks.clusters.retry_stats()
+    }
+
     /// The configuration requests are routed by.
     pub fn config(&self) -> Arc<MeshConfig> {
         self.shared.config.load()

@@ -159,8 +159,7 @@ impl<K: Hash + Eq + Clone, S: Clone> ClusterCache<K, S> {
         self.clusters.load().keys().cloned().collect()
     }
 
-    /// Every target with its service.
-    #[cfg(any(feature = "xds", test))]
+    /// Every target with its service, without marking them used.
     pub(crate) fn entries(&self) -> Vec<(K, S)> {
         let clusters = self.clusters.load();
         clusters

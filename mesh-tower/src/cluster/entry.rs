@@ -40,6 +40,13 @@ pub(crate) struct Entry<B> {
     rate_limit: Option<Arc<RateLimiter>>,
 }
 
+impl<B> Entry<B> {
+    /// The cluster's retry budget, with what it let through and refused.
+    pub(crate) fn budget(&self) -> &Budget {
+        &self.budget
+    }
+}
+
 /// What a cluster is built with, besides its policy and endpoints.
 pub(crate) struct Build<'a, B> {
     pub(crate) name: &'a str,

@@ -10,6 +10,7 @@
 //! | `mesh_certificate_reload_failing` (1 while the last read failed) | `spiffe_id` |
 //! | `mesh_server_connections_total`, `mesh_server_mtls_connections_total`, `mesh_server_handshake_failures_total`, `mesh_server_plaintext_refused_total`, `mesh_server_not_serving_refused_total` | `server` |
 //! | `mesh_client_tls_refusals_total` | `client`, `cluster` |
+//! | `mesh_client_retries_total`, `mesh_client_retry_budget_exhausted_total` | `client`, `cluster` |
 //! | `mesh_xds_acks_total`, `mesh_xds_nacks_total` (feature `xds`) | `client`, `type` (`LDS`, `RDS`, `CDS`, `EDS`) |
 //! | `mesh_xds_streams_total` (the first and each reconnection), `mesh_xds_connected`, `mesh_xds_seconds_since_last_accepted` | `client` |
 
@@ -27,13 +28,14 @@ use crate::server::MeshServer;
 use crate::tls::IdentitySource;
 
 type Refusals = Box<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
+type Retries = Box<dyn Fn() -> BTreeMap<String, (u64, u64)> + Send + Sync>;
 
 /// What is read at each scrape.
 #[derive(Default)]
 pub struct MeshState {
     identities: Vec<IdentitySource>,
     servers: Vec<(String, MeshServer)>,
-    clients: Vec<(String, Refusals)>,
+    clients: Vec<(String, Refusals, Retries)>,
     #[cfg(feature = "xds")]
     xds: Vec<(String, mesh_xds::ads::AdsHandle)>,
 }
@@ -61,15 +63,18 @@ impl MeshState {
         self
     }
 
-    /// Reports `client`'s TLS refusals as `name`.
+    /// Reports `client`'s TLS refusals and retries as `name`.
     pub fn client<B>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self
     where
         B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
         B::Error: Into<crate::BoxError>,
     {
-        let client = client.clone();
-        self.clients
-            .push((name.to_owned(), Box::new(move || client.tls_refusals())));
+        let (refusals, retries) = (client.clone(), client.clone());
+        self.clients.push((
+            name.to_owned(),
+            Box::new(move || refusals.tls_refusals()),
+            Box::new(move || retries.retry_stats()),
+        ));
         self
     }
 
@@ -195,7 +200,7 @@ impl Collector for MeshState {
         let refusals: Vec<_> = self
             .clients
             .iter()
-            .flat_map(|(client, counts)| {
+            .flat_map(|(client, counts, _)| {
                 counts().into_iter().map(move |(cluster, n)| {
                     let labels = vec![("client", client.clone()), ("cluster", cluster)];
                     (labels, ConstCounter::new(n))
@@ -208,6 +213,38 @@ impl Collector for MeshState {
             "Requests refused because the TLS their cluster asks for could not be dialled",
             MetricType::Counter,
             refusals,
+        )?;
+        let retries: Vec<_> = self
+            .clients
+            .iter()
+            .flat_map(|(client, _, retries)| {
+                retries().into_iter().map(move |(cluster, counts)| {
+                    (
+                        vec![("client", client.clone()), ("cluster", cluster)],
+                        counts,
+                    )
+                })
+            })
+            .collect();
+        let pick = |f: fn((u64, u64)) -> u64| {
+            retries
+                .iter()
+                .map(|(labels, counts)| (labels.clone(), ConstCounter::new(f(*counts))))
+                .collect::<Vec<_>>()
+        };
+        family(
+            &mut encoder,
+            "mesh_client_retries",
+            "Retries taken",
+            MetricType::Counter,
+            pick(|(taken, _)| taken),
+        )?;
+        family(
+            &mut encoder,
+            "mesh_client_retry_budget_exhausted",
+            "Retries refused because the cluster's retry budget was spent",
+            MetricType::Counter,
+            pick(|(_, refused)| refused),
         )?;
         #[cfg(feature = "xds")]
         self.encode_xds(&mut encoder)?;

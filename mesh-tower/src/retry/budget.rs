@@ -14,6 +14,10 @@ pub struct Budget {
     policy: RetryBudget,
     epoch: Instant,
     slots: Box<[Slot]>,
+    /// Retries taken, ever.
+    taken: AtomicU64,
+    /// Retries refused for want of budget, ever.
+    refused: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -31,7 +35,19 @@ impl Budget {
             policy,
             epoch: Instant::now(),
             slots: (0..seconds).map(|_| Slot::default()).collect(),
+            taken: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// Retries taken from the budget so far.
+    pub fn retries(&self) -> u64 {
+        self.taken.load(Ordering::Relaxed)
+    }
+
+    /// Retries refused because the budget was spent, so far.
+    pub fn exhausted(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     fn now(&self) -> u64 {
@@ -80,8 +96,10 @@ impl Budget {
             + f64::from(self.policy.retry_ratio) * requests as f64;
         if (retries as f64) < allowed.floor() {
             self.slot(now).retries.fetch_add(1, Ordering::AcqRel);
+            self.taken.fetch_add(1, Ordering::Relaxed);
             true
         } else {
+            self.refused.fetch_add(1, Ordering::Relaxed);
             false
         }
     }
