@@ -192,20 +192,44 @@ impl RequestLabels {
         }
     }
 
-    /// Sets the destination service from its host name
-    /// (`NAME.NAMESPACE.svc.DOMAIN`, or any other host: its first label
-    /// then the name, the namespace unknown).
-    pub fn service(mut self, host: &str) -> Self {
+    /// Sets the destination service from its host name (see
+    /// [`ServiceLabels::of`]).
+    pub fn service(self, host: &str) -> Self {
+        self.with_service(&ServiceLabels::of(host))
+    }
+
+    /// Sets the destination service's labels.
+    pub fn with_service(mut self, service: &ServiceLabels) -> Self {
+        self.destination_service = service.host.clone();
+        self.destination_service_name = service.name.clone();
+        self.destination_service_namespace = service.namespace.clone();
+        self
+    }
+}
+
+/// A service's labels, made once and shared by the requests to it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceLabels {
+    host: Arc<str>,
+    name: Arc<str>,
+    namespace: Arc<str>,
+}
+
+impl ServiceLabels {
+    /// The labels of the service whose host name is `host`
+    /// (`NAME.NAMESPACE.svc.DOMAIN`; any other host names the service by
+    /// its first label, the namespace unknown).
+    pub fn of(host: &str) -> Self {
         let mut parts = host.split('.');
         let name = parts.next().filter(|n| !n.is_empty());
         let namespace = match (parts.next(), parts.next()) {
             (Some(ns), Some("svc")) => Some(ns),
             _ => None,
         };
-        self.destination_service = host.into();
-        self.destination_service_name = name.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from);
-        self.destination_service_namespace =
-            namespace.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from);
-        self
+        Self {
+            host: host.into(),
+            name: name.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
+            namespace: namespace.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
+        }
     }
 }

@@ -6,9 +6,10 @@
 //! ends ([`MeasuredBody`]); one that fails before a response is recorded
 //! with code 0.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -19,7 +20,7 @@ use pin_project::pin_project;
 use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
-use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels};
+use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels, ServiceLabels};
 use crate::access_log::{AccessLog, Entry};
 use crate::body::ResponseFlag;
 use crate::endpoint::UpstreamHost;
@@ -52,30 +53,77 @@ struct Shared {
     reporter: Reporter,
     local: LocalWorkload,
     access_log: Option<AccessLog>,
+    /// At a server: the service it serves, as labels.
+    served: Option<ServiceLabels>,
+    /// At a client: the labels of the services it has called.
+    services: RwLock<HashMap<Arc<str>, ServiceLabels>>,
+}
+
+/// How many services' labels a client keeps; past that they are made per
+/// request.
+const SERVICES: usize = 1024;
+
+impl Shared {
+    fn new(
+        metrics: IstioMetrics,
+        reporter: Reporter,
+        local: LocalWorkload,
+        access_log: Option<AccessLog>,
+    ) -> Self {
+        let served = match reporter {
+            Reporter::Destination => local
+                .service
+                .as_deref()
+                .or(local.metadata.canonical_service.as_deref())
+                .map(ServiceLabels::of),
+            Reporter::Source => None,
+        };
+        Self {
+            metrics,
+            reporter,
+            local,
+            access_log,
+            served,
+            services: RwLock::default(),
+        }
+    }
+
+    /// The labels of the service `host`, made on its first request.
+    fn service(&self, host: &str) -> ServiceLabels {
+        let known = self.services.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(labels) = known.get(host) {
+            return labels.clone();
+        }
+        drop(known);
+        let labels = ServiceLabels::of(host);
+        let mut known = self
+            .services
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if known.len() < SERVICES {
+            known.insert(host.into(), labels.clone());
+        }
+        labels
+    }
 }
 
 impl IstioMetricsLayer {
     /// Records in `metrics`, as `reporter`, for the workload `local`.
     pub fn new(metrics: IstioMetrics, reporter: Reporter, local: LocalWorkload) -> Self {
         Self {
-            shared: Some(Arc::new(Shared {
-                metrics,
-                reporter,
-                local,
-                access_log: None,
-            })),
+            shared: Some(Arc::new(Shared::new(metrics, reporter, local, None))),
         }
     }
 
     /// Also writes each request's line to `log` ([`access_log`](crate::access_log)).
     pub fn access_log(self, log: AccessLog) -> Self {
         let shared = self.shared.map(|shared| {
-            Arc::new(Shared {
-                metrics: shared.metrics.clone(),
-                reporter: shared.reporter,
-                local: shared.local.clone(),
-                access_log: Some(log),
-            })
+            Arc::new(Shared::new(
+                shared.metrics.clone(),
+                shared.reporter,
+                shared.local.clone(),
+                Some(log),
+            ))
         });
         Self { shared }
     }
@@ -113,8 +161,8 @@ struct Started {
     grpc: bool,
     /// At a server: the caller's metadata and certificate.
     caller: Option<(Option<PeerMetadata>, Option<ClientIdentity>)>,
-    /// At a client: the host the request was for.
-    host: Option<Arc<str>>,
+    /// At a client: the authority the request was for.
+    authority: Option<http::uri::Authority>,
     /// With an access log: the request's line so far.
     entry: Option<Box<Entry>>,
 }
@@ -148,8 +196,8 @@ where
                 extensions.get::<ClientIdentity>().cloned(),
             )
         });
-        let host = (shared.reporter == Reporter::Source)
-            .then(|| req.uri().host().map(Arc::from))
+        let authority = (shared.reporter == Reporter::Source)
+            .then(|| req.uri().authority().cloned())
             .flatten();
         let entry = shared.access_log.as_ref().map(|_| {
             let headers = req.headers();
@@ -176,7 +224,7 @@ where
             request_bytes: head_bytes(req.headers()) + content_length(req.headers()),
             grpc,
             caller,
-            host,
+            authority,
             entry,
         };
         ResponseFuture {
@@ -281,24 +329,26 @@ impl Started {
             .extensions()
             .get::<PeerIdentity>()
             .map(|p| Arc::<str>::from(p.0.as_str()));
-        let mut labels = self.labels_with(server, principal.as_ref());
-        if let Some(SelectedCluster(cluster)) = res.extensions().get::<SelectedCluster>()
-            && let Some(host) = cluster.as_str().strip_prefix("outbound|")
-            && let Some(host) = host.rsplit('|').next().filter(|h| !h.is_empty())
-        {
-            labels = labels.service(host);
-        }
-        labels
+        let cluster_host = res
+            .extensions()
+            .get::<SelectedCluster>()
+            .and_then(|SelectedCluster(cluster)| cluster.as_str().strip_prefix("outbound|"))
+            .and_then(|rest| rest.rsplit('|').next().filter(|h| !h.is_empty()));
+        self.labels_with(server, principal.as_ref(), cluster_host)
     }
 
     fn labels_without_response(&self) -> RequestLabels {
-        self.labels_with(None, None)
+        self.labels_with(None, None, None)
     }
 
+    /// The labels, the server known by `server` and `server_principal`
+    /// at a client, and the service by `cluster_host` (else the request's
+    /// host) at a client.
     fn labels_with(
         &self,
         server: Option<&PeerMetadata>,
         server_principal: Option<&Arc<str>>,
+        cluster_host: Option<&str>,
     ) -> RequestLabels {
         let shared = &self.shared;
         let local = Peer {
@@ -328,15 +378,13 @@ impl Started {
             }
         };
         let service = match shared.reporter {
-            Reporter::Destination => shared.local.service.as_ref(),
-            Reporter::Source => self.host.as_ref(),
+            Reporter::Destination => shared.served.clone(),
+            Reporter::Source => cluster_host
+                .or(self.authority.as_ref().map(http::uri::Authority::host))
+                .map(|host| shared.service(host)),
         };
-        if let Some(host) = service {
-            labels = labels.service(host);
-        } else if let Some(canonical) = &shared.local.metadata.canonical_service
-            && shared.reporter == Reporter::Destination
-        {
-            labels = labels.service(canonical);
+        if let Some(service) = &service {
+            labels = labels.with_service(service);
         }
         if self.grpc {
             labels.request_protocol = "grpc";

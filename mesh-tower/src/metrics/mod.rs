@@ -17,7 +17,8 @@
 //! `mesh_metrics_label_sets_overflow_total`. Recording on a steady label
 //! set ([`IstioMetrics::record`]) takes one read lock and a hash lookup
 //! and allocates nothing; building the label set clones its shared
-//! strings (and names the service anew, which allocates).
+//! strings, the service's among them ([`ServiceLabels`], made once per
+//! service).
 
 mod body;
 mod labels;
@@ -34,7 +35,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use body::MeasuredBody;
-pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, UNKNOWN};
+pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, ServiceLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
 pub use state::MeshState;
 
