@@ -103,7 +103,9 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
         .unwrap();
 
     // The xDS client's state on the admin: the listener ACKed, one stream.
-    let admin = ratings.admin(prometheus_client::registry::Registry::default());
+    let admin = ratings
+        .admin(prometheus_client::registry::Registry::default())
+        .build();
     let req = http::Request::get("/stats/prometheus").body(()).unwrap();
     let text = admin
         .respond(&req)
@@ -248,7 +250,7 @@ async fn meshes_that_know_their_workloads_report_the_edge_on_their_admin() {
     res.into_body().collect().await.unwrap();
 
     let scrape = |mesh: &Mesh| {
-        let admin = mesh.admin(Registry::default());
+        let admin = mesh.admin(Registry::default()).build();
         async move {
             let req = http::Request::get("/stats/prometheus").body(()).unwrap();
             let body = admin.respond(&req).into_body().collect().await.unwrap();

@@ -242,11 +242,15 @@ async fn server(
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         eprintln!("admin {}", listener.local_addr()?);
-        let server_admin = Admin::new(Arc::new(registry), identity).logging(set_level);
+        let mut server_admin = Admin::builder(registry).logging(set_level);
+        if let Some(identity) = &identity {
+            server_admin = server_admin.identity(identity.clone());
+        }
         admin = Some((server_admin, listener));
     }
     let server = builder.build()?;
     if let Some((admin, listener)) = admin {
+        let admin = admin.server(&name, &server).build();
         admin.set_ready(true);
         tokio::spawn(admin.serve(listener));
     }

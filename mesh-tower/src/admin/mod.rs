@@ -6,6 +6,12 @@
 //!   (Istio's request metrics, the application's own), in the OpenMetrics
 //!   text format Prometheus scrapes;
 //! - `GET /stats`: the same samples one per line, `name{labels}: value`;
+//! - `GET /clusters`: each client's clusters and endpoints with their
+//!   health, weight, priority, locality, ejections and request counters,
+//!   as Envoy's `CLUSTER::HOST::STAT::VALUE` lines (`?format=json`: its
+//!   `ClusterStatuses` JSON);
+//! - `GET /routes`: the route tables each client routes by, as the
+//!   `RouteConfiguration`s Envoy would be sent for them (feature `xds`);
 //! - `GET /certs`: the workload certificate in use: its SPIFFE id, serial,
 //!   validity and days until it expires, when it was last read and why the
 //!   last read failed, if it did (never a key);
@@ -20,6 +26,8 @@
 //! `/logging`) `405`.
 
 mod certs;
+mod clusters;
+mod routes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,6 +41,8 @@ use hyper_util::server::conn::auto;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::client::ClientReader;
+use crate::metrics::MeshState;
 use crate::tls::IdentitySource;
 
 /// Envoy's admin address, where a workload's admin listens by default.
@@ -55,44 +65,99 @@ struct Inner {
     identity: Option<IdentitySource>,
     ready: AtomicBool,
     logging: Option<SetLogLevel>,
+    clients: Vec<(String, ClientReader)>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let clients: Vec<&str> = self.clients.iter().map(|(n, _)| n.as_str()).collect();
         f.debug_struct("Admin")
             .field("identity", &self.identity)
             .field("ready", &self.ready)
             .field("logging", &self.logging.is_some())
+            .field("clients", &clients)
             .finish_non_exhaustive()
     }
 }
 
-impl Admin {
-    /// Serves `registry`'s metrics, and `identity`'s certificate if given;
-    /// not ready until [`set_ready`](Self::set_ready).
-    pub fn new(registry: Arc<Registry>, identity: Option<IdentitySource>) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                registry,
-                identity,
-                ready: AtomicBool::new(false),
-                logging: None,
-            }),
-        }
+/// What an [`Admin`] serves: a registry, and the parts of the mesh it
+/// reports, each also as metrics ([`MeshState`]).
+#[derive(Debug)]
+pub struct AdminBuilder {
+    registry: Registry,
+    state: MeshState,
+    inner: Inner,
+}
+
+impl AdminBuilder {
+    /// Serves `source`'s certificate at `/certs`, and its expiry as
+    /// metrics.
+    pub fn identity(mut self, source: IdentitySource) -> Self {
+        self.state = self.state.identity(source.clone());
+        self.inner.identity = Some(source);
+        self
+    }
+
+    /// Reports `server`'s connections and refusals as `name`.
+    pub fn server(mut self, name: &str, server: &crate::MeshServer) -> Self {
+        self.state = self.state.server(name, server);
+        self
+    }
+
+    /// Reports the ADS client of `ads` as `name` (feature `xds`).
+    #[cfg(feature = "xds")]
+    pub fn xds(mut self, name: &str, ads: &mesh_xds::ads::AdsHandle) -> Self {
+        self.state = self.state.xds(name, ads);
+        self
     }
 
     /// Lets `POST /logging?level=LEVEL` change the log level with `set`
-    /// (a `tracing_subscriber` reload handle's, say). The admin returned
-    /// is apart from earlier clones of this one.
-    pub fn logging(self, set: SetLogLevel) -> Self {
-        let inner = &self.inner;
-        Self {
-            inner: Arc::new(Inner {
-                registry: inner.registry.clone(),
-                identity: inner.identity.clone(),
-                ready: AtomicBool::new(inner.ready.load(Ordering::Acquire)),
-                logging: Some(set),
-            }),
+    /// (a `tracing_subscriber` reload handle's, say).
+    pub fn logging(mut self, set: SetLogLevel) -> Self {
+        self.inner.logging = Some(set);
+        self
+    }
+
+    /// Serves `client`'s clusters and endpoints at `/clusters` and its
+    /// route tables at `/routes`, and reports them as metrics, as `name`.
+    pub fn client<B: 'static>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self {
+        self.state = self.state.client(name, client);
+        self.inner
+            .clients
+            .push((name.to_owned(), ClientReader::new(client)));
+        self
+    }
+
+    /// The admin; not ready until [`Admin::set_ready`].
+    pub fn build(self) -> Admin {
+        let Self {
+            mut registry,
+            state,
+            mut inner,
+        } = self;
+        state.register(&mut registry);
+        inner.registry = Arc::new(registry);
+        Admin {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+impl Admin {
+    /// An admin serving `registry`'s metrics (the application's own,
+    /// Istio's request metrics), and what the builder adds.
+    pub fn builder(registry: Registry) -> AdminBuilder {
+        AdminBuilder {
+            registry,
+            state: MeshState::default(),
+            inner: Inner {
+                // The builder's, once `build` has added the mesh's state.
+                registry: Arc::default(),
+                identity: None,
+                ready: AtomicBool::new(false),
+                logging: None,
+                clients: Vec::new(),
+            },
         }
     }
 
@@ -142,15 +207,16 @@ impl Admin {
                 res
             }
             "/stats" => text(StatusCode::OK, plain_stats(&self.exposition())),
-            "/certs" => {
-                let body = certs::certs(self.inner.identity.as_ref()).to_string();
-                let mut res = text(StatusCode::OK, body + "\n");
-                res.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    header::HeaderValue::from_static("application/json"),
-                );
-                res
+            "/clusters" => {
+                let clients = self.client_statuses();
+                if query_param(req.uri(), "format") == Some("json") {
+                    json_response(&clusters::json(&clients))
+                } else {
+                    text(StatusCode::OK, clusters::text(&clients))
+                }
             }
+            "/routes" => json_response(&routes::routes(&self.inner.clients)),
+            "/certs" => json_response(&certs::certs(self.inner.identity.as_ref())),
             "/ready" if self.inner.ready.load(Ordering::Acquire) => {
                 text(StatusCode::OK, "LIVE\n".into())
             }
@@ -174,13 +240,7 @@ impl Admin {
                 "log levels are not set here\n".into(),
             );
         };
-        let level = req
-            .uri()
-            .query()
-            .into_iter()
-            .flat_map(|q| q.split('&'))
-            .find_map(|pair| pair.strip_prefix("level="));
-        let Some(level) = level.filter(|l| !l.is_empty()) else {
+        let Some(level) = query_param(req.uri(), "level").filter(|l| !l.is_empty()) else {
             return text(StatusCode::BAD_REQUEST, "no ?level=\n".into());
         };
         match set(level) {
@@ -190,6 +250,15 @@ impl Admin {
             }
             Err(why) => text(StatusCode::BAD_REQUEST, format!("{level}: {why}\n")),
         }
+    }
+
+    /// The status of every client, by name.
+    fn client_statuses(&self) -> Vec<(String, crate::client::ClientStatus)> {
+        self.inner
+            .clients
+            .iter()
+            .map(|(name, client)| (name.clone(), client.status()))
+            .collect()
     }
 
     fn exposition(&self) -> String {
@@ -213,6 +282,24 @@ fn plain_stats(exposition: &str) -> String {
         }
     }
     out
+}
+
+/// The value of `name` in `uri`'s query, as written.
+fn query_param<'a>(uri: &'a http::Uri, name: &str) -> Option<&'a str> {
+    uri.query()?.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then_some(value)
+    })
+}
+
+fn json_response(value: &serde_json::Value) -> Response<Full<Bytes>> {
+    let body = serde_json::to_string_pretty(value).unwrap_or_default();
+    let mut res = text(StatusCode::OK, body + "\n");
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    res
 }
 
 fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {

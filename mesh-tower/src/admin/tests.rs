@@ -37,7 +37,7 @@ async fn get(admin: &Admin, path: &str) -> (StatusCode, String) {
     (status, String::from_utf8(body.to_vec()).unwrap())
 }
 
-fn admin() -> Admin {
+fn admin() -> AdminBuilder {
     let metrics = IstioMetrics::default();
     let ratings =
         WorkloadMetadata::from_labels("ratings-0", "default", "ratings-v1", &Default::default());
@@ -52,15 +52,12 @@ fn admin() -> Admin {
     metrics.record(&labels, Recorded::default());
     let mut registry = Registry::default();
     metrics.register(&mut registry);
-    Admin::new(
-        Arc::new(registry),
-        Some(IdentitySource::from(identity(RATINGS))),
-    )
+    Admin::builder(registry).identity(IdentitySource::from(identity(RATINGS)))
 }
 
 #[tokio::test]
 async fn every_endpoint_answers() {
-    let admin = admin();
+    let admin = admin().build();
     let (status, body) = get(&admin, "/stats/prometheus").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -112,7 +109,7 @@ async fn every_endpoint_answers() {
 async fn it_serves_on_a_listener() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(admin().serve(listener));
+    tokio::spawn(admin().build().serve(listener));
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<http_body_util::Empty<Bytes>>();
     let res = client
@@ -127,13 +124,15 @@ async fn it_serves_on_a_listener() {
 async fn the_log_level_changes_by_post_only() {
     let set: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
     let seen = set.clone();
-    let admin = admin().logging(Arc::new(move |level: &str| {
-        if level == "nonsense=" {
-            return Err("not a filter".into());
-        }
-        seen.lock().unwrap().push(level.to_owned());
-        Ok(())
-    }));
+    let admin = admin()
+        .logging(Arc::new(move |level: &str| {
+            if level == "nonsense=" {
+                return Err("not a filter".into());
+            }
+            seen.lock().unwrap().push(level.to_owned());
+            Ok(())
+        }))
+        .build();
     let post = |uri: &str| {
         admin
             .respond(&Request::post(uri).body(()).unwrap())
@@ -150,7 +149,7 @@ async fn the_log_level_changes_by_post_only() {
     );
     assert_eq!(*set.lock().unwrap(), ["debug"]);
     // Without a way to set it: not here.
-    let plain = Admin::new(Arc::new(Registry::default()), None);
+    let plain = Admin::builder(Registry::default()).build();
     let res = plain.respond(&Request::post("/logging?level=debug").body(()).unwrap());
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }

@@ -17,6 +17,8 @@ pub(super) struct EwmaParams {
 #[derive(Debug)]
 pub(super) struct Load {
     pending: AtomicU32,
+    /// Requests sent to the endpoint, ever.
+    total: AtomicU64,
     /// The latency estimate in nanoseconds, as `f64` bits.
     rtt_ns: AtomicU64,
     /// When the estimate was last updated, in nanoseconds since `epoch`.
@@ -28,6 +30,7 @@ impl Load {
     pub(super) fn new(epoch: Instant, params: EwmaParams) -> Self {
         Self {
             pending: AtomicU32::new(0),
+            total: AtomicU64::new(0),
             rtt_ns: AtomicU64::new(params.default_rtt_ns.to_bits()),
             stamp_ns: AtomicU64::new(since(epoch, Instant::now())),
             epoch,
@@ -36,6 +39,11 @@ impl Load {
 
     pub(super) fn pending(&self) -> u32 {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Requests sent to the endpoint since it joined the balancer.
+    pub(super) fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
     }
 
     /// The peak-EWMA cost: the latency estimate, decayed towards zero for the
@@ -69,6 +77,7 @@ impl Load {
     /// Counts a request in flight until the returned guard is dropped.
     pub(super) fn start(self: &Arc<Self>) -> InFlight {
         self.pending.fetch_add(1, Ordering::Relaxed);
+        self.total.fetch_add(1, Ordering::Relaxed);
         InFlight {
             load: self.clone(),
             start: Instant::now(),

@@ -75,6 +75,7 @@ mod maglev;
 mod picker;
 mod priority;
 mod ring;
+mod status;
 mod view;
 
 use std::net::SocketAddr;
@@ -91,6 +92,7 @@ use tower::Service;
 
 pub use error::{Dropped, NoEndpoints};
 pub use future::ResponseFuture;
+pub use status::{EndpointState, EndpointStatus};
 
 use crate::outlier::{EndpointHealth, OutlierDetector};
 use crate::{BoxError, NewService};
@@ -289,6 +291,59 @@ where
                 return;
             }
         }
+    }
+}
+
+impl<S> Balance<S> {
+    /// Every endpoint discovery gave, with its state and load: those that
+    /// take requests or are ejected, then those discovery reports down.
+    /// Empty until discovery answers, or after it failed.
+    pub fn endpoints(&self) -> Vec<EndpointStatus> {
+        let view = self.shared.view.load();
+        let Members::Ready(slots, down, _) = &*view.members else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        let mut out: Vec<EndpointStatus> = slots
+            .iter()
+            .map(|slot| {
+                let health = slot.health.as_deref();
+                let ejected = match (&self.shared.detector, health) {
+                    (Some(d), Some(h)) => d.ejected_until(h, now).is_some(),
+                    _ => false,
+                };
+                EndpointStatus {
+                    endpoint: slot.endpoint.clone(),
+                    state: EndpointState::of(slot.endpoint.health, ejected),
+                    active: slot.load.pending(),
+                    requests: slot.load.total(),
+                    errors: health.map_or(0, EndpointHealth::errors),
+                    times_ejected: health.map_or(0, EndpointHealth::times_ejected),
+                }
+            })
+            .collect();
+        out.extend(down.iter().map(|e| EndpointStatus {
+            endpoint: e.clone(),
+            state: EndpointState::of(e.health, false),
+            active: 0,
+            requests: 0,
+            errors: 0,
+            times_ejected: 0,
+        }));
+        out
+    }
+
+    /// Why discovery failed for the target, while it has.
+    pub fn resolve_error(&self) -> Option<ResolveError> {
+        match &*self.shared.view.load().members {
+            Members::Failed(e) => Some(e.clone()),
+            _ => None,
+        }
+    }
+
+    /// Ejections outlier detection has made in this balancer.
+    pub fn ejections(&self) -> u64 {
+        self.shared.detector.as_ref().map_or(0, |d| d.ejections())
     }
 }
 

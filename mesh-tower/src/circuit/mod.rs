@@ -12,7 +12,7 @@ mod future;
 mod layer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use mesh_core::policy::CircuitBreakers;
@@ -31,6 +31,7 @@ use crate::BoxError;
 pub struct Limits {
     slots: Option<Arc<Semaphore>>,
     pending: AtomicU32,
+    overflows: AtomicU64,
     thresholds: CircuitBreakers,
 }
 
@@ -42,6 +43,7 @@ impl Limits {
         Arc::new(Self {
             slots,
             pending: AtomicU32::new(0),
+            overflows: AtomicU64::new(0),
             thresholds,
         })
     }
@@ -49,6 +51,17 @@ impl Limits {
     /// Requests waiting for a slot now.
     pub fn pending(&self) -> u32 {
         self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Requests refused because the limits were full (Envoy's
+    /// `upstream_rq_pending_overflow`).
+    pub fn overflows(&self) -> u64 {
+        self.overflows.load(Ordering::Relaxed)
+    }
+
+    /// The thresholds.
+    pub fn thresholds(&self) -> &CircuitBreakers {
+        &self.thresholds
     }
 }
 
@@ -68,6 +81,11 @@ impl<S> CircuitBreaker<S> {
     /// The inner service.
     pub fn get_ref(&self) -> &S {
         &self.inner
+    }
+
+    /// The limits counted against.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The inner service, mutably.
@@ -110,6 +128,7 @@ where
             })
             .is_ok();
         if !admitted {
+            limits.overflows.fetch_add(1, Ordering::Relaxed);
             return ResponseFuture::overflow(Overflow {
                 max_requests: limits.thresholds.max_requests,
                 max_pending_requests: max_pending,

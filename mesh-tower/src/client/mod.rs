@@ -62,6 +62,7 @@ mod builder;
 mod channel;
 mod future;
 mod stack;
+mod status;
 #[cfg(feature = "xds")]
 mod xds;
 
@@ -77,6 +78,8 @@ use tower::Service;
 pub use builder::MeshClientBuilder;
 pub use channel::{InvalidTarget, MeshChannel};
 pub use future::ResponseFuture;
+pub(crate) use status::ClientReader;
+pub use status::{ClientStatus, ClusterStatus};
 #[cfg(feature = "xds")]
 pub use xds::{TARGET_WAIT, XdsTargetError};
 
@@ -159,6 +162,29 @@ impl<B> MeshClient<B> {
     /// retry budget refused.
     pub fn retry_stats(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
         self.shared.stacks.clusters.retry_stats()
+    }
+
+    /// What the client holds now: its clusters with their endpoints and
+    /// counters, and its routes' rate limits.
+    pub fn status(&self) -> ClientStatus {
+        let route_rate_limited = self
+            .shared
+            .update
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(key, limiter)| {
+                let listener = key.listener.as_deref().unwrap_or("-");
+                let id = key.id;
+                let route = format!("{listener}/{}/{}", id.virtual_host, id.route);
+                (route, limiter.limited())
+            })
+            .collect();
+        ClientStatus {
+            clusters: self.shared.stacks.clusters.status(),
+            route_rate_limited,
+            tls_refusals: self.tls_refusals(),
+        }
     }
 
     /// The configuration requests are routed by.

@@ -16,6 +16,7 @@ use tower::{Layer, ServiceExt};
 use super::{EndpointService, NewEndpoint};
 use crate::balance::Balance;
 use crate::circuit::{CircuitBreaker, CircuitBreakerLayer, Limits};
+use crate::client::ClusterStatus;
 use crate::endpoint::{TlsRefusals, TlsRequired};
 use crate::metadata_exchange::MetadataExchangeLayer;
 use crate::outlier::{Outlier, OutlierDetector, OutlierLayer};
@@ -44,6 +45,23 @@ impl<B> Entry<B> {
     /// The cluster's retry budget, with what it let through and refused.
     pub(crate) fn budget(&self) -> &Budget {
         &self.budget
+    }
+
+    /// What the cluster is doing now, as `name`.
+    pub(crate) fn status(&self, name: String) -> ClusterStatus {
+        let balance = self.core.get_ref();
+        let limits = self.core.limits();
+        ClusterStatus {
+            name,
+            endpoints: balance.endpoints(),
+            resolve_error: balance.resolve_error().map(|e| e.to_string()),
+            circuit_breakers: *limits.thresholds(),
+            circuit_breaker_overflows: limits.overflows(),
+            rate_limited: self.rate_limit.as_ref().map_or(0, |l| l.limited()),
+            retries: self.budget.retries(),
+            retry_budget_exhausted: self.budget.exhausted(),
+            ejections: balance.ejections(),
+        }
     }
 }
 

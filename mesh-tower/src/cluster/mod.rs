@@ -204,6 +204,19 @@ impl<B> Clusters<B> {
             .collect()
     }
 
+    /// What each cluster stack built now is doing, by name.
+    pub(crate) fn status(&self) -> Vec<crate::client::ClusterStatus> {
+        let mut clusters: Vec<_> = self
+            .inner
+            .stacks
+            .entries()
+            .into_iter()
+            .map(|(key, entry)| entry.status(key.to_string()))
+            .collect();
+        clusters.sort_by(|a, b| a.name.cmp(&b.name));
+        clusters
+    }
+
     /// The keys of the stacks built now.
     pub(crate) fn keys(&self) -> Vec<ClusterKey> {
         self.inner.stacks.targets()

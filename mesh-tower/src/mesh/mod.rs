@@ -38,10 +38,10 @@ use prometheus_client::registry::Registry;
 
 pub use builder::{MeshBuilder, MeshError};
 
-use crate::admin::Admin;
+use crate::admin::{Admin, AdminBuilder};
 use crate::client::{InvalidTarget, MeshChannel, MeshClientBuilder};
 use crate::metrics::{
-    IstioMetrics, IstioMetricsLayer, IstioMetricsService, LocalWorkload, MeshState, Reporter,
+    IstioMetrics, IstioMetricsLayer, IstioMetricsService, LocalWorkload, Reporter,
 };
 use crate::server::MeshServerBuilder;
 use crate::tls::IdentitySource;
@@ -166,23 +166,21 @@ impl Mesh {
         &self.inner.metrics
     }
 
-    /// The admin endpoint ([`admin`](crate::admin)) for the mesh's metrics,
-    /// its certificate's and its xDS client's state ([`MeshState`]; added to `registry`,
-    /// where the application's own may be, and where the state of its
-    /// servers and clients may be added); serve it on a listener,
-    /// `127.0.0.1:15000` as Envoy's.
-    pub fn admin(&self, mut registry: Registry) -> Admin {
+    /// The admin endpoint ([`admin`](crate::admin)) for `registry` (the
+    /// application's own metrics, if any), the mesh's request metrics, its
+    /// certificate and its xDS client; add its clients and servers, then
+    /// serve it on a listener, `127.0.0.1:15000` as Envoy's.
+    pub fn admin(&self, mut registry: Registry) -> AdminBuilder {
         self.inner.metrics.register(&mut registry);
-        let mut state = MeshState::default();
+        let mut admin = Admin::builder(registry);
         if let Some(identity) = &self.inner.identity {
-            state = state.identity(identity.clone());
+            admin = admin.identity(identity.clone());
         }
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.inner.ads {
-            state = state.xds("mesh", ads);
+            admin = admin.xds("mesh", ads);
         }
-        state.register(&mut registry);
-        Admin::new(Arc::new(registry), self.inner.identity.clone())
+        admin
     }
 
     /// The workload's SPIFFE id, if it has an identity.

@@ -1,7 +1,8 @@
 //! [`MeshState`]: the mesh's own state as metrics, read when scraped (so
 //! it costs requests nothing): each workload certificate's expiry and
 //! last reload, each server's connections and refusals, each client's
-//! requests refused for want of TLS.
+//! endpoints by health, ejections, retries, circuit-breaker overflows,
+//! rate-limited requests and requests refused for want of TLS.
 //!
 //! | metric | labels |
 //! |---|---|
@@ -9,12 +10,14 @@
 //! | `mesh_certificate_last_reload_timestamp_seconds` | `spiffe_id` |
 //! | `mesh_certificate_reload_failing` (1 while the last read failed) | `spiffe_id` |
 //! | `mesh_server_connections_total`, `mesh_server_mtls_connections_total`, `mesh_server_handshake_failures_total`, `mesh_server_plaintext_refused_total`, `mesh_server_not_serving_refused_total` | `server` |
-//! | `mesh_client_tls_refusals_total` | `client`, `cluster` |
+//! | `mesh_client_endpoints` | `client`, `cluster`, `health` (`healthy`, `ejected`, `unhealthy`, `draining`) |
+//! | `mesh_client_ejections_total`, `mesh_client_circuit_breaker_overflows_total` | `client`, `cluster` |
 //! | `mesh_client_retries_total`, `mesh_client_retry_budget_exhausted_total` | `client`, `cluster` |
+//! | `mesh_client_rate_limited_total` | `client`, `scope` (`cluster:NAME`, `route:LISTENER/VHOST/ROUTE`) |
+//! | `mesh_client_tls_refusals_total` | `client`, `cluster` |
 //! | `mesh_xds_acks_total`, `mesh_xds_nacks_total` (feature `xds`) | `client`, `type` (`LDS`, `RDS`, `CDS`, `EDS`) |
 //! | `mesh_xds_streams_total` (the first and each reconnection), `mesh_xds_connected`, `mesh_xds_seconds_since_last_accepted` | `client` |
 
-use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
@@ -24,18 +27,17 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
+use crate::balance::EndpointState;
+use crate::client::{ClientReader, ClientStatus, ClusterStatus};
 use crate::server::MeshServer;
 use crate::tls::IdentitySource;
-
-type Refusals = Box<dyn Fn() -> BTreeMap<String, u64> + Send + Sync>;
-type Retries = Box<dyn Fn() -> BTreeMap<String, (u64, u64)> + Send + Sync>;
 
 /// What is read at each scrape.
 #[derive(Default)]
 pub struct MeshState {
     identities: Vec<IdentitySource>,
     servers: Vec<(String, MeshServer)>,
-    clients: Vec<(String, Refusals, Retries)>,
+    clients: Vec<(String, ClientReader)>,
     #[cfg(feature = "xds")]
     xds: Vec<(String, mesh_xds::ads::AdsHandle)>,
 }
@@ -63,18 +65,13 @@ impl MeshState {
         self
     }
 
-    /// Reports `client`'s TLS refusals and retries as `name`.
+    /// Reports `client`'s [`status`](crate::MeshClient::status) as `name`.
     pub fn client<B>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self
     where
-        B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
-        B::Error: Into<crate::BoxError>,
+        B: 'static,
     {
-        let (refusals, retries) = (client.clone(), client.clone());
-        self.clients.push((
-            name.to_owned(),
-            Box::new(move || refusals.tls_refusals()),
-            Box::new(move || retries.retry_stats()),
-        ));
+        self.clients
+            .push((name.to_owned(), ClientReader::new(client)));
         self
     }
 
@@ -197,58 +194,118 @@ impl Collector for MeshState {
         ] {
             family(&mut encoder, name, help, MetricType::Counter, per_server(f))?;
         }
-        let refusals: Vec<_> = self
-            .clients
-            .iter()
-            .flat_map(|(client, counts, _)| {
-                counts().into_iter().map(move |(cluster, n)| {
-                    let labels = vec![("client", client.clone()), ("cluster", cluster)];
-                    (labels, ConstCounter::new(n))
-                })
-            })
-            .collect();
-        family(
-            &mut encoder,
-            "mesh_client_tls_refusals",
-            "Requests refused because the TLS their cluster asks for could not be dialled",
-            MetricType::Counter,
-            refusals,
-        )?;
-        let retries: Vec<_> = self
-            .clients
-            .iter()
-            .flat_map(|(client, _, retries)| {
-                retries().into_iter().map(move |(cluster, counts)| {
-                    (
-                        vec![("client", client.clone()), ("cluster", cluster)],
-                        counts,
-                    )
-                })
-            })
-            .collect();
-        let pick = |f: fn((u64, u64)) -> u64| {
-            retries
-                .iter()
-                .map(|(labels, counts)| (labels.clone(), ConstCounter::new(f(*counts))))
-                .collect::<Vec<_>>()
-        };
-        family(
-            &mut encoder,
-            "mesh_client_retries",
-            "Retries taken",
-            MetricType::Counter,
-            pick(|(taken, _)| taken),
-        )?;
-        family(
-            &mut encoder,
-            "mesh_client_retry_budget_exhausted",
-            "Retries refused because the cluster's retry budget was spent",
-            MetricType::Counter,
-            pick(|(_, refused)| refused),
-        )?;
+        self.encode_clients(&mut encoder)?;
         #[cfg(feature = "xds")]
         self.encode_xds(&mut encoder)?;
         Ok(())
+    }
+}
+
+/// Labels of a sample.
+type Labels = Vec<(&'static str, String)>;
+
+impl MeshState {
+    fn encode_clients(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let statuses: Vec<(&str, ClientStatus)> = self
+            .clients
+            .iter()
+            .map(|(name, client)| (name.as_str(), client.status()))
+            .collect();
+        let of_client = |client: &str, more: (&'static str, String)| -> Labels {
+            vec![("client", client.to_owned()), more]
+        };
+        let per_cluster = |f: fn(&ClusterStatus) -> u64| {
+            statuses
+                .iter()
+                .flat_map(|(client, status)| {
+                    status.clusters.iter().map(move |c| {
+                        let labels = of_client(client, ("cluster", c.name.clone()));
+                        (labels, ConstCounter::new(f(c)))
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        let endpoints: Vec<(Labels, ConstGauge<i64>)> = statuses
+            .iter()
+            .flat_map(|(client, status)| {
+                status.clusters.iter().flat_map(move |c| {
+                    EndpointState::ALL.into_iter().map(move |state| {
+                        let n = c.endpoints.iter().filter(|e| e.state == state).count();
+                        let mut labels = of_client(client, ("cluster", c.name.clone()));
+                        labels.push(("health", state.as_str().to_owned()));
+                        (labels, ConstGauge::new(n as i64))
+                    })
+                })
+            })
+            .collect();
+        family(
+            encoder,
+            "mesh_client_endpoints",
+            "Endpoints of each cluster, by health: healthy, ejected by outlier detection, or reported unhealthy or draining by discovery",
+            MetricType::Gauge,
+            endpoints,
+        )?;
+        for (name, help, f) in [
+            (
+                "mesh_client_ejections",
+                "Endpoints ejected by outlier detection",
+                (|c: &ClusterStatus| c.ejections) as fn(&_) -> u64,
+            ),
+            (
+                "mesh_client_circuit_breaker_overflows",
+                "Requests refused because the cluster's circuit breaker was full",
+                |c| c.circuit_breaker_overflows,
+            ),
+            ("mesh_client_retries", "Retries taken", |c| c.retries),
+            (
+                "mesh_client_retry_budget_exhausted",
+                "Retries refused because the cluster's retry budget was spent",
+                |c| c.retry_budget_exhausted,
+            ),
+        ] {
+            family(encoder, name, help, MetricType::Counter, per_cluster(f))?;
+        }
+        let counted = |f: fn(&ClientStatus) -> Vec<(&'static str, String, u64)>| {
+            statuses
+                .iter()
+                .flat_map(|(client, status)| {
+                    f(status).into_iter().map(move |(label, value, n)| {
+                        (of_client(client, (label, value)), ConstCounter::new(n))
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        family(
+            encoder,
+            "mesh_client_rate_limited",
+            "Requests refused by a local rate limit, a cluster's (`cluster:NAME`) or a route's (`route:LISTENER/VHOST/ROUTE`)",
+            MetricType::Counter,
+            counted(|status| {
+                let clusters = status
+                    .clusters
+                    .iter()
+                    .filter(|c| c.rate_limited > 0)
+                    .map(|c| ("scope", format!("cluster:{}", c.name), c.rate_limited));
+                let routes = status
+                    .route_rate_limited
+                    .iter()
+                    .map(|(route, n)| ("scope", format!("route:{route}"), *n));
+                clusters.chain(routes).collect()
+            }),
+        )?;
+        family(
+            encoder,
+            "mesh_client_tls_refusals",
+            "Requests refused because the TLS their cluster asks for could not be dialled",
+            MetricType::Counter,
+            counted(|status| {
+                status
+                    .tls_refusals
+                    .iter()
+                    .map(|(cluster, n)| ("cluster", cluster.clone(), *n))
+                    .collect()
+            }),
+        )
     }
 }
 

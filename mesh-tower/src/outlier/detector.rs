@@ -16,6 +16,8 @@ pub struct EndpointHealth {
     consecutive_5xx: AtomicU32,
     consecutive_gateway: AtomicU32,
     times_ejected: AtomicU32,
+    /// Requests that did not succeed, ever.
+    errors: AtomicU64,
     /// Nanoseconds since the detector's epoch until which the endpoint is
     /// ejected; 0 when it never was.
     ejected_until: AtomicU64,
@@ -28,6 +30,7 @@ impl EndpointHealth {
             consecutive_5xx: AtomicU32::new(0),
             consecutive_gateway: AtomicU32::new(0),
             times_ejected: AtomicU32::new(0),
+            errors: AtomicU64::new(0),
             ejected_until: AtomicU64::new(0),
         }
     }
@@ -41,6 +44,12 @@ impl EndpointHealth {
     pub fn times_ejected(&self) -> u32 {
         self.times_ejected.load(Ordering::Relaxed)
     }
+
+    /// How many requests to the endpoint did not succeed (a 5xx, a
+    /// connection failure, a timeout), as Envoy's `rq_error` counts them.
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
 }
 
 /// Decides ejections for one cluster. Shared by the [`Outlier`](super::Outlier)
@@ -51,6 +60,7 @@ pub struct OutlierDetector {
     epoch: Instant,
     endpoints: Mutex<HashMap<SocketAddr, Arc<EndpointHealth>>>,
     generation: AtomicU64,
+    ejections: AtomicU64,
 }
 
 impl OutlierDetector {
@@ -61,6 +71,7 @@ impl OutlierDetector {
             epoch: Instant::now(),
             endpoints: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            ejections: AtomicU64::new(0),
         })
     }
 
@@ -90,6 +101,11 @@ impl OutlierDetector {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
+    /// Ejections the detector has made, of any endpoint.
+    pub fn ejections(&self) -> u64 {
+        self.ejections.load(Ordering::Relaxed)
+    }
+
     /// A number that changes whenever an endpoint is ejected or the member
     /// set changes; the balancer rebuilds its view when it does.
     pub fn generation(&self) -> u64 {
@@ -116,6 +132,7 @@ impl OutlierDetector {
             }
             return;
         }
+        health.errors.fetch_add(1, Ordering::Relaxed);
         let mut trip = false;
         if outcome.is_5xx()
             && let Some(max) = self.policy.consecutive_5xx
@@ -148,6 +165,7 @@ impl OutlierDetector {
             return;
         }
         let times = health.times_ejected.fetch_add(1, Ordering::AcqRel) + 1;
+        self.ejections.fetch_add(1, Ordering::Relaxed);
         let duration = self.policy.ejection_time(times);
         // Counted from the epoch so that no configured time can overflow.
         let until = now

@@ -21,6 +21,7 @@ mod bucket;
 mod layer;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct RateLimiter {
     identities: Mutex<Identities>,
     /// Shared by identities beyond [`MAX_IDENTITIES`].
     overflow: Option<Arc<Bucket>>,
+    /// Requests refused.
+    limited: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -73,6 +76,7 @@ impl RateLimiter {
             total: policy.total.map(|l| Bucket::new(l, now)),
             overflow: policy.identity.map(|l| Arc::new(Bucket::new(l, now))),
             identities: Mutex::default(),
+            limited: AtomicU64::new(0),
             policy,
         }
     }
@@ -86,7 +90,14 @@ impl RateLimiter {
     /// applies to its [`ClientIdentity`]), else the `429` to answer.
     pub fn check<B>(&self, req: &http::Request<B>) -> Option<http::Response<ResponseBody>> {
         let identity = req.extensions().get::<ClientIdentity>().map(|i| &*i.0);
-        self.admit(identity).err().map(too_many)
+        let limited = self.admit(identity).err()?;
+        self.limited.fetch_add(1, Ordering::Relaxed);
+        Some(too_many(limited))
+    }
+
+    /// Requests refused with `429`.
+    pub fn limited(&self) -> u64 {
+        self.limited.load(Ordering::Relaxed)
     }
 
     /// Takes a token from every bucket that applies to `identity`, or none
