@@ -603,3 +603,138 @@ async fn a_second_client_of_one_ads_client_routes_a_target_the_first_has() {
         .expect("configured without waiting for an update");
     assert_eq!(server_of(&answered.unwrap()), "v1");
 }
+
+/// The admin dumps what the client holds, as Envoy's `ConfigDump` and
+/// over CSDS on the same port, with a NACKed route configuration's
+/// last good copy and what its NACK said.
+#[tokio::test]
+async fn the_admin_dumps_what_the_client_holds_and_serves_it_over_csds() {
+    use envoy_types::pb::envoy::admin::v3::ClientResourceStatus;
+    use envoy_types::pb::envoy::service::status::v3::ClientStatusRequest;
+    use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service_client::ClientStatusDiscoveryServiceClient;
+
+    let v1 = Server::start("v1", Duration::ZERO).await;
+    let server = AdsServer::start().await;
+    serve(&server, (100, 0), &[v1.addr], &[]);
+    let ads = ads_client(&server, Protocol::StateOfTheWorld);
+    let client = mesh_client(ads.clone());
+    let uri = format!("http://{REVIEWS}/");
+    assert_eq!(server_of(&get(&client, &uri).await.unwrap()), "v1");
+    server.set(RDS.type_url(), vec![bad_route_config("reviews", V2)]);
+    server
+        .wait_for_request(|r| r.type_url == RDS.type_url() && r.error.is_some())
+        .await;
+    // The NACK is published once the response is handled.
+    let mut updates = ads.updates();
+    tokio::time::timeout(
+        WAIT,
+        updates.wait_for(|v| v.rejected(RDS, "reviews").is_some()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+
+    let admin = mesh_tower::admin::Admin::builder(Default::default())
+        .xds("mesh", &ads)
+        .client("app", &client)
+        .build();
+    let res = admin.respond(&http::Request::get("/config_dump").body(()).unwrap());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let dump: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let configs = dump["configs"].as_array().unwrap();
+    let types: Vec<&str> = configs
+        .iter()
+        .map(|c| c["@type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+        ]
+    );
+    let listener = &configs[0]["dynamicListeners"][0];
+    assert_eq!(listener["name"], REVIEWS);
+    assert_eq!(listener["clientStatus"], "ACKED");
+    assert_eq!(listener["activeState"]["listener"]["name"], REVIEWS);
+    let routes = &configs[1]["dynamicRouteConfigs"][0];
+    assert_eq!(routes["clientStatus"], "NACKED");
+    assert_eq!(
+        routes["routeConfig"]["name"], "reviews",
+        "the last good copy"
+    );
+    let details = routes["errorState"]["details"].as_str().unwrap();
+    assert!(details.contains("regex"), "{details}");
+    assert!(routes["lastUpdated"].as_str().unwrap().ends_with('Z'));
+    let clusters = configs[2]["dynamicActiveClusters"].as_array().unwrap();
+    assert!(
+        clusters.iter().all(|c| c["clientStatus"] == "ACKED"),
+        "{clusters:?}"
+    );
+
+    // CSDS, over gRPC on the admin's own port.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(admin.clone().serve(listener));
+    let mut csds = ClientStatusDiscoveryServiceClient::connect(format!("http://{addr}"))
+        .await
+        .unwrap();
+    let response = csds
+        .fetch_client_status(ClientStatusRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    let [config] = &response.config[..] else {
+        panic!("{response:?}")
+    };
+    assert_eq!(
+        config.node.as_ref().unwrap().id,
+        "sidecar~127.0.0.1~productpage.default~default.svc.cluster.local"
+    );
+    let rds = config
+        .generic_xds_configs
+        .iter()
+        .find(|c| c.type_url == RDS.type_url())
+        .unwrap();
+    assert_eq!(rds.name, "reviews");
+    assert_eq!(rds.client_status, ClientResourceStatus::Nacked as i32);
+    assert!(rds.error_state.as_ref().unwrap().details.contains("regex"));
+    assert!(rds.xds_config.is_some());
+
+    let requests = futures_util::stream::iter([ClientStatusRequest {
+        exclude_resource_contents: true,
+        ..Default::default()
+    }]);
+    let mut stream = csds
+        .stream_client_status(requests)
+        .await
+        .unwrap()
+        .into_inner();
+    let streamed = stream.message().await.unwrap().unwrap();
+    let configs = &streamed.config[0].generic_xds_configs;
+    assert_eq!(configs.len(), config.generic_xds_configs.len());
+    assert!(configs.iter().all(|c| c.xds_config.is_none()));
+    // The plain admin still answers on the same port.
+    let ready = http1_get(addr, "/ready").await;
+    assert_eq!(ready, "PRE_INITIALIZING\n");
+    serving.abort();
+}
+
+/// One HTTP/1.1 GET over a fresh connection; the body.
+async fn http1_get(addr: SocketAddr, path: &str) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(path)
+        .header("host", addr.to_string())
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    String::from_utf8(body.to_vec()).unwrap()
+}

@@ -12,6 +12,11 @@
 //!   `ClusterStatuses` JSON);
 //! - `GET /routes`: the route tables each client routes by, as the
 //!   `RouteConfiguration`s Envoy would be sent for them (feature `xds`);
+//! - `GET /config_dump` (feature `xds`): what the ADS client holds, as
+//!   Envoy's `ConfigDump` in protobuf JSON, each resource with its
+//!   version, when it was accepted, its client status (`ACKED`, `NACKED`,
+//!   `REQUESTED`, `DOES_NOT_EXIST`) and what its NACK said; and the same
+//!   over CSDS (gRFC A40) to gRPC calls on the same port;
 //! - `GET /certs`: the workload certificate in use: its SPIFFE id, serial,
 //!   validity and days until it expires, when it was last read and why the
 //!   last read failed, if it did (never a key);
@@ -28,6 +33,8 @@
 mod certs;
 mod clusters;
 mod routes;
+#[cfg(feature = "xds")]
+mod xds;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -35,7 +42,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use prometheus_client::registry::Registry;
@@ -66,6 +75,8 @@ struct Inner {
     ready: AtomicBool,
     logging: Option<SetLogLevel>,
     clients: Vec<(String, ClientReader)>,
+    #[cfg(feature = "xds")]
+    ads: Option<mesh_xds::ads::AdsHandle>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -104,10 +115,13 @@ impl AdminBuilder {
         self
     }
 
-    /// Reports the ADS client of `ads` as `name` (feature `xds`).
+    /// Reports the ADS client of `ads` as `name` (feature `xds`): its
+    /// counters as metrics, what it holds at `/config_dump` and over
+    /// CSDS. One client is dumped: the last given.
     #[cfg(feature = "xds")]
     pub fn xds(mut self, name: &str, ads: &mesh_xds::ads::AdsHandle) -> Self {
         self.state = self.state.xds(name, ads);
+        self.inner.ads = Some(ads.clone());
         self
     }
 
@@ -157,6 +171,8 @@ impl Admin {
                 ready: AtomicBool::new(false),
                 logging: None,
                 clients: Vec::new(),
+                #[cfg(feature = "xds")]
+                ads: None,
             },
         }
     }
@@ -166,7 +182,8 @@ impl Admin {
         self.inner.ready.store(ready, Ordering::Release);
     }
 
-    /// Serves on `listener` until the task is dropped.
+    /// Serves on `listener` until the task is dropped: HTTP/1.1 and
+    /// HTTP/2, with gRPC requests (CSDS, feature `xds`) to their service.
     pub async fn serve(self, listener: TcpListener) {
         loop {
             let stream = match listener.accept().await {
@@ -178,15 +195,25 @@ impl Admin {
             };
             let admin = self.clone();
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let response = admin.respond(&req);
-                    async move { Ok::<_, Infallible>(response) }
-                });
+                let service = hyper::service::service_fn(move |req| admin.clone().call(req));
                 let _ = auto::Builder::new(TokioExecutor::new())
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });
         }
+    }
+
+    async fn call(self, req: Request<Incoming>) -> Result<Response<AdminBody>, Infallible> {
+        #[cfg(feature = "xds")]
+        if let Some(ads) = &self.inner.ads
+            && is_grpc(&req)
+        {
+            use tower::ServiceExt;
+            let Ok(res) = xds::csds(ads.clone()).oneshot(req).await;
+            return Ok(res.map(|b| b.map_err(Into::into).boxed_unsync()));
+        }
+        let res = self.respond(&req);
+        Ok(res.map(|b| b.map_err(|never| match never {}).boxed_unsync()))
     }
 
     /// The answer to `req`.
@@ -216,6 +243,11 @@ impl Admin {
                 }
             }
             "/routes" => json_response(&routes::routes(&self.inner.clients)),
+            #[cfg(feature = "xds")]
+            "/config_dump" => match &self.inner.ads {
+                Some(ads) => json_response(&xds::config_dump(ads)),
+                None => text(StatusCode::NOT_FOUND, "no xDS client here\n".into()),
+            },
             "/certs" => json_response(&certs::certs(self.inner.identity.as_ref())),
             "/ready" if self.inner.ready.load(Ordering::Acquire) => {
                 text(StatusCode::OK, "LIVE\n".into())
@@ -282,6 +314,17 @@ fn plain_stats(exposition: &str) -> String {
         }
     }
     out
+}
+
+/// What the admin answers with: its own text, or a gRPC service's body.
+type AdminBody = UnsyncBoxBody<Bytes, crate::BoxError>;
+
+/// Whether `req` is a gRPC call.
+#[cfg(feature = "xds")]
+fn is_grpc<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The value of `name` in `uri`'s query, as written.

@@ -212,6 +212,25 @@ impl AdsHandle {
     pub fn stats(&self) -> &AdsStats {
         &self.stats
     }
+
+    /// What the client holds now, as Envoy's admin `ConfigDump`.
+    pub fn config_dump(&self) -> envoy_types::pb::envoy::admin::v3::ConfigDump {
+        self.updates.borrow().config_dump(clock())
+    }
+
+    /// What the client holds now, as CSDS's `ClientConfig` (gRFC A40).
+    pub fn client_config(&self) -> envoy_types::pb::envoy::service::status::v3::ClientConfig {
+        let view = self.updates.borrow();
+        view.client_config(&self.bootstrap.node, clock())
+    }
+}
+
+/// Now, on the state's clock and the wall clock.
+fn clock() -> super::Clock {
+    super::Clock {
+        instant: now(),
+        wall: std::time::SystemTime::now(),
+    }
 }
 
 /// The handles are all gone: the task stops.

@@ -279,7 +279,7 @@ impl<T: XdsResource> TypeState<T> {
         changes: &mut Vec<Changed>,
     ) -> Vec<ResourceError> {
         let anys = response.resources.iter().map(|r| r.resource.as_ref());
-        let (seen, rejected) = self.take(anys, changes);
+        let (seen, rejected) = self.take(anys, "", now, changes);
         let rejected_names: BTreeSet<&str> = rejected.iter().map(|e| e.resource.as_str()).collect();
         for resource in &response.resources {
             let name = resource.name.as_str();

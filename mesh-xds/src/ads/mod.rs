@@ -52,6 +52,7 @@
 mod backoff;
 mod client;
 mod delta;
+mod dump;
 mod flavor;
 mod node;
 mod outbox;
@@ -80,7 +81,9 @@ pub use crate::resource::{Protocol, ResourceType};
 pub use backoff::Backoff;
 pub use client::{AdsClient, AdsClientError, AdsHandle};
 pub use delta::{DeltaAdsState, DeltaOutcome};
+pub use dump::{Clock, ResourceStatus};
 pub use snapshot::{Snapshot, TypeSnapshot};
+pub use state::RawResource;
 use state::{Common, TypeState};
 pub use stats::AdsStats;
 pub use view::AdsView;

@@ -111,6 +111,20 @@ pub(super) struct Common {
     /// Delta only: the version of each accepted resource, as the server
     /// gave it.
     pub(super) versions: OrdMap<String, String>,
+    /// Each accepted resource as it came, for `/config_dump` and CSDS.
+    pub(super) raw: OrdMap<String, Arc<RawResource>>,
+}
+
+/// An accepted resource as the control plane sent it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawResource {
+    /// The resource, packed.
+    pub any: Any,
+    /// The version of the response it came in (state of the world; a
+    /// delta resource's own version is in [`TypeSnapshot`]).
+    pub version: String,
+    /// When it was accepted.
+    pub accepted_at: Instant,
 }
 
 /// A type's state, with its accepted resources by name.
@@ -174,7 +188,7 @@ impl<T: XdsResource> TypeState<T> {
         changes: &mut Vec<Changed>,
     ) -> Vec<ResourceError> {
         let anys = response.resources.iter().map(Some);
-        let (seen, rejected) = self.take(anys, changes);
+        let (seen, rejected) = self.take(anys, &response.version_info, now, changes);
         if delete_absent {
             let absent: Vec<String> = self
                 .resources
@@ -196,9 +210,12 @@ impl<T: XdsResource> TypeState<T> {
     /// subscribed resource and recording every rejected one; an absent
     /// `Any` (a delta resource without one) is rejected by its index.
     /// Returns the names the resources carried and the rejected ones.
+    /// A resource taken is kept as it came, with `version` and `now`.
     pub(super) fn take<'a>(
         &mut self,
         anys: impl Iterator<Item = Option<&'a Any>>,
+        version: &str,
+        now: Instant,
         changes: &mut Vec<Changed>,
     ) -> (BTreeSet<String>, Vec<ResourceError>) {
         let type_name = T::Proto::NAME;
@@ -254,7 +271,7 @@ impl<T: XdsResource> TypeState<T> {
                 continue;
             }
             match T::convert(&proto) {
-                Ok(value) => valid.push((name.to_owned(), Some(value), digest)),
+                Ok(value) => valid.push((name.to_owned(), Some((value, any)), digest)),
                 Err(e) => rejected.push(e),
             }
         }
@@ -282,7 +299,13 @@ impl<T: XdsResource> TypeState<T> {
                     .insert(name.clone(), Watch::default());
             }
             // `None`: the copy held, sent again.
-            if let Some(value) = value {
+            if let Some((value, any)) = value {
+                let raw = RawResource {
+                    any: any.clone(),
+                    version: version.to_owned(),
+                    accepted_at: now,
+                };
+                self.common.raw.insert(name.clone(), Arc::new(raw));
                 self.resources.insert(name.clone(), Arc::new(value));
                 self.digests.insert(name.clone(), digest);
                 changes.push(Changed::new(T::KIND, name, Change::Updated));
@@ -303,6 +326,7 @@ impl<T: XdsResource> TypeState<T> {
     /// not exist; whether there was one.
     pub(super) fn delete(&mut self, name: &str, changes: &mut Vec<Changed>) -> bool {
         self.common.versions.remove(name);
+        self.common.raw.remove(name);
         self.digests.remove(name);
         if self.resources.remove(name).is_none() {
             return false;
@@ -340,6 +364,7 @@ impl<T: XdsResource> TypeState<T> {
             common.waiting.remove(&name);
             common.nacked.remove(&name);
             common.versions.remove(&name);
+            common.raw.remove(&name);
             self.resources.remove(&name);
             self.digests.remove(&name);
             changes.push(Changed::new(T::KIND, name, Change::Unsubscribed));

@@ -520,3 +520,94 @@ fn a_resource_sent_again_unchanged_stays_the_same_value() {
             .is_none()
     );
 }
+
+#[test]
+fn the_dumps_hold_each_resource_as_it_came_with_its_version_and_nack() {
+    use envoy_types::pb::envoy::admin::v3::{ClientResourceStatus, ClustersConfigDump};
+    use prost::Message;
+    use std::time::SystemTime;
+
+    let t0 = Instant::now();
+    let mut ads = started(t0);
+    full_chain(&mut ads, t0);
+    let t1 = t0 + Duration::from_secs(5);
+    let clusters = vec![bad_cluster(V1), good_cluster(V2), good_cluster(V3)];
+    ads.handle_response(&response(ResourceType::Cluster, "2", "c2", clusters), t1);
+
+    let view = AdsView::new(&ads, true);
+    let statuses: Vec<(ResourceType, &str, ClientResourceStatus)> = view
+        .resources()
+        .iter()
+        .map(|r| (r.kind, r.name, r.status))
+        .collect();
+    use ClientResourceStatus::{Acked, Nacked, Requested};
+    assert_eq!(
+        statuses,
+        [
+            (ResourceType::Listener, LISTENER, Acked),
+            (ResourceType::RouteConfig, ROUTES, Acked),
+            (ResourceType::Cluster, V1, Nacked),
+            (ResourceType::Cluster, V2, Acked),
+            (ResourceType::Cluster, V3, Acked),
+            (ResourceType::LoadAssignment, V1, Acked),
+            (ResourceType::LoadAssignment, V2, Acked),
+            (ResourceType::LoadAssignment, V3, Requested),
+        ]
+    );
+
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let clock = Clock { instant: t1, wall };
+    let dump = view.config_dump(clock);
+    let types: Vec<&str> = dump.configs.iter().map(|c| c.type_url.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "type.googleapis.com/envoy.admin.v3.ListenersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.RoutesConfigDump",
+            "type.googleapis.com/envoy.admin.v3.ClustersConfigDump",
+            "type.googleapis.com/envoy.admin.v3.EndpointsConfigDump",
+        ]
+    );
+    let cds = ClustersConfigDump::decode(dump.configs[2].value.as_slice()).unwrap();
+    assert_eq!(cds.version_info, "1", "the last version accepted whole");
+    let v1 = &cds.dynamic_active_clusters[0];
+    assert_eq!(v1.client_status, Nacked as i32);
+    assert_eq!(v1.version_info, "1");
+    assert_eq!(
+        v1.cluster.as_ref(),
+        Some(&good_cluster(V1)),
+        "the copy in use"
+    );
+    assert_eq!(v1.last_updated.as_ref().unwrap().seconds, 1_000_000 - 5);
+    let error = v1.error_state.as_ref().unwrap();
+    assert!(
+        error.details.contains("connect_timeout"),
+        "{}",
+        error.details
+    );
+    assert_eq!(
+        error.last_update_attempt.as_ref().unwrap().seconds,
+        1_000_000
+    );
+    // Sent again unchanged: the version it last changed in, as Envoy
+    // keeps an unchanged cluster's.
+    let v2 = &cds.dynamic_active_clusters[1];
+    assert_eq!(
+        (v2.client_status, v2.version_info.as_str()),
+        (Acked as i32, "1")
+    );
+
+    let csds = view.client_config(&node(), clock);
+    assert_eq!(csds.node.as_ref().unwrap().id, node().id);
+    assert_eq!(csds.generic_xds_configs.len(), 8);
+    let eds_v3 = &csds.generic_xds_configs[7];
+    assert_eq!(eds_v3.type_url, ResourceType::LoadAssignment.type_url());
+    assert_eq!(eds_v3.name, V3);
+    assert_eq!(eds_v3.client_status, Requested as i32);
+    assert!(eds_v3.xds_config.is_none());
+    let listener = &csds.generic_xds_configs[0];
+    assert_eq!(
+        listener.xds_config.as_ref().map(|a| a.type_url.as_str()),
+        Some(Listener::type_url().as_str())
+    );
+}

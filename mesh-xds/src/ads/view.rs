@@ -83,7 +83,7 @@ impl AdsView {
         nacked.chain(subscribed)
     }
 
-    fn common(&self, kind: ResourceType) -> &Common {
+    pub(super) fn common(&self, kind: ResourceType) -> &Common {
         &self.commons[kind as usize]
     }
 
