@@ -2,6 +2,10 @@
 //! (`127.0.0.1:15000` by default; HTTP/1.1 and HTTP/2, plain text), so the
 //! tools that read a sidecar's read it:
 //!
+//! - `GET /`: a page for people, refreshing itself: the clusters and
+//!   endpoints with health and live request rates, the routes, rejected
+//!   configuration and certificate expiry, self-contained (no other
+//!   origin);
 //! - `GET /stats/prometheus`: every metric of the [`Registry`] given
 //!   (Istio's request metrics, the application's own), in the OpenMetrics
 //!   text format Prometheus scrapes;
@@ -225,6 +229,7 @@ impl Admin {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
         }
         match req.uri().path() {
+            "/" => page(),
             "/stats/prometheus" => {
                 let mut res = text(StatusCode::OK, self.exposition());
                 res.headers_mut().insert(
@@ -314,6 +319,25 @@ fn plain_stats(exposition: &str) -> String {
         }
     }
     out
+}
+
+/// The page for people: every part of the admin, refreshed every two
+/// seconds, from the admin's own JSON; nothing from elsewhere (its
+/// content security policy allows no other origin).
+fn page() -> Response<Full<Bytes>> {
+    let mut res = text(StatusCode::OK, include_str!("page.html").to_owned());
+    let headers = res.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        header::HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'",
+        ),
+    );
+    res
 }
 
 /// What the admin answers with: its own text, or a gRPC service's body.

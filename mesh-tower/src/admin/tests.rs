@@ -97,12 +97,51 @@ async fn every_endpoint_answers() {
         (StatusCode::OK, "LIVE\n".into())
     );
     assert_eq!(get(&admin, "/healthz").await.0, StatusCode::OK);
+    // Without clients: nothing to list, in each shape.
+    assert_eq!(
+        get(&admin, "/clusters").await,
+        (StatusCode::OK, String::new())
+    );
+    let (status, json) = get(&admin, "/clusters?format=json").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+        serde_json::json!({ "cluster_statuses": [] })
+    );
+    let (status, routes) = get(&admin, "/routes").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&routes).unwrap(),
+        serde_json::json!({ "clients": [] })
+    );
+    // No xDS client: no dump.
+    assert_eq!(get(&admin, "/config_dump").await.0, StatusCode::NOT_FOUND);
     assert_eq!(get(&admin, "/nothing").await.0, StatusCode::NOT_FOUND);
     let post = Request::post("/ready").body(()).unwrap();
     assert_eq!(
         admin.respond(&post).status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
+}
+
+#[tokio::test]
+async fn the_page_is_self_contained_html() {
+    let admin = admin().build();
+    let res = admin.respond(&Request::get("/").body(()).unwrap());
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()[header::CONTENT_TYPE],
+        "text/html; charset=utf-8"
+    );
+    let csp = res.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let page = String::from_utf8(body.to_vec()).unwrap();
+    assert!(page.starts_with("<!doctype html>"));
+    assert!(!page.contains("src=\"http") && !page.contains("href=\"http"));
 }
 
 #[tokio::test]
