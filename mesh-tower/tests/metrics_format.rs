@@ -55,6 +55,7 @@ fn the_exposition_parses_with_prometheus_own_parser() {
             duration: Duration::from_millis(ms),
             request_bytes: 64,
             response_bytes: 128,
+            response_messages: Some(3),
         };
         metrics.record(&labels, recorded);
     }
@@ -94,6 +95,9 @@ fn the_exposition_parses_with_prometheus_own_parser() {
     assert_eq!(bucket("500.0"), 2.0);
     assert_eq!(bucket("+Inf"), 2.0);
     assert_eq!(sample("istio_response_bytes_sum", None)["value"], 256.0);
+    let messages = sample("istio_response_messages_total", None);
+    assert_eq!(messages["type"], "counter");
+    assert_eq!(messages["value"], 6.0);
     assert_eq!(
         sample("mesh_metrics_label_sets_overflow_total", None)["value"],
         0.0

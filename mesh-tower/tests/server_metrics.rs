@@ -343,3 +343,74 @@ async fn client_and_server_both_report_the_full_edge() {
         "{text}"
     );
 }
+
+/// A tonic service behind a MeshServer: its requests are `grpc`, with
+/// their status and the messages of their responses.
+#[tokio::test]
+async fn grpc_requests_report_their_status_and_response_messages() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_server::HealthServer};
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("ratings", tonic_health::ServingStatus::Serving)
+        .await;
+    let metrics = IstioMetrics::default();
+    let server = MeshServer::builder()
+        .mtls(MtlsMode::Disable)
+        .metrics(metrics.clone(), workload("ratings", "v1"), None)
+        .build()
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let service: HealthServer<_> = health;
+    tokio::spawn(async move { server.serve(listener, service).await });
+
+    let target: mesh_core::Authority = "ratings:9080".parse().unwrap();
+    let resolve = mesh_core::StaticResolve::default();
+    resolve.set(
+        &target,
+        mesh_core::EndpointSet::new([mesh_core::Endpoint::new(addr)]),
+    );
+    let client: MeshClient<tonic::body::Body> = MeshClient::builder(resolve).build();
+    let mut health = HealthClient::with_origin(client, "http://ratings:9080".parse().unwrap());
+    for service in ["ratings", "ratings", "nothing"] {
+        let _ = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await;
+    }
+
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let grpc = |status: &str| {
+        let labels = format!(
+            "request_protocol=\"grpc\",response_code=\"200\",grpc_response_status=\"{status}\""
+        );
+        text.lines()
+            .filter(|l| l.contains(&labels))
+            .map(|l| {
+                let (name, value) = l.rsplit_once(' ').unwrap();
+                (name.split('{').next().unwrap().to_owned(), value.to_owned())
+            })
+            .filter(|(name, _)| {
+                name == "istio_requests_total" || name == "istio_response_messages_total"
+            })
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let ok = grpc("0");
+    assert_eq!(ok["istio_requests_total"], "2", "{text}");
+    assert_eq!(ok["istio_response_messages_total"], "2", "{text}");
+    // NOT_FOUND: a trailers-only answer, with no message.
+    let not_found = grpc("5");
+    assert_eq!(not_found["istio_requests_total"], "1", "{text}");
+    assert_eq!(not_found["istio_response_messages_total"], "0", "{text}");
+    let http = text
+        .lines()
+        .filter(|l| l.starts_with("istio_response_messages_total{"))
+        .all(|l| l.contains("request_protocol=\"grpc\""));
+    assert!(http, "only gRPC series count messages: {text}");
+}

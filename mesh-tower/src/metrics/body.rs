@@ -1,7 +1,7 @@
 //! [`MeasuredBody`]: a response body that records its request's metrics
 //! when it ends — its last frame, or its drop for one cut short — with the
 //! bytes it carried, the time since the request began and, for gRPC, the
-//! status its trailers give.
+//! messages it carried and the status its trailers give.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -11,6 +11,7 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project::{pin_project, pinned_drop};
 
+use super::grpc::GrpcMessages;
 use super::{GrpcStatus, IstioMetrics, Recorded, RequestLabels};
 use crate::access_log::{AccessLog, Entry};
 
@@ -22,6 +23,8 @@ pub(super) struct Pending {
     pub(super) start: Instant,
     pub(super) request_bytes: u64,
     pub(super) response_bytes: u64,
+    /// For gRPC: the response's messages, counted as they go by.
+    pub(super) response_messages: Option<GrpcMessages>,
     /// The access log, and the request's line so far.
     pub(super) log: Option<(AccessLog, Box<Entry>)>,
 }
@@ -33,6 +36,7 @@ impl Pending {
             duration: self.start.elapsed(),
             request_bytes: self.request_bytes,
             response_bytes: self.response_bytes,
+            response_messages: self.response_messages.as_ref().map(GrpcMessages::count),
         };
         self.metrics.record(&self.labels, recorded);
         if let Some((log, mut entry)) = self.log {
@@ -83,6 +87,9 @@ impl<B: Body> Body for MeasuredBody<B> {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
                         pending.response_bytes += data.remaining() as u64;
+                        if let Some(messages) = &mut pending.response_messages {
+                            messages.feed(data);
+                        }
                     }
                     if let Some(trailers) = frame.trailers_ref()
                         && let Some(status) = super::layer::grpc_status(trailers)

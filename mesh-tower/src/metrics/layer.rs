@@ -276,6 +276,7 @@ where
                     start: started.start,
                     request_bytes: started.request_bytes,
                     response_bytes: head_bytes(res.headers()),
+                    response_messages: started.grpc.then(Default::default),
                     log,
                 };
                 Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
@@ -291,6 +292,7 @@ where
                     start: started.start,
                     request_bytes: started.request_bytes,
                     response_bytes: 0,
+                    response_messages: started.grpc.then(Default::default),
                     log,
                 }
                 .record();

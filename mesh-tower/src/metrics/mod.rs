@@ -1,6 +1,7 @@
 //! Istio's standard request metrics, with its names, labels and buckets:
 //! `istio_requests_total`, `istio_request_duration_milliseconds`,
-//! `istio_request_bytes` and `istio_response_bytes`, each labelled with
+//! `istio_request_bytes`, `istio_response_bytes` and, for gRPC,
+//! `istio_response_messages_total`, each labelled with
 //! the [`reporter`](Reporter), both ends of the edge ([`Peer`]), the
 //! destination service, the protocol, the response code and gRPC status,
 //! Envoy's response flags and the connection's security policy
@@ -21,6 +22,7 @@
 //! service).
 
 mod body;
+mod grpc;
 mod labels;
 mod layer;
 mod state;
@@ -64,6 +66,8 @@ pub struct Recorded {
     pub request_bytes: u64,
     /// Its response's size: headers and body.
     pub response_bytes: u64,
+    /// For a gRPC request: the messages its response carried.
+    pub response_messages: Option<u64>,
 }
 
 /// The metrics of one label set.
@@ -73,6 +77,8 @@ struct Series {
     duration: Histogram,
     request_bytes: Histogram,
     response_bytes: Histogram,
+    /// For a gRPC label set.
+    response_messages: Option<Counter>,
 }
 
 #[derive(Debug)]
@@ -81,6 +87,7 @@ struct Inner {
     duration: Histograms,
     request_bytes: Histograms,
     response_bytes: Histograms,
+    response_messages: Family<RequestLabels, Counter>,
     series: RwLock<HashMap<RequestLabels, Arc<Series>>>,
     max_label_sets: usize,
     overflow: Counter,
@@ -108,6 +115,7 @@ impl IstioMetrics {
                 duration: histograms(),
                 request_bytes: histograms(),
                 response_bytes: histograms(),
+                response_messages: Family::default(),
                 series: RwLock::default(),
                 max_label_sets: max,
                 overflow: Counter::default(),
@@ -135,6 +143,11 @@ impl IstioMetrics {
             inner.response_bytes.clone(),
         );
         registry.register(
+            "istio_response_messages",
+            "Messages of gRPC responses",
+            inner.response_messages.clone(),
+        );
+        registry.register(
             "mesh_metrics_label_sets_overflow",
             "Requests not recorded: their label set would have been one too many",
             inner.overflow.clone(),
@@ -155,6 +168,9 @@ impl IstioMetrics {
         series
             .response_bytes
             .observe(recorded.response_bytes as f64);
+        if let (Some(counter), Some(n)) = (&series.response_messages, recorded.response_messages) {
+            counter.inc_by(n);
+        }
     }
 
     /// The series of `labels`, made if there is room.
@@ -177,6 +193,8 @@ impl IstioMetrics {
             duration: inner.duration.get_or_create_owned(labels),
             request_bytes: inner.request_bytes.get_or_create_owned(labels),
             response_bytes: inner.response_bytes.get_or_create_owned(labels),
+            response_messages: (labels.request_protocol == "grpc")
+                .then(|| inner.response_messages.get_or_create_owned(labels)),
         });
         known.insert(labels.clone(), series.clone());
         Some(series)
