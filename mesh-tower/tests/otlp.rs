@@ -158,3 +158,138 @@ async fn spans_reach_an_otlp_collector_with_their_parent_links() {
     );
     assert!(server_span.end_time_unix_nano >= server_span.start_time_unix_nano);
 }
+
+/// OTLP over HTTP (`http/protobuf`): the spans a client posts to a
+/// collector's `/v1/traces`, decoded as OpenTelemetry's protobuf.
+#[tokio::test]
+async fn spans_reach_an_http_collector_as_protobuf() {
+    use mesh_tower::trace::OtlpProtocol;
+    use prost::Message;
+
+    let received: Arc<Mutex<Vec<(String, String, ExportTraceServiceRequest)>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let collector_addr = listener.local_addr().unwrap();
+    let seen = received.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: http::Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move {
+                        let path = req.uri().path().to_owned();
+                        let content_type = req
+                            .headers()
+                            .get(http::header::CONTENT_TYPE)
+                            .map(|v| v.to_str().unwrap().to_owned())
+                            .unwrap_or_default();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        let export = ExportTraceServiceRequest::decode(body).unwrap();
+                        seen.lock().unwrap().push((path, content_type, export));
+                        let reply = ExportTraceServiceResponse::default().encode_to_vec();
+                        let mut res = http::Response::new(Full::new(Bytes::from(reply)));
+                        res.headers_mut().insert(
+                            http::header::CONTENT_TYPE,
+                            http::HeaderValue::from_static("application/x-protobuf"),
+                        );
+                        Ok::<_, Infallible>(res)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+
+    let server = Server::start_plain().await;
+    let endpoint = format!("http://{collector_addr}/v1/traces");
+    let sink = OtlpExporter::spawn_with(&endpoint, "reviews", OtlpProtocol::HttpProtobuf).unwrap();
+    let client = TraceLayer::client(Sampler::ratio(1.0))
+        .export(sink)
+        .layer(server.client());
+    let req = http::Request::get("http://ratings:9080/ratings/1")
+        .body(Empty::new())
+        .unwrap();
+    client
+        .oneshot(req)
+        .await
+        .unwrap()
+        .into_body()
+        .collect()
+        .await
+        .unwrap();
+
+    let (path, content_type, export) = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Some(first) = received.lock().unwrap().first().cloned() {
+                return first;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the span was posted");
+    assert_eq!(path, "/v1/traces");
+    assert_eq!(content_type, "application/x-protobuf");
+    let spans: Vec<&Span> = export
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .collect();
+    let [span] = &spans[..] else {
+        panic!("{spans:?}")
+    };
+    assert_eq!(span.kind, SpanKind::Client as i32);
+    assert_eq!(span.name, "ratings:9080/ratings/1");
+    assert_eq!(
+        attribute(span, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+
+    // Not plain HTTP: refused with the reason, not sent elsewhere.
+    let refused = OtlpExporter::spawn_with(
+        "https://collector:4318/v1/traces",
+        "reviews",
+        OtlpProtocol::HttpProtobuf,
+    )
+    .unwrap_err();
+    assert!(refused.to_string().contains("plain text"), "{refused}");
+    assert_eq!(
+        "http/protobuf".parse::<OtlpProtocol>(),
+        Ok(OtlpProtocol::HttpProtobuf)
+    );
+    assert!("http/json".parse::<OtlpProtocol>().is_err());
+}
+
+/// A plain server answering `ok` as `ratings:9080`.
+struct Server {
+    addr: std::net::SocketAddr,
+}
+
+impl Server {
+    async fn start_plain() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = MeshServer::builder()
+            .mtls(MtlsMode::Disable)
+            .build()
+            .unwrap();
+        tokio::spawn(async move {
+            let app = tower::service_fn(|_req: http::Request<Incoming>| async {
+                Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
+            });
+            server.serve(listener, app).await;
+        });
+        Self { addr }
+    }
+
+    fn client(&self) -> MeshClient<Empty<Bytes>> {
+        let resolve = StaticResolve::default();
+        let target: Authority = "ratings:9080".parse().unwrap();
+        resolve.set(&target, EndpointSet::new([Endpoint::new(self.addr)]));
+        MeshClient::builder(resolve).build()
+    }
+}

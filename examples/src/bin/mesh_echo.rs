@@ -5,7 +5,7 @@
 //! ```text
 //! mesh-echo server --listen ADDR [--certs DIR] [--mode strict|permissive|disable]
 //!                  [--policy FILE] [--name NAME] [--namespace NS] [--admin-addr ADDR]
-//!                  [--otlp URL]
+//!                  [--otlp URL [--otlp-protocol grpc|http/protobuf]]
 //! mesh-echo client [--certs DIR] [--expect-id SPIFFE_ID] URL
 //! ```
 //!
@@ -20,7 +20,9 @@
 //! `/ready`, and `POST /logging?level=debug` to change the log level),
 //! printing `admin ADDR` on stderr. With `--otlp` (and
 //! `--admin-addr`) every request is traced (sampling 100 %) and its spans
-//! sent over OTLP/gRPC to the collector at `URL` (`http://127.0.0.1:4317`).
+//! sent over OTLP/gRPC to the collector at `URL` (`http://127.0.0.1:4317`),
+//! or with `--otlp-protocol http/protobuf` posted to `URL`
+//! (`http://127.0.0.1:4318/v1/traces`).
 //!
 //! The client sends one GET to `URL` (`http://HOST:PORT/path`): over the
 //! mesh's mutual TLS with `--certs`, expecting the server to be
@@ -50,7 +52,7 @@ use mesh_istio::Workload;
 use mesh_tower::admin::{Admin, SetLogLevel};
 use mesh_tower::metrics::IstioMetrics;
 use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
-use mesh_tower::trace::{OtlpExporter, Sampler};
+use mesh_tower::trace::{OtlpExporter, OtlpProtocol, Sampler};
 use mesh_tower::{MeshClient, MeshServer};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
@@ -93,9 +95,17 @@ enum Command {
         /// without.
         #[arg(long, value_name = "ADDR")]
         admin_addr: Option<SocketAddr>,
-        /// An OTLP/gRPC collector to send every request's span to.
+        /// An OTLP collector to send every request's span to.
         #[arg(long, value_name = "URL", requires = "admin_addr")]
         otlp: Option<String>,
+        /// How spans reach the collector: `grpc` or `http/protobuf`.
+        #[arg(
+            long,
+            value_name = "PROTOCOL",
+            default_value = "grpc",
+            requires = "otlp"
+        )]
+        otlp_protocol: OtlpProtocol,
     },
     /// Call a mesh-echo server through MeshClient.
     Client {
@@ -150,11 +160,12 @@ async fn main() -> anyhow::Result<()> {
             namespace,
             admin_addr,
             otlp,
+            otlp_protocol,
         } => {
             let who = Who { name, namespace };
             let telemetry = Telemetry {
                 admin_addr,
-                otlp,
+                otlp: otlp.map(|url| (url, otlp_protocol)),
                 set_level,
             };
             server(listen, certs, mode, policy, who, telemetry).await
@@ -182,7 +193,7 @@ struct Who {
 /// Where the server's telemetry goes.
 struct Telemetry {
     admin_addr: Option<SocketAddr>,
-    otlp: Option<String>,
+    otlp: Option<(String, OtlpProtocol)>,
     set_level: SetLogLevel,
 }
 
@@ -231,10 +242,10 @@ async fn server(
         let workload = WorkloadMetadata::from_labels(&name, &namespace, &name, &labels);
         let metrics = IstioMetrics::default();
         builder = builder.metrics(metrics.clone(), workload, None);
-        if let Some(url) = &otlp {
+        if let Some((url, protocol)) = &otlp {
             builder = builder
                 .sampling(Sampler::ratio(1.0))
-                .spans(OtlpExporter::spawn(url, &name)?);
+                .spans(OtlpExporter::spawn_with(url, &name, *protocol)?);
         }
         let mut registry = Registry::default();
         metrics.register(&mut registry);

@@ -35,7 +35,7 @@ use rand::Rng;
 pub use export::{SpanKind, SpanRecord, SpanSink};
 pub use layer::{ResponseFuture, Trace, TraceLayer};
 #[cfg(feature = "otlp")]
-pub use otlp::{OtlpError, OtlpExporter};
+pub use otlp::{OtlpError, OtlpExporter, OtlpProtocol};
 
 /// Envoy's header forcing a trace to be sampled.
 pub const X_ENVOY_FORCE_TRACE: HeaderName = HeaderName::from_static("x-envoy-force-trace");

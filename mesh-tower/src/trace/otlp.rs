@@ -1,6 +1,6 @@
-//! [`OtlpExporter`]: spans exported over OTLP/gRPC (feature `otlp`), with
-//! OpenTelemetry's own exporter, to any OpenTelemetry collector, Jaeger or
-//! vendor backend.
+//! [`OtlpExporter`]: spans exported over OTLP (feature `otlp`), gRPC or
+//! HTTP with protobuf bodies, with OpenTelemetry's own exporter, to any
+//! OpenTelemetry collector, Jaeger or vendor backend.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -31,25 +31,80 @@ pub struct OtlpError {
     reason: String,
 }
 
-/// Exports spans over OTLP/gRPC.
+/// How spans go to the collector, as `OTEL_EXPORTER_OTLP_PROTOCOL` names
+/// it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OtlpProtocol {
+    /// `grpc`: the trace service over gRPC (port 4317 by convention).
+    #[default]
+    Grpc,
+    /// `http/protobuf`: `POST /v1/traces` with a protobuf body (port
+    /// 4318), in plain text.
+    HttpProtobuf,
+}
+
+impl std::str::FromStr for OtlpProtocol {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "grpc" => Ok(Self::Grpc),
+            "http/protobuf" => Ok(Self::HttpProtobuf),
+            other => Err(format!(
+                "{other:?} is no OTLP protocol here: grpc or http/protobuf"
+            )),
+        }
+    }
+}
+
+/// Exports spans over OTLP.
 #[derive(Debug)]
 pub struct OtlpExporter;
 
 impl OtlpExporter {
-    /// A sink whose spans a task of the current Tokio runtime exports to
-    /// the collector at `endpoint` (`http://127.0.0.1:4317`), as the
-    /// service `service_name`.
+    /// A sink whose spans a task of the current Tokio runtime exports
+    /// over OTLP/gRPC to the collector at `endpoint`
+    /// (`http://127.0.0.1:4317`), as the service `service_name`.
     pub fn spawn(endpoint: &str, service_name: &str) -> Result<SpanSink, OtlpError> {
+        Self::spawn_with(endpoint, service_name, OtlpProtocol::Grpc)
+    }
+
+    /// As [`spawn`](Self::spawn), over `protocol`: for
+    /// [`HttpProtobuf`](OtlpProtocol::HttpProtobuf) `endpoint` is the
+    /// whole URL spans are posted to (`http://127.0.0.1:4318/v1/traces`).
+    pub fn spawn_with(
+        endpoint: &str,
+        service_name: &str,
+        protocol: OtlpProtocol,
+    ) -> Result<SpanSink, OtlpError> {
         let fail = |reason: String| OtlpError {
             endpoint: endpoint.to_owned(),
             reason,
         };
-        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(endpoint)
-            .with_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+        let timeout = Duration::from_secs(10);
+        let builder = opentelemetry_otlp::SpanExporter::builder();
+        let built = match protocol {
+            OtlpProtocol::Grpc => builder
+                .with_tonic()
+                .with_endpoint(endpoint)
+                .with_timeout(timeout)
+                .build(),
+            OtlpProtocol::HttpProtobuf => {
+                if !endpoint.starts_with("http://") {
+                    return Err(fail(
+                        "OTLP over HTTP is plain text here: the URL is http://HOST:PORT/PATH"
+                            .into(),
+                    ));
+                }
+                builder
+                    .with_http()
+                    .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                    .with_endpoint(endpoint)
+                    .with_timeout(timeout)
+                    .build()
+            }
+        };
+        let mut exporter = built.map_err(|e| fail(e.to_string()))?;
         let resource = Resource::builder_empty()
             .with_service_name(service_name.to_owned())
             .build();
