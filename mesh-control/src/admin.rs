@@ -1,5 +1,7 @@
 //! The control plane's admin endpoints, as istiod's debug and Envoy's
-//! admin port offer them (HTTP/1.1 and HTTP/2, plaintext):
+//! admin port offer them, on the mesh's own admin
+//! ([`mesh_tower::admin`]: HTTP/1.1 and HTTP/2, plain text, with its
+//! `/stats`, `/healthz`, `/` and the rest):
 //!
 //! - `GET /config_dump`: the configuration served (its version, the last
 //!   load's errors with file and line, warnings), each class of node with
@@ -8,69 +10,37 @@
 //! - `GET /clients`: every connected stream, its node and, per type, the
 //!   version it ACKed and its last NACK.
 //! - `GET /ready`: 200 once a configuration is served, else 503.
-//! - `GET /stats/prometheus`: counters and gauges in Prometheus' text
-//!   format.
+//! - `GET /stats/prometheus`: the control plane's counters and gauges
+//!   (`mesh_control_*`), in the OpenMetrics text format.
 
-use std::convert::Infallible;
-use std::fmt::Write;
 use std::time::UNIX_EPOCH;
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use mesh_tower::admin::Admin;
 use mesh_xds::resource::Protocol;
 use mesh_xds::server::{AdsServer, ClientStatus};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
 
 use crate::ControlPlane;
 
-/// Serves the admin endpoints for `plane` and `server` on `listener`
-/// until the task is dropped.
-pub async fn serve(listener: TcpListener, plane: ControlPlane, server: AdsServer) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                tracing::warn!(%error, "admin: cannot accept a connection");
-                continue;
-            }
-        };
-        let (plane, server) = (plane.clone(), server.clone());
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let response = respond(&req, &plane, &server);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            let _ = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-fn respond<B>(req: &Request<B>, plane: &ControlPlane, server: &AdsServer) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
-    }
-    match req.uri().path() {
-        "/config_dump" => json_response(config_dump(plane, server)),
-        "/clients" => json_response(Value::Array(server.clients().iter().map(client).collect())),
-        "/ready" => match plane.status().config_version {
-            Some(_) => text(StatusCode::OK, "LIVE\n".into()),
-            None => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "no configuration loaded yet\n".into(),
-            ),
-        },
-        "/stats/prometheus" => text(StatusCode::OK, prometheus(plane, server)),
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "/config_dump /clients /ready /stats/prometheus\n".into(),
-        ),
-    }
+/// The admin of `plane` and `server`; serve it on a listener.
+pub fn admin(plane: ControlPlane, server: AdsServer) -> Admin {
+    let dump = (plane.clone(), server.clone());
+    let clients = server.clone();
+    let ready = plane.clone();
+    Admin::builder(Registry::default())
+        .endpoint("/config_dump", move || config_dump(&dump.0, &dump.1))
+        .endpoint("/clients", move || {
+            Value::Array(clients.clients().iter().map(client).collect())
+        })
+        .ready_when(move || ready.status().config_version.is_some())
+        .collector(State { plane, server })
+        .build()
 }
 
 fn config_dump(plane: &ControlPlane, server: &AdsServer) -> Value {
@@ -132,76 +102,92 @@ fn protocol(p: Protocol) -> &'static str {
     }
 }
 
-fn prometheus(plane: &ControlPlane, server: &AdsServer) -> String {
-    let status = plane.status();
-    let clients = server.clients();
-    let counters = plane.counters();
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
+/// The control plane's metrics, read at each scrape.
+#[derive(Debug)]
+struct State {
+    plane: ControlPlane,
+    server: AdsServer,
+}
+
+/// One family: its samples, each with its labels.
+fn family(
+    encoder: &mut DescriptorEncoder,
+    (name, help, kind): (&str, &str, MetricType),
+    samples: &[(&[(&str, &str)], u64)],
+) -> Result<(), std::fmt::Error> {
+    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
+    for (labels, value) in samples {
+        let sample = metric.encode_family(labels)?;
+        match kind {
+            MetricType::Counter => ConstCounter::new(*value).encode(sample)?,
+            _ => ConstGauge::new(*value as i64).encode(sample)?,
         }
-    };
-    let count = |p: Protocol| clients.iter().filter(|c| c.protocol == p).count() as u64;
-    metric(
-        "mesh_control_xds_clients",
-        "gauge",
-        "ADS streams connected now.",
-        &[
-            ("{protocol=\"sotw\"}", count(Protocol::StateOfTheWorld)),
-            ("{protocol=\"delta\"}", count(Protocol::Delta)),
-        ],
-    );
-    let nacks = clients
-        .iter()
-        .flat_map(|c| c.types.values())
-        .filter(|t| t.last_nack.is_some())
-        .count() as u64;
-    metric(
-        "mesh_control_xds_rejected",
-        "gauge",
-        "Types whose last response a connected client rejected.",
-        &[("", nacks)],
-    );
-    metric(
-        "mesh_control_config_loads_total",
-        "counter",
-        "Loads of the configuration directory, by outcome.",
-        &[
-            ("{result=\"applied\"}", counters.applied),
-            ("{result=\"rejected\"}", counters.rejected),
-        ],
-    );
-    metric(
-        "mesh_control_config_errors",
-        "gauge",
-        "Errors of the last load: non-zero while the previous configuration is served.",
-        &[("", status.load_errors.len() as u64)],
-    );
-    metric(
-        "mesh_control_node_classes",
-        "gauge",
-        "Kinds of node (shape, namespace, labels) served.",
-        &[("", status.nodes.len() as u64)],
-    );
-    out
-}
-
-fn json_response(value: Value) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec_pretty(&value).unwrap_or_default();
-    response(StatusCode::OK, "application/json", body)
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    response(status, "text/plain; version=0.0.4", body.into_bytes())
-}
-
-fn response(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    if let Ok(v) = content_type.parse() {
-        response.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-    response
+    Ok(())
+}
+
+impl Collector for State {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let status = self.plane.status();
+        let clients = self.server.clients();
+        let counters = self.plane.counters();
+        let count = |p: Protocol| clients.iter().filter(|c| c.protocol == p).count() as u64;
+        let nacks = clients
+            .iter()
+            .flat_map(|c| c.types.values())
+            .filter(|t| t.last_nack.is_some())
+            .count() as u64;
+        let gauge = MetricType::Gauge;
+        family(
+            &mut encoder,
+            (
+                "mesh_control_xds_clients",
+                "ADS streams connected now",
+                gauge,
+            ),
+            &[
+                (&[("protocol", "sotw")], count(Protocol::StateOfTheWorld)),
+                (&[("protocol", "delta")], count(Protocol::Delta)),
+            ],
+        )?;
+        family(
+            &mut encoder,
+            (
+                "mesh_control_xds_rejected",
+                "Types whose last response a connected client rejected",
+                gauge,
+            ),
+            &[(&[], nacks)],
+        )?;
+        family(
+            &mut encoder,
+            (
+                "mesh_control_config_loads",
+                "Loads of the configuration directory, by outcome",
+                MetricType::Counter,
+            ),
+            &[
+                (&[("result", "applied")], counters.applied),
+                (&[("result", "rejected")], counters.rejected),
+            ],
+        )?;
+        family(
+            &mut encoder,
+            (
+                "mesh_control_config_errors",
+                "Errors of the last load: non-zero while the previous configuration is served",
+                gauge,
+            ),
+            &[(&[], status.load_errors.len() as u64)],
+        )?;
+        family(
+            &mut encoder,
+            (
+                "mesh_control_node_classes",
+                "Kinds of node (shape, namespace, labels) served",
+                gauge,
+            ),
+            &[(&[], status.nodes.len() as u64)],
+        )
+    }
 }

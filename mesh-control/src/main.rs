@@ -264,7 +264,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
             });
         }
-        tokio::spawn(admin::serve(admin, plane, server.clone()));
+        tokio::spawn(admin::admin(plane, server.clone()).serve(admin));
         // Keepalives find clients that vanished without closing.
         tonic::transport::Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(30)))

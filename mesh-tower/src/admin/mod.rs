@@ -24,15 +24,18 @@
 //! - `GET /certs`: the workload certificate in use: its SPIFFE id, serial,
 //!   validity and days until it expires, when it was last read and why the
 //!   last read failed, if it did (never a key);
-//! - `GET /ready`: `200 LIVE` once [`Admin::set_ready`] says so, else
+//! - `GET /ready`: `200 LIVE` once [`Admin::set_ready`] (or the
+//!   application's check) says so, else
 //!   `503 PRE_INITIALIZING`; `GET /healthz`: `200 OK`;
 //! - `POST /logging?level=LEVEL` (a `tracing` filter, `debug` or
 //!   `mesh_tower=trace,info`): changes the log level at run time, through
 //!   what the application gave [`Admin::logging`]; `GET` is refused, as
 //!   Envoy refuses it, since it changes state.
 //!
-//! Anything else is `404`; a method other than `GET` (or `POST` for
-//! `/logging`) `405`.
+//! An application adds endpoints of its own ([`AdminBuilder::endpoint`]),
+//! metrics read at each scrape ([`AdminBuilder::collector`]) and its own
+//! readiness check ([`AdminBuilder::ready_when`]). Anything else is
+//! `404`; a method other than `GET` (or `POST` for `/logging`) `405`.
 
 mod certs;
 mod clusters;
@@ -73,6 +76,12 @@ pub struct Admin {
 /// Sets the log level from a filter's text, or says why it cannot.
 pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
+/// Answers a `GET` of an endpoint of the application's own, as JSON.
+pub type JsonEndpoint = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// Says whether the workload is ready, read at each `GET /ready`.
+pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+
 struct Inner {
     registry: Arc<Registry>,
     identity: Option<IdentitySource>,
@@ -81,6 +90,9 @@ struct Inner {
     clients: Vec<(String, ClientReader)>,
     #[cfg(feature = "xds")]
     ads: Option<mesh_xds::ads::AdsHandle>,
+    /// The application's own endpoints, by path.
+    endpoints: Vec<(String, JsonEndpoint)>,
+    ready_when: Option<ReadyCheck>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -91,6 +103,10 @@ impl std::fmt::Debug for Inner {
             .field("ready", &self.ready)
             .field("logging", &self.logging.is_some())
             .field("clients", &clients)
+            .field(
+                "endpoints",
+                &self.endpoints.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -146,7 +162,36 @@ impl AdminBuilder {
         self
     }
 
-    /// The admin; not ready until [`Admin::set_ready`].
+    /// Answers `GET path` with the JSON `respond` returns: an endpoint of
+    /// the application's own (a control plane's `/config_dump`, say),
+    /// which takes the place of the admin's own at that path.
+    pub fn endpoint(
+        mut self,
+        path: &str,
+        respond: impl Fn() -> serde_json::Value + Send + Sync + 'static,
+    ) -> Self {
+        self.inner.endpoints.retain(|(p, _)| p != path);
+        self.inner
+            .endpoints
+            .push((path.to_owned(), Arc::new(respond)));
+        self
+    }
+
+    /// `/ready` answers `LIVE` while `check` says so (or once
+    /// [`Admin::set_ready`] did).
+    pub fn ready_when(mut self, check: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.inner.ready_when = Some(Arc::new(check));
+        self
+    }
+
+    /// Adds `collector` to the metrics: state read at each scrape.
+    pub fn collector(mut self, collector: impl prometheus_client::collector::Collector) -> Self {
+        self.registry.register_collector(Box::new(collector));
+        self
+    }
+
+    /// The admin; not ready until [`Admin::set_ready`] or its
+    /// [`ready_when`](Self::ready_when) check says so.
     pub fn build(self) -> Admin {
         let Self {
             mut registry,
@@ -177,6 +222,8 @@ impl Admin {
                 clients: Vec::new(),
                 #[cfg(feature = "xds")]
                 ads: None,
+                endpoints: Vec::new(),
+                ready_when: None,
             },
         }
     }
@@ -228,6 +275,14 @@ impl Admin {
         if req.method() != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
         }
+        let own = self
+            .inner
+            .endpoints
+            .iter()
+            .find(|(p, _)| p == req.uri().path());
+        if let Some((_, respond)) = own {
+            return json_response(&respond());
+        }
         match req.uri().path() {
             "/" => page(),
             "/stats/prometheus" => {
@@ -254,9 +309,7 @@ impl Admin {
                 None => text(StatusCode::NOT_FOUND, "no xDS client here\n".into()),
             },
             "/certs" => json_response(&certs::certs(self.inner.identity.as_ref())),
-            "/ready" if self.inner.ready.load(Ordering::Acquire) => {
-                text(StatusCode::OK, "LIVE\n".into())
-            }
+            "/ready" if self.is_ready() => text(StatusCode::OK, "LIVE\n".into()),
             "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into()),
             "/healthz" => text(StatusCode::OK, "OK\n".into()),
             _ => text(StatusCode::NOT_FOUND, "no such admin endpoint\n".into()),
@@ -287,6 +340,11 @@ impl Admin {
             }
             Err(why) => text(StatusCode::BAD_REQUEST, format!("{level}: {why}\n")),
         }
+    }
+
+    fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+            || self.inner.ready_when.as_ref().is_some_and(|check| check())
     }
 
     /// The status of every client, by name.

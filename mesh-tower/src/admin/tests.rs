@@ -192,3 +192,52 @@ async fn the_log_level_changes_by_post_only() {
     let res = plain.respond(&Request::post("/logging?level=debug").body(()).unwrap());
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_application_adds_endpoints_readiness_and_metrics_of_its_own() {
+    use std::sync::atomic::AtomicBool;
+
+    #[derive(Debug)]
+    struct Loads;
+    impl prometheus_client::collector::Collector for Loads {
+        fn encode(
+            &self,
+            mut encoder: prometheus_client::encoding::DescriptorEncoder,
+        ) -> Result<(), std::fmt::Error> {
+            use prometheus_client::encoding::EncodeMetric;
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(3u64);
+            let metric = encoder.encode_descriptor(
+                "app_loads",
+                "Loads",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            counter.encode(metric)
+        }
+    }
+    let loaded = Arc::new(AtomicBool::new(false));
+    let check = loaded.clone();
+    let admin = admin()
+        .endpoint("/config_dump", || serde_json::json!({ "served": "v1" }))
+        .ready_when(move || check.load(Ordering::Acquire))
+        .collector(Loads)
+        .build();
+    let (status, dump) = get(&admin, "/config_dump").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&dump).unwrap(),
+        serde_json::json!({ "served": "v1" })
+    );
+    assert_eq!(
+        get(&admin, "/ready").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    loaded.store(true, Ordering::Release);
+    assert_eq!(
+        get(&admin, "/ready").await,
+        (StatusCode::OK, "LIVE\n".into())
+    );
+    let (_, metrics) = get(&admin, "/stats/prometheus").await;
+    assert!(metrics.contains("app_loads_total 3\n"), "{metrics}");
+    assert!(metrics.contains("istio_requests_total{"), "{metrics}");
+}
