@@ -144,11 +144,17 @@ where
             };
             (sink, record)
         });
-        req.extensions_mut().insert(TraceContext {
-            span,
-            parent,
-            request_id,
-        });
+        // A server's span is what its handler propagates; a client's
+        // travels in the headers, and an extension (copied with the
+        // request for each attempt) only when it is sampled, for the
+        // attempts' own spans.
+        if layer.kind == SpanKind::Server || span.sampled {
+            req.extensions_mut().insert(TraceContext {
+                span,
+                parent,
+                request_id,
+            });
+        }
         ResponseFuture {
             inner: self.inner.call(req).instrument(tracing_span),
             export,
@@ -199,7 +205,7 @@ where
                             .push(("upstream_cluster", cluster.as_str().to_owned()));
                     }
                     if let Some(PeerIdentity(peer)) = extensions.get::<PeerIdentity>() {
-                        record.attributes.push(("peer.id", peer.clone()));
+                        record.attributes.push(("peer.id", peer.to_string()));
                     }
                 }
                 Err(_) => record.error = true,

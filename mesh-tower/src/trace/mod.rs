@@ -15,13 +15,13 @@
 //!   by hand.
 //! - [`TraceLayer::client`] starts a client span as a child of the
 //!   request's context (or a new trace) and writes it into the request's
-//!   headers.
+//!   headers (and, when it is sampled, its extensions).
 //!
 //! A sampled span is also a `tracing` span (`mesh.server`/`mesh.client`,
 //! with `trace_id`, `span_id`, `parent_id`), for applications that already
 //! have a subscriber; and, given a [`SpanSink`]
 //! ([`TraceLayer::export`]), a [`SpanRecord`] with Envoy's attributes that
-//! [`OtlpExporter`] (feature `otlp`) sends over OTLP/gRPC.
+//! [`OtlpExporter`] (feature `otlp`) sends over OTLP, gRPC or HTTP.
 
 mod export;
 mod layer;
@@ -100,17 +100,19 @@ fn new_trace_id() -> TraceId {
 
 /// A new request id, shaped as a UUID (version 4).
 fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let bits: u128 = rand::rng().random();
     let bits = (bits & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-    let id = format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        bits >> 96,
-        (bits >> 80) & 0xffff,
-        (bits >> 64) & 0xffff,
-        (bits >> 48) & 0xffff,
-        bits & 0xffff_ffff_ffff
-    );
-    HeaderValue::try_from(id).expect("hex is a valid header value")
+    let mut id = [b'-'; 36];
+    let mut nibble = 32;
+    for (i, byte) in id.iter_mut().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            continue;
+        }
+        nibble -= 1;
+        *byte = HEX[((bits >> (nibble * 4)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
 }
 
 /// The context a new span of `headers`' request starts: a child of the

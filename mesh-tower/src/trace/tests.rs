@@ -134,4 +134,9 @@ fn request_ids_are_version_4_uuids() {
     );
     assert!(parts[2].starts_with('4'), "{id}");
     assert!(matches!(&parts[3][..1], "8" | "9" | "a" | "b"), "{id}");
+    assert!(
+        id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+        "{id}"
+    );
+    assert_ne!(new_request_id(), new_request_id());
 }
