@@ -12,14 +12,14 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project::{pin_project, pinned_drop};
 
 use super::grpc::GrpcMessages;
-use super::{GrpcStatus, IstioMetrics, Recorded, RequestLabels};
+use super::layer::Edge;
+use super::{GrpcStatus, Recorded};
 use crate::access_log::{AccessLog, Entry};
 
 /// What is recorded once the body ends.
 #[derive(Debug)]
 pub(super) struct Pending {
-    pub(super) metrics: IstioMetrics,
-    pub(super) labels: RequestLabels,
+    pub(super) edge: Edge,
     pub(super) start: Instant,
     pub(super) request_bytes: u64,
     pub(super) response_bytes: u64,
@@ -38,10 +38,12 @@ impl Pending {
             response_bytes: self.response_bytes,
             response_messages: self.response_messages.as_ref().map(GrpcMessages::count),
         };
-        self.metrics.record(&self.labels, recorded);
+        self.edge
+            .metrics()
+            .record_ref(&self.edge.labels(), recorded);
         if let Some((log, mut entry)) = self.log {
-            entry.response_code = self.labels.response_code;
-            entry.response_flags = self.labels.response_flags;
+            entry.response_code = self.edge.response_code;
+            entry.response_flags = self.edge.response_flags;
             entry.bytes_received = recorded.request_bytes;
             entry.bytes_sent = recorded.response_bytes;
             entry.duration = recorded.duration;
@@ -94,10 +96,10 @@ impl<B: Body> Body for MeasuredBody<B> {
                     if let Some(trailers) = frame.trailers_ref()
                         && let Some(status) = super::layer::grpc_status(trailers)
                     {
-                        pending.labels.grpc_response_status = GrpcStatus(Some(status));
+                        pending.edge.grpc_response_status = GrpcStatus(Some(status));
                     }
                 }
-                Some(Err(_)) => pending.labels.response_flags = "UPE",
+                Some(Err(_)) => pending.edge.response_flags = "UPE",
                 None => {}
             }
         }
@@ -126,7 +128,7 @@ impl<B> PinnedDrop for MeasuredBody<B> {
         if let Some(mut pending) = this.pending.take() {
             // Dropped before its end: the peer went away mid-response.
             if !*this.ended {
-                pending.labels.response_flags = "DC";
+                pending.edge.response_flags = "DC";
             }
             pending.record();
         }

@@ -68,22 +68,28 @@ struct End {
     cluster: Arc<str>,
 }
 
-impl Peer<'_> {
+/// The namespace of an end, as Istio's stats filter reads it: the one its
+/// certificate proves (`spiffe://DOMAIN/ns/NS/sa/…`) before the one its
+/// metadata claims.
+fn namespace<'a>(principal: Option<&'a str>, claimed: &'a str) -> &'a str {
+    principal
+        .and_then(|p| p.split("/ns/").nth(1))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|ns| !ns.is_empty())
+        .unwrap_or(claimed)
+}
+
+impl<'a> Peer<'a> {
     fn end(&self) -> End {
         let known = |value: Option<&Arc<str>>| value.unwrap_or(&UNKNOWN_VALUE).clone();
         let m = self.metadata;
         let field = |f: fn(&WorkloadMetadata) -> Option<&Arc<str>>| known(m.and_then(f));
-        // As Istio's stats filter: the namespace the certificate proves
-        // before the one the metadata claims.
         let claimed = field(|m| m.namespace.as_ref());
-        let namespace = match self
-            .principal
-            .and_then(|p| p.split("/ns/").nth(1))
-            .and_then(|rest| rest.split('/').next())
-            .filter(|ns| !ns.is_empty())
-        {
-            Some(proven) if proven != &*claimed => Arc::from(proven),
-            _ => claimed,
+        let proven = namespace(self.principal.map(|p| &**p), &claimed);
+        let namespace = if proven == &*claimed {
+            claimed.clone()
+        } else {
+            Arc::from(proven)
         };
         End {
             workload: field(|m| m.workload_name.as_ref()),
@@ -98,6 +104,41 @@ impl Peer<'_> {
             cluster: field(|m| m.cluster_id.as_ref()),
         }
     }
+
+    /// The same values as [`end`](Self::end), borrowed.
+    fn end_ref(&self) -> EndRef<'a> {
+        let m = self.metadata;
+        let field = |f: fn(&'a WorkloadMetadata) -> Option<&'a Arc<str>>| {
+            m.and_then(f).map_or(UNKNOWN, |v| &**v)
+        };
+        EndRef {
+            workload: field(|m| m.workload_name.as_ref()),
+            canonical_service: field(|m| m.canonical_service.as_ref()),
+            canonical_revision: m
+                .and_then(|m| m.canonical_revision.as_deref())
+                .unwrap_or("latest"),
+            workload_namespace: namespace(
+                self.principal.map(|p| &**p),
+                field(|m| m.namespace.as_ref()),
+            ),
+            principal: self.principal.map_or(UNKNOWN, |p| &**p),
+            app: field(|m| m.app.as_ref()),
+            version: field(|m| m.version.as_ref()),
+            cluster: field(|m| m.cluster_id.as_ref()),
+        }
+    }
+}
+
+/// [`End`], borrowed.
+struct EndRef<'a> {
+    workload: &'a str,
+    canonical_service: &'a str,
+    canonical_revision: &'a str,
+    workload_namespace: &'a str,
+    principal: &'a str,
+    app: &'a str,
+    version: &'a str,
+    cluster: &'a str,
 }
 
 /// The labels of one request's metrics.
@@ -200,22 +241,190 @@ impl RequestLabels {
 
     /// Sets the destination service's labels.
     pub fn with_service(mut self, service: &ServiceLabels) -> Self {
-        self.destination_service = service.host.clone();
-        self.destination_service_name = service.name.clone();
-        self.destination_service_namespace = service.namespace.clone();
+        self.destination_service = service.0.host.clone();
+        self.destination_service_name = service.0.name.clone();
+        self.destination_service_namespace = service.0.namespace.clone();
         self
     }
 }
 
-/// A service's labels, made once and shared by the requests to it.
+/// The label set of a request, borrowed from what it came from (the
+/// workloads' metadata, the principals, the service): what a request is
+/// recorded by, hashed and compared as the [`RequestLabels`] it stands
+/// for (same fields, same order), so that finding its series takes no
+/// reference count and no allocation.
+#[derive(Hash)]
+pub(super) struct LabelsRef<'a> {
+    pub(super) reporter: Reporter,
+    pub(super) source_workload: &'a str,
+    pub(super) source_canonical_service: &'a str,
+    pub(super) source_canonical_revision: &'a str,
+    pub(super) source_workload_namespace: &'a str,
+    pub(super) source_principal: &'a str,
+    pub(super) source_app: &'a str,
+    pub(super) source_version: &'a str,
+    pub(super) source_cluster: &'a str,
+    pub(super) destination_workload: &'a str,
+    pub(super) destination_workload_namespace: &'a str,
+    pub(super) destination_principal: &'a str,
+    pub(super) destination_app: &'a str,
+    pub(super) destination_version: &'a str,
+    pub(super) destination_service: &'a str,
+    pub(super) destination_service_name: &'a str,
+    pub(super) destination_service_namespace: &'a str,
+    pub(super) destination_canonical_service: &'a str,
+    pub(super) destination_canonical_revision: &'a str,
+    pub(super) destination_cluster: &'a str,
+    pub(super) request_protocol: &'static str,
+    pub(super) response_code: u16,
+    pub(super) grpc_response_status: GrpcStatus,
+    pub(super) response_flags: &'static str,
+    pub(super) connection_security_policy: &'static str,
+}
+
+/// Runs `$m!` over the string labels.
+macro_rules! string_labels {
+    ($m:ident) => {
+        $m!(
+            source_workload,
+            source_canonical_service,
+            source_canonical_revision,
+            source_workload_namespace,
+            source_principal,
+            source_app,
+            source_version,
+            source_cluster,
+            destination_workload,
+            destination_workload_namespace,
+            destination_principal,
+            destination_app,
+            destination_version,
+            destination_service,
+            destination_service_name,
+            destination_service_namespace,
+            destination_canonical_service,
+            destination_canonical_revision,
+            destination_cluster
+        )
+    };
+}
+
+impl<'a> LabelsRef<'a> {
+    /// The labels of a request from `source` to `destination` reported by
+    /// `reporter`, as [`RequestLabels::edge`] makes them.
+    pub(super) fn edge(reporter: Reporter, source: Peer<'a>, destination: Peer<'a>) -> Self {
+        let (s, d) = (source.end_ref(), destination.end_ref());
+        Self {
+            reporter,
+            source_workload: s.workload,
+            source_canonical_service: s.canonical_service,
+            source_canonical_revision: s.canonical_revision,
+            source_workload_namespace: s.workload_namespace,
+            source_principal: s.principal,
+            source_app: s.app,
+            source_version: s.version,
+            source_cluster: s.cluster,
+            destination_workload: d.workload,
+            destination_workload_namespace: d.workload_namespace,
+            destination_principal: d.principal,
+            destination_app: d.app,
+            destination_version: d.version,
+            destination_service: UNKNOWN,
+            destination_service_name: UNKNOWN,
+            destination_service_namespace: UNKNOWN,
+            destination_canonical_service: d.canonical_service,
+            destination_canonical_revision: d.canonical_revision,
+            destination_cluster: d.cluster,
+            request_protocol: "http",
+            response_code: 200,
+            grpc_response_status: GrpcStatus(None),
+            response_flags: "-",
+            connection_security_policy: UNKNOWN,
+        }
+    }
+
+    /// Sets the destination service's labels.
+    pub(super) fn with_service(mut self, service: &'a ServiceLabels) -> Self {
+        self.destination_service = &service.0.host;
+        self.destination_service_name = &service.0.name;
+        self.destination_service_namespace = &service.0.namespace;
+        self
+    }
+
+    /// The owned label set.
+    pub(super) fn to_owned_labels(&self) -> RequestLabels {
+        macro_rules! owned {
+            ($($f:ident),*) => {
+                RequestLabels {
+                    reporter: self.reporter,
+                    $($f: Arc::from(self.$f),)*
+                    request_protocol: self.request_protocol,
+                    response_code: self.response_code,
+                    grpc_response_status: self.grpc_response_status,
+                    response_flags: self.response_flags,
+                    connection_security_policy: self.connection_security_policy,
+                }
+            };
+        }
+        string_labels!(owned)
+    }
+}
+
+impl hashbrown::Equivalent<RequestLabels> for LabelsRef<'_> {
+    fn equivalent(&self, key: &RequestLabels) -> bool {
+        macro_rules! same {
+            ($($f:ident),*) => {
+                self.reporter == key.reporter
+                    $(&& self.$f == &*key.$f)*
+                    && self.request_protocol == key.request_protocol
+                    && self.response_code == key.response_code
+                    && self.grpc_response_status == key.grpc_response_status
+                    && self.response_flags == key.response_flags
+                    && self.connection_security_policy == key.connection_security_policy
+            };
+        }
+        string_labels!(same)
+    }
+}
+
+impl RequestLabels {
+    /// The same labels, borrowed.
+    pub(super) fn borrowed(&self) -> LabelsRef<'_> {
+        macro_rules! borrowed {
+            ($($f:ident),*) => {
+                LabelsRef {
+                    reporter: self.reporter,
+                    $($f: &self.$f,)*
+                    request_protocol: self.request_protocol,
+                    response_code: self.response_code,
+                    grpc_response_status: self.grpc_response_status,
+                    response_flags: self.response_flags,
+                    connection_security_policy: self.connection_security_policy,
+                }
+            };
+        }
+        string_labels!(borrowed)
+    }
+}
+
+/// A service's labels, made once and shared by the requests to it (a
+/// clone is one reference count).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServiceLabels {
+pub struct ServiceLabels(Arc<ServiceNames>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct ServiceNames {
     host: Arc<str>,
     name: Arc<str>,
     namespace: Arc<str>,
 }
 
 impl ServiceLabels {
+    /// The service's host name.
+    pub fn host(&self) -> &str {
+        &self.0.host
+    }
+
     /// The labels of the service whose host name is `host`
     /// (`NAME.NAMESPACE.svc.DOMAIN`; any other host names the service by
     /// its first label, the namespace unknown).
@@ -226,10 +435,10 @@ impl ServiceLabels {
             (Some(ns), Some("svc")) => Some(ns),
             _ => None,
         };
-        Self {
+        Self(Arc::new(ServiceNames {
             host: host.into(),
             name: name.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
             namespace: namespace.map_or_else(|| UNKNOWN_VALUE.clone(), Arc::from),
-        }
+        }))
     }
 }

@@ -20,7 +20,7 @@ use pin_project::pin_project;
 use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
-use super::{GrpcStatus, IstioMetrics, Peer, Reporter, RequestLabels, ServiceLabels};
+use super::{GrpcStatus, IstioMetrics, LabelsRef, Peer, Reporter, ServiceLabels};
 use crate::access_log::{AccessLog, Entry};
 use crate::body::ResponseFlag;
 use crate::endpoint::UpstreamHost;
@@ -255,44 +255,42 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = ready!(this.inner.poll(cx));
-        let Some(mut started) = this.started.take() else {
+        let Some(started) = this.started.take() else {
             return Poll::Ready(result.map(|res| res.map(|body| MeasuredBody::new(body, None))));
         };
         Poll::Ready(match result {
             Ok(res) => {
-                let mut labels = started.labels(&res);
-                labels.response_code = res.status().as_u16();
+                let (mut edge, mut rest) = started.edge(Some(&res));
+                edge.response_code = res.status().as_u16();
                 if let Some(ResponseFlag(flag)) = res.extensions().get::<ResponseFlag>() {
-                    labels.response_flags = flag;
+                    edge.response_flags = flag;
                 }
                 if let Some(status) = grpc_status(res.headers()) {
-                    labels.grpc_response_status = GrpcStatus(Some(status));
+                    edge.grpc_response_status = GrpcStatus(Some(status));
                 }
                 let upstream = res.extensions().get::<UpstreamHost>().map(|h| h.0);
-                let log = started.log(&labels, upstream);
+                let log = rest.log(&edge, upstream);
                 let pending = Pending {
-                    metrics: started.shared.metrics.clone(),
-                    labels,
-                    start: started.start,
-                    request_bytes: started.request_bytes,
+                    response_messages: edge.grpc.then(Default::default),
+                    edge,
+                    start: rest.start,
+                    request_bytes: rest.request_bytes,
                     response_bytes: head_bytes(res.headers()),
-                    response_messages: started.grpc.then(Default::default),
                     log,
                 };
                 Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
             }
             Err(e) => {
-                let mut labels = started.labels_without_response();
-                labels.response_code = 0;
-                labels.response_flags = failure_flag(&e);
-                let log = started.log(&labels, None);
+                let (mut edge, mut rest) = started.edge::<()>(None);
+                edge.response_code = 0;
+                edge.response_flags = failure_flag(&e);
+                let log = rest.log(&edge, None);
                 Pending {
-                    metrics: started.shared.metrics.clone(),
-                    labels,
-                    start: started.start,
-                    request_bytes: started.request_bytes,
+                    response_messages: edge.grpc.then(Default::default),
+                    edge,
+                    start: rest.start,
+                    request_bytes: rest.request_bytes,
                     response_bytes: 0,
-                    response_messages: started.grpc.then(Default::default),
                     log,
                 }
                 .record();
@@ -302,96 +300,150 @@ where
     }
 }
 
-impl Started {
-    /// The access log and the request's line, with what `labels` and the
-    /// answering endpoint say, if there is a log.
-    fn log(
-        &mut self,
-        labels: &RequestLabels,
-        upstream: Option<std::net::SocketAddr>,
-    ) -> Option<(AccessLog, Box<Entry>)> {
-        let log = self.shared.access_log.clone()?;
-        let mut entry = self.entry.take()?;
-        entry.upstream_host = upstream;
-        entry.upstream_cluster = labels.destination_service.to_string();
-        let peer = match self.shared.reporter {
-            Reporter::Destination => &labels.source_principal,
-            Reporter::Source => &labels.destination_principal,
-        };
-        entry.peer = (&**peer != super::UNKNOWN).then(|| peer.to_string());
-        Some((log, entry))
+/// What a request's labels are made of, held until its body ends: the
+/// layer's own workload, the peer's metadata and principal and the
+/// service, so that a request takes a few reference counts, not one per
+/// label; its series is found by labels borrowed from them.
+#[derive(Debug)]
+pub(super) struct Edge {
+    shared: Arc<Shared>,
+    /// At a server the caller, at a client the server: what it said of
+    /// itself, and the principal its certificate proves.
+    peer: Option<Arc<WorkloadMetadata>>,
+    peer_principal: Option<Arc<str>>,
+    service: Option<ServiceLabels>,
+    grpc: bool,
+    /// At a server: whether the caller came over mutual TLS.
+    mutual_tls: bool,
+    pub(super) response_code: u16,
+    pub(super) grpc_response_status: GrpcStatus,
+    pub(super) response_flags: &'static str,
+}
+
+impl Edge {
+    /// Where the request is recorded.
+    pub(super) fn metrics(&self) -> &IstioMetrics {
+        &self.shared.metrics
     }
 
-    /// The labels, with what the response says of the server and of the
-    /// cluster that answered (an Istio cluster, `outbound|PORT|SUBSET|HOST`,
-    /// names the service's host).
-    fn labels<R>(&self, res: &Response<R>) -> RequestLabels {
-        let server = res.extensions().get::<PeerMetadata>();
-        let principal = res
-            .extensions()
-            .get::<PeerIdentity>()
-            .map(|p| Arc::<str>::from(p.0.as_str()));
-        let cluster_host = res
-            .extensions()
-            .get::<SelectedCluster>()
-            .and_then(|SelectedCluster(cluster)| cluster.as_str().strip_prefix("outbound|"))
-            .and_then(|rest| rest.rsplit('|').next().filter(|h| !h.is_empty()));
-        self.labels_with(server, principal.as_ref(), cluster_host)
-    }
-
-    fn labels_without_response(&self) -> RequestLabels {
-        self.labels_with(None, None, None)
-    }
-
-    /// The labels, the server known by `server` and `server_principal`
-    /// at a client, and the service by `cluster_host` (else the request's
-    /// host) at a client.
-    fn labels_with(
-        &self,
-        server: Option<&PeerMetadata>,
-        server_principal: Option<&Arc<str>>,
-        cluster_host: Option<&str>,
-    ) -> RequestLabels {
-        let shared = &self.shared;
+    /// The request's labels, borrowed.
+    pub(super) fn labels(&self) -> LabelsRef<'_> {
+        let shared = &*self.shared;
         let local = Peer {
             metadata: Some(&shared.local.metadata),
             principal: shared.local.principal.as_ref(),
         };
-        let mut labels = match &self.caller {
-            Some((metadata, identity)) => {
-                let caller = Peer {
-                    metadata: metadata.as_ref().map(|m| &*m.0),
-                    principal: identity.as_ref().map(|i| &i.0),
-                };
-                let mut labels = RequestLabels::edge(Reporter::Destination, caller, local);
-                labels.connection_security_policy = if identity.is_some() {
+        let peer = Peer {
+            metadata: self.peer.as_deref(),
+            principal: self.peer_principal.as_ref(),
+        };
+        let mut labels = match shared.reporter {
+            Reporter::Destination => {
+                let mut labels = LabelsRef::edge(Reporter::Destination, peer, local);
+                labels.connection_security_policy = if self.mutual_tls {
                     "mutual_tls"
                 } else {
                     "none"
                 };
                 labels
             }
-            None => {
-                let server = Peer {
-                    metadata: server.map(|m| &*m.0),
-                    principal: server_principal,
-                };
-                RequestLabels::edge(Reporter::Source, local, server)
-            }
+            Reporter::Source => LabelsRef::edge(Reporter::Source, local, peer),
         };
-        let service = match shared.reporter {
-            Reporter::Destination => shared.served.clone(),
-            Reporter::Source => cluster_host
-                .or(self.authority.as_ref().map(http::uri::Authority::host))
-                .map(|host| shared.service(host)),
-        };
-        if let Some(service) = &service {
+        if let Some(service) = &self.service {
             labels = labels.with_service(service);
         }
         if self.grpc {
             labels.request_protocol = "grpc";
         }
+        labels.response_code = self.response_code;
+        labels.grpc_response_status = self.grpc_response_status;
+        labels.response_flags = self.response_flags;
         labels
+    }
+}
+
+/// What [`Started`] keeps once its [`Edge`] is made.
+struct Rest {
+    start: Instant,
+    request_bytes: u64,
+    log: Option<(AccessLog, Box<Entry>)>,
+}
+
+impl Rest {
+    /// The access log and the request's line, with what `edge` and the
+    /// answering endpoint say, if there is a log.
+    fn log(
+        &mut self,
+        edge: &Edge,
+        upstream: Option<std::net::SocketAddr>,
+    ) -> Option<(AccessLog, Box<Entry>)> {
+        let (log, mut entry) = self.log.take()?;
+        entry.upstream_host = upstream;
+        entry.upstream_cluster = edge
+            .service
+            .as_ref()
+            .map_or(super::UNKNOWN, ServiceLabels::host)
+            .to_owned();
+        entry.peer = edge.peer_principal.as_ref().map(ToString::to_string);
+        Some((log, entry))
+    }
+}
+
+impl Started {
+    /// The request's edge, with what `res` (if it came) says of the
+    /// server and of the cluster that answered (an Istio cluster,
+    /// `outbound|PORT|SUBSET|HOST`, names the service's host).
+    fn edge<R>(self, res: Option<&Response<R>>) -> (Edge, Rest) {
+        let shared = self.shared;
+        let (peer, peer_principal, mutual_tls) = match self.caller {
+            Some((metadata, identity)) => {
+                let mutual_tls = identity.is_some();
+                (metadata.map(|m| m.0), identity.map(|i| i.0), mutual_tls)
+            }
+            None => {
+                let extensions = res.map(Response::extensions);
+                let metadata = extensions.and_then(|e| e.get::<PeerMetadata>());
+                let principal = extensions.and_then(|e| e.get::<PeerIdentity>());
+                (
+                    metadata.map(|m| m.0.clone()),
+                    principal.map(|p| p.0.clone()),
+                    false,
+                )
+            }
+        };
+        let service = match shared.reporter {
+            Reporter::Destination => shared.served.clone(),
+            Reporter::Source => {
+                let cluster_host = res
+                    .and_then(|res| res.extensions().get::<SelectedCluster>())
+                    .and_then(|SelectedCluster(c)| c.as_str().strip_prefix("outbound|"))
+                    .and_then(|rest| rest.rsplit('|').next().filter(|h| !h.is_empty()));
+                cluster_host
+                    .or(self.authority.as_ref().map(http::uri::Authority::host))
+                    .map(|host| shared.service(host))
+            }
+        };
+        let log = shared
+            .access_log
+            .clone()
+            .and_then(|log| Some((log, self.entry?)));
+        let edge = Edge {
+            shared,
+            peer,
+            peer_principal,
+            service,
+            grpc: self.grpc,
+            mutual_tls,
+            response_code: 200,
+            grpc_response_status: GrpcStatus(None),
+            response_flags: "-",
+        };
+        let rest = Rest {
+            start: self.start,
+            request_bytes: self.request_bytes,
+            log,
+        };
+        (edge, rest)
     }
 }
 

@@ -17,9 +17,10 @@
 //! a request is not recorded but counted in
 //! `mesh_metrics_label_sets_overflow_total`. Recording on a steady label
 //! set ([`IstioMetrics::record`]) takes one read lock and a hash lookup
-//! and allocates nothing; building the label set clones its shared
-//! strings, the service's among them ([`ServiceLabels`], made once per
-//! service).
+//! and allocates nothing. The layer looks a request's series up by labels
+//! borrowed from what it holds (the peer's metadata, the principals, the
+//! service's [`ServiceLabels`], made once per service), so a request
+//! takes a few reference counts, not one per label.
 
 mod body;
 mod grpc;
@@ -27,7 +28,7 @@ mod labels;
 mod layer;
 mod state;
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -35,8 +36,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use xxhash_rust::xxh64::Xxh64Builder;
 
 pub use body::MeasuredBody;
+use labels::LabelsRef;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, ServiceLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
 pub use state::MeshState;
@@ -88,7 +91,9 @@ struct Inner {
     request_bytes: Histograms,
     response_bytes: Histograms,
     response_messages: Family<RequestLabels, Counter>,
-    series: RwLock<HashMap<RequestLabels, Arc<Series>>>,
+    /// Keyed by a seeded xxHash64 of the labels, not SipHash: a lookup
+    /// per request hashes some 25 strings.
+    series: RwLock<HashMap<RequestLabels, Arc<Series>, Xxh64Builder>>,
     max_label_sets: usize,
     overflow: Counter,
 }
@@ -116,7 +121,7 @@ impl IstioMetrics {
                 request_bytes: histograms(),
                 response_bytes: histograms(),
                 response_messages: Family::default(),
-                series: RwLock::default(),
+                series: RwLock::new(HashMap::with_hasher(Xxh64Builder::new(rand::random()))),
                 max_label_sets: max,
                 overflow: Counter::default(),
             }),
@@ -156,6 +161,11 @@ impl IstioMetrics {
 
     /// Records one request of `labels`.
     pub fn record(&self, labels: &RequestLabels, recorded: Recorded) {
+        self.record_ref(&labels.borrowed(), recorded);
+    }
+
+    /// Records one request of the borrowed `labels`.
+    fn record_ref(&self, labels: &LabelsRef<'_>, recorded: Recorded) {
         let Some(series) = self.series(labels) else {
             self.inner.overflow.inc();
             return;
@@ -174,7 +184,7 @@ impl IstioMetrics {
     }
 
     /// The series of `labels`, made if there is room.
-    fn series(&self, labels: &RequestLabels) -> Option<Arc<Series>> {
+    fn series(&self, labels: &LabelsRef<'_>) -> Option<Arc<Series>> {
         let inner = &self.inner;
         let known = inner.series.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(series) = known.get(labels) {
@@ -188,15 +198,16 @@ impl IstioMetrics {
         if known.len() >= inner.max_label_sets {
             return None;
         }
+        let labels = labels.to_owned_labels();
         let series = Arc::new(Series {
-            requests: inner.requests.get_or_create_owned(labels),
-            duration: inner.duration.get_or_create_owned(labels),
-            request_bytes: inner.request_bytes.get_or_create_owned(labels),
-            response_bytes: inner.response_bytes.get_or_create_owned(labels),
+            requests: inner.requests.get_or_create_owned(&labels),
+            duration: inner.duration.get_or_create_owned(&labels),
+            request_bytes: inner.request_bytes.get_or_create_owned(&labels),
+            response_bytes: inner.response_bytes.get_or_create_owned(&labels),
             response_messages: (labels.request_protocol == "grpc")
-                .then(|| inner.response_messages.get_or_create_owned(labels)),
+                .then(|| inner.response_messages.get_or_create_owned(&labels)),
         });
-        known.insert(labels.clone(), series.clone());
+        known.insert(labels, series.clone());
         Some(series)
     }
 }

@@ -241,7 +241,7 @@ impl<T: Connection> Connection for TlsIo<T> {
             .map(spiffe_ids)
             .and_then(|ids| ids.into_iter().next());
         match peer {
-            Some(id) => connected.extra(PeerIdentity(id)),
+            Some(id) => connected.extra(PeerIdentity(id.into())),
             None => connected,
         }
     }

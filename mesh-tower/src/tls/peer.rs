@@ -7,6 +7,7 @@
 pub use mesh_core::security::ClientIdentity;
 
 /// The identity a connection's server presented (its SPIFFE id); a
-/// response extension on requests sent over mutual TLS.
+/// response extension on requests sent over mutual TLS, shared by the
+/// responses of one connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerIdentity(pub String);
+pub struct PeerIdentity(pub std::sync::Arc<str>);
