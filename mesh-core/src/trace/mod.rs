@@ -192,10 +192,10 @@ fn single_b3(value: &str) -> Option<SpanContext> {
 
 /// A trace id: 32 hex digits, or 16 (B3's 64-bit ids); not all zero.
 fn trace_id(s: &str) -> Option<TraceId> {
-    if !(s.len() == 32 || s.len() == 16) || !is_hex(s) {
+    if !(s.len() == 32 || s.len() == 16) {
         return None;
     }
-    let id = u128::from_str_radix(s, 16).ok()?;
+    let id = hex(s)?;
     (id != 0).then_some(TraceId(id))
 }
 
@@ -205,11 +205,23 @@ fn span_id(s: &str) -> Option<SpanId> {
 }
 
 fn span_id_of(s: &str) -> Option<u64> {
-    if s.len() != 16 || !is_hex(s) {
+    if s.len() != 16 {
         return None;
     }
-    let id = u64::from_str_radix(s, 16).ok()?;
+    let id = u64::try_from(hex(s)?).ok()?;
     (id != 0).then_some(id)
+}
+
+/// The value of up to 32 hex digits, in one pass; `None` for anything
+/// else (`from_str_radix` would take a leading `+`).
+fn hex(s: &str) -> Option<u128> {
+    if s.is_empty() || s.len() > 32 {
+        return None;
+    }
+    s.bytes().try_fold(0u128, |id, b| {
+        let digit = char::from(b).to_digit(16)?;
+        Some(id << 4 | u128::from(digit))
+    })
 }
 
 /// Lower- or upper-case hex digits only (`from_str_radix` alone would take

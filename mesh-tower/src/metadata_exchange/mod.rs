@@ -26,12 +26,13 @@ mod future;
 mod layer;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mesh_core::telemetry::WorkloadMetadata;
 use tower::Service;
+use xxhash_rust::xxh64::Xxh64Builder;
 
 pub use future::ResponseFuture;
 pub use layer::MetadataExchangeLayer;
@@ -77,7 +78,9 @@ pub fn node_id(metadata: &WorkloadMetadata) -> HeaderValue {
 struct Local {
     metadata: HeaderValue,
     id: HeaderValue,
-    peers: Mutex<HashMap<HeaderValue, Arc<WorkloadMetadata>>>,
+    /// Read by every request, written once per new peer; keyed by a
+    /// seeded xxHash64 of the header (some hundreds of bytes).
+    peers: RwLock<HashMap<HeaderValue, Arc<WorkloadMetadata>, Xxh64Builder>>,
 }
 
 impl Local {
@@ -87,7 +90,7 @@ impl Local {
         Self {
             metadata,
             id,
-            peers: Mutex::default(),
+            peers: RwLock::new(HashMap::with_hasher(Xxh64Builder::new(rand::random()))),
         }
     }
 
@@ -104,7 +107,7 @@ impl Local {
         let Some(value) = headers.remove(PEER_METADATA) else {
             return (None, false, id);
         };
-        let peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+        let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(known) = peers.get(&value) {
             return (Some(PeerMetadata(known.clone())), true, id);
         }
@@ -112,7 +115,7 @@ impl Local {
         match codec::decode(value.as_bytes()) {
             Ok(decoded) => {
                 let decoded = Arc::new(decoded);
-                let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
                 if peers.len() < CACHED {
                     peers.insert(value, decoded.clone());
                 }

@@ -104,5 +104,5 @@ fn peers_are_decoded_once_and_kept_up_to_a_bound() {
         let (peer, metadata, _) = local.hear(&mut header(n));
         assert!(peer.is_some() && metadata);
     }
-    assert_eq!(local.peers.lock().unwrap().len(), CACHED);
+    assert_eq!(local.peers.read().unwrap().len(), CACHED);
 }
