@@ -10,7 +10,6 @@ use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEn
 pub const UNKNOWN: &str = "unknown";
 
 static UNKNOWN_VALUE: LazyLock<Arc<str>> = LazyLock::new(|| UNKNOWN.into());
-static LATEST: LazyLock<Arc<str>> = LazyLock::new(|| "latest".into());
 
 /// Which end of the request recorded it.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -56,18 +55,6 @@ pub struct Peer<'a> {
     pub principal: Option<&'a Arc<str>>,
 }
 
-/// The label values of one end, in label order.
-struct End {
-    workload: Arc<str>,
-    canonical_service: Arc<str>,
-    canonical_revision: Arc<str>,
-    workload_namespace: Arc<str>,
-    principal: Arc<str>,
-    app: Arc<str>,
-    version: Arc<str>,
-    cluster: Arc<str>,
-}
-
 /// The namespace of an end, as Istio's stats filter reads it: the one its
 /// certificate proves (`spiffe://DOMAIN/ns/NS/sa/…`) before the one its
 /// metadata claims.
@@ -80,32 +67,7 @@ fn namespace<'a>(principal: Option<&'a str>, claimed: &'a str) -> &'a str {
 }
 
 impl<'a> Peer<'a> {
-    fn end(&self) -> End {
-        let known = |value: Option<&Arc<str>>| value.unwrap_or(&UNKNOWN_VALUE).clone();
-        let m = self.metadata;
-        let field = |f: fn(&WorkloadMetadata) -> Option<&Arc<str>>| known(m.and_then(f));
-        let claimed = field(|m| m.namespace.as_ref());
-        let proven = namespace(self.principal.map(|p| &**p), &claimed);
-        let namespace = if proven == &*claimed {
-            claimed.clone()
-        } else {
-            Arc::from(proven)
-        };
-        End {
-            workload: field(|m| m.workload_name.as_ref()),
-            canonical_service: field(|m| m.canonical_service.as_ref()),
-            canonical_revision: m
-                .and_then(|m| m.canonical_revision.clone())
-                .unwrap_or_else(|| LATEST.clone()),
-            workload_namespace: namespace,
-            principal: self.principal.unwrap_or(&UNKNOWN_VALUE).clone(),
-            app: field(|m| m.app.as_ref()),
-            version: field(|m| m.version.as_ref()),
-            cluster: field(|m| m.cluster_id.as_ref()),
-        }
-    }
-
-    /// The same values as [`end`](Self::end), borrowed.
+    /// The label values of this end, in label order.
     fn end_ref(&self) -> EndRef<'a> {
         let m = self.metadata;
         let field = |f: fn(&'a WorkloadMetadata) -> Option<&'a Arc<str>>| {
@@ -129,7 +91,7 @@ impl<'a> Peer<'a> {
     }
 }
 
-/// [`End`], borrowed.
+/// The label values of one end.
 struct EndRef<'a> {
     workload: &'a str,
     canonical_service: &'a str,
@@ -203,34 +165,7 @@ impl RequestLabels {
     /// `reporter`: the service `unknown`, `http`, code 200, no flags, the
     /// security policy unknown, until set.
     pub fn edge(reporter: Reporter, source: Peer<'_>, destination: Peer<'_>) -> Self {
-        let (s, d) = (source.end(), destination.end());
-        Self {
-            reporter,
-            source_workload: s.workload,
-            source_canonical_service: s.canonical_service,
-            source_canonical_revision: s.canonical_revision,
-            source_workload_namespace: s.workload_namespace,
-            source_principal: s.principal,
-            source_app: s.app,
-            source_version: s.version,
-            source_cluster: s.cluster,
-            destination_workload: d.workload,
-            destination_workload_namespace: d.workload_namespace,
-            destination_principal: d.principal,
-            destination_app: d.app,
-            destination_version: d.version,
-            destination_service: UNKNOWN_VALUE.clone(),
-            destination_service_name: UNKNOWN_VALUE.clone(),
-            destination_service_namespace: UNKNOWN_VALUE.clone(),
-            destination_canonical_service: d.canonical_service,
-            destination_canonical_revision: d.canonical_revision,
-            destination_cluster: d.cluster,
-            request_protocol: "http",
-            response_code: 200,
-            grpc_response_status: GrpcStatus(None),
-            response_flags: "-",
-            connection_security_policy: UNKNOWN,
-        }
+        LabelsRef::edge(reporter, source, destination).to_owned_labels()
     }
 
     /// Sets the destination service from its host name (see
