@@ -77,10 +77,10 @@ pub struct Admin {
 pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 /// Answers a `GET` of an endpoint of the application's own, as JSON.
-pub type JsonEndpoint = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+type JsonEndpoint = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 /// Says whether the workload is ready, read at each `GET /ready`.
-pub type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
+type ReadyCheck = Arc<dyn Fn() -> bool + Send + Sync>;
 
 struct Inner {
     registry: Arc<Registry>,
