@@ -33,8 +33,9 @@ impl ResponseBody {
 }
 
 /// Envoy's response flag of a response the mesh wrote itself (`NR` for no
-/// route, `FI` for a fault abort, `RL` for a rate limit); a response
-/// extension, which the metrics label `response_flags` with.
+/// route, `FI` for a fault abort, `RL` for a rate limit) or gave up
+/// retrying (`URX`, the retries spent); a response extension, which the
+/// metrics label `response_flags` with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ResponseFlag(pub &'static str);
 

@@ -1,8 +1,9 @@
 //! A `MeshClient` under `IstioMetricsLayer` (`reporter="source"`) with
 //! Istio's bookinfo fault-injection sample: after a known sequence of
-//! requests (a success, a fault-injected abort, a request to a port
-//! nothing listens on, a target that resolves to nothing) each counter
-//! has its exact value, with Envoy's response flags.
+//! requests (a success, a fault-injected abort, a 503 retried until the
+//! retries are spent, a request to a port nothing listens on, a target
+//! that resolves to nothing) each counter has its exact value, with
+//! Envoy's response flags.
 
 use std::time::Duration;
 
@@ -29,6 +30,36 @@ async fn each_outcome_is_counted_with_its_code_and_flags() {
     bookinfo.resolve.set(
         &"closed.default.svc.cluster.local:9080".parse().unwrap(),
         EndpointSet::new([Endpoint::new(closed_addr)]),
+    );
+    // Always 503: retried twice (the default policy), then given up.
+    let unavailable = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let unavailable_addr = unavailable.local_addr().unwrap();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = attempts.clone();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = unavailable.accept().await.unwrap();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |_req| {
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let mut res = http::Response::new(Full::<Bytes>::default());
+                    *res.status_mut() = http::StatusCode::SERVICE_UNAVAILABLE;
+                    async move { Ok::<_, std::convert::Infallible>(res) }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+            });
+        }
+    });
+    bookinfo.resolve.set(
+        &"unavailable.default.svc.cluster.local:9080"
+            .parse()
+            .unwrap(),
+        EndpointSet::new([Endpoint::new(unavailable_addr)]),
     );
     let metrics = IstioMetrics::default();
     let local = LocalWorkload {
@@ -69,6 +100,11 @@ async fn each_outcome_is_counted_with_its_code_and_flags() {
         send("http://ratings:9080/ratings/0", Some("jason")).await,
         500
     );
+    assert_eq!(
+        send("http://unavailable.default.svc.cluster.local:9080/", None).await,
+        503
+    );
+    assert_eq!(attempts.load(std::sync::atomic::Ordering::SeqCst), 3);
     let refused = tokio::time::timeout(
         Duration::from_secs(10),
         send("http://closed.default.svc.cluster.local:9080/", None),
@@ -105,5 +141,11 @@ async fn each_outcome_is_counted_with_its_code_and_flags() {
         "{text}"
     );
     assert_eq!(count("0", "UH", "nowhere.example"), 1, "{text}");
-    assert_eq!(text.matches("istio_requests_total{").count(), 4, "{text}");
+    // One request, three attempts: counted once, as Envoy's URX.
+    assert_eq!(
+        count("503", "URX", "unavailable.default.svc.cluster.local"),
+        1,
+        "{text}"
+    );
+    assert_eq!(text.matches("istio_requests_total{").count(), 5, "{text}");
 }

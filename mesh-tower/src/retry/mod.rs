@@ -174,8 +174,19 @@ where
             Ok(res) => Outcome::from_response(res),
             Err(e) => Outcome::Failure(crate::classify(&**e)),
         };
-        if retries >= policy.num_retries || !policy.should_retry(&outcome) {
+        if !policy.should_retry(&outcome) {
             return result;
+        }
+        if retries >= policy.num_retries {
+            // A response it would have retried, the retries spent:
+            // Envoy's `URX`.
+            return result.map(|mut res| {
+                if retries > 0 {
+                    res.extensions_mut()
+                        .get_or_insert(crate::body::ResponseFlag("URX"));
+                }
+                res
+            });
         }
         if !body.is_replayable() {
             return result.map_err(|source| BodyNotReplayable { limit, source }.into());

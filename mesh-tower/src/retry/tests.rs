@@ -64,16 +64,21 @@ async fn retries_until_success_and_replays_the_body() {
 async fn stops_after_num_retries_with_the_last_outcome() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = Retry::new(scripted(&[503], calls.clone()), policy("5xx", 2));
-    assert_eq!(svc.oneshot(req("")).await.unwrap().status(), 503);
+    let res = svc.oneshot(req("")).await.unwrap();
+    assert_eq!(res.status(), 503);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let flag = res.extensions().get::<crate::ResponseFlag>();
+    assert_eq!(flag, Some(&crate::ResponseFlag("URX")), "the retries spent");
 }
 
 #[tokio::test(start_paused = true)]
 async fn does_not_retry_what_the_policy_does_not_name() {
     let calls = Arc::new(AtomicUsize::new(0));
     let svc = Retry::new(scripted(&[500], calls.clone()), policy("gateway-error", 2));
-    assert_eq!(svc.oneshot(req("")).await.unwrap().status(), 500);
+    let res = svc.oneshot(req("")).await.unwrap();
+    assert_eq!(res.status(), 500);
     assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(res.extensions().get::<crate::ResponseFlag>().is_none());
 }
 
 #[tokio::test(start_paused = true)]
