@@ -155,10 +155,9 @@ impl AdminBuilder {
     /// Serves `client`'s clusters and endpoints at `/clusters` and its
     /// route tables at `/routes`, and reports them as metrics, as `name`.
     pub fn client<B: 'static>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self {
-        self.state = self.state.client(name, client);
-        self.inner
-            .clients
-            .push((name.to_owned(), ClientReader::new(client)));
+        let reader = ClientReader::new(client);
+        self.state = self.state.reader(name, reader.clone());
+        self.inner.clients.push((name.to_owned(), reader));
         self
     }
 

@@ -66,12 +66,16 @@ impl MeshState {
     }
 
     /// Reports `client`'s [`status`](crate::MeshClient::status) as `name`.
-    pub fn client<B>(mut self, name: &str, client: &crate::MeshClient<B>) -> Self
+    pub fn client<B>(self, name: &str, client: &crate::MeshClient<B>) -> Self
     where
         B: 'static,
     {
-        self.clients
-            .push((name.to_owned(), ClientReader::new(client)));
+        self.reader(name, ClientReader::new(client))
+    }
+
+    /// Reports the client `reader` reads as `name`.
+    pub(crate) fn reader(mut self, name: &str, reader: ClientReader) -> Self {
+        self.clients.push((name.to_owned(), reader));
         self
     }
 
