@@ -149,3 +149,72 @@ async fn each_outcome_is_counted_with_its_code_and_flags() {
     );
     assert_eq!(text.matches("istio_requests_total{").count(), 5, "{text}");
 }
+
+/// A request no route of its virtual host matches: answered 404 by the
+/// client itself and counted with Envoy's `NR`.
+#[tokio::test]
+async fn a_request_no_route_matches_is_counted_as_nr() {
+    use mesh_core::route::{Forward, PathMatch, Route, RouteMatch, StringMatch, VirtualHost};
+    use mesh_core::{Cluster, Discovery, MeshConfig, RouteTable, StaticResolve};
+    use mesh_tower::MeshClient;
+
+    let cluster = mesh_core::cluster::istio_cluster_name("reviews.default.svc", Some(9080), None);
+    let only_reviews = Route {
+        matches: RouteMatch {
+            path: PathMatch {
+                kind: StringMatch::Prefix("/reviews".into()),
+                ignore_case: false,
+            },
+            ..RouteMatch::default()
+        },
+        ..Route::forward(Forward::to(cluster.clone()))
+    };
+    let table = RouteTable::new(vec![VirtualHost::new(
+        "reviews",
+        ["reviews:9080"],
+        vec![only_reviews],
+    )])
+    .unwrap();
+    let config = MeshConfig::new(
+        table,
+        vec![Cluster {
+            name: cluster,
+            discovery: Discovery::Service {
+                host: "reviews.default.svc".into(),
+                port: Some(9080),
+            },
+            subset: Default::default(),
+            policy: Default::default(),
+            port_policies: Default::default(),
+        }],
+    )
+    .unwrap();
+    let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
+        .config(config)
+        .build();
+    let metrics = IstioMetrics::default();
+    let client =
+        IstioMetricsLayer::new(metrics.clone(), Reporter::Source, LocalWorkload::default())
+            .layer(client);
+    let req = http::Request::get("http://reviews:9080/other")
+        .body(Full::<Bytes>::default())
+        .unwrap();
+    let res = client.oneshot(req).await.unwrap();
+    assert_eq!(res.status(), 404);
+    res.into_body().collect().await.unwrap();
+
+    let mut registry = Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    encode(&mut text, &registry).unwrap();
+    let nr: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("istio_requests_total{"))
+        .collect();
+    let [line] = &nr[..] else { panic!("{text}") };
+    assert!(
+        line.contains("response_code=\"404\"") && line.contains("response_flags=\"NR\""),
+        "{line}"
+    );
+    assert!(line.ends_with(" 1"), "{line}");
+}
