@@ -13,20 +13,20 @@
 #[allow(dead_code, unreachable_pub)]
 mod pki;
 
-use std::convert::Infallible;
+mod support;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use mesh_core::policy::{ConnectionPolicy, Protocol, UpstreamTls};
 use mesh_core::security::MtlsMode;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::tls::WorkloadIdentity;
 use mesh_tower::{MeshClient, MeshServer};
 use pki::Ca;
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 const IN_FLIGHT: usize = 64;
@@ -40,16 +40,7 @@ async fn server(ca: Option<&Ca>) -> SocketAddr {
         Some(ca) => MeshServer::builder().identity(ca.identity(SERVER)),
         None => MeshServer::builder().mtls(MtlsMode::Disable),
     };
-    let server = builder.build().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let body = Bytes::from(vec![b'x'; 1024]);
-    let svc = tower::service_fn(move |_req| {
-        let body = body.clone();
-        async move { Ok::<_, Infallible>(http::Response::new(Full::new(body))) }
-    });
-    tokio::spawn(async move { server.serve(listener, svc).await });
-    addr
+    support::mesh_server(builder).await
 }
 
 /// A client of `addr` speaking `protocol`, over mutual TLS as `identity`

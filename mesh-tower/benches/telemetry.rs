@@ -4,13 +4,14 @@
 //! peer metadata exchange, Istio's metrics, a span per request sampled at
 //! Istio's 1 %. The goal: telemetry costs at most 3 % of requests/s.
 
-use std::convert::Infallible;
+mod support;
+
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use mesh_core::policy::{ConnectionPolicy, Protocol};
 use mesh_core::security::MtlsMode;
 use mesh_core::telemetry::WorkloadMetadata;
@@ -18,7 +19,6 @@ use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use mesh_tower::trace::{Sampler, TraceLayer};
 use mesh_tower::{MeshClient, MeshServer};
-use tokio::net::TcpListener;
 use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 
@@ -48,16 +48,7 @@ async fn server(telemetry: bool) -> SocketAddr {
     if telemetry {
         builder = builder.metrics(IstioMetrics::default(), workload("server"), None);
     }
-    let server = builder.build().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let body = Bytes::from(vec![b'x'; 1024]);
-    let svc = tower::service_fn(move |_req| {
-        let body = body.clone();
-        async move { Ok::<_, Infallible>(http::Response::new(Full::new(body))) }
-    });
-    tokio::spawn(async move { server.serve(listener, svc).await });
-    addr
+    support::mesh_server(builder).await
 }
 
 /// A client of `addr`, with its telemetry when `telemetry`.

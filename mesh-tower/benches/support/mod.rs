@@ -1,5 +1,6 @@
-//! What the client benchmarks share: a loopback server answering 1 KiB,
-//! the clients measured, and the routed configuration.
+//! What the client benchmarks share: a loopback server answering 1 KiB
+//! (a bare hyper one, or a `MeshServer`), the clients measured, and the
+//! routed configuration.
 
 #![allow(dead_code)]
 
@@ -18,6 +19,21 @@ use mesh_core::{
 };
 use mesh_tower::MeshClient;
 use tokio::net::TcpListener;
+
+/// `builder`'s `MeshServer` on loopback, answering every request with
+/// 1 KiB.
+pub(crate) async fn mesh_server(builder: mesh_tower::MeshServerBuilder) -> SocketAddr {
+    let server = builder.build().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let svc = tower::service_fn(move |_req| {
+        let body = body.clone();
+        async move { Ok::<_, Infallible>(http::Response::new(Full::new(body))) }
+    });
+    tokio::spawn(async move { server.serve(listener, svc).await });
+    addr
+}
 
 /// A server on loopback answering every request with 1 KiB.
 pub(crate) async fn server() -> SocketAddr {
