@@ -6,7 +6,9 @@
 //! single B3, then multi-header B3); a header that does not parse — wrong
 //! length, bad hex, version `ff`, all-zero ids — is ignored, as if absent,
 //! and a new trace begins. [`SpanContext::inject`] writes a context in
-//! both W3C and B3 forms, so a peer reading either continues it.
+//! both W3C and B3 forms, so a peer reading either continues it;
+//! [`SpanContext::inject_as`] in the one form a mesh has settled on
+//! ([`Propagation`], as Envoy's tracer provider decides it).
 
 use std::fmt::{self, Write};
 
@@ -35,6 +37,18 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The longest `tracestate` carried (W3C's limit for a vendor list is
 /// 32 members; this bounds the bytes).
 pub const MAX_TRACESTATE: usize = 512;
+
+/// The forms a context is written in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Propagation {
+    /// W3C `traceparent` and `tracestate` (Envoy's OpenTelemetry tracer).
+    W3c,
+    /// B3's `x-b3-*` headers (Envoy's Zipkin tracer).
+    B3,
+    /// Both, so that a peer reading either continues the trace.
+    #[default]
+    Both,
+}
 
 /// A trace id: 128 bits, never zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,6 +125,17 @@ impl SpanContext {
     /// replacing what was there (a single `b3` header is removed, so no
     /// stale form stays).
     pub fn inject(&self, parent: Option<SpanId>, headers: &mut HeaderMap) {
+        self.inject_as(parent, headers, Propagation::Both);
+    }
+
+    /// [`inject`](Self::inject), in the forms `propagation` names; the
+    /// other form's headers are removed, so no stale context stays.
+    pub fn inject_as(
+        &self,
+        parent: Option<SpanId>,
+        headers: &mut HeaderMap,
+        propagation: Propagation,
+    ) {
         // One buffer for every value: `00-TRACE-SPAN-FLAGS`, then the
         // parent; the B3 ids are slices of it.
         let mut text = String::with_capacity(55 + 16);
@@ -123,13 +148,33 @@ impl SpanContext {
         let value = |range: std::ops::Range<usize>| {
             HeaderValue::from_maybe_shared(all.slice(range)).expect("hex is a valid header value")
         };
-        headers.insert(TRACEPARENT, value(0..55));
-        match &self.tracestate {
-            Some(state) => headers.insert(TRACESTATE, state.clone()),
-            None => headers.remove(TRACESTATE),
+        let (w3c, b3) = match propagation {
+            Propagation::W3c => (true, false),
+            Propagation::B3 => (false, true),
+            Propagation::Both => (true, true),
         };
+        match (w3c, &self.tracestate) {
+            (true, Some(state)) => {
+                headers.insert(TRACEPARENT, value(0..55));
+                headers.insert(TRACESTATE, state.clone());
+            }
+            (true, None) => {
+                headers.insert(TRACEPARENT, value(0..55));
+                headers.remove(TRACESTATE);
+            }
+            (false, _) => {
+                headers.remove(TRACEPARENT);
+                headers.remove(TRACESTATE);
+            }
+        }
         headers.remove(B3);
         headers.remove(X_B3_FLAGS);
+        if !b3 {
+            for name in [X_B3_TRACEID, X_B3_SPANID, X_B3_SAMPLED, X_B3_PARENTSPANID] {
+                headers.remove(name);
+            }
+            return;
+        }
         headers.insert(X_B3_TRACEID, value(3..35));
         headers.insert(X_B3_SPANID, value(36..52));
         let sampled = HeaderValue::from_static(if self.sampled { "1" } else { "0" });

@@ -141,3 +141,51 @@ fn an_injected_context_reads_back_in_either_form() {
         (ctx.trace_id, ctx.span_id, true)
     );
 }
+
+#[test]
+fn one_form_is_written_and_the_others_stale_headers_go() {
+    let ctx = SpanContext {
+        trace_id: TraceId(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        span_id: SpanId(0x00f0_67aa_0ba9_02b7),
+        sampled: false,
+        tracestate: Some(HeaderValue::from_static("congo=t61rcWkgMzE")),
+    };
+    let stale = [
+        (
+            "traceparent",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        ),
+        ("tracestate", "old=1"),
+        ("x-b3-traceid", "0af7651916cd43dd8448eb211c80319c"),
+        ("x-b3-spanid", "b7ad6b7169203331"),
+        ("x-b3-sampled", "1"),
+        ("x-b3-parentspanid", "0000000000000001"),
+        ("b3", "stale"),
+    ];
+    let mut w3c = headers(&stale);
+    ctx.inject_as(None, &mut w3c, Propagation::W3c);
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        n.sort_unstable();
+        n
+    }
+    assert_eq!(names(&w3c), ["traceparent", "tracestate"]);
+    assert_eq!(SpanContext::extract(&w3c), Some(ctx.clone()));
+
+    let mut b3 = headers(&stale);
+    ctx.inject_as(Some(SpanId(7)), &mut b3, Propagation::B3);
+    assert_eq!(
+        names(&b3),
+        [
+            "x-b3-parentspanid",
+            "x-b3-sampled",
+            "x-b3-spanid",
+            "x-b3-traceid"
+        ]
+    );
+    let read = SpanContext::extract(&b3).unwrap();
+    assert_eq!(
+        (read.trace_id, read.span_id, read.sampled),
+        (ctx.trace_id, ctx.span_id, false)
+    );
+}

@@ -8,6 +8,7 @@ use std::task::{Context, Poll, ready};
 use std::time::SystemTime;
 
 use http::{Request, Response};
+use mesh_core::trace::Propagation;
 use pin_project::pin_project;
 use tower::{Layer, Service};
 use tracing::Instrument;
@@ -26,6 +27,7 @@ pub struct TraceLayer {
     kind: SpanKind,
     sampler: Sampler,
     sink: Option<SpanSink>,
+    propagation: Propagation,
 }
 
 impl TraceLayer {
@@ -36,6 +38,7 @@ impl TraceLayer {
             kind: SpanKind::Server,
             sampler,
             sink: None,
+            propagation: Propagation::default(),
         }
     }
 
@@ -46,7 +49,15 @@ impl TraceLayer {
             kind: SpanKind::Client,
             sampler,
             sink: None,
+            propagation: Propagation::default(),
         }
+    }
+
+    /// A client's spans written in the forms `propagation` names (both W3C
+    /// and B3 unless told), as the mesh's tracer reads them.
+    pub fn propagation(mut self, propagation: Propagation) -> Self {
+        self.propagation = propagation;
+        self
     }
 
     /// Hands each sampled span to `sink` when its response comes.
@@ -107,7 +118,7 @@ where
             tracing::Span::none()
         };
         if layer.kind == SpanKind::Client {
-            span.inject(parent, req.headers_mut());
+            span.inject_as(parent, req.headers_mut(), layer.propagation);
         }
         let export = layer.sink.clone().filter(|_| span.sampled).map(|sink| {
             let mut attributes = vec![

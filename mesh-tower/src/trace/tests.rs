@@ -140,3 +140,16 @@ fn request_ids_are_version_4_uuids() {
     );
     assert_ne!(new_request_id(), new_request_id());
 }
+
+#[tokio::test]
+async fn a_client_writes_the_one_form_its_mesh_reads() {
+    let seen = Seen::default();
+    let client = TraceLayer::client(Sampler::ratio(1.0))
+        .propagation(mesh_core::trace::Propagation::W3c)
+        .layer(last_hop(&seen));
+    client.oneshot(Request::new(())).await.unwrap();
+    let (context, headers) = seen.lock().unwrap()[0].clone();
+    assert!(headers.contains_key(TRACEPARENT));
+    assert!(!headers.contains_key(X_B3_TRACEID) && !headers.contains_key(X_B3_SPANID));
+    assert!(context.span.sampled, "the last hop continues the trace");
+}
