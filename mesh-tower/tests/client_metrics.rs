@@ -154,8 +154,8 @@ async fn each_outcome_is_counted_with_its_code_and_flags() {
 /// client itself and counted with Envoy's `NR`.
 #[tokio::test]
 async fn a_request_no_route_matches_is_counted_as_nr() {
+    use mesh_core::StaticResolve;
     use mesh_core::route::{Forward, PathMatch, Route, RouteMatch, StringMatch, VirtualHost};
-    use mesh_core::{Cluster, Discovery, MeshConfig, RouteTable, StaticResolve};
     use mesh_tower::MeshClient;
 
     let cluster = mesh_core::cluster::istio_cluster_name("reviews.default.svc", Some(9080), None);
@@ -169,26 +169,11 @@ async fn a_request_no_route_matches_is_counted_as_nr() {
         },
         ..Route::forward(Forward::to(cluster.clone()))
     };
-    let table = RouteTable::new(vec![VirtualHost::new(
+    let config = support::config(vec![VirtualHost::new(
         "reviews",
         ["reviews:9080"],
         vec![only_reviews],
-    )])
-    .unwrap();
-    let config = MeshConfig::new(
-        table,
-        vec![Cluster {
-            name: cluster,
-            discovery: Discovery::Service {
-                host: "reviews.default.svc".into(),
-                port: Some(9080),
-            },
-            subset: Default::default(),
-            policy: Default::default(),
-            port_policies: Default::default(),
-        }],
-    )
-    .unwrap();
+    )]);
     let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
         .config(config)
         .build();

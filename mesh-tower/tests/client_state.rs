@@ -199,31 +199,15 @@ async fn clusters_endpoints_and_their_counters_are_read_back() {
 #[tokio::test]
 async fn routes_are_the_route_configuration_envoy_would_be_sent() {
     use mesh_core::route::{Route, VirtualHost};
-    use mesh_core::{Cluster, Discovery, MeshConfig, RouteTable};
 
     let cluster = mesh_core::cluster::istio_cluster_name("reviews.default.svc", Some(9080), None);
-    let table = RouteTable::new(vec![VirtualHost::new(
+    let config = support::config(vec![VirtualHost::new(
         "reviews",
         ["reviews", "reviews.default.svc"],
         vec![Route::forward(mesh_core::route::Forward::to(
             cluster.clone(),
         ))],
-    )])
-    .unwrap();
-    let config = MeshConfig::new(
-        table,
-        vec![Cluster {
-            name: cluster.clone(),
-            discovery: Discovery::Service {
-                host: "reviews.default.svc".into(),
-                port: Some(9080),
-            },
-            subset: Default::default(),
-            policy: Default::default(),
-            port_policies: Default::default(),
-        }],
-    )
-    .unwrap();
+    )]);
     let client: MeshClient<Empty<Bytes>> = MeshClient::builder(StaticResolve::default())
         .config(config)
         .build();

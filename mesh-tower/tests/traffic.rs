@@ -25,39 +25,12 @@ use support::bookinfo::{Bookinfo, RATINGS, REVIEWS};
 use tower::ServiceExt;
 
 fn routed(bookinfo: &Bookinfo, routes: Vec<VirtualHost>) -> MeshClient<Full<Bytes>> {
-    bookinfo.client(config(routes))
+    bookinfo.client(support::config(routes))
 }
 
 /// The cluster of `subset` of `host` (`None`: the whole service).
 fn cluster(host: &str, subset: Option<&str>) -> ClusterName {
     istio_cluster_name(host, Some(9080), subset)
-}
-
-/// A configuration with every cluster the routes name: a subset cluster
-/// selects the `version` label named after it.
-fn config(hosts: Vec<VirtualHost>) -> MeshConfig {
-    let table = RouteTable::new(hosts).unwrap();
-    let clusters: Vec<Cluster> = table
-        .clusters()
-        .map(|name| {
-            let parts: Vec<&str> = name.as_str().split('|').collect();
-            let mut subset = BTreeMap::new();
-            if !parts[2].is_empty() {
-                subset.insert("version".to_string(), parts[2].to_string());
-            }
-            Cluster {
-                name: name.clone(),
-                discovery: Discovery::Service {
-                    host: parts[3].into(),
-                    port: Some(9080),
-                },
-                subset,
-                policy: Default::default(),
-                port_policies: BTreeMap::new(),
-            }
-        })
-        .collect();
-    MeshConfig::new(table, clusters).unwrap()
 }
 
 fn vhost(short: &str, host: &str, routes: Vec<Route>) -> VirtualHost {
@@ -202,7 +175,7 @@ async fn a_weight_change_applies_to_the_next_requests() {
         vec![vhost("reviews", REVIEWS, vec![weighted(&[("v1", 100)])])],
     );
     assert_eq!(tally(&client, uri, 50).await["reviews-v1"], 50);
-    client.set_config(config(vec![vhost(
+    client.set_config(support::config(vec![vhost(
         "reviews",
         REVIEWS,
         vec![weighted(&[("v1", 0), ("v3", 100)])],
@@ -418,7 +391,7 @@ async fn route_rate_limits_are_per_route_and_outlive_configurations_that_keep_th
             vec![limited_route(1, "listener's"), other.clone()],
         )])
         .unwrap();
-        let base = config(hosts);
+        let base = support::config(hosts);
         let clusters: Vec<Cluster> = base.clusters().cloned().collect();
         MeshConfig::with_listeners(
             base.routes().clone(),
@@ -529,7 +502,7 @@ async fn unknown_hosts_pass_through_unless_registry_only() {
     let (status, who) = send(&client, &uri, None).await.unwrap();
     assert_eq!((status.as_u16(), who.as_str()), (200, "ratings-v1"));
     let strict: MeshClient<Full<Bytes>> = MeshClient::builder(bookinfo.resolve.clone())
-        .config(config(routes))
+        .config(support::config(routes))
         .registry_only(true)
         .build();
     let (status, body) = send(&strict, &uri, None).await.unwrap();
@@ -552,7 +525,7 @@ async fn consistent_hashing_keeps_a_key_on_one_endpoint() {
             key: HashKey::Header(HeaderName::from_static("end-user")),
             terminal: false,
         });
-        let mut config = config(vec![vhost(
+        let mut config = support::config(vec![vhost(
             "reviews",
             REVIEWS,
             vec![Route::forward(forward)],

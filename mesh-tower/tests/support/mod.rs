@@ -209,3 +209,31 @@ pub async fn serve_hello(server: &mesh_tower::MeshServer) -> SocketAddr {
     tokio::spawn(async move { server.serve(listener, tower::service_fn(hello)).await });
     addr
 }
+
+/// A configuration of `hosts` with every cluster their routes name, each
+/// read off its Istio name (`outbound|PORT|SUBSET|HOST`): the service
+/// `HOST:PORT`, and for a subset the `version` label named after it.
+pub fn config(hosts: Vec<mesh_core::route::VirtualHost>) -> mesh_core::MeshConfig {
+    let table = mesh_core::RouteTable::new(hosts).unwrap();
+    let clusters: Vec<mesh_core::Cluster> = table
+        .clusters()
+        .map(|name| {
+            let parts: Vec<&str> = name.as_str().split('|').collect();
+            let mut subset = std::collections::BTreeMap::new();
+            if !parts[2].is_empty() {
+                subset.insert("version".to_string(), parts[2].to_string());
+            }
+            mesh_core::Cluster {
+                name: name.clone(),
+                discovery: mesh_core::Discovery::Service {
+                    host: parts[3].into(),
+                    port: parts[1].parse().ok(),
+                },
+                subset,
+                policy: Default::default(),
+                port_policies: Default::default(),
+            }
+        })
+        .collect();
+    mesh_core::MeshConfig::new(table, clusters).unwrap()
+}
