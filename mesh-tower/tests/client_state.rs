@@ -193,7 +193,12 @@ async fn clusters_endpoints_and_their_counters_are_read_back() {
             "no {sample} in\n{metrics}"
         );
     }
+    // The held request given up: an error of its endpoint, not a success.
     held.abort();
+    let _ = held.await;
+    let slow_status = client.status().clusters.remove(2);
+    let endpoint = &slow_status.endpoints[0];
+    assert_eq!((endpoint.active, endpoint.errors), (0, 1));
 }
 
 #[tokio::test]

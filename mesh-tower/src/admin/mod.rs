@@ -57,6 +57,8 @@ use hyper_util::server::conn::auto;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use mesh_core::route::query_param;
+
 use crate::client::ClientReader;
 use crate::metrics::MeshState;
 use crate::tls::IdentitySource;
@@ -163,7 +165,8 @@ impl AdminBuilder {
 
     /// Answers `GET path` with the JSON `respond` returns: an endpoint of
     /// the application's own (a control plane's `/config_dump`, say),
-    /// which takes the place of the admin's own at that path.
+    /// which takes the place of the admin's own at that path (all but
+    /// `/logging`).
     pub fn endpoint(
         mut self,
         path: &str,
@@ -227,7 +230,9 @@ impl Admin {
         }
     }
 
-    /// Whether `/ready` answers that the workload is ready.
+    /// Whether `/ready` answers that the workload is ready (it also does
+    /// while the builder's [`ready_when`](AdminBuilder::ready_when) check
+    /// says so).
     pub fn set_ready(&self, ready: bool) {
         self.inner.ready.store(ready, Ordering::Release);
     }
@@ -272,7 +277,14 @@ impl Admin {
             return self.logging_level(req);
         }
         if req.method() != Method::GET {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+            let path = req.uri().path();
+            return text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "{} {path}: the admin answers GET (POST for /logging)\n",
+                    req.method()
+                ),
+            );
         }
         let own = self
             .inner
@@ -295,7 +307,7 @@ impl Admin {
             "/stats" => text(StatusCode::OK, plain_stats(&self.exposition())),
             "/clusters" => {
                 let clients = self.client_statuses();
-                if query_param(req.uri(), "format") == Some("json") {
+                if query_param(req.uri().query(), "format") == Some("json") {
                     json_response(&clusters::json(&clients))
                 } else {
                     text(StatusCode::OK, clusters::text(&clients))
@@ -311,7 +323,7 @@ impl Admin {
             "/ready" if self.is_ready() => text(StatusCode::OK, "LIVE\n".into()),
             "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "PRE_INITIALIZING\n".into()),
             "/healthz" => text(StatusCode::OK, "OK\n".into()),
-            _ => text(StatusCode::NOT_FOUND, "no such admin endpoint\n".into()),
+            path => text(StatusCode::NOT_FOUND, self.not_found(path)),
         }
     }
 
@@ -329,7 +341,7 @@ impl Admin {
                 "log levels are not set here\n".into(),
             );
         };
-        let Some(level) = query_param(req.uri(), "level").filter(|l| !l.is_empty()) else {
+        let Some(level) = query_param(req.uri().query(), "level").filter(|l| !l.is_empty()) else {
             return text(StatusCode::BAD_REQUEST, "no ?level=\n".into());
         };
         match set(level) {
@@ -344,6 +356,29 @@ impl Admin {
     fn is_ready(&self) -> bool {
         self.inner.ready.load(Ordering::Acquire)
             || self.inner.ready_when.as_ref().is_some_and(|check| check())
+    }
+
+    /// What a `404` says: the path, and the paths served.
+    fn not_found(&self, path: &str) -> String {
+        let mut paths = vec![
+            "/",
+            "/stats/prometheus",
+            "/stats",
+            "/clusters",
+            "/routes",
+            "/certs",
+            "/ready",
+            "/healthz",
+            "/logging",
+        ];
+        #[cfg(feature = "xds")]
+        if self.inner.ads.is_some() {
+            paths.push("/config_dump");
+        }
+        paths.extend(self.inner.endpoints.iter().map(|(p, _)| p.as_str()));
+        paths.sort_unstable();
+        paths.dedup();
+        format!("no admin endpoint {path}; served: {}\n", paths.join(" "))
     }
 
     /// The status of every client, by name.
@@ -406,14 +441,6 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
     req.headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
-
-/// The value of `name` in `uri`'s query, as written.
-fn query_param<'a>(uri: &'a http::Uri, name: &str) -> Option<&'a str> {
-    uri.query()?.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then_some(value)
-    })
 }
 
 fn json_response(value: &serde_json::Value) -> Response<Full<Bytes>> {

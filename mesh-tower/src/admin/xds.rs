@@ -10,21 +10,25 @@ use envoy_types::pb::envoy::service::status::v3::client_status_discovery_service
     ClientStatusDiscoveryService, ClientStatusDiscoveryServiceServer,
 };
 use envoy_types::pb::envoy::service::status::v3::{ClientStatusRequest, ClientStatusResponse};
-use envoy_types::pb::google::protobuf::Any;
 use futures_util::{Stream, StreamExt};
 use mesh_xds::ads::AdsHandle;
-use prost::{Message, Name};
 use serde_json::{Value, json};
 
-/// `/config_dump`: what `ads` holds, as Envoy prints it.
+/// `/config_dump`: what `ads` holds, as Envoy prints it. A config that
+/// cannot be written as JSON (a resource of a type these protos do not
+/// know) is an error in its place; the other types are still dumped.
 pub(super) fn config_dump(ads: &AdsHandle) -> Value {
-    let dump = ads.config_dump();
-    let any = Any {
-        type_url: envoy_types::pb::envoy::admin::v3::ConfigDump::type_url(),
-        value: dump.encode_to_vec(),
-    };
-    mesh_xds::json::resource_json(&any)
-        .unwrap_or_else(|e| json!({ "error": format!("the dump cannot be written: {e}") }))
+    let configs: Vec<Value> = ads
+        .config_dump()
+        .configs
+        .iter()
+        .map(|config| {
+            mesh_xds::json::resource_json(config).unwrap_or_else(
+                |e| json!({ "@type": config.type_url, "error": format!("cannot be written: {e}") }),
+            )
+        })
+        .collect();
+    json!({ "configs": configs })
 }
 
 /// CSDS over `ads`, as a tonic service.

@@ -50,6 +50,12 @@ impl EndpointHealth {
     pub fn errors(&self) -> u64 {
         self.errors.load(Ordering::Relaxed)
     }
+
+    /// Counts an attempt cut short (timed out, or its caller gone) as an
+    /// error, without counting it towards an ejection.
+    pub(super) fn cut_short(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// Decides ejections for one cluster. Shared by the [`Outlier`](super::Outlier)

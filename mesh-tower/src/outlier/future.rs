@@ -4,19 +4,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use mesh_core::Outcome;
-use pin_project::pin_project;
+use pin_project::{pin_project, pinned_drop};
 
 use super::{EndpointHealth, OutlierDetector};
 use crate::BoxError;
 
-/// The response future of [`Outlier`](super::Outlier).
-#[pin_project]
+/// The response future of [`Outlier`](super::Outlier). Dropped before
+/// it completes (a timeout, a caller gone), its attempt counts as an
+/// error of the endpoint (`rq_error`), though not towards an ejection.
+#[pin_project(PinnedDrop)]
 #[derive(Debug)]
 pub struct ResponseFuture<F> {
     #[pin]
     inner: F,
     detector: Arc<OutlierDetector>,
     health: Arc<EndpointHealth>,
+    done: bool,
 }
 
 impl<F> ResponseFuture<F> {
@@ -29,6 +32,7 @@ impl<F> ResponseFuture<F> {
             inner,
             detector,
             health,
+            done: false,
         }
     }
 }
@@ -48,6 +52,17 @@ where
             Err(e) => Outcome::Failure(crate::classify(&**e)),
         };
         this.detector.record(this.health, &outcome);
+        *this.done = true;
         Poll::Ready(res)
+    }
+}
+
+#[pinned_drop]
+impl<F> PinnedDrop for ResponseFuture<F> {
+    fn drop(self: Pin<&mut Self>) {
+        let this = self.project();
+        if !*this.done {
+            this.health.cut_short();
+        }
     }
 }

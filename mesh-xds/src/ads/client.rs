@@ -215,12 +215,15 @@ impl AdsHandle {
 
     /// What the client holds now, as Envoy's admin `ConfigDump`.
     pub fn config_dump(&self) -> envoy_types::pb::envoy::admin::v3::ConfigDump {
-        self.updates.borrow().config_dump(clock())
+        // A clone of the view, so the task is not kept from publishing
+        // while the dump is written.
+        let view = self.updates.borrow().clone();
+        view.config_dump(clock())
     }
 
     /// What the client holds now, as CSDS's `ClientConfig` (gRFC A40).
     pub fn client_config(&self) -> envoy_types::pb::envoy::service::status::v3::ClientConfig {
-        let view = self.updates.borrow();
+        let view = self.updates.borrow().clone();
         view.client_config(&self.bootstrap.node, clock())
     }
 }

@@ -198,11 +198,9 @@ impl AdsView {
                 version_info: r.version.to_owned(),
                 xds_config: r.accepted.map(|a| a.any.clone()),
                 last_updated: r.accepted.map(|a| clock.wall(a.accepted_at)),
-                config_status: match r.status {
-                    ClientResourceStatus::Acked => ConfigStatus::Synced,
-                    ClientResourceStatus::Nacked => ConfigStatus::Error,
-                    _ => ConfigStatus::Unknown,
-                } as i32,
+                // A management server's field; a client says its
+                // state in `client_status`.
+                config_status: ConfigStatus::Unknown as i32,
                 client_status: r.status as i32,
                 error_state: r.error.map(|e| failure(e, &r, clock)),
                 is_static_resource: false,
