@@ -16,10 +16,11 @@
 use std::time::UNIX_EPOCH;
 
 use mesh_tower::admin::Admin;
+use mesh_tower::metrics::encode_family;
 use mesh_xds::resource::Protocol;
 use mesh_xds::server::{AdsServer, ClientStatus};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -109,85 +110,69 @@ struct State {
     server: AdsServer,
 }
 
-/// One family: its samples, each with its labels.
-fn family(
-    encoder: &mut DescriptorEncoder,
-    (name, help, kind): (&str, &str, MetricType),
-    samples: &[(&[(&str, &str)], u64)],
-) -> Result<(), std::fmt::Error> {
-    let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
-    for (labels, value) in samples {
-        let sample = metric.encode_family(labels)?;
-        match kind {
-            MetricType::Counter => ConstCounter::new(*value).encode(sample)?,
-            _ => ConstGauge::new(*value as i64).encode(sample)?,
-        }
-    }
-    Ok(())
-}
+/// Label sets as the collector writes them.
+type Labels = &'static [(&'static str, &'static str)];
 
 impl Collector for State {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let status = self.plane.status();
         let clients = self.server.clients();
         let counters = self.plane.counters();
-        let count = |p: Protocol| clients.iter().filter(|c| c.protocol == p).count() as u64;
+        let count = |p: Protocol| clients.iter().filter(|c| c.protocol == p).count() as i64;
         let nacks = clients
             .iter()
             .flat_map(|c| c.types.values())
             .filter(|t| t.last_nack.is_some())
-            .count() as u64;
-        let gauge = MetricType::Gauge;
-        family(
+            .count() as i64;
+        let gauges =
+            |samples: Vec<(Labels, i64)>| samples.into_iter().map(|(l, v)| (l, ConstGauge::new(v)));
+        encode_family(
             &mut encoder,
-            (
-                "mesh_control_xds_clients",
-                "ADS streams connected now",
-                gauge,
-            ),
-            &[
+            "mesh_control_xds_clients",
+            "ADS streams connected now",
+            MetricType::Gauge,
+            gauges(vec![
                 (&[("protocol", "sotw")], count(Protocol::StateOfTheWorld)),
                 (&[("protocol", "delta")], count(Protocol::Delta)),
-            ],
+            ]),
         )?;
-        family(
+        encode_family(
             &mut encoder,
-            (
-                "mesh_control_xds_rejected",
-                "Types whose last response a connected client rejected",
-                gauge,
-            ),
-            &[(&[], nacks)],
+            "mesh_control_xds_rejected",
+            "Types whose last response a connected client rejected",
+            MetricType::Gauge,
+            gauges(vec![(&[], nacks)]),
         )?;
-        family(
-            &mut encoder,
+        let loads: [(Labels, ConstCounter); 2] = [
             (
-                "mesh_control_config_loads",
-                "Loads of the configuration directory, by outcome",
-                MetricType::Counter,
+                &[("result", "applied")],
+                ConstCounter::new(counters.applied),
             ),
-            &[
-                (&[("result", "applied")], counters.applied),
-                (&[("result", "rejected")], counters.rejected),
-            ],
+            (
+                &[("result", "rejected")],
+                ConstCounter::new(counters.rejected),
+            ),
+        ];
+        encode_family(
+            &mut encoder,
+            "mesh_control_config_loads",
+            "Loads of the configuration directory, by outcome",
+            MetricType::Counter,
+            loads,
         )?;
-        family(
+        encode_family(
             &mut encoder,
-            (
-                "mesh_control_config_errors",
-                "Errors of the last load: non-zero while the previous configuration is served",
-                gauge,
-            ),
-            &[(&[], status.load_errors.len() as u64)],
+            "mesh_control_config_errors",
+            "Errors of the last load: non-zero while the previous configuration is served",
+            MetricType::Gauge,
+            gauges(vec![(&[], status.load_errors.len() as i64)]),
         )?;
-        family(
+        encode_family(
             &mut encoder,
-            (
-                "mesh_control_node_classes",
-                "Kinds of node (shape, namespace, labels) served",
-                gauge,
-            ),
-            &[(&[], status.nodes.len() as u64)],
+            "mesh_control_node_classes",
+            "Kinds of node (shape, namespace, labels) served",
+            MetricType::Gauge,
+            gauges(vec![(&[], status.nodes.len() as i64)]),
         )
     }
 }

@@ -158,12 +158,6 @@ impl<B> MeshClient<B> {
         self.shared.stacks.clusters.tls_refusals().counts()
     }
 
-    /// For each cluster built now, the retries it took and those its
-    /// retry budget refused.
-    pub fn retry_stats(&self) -> std::collections::BTreeMap<String, (u64, u64)> {
-        self.shared.stacks.clusters.retry_stats()
-    }
-
     /// What the client holds now: its clusters with their endpoints and
     /// counters, and its routes' rate limits.
     pub fn status(&self) -> ClientStatus {

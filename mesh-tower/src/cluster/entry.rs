@@ -42,11 +42,6 @@ pub(crate) struct Entry<B> {
 }
 
 impl<B> Entry<B> {
-    /// The cluster's retry budget, with what it let through and refused.
-    pub(crate) fn budget(&self) -> &Budget {
-        &self.budget
-    }
-
     /// What the cluster is doing now, as `name`.
     pub(crate) fn status(&self, name: String) -> ClusterStatus {
         let balance = self.core.get_ref();

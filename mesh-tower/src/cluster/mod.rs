@@ -24,7 +24,7 @@ mod cache;
 mod entry;
 mod subset;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -188,20 +188,6 @@ impl<B> Clusters<B> {
     /// Requests refused for want of TLS, by cluster.
     pub(crate) fn tls_refusals(&self) -> &TlsRefusals {
         &self.inner.tls_refusals
-    }
-
-    /// Retries taken and refused for want of budget, by cluster stack
-    /// built now (a stack built again after a change starts again at 0).
-    pub(crate) fn retry_stats(&self) -> BTreeMap<String, (u64, u64)> {
-        self.inner
-            .stacks
-            .entries()
-            .into_iter()
-            .map(|(key, entry)| {
-                let budget = entry.budget();
-                (key.to_string(), (budget.retries(), budget.exhausted()))
-            })
-            .collect()
     }
 
     /// What each cluster stack built now is doing, by name.

@@ -42,7 +42,7 @@ pub use body::MeasuredBody;
 use labels::LabelsRef;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, ServiceLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
-pub use state::MeshState;
+pub use state::{MeshState, encode_family};
 
 /// Envoy's default histogram buckets, which Istio's request duration and
 /// size histograms use.

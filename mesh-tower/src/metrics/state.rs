@@ -21,7 +21,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -98,15 +98,18 @@ fn seconds(t: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// One family of metrics, a sample per label set.
-fn family<M: EncodeMetric>(
+/// Writes one family of metrics read at scrape time, a sample per label
+/// set; nothing when there is no sample. For collectors of an
+/// application's own (a control plane's, say) as for [`MeshState`].
+pub fn encode_family<L: EncodeLabelSet, M: EncodeMetric>(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
     kind: MetricType,
-    samples: Vec<(Vec<(&'static str, String)>, M)>,
+    samples: impl IntoIterator<Item = (L, M)>,
 ) -> Result<(), std::fmt::Error> {
-    if samples.is_empty() {
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
         return Ok(());
     }
     let mut metric = encoder.encode_descriptor(name, help, None, kind)?;
@@ -137,21 +140,21 @@ impl Collector for MeshState {
                 })
                 .collect::<Vec<_>>()
         };
-        family(
+        encode_family(
             &mut encoder,
             "mesh_certificate_expiration_timestamp_seconds",
             "When the workload certificate expires",
             MetricType::Gauge,
             per_cert(&|_, expiry| seconds(expiry)),
         )?;
-        family(
+        encode_family(
             &mut encoder,
             "mesh_certificate_last_reload_timestamp_seconds",
             "When the workload certificate was last read and checked out",
             MetricType::Gauge,
             per_cert(&|source, _| source.reloaded_at().map_or(0.0, seconds)),
         )?;
-        family(
+        encode_family(
             &mut encoder,
             "mesh_certificate_reload_failing",
             "1 while the last read of the certificate failed",
@@ -196,7 +199,7 @@ impl Collector for MeshState {
                 crate::server::ServerStats::not_serving_refused,
             ),
         ] {
-            family(&mut encoder, name, help, MetricType::Counter, per_server(f))?;
+            encode_family(&mut encoder, name, help, MetricType::Counter, per_server(f))?;
         }
         self.encode_clients(&mut encoder)?;
         #[cfg(feature = "xds")]
@@ -242,7 +245,7 @@ impl MeshState {
                 })
             })
             .collect();
-        family(
+        encode_family(
             encoder,
             "mesh_client_endpoints",
             "Endpoints of each cluster, by health: healthy, ejected by outlier detection, or reported unhealthy or draining by discovery",
@@ -267,7 +270,7 @@ impl MeshState {
                 |c| c.retry_budget_exhausted,
             ),
         ] {
-            family(encoder, name, help, MetricType::Counter, per_cluster(f))?;
+            encode_family(encoder, name, help, MetricType::Counter, per_cluster(f))?;
         }
         let counted = |f: fn(&ClientStatus) -> Vec<(&'static str, String, u64)>| {
             statuses
@@ -279,7 +282,7 @@ impl MeshState {
                 })
                 .collect::<Vec<_>>()
         };
-        family(
+        encode_family(
             encoder,
             "mesh_client_rate_limited",
             "Requests refused by a local rate limit, a cluster's (`cluster:NAME`) or a route's (`route:LISTENER/VHOST/ROUTE`)",
@@ -297,7 +300,7 @@ impl MeshState {
                 clusters.chain(routes).collect()
             }),
         )?;
-        family(
+        encode_family(
             encoder,
             "mesh_client_tls_refusals",
             "Requests refused because the TLS their cluster asks for could not be dialled",
@@ -328,14 +331,14 @@ impl MeshState {
                 })
                 .collect::<Vec<_>>()
         };
-        family(
+        encode_family(
             encoder,
             "mesh_xds_acks",
             "Responses accepted whole",
             MetricType::Counter,
             per_type(mesh_xds::ads::AdsStats::acks),
         )?;
-        family(
+        encode_family(
             encoder,
             "mesh_xds_nacks",
             "Responses with a resource rejected",
@@ -360,14 +363,14 @@ impl MeshState {
                 .map(|(l, v)| (l, ConstGauge::new(v)))
                 .collect::<Vec<_>>()
         };
-        family(
+        encode_family(
             encoder,
             "mesh_xds_streams",
             "Streams started to the control plane",
             MetricType::Counter,
             counters(per_client(&|ads| Some(ads.stats().streams() as f64))),
         )?;
-        family(
+        encode_family(
             encoder,
             "mesh_xds_connected",
             "1 while a stream to the control plane is up",
@@ -376,7 +379,7 @@ impl MeshState {
                 Some(f64::from(u8::from(ads.updates().borrow().connected)))
             })),
         )?;
-        family(
+        encode_family(
             encoder,
             "mesh_xds_seconds_since_last_accepted",
             "Seconds since a response was last accepted whole",
