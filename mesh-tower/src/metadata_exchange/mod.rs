@@ -25,14 +25,13 @@ pub mod codec;
 mod future;
 mod layer;
 
-use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
 
+use hashbrown::HashMap;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use mesh_core::telemetry::WorkloadMetadata;
 use tower::Service;
-use xxhash_rust::xxh64::Xxh64Builder;
 
 pub use future::ResponseFuture;
 pub use layer::MetadataExchangeLayer;
@@ -78,9 +77,10 @@ pub fn node_id(metadata: &WorkloadMetadata) -> HeaderValue {
 struct Local {
     metadata: HeaderValue,
     id: HeaderValue,
-    /// Read by every request, written once per new peer; keyed by a
-    /// seeded xxHash64 of the header (some hundreds of bytes).
-    peers: RwLock<HashMap<HeaderValue, Arc<WorkloadMetadata>, Xxh64Builder>>,
+    /// Read by every request, written once per new peer; keyed by seeded
+    /// foldhash of the header (some hundreds of bytes). A header that did
+    /// not decode is kept as `None`, so it is not decoded again.
+    peers: RwLock<HashMap<HeaderValue, Option<Arc<WorkloadMetadata>>>>,
 }
 
 impl Local {
@@ -90,7 +90,7 @@ impl Local {
         Self {
             metadata,
             id,
-            peers: RwLock::new(HashMap::with_hasher(Xxh64Builder::new(rand::random()))),
+            peers: RwLock::default(),
         }
     }
 
@@ -103,29 +103,33 @@ impl Local {
     /// Takes the peer's headers off `headers`: its metadata if it sent
     /// any that reads, and which of the two headers it sent.
     fn hear(&self, headers: &mut HeaderMap) -> (Option<PeerMetadata>, bool, bool) {
-        let id = headers.remove(PEER_METADATA_ID).is_some();
+        let peer_id = headers.remove(PEER_METADATA_ID);
+        let id = peer_id.is_some();
         let Some(value) = headers.remove(PEER_METADATA) else {
             return (None, false, id);
         };
         let peers = self.peers.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(known) = peers.get(&value) {
-            return (Some(PeerMetadata(known.clone())), true, id);
+            return (known.clone().map(PeerMetadata), true, id);
         }
+        let room = peers.len() < CACHED;
         drop(peers);
-        match codec::decode(value.as_bytes()) {
-            Ok(decoded) => {
-                let decoded = Arc::new(decoded);
-                let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
-                if peers.len() < CACHED {
-                    peers.insert(value, decoded.clone());
-                }
-                (Some(PeerMetadata(decoded)), true, id)
-            }
+        let decoded = match codec::decode(value.as_bytes()) {
+            Ok(decoded) => Some(Arc::new(decoded)),
             Err(error) => {
-                tracing::debug!(%error, "peer metadata not read; its labels are unknown");
-                (None, true, id)
+                tracing::debug!(%error, peer = ?peer_id, "peer metadata not read; its labels are unknown");
+                None
+            }
+        };
+        // Full: past peers are decoded on each request, without waiting
+        // on the lock every request reads.
+        if room {
+            let mut peers = self.peers.write().unwrap_or_else(PoisonError::into_inner);
+            if peers.len() < CACHED {
+                peers.insert(value, decoded.clone());
             }
         }
+        (decoded.map(PeerMetadata), true, id)
     }
 }
 

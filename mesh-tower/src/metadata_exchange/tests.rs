@@ -106,3 +106,20 @@ fn peers_are_decoded_once_and_kept_up_to_a_bound() {
     }
     assert_eq!(local.peers.read().unwrap().len(), CACHED);
 }
+
+#[test]
+fn metadata_that_does_not_read_is_remembered_as_unknown() {
+    let local = Local::new(&workload("ratings", "ratings"), id("ratings"));
+    let broken = || {
+        let mut headers = HeaderMap::new();
+        headers.insert(PEER_METADATA, HeaderValue::from_static("%%%not-base64"));
+        headers
+    };
+    for _ in 0..2 {
+        let (peer, metadata, _) = local.hear(&mut broken());
+        assert!(peer.is_none() && metadata);
+    }
+    let peers = local.peers.read().unwrap();
+    assert_eq!(peers.len(), 1);
+    assert!(peers.values().all(Option::is_none));
+}

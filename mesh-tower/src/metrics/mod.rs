@@ -36,7 +36,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use xxhash_rust::xxh64::Xxh64Builder;
 
 pub use body::MeasuredBody;
 use labels::LabelsRef;
@@ -91,9 +90,9 @@ struct Inner {
     request_bytes: Histograms,
     response_bytes: Histograms,
     response_messages: Family<RequestLabels, Counter>,
-    /// Keyed by a seeded xxHash64 of the labels, not SipHash: a lookup
-    /// per request hashes some 25 strings.
-    series: RwLock<HashMap<RequestLabels, Arc<Series>, Xxh64Builder>>,
+    /// Keyed by seeded foldhash, not SipHash: a lookup per request hashes
+    /// a dozen short strings.
+    series: RwLock<HashMap<RequestLabels, Arc<Series>>>,
     max_label_sets: usize,
     overflow: Counter,
 }
@@ -121,7 +120,7 @@ impl IstioMetrics {
                 request_bytes: histograms(),
                 response_bytes: histograms(),
                 response_messages: Family::default(),
-                series: RwLock::new(HashMap::with_hasher(Xxh64Builder::new(rand::random()))),
+                series: RwLock::default(),
                 max_label_sets: max,
                 overflow: Counter::default(),
             }),
@@ -189,6 +188,11 @@ impl IstioMetrics {
         let known = inner.series.read().unwrap_or_else(PoisonError::into_inner);
         if let Some(series) = known.get(labels) {
             return Some(series.clone());
+        }
+        // Full: a new label set is refused without waiting on the lock
+        // every request reads.
+        if known.len() >= inner.max_label_sets {
+            return None;
         }
         drop(known);
         let mut known = inner.series.write().unwrap_or_else(PoisonError::into_inner);

@@ -139,3 +139,17 @@ fn label_sets_past_the_bound_are_counted_not_recorded() {
     assert!(!out.contains("response_code=\"503\""), "{out}");
     assert_eq!(out.matches("istio_requests_total{").count(), 2, "{out}");
 }
+
+#[test]
+fn grpc_codes_past_16_read_as_unknown() {
+    let status = |value: &'static str| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("grpc-status", http::HeaderValue::from_static(value));
+        layer::grpc_status(&headers)
+    };
+    assert_eq!(status("0"), Some(0));
+    assert_eq!(status("16"), Some(16));
+    assert_eq!(status("17"), Some(2));
+    assert_eq!(status("65535"), Some(2));
+    assert_eq!(status("x"), None);
+}
