@@ -86,29 +86,45 @@ pub struct SpanContext {
 
 impl SpanContext {
     /// The context `headers` carry, if any parses: W3C `traceparent`
-    /// (with its `tracestate`), else `b3`, else the `x-b3-*` headers.
+    /// (with its `tracestate`), else `b3`, else the `x-b3-*` headers. A
+    /// context that leaves sampling undecided reads as not sampled; see
+    /// [`extract_decision`](Self::extract_decision).
     pub fn extract(headers: &HeaderMap) -> Option<Self> {
+        Self::extract_decision(headers).map(|(ctx, _)| ctx)
+    }
+
+    /// The context `headers` carry, as [`extract`](Self::extract), and
+    /// the caller's sampling decision: W3C's always makes one (its flag),
+    /// B3's only with its sampled field (`1`/`0`, `true`/`false`) or
+    /// debug flag (`d`, `x-b3-flags: 1`); without one the receiver
+    /// decides (`None`).
+    pub fn extract_decision(headers: &HeaderMap) -> Option<(Self, Option<bool>)> {
         let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         if let Some(ctx) = text(&TRACEPARENT).and_then(traceparent) {
             let tracestate = headers
                 .get(TRACESTATE)
                 .filter(|v| v.len() <= MAX_TRACESTATE)
                 .cloned();
-            return Some(Self { tracestate, ..ctx });
+            let sampled = ctx.sampled;
+            return Some((Self { tracestate, ..ctx }, Some(sampled)));
         }
-        if let Some(ctx) = text(&B3).and_then(single_b3) {
-            return Some(ctx);
+        if let Some(found) = text(&B3).and_then(single_b3) {
+            return Some(found);
         }
         let trace_id = trace_id(text(&X_B3_TRACEID)?)?;
         let span_id = span_id(text(&X_B3_SPANID)?)?;
-        let debug = text(&X_B3_FLAGS) == Some("1");
-        let sampled = debug || matches!(text(&X_B3_SAMPLED), Some("1" | "true"));
-        Some(Self {
+        let decision = match (text(&X_B3_FLAGS), text(&X_B3_SAMPLED)) {
+            (Some("1"), _) | (_, Some("1" | "true")) => Some(true),
+            (_, Some("0" | "false")) => Some(false),
+            _ => None,
+        };
+        let ctx = Self {
             trace_id,
             span_id,
-            sampled,
+            sampled: decision == Some(true),
             tracestate: None,
-        })
+        };
+        Some((ctx, decision))
     }
 
     /// The same trace, sent from the span `span_id`.
@@ -146,7 +162,10 @@ impl SpanContext {
         }
         let all = Bytes::from(text);
         let value = |range: std::ops::Range<usize>| {
-            HeaderValue::from_maybe_shared(all.slice(range)).expect("hex is a valid header value")
+            let mut v = HeaderValue::from_maybe_shared(all.slice(range))
+                .expect("hex is a valid header value");
+            v.set_sensitive(true);
+            v
         };
         let (w3c, b3) = match propagation {
             Propagation::W3c => (true, false),
@@ -191,14 +210,17 @@ impl SpanContext {
 fn traceparent(value: &str) -> Option<SpanContext> {
     let mut parts = value.trim().split('-');
     let version = parts.next()?;
-    if version.len() != 2 || !is_hex(version) || version == "ff" {
+    if version.len() != 2 || !is_lower_hex(version) || version == "ff" {
         return None;
     }
     let (trace, span, flags) = (parts.next()?, parts.next()?, parts.next()?);
     if version == "00" && parts.next().is_some() {
         return None;
     }
-    if trace.len() != 32 || span.len() != 16 || flags.len() != 2 || !is_hex(flags) {
+    if trace.len() != 32 || span.len() != 16 || flags.len() != 2 {
+        return None;
+    }
+    if ![trace, span, flags].into_iter().all(is_lower_hex) {
         return None;
     }
     let flags = u8::from_str_radix(flags, 16).ok()?;
@@ -210,15 +232,17 @@ fn traceparent(value: &str) -> Option<SpanContext> {
     })
 }
 
-/// B3's single header: `TRACEID-SPANID[-SAMPLED[-PARENTSPANID]]`; a bare
-/// sampling decision (`0`, `1`, `d`) carries no context.
-fn single_b3(value: &str) -> Option<SpanContext> {
+/// B3's single header: `TRACEID-SPANID[-SAMPLED[-PARENTSPANID]]`, and
+/// its sampling decision (none without the field); a bare decision (`0`,
+/// `1`, `d`) carries no context.
+fn single_b3(value: &str) -> Option<(SpanContext, Option<bool>)> {
     let mut parts = value.trim().split('-');
     let trace_id = trace_id(parts.next()?)?;
     let span_id = span_id(parts.next()?)?;
-    let sampled = match parts.next() {
-        None | Some("1" | "d") => true,
-        Some("0") => false,
+    let decision = match parts.next() {
+        None => None,
+        Some("1" | "d") => Some(true),
+        Some("0") => Some(false),
         Some(_) => return None,
     };
     if let Some(parent) = parts.next() {
@@ -227,12 +251,13 @@ fn single_b3(value: &str) -> Option<SpanContext> {
     if parts.next().is_some() {
         return None;
     }
-    Some(SpanContext {
+    let ctx = SpanContext {
         trace_id,
         span_id,
-        sampled,
+        sampled: decision == Some(true),
         tracestate: None,
-    })
+    };
+    Some((ctx, decision))
 }
 
 /// A trace id: 32 hex digits, or 16 (B3's 64-bit ids); not all zero.
@@ -271,8 +296,9 @@ fn hex(s: &str) -> Option<u128> {
 
 /// Lower- or upper-case hex digits only (`from_str_radix` alone would take
 /// a leading `+`).
-fn is_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+/// Lower-case hex only, as W3C writes every `traceparent` field.
+fn is_lower_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 #[cfg(test)]

@@ -51,6 +51,17 @@ fn b3_is_read_in_both_forms() {
         ("x-b3-sampled", "1"),
     ]);
     assert!(SpanContext::extract(&multi).unwrap().sampled);
+    // Without a sampled field, B3 leaves the decision to the receiver.
+    let undecided = headers(&[("b3", &format!("{TRACE}-{SPAN}"))]);
+    assert_eq!(SpanContext::extract_decision(&undecided).unwrap().1, None);
+    let undecided = headers(&[("x-b3-traceid", TRACE), ("x-b3-spanid", SPAN)]);
+    assert_eq!(SpanContext::extract_decision(&undecided).unwrap().1, None);
+    let no = headers(&[
+        ("x-b3-traceid", TRACE),
+        ("x-b3-spanid", SPAN),
+        ("x-b3-sampled", "0"),
+    ]);
+    assert_eq!(SpanContext::extract_decision(&no).unwrap().1, Some(false));
     let debug = headers(&[
         ("x-b3-traceid", TRACE),
         ("x-b3-spanid", SPAN),
@@ -74,14 +85,16 @@ fn malformed_context_is_ignored() {
     let zero_trace = "0".repeat(32);
     let zero_span = "0".repeat(16);
     for bad in [
-        format!("00-{TRACE}-{SPAN}"),             // no flags
-        format!("00-{}-{SPAN}-01", &TRACE[1..]),  // wrong length
-        format!("00-{TRACE}-{SPAN}-0g"),          // bad hex
-        format!("00-{TRACE}-+0f067aa0ba902b-01"), // sign is not hex
-        format!("ff-{TRACE}-{SPAN}-01"),          // version ff
-        format!("00-{zero_trace}-{SPAN}-01"),     // all-zero trace
-        format!("00-{TRACE}-{zero_span}-01"),     // all-zero span
-        format!("00-{TRACE}-{SPAN}-01-extra"),    // version 00 with more
+        format!("00-{TRACE}-{SPAN}"),                     // no flags
+        format!("00-{}-{SPAN}-01", &TRACE[1..]),          // wrong length
+        format!("00-{TRACE}-{SPAN}-0g"),                  // bad hex
+        format!("00-{TRACE}-+0f067aa0ba902b-01"),         // sign is not hex
+        format!("ff-{TRACE}-{SPAN}-01"),                  // version ff
+        format!("FF-{TRACE}-{SPAN}-01"),                  // version ff, upper case
+        format!("00-{}-{SPAN}-01", TRACE.to_uppercase()), // upper-case hex
+        format!("00-{zero_trace}-{SPAN}-01"),             // all-zero trace
+        format!("00-{TRACE}-{zero_span}-01"),             // all-zero span
+        format!("00-{TRACE}-{SPAN}-01-extra"),            // version 00 with more
         "garbage".to_owned(),
     ] {
         assert_eq!(

@@ -5,9 +5,11 @@
 //!
 //! - [`TraceLayer::server`] reads the caller's context (a malformed one is
 //!   ignored and a new trace begins), decides sampling — the caller's
-//!   decision if it made one, else `x-client-trace-id` or
-//!   `x-envoy-force-trace` forces it, else the [`Sampler`]'s ratio (Istio's
-//!   1 % by default) — and puts the server span in the request as a
+//!   decision if it made one (W3C's flag; B3's sampled field or debug
+//!   flag, a B3 context without either leaving it to this side), else
+//!   `x-client-trace-id` or `x-envoy-force-trace` forces it, else the
+//!   [`Sampler`]'s ratio (Istio's 1 % by default) — and puts the server
+//!   span in the request as a
 //!   [`TraceContext`] extension, with an `x-request-id` (one is made when
 //!   the caller sent none).
 //! - [`propagate`] copies that context from an inbound request to an
@@ -16,6 +18,11 @@
 //! - [`TraceLayer::client`] starts a client span as a child of the
 //!   request's context (or a new trace) and writes it into the request's
 //!   headers (and, when it is sampled, its extensions).
+//!
+//! The ids written (`traceparent`, `x-b3-*`, a new `x-request-id`) are
+//! marked sensitive: new on every request, HTTP/2 sends them as
+//! never-indexed literals, so they do not push the headers that repeat
+//! (the peer metadata) out of HPACK's table.
 //!
 //! A sampled span is also a `tracing` span (`mesh.server`/`mesh.client`,
 //! with `trace_id`, `span_id`, `parent_id`), for applications that already
@@ -76,15 +83,15 @@ impl Sampler {
         }
     }
 
-    /// The decision for a request with `headers` continuing `parent`.
-    fn sampled(&self, parent: Option<&SpanContext>, headers: &HeaderMap) -> bool {
-        if headers.contains_key(X_ENVOY_FORCE_TRACE) || headers.contains_key(X_CLIENT_TRACE_ID) {
-            return true;
-        }
-        match parent {
-            Some(parent) => parent.sampled,
-            None => rand::rng().random_bool(self.ratio),
-        }
+    /// The decision for a request with `headers` whose caller decided
+    /// `decision`: the caller's, else forced by `x-envoy-force-trace` or
+    /// `x-client-trace-id`, else the ratio.
+    fn sampled(&self, decision: Option<bool>, headers: &HeaderMap) -> bool {
+        decision.unwrap_or_else(|| {
+            headers.contains_key(X_ENVOY_FORCE_TRACE)
+                || headers.contains_key(X_CLIENT_TRACE_ID)
+                || rand::rng().random_bool(self.ratio)
+        })
     }
 }
 
@@ -112,7 +119,9 @@ fn new_request_id() -> HeaderValue {
         nibble -= 1;
         *byte = HEX[((bits >> (nibble * 4)) & 0xf) as usize];
     }
-    HeaderValue::from_bytes(&id).expect("hex is a valid header value")
+    let mut id = HeaderValue::from_bytes(&id).expect("hex is a valid header value");
+    id.set_sensitive(true);
+    id
 }
 
 /// The context a new span of `headers`' request starts: a child of the
@@ -123,8 +132,14 @@ fn start(
     inherited: Option<&TraceContext>,
     sampler: &Sampler,
 ) -> (SpanContext, Option<SpanId>) {
-    let parent = SpanContext::extract(headers).or_else(|| inherited.map(|t| t.span.clone()));
-    let sampled = sampler.sampled(parent.as_ref(), headers);
+    let (parent, decision) = match SpanContext::extract_decision(headers) {
+        Some((parent, decision)) => (Some(parent), decision),
+        None => match inherited {
+            Some(t) => (Some(t.span.clone()), Some(t.span.sampled)),
+            None => (None, None),
+        },
+    };
+    let sampled = sampler.sampled(decision, headers);
     let span_id = new_span_id();
     match parent {
         Some(parent) => {

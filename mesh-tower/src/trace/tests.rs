@@ -123,6 +123,47 @@ async fn bad_context_starts_a_new_trace_and_force_trace_samples_it() {
     assert!(!seen.lock().unwrap()[1].0.span.sampled);
 }
 
+#[tokio::test]
+async fn the_callers_decision_wins_and_an_undecided_b3_caller_is_sampled_here() {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let span = "00f067aa0ba902b7";
+    let sampled = |ratio: f64, pairs: Vec<(&'static str, String)>| {
+        let server = TraceLayer::server(Sampler::ratio(ratio)).layer(tower::service_fn(
+            |req: Request<()>| async move {
+                let context = req.extensions().get::<TraceContext>().unwrap().clone();
+                Ok::<_, Infallible>(http::Response::new(context))
+            },
+        ));
+        let mut req = Request::new(());
+        for (name, value) in pairs {
+            req.headers_mut()
+                .insert(HeaderName::from_static(name), value.parse().unwrap());
+        }
+        async move {
+            let context = server.oneshot(req).await.unwrap().into_body();
+            assert_eq!(context.span.trace_id.to_string(), trace);
+            context.span.sampled
+        }
+    };
+    let force = ("x-envoy-force-trace", "true".to_owned());
+    // An explicit "not sampled" is kept, forced or not.
+    let no = ("traceparent", format!("00-{trace}-{span}-00"));
+    assert!(!sampled(1.0, vec![no.clone(), force.clone()]).await);
+    let no = ("b3", format!("{trace}-{span}-0"));
+    assert!(!sampled(1.0, vec![no, force.clone()]).await);
+    // B3 without a decision: this side's ratio, or the force header.
+    let undecided = ("b3", format!("{trace}-{span}"));
+    assert!(!sampled(0.0, vec![undecided.clone()]).await);
+    assert!(sampled(1.0, vec![undecided.clone()]).await);
+    assert!(sampled(0.0, vec![undecided, force.clone()]).await);
+    let multi = vec![
+        ("x-b3-traceid", trace.to_owned()),
+        ("x-b3-spanid", span.to_owned()),
+    ];
+    assert!(sampled(1.0, multi.clone()).await);
+    assert!(!sampled(0.0, multi).await);
+}
+
 #[test]
 fn request_ids_are_version_4_uuids() {
     let id = new_request_id();
