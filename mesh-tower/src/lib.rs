@@ -105,6 +105,7 @@ pub mod tls;
 pub mod trace;
 
 mod draw;
+mod lossy;
 mod new_service;
 #[cfg(test)]
 mod test_support;

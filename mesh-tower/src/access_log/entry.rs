@@ -2,9 +2,11 @@
 
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderValue, Method, Uri, Version};
+use mesh_core::route::ClusterName;
 
 use super::Format;
 
@@ -31,14 +33,17 @@ pub struct Entry {
     pub duration: Duration,
     /// The endpoint that answered, at a client.
     pub upstream_host: Option<SocketAddr>,
-    /// The cluster (or service) it went to.
-    pub upstream_cluster: String,
+    /// The cluster it went to: at a client, the one its route chose
+    /// (`outbound|9080|v1|reviews.default.svc.cluster.local`), else the
+    /// service's host name; at a server, the host name of the service it
+    /// serves. `-` when not known.
+    pub upstream_cluster: Option<ClusterName>,
     /// Its `x-request-id`.
     pub request_id: Option<HeaderValue>,
     /// Its `user-agent`.
     pub user_agent: Option<HeaderValue>,
     /// The other end's SPIFFE id, when mutual TLS proved one.
-    pub peer: Option<String>,
+    pub peer: Option<Arc<str>>,
 }
 
 impl Entry {
@@ -57,6 +62,10 @@ impl Entry {
         let start = crate::time::rfc3339_millis(self.start_time);
         let millis = self.duration.as_millis();
         let peer = self.peer.as_deref().unwrap_or("-");
+        let cluster = self
+            .upstream_cluster
+            .as_ref()
+            .map_or("-", ClusterName::as_str);
         match format {
             // Envoy's default format (the upstream service time and
             // x-forwarded-for are not kept: `-`), with the cluster and peer
@@ -75,7 +84,7 @@ impl Entry {
                     text(&self.user_agent),
                     text(&self.request_id),
                     upstream,
-                    self.upstream_cluster,
+                    cluster,
                 );
             }
             Format::Json => {
@@ -90,7 +99,7 @@ impl Entry {
                     "bytes_sent": self.bytes_sent,
                     "duration": millis as u64,
                     "upstream_host": upstream,
-                    "upstream_cluster": self.upstream_cluster,
+                    "upstream_cluster": cluster,
                     "x_request_id": text(&self.request_id),
                     "user_agent": text(&self.user_agent),
                     "peer_principal": peer,

@@ -13,10 +13,10 @@
 mod entry;
 
 use std::io::Write;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
+
+use crate::lossy::{Lossy, Lost};
 
 pub use entry::Entry;
 
@@ -32,11 +32,10 @@ pub enum Format {
     Json,
 }
 
-/// Where lines go; clones share the queue and the count of dropped lines.
+/// Where lines go; clones share the queue and the count of lost lines.
 #[derive(Clone, Debug)]
 pub struct AccessLog {
-    tx: mpsc::Sender<Entry>,
-    dropped: Arc<AtomicU64>,
+    queue: Lossy<Entry>,
 }
 
 impl AccessLog {
@@ -57,38 +56,51 @@ impl AccessLog {
         out: impl Write + Send + 'static,
         capacity: usize,
     ) -> Self {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(drain(rx, format, out));
-        Self {
-            tx,
-            dropped: Arc::default(),
-        }
+        let (queue, rx, lost) = Lossy::channel(capacity);
+        tokio::spawn(drain(rx, format, out, lost));
+        Self { queue }
     }
 
     /// Queues `entry`'s line; drops and counts it when the queue is full.
     pub fn log(&self, entry: Entry) {
-        if self.tx.try_send(entry).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.queue.send(entry);
     }
 
-    /// How many lines were dropped for want of room.
+    /// How many lines were lost: dropped for want of room, or not
+    /// written because writing failed.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.lost()
     }
 }
 
-/// Writes each queued line, in batches as they come.
-async fn drain(mut rx: mpsc::Receiver<Entry>, format: Format, mut out: impl Write + Send) {
+/// Writes each queued line, in batches as they come. A batch that cannot
+/// be written is counted as lost (a log is not worth failing
+/// requests for), and a warning says so when writing starts failing.
+async fn drain(
+    mut rx: mpsc::Receiver<Entry>,
+    format: Format,
+    mut out: impl Write + Send,
+    lost: Lost,
+) {
     let mut batch = Vec::new();
     let mut text = String::new();
+    let mut failing = false;
     while rx.recv_many(&mut batch, 256).await > 0 {
         text.clear();
+        let lines = batch.len();
         for entry in batch.drain(..) {
             entry.write(format, &mut text);
         }
-        // A log that cannot be written is not worth failing requests for.
-        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => failing = false,
+            Err(error) => {
+                lost.add(lines);
+                if !failing {
+                    tracing::warn!(%error, lines, "access log lines not written");
+                }
+                failing = true;
+            }
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, Version};
@@ -37,7 +37,7 @@ fn entry() -> Entry {
         bytes_sent: 0,
         duration: Duration::from_millis(12),
         upstream_host: Some("10.0.0.7:9080".parse().unwrap()),
-        upstream_cluster: "ratings.default.svc.cluster.local".into(),
+        upstream_cluster: Some("outbound|9080||ratings.default.svc.cluster.local".into()),
         request_id: Some(HeaderValue::from_static("req-1")),
         user_agent: None,
         peer: Some("spiffe://cluster.local/ns/default/sa/ratings".into()),
@@ -59,7 +59,7 @@ async fn lines_are_written_in_envoys_text_format_or_as_json() {
     assert_eq!(
         out.text(),
         "[2026-12-07T00:00:00.250Z] \"GET /ratings/0?x=1 HTTP/2.0\" 503 UF 120 0 12 - \"-\" \
-         \"-\" \"req-1\" \"ratings:9080\" \"10.0.0.7:9080\" ratings.default.svc.cluster.local \
+         \"-\" \"req-1\" \"ratings:9080\" \"10.0.0.7:9080\" outbound|9080||ratings.default.svc.cluster.local \
          spiffe://cluster.local/ns/default/sa/ratings\n"
     );
     let out = Buffer::default();
@@ -86,4 +86,27 @@ async fn a_full_queue_drops_and_counts_lines_never_waits() {
     assert_eq!(log.dropped(), 3);
     settle().await;
     assert_eq!(out.text().lines().count(), 2);
+}
+
+/// A writer that always fails, as a full disk does.
+struct Broken;
+
+impl std::io::Write for Broken {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        Err(std::io::Error::other("no space left on device"))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lines_that_cannot_be_written_are_counted_lost() {
+    let log = AccessLog::new(Format::Json, Broken);
+    for _ in 0..3 {
+        log.log(entry());
+    }
+    settle().await;
+    assert_eq!(log.dropped(), 3);
 }

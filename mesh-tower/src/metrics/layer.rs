@@ -14,6 +14,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, Request, Response};
+use mesh_core::route::ClusterName;
 use mesh_core::security::ClientIdentity;
 use mesh_core::telemetry::WorkloadMetadata;
 use pin_project::pin_project;
@@ -94,14 +95,17 @@ impl Shared {
         if let Some(labels) = known.get(host) {
             return labels.clone();
         }
+        let room = known.len() < SERVICES;
         drop(known);
         let labels = ServiceLabels::of(host);
-        let mut known = self
-            .services
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if known.len() < SERVICES {
-            known.insert(host.into(), labels.clone());
+        if room {
+            let mut known = self
+                .services
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            if known.len() < SERVICES {
+                known.insert(host.into(), labels.clone());
+            }
         }
         labels
     }
@@ -116,6 +120,7 @@ impl IstioMetricsLayer {
     }
 
     /// Also writes each request's line to `log` ([`access_log`](crate::access_log)).
+    /// A [`disabled`](Self::disabled) layer stays disabled and writes none.
     pub fn access_log(self, log: AccessLog) -> Self {
         let shared = self.shared.map(|shared| {
             Arc::new(Shared::new(
@@ -212,7 +217,7 @@ where
                 bytes_sent: 0,
                 duration: Duration::ZERO,
                 upstream_host: None,
-                upstream_cluster: String::new(),
+                upstream_cluster: None,
                 request_id: headers.get("x-request-id").cloned(),
                 user_agent: headers.get(http::header::USER_AGENT).cloned(),
                 peer: None,
@@ -268,8 +273,10 @@ where
                 if let Some(status) = grpc_status(res.headers()) {
                     edge.grpc_response_status = GrpcStatus(Some(status));
                 }
-                let upstream = res.extensions().get::<UpstreamHost>().map(|h| h.0);
-                let log = rest.log(&edge, upstream);
+                let extensions = res.extensions();
+                let upstream = extensions.get::<UpstreamHost>().map(|h| h.0);
+                let cluster = extensions.get::<SelectedCluster>().map(|c| c.0.clone());
+                let log = rest.log(&edge, upstream, cluster);
                 let pending = Pending {
                     response_messages: edge.grpc.then(Default::default),
                     edge,
@@ -284,7 +291,7 @@ where
                 let (mut edge, mut rest) = started.edge::<()>(None);
                 edge.response_code = 0;
                 edge.response_flags = failure_flag(&e);
-                let log = rest.log(&edge, None);
+                let log = rest.log(&edge, None, None);
                 Pending {
                     response_messages: edge.grpc.then(Default::default),
                     edge,
@@ -370,21 +377,22 @@ struct Rest {
 }
 
 impl Rest {
-    /// The access log and the request's line, with what `edge` and the
-    /// answering endpoint say, if there is a log.
+    /// The access log and the request's line, with what `edge`, the
+    /// answering endpoint and the cluster the route chose say, if there
+    /// is a log.
     fn log(
         &mut self,
         edge: &Edge,
         upstream: Option<std::net::SocketAddr>,
+        cluster: Option<ClusterName>,
     ) -> Option<(AccessLog, Box<Entry>)> {
         let (log, mut entry) = self.log.take()?;
         entry.upstream_host = upstream;
-        entry.upstream_cluster = edge
-            .service
-            .as_ref()
-            .map_or(super::UNKNOWN, ServiceLabels::host)
-            .to_owned();
-        entry.peer = edge.peer_principal.as_ref().map(ToString::to_string);
+        entry.upstream_cluster = cluster.or_else(|| {
+            let service = edge.service.as_ref()?;
+            Some(ClusterName::new(service.shared_host().clone()))
+        });
+        entry.peer = edge.peer_principal.clone();
         Some((log, entry))
     }
 }
@@ -465,8 +473,11 @@ fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 /// The `grpc-status` in `headers`, if any.
+/// A code past gRPC's 0–16 reads as 2 (`UNKNOWN`), as gRPC's own
+/// clients read it, so that a peer cannot mint label sets.
 pub(super) fn grpc_status(headers: &HeaderMap) -> Option<u16> {
-    headers.get("grpc-status")?.to_str().ok()?.parse().ok()
+    let code: u16 = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
+    Some(if code > 16 { 2 } else { code })
 }
 
 /// The size of a head's headers, as HTTP/1.1 writes them.

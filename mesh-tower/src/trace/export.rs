@@ -4,12 +4,12 @@
 //! when the queue is full the span is dropped and counted, and the request
 //! never waits.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use mesh_core::trace::{SpanContext, SpanId};
 use tokio::sync::mpsc;
+
+use crate::lossy::{Lossy, Lost};
 
 /// Which side of a request a span is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,34 +46,35 @@ pub struct SpanRecord {
 }
 
 /// Where finished spans go; clones share the queue and the count of spans
-/// dropped.
+/// lost.
 #[derive(Clone, Debug)]
 pub struct SpanSink {
-    tx: mpsc::Sender<SpanRecord>,
-    dropped: Arc<AtomicU64>,
+    queue: Lossy<SpanRecord>,
 }
 
 impl SpanSink {
     /// A sink, and the queue's far end an exporter drains; at most
     /// `capacity` spans wait.
     pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<SpanRecord>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
-        let sink = Self {
-            tx,
-            dropped: Arc::default(),
-        };
+        let (sink, rx, _) = Self::counted(capacity);
         (sink, rx)
+    }
+
+    /// As [`channel`](Self::channel), with the count an exporter adds the
+    /// spans it fails to send to.
+    pub(crate) fn counted(capacity: usize) -> (Self, mpsc::Receiver<SpanRecord>, Lost) {
+        let (queue, rx, lost) = Lossy::channel(capacity);
+        (Self { queue }, rx, lost)
     }
 
     /// Queues `span`; drops and counts it when the queue is full.
     pub fn send(&self, span: SpanRecord) {
-        if self.tx.try_send(span).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.queue.send(span);
     }
 
-    /// How many spans were dropped for want of room.
+    /// How many spans were lost: dropped for want of room, or not
+    /// exported (the collector refused them or could not be reached).
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.lost()
     }
 }

@@ -120,7 +120,7 @@ where
         if layer.kind == SpanKind::Client {
             span.inject_as(parent, req.headers_mut(), layer.propagation);
         }
-        let export = layer.sink.clone().filter(|_| span.sampled).map(|sink| {
+        let export = layer.sink.as_ref().filter(|_| span.sampled).map(|sink| {
             let mut attributes = vec![
                 ("http.request.method", req.method().to_string()),
                 ("url.path", req.uri().path().to_owned()),
@@ -149,11 +149,11 @@ where
                 kind: layer.kind,
                 name: format!("{}{}", authority.unwrap_or_default(), req.uri().path()),
                 start: SystemTime::now(),
-                end: SystemTime::now(),
+                end: SystemTime::UNIX_EPOCH,
                 attributes,
                 error: false,
             };
-            (sink, record)
+            (sink.clone(), record)
         });
         // A server's span is what its handler propagates; a client's
         // travels in the headers, and an extension (copied with the

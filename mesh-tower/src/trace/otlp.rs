@@ -16,6 +16,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use tokio::sync::mpsc;
 
 use super::export::{SpanKind, SpanRecord, SpanSink};
+use crate::lossy::Lost;
 
 /// How many spans wait to be exported at most.
 const QUEUE: usize = 2048;
@@ -109,19 +110,35 @@ impl OtlpExporter {
             .with_service_name(service_name.to_owned())
             .build();
         exporter.set_resource(&resource);
-        let (sink, rx) = SpanSink::channel(QUEUE);
-        tokio::spawn(export(rx, exporter));
+        let (sink, rx, lost) = SpanSink::counted(QUEUE);
+        tokio::spawn(export(rx, exporter, endpoint.to_owned(), lost));
         Ok(sink)
     }
 }
 
-/// Exports what comes, in batches.
-async fn export(mut rx: mpsc::Receiver<SpanRecord>, exporter: impl SpanExporter) {
+/// Exports what comes, in batches. A batch the collector at `endpoint`
+/// does not take is counted as lost, and a warning says so when exports
+/// start failing.
+async fn export(
+    mut rx: mpsc::Receiver<SpanRecord>,
+    exporter: impl SpanExporter,
+    endpoint: String,
+    lost: Lost,
+) {
     let mut batch = Vec::new();
+    let mut failing = false;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
-        let spans = batch.drain(..).map(span_data).collect();
-        if let Err(error) = exporter.export(spans).await {
-            tracing::debug!(%error, "spans not exported");
+        let spans: Vec<_> = batch.drain(..).map(span_data).collect();
+        let count = spans.len();
+        match exporter.export(spans).await {
+            Ok(()) => failing = false,
+            Err(error) => {
+                lost.add(count);
+                if !failing {
+                    tracing::warn!(%error, %endpoint, spans = count, "spans not exported");
+                }
+                failing = true;
+            }
         }
     }
 }
