@@ -1,8 +1,12 @@
 //! The cost of telemetry: `MeshClient` → `MeshServer` on loopback, 1 KiB
-//! responses, 64 in flight, plain text, HTTP/1.1, with nothing on, and
+//! responses, 64 in flight, plain text, over HTTP/1.1 and over HTTP/2
+//! (h2c, one connection), with nothing on, and
 //! with everything a proxyless workload runs in production on both sides —
 //! peer metadata exchange, Istio's metrics, a span per request sampled at
 //! Istio's 1 %. The goal: telemetry costs at most 3 % of requests/s.
+//!
+//! A third run sends the same headers with none of the telemetry's code
+//! (`wire_only`): what Istio's wire format costs by itself.
 
 mod support;
 
@@ -51,14 +55,70 @@ async fn server(telemetry: bool) -> SocketAddr {
     support::mesh_server(builder).await
 }
 
+/// The headers a telemetry client sends with an unsampled request, and
+/// those its server answers with, as fixed values.
+fn wire_headers() -> (http::HeaderMap, http::HeaderMap) {
+    use mesh_tower::metadata_exchange::{PEER_METADATA, PEER_METADATA_ID, codec, node_id};
+    let told = |app: &str| {
+        let me = workload(app);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(PEER_METADATA, codec::encode(&me).try_into().unwrap());
+        headers.insert(PEER_METADATA_ID, node_id(&me));
+        headers
+    };
+    let mut request = told("client");
+    for (name, value) in [
+        (
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+        ),
+        ("x-b3-traceid", "4bf92f3577b34da6a3ce929d0e0e4736"),
+        ("x-b3-spanid", "00f067aa0ba902b7"),
+        ("x-b3-sampled", "0"),
+        ("x-request-id", "6ba7b810-9dad-41d1-80b4-00c04fd430c8"),
+    ] {
+        request.insert(name, http::HeaderValue::from_static(value));
+    }
+    (request, told("server"))
+}
+
+/// A plain server on loopback answering 1 KiB with `headers`.
+async fn wire_server(headers: http::HeaderMap) -> SocketAddr {
+    let server = MeshServer::builder()
+        .mtls(MtlsMode::Disable)
+        .build()
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let svc = tower::service_fn(move |_req| {
+        let mut res = http::Response::new(http_body_util::Full::new(body.clone()));
+        res.headers_mut().extend(headers.clone());
+        async move { Ok::<_, std::convert::Infallible>(res) }
+    });
+    tokio::spawn(async move { server.serve(listener, svc).await });
+    addr
+}
+
+/// A plain client of `addr` sending `headers` with each request.
+fn wire_client(addr: SocketAddr, protocol: Protocol, headers: http::HeaderMap) -> Client {
+    let plain = client(addr, protocol, false);
+    BoxCloneSyncService::new(
+        plain.map_request(move |mut req: http::Request<Empty<Bytes>>| {
+            req.headers_mut().extend(headers.clone());
+            req
+        }),
+    )
+}
+
 /// A client of `addr`, with its telemetry when `telemetry`.
-fn client(addr: SocketAddr, telemetry: bool) -> Client {
+fn client(addr: SocketAddr, protocol: Protocol, telemetry: bool) -> Client {
     let resolve = StaticResolve::default();
     let target: Authority = "svc:80".parse().unwrap();
     resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
     let policy = ClusterPolicy {
         connection: ConnectionPolicy {
-            protocol: Protocol::Http1,
+            protocol,
             max_idle_per_endpoint: usize::MAX,
             ..ConnectionPolicy::default()
         },
@@ -109,18 +169,23 @@ fn bench(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let (bare, reported) = rt.block_on(async {
-        let bare = client(server(false).await, false);
-        let reported = client(server(true).await, true);
-        (bare, reported)
-    });
-    let mut group = c.benchmark_group("telemetry_loopback_1k");
-    group.throughput(Throughput::Elements(IN_FLIGHT as u64));
-    group.bench_function("off", |b| b.to_async(&rt).iter(|| burst(&bare)));
-    group.bench_function("metrics_metadata_tracing_1pct", |b| {
-        b.to_async(&rt).iter(|| burst(&reported))
-    });
-    group.finish();
+    for (name, protocol) in [("http1", Protocol::Http1), ("http2", Protocol::Http2)] {
+        let (bare, reported, wire) = rt.block_on(async {
+            let bare = client(server(false).await, protocol, false);
+            let reported = client(server(true).await, protocol, true);
+            let (request, response) = wire_headers();
+            let wire = wire_client(wire_server(response).await, protocol, request);
+            (bare, reported, wire)
+        });
+        let mut group = c.benchmark_group(format!("telemetry_loopback_1k_{name}"));
+        group.throughput(Throughput::Elements(IN_FLIGHT as u64));
+        group.bench_function("off", |b| b.to_async(&rt).iter(|| burst(&bare)));
+        group.bench_function("metrics_metadata_tracing_1pct", |b| {
+            b.to_async(&rt).iter(|| burst(&reported))
+        });
+        group.bench_function("wire_only", |b| b.to_async(&rt).iter(|| burst(&wire)));
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -66,6 +66,14 @@ pub(crate) fn local_response(
     res
 }
 
+/// Whether a request or response with `headers` is gRPC, by its content
+/// type.
+pub(crate) fn is_grpc(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 /// A trailers-only gRPC response the mesh writes itself: the status and
 /// message ride in the headers.
 pub(crate) fn local_grpc_response(

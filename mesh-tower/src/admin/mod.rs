@@ -261,7 +261,7 @@ impl Admin {
     async fn call(self, req: Request<Incoming>) -> Result<Response<AdminBody>, Infallible> {
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.inner.ads
-            && is_grpc(&req)
+            && crate::body::is_grpc(req.headers())
         {
             use tower::ServiceExt;
             let Ok(res) = xds::csds(ads.clone()).oneshot(req).await;
@@ -434,14 +434,6 @@ fn page() -> Response<Full<Bytes>> {
 
 /// What the admin answers with: its own text, or a gRPC service's body.
 type AdminBody = UnsyncBoxBody<Bytes, crate::BoxError>;
-
-/// Whether `req` is a gRPC call.
-#[cfg(feature = "xds")]
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
-}
 
 fn json_response(value: &serde_json::Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_string_pretty(value).unwrap_or_default();

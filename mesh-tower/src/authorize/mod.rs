@@ -119,18 +119,12 @@ impl Refusal {
     fn response<B>(&self, req: &Request<B>) -> Response<ResponseBody> {
         match self {
             Refusal::BadPath => local_response(StatusCode::BAD_REQUEST, "Bad Request"),
-            Refusal::Denied if is_grpc(req) => {
+            Refusal::Denied if crate::body::is_grpc(req.headers()) => {
                 local_grpc_response(GrpcCode::PERMISSION_DENIED, ACCESS_DENIED)
             }
             Refusal::Denied => local_response(StatusCode::FORBIDDEN, ACCESS_DENIED),
         }
     }
-}
-
-fn is_grpc<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// Normalizes `req`'s path in place, then decides it by `policy`.

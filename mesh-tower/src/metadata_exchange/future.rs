@@ -57,12 +57,7 @@ where
         let this = self.project();
         let mut res = ready!(this.inner.poll(cx))?;
         match this.then {
-            Then::Hear(local) => {
-                let (peer, _, _) = local.hear(res.headers_mut());
-                if let Some(peer) = peer {
-                    res.extensions_mut().insert(peer);
-                }
-            }
+            Then::Hear(local) => local.hear_response(&mut res),
             Then::Tell(local, metadata, id) => {
                 let headers = res.headers_mut();
                 if *metadata {

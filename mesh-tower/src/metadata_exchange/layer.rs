@@ -33,10 +33,7 @@ impl MetadataExchangeLayer {
     /// Client side, within a stack: takes the server's headers off `res`,
     /// its metadata then a [`PeerMetadata`](super::PeerMetadata) extension.
     pub(crate) fn hear<B>(&self, res: &mut http::Response<B>) {
-        let (peer, _, _) = self.local.hear(res.headers_mut());
-        if let Some(peer) = peer {
-            res.extensions_mut().insert(peer);
-        }
+        self.local.hear_response(res);
     }
 
     pub(super) fn wrap<S>(&self, inner: S) -> MetadataExchange<S> {

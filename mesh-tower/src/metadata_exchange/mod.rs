@@ -100,6 +100,15 @@ impl Local {
         headers.insert(PEER_METADATA_ID, self.id.clone());
     }
 
+    /// Client side: takes the server's headers off `res`, its metadata
+    /// then a [`PeerMetadata`] extension.
+    fn hear_response<B>(&self, res: &mut http::Response<B>) {
+        let (peer, _, _) = self.hear(res.headers_mut());
+        if let Some(peer) = peer {
+            res.extensions_mut().insert(peer);
+        }
+    }
+
     /// Takes the peer's headers off `headers`: its metadata if it sent
     /// any that reads, and which of the two headers it sent.
     fn hear(&self, headers: &mut HeaderMap) -> (Option<PeerMetadata>, bool, bool) {

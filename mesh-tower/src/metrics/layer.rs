@@ -193,7 +193,7 @@ where
                 started: None,
             };
         };
-        let grpc = is_grpc(req.headers());
+        let grpc = crate::body::is_grpc(req.headers());
         let caller = (shared.reporter == Reporter::Destination).then(|| {
             let extensions = req.extensions();
             (
@@ -277,14 +277,7 @@ where
                 let upstream = extensions.get::<UpstreamHost>().map(|h| h.0);
                 let cluster = extensions.get::<SelectedCluster>().map(|c| c.0.clone());
                 let log = rest.log(&edge, upstream, cluster);
-                let pending = Pending {
-                    response_messages: edge.grpc.then(Default::default),
-                    edge,
-                    start: rest.start,
-                    request_bytes: rest.request_bytes,
-                    response_bytes: head_bytes(res.headers()),
-                    log,
-                };
+                let pending = rest.pending(edge, head_bytes(res.headers()), log);
                 Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
             }
             Err(e) => {
@@ -292,15 +285,7 @@ where
                 edge.response_code = 0;
                 edge.response_flags = failure_flag(&e);
                 let log = rest.log(&edge, None, None);
-                Pending {
-                    response_messages: edge.grpc.then(Default::default),
-                    edge,
-                    start: rest.start,
-                    request_bytes: rest.request_bytes,
-                    response_bytes: 0,
-                    log,
-                }
-                .record();
+                rest.pending(edge, 0, log).record();
                 Err(e)
             }
         })
@@ -377,6 +362,24 @@ struct Rest {
 }
 
 impl Rest {
+    /// What is recorded when the response (whose head is
+    /// `response_bytes`) ends.
+    fn pending(
+        &self,
+        edge: Edge,
+        response_bytes: u64,
+        log: Option<(AccessLog, Box<Entry>)>,
+    ) -> Pending {
+        Pending {
+            response_messages: edge.grpc.then(Default::default),
+            edge,
+            start: self.start,
+            request_bytes: self.request_bytes,
+            response_bytes,
+            log,
+        }
+    }
+
     /// The access log and the request's line, with what `edge`, the
     /// answering endpoint and the cluster the route chose say, if there
     /// is a log.
@@ -463,13 +466,6 @@ fn failure_flag<E: 'static>(e: &E) -> &'static str {
         Some(e) => crate::classify(&**e).response_flag(),
         None => "-",
     }
-}
-
-/// Whether a request is gRPC, by its content type.
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
 /// The `grpc-status` in `headers`, if any.

@@ -131,11 +131,7 @@ where
             if let Some(peer) = req.extensions().get::<ClientIdentity>() {
                 attributes.push(("peer.id", peer.0.to_string()));
             }
-            let grpc = req
-                .headers()
-                .get(http::header::CONTENT_TYPE)
-                .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-            if grpc {
+            if crate::body::is_grpc(req.headers()) {
                 attributes.push(("rpc.system", "grpc".to_owned()));
             }
             let authority = req.uri().authority().map(|a| a.as_str()).or_else(|| {
