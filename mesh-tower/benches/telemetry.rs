@@ -20,7 +20,7 @@ use mesh_core::policy::{ConnectionPolicy, Protocol};
 use mesh_core::security::MtlsMode;
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
-use mesh_tower::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
+use mesh_tower::metrics::{CountedBody, IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use mesh_tower::trace::{Sampler, TraceLayer};
 use mesh_tower::{MeshClient, MeshServer};
 use tower::util::BoxCloneSyncService;
@@ -133,7 +133,7 @@ fn client(addr: SocketAddr, protocol: Protocol, telemetry: bool) -> Client {
         return BoxCloneSyncService::new(client.map_response(boxed));
     }
     let me = workload("client");
-    let client: MeshClient<Empty<Bytes>> = builder.metadata(&me).build();
+    let client: MeshClient<CountedBody<Empty<Bytes>>> = builder.metadata(&me).build();
     let local = LocalWorkload {
         metadata: me.into(),
         principal: None,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Endpoint, EndpointSet};
-use mesh_tower::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
+use mesh_tower::metrics::{CountedBody, IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tower::{Layer, ServiceExt};
@@ -174,9 +174,10 @@ async fn a_request_no_route_matches_is_counted_as_nr() {
         ["reviews:9080"],
         vec![only_reviews],
     )]);
-    let client: MeshClient<Full<Bytes>> = MeshClient::builder(StaticResolve::default())
-        .config(config)
-        .build();
+    let client: MeshClient<CountedBody<Full<Bytes>>> =
+        MeshClient::builder(StaticResolve::default())
+            .config(config)
+            .build();
     let metrics = IstioMetrics::default();
     let client =
         IstioMetricsLayer::new(metrics.clone(), Reporter::Source, LocalWorkload::default())

@@ -241,7 +241,7 @@ async fn meshes_that_know_their_workloads_report_the_edge_on_their_admin() {
         reviews
             .client_builder()
             .cluster_policy(target, policy)
-            .build::<Empty<Bytes>>(),
+            .build(),
     );
     let req = http::Request::get("http://ratings:9080/")
         .body(Empty::new())

@@ -20,7 +20,7 @@ use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
 use mesh_tower::MeshClient;
 use mesh_tower::metadata_exchange::{PEER_METADATA, PEER_METADATA_ID, codec};
-use mesh_tower::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
+use mesh_tower::metrics::{CountedBody, IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use mesh_tower::server::MeshServer;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
@@ -129,7 +129,7 @@ async fn each_side_learns_the_envoy_sidecars_workload() {
     let ratings_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let ratings_addr = ratings_listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let app = tower::service_fn(|_req: http::Request<Incoming>| async {
+        let app = tower::service_fn(|_req: http::Request<mesh_tower::server::Body>| async {
             Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ratings"))))
         });
         ratings.serve(ratings_listener, app).await;
@@ -162,7 +162,7 @@ async fn each_side_learns_the_envoy_sidecars_workload() {
         EndpointSet::new([Endpoint::new(envoy.listeners["inbound_details"])]),
     );
     let reviews = workload("reviews");
-    let client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve)
+    let client: MeshClient<CountedBody<Empty<Bytes>>> = MeshClient::builder(resolve)
         .metadata(&reviews)
         .cluster_policy(target, ClusterPolicy::default())
         .build();

@@ -55,6 +55,7 @@ fn the_exposition_parses_with_prometheus_own_parser() {
             duration: Duration::from_millis(ms),
             request_bytes: 64,
             response_bytes: 128,
+            request_messages: Some(1),
             response_messages: Some(3),
         };
         metrics.record(&labels, recorded);
@@ -98,6 +99,9 @@ fn the_exposition_parses_with_prometheus_own_parser() {
     let messages = sample("istio_response_messages_total", None);
     assert_eq!(messages["type"], "counter");
     assert_eq!(messages["value"], 6.0);
+    let messages = sample("istio_request_messages_total", None);
+    assert_eq!(messages["type"], "counter");
+    assert_eq!(messages["value"], 2.0);
     assert_eq!(
         sample("mesh_metrics_label_sets_overflow_total", None)["value"],
         0.0

@@ -94,7 +94,7 @@ async fn spans_reach_an_otlp_collector_with_their_parent_links() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        let app = tower::service_fn(|_req: http::Request<Incoming>| async {
+        let app = tower::service_fn(|_req: http::Request<mesh_tower::server::Body>| async {
             Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
         });
         server.serve(listener, app).await;
@@ -278,7 +278,7 @@ impl Server {
             .build()
             .unwrap();
         tokio::spawn(async move {
-            let app = tower::service_fn(|_req: http::Request<Incoming>| async {
+            let app = tower::service_fn(|_req: http::Request<mesh_tower::server::Body>| async {
                 Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok"))))
             });
             server.serve(listener, app).await;

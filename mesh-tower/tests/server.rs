@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use mesh_core::policy::{ConnectionPolicy, Protocol, UpstreamTls};
 use mesh_core::route::StringMatch;
@@ -37,7 +36,7 @@ const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-product
 
 /// Answers `hello CALLER from ratings over VERSION`, the caller being its
 /// SPIFFE id or `anonymous`.
-async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+async fn hello<B>(req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let caller = req
         .extensions()
         .get::<ClientIdentity>()
@@ -263,7 +262,7 @@ async fn a_tonic_service_behind_mutual_tls_sees_its_caller() {
         .await;
     let callers = Arc::new(Mutex::new(Vec::new()));
     let seen = callers.clone();
-    let service = tower::service_fn(move |req: http::Request<Incoming>| {
+    let service = tower::service_fn(move |req: http::Request<mesh_tower::server::Body>| {
         let caller = req.extensions().get::<ClientIdentity>().cloned();
         seen.lock().unwrap().push(caller.map(|c| c.0.to_string()));
         health.clone().oneshot(req)
@@ -519,7 +518,7 @@ async fn a_client_that_never_finishes_its_head_is_cut_off() {
 async fn shutdown_drains_requests_in_flight_and_takes_no_new_connection() {
     let (release, released) = tokio::sync::watch::channel(false);
     let (entered_tx, mut entered) = tokio::sync::mpsc::channel(1);
-    let slow = tower::service_fn(move |_req: http::Request<Incoming>| {
+    let slow = tower::service_fn(move |_req: http::Request<mesh_tower::server::Body>| {
         let mut released = released.clone();
         let entered = entered_tx.clone();
         async move {
@@ -587,7 +586,7 @@ async fn certificates_rotated_under_1000_requests_in_flight_drop_none() {
     let (release, released) = tokio::sync::watch::channel(false);
     let held = {
         let arrived = arrived.clone();
-        tower::service_fn(move |req: http::Request<Incoming>| {
+        tower::service_fn(move |req: http::Request<mesh_tower::server::Body>| {
             let arrived = arrived.clone();
             let mut released = released.clone();
             async move {

@@ -47,7 +47,7 @@ async fn serve(ca: &Ca, app: &str) -> SocketAddr {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let hello = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+    let hello = tower::service_fn(|_req: http::Request<mesh_tower::server::Body>| async {
         Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("hello"))))
     });
     tokio::spawn(async move { server.serve(listener, hello).await });

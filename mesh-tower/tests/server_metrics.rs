@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use mesh_core::route::StringMatch;
 use mesh_core::security::{
     MtlsMode, Permission, Principal, Rbac, RbacAction, RbacPolicy, ValueMatch,
@@ -18,12 +17,12 @@ use mesh_core::telemetry::WorkloadMetadata;
 use mesh_tower::MeshClient;
 use mesh_tower::access_log::{AccessLog, Format};
 use mesh_tower::metadata_exchange::{PEER_METADATA, PEER_METADATA_ID, codec};
-use mesh_tower::metrics::IstioMetrics;
+use mesh_tower::metrics::{CountedBody, IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
 use mesh_tower::server::MeshServer;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
+use tower::{Layer, ServiceExt};
 
 use support::pki::Ca;
 
@@ -35,7 +34,7 @@ const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 use support::workload;
 
 /// Answers whether any metadata exchange header reached it.
-async fn app(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+async fn app<B>(req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let leaked = req.headers().contains_key(PEER_METADATA);
     Ok(http::Response::new(Full::new(Bytes::from(format!(
         "headers seen: {leaked}"
@@ -248,7 +247,7 @@ async fn client_and_server_both_report_the_full_edge() {
         mesh_core::EndpointSet::new([mesh_core::Endpoint::new(addr)]),
     );
     let reviews = workload("reviews", "v2");
-    let mesh_client: MeshClient<Empty<Bytes>> = MeshClient::builder(resolve.clone())
+    let mesh_client: MeshClient<CountedBody<Empty<Bytes>>> = MeshClient::builder(resolve.clone())
         .identity(ca.identity(REVIEWS))
         .metadata(&reviews)
         .cluster_policy(
@@ -344,10 +343,11 @@ async fn client_and_server_both_report_the_full_edge() {
     );
 }
 
-/// A tonic service behind a MeshServer: its requests are `grpc`, with
-/// their status and the messages of their responses.
+/// A tonic service behind a MeshServer, called by a reporting client:
+/// its requests are `grpc` at both ends, with their status and the
+/// messages each way.
 #[tokio::test]
-async fn grpc_requests_report_their_status_and_response_messages() {
+async fn grpc_requests_report_their_status_and_messages_at_both_ends() {
     use tonic_health::pb::health_client::HealthClient;
     use tonic_health::pb::{HealthCheckRequest, health_server::HealthServer};
 
@@ -372,7 +372,16 @@ async fn grpc_requests_report_their_status_and_response_messages() {
         &target,
         mesh_core::EndpointSet::new([mesh_core::Endpoint::new(addr)]),
     );
-    let client: MeshClient<tonic::body::Body> = MeshClient::builder(resolve).build();
+    // The caller reports too, so both ends count the request messages.
+    let caller_metrics = IstioMetrics::default();
+    let caller = LocalWorkload {
+        metadata: workload("reviews", "v2").into(),
+        principal: None,
+        service: None,
+    };
+    let client: MeshClient<CountedBody<tonic::body::Body>> = MeshClient::builder(resolve).build();
+    let client =
+        IstioMetricsLayer::new(caller_metrics.clone(), Reporter::Source, caller).layer(client);
     let mut health = HealthClient::with_origin(client, "http://ratings:9080".parse().unwrap());
     for service in ["ratings", "ratings", "nothing"] {
         let _ = health
@@ -382,11 +391,15 @@ async fn grpc_requests_report_their_status_and_response_messages() {
             .await;
     }
 
-    let mut registry = Registry::default();
-    metrics.register(&mut registry);
-    let mut text = String::new();
-    encode(&mut text, &registry).unwrap();
-    let grpc = |status: &str| {
+    let text = |metrics: &IstioMetrics| {
+        let mut registry = Registry::default();
+        metrics.register(&mut registry);
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        text
+    };
+    let (text, caller_text) = (text(&metrics), text(&caller_metrics));
+    let grpc = |text: &str, status: &str| {
         let labels = format!(
             "request_protocol=\"grpc\",response_code=\"200\",grpc_response_status=\"{status}\""
         );
@@ -396,18 +409,21 @@ async fn grpc_requests_report_their_status_and_response_messages() {
                 let (name, value) = l.rsplit_once(' ').unwrap();
                 (name.split('{').next().unwrap().to_owned(), value.to_owned())
             })
-            .filter(|(name, _)| {
-                name == "istio_requests_total" || name == "istio_response_messages_total"
-            })
+            .filter(|(name, _)| name == "istio_requests_total" || name.ends_with("_messages_total"))
             .collect::<std::collections::BTreeMap<_, _>>()
     };
-    let ok = grpc("0");
-    assert_eq!(ok["istio_requests_total"], "2", "{text}");
-    assert_eq!(ok["istio_response_messages_total"], "2", "{text}");
-    // NOT_FOUND: a trailers-only answer, with no message.
-    let not_found = grpc("5");
-    assert_eq!(not_found["istio_requests_total"], "1", "{text}");
-    assert_eq!(not_found["istio_response_messages_total"], "0", "{text}");
+    for text in [&text, &caller_text] {
+        let ok = grpc(text, "0");
+        assert_eq!(ok["istio_requests_total"], "2", "{text}");
+        assert_eq!(ok["istio_request_messages_total"], "2", "{text}");
+        assert_eq!(ok["istio_response_messages_total"], "2", "{text}");
+        // NOT_FOUND: a trailers-only answer, with no message.
+        let not_found = grpc(text, "5");
+        assert_eq!(not_found["istio_requests_total"], "1", "{text}");
+        assert_eq!(not_found["istio_request_messages_total"], "1", "{text}");
+        assert_eq!(not_found["istio_response_messages_total"], "0", "{text}");
+    }
+    assert!(caller_text.contains("reporter=\"source\""), "{caller_text}");
     let http = text
         .lines()
         .filter(|l| l.starts_with("istio_response_messages_total{"))

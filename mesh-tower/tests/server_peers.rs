@@ -13,7 +13,6 @@ use std::process::Stdio;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use mesh_tower::server::MeshServer;
 use mesh_tower::tls::ClientIdentity;
 use tokio::io::AsyncWriteExt;
@@ -27,7 +26,7 @@ mod support;
 const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-ratings";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
 
-async fn hello(req: http::Request<Incoming>) -> Result<http::Response<Full<Bytes>>, Infallible> {
+async fn hello<B>(req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let caller = req
         .extensions()
         .get::<ClientIdentity>()

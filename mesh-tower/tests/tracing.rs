@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use mesh_core::security::MtlsMode;
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::trace::SpanContext;
@@ -48,7 +47,7 @@ async fn a_trace_crosses_two_servers_and_a_client() {
     let seen = last_seen.clone();
     let last = traced("ratings").build().unwrap();
     tokio::spawn(async move {
-        let app = tower::service_fn(move |req: http::Request<Incoming>| {
+        let app = tower::service_fn(move |req: http::Request<mesh_tower::server::Body>| {
             let context = req.extensions().get::<TraceContext>().cloned().unwrap();
             *seen.lock().unwrap() = Some((context, req.headers().clone()));
             async { Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from("ok")))) }
@@ -67,7 +66,7 @@ async fn a_trace_crosses_two_servers_and_a_client() {
     let (listener, middle_addr) = listen().await;
     let middle = traced("reviews").build().unwrap();
     tokio::spawn(async move {
-        let app = tower::service_fn(move |req: http::Request<Incoming>| {
+        let app = tower::service_fn(move |req: http::Request<mesh_tower::server::Body>| {
             let (client, seen) = (client.clone(), seen.clone());
             async move {
                 let context = req.extensions().get::<TraceContext>().cloned().unwrap();
@@ -133,7 +132,7 @@ async fn each_attempt_is_a_span_under_the_requests() {
     let seen = calls.clone();
     let server = traced("ratings").build().unwrap();
     tokio::spawn(async move {
-        let app = tower::service_fn(move |_req: http::Request<Incoming>| {
+        let app = tower::service_fn(move |_req: http::Request<mesh_tower::server::Body>| {
             let first = seen.fetch_add(1, Ordering::Relaxed) == 0;
             async move {
                 let mut res = http::Response::new(Full::new(Bytes::from("ok")));

@@ -43,7 +43,6 @@ use anyhow::{Context, bail};
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
 use mesh_core::policy::UpstreamTls;
 use mesh_core::security::{InboundPolicy, MtlsMode};
 use mesh_core::telemetry::WorkloadMetadata;
@@ -269,7 +268,7 @@ async fn server(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     eprintln!("listening on {}", listener.local_addr()?);
-    let hello = tower::service_fn(move |req: http::Request<Incoming>| {
+    let hello = tower::service_fn(move |req: http::Request<mesh_tower::server::Body>| {
         let caller = req
             .extensions()
             .get::<ClientIdentity>()

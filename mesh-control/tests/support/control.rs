@@ -319,7 +319,7 @@ pub(crate) async fn mtls_upstream(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let service = tower::service_fn(
-        move |_req: hyper::Request<hyper::body::Incoming>| async move {
+        move |_req: hyper::Request<mesh_tower::server::Body>| async move {
             Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from(name))))
         },
     );

@@ -16,7 +16,7 @@
 //! let req = http::Request::get("http://reviews:9080/reviews/0").body(http_body_util::Empty::<bytes::Bytes>::new())?;
 //! let res = http.oneshot(req).await?;
 //! let channel = mesh.channel::<tonic::body::Body>("xds:///ratings.default.svc.cluster.local:9080")?;
-//! # let app = tower::service_fn(|_req: http::Request<hyper::body::Incoming>| async {
+//! # let app = tower::service_fn(|_req: http::Request<mesh_tower::server::Body>| async {
 //! #     Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Empty::<bytes::Bytes>::new()))
 //! # });
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:9080").await?;
@@ -150,6 +150,10 @@ impl Mesh {
     /// (`reporter="source"`) and a client span for each
     /// ([`trace`](crate::trace)): a child of the context a handler copied
     /// into the request with [`propagate`](crate::trace::propagate).
+    /// `client` is sent each request's body as a
+    /// [`CountedBody`](crate::metrics::CountedBody), so that its bytes and
+    /// gRPC messages are counted: `mesh.reported(mesh.client())` infers
+    /// it.
     pub fn reported<S>(&self, client: S) -> Reported<S> {
         use tower::Layer;
         let local = LocalWorkload {

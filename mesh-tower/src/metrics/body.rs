@@ -1,9 +1,10 @@
 //! [`MeasuredBody`]: a response body that records its request's metrics
 //! when it ends — its last frame, or its drop for one cut short — with the
-//! bytes it carried, the time since the request began and, for gRPC, the
-//! messages it carried and the status its trailers give.
+//! bytes it and its request carried, the time since the request began
+//! and, for gRPC, the messages each way and the status its trailers give.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -13,6 +14,7 @@ use pin_project::{pin_project, pinned_drop};
 
 use super::grpc::GrpcMessages;
 use super::layer::Edge;
+use super::request::Carried;
 use super::{GrpcStatus, Recorded};
 use crate::access_log::{AccessLog, Entry};
 
@@ -21,7 +23,10 @@ use crate::access_log::{AccessLog, Entry};
 pub(super) struct Pending {
     pub(super) edge: Edge,
     pub(super) start: Instant,
+    /// The request's head.
     pub(super) request_bytes: u64,
+    /// What its body carried, if it had one.
+    pub(super) request_body: Option<Arc<Carried>>,
     pub(super) response_bytes: u64,
     /// For gRPC: the response's messages, counted as they go by.
     pub(super) response_messages: Option<GrpcMessages>,
@@ -32,10 +37,16 @@ pub(super) struct Pending {
 impl Pending {
     /// Records the request now.
     pub(super) fn record(self) {
+        let (body_bytes, request_messages) = self
+            .request_body
+            .as_ref()
+            .map_or((0, None), |carried| carried.so_far());
+        let grpc = self.response_messages.is_some();
         let recorded = Recorded {
             duration: self.start.elapsed(),
-            request_bytes: self.request_bytes,
+            request_bytes: self.request_bytes + body_bytes,
             response_bytes: self.response_bytes,
+            request_messages: grpc.then(|| request_messages.unwrap_or(0)),
             response_messages: self.response_messages.as_ref().map(GrpcMessages::count),
         };
         self.edge

@@ -3,8 +3,9 @@
 //! from its certificate and the metadata it sent) or at the client
 //! (`reporter="source"`: the server from its certificate and the metadata
 //! it answered with). The request is recorded when its response body
-//! ends ([`MeasuredBody`]); one that fails before a response is recorded
-//! with code 0.
+//! ends ([`MeasuredBody`]), with what its own body carried by then
+//! ([`CountedBody`], which the inner service is given); one that fails
+//! before a response is recorded with code 0.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use pin_project::pin_project;
 use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
+use super::request::{Carried, CountedBody};
 use super::{GrpcStatus, IstioMetrics, LabelsRef, Peer, Reporter, ServiceLabels};
 use crate::access_log::{AccessLog, Entry};
 use crate::body::ResponseFlag;
@@ -162,7 +164,10 @@ pub struct IstioMetricsService<S> {
 struct Started {
     shared: Arc<Shared>,
     start: Instant,
+    /// The request's head.
     request_bytes: u64,
+    /// What its body carries, counted as it goes.
+    request_body: Option<Arc<Carried>>,
     grpc: bool,
     /// At a server: the caller's metadata and certificate.
     caller: Option<(Option<PeerMetadata>, Option<ClientIdentity>)>,
@@ -174,8 +179,9 @@ struct Started {
 
 impl<S, B, R> Service<Request<B>> for IstioMetricsService<S>
 where
-    S: Service<Request<B>, Response = Response<R>>,
+    S: Service<Request<CountedBody<B>>, Response = Response<R>>,
     S::Error: 'static,
+    B: http_body::Body,
     R: http_body::Body,
 {
     type Response = Response<MeasuredBody<R>>;
@@ -189,11 +195,13 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let Some(shared) = &self.shared else {
             return ResponseFuture {
-                inner: self.inner.call(req),
+                inner: self.inner.call(req.map(CountedBody::uncounted)),
                 started: None,
             };
         };
         let grpc = crate::body::is_grpc(req.headers());
+        // A request without a body (most GETs) has nothing to count.
+        let request_body = (!req.body().is_end_stream()).then(|| Carried::new(grpc));
         let caller = (shared.reporter == Reporter::Destination).then(|| {
             let extensions = req.extensions();
             (
@@ -226,14 +234,17 @@ where
         let started = Started {
             shared: shared.clone(),
             start: Instant::now(),
-            request_bytes: head_bytes(req.headers()) + content_length(req.headers()),
+            request_bytes: head_bytes(req.headers()),
+            request_body: request_body.clone(),
             grpc,
             caller,
             authority,
             entry,
         };
         ResponseFuture {
-            inner: self.inner.call(req),
+            inner: self
+                .inner
+                .call(req.map(|body| CountedBody::new(body, request_body))),
             started: Some(started),
         }
     }
@@ -358,6 +369,7 @@ impl Edge {
 struct Rest {
     start: Instant,
     request_bytes: u64,
+    request_body: Option<Arc<Carried>>,
     log: Option<(AccessLog, Box<Entry>)>,
 }
 
@@ -375,6 +387,7 @@ impl Rest {
             edge,
             start: self.start,
             request_bytes: self.request_bytes,
+            request_body: self.request_body.clone(),
             response_bytes,
             log,
         }
@@ -452,6 +465,7 @@ impl Started {
         let rest = Rest {
             start: self.start,
             request_bytes: self.request_bytes,
+            request_body: self.request_body,
             log,
         };
         (edge, rest)
@@ -482,12 +496,4 @@ fn head_bytes(headers: &HeaderMap) -> u64 {
         .iter()
         .map(|(name, value)| (name.as_str().len() + value.len() + 4) as u64)
         .sum()
-}
-
-/// The body size a head announces.
-fn content_length(headers: &HeaderMap) -> u64 {
-    headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok())
-        .unwrap_or(0)
 }

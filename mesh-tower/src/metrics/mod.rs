@@ -1,7 +1,8 @@
 //! Istio's standard request metrics, with its names, labels and buckets:
 //! `istio_requests_total`, `istio_request_duration_milliseconds`,
 //! `istio_request_bytes`, `istio_response_bytes` and, for gRPC,
-//! `istio_response_messages_total`, each labelled with
+//! `istio_request_messages_total` and `istio_response_messages_total`,
+//! each labelled with
 //! the [`reporter`](Reporter), both ends of the edge ([`Peer`]), the
 //! destination service, the protocol, the response code and gRPC status,
 //! Envoy's response flags and the connection's security policy
@@ -26,6 +27,7 @@ mod body;
 mod grpc;
 mod labels;
 mod layer;
+mod request;
 mod state;
 
 use hashbrown::HashMap;
@@ -41,6 +43,7 @@ pub use body::MeasuredBody;
 use labels::LabelsRef;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, ServiceLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
+pub use request::CountedBody;
 pub use state::{MeshState, encode_family};
 
 /// Envoy's default histogram buckets, which Istio's request duration and
@@ -68,6 +71,8 @@ pub struct Recorded {
     pub request_bytes: u64,
     /// Its response's size: headers and body.
     pub response_bytes: u64,
+    /// For a gRPC request: the messages it carried.
+    pub request_messages: Option<u64>,
     /// For a gRPC request: the messages its response carried.
     pub response_messages: Option<u64>,
 }
@@ -80,6 +85,8 @@ struct Series {
     request_bytes: Histogram,
     response_bytes: Histogram,
     /// For a gRPC label set.
+    request_messages: Option<Counter>,
+    /// For a gRPC label set.
     response_messages: Option<Counter>,
 }
 
@@ -89,6 +96,7 @@ struct Inner {
     duration: Histograms,
     request_bytes: Histograms,
     response_bytes: Histograms,
+    request_messages: Family<RequestLabels, Counter>,
     response_messages: Family<RequestLabels, Counter>,
     /// Keyed by seeded foldhash, not SipHash: a lookup per request hashes
     /// a dozen short strings.
@@ -119,6 +127,7 @@ impl IstioMetrics {
                 duration: histograms(),
                 request_bytes: histograms(),
                 response_bytes: histograms(),
+                request_messages: Family::default(),
                 response_messages: Family::default(),
                 series: RwLock::default(),
                 max_label_sets: max,
@@ -145,6 +154,11 @@ impl IstioMetrics {
             "istio_response_bytes",
             "Response sizes in bytes, headers and body",
             inner.response_bytes.clone(),
+        );
+        registry.register(
+            "istio_request_messages",
+            "Messages of gRPC requests",
+            inner.request_messages.clone(),
         );
         registry.register(
             "istio_response_messages",
@@ -177,6 +191,9 @@ impl IstioMetrics {
         series
             .response_bytes
             .observe(recorded.response_bytes as f64);
+        if let (Some(counter), Some(n)) = (&series.request_messages, recorded.request_messages) {
+            counter.inc_by(n);
+        }
         if let (Some(counter), Some(n)) = (&series.response_messages, recorded.response_messages) {
             counter.inc_by(n);
         }
@@ -208,6 +225,8 @@ impl IstioMetrics {
             duration: inner.duration.get_or_create_owned(&labels),
             request_bytes: inner.request_bytes.get_or_create_owned(&labels),
             response_bytes: inner.response_bytes.get_or_create_owned(&labels),
+            request_messages: (labels.request_protocol == "grpc")
+                .then(|| inner.request_messages.get_or_create_owned(&labels)),
             response_messages: (labels.request_protocol == "grpc")
                 .then(|| inner.response_messages.get_or_create_owned(&labels)),
         });

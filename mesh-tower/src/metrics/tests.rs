@@ -57,6 +57,7 @@ fn a_request_is_counted_under_istios_names_and_labels() {
         duration: Duration::from_millis(7),
         request_bytes: 120,
         response_bytes: 2000,
+        request_messages: None,
         response_messages: None,
     };
     metrics.record(&labels, recorded);

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
@@ -13,7 +12,7 @@ use tower::Service;
 
 use mesh_core::telemetry::WorkloadMetadata;
 
-use super::{MeshServer, ServerStats, ServingMode, Shared, Telemetry};
+use super::{Body, MeshServer, ServerStats, ServingMode, Shared, Telemetry};
 use crate::BoxError;
 use crate::access_log::AccessLog;
 use crate::authorize::SharedPolicy;
@@ -280,7 +279,7 @@ impl MeshServerBuilder {
     /// task is dropped.
     pub async fn serve<S, B>(self, listener: TcpListener, service: S) -> Result<(), ServerError>
     where
-        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,

@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use mesh_core::security::MtlsMode;
@@ -15,6 +14,7 @@ use tokio::sync::watch;
 use tower::util::Either;
 use tower::{Layer, Service};
 
+use super::Body;
 use super::io::ServerIo;
 use super::{ConnectInfo, ServingMode, Shared};
 use crate::BoxError;
@@ -32,7 +32,7 @@ pub(super) async fn serve<S, B>(
     service: S,
     shutdown: watch::Receiver<bool>,
 ) where
-    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
     B: http_body::Body<Data = bytes::Bytes> + Send + 'static,

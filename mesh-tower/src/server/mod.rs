@@ -1,5 +1,5 @@
 //! [`MeshServer`]: the inbound side of the mesh for any hyper or tonic
-//! service (a `tower::Service<http::Request<Incoming>>`), on a TCP
+//! service (a `tower::Service<http::Request<server::Body>>`), on a TCP
 //! listener: HTTP/1.1 and HTTP/2 (h2c and by ALPN) on one port, mutual
 //! TLS as the port's [`MtlsMode`](mesh_core::security::MtlsMode) asks, and
 //! authorization ([`authorize`](crate::authorize)) in front of the
@@ -45,7 +45,7 @@
 //! use mesh_tower::tls::{ClientIdentity, IdentityFiles, IdentitySource};
 //!
 //! let identity = IdentitySource::from_files(IdentityFiles::in_dir("/var/run/secrets/workload-spiffe-credentials"))?;
-//! let hello = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+//! let hello = tower::service_fn(|req: http::Request<mesh_tower::server::Body>| async move {
 //!     let caller = req.extensions().get::<ClientIdentity>().map_or("anonymous".into(), |c| c.0.clone());
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {caller}")))
 //! });
@@ -126,6 +126,12 @@ struct Shared {
     xds: Option<mesh_xds::ads::AdsHandle>,
 }
 
+/// The body of a request a [`MeshServer`]'s service is given: hyper's
+/// own, counted on its way for the request's metrics
+/// (`istio_request_bytes`, `istio_request_messages_total`). tonic's
+/// services take it as they are.
+pub type Body = crate::metrics::CountedBody<Incoming>;
+
 /// What a server reports its requests with.
 #[derive(Debug)]
 struct Telemetry {
@@ -203,7 +209,7 @@ impl MeshServer {
     /// Serves `service` on `listener` until the task is dropped.
     pub async fn serve<S, B>(&self, listener: TcpListener, service: S)
     where
-        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
@@ -219,7 +225,7 @@ impl MeshServer {
     /// have not.
     pub async fn serve_with_shutdown<S, B, F>(&self, listener: TcpListener, service: S, signal: F)
     where
-        S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+        S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
         S::Future: Send + 'static,
         S::Error: Into<BoxError>,
         B: http_body::Body<Data = bytes::Bytes> + Send + 'static,

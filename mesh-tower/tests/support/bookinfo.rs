@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
 use mesh_core::{EndpointSet, MeshConfig, StaticResolve};
 use mesh_tower::MeshClient;
 
@@ -55,7 +54,11 @@ impl Bookinfo {
     }
 
     /// A client routing by `config`, with fixed draws.
-    pub fn client(&self, config: MeshConfig) -> MeshClient<Full<Bytes>> {
+    pub fn client<B>(&self, config: MeshConfig) -> MeshClient<B>
+    where
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<mesh_tower::BoxError>,
+    {
         MeshClient::builder(self.resolve.clone())
             .config(config)
             .seed(42)

@@ -175,9 +175,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// Answers `hello CALLER`, the caller being the request's SPIFFE id (its
 /// mutual TLS client identity) or `anonymous`.
-pub async fn hello(
-    req: http::Request<Incoming>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
+pub async fn hello<B>(req: http::Request<B>) -> Result<http::Response<Full<Bytes>>, Infallible> {
     let caller = req
         .extensions()
         .get::<mesh_tower::tls::ClientIdentity>()
