@@ -25,6 +25,7 @@
 
 mod body;
 mod grpc;
+mod histogram;
 mod labels;
 mod layer;
 mod request;
@@ -36,10 +37,10 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 pub use body::MeasuredBody;
+pub use histogram::EnvoyHistogram;
 use labels::LabelsRef;
 pub use labels::{GrpcStatus, Peer, Reporter, RequestLabels, ServiceLabels, UNKNOWN};
 pub use layer::{IstioMetricsLayer, IstioMetricsService, LocalWorkload, ResponseFuture};
@@ -56,11 +57,7 @@ pub const ENVOY_BUCKETS: [f64; 19] = [
 /// How many distinct label sets are recorded unless told otherwise.
 pub const DEFAULT_MAX_LABEL_SETS: usize = 10_000;
 
-type Histograms = Family<RequestLabels, Histogram, fn() -> Histogram>;
-
-fn envoy_histogram() -> Histogram {
-    Histogram::new(ENVOY_BUCKETS)
-}
+type Histograms = Family<RequestLabels, EnvoyHistogram>;
 
 /// One request, as it is recorded.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -81,9 +78,9 @@ pub struct Recorded {
 #[derive(Debug)]
 struct Series {
     requests: Counter,
-    duration: Histogram,
-    request_bytes: Histogram,
-    response_bytes: Histogram,
+    duration: EnvoyHistogram,
+    request_bytes: EnvoyHistogram,
+    response_bytes: EnvoyHistogram,
     /// For a gRPC label set.
     request_messages: Option<Counter>,
     /// For a gRPC label set.
@@ -120,13 +117,12 @@ impl Default for IstioMetrics {
 impl IstioMetrics {
     /// Metrics that record up to `max` distinct label sets.
     pub fn with_max_label_sets(max: usize) -> Self {
-        let histograms = || Histograms::new_with_constructor(envoy_histogram as fn() -> _);
         Self {
             inner: Arc::new(Inner {
                 requests: Family::default(),
-                duration: histograms(),
-                request_bytes: histograms(),
-                response_bytes: histograms(),
+                duration: Histograms::default(),
+                request_bytes: Histograms::default(),
+                response_bytes: Histograms::default(),
                 request_messages: Family::default(),
                 response_messages: Family::default(),
                 series: RwLock::default(),
