@@ -276,7 +276,7 @@ where
         };
         Poll::Ready(match result {
             Ok(res) => {
-                let (mut edge, mut rest) = started.edge(Some(&res));
+                let (mut edge, rest) = started.edge(Some(&res));
                 edge.response_code = res.status().as_u16();
                 if let Some(ResponseFlag(flag)) = res.extensions().get::<ResponseFlag>() {
                     edge.response_flags = flag;
@@ -287,16 +287,14 @@ where
                 let extensions = res.extensions();
                 let upstream = extensions.get::<UpstreamHost>().map(|h| h.0);
                 let cluster = extensions.get::<SelectedCluster>().map(|c| c.0.clone());
-                let log = rest.log(&edge, upstream, cluster);
-                let pending = rest.pending(edge, head_bytes(res.headers()), log);
+                let pending = rest.pending(edge, head_bytes(res.headers()), upstream, cluster);
                 Ok(res.map(|body| MeasuredBody::new(body, Some(pending))))
             }
             Err(e) => {
-                let (mut edge, mut rest) = started.edge::<()>(None);
+                let (mut edge, rest) = started.edge::<()>(None);
                 edge.response_code = 0;
                 edge.response_flags = failure_flag(&e);
-                let log = rest.log(&edge, None, None);
-                rest.pending(edge, 0, log).record();
+                rest.pending(edge, 0, None, None).record();
                 Err(e)
             }
         })
@@ -375,41 +373,34 @@ struct Rest {
 
 impl Rest {
     /// What is recorded when the response (whose head is
-    /// `response_bytes`) ends.
+    /// `response_bytes`) ends, with the access log's line if there is a
+    /// log: what `edge`, the answering endpoint and the cluster the route
+    /// chose say.
     fn pending(
-        &self,
+        self,
         edge: Edge,
         response_bytes: u64,
-        log: Option<(AccessLog, Box<Entry>)>,
+        upstream: Option<std::net::SocketAddr>,
+        cluster: Option<ClusterName>,
     ) -> Pending {
+        let log = self.log.map(|(log, mut entry)| {
+            entry.upstream_host = upstream;
+            entry.upstream_cluster = cluster.or_else(|| {
+                let service = edge.service.as_ref()?;
+                Some(ClusterName::new(service.shared_host().clone()))
+            });
+            entry.peer = edge.peer_principal.clone();
+            (log, entry)
+        });
         Pending {
             response_messages: edge.grpc.then(Default::default),
             edge,
             start: self.start,
             request_bytes: self.request_bytes,
-            request_body: self.request_body.clone(),
+            request_body: self.request_body,
             response_bytes,
             log,
         }
-    }
-
-    /// The access log and the request's line, with what `edge`, the
-    /// answering endpoint and the cluster the route chose say, if there
-    /// is a log.
-    fn log(
-        &mut self,
-        edge: &Edge,
-        upstream: Option<std::net::SocketAddr>,
-        cluster: Option<ClusterName>,
-    ) -> Option<(AccessLog, Box<Entry>)> {
-        let (log, mut entry) = self.log.take()?;
-        entry.upstream_host = upstream;
-        entry.upstream_cluster = cluster.or_else(|| {
-            let service = edge.service.as_ref()?;
-            Some(ClusterName::new(service.shared_host().clone()))
-        });
-        entry.peer = edge.peer_principal.clone();
-        Some((log, entry))
     }
 }
 
