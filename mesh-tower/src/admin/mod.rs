@@ -341,9 +341,17 @@ impl Admin {
                 "log levels are not set here\n".into(),
             );
         };
-        let Some(level) = query_param(req.uri().query(), "level").filter(|l| !l.is_empty()) else {
+        let Some(raw) = query_param(req.uri().query(), "level").filter(|l| !l.is_empty()) else {
             return text(StatusCode::BAD_REQUEST, "no ?level=\n".into());
         };
+        // `curl --data-urlencode` writes `mesh_tower=trace,info` escaped.
+        let Some(level) = percent_decode(raw) else {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("{raw}: not a percent-encoded UTF-8 level\n"),
+            );
+        };
+        let level = level.as_str();
         match set(level) {
             Ok(()) => {
                 tracing::info!(level, "log level changed through the admin");
@@ -434,6 +442,22 @@ fn page() -> Response<Full<Bytes>> {
 
 /// What the admin answers with: its own text, or a gRPC service's body.
 type AdminBody = UnsyncBoxBody<Bytes, crate::BoxError>;
+
+/// `s` with its `%XX` escapes decoded; `None` for a broken escape or
+/// bytes that are not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        if b != b'%' {
+            out.push(b);
+            continue;
+        }
+        let hex = [bytes.next()?, bytes.next()?];
+        out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+    }
+    String::from_utf8(out).ok()
+}
 
 fn json_response(value: &serde_json::Value) -> Response<Full<Bytes>> {
     let body = serde_json::to_string_pretty(value).unwrap_or_default();

@@ -178,6 +178,11 @@ async fn the_log_level_changes_by_post_only() {
             .status()
     };
     assert_eq!(post("/logging?level=debug"), StatusCode::OK);
+    assert_eq!(
+        post("/logging?level=mesh_tower%3Dtrace%2Cinfo"),
+        StatusCode::OK
+    );
+    assert_eq!(post("/logging?level=%zz"), StatusCode::BAD_REQUEST);
     assert_eq!(post("/logging?level=nonsense="), StatusCode::BAD_REQUEST);
     assert_eq!(post("/logging"), StatusCode::BAD_REQUEST);
     assert_eq!(
@@ -186,7 +191,7 @@ async fn the_log_level_changes_by_post_only() {
             .status(),
         StatusCode::METHOD_NOT_ALLOWED
     );
-    assert_eq!(*set.lock().unwrap(), ["debug"]);
+    assert_eq!(*set.lock().unwrap(), ["debug", "mesh_tower=trace,info"]);
     // Without a way to set it: not here.
     let plain = Admin::builder(Registry::default()).build();
     let res = plain.respond(&Request::post("/logging?level=debug").body(()).unwrap());
