@@ -60,7 +60,8 @@ pub struct ResourceStatus<'a> {
     pub version: &'a str,
     /// Why its last copy was rejected.
     pub error: Option<&'a ResourceError>,
-    /// When the type's last response was handled.
+    /// When the rejected copy came, for one NACKed; else when the
+    /// type's last response was handled.
     pub last_attempt: Option<Instant>,
 }
 
@@ -74,7 +75,8 @@ impl AdsView {
                 let common = self.common(kind);
                 common.subscribed.iter().map(move |(name, watch)| {
                     let accepted = common.raw.get(name).map(|r| &**r);
-                    let error = common.nacked.get(name);
+                    let nacked = common.nacked.get(name);
+                    let error = nacked.map(|n| &n.error);
                     let status = if error.is_some() {
                         ClientResourceStatus::Nacked
                     } else if accepted.is_some() {
@@ -96,7 +98,7 @@ impl AdsView {
                         accepted,
                         version,
                         error,
-                        last_attempt: common.updated_at,
+                        last_attempt: nacked.map(|n| n.at).or(common.updated_at),
                     }
                 })
             })

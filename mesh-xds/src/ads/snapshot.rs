@@ -66,7 +66,7 @@ impl Snapshot {
                 nacked: common
                     .nacked
                     .iter()
-                    .map(|(name, e)| (name.clone(), e.to_string()))
+                    .map(|(name, n)| (name.clone(), n.error.to_string()))
                     .collect(),
                 does_not_exist: common
                     .subscribed

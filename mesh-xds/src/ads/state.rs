@@ -84,6 +84,13 @@ pub(super) struct Watch {
     pub(super) does_not_exist: bool,
 }
 
+/// A subscribed resource's rejected copy: why, and when it came.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Nacked {
+    pub(super) error: ResourceError,
+    pub(super) at: Instant,
+}
+
 /// The part of a type's state that does not depend on the resource type.
 ///
 /// Its maps, and the accepted resources beside it, are persistent: a copy
@@ -103,9 +110,9 @@ pub(super) struct Common {
     pub(super) nonce: String,
     /// When the last response was handled.
     pub(super) updated_at: Option<Instant>,
-    /// Subscribed resources whose last copy was rejected, with why; the
-    /// last accepted copy (if any) stays in use.
-    pub(super) nacked: OrdMap<String, ResourceError>,
+    /// Subscribed resources whose last copy was rejected, with why and
+    /// when; the last accepted copy (if any) stays in use.
+    pub(super) nacked: OrdMap<String, Nacked>,
     /// The text of the last NACK, until a response is accepted whole.
     pub(super) error: Option<String>,
     /// Delta only: the version of each accepted resource, as the server
@@ -314,9 +321,11 @@ impl<T: XdsResource> TypeState<T> {
         for error in &rejected {
             if self.common.subscribed.contains_key(&error.resource) {
                 self.common.waiting.remove(&error.resource);
-                self.common
-                    .nacked
-                    .insert(error.resource.clone(), error.clone());
+                let nacked = Nacked {
+                    error: error.clone(),
+                    at: now,
+                };
+                self.common.nacked.insert(error.resource.clone(), nacked);
             }
         }
         (seen, rejected)

@@ -611,3 +611,43 @@ fn the_dumps_hold_each_resource_as_it_came_with_its_version_and_nack() {
         Some(Listener::type_url().as_str())
     );
 }
+
+#[test]
+fn a_nack_keeps_the_time_its_copy_came_when_later_responses_leave_it_out() {
+    use std::time::SystemTime;
+
+    let t0 = Instant::now();
+    let mut ads = started(t0);
+    full_chain(&mut ads, t0);
+    let t1 = t0 + Duration::from_secs(5);
+    let bad = vec![load_assignment(V1, "not-an-address")];
+    ads.handle_response(&response(ResourceType::LoadAssignment, "2", "e2", bad), t1);
+    let t2 = t1 + Duration::from_secs(60);
+    let other = vec![load_assignment(V2, "10.0.0.22")];
+    ads.handle_response(
+        &response(ResourceType::LoadAssignment, "3", "e3", other),
+        t2,
+    );
+
+    let view = AdsView::new(&ads, true);
+    let v1 = view
+        .resources()
+        .into_iter()
+        .find(|r| r.kind == ResourceType::LoadAssignment && r.name == V1)
+        .unwrap();
+    assert!(v1.error.is_some(), "still NACKed");
+    assert_eq!(v1.last_attempt, Some(t1), "when the rejected copy came");
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    let clock = Clock { instant: t2, wall };
+    let csds = view.client_config(&node(), clock);
+    let eds_v1 = csds
+        .generic_xds_configs
+        .iter()
+        .find(|c| c.type_url == ResourceType::LoadAssignment.type_url() && c.name == V1)
+        .unwrap();
+    let failed = eds_v1.error_state.as_ref().unwrap();
+    assert_eq!(
+        failed.last_update_attempt.as_ref().unwrap().seconds,
+        1_000_000 - 60
+    );
+}

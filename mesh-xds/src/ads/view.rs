@@ -58,7 +58,7 @@ impl AdsView {
     /// What the control plane's last copy of `name` of `kind` was
     /// rejected for, while that copy is the last one it sent.
     pub fn rejected(&self, kind: ResourceType, name: &str) -> Option<&ResourceError> {
-        self.common(kind).nacked.get(name)
+        self.common(kind).nacked.get(name).map(|n| &n.error)
     }
 
     /// Whether the control plane says `name` of `kind` does not exist.
