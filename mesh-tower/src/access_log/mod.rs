@@ -5,7 +5,8 @@
 //!
 //! Lines are written off the request's path: each goes into a bounded
 //! queue ([`AccessLog::with_capacity`], [`DEFAULT_CAPACITY`] by default)
-//! that a task drains; when it is full the line is dropped and counted
+//! that a thread of the log's own drains, so a slow disk stalls no
+//! runtime worker; when the queue is full the line is dropped and counted
 //! ([`AccessLog::dropped`]), and the request never waits. Requests are
 //! logged by [`IstioMetricsLayer::access_log`](crate::metrics::IstioMetricsLayer::access_log)
 //! when their response ends.
@@ -39,8 +40,8 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Lines in `format` written to `out` by a task of the current Tokio
-    /// runtime, [`DEFAULT_CAPACITY`] waiting at most.
+    /// Lines in `format` written to `out` by a thread of their own,
+    /// [`DEFAULT_CAPACITY`] waiting at most.
     pub fn new(format: Format, out: impl Write + Send + 'static) -> Self {
         Self::with_capacity(format, out, DEFAULT_CAPACITY)
     }
@@ -57,7 +58,13 @@ impl AccessLog {
         capacity: usize,
     ) -> Self {
         let (queue, rx, lost) = Lossy::channel(capacity);
-        tokio::spawn(drain(rx, format, out, lost));
+        let writer = std::thread::Builder::new()
+            .name("mesh-access-log".into())
+            .spawn(move || drain(rx, format, out, lost));
+        if let Err(error) = writer {
+            // The queue's far end is gone: every line is counted lost.
+            tracing::warn!(%error, "no thread for the access log; its lines are lost");
+        }
         Self { queue }
     }
 
@@ -76,16 +83,11 @@ impl AccessLog {
 /// Writes each queued line, in batches as they come. A batch that cannot
 /// be written is counted as lost (a log is not worth failing
 /// requests for), and a warning says so when writing starts failing.
-async fn drain(
-    mut rx: mpsc::Receiver<Entry>,
-    format: Format,
-    mut out: impl Write + Send,
-    lost: Lost,
-) {
+fn drain(mut rx: mpsc::Receiver<Entry>, format: Format, mut out: impl Write + Send, lost: Lost) {
     let mut batch = Vec::new();
     let mut text = String::new();
     let mut failing = false;
-    while rx.recv_many(&mut batch, 256).await > 0 {
+    while rx.blocking_recv_many(&mut batch, 256) > 0 {
         text.clear();
         let lines = batch.len();
         for entry in batch.drain(..) {

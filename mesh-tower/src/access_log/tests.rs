@@ -44,18 +44,24 @@ fn entry() -> Entry {
     }
 }
 
-async fn settle() {
-    for _ in 0..10 {
-        tokio::task::yield_now().await;
+/// Waits (for at most 10 s) until `out` holds `lines` lines: the writer
+/// is a thread of its own.
+fn settle(out: &Buffer, lines: usize) {
+    for _ in 0..10_000 {
+        if out.text().lines().count() >= lines {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
+    panic!("{lines} lines never came: {:?}", out.text());
 }
 
-#[tokio::test]
-async fn lines_are_written_in_envoys_text_format_or_as_json() {
+#[test]
+fn lines_are_written_in_envoys_text_format_or_as_json() {
     let out = Buffer::default();
     let log = AccessLog::new(Format::Text, out.clone());
     log.log(entry());
-    settle().await;
+    settle(&out, 1);
     assert_eq!(
         out.text(),
         "[2026-12-07T00:00:00.250Z] \"GET /ratings/0?x=1 HTTP/2.0\" 503 UF 120 0 12 - \"-\" \
@@ -65,7 +71,7 @@ async fn lines_are_written_in_envoys_text_format_or_as_json() {
     let out = Buffer::default();
     let log = AccessLog::new(Format::Json, out.clone());
     log.log(entry());
-    settle().await;
+    settle(&out, 1);
     let line: serde_json::Value = serde_json::from_str(out.text().trim()).unwrap();
     assert_eq!(line["response_code"], 503);
     assert_eq!(line["path"], "/ratings/0?x=1");
@@ -74,18 +80,50 @@ async fn lines_are_written_in_envoys_text_format_or_as_json() {
     assert_eq!(line["duration"], 12);
 }
 
-#[tokio::test]
-async fn a_full_queue_drops_and_counts_lines_never_waits() {
+/// A writer that holds its first write until let go, telling when it is
+/// in it.
+struct Gated {
+    out: Buffer,
+    entered: Option<std::sync::mpsc::Sender<()>>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl Write for Gated {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Some(entered) = self.entered.take() {
+            entered.send(()).unwrap();
+            self.release.recv().unwrap();
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_full_queue_drops_and_counts_lines_never_waits() {
     let out = Buffer::default();
-    let log = AccessLog::with_capacity(Format::Text, out.clone(), 2);
-    // The writer task has not run yet (one thread, no yield): the queue
-    // takes two, the rest are dropped.
+    let (entered, in_write) = std::sync::mpsc::channel();
+    let (release, released) = std::sync::mpsc::channel();
+    let writer = Gated {
+        out: out.clone(),
+        entered: Some(entered),
+        release: released,
+    };
+    let log = AccessLog::with_capacity(Format::Text, writer, 2);
+    // The writer takes the first line and is held writing it: the queue
+    // takes two more, the rest are dropped, and none of it waits.
+    log.log(entry());
+    in_write.recv().unwrap();
     for _ in 0..5 {
         log.log(entry());
     }
     assert_eq!(log.dropped(), 3);
-    settle().await;
-    assert_eq!(out.text().lines().count(), 2);
+    release.send(()).unwrap();
+    settle(&out, 3);
+    assert_eq!(out.text().lines().count(), 3);
 }
 
 /// A writer that always fails, as a full disk does.
@@ -101,12 +139,17 @@ impl std::io::Write for Broken {
     }
 }
 
-#[tokio::test]
-async fn lines_that_cannot_be_written_are_counted_lost() {
+#[test]
+fn lines_that_cannot_be_written_are_counted_lost() {
     let log = AccessLog::new(Format::Json, Broken);
     for _ in 0..3 {
         log.log(entry());
     }
-    settle().await;
-    assert_eq!(log.dropped(), 3);
+    for _ in 0..10_000 {
+        if log.dropped() == 3 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("{} of 3 lines counted lost", log.dropped());
 }
