@@ -294,9 +294,8 @@ fn hex(s: &str) -> Option<u128> {
     })
 }
 
-/// Lower- or upper-case hex digits only (`from_str_radix` alone would take
-/// a leading `+`).
-/// Lower-case hex only, as W3C writes every `traceparent` field.
+/// Lower-case hex digits only, as W3C writes every `traceparent` field
+/// (`from_str_radix` alone would take a leading `+`).
 fn is_lower_hex(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }

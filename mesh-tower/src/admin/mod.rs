@@ -453,8 +453,10 @@ fn percent_decode(s: &str) -> Option<String> {
             out.push(b);
             continue;
         }
-        let hex = [bytes.next()?, bytes.next()?];
-        out.push(u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?);
+        // Digit by digit: `from_str_radix` would take `%+1` as 0x01.
+        let digit = |b: Option<u8>| char::from(b?).to_digit(16);
+        let (hi, lo) = (digit(bytes.next())?, digit(bytes.next())?);
+        out.push((hi * 16 + lo) as u8);
     }
     String::from_utf8(out).ok()
 }

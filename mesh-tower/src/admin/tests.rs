@@ -183,6 +183,7 @@ async fn the_log_level_changes_by_post_only() {
         StatusCode::OK
     );
     assert_eq!(post("/logging?level=%zz"), StatusCode::BAD_REQUEST);
+    assert_eq!(post("/logging?level=%+1"), StatusCode::BAD_REQUEST);
     assert_eq!(post("/logging?level=nonsense="), StatusCode::BAD_REQUEST);
     assert_eq!(post("/logging"), StatusCode::BAD_REQUEST);
     assert_eq!(
