@@ -8,11 +8,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project::{pin_project, pinned_drop};
 
-use super::grpc::GrpcMessages;
+use super::grpc::Tally;
 use super::layer::Edge;
 use super::request::Carried;
 use super::{GrpcStatus, Recorded};
@@ -27,9 +26,8 @@ pub(super) struct Pending {
     pub(super) request_bytes: u64,
     /// What its body carried, if it had one.
     pub(super) request_body: Option<Arc<Carried>>,
-    pub(super) response_bytes: u64,
-    /// For gRPC: the response's messages, counted as they go by.
-    pub(super) response_messages: Option<GrpcMessages>,
+    /// The response's head and what its body carried, counted as it goes.
+    pub(super) response: Tally,
     /// The access log, and the request's line so far.
     pub(super) log: Option<(AccessLog, Box<Entry>)>,
 }
@@ -40,14 +38,13 @@ impl Pending {
         let (body_bytes, request_messages) = self
             .request_body
             .as_ref()
-            .map_or((0, None), |carried| carried.so_far());
-        let grpc = self.response_messages.is_some();
+            .map_or((0, 0), |carried| carried.so_far());
         let recorded = Recorded {
             duration: self.start.elapsed(),
             request_bytes: self.request_bytes + body_bytes,
-            response_bytes: self.response_bytes,
-            request_messages: grpc.then(|| request_messages.unwrap_or(0)),
-            response_messages: self.response_messages.as_ref().map(GrpcMessages::count),
+            response_bytes: self.response.bytes,
+            request_messages: self.edge.grpc.then_some(request_messages),
+            response_messages: self.response.messages(),
         };
         self.edge
             .metrics()
@@ -99,10 +96,7 @@ impl<B: Body> Body for MeasuredBody<B> {
             match &frame {
                 Some(Ok(frame)) => {
                     if let Some(data) = frame.data_ref() {
-                        pending.response_bytes += data.remaining() as u64;
-                        if let Some(messages) = &mut pending.response_messages {
-                            messages.feed(data);
-                        }
+                        pending.response.feed(data);
                     }
                     if let Some(trailers) = frame.trailers_ref()
                         && let Some(status) = super::layer::grpc_status(trailers)

@@ -1,6 +1,7 @@
 //! [`GrpcMessages`]: counts the messages of a gRPC stream as its bytes go
 //! by, by their 5-byte prefixes (a flag and a big-endian length), however
-//! the stream is cut into frames.
+//! the stream is cut into frames; [`Tally`]: what a body carried, its
+//! bytes and (for gRPC) those messages.
 
 use bytes::Buf;
 
@@ -60,6 +61,36 @@ impl GrpcMessages {
                 self.prefix_len = 0;
             }
         }
+    }
+}
+
+/// What a body carried so far: its bytes and, for gRPC, its messages.
+#[derive(Debug)]
+pub(super) struct Tally {
+    pub(super) bytes: u64,
+    messages: Option<GrpcMessages>,
+}
+
+impl Tally {
+    /// From `bytes` (a head's, say), counting messages too when `grpc`.
+    pub(super) fn new(bytes: u64, grpc: bool) -> Self {
+        Self {
+            bytes,
+            messages: grpc.then(GrpcMessages::default),
+        }
+    }
+
+    /// Counts `data`, without consuming it.
+    pub(super) fn feed(&mut self, data: &impl Buf) {
+        self.bytes += data.remaining() as u64;
+        if let Some(messages) = &mut self.messages {
+            messages.feed(data);
+        }
+    }
+
+    /// The messages begun so far, for gRPC.
+    pub(super) fn messages(&self) -> Option<u64> {
+        self.messages.as_ref().map(GrpcMessages::count)
     }
 }
 

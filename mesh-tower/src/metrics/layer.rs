@@ -22,6 +22,7 @@ use pin_project::pin_project;
 use tower::{Layer, Service};
 
 use super::body::{MeasuredBody, Pending};
+use super::grpc::Tally;
 use super::request::{Carried, CountedBody};
 use super::{GrpcStatus, IstioMetrics, LabelsRef, Peer, Reporter, ServiceLabels};
 use crate::access_log::{AccessLog, Entry};
@@ -201,7 +202,15 @@ where
         };
         let grpc = crate::body::is_grpc(req.headers());
         // A request without a body (most GETs) has nothing to count.
-        let request_body = (!req.body().is_end_stream()).then(|| Carried::new(grpc));
+        let mut request_body = None;
+        let req = req.map(|body| {
+            if body.is_end_stream() {
+                return CountedBody::uncounted(body);
+            }
+            let (body, carried) = CountedBody::counted(body, grpc);
+            request_body = Some(carried);
+            body
+        });
         let caller = (shared.reporter == Reporter::Destination).then(|| {
             let extensions = req.extensions();
             (
@@ -235,16 +244,14 @@ where
             shared: shared.clone(),
             start: Instant::now(),
             request_bytes: head_bytes(req.headers()),
-            request_body: request_body.clone(),
+            request_body,
             grpc,
             caller,
             authority,
             entry,
         };
         ResponseFuture {
-            inner: self
-                .inner
-                .call(req.map(|body| CountedBody::new(body, request_body))),
+            inner: self.inner.call(req),
             started: Some(started),
         }
     }
@@ -313,7 +320,7 @@ pub(super) struct Edge {
     peer: Option<Arc<WorkloadMetadata>>,
     peer_principal: Option<Arc<str>>,
     service: Option<ServiceLabels>,
-    grpc: bool,
+    pub(super) grpc: bool,
     /// At a server: whether the caller came over mutual TLS.
     mutual_tls: bool,
     pub(super) response_code: u16,
@@ -393,12 +400,11 @@ impl Rest {
             (log, entry)
         });
         Pending {
-            response_messages: edge.grpc.then(Default::default),
+            response: Tally::new(response_bytes, edge.grpc),
             edge,
             start: self.start,
             request_bytes: self.request_bytes,
             request_body: self.request_body,
-            response_bytes,
             log,
         }
     }

@@ -4,55 +4,30 @@
 //! response ends, with what the request body carried by then.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 
-use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use pin_project::pin_project;
 
-use super::grpc::GrpcMessages;
+use super::grpc::Tally;
 
-/// What a request body carried so far; shared between the body and the
+/// What a request body carried so far, as the body publishes it for the
 /// request's record.
 #[derive(Debug, Default)]
 pub(super) struct Carried {
-    inner: Mutex<CarriedSoFar>,
-}
-
-#[derive(Debug, Default)]
-struct CarriedSoFar {
-    bytes: u64,
-    /// For gRPC: the messages, counted as they go by.
-    messages: Option<GrpcMessages>,
+    bytes: AtomicU64,
+    messages: AtomicU64,
 }
 
 impl Carried {
-    /// Counts gRPC messages too when `grpc`.
-    pub(super) fn new(grpc: bool) -> Arc<Self> {
-        Arc::new(Self {
-            inner: Mutex::new(CarriedSoFar {
-                bytes: 0,
-                messages: grpc.then(GrpcMessages::default),
-            }),
-        })
-    }
-
-    /// The body bytes and (for gRPC) messages so far.
-    pub(super) fn so_far(&self) -> (u64, Option<u64>) {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+    /// The body bytes and gRPC messages so far.
+    pub(super) fn so_far(&self) -> (u64, u64) {
         (
-            inner.bytes,
-            inner.messages.as_ref().map(GrpcMessages::count),
+            self.bytes.load(Ordering::Relaxed),
+            self.messages.load(Ordering::Relaxed),
         )
-    }
-
-    fn feed(&self, data: &impl Buf) {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.bytes += data.remaining() as u64;
-        if let Some(messages) = &mut inner.messages {
-            messages.feed(data);
-        }
     }
 }
 
@@ -66,17 +41,26 @@ impl Carried {
 pub struct CountedBody<B> {
     #[pin]
     inner: B,
-    carried: Option<Arc<Carried>>,
+    /// The count (the body's own, so its frames take no lock) and where
+    /// it is published.
+    counting: Option<(Tally, Arc<Carried>)>,
 }
 
 impl<B> CountedBody<B> {
-    pub(super) fn new(inner: B, carried: Option<Arc<Carried>>) -> Self {
-        Self { inner, carried }
+    /// `inner`, counted (its gRPC messages too when `grpc`); and where
+    /// the count is read.
+    pub(super) fn counted(inner: B, grpc: bool) -> (Self, Arc<Carried>) {
+        let carried = Arc::<Carried>::default();
+        let counting = Some((Tally::new(0, grpc), carried.clone()));
+        (Self { inner, counting }, carried)
     }
 
     /// The body, not counted.
     pub fn uncounted(inner: B) -> Self {
-        Self::new(inner, None)
+        Self {
+            inner,
+            counting: None,
+        }
     }
 
     /// The body within.
@@ -95,10 +79,13 @@ impl<B: Body> Body for CountedBody<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
         let frame = ready!(this.inner.poll_frame(cx));
-        if let (Some(carried), Some(Ok(frame))) = (this.carried, &frame)
+        if let (Some((tally, carried)), Some(Ok(frame))) = (this.counting, &frame)
             && let Some(data) = frame.data_ref()
         {
-            carried.feed(data);
+            tally.feed(data);
+            carried.bytes.store(tally.bytes, Ordering::Relaxed);
+            let messages = tally.messages().unwrap_or(0);
+            carried.messages.store(messages, Ordering::Relaxed);
         }
         Poll::Ready(frame)
     }
@@ -134,25 +121,19 @@ mod tests {
                 .into_iter()
                 .map(|piece| Ok(Frame::data(Bytes::copy_from_slice(piece))))
                 .collect();
-        let carried = Carried::new(true);
-        let body = CountedBody::new(
-            StreamBody::new(futures_util::stream::iter(frames)),
-            Some(carried.clone()),
-        );
+        let (body, carried) =
+            CountedBody::counted(StreamBody::new(futures_util::stream::iter(frames)), true);
         let mut body = std::pin::pin!(body);
         body.frame().await.unwrap().unwrap();
-        assert_eq!(carried.so_far(), (3, Some(0)), "a prefix not yet whole");
+        assert_eq!(carried.so_far(), (3, 0), "a prefix not yet whole");
         let rest = body.collect().await.unwrap().to_bytes();
         assert_eq!(rest.len(), all.len() - 3);
-        assert_eq!(carried.so_far(), (all.len() as u64, Some(3)));
+        assert_eq!(carried.so_far(), (all.len() as u64, 3));
 
         // Not gRPC: bytes only.
-        let carried = Carried::new(false);
-        let body = CountedBody::new(
-            http_body_util::Full::new(Bytes::from("hello")),
-            Some(carried.clone()),
-        );
+        let (body, carried) =
+            CountedBody::counted(http_body_util::Full::new(Bytes::from("hello")), false);
         body.collect().await.unwrap();
-        assert_eq!(carried.so_far(), (5, None));
+        assert_eq!(carried.so_far(), (5, 0));
     }
 }
