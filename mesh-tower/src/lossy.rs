@@ -15,31 +15,55 @@ pub(crate) struct Lossy<T> {
     lost: Lost,
 }
 
-/// The count of a queue's records lost, for its receiving end to add to.
+/// The count of a queue's records lost, shared by both its ends.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Lost(Arc<AtomicU64>);
+struct Lost(Arc<AtomicU64>);
 
 impl Lost {
     /// Counts `n` more records lost.
-    pub(crate) fn add(&self, n: usize) {
+    fn add(&self, n: usize) {
         self.0.fetch_add(n as u64, Ordering::Relaxed);
+    }
+}
+
+/// The receiving end's own losses: counted with the queue's, and whether
+/// it is failing now.
+#[derive(Debug)]
+pub(crate) struct Losses {
+    lost: Lost,
+    failing: bool,
+}
+
+impl Losses {
+    /// Handling `n` records came to `outcome`: counts them lost if it
+    /// failed, and hands back the error when handling has just started
+    /// failing (what is worth a warning; a failure that goes on is not
+    /// warned of again).
+    pub(crate) fn outcome<E>(&mut self, n: usize, outcome: Result<(), E>) -> Option<E> {
+        match outcome {
+            Ok(()) => {
+                self.failing = false;
+                None
+            }
+            Err(error) => {
+                self.lost.add(n);
+                (!std::mem::replace(&mut self.failing, true)).then_some(error)
+            }
+        }
     }
 }
 
 impl<T> Lossy<T> {
     /// A queue of at most `capacity` records (at least one), its
-    /// receiving end and the count that end adds its own losses to.
-    pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<T>, Lost) {
+    /// receiving end and that end's record of its own losses.
+    pub(crate) fn channel(capacity: usize) -> (Self, mpsc::Receiver<T>, Losses) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let lost = Lost::default();
-        (
-            Self {
-                tx,
-                lost: lost.clone(),
-            },
-            rx,
-            lost,
-        )
+        let losses = Losses {
+            lost: lost.clone(),
+            failing: false,
+        };
+        (Self { tx, lost }, rx, losses)
     }
 
     /// Queues `record`; drops and counts it when the queue is full.
@@ -71,5 +95,21 @@ impl<T> fmt::Debug for Lossy<T> {
             .field("capacity", &self.tx.max_capacity())
             .field("lost", &self.lost())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_counted_and_warned_of_when_they_start() {
+        let (queue, _rx, mut losses) = Lossy::<()>::channel(1);
+        let warned: Vec<bool> = [Err("down"), Err("down"), Ok(()), Err("down")]
+            .into_iter()
+            .map(|outcome| losses.outcome(2, outcome).is_some())
+            .collect();
+        assert_eq!(warned, [true, false, false, true]);
+        assert_eq!(queue.lost(), 6);
     }
 }

@@ -17,7 +17,7 @@ use std::io::Write;
 
 use tokio::sync::mpsc;
 
-use crate::lossy::{Lossy, Lost};
+use crate::lossy::{Losses, Lossy};
 
 pub use entry::Entry;
 
@@ -57,10 +57,10 @@ impl AccessLog {
         out: impl Write + Send + 'static,
         capacity: usize,
     ) -> Self {
-        let (queue, rx, lost) = Lossy::channel(capacity);
+        let (queue, rx, losses) = Lossy::channel(capacity);
         let writer = std::thread::Builder::new()
             .name("mesh-access-log".into())
-            .spawn(move || drain(rx, format, out, lost));
+            .spawn(move || drain(rx, format, out, losses));
         if let Err(error) = writer {
             // The queue's far end is gone: every line is counted lost.
             tracing::warn!(%error, "no thread for the access log; its lines are lost");
@@ -83,25 +83,23 @@ impl AccessLog {
 /// Writes each queued line, in batches as they come. A batch that cannot
 /// be written is counted as lost (a log is not worth failing
 /// requests for), and a warning says so when writing starts failing.
-fn drain(mut rx: mpsc::Receiver<Entry>, format: Format, mut out: impl Write + Send, lost: Lost) {
+fn drain(
+    mut rx: mpsc::Receiver<Entry>,
+    format: Format,
+    mut out: impl Write + Send,
+    mut losses: Losses,
+) {
     let mut batch = Vec::new();
     let mut text = String::new();
-    let mut failing = false;
     while rx.blocking_recv_many(&mut batch, 256) > 0 {
         text.clear();
         let lines = batch.len();
         for entry in batch.drain(..) {
             entry.write(format, &mut text);
         }
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-            Ok(()) => failing = false,
-            Err(error) => {
-                lost.add(lines);
-                if !failing {
-                    tracing::warn!(%error, lines, "access log lines not written");
-                }
-                failing = true;
-            }
+        let written = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+        if let Some(error) = losses.outcome(lines, written) {
+            tracing::warn!(%error, lines, "access log lines not written");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use mesh_core::trace::{SpanContext, SpanId};
 use tokio::sync::mpsc;
 
-use crate::lossy::{Lossy, Lost};
+use crate::lossy::{Losses, Lossy};
 
 /// Which side of a request a span is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +62,9 @@ impl SpanSink {
 
     /// As [`channel`](Self::channel), with the count an exporter adds the
     /// spans it fails to send to.
-    pub(crate) fn counted(capacity: usize) -> (Self, mpsc::Receiver<SpanRecord>, Lost) {
-        let (queue, rx, lost) = Lossy::channel(capacity);
-        (Self { queue }, rx, lost)
+    pub(crate) fn counted(capacity: usize) -> (Self, mpsc::Receiver<SpanRecord>, Losses) {
+        let (queue, rx, losses) = Lossy::channel(capacity);
+        (Self { queue }, rx, losses)
     }
 
     /// Queues `span`; drops and counts it when the queue is full.

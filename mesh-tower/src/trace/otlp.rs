@@ -16,7 +16,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use tokio::sync::mpsc;
 
 use super::export::{SpanKind, SpanRecord, SpanSink};
-use crate::lossy::Lost;
+use crate::lossy::Losses;
 
 /// How many spans wait to be exported at most.
 const QUEUE: usize = 2048;
@@ -110,8 +110,8 @@ impl OtlpExporter {
             .with_service_name(service_name.to_owned())
             .build();
         exporter.set_resource(&resource);
-        let (sink, rx, lost) = SpanSink::counted(QUEUE);
-        tokio::spawn(export(rx, exporter, endpoint.to_owned(), lost));
+        let (sink, rx, losses) = SpanSink::counted(QUEUE);
+        tokio::spawn(export(rx, exporter, endpoint.to_owned(), losses));
         Ok(sink)
     }
 }
@@ -123,22 +123,14 @@ async fn export(
     mut rx: mpsc::Receiver<SpanRecord>,
     exporter: impl SpanExporter,
     endpoint: String,
-    lost: Lost,
+    mut losses: Losses,
 ) {
     let mut batch = Vec::new();
-    let mut failing = false;
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let spans: Vec<_> = batch.drain(..).map(span_data).collect();
         let count = spans.len();
-        match exporter.export(spans).await {
-            Ok(()) => failing = false,
-            Err(error) => {
-                lost.add(count);
-                if !failing {
-                    tracing::warn!(%error, %endpoint, spans = count, "spans not exported");
-                }
-                failing = true;
-            }
+        if let Some(error) = losses.outcome(count, exporter.export(spans).await) {
+            tracing::warn!(%error, %endpoint, spans = count, "spans not exported");
         }
     }
 }
