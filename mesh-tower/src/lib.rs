@@ -27,6 +27,7 @@
 //! | [`outlier`] | passive health checking, ejection | Envoy `outlier_detection`, Istio `outlierDetection` |
 //! | [`endpoint`] | pooled HTTP/1.1 and h2c connections to one endpoint, pluggable connector | Envoy connection pools |
 //! | [`server`] | the inbound side: HTTP/1.1 and HTTP/2 on one port, `STRICT`/`PERMISSIVE`/`DISABLE` mutual TLS, the caller's identity in each request, edge limits, graceful drain | Envoy inbound listener, Istio `PeerAuthentication`, gRPC xDS server |
+//! | [`proxy`] | a sidecar's two sides for a plain-HTTP application: outbound requests made absolute for the client, inbound ones forwarded to the application's port; hop-by-hop headers, `Upgrade` and `CONNECT` tunnels, Envoy's local replies | Envoy's HTTP connection manager and router in a sidecar |
 //! | [`access_log`] | one line per request, Envoy's fields, text or JSON, off the request path (bounded queue, drops counted) | Envoy's access log |
 //! | [`admin`] | the workload's admin port: `/stats/prometheus`, `/stats`, `/certs`, `/ready`, `/healthz` | Envoy's admin (`:15000`) |
 //! | [`authorize`] | path normalization, then the port's RBAC filters: `403 RBAC: access denied` | Envoy RBAC filter, Istio `AuthorizationPolicy`, gRFC A41 |
@@ -94,6 +95,7 @@ pub mod metadata_exchange;
 pub mod metrics;
 pub mod mirror;
 pub mod outlier;
+pub mod proxy;
 pub mod rate_limit;
 pub mod retry;
 pub mod route;

@@ -183,8 +183,12 @@ fn check<B>(policy: &InboundPolicy, req: &mut Request<B>) -> Result<(), Refusal>
     }
 }
 
-/// Puts `req`'s canonical path in its URI, if it is not already.
+/// Puts `req`'s canonical path in its URI, if it is not already; a
+/// `CONNECT`, whose target is an authority, has none.
 fn normalize<B>(req: &mut Request<B>) -> Result<(), InvalidPath> {
+    if req.method() == http::Method::CONNECT {
+        return Ok(());
+    }
     let path = req.uri().path();
     let canonical = match normalize_path(path)? {
         std::borrow::Cow::Borrowed(_) => return Ok(()),

@@ -59,6 +59,8 @@ pub struct MeshServerBuilder {
     access_log: Option<AccessLog>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
+    #[cfg(feature = "xds")]
+    xds_address: Option<std::net::SocketAddr>,
 }
 
 impl Default for MeshServerBuilder {
@@ -79,6 +81,8 @@ impl Default for MeshServerBuilder {
             access_log: None,
             #[cfg(feature = "xds")]
             xds: None,
+            #[cfg(feature = "xds")]
+            xds_address: None,
         }
     }
 }
@@ -150,6 +154,16 @@ impl MeshServerBuilder {
     #[cfg(feature = "xds")]
     pub fn xds(mut self, ads: mesh_xds::ads::AdsHandle) -> Self {
         self.xds = Some(ads);
+        self
+    }
+
+    /// With [`xds`](Self::xds), the address the control plane knows the
+    /// server by, when it is not the one it listens on: a sidecar's
+    /// inbound listener (`0.0.0.0:15006`) serves the application's port,
+    /// and asks for that port's listener (`…/inbound/10.0.0.5:9080`).
+    #[cfg(feature = "xds")]
+    pub fn xds_address(mut self, addr: std::net::SocketAddr) -> Self {
+        self.xds_address = Some(addr);
         self
     }
 
@@ -232,6 +246,8 @@ impl MeshServerBuilder {
                 mode: tokio::sync::watch::Sender::new(mode),
                 #[cfg(feature = "xds")]
                 xds: self.xds,
+                #[cfg(feature = "xds")]
+                xds_address: self.xds_address,
             }),
         })
     }

@@ -124,6 +124,10 @@ struct Shared {
     mode: watch::Sender<ServingMode>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
+    /// The address the control plane knows the server by, if not the
+    /// listener's.
+    #[cfg(feature = "xds")]
+    xds_address: Option<SocketAddr>,
 }
 
 /// The body of a request a [`MeshServer`]'s service is given: hyper's
@@ -162,7 +166,7 @@ impl Shared {
     async fn follow(&self, addr: std::io::Result<SocketAddr>) {
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.xds {
-            match addr {
+            match self.xds_address.map_or(addr, Ok) {
                 Ok(addr) => xds::follow(self, ads, addr).await,
                 Err(e) => self.set_mode(ServingMode::NotServing(
                     format!("the listener's address is unknown: {e}").into(),
