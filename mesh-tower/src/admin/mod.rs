@@ -27,6 +27,9 @@
 //! - `GET /ready`: `200 LIVE` once [`Admin::set_ready`] (or the
 //!   application's check) says so, else
 //!   `503 PRE_INITIALIZING`; `GET /healthz`: `200 OK`;
+//! - `POST /drain_listeners` and `POST /quitquitquit`, given a
+//!   [`Lifecycle`] ([`AdminBuilder::lifecycle`]): ask the process to stop
+//!   taking connections, or to drain and exit, as Envoy's do;
 //! - `POST /logging?level=LEVEL` (a `tracing` filter, `debug` or
 //!   `mesh_tower=trace,info`): changes the log level at run time, through
 //!   what the application gave [`Admin::logging`]; `GET` is refused, as
@@ -35,7 +38,8 @@
 //! An application adds endpoints of its own ([`AdminBuilder::endpoint`]),
 //! metrics read at each scrape ([`AdminBuilder::collector`]) and its own
 //! readiness check ([`AdminBuilder::ready_when`]). Anything else is
-//! `404`; a method other than `GET` (or `POST` for `/logging`) `405`.
+//! `404`; a method other than `GET` (or `POST` for `/logging` and the
+//! lifecycle) `405`.
 
 mod certs;
 mod clusters;
@@ -75,6 +79,33 @@ pub struct Admin {
     inner: Arc<Inner>,
 }
 
+/// What the process has been asked to do, in the order it goes through:
+/// the value of the `watch` channel given to [`AdminBuilder::lifecycle`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Lifecycle {
+    /// Serving.
+    #[default]
+    Running,
+    /// Stop taking connections; finish what is in flight
+    /// (`POST /drain_listeners`).
+    Draining,
+    /// Drain, then exit (`POST /quitquitquit`, or a signal).
+    Quitting,
+}
+
+impl Lifecycle {
+    /// Moves `state` on to `next`; a process never goes back.
+    pub fn advance(state: &tokio::sync::watch::Sender<Lifecycle>, next: Lifecycle) {
+        state.send_if_modified(|now| {
+            let moved = next > *now;
+            if moved {
+                *now = next;
+            }
+            moved
+        });
+    }
+}
+
 /// Sets the log level from a filter's text, or says why it cannot.
 pub type SetLogLevel = Arc<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
@@ -95,6 +126,7 @@ struct Inner {
     /// The application's own endpoints, by path.
     endpoints: Vec<(String, JsonEndpoint)>,
     ready_when: Option<ReadyCheck>,
+    lifecycle: Option<tokio::sync::watch::Sender<Lifecycle>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -151,6 +183,13 @@ impl AdminBuilder {
     /// (a `tracing_subscriber` reload handle's, say).
     pub fn logging(mut self, set: SetLogLevel) -> Self {
         self.inner.logging = Some(set);
+        self
+    }
+
+    /// Lets `POST /drain_listeners` and `POST /quitquitquit` move
+    /// `lifecycle` on, for the process to act on.
+    pub fn lifecycle(mut self, lifecycle: tokio::sync::watch::Sender<Lifecycle>) -> Self {
+        self.inner.lifecycle = Some(lifecycle);
         self
     }
 
@@ -226,6 +265,7 @@ impl Admin {
                 ads: None,
                 endpoints: Vec::new(),
                 ready_when: None,
+                lifecycle: None,
             },
         }
     }
@@ -275,6 +315,21 @@ impl Admin {
     pub fn respond<B>(&self, req: &Request<B>) -> Response<Full<Bytes>> {
         if req.uri().path() == "/logging" {
             return self.logging_level(req);
+        }
+        let asked = match req.uri().path() {
+            "/drain_listeners" => Some(Lifecycle::Draining),
+            "/quitquitquit" => Some(Lifecycle::Quitting),
+            _ => None,
+        };
+        if let (Some(next), Some(lifecycle)) = (asked, &self.inner.lifecycle) {
+            if req.method() != Method::POST {
+                return text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    format!("{} {}: use POST\n", req.method(), req.uri().path()),
+                );
+            }
+            Lifecycle::advance(lifecycle, next);
+            return text(StatusCode::OK, "OK\n".into());
         }
         if req.method() != Method::GET {
             let path = req.uri().path();

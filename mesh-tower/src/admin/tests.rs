@@ -247,3 +247,33 @@ async fn an_application_adds_endpoints_readiness_and_metrics_of_its_own() {
     assert!(metrics.contains("app_loads_total 3\n"), "{metrics}");
     assert!(metrics.contains("istio_requests_total{"), "{metrics}");
 }
+
+#[tokio::test]
+async fn drain_and_quit_move_the_lifecycle_on_by_post_only() {
+    let (lifecycle, mut seen) = tokio::sync::watch::channel(Lifecycle::Running);
+    let plain = admin().build();
+    let plain = admin().build();
+    let admin = admin().lifecycle(lifecycle).build();
+    let post = |path: &str| Request::post(path).body(()).unwrap();
+    let res = admin.respond(&Request::get("/quitquitquit").body(()).unwrap());
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(*seen.borrow_and_update(), Lifecycle::Running);
+    assert_eq!(
+        admin.respond(&post("/drain_listeners")).status(),
+        StatusCode::OK
+    );
+    assert_eq!(*seen.borrow_and_update(), Lifecycle::Draining);
+    assert_eq!(
+        admin.respond(&post("/quitquitquit")).status(),
+        StatusCode::OK
+    );
+    assert_eq!(*seen.borrow_and_update(), Lifecycle::Quitting);
+    // Never back.
+    admin.respond(&post("/drain_listeners"));
+    assert_eq!(*seen.borrow(), Lifecycle::Quitting);
+    // Without a lifecycle they are not there.
+    assert_eq!(
+        plain.respond(&post("/quitquitquit")).status(),
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+}

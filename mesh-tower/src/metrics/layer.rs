@@ -218,8 +218,15 @@ where
                 extensions.get::<ClientIdentity>().cloned(),
             )
         });
+        // An origin-form request (one a sidecar takes) names its target
+        // in `Host`.
         let authority = (shared.reporter == Reporter::Source)
-            .then(|| req.uri().authority().cloned())
+            .then(|| {
+                req.uri().authority().cloned().or_else(|| {
+                    let host = req.headers().get(http::header::HOST)?;
+                    http::uri::Authority::try_from(host.as_bytes()).ok()
+                })
+            })
             .flatten();
         let entry = shared.access_log.as_ref().map(|_| {
             let headers = req.headers();
