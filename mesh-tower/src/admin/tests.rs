@@ -252,7 +252,6 @@ async fn an_application_adds_endpoints_readiness_and_metrics_of_its_own() {
 async fn drain_and_quit_move_the_lifecycle_on_by_post_only() {
     let (lifecycle, mut seen) = tokio::sync::watch::channel(Lifecycle::Running);
     let plain = admin().build();
-    let plain = admin().build();
     let admin = admin().lifecycle(lifecycle).build();
     let post = |path: &str| Request::post(path).body(()).unwrap();
     let res = admin.respond(&Request::get("/quitquitquit").body(()).unwrap());

@@ -1,0 +1,155 @@
+//! The command line: every flag also an environment variable `MESH_*`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The mesh's sidecar.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "The mesh's sidecar: outbound and inbound listeners around an application, and an admin port"
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The sidecar's modes.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Outbound and inbound listeners for one application.
+    Sidecar(SidecarArgs),
+}
+
+/// Where the configuration comes from: exactly one of the three.
+#[derive(Clone, Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct SourceArgs {
+    /// A gRPC xDS bootstrap file, as Istio's agent writes it.
+    #[arg(long, env = "MESH_BOOTSTRAP")]
+    pub bootstrap: Option<PathBuf>,
+    /// A control plane's ADS address (plain text); the node is
+    /// `--node-id`, else Istio's id for the workload flags.
+    #[arg(long, env = "MESH_XDS")]
+    pub xds: Option<String>,
+    /// A file or directory of Istio YAML, served by a control plane inside
+    /// the sidecar and followed on change.
+    #[arg(long, env = "MESH_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// Who the workload is, for a node the sidecar describes itself (`--xds`,
+/// `--config`).
+#[derive(Clone, Debug, Args)]
+pub struct WorkloadArgs {
+    /// The xDS node id; Istio's form
+    /// `sidecar~IP~WORKLOAD.NAMESPACE~NAMESPACE.svc.DOMAIN` unless given.
+    #[arg(long, env = "MESH_NODE_ID")]
+    pub node_id: Option<String>,
+    /// The workload's namespace.
+    #[arg(long, env = "MESH_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// The workload's name (a pod's deployment).
+    #[arg(long, env = "MESH_WORKLOAD", default_value = "app")]
+    pub workload: String,
+    /// A label of the workload, `KEY=VALUE`; repeated.
+    #[arg(long = "label", env = "MESH_LABELS", value_delimiter = ',', value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// The workload's address, as its endpoints name it.
+    #[arg(long, env = "MESH_INSTANCE_IP", default_value = "127.0.0.1")]
+    pub instance_ip: IpAddr,
+    /// The cluster's DNS domain.
+    #[arg(long, env = "MESH_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The workload's certificates in Istio's layout (`cert-chain.pem`,
+    /// `key.pem`, `root-cert.pem`), rotated as they change.
+    #[arg(long, env = "MESH_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+/// `mesh-sidecar sidecar`.
+#[derive(Clone, Debug, Args)]
+pub struct SidecarArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub workload: WorkloadArgs,
+    /// Where the application sends its requests out.
+    #[arg(long, env = "MESH_OUTBOUND_ADDR", default_value = "127.0.0.1:15001")]
+    pub outbound_addr: SocketAddr,
+    /// Where the mesh's requests for the application come in.
+    #[arg(long, env = "MESH_INBOUND_ADDR", default_value = "0.0.0.0:15006")]
+    pub inbound_addr: SocketAddr,
+    /// The application's port on 127.0.0.1.
+    #[arg(long, env = "MESH_APP_PORT")]
+    pub app_port: u16,
+    /// The admin port.
+    #[arg(long, env = "MESH_ADMIN_ADDR", default_value = "127.0.0.1:15000")]
+    pub admin_addr: SocketAddr,
+    /// Worker threads.
+    #[arg(long, env = "MESH_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+    /// How long open connections have to finish at shutdown (`5s`, `500ms`).
+    #[arg(long, env = "MESH_DRAIN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+/// A duration in Istio's form: `5s`, `500ms`, `1m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, ""), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration (5s, 500ms, 1m)"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{s:?} is not a duration (5s, 500ms, 1m)")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_and_labels_read_as_istio_writes_them() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+        assert_eq!(
+            parse_label("app=reviews"),
+            Ok(("app".into(), "reviews".into()))
+        );
+        assert!(parse_label("app").is_err());
+    }
+
+    #[test]
+    fn exactly_one_source_is_taken() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from([&["mesh-sidecar", "sidecar", "--app-port", "9080"], args].concat())
+        };
+        assert!(parse(&[]).is_err());
+        assert!(parse(&["--config", "d", "--xds", "127.0.0.1:1", "--node-id", "n"]).is_err());
+        assert!(parse(&["--xds", "127.0.0.1:1"]).is_ok());
+        assert!(parse(&["--xds", "127.0.0.1:1", "--node-id", "n"]).is_ok());
+        assert!(parse(&["--config", "d"]).is_ok());
+    }
+}

@@ -1,0 +1,24 @@
+//! `mesh-sidecar`: the mesh for an application that cannot link it, as
+//! Istio's Envoy sidecar gives it to a pod. It is wiring only, of the
+//! library's parts:
+//!
+//! - the outbound listener (`127.0.0.1:15001`) is a plain-text
+//!   [`MeshServer`](mesh_tower::MeshServer) whose service is the mesh's
+//!   [`MeshClient`](mesh_tower::MeshClient) behind
+//!   [`proxy::Outbound`](mesh_tower::proxy::Outbound), reported as the
+//!   library reports its clients;
+//! - the inbound listener (`0.0.0.0:15006`) is the mesh's server, with its
+//!   mutual TLS, authorization and metrics, whose service is
+//!   [`proxy::Inbound`](mesh_tower::proxy::Inbound) to the application's
+//!   port;
+//! - the admin (`127.0.0.1:15000`) is the library's, with the lifecycle
+//!   endpoints.
+//!
+//! Its configuration comes from a control plane ([`source`]): a gRPC
+//! bootstrap, an xDS address, or a directory of Istio YAML served by a
+//! control plane inside the process.
+
+pub mod cli;
+pub mod lifecycle;
+pub mod sidecar;
+pub mod source;

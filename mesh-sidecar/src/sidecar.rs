@@ -1,0 +1,122 @@
+//! `mesh-sidecar sidecar`: the outbound and inbound listeners and the
+//! admin of one application, from the library's parts.
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use mesh_core::security::MtlsMode;
+use mesh_core::telemetry::WorkloadMetadata;
+use mesh_tower::admin::Lifecycle;
+use mesh_tower::proxy::{Inbound, Outbound};
+use mesh_tower::server::{Body, ServerError, ServingMode};
+use mesh_tower::{Mesh, MeshError, MeshServer};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::cli::{SidecarArgs, WorkloadArgs};
+use crate::lifecycle::{BindError, bind, on_signals, reached};
+use crate::source::{self, SourceError};
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    /// A listener's address is taken or not allowed.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The configuration source cannot be used.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The mesh cannot be set up from it.
+    #[error(transparent)]
+    Mesh(#[from] MeshError),
+    /// A listener's server cannot be built.
+    #[error(transparent)]
+    Server(#[from] ServerError),
+    /// The listeners' addresses could not be written out.
+    #[error("cannot write the listeners' addresses: {0}")]
+    Announce(std::io::Error),
+}
+
+/// Runs the sidecar until it is told to quit (SIGTERM, SIGINT,
+/// `POST /quitquitquit`) and has drained. Writes each listener's address
+/// on standard output once bound (`outbound 127.0.0.1:15001`, `inbound …`,
+/// `admin …`).
+pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
+    let outbound_listener = bind("outbound listener", args.outbound_addr).await?;
+    let inbound_listener = bind("inbound listener", args.inbound_addr).await?;
+    let admin_listener = bind("admin", args.admin_addr).await?;
+    let bootstrap = source::bootstrap(&args.source, &args.workload).await?;
+    let mesh = Mesh::builder()
+        .bootstrap(bootstrap)
+        .workload(workload(&args.workload))
+        .build()?;
+
+    let client = mesh.client();
+    let outbound = MeshServer::builder()
+        .mtls(MtlsMode::Disable)
+        .drain_timeout(args.drain_timeout)
+        .build()?;
+    // The control plane knows the application by its own port.
+    let known_as = SocketAddr::new(args.workload.instance_ip, args.app_port);
+    let inbound = mesh
+        .server()
+        .xds_address(known_as)
+        .drain_timeout(args.drain_timeout)
+        .build()?;
+    let own_id = mesh
+        .identity()
+        .and_then(|identity| identity.current())
+        .map(|identity| identity.id().to_string());
+    let app = SocketAddr::from(([127, 0, 0, 1], args.app_port));
+
+    let (lifecycle, _) = watch::channel(Lifecycle::Running);
+    let serving = inbound.serving_mode();
+    let admin = mesh
+        .admin(Registry::default())
+        .client("outbound", &client)
+        .server("inbound", &inbound)
+        .server("outbound", &outbound)
+        .lifecycle(lifecycle.clone())
+        .ready_when(move || *serving.borrow() == ServingMode::Serving)
+        .build();
+    announce(&[
+        ("outbound", &outbound_listener),
+        ("inbound", &inbound_listener),
+        ("admin", &admin_listener),
+    ])?;
+    on_signals(lifecycle.clone());
+    tokio::spawn(admin.serve(admin_listener));
+
+    let draining = || reached(lifecycle.subscribe(), Lifecycle::Draining);
+    tokio::join!(
+        outbound.serve_with_shutdown(
+            outbound_listener,
+            mesh.reported(Outbound::new(client)),
+            draining()
+        ),
+        inbound.serve_with_shutdown(
+            inbound_listener,
+            Inbound::<Body>::new(app, own_id.as_deref()),
+            draining()
+        ),
+    );
+    tracing::info!("listeners drained");
+    reached(lifecycle.subscribe(), Lifecycle::Quitting).await;
+    Ok(())
+}
+
+/// The workload's metadata, for its peers and its metrics' labels.
+fn workload(w: &WorkloadArgs) -> WorkloadMetadata {
+    let labels = w.labels.iter().cloned().collect();
+    WorkloadMetadata::from_labels(&w.workload, &w.namespace, &w.workload, &labels)
+}
+
+/// Writes where each listener is, one `NAME ADDRESS` line each.
+fn announce(listeners: &[(&str, &tokio::net::TcpListener)]) -> Result<(), SidecarError> {
+    let mut out = std::io::stdout().lock();
+    for (name, listener) in listeners {
+        let addr = listener.local_addr().map_err(SidecarError::Announce)?;
+        writeln!(out, "{name} {addr}").map_err(SidecarError::Announce)?;
+    }
+    out.flush().map_err(SidecarError::Announce)
+}

@@ -1,0 +1,122 @@
+//! Where the sidecar's configuration comes from, as an xDS bootstrap:
+//! the file given, one made for the control plane at `--xds`, or one for
+//! a control plane started inside the process that serves `--config`'s
+//! Istio YAML and follows its edits (as `mesh-control serve` does).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_control::ControlPlane;
+use mesh_tower::tls::IdentityFiles;
+use mesh_xds::Bootstrap;
+use mesh_xds::bootstrap::{BootstrapError, CertificateProvider, FileWatcher};
+use mesh_xds::server::AdsServer;
+use serde_json::{Map, Value};
+
+use crate::cli::{SourceArgs, WorkloadArgs};
+
+/// How often the certificate files are read again for rotation.
+const CERT_REFRESH: Duration = Duration::from_secs(60);
+
+/// Why the configuration source cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The bootstrap is unreadable or malformed.
+    #[error(transparent)]
+    Bootstrap(#[from] BootstrapError),
+    /// The configuration directory does not load; its errors were logged.
+    #[error("the configuration in {0} does not load (its errors are logged above)")]
+    Config(PathBuf),
+    /// No source was given.
+    #[error("no configuration source: give --bootstrap, --xds or --config")]
+    Missing,
+    /// The embedded control plane could not listen.
+    #[error("the embedded control plane cannot listen on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
+}
+
+/// The bootstrap the sidecar follows: `source` as `workload` describes
+/// it. With `--config`, the control plane serving it is started on the
+/// current runtime first.
+pub async fn bootstrap(
+    source: &SourceArgs,
+    workload: &WorkloadArgs,
+) -> Result<Bootstrap, SourceError> {
+    if let Some(file) = &source.bootstrap {
+        return Ok(Bootstrap::from_file(file)?);
+    }
+    let server = match (&source.xds, &source.config) {
+        (Some(xds), _) => xds.clone(),
+        (None, Some(dir)) => embedded(dir, &workload.cluster_domain).await?.to_string(),
+        (None, None) => return Err(SourceError::Missing),
+    };
+    let mut bootstrap = Bootstrap::insecure(&server, node_id(workload))?;
+    bootstrap.node.metadata = metadata(workload);
+    if let Some(dir) = &workload.cert_dir {
+        let files = IdentityFiles::in_dir(dir);
+        bootstrap.certificate_providers.insert(
+            "default".into(),
+            CertificateProvider {
+                file_watcher: FileWatcher {
+                    certificate_file: Some(files.certificate_chain),
+                    private_key_file: Some(files.private_key),
+                    ca_certificate_file: Some(files.roots),
+                    refresh_interval: CERT_REFRESH,
+                },
+            },
+        );
+    }
+    Ok(bootstrap)
+}
+
+/// Istio's node id for the workload, unless one is given.
+fn node_id(w: &WorkloadArgs) -> String {
+    w.node_id.clone().unwrap_or_else(|| {
+        format!(
+            "sidecar~{}~{}.{ns}~{ns}.svc.{}",
+            w.instance_ip,
+            w.workload,
+            w.cluster_domain,
+            ns = w.namespace
+        )
+    })
+}
+
+/// The node metadata Istio's agent sends: the namespace and the labels,
+/// `security.istio.io/tlsMode: istio` among them (the workload has a
+/// sidecar, so it takes mutual TLS).
+fn metadata(w: &WorkloadArgs) -> Map<String, Value> {
+    let mut labels: Map<String, Value> = w
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    labels
+        .entry("security.istio.io/tlsMode")
+        .or_insert_with(|| "istio".into());
+    let mut metadata = Map::new();
+    metadata.insert("NAMESPACE".into(), w.namespace.clone().into());
+    metadata.insert("LABELS".into(), Value::Object(labels));
+    metadata
+}
+
+/// Serves `dir` over ADS on a free port of 127.0.0.1, following its
+/// edits, until the runtime ends; its address.
+async fn embedded(dir: &Path, cluster_domain: &str) -> Result<SocketAddr, SourceError> {
+    let plane = ControlPlane::new(cluster_domain);
+    if !mesh_control::watch::load_into(&plane, dir).await {
+        return Err(SourceError::Config(dir.to_owned()));
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(SourceError::Listen)?;
+    let addr = listener.local_addr().map_err(SourceError::Listen)?;
+    tokio::spawn(mesh_control::watch::watch(plane.clone(), dir.to_owned()));
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(plane).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    Ok(addr)
+}

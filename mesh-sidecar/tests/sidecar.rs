@@ -1,0 +1,167 @@
+//! End to end on loopback: a plain client → productpage's sidecar
+//! (outbound) → mutual TLS → reviews' sidecars (inbound) → plain reviews
+//! applications, every part configured by one control plane: a header
+//! route, a weighted split, and retries across a sidecar that is killed.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use mesh_core::registry::Instance;
+use support::{Sidecar, WAIT, app, certificates, control_plane, get};
+
+const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage";
+const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
+
+const MESH: &str = "apiVersion: v1\nkind: Service\nmetadata: {name: reviews, namespace: default}\n\
+spec:\n  selector: {app: reviews}\n  ports: [{name: http, port: 9080}]\n\
+---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+metadata: {name: reviews, namespace: default}\n\
+spec:\n  host: reviews\n  trafficPolicy:\n    tls: {mode: ISTIO_MUTUAL}\n\
+\x20 subsets:\n  - {name: v1, labels: {version: v1}}\n  - {name: v2, labels: {version: v2}}\n\
+---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+metadata: {name: reviews, namespace: default}\n\
+spec:\n  hosts: [reviews]\n  http:\n\
+\x20 - match: [{headers: {end-user: {exact: jason}}}]\n\
+\x20   route: [{destination: {host: reviews, subset: v2}}]\n\
+\x20 - route:\n\
+\x20   - {destination: {host: reviews, subset: v1}, weight: 75}\n\
+\x20   - {destination: {host: reviews, subset: v2}, weight: 25}\n\
+\x20   retries: {attempts: 3, retryOn: 'connect-failure,reset,refused-stream,503'}\n\
+---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+metadata: {name: reviews, namespace: default}\n\
+spec:\n  selector: {matchLabels: {app: reviews}}\n  mtls: {mode: STRICT}\n";
+
+/// A reviews instance of `version` behind its sidecar at `inbound`.
+fn instance(version: &str, inbound: SocketAddr) -> Instance {
+    let mut i = Instance::new(inbound.ip().to_string());
+    i.ports.insert("http".into(), inbound.port());
+    i.labels.insert("app".into(), "reviews".into());
+    i.labels.insert("version".into(), version.into());
+    i.service_account = Some("bookinfo-reviews".into());
+    i
+}
+
+/// `n` requests for reviews through `sidecar`: how many each version
+/// answered, and every failure.
+async fn requests(sidecar: &Sidecar, n: usize, user: Option<&str>) -> (usize, usize, Vec<String>) {
+    let (mut v1, mut v2, mut failed) = (0, 0, Vec::new());
+    for _ in 0..n {
+        let headers: Vec<(&str, &str)> = user.map(|u| ("end-user", u)).into_iter().collect();
+        let (status, body) = get(
+            sidecar.outbound,
+            "http://reviews:9080/reviews/0",
+            Some(&headers),
+        )
+        .await;
+        match body.split_once(' ') {
+            Some(("v1", _)) if status == 200 => v1 += 1,
+            Some(("v2", _)) if status == 200 => v2 += 1,
+            _ => failed.push(format!("{status} {body}")),
+        }
+    }
+    (v1, v2, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    certificates(dir, &[("productpage", PRODUCTPAGE), ("reviews", REVIEWS)]);
+    let (plane, xds) = control_plane(&[("mesh.yaml", MESH.to_owned())]).await;
+    let xds = xds.to_string();
+
+    let reviews = |version: &'static str, app_port: u16| {
+        let certs = dir.join("reviews").display().to_string();
+        let xds = xds.clone();
+        let version_label = format!("version={version}");
+        async move {
+            let port = app_port.to_string();
+            let args = [
+                "--xds",
+                &xds,
+                "--workload",
+                &format!("reviews-{version}"),
+                "--label",
+                "app=reviews",
+                "--label",
+                &version_label,
+                "--cert-dir",
+                &certs,
+                "--app-port",
+                &port,
+            ];
+            Sidecar::start(dir, &format!("reviews-{version}-{app_port}"), &args).await
+        }
+    };
+    let (v1a, v1b, v2) = (app("v1").await, app("v1").await, app("v2").await);
+    let mut v1a_sidecar = reviews("v1", v1a.port()).await;
+    let v1b_sidecar = reviews("v1", v1b.port()).await;
+    let v2_sidecar = reviews("v2", v2.port()).await;
+    plane.set_instances(
+        "test",
+        vec![
+            instance("v1", v1a_sidecar.inbound),
+            instance("v1", v1b_sidecar.inbound),
+            instance("v2", v2_sidecar.inbound),
+        ],
+    );
+    let productpage_certs = dir.join("productpage").display().to_string();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let productpage = Sidecar::start(
+        dir,
+        "productpage",
+        &[
+            "--xds",
+            &xds,
+            "--workload",
+            "productpage-v1",
+            "--label",
+            "app=productpage",
+            "--cert-dir",
+            &productpage_certs,
+            "--app-port",
+            &unused,
+        ],
+    )
+    .await;
+    for sidecar in [&v1a_sidecar, &v1b_sidecar, &v2_sidecar, &productpage] {
+        sidecar.ready().await;
+    }
+
+    // The application behind the sidecar is told who called, as proven by
+    // the caller's certificate.
+    let (status, body) = tokio::time::timeout(
+        WAIT,
+        get(productpage.outbound, "http://reviews:9080/reviews/0", None),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}\n{}", productpage.log());
+    assert!(body.ends_with(&format!(";URI={PRODUCTPAGE}")), "{body}");
+    assert!(body.contains(&format!("By={REVIEWS}")), "{body}");
+
+    // The header route.
+    let (v1, v2, failed) = requests(&productpage, 20, Some("jason")).await;
+    assert_eq!((v1, v2, failed.len()), (0, 20, 0), "{failed:?}");
+
+    // The weighted split: both versions, v1 about three times as often.
+    let (v1, v2, failed) = requests(&productpage, 200, None).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(v1 > v2 && v2 > 20, "75/25 split gave v1 {v1}, v2 {v2}");
+
+    // One of v1's sidecars dies: its requests are retried elsewhere.
+    v1a_sidecar.child.kill().await.unwrap();
+    let (v1, v2, failed) = requests(&productpage, 100, None).await;
+    assert!(failed.is_empty(), "{failed:?}\n{}", productpage.log());
+    assert_eq!(v1 + v2, 100);
+
+    // Plain text to a STRICT reviews is refused at its sidecar.
+    let (status, _) = get(v2_sidecar.inbound, "http://reviews:9080/reviews/0", None).await;
+    assert_eq!(status, 0, "plain text reached a STRICT port");
+}

@@ -1,0 +1,201 @@
+//! What the sidecar's tests share: the `mesh-sidecar` binary started as a
+//! child process, plain applications, and a control plane in the test.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use mesh_control::ControlPlane;
+use mesh_control::ca::Ca;
+use mesh_control::config_dir::load_texts;
+use mesh_xds::server::AdsServer;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+/// How long anything is waited for.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running `mesh-sidecar sidecar`, killed when dropped.
+pub struct Sidecar {
+    pub child: Child,
+    pub outbound: SocketAddr,
+    pub inbound: SocketAddr,
+    pub admin: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Sidecar {
+    /// `mesh-sidecar sidecar` with every listener on a free port of
+    /// 127.0.0.1 and `args`, its log in `dir/NAME.log`; once it has said
+    /// where it listens.
+    pub async fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"))
+            .arg("sidecar")
+            .args([
+                "--outbound-addr",
+                "127.0.0.1:0",
+                "--inbound-addr",
+                "127.0.0.1:0",
+                "--admin-addr",
+                "127.0.0.1:0",
+            ])
+            .args(args)
+            .env("RUST_LOG", "info,mesh_tower=debug")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut addrs = BTreeMap::new();
+        while addrs.len() < 3 {
+            let line = tokio::time::timeout(WAIT, lines.next_line())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "{name} said nothing: {}",
+                        std::fs::read_to_string(&log).unwrap()
+                    )
+                })
+                .unwrap()
+                .unwrap_or_else(|| {
+                    panic!("{name} exited: {}", std::fs::read_to_string(&log).unwrap())
+                });
+            let (what, addr) = line.split_once(' ').unwrap();
+            addrs.insert(what.to_owned(), addr.parse::<SocketAddr>().unwrap());
+        }
+        Self {
+            child,
+            outbound: addrs["outbound"],
+            inbound: addrs["inbound"],
+            admin: addrs["admin"],
+            log,
+        }
+    }
+
+    /// What it has logged.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET path` on its admin: the status and body.
+    pub async fn admin(&self, path: &str) -> (u16, String) {
+        get(self.admin, &format!("http://{}{path}", self.admin), None).await
+    }
+
+    /// Waits for `/ready` to say `LIVE`.
+    pub async fn ready(&self) {
+        let ready = async {
+            while self.admin("/ready").await.0 != 200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        if tokio::time::timeout(WAIT, ready).await.is_err() {
+            panic!("never ready: {}", self.log());
+        }
+    }
+}
+
+/// `GET uri` sent to `addr` whatever the URI names, with `headers`: the
+/// status and body (`0` and the error when there was no response).
+pub async fn get(addr: SocketAddr, uri: &str, headers: Option<&[(&str, &str)]>) -> (u16, String) {
+    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let target: http::Uri = uri.parse().unwrap();
+    let mut req = http::Request::get(format!("http://{addr}{}", target.path_and_query().unwrap()));
+    if let Some(authority) = target.authority() {
+        req = req.header("host", authority.as_str());
+    }
+    for (k, v) in headers.unwrap_or_default() {
+        req = req.header(*k, *v);
+    }
+    match client
+        .request(req.body(Full::<Bytes>::default()).unwrap())
+        .await
+    {
+        Ok(res) => {
+            let status = res.status().as_u16();
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+        Err(e) => (0, format!("{e:?}")),
+    }
+}
+
+/// A plain HTTP application on 127.0.0.1 answering `NAME xfcc=…` with the
+/// `x-forwarded-client-cert` it was given.
+pub async fn app(name: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = hyper::service::service_fn(
+                move |req: http::Request<hyper::body::Incoming>| async move {
+                    let xfcc = req
+                        .headers()
+                        .get("x-forwarded-client-cert")
+                        .map_or("-", |v| v.to_str().unwrap_or("?"))
+                        .to_owned();
+                    Ok::<_, Infallible>(http::Response::new(Full::new(Bytes::from(format!(
+                        "{name} xfcc={xfcc}"
+                    )))))
+                },
+            );
+            tokio::spawn(async move {
+                let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    addr
+}
+
+/// A control plane serving `files` (name, YAML) over ADS on a free port of
+/// 127.0.0.1, until the test's runtime ends.
+pub async fn control_plane(files: &[(&str, String)]) -> (ControlPlane, SocketAddr) {
+    let plane = ControlPlane::new("cluster.local");
+    let loaded = load_texts(
+        files.iter().map(|(n, t)| ((*n).to_owned(), t.clone())),
+        "cluster.local",
+    )
+    .unwrap();
+    plane.apply(loaded);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(AdsServer::new(plane.clone()).into_service())
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    (plane, addr)
+}
+
+/// A CA in `dir/ca` that has issued each `(name, SPIFFE id)` into
+/// `dir/NAME`, Istio's layout.
+pub fn certificates(dir: &Path, ids: &[(&str, &str)]) {
+    let ca = Ca::init(dir.join("ca")).unwrap();
+    for (name, id) in ids {
+        ca.issue(id, Duration::from_secs(24 * 3600))
+            .unwrap()
+            .write(dir.join(name))
+            .unwrap();
+    }
+}
