@@ -95,6 +95,13 @@ pub struct SidecarArgs {
     /// Worker threads.
     #[arg(long, env = "MESH_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
+    /// Writes a line per request to this file (`/dev/stdout`, as Istio's
+    /// `accessLogFile`), in Envoy's text format or JSON.
+    #[arg(long, env = "MESH_ACCESS_LOG")]
+    pub access_log: Option<PathBuf>,
+    /// The access log's format: `text` (Envoy's default) or `json`.
+    #[arg(long, env = "MESH_ACCESS_LOG_FORMAT", default_value = "text", value_parser = parse_format)]
+    pub access_log_format: mesh_tower::access_log::Format,
     /// How long open connections have to finish at shutdown (`5s`, `500ms`).
     #[arg(long, env = "MESH_DRAIN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub drain_timeout: Duration,
@@ -104,6 +111,14 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .ok_or_else(|| format!("{s:?} is not KEY=VALUE"))
+}
+
+fn parse_format(s: &str) -> Result<mesh_tower::access_log::Format, String> {
+    match s {
+        "text" => Ok(mesh_tower::access_log::Format::Text),
+        "json" => Ok(mesh_tower::access_log::Format::Json),
+        _ => Err(format!("{s:?} is not an access log format: text or json")),
+    }
 }
 
 /// A duration in Istio's form: `5s`, `500ms`, `1m`, `1h`.

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use mesh_core::security::MtlsMode;
 use mesh_core::telemetry::WorkloadMetadata;
+use mesh_tower::access_log::AccessLog;
 use mesh_tower::admin::Lifecycle;
 use mesh_tower::proxy::{Inbound, Outbound};
 use mesh_tower::server::{Body, ServerError, ServingMode};
@@ -32,6 +33,14 @@ pub enum SidecarError {
     /// A listener's server cannot be built.
     #[error(transparent)]
     Server(#[from] ServerError),
+    /// The access log cannot be opened.
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The listeners' addresses could not be written out.
     #[error("cannot write the listeners' addresses: {0}")]
     Announce(std::io::Error),
@@ -46,10 +55,21 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
     let inbound_listener = bind("inbound listener", args.inbound_addr).await?;
     let admin_listener = bind("admin", args.admin_addr).await?;
     let bootstrap = source::bootstrap(&args.source, &args.workload).await?;
-    let mesh = Mesh::builder()
+    let mut mesh = Mesh::builder()
         .bootstrap(bootstrap)
-        .workload(workload(&args.workload))
-        .build()?;
+        .workload(workload(&args.workload));
+    if let Some(path) = &args.access_log {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| SidecarError::AccessLog {
+                path: path.clone(),
+                source,
+            })?;
+        mesh = mesh.access_log(AccessLog::new(args.access_log_format, file));
+    }
+    let mesh = mesh.build()?;
 
     let client = mesh.client();
     let outbound = MeshServer::builder()

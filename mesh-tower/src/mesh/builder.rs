@@ -36,6 +36,7 @@ pub struct MeshBuilder {
     resolve: Option<Arc<dyn Resolve>>,
     identity: Option<IdentitySource>,
     workload: Option<WorkloadMetadata>,
+    access_log: Option<crate::access_log::AccessLog>,
     #[cfg(feature = "xds")]
     bootstrap: Option<mesh_xds::Bootstrap>,
     #[cfg(feature = "dns")]
@@ -71,6 +72,13 @@ impl MeshBuilder {
     /// `destination_*` labels of its servers' metrics.
     pub fn workload(mut self, workload: WorkloadMetadata) -> Self {
         self.workload = Some(workload);
+        self
+    }
+
+    /// Writes a line for each request its servers and reported clients
+    /// record to `log` ([`access_log`](crate::access_log)).
+    pub fn access_log(mut self, log: crate::access_log::AccessLog) -> Self {
+        self.access_log = Some(log);
         self
     }
 
@@ -135,6 +143,7 @@ impl MeshBuilder {
                 resolve,
                 identity,
                 workload: self.workload,
+                access_log: self.access_log,
                 metrics: crate::metrics::IstioMetrics::default(),
                 #[cfg(feature = "xds")]
                 ads,

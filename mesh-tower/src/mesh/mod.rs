@@ -62,6 +62,7 @@ struct Inner {
     resolve: Arc<dyn Resolve>,
     identity: Option<IdentitySource>,
     workload: Option<WorkloadMetadata>,
+    access_log: Option<crate::access_log::AccessLog>,
     metrics: IstioMetrics,
     #[cfg(feature = "xds")]
     ads: Option<mesh_xds::ads::AdsHandle>,
@@ -147,7 +148,7 @@ impl Mesh {
 
     /// `client` (of this mesh's [`client_builder`](Self::client_builder))
     /// with its requests recorded in the mesh's [`metrics`](Self::metrics)
-    /// (`reporter="source"`) and a client span for each
+    /// (`reporter="source"`) and its [access log](MeshBuilder::access_log) and a client span for each
     /// ([`trace`](crate::trace)): a child of the context a handler copied
     /// into the request with [`propagate`](crate::trace::propagate).
     /// `client` is sent each request's body as a
@@ -161,7 +162,11 @@ impl Mesh {
             principal: self.principal(),
             service: None,
         };
-        let metrics = IstioMetricsLayer::new(self.inner.metrics.clone(), Reporter::Source, local);
+        let mut metrics =
+            IstioMetricsLayer::new(self.inner.metrics.clone(), Reporter::Source, local);
+        if let Some(log) = &self.inner.access_log {
+            metrics = metrics.access_log(log.clone());
+        }
         TraceLayer::client(Sampler::default()).layer(metrics.layer(client))
     }
 
@@ -205,6 +210,9 @@ impl Mesh {
         }
         if let Some(workload) = &self.inner.workload {
             builder = builder.metrics(self.inner.metrics.clone(), workload.clone(), None);
+            if let Some(log) = &self.inner.access_log {
+                builder = builder.access_log(log.clone());
+            }
         }
         #[cfg(feature = "xds")]
         if let Some(ads) = &self.inner.ads {

@@ -24,7 +24,10 @@ pub struct MissingTarget;
 
 /// Sends each request to `inner` (a [`MeshClient`](crate::MeshClient))
 /// with an absolute URI: the one it came with (absolute-form, HTTP/2's
-/// `:authority`), else `http://` and its `Host`. `CONNECT host:port`
+/// `:authority`), else `http://` and its `Host`; its authority with the
+/// scheme's port when it names none (`http://reviews/` is for
+/// `reviews:80`, the listener a control plane serves for it). The `Host`
+/// header stays as the application wrote it. `CONNECT host:port`
 /// opens a TCP tunnel to that address, answered `200` once connected.
 #[derive(Clone, Debug)]
 pub struct Outbound<S> {
@@ -60,7 +63,7 @@ where
                 grpc,
             );
         }
-        if let Err(e) = absolute(&mut req, None) {
+        if let Err(e) = absolute(&mut req, None).and_then(|()| with_port(&mut req)) {
             return ResponseFuture::local(Box::pin(std::future::ready(Err(e.into()))), grpc);
         }
         let upgrade = is_upgrade(req.headers());
@@ -101,6 +104,24 @@ fn connect(target: Option<Authority>, downstream: OnUpgrade) -> Local {
         );
         Ok(http::Response::new(ResponseBody::empty()))
     })
+}
+
+/// Writes the scheme's port into the absolute URI of `req` if it has none.
+fn with_port<B>(req: &mut http::Request<B>) -> Result<(), MissingTarget> {
+    let uri = req.uri();
+    let Some(authority) = uri.authority().filter(|a| a.port().is_none()) else {
+        return Ok(());
+    };
+    let port = if uri.scheme() == Some(&Scheme::HTTPS) {
+        443
+    } else {
+        80
+    };
+    let mut parts = uri.clone().into_parts();
+    let ported = format!("{authority}:{port}");
+    parts.authority = Some(Authority::try_from(ported).map_err(|_| MissingTarget)?);
+    *req.uri_mut() = http::Uri::from_parts(parts).map_err(|_| MissingTarget)?;
+    Ok(())
 }
 
 /// Makes the URI of `req` absolute: `scheme` (else the one it has, else

@@ -264,6 +264,9 @@ async fn outbound_makes_the_target_explicit() {
         res.ends_with("http://ratings:9080/r upgrade=false"),
         "{res}"
     );
+    // Without a port, the scheme's.
+    let (_, res) = exchange(sidecar, "GET /p HTTP/1.1\r\nhost: reviews\r\n\r\n").await;
+    assert!(res.ends_with("http://reviews:80/p upgrade=false"), "{res}");
     // HTTP/1.0 without a Host names no target.
     let (_, res) = exchange(sidecar, "GET /r HTTP/1.0\r\n\r\n").await;
     assert!(res.starts_with("HTTP/1.0 400"), "{res}");
