@@ -259,3 +259,41 @@ async fn bad_input_at_the_edge_is_answered_and_closed() {
         200
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bootstrap_file_as_istios_agent_writes_it_is_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_plane, xds) = support::control_plane(&[("mesh.yaml", plain(gone()))]).await;
+    let bootstrap = serde_json::json!({
+        "xds_servers": [{
+            "server_uri": xds.to_string(),
+            "channel_creds": [{"type": "insecure"}],
+            "server_features": ["xds_v3"],
+        }],
+        "node": {
+            "id": "sidecar~127.0.0.1~ratings-v1.default~default.svc.cluster.local",
+            "metadata": {"NAMESPACE": "default", "LABELS": {"app": "ratings", "version": "v1"}},
+        },
+        "server_listener_resource_name_template": "xds.istio.io/grpc/lds/inbound/%s",
+    });
+    let file = tmp.path().join("bootstrap.json");
+    std::fs::write(&file, bootstrap.to_string()).unwrap();
+    let app = slow_app(Duration::ZERO).await;
+    let (file, port) = (file.display().to_string(), app.port().to_string());
+    let sidecar = Sidecar::start(
+        tmp.path(),
+        "ratings",
+        &["--bootstrap", &file, "--app-port", &port],
+    )
+    .await;
+    sidecar.ready().await;
+    assert_eq!(
+        get(sidecar.inbound, "http://ratings:9080/", None).await,
+        (200, "slow".into())
+    );
+    let (_, dump) = sidecar.admin("/config_dump").await;
+    assert!(
+        dump.contains("xds.istio.io/grpc/lds/inbound/127.0.0.1:"),
+        "{dump}"
+    );
+}
