@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 
 use mesh_core::registry::Instance;
 use support::{Sidecar, WAIT, app, certificates, control_plane, get};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-productpage";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/bookinfo-reviews";
@@ -145,6 +146,38 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     assert_eq!(status, 200, "{body}\n{}", productpage.log());
     assert!(body.ends_with(&format!(";URI={PRODUCTPAGE}")), "{body}");
     assert!(body.contains(&format!("By={REVIEWS}")), "{body}");
+
+    // A WebSocket-style upgrade goes through both sidecars and the
+    // mutual TLS between them, and becomes a tunnel.
+    let mut stream = tokio::net::TcpStream::connect(productpage.outbound)
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET /chat HTTP/1.1\r\nhost: reviews:9080\r\nend-user: jason\r\nconnection: upgrade\r\nupgrade: echo\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        tokio::time::timeout(WAIT, stream.read_exact(&mut byte))
+            .await
+            .unwrap()
+            .unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.starts_with("HTTP/1.1 101"),
+        "{head}\n{}",
+        productpage.log()
+    );
+    stream.write_all(b"ping").await.unwrap();
+    let mut echo = [0u8; 4];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut echo))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&echo, b"ping");
 
     // The header route.
     let (v1, v2, failed) = requests(&productpage, 20, Some("jason")).await;

@@ -138,7 +138,8 @@ pub async fn get(addr: SocketAddr, uri: &str, headers: Option<&[(&str, &str)]>) 
 }
 
 /// A plain HTTP application on 127.0.0.1 answering `NAME xfcc=…` with the
-/// `x-forwarded-client-cert` it was given.
+/// `x-forwarded-client-cert` it was given; on `Upgrade: echo` it switches
+/// protocols and echoes what it is sent.
 pub async fn app(name: &'static str) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -148,7 +149,10 @@ pub async fn app(name: &'static str) -> SocketAddr {
                 continue;
             };
             let service = hyper::service::service_fn(
-                move |req: http::Request<hyper::body::Incoming>| async move {
+                move |mut req: http::Request<hyper::body::Incoming>| async move {
+                    if req.headers().get("upgrade").is_some_and(|u| u == "echo") {
+                        return Ok(echo(&mut req));
+                    }
                     let xfcc = req
                         .headers()
                         .get("x-forwarded-client-cert")
@@ -161,11 +165,35 @@ pub async fn app(name: &'static str) -> SocketAddr {
             );
             tokio::spawn(async move {
                 let http = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-                let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                let _ = http
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
     addr
+}
+
+/// Switches `req`'s connection to echoing what it is sent.
+fn echo(req: &mut http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upgraded = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = upgraded.await else { return };
+        let mut io = TokioIo::new(upgraded);
+        let mut buf = [0u8; 64];
+        while let Ok(n @ 1..) = io.read(&mut buf).await {
+            if io.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    });
+    http::Response::builder()
+        .status(101)
+        .header("connection", "upgrade")
+        .header("upgrade", "echo")
+        .body(Full::default())
+        .unwrap()
 }
 
 /// A control plane serving `files` (name, YAML) over ADS on a free port of

@@ -293,19 +293,22 @@ impl<C> MeshClientBuilder<C> {
                     let endpoint = HttpEndpoint::new(endpoint.addr, connector, connection);
                     return Ok(attempt_service(endpoint, attempts.as_ref()));
                 };
-                if let Some(files) = &tls.files {
-                    let tls =
+                let tls = match &tls.files {
+                    Some(files) => {
                         MeshTlsConnector::with_files(connector, tls, files, connection.protocol)
                             .map_err(|e| Arc::<str>::from(e.to_string()))?
-                            .handshake_timeout(connection.connect_timeout);
-                    let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
-                    return Ok(attempt_service(endpoint, attempts.as_ref()));
+                    }
+                    None => {
+                        let identity = identity.as_ref().map_err(Clone::clone)?;
+                        MeshTlsConnector::new(connector, identity, tls, connection.protocol)
+                            .map_err(|e| Arc::<str>::from(e.to_string()))?
+                    }
                 }
-                let identity = identity.as_ref().map_err(Clone::clone)?;
-                let tls = MeshTlsConnector::new(connector, identity, tls, connection.protocol)
-                    .map_err(|e| Arc::<str>::from(e.to_string()))?
-                    .handshake_timeout(connection.connect_timeout);
-                let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection).encrypted();
+                .handshake_timeout(connection.connect_timeout);
+                let upgrades = tls.http1_only();
+                let endpoint = HttpEndpoint::new(endpoint.addr, tls, connection)
+                    .encrypted()
+                    .upgrades_over(upgrades, connection);
                 Ok(attempt_service(endpoint, attempts.as_ref()))
             },
         );

@@ -56,6 +56,9 @@ pub struct HttpEndpoint<C, B> {
     encrypted: bool,
     http1: Client<AddrConnector<C>, B>,
     http2: Client<AddrConnector<C>, B>,
+    /// For requests that upgrade their connection, when `http1` may
+    /// negotiate HTTP/2 (over TLS, by ALPN).
+    upgrades: Option<Client<AddrConnector<C>, B>>,
 }
 
 impl<C: Clone, B> Clone for HttpEndpoint<C, B> {
@@ -66,6 +69,7 @@ impl<C: Clone, B> Clone for HttpEndpoint<C, B> {
             encrypted: self.encrypted,
             http1: self.http1.clone(),
             http2: self.http2.clone(),
+            upgrades: self.upgrades.clone(),
         }
     }
 }
@@ -93,20 +97,25 @@ where
     /// Connections to `addr` made by `connector`, kept as `policy` says.
     pub fn new(addr: SocketAddr, connector: C, policy: &ConnectionPolicy) -> Self {
         let connector = AddrConnector::new(addr, connector);
-        let mut builder = Client::builder(TokioExecutor::new());
-        builder
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(policy.idle_timeout)
-            .pool_max_idle_per_host(policy.max_idle_per_endpoint);
-        let http1 = builder.build(connector.clone());
-        let http2 = builder.http2_only(true).build(connector);
+        let http1 = pool(policy).build(connector.clone());
+        let http2 = pool(policy).http2_only(true).build(connector);
         Self {
             addr,
             protocol: policy.protocol,
             encrypted: false,
             http1,
             http2,
+            upgrades: None,
         }
+    }
+
+    /// Sends requests that upgrade their connection (`Upgrade`,
+    /// WebSocket) over connections `connector` makes, which must be
+    /// HTTP/1.1 ([`MeshTlsConnector::http1_only`](crate::tls::MeshTlsConnector::http1_only)).
+    pub fn upgrades_over(mut self, connector: C, policy: &ConnectionPolicy) -> Self {
+        let connector = AddrConnector::new(self.addr, connector);
+        self.upgrades = Some(pool(policy).build(connector));
+        self
     }
 }
 
@@ -170,7 +179,12 @@ where
         } else {
             http::Version::HTTP_11
         };
-        let client = if http2 { &self.http2 } else { &self.http1 };
+        let upgrade = !http2 && req.headers().contains_key(http::header::UPGRADE);
+        let client = match &self.upgrades {
+            Some(upgrades) if upgrade => upgrades,
+            _ if http2 => &self.http2,
+            _ => &self.http1,
+        };
         let fut = client.request(req);
         let addr = self.addr;
         Box::pin(async move {
@@ -183,6 +197,16 @@ where
             }
         })
     }
+}
+
+/// A client builder pooling as `policy` says.
+fn pool(policy: &ConnectionPolicy) -> hyper_util::client::legacy::Builder {
+    let mut builder = Client::builder(TokioExecutor::new());
+    builder
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(policy.idle_timeout)
+        .pool_max_idle_per_host(policy.max_idle_per_endpoint);
+    builder
 }
 
 /// The kind of failure a client error is.

@@ -117,6 +117,23 @@ impl<C> MeshTlsConnector<C> {
     }
 }
 
+impl<C: Clone> MeshTlsConnector<C> {
+    /// The same connector offering only HTTP/1.1 by ALPN: for a request
+    /// that upgrades its connection (WebSocket), which HTTP/2 cannot
+    /// carry.
+    pub fn http1_only(&self) -> Self {
+        let mut config = rustls::ClientConfig::clone(self.tls.config());
+        config.alpn_protocols = alpn(Protocol::Http1);
+        Self {
+            inner: self.inner.clone(),
+            identity: self.identity.clone(),
+            tls: TlsConnector::from(Arc::new(config)),
+            sni: self.sni.clone(),
+            handshake_timeout: self.handshake_timeout,
+        }
+    }
+}
+
 impl<C> MeshTlsConnector<C> {
     /// Gives up on a server that has not finished the handshake within
     /// `timeout` ([`DEFAULT_HANDSHAKE_TIMEOUT`] unless set): one that
