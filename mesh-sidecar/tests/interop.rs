@@ -10,42 +10,16 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use mesh_core::registry::Instance;
 use mesh_core::telemetry::WorkloadMetadata;
 use mesh_tower::Mesh;
 use mesh_tower::tls::ClientIdentity;
 use mesh_xds::Bootstrap;
 use mesh_xds::bootstrap::{CertificateProvider, FileWatcher};
-use support::{Sidecar, WAIT, app, certificates, control_plane, get};
+use support::{Sidecar, WAIT, app, certificates, control_plane, get, instance, service};
 use tower::ServiceExt;
 
 const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/productpage";
 const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/ratings";
-
-/// `name` (`ratings`, `details`): a service on port 9080 of the workloads
-/// labelled `app: NAME`, dialled with the mesh's mutual TLS and taking
-/// nothing else.
-fn service(name: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
-         spec:\n  selector: {{app: {name}}}\n  ports: [{{name: http, port: 9080}}]\n\
-         ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
-         metadata: {{name: {name}, namespace: default}}\n\
-         spec:\n  host: {name}\n  trafficPolicy:\n    tls: {{mode: ISTIO_MUTUAL}}\n\
-         ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
-         metadata: {{name: {name}, namespace: default}}\n\
-         spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  mtls: {{mode: STRICT}}\n"
-    )
-}
-
-fn instance(app: &str, account: &str, addr: SocketAddr) -> Instance {
-    let mut i = Instance::new(addr.ip().to_string());
-    i.ports.insert("http".into(), addr.port());
-    i.labels.insert("app".into(), app.into());
-    i.labels.insert("version".into(), "v1".into());
-    i.service_account = Some(account.into());
-    i
-}
 
 /// A library workload `app`-v1 following the control plane at `xds`
 /// with the certificates in `certs`.

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use mesh_control::ControlPlane;
 use mesh_control::ca::Ca;
 use mesh_control::config_dir::load_texts;
+use mesh_core::registry::Instance;
 use mesh_xds::server::AdsServer;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::TcpListener;
@@ -226,4 +227,30 @@ pub fn certificates(dir: &Path, ids: &[(&str, &str)]) {
             .write(dir.join(name))
             .unwrap();
     }
+}
+
+/// `name` (`ratings`, `details`): a service on port 9080 of the workloads
+/// labelled `app: NAME`, dialled with the mesh's mutual TLS and taking
+/// nothing else.
+pub fn service(name: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  selector: {{app: {name}}}\n  ports: [{{name: http, port: 9080}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  host: {name}\n  trafficPolicy:\n    tls: {{mode: ISTIO_MUTUAL}}\n\
+         ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+         metadata: {{name: {name}, namespace: default}}\n\
+         spec:\n  selector: {{matchLabels: {{app: {name}}}}}\n  mtls: {{mode: STRICT}}\n"
+    )
+}
+
+/// An instance of `app` v1 at `addr`, running as `account`.
+pub fn instance(app: &str, account: &str, addr: SocketAddr) -> Instance {
+    let mut i = Instance::new(addr.ip().to_string());
+    i.ports.insert("http".into(), addr.port());
+    i.labels.insert("app".into(), app.into());
+    i.labels.insert("version".into(), "v1".into());
+    i.service_account = Some(account.into());
+    i
 }

@@ -1,0 +1,107 @@
+//! gRPC through two sidecars, untouched: a tonic client sends to
+//! productpage's outbound listener as to `ratings:9080`, over h2c, the
+//! mesh's mutual TLS and ratings' inbound sidecar to a tonic server; a
+//! server stream carries each status change as it happens.
+
+mod support;
+
+use futures_util::StreamExt;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus as Status;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::health_server::HealthServer;
+
+use support::{Sidecar, WAIT, certificates, control_plane, instance, service};
+
+const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/productpage";
+const RATINGS: &str = "spiffe://cluster.local/ns/default/sa/ratings";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unary_and_streaming_grpc_cross_both_sidecars() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    certificates(dir, &[("productpage", PRODUCTPAGE), ("ratings", RATINGS)]);
+    let (plane, xds) = control_plane(&[("ratings.yaml", service("ratings"))]).await;
+    let xds = xds.to_string();
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("ratings", ServingStatus::Serving)
+        .await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_port = listener.local_addr().unwrap().port().to_string();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service::<HealthServer<_>>(health)
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+    let certs = dir.join("ratings").display().to_string();
+    #[rustfmt::skip]
+    let ratings = Sidecar::start(dir, "ratings", &[
+        "--xds", &xds, "--workload", "ratings-v1", "--label", "app=ratings",
+        "--cert-dir", &certs, "--app-port", &app_port,
+    ]).await;
+    plane.set_instances(
+        "test",
+        vec![instance("ratings", "ratings", ratings.inbound)],
+    );
+    let certs = dir.join("productpage").display().to_string();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    #[rustfmt::skip]
+    let productpage = Sidecar::start(dir, "productpage", &[
+        "--xds", &xds, "--workload", "productpage-v1", "--label", "app=productpage",
+        "--cert-dir", &certs, "--app-port", &unused,
+    ]).await;
+    ratings.ready().await;
+
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", productpage.outbound))
+            .unwrap()
+            .origin("http://ratings:9080".parse().unwrap())
+            .connect()
+            .await
+            .unwrap();
+    let mut client = HealthClient::new(channel);
+    let request = || HealthCheckRequest {
+        service: "ratings".into(),
+    };
+    let status = tokio::time::timeout(WAIT, client.check(request()))
+        .await
+        .unwrap();
+    let status = status.unwrap_or_else(|e| panic!("{e}\n{}", productpage.log()));
+    assert_eq!(status.into_inner().status(), Status::Serving);
+
+    // A status the server does not know: its own gRPC error, untouched.
+    let unknown = client
+        .check(HealthCheckRequest {
+            service: "nobody".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+
+    let mut watch = client.watch(request()).await.unwrap().into_inner();
+    let first = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.status(), Status::Serving);
+    reporter
+        .set_service_status("ratings", ServingStatus::NotServing)
+        .await;
+    let next = tokio::time::timeout(WAIT, watch.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status(), Status::NotServing);
+}
