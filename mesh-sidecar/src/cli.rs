@@ -95,6 +95,10 @@ pub struct SidecarArgs {
     /// Worker threads.
     #[arg(long, env = "MESH_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,
+    /// How long a connection has for its TLS handshake and each request
+    /// head before it is closed (slow clients, slowloris).
+    #[arg(long, env = "MESH_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
     /// Writes a line per request to this file (`/dev/stdout`, as Istio's
     /// `accessLogFile`), in Envoy's text format or JSON.
     #[arg(long, env = "MESH_ACCESS_LOG")]

@@ -74,6 +74,7 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
     let client = mesh.client();
     let outbound = MeshServer::builder()
         .mtls(MtlsMode::Disable)
+        .header_read_timeout(args.header_read_timeout)
         .drain_timeout(args.drain_timeout)
         .build()?;
     // The control plane knows the application by its own port.
@@ -81,6 +82,7 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
     let inbound = mesh
         .server()
         .xds_address(known_as)
+        .header_read_timeout(args.header_read_timeout)
         .drain_timeout(args.drain_timeout)
         .build()?;
     let own_id = mesh

@@ -37,6 +37,11 @@ fn gone() -> u16 {
 /// A sidecar for a ratings application on `app_port`, from a YAML
 /// directory in `dir`.
 async fn ratings(dir: &std::path::Path, app_port: u16) -> Sidecar {
+    ratings_with(dir, app_port, &[]).await
+}
+
+/// As [`ratings`], with more flags.
+async fn ratings_with(dir: &std::path::Path, app_port: u16, more: &[&str]) -> Sidecar {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
     std::fs::write(config.join("mesh.yaml"), plain(gone())).unwrap();
@@ -48,7 +53,7 @@ async fn ratings(dir: &std::path::Path, app_port: u16) -> Sidecar {
         "--config", &config, "--label", "app=ratings", "--app-port", &port,
         "--drain-timeout", "10s", "--access-log", &log,
     ];
-    let sidecar = Sidecar::start(dir, "ratings", &args).await;
+    let sidecar = Sidecar::start(dir, "ratings", &[&args[..], more].concat()).await;
     sidecar.ready().await;
     sidecar
 }
@@ -295,5 +300,71 @@ async fn a_bootstrap_file_as_istios_agent_writes_it_is_followed() {
     assert!(
         dump.contains("xds.istio.io/grpc/lds/inbound/127.0.0.1:"),
         "{dump}"
+    );
+}
+
+/// The sidecar's resident memory, from `/proc`, in KiB.
+fn rss_kib(sidecar: &Sidecar) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", sidecar.child.id().unwrap())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_slow_connections_stay_bounded_and_are_cut() {
+    const SLOW: usize = 1000;
+    if !std::path::Path::new("/proc/self/status").exists() {
+        eprintln!("skipped: no /proc to read the sidecar's memory from");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let app = slow_app(Duration::ZERO).await;
+    let sidecar = ratings_with(tmp.path(), app.port(), &["--header-read-timeout", "2s"]).await;
+    let before = rss_kib(&sidecar);
+    // Each sends half a request head and waits.
+    let mut slow = Vec::with_capacity(SLOW);
+    for i in 0..SLOW {
+        let target = if i % 2 == 0 {
+            sidecar.inbound
+        } else {
+            sidecar.outbound
+        };
+        let mut stream = TcpStream::connect(target).await.unwrap_or_else(|e| {
+            panic!(
+                "connection {i} (raise the open-file limit above {}): {e}",
+                2 * SLOW
+            )
+        });
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: ratings\r\nx-slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // Served alongside them.
+    assert_eq!(
+        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        200
+    );
+    let during = rss_kib(&sidecar);
+    eprintln!("rss before {before} KiB, with {SLOW} slow connections {during} KiB");
+    assert!(
+        during < before + 64 * 1024,
+        "{SLOW} slow connections took {} KiB (from {before} KiB)",
+        during - before
+    );
+    // Cut once the head has not come in time: each is closed.
+    for (i, stream) in slow.iter_mut().enumerate() {
+        let mut buf = Vec::new();
+        let closed = tokio::time::timeout(WAIT, stream.read_to_end(&mut buf)).await;
+        assert!(closed.is_ok(), "slow connection {i} still open");
+    }
+    assert_eq!(
+        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        200
     );
 }
