@@ -194,6 +194,17 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     assert!(failed.is_empty(), "{failed:?}\n{}", productpage.log());
     assert_eq!(v1 + v2, 100);
 
+    // Its admin shows the routes it routes by, as Envoy's /routes does.
+    let (status, routes) = productpage.admin("/routes").await;
+    assert_eq!(status, 200);
+    let routes: serde_json::Value = serde_json::from_str(&routes).unwrap();
+    let text = routes.to_string();
+    assert!(
+        text.contains("outbound|9080|v2|reviews.default.svc.cluster.local"),
+        "{routes:#}"
+    );
+    assert!(text.contains("jason"), "{routes:#}");
+
     // Plain text to a STRICT reviews is refused at its sidecar.
     let (status, _) = get(v2_sidecar.inbound, "http://reviews:9080/reviews/0", None).await;
     assert_eq!(status, 0, "plain text reached a STRICT port");
