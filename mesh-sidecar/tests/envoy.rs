@@ -9,20 +9,11 @@ use std::net::SocketAddr;
 
 use mesh_core::registry::Instance;
 use support::peers::envoy::Envoy;
-use support::{Sidecar, WAIT, app, certificates, control_plane, get};
+use support::{Sidecar, WAIT, app, certificates, control_plane, free_port, get};
 
 const PRODUCTPAGE: &str = "spiffe://cluster.local/ns/default/sa/productpage";
 const REVIEWS: &str = "spiffe://cluster.local/ns/default/sa/reviews";
 const DETAILS: &str = "spiffe://cluster.local/ns/default/sa/details";
-
-/// A port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// reviews on `reviews_port` (behind `mesh-sidecar`) and details on
 /// `details_port` (behind Envoy at 127.0.0.2, its application at
@@ -103,19 +94,10 @@ async fn envoy_and_the_sidecar_take_each_others_mutual_tls() {
     let details_app = app("details").await;
     let (plane, xds) =
         control_plane(&[("mesh.yaml", mesh(reviews_port, details_port, details_app))]).await;
-    let xds_text = xds.to_string();
 
     // reviews: mesh-sidecar in front of a plain application.
     let reviews_app = app("reviews").await;
-    let (certs, port) = (
-        dir.join("reviews").display().to_string(),
-        reviews_app.port().to_string(),
-    );
-    #[rustfmt::skip]
-    let reviews = Sidecar::start(dir, "reviews", &[
-        "--xds", &xds_text, "--workload", "reviews-v1", "--label", "app=reviews",
-        "--cert-dir", &certs, "--app-port", &port,
-    ]).await;
+    let reviews = Sidecar::workload(dir, xds, "reviews", "v1", Some(reviews_app.port())).await;
     let mut instance = Instance::new("127.0.0.1");
     instance.ports.insert("http".into(), reviews.inbound.port());
     instance.labels.insert("app".into(), "reviews".into());
@@ -145,15 +127,7 @@ async fn envoy_and_the_sidecar_take_each_others_mutual_tls() {
     let details_node = "sidecar~127.0.0.2~details-v1.default~default.svc.cluster.local";
     let _details =
         envoy(xds, details_node, "details", &dir.join("details")).expect("Envoy, as above");
-    let (certs, unused) = (
-        dir.join("productpage").display().to_string(),
-        free_port().to_string(),
-    );
-    #[rustfmt::skip]
-    let productpage = Sidecar::start(dir, "productpage", &[
-        "--xds", &xds_text, "--workload", "productpage-v1", "--label", "app=productpage",
-        "--cert-dir", &certs, "--app-port", &unused,
-    ]).await;
+    let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     let uri = format!("http://details:{details_port}/details/0");
     let body = until_ok(productpage.outbound, &uri, || productpage.log()).await;
     assert!(body.starts_with("details xfcc="), "{body}");

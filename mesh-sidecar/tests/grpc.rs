@@ -25,41 +25,24 @@ async fn unary_and_streaming_grpc_cross_both_sidecars() {
     let dir = tmp.path();
     certificates(dir, &[("productpage", PRODUCTPAGE), ("ratings", RATINGS)]);
     let (plane, xds) = control_plane(&[("ratings.yaml", service("ratings"))]).await;
-    let xds = xds.to_string();
 
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("ratings", ServingStatus::Serving)
         .await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app_port = listener.local_addr().unwrap().port().to_string();
+    let app_port = listener.local_addr().unwrap().port();
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service::<HealthServer<_>>(health)
             .serve_with_incoming(TcpIncoming::from(listener)),
     );
-    let certs = dir.join("ratings").display().to_string();
-    #[rustfmt::skip]
-    let ratings = Sidecar::start(dir, "ratings", &[
-        "--xds", &xds, "--workload", "ratings-v1", "--label", "app=ratings",
-        "--cert-dir", &certs, "--app-port", &app_port,
-    ]).await;
+    let ratings = Sidecar::workload(dir, xds, "ratings", "v1", Some(app_port)).await;
     plane.set_instances(
         "test",
         vec![instance("ratings", "ratings", ratings.inbound)],
     );
-    let certs = dir.join("productpage").display().to_string();
-    let unused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    #[rustfmt::skip]
-    let productpage = Sidecar::start(dir, "productpage", &[
-        "--xds", &xds, "--workload", "productpage-v1", "--label", "app=productpage",
-        "--cert-dir", &certs, "--app-port", &unused,
-    ]).await;
+    let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     ratings.ready().await;
 
     let channel =

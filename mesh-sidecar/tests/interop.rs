@@ -123,13 +123,7 @@ async fn a_mesh_client_and_a_sidecar_are_two_halves_of_one_edge() {
 
     // ratings: a plain application behind a sidecar.
     let ratings_app = app("ratings").await;
-    let certs = dir.join("ratings").display().to_string();
-    let (xds_text, port) = (xds.to_string(), ratings_app.port().to_string());
-    #[rustfmt::skip]
-    let ratings = Sidecar::start(dir, "ratings", &[
-        "--xds", &xds_text, "--workload", "ratings-v1", "--label", "app=ratings", "--label", "version=v1",
-        "--cert-dir", &certs, "--app-port", &port,
-    ]).await;
+    let ratings = Sidecar::workload(dir, xds, "ratings", "v1", Some(ratings_app.port())).await;
 
     // details: the library's server, as workload details (the ratings
     // identity is the one it has certificates for).
@@ -163,18 +157,7 @@ async fn a_mesh_client_and_a_sidecar_are_two_halves_of_one_edge() {
     // workload for the other direction.
     let productpage = library_mesh(xds, "productpage", &dir.join("productpage"));
     let client = productpage.reported(productpage.client());
-    let certs = dir.join("productpage").display().to_string();
-    let unused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    #[rustfmt::skip]
-    let productpage_sidecar = Sidecar::start(dir, "productpage", &[
-        "--xds", &xds_text, "--workload", "productpage-v1", "--label", "app=productpage", "--label", "version=v1",
-        "--cert-dir", &certs, "--app-port", &unused,
-    ]).await;
+    let productpage_sidecar = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     ratings.ready().await;
     let mut serving = details_server.serving_mode();
     tokio::time::timeout(

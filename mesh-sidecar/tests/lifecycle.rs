@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Sidecar, WAIT, get};
+use support::{Sidecar, WAIT, free_port, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -25,15 +25,6 @@ fn plain(gone: u16) -> String {
     )
 }
 
-/// A port nothing listens on.
-fn gone() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A sidecar for a ratings application on `app_port`, from a YAML
 /// directory in `dir`.
 async fn ratings(dir: &std::path::Path, app_port: u16) -> Sidecar {
@@ -44,7 +35,7 @@ async fn ratings(dir: &std::path::Path, app_port: u16) -> Sidecar {
 async fn ratings_with(dir: &std::path::Path, app_port: u16, more: &[&str]) -> Sidecar {
     let config = dir.join("config");
     std::fs::create_dir_all(&config).unwrap();
-    std::fs::write(config.join("mesh.yaml"), plain(gone())).unwrap();
+    std::fs::write(config.join("mesh.yaml"), plain(free_port())).unwrap();
     let config = config.display().to_string();
     let port = app_port.to_string();
     let log = dir.join("access.log").display().to_string();
@@ -268,7 +259,7 @@ async fn bad_input_at_the_edge_is_answered_and_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bootstrap_file_as_istios_agent_writes_it_is_followed() {
     let tmp = tempfile::tempdir().unwrap();
-    let (_plane, xds) = support::control_plane(&[("mesh.yaml", plain(gone()))]).await;
+    let (_plane, xds) = support::control_plane(&[("mesh.yaml", plain(free_port()))]).await;
     let bootstrap = serde_json::json!({
         "xds_servers": [{
             "server_uri": xds.to_string(),

@@ -70,35 +70,10 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     let dir = tmp.path();
     certificates(dir, &[("productpage", PRODUCTPAGE), ("reviews", REVIEWS)]);
     let (plane, xds) = control_plane(&[("mesh.yaml", MESH.to_owned())]).await;
-    let xds = xds.to_string();
-
-    let reviews = |version: &'static str, app_port: u16| {
-        let certs = dir.join("reviews").display().to_string();
-        let xds = xds.clone();
-        let version_label = format!("version={version}");
-        async move {
-            let port = app_port.to_string();
-            let args = [
-                "--xds",
-                &xds,
-                "--workload",
-                &format!("reviews-{version}"),
-                "--label",
-                "app=reviews",
-                "--label",
-                &version_label,
-                "--cert-dir",
-                &certs,
-                "--app-port",
-                &port,
-            ];
-            Sidecar::start(dir, &format!("reviews-{version}-{app_port}"), &args).await
-        }
-    };
     let (v1a, v1b, v2) = (app("v1").await, app("v1").await, app("v2").await);
-    let mut v1a_sidecar = reviews("v1", v1a.port()).await;
-    let v1b_sidecar = reviews("v1", v1b.port()).await;
-    let v2_sidecar = reviews("v2", v2.port()).await;
+    let mut v1a_sidecar = Sidecar::workload(dir, xds, "reviews", "v1", Some(v1a.port())).await;
+    let v1b_sidecar = Sidecar::workload(dir, xds, "reviews", "v1", Some(v1b.port())).await;
+    let v2_sidecar = Sidecar::workload(dir, xds, "reviews", "v2", Some(v2.port())).await;
     plane.set_instances(
         "test",
         vec![
@@ -107,30 +82,7 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
             instance("v2", v2_sidecar.inbound),
         ],
     );
-    let productpage_certs = dir.join("productpage").display().to_string();
-    let unused = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-        .to_string();
-    let productpage = Sidecar::start(
-        dir,
-        "productpage",
-        &[
-            "--xds",
-            &xds,
-            "--workload",
-            "productpage-v1",
-            "--label",
-            "app=productpage",
-            "--cert-dir",
-            &productpage_certs,
-            "--app-port",
-            &unused,
-        ],
-    )
-    .await;
+    let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     for sidecar in [&v1a_sidecar, &v1b_sidecar, &v2_sidecar, &productpage] {
         sidecar.ready().await;
     }

@@ -11,37 +11,10 @@ pub(crate) mod grpc;
 pub(crate) mod mesh;
 pub(crate) mod proxyless;
 
-use std::path::{Path, PathBuf};
-
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-/// A fresh directory under the system's temporary directory, removed on drop.
-pub(crate) struct TempDir(tempfile::TempDir);
-
-impl TempDir {
-    pub(crate) fn new(name: &str) -> Self {
-        let prefix = format!("mesh-control-{name}-");
-        Self(tempfile::Builder::new().prefix(&prefix).tempdir().unwrap())
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.0.path()
-    }
-
-    pub(crate) fn join(&self, name: &str) -> PathBuf {
-        self.0.path().join(name)
-    }
-}
-
-/// Says on stderr why a test is skipped for want of a peer, or panics
-/// when `MESH_REQUIRE_PEERS` is set (as `.ci/run` sets it, having
-/// installed them all).
-pub(crate) fn missing_peer(reason: &str) {
-    if std::env::var_os("MESH_REQUIRE_PEERS").is_some() {
-        panic!("MESH_REQUIRE_PEERS is set: {reason}");
-    }
-    eprintln!("skipping: {reason}");
-}
+mod peer;
+pub(crate) use peer::{TempDir, missing_peer};
 
 /// The DER of each certificate in a PEM file, in order.
 pub(crate) fn pem_certs(pem: &str) -> Vec<Vec<u8>> {

@@ -86,6 +86,30 @@ impl Sidecar {
         }
     }
 
+    /// `mesh-sidecar sidecar` for the workload `NAME-VERSION` (labels
+    /// `app: NAME`, `version: VERSION`) following the control plane at
+    /// `xds` with the certificates in `dir/NAME`, in front of the
+    /// application on `app_port` (a port nothing listens on without one).
+    pub async fn workload(
+        dir: &Path,
+        xds: SocketAddr,
+        name: &str,
+        version: &str,
+        app_port: Option<u16>,
+    ) -> Self {
+        let xds = xds.to_string();
+        let workload = format!("{name}-{version}");
+        let (app, version) = (format!("app={name}"), format!("version={version}"));
+        let certs = dir.join(name).display().to_string();
+        let port = app_port.unwrap_or_else(free_port).to_string();
+        #[rustfmt::skip]
+        let args = [
+            "--xds", &xds, "--workload", &workload, "--label", &app, "--label", &version,
+            "--cert-dir", &certs, "--app-port", &port,
+        ];
+        Self::start(dir, &format!("{workload}-{port}"), &args).await
+    }
+
     /// What it has logged.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -107,6 +131,15 @@ impl Sidecar {
             panic!("never ready: {}", self.log());
         }
     }
+}
+
+/// A port of 127.0.0.1 free now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// `GET uri` sent to `addr` whatever the URI names, with `headers`: the
