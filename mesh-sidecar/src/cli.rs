@@ -22,7 +22,60 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Outbound and inbound listeners for one application.
-    Sidecar(SidecarArgs),
+    Sidecar(Box<SidecarArgs>),
+    /// Installs (or, with `--clean`, removes) the rules that redirect the
+    /// pod's TCP through the sidecar, as Istio's init container does.
+    Iptables(IptablesArgs),
+}
+
+/// `mesh-sidecar iptables`.
+#[derive(Clone, Debug, Args)]
+pub struct IptablesArgs {
+    /// The sidecar's user id, whose connections are not redirected.
+    #[arg(long, env = "MESH_PROXY_UID", required_unless_present = "clean")]
+    pub proxy_uid: Option<u32>,
+    /// The outbound listener's port.
+    #[arg(long, env = "MESH_OUTBOUND_PORT", default_value_t = 15001)]
+    pub outbound_port: u16,
+    /// The inbound listener's port.
+    #[arg(long, env = "MESH_INBOUND_PORT", default_value_t = 15006)]
+    pub inbound_port: u16,
+    /// Inbound ports redirected, comma-separated; `*` (the default) for all.
+    #[arg(long, env = "MESH_INBOUND_PORTS", default_value = "*", value_parser = parse_ports)]
+    pub inbound_ports: Ports,
+    /// Inbound ports left alone.
+    #[arg(long, env = "MESH_EXCLUDE_INBOUND_PORTS", value_delimiter = ',')]
+    pub exclude_inbound_ports: Vec<u16>,
+    /// Outbound destination ports left alone.
+    #[arg(long, env = "MESH_EXCLUDE_OUTBOUND_PORTS", value_delimiter = ',')]
+    pub exclude_outbound_ports: Vec<u16>,
+    /// Outbound destinations left alone.
+    #[arg(long, env = "MESH_EXCLUDE_OUTBOUND_IPS", value_delimiter = ',')]
+    pub exclude_outbound_ips: Vec<IpAddr>,
+    /// Prints the rules instead of installing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Removes the rules.
+    #[arg(long)]
+    pub clean: bool,
+}
+
+/// A list of ports; empty for every port (`*`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Ports(pub Vec<u16>);
+
+fn parse_ports(s: &str) -> Result<Ports, String> {
+    if s.trim() == "*" {
+        return Ok(Ports::default());
+    }
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u16>()
+                .map_err(|_| format!("{p:?} is not a port"))
+        })
+        .collect::<Result<_, _>>()
+        .map(Ports)
 }
 
 /// Where the configuration comes from: exactly one of the three.
@@ -92,6 +145,10 @@ pub struct SidecarArgs {
     /// The admin port.
     #[arg(long, env = "MESH_ADMIN_ADDR", default_value = "127.0.0.1:15000")]
     pub admin_addr: SocketAddr,
+    /// Take connections iptables redirected to the outbound listener by
+    /// their original destination (`mesh-sidecar iptables`).
+    #[arg(long, env = "MESH_INTERCEPT")]
+    pub intercept: bool,
     /// Worker threads.
     #[arg(long, env = "MESH_CONCURRENCY", default_value_t = 2)]
     pub concurrency: usize,

@@ -14,11 +14,17 @@
 //! - the admin (`127.0.0.1:15000`) is the library's, with the lifecycle
 //!   endpoints.
 //!
+//! [`iptables`] installs the rules that send a pod's traffic through it
+//! without the application knowing (Istio's init container's), and the
+//! outbound listener then takes each redirected connection by its
+//! original destination ([`proxy::intercept`](mesh_tower::proxy::intercept)).
+//!
 //! Its configuration comes from a control plane ([`source`]): a gRPC
 //! bootstrap, an xDS address, or a directory of Istio YAML served by a
 //! control plane inside the process.
 
 pub mod cli;
+pub mod iptables;
 pub mod lifecycle;
 pub mod sidecar;
 pub mod source;

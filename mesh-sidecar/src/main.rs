@@ -1,8 +1,12 @@
 //! `mesh-sidecar`: parses its flags and runs the mode asked for
 //! ([`mesh_sidecar`]).
 
+use std::io::Write;
+
+use anyhow::Context;
 use clap::Parser;
-use mesh_sidecar::cli::{Cli, Command};
+use mesh_sidecar::cli::{Cli, Command, IptablesArgs};
+use mesh_sidecar::iptables::{self, Rules};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -18,8 +22,34 @@ fn main() -> anyhow::Result<()> {
                 .worker_threads(args.concurrency.max(1))
                 .enable_all()
                 .build()?;
-            runtime.block_on(mesh_sidecar::sidecar::run(args))?;
+            runtime.block_on(mesh_sidecar::sidecar::run(*args))?;
         }
+        Command::Iptables(args) => iptables(&args)?,
     }
+    Ok(())
+}
+
+fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {
+    if args.clean {
+        iptables::clean();
+        return Ok(());
+    }
+    let rules = Rules {
+        proxy_uid: args.proxy_uid.context("--proxy-uid is needed")?,
+        outbound_port: args.outbound_port,
+        inbound_port: args.inbound_port,
+        inbound_ports: args.inbound_ports.0.clone(),
+        exclude_inbound_ports: args.exclude_inbound_ports.clone(),
+        exclude_outbound_ports: args.exclude_outbound_ports.clone(),
+        exclude_outbound_ips: args.exclude_outbound_ips.clone(),
+    };
+    if args.dry_run {
+        let mut out = std::io::stdout().lock();
+        for rule in rules.commands() {
+            writeln!(out, "iptables {}", rule.join(" "))?;
+        }
+        return Ok(());
+    }
+    rules.install()?;
     Ok(())
 }

@@ -72,7 +72,11 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
     let mesh = mesh.build()?;
 
     let client = mesh.client();
-    let outbound = MeshServer::builder()
+    let mut outbound = MeshServer::builder();
+    if args.intercept {
+        outbound = outbound.connection_filter(mesh_tower::proxy::intercept::filter());
+    }
+    let outbound = outbound
         .mtls(MtlsMode::Disable)
         .header_read_timeout(args.header_read_timeout)
         .drain_timeout(args.drain_timeout)

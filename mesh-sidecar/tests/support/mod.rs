@@ -41,18 +41,23 @@ impl Sidecar {
     /// 127.0.0.1 and `args`, its log in `dir/NAME.log`; once it has said
     /// where it listens.
     pub async fn start(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
+        command.arg("sidecar");
+        command.args([
+            "--outbound-addr",
+            "127.0.0.1:0",
+            "--inbound-addr",
+            "127.0.0.1:0",
+        ]);
+        command.args(["--admin-addr", "127.0.0.1:0"]).args(args);
+        Self::launch(dir, name, command).await
+    }
+
+    /// A sidecar started by `command` (its own flags given), its log in
+    /// `dir/NAME.log`; once it has said where it listens.
+    pub async fn launch(dir: &Path, name: &str, mut command: Command) -> Self {
         let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"))
-            .arg("sidecar")
-            .args([
-                "--outbound-addr",
-                "127.0.0.1:0",
-                "--inbound-addr",
-                "127.0.0.1:0",
-                "--admin-addr",
-                "127.0.0.1:0",
-            ])
-            .args(args)
+        let mut child = command
             .env("RUST_LOG", "info,mesh_tower=debug")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())

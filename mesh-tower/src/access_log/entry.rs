@@ -19,6 +19,8 @@ pub struct Entry {
     pub method: Method,
     /// Its URI (the path and query are logged).
     pub uri: Uri,
+    /// Its authority: the URI's, else its `Host` (Envoy's `:authority`).
+    pub authority: Option<HeaderValue>,
     /// Its protocol.
     pub protocol: Version,
     /// The response's code; 0 for none.
@@ -71,7 +73,7 @@ impl Entry {
             // x-forwarded-for are not kept: `-`), with the cluster and peer
             // after it as Istio's format adds them.
             Format::Text => {
-                let authority = self.uri.authority().map_or("-", |a| a.as_str());
+                let authority = text(&self.authority);
                 let _ = writeln!(
                     out,
                     "[{start}] \"{} {path} {:?}\" {} {} {} {} {millis} - \"-\" \"{}\" \"{}\" \"{authority}\" \"{}\" {} {peer}",
@@ -92,6 +94,7 @@ impl Entry {
                     "start_time": start,
                     "method": self.method.as_str(),
                     "path": path,
+                    "authority": text(&self.authority),
                     "protocol": format!("{:?}", self.protocol),
                     "response_code": self.response_code,
                     "response_flags": self.response_flags,

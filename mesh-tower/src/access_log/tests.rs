@@ -30,6 +30,7 @@ fn entry() -> Entry {
         start_time: UNIX_EPOCH + Duration::from_millis(1_796_601_600_250),
         method: Method::GET,
         uri: "http://ratings:9080/ratings/0?x=1".parse().unwrap(),
+        authority: Some(HeaderValue::from_static("ratings:9080")),
         protocol: Version::HTTP_2,
         response_code: 503,
         response_flags: "UF",

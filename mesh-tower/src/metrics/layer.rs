@@ -14,7 +14,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime};
 
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use mesh_core::route::ClusterName;
 use mesh_core::security::ClientIdentity;
 use mesh_core::telemetry::WorkloadMetadata;
@@ -234,6 +234,10 @@ where
                 start_time: SystemTime::now(),
                 method: req.method().clone(),
                 uri: req.uri().clone(),
+                authority: match req.uri().authority() {
+                    Some(a) => HeaderValue::from_str(a.as_str()).ok(),
+                    None => headers.get(http::header::HOST).cloned(),
+                },
                 protocol: req.version(),
                 response_code: 0,
                 response_flags: "-",

@@ -15,6 +15,10 @@
 //!   `x-forwarded-client-cert`, and only that one (Envoy's
 //!   `SANITIZE_SET`): a caller cannot claim another.
 //!
+//! - [`intercept`]: connections iptables redirected to the outbound
+//!   listener, HTTP served and anything else passed through to its
+//!   original destination.
+//!
 //! Both drop the hop-by-hop headers (RFC 9110 §7.6.1) each way, tunnel
 //! `Upgrade` (WebSocket) once the far side has switched protocols, and
 //! answer a request that could not be sent as Envoy does, with a response
@@ -27,6 +31,7 @@
 mod future;
 mod headers;
 mod inbound;
+pub mod intercept;
 mod outbound;
 #[cfg(test)]
 mod tests;

@@ -57,6 +57,7 @@ pub struct MeshServerBuilder {
     sampler: Sampler,
     spans: Option<SpanSink>,
     access_log: Option<AccessLog>,
+    filter: Option<super::ConnectionFilter>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
     #[cfg(feature = "xds")]
@@ -79,6 +80,7 @@ impl Default for MeshServerBuilder {
             sampler: Sampler::default(),
             spans: None,
             access_log: None,
+            filter: None,
             #[cfg(feature = "xds")]
             xds: None,
             #[cfg(feature = "xds")]
@@ -167,6 +169,15 @@ impl MeshServerBuilder {
         self
     }
 
+    /// Hands each accepted connection to `filter` first, as Envoy's
+    /// listener filters see it: it gives the connection back to be served
+    /// as HTTP, or keeps it (an intercepted connection of another protocol
+    /// passed through, [`proxy::intercept`](crate::proxy::intercept)).
+    pub fn connection_filter(mut self, filter: super::ConnectionFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
     /// The server; refused when its mode asks for mutual TLS and it has
     /// no identity (with xDS, the listener's mode decides, when it comes).
     #[cfg_attr(not(feature = "xds"), allow(unused_mut))]
@@ -243,6 +254,7 @@ impl MeshServerBuilder {
                 header_read_timeout: self.header_read_timeout,
                 drain_timeout: self.drain_timeout,
                 stats: ServerStats::default(),
+                filter: self.filter,
                 mode: tokio::sync::watch::Sender::new(mode),
                 #[cfg(feature = "xds")]
                 xds: self.xds,

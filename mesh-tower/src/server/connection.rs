@@ -46,6 +46,13 @@ pub(super) async fn serve<S, B>(
         local_addr,
         remote_addr,
     };
+    let stream = match &shared.filter {
+        Some(filter) => match filter.filter(stream).await {
+            Some(stream) => stream,
+            None => return,
+        },
+        None => stream,
+    };
     let secured = tokio::time::timeout(shared.header_read_timeout, secure(&shared, stream)).await;
     let (io, identity) = match secured {
         Ok(Ok(Some(secured))) => secured,

@@ -94,6 +94,47 @@ pub struct ConnectInfo {
     pub remote_addr: SocketAddr,
 }
 
+/// What sees each accepted connection before HTTP does
+/// ([`MeshServerBuilder::connection_filter`]): it gives the connection
+/// back to be served, or `None` when it has taken it.
+#[derive(Clone)]
+pub struct ConnectionFilter(Arc<FilterFn>);
+
+type FilterFn = dyn Fn(
+        tokio::net::TcpStream,
+    ) -> futures_util::future::BoxFuture<'static, Option<tokio::net::TcpStream>>
+    + Send
+    + Sync;
+
+impl ConnectionFilter {
+    /// A filter calling `filter` with each connection.
+    pub fn new(
+        filter: impl Fn(
+            tokio::net::TcpStream,
+        )
+            -> futures_util::future::BoxFuture<'static, Option<tokio::net::TcpStream>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
+        Self(Arc::new(filter))
+    }
+
+    /// The connection to serve, if the filter gives it back.
+    pub(crate) async fn filter(
+        &self,
+        stream: tokio::net::TcpStream,
+    ) -> Option<tokio::net::TcpStream> {
+        (self.0)(stream).await
+    }
+}
+
+impl std::fmt::Debug for ConnectionFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionFilter")
+    }
+}
+
 /// Whether a server takes connections.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServingMode {
@@ -121,6 +162,7 @@ struct Shared {
     header_read_timeout: Duration,
     drain_timeout: Duration,
     stats: ServerStats,
+    filter: Option<ConnectionFilter>,
     mode: watch::Sender<ServingMode>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
