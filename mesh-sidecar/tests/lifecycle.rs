@@ -120,6 +120,16 @@ async fn sigterm_drains_what_is_in_flight_then_exits_0() {
     );
 }
 
+/// `POST path` on the sidecar's admin: its status line.
+async fn post(sidecar: &Sidecar, path: &str) -> String {
+    let mut stream = TcpStream::connect(sidecar.admin).await.unwrap();
+    let req = format!("POST {path} HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.unwrap();
+    String::from_utf8_lossy(&head).into_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quitquitquit_stops_it_and_a_get_does_not() {
     let tmp = tempfile::tempdir().unwrap();
@@ -130,14 +140,33 @@ async fn quitquitquit_stops_it_and_a_get_does_not() {
         200
     );
     assert_eq!(sidecar.admin("/quitquitquit").await.0, 405);
-    let mut stream = TcpStream::connect(sidecar.admin).await.unwrap();
-    stream
-        .write_all(b"POST /quitquitquit HTTP/1.1\r\nhost: admin\r\ncontent-length: 0\r\n\r\n")
-        .await
-        .unwrap();
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).await.unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    assert_eq!(post(&sidecar, "/quitquitquit").await, "HTTP/1.1 200");
+    assert!(
+        exit_status(&mut sidecar).await.success(),
+        "{}",
+        sidecar.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_listeners_stops_taking_connections_and_the_admin_stays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let app = slow_app(Duration::ZERO).await;
+    let mut sidecar = ratings(tmp.path(), app.port()).await;
+    assert_eq!(post(&sidecar, "/drain_listeners").await, "HTTP/1.1 200");
+    let closed = tokio::time::timeout(WAIT, async {
+        while TcpStream::connect(sidecar.inbound).await.is_ok()
+            || TcpStream::connect(sidecar.outbound).await.is_ok()
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the listeners still take connections");
+    // Still running, its admin answering, until told to quit.
+    assert_eq!(sidecar.admin("/healthz").await.0, 200);
+    assert!(sidecar.child.try_wait().unwrap().is_none());
+    assert_eq!(post(&sidecar, "/quitquitquit").await, "HTTP/1.1 200");
     assert!(
         exit_status(&mut sidecar).await.success(),
         "{}",
