@@ -29,6 +29,9 @@ pub struct Inbound<B> {
     app: HttpEndpoint<TcpConnector, B>,
     /// The workload's own SPIFFE id, the `By` of the forwarded identity.
     by: Option<Arc<str>>,
+    /// The last caller's identity and its header: a server clones the
+    /// service per connection, whose requests all have one caller.
+    forwarded: Option<(Arc<str>, HeaderValue)>,
 }
 
 impl<B> Clone for Inbound<B> {
@@ -36,6 +39,7 @@ impl<B> Clone for Inbound<B> {
         Self {
             app: self.app.clone(),
             by: self.by.clone(),
+            forwarded: None,
         }
     }
 }
@@ -61,6 +65,7 @@ where
         Self {
             app: HttpEndpoint::new(app, connector, &policy),
             by: by.map(Arc::from),
+            forwarded: None,
         }
     }
 }
@@ -96,18 +101,25 @@ where
 impl<B> Inbound<B> {
     /// Replaces whatever `x-forwarded-client-cert` the caller sent with
     /// the identity its certificate proved, if any.
-    fn forward_identity(&self, req: &mut http::Request<B>) {
-        let headers = req.headers_mut();
-        headers.remove(FORWARDED_CLIENT_CERT);
+    fn forward_identity(&mut self, req: &mut http::Request<B>) {
+        req.headers_mut().remove(FORWARDED_CLIENT_CERT);
         let Some(ClientIdentity(uri)) = req.extensions().get::<ClientIdentity>() else {
             return;
         };
-        let value = match &self.by {
-            Some(by) => format!("By={by};URI={uri}"),
-            None => format!("URI={uri}"),
+        let value = match &self.forwarded {
+            Some((caller, value)) if caller == uri => value.clone(),
+            _ => {
+                let text = match &self.by {
+                    Some(by) => format!("By={by};URI={uri}"),
+                    None => format!("URI={uri}"),
+                };
+                let Ok(value) = HeaderValue::try_from(text) else {
+                    return;
+                };
+                self.forwarded = Some((uri.clone(), value.clone()));
+                value
+            }
         };
-        if let Ok(value) = HeaderValue::try_from(value) {
-            req.headers_mut().insert(FORWARDED_CLIENT_CERT, value);
-        }
+        req.headers_mut().insert(FORWARDED_CLIENT_CERT, value);
     }
 }
