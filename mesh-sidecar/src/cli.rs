@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::iptables::Backend;
+
 /// The mesh's sidecar.
 #[derive(Debug, Parser)]
 #[command(
@@ -52,12 +54,38 @@ pub struct IptablesArgs {
     /// Outbound destinations left alone.
     #[arg(long, env = "MESH_EXCLUDE_OUTBOUND_IPS", value_delimiter = ',')]
     pub exclude_outbound_ips: Vec<IpAddr>,
+    /// What installs them: `iptables`, `nft`, or `auto` (iptables if the
+    /// machine has it, else nft).
+    #[arg(long, env = "MESH_IPTABLES_BACKEND", value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
     /// Prints the rules instead of installing them.
     #[arg(long)]
     pub dry_run: bool,
     /// Removes the rules.
     #[arg(long)]
     pub clean: bool,
+}
+
+/// Which tool installs the rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// iptables if the machine has it, else nft.
+    Auto,
+    /// `iptables`.
+    Iptables,
+    /// `nft`.
+    Nft,
+}
+
+impl BackendChoice {
+    /// The backend this choice stands for on this machine.
+    pub fn backend(self) -> Backend {
+        match self {
+            BackendChoice::Auto => Backend::detect(),
+            BackendChoice::Iptables => Backend::Iptables,
+            BackendChoice::Nft => Backend::Nft,
+        }
+    }
 }
 
 /// A list of ports; empty for every port (`*`).

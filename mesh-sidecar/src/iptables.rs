@@ -4,7 +4,10 @@
 //! to the outbound listener, except the sidecar's own (its user id) and
 //! those to 127.0.0.1; inbound connections to the application's ports are
 //! redirected to the inbound listener. `--clean` removes them. The rules
-//! are written by [`Rules::commands`], pure, and run with `iptables`.
+//! are written by [`Rules::commands`] for `iptables` and by
+//! [`Rules::nft_script`] for `nft` (the same rules, in a table `ip mesh`
+//! of their own), pure, and run with whichever [`Backend`] the machine
+//! has.
 
 use std::net::IpAddr;
 use std::process::Command;
@@ -36,14 +39,46 @@ const CHAINS: [&str; 4] = [
     "ISTIO_OUTPUT",
 ];
 
+/// The tool the rules are installed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// `iptables` (legacy or nft-backed).
+    Iptables,
+    /// `nft`, where iptables is absent.
+    Nft,
+}
+
+impl Backend {
+    /// `iptables` if the machine has it, else `nft`.
+    pub fn detect() -> Self {
+        let has_iptables = Command::new("iptables")
+            .arg("-V")
+            .output()
+            .is_ok_and(|out| out.status.success());
+        if has_iptables {
+            Backend::Iptables
+        } else {
+            Backend::Nft
+        }
+    }
+}
+
+/// The nftables table the rules live in.
+const NFT_TABLE: &str = "mesh";
+
 /// A rule that could not be installed or removed.
 #[derive(Debug, thiserror::Error)]
 pub enum IptablesError {
-    /// `iptables` could not be run.
-    #[error("cannot run iptables (is it installed, and are we root?): {0}")]
-    Run(std::io::Error),
+    /// `iptables` or `nft` could not be run.
+    #[error("cannot run {program} (is it installed, and are we root?): {source}")]
+    Run {
+        /// Which.
+        program: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// A rule was refused.
-    #[error("iptables {args} failed: {stderr}")]
+    #[error("{args} failed: {stderr}")]
     Refused {
         /// The rule's arguments.
         args: String,
@@ -138,35 +173,129 @@ impl Rules {
         rules
     }
 
-    /// Installs the rules with `iptables`, first removing any left from
-    /// before; stops at the first refused.
-    pub fn install(&self) -> Result<(), IptablesError> {
-        clean();
-        for args in self.commands() {
-            run(&args)?;
+    /// The same rules as an `nft -f` script: a table of their own.
+    pub fn nft_script(&self) -> String {
+        let uid = self.proxy_uid;
+        let mut inbound = String::new();
+        for port in &self.exclude_inbound_ports {
+            inbound.push_str(&format!("    tcp dport {port} return\n"));
         }
-        Ok(())
+        if self.inbound_ports.is_empty() {
+            inbound.push_str("    meta l4proto tcp jump istio_in_redirect\n");
+        }
+        for port in &self.inbound_ports {
+            inbound.push_str(&format!("    tcp dport {port} jump istio_in_redirect\n"));
+        }
+        let mut output = String::new();
+        for port in &self.exclude_outbound_ports {
+            output.push_str(&format!("    tcp dport {port} return\n"));
+        }
+        output.push_str("    oifname \"lo\" ip saddr 127.0.0.6 return\n");
+        output.push_str(&format!(
+            "    oifname \"lo\" ip daddr != 127.0.0.1 meta skuid {uid} jump istio_in_redirect\n"
+        ));
+        output.push_str(&format!("    oifname \"lo\" meta skuid != {uid} return\n"));
+        output.push_str(&format!("    meta skuid {uid} return\n"));
+        output.push_str("    ip daddr 127.0.0.1 return\n");
+        for ip in self.exclude_outbound_ips.iter().filter(|ip| ip.is_ipv4()) {
+            output.push_str(&format!("    ip daddr {ip} return\n"));
+        }
+        output.push_str("    jump istio_redirect\n");
+        let chain = |name: &str, body: &str| format!("  chain {name} {{\n{body}  }}\n");
+        [
+            format!("table ip {NFT_TABLE} {{\n"),
+            chain(
+                "prerouting",
+                "    type nat hook prerouting priority dstnat; policy accept;\n    meta l4proto tcp jump istio_inbound\n",
+            ),
+            chain(
+                "output",
+                "    type nat hook output priority -100; policy accept;\n    meta l4proto tcp jump istio_output\n",
+            ),
+            chain(
+                "istio_redirect",
+                &format!("    meta l4proto tcp redirect to :{}\n", self.outbound_port),
+            ),
+            chain(
+                "istio_in_redirect",
+                &format!("    meta l4proto tcp redirect to :{}\n", self.inbound_port),
+            ),
+            chain("istio_inbound", &inbound),
+            chain("istio_output", &output),
+            "}\n".to_owned(),
+        ]
+        .concat()
+    }
+
+    /// Installs the rules with `backend`, first removing any left from
+    /// before; stops at the first refused.
+    pub fn install(&self, backend: Backend) -> Result<(), IptablesError> {
+        clean(backend);
+        match backend {
+            Backend::Iptables => {
+                for args in self.commands() {
+                    iptables(&args)?;
+                }
+                Ok(())
+            }
+            Backend::Nft => nft(&["-f", "-"], Some(&self.nft_script())),
+        }
     }
 }
 
 /// Removes the rules, ignoring those not there.
-pub fn clean() {
-    for args in Rules::clean_commands() {
-        let _ = run(&args);
+pub fn clean(backend: Backend) {
+    match backend {
+        Backend::Iptables => {
+            for args in Rules::clean_commands() {
+                let _ = iptables(&args);
+            }
+        }
+        Backend::Nft => {
+            let _ = nft(&["delete", "table", "ip", NFT_TABLE], None);
+        }
     }
 }
 
 /// Runs `iptables args`.
-fn run(args: &[String]) -> Result<(), IptablesError> {
-    let out = Command::new("iptables")
+fn iptables(args: &[String]) -> Result<(), IptablesError> {
+    let run = |source| IptablesError::Run {
+        program: "iptables",
+        source,
+    };
+    let out = Command::new("iptables").args(args).output().map_err(run)?;
+    refused(out, || format!("iptables {}", args.join(" ")))
+}
+
+/// Runs `nft args`, with `input` on its standard input.
+fn nft(args: &[&str], input: Option<&str>) -> Result<(), IptablesError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let run = |source| IptablesError::Run {
+        program: "nft",
+        source,
+    };
+    let mut child = Command::new("nft")
         .args(args)
-        .output()
-        .map_err(IptablesError::Run)?;
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(run)?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(input.as_bytes()).map_err(run)?;
+    }
+    let out = child.wait_with_output().map_err(run)?;
+    refused(out, || format!("nft {}", args.join(" ")))
+}
+
+/// `Ok` if `out` says its command succeeded, else what it said.
+fn refused(out: std::process::Output, args: impl Fn() -> String) -> Result<(), IptablesError> {
     if out.status.success() {
         return Ok(());
     }
     Err(IptablesError::Refused {
-        args: args.join(" "),
+        args: args(),
         stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
     })
 }
@@ -209,13 +338,31 @@ mod tests {
         assert_eq!(lines, want);
         let all = Rules {
             inbound_ports: vec![],
-            ..rules
+            ..rules.clone()
         };
         assert!(
             all.commands()
                 .iter()
                 .any(|r| r.join(" ") == "-t nat -A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT")
         );
+        let script = rules.nft_script();
+        for line in [
+            "table ip mesh {",
+            "    type nat hook output priority -100; policy accept;",
+            "    meta l4proto tcp redirect to :15001",
+            "    meta l4proto tcp redirect to :15006",
+            "    tcp dport 15000 return",
+            "    tcp dport 9080 jump istio_in_redirect",
+            "    oifname \"lo\" ip daddr != 127.0.0.1 meta skuid 1337 jump istio_in_redirect",
+            "    oifname \"lo\" meta skuid != 1337 return",
+            "    ip daddr 10.0.0.9 return",
+            "    jump istio_redirect",
+        ] {
+            assert!(
+                script.lines().any(|l| l == line),
+                "{line:?} not in\n{script}"
+            );
+        }
         let clean: Vec<String> = Rules::clean_commands()
             .iter()
             .map(|r| r.join(" "))

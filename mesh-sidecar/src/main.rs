@@ -6,7 +6,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Parser;
 use mesh_sidecar::cli::{Cli, Command, IptablesArgs};
-use mesh_sidecar::iptables::{self, Rules};
+use mesh_sidecar::iptables::{self, Backend, Rules};
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -30,8 +30,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {
+    let backend = args.backend.backend();
     if args.clean {
-        iptables::clean();
+        iptables::clean(backend);
         return Ok(());
     }
     let rules = Rules {
@@ -45,11 +46,16 @@ fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {
     };
     if args.dry_run {
         let mut out = std::io::stdout().lock();
-        for rule in rules.commands() {
-            writeln!(out, "iptables {}", rule.join(" "))?;
+        match backend {
+            Backend::Iptables => {
+                for rule in rules.commands() {
+                    writeln!(out, "iptables {}", rule.join(" "))?;
+                }
+            }
+            Backend::Nft => write!(out, "{}", rules.nft_script())?,
         }
         return Ok(());
     }
-    rules.install()?;
+    rules.install(backend)?;
     Ok(())
 }

@@ -46,13 +46,13 @@ impl Drop for Namespaces {
 }
 
 /// Why the test cannot run here, if it cannot.
-fn unable() -> Option<String> {
+fn unable(backend: &str) -> Option<String> {
     if run("id", &["-u"]).1.trim() != "0" {
         return Some("not root: network namespaces and iptables need it".into());
     }
     for (program, arg) in [
         ("ip", "-V"),
-        ("iptables", "-V"),
+        (backend, "-V"),
         ("curl", "-V"),
         ("setpriv", "-V"),
         ("python3", "-V"),
@@ -65,15 +65,23 @@ fn unable() -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unmodified_client_goes_through_the_sidecar() {
-    if let Some(why) = unable() {
+async fn an_unmodified_client_goes_through_the_sidecar_by_iptables() {
+    intercepted("iptables").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unmodified_client_goes_through_the_sidecar_by_nft() {
+    intercepted("nft").await;
+}
+
+/// The scenario of this file, the rules installed with `backend`.
+async fn intercepted(backend: &str) {
+    if let Some(why) = unable(backend) {
         eprintln!("skipping: {why}");
         return;
     }
-    let (pod, remote) = (
-        format!("mesh-pod-{}", std::process::id()),
-        format!("mesh-remote-{}", std::process::id()),
-    );
+    let id = format!("{backend}-{}", std::process::id());
+    let (pod, remote) = (format!("mesh-pod-{id}"), format!("mesh-remote-{id}"));
     let namespaces = Namespaces(vec![pod.clone(), remote.clone()]);
     for ns in &namespaces.0 {
         let (ok, out) = run("ip", &["netns", "add", ns]);
@@ -172,6 +180,8 @@ async fn an_unmodified_client_goes_through_the_sidecar() {
             "0",
             "--exclude-inbound-ports",
             "15000",
+            "--backend",
+            backend,
         ],
     );
     assert!(ok, "{out}");
