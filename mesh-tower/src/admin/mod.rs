@@ -32,7 +32,7 @@
 //!   taking connections, or to drain and exit, as Envoy's do;
 //! - `POST /logging?level=LEVEL` (a `tracing` filter, `debug` or
 //!   `mesh_tower=trace,info`): changes the log level at run time, through
-//!   what the application gave [`Admin::logging`]; `GET` is refused, as
+//!   what the application gave [`AdminBuilder::logging`]; `GET` is refused, as
 //!   Envoy refuses it, since it changes state.
 //!
 //! An application adds endpoints of its own ([`AdminBuilder::endpoint`]),

@@ -148,9 +148,10 @@ impl Mesh {
 
     /// `client` (of this mesh's [`client_builder`](Self::client_builder))
     /// with its requests recorded in the mesh's [`metrics`](Self::metrics)
-    /// (`reporter="source"`) and its [access log](MeshBuilder::access_log) and a client span for each
-    /// ([`trace`](crate::trace)): a child of the context a handler copied
-    /// into the request with [`propagate`](crate::trace::propagate).
+    /// (`reporter="source"`) and its [access log](MeshBuilder::access_log),
+    /// and a client span for each ([`trace`](crate::trace)): a child of
+    /// the context a handler copied into the request with
+    /// [`propagate`](crate::trace::propagate).
     /// `client` is sent each request's body as a
     /// [`CountedBody`](crate::metrics::CountedBody), so that its bytes and
     /// gRPC messages are counted: `mesh.reported(mesh.client())` infers

@@ -22,6 +22,11 @@
 //! head within [`header_read_timeout`](MeshServerBuilder::header_read_timeout)
 //! is closed. A refused handshake is counted ([`ServerStats`]).
 //!
+//! A [`connection_filter`](MeshServerBuilder::connection_filter) sees each
+//! connection before any of that, and may keep it (a sidecar's outbound
+//! listener passes intercepted non-HTTP connections through,
+//! [`proxy::intercept`](crate::proxy::intercept)).
+//!
 //! [`serve_with_shutdown`](MeshServer::serve_with_shutdown) stops taking
 //! connections when its signal fires and lets the open ones finish what
 //! they have in flight (HTTP/2 `GOAWAY`, HTTP/1.1 `Connection: close`),

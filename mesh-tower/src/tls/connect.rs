@@ -95,7 +95,7 @@ impl<C> MeshTlsConnector<C> {
     }
 
     /// Dials TLS with files of the cluster's own (`tls.files`: Istio's
-    /// `SIMPLE` and `MUTUAL`), checking the server as [`files`](super::files)
+    /// `SIMPLE` and `MUTUAL`), checking the server as the `tls::files` rules say
     /// says, sending `tls.sni` if set, offering by ALPN what `protocol`
     /// allows.
     pub fn with_files(
