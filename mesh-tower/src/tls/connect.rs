@@ -95,8 +95,8 @@ impl<C> MeshTlsConnector<C> {
     }
 
     /// Dials TLS with files of the cluster's own (`tls.files`: Istio's
-    /// `SIMPLE` and `MUTUAL`), checking the server as the `tls::files` rules say
-    /// says, sending `tls.sni` if set, offering by ALPN what `protocol`
+    /// `SIMPLE` and `MUTUAL`), checking the server as the `tls::files`
+    /// rules say, sending `tls.sni` if set, offering by ALPN what `protocol`
     /// allows.
     pub fn with_files(
         inner: C,
