@@ -25,9 +25,44 @@ pub struct Cli {
 pub enum Command {
     /// Outbound and inbound listeners for one application.
     Sidecar(Box<SidecarArgs>),
+    /// The ingress gateway: Istio's Gateways and the VirtualServices bound
+    /// to them.
+    Gateway(Box<GatewayArgs>),
     /// Installs (or, with `--clean`, removes) the rules that redirect the
     /// pod's TCP through the sidecar, as Istio's init container does.
     Iptables(IptablesArgs),
+}
+
+/// `mesh-sidecar gateway`.
+#[derive(Clone, Debug, Args)]
+pub struct GatewayArgs {
+    /// Where the gateway listens; its port picks the Gateway servers.
+    #[arg(long, env = "MESH_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// A directory of Istio YAML, followed on change.
+    #[arg(long, env = "MESH_CONFIG")]
+    pub config: PathBuf,
+    /// The gateway's namespace.
+    #[arg(long, env = "MESH_NAMESPACE", default_value = "istio-system")]
+    pub namespace: String,
+    /// The gateway's labels, which Gateways select, `KEY=VALUE`; repeated.
+    #[arg(long = "label", env = "MESH_LABELS", value_delimiter = ',', value_parser = parse_label, default_value = "istio=ingressgateway")]
+    pub labels: Vec<(String, String)>,
+    /// The cluster's DNS domain.
+    #[arg(long, env = "MESH_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub cluster_domain: String,
+    /// The admin port.
+    #[arg(long, env = "MESH_ADMIN_ADDR", default_value = "127.0.0.1:15000")]
+    pub admin_addr: SocketAddr,
+    /// Worker threads.
+    #[arg(long, env = "MESH_CONCURRENCY", default_value_t = 2)]
+    pub concurrency: usize,
+    /// How long a connection has for each request head.
+    #[arg(long, env = "MESH_HEADER_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+    /// How long open connections have to finish at shutdown.
+    #[arg(long, env = "MESH_DRAIN_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
 }
 
 /// `mesh-sidecar iptables`.

@@ -14,6 +14,9 @@
 //! - the admin (`127.0.0.1:15000`) is the library's, with the lifecycle
 //!   endpoints.
 //!
+//! [`gateway`] is the ingress gateway: Istio's Gateways and the
+//! VirtualServices bound to them, over the mesh's client.
+//!
 //! [`iptables`] installs the rules that send a pod's traffic through it
 //! without the application knowing (Istio's init container's), and the
 //! outbound listener then takes each redirected connection by its
@@ -24,6 +27,7 @@
 //! control plane inside the process.
 
 pub mod cli;
+pub mod gateway;
 pub mod iptables;
 pub mod lifecycle;
 pub mod sidecar;

@@ -61,3 +61,13 @@ pub async fn reached(mut lifecycle: watch::Receiver<Lifecycle>, at: Lifecycle) {
         std::future::pending::<()>().await;
     }
 }
+
+/// Writes where each listener is, one `NAME ADDRESS` line each.
+pub fn announce(listeners: &[(&str, &TcpListener)]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for (name, listener) in listeners {
+        writeln!(out, "{name} {}", listener.local_addr()?)?;
+    }
+    out.flush()
+}

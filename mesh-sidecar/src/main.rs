@@ -24,6 +24,13 @@ fn main() -> anyhow::Result<()> {
                 .build()?;
             runtime.block_on(mesh_sidecar::sidecar::run(*args))?;
         }
+        Command::Gateway(args) => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(args.concurrency.max(1))
+                .enable_all()
+                .build()?;
+            runtime.block_on(mesh_sidecar::gateway::run(*args))?;
+        }
         Command::Iptables(args) => iptables(&args)?,
     }
     Ok(())

@@ -1,7 +1,6 @@
 //! `mesh-sidecar sidecar`: the outbound and inbound listeners and the
 //! admin of one application, from the library's parts.
 
-use std::io::Write;
 use std::net::SocketAddr;
 
 use mesh_core::security::MtlsMode;
@@ -15,7 +14,7 @@ use prometheus_client::registry::Registry;
 use tokio::sync::watch;
 
 use crate::cli::{SidecarArgs, WorkloadArgs};
-use crate::lifecycle::{BindError, bind, on_signals, reached};
+use crate::lifecycle::{BindError, announce, bind, on_signals, reached};
 use crate::source::{self, SourceError};
 
 /// Why the sidecar could not start.
@@ -109,7 +108,8 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
         ("outbound", &outbound_listener),
         ("inbound", &inbound_listener),
         ("admin", &admin_listener),
-    ])?;
+    ])
+    .map_err(SidecarError::Announce)?;
     on_signals(lifecycle.clone());
     tokio::spawn(admin.serve(admin_listener));
 
@@ -135,14 +135,4 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
 fn workload(w: &WorkloadArgs) -> WorkloadMetadata {
     let labels = w.labels.iter().cloned().collect();
     WorkloadMetadata::from_labels(&w.workload, &w.namespace, &w.workload, &labels)
-}
-
-/// Writes where each listener is, one `NAME ADDRESS` line each.
-fn announce(listeners: &[(&str, &tokio::net::TcpListener)]) -> Result<(), SidecarError> {
-    let mut out = std::io::stdout().lock();
-    for (name, listener) in listeners {
-        let addr = listener.local_addr().map_err(SidecarError::Announce)?;
-        writeln!(out, "{name} {addr}").map_err(SidecarError::Announce)?;
-    }
-    out.flush().map_err(SidecarError::Announce)
 }

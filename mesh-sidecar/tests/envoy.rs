@@ -99,7 +99,9 @@ async fn envoy_and_the_sidecar_take_each_others_mutual_tls() {
     let reviews_app = app("reviews").await;
     let reviews = Sidecar::workload(dir, xds, "reviews", "v1", Some(reviews_app.port())).await;
     let mut instance = Instance::new("127.0.0.1");
-    instance.ports.insert("http".into(), reviews.inbound.port());
+    instance
+        .ports
+        .insert("http".into(), reviews.inbound().port());
     instance.labels.insert("app".into(), "reviews".into());
     instance.service_account = Some("reviews".into());
     plane.set_instances("test", vec![instance]);
@@ -129,7 +131,7 @@ async fn envoy_and_the_sidecar_take_each_others_mutual_tls() {
         envoy(xds, details_node, "details", &dir.join("details")).expect("Envoy, as above");
     let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     let uri = format!("http://details:{details_port}/details/0");
-    let body = until_ok(productpage.outbound, &uri, || productpage.log()).await;
+    let body = until_ok(productpage.outbound(), &uri, || productpage.log()).await;
     assert!(body.starts_with("details xfcc="), "{body}");
     // STRICT at Envoy: plain text straight to it has no answer.
     let (status, _) = get(SocketAddr::from(([127, 0, 0, 2], details_port)), &uri, None).await;

@@ -40,13 +40,13 @@ async fn unary_and_streaming_grpc_cross_both_sidecars() {
     let ratings = Sidecar::workload(dir, xds, "ratings", "v1", Some(app_port)).await;
     plane.set_instances(
         "test",
-        vec![instance("ratings", "ratings", ratings.inbound)],
+        vec![instance("ratings", "ratings", ratings.inbound())],
     );
     let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
     ratings.ready().await;
 
     let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", productpage.outbound))
+        tonic::transport::Endpoint::from_shared(format!("http://{}", productpage.outbound()))
             .unwrap()
             .origin("http://ratings:9080".parse().unwrap())
             .connect()

@@ -148,7 +148,7 @@ async fn a_mesh_client_and_a_sidecar_are_two_halves_of_one_edge() {
     plane.set_instances(
         "test",
         vec![
-            instance("ratings", "ratings", ratings.inbound),
+            instance("ratings", "ratings", ratings.inbound()),
             instance("details", "ratings", details_addr),
         ],
     );
@@ -183,7 +183,7 @@ async fn a_mesh_client_and_a_sidecar_are_two_halves_of_one_edge() {
 
     // productpage's sidecar → details' MeshServer.
     let (status, body) = get(
-        productpage_sidecar.outbound,
+        productpage_sidecar.outbound(),
         "http://details:9080/details/0",
         None,
     )

@@ -90,7 +90,7 @@ async fn sigterm_drains_what_is_in_flight_then_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
     let app = slow_app(Duration::from_millis(500)).await;
     let mut sidecar = ratings(tmp.path(), app.port()).await;
-    let inbound = sidecar.inbound;
+    let inbound = sidecar.inbound();
     let in_flight: Vec<_> = (0..20)
         .map(|_| {
             tokio::spawn(async move { get(inbound, "http://ratings:9080/ratings/0", None).await })
@@ -136,7 +136,7 @@ async fn quitquitquit_stops_it_and_a_get_does_not() {
     let app = slow_app(Duration::ZERO).await;
     let mut sidecar = ratings(tmp.path(), app.port()).await;
     assert_eq!(
-        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        get(sidecar.inbound(), "http://ratings:9080/", None).await.0,
         200
     );
     assert_eq!(sidecar.admin("/quitquitquit").await.0, 405);
@@ -155,8 +155,8 @@ async fn drain_listeners_stops_taking_connections_and_the_admin_stays() {
     let mut sidecar = ratings(tmp.path(), app.port()).await;
     assert_eq!(post(&sidecar, "/drain_listeners").await, "HTTP/1.1 200");
     let closed = tokio::time::timeout(WAIT, async {
-        while TcpStream::connect(sidecar.inbound).await.is_ok()
-            || TcpStream::connect(sidecar.outbound).await.is_ok()
+        while TcpStream::connect(sidecar.inbound()).await.is_ok()
+            || TcpStream::connect(sidecar.outbound()).await.is_ok()
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -238,7 +238,7 @@ async fn bad_input_at_the_edge_is_answered_and_closed() {
     let tmp = tempfile::tempdir().unwrap();
     let app = slow_app(Duration::ZERO).await;
     let sidecar = ratings(tmp.path(), app.port()).await;
-    for listener in [sidecar.outbound, sidecar.inbound] {
+    for listener in [sidecar.outbound(), sidecar.inbound()] {
         let mut stream = TcpStream::connect(listener).await.unwrap();
         stream
             .write_all(b"GARBAGE\x01 / HTTP/1.1\r\n\r\n")
@@ -258,7 +258,7 @@ async fn bad_input_at_the_edge_is_answered_and_closed() {
     }
     // Nothing listens where the outbound request goes: Envoy's 503, and
     // its flag in the access log.
-    let (status, body) = get(sidecar.outbound, "http://gone.example/", None).await;
+    let (status, body) = get(sidecar.outbound(), "http://gone.example/", None).await;
     assert_eq!(status, 503, "{body}");
     assert!(
         body.contains("connection failure"),
@@ -280,7 +280,7 @@ async fn bad_input_at_the_edge_is_answered_and_closed() {
     assert!(logged.contains(" 503 UF "), "{logged}");
     // The sidecar is still there.
     assert_eq!(
-        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        get(sidecar.inbound(), "http://ratings:9080/", None).await.0,
         200
     );
 }
@@ -313,7 +313,7 @@ async fn a_bootstrap_file_as_istios_agent_writes_it_is_followed() {
     .await;
     sidecar.ready().await;
     assert_eq!(
-        get(sidecar.inbound, "http://ratings:9080/", None).await,
+        get(sidecar.inbound(), "http://ratings:9080/", None).await,
         (200, "slow".into())
     );
     let (_, dump) = sidecar.admin("/config_dump").await;
@@ -349,9 +349,9 @@ async fn a_thousand_slow_connections_stay_bounded_and_are_cut() {
     let mut slow = Vec::with_capacity(SLOW);
     for i in 0..SLOW {
         let target = if i % 2 == 0 {
-            sidecar.inbound
+            sidecar.inbound()
         } else {
-            sidecar.outbound
+            sidecar.outbound()
         };
         let mut stream = TcpStream::connect(target).await.unwrap_or_else(|e| {
             panic!(
@@ -367,7 +367,7 @@ async fn a_thousand_slow_connections_stay_bounded_and_are_cut() {
     }
     // Served alongside them.
     assert_eq!(
-        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        get(sidecar.inbound(), "http://ratings:9080/", None).await.0,
         200
     );
     let during = rss_kib(&sidecar);
@@ -384,7 +384,7 @@ async fn a_thousand_slow_connections_stay_bounded_and_are_cut() {
         assert!(closed.is_ok(), "slow connection {i} still open");
     }
     assert_eq!(
-        get(sidecar.inbound, "http://ratings:9080/", None).await.0,
+        get(sidecar.inbound(), "http://ratings:9080/", None).await.0,
         200
     );
 }

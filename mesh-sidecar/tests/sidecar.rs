@@ -50,7 +50,7 @@ async fn requests(sidecar: &Sidecar, n: usize, user: Option<&str>) -> (usize, us
     for _ in 0..n {
         let headers: Vec<(&str, &str)> = user.map(|u| ("end-user", u)).into_iter().collect();
         let (status, body) = get(
-            sidecar.outbound,
+            sidecar.outbound(),
             "http://reviews:9080/reviews/0",
             Some(&headers),
         )
@@ -77,9 +77,9 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     plane.set_instances(
         "test",
         vec![
-            instance("v1", v1a_sidecar.inbound),
-            instance("v1", v1b_sidecar.inbound),
-            instance("v2", v2_sidecar.inbound),
+            instance("v1", v1a_sidecar.inbound()),
+            instance("v1", v1b_sidecar.inbound()),
+            instance("v2", v2_sidecar.inbound()),
         ],
     );
     let productpage = Sidecar::workload(dir, xds, "productpage", "v1", None).await;
@@ -91,7 +91,11 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     // the caller's certificate.
     let (status, body) = tokio::time::timeout(
         WAIT,
-        get(productpage.outbound, "http://reviews:9080/reviews/0", None),
+        get(
+            productpage.outbound(),
+            "http://reviews:9080/reviews/0",
+            None,
+        ),
     )
     .await
     .unwrap();
@@ -101,7 +105,7 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
 
     // A WebSocket-style upgrade goes through both sidecars and the
     // mutual TLS between them, and becomes a tunnel.
-    let mut stream = tokio::net::TcpStream::connect(productpage.outbound)
+    let mut stream = tokio::net::TcpStream::connect(productpage.outbound())
         .await
         .unwrap();
     stream
@@ -158,6 +162,6 @@ async fn a_plain_client_reaches_plain_servers_over_the_meshs_mutual_tls() {
     assert!(text.contains("jason"), "{routes:#}");
 
     // Plain text to a STRICT reviews is refused at its sidecar.
-    let (status, _) = get(v2_sidecar.inbound, "http://reviews:9080/reviews/0", None).await;
+    let (status, _) = get(v2_sidecar.inbound(), "http://reviews:9080/reviews/0", None).await;
     assert_eq!(status, 0, "plain text reached a STRICT port");
 }

@@ -30,8 +30,8 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// A running `mesh-sidecar sidecar`, killed when dropped.
 pub struct Sidecar {
     pub child: Child,
-    pub outbound: SocketAddr,
-    pub inbound: SocketAddr,
+    /// Where each of its listeners is, by the name it gives it.
+    pub listeners: BTreeMap<String, SocketAddr>,
     pub admin: SocketAddr,
     pub log: PathBuf,
 }
@@ -53,7 +53,7 @@ impl Sidecar {
         Self::launch(dir, name, command).await
     }
 
-    /// A sidecar started by `command` (its own flags given), its log in
+    /// A sidecar or gateway started by `command` (its own flags given), its log in
     /// `dir/NAME.log`; once it has said where it listens.
     pub async fn launch(dir: &Path, name: &str, mut command: Command) -> Self {
         let log = dir.join(format!("{name}.log"));
@@ -66,7 +66,8 @@ impl Sidecar {
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let mut addrs = BTreeMap::new();
-        while addrs.len() < 3 {
+        // The admin is announced last.
+        while !addrs.contains_key("admin") {
             let line = tokio::time::timeout(WAIT, lines.next_line())
                 .await
                 .unwrap_or_else(|_| {
@@ -84,11 +85,20 @@ impl Sidecar {
         }
         Self {
             child,
-            outbound: addrs["outbound"],
-            inbound: addrs["inbound"],
             admin: addrs["admin"],
+            listeners: addrs,
             log,
         }
+    }
+
+    /// Its outbound listener.
+    pub fn outbound(&self) -> SocketAddr {
+        self.listeners["outbound"]
+    }
+
+    /// Its inbound listener.
+    pub fn inbound(&self) -> SocketAddr {
+        self.listeners["inbound"]
     }
 
     /// `mesh-sidecar sidecar` for the workload `NAME-VERSION` (labels

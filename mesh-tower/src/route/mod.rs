@@ -85,6 +85,51 @@ impl From<Arc<MeshConfig>> for SharedConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RequestTarget(pub Authority);
 
+/// The listener whose route table a request is matched against, when it
+/// is not the one its authority names: a gateway's server (`http.8080`,
+/// [`GatewayServer::routes`](mesh_core::gateway::GatewayServer::routes)),
+/// which serves every host its VirtualServices bind; a request extension.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteListener(pub Arc<str>);
+
+/// Puts a [`RouteListener`] in each request before `inner` routes it.
+#[derive(Clone, Debug)]
+pub struct ForListener<S> {
+    inner: S,
+    listener: RouteListener,
+}
+
+impl<S> ForListener<S> {
+    /// Requests to `inner` matched against the table of `listener`.
+    pub fn new(inner: S, listener: &str) -> Self {
+        Self {
+            inner,
+            listener: RouteListener(Arc::from(listener)),
+        }
+    }
+}
+
+impl<S, B> Service<http::Request<B>> for ForListener<S>
+where
+    S: Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> S::Future {
+        req.extensions_mut().insert(self.listener.clone());
+        self.inner.call(req)
+    }
+}
+
 /// Routes each request into its route's prebuilt stack.
 #[derive(Debug)]
 pub struct Route<S> {
@@ -159,7 +204,10 @@ impl<S> Route<S> {
             Err(e) => return ResponseFuture::failed(e.into()),
         };
         let routes = self.routes.load();
-        let written = req.uri().authority().map_or("", |a| a.as_str());
+        let written = match req.extensions().get::<RouteListener>() {
+            Some(RouteListener(listener)) => listener,
+            None => req.uri().authority().map_or("", |a| a.as_str()),
+        };
         let (table, stacks) = routes.for_authority(written);
         let id = match table.lookup(&target, &req) {
             Lookup::Route(id) => id,

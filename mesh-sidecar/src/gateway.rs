@@ -1,0 +1,272 @@
+//! `mesh-sidecar gateway`: the ingress gateway, as Istio's
+//! `istio-ingressgateway` is one. The Gateways its labels select
+//! (`istio: ingressgateway` by default) and the VirtualServices bound to
+//! them decide host and path, through the same conversion a control
+//! plane serves Envoy gateways ([`mesh_istio::Resources::gateway_ports`]):
+//! a request is matched against the route table of the Gateway server on
+//! the port it listens on (`http.8080`), and goes to its destination over
+//! the mesh's client; what no route takes is `404`. From a directory of
+//! Istio YAML (`--config`), followed on change: an edit that does not
+//! load is logged and the last good configuration stays.
+//!
+//! Plain-text HTTP servers only, so far: a port whose servers terminate
+//! TLS is refused with that reason.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_core::cluster::Cluster;
+use mesh_core::{Authority, MeshConfig, StaticResolve};
+use mesh_istio::{Resources, Workload};
+
+/// How often the directory is looked at for edits.
+const POLL: Duration = Duration::from_millis(200);
+
+/// What a gateway routes by, read from a directory.
+#[derive(Debug)]
+pub struct GatewayConfig {
+    /// The client's configuration.
+    pub config: MeshConfig,
+    /// The route table of the port served.
+    pub listener: String,
+    /// The endpoints of every service, by `host:port`.
+    pub endpoints: Vec<(Authority, mesh_core::EndpointSet)>,
+}
+
+/// Why a directory gives no gateway configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// It does not load.
+    #[error(transparent)]
+    Load(#[from] mesh_tower::istio::LoadError),
+    /// A resource cannot be honoured.
+    #[error(transparent)]
+    Istio(#[from] mesh_istio::IstioError),
+    /// No Gateway selects this gateway's labels.
+    #[error("no Gateway selects the labels {0:?}")]
+    NoGateway(BTreeMap<String, String>),
+    /// No Gateway server is on the port listened on.
+    #[error("no server of the Gateways {gateways:?} is on port {port}")]
+    NoServer {
+        /// The Gateways.
+        gateways: Vec<String>,
+        /// The port.
+        port: u16,
+    },
+    /// A listener cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] crate::lifecycle::BindError),
+    /// Its server cannot be built.
+    #[error(transparent)]
+    Server(#[from] mesh_tower::server::ServerError),
+    /// The mesh cannot be set up.
+    #[error(transparent)]
+    Mesh(#[from] mesh_tower::MeshError),
+    /// The listeners' addresses could not be written out.
+    #[error("cannot write the listeners' addresses: {0}")]
+    Announce(std::io::Error),
+    /// The port's servers terminate TLS.
+    #[error("the Gateway servers on port {0} terminate TLS, which this gateway does not do yet")]
+    Tls(u16),
+}
+
+/// The configuration of a gateway with `labels` in `namespace`, serving
+/// `port`, from the Istio YAML in `dir`.
+pub fn load(
+    dir: &Path,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+    port: u16,
+    cluster_domain: &str,
+) -> Result<GatewayConfig, GatewayError> {
+    let (resources, warnings) = mesh_tower::istio::read_resources(dir)?;
+    for warning in &warnings {
+        tracing::warn!(%warning, "configuration");
+    }
+    let gateways: Vec<String> = resources
+        .gateways_for(labels)
+        .iter()
+        .map(|g| g.resource.qualified_name())
+        .collect();
+    if gateways.is_empty() {
+        return Err(GatewayError::NoGateway(labels.clone()));
+    }
+    let workload = Workload {
+        namespace: namespace.to_owned(),
+        cluster_domain: cluster_domain.to_owned(),
+        labels: labels.clone(),
+        gateways: gateways.clone(),
+    };
+    let ports = resources.gateway_ports(&workload)?;
+    let servers = &ports
+        .iter()
+        .find(|p| p.number == port)
+        .ok_or(GatewayError::NoServer { gateways, port })?
+        .servers;
+    if servers.iter().any(|s| s.tls.is_some()) {
+        return Err(GatewayError::Tls(port));
+    }
+    let listener = servers[0].routes.clone();
+    let (config, more) = resources.convert(&workload)?;
+    for warning in &more {
+        tracing::warn!(%warning, "configuration");
+    }
+    Ok(GatewayConfig {
+        config,
+        listener,
+        endpoints: endpoints(&resources, cluster_domain)?,
+    })
+}
+
+/// Every port of every service of `resources`' registry, with its
+/// endpoints.
+fn endpoints(
+    resources: &Resources,
+    cluster_domain: &str,
+) -> Result<Vec<(Authority, mesh_core::EndpointSet)>, GatewayError> {
+    let registry = resources.registry(cluster_domain)?;
+    let mut all = Vec::new();
+    for service in registry.services() {
+        for port in &service.ports {
+            let Ok(authority) = Authority::new(&service.hostname, port.number) else {
+                continue;
+            };
+            let whole = Cluster::service(&authority);
+            all.push((
+                authority.clone(),
+                registry.endpoints(&service.hostname, port.number, &whole),
+            ));
+        }
+    }
+    Ok(all)
+}
+
+/// Puts `loaded` where the gateway's client and resolver read it.
+pub fn apply<B>(loaded: GatewayConfig, client: &mesh_tower::MeshClient<B>, resolve: &StaticResolve)
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<mesh_tower::BoxError>,
+{
+    for (authority, endpoints) in loaded.endpoints {
+        resolve.set(&authority, endpoints);
+    }
+    client.set_config(loaded.config);
+}
+
+/// Loads `dir` again whenever its files change and the change has held
+/// for one more look (a file caught half-written is not taken), and hands
+/// each configuration that loads to `apply`; never returns.
+pub async fn follow<R, A>(dir: PathBuf, reload: R, apply: A)
+where
+    R: Fn() -> Result<GatewayConfig, GatewayError> + Clone + Send + 'static,
+    A: Fn(GatewayConfig),
+{
+    let fingerprint = |dir: PathBuf| async move {
+        tokio::task::spawn_blocking(move || mesh_control::config_dir::fingerprint(&dir).ok())
+            .await
+            .ok()
+            .flatten()
+    };
+    let mut seen = fingerprint(dir.clone()).await;
+    let mut settling = None;
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = fingerprint(dir.clone()).await;
+        if now == seen {
+            settling = None;
+            continue;
+        }
+        if settling != Some(now) {
+            settling = Some(now);
+            continue;
+        }
+        seen = now;
+        settling = None;
+        let reload = reload.clone();
+        match tokio::task::spawn_blocking(reload).await {
+            Ok(Ok(loaded)) => {
+                tracing::info!(dir = %dir.display(), "gateway configuration applied");
+                apply(loaded);
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "gateway configuration rejected; the last good one is still served")
+            }
+            Err(error) => tracing::error!(%error, "loading the gateway configuration failed"),
+        }
+    }
+}
+
+/// Runs the gateway until it is told to quit and has drained. Writes
+/// each listener's address on standard output (`gateway …`, `admin …`).
+pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
+    use mesh_core::security::MtlsMode;
+    use mesh_tower::admin::Lifecycle;
+    use mesh_tower::proxy::Outbound;
+    use mesh_tower::route::ForListener;
+
+    use crate::lifecycle::{announce, bind, on_signals, reached};
+
+    let listener = bind("gateway listener", args.listen).await?;
+    let admin_listener = bind("admin", args.admin_addr).await?;
+    let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
+    let port = args.listen.port();
+    let (dir, namespace, domain) = (
+        args.config.clone(),
+        args.namespace.clone(),
+        args.cluster_domain.clone(),
+    );
+    let reload = move || load(&dir, &namespace, &labels, port, &domain);
+    let loaded = reload()?;
+    let routes = loaded.listener.clone();
+
+    let resolve = StaticResolve::default();
+    let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
+    let workload = mesh_core::telemetry::WorkloadMetadata::from_labels(
+        "istio-ingressgateway",
+        &args.namespace,
+        "istio-ingressgateway",
+        &labels,
+    );
+    let mesh = mesh_tower::Mesh::builder()
+        .resolve(resolve.clone())
+        .workload(workload)
+        .build()?;
+    let client = mesh.client();
+    apply(loaded, &client, &resolve);
+    let server = mesh_tower::MeshServer::builder()
+        .mtls(MtlsMode::Disable)
+        .header_read_timeout(args.header_read_timeout)
+        .drain_timeout(args.drain_timeout)
+        .build()?;
+    let (lifecycle, _) = tokio::sync::watch::channel(Lifecycle::Running);
+    let admin = mesh
+        .admin(prometheus_client::registry::Registry::default())
+        .client("gateway", &client)
+        .server("gateway", &server)
+        .lifecycle(lifecycle.clone())
+        .build();
+    admin.set_ready(true);
+    announce(&[("gateway", &listener), ("admin", &admin_listener)])
+        .map_err(GatewayError::Announce)?;
+    on_signals(lifecycle.clone());
+    tokio::spawn(admin.serve(admin_listener));
+    {
+        let (client, resolve) = (client.clone(), resolve.clone());
+        tokio::spawn(follow(args.config.clone(), reload, move |loaded| {
+            apply(loaded, &client, &resolve)
+        }));
+    }
+    let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)));
+    server
+        .serve_with_shutdown(
+            listener,
+            service,
+            reached(lifecycle.subscribe(), Lifecycle::Draining),
+        )
+        .await;
+    reached(lifecycle.subscribe(), Lifecycle::Quitting).await;
+    Ok(())
+}

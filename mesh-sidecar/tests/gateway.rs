@@ -1,0 +1,145 @@
+//! `mesh-sidecar gateway`: Istio's bookinfo Gateway and VirtualService
+//! route `/productpage` to productpage and nothing else; an edit of the
+//! directory is followed, and one that does not load leaves the last good
+//! configuration serving.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use support::{Sidecar, WAIT, app, free_port, get};
+
+/// Bookinfo's Gateway on `port` and its VirtualService with `paths`
+/// exact, and productpage's Service with one instance at `app`.
+fn bookinfo(port: u16, paths: &[&str], app: std::net::SocketAddr) -> String {
+    let matches: String = paths
+        .iter()
+        .map(|p| format!("    - uri: {{exact: {p}}}\n"))
+        .collect();
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: bookinfo-gateway}}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n\
+         \x20 servers:\n  - port: {{number: {port}, name: http, protocol: HTTP}}\n    hosts: ['*']\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: bookinfo}}\n\
+         spec:\n  hosts: ['*']\n  gateways: [bookinfo-gateway]\n  http:\n  - match:\n{matches}\
+         \x20   route:\n    - destination: {{host: productpage, port: {{number: 9080}}}}\n\
+         ---\napiVersion: v1\nkind: Service\nmetadata: {{name: productpage}}\n\
+         spec:\n  selector: {{app: productpage}}\n  ports: [{{name: http, port: 9080}}]\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {{name: productpage-v1}}\n\
+         spec: {{address: 127.0.0.1, ports: {{http: {}}}, labels: {{app: productpage}}}}\n",
+        app.port()
+    )
+}
+
+async fn gateway(dir: &Path, port: u16) -> Sidecar {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
+    let (config, listen) = (dir.join("config"), format!("127.0.0.1:{port}"));
+    command.args([
+        "gateway",
+        "--listen",
+        &listen,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    command.arg("--config").arg(config);
+    Sidecar::launch(dir, "gateway", command).await
+}
+
+/// Waits until `GET path` through `gateway` answers `status`.
+async fn until(gateway: &Sidecar, path: &str, status: u16) {
+    let addr = gateway.listeners["gateway"];
+    let uri = format!("http://bookinfo.example{path}");
+    let reached = tokio::time::timeout(WAIT, async {
+        while get(addr, &uri, None).await.0 != status {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "{path} never answered {status}: {}",
+        gateway.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_routes_bookinfo_and_follows_edits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let productpage = app("productpage").await;
+    let port = free_port();
+    std::fs::write(
+        config.join("bookinfo.yaml"),
+        bookinfo(port, &["/productpage"], productpage),
+    )
+    .unwrap();
+    let gateway = gateway(tmp.path(), port).await;
+    let addr = gateway.listeners["gateway"];
+
+    let (status, body) = get(addr, "http://bookinfo.example/productpage", None).await;
+    assert_eq!(status, 200, "{body}\n{}", gateway.log());
+    assert!(body.starts_with("productpage"), "{body}");
+    let (status, body) = get(addr, "http://bookinfo.example/admin", None).await;
+    assert_eq!(status, 404, "{body}");
+
+    // An edit: /login joins.
+    std::fs::write(
+        config.join("bookinfo.yaml"),
+        bookinfo(port, &["/productpage", "/login"], productpage),
+    )
+    .unwrap();
+    until(&gateway, "/login", 200).await;
+
+    // One that does not load: the last good configuration stays.
+    std::fs::write(config.join("broken.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 7}\n").unwrap();
+    let rejected = tokio::time::timeout(WAIT, async {
+        while !gateway.log().contains("gateway configuration rejected") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        rejected.is_ok(),
+        "the broken file was not seen: {}",
+        gateway.log()
+    );
+    assert_eq!(
+        get(addr, "http://bookinfo.example/login", None).await.0,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_no_gateway_server_is_on_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let productpage = app("productpage").await;
+    std::fs::write(
+        config.join("bookinfo.yaml"),
+        bookinfo(free_port(), &["/productpage"], productpage),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"))
+        .args([
+            "gateway",
+            "--listen",
+            &listen,
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no server of the Gateways [\"default/bookinfo-gateway\"] is on port"),
+        "{stderr}"
+    );
+}
