@@ -143,3 +143,44 @@ async fn a_port_no_gateway_server_is_on_is_named() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_https_redirect_answers_with_the_https_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let productpage = app("productpage").await;
+    let port = free_port();
+    let redirect = format!(
+        "---\napiVersion: networking.istio.io/v1\nkind: Gateway\nmetadata: {{name: secure}}\n\
+         spec:\n  selector: {{istio: ingressgateway}}\n\
+         \x20 servers:\n  - port: {{number: {port}, name: http-secure, protocol: HTTP}}\n\
+         \x20   hosts: [secure.example]\n    tls: {{httpsRedirect: true}}\n\
+         ---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {{name: secure}}\n\
+         spec:\n  hosts: [secure.example]\n  gateways: [secure]\n\
+         \x20 http:\n  - route: [{{destination: {{host: productpage, port: {{number: 9080}}}}}}]\n"
+    );
+    let yaml = bookinfo(port, &["/productpage"], productpage) + &redirect;
+    std::fs::write(config.join("bookinfo.yaml"), yaml).unwrap();
+    let gateway = gateway(tmp.path(), port).await;
+    let addr = gateway.listeners["gateway"];
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Full<bytes::Bytes>>();
+    let req = http::Request::get(format!("http://{addr}/productpage?x=1"))
+        .header("host", "secure.example")
+        .body(Default::default())
+        .unwrap();
+    let res = client.request(req).await.unwrap();
+    assert_eq!(res.status(), 301, "{}", gateway.log());
+    assert_eq!(
+        res.headers()["location"],
+        "https://secure.example/productpage?x=1"
+    );
+    // Other hosts are still served in plain text.
+    assert_eq!(
+        get(addr, "http://bookinfo.example/productpage", None)
+            .await
+            .0,
+        200
+    );
+}
