@@ -6,9 +6,8 @@
 mod support;
 
 use std::path::Path;
-use std::time::Duration;
 
-use support::{Sidecar, WAIT, app, free_port, get};
+use support::{Sidecar, app, eventually, free_port, get};
 
 /// Bookinfo's Gateway on `port` and its VirtualService with `paths`
 /// exact, and productpage's Service with one instance at `app`.
@@ -50,17 +49,11 @@ async fn gateway(dir: &Path, port: u16) -> Sidecar {
 async fn until(gateway: &Sidecar, path: &str, status: u16) {
     let addr = gateway.listeners["gateway"];
     let uri = format!("http://bookinfo.example{path}");
-    let reached = tokio::time::timeout(WAIT, async {
-        while get(addr, &uri, None).await.0 != status {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    eventually(
+        || async { get(addr, &uri, None).await.0 == status },
+        || format!("{path} never answered {status}: {}", gateway.log()),
+    )
     .await;
-    assert!(
-        reached.is_ok(),
-        "{path} never answered {status}: {}",
-        gateway.log()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,17 +87,11 @@ async fn the_gateway_routes_bookinfo_and_follows_edits() {
 
     // One that does not load: the last good configuration stays.
     std::fs::write(config.join("broken.yaml"), "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: x}\nspec: {hosts: 7}\n").unwrap();
-    let rejected = tokio::time::timeout(WAIT, async {
-        while !gateway.log().contains("gateway configuration rejected") {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    eventually(
+        || async { gateway.log().contains("gateway configuration rejected") },
+        || format!("the broken file was not seen: {}", gateway.log()),
+    )
     .await;
-    assert!(
-        rejected.is_ok(),
-        "the broken file was not seen: {}",
-        gateway.log()
-    );
     assert_eq!(
         get(addr, "http://bookinfo.example/login", None).await.0,
         200

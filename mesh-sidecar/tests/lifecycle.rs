@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::{Sidecar, WAIT, free_port, get};
+use support::{Sidecar, WAIT, eventually, free_port, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -154,15 +154,12 @@ async fn drain_listeners_stops_taking_connections_and_the_admin_stays() {
     let app = slow_app(Duration::ZERO).await;
     let mut sidecar = ratings(tmp.path(), app.port()).await;
     assert_eq!(post(&sidecar, "/drain_listeners").await, "HTTP/1.1 200");
-    let closed = tokio::time::timeout(WAIT, async {
-        while TcpStream::connect(sidecar.inbound()).await.is_ok()
-            || TcpStream::connect(sidecar.outbound()).await.is_ok()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
+    let refused = |addr| async move { TcpStream::connect(addr).await.is_err() };
+    eventually(
+        || async { refused(sidecar.inbound()).await && refused(sidecar.outbound()).await },
+        || "the listeners still take connections".into(),
+    )
     .await;
-    assert!(closed.is_ok(), "the listeners still take connections");
     // Still running, its admin answering, until told to quit.
     assert_eq!(sidecar.admin("/healthz").await.0, 200);
     assert!(sidecar.child.try_wait().unwrap().is_none());

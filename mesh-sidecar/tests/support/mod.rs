@@ -137,14 +137,29 @@ impl Sidecar {
 
     /// Waits for `/ready` to say `LIVE`.
     pub async fn ready(&self) {
-        let ready = async {
-            while self.admin("/ready").await.0 != 200 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        if tokio::time::timeout(WAIT, ready).await.is_err() {
-            panic!("never ready: {}", self.log());
+        eventually(
+            || async { self.admin("/ready").await.0 == 200 },
+            || format!("never ready: {}", self.log()),
+        )
+        .await;
+    }
+}
+
+/// Waits until `check` holds, looking every 20 ms for at most [`WAIT`];
+/// panics saying `what` when it never does.
+pub async fn eventually<F, Fut>(mut check: F, what: impl FnOnce() -> String)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let held = tokio::time::timeout(WAIT, async {
+        while !check().await {
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    })
+    .await;
+    if held.is_err() {
+        panic!("{}", what());
     }
 }
 
