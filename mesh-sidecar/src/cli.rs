@@ -245,21 +245,11 @@ fn parse_format(s: &str) -> Result<mesh_tower::access_log::Format, String> {
     }
 }
 
-/// A duration in Istio's form: `5s`, `500ms`, `1m`, `1h`.
+/// A duration as Istio's YAML writes one: `5s`, `500ms`, `1m30s`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, ""), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (5s, 500ms, 1m)"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{s:?} is not a duration (5s, 500ms, 1m)")),
-    }
+    s.parse::<mesh_istio::Duration>()
+        .map(mesh_istio::Duration::get)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -34,12 +34,23 @@ fn connection_names(headers: &HeaderMap) -> impl Iterator<Item = &str> {
 /// `Connection: upgrade` and `Upgrade` for the next hop to switch too.
 /// `TE: trailers` stays (gRPC sends it end to end).
 pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = connection_names(headers)
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .filter(|n| !(upgrade && *n == UPGRADE))
-        .collect();
-    for name in named {
-        headers.remove(name);
+    // Most clients name only what is dropped anyway (`keep-alive`,
+    // `close`, `upgrade`): the others are collected only when there are
+    // some.
+    let dropped_anyway = |n: &str| {
+        ["close", "upgrade", "transfer-encoding"]
+            .iter()
+            .chain(&HOP_BY_HOP)
+            .any(|h| n.eq_ignore_ascii_case(h))
+    };
+    if connection_names(headers).any(|n| !dropped_anyway(n)) {
+        let named: Vec<HeaderName> = connection_names(headers)
+            .filter(|n| !dropped_anyway(n))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
     for name in HOP_BY_HOP {
         headers.remove(name);

@@ -130,7 +130,17 @@ pub(super) fn absolute<B>(
     req: &mut http::Request<B>,
     scheme: Option<Scheme>,
 ) -> Result<(), MissingTarget> {
-    let mut parts = req.uri().clone().into_parts();
+    let uri = req.uri();
+    let scheme_kept = match (&scheme, uri.scheme()) {
+        (Some(wanted), Some(has)) => wanted == has,
+        (None, has) => has.is_some(),
+        (Some(_), None) => false,
+    };
+    // Already absolute (HTTP/2, the absolute form): nothing to build.
+    if scheme_kept && uri.authority().is_some() && uri.path_and_query().is_some() {
+        return Ok(());
+    }
+    let mut parts = uri.clone().into_parts();
     if parts.authority.is_none() {
         let host = req.headers().get(http::header::HOST).ok_or(MissingTarget)?;
         parts.authority = Some(Authority::try_from(host.as_bytes()).map_err(|_| MissingTarget)?);
