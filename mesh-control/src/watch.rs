@@ -55,7 +55,34 @@ pub async fn load_into(plane: &ControlPlane, dir: &Path) -> bool {
 /// then follows it until the task is dropped. A server should answer only
 /// once the first load is in: load it with [`load_into`] first.
 pub async fn watch(plane: ControlPlane, dir: PathBuf) {
-    let mut seen = plane.fingerprint();
+    let reload = || {
+        let (plane, dir) = (plane.clone(), dir.clone());
+        async move {
+            load_into(&plane, &dir).await;
+        }
+    };
+    let unreadable = |error: LoadError| {
+        tracing::error!(%error, "cannot read the configuration; the last good one is still served");
+        plane.load_failed(&[error]);
+    };
+    follow(dir.clone(), plane.fingerprint(), reload, unreadable).await;
+}
+
+/// Calls `changed` each time the files of `dir` change and the change has
+/// held for one more poll, until the task is dropped; `seen` is the
+/// fingerprint of what is loaded already (`None`: call it at the first
+/// poll, not held back, as nothing is served before it). A directory that
+/// cannot be read is handed to `unreadable`, once for each new error, not
+/// every poll.
+pub async fn follow<C, Fut>(
+    dir: PathBuf,
+    mut seen: Option<u64>,
+    mut changed: C,
+    mut unreadable: impl FnMut(LoadError),
+) where
+    C: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     // A new fingerprint seen once, waiting to be seen again.
     let mut settling = None;
     let mut failing: Option<String> = None;
@@ -67,7 +94,11 @@ pub async fn watch(plane: ControlPlane, dir: PathBuf) {
         let now = match tokio::task::spawn_blocking(move || fingerprint(&d)).await {
             Ok(Ok(now)) => now,
             Ok(Err(error)) => {
-                report_once(&mut failing, &plane, error);
+                let message = error.to_string();
+                if failing.as_deref() != Some(&message) {
+                    unreadable(error);
+                    failing = Some(message);
+                }
                 continue;
             }
             Err(_) => continue,
@@ -77,7 +108,6 @@ pub async fn watch(plane: ControlPlane, dir: PathBuf) {
             settling = None;
             continue;
         }
-        // The first load is not held back: nothing is served before it.
         if seen.is_some() && settling != Some(now) {
             settling = Some(now);
             continue;
@@ -86,16 +116,6 @@ pub async fn watch(plane: ControlPlane, dir: PathBuf) {
         // reported once, and the next edit is tried.
         seen = Some(now);
         settling = None;
-        load_into(&plane, &dir).await;
-    }
-}
-
-/// Reports an unreadable directory once, not every poll.
-fn report_once(failing: &mut Option<String>, plane: &ControlPlane, error: LoadError) {
-    let message = error.to_string();
-    if failing.as_deref() != Some(&message) {
-        tracing::error!(%error, "cannot read the configuration; the last good one is still served");
-        plane.load_failed(&[error]);
-        *failing = Some(message);
+        changed().await;
     }
 }

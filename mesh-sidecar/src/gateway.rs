@@ -14,14 +14,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mesh_core::cluster::Cluster;
 use mesh_core::{Authority, MeshConfig, StaticResolve};
 use mesh_istio::{Resources, Workload};
-
-/// How often the directory is looked at for edits.
-const POLL: Duration = Duration::from_millis(200);
 
 /// What a gateway routes by, read from a directory.
 #[derive(Debug)]
@@ -99,15 +95,17 @@ pub fn load(
         gateways: gateways.clone(),
     };
     let ports = resources.gateway_ports(&workload)?;
-    let servers = &ports
+    let servers = ports
         .iter()
         .find(|p| p.number == port)
-        .ok_or(GatewayError::NoServer { gateways, port })?
-        .servers;
+        .map_or(&[][..], |p| p.servers.as_slice());
+    let Some(first) = servers.first() else {
+        return Err(GatewayError::NoServer { gateways, port });
+    };
     if servers.iter().any(|s| s.tls.is_some()) {
         return Err(GatewayError::Tls(port));
     }
-    let listener = servers[0].routes.clone();
+    let listener = first.routes.clone();
     let (config, more) = resources.convert(&workload)?;
     for warning in &more {
         tracing::warn!(%warning, "configuration");
@@ -154,49 +152,37 @@ where
     client.set_config(loaded.config);
 }
 
-/// Loads `dir` again whenever its files change and the change has held
-/// for one more look (a file caught half-written is not taken), and hands
-/// each configuration that loads to `apply`; never returns.
-pub async fn follow<R, A>(dir: PathBuf, reload: R, apply: A)
+/// Loads `dir` again whenever its files change (as a control plane
+/// follows its directory, [`mesh_control::watch::follow`]) and hands each
+/// configuration that loads to `apply`, from the fingerprint `seen` it
+/// was first loaded at; never returns.
+pub async fn follow<R, A>(dir: PathBuf, seen: Option<u64>, reload: R, apply: A)
 where
     R: Fn() -> Result<GatewayConfig, GatewayError> + Clone + Send + 'static,
     A: Fn(GatewayConfig),
 {
-    let fingerprint = |dir: PathBuf| async move {
-        tokio::task::spawn_blocking(move || mesh_control::config_dir::fingerprint(&dir).ok())
-            .await
-            .ok()
-            .flatten()
-    };
-    let mut seen = fingerprint(dir.clone()).await;
-    let mut settling = None;
-    let mut tick = tokio::time::interval(POLL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let now = fingerprint(dir.clone()).await;
-        if now == seen {
-            settling = None;
-            continue;
-        }
-        if settling != Some(now) {
-            settling = Some(now);
-            continue;
-        }
-        seen = now;
-        settling = None;
+    let changed = || {
         let reload = reload.clone();
-        match tokio::task::spawn_blocking(reload).await {
-            Ok(Ok(loaded)) => {
-                tracing::info!(dir = %dir.display(), "gateway configuration applied");
-                apply(loaded);
+        let apply = &apply;
+        let dir = &dir;
+        async move {
+            match tokio::task::spawn_blocking(reload).await {
+                Ok(Ok(loaded)) => {
+                    tracing::info!(dir = %dir.display(), "gateway configuration applied");
+                    apply(loaded);
+                }
+                Ok(Err(error)) => tracing::error!(
+                    %error,
+                    "gateway configuration rejected; the last good one is still served"
+                ),
+                Err(error) => tracing::error!(%error, "loading the gateway configuration failed"),
             }
-            Ok(Err(error)) => {
-                tracing::error!(%error, "gateway configuration rejected; the last good one is still served")
-            }
-            Err(error) => tracing::error!(%error, "loading the gateway configuration failed"),
         }
-    }
+    };
+    let unreadable = |error: mesh_control::config_dir::LoadError| {
+        tracing::error!(%error, "cannot read the gateway configuration; the last good one is still served");
+    };
+    mesh_control::watch::follow(dir.clone(), seen, changed, unreadable).await;
 }
 
 /// Runs the gateway until it is told to quit and has drained. Writes
@@ -213,17 +199,22 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     let admin_listener = bind("admin", args.admin_addr).await?;
     let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
     let port = args.listen.port();
-    let (dir, namespace, domain) = (
-        args.config.clone(),
-        args.namespace.clone(),
-        args.cluster_domain.clone(),
-    );
-    let reload = move || load(&dir, &namespace, &labels, port, &domain);
+    let reload = {
+        let (dir, namespace, domain) = (
+            args.config.clone(),
+            args.namespace.clone(),
+            args.cluster_domain.clone(),
+        );
+        let labels = labels.clone();
+        move || load(&dir, &namespace, &labels, port, &domain)
+    };
+    // Taken before the first load, so that an edit made during it is
+    // loaded again.
+    let seen = mesh_control::config_dir::fingerprint(&args.config).ok();
     let loaded = reload()?;
     let routes = loaded.listener.clone();
 
     let resolve = StaticResolve::default();
-    let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
     let workload = mesh_core::telemetry::WorkloadMetadata::from_labels(
         "istio-ingressgateway",
         &args.namespace,
@@ -255,7 +246,7 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     tokio::spawn(admin.serve(admin_listener));
     {
         let (client, resolve) = (client.clone(), resolve.clone());
-        tokio::spawn(follow(args.config.clone(), reload, move |loaded| {
+        tokio::spawn(follow(args.config.clone(), seen, reload, move |loaded| {
             apply(loaded, &client, &resolve)
         }));
     }

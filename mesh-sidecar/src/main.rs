@@ -18,22 +18,22 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Command::Sidecar(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.concurrency.max(1))
-                .enable_all()
-                .build()?;
-            runtime.block_on(mesh_sidecar::sidecar::run(*args))?;
+            runtime(args.concurrency)?.block_on(mesh_sidecar::sidecar::run(*args))?
         }
         Command::Gateway(args) => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(args.concurrency.max(1))
-                .enable_all()
-                .build()?;
-            runtime.block_on(mesh_sidecar::gateway::run(*args))?;
+            runtime(args.concurrency)?.block_on(mesh_sidecar::gateway::run(*args))?
         }
         Command::Iptables(args) => iptables(&args)?,
     }
     Ok(())
+}
+
+/// A runtime of `workers` threads (at least one).
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.max(1))
+        .enable_all()
+        .build()
 }
 
 fn iptables(args: &IptablesArgs) -> anyhow::Result<()> {

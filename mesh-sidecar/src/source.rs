@@ -113,10 +113,13 @@ async fn embedded(dir: &Path, cluster_domain: &str) -> Result<SocketAddr, Source
         .map_err(SourceError::Listen)?;
     let addr = listener.local_addr().map_err(SourceError::Listen)?;
     tokio::spawn(mesh_control::watch::watch(plane.clone(), dir.to_owned()));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(AdsServer::new(plane).into_service())
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
-    );
+    let serving = tonic::transport::Server::builder()
+        .add_service(AdsServer::new(plane).into_service())
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
+    tokio::spawn(async move {
+        if let Err(error) = serving.await {
+            tracing::error!(%error, %addr, "the embedded control plane stopped");
+        }
+    });
     Ok(addr)
 }
