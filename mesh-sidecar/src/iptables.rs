@@ -91,75 +91,60 @@ impl Rules {
     /// The `iptables` argument lists that install the rules, in order.
     pub fn commands(&self) -> Vec<Vec<String>> {
         let mut rules: Vec<Vec<String>> = Vec::new();
-        let mut nat = |args: &str| {
-            rules.push(
-                ["-t", "nat"]
-                    .iter()
-                    .map(|s| (*s).to_owned())
-                    .chain(args.split(' ').map(str::to_owned))
-                    .collect(),
-            )
-        };
+        let mut add = |args: &str| rules.push(nat(args));
         for chain in CHAINS {
-            nat(&format!("-N {chain}"));
+            add(&format!("-N {chain}"));
         }
-        nat(&format!(
+        add(&format!(
             "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports {}",
             self.outbound_port
         ));
-        nat(&format!(
+        add(&format!(
             "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports {}",
             self.inbound_port
         ));
-        nat("-A PREROUTING -p tcp -j ISTIO_INBOUND");
+        add("-A PREROUTING -p tcp -j ISTIO_INBOUND");
         for port in &self.exclude_inbound_ports {
-            nat(&format!("-A ISTIO_INBOUND -p tcp --dport {port} -j RETURN"));
+            add(&format!("-A ISTIO_INBOUND -p tcp --dport {port} -j RETURN"));
         }
         if self.inbound_ports.is_empty() {
-            nat("-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT");
+            add("-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT");
         }
         for port in &self.inbound_ports {
-            nat(&format!(
+            add(&format!(
                 "-A ISTIO_INBOUND -p tcp --dport {port} -j ISTIO_IN_REDIRECT"
             ));
         }
-        nat("-A OUTPUT -p tcp -j ISTIO_OUTPUT");
+        add("-A OUTPUT -p tcp -j ISTIO_OUTPUT");
         for port in &self.exclude_outbound_ports {
-            nat(&format!("-A ISTIO_OUTPUT -p tcp --dport {port} -j RETURN"));
+            add(&format!("-A ISTIO_OUTPUT -p tcp --dport {port} -j RETURN"));
         }
         let uid = self.proxy_uid;
         // The sidecar calling its own workload by a pod address comes
         // back in; its other connections, and the workload's to loopback,
         // stay as they are.
-        nat("-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN");
-        nat(&format!(
+        add("-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN");
+        add(&format!(
             "-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -m owner --uid-owner {uid} -j ISTIO_IN_REDIRECT"
         ));
-        nat(&format!(
+        add(&format!(
             "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner {uid} -j RETURN"
         ));
-        nat(&format!(
+        add(&format!(
             "-A ISTIO_OUTPUT -m owner --uid-owner {uid} -j RETURN"
         ));
-        nat("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN");
+        add("-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN");
         for ip in &self.exclude_outbound_ips {
             let prefix = if ip.is_ipv4() { 32 } else { 128 };
-            nat(&format!("-A ISTIO_OUTPUT -d {ip}/{prefix} -j RETURN"));
+            add(&format!("-A ISTIO_OUTPUT -d {ip}/{prefix} -j RETURN"));
         }
-        nat("-A ISTIO_OUTPUT -j ISTIO_REDIRECT");
+        add("-A ISTIO_OUTPUT -j ISTIO_REDIRECT");
         rules
     }
 
     /// The argument lists that remove what [`commands`](Self::commands)
     /// installs; each may fail when it is not there.
     pub fn clean_commands() -> Vec<Vec<String>> {
-        let nat = |args: &str| -> Vec<String> {
-            ["-t", "nat"]
-                .iter()
-                .map(|s| (*s).to_owned())
-                .chain(args.split(' ').map(str::to_owned))
-                .collect()
-        };
         let mut rules = vec![
             nat("-D PREROUTING -p tcp -j ISTIO_INBOUND"),
             nat("-D OUTPUT -p tcp -j ISTIO_OUTPUT"),
@@ -241,6 +226,16 @@ impl Rules {
             Backend::Nft => nft(&["-f", "-"], Some(&self.nft_script())),
         }
     }
+}
+
+/// The arguments of one rule of the `nat` table, written as `iptables`
+/// takes them after `-t nat`.
+fn nat(args: &str) -> Vec<String> {
+    ["-t", "nat"]
+        .into_iter()
+        .chain(args.split(' '))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Removes the rules, ignoring those not there.
