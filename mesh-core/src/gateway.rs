@@ -6,6 +6,12 @@
 
 use crate::policy::ServerTls;
 
+/// The route table of a gateway port's plain-text HTTP servers, named as
+/// istiod names it: `http.PORT`.
+pub fn http_routes(port: u16) -> String {
+    format!("http.{port}")
+}
+
 /// A port of a gateway proxy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GatewayPort {

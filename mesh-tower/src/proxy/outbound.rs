@@ -32,12 +32,25 @@ pub struct MissingTarget;
 #[derive(Clone, Debug)]
 pub struct Outbound<S> {
     inner: S,
+    scheme: Option<Scheme>,
 }
 
 impl<S> Outbound<S> {
     /// Requests sent through `inner`.
     pub fn new(inner: S) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            scheme: None,
+        }
+    }
+
+    /// For requests whose TLS was terminated on their way in (a
+    /// gateway's): each goes on as `http://`, whatever scheme it came
+    /// with, its route's cluster deciding whether it is secured again, as
+    /// an Envoy gateway forwards it.
+    pub fn terminated(mut self) -> Self {
+        self.scheme = Some(Scheme::HTTP);
+        self
     }
 }
 
@@ -63,7 +76,7 @@ where
                 grpc,
             );
         }
-        if let Err(e) = absolute(&mut req, None).and_then(|()| with_port(&mut req)) {
+        if let Err(e) = absolute(&mut req, self.scheme.clone()).and_then(|()| with_port(&mut req)) {
             return ResponseFuture::local(Box::pin(std::future::ready(Err(e.into()))), grpc);
         }
         let upgrade = is_upgrade(req.headers());

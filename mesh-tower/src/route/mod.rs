@@ -92,7 +92,10 @@ pub struct RequestTarget(pub Authority);
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteListener(pub Arc<str>);
 
-/// Puts a [`RouteListener`] in each request before `inner` routes it.
+/// Puts a [`RouteListener`] in each request that has none yet (its
+/// connection's TLS server gave it one,
+/// [`MeshServerBuilder::tls_termination`](crate::server::MeshServerBuilder::tls_termination))
+/// before `inner` routes it.
 #[derive(Clone, Debug)]
 pub struct ForListener<S> {
     inner: S,
@@ -125,7 +128,10 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> S::Future {
-        req.extensions_mut().insert(self.listener.clone());
+        let extensions = req.extensions_mut();
+        if extensions.get::<RouteListener>().is_none() {
+            extensions.insert(self.listener.clone());
+        }
         self.inner.call(req)
     }
 }

@@ -18,7 +18,7 @@ use crate::access_log::AccessLog;
 use crate::authorize::SharedPolicy;
 use crate::metadata_exchange::{self, MetadataExchangeLayer, Side};
 use crate::metrics::{IstioMetrics, IstioMetricsLayer, LocalWorkload, Reporter};
-use crate::tls::{IdentitySource, MeshTlsAcceptor};
+use crate::tls::{IdentitySource, MeshTlsAcceptor, TlsTermination};
 use crate::trace::{Sampler, SpanSink, TraceLayer};
 
 /// The request head size a server takes by default, as Envoy's
@@ -58,6 +58,7 @@ pub struct MeshServerBuilder {
     spans: Option<SpanSink>,
     access_log: Option<AccessLog>,
     filter: Option<super::ConnectionFilter>,
+    termination: Option<TlsTermination>,
     #[cfg(feature = "xds")]
     xds: Option<mesh_xds::ads::AdsHandle>,
     #[cfg(feature = "xds")]
@@ -81,6 +82,7 @@ impl Default for MeshServerBuilder {
             spans: None,
             access_log: None,
             filter: None,
+            termination: None,
             #[cfg(feature = "xds")]
             xds: None,
             #[cfg(feature = "xds")]
@@ -178,6 +180,16 @@ impl MeshServerBuilder {
         self
     }
 
+    /// Terminates TLS with the certificates of a gateway's servers, each
+    /// chosen by the server name a client asks for, instead of taking the
+    /// mesh's mutual TLS: a connection's requests are routed by its
+    /// server's route table, plain text is refused, and the mutual TLS
+    /// mode does not apply. Swapped with [`MeshServer::set_tls_termination`].
+    pub fn tls_termination(mut self, termination: TlsTermination) -> Self {
+        self.termination = Some(termination);
+        self
+    }
+
     /// The server; refused when its mode asks for mutual TLS and it has
     /// no identity (with xDS, the listener's mode decides, when it comes).
     #[cfg_attr(not(feature = "xds"), allow(unused_mut))]
@@ -198,6 +210,7 @@ impl MeshServerBuilder {
             mode = super::xds::waiting();
         }
         if self.identity.is_none()
+            && self.termination.is_none()
             && self.policy.mtls != MtlsMode::Disable
             && mode == ServingMode::Serving
         {
@@ -255,6 +268,7 @@ impl MeshServerBuilder {
                 drain_timeout: self.drain_timeout,
                 stats: ServerStats::default(),
                 filter: self.filter,
+                termination: arc_swap::ArcSwapOption::from(self.termination.map(Arc::new)),
                 mode: tokio::sync::watch::Sender::new(mode),
                 #[cfg(feature = "xds")]
                 xds: self.xds,

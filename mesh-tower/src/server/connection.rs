@@ -1,5 +1,5 @@
 //! One accepted connection: told apart (plain text or TLS, as the port's
-//! mode allows), secured, then served by hyper with the request
+//! mode or its own TLS allows), secured, then served by hyper with the request
 //! extensions authorization and the service read.
 
 use std::net::SocketAddr;
@@ -20,7 +20,8 @@ use super::{ConnectInfo, ServingMode, Shared};
 use crate::BoxError;
 use crate::authorize::Authorize;
 use crate::metrics::IstioMetricsLayer;
-use crate::tls::{AcceptError, ClientIdentity, NoIdentity};
+use crate::route::RouteListener;
+use crate::tls::{AcceptError, ClientIdentity, MeshTlsAcceptor, NoIdentity, TlsTermination};
 
 /// The first byte of a TLS connection: a handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -54,7 +55,7 @@ pub(super) async fn serve<S, B>(
         None => stream,
     };
     let secured = tokio::time::timeout(shared.header_read_timeout, secure(&shared, stream)).await;
-    let (io, identity) = match secured {
+    let secured = match secured {
         Ok(Ok(Some(secured))) => secured,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => {
@@ -78,11 +79,13 @@ pub(super) async fn serve<S, B>(
     let service = WithPeer {
         inner,
         info,
-        identity,
+        identity: secured.identity,
+        routes: secured.routes,
     };
-    let conn = shared
-        .http
-        .serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
+    let conn = shared.http.serve_connection_with_upgrades(
+        TokioIo::new(secured.io),
+        TowerToHyperService::new(service),
+    );
     let mut conn = std::pin::pin!(conn);
     let ended = tokio::select! {
         ended = conn.as_mut() => ended,
@@ -108,20 +111,44 @@ async fn draining(mut shutdown: watch::Receiver<bool>, mut mode: watch::Receiver
     }
 }
 
-/// The connection as the port's mode takes it: plain text, or mutual TLS
-/// and the client's identity; `None` for a connection closed unanswered
-/// (plain text on a `STRICT` port, or nothing sent).
-async fn secure(
-    shared: &Shared,
-    stream: TcpStream,
-) -> Result<Option<(ServerIo, Option<ClientIdentity>)>, AcceptError> {
-    let mode = shared.policy.get().mtls;
-    let tls = match (mode, &shared.tls) {
-        (MtlsMode::Disable, _) | (MtlsMode::Permissive, None) => {
-            return Ok(Some((ServerIo::Plain(stream), None)));
+/// A connection as the port takes it, with what its requests carry.
+struct Secured {
+    io: ServerIo,
+    /// The client's mesh identity, over the mesh's mutual TLS.
+    identity: Option<ClientIdentity>,
+    /// The route table of the server its TLS chose, when the port
+    /// terminates TLS of its own.
+    routes: Option<RouteListener>,
+}
+
+impl Secured {
+    fn plain(stream: TcpStream) -> Self {
+        Self {
+            io: ServerIo::Plain(stream),
+            identity: None,
+            routes: None,
         }
-        (MtlsMode::Strict, None) => return Err(NoIdentity { reason: None }.into()),
-        (_, Some(tls)) => tls,
+    }
+}
+
+/// The connection as the port takes it: plain text, the mesh's mutual
+/// TLS as its mode asks, or TLS of the port's own; `None` for a
+/// connection closed unanswered (plain text on a `STRICT` or TLS port, or
+/// nothing sent).
+async fn secure(shared: &Shared, stream: TcpStream) -> Result<Option<Secured>, AcceptError> {
+    /// Whose TLS a connection gets.
+    enum Tls<'a> {
+        Mesh(&'a MeshTlsAcceptor),
+        Own(Arc<TlsTermination>),
+    }
+    let mode = shared.policy.get().mtls;
+    let (tls, plain_refused) = match (shared.termination.load_full(), mode, &shared.tls) {
+        (Some(own), _, _) => (Tls::Own(own), true),
+        (None, MtlsMode::Disable, _) | (None, MtlsMode::Permissive, None) => {
+            return Ok(Some(Secured::plain(stream)));
+        }
+        (None, MtlsMode::Strict, None) => return Err(NoIdentity { reason: None }.into()),
+        (None, mode, Some(mesh)) => (Tls::Mesh(mesh), mode == MtlsMode::Strict),
     };
     let mut first = [0u8; 1];
     match stream.peek(&mut first).await {
@@ -129,24 +156,42 @@ async fn secure(
         _ => return Ok(None),
     }
     if first[0] != TLS_HANDSHAKE {
-        if mode == MtlsMode::Strict {
+        if plain_refused {
             shared.stats.plaintext();
-            tracing::debug!(peer = ?stream.peer_addr().ok(), "plain text to a STRICT port: closed");
+            tracing::debug!(peer = ?stream.peer_addr().ok(), "plain text to a TLS-only port: closed");
             return Ok(None);
         }
-        return Ok(Some((ServerIo::Plain(stream), None)));
+        return Ok(Some(Secured::plain(stream)));
     }
-    let (stream, identity) = tls.accept(stream).await?;
-    shared.stats.mtls();
-    Ok(Some((ServerIo::Tls(Box::new(stream)), Some(identity))))
+    Ok(Some(match tls {
+        Tls::Own(termination) => {
+            let (stream, routes) = termination.accept(stream).await?;
+            Secured {
+                io: ServerIo::Tls(Box::new(stream)),
+                identity: None,
+                routes: Some(routes),
+            }
+        }
+        Tls::Mesh(mesh) => {
+            let (stream, identity) = mesh.accept(stream).await?;
+            shared.stats.mtls();
+            Secured {
+                io: ServerIo::Tls(Box::new(stream)),
+                identity: Some(identity),
+                routes: None,
+            }
+        }
+    }))
 }
 
-/// Puts the connection's addresses and client identity in each request.
+/// Puts the connection's addresses, client identity and route table in
+/// each request.
 #[derive(Clone, Debug)]
 struct WithPeer<S> {
     inner: S,
     info: ConnectInfo,
     identity: Option<ClientIdentity>,
+    routes: Option<RouteListener>,
 }
 
 impl<S, B> Service<http::Request<B>> for WithPeer<S>
@@ -166,6 +211,9 @@ where
         extensions.insert(self.info);
         if let Some(identity) = &self.identity {
             extensions.insert(identity.clone());
+        }
+        if let Some(routes) = &self.routes {
+            extensions.insert(routes.clone());
         }
         self.inner.call(req)
     }

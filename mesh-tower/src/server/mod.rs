@@ -22,6 +22,12 @@
 //! head within [`header_read_timeout`](MeshServerBuilder::header_read_timeout)
 //! is closed. A refused handshake is counted ([`ServerStats`]).
 //!
+//! A gateway's port terminates TLS with certificates of its own instead
+//! ([`tls_termination`](MeshServerBuilder::tls_termination)): the server
+//! is chosen by SNI, its route table put in each request
+//! ([`RouteListener`](crate::route::RouteListener)), and plain text
+//! refused.
+//!
 //! A [`connection_filter`](MeshServerBuilder::connection_filter) sees each
 //! connection before any of that, and may keep it (a sidecar's outbound
 //! listener passes intercepted non-HTTP connections through,
@@ -87,7 +93,7 @@ pub use stats::ServerStats;
 
 use crate::BoxError;
 use crate::authorize::SharedPolicy;
-use crate::tls::MeshTlsAcceptor;
+use crate::tls::{MeshTlsAcceptor, TlsTermination};
 
 /// The addresses of the connection a request came on; a request
 /// extension.
@@ -163,6 +169,8 @@ struct Shared {
     telemetry: Option<Telemetry>,
     policy: SharedPolicy,
     tls: Option<MeshTlsAcceptor>,
+    /// TLS of the port's own, in place of the mesh's.
+    termination: arc_swap::ArcSwapOption<TlsTermination>,
     http: auto::Builder<TokioExecutor>,
     header_read_timeout: Duration,
     drain_timeout: Duration,
@@ -243,6 +251,14 @@ impl MeshServer {
     /// plain-text connections made before it).
     pub fn policy(&self) -> &SharedPolicy {
         &self.shared.policy
+    }
+
+    /// Terminates TLS with `termination`'s certificates from the next
+    /// connection on, in place of the mesh's mutual TLS
+    /// ([`MeshServerBuilder::tls_termination`]); `None` goes back to the
+    /// mesh's.
+    pub fn set_tls_termination(&self, termination: Option<TlsTermination>) {
+        self.shared.termination.store(termination.map(Arc::new));
     }
 
     /// What the server has accepted and refused.

@@ -55,6 +55,13 @@ pub enum AcceptError {
     /// The client's certificate names no SPIFFE id.
     #[error("the client's certificate names no SPIFFE identity")]
     NoSpiffeId,
+    /// No server of the port takes the server name the client asked for
+    /// ([`TlsTermination`](super::TlsTermination)).
+    #[error("no server of this port is for {}", .0.as_deref().map_or("a client without a server name (SNI)".to_owned(), |n| format!("the server name {n}")))]
+    NoServer(Option<String>),
+    /// The client's certificate is not one the server takes.
+    #[error("the client's certificate is refused: {0}")]
+    ClientCertificate(String),
 }
 
 impl MeshTlsAcceptor {

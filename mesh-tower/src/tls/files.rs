@@ -16,13 +16,13 @@
 //! list compiled into the binary (`webpki-roots`) would age with the
 //! binary and not know a company's own CA.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use mesh_core::policy::{TlsFiles, UpstreamTls};
+use mesh_core::policy::{Pem, TlsFiles, UpstreamTls};
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 
 use super::InvalidSni;
 use super::verify::ServerVerifier;
@@ -38,6 +38,9 @@ pub enum FileTlsError {
         /// What is wrong with it.
         reason: String,
     },
+    /// PEM text given inline (a Secret's) holds no PEM of what it should.
+    #[error("inline PEM: {0}")]
+    Inline(String),
     /// Only one of the client certificate and its key is named.
     #[error("MUTUAL TLS names a {0} but not its pair")]
     Unpaired(&'static str),
@@ -71,7 +74,7 @@ pub(crate) fn client_config(
     let roots = match files.ca_certificates.as_deref() {
         Some(roots_file) => {
             let mut roots = RootCertStore::empty();
-            for cert in certificates(Path::new(roots_file))? {
+            for cert in pem_certificates(&Pem::File(roots_file.to_owned()))? {
                 roots.add(cert).map_err(|e| FileTlsError::File {
                     path: roots_file.into(),
                     reason: e.to_string(),
@@ -90,11 +93,8 @@ pub(crate) fn client_config(
     match (&files.client_certificate, &files.private_key) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(chain), Some(key)) => {
-            let chain = certificates(Path::new(chain))?;
-            let key = PrivateKeyDer::from_pem_file(key).map_err(|e| FileTlsError::File {
-                path: key.into(),
-                reason: format!("no private key: {e}"),
-            })?;
+            let chain = pem_certificates(&Pem::File(chain.clone()))?;
+            let key = pem_key(&Pem::File(key.clone()))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(FileTlsError::Config)
@@ -125,18 +125,51 @@ fn system_roots() -> Result<Arc<RootCertStore>, Arc<str>> {
         .clone()
 }
 
-/// The certificates in the PEM file at `path`, at least one.
-fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, FileTlsError> {
-    let fail = |reason: String| FileTlsError::File {
-        path: path.to_owned(),
-        reason,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| fail(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(fail("no certificate".into()));
+/// The PEM objects of type `T` in `pem`, at least one, each wrapped in
+/// the error its place (a file, or inline text) gives.
+fn pem_all<T: PemObject>(pem: &Pem, what: &str) -> Result<Vec<T>, FileTlsError> {
+    let fail = |reason: String| failure(pem, reason);
+    let all = match pem {
+        Pem::File(path) => T::pem_file_iter(path)
+            .map_err(|e| fail(e.to_string()))?
+            .collect::<Result<Vec<_>, _>>(),
+        Pem::Inline(text) => T::pem_slice_iter(text.as_bytes()).collect::<Result<Vec<_>, _>>(),
     }
-    Ok(certs)
+    .map_err(|e| fail(e.to_string()))?;
+    if all.is_empty() {
+        return Err(fail(format!("no {what}")));
+    }
+    Ok(all)
+}
+
+/// What is wrong with `pem`, named by its place.
+fn failure(pem: &Pem, reason: String) -> FileTlsError {
+    match pem {
+        Pem::File(path) => FileTlsError::File {
+            path: path.into(),
+            reason,
+        },
+        Pem::Inline(_) => FileTlsError::Inline(reason),
+    }
+}
+
+/// The certificates in `pem`, at least one.
+pub(crate) fn pem_certificates(pem: &Pem) -> Result<Vec<CertificateDer<'static>>, FileTlsError> {
+    pem_all(pem, "certificate")
+}
+
+/// The revocation lists in `pem`, at least one.
+pub(crate) fn pem_crls(
+    pem: &Pem,
+) -> Result<Vec<CertificateRevocationListDer<'static>>, FileTlsError> {
+    pem_all(pem, "certificate revocation list")
+}
+
+/// The private key in `pem`.
+pub(crate) fn pem_key(pem: &Pem) -> Result<PrivateKeyDer<'static>, FileTlsError> {
+    match pem {
+        Pem::File(path) => PrivateKeyDer::from_pem_file(path),
+        Pem::Inline(text) => PrivateKeyDer::from_pem_slice(text.as_bytes()),
+    }
+    .map_err(|e| failure(pem, format!("no private key: {e}")))
 }

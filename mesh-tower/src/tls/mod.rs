@@ -5,7 +5,8 @@
 //! ([`IdentitySource`]); a connector that dials the mesh's mutual TLS
 //! with it, checking the server's SPIFFE id ([`MeshTlsConnector`]), and
 //! an acceptor that takes it, reading the client's
-//! ([`MeshTlsAcceptor`]).
+//! ([`MeshTlsAcceptor`]); and TLS a gateway's port terminates with
+//! certificates of its own, chosen by SNI ([`TlsTermination`]).
 
 mod accept;
 #[cfg(feature = "xds")]
@@ -16,6 +17,7 @@ mod identity;
 mod peer;
 mod provider;
 mod source;
+mod terminate;
 mod verify;
 
 pub use accept::{AcceptError, MeshTlsAcceptor};
@@ -29,4 +31,5 @@ pub use identity::{IdentityCause, IdentityError, IdentityFiles, Part, WorkloadId
 pub use peer::{ClientIdentity, PeerIdentity};
 pub use provider::crypto_provider;
 pub use source::{CertificateSource, IdentitySource, NoIdentity};
+pub use terminate::{TerminationCause, TerminationError, TlsTermination};
 pub use verify::IdentityMismatch;

@@ -192,7 +192,7 @@ pub(crate) fn spiffe_ids(der: &CertificateDer<'_>) -> Vec<String> {
 
 /// The DNS and URI SANs of the certificate `der`; none when it does not
 /// parse.
-fn sans(der: &CertificateDer<'_>) -> Vec<String> {
+pub(crate) fn sans(der: &CertificateDer<'_>) -> Vec<String> {
     let Ok((_, cert)) = X509Certificate::from_der(der) else {
         return Vec::new();
     };

@@ -100,7 +100,7 @@ pub(super) fn http_servers(
                 server_tls(&ctx, &at.key("tls"), tls, secrets, warnings)?,
             ),
             tls => (
-                format!("http.{port}"),
+                mesh_core::gateway::http_routes(port),
                 Security::Plain {
                     redirect: tls.as_ref().is_some_and(|t| t.https_redirect),
                 },
