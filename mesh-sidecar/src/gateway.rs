@@ -5,12 +5,13 @@
 //! plane serves Envoy gateways ([`mesh_istio::Resources::gateway_ports`]):
 //! a request is matched against the route table of the Gateway server on
 //! the port it listens on (`http.8080`), and goes to its destination over
-//! the mesh's client; what no route takes is `404`. From a directory of
-//! Istio YAML (`--config`), followed on change: an edit that does not
-//! load is logged and the last good configuration stays.
-//!
-//! Plain-text HTTP servers only, so far: a port whose servers terminate
-//! TLS is refused with that reason.
+//! the mesh's client; what no route takes is `404`. A port whose servers
+//! terminate TLS (`SIMPLE`, `MUTUAL`) takes TLS only, each connection
+//! served by the server its SNI chooses and routed by that server's table
+//! ([`mesh_tower::tls::TlsTermination`]). From a directory of Istio YAML
+//! (`--config`), followed on change: an edit that does not load, or
+//! whose certificates cannot be read, is logged and the last good
+//! configuration stays.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,14 +19,15 @@ use std::path::{Path, PathBuf};
 use mesh_core::cluster::Cluster;
 use mesh_core::{Authority, MeshConfig, StaticResolve};
 use mesh_istio::{Resources, Workload};
+use mesh_tower::tls::TlsTermination;
 
 /// What a gateway routes by, read from a directory.
 #[derive(Debug)]
 pub struct GatewayConfig {
     /// The client's configuration.
     pub config: MeshConfig,
-    /// The route table of the port served.
-    pub listener: String,
+    /// The TLS the port terminates, when its servers do.
+    pub termination: Option<TlsTermination>,
     /// The endpoints of every service, by `host:port`.
     pub endpoints: Vec<(Authority, mesh_core::EndpointSet)>,
 }
@@ -62,9 +64,9 @@ pub enum GatewayError {
     /// The listeners' addresses could not be written out.
     #[error("cannot write the listeners' addresses: {0}")]
     Announce(std::io::Error),
-    /// The port's servers terminate TLS.
-    #[error("the Gateway servers on port {0} terminate TLS, which this gateway does not do yet")]
-    Tls(u16),
+    /// A server's TLS cannot be set up.
+    #[error(transparent)]
+    Termination(#[from] mesh_tower::tls::TerminationError),
 }
 
 /// The configuration of a gateway with `labels` in `namespace`, serving
@@ -99,20 +101,22 @@ pub fn load(
         .iter()
         .find(|p| p.number == port)
         .map_or(&[][..], |p| p.servers.as_slice());
-    let Some(first) = servers.first() else {
+    if servers.is_empty() {
         return Err(GatewayError::NoServer { gateways, port });
-    };
-    if servers.iter().any(|s| s.tls.is_some()) {
-        return Err(GatewayError::Tls(port));
     }
-    let listener = first.routes.clone();
+    // A port is plain text or TLS, never both (as istiod merges servers).
+    let termination = if servers.iter().any(|s| s.tls.is_some()) {
+        Some(TlsTermination::new(servers)?)
+    } else {
+        None
+    };
     let (config, more) = resources.convert(&workload)?;
     for warning in &more {
         tracing::warn!(%warning, "configuration");
     }
     Ok(GatewayConfig {
         config,
-        listener,
+        termination,
         endpoints: endpoints(&resources, cluster_domain)?,
     })
 }
@@ -140,15 +144,21 @@ fn endpoints(
     Ok(all)
 }
 
-/// Puts `loaded` where the gateway's client and resolver read it.
-pub fn apply<B>(loaded: GatewayConfig, client: &mesh_tower::MeshClient<B>, resolve: &StaticResolve)
-where
+/// Puts `loaded` where the gateway's client, resolver and server read
+/// it.
+pub fn apply<B>(
+    loaded: GatewayConfig,
+    client: &mesh_tower::MeshClient<B>,
+    resolve: &StaticResolve,
+    server: &mesh_tower::MeshServer,
+) where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<mesh_tower::BoxError>,
 {
     for (authority, endpoints) in loaded.endpoints {
         resolve.set(&authority, endpoints);
     }
+    server.set_tls_termination(loaded.termination);
     client.set_config(loaded.config);
 }
 
@@ -212,7 +222,6 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     // loaded again.
     let seen = mesh_control::config_dir::fingerprint(&args.config).ok();
     let loaded = reload()?;
-    let routes = loaded.listener.clone();
 
     let resolve = StaticResolve::default();
     let workload = mesh_core::telemetry::WorkloadMetadata::from_labels(
@@ -226,12 +235,12 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
         .workload(workload)
         .build()?;
     let client = mesh.client();
-    apply(loaded, &client, &resolve);
     let server = mesh_tower::MeshServer::builder()
         .mtls(MtlsMode::Disable)
         .header_read_timeout(args.header_read_timeout)
         .drain_timeout(args.drain_timeout)
         .build()?;
+    apply(loaded, &client, &resolve, &server);
     let (lifecycle, _) = tokio::sync::watch::channel(Lifecycle::Running);
     let admin = mesh
         .admin(prometheus_client::registry::Registry::default())
@@ -245,12 +254,15 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     on_signals(lifecycle.clone());
     tokio::spawn(admin.serve(admin_listener));
     {
-        let (client, resolve) = (client.clone(), resolve.clone());
+        let (client, resolve, server) = (client.clone(), resolve.clone(), server.clone());
         tokio::spawn(follow(args.config.clone(), seen, reload, move |loaded| {
-            apply(loaded, &client, &resolve)
+            apply(loaded, &client, &resolve, &server)
         }));
     }
-    let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)));
+    // Plain-text connections are routed by the port's table; TLS ones by
+    // their server's, which their connection gives them.
+    let routes = mesh_core::gateway::http_routes(port);
+    let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)).terminated());
     server
         .serve_with_shutdown(
             listener,
