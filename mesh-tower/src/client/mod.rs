@@ -227,6 +227,17 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    /// Waits until the xDS configuration routes `target` (an authority
+    /// as a request writes it, or a route table's name as a
+    /// [`RouteListener`](crate::route::RouteListener) gives it),
+    /// subscribing to it now rather than at its first request; at once
+    /// for a client without xDS. Fails as that first request would: the
+    /// control plane says it does not exist, or sends only rejected
+    /// copies, or nothing came within [`TARGET_WAIT`].
+    pub async fn ready(&self, target: &str) -> Result<(), XdsTargetError> {
+        xds::Xds::ready(&self.shared, target).await
+    }
+
     /// For a request to a target the xDS configuration does not route
     /// yet: what sends it once it does.
     fn new_xds_target(
@@ -234,7 +245,12 @@ where
         req: &http::Request<B>,
     ) -> Option<impl FnOnce(http::Request<B>) -> ResponseFuture<B> + use<B>> {
         let xds = self.shared.xds.as_ref()?;
-        let target = req.uri().authority()?.as_str();
+        // A request routed by a named table (a gateway server's) is for
+        // the listener of that name.
+        let target = match req.extensions().get::<crate::route::RouteListener>() {
+            Some(listener) => &*listener.0,
+            None => req.uri().authority()?.as_str(),
+        };
         if xds.touch(target) && self.shared.config.has_listener(target) {
             return None;
         }

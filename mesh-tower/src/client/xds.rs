@@ -3,7 +3,9 @@
 //!
 //! - The first request to a target subscribes to its listener (the
 //!   bootstrap's template applied to the authority as written:
-//!   `http://echo/x` asks for listener `echo`) and waits until the
+//!   `http://echo/x` asks for listener `echo`; a request carrying a
+//!   [`RouteListener`](crate::route::RouteListener), that name, as a
+//!   gateway asks for its servers' tables) and waits until the
 //!   listener and its routes have arrived, at most [`TARGET_WAIT`]. A
 //!   target the control plane says does not exist (it sent nothing for
 //!   [`DOES_NOT_EXIST_TIMEOUT`](mesh_xds::ads::DOES_NOT_EXIST_TIMEOUT)), or whose listener or routes it sent only
