@@ -12,6 +12,7 @@ use envoy_types::pb::google::protobuf::Any;
 use mesh_core::cluster::istio_cluster_name;
 use mesh_core::policy::TlsFiles;
 use mesh_core::registry::Registry;
+use mesh_core::route::ClusterName;
 use mesh_core::{Cluster, Endpoint, EndpointSet, Locality, MeshConfig};
 use mesh_xds::resource::ResourceType;
 use mesh_xds::translate::{self, Peer, TranslateError};
@@ -76,7 +77,7 @@ impl Assembly {
             labels: node.labels.clone(),
             cert_files: node.cert_files.clone(),
             peer: match node.shape {
-                Shape::Proxyless => Peer::Grpc,
+                Shape::Proxyless | Shape::ProxylessRouter => Peer::Grpc,
                 Shape::Sidecar | Shape::Router => Peer::Envoy,
             },
             ..Self::default()
@@ -144,6 +145,37 @@ impl Assembly {
         Ok(())
     }
 
+    /// Adds a gateway server's route configuration `name` (`http.8080`),
+    /// the virtual hosts of `config`'s table of that name, written for the
+    /// node, and the clusters they send to; a destination written without
+    /// a port takes its service's only port.
+    pub(crate) fn add_gateway_routes(
+        &mut self,
+        name: &str,
+        config: &MeshConfig,
+        registry: &Registry,
+    ) -> Result<(), TranslateError> {
+        let port_of = |c: &ClusterName| {
+            let host = c.as_str().rsplit('|').next()?;
+            match registry.service(host)?.ports.as_slice() {
+                [only] => Some(only.number),
+                _ => None,
+            }
+        };
+        let vhosts = config
+            .listener(name)
+            .map(|t| t.virtual_hosts().to_vec())
+            .unwrap_or_default();
+        let ported = translate::port_routes(config, name, vhosts, port_of)?;
+        self.add_route_configuration(name, &ported.virtual_hosts)?;
+        for c in &ported.clusters {
+            if let Some((host, port)) = service_port_of(c.name.as_str()) {
+                self.add_clusters(std::slice::from_ref(c), host, port);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds `clusters` of the service `host` on `port`.
     pub(crate) fn add_clusters(&mut self, clusters: &[Cluster], host: &str, port: u16) {
         for c in clusters {
@@ -187,6 +219,13 @@ impl Assembly {
             })
             .collect())
     }
+}
+
+/// The service and port of a cluster named `outbound|PORT|SUBSET|HOST`.
+fn service_port_of(name: &str) -> Option<(&str, u16)> {
+    let mut parts = name.split('|');
+    let (_, port, _, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    Some((host, port.parse().ok()?))
 }
 
 /// Whether `config` routes the service `host` on `port`: a service not

@@ -45,7 +45,7 @@ use envoy_types::pb::google::protobuf::Any;
 use mesh_core::MeshConfig;
 use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
-use mesh_core::route::{ClusterName, VirtualHost};
+use mesh_core::route::VirtualHost;
 use mesh_core::sidecar::{Egress, HostSelector, SidecarListeners};
 use mesh_istio::Resources;
 use mesh_xds::translate::{self, EnvoyChain};
@@ -153,28 +153,9 @@ pub fn gateway(
 ) -> Result<ByType, BuildError> {
     let ip = bind_ip(node);
     let mut assembly = Assembly::new(node);
-    // A destination written without a port takes its service's only port.
-    let port_of = |c: &ClusterName| {
-        let host = c.as_str().rsplit('|').next()?;
-        match registry.service(host)?.ports.as_slice() {
-            [only] => Some(only.number),
-            _ => None,
-        }
-    };
     for port in ports {
         for server in &port.servers {
-            let name = &server.routes;
-            let vhosts = config
-                .listener(name)
-                .map(|t| t.virtual_hosts().to_vec())
-                .unwrap_or_default();
-            let ported = translate::port_routes(config, name, vhosts, port_of)?;
-            assembly.add_route_configuration(name, &ported.virtual_hosts)?;
-            for c in &ported.clusters {
-                if let Some((host, port)) = service_port_of(c.name.as_str()) {
-                    assembly.add_clusters(std::slice::from_ref(c), host, port);
-                }
-            }
+            assembly.add_gateway_routes(&server.routes, config, registry)?;
         }
         let chains: Vec<EnvoyChain<'_>> = port
             .servers
@@ -218,13 +199,6 @@ fn add_listener(assembly: &mut Assembly, addr: SocketAddr, routes: &str, directi
     let stat_prefix = format!("{direction}_{name}");
     let l = translate::envoy_listener(&name, addr, routes, &stat_prefix);
     assembly.add(&name, &l);
-}
-
-/// The service and port of a cluster named `outbound|PORT|SUBSET|HOST`.
-fn service_port_of(name: &str) -> Option<(&str, u16)> {
-    let mut parts = name.split('|');
-    let (_, port, _, host) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    Some((host, port.parse().ok()?))
 }
 
 #[cfg(test)]

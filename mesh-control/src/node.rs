@@ -5,7 +5,9 @@
 //!   client, as istiod reads it. Envoy (user agent `envoy`) is a gateway
 //!   when its id starts `router~`, else a sidecar. Every other client —
 //!   the mesh's own (user agent `mesh`), gRPC's with or without the
-//!   metadata — takes proxyless resources, the only ones it can use.
+//!   metadata — takes proxyless resources, the only ones it can use; one
+//!   whose id starts `router~` is a proxyless gateway (`mesh-sidecar
+//!   gateway`), served its Gateway servers' route tables by name.
 //! - **Where.** Istio's ids are `TYPE~IP~POD.NAMESPACE~NAMESPACE.svc.DOMAIN`.
 //!   Metadata `NAMESPACE` wins over the id; without either the node is in
 //!   `default`, in `cluster.local`.
@@ -41,6 +43,24 @@ pub enum Shape {
     Sidecar,
     /// An Envoy gateway.
     Router,
+    /// A proxyless gateway (the mesh's `mesh-sidecar gateway`): API
+    /// listeners named by its Gateway servers' route tables (`http.8080`),
+    /// as asked.
+    ProxylessRouter,
+}
+
+impl Shape {
+    /// Whether its listeners are made as it asks for them, by name (else
+    /// all are there from the start, as Envoy takes them).
+    pub fn asks_by_name(self) -> bool {
+        matches!(self, Shape::Proxyless | Shape::ProxylessRouter)
+    }
+
+    /// Whether it is a gateway, implementing the Gateways its labels
+    /// select.
+    pub fn is_gateway(self) -> bool {
+        matches!(self, Shape::Router | Shape::ProxylessRouter)
+    }
 }
 
 /// A node as the control plane sees it.
@@ -103,10 +123,12 @@ impl NodeClass {
         let parts: Vec<&str> = node.id.split('~').collect();
         let generator = metadata.and_then(|m| string(m, "GENERATOR"));
         let envoy = node.user_agent_name == "envoy" && generator != Some("grpc");
-        let shape = match parts.first().copied() {
-            _ if !envoy => Shape::Proxyless,
-            Some("router") => Shape::Router,
-            _ => Shape::Sidecar,
+        let router = parts.first() == Some(&"router");
+        let shape = match (envoy, router) {
+            (false, false) => Shape::Proxyless,
+            (false, true) => Shape::ProxylessRouter,
+            (true, true) => Shape::Router,
+            (true, false) => Shape::Sidecar,
         };
         let domain = id_domain(node);
         let defaults = Workload::default();
@@ -130,7 +152,7 @@ impl NodeClass {
             })
             .unwrap_or_default();
         let address = match shape {
-            Shape::Proxyless => None,
+            Shape::Proxyless | Shape::ProxylessRouter => None,
             Shape::Sidecar | Shape::Router => parts.get(1).and_then(|ip| ip.parse().ok()),
         };
         let locality = node
@@ -142,15 +164,13 @@ impl NodeClass {
                 sub_zone: l.sub_zone.clone(),
             })
             .unwrap_or_default();
-        let cert_files = metadata
-            .filter(|_| shape != Shape::Proxyless)
-            .and_then(|m| {
-                Some(CertFiles {
-                    chain: string(m, "TLS_CLIENT_CERT_CHAIN")?.to_owned(),
-                    key: string(m, "TLS_CLIENT_KEY")?.to_owned(),
-                    root: string(m, "TLS_CLIENT_ROOT_CERT")?.to_owned(),
-                })
-            });
+        let cert_files = metadata.filter(|_| !shape.asks_by_name()).and_then(|m| {
+            Some(CertFiles {
+                chain: string(m, "TLS_CLIENT_CERT_CHAIN")?.to_owned(),
+                key: string(m, "TLS_CLIENT_KEY")?.to_owned(),
+                root: string(m, "TLS_CLIENT_ROOT_CERT")?.to_owned(),
+            })
+        });
         Self {
             shape,
             namespace,
@@ -328,6 +348,11 @@ mod tests {
         assert_eq!(NodeClass::of(&n).shape, Shape::Proxyless);
         n.user_agent_name = "gRPC Python".into();
         assert_eq!(NodeClass::of(&n).shape, Shape::Proxyless);
+        // The mesh's own gateway.
+        n.id = "router~10.0.0.2~gw.istio-system~istio-system.svc.cluster.local".into();
+        n.user_agent_name = "mesh".into();
+        let class = NodeClass::of(&n);
+        assert_eq!((class.shape, class.address), (Shape::ProxylessRouter, None));
     }
 
     #[test]

@@ -118,7 +118,7 @@ pub struct Status {
 /// What one class of nodes is served.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NodeStatus {
-    /// `proxyless`, `sidecar` or `router`.
+    /// `proxyless`, `sidecar`, `router` or `proxyless router`.
     pub shape: &'static str,
     /// The nodes' namespace.
     pub namespace: String,
@@ -223,6 +223,7 @@ impl ControlPlane {
                         Shape::Proxyless => "proxyless",
                         Shape::Sidecar => "sidecar",
                         Shape::Router => "router",
+                        Shape::ProxylessRouter => "proxyless router",
                     },
                     namespace: class.namespace.clone(),
                     identity: class.identity.as_ref().map(ToString::to_string),
@@ -265,7 +266,7 @@ impl State {
     /// Gateways its labels select.
     fn workload_for(&self, class: &NodeClass) -> Workload {
         let mut workload = class.workload();
-        if class.shape == Shape::Router {
+        if class.shape.is_gateway() {
             workload.gateways = self
                 .resources
                 .gateways_for(&class.labels)
@@ -313,17 +314,21 @@ impl State {
                     listeners.as_ref(),
                 )
             }
-            Shape::Router => {
+            Shape::Router | Shape::ProxylessRouter => {
                 let ports = self
                     .resources
                     .gateway_ports(&workload)
                     .map_err(|e| e.to_string())?;
-                envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
-                    if class.identity.is_some() {
-                        built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
-                    }
-                    built
-                })
+                if class.shape == Shape::ProxylessRouter {
+                    proxyless::gateway(names, class, &ports, &config, &self.registry)
+                } else {
+                    envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
+                        if class.identity.is_some() {
+                            built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
+                        }
+                        built
+                    })
+                }
             }
         };
         built.map_err(|e| e.to_string())
@@ -408,7 +413,7 @@ impl Snapshots for ControlPlane {
         let cache = entry.cache.clone();
         // A proxyless node's resources are made as it asks; an Envoy
         // node's are all there from the start.
-        if !known && class.shape != Shape::Proxyless {
+        if !known && !class.shape.asks_by_name() {
             state.rebuild(&class);
         }
         Ok(cache)
@@ -431,7 +436,7 @@ impl Snapshots for ControlPlane {
         let Ok(class) = class_of(caller) else {
             return;
         };
-        if kind != ResourceType::Listener || class.shape != Shape::Proxyless {
+        if kind != ResourceType::Listener || !class.shape.asks_by_name() {
             return;
         }
         let mut state = self.lock();
@@ -606,6 +611,39 @@ mod tests {
         assert!(
             json.contains("kubernetes://edge-cert") && !json.contains("THE-KEY"),
             "{json}"
+        );
+    }
+
+    #[test]
+    fn a_proxyless_gateway_is_served_its_servers_route_tables_by_name() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+            metadata: {name: edge, namespace: istio-system}\n\
+            spec:\n  selector: {istio: ingressgateway}\n  servers:\n\
+            \x20 - port: {number: 8080, name: http, protocol: HTTP}\n    hosts: ['*']\n---\n\
+            apiVersion: networking.istio.io/v1\nkind: VirtualService\n\
+            metadata: {name: bookinfo, namespace: istio-system}\n\
+            spec:\n  hosts: ['*']\n  gateways: [edge]\n\
+            \x20 http:\n  - route: [{destination: {host: productpage.default.svc.cluster.local}}]\n---\n\
+            apiVersion: v1\nkind: Service\nmetadata: {name: productpage, namespace: default}\n\
+            spec:\n  ports: [{name: http, port: 9080}]\n";
+        let plane = plane_of(yaml);
+        let id = "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local";
+        let caller = Caller {
+            node: crate::node::node(id, false, &[("istio", "ingressgateway")]),
+            identity: None,
+        };
+        let cache = plane.cache_for(&caller).unwrap();
+        // Nothing until asked for; a name that is no server's gets nothing.
+        assert!(cache.load().resources(ResourceType::Listener).is_empty());
+        let names = ["http.8080".to_owned(), "productpage:9080".to_owned()];
+        plane.requested(&caller, ResourceType::Listener, &names);
+        let served = cache.load();
+        let names = |kind| -> Vec<String> { served.resources(kind).keys().cloned().collect() };
+        assert_eq!(names(ResourceType::Listener), ["http.8080"]);
+        assert_eq!(names(ResourceType::RouteConfig), ["http.8080"]);
+        assert_eq!(
+            names(ResourceType::Cluster),
+            ["outbound|9080||productpage.default.svc.cluster.local"]
         );
     }
 

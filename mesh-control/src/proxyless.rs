@@ -1,7 +1,8 @@
 //! What a proxyless node is served, as istiod's `grpc` generator serves
 //! it: for each listener name it asked for, the listeners of the service
 //! ports the name stands for, their route configurations, the clusters
-//! those route to and the clusters' endpoints.
+//! those route to and the clusters' endpoints. A proxyless gateway asks
+//! for its Gateway servers' route tables by name instead ([`gateway`]).
 //!
 //! Names are read as istiod reads them:
 //!
@@ -30,6 +31,7 @@ use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use mesh_core::MeshConfig;
+use mesh_core::gateway::GatewayPort;
 use mesh_core::registry::Registry;
 use mesh_core::security::MtlsMode;
 use mesh_istio::Resources;
@@ -131,6 +133,29 @@ pub fn resources(
             assembly.add(&l.name, &listener);
             assembly.add_routes(&ported, &l.host, l.port)?;
         }
+    }
+    assembly.finish(config, registry)
+}
+
+/// The resources, by type, a proxyless gateway asking for `names` is
+/// served: for each name that is the route table of one of its Gateway
+/// servers on `ports` (`http.8080`), an API listener of that name routed
+/// by it, the route configuration Envoy gateways get (of `config`,
+/// converted for the gateway) and the clusters it sends to. Any other
+/// name gets nothing: the gateway is told it does not exist.
+pub fn gateway(
+    names: &BTreeSet<String>,
+    node: &NodeClass,
+    ports: &[GatewayPort],
+    config: &MeshConfig,
+    registry: &Registry,
+) -> Result<ByType, BuildError> {
+    let mut assembly = Assembly::new(node);
+    let servers = ports.iter().flat_map(|p| &p.servers);
+    for server in servers.filter(|s| names.contains(&s.routes)) {
+        assembly.add_gateway_routes(&server.routes, config, registry)?;
+        let listener = translate::api_listener(&server.routes, &server.routes);
+        assembly.add(&server.routes, &listener);
     }
     assembly.finish(config, registry)
 }
