@@ -36,12 +36,17 @@ pub enum Command {
 /// `mesh-sidecar gateway`.
 #[derive(Clone, Debug, Args)]
 pub struct GatewayArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub source: SourceArgs,
+    /// The xDS node id; Istio's gateway form
+    /// `router~IP~istio-ingressgateway.NAMESPACE~NAMESPACE.svc.DOMAIN`
+    /// unless given.
+    #[arg(long, env = "MESH_NODE_ID")]
+    pub node_id: Option<String>,
     /// Where the gateway listens; its port picks the Gateway servers.
     #[arg(long, env = "MESH_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
-    /// A directory of Istio YAML, followed on change.
-    #[arg(long, env = "MESH_CONFIG")]
-    pub config: PathBuf,
     /// The gateway's namespace.
     #[arg(long, env = "MESH_NAMESPACE", default_value = "istio-system")]
     pub namespace: String,
@@ -152,8 +157,8 @@ pub struct SourceArgs {
     /// `--node-id`, else Istio's id for the workload flags.
     #[arg(long, env = "MESH_XDS")]
     pub xds: Option<String>,
-    /// A file or directory of Istio YAML, served by a control plane inside
-    /// the sidecar and followed on change.
+    /// A file or directory of Istio YAML, followed on change: no control
+    /// plane needed.
     #[arg(long, env = "MESH_CONFIG")]
     pub config: Option<PathBuf>,
 }

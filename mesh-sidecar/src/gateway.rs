@@ -8,10 +8,18 @@
 //! the mesh's client; what no route takes is `404`. A port whose servers
 //! terminate TLS (`SIMPLE`, `MUTUAL`) takes TLS only, each connection
 //! served by the server its SNI chooses and routed by that server's table
-//! ([`mesh_tower::tls::TlsTermination`]). From a directory of Istio YAML
-//! (`--config`), followed on change: an edit that does not load, or
-//! whose certificates cannot be read, is logged and the last good
-//! configuration stays.
+//! ([`mesh_tower::tls::TlsTermination`]).
+//!
+//! The configuration comes from a directory of Istio YAML (`--config`),
+//! followed on change: an edit that does not load, or whose certificates
+//! cannot be read, is logged and the last good configuration stays. Or
+//! from a control plane (`--xds`, `--bootstrap`): the gateway is a
+//! proxyless `router~` node, and asks for its port's route table by name
+//! (`http.8080`) as a listener, which `mesh-control` serves from the same
+//! conversion it serves Envoy gateways (the same route configuration,
+//! clusters and endpoints); it is ready once that has come. From xDS the
+//! port's plain-text servers are served: TLS termination takes its
+//! certificates from `--config` only.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +63,9 @@ pub enum GatewayError {
     /// A listener cannot be bound.
     #[error(transparent)]
     Bind(#[from] crate::lifecycle::BindError),
+    /// The control plane's bootstrap cannot be used.
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
     /// Its server cannot be built.
     #[error(transparent)]
     Server(#[from] mesh_tower::server::ServerError),
@@ -198,6 +209,9 @@ where
 /// Runs the gateway until it is told to quit and has drained. Writes
 /// each listener's address on standard output (`gateway …`, `admin …`).
 pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
     use mesh_core::security::MtlsMode;
     use mesh_tower::admin::Lifecycle;
     use mesh_tower::proxy::Outbound;
@@ -209,59 +223,83 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     let admin_listener = bind("admin", args.admin_addr).await?;
     let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
     let port = args.listen.port();
-    let reload = {
-        let (dir, namespace, domain) = (
-            args.config.clone(),
-            args.namespace.clone(),
-            args.cluster_domain.clone(),
-        );
-        let labels = labels.clone();
-        move || load(&dir, &namespace, &labels, port, &domain)
-    };
-    // Taken before the first load, so that an edit made during it is
-    // loaded again.
-    let seen = mesh_control::config_dir::fingerprint(&args.config).ok();
-    let loaded = reload()?;
-
-    let resolve = StaticResolve::default();
     let workload = mesh_core::telemetry::WorkloadMetadata::from_labels(
         "istio-ingressgateway",
         &args.namespace,
         "istio-ingressgateway",
         &labels,
     );
-    let mesh = mesh_tower::Mesh::builder()
-        .resolve(resolve.clone())
-        .workload(workload)
-        .build()?;
-    let client = mesh.client();
     let server = mesh_tower::MeshServer::builder()
         .mtls(MtlsMode::Disable)
         .header_read_timeout(args.header_read_timeout)
         .drain_timeout(args.drain_timeout)
         .build()?;
-    apply(loaded, &client, &resolve, &server);
+    // Plain-text connections are routed by the port's table; TLS ones by
+    // their server's, which their connection gives them.
+    let routes = mesh_core::gateway::http_routes(port);
+    let ready = Arc::new(AtomicBool::new(false));
+
+    let node_id = args.node_id.clone().unwrap_or_else(|| {
+        format!(
+            "router~{}~istio-ingressgateway.{ns}~{ns}.svc.{}",
+            args.listen.ip(),
+            args.cluster_domain,
+            ns = args.namespace
+        )
+    });
+    let bootstrap =
+        crate::source::gateway_bootstrap(&args.source, &node_id, &args.namespace, &args.labels)?;
+    let (mesh, client) = match (bootstrap, &args.source.config) {
+        (Some(bootstrap), _) => {
+            let mesh = mesh_tower::Mesh::builder()
+                .bootstrap(bootstrap)
+                .workload(workload)
+                .build()?;
+            let client = mesh.client();
+            tokio::spawn(until_routed(client.clone(), routes.clone(), ready.clone()));
+            (mesh, client)
+        }
+        (None, Some(dir)) => {
+            let resolve = StaticResolve::default();
+            let mesh = mesh_tower::Mesh::builder()
+                .resolve(resolve.clone())
+                .workload(workload)
+                .build()?;
+            let client = mesh.client();
+            let reload = {
+                let (dir, namespace, domain) = (
+                    dir.clone(),
+                    args.namespace.clone(),
+                    args.cluster_domain.clone(),
+                );
+                move || load(&dir, &namespace, &labels, port, &domain)
+            };
+            // Taken before the first load, so that an edit made during it
+            // is loaded again.
+            let seen = mesh_control::config_dir::fingerprint(dir).ok();
+            apply(reload()?, &client, &resolve, &server);
+            ready.store(true, Ordering::Release);
+            let (following, server) = (client.clone(), server.clone());
+            tokio::spawn(follow(dir.clone(), seen, reload, move |loaded| {
+                apply(loaded, &following, &resolve, &server)
+            }));
+            (mesh, client)
+        }
+        (None, None) => return Err(crate::source::SourceError::Missing.into()),
+    };
+
     let (lifecycle, _) = tokio::sync::watch::channel(Lifecycle::Running);
     let admin = mesh
         .admin(prometheus_client::registry::Registry::default())
         .client("gateway", &client)
         .server("gateway", &server)
         .lifecycle(lifecycle.clone())
+        .ready_when(move || ready.load(Ordering::Acquire))
         .build();
-    admin.set_ready(true);
     announce(&[("gateway", &listener), ("admin", &admin_listener)])
         .map_err(GatewayError::Announce)?;
     on_signals(lifecycle.clone());
     tokio::spawn(admin.serve(admin_listener));
-    {
-        let (client, resolve, server) = (client.clone(), resolve.clone(), server.clone());
-        tokio::spawn(follow(args.config.clone(), seen, reload, move |loaded| {
-            apply(loaded, &client, &resolve, &server)
-        }));
-    }
-    // Plain-text connections are routed by the port's table; TLS ones by
-    // their server's, which their connection gives them.
-    let routes = mesh_core::gateway::http_routes(port);
     let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)).terminated());
     server
         .serve_with_shutdown(
@@ -272,4 +310,33 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
         .await;
     reached(lifecycle.subscribe(), Lifecycle::Quitting).await;
     Ok(())
+}
+
+/// How long a gateway whose routes did not come waits before asking
+/// again.
+const ROUTES_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Asks `client`'s control plane for the route table `routes` until it
+/// comes, then marks the gateway `ready`.
+async fn until_routed<B>(
+    client: mesh_tower::MeshClient<B>,
+    routes: String,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) where
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<mesh_tower::BoxError>,
+{
+    loop {
+        match client.ready(&routes).await {
+            Ok(()) => {
+                tracing::info!(routes, "gateway routes arrived");
+                ready.store(true, std::sync::atomic::Ordering::Release);
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the gateway's routes have not come; asking again");
+                tokio::time::sleep(ROUTES_RETRY).await;
+            }
+        }
+    }
 }

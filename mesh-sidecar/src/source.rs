@@ -1,7 +1,8 @@
 //! Where the sidecar's configuration comes from, as an xDS bootstrap:
 //! the file given, one made for the control plane at `--xds`, or one for
 //! a control plane started inside the process that serves `--config`'s
-//! Istio YAML and follows its edits (as `mesh-control serve` does).
+//! Istio YAML and follows its edits (as `mesh-control serve` does); and
+//! a gateway's, which reads `--config` itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -51,8 +52,13 @@ pub async fn bootstrap(
         (None, Some(dir)) => embedded(dir, &workload.cluster_domain).await?.to_string(),
         (None, None) => return Err(SourceError::Missing),
     };
+    let mut labels = workload.labels.clone();
+    // The workload has a sidecar, so it takes mutual TLS.
+    if !labels.iter().any(|(k, _)| k == "security.istio.io/tlsMode") {
+        labels.push(("security.istio.io/tlsMode".into(), "istio".into()));
+    }
     let mut bootstrap = Bootstrap::insecure(&server, node_id(workload))?;
-    bootstrap.node.metadata = metadata(workload);
+    bootstrap.node.metadata = metadata(&workload.namespace, &labels);
     if let Some(dir) = &workload.cert_dir {
         let files = IdentityFiles::in_dir(dir);
         bootstrap.certificate_providers.insert(
@@ -83,22 +89,37 @@ fn node_id(w: &WorkloadArgs) -> String {
     })
 }
 
-/// The node metadata Istio's agent sends: the namespace and the labels,
-/// `security.istio.io/tlsMode: istio` among them (the workload has a
-/// sidecar, so it takes mutual TLS).
-fn metadata(w: &WorkloadArgs) -> Map<String, Value> {
-    let mut labels: Map<String, Value> = w
-        .labels
+/// The node metadata Istio's agent sends: the namespace and the labels.
+fn metadata(namespace: &str, labels: &[(String, String)]) -> Map<String, Value> {
+    let labels: Map<String, Value> = labels
         .iter()
         .map(|(k, v)| (k.clone(), Value::String(v.clone())))
         .collect();
-    labels
-        .entry("security.istio.io/tlsMode")
-        .or_insert_with(|| "istio".into());
     let mut metadata = Map::new();
-    metadata.insert("NAMESPACE".into(), w.namespace.clone().into());
+    metadata.insert("NAMESPACE".into(), namespace.into());
     metadata.insert("LABELS".into(), Value::Object(labels));
     metadata
+}
+
+/// The bootstrap of a gateway following a control plane: the file given,
+/// or one for `--xds` as the node `node_id` in `namespace` with `labels`
+/// (which pick its Gateways); `None` when the source is a directory,
+/// which the gateway reads itself.
+pub fn gateway_bootstrap(
+    source: &SourceArgs,
+    node_id: &str,
+    namespace: &str,
+    labels: &[(String, String)],
+) -> Result<Option<Bootstrap>, SourceError> {
+    if let Some(file) = &source.bootstrap {
+        return Ok(Some(Bootstrap::from_file(file)?));
+    }
+    let Some(xds) = &source.xds else {
+        return Ok(None);
+    };
+    let mut bootstrap = Bootstrap::insecure(xds, node_id.to_owned())?;
+    bootstrap.node.metadata = metadata(namespace, labels);
+    Ok(Some(bootstrap))
 }
 
 /// Serves `dir` over ADS on a free port of 127.0.0.1, following its

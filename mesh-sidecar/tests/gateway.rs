@@ -1,13 +1,13 @@
 //! `mesh-sidecar gateway`: Istio's bookinfo Gateway and VirtualService
-//! route `/productpage` to productpage and nothing else; an edit of the
-//! directory is followed, and one that does not load leaves the last good
-//! configuration serving.
+//! route `/productpage` to productpage and nothing else, read from a
+//! directory or served by a control plane; an edit is followed, and one
+//! that does not load leaves the last good configuration serving.
 
 mod support;
 
 use std::path::Path;
 
-use support::{Sidecar, app, eventually, free_port, get};
+use support::{Sidecar, app, control_plane, eventually, free_port, get};
 
 /// Bookinfo's Gateway on `port` and its VirtualService with `paths`
 /// exact, and productpage's Service with one instance at `app`.
@@ -170,4 +170,50 @@ async fn a_server_with_https_redirect_answers_with_the_https_address() {
             .0,
         200
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_follows_a_control_plane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let productpage = app("productpage").await;
+    let port = free_port();
+    let yaml = |paths: &[&str]| bookinfo(port, paths, productpage);
+    let (plane, xds) = control_plane(&[("bookinfo.yaml", yaml(&["/productpage"]))]).await;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
+    let (listen, xds) = (format!("127.0.0.1:{port}"), xds.to_string());
+    command.args([
+        "gateway",
+        "--listen",
+        &listen,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    command.args(["--xds", &xds]);
+    let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;
+    gateway.ready().await;
+    let addr = gateway.listeners["gateway"];
+
+    let (status, body) = get(addr, "http://bookinfo.example/productpage", None).await;
+    assert_eq!(status, 200, "{body}\n{}", gateway.log());
+    assert!(body.starts_with("productpage"), "{body}");
+    let (status, body) = get(addr, "http://bookinfo.example/admin", None).await;
+    assert_eq!(status, 404, "{body}");
+
+    let loaded = mesh_control::config_dir::load_texts(
+        [(
+            "bookinfo.yaml".to_owned(),
+            yaml(&["/productpage", "/login"]),
+        )],
+        "cluster.local",
+    )
+    .unwrap();
+    plane.apply(loaded);
+    until(&gateway, "/login", 200).await;
+    let status = plane.status();
+    let node = status
+        .nodes
+        .iter()
+        .find(|n| n.shape == "proxyless router")
+        .unwrap_or_else(|| panic!("no proxyless router among {status:?}"));
+    assert_eq!(node.requested, [format!("http.{port}")]);
 }
