@@ -7,11 +7,14 @@
 //! - [`ratings`]: the reviewers' ratings, over HTTP and over gRPC
 //!   (`bookinfo.ratings.v1.Ratings`, `proto/ratings.proto`) on one port.
 //! - [`reviews`]: v1, v2 and v3, the last two asking ratings over gRPC.
+//! - [`productpage`]: the page, from details and reviews; sign-in as a
+//!   user, whose name goes on as `end-user`.
 //!
 //! Every service answers `/health`.
 
 pub mod details;
 pub mod http;
+pub mod productpage;
 pub mod propagate;
 pub mod ratings;
 pub mod reviews;

@@ -8,6 +8,7 @@
 //!   `"rating":{"error":"Ratings service is currently unavailable"}` when
 //!   ratings does not answer within its timeout (10 s for v2, 2.5 s for
 //!   v3, as the originals wait).
+//!   An id that is not a number is `404`.
 //! - `GET /health`: `{"status":"Reviews is healthy"}`.
 //!
 //! The headers of [`propagate`](crate::propagate) go on to ratings as
@@ -102,11 +103,6 @@ struct Status {
     status: &'static str,
 }
 
-#[derive(Serialize)]
-struct Error {
-    error: &'static str,
-}
-
 /// The reviews service of one version; its ratings come over `T`.
 #[derive(Clone, Debug)]
 pub struct Reviews<T> {
@@ -170,15 +166,10 @@ where
             };
             return json(StatusCode::OK, &status);
         }
-        let id = match product_id(path, "/reviews/") {
-            Some(Ok(id)) => id,
-            Some(Err(_)) => {
-                let error = Error {
-                    error: "please provide numeric product id",
-                };
-                return json(StatusCode::BAD_REQUEST, &error);
-            }
-            None => return not_found(),
+        // A product id that is not a number matches no route, as the
+        // original's integer path parameter does not.
+        let Some(Ok(id)) = product_id(path, "/reviews/") else {
+            return not_found();
         };
         let ratings = match self.version.stars() {
             None => None,

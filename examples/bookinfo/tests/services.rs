@@ -3,56 +3,12 @@
 //! caller's headers on, and showing the ratings error when ratings is
 //! down or slower than its version waits.
 
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+mod support;
 
 use bookinfo::ratings::{Ratings, RatingsClient};
-use bookinfo::reviews::{Reviews, Version};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioExecutor;
+use bookinfo::reviews::Version;
+use support::{channel, get, recording, reviews, serve};
 use tokio::net::TcpListener;
-
-/// Serves `service` on a free port of 127.0.0.1.
-async fn serve<S, B>(service: S) -> SocketAddr
-where
-    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(bookinfo::http::serve_plain(listener, service));
-    addr
-}
-
-/// `GET path` on `addr` with `headers`: the status and body.
-async fn get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
-        .build_http::<Full<Bytes>>();
-    let mut req = http::Request::get(format!("http://{addr}{path}"));
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let res = client
-        .request(req.body(Full::default()).unwrap())
-        .await
-        .unwrap();
-    let status = res.status().as_u16();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
-}
-
-fn channel(addr: SocketAddr) -> tonic::transport::Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_lazy()
-}
 
 #[tokio::test]
 async fn details_answers_as_istios_does() {
@@ -105,34 +61,6 @@ async fn ratings_answers_over_http_and_grpc_on_one_port() {
     assert_eq!(got.ratings["Reviewer2"], 4);
 }
 
-/// What ratings was sent, by header name.
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-/// Ratings, remembering the headers of each call.
-async fn recording_ratings() -> (SocketAddr, Seen) {
-    let seen = Seen::default();
-    let record = seen.clone();
-    let service = tower::ServiceBuilder::new()
-        .map_request(move |req: http::Request<hyper::body::Incoming>| {
-            let mut seen = record.lock().unwrap();
-            for (k, v) in req.headers() {
-                seen.push((k.to_string(), v.to_str().unwrap_or("").to_owned()));
-            }
-            req
-        })
-        .service(Ratings);
-    (serve(service).await, seen)
-}
-
-fn reviews(version: Version, ratings: SocketAddr) -> Reviews<tonic::transport::Channel> {
-    Reviews::new(
-        version,
-        "reviews-v1-0",
-        "null",
-        RatingsClient::new(channel(ratings)),
-    )
-}
-
 const TEXTS: &str = r#""reviews":[{"reviewer":"Reviewer1","text":"An extremely entertaining play by Shakespeare. The slapstick humour is refreshing!"RATING1},{"reviewer":"Reviewer2","text":"Absolutely fun and entertaining. The play lacks thematic depth when compared to other plays by Shakespeare."RATING2}]"#;
 
 fn expected(rating1: &str, rating2: &str) -> String {
@@ -146,7 +74,7 @@ fn expected(rating1: &str, rating2: &str) -> String {
 
 #[tokio::test]
 async fn reviews_v1_shows_no_stars_and_v2_v3_ask_ratings() {
-    let (ratings, seen) = recording_ratings().await;
+    let (ratings, seen) = recording(Ratings).await;
     let v1 = serve(reviews(Version::V1, ratings)).await;
     assert_eq!(get(v1, "/reviews/0", &[]).await, (200, expected("", "")));
     assert!(seen.lock().unwrap().is_empty(), "v1 does not ask ratings");
@@ -189,6 +117,7 @@ async fn reviews_v1_shows_no_stars_and_v2_v3_ask_ratings() {
         get(v3, "/health", &[]).await,
         (200, r#"{"status":"Reviews is healthy"}"#.into())
     );
+    assert_eq!(get(v3, "/reviews/x", &[]).await.0, 404);
 }
 
 #[tokio::test]
