@@ -44,9 +44,15 @@ pub struct GatewayArgs {
     /// unless given.
     #[arg(long, env = "MESH_NODE_ID")]
     pub node_id: Option<String>,
-    /// Where the gateway listens; its port picks the Gateway servers.
+    /// Where the gateway listens; its port picks the Gateway servers
+    /// unless `--server-port` does.
     #[arg(long, env = "MESH_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// The port of the Gateway servers served, when it is not the one
+    /// listened on (as a Kubernetes Service's port maps to the gateway
+    /// pod's `8080`).
+    #[arg(long, env = "MESH_SERVER_PORT")]
+    pub server_port: Option<u16>,
     /// The gateway's namespace.
     #[arg(long, env = "MESH_NAMESPACE", default_value = "istio-system")]
     pub namespace: String,

@@ -206,9 +206,47 @@ where
     mesh_control::watch::follow(dir.clone(), seen, changed, unreadable).await;
 }
 
+/// The gateway's listeners, bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where it takes requests.
+    pub gateway: tokio::net::TcpListener,
+    /// The admin.
+    pub admin: tokio::net::TcpListener,
+}
+
+impl Listeners {
+    /// The listeners `args` name, bound.
+    pub async fn bind(args: &crate::cli::GatewayArgs) -> Result<Self, crate::lifecycle::BindError> {
+        use crate::lifecycle::bind;
+        Ok(Self {
+            gateway: bind("gateway listener", args.listen).await?,
+            admin: bind("admin", args.admin_addr).await?,
+        })
+    }
+}
+
 /// Runs the gateway until it is told to quit and has drained. Writes
 /// each listener's address on standard output (`gateway …`, `admin …`).
 pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
+    use crate::lifecycle::{announce, on_signals};
+    let listeners = Listeners::bind(&args).await?;
+    announce(&[("gateway", &listeners.gateway), ("admin", &listeners.admin)])
+        .map_err(GatewayError::Announce)?;
+    let (lifecycle, _) = tokio::sync::watch::channel(mesh_tower::admin::Lifecycle::Running);
+    on_signals(lifecycle.clone());
+    serve(args, listeners, lifecycle).await
+}
+
+/// Serves on `listeners` until `lifecycle` (which the admin's
+/// `POST /quitquitquit` also moves) reaches quitting, draining first:
+/// the gateway inside another process, which owns its signals. Its port
+/// is the one `args` names, else the listener's.
+pub async fn serve(
+    args: crate::cli::GatewayArgs,
+    listeners: Listeners,
+    lifecycle: tokio::sync::watch::Sender<mesh_tower::admin::Lifecycle>,
+) -> Result<(), GatewayError> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -217,12 +255,18 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
     use mesh_tower::proxy::Outbound;
     use mesh_tower::route::ForListener;
 
-    use crate::lifecycle::{announce, bind, on_signals, reached};
+    use crate::lifecycle::reached;
 
-    let listener = bind("gateway listener", args.listen).await?;
-    let admin_listener = bind("admin", args.admin_addr).await?;
+    let Listeners {
+        gateway: listener,
+        admin: admin_listener,
+    } = listeners;
     let labels: BTreeMap<String, String> = args.labels.iter().cloned().collect();
-    let port = args.listen.port();
+    let port = match (args.server_port, listener.local_addr()) {
+        (Some(port), _) => port,
+        (None, Ok(addr)) => addr.port(),
+        (None, Err(_)) => args.listen.port(),
+    };
     let workload = mesh_core::telemetry::WorkloadMetadata::from_labels(
         "istio-ingressgateway",
         &args.namespace,
@@ -288,7 +332,6 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
         (None, None) => return Err(crate::source::SourceError::Missing.into()),
     };
 
-    let (lifecycle, _) = tokio::sync::watch::channel(Lifecycle::Running);
     let admin = mesh
         .admin(prometheus_client::registry::Registry::default())
         .client("gateway", &client)
@@ -296,9 +339,6 @@ pub async fn run(args: crate::cli::GatewayArgs) -> Result<(), GatewayError> {
         .lifecycle(lifecycle.clone())
         .ready_when(move || ready.load(Ordering::Acquire))
         .build();
-    announce(&[("gateway", &listener), ("admin", &admin_listener)])
-        .map_err(GatewayError::Announce)?;
-    on_signals(lifecycle.clone());
     tokio::spawn(admin.serve(admin_listener));
     let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)).terminated());
     server

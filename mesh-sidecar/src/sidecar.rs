@@ -11,6 +11,7 @@ use mesh_tower::proxy::{Inbound, Outbound};
 use mesh_tower::server::{Body, ServerError, ServingMode};
 use mesh_tower::{Mesh, MeshError, MeshServer};
 use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::cli::{SidecarArgs, WorkloadArgs};
@@ -45,14 +46,53 @@ pub enum SidecarError {
     Announce(std::io::Error),
 }
 
+/// The sidecar's listeners, bound.
+#[derive(Debug)]
+pub struct Listeners {
+    /// Where the application sends its requests out.
+    pub outbound: TcpListener,
+    /// Where the mesh's requests for the application come in.
+    pub inbound: TcpListener,
+    /// The admin.
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// The listeners `args` name, bound.
+    pub async fn bind(args: &SidecarArgs) -> Result<Self, BindError> {
+        Ok(Self {
+            outbound: bind("outbound listener", args.outbound_addr).await?,
+            inbound: bind("inbound listener", args.inbound_addr).await?,
+            admin: bind("admin", args.admin_addr).await?,
+        })
+    }
+}
+
 /// Runs the sidecar until it is told to quit (SIGTERM, SIGINT,
 /// `POST /quitquitquit`) and has drained. Writes each listener's address
 /// on standard output once bound (`outbound 127.0.0.1:15001`, `inbound …`,
 /// `admin …`).
 pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
-    let outbound_listener = bind("outbound listener", args.outbound_addr).await?;
-    let inbound_listener = bind("inbound listener", args.inbound_addr).await?;
-    let admin_listener = bind("admin", args.admin_addr).await?;
+    let listeners = Listeners::bind(&args).await?;
+    announce(&[
+        ("outbound", &listeners.outbound),
+        ("inbound", &listeners.inbound),
+        ("admin", &listeners.admin),
+    ])
+    .map_err(SidecarError::Announce)?;
+    let (lifecycle, _) = watch::channel(Lifecycle::Running);
+    on_signals(lifecycle.clone());
+    serve(args, listeners, lifecycle).await
+}
+
+/// Serves on `listeners` until `lifecycle` (which the admin's
+/// `POST /quitquitquit` also moves) reaches quitting, draining first:
+/// the sidecar inside another process, which owns its signals.
+pub async fn serve(
+    args: SidecarArgs,
+    listeners: Listeners,
+    lifecycle: watch::Sender<Lifecycle>,
+) -> Result<(), SidecarError> {
     let bootstrap = source::bootstrap(&args.source, &args.workload).await?;
     let mut mesh = Mesh::builder()
         .bootstrap(bootstrap)
@@ -94,7 +134,6 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
         .map(|identity| identity.id().to_string());
     let app = SocketAddr::from(([127, 0, 0, 1], args.app_port));
 
-    let (lifecycle, _) = watch::channel(Lifecycle::Running);
     let serving = inbound.serving_mode();
     let admin = mesh
         .admin(Registry::default())
@@ -104,24 +143,17 @@ pub async fn run(args: SidecarArgs) -> Result<(), SidecarError> {
         .lifecycle(lifecycle.clone())
         .ready_when(move || *serving.borrow() == ServingMode::Serving)
         .build();
-    announce(&[
-        ("outbound", &outbound_listener),
-        ("inbound", &inbound_listener),
-        ("admin", &admin_listener),
-    ])
-    .map_err(SidecarError::Announce)?;
-    on_signals(lifecycle.clone());
-    tokio::spawn(admin.serve(admin_listener));
+    tokio::spawn(admin.serve(listeners.admin));
 
     let draining = || reached(lifecycle.subscribe(), Lifecycle::Draining);
     tokio::join!(
         outbound.serve_with_shutdown(
-            outbound_listener,
+            listeners.outbound,
             mesh.reported(Outbound::new(client)),
             draining()
         ),
         inbound.serve_with_shutdown(
-            inbound_listener,
+            listeners.inbound,
             Inbound::<Body>::new(app, own_id.as_deref()),
             draining()
         ),
