@@ -62,6 +62,11 @@ pub struct GatewayArgs {
     /// The cluster's DNS domain.
     #[arg(long, env = "MESH_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub cluster_domain: String,
+    /// The gateway's certificates in Istio's layout (`cert-chain.pem`,
+    /// `key.pem`, `root-cert.pem`), with which it dials the mesh's mutual
+    /// TLS (with `--xds`).
+    #[arg(long, env = "MESH_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
     /// The admin port.
     #[arg(long, env = "MESH_ADMIN_ADDR", default_value = "127.0.0.1:15000")]
     pub admin_addr: SocketAddr,

@@ -291,8 +291,13 @@ pub async fn serve(
             ns = args.namespace
         )
     });
-    let bootstrap =
-        crate::source::gateway_bootstrap(&args.source, &node_id, &args.namespace, &args.labels)?;
+    let bootstrap = crate::source::gateway_bootstrap(
+        &args.source,
+        &node_id,
+        &args.namespace,
+        &args.labels,
+        args.cert_dir.as_deref(),
+    )?;
     let (mesh, client) = match (bootstrap, &args.source.config) {
         (Some(bootstrap), _) => {
             let mesh = mesh_tower::Mesh::builder()

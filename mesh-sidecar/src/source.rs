@@ -60,20 +60,26 @@ pub async fn bootstrap(
     let mut bootstrap = Bootstrap::insecure(&server, node_id(workload))?;
     bootstrap.node.metadata = metadata(&workload.namespace, &labels);
     if let Some(dir) = &workload.cert_dir {
-        let files = IdentityFiles::in_dir(dir);
-        bootstrap.certificate_providers.insert(
-            "default".into(),
-            CertificateProvider {
-                file_watcher: FileWatcher {
-                    certificate_file: Some(files.certificate_chain),
-                    private_key_file: Some(files.private_key),
-                    ca_certificate_file: Some(files.roots),
-                    refresh_interval: CERT_REFRESH,
-                },
-            },
-        );
+        with_certificates(&mut bootstrap, dir);
     }
     Ok(bootstrap)
+}
+
+/// Gives `bootstrap` the certificates in `dir` (Istio's layout) as its
+/// `default` certificate provider, read again as they rotate.
+fn with_certificates(bootstrap: &mut Bootstrap, dir: &Path) {
+    let files = IdentityFiles::in_dir(dir);
+    bootstrap.certificate_providers.insert(
+        "default".into(),
+        CertificateProvider {
+            file_watcher: FileWatcher {
+                certificate_file: Some(files.certificate_chain),
+                private_key_file: Some(files.private_key),
+                ca_certificate_file: Some(files.roots),
+                refresh_interval: CERT_REFRESH,
+            },
+        },
+    );
 }
 
 /// Istio's node id for the workload, unless one is given.
@@ -103,13 +109,14 @@ fn metadata(namespace: &str, labels: &[(String, String)]) -> Map<String, Value> 
 
 /// The bootstrap of a gateway following a control plane: the file given,
 /// or one for `--xds` as the node `node_id` in `namespace` with `labels`
-/// (which pick its Gateways); `None` when the source is a directory,
-/// which the gateway reads itself.
+/// (which pick its Gateways) and the certificates in `cert_dir`; `None`
+/// when the source is a directory, which the gateway reads itself.
 pub fn gateway_bootstrap(
     source: &SourceArgs,
     node_id: &str,
     namespace: &str,
     labels: &[(String, String)],
+    cert_dir: Option<&Path>,
 ) -> Result<Option<Bootstrap>, SourceError> {
     if let Some(file) = &source.bootstrap {
         return Ok(Some(Bootstrap::from_file(file)?));
@@ -119,6 +126,9 @@ pub fn gateway_bootstrap(
     };
     let mut bootstrap = Bootstrap::insecure(xds, node_id.to_owned())?;
     bootstrap.node.metadata = metadata(namespace, labels);
+    if let Some(dir) = cert_dir {
+        with_certificates(&mut bootstrap, dir);
+    }
     Ok(Some(bootstrap))
 }
 

@@ -10,10 +10,12 @@
 //! - [`productpage`]: the page, from details and reviews; sign-in as a
 //!   user, whose name goes on as `end-user`.
 //!
-//! Every service answers `/health`.
+//! Every service answers `/health`. [`launch`] runs them all in one
+//! process, in a mesh of their own.
 
 pub mod details;
 pub mod http;
+pub mod launch;
 pub mod productpage;
 pub mod propagate;
 pub mod ratings;

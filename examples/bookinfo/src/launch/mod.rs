@@ -1,0 +1,542 @@
+//! The launcher: all of bookinfo in one process, as Istio runs it in a
+//! cluster. An embedded control plane serves `config/` (Istio YAML,
+//! followed on change) over ADS on 127.0.0.1; its CA issues every
+//! workload a SPIFFE certificate, and every call between services is
+//! mutual TLS (`STRICT`). The workloads:
+//!
+//! - `productpage` v1 and `reviews` v1, v2, v3 (two instances each) link
+//!   the library: the [`Mesh`](mesh_tower::Mesh) handle's client and
+//!   server; reviews asks ratings over gRPC through
+//!   `xds:///ratings.default.svc.cluster.local:9080`;
+//! - `ratings` v1 links it too, HTTP and gRPC on one port;
+//! - `details` v1 does not: a plain hyper server behind `mesh-sidecar`;
+//! - the ingress gateway (`mesh-sidecar gateway`) on `127.0.0.1:PORT`,
+//!   routing Istio's `bookinfo-gateway` (port 8080) to productpage.
+//!
+//! Each workload gets a free port of 127.0.0.1 and is registered with the
+//! control plane as an instance of its service.
+
+mod workload;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use mesh_control::ControlPlane;
+use mesh_control::ca::Ca;
+use mesh_tower::admin::Lifecycle;
+use mesh_tower::server::ServingMode;
+use mesh_xds::server::AdsServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::productpage::{Productpage, Upstreams};
+use crate::ratings::{Ratings, RatingsClient};
+use crate::reviews::{Reviews, Version};
+pub use workload::Spec;
+
+/// The Gateway servers' port in bookinfo's Gateway.
+const GATEWAY_SERVER_PORT: u16 = 8080;
+
+/// The ingress gateway's identity, as Istio's chart names its account.
+const GATEWAY_ID: &str =
+    "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account";
+
+/// How the launcher runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Where the gateway listens on 127.0.0.1 (0 for any free port).
+    pub port: u16,
+    /// The Istio YAML the control plane serves, followed on change.
+    pub config: PathBuf,
+    /// Where the CA and the workloads' certificates are written.
+    pub state: PathBuf,
+}
+
+/// Why bookinfo could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// A port cannot be listened on.
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Bind {
+        /// What would have listened.
+        what: String,
+        /// Where.
+        addr: SocketAddr,
+        /// Why (taken, say).
+        source: std::io::Error,
+    },
+    /// The configuration does not load.
+    #[error("the configuration in {dir} does not load:\n{errors}")]
+    Config {
+        /// The directory.
+        dir: PathBuf,
+        /// Each error, a line each.
+        errors: String,
+    },
+    /// The CA cannot be set up.
+    #[error("the CA in {0}: {1}")]
+    Ca(PathBuf, String),
+    /// A workload's certificate cannot be issued.
+    #[error("the certificate of {0}: {1}")]
+    Certificate(String, String),
+    /// A workload's bootstrap cannot be made.
+    #[error(transparent)]
+    Source(#[from] mesh_sidecar::source::SourceError),
+    /// A workload's mesh cannot be set up.
+    #[error(transparent)]
+    Mesh(#[from] mesh_tower::MeshError),
+    /// A workload's server cannot be built.
+    #[error(transparent)]
+    Server(#[from] mesh_tower::server::ServerError),
+    /// A gRPC target is not one.
+    #[error(transparent)]
+    Target(#[from] mesh_tower::client::InvalidTarget),
+    /// The sidecar's or gateway's flags do not parse.
+    #[error("mesh-sidecar's flags: {0}")]
+    Flags(String),
+}
+
+/// A workload that is running: its name, its admin, and how it says it
+/// is ready.
+#[derive(Debug)]
+pub struct Started {
+    /// The pod's name (`reviews-v2-1`), or `istio-ingressgateway`.
+    pub name: String,
+    /// Where its service is reached (details: its sidecar's inbound
+    /// listener).
+    pub addr: SocketAddr,
+    /// Its admin's address.
+    pub admin: SocketAddr,
+    ready: Ready,
+}
+
+/// How a workload says it is ready.
+#[derive(Debug)]
+enum Ready {
+    /// Its server serves.
+    Serving(watch::Receiver<ServingMode>),
+    /// Its admin's `/ready` answers `200`.
+    Admin,
+}
+
+/// bookinfo, running.
+#[derive(Debug)]
+pub struct Running {
+    /// The gateway's address.
+    pub gateway: SocketAddr,
+    /// The control plane.
+    pub plane: ControlPlane,
+    /// Every workload, in the order started.
+    pub workloads: Vec<Started>,
+    shutdown: watch::Sender<bool>,
+    lifecycles: Vec<watch::Sender<Lifecycle>>,
+    /// The workloads' servers, which end once drained.
+    servers: JoinSet<()>,
+    /// The control plane, admins and plain servers, which never end.
+    tasks: JoinSet<()>,
+}
+
+/// Every workload but the gateway, in the order they start.
+pub const WORKLOADS: [Spec; 9] = [
+    Spec {
+        app: "ratings",
+        version: "v1",
+        instance: 0,
+    },
+    Spec {
+        app: "reviews",
+        version: "v1",
+        instance: 0,
+    },
+    Spec {
+        app: "reviews",
+        version: "v1",
+        instance: 1,
+    },
+    Spec {
+        app: "reviews",
+        version: "v2",
+        instance: 0,
+    },
+    Spec {
+        app: "reviews",
+        version: "v2",
+        instance: 1,
+    },
+    Spec {
+        app: "reviews",
+        version: "v3",
+        instance: 0,
+    },
+    Spec {
+        app: "reviews",
+        version: "v3",
+        instance: 1,
+    },
+    Spec {
+        app: "details",
+        version: "v1",
+        instance: 0,
+    },
+    Spec {
+        app: "productpage",
+        version: "v1",
+        instance: 0,
+    },
+];
+
+async fn bind(what: &str, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| LaunchError::Bind {
+            what: what.to_owned(),
+            addr,
+            source,
+        })
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Starts bookinfo as `options` say; it runs until
+/// [`shutdown`](Running::shutdown).
+pub async fn start(options: &Options) -> Result<Running, LaunchError> {
+    let gateway_listener = bind("the gateway", loopback(options.port)).await?;
+    let gateway = gateway_listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind {
+            what: "the gateway".into(),
+            addr: loopback(options.port),
+            source,
+        })?;
+
+    let plane = ControlPlane::new("cluster.local");
+    let loaded =
+        mesh_control::config_dir::load(&options.config, "cluster.local").map_err(|errors| {
+            LaunchError::Config {
+                dir: options.config.clone(),
+                errors: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            }
+        })?;
+    for warning in &loaded.warnings {
+        tracing::info!(%warning, "configuration");
+    }
+    plane.apply(loaded);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(mesh_control::watch::watch(
+        plane.clone(),
+        options.config.clone(),
+    ));
+    let xds_listener = bind("the control plane", loopback(0)).await?;
+    let xds = xds_listener
+        .local_addr()
+        .map_err(|source| LaunchError::Bind {
+            what: "the control plane".into(),
+            addr: loopback(0),
+            source,
+        })?;
+    let ads = tonic::transport::Server::builder()
+        .add_service(AdsServer::new(plane.clone()).into_service())
+        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(xds_listener));
+    tasks.spawn(async move {
+        if let Err(error) = ads.await {
+            tracing::error!(%error, "the control plane stopped");
+        }
+    });
+
+    let ca_dir = options.state.join("ca");
+    let ca = Ca::init(&ca_dir).map_err(|e| LaunchError::Ca(ca_dir.clone(), e.to_string()))?;
+    let (shutdown, _) = watch::channel(false);
+    let mut running = Running {
+        gateway,
+        plane: plane.clone(),
+        workloads: Vec::new(),
+        shutdown,
+        lifecycles: Vec::new(),
+        servers: JoinSet::new(),
+        tasks,
+    };
+    let mut instances = Vec::new();
+    for spec in WORKLOADS {
+        let certs = spec.certify(&ca, &options.state)?;
+        let (started, addr) = running.workload(spec, xds, &certs).await?;
+        instances.push(spec.instance(addr));
+        running.workloads.push(started);
+    }
+    plane.set_instances("bookinfo", instances);
+    let gateway_certs = options.state.join("istio-ingressgateway");
+    ca.issue(GATEWAY_ID, Duration::from_secs(24 * 3600))
+        .and_then(|cert| cert.write(&gateway_certs))
+        .map_err(|e| LaunchError::Certificate("istio-ingressgateway".into(), e.to_string()))?;
+    let started = running
+        .gateway(gateway_listener, xds, &gateway_certs)
+        .await?;
+    running.workloads.push(started);
+    Ok(running)
+}
+
+impl Running {
+    /// Starts the workload `spec`, following the control plane at `xds`
+    /// with its certificates in `certs`: it, and the address its service
+    /// is reached at.
+    async fn workload(
+        &mut self,
+        spec: Spec,
+        xds: SocketAddr,
+        certs: &Path,
+    ) -> Result<(Started, SocketAddr), LaunchError> {
+        if spec.app == "details" {
+            return self.details(spec, xds, certs).await;
+        }
+        let mesh = spec.mesh(xds, certs).await?;
+        let listener = bind(&spec.pod(), loopback(0)).await?;
+        let admin_listener = bind(&format!("the admin of {}", spec.pod()), loopback(0)).await?;
+        let (addr, admin) = (local(&listener)?, local(&admin_listener)?);
+        let server = mesh.server().build()?;
+        let mut admin_page = mesh
+            .admin(prometheus_client::registry::Registry::default())
+            .server("inbound", &server);
+        let stop = self.stopping();
+        match spec.app {
+            "ratings" => {
+                self.servers
+                    .spawn(serve(server.clone(), listener, Ratings, stop));
+            }
+            "reviews" => {
+                let version = match spec.version {
+                    "v1" => Version::V1,
+                    "v2" => Version::V2,
+                    _ => Version::V3,
+                };
+                let channel = mesh.channel("xds:///ratings.default.svc.cluster.local:9080")?;
+                let reviews =
+                    Reviews::new(version, &spec.pod(), "null", RatingsClient::new(channel));
+                self.servers
+                    .spawn(serve(server.clone(), listener, reviews, stop));
+            }
+            _ => {
+                let client = mesh.client();
+                admin_page = admin_page.client("outbound", &client);
+                let page = Productpage::new(mesh.reported(client), Upstreams::default());
+                self.servers
+                    .spawn(serve(server.clone(), listener, page, stop));
+            }
+        }
+        self.tasks.spawn(admin_page.build().serve(admin_listener));
+        let started = Started {
+            name: spec.pod(),
+            addr,
+            admin,
+            ready: Ready::Serving(server.serving_mode()),
+        };
+        Ok((started, addr))
+    }
+
+    /// details: a plain server on a free port, behind `mesh-sidecar`.
+    async fn details(
+        &mut self,
+        spec: Spec,
+        xds: SocketAddr,
+        certs: &Path,
+    ) -> Result<(Started, SocketAddr), LaunchError> {
+        let app = bind(&spec.pod(), loopback(0)).await?;
+        let app_port = local(&app)?.port();
+        self.tasks.spawn(crate::http::serve_plain(
+            app,
+            tower::service_fn(crate::details::handle),
+        ));
+        let (source, workload) = spec.source_and_workload(xds, certs);
+        let mut flags = vec![
+            "mesh-sidecar".to_owned(),
+            "sidecar".into(),
+            "--xds".into(),
+            source.xds.unwrap_or_default(),
+            "--app-port".into(),
+            app_port.to_string(),
+            "--workload".into(),
+            workload.workload,
+            "--cert-dir".into(),
+            certs.display().to_string(),
+        ];
+        for addr in ["--outbound-addr", "--inbound-addr", "--admin-addr"] {
+            flags.extend([addr.to_owned(), "127.0.0.1:0".to_owned()]);
+        }
+        for (k, v) in workload.labels {
+            flags.extend(["--label".to_owned(), format!("{k}={v}")]);
+        }
+        let mesh_sidecar::cli::Command::Sidecar(args) = parse(&flags)? else {
+            return Err(LaunchError::Flags("not the sidecar's".into()));
+        };
+        let args = *args;
+        let listeners = mesh_sidecar::sidecar::Listeners::bind(&args)
+            .await
+            .map_err(|e| LaunchError::Bind {
+                what: format!("the sidecar of {}: {}", spec.pod(), e.what),
+                addr: e.addr,
+                source: e.source,
+            })?;
+        let (inbound, admin) = (local(&listeners.inbound)?, local(&listeners.admin)?);
+        let lifecycle = self.lifecycle();
+        let name = spec.pod();
+        self.servers.spawn(async move {
+            if let Err(error) = mesh_sidecar::sidecar::serve(args, listeners, lifecycle).await {
+                tracing::error!(%error, workload = name, "the sidecar stopped");
+            }
+        });
+        let started = Started {
+            name: spec.pod(),
+            addr: inbound,
+            admin,
+            ready: Ready::Admin,
+        };
+        Ok((started, inbound))
+    }
+
+    /// The ingress gateway on `listener`, with its certificates in
+    /// `certs`.
+    async fn gateway(
+        &mut self,
+        listener: TcpListener,
+        xds: SocketAddr,
+        certs: &Path,
+    ) -> Result<Started, LaunchError> {
+        let flags: Vec<String> = [
+            "mesh-sidecar",
+            "gateway",
+            "--xds",
+            &xds.to_string(),
+            "--listen",
+            &local(&listener)?.to_string(),
+            "--server-port",
+            &GATEWAY_SERVER_PORT.to_string(),
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--cert-dir",
+            &certs.display().to_string(),
+        ]
+        .map(str::to_owned)
+        .into();
+        let mesh_sidecar::cli::Command::Gateway(args) = parse(&flags)? else {
+            return Err(LaunchError::Flags("not the gateway's".into()));
+        };
+        let args = *args;
+        let admin_listener = bind("the gateway's admin", loopback(0)).await?;
+        let (addr, admin) = (local(&listener)?, local(&admin_listener)?);
+        let listeners = mesh_sidecar::gateway::Listeners {
+            gateway: listener,
+            admin: admin_listener,
+        };
+        let lifecycle = self.lifecycle();
+        self.servers.spawn(async move {
+            if let Err(error) = mesh_sidecar::gateway::serve(args, listeners, lifecycle).await {
+                tracing::error!(%error, "the gateway stopped");
+            }
+        });
+        Ok(Started {
+            name: "istio-ingressgateway".into(),
+            addr,
+            admin,
+            ready: Ready::Admin,
+        })
+    }
+
+    /// A signal the library's servers stop on.
+    fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut down = self.shutdown.subscribe();
+        async move {
+            let _ = down.wait_for(|down| *down).await;
+        }
+    }
+
+    /// A lifecycle the launcher moves at shutdown.
+    fn lifecycle(&mut self) -> watch::Sender<Lifecycle> {
+        let (lifecycle, _) = watch::channel(Lifecycle::Running);
+        self.lifecycles.push(lifecycle.clone());
+        lifecycle
+    }
+
+    /// Waits until `workload` says it is ready, for at most `wait`:
+    /// whether it did.
+    pub async fn ready(workload: &Started, wait: Duration) -> bool {
+        let check = async {
+            match &workload.ready {
+                Ready::Serving(mode) => {
+                    let mut mode = mode.clone();
+                    mode.wait_for(|m| *m == ServingMode::Serving).await.is_ok()
+                }
+                Ready::Admin => loop {
+                    if admin_ready(workload.admin).await {
+                        return true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                },
+            }
+        };
+        tokio::time::timeout(wait, check).await.unwrap_or(false)
+    }
+
+    /// Stops every workload, letting what is in flight finish, and the
+    /// control plane.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        for lifecycle in &self.lifecycles {
+            Lifecycle::advance(lifecycle, Lifecycle::Quitting);
+        }
+        // Each server drains within its drain timeout; then the control
+        // plane and the admins go.
+        while self.servers.join_next().await.is_some() {}
+        self.tasks.shutdown().await;
+    }
+}
+
+/// Serves `service` on `listener` with `server` until `stop`.
+async fn serve<S, B>(
+    server: mesh_tower::MeshServer,
+    listener: TcpListener,
+    service: S,
+    stop: impl std::future::Future<Output = ()>,
+) where
+    S: tower::Service<http::Request<mesh_tower::server::Body>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<mesh_tower::BoxError>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<mesh_tower::BoxError>,
+{
+    server.serve_with_shutdown(listener, service, stop).await;
+}
+
+fn local(listener: &TcpListener) -> Result<SocketAddr, LaunchError> {
+    listener.local_addr().map_err(|source| LaunchError::Bind {
+        what: "a listener".into(),
+        addr: loopback(0),
+        source,
+    })
+}
+
+fn parse(flags: &[String]) -> Result<mesh_sidecar::cli::Command, LaunchError> {
+    use clap::Parser;
+    mesh_sidecar::cli::Cli::try_parse_from(flags)
+        .map(|cli| cli.command)
+        .map_err(|e| LaunchError::Flags(e.to_string()))
+}
+
+/// Whether the admin at `addr` answers `/ready` with `200`.
+async fn admin_ready(addr: SocketAddr) -> bool {
+    use http_body_util::Empty;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<Empty<bytes::Bytes>>();
+    let Ok(uri) = format!("http://{addr}/ready").parse::<http::Uri>() else {
+        return false;
+    };
+    matches!(client.get(uri).await, Ok(res) if res.status() == http::StatusCode::OK)
+}
