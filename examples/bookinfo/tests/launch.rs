@@ -10,20 +10,15 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use bookinfo::launch::{Options, Running, start};
-use support::get;
-
-/// The pod a page's reviews were served by.
-fn served_by(page: &str) -> Option<String> {
-    let at = page.find("Reviews served by: <span>")? + "Reviews served by: <span>".len();
-    Some(page[at..at + page[at..].find('<')?].to_owned())
-}
+use support::{get, served_by};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bookinfo_serves_its_page_through_the_mesh() {
     let state = tempfile::tempdir().unwrap();
     let options = Options {
         port: 0,
-        config: concat!(env!("CARGO_MANIFEST_DIR"), "/config").into(),
+        config: bookinfo::launch::CONFIG.into(),
+        scenario: None,
         state: state.path().to_owned(),
     };
     let running = start(&options).await.unwrap();

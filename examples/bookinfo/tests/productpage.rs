@@ -15,7 +15,7 @@ use bookinfo::reviews::Version;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::rt::TokioExecutor;
-use support::{get, recording, reviews, send, serve};
+use support::{get, recording, reviews, send, serve, stars};
 
 type Client = hyper_util::client::legacy::Client<
     hyper_util::client::legacy::connect::HttpConnector,
@@ -38,18 +38,6 @@ async fn productpage(details: SocketAddr, reviews: SocketAddr, ratings: SocketAd
 async fn nowhere() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap()
-}
-
-/// The stars a page shows, as `(count, colour)` per review.
-fn stars(page: &str) -> Vec<(u32, String)> {
-    page.match_indices("data-stars=\"")
-        .map(|(i, m)| {
-            let rest = &page[i + m.len()..];
-            let count = rest[..rest.find('"').unwrap()].parse().unwrap();
-            let color = rest.split("data-color=\"").nth(1).unwrap();
-            (count, color[..color.find('"').unwrap()].to_owned())
-        })
-        .collect()
 }
 
 #[tokio::test]

@@ -16,10 +16,14 @@ struct Args {
     /// The ingress gateway's port on 127.0.0.1.
     #[arg(long, env = "BOOKINFO_PORT", default_value_t = 8080)]
     port: u16,
-    /// The Istio YAML served, followed on change (copy a file in to apply
-    /// it).
-    #[arg(long, env = "BOOKINFO_CONFIG", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/config"))]
+    /// The Istio YAML served; a copy of it is followed (the path is
+    /// printed: copy a file in to apply it).
+    #[arg(long, env = "BOOKINFO_CONFIG", default_value = bookinfo::launch::CONFIG)]
     config: PathBuf,
+    /// One of `scenarios/` (Istio's task files) applied from the start:
+    /// `virtual-service-reviews-test-v2`, say.
+    #[arg(long, env = "BOOKINFO_SCENARIO")]
+    scenario: Option<String>,
 }
 
 /// How long a workload has to become ready before it is reported late.
@@ -41,15 +45,22 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let state = tempfile::tempdir().context("cannot make a directory for the certificates")?;
+    let scenario = args
+        .scenario
+        .as_deref()
+        .map(bookinfo::launch::scenario)
+        .transpose()?;
     let options = bookinfo::launch::Options {
         port: args.port,
         config: args.config,
+        scenario,
         state: state.path().to_owned(),
     };
     let running = bookinfo::launch::start(&options).await?;
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "bookinfo http://{}/productpage", running.gateway)?;
+        writeln!(out, "config {}", running.config.display())?;
         for w in &running.workloads {
             writeln!(out, "admin {} http://{}/", w.name, w.admin)?;
         }

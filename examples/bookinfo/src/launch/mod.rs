@@ -48,10 +48,71 @@ const GATEWAY_ID: &str =
 pub struct Options {
     /// Where the gateway listens on 127.0.0.1 (0 for any free port).
     pub port: u16,
-    /// The Istio YAML the control plane serves, followed on change.
+    /// The Istio YAML the control plane serves: copied into the state
+    /// directory's `config/`, which is followed on change.
     pub config: PathBuf,
-    /// Where the CA and the workloads' certificates are written.
+    /// A scenario's Istio YAML, copied in beside it.
+    pub scenario: Option<PathBuf>,
+    /// Where the CA, the workloads' certificates and the followed
+    /// configuration are written.
     pub state: PathBuf,
+}
+
+/// The scenarios that come with bookinfo: Istio's task files.
+pub const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
+
+/// The configuration that comes with bookinfo.
+pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+/// The scenario `name` (`virtual-service-reviews-test-v2`) of
+/// [`SCENARIOS`], or why there is none: the names there are.
+pub fn scenario(name: &str) -> Result<PathBuf, LaunchError> {
+    let path = Path::new(SCENARIOS).join(format!("{name}.yaml"));
+    if path.is_file() {
+        return Ok(path);
+    }
+    let mut known: Vec<String> = std::fs::read_dir(SCENARIOS)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".yaml")
+                .map(str::to_owned)
+        })
+        .collect();
+    known.sort();
+    Err(LaunchError::NoScenario {
+        name: name.to_owned(),
+        known: known.join(", "),
+    })
+}
+
+/// Copies the YAML files of `from` (not below it) and `extra` into `to`.
+fn copy_config(from: &Path, extra: Option<&Path>, to: &Path) -> Result<(), LaunchError> {
+    let fail = |path: &Path, e: std::io::Error| LaunchError::Copy(path.to_owned(), e.to_string());
+    std::fs::create_dir_all(to).map_err(|e| fail(to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| fail(from, e))?;
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|e| fail(from, e))?.path();
+        let yaml = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        );
+        if yaml && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.extend(extra.map(Path::to_owned));
+    for file in files {
+        let Some(name) = file.file_name() else {
+            continue;
+        };
+        std::fs::copy(&file, to.join(name)).map_err(|e| fail(&file, e))?;
+    }
+    Ok(())
 }
 
 /// Why bookinfo could not start.
@@ -96,6 +157,17 @@ pub enum LaunchError {
     /// The sidecar's or gateway's flags do not parse.
     #[error("mesh-sidecar's flags: {0}")]
     Flags(String),
+    /// No scenario has the name asked for.
+    #[error("no scenario {name}: there are {known}")]
+    NoScenario {
+        /// The name asked for.
+        name: String,
+        /// The names there are.
+        known: String,
+    },
+    /// The configuration cannot be copied.
+    #[error("cannot copy {0}: {1}")]
+    Copy(PathBuf, String),
 }
 
 /// A workload that is running: its name, its admin, and how it says it
@@ -126,6 +198,8 @@ enum Ready {
 pub struct Running {
     /// The gateway's address.
     pub gateway: SocketAddr,
+    /// The configuration followed: copy a file in to apply it.
+    pub config: PathBuf,
     /// The control plane.
     pub plane: ControlPlane,
     /// Every workload, in the order started.
@@ -213,27 +287,25 @@ pub async fn start(options: &Options) -> Result<Running, LaunchError> {
             source,
         })?;
 
+    let config = options.state.join("config");
+    copy_config(&options.config, options.scenario.as_deref(), &config)?;
     let plane = ControlPlane::new("cluster.local");
-    let loaded =
-        mesh_control::config_dir::load(&options.config, "cluster.local").map_err(|errors| {
-            LaunchError::Config {
-                dir: options.config.clone(),
-                errors: errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            }
-        })?;
+    let loaded = mesh_control::config_dir::load(&config, "cluster.local").map_err(|errors| {
+        LaunchError::Config {
+            dir: config.clone(),
+            errors: errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n"),
+        }
+    })?;
     for warning in &loaded.warnings {
         tracing::info!(%warning, "configuration");
     }
     plane.apply(loaded);
     let mut tasks = JoinSet::new();
-    tasks.spawn(mesh_control::watch::watch(
-        plane.clone(),
-        options.config.clone(),
-    ));
+    tasks.spawn(mesh_control::watch::watch(plane.clone(), config.clone()));
     let xds_listener = bind("the control plane", loopback(0)).await?;
     let xds = xds_listener
         .local_addr()
@@ -256,6 +328,7 @@ pub async fn start(options: &Options) -> Result<Running, LaunchError> {
     let (shutdown, _) = watch::channel(false);
     let mut running = Running {
         gateway,
+        config,
         plane: plane.clone(),
         workloads: Vec::new(),
         shutdown,

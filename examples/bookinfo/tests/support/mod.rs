@@ -108,3 +108,57 @@ pub fn reviews(version: Version, ratings: SocketAddr) -> Reviews<tonic::transpor
         RatingsClient::new(channel(ratings)),
     )
 }
+
+/// The stars a page shows, as `(count, colour)` per review.
+pub fn stars(page: &str) -> Vec<(u32, String)> {
+    page.match_indices("data-stars=\"")
+        .map(|(i, m)| {
+            let rest = &page[i + m.len()..];
+            let count = rest[..rest.find('"').unwrap()].parse().unwrap();
+            let color = rest.split("data-color=\"").nth(1).unwrap();
+            (count, color[..color.find('"').unwrap()].to_owned())
+        })
+        .collect()
+}
+
+/// The pod a page's reviews were served by.
+pub fn served_by(page: &str) -> Option<String> {
+    let at = page.find("Reviews served by: <span>")? + "Reviews served by: <span>".len();
+    Some(page[at..at + page[at..].find('<')?].to_owned())
+}
+
+/// bookinfo started with `scenario` (one of `scenarios/`), every
+/// workload ready; its state directory goes with the first.
+pub async fn launch(scenario: Option<&str>) -> (tempfile::TempDir, bookinfo::launch::Running) {
+    let state = tempfile::tempdir().unwrap();
+    let options = bookinfo::launch::Options {
+        port: 0,
+        config: bookinfo::launch::CONFIG.into(),
+        scenario: scenario.map(|s| bookinfo::launch::scenario(s).unwrap()),
+        state: state.path().to_owned(),
+    };
+    let running = bookinfo::launch::start(&options).await.unwrap();
+    for w in &running.workloads {
+        let ready = bookinfo::launch::Running::ready(w, std::time::Duration::from_secs(20)).await;
+        assert!(ready, "{} never ready", w.name);
+    }
+    (state, running)
+}
+
+/// Signs `user` in through `gateway`: the session cookie.
+pub async fn sign_in(gateway: SocketAddr, user: &str) -> String {
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let body = format!("username={user}&passwd=x");
+    let (status, headers, _) = send(gateway, http::Method::POST, "/login", &form, &body).await;
+    assert_eq!(status, 302);
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// The product page through `gateway`, signed in with `cookie` if given.
+pub async fn page(gateway: SocketAddr, cookie: Option<&str>) -> String {
+    let headers: Vec<(&str, &str)> = cookie.map(|c| ("cookie", c)).into_iter().collect();
+    let (status, page) = get(gateway, "/productpage", &headers).await;
+    assert_eq!(status, 200, "{page}");
+    page
+}

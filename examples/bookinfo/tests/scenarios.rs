@@ -1,0 +1,133 @@
+//! Istio's traffic-management tasks on bookinfo, each as its task
+//! documents the outcome, through the ingress gateway: request routing,
+//! weighted shifting, fault injection (delay and abort) and request
+//! timeouts; and a scenario copied into the followed directory applied
+//! live.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::{launch, page, served_by, sign_in, stars};
+
+const UNAVAILABLE: &str = "Sorry, product reviews are currently unavailable for this book.";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_v1_shows_no_stars() {
+    let (_state, running) = launch(Some("virtual-service-all-v1")).await;
+    for _ in 0..20 {
+        let page = page(running.gateway, None).await;
+        assert!(stars(&page).is_empty(), "{page}");
+        assert!(
+            served_by(&page).unwrap().starts_with("reviews-v1-"),
+            "{page}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jason_sees_black_stars_and_everyone_else_none() {
+    let (_state, running) = launch(Some("virtual-service-reviews-test-v2")).await;
+    let jason = sign_in(running.gateway, "jason").await;
+    for _ in 0..10 {
+        let his = page(running.gateway, Some(&jason)).await;
+        assert!(his.contains("jason"), "{his}");
+        assert_eq!(stars(&his), [(5, "black".into()), (4, "black".into())]);
+        let anyone = page(running.gateway, None).await;
+        assert!(stars(&anyone).is_empty(), "{anyone}");
+    }
+    let other = sign_in(running.gateway, "ann").await;
+    assert!(stars(&page(running.gateway, Some(&other)).await).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_fifty_between_v1_and_v3() {
+    let (_state, running) = launch(Some("virtual-service-reviews-50-v3")).await;
+    let (mut v1, mut v3) = (0, 0);
+    for _ in 0..1000 {
+        match stars(&page(running.gateway, None).await).as_slice() {
+            [] => v1 += 1,
+            [(5, red), (4, _)] if red == "red" => v3 += 1,
+            other => panic!("neither v1 nor v3: {other:?}"),
+        }
+    }
+    assert!((450..=550).contains(&v1), "v1 {v1}, v3 {v3}");
+    assert_eq!(v1 + v3, 1000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reviews_v3_shows_red_stars() {
+    let (_state, running) = launch(Some("virtual-service-reviews-v3")).await;
+    for _ in 0..10 {
+        let page = page(running.gateway, None).await;
+        assert_eq!(stars(&page), [(5, "red".into()), (4, "red".into())]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_for_jason_outlasts_productpages_two_tries() {
+    let (_state, running) = launch(Some("virtual-service-ratings-test-delay")).await;
+    let anyone = page(running.gateway, None).await;
+    assert!(anyone.contains("Book Reviews"), "{anyone}");
+    let jason = sign_in(running.gateway, "jason").await;
+    let started = Instant::now();
+    let his = page(running.gateway, Some(&jason)).await;
+    let waited = started.elapsed();
+    assert!(his.contains("Error fetching product reviews"), "{his}");
+    assert!(his.contains(UNAVAILABLE), "{his}");
+    // Two tries of 3 s each: at least 6 s, well before ratings' 7 s are
+    // up twice.
+    assert!(waited >= Duration::from_secs(6), "{waited:?}");
+    assert!(waited < Duration::from_secs(14), "{waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_for_jason_shows_the_ratings_error() {
+    let (_state, running) = launch(Some("virtual-service-ratings-test-abort")).await;
+    let jason = sign_in(running.gateway, "jason").await;
+    let his = page(running.gateway, Some(&jason)).await;
+    assert!(
+        his.contains("Ratings service is currently unavailable"),
+        "{his}"
+    );
+    assert!(his.contains("Book Reviews"), "{his}");
+    let anyone = page(running.gateway, None).await;
+    assert!(
+        !anyone.contains("Ratings service is currently unavailable"),
+        "{anyone}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_second_timeout_on_reviews_fails_it_after_two_tries() {
+    let (_state, running) = launch(Some("request-timeouts")).await;
+    let started = Instant::now();
+    let page = page(running.gateway, None).await;
+    let waited = started.elapsed();
+    assert!(page.contains(UNAVAILABLE), "{page}");
+    assert!(page.contains("Book Details"), "{page}");
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_copied_in_applies_live() {
+    let (_state, running) = launch(None).await;
+    std::fs::copy(
+        bookinfo::launch::scenario("virtual-service-reviews-v3").unwrap(),
+        running.config.join("virtual-service-reviews-v3.yaml"),
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        assert!(Instant::now() < deadline, "never only v3");
+        let page = page(running.gateway, None).await;
+        if stars(&page) == [(5, "red".to_owned()), (4, "red".to_owned())] {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
