@@ -1,8 +1,8 @@
 //! Istio's traffic-management tasks on bookinfo, each as its task
 //! documents the outcome, through the ingress gateway: request routing,
-//! weighted shifting, fault injection (delay and abort) and request
-//! timeouts; and a scenario copied into the followed directory applied
-//! live.
+//! weighted shifting, fault injection (delay and abort), request timeouts
+//! and authorization granted step by step; and a scenario copied into
+//! the followed directory applied live.
 
 mod support;
 
@@ -130,4 +130,72 @@ async fn a_scenario_copied_in_applies_live() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Copies the scenario `name` into `running`'s followed configuration.
+fn apply(running: &bookinfo::launch::Running, name: &str) {
+    std::fs::copy(
+        bookinfo::launch::scenario(name).unwrap(),
+        running.config.join(format!("{name}.yaml")),
+    )
+    .unwrap();
+}
+
+/// Waits until the anonymous user's page holds every one of `texts`.
+async fn until_page(running: &bookinfo::launch::Running, texts: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, page) = support::get(running.gateway, "/productpage", &[]).await;
+        if texts.iter().all(|t| page.contains(t)) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never {texts:?}: {page}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_is_granted_step_by_step() {
+    let (_state, running) = launch(Some("virtual-service-reviews-test-v2")).await;
+    // Everyone on v2, which asks ratings.
+    std::fs::write(
+        running.config.join("virtual-service-reviews-test-v2.yaml"),
+        std::fs::read_to_string(
+            bookinfo::launch::scenario("virtual-service-reviews-test-v2").unwrap(),
+        )
+        .unwrap()
+        .replace("subset: v1", "subset: v2"),
+    )
+    .unwrap();
+    until_page(&running, &["Book Details", "data-color=\"black\""]).await;
+
+    apply(&running, "authorization-allow-nothing");
+    until_page(&running, &["RBAC: access denied"]).await;
+    apply(&running, "authorization-productpage-viewer");
+    until_page(
+        &running,
+        &[
+            "Error fetching product details",
+            "Error fetching product reviews",
+        ],
+    )
+    .await;
+    apply(&running, "authorization-details-viewer");
+    until_page(
+        &running,
+        &["Book Details", "Error fetching product reviews"],
+    )
+    .await;
+    apply(&running, "authorization-reviews-viewer");
+    until_page(
+        &running,
+        &["Book Reviews", "Ratings service is currently unavailable"],
+    )
+    .await;
+    apply(&running, "authorization-ratings-viewer");
+    until_page(
+        &running,
+        &["Book Details", "data-stars=\"5\" data-color=\"black\""],
+    )
+    .await;
 }
