@@ -19,6 +19,7 @@ async fn bookinfo_serves_its_page_through_the_mesh() {
         port: 0,
         config: bookinfo::launch::CONFIG.into(),
         scenario: None,
+        mtls: true,
         state: state.path().to_owned(),
     };
     let running = start(&options).await.unwrap();
@@ -116,4 +117,24 @@ async fn bookinfo_serves_its_page_through_the_mesh() {
     tokio::time::timeout(Duration::from_secs(15), running.shutdown())
         .await
         .expect("bookinfo stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_mtls_the_services_take_plain_text() {
+    let (_state, running) = support::launch_with(None, false).await;
+    let page = support::page(running.gateway, None).await;
+    assert!(
+        page.contains("Book Details") && page.contains("Book Reviews"),
+        "{page}"
+    );
+    assert!(!page.contains("Error fetching"), "{page}");
+    let productpage = running
+        .workloads
+        .iter()
+        .find(|w| w.name == "productpage-v1-0")
+        .unwrap();
+    assert_eq!(
+        get(productpage.addr, "/health", &[]).await,
+        (200, "Product page is healthy".into())
+    );
 }

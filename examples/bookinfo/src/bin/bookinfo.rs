@@ -24,6 +24,9 @@ struct Args {
     /// `virtual-service-reviews-test-v2`, say.
     #[arg(long, env = "BOOKINFO_SCENARIO")]
     scenario: Option<String>,
+    /// Plain text between the services instead of mutual TLS.
+    #[arg(long, env = "BOOKINFO_NO_MTLS")]
+    no_mtls: bool,
 }
 
 /// How long a workload has to become ready before it is reported late.
@@ -54,6 +57,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         port: args.port,
         config: args.config,
         scenario,
+        mtls: !args.no_mtls,
         state: state.path().to_owned(),
     };
     let running = bookinfo::launch::start(&options).await?;

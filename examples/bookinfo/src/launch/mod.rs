@@ -1,8 +1,9 @@
 //! The launcher: all of bookinfo in one process, as Istio runs it in a
-//! cluster. An embedded control plane serves `config/` (Istio YAML,
-//! followed on change) over ADS on 127.0.0.1; its CA issues every
-//! workload a SPIFFE certificate, and every call between services is
-//! mutual TLS (`STRICT`). The workloads:
+//! cluster. An embedded control plane serves `config/` and `mtls/` (Istio
+//! YAML, copied into the state directory, whose copy is followed on
+//! change) over ADS on 127.0.0.1; its CA issues every workload a SPIFFE
+//! certificate, and every call between services is mutual TLS (`STRICT`;
+//! `plaintext/` instead turns it off). The workloads:
 //!
 //! - `productpage` v1 and `reviews` v1, v2, v3 (two instances each) link
 //!   the library: the [`Mesh`](mesh_tower::Mesh) handle's client and
@@ -53,6 +54,9 @@ pub struct Options {
     pub config: PathBuf,
     /// A scenario's Istio YAML, copied in beside it.
     pub scenario: Option<PathBuf>,
+    /// Whether the services take and dial only mutual TLS ([`MTLS`]), or
+    /// plain text ([`PLAINTEXT`]).
+    pub mtls: bool,
     /// Where the CA, the workloads' certificates and the followed
     /// configuration are written.
     pub state: PathBuf,
@@ -61,8 +65,17 @@ pub struct Options {
 /// The scenarios that come with bookinfo: Istio's task files.
 pub const SCENARIOS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios");
 
-/// The configuration that comes with bookinfo.
+/// The configuration that comes with bookinfo: its Services, and the
+/// Gateway and VirtualService of its ingress.
 pub const CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+
+/// Mutual TLS everywhere: the DestinationRules dialling it
+/// (`ISTIO_MUTUAL`) and a `STRICT` PeerAuthentication for the mesh.
+pub const MTLS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/mtls");
+
+/// Plain text everywhere: the DestinationRules without TLS and a
+/// `DISABLE` PeerAuthentication.
+pub const PLAINTEXT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/plaintext");
 
 /// The scenario `name` (`virtual-service-reviews-test-v2`) of
 /// [`SCENARIOS`], or why there is none: the names there are.
@@ -89,20 +102,22 @@ pub fn scenario(name: &str) -> Result<PathBuf, LaunchError> {
     })
 }
 
-/// Copies the YAML files of `from` (not below it) and `extra` into `to`.
-fn copy_config(from: &Path, extra: Option<&Path>, to: &Path) -> Result<(), LaunchError> {
+/// Copies the YAML files of the directories `dirs` (not below them) and
+/// `extra` into `to`.
+fn copy_config(dirs: &[&Path], extra: Option<&Path>, to: &Path) -> Result<(), LaunchError> {
     let fail = |path: &Path, e: std::io::Error| LaunchError::Copy(path.to_owned(), e.to_string());
     std::fs::create_dir_all(to).map_err(|e| fail(to, e))?;
-    let entries = std::fs::read_dir(from).map_err(|e| fail(from, e))?;
     let mut files: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(|e| fail(from, e))?.path();
-        let yaml = matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("yaml" | "yml")
-        );
-        if yaml && path.is_file() {
-            files.push(path);
+    for from in dirs {
+        for entry in std::fs::read_dir(from).map_err(|e| fail(from, e))? {
+            let path = entry.map_err(|e| fail(from, e))?.path();
+            let yaml = matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yaml" | "yml")
+            );
+            if yaml && path.is_file() {
+                files.push(path);
+            }
         }
     }
     files.extend(extra.map(Path::to_owned));
@@ -288,7 +303,12 @@ pub async fn start(options: &Options) -> Result<Running, LaunchError> {
         })?;
 
     let config = options.state.join("config");
-    copy_config(&options.config, options.scenario.as_deref(), &config)?;
+    let security = Path::new(if options.mtls { MTLS } else { PLAINTEXT });
+    copy_config(
+        &[options.config.as_path(), security],
+        options.scenario.as_deref(),
+        &config,
+    )?;
     let plane = ControlPlane::new("cluster.local");
     let loaded = mesh_control::config_dir::load(&config, "cluster.local").map_err(|errors| {
         LaunchError::Config {

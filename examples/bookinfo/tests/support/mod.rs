@@ -130,11 +130,20 @@ pub fn served_by(page: &str) -> Option<String> {
 /// bookinfo started with `scenario` (one of `scenarios/`), every
 /// workload ready; its state directory goes with the first.
 pub async fn launch(scenario: Option<&str>) -> (tempfile::TempDir, bookinfo::launch::Running) {
+    launch_with(scenario, true).await
+}
+
+/// As [`launch`], with mutual TLS or without.
+pub async fn launch_with(
+    scenario: Option<&str>,
+    mtls: bool,
+) -> (tempfile::TempDir, bookinfo::launch::Running) {
     let state = tempfile::tempdir().unwrap();
     let options = bookinfo::launch::Options {
         port: 0,
         config: bookinfo::launch::CONFIG.into(),
         scenario: scenario.map(|s| bookinfo::launch::scenario(s).unwrap()),
+        mtls,
         state: state.path().to_owned(),
     };
     let running = bookinfo::launch::start(&options).await.unwrap();
