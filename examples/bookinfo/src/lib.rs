@@ -10,9 +10,10 @@
 //! - [`productpage`]: the page, from details and reviews; sign-in as a
 //!   user, whose name goes on as `end-user`.
 //!
-//! Every service answers `/health`. [`launch`] runs them all in one
+//! Every service answers `/health`, and runs on its own too ([`alone`]). [`launch`] runs them all in one
 //! process, in a mesh of their own.
 
+pub mod alone;
 pub mod details;
 pub mod http;
 pub mod launch;
