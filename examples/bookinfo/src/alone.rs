@@ -47,3 +47,12 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AloneError> {
 pub async fn ctrl_c() {
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// Writes `NAME ADDRESS` on standard output: where the service listens,
+/// for whoever started it on port 0.
+pub fn announce(name: &str, listener: &TcpListener) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{name} {}", listener.local_addr()?)?;
+    out.flush()
+}

@@ -82,7 +82,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;
-    eprintln!("stopping");
+    tracing::info!("stopping");
     running.shutdown().await;
     Ok(())
 }

@@ -18,7 +18,7 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let listener = bookinfo::alone::bind(args.listen).await?;
-    println!("details {}", listener.local_addr()?);
+    bookinfo::alone::announce("details", &listener)?;
     tokio::select! {
         () = bookinfo::http::serve_plain(listener, tower::service_fn(bookinfo::details::handle)) => {}
         () = bookinfo::alone::ctrl_c() => {}

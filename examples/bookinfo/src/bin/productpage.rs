@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let page = Productpage::new(mesh.reported(mesh.client()), upstreams);
     let listener = bookinfo::alone::bind(args.listen).await?;
-    println!("productpage {}", listener.local_addr()?);
+    bookinfo::alone::announce("productpage", &listener)?;
     server
         .serve_with_shutdown(listener, page, bookinfo::alone::ctrl_c())
         .await;

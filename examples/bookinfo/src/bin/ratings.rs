@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (_mesh, server) = bookinfo::alone::mesh()?;
     let listener = bookinfo::alone::bind(args.listen).await?;
-    println!("ratings {}", listener.local_addr()?);
+    bookinfo::alone::announce("ratings", &listener)?;
     server
         .serve_with_shutdown(
             listener,

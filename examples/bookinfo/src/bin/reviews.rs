@@ -42,7 +42,7 @@ async fn main() -> anyhow::Result<()> {
     let ratings = RatingsClient::new(mesh.channel(&args.ratings)?);
     let reviews = Reviews::new(args.version, &args.pod, &args.cluster, ratings);
     let listener = bookinfo::alone::bind(args.listen).await?;
-    println!("reviews {}", listener.local_addr()?);
+    bookinfo::alone::announce("reviews", &listener)?;
     server
         .serve_with_shutdown(listener, reviews, bookinfo::alone::ctrl_c())
         .await;
