@@ -69,8 +69,11 @@ where
                 ewma,
             } => {
                 let res = ready!(fut.poll(cx)).map_err(Into::into);
-                if res.is_ok() {
-                    in_flight.observe(*ewma);
+                match &res {
+                    Ok(_) => in_flight.observe(*ewma),
+                    // Failing fast must not look fast: an endpoint that
+                    // refuses connections would otherwise draw traffic.
+                    Err(_) => in_flight.penalize(*ewma),
                 }
                 Poll::Ready(res)
             }

@@ -96,11 +96,27 @@ pub(super) struct InFlight {
     start: Instant,
 }
 
+/// How much slower than the default latency a failed request counts, as
+/// Finagle's and linkerd's peak-EWMA balancers penalize failures.
+const FAILURE_PENALTY: f64 = 10.0;
+
 impl InFlight {
     /// Records the request's latency (when the response head arrived).
     pub(super) fn observe(&self, params: EwmaParams) {
         let now = Instant::now();
         self.load.observe(now - self.start, now, params);
+    }
+
+    /// Records a failed request (no connection, a reset): as a latency of
+    /// [`FAILURE_PENALTY`] times the default, or what it took if longer,
+    /// so that the endpoint's cost rises at once and decays back as for
+    /// any peak.
+    pub(super) fn penalize(&self, params: EwmaParams) {
+        let now = Instant::now();
+        let penalty =
+            std::time::Duration::from_nanos((params.default_rtt_ns * FAILURE_PENALTY) as u64);
+        self.load
+            .observe((now - self.start).max(penalty), now, params);
     }
 }
 

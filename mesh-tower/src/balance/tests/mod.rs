@@ -120,6 +120,40 @@ async fn peak_ewma_sends_less_to_a_slow_endpoint() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn peak_ewma_sends_little_to_an_endpoint_that_fails_fast() {
+    let resolve = StaticResolve::default();
+    resolve.set(&target(), set(&[(1, 1), (2, 1), (3, 1)]));
+    // Endpoint 3 refuses at once; the others answer in 5 ms.
+    let endpoint = |e: Endpoint| {
+        Svc::new(tower::service_fn(
+            move |_req: http::Request<()>| async move {
+                if e.addr.port() == 3 {
+                    return Err::<SocketAddr, BoxError>("connection refused".into());
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok(e.addr)
+            },
+        ))
+    };
+    let b = Balance::new(
+        resolve.resolve(&target()),
+        endpoint,
+        LoadBalancer::default(),
+        None,
+    );
+    b.ready().await;
+    let mut failed = 0;
+    for _ in 0..300 {
+        if b.clone().oneshot(http::Request::new(())).await.is_err() {
+            failed += 1;
+        }
+    }
+    // Without the penalty it would draw most of them: its cost would
+    // decay to nothing.
+    assert!(failed < 30, "{failed} of 300 went to the failing endpoint");
+}
+
+#[tokio::test(start_paused = true)]
 async fn least_request_prefers_idle_endpoints() {
     let (b, _r) = balance(
         LoadBalancer::LeastRequest,
