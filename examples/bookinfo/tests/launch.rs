@@ -138,3 +138,34 @@ async fn without_mtls_the_services_take_plain_text() {
         (200, "Product page is healthy".into())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reviews_instance_killed_under_load_costs_no_page() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn,mesh_tower=debug")
+        .with_test_writer()
+        .try_init();
+    let (_state, mut running) = support::launch(None).await;
+    let gateway = running.gateway;
+    let load = tokio::spawn(async move {
+        let mut pages = Vec::new();
+        for _ in 0..300 {
+            pages.push(support::page(gateway, None).await);
+        }
+        pages
+    });
+    // Partway through, one instance dies.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(running.kill("reviews-v2-0"));
+    let pages = load.await.unwrap();
+    for page in &pages {
+        assert!(!page.contains("Error fetching"), "{page}");
+        assert!(!page.contains("currently unavailable"), "{page}");
+    }
+    let last: BTreeSet<String> = pages[250..].iter().filter_map(|p| served_by(p)).collect();
+    assert!(
+        !last.contains("reviews-v2-0"),
+        "the dead one serves: {last:?}"
+    );
+    assert!(last.contains("reviews-v2-1"), "{last:?}");
+}

@@ -197,6 +197,10 @@ pub struct Started {
     /// Its admin's address.
     pub admin: SocketAddr,
     ready: Ready,
+    /// Its server's task.
+    task: tokio::task::AbortHandle,
+    /// Its instance, while it is registered (the gateway has none).
+    instance: Option<mesh_core::registry::Instance>,
 }
 
 /// How a workload says it is ready.
@@ -356,14 +360,13 @@ pub async fn start(options: &Options) -> Result<Running, LaunchError> {
         servers: JoinSet::new(),
         tasks,
     };
-    let mut instances = Vec::new();
     for spec in WORKLOADS {
         let certs = spec.certify(&ca, &options.state)?;
-        let (started, addr) = running.workload(spec, xds, &certs).await?;
-        instances.push(spec.instance(addr));
+        let (mut started, addr) = running.workload(spec, xds, &certs).await?;
+        started.instance = Some(spec.instance(addr));
         running.workloads.push(started);
     }
-    plane.set_instances("bookinfo", instances);
+    running.register();
     let gateway_certs = options.state.join("istio-ingressgateway");
     ca.issue(GATEWAY_ID, Duration::from_secs(24 * 3600))
         .and_then(|cert| cert.write(&gateway_certs))
@@ -397,11 +400,10 @@ impl Running {
             .admin(prometheus_client::registry::Registry::default())
             .server("inbound", &server);
         let stop = self.stopping();
-        match spec.app {
-            "ratings" => {
-                self.servers
-                    .spawn(serve(server.clone(), listener, Ratings, stop));
-            }
+        let task = match spec.app {
+            "ratings" => self
+                .servers
+                .spawn(serve(server.clone(), listener, Ratings, stop)),
             "reviews" => {
                 let version = match spec.version {
                     "v1" => Version::V1,
@@ -412,22 +414,24 @@ impl Running {
                 let reviews =
                     Reviews::new(version, &spec.pod(), "null", RatingsClient::new(channel));
                 self.servers
-                    .spawn(serve(server.clone(), listener, reviews, stop));
+                    .spawn(serve(server.clone(), listener, reviews, stop))
             }
             _ => {
                 let client = mesh.client();
                 admin_page = admin_page.client("outbound", &client);
                 let page = Productpage::new(mesh.reported(client), Upstreams::default());
                 self.servers
-                    .spawn(serve(server.clone(), listener, page, stop));
+                    .spawn(serve(server.clone(), listener, page, stop))
             }
-        }
+        };
         self.tasks.spawn(admin_page.build().serve(admin_listener));
         let started = Started {
             name: spec.pod(),
             addr,
             admin,
             ready: Ready::Serving(server.serving_mode()),
+            task,
+            instance: None,
         };
         Ok((started, addr))
     }
@@ -478,7 +482,7 @@ impl Running {
         let (inbound, admin) = (local(&listeners.inbound)?, local(&listeners.admin)?);
         let lifecycle = self.lifecycle();
         let name = spec.pod();
-        self.servers.spawn(async move {
+        let task = self.servers.spawn(async move {
             if let Err(error) = mesh_sidecar::sidecar::serve(args, listeners, lifecycle).await {
                 tracing::error!(%error, workload = name, "the sidecar stopped");
             }
@@ -488,6 +492,8 @@ impl Running {
             addr: inbound,
             admin,
             ready: Ready::Admin,
+            task,
+            instance: None,
         };
         Ok((started, inbound))
     }
@@ -527,7 +533,7 @@ impl Running {
             admin: admin_listener,
         };
         let lifecycle = self.lifecycle();
-        self.servers.spawn(async move {
+        let task = self.servers.spawn(async move {
             if let Err(error) = mesh_sidecar::gateway::serve(args, listeners, lifecycle).await {
                 tracing::error!(%error, "the gateway stopped");
             }
@@ -537,6 +543,8 @@ impl Running {
             addr,
             admin,
             ready: Ready::Admin,
+            task,
+            instance: None,
         })
     }
 
@@ -573,6 +581,27 @@ impl Running {
             }
         };
         tokio::time::timeout(wait, check).await.unwrap_or(false)
+    }
+
+    /// Registers every workload's instance with the control plane, as
+    /// Kubernetes' endpoints have each ready pod.
+    fn register(&self) {
+        let instances = self.workloads.iter().filter_map(|w| w.instance.clone());
+        self.plane.set_instances("bookinfo", instances.collect());
+    }
+
+    /// Kills the workload `name` (`reviews-v2-0`) as a crashing pod dies:
+    /// its listener and every connection closed at once, nothing drained;
+    /// then its instance is unregistered, as Kubernetes drops a dead pod's
+    /// endpoint. Whether there was one of that name.
+    pub fn kill(&mut self, name: &str) -> bool {
+        let Some(workload) = self.workloads.iter_mut().find(|w| w.name == name) else {
+            return false;
+        };
+        workload.task.abort();
+        workload.instance = None;
+        self.register();
+        true
     }
 
     /// Stops every workload, letting what is in flight finish, and the
