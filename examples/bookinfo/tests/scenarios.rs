@@ -199,3 +199,90 @@ async fn authorization_is_granted_step_by_step() {
     )
     .await;
 }
+
+/// The requests `workload`'s server counted from `source`, in its
+/// `istio_requests_total`.
+async fn requests_from(running: &bookinfo::launch::Running, workload: &str, source: &str) -> u64 {
+    let admin = running
+        .workloads
+        .iter()
+        .find(|w| w.name == workload)
+        .unwrap()
+        .admin;
+    let (_, metrics) = support::get(admin, "/stats/prometheus", &[]).await;
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("istio_requests_total{")
+                && l.contains("reporter=\"destination\"")
+                && l.contains(&format!("source_workload=\"{source}\""))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirrored_requests_reach_v2_and_are_not_shown() {
+    let (_state, running) = launch(Some("mirroring")).await;
+    for _ in 0..20 {
+        let page = page(running.gateway, None).await;
+        assert!(stars(&page).is_empty(), "v1 answers: {page}");
+        assert!(
+            served_by(&page).unwrap().starts_with("reviews-v1-"),
+            "{page}"
+        );
+    }
+    // Each copy went to a v2 instance, which asked ratings.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v2 = requests_from(&running, "reviews-v2-0", "productpage-v1").await
+            + requests_from(&running, "reviews-v2-1", "productpage-v1").await;
+        let ratings = requests_from(&running, "ratings-v1-0", "reviews-v2").await;
+        if v2 >= 20 && ratings >= 20 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "mirrored: {v2} to v2, {ratings} from v2 to ratings"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn details_breaker_opens_under_concurrent_loads() {
+    let (_state, running) = launch(Some("circuit-breaking")).await;
+    let gateway = running.gateway;
+    let mut broken = 0;
+    for _ in 0..10 {
+        let loads: Vec<_> = (0..20)
+            .map(|_| tokio::spawn(async move { page(gateway, None).await }))
+            .collect();
+        for load in loads {
+            if load
+                .await
+                .unwrap()
+                .contains("Error fetching product details")
+            {
+                broken += 1;
+            }
+        }
+        if broken > 0 {
+            break;
+        }
+    }
+    assert!(broken > 0, "the breaker never opened");
+    let admin = running
+        .workloads
+        .iter()
+        .find(|w| w.name == "productpage-v1-0")
+        .unwrap()
+        .admin;
+    let (_, metrics) = support::get(admin, "/stats/prometheus", &[]).await;
+    let overflows: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("mesh_client_circuit_breaker_overflows") && l.contains("details"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(overflows > 0.0, "{metrics}");
+}
