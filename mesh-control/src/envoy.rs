@@ -218,6 +218,7 @@ mod tests {
             locality: Default::default(),
             identity: None,
             cert_files: None,
+            mesh: false,
         };
         // The Sidecar binds one on the node's address by default and the
         // other there by name: only the node tells they meet.

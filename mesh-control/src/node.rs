@@ -19,6 +19,8 @@
 //!   for mounted certificates.
 //! - **Labels.** Metadata `LABELS`, a map of strings, as Istio's agent
 //!   sends the pod's labels.
+//! - **The mesh's own.** User agent `mesh`: its servers take `PERMISSIVE`
+//!   as it is, both chains on one port.
 //! - **Identity.** All of that is what a node says of itself. A node that
 //!   connected over mutual TLS has proved an identity, its certificate's
 //!   SPIFFE id ([`NodeClass::authenticated`]): that gives its namespace,
@@ -32,6 +34,9 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use mesh_core::Locality;
 use mesh_core::security::SpiffeId;
 use mesh_istio::Workload;
+
+/// The user agent of the mesh's own xDS client.
+const MESH_USER_AGENT: &str = "mesh";
 
 /// The shape of resources a node is served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -89,6 +94,9 @@ pub struct NodeClass {
     /// (`TLS_CLIENT_CERT_CHAIN`, `TLS_CLIENT_KEY`, `TLS_CLIENT_ROOT_CERT`):
     /// its mutual TLS clusters read them.
     pub cert_files: Option<CertFiles>,
+    /// Whether it is the mesh's own client (user agent `mesh`), whose
+    /// servers tell mutual TLS from plain text on one port.
+    pub mesh: bool,
 }
 
 /// A workload certificate's files, as Istio's agent writes them.
@@ -180,6 +188,7 @@ impl NodeClass {
             locality,
             identity: None,
             cert_files,
+            mesh: node.user_agent_name == MESH_USER_AGENT,
         }
     }
 

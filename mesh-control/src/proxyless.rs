@@ -22,10 +22,12 @@
 //!   filters of the AuthorizationPolicies that select the node
 //!   ([`Resources::authorization`]). It takes mutual TLS by the
 //!   PeerAuthentication of its port ([`Resources::mtls_mode`]): STRICT
-//!   requires a client certificate; PERMISSIVE is plain text, as istiod
-//!   serves it to gRPC (whose filter chain matching cannot tell the two
-//!   apart), unless the node carries `security.istio.io/tlsMode: istio`,
-//!   when it is STRICT; DISABLE is plain text.
+//!   requires a client certificate; PERMISSIVE takes both, a chain each,
+//!   for the mesh's own servers (user agent `mesh`), which tell them
+//!   apart by a connection's first byte; for gRPC, whose filter chain
+//!   matching cannot, it is plain text, as istiod serves it, unless the
+//!   node carries `security.istio.io/tlsMode: istio`, when it is STRICT;
+//!   DISABLE is plain text.
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -169,18 +171,25 @@ fn add_server_listener(
     istio: &Resources,
 ) -> Result<(), BuildError> {
     let workload = node.workload();
-    let mtls = match istio.mtls_mode(&workload, addr.port()) {
-        MtlsMode::Strict => true,
-        MtlsMode::Permissive => {
-            node.labels
+    let mode = match istio.mtls_mode(&workload, addr.port()) {
+        // The mesh's servers tell TLS from plain text by the first byte.
+        MtlsMode::Permissive if node.mesh => MtlsMode::Permissive,
+        // gRPC's filter chain matching cannot: plain text, or mutual TLS
+        // for a workload in the mesh.
+        MtlsMode::Permissive
+            if node
+                .labels
                 .get("security.istio.io/tlsMode")
                 .map(String::as_str)
-                == Some("istio")
+                == Some("istio") =>
+        {
+            MtlsMode::Strict
         }
-        MtlsMode::Disable => false,
+        MtlsMode::Permissive => MtlsMode::Disable,
+        mode => mode,
     };
     let rbac = istio.authorization(&workload)?;
-    let listener = translate::server_listener(name, addr, &rbac, mtls)?;
+    let listener = translate::server_listener(name, addr, &rbac, mode)?;
     assembly.add(name, &listener);
     Ok(())
 }
@@ -200,6 +209,7 @@ mod tests {
             locality: Default::default(),
             identity: None,
             cert_files: None,
+            mesh: false,
         }
     }
 
@@ -212,5 +222,43 @@ mod tests {
         assert_eq!(complete("reviews.default.svc", &n), fqdn);
         assert_eq!(complete("reviews.shop", &n), "reviews.shop");
         assert_eq!(complete(fqdn, &n), fqdn);
+    }
+
+    #[test]
+    fn permissive_is_both_chains_for_the_mesh_and_one_for_grpc() {
+        let yaml = "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+            metadata: {name: default, namespace: default}\nspec:\n  mtls: {mode: PERMISSIVE}\n";
+        let loaded =
+            crate::config_dir::load_texts([("pa.yaml".into(), yaml.into())], "cluster.local")
+                .unwrap();
+        let name = "xds.istio.io/grpc/lds/inbound/127.0.0.1:9080".to_owned();
+        let chains = |node: &NodeClass| -> Vec<String> {
+            let config = loaded
+                .resources
+                .to_mesh_config_for(&node.workload())
+                .unwrap();
+            let asked = BTreeSet::from([name.clone()]);
+            let served =
+                resources(&asked, node, &loaded.resources, &config, &loaded.registry).unwrap();
+            let (_, listeners) = served
+                .iter()
+                .find(|(kind, _)| *kind == mesh_xds::resource::ResourceType::Listener)
+                .unwrap();
+            let listener: envoy_types::pb::envoy::config::listener::v3::Listener =
+                prost::Message::decode(listeners[0].1.value.as_slice()).unwrap();
+            listener.filter_chains.into_iter().map(|c| c.name).collect()
+        };
+        let grpc = node("default");
+        assert_eq!(chains(&grpc), ["inbound-plaintext"]);
+        let mut in_mesh = node("default");
+        in_mesh
+            .labels
+            .insert("security.istio.io/tlsMode".into(), "istio".into());
+        assert_eq!(chains(&in_mesh), ["inbound-mtls"]);
+        let mesh = NodeClass {
+            mesh: true,
+            ..in_mesh
+        };
+        assert_eq!(chains(&mesh), ["inbound-mtls", "inbound-plaintext"]);
     }
 }

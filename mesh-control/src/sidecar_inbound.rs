@@ -74,6 +74,7 @@ mod tests {
             locality: Default::default(),
             identity: None,
             cert_files,
+            mesh: false,
         }
     }
 

@@ -91,7 +91,9 @@ async fn a_mesh_from_a_bootstrap_serves_and_dials_with_the_agents_certificates()
     let server = ratings.server().build().unwrap();
     let addr = support::serve_hello(&server).await;
     let name = format!("{}{addr}", translate::SERVER_LISTENER_PREFIX);
-    let inbound = translate::server_listener(&name, addr, &[], true).unwrap();
+    let inbound =
+        translate::server_listener(&name, addr, &[], mesh_core::security::MtlsMode::Strict)
+            .unwrap();
     cache.set(
         ResourceType::Listener,
         vec![translate::entry(&name, &inbound)],

@@ -78,7 +78,12 @@ fn not_serving(m: &ServingMode) -> Option<&str> {
 
 /// Puts the listener `name` on `addr` with `rbac` in `cache`.
 fn set_listener(cache: &ResourceCache, name: &str, addr: SocketAddr, rbac: &[Rbac], mtls: bool) {
-    let listener = translate::server_listener(name, addr, rbac, mtls).unwrap();
+    let mode = if mtls {
+        mesh_core::security::MtlsMode::Strict
+    } else {
+        mesh_core::security::MtlsMode::Disable
+    };
+    let listener = translate::server_listener(name, addr, rbac, mode).unwrap();
     cache.set(
         ResourceType::Listener,
         vec![translate::entry(name, &listener)],

@@ -344,9 +344,13 @@ async fn a_target_the_server_rejects_fails_with_the_reason() {
 async fn a_servers_listener_is_no_target_for_a_client() {
     let server = AdsServer::start().await;
     let name = "inbound";
-    let inbound =
-        mesh_xds::translate::server_listener(name, "127.0.0.1:9080".parse().unwrap(), &[], false)
-            .unwrap();
+    let inbound = mesh_xds::translate::server_listener(
+        name,
+        "127.0.0.1:9080".parse().unwrap(),
+        &[],
+        mesh_core::security::MtlsMode::Disable,
+    )
+    .unwrap();
     let (name, any) = mesh_xds::translate::entry(name, &inbound);
     server.set(LDS.type_url(), vec![ads::Resource { name, any }]);
     let client = mesh_client(ads_client(&server, Protocol::StateOfTheWorld));

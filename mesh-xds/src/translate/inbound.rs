@@ -34,7 +34,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 };
 use envoy_types::pb::google::protobuf::BoolValue;
 use mesh_core::policy::ServerTls;
-use mesh_core::security::Rbac;
+use mesh_core::security::{MtlsMode, Rbac};
 use prost::Name;
 
 use super::error::{Refused, TranslateError};
@@ -61,14 +61,18 @@ pub fn server_listener_address(name: &str) -> Option<SocketAddr> {
     name.strip_prefix(SERVER_LISTENER_PREFIX)?.parse().ok()
 }
 
-/// The proxyless server listener `name` on `addr`, enforcing `rbac`;
-/// with `mtls`, it takes mutual TLS only, else plain text only.
+/// The proxyless server listener `name` on `addr`, enforcing `rbac`,
+/// taking connections as `mode` says: mutual TLS only (`STRICT`), plain
+/// text only (`DISABLE`), or both, a chain for each told apart by their
+/// transport protocol (`PERMISSIVE`, for servers that read it from a
+/// connection's first byte, as the mesh's do).
 ///
 /// ```
+/// use mesh_core::security::MtlsMode;
 /// use mesh_xds::translate;
 ///
 /// let name = "xds.istio.io/grpc/lds/inbound/127.0.0.1:50051";
-/// let l = translate::server_listener(name, "127.0.0.1:50051".parse()?, &[], true)?;
+/// let l = translate::server_listener(name, "127.0.0.1:50051".parse()?, &[], MtlsMode::Strict)?;
 /// assert_eq!(l.filter_chains[0].name, "inbound-mtls");
 /// assert!(l.filter_chains[0].transport_socket.is_some());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -77,26 +81,43 @@ pub fn server_listener(
     name: &str,
     addr: SocketAddr,
     rbac: &[Rbac],
-    mtls: bool,
+    mode: MtlsMode,
 ) -> Result<Listener, TranslateError> {
     let action = route::Action::NonForwardingAction(NonForwardingAction::default());
     let routes = catch_all("inbound", "inbound", action);
     let manager =
         connection_manager("", routes, rbac).map_err(|e| e.at(Listener::NAME, name, ""))?;
-    let suffix = if mtls { "mtls" } else { "plaintext" };
-    let chain = FilterChain {
-        name: format!("inbound-{suffix}"),
-        filters: vec![Filter {
-            name: format!("inbound-hcm{suffix}"),
-            config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
-        }],
-        transport_socket: mtls.then(|| downstream_tls_socket(&provider_tls())),
-        ..Default::default()
+    let chain = |mtls: bool| {
+        let suffix = if mtls { "mtls" } else { "plaintext" };
+        FilterChain {
+            name: format!("inbound-{suffix}"),
+            filters: vec![Filter {
+                name: format!("inbound-hcm{suffix}"),
+                config_type: Some(filter::ConfigType::TypedConfig(any(&manager))),
+            }],
+            transport_socket: mtls.then(|| downstream_tls_socket(&provider_tls())),
+            ..Default::default()
+        }
+    };
+    let matching = |mut chain: FilterChain, transport: &str| {
+        chain.filter_chain_match = Some(FilterChainMatch {
+            transport_protocol: transport.to_owned(),
+            ..Default::default()
+        });
+        chain
+    };
+    let filter_chains = match mode {
+        MtlsMode::Strict => vec![chain(true)],
+        MtlsMode::Disable => vec![chain(false)],
+        MtlsMode::Permissive => vec![
+            matching(chain(true), "tls"),
+            matching(chain(false), "raw_buffer"),
+        ],
     };
     Ok(Listener {
         name: name.to_owned(),
         address: Some(socket_address(addr)),
-        filter_chains: vec![chain],
+        filter_chains,
         ..Default::default()
     })
 }
@@ -262,7 +283,7 @@ mod tests {
     fn a_server_listener_is_on_the_address_it_is_named_for() {
         let name = format!("{SERVER_LISTENER_PREFIX}127.0.0.1:50051");
         let addr = server_listener_address(&name).unwrap();
-        let l = server_listener(&name, addr, &[], false).unwrap();
+        let l = server_listener(&name, addr, &[], MtlsMode::Disable).unwrap();
         assert_eq!(l.name, name);
         let Some(address::Address::SocketAddress(a)) = l.address.unwrap().address else {
             panic!()
@@ -293,9 +314,14 @@ mod tests {
             action: RbacAction::Deny,
             policies: vec![("default-p-0".into(), policy)],
         };
-        let e = server_listener("inbound", "127.0.0.1:1".parse().unwrap(), &[rbac], true)
-            .unwrap_err()
-            .to_string();
+        let e = server_listener(
+            "inbound",
+            "127.0.0.1:1".parse().unwrap(),
+            &[rbac],
+            MtlsMode::Strict,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("Listener \"inbound\": "), "{e}");
         assert!(
             e.contains(

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier;
-use envoy_types::pb::envoy::config::listener::v3::{FilterChain, FilterChainMatch, Listener};
+use envoy_types::pb::envoy::config::listener::v3::{FilterChainMatch, Listener};
 use envoy_types::pb::envoy::config::rbac::v3 as rbac;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::DownstreamTlsContext;
@@ -114,7 +114,7 @@ fn server_of(l: &Listener) -> Result<XdsServer, String> {
 #[test]
 fn a_mutual_tls_listener_reads_back_as_written() {
     let rbac = every_condition();
-    let l = server_listener(NAME, addr(), &rbac, true).unwrap();
+    let l = server_listener(NAME, addr(), &rbac, MtlsMode::Strict).unwrap();
     let server = server_of(&l).unwrap();
     assert_eq!(
         server,
@@ -134,31 +134,19 @@ fn a_mutual_tls_listener_reads_back_as_written() {
 
 #[test]
 fn a_plain_text_listener_is_disable_and_both_chains_are_permissive() {
-    let plain = server_listener(NAME, addr(), &[], false).unwrap();
+    let plain = server_listener(NAME, addr(), &[], MtlsMode::Disable).unwrap();
     let server = server_of(&plain).unwrap();
     assert_eq!(server.policy.mtls, MtlsMode::Disable);
     assert_eq!(server.tls, None);
 
-    let mut both = server_listener(NAME, addr(), &[], true).unwrap();
-    let matching = |mut chain: FilterChain, transport: &str| {
-        chain.filter_chain_match = Some(FilterChainMatch {
-            transport_protocol: transport.into(),
-            ..Default::default()
-        });
-        chain
-    };
-    let tls = both.filter_chains.remove(0);
-    both.filter_chains = vec![
-        matching(tls, "tls"),
-        matching(plain.filter_chains[0].clone(), "raw_buffer"),
-    ];
+    let both = server_listener(NAME, addr(), &[], MtlsMode::Permissive).unwrap();
     assert_eq!(server_of(&both).unwrap().policy.mtls, MtlsMode::Permissive);
 }
 
 /// The listener `server_listener` writes for mutual TLS, changed by `f`;
 /// the NACK it gets.
 fn refused(f: impl FnOnce(&mut Listener)) -> String {
-    let mut l = server_listener(NAME, addr(), &every_condition(), true).unwrap();
+    let mut l = server_listener(NAME, addr(), &every_condition(), MtlsMode::Strict).unwrap();
     f(&mut l);
     server_of(&l).unwrap_err()
 }
@@ -205,7 +193,7 @@ fn what_a_server_cannot_enforce_is_refused_by_field() {
     );
 
     let e = refused(|l| {
-        let plain = server_listener(NAME, addr(), &[], false).unwrap();
+        let plain = server_listener(NAME, addr(), &[], MtlsMode::Disable).unwrap();
         l.filter_chains.push(plain.filter_chains[0].clone());
     });
     assert!(
@@ -248,7 +236,7 @@ fn rbac_the_mesh_cannot_evaluate_is_refused_not_left_out() {
         }),
         ..Default::default()
     };
-    let mut l = server_listener(NAME, addr(), &every_condition(), true).unwrap();
+    let mut l = server_listener(NAME, addr(), &every_condition(), MtlsMode::Strict).unwrap();
     let chain = &mut l.filter_chains[0];
     let Some(envoy_types::pb::envoy::config::listener::v3::filter::ConfigType::TypedConfig(any)) =
         &mut chain.filters[0].config_type
