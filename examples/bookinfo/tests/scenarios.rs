@@ -286,3 +286,46 @@ async fn details_breaker_opens_under_concurrent_loads() {
         .sum();
     assert!(overflows > 0.0, "{metrics}");
 }
+
+/// Whether `workload` answers plain text at its service's port.
+async fn answers_plain_text(running: &bookinfo::launch::Running, workload: &str) -> bool {
+    let addr = running
+        .workloads
+        .iter()
+        .find(|w| w.name == workload)
+        .unwrap()
+        .addr;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let asked = client.get(format!("http://{addr}/health").parse().unwrap());
+    matches!(
+        tokio::time::timeout(Duration::from_secs(5), asked).await,
+        Ok(Ok(res)) if res.status() == 200
+    )
+}
+
+/// Waits until `workload` does or does not answer plain text.
+async fn until_plain_text(running: &bookinfo::launch::Running, workload: &str, answered: bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while answers_plain_text(running, workload).await != answered {
+        assert!(Instant::now() < deadline, "{workload} never {answered}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissive_takes_plain_text_beside_mutual_tls_and_strict_again_refuses_it() {
+    let (_state, running) = launch(None).await;
+    assert!(!answers_plain_text(&running, "productpage-v1-0").await);
+    apply(&running, "peer-authentication-permissive");
+    until_plain_text(&running, "productpage-v1-0", true).await;
+    until_plain_text(&running, "ratings-v1-0", true).await;
+    // The mesh still speaks mutual TLS to it.
+    let page = page(running.gateway, None).await;
+    assert!(
+        page.contains("Book Details") && !page.contains("Error fetching"),
+        "{page}"
+    );
+    std::fs::remove_file(running.config.join("peer-authentication-permissive.yaml")).unwrap();
+    until_plain_text(&running, "productpage-v1-0", false).await;
+}
