@@ -118,18 +118,7 @@ async fn a_scenario_copied_in_applies_live() {
         running.config.join("virtual-service-reviews-v3.yaml"),
     )
     .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut in_a_row = 0;
-    while in_a_row < 10 {
-        assert!(Instant::now() < deadline, "never only v3");
-        let page = page(running.gateway, None).await;
-        if stars(&page) == [(5, "red".to_owned()), (4, "red".to_owned())] {
-            in_a_row += 1;
-        } else {
-            in_a_row = 0;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+    only_red_stars(&running).await;
 }
 
 /// Copies the scenario `name` into `running`'s followed configuration.
@@ -328,4 +317,48 @@ async fn permissive_takes_plain_text_beside_mutual_tls_and_strict_again_refuses_
     );
     std::fs::remove_file(running.config.join("peer-authentication-permissive.yaml")).unwrap();
     until_plain_text(&running, "productpage-v1-0", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_of_the_configuration_given_applies_too() {
+    // A configuration of its own, edited while bookinfo runs.
+    let given = tempfile::tempdir().unwrap();
+    for file in std::fs::read_dir(bookinfo::launch::CONFIG).unwrap() {
+        let file = file.unwrap().path();
+        std::fs::copy(&file, given.path().join(file.file_name().unwrap())).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let options = bookinfo::launch::Options {
+        port: 0,
+        config: given.path().to_owned(),
+        scenario: None,
+        mtls: true,
+        state: state.path().to_owned(),
+    };
+    let running = bookinfo::launch::start(&options).await.unwrap();
+    for w in &running.workloads {
+        assert!(bookinfo::launch::Running::ready(w, Duration::from_secs(20)).await);
+    }
+    std::fs::copy(
+        bookinfo::launch::scenario("virtual-service-reviews-v3").unwrap(),
+        given.path().join("reviews-v3.yaml"),
+    )
+    .unwrap();
+    only_red_stars(&running).await;
+}
+
+/// Waits until ten pages in a row show reviews v3's red stars.
+async fn only_red_stars(running: &bookinfo::launch::Running) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut in_a_row = 0;
+    while in_a_row < 10 {
+        assert!(Instant::now() < deadline, "never only v3");
+        let page = page(running.gateway, None).await;
+        if stars(&page) == [(5, "red".to_owned()), (4, "red".to_owned())] {
+            in_a_row += 1;
+        } else {
+            in_a_row = 0;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -50,7 +50,8 @@ pub struct Options {
     /// Where the gateway listens on 127.0.0.1 (0 for any free port).
     pub port: u16,
     /// The Istio YAML the control plane serves: copied into the state
-    /// directory's `config/`, which is followed on change.
+    /// directory's `config/`, which is followed on change; an edit of a
+    /// file here is copied there again.
     pub config: PathBuf,
     /// A scenario's Istio YAML, copied in beside it.
     pub scenario: Option<PathBuf>,
@@ -128,6 +129,25 @@ fn copy_config(dirs: &[&Path], extra: Option<&Path>, to: &Path) -> Result<(), La
         std::fs::copy(&file, to.join(name)).map_err(|e| fail(&file, e))?;
     }
     Ok(())
+}
+
+/// Copies the YAML files of `from` into `to` again whenever they change
+/// (as the control plane follows `to`), so that an edit of the
+/// configuration given applies as one of its copy does; never returns.
+async fn mirror_edits(from: PathBuf, to: PathBuf) {
+    let seen = mesh_control::config_dir::fingerprint(&from).ok();
+    let changed = || {
+        let (from, to) = (from.clone(), to.clone());
+        async move {
+            if let Err(error) = copy_config(&[&from], None, &to) {
+                tracing::error!(%error, "the edited configuration was not copied");
+            }
+        }
+    };
+    let unreadable = |error: mesh_control::config_dir::LoadError| {
+        tracing::error!(%error, "cannot read the configuration given");
+    };
+    mesh_control::watch::follow(from.clone(), seen, changed, unreadable).await;
 }
 
 /// Why bookinfo could not start.
@@ -330,6 +350,7 @@ pub async fn start(options: &Options) -> Result<Running, LaunchError> {
     plane.apply(loaded);
     let mut tasks = JoinSet::new();
     tasks.spawn(mesh_control::watch::watch(plane.clone(), config.clone()));
+    tasks.spawn(mirror_edits(options.config.clone(), config.clone()));
     let xds_listener = bind("the control plane", loopback(0)).await?;
     let xds = xds_listener
         .local_addr()
