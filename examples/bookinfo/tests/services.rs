@@ -80,9 +80,11 @@ async fn reviews_v1_shows_no_stars_and_v2_v3_ask_ratings() {
     assert!(seen.lock().unwrap().is_empty(), "v1 does not ask ratings");
 
     let v2 = serve(reviews(Version::V2, ratings)).await;
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let headers = [
         ("end-user", "jason"),
         ("x-request-id", "r-1"),
+        ("traceparent", trace),
         ("x-private", "no"),
     ];
     assert_eq!(
@@ -102,6 +104,10 @@ async fn reviews_v1_shows_no_stars_and_v2_v3_ask_ratings() {
     );
     assert!(
         sent.contains(&("x-request-id".into(), "r-1".into())),
+        "{sent:?}"
+    );
+    assert!(
+        sent.contains(&("traceparent".into(), trace.into())),
         "{sent:?}"
     );
     assert!(!sent.iter().any(|(k, _)| k == "x-private"), "{sent:?}");
