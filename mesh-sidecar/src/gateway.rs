@@ -12,7 +12,10 @@
 //!
 //! The configuration comes from a directory of Istio YAML (`--config`),
 //! followed on change: an edit that does not load, or whose certificates
-//! cannot be read, is logged and the last good configuration stays. Or
+//! cannot be read, is logged and the last good configuration stays. The
+//! certificate files a server names are read when the directory loads: a
+//! certificate renewed on disk is served from the next edit of the
+//! directory on. Or
 //! from a control plane (`--xds`, `--bootstrap`): the gateway is a
 //! proxyless `router~` node, and asks for its port's route table by name
 //! (`http.8080`) as a listener, which `mesh-control` serves from the same
@@ -345,7 +348,7 @@ pub async fn serve(
         .ready_when(move || ready.load(Ordering::Acquire))
         .build();
     tokio::spawn(admin.serve(admin_listener));
-    let service = mesh.reported(Outbound::new(ForListener::new(client, &routes)).terminated());
+    let service = mesh.reported(Outbound::ingress(ForListener::new(client, &routes)));
     server
         .serve_with_shutdown(
             listener,

@@ -76,6 +76,15 @@ async fn the_gateway_routes_bookinfo_and_follows_edits() {
     assert!(body.starts_with("productpage"), "{body}");
     let (status, body) = get(addr, "http://bookinfo.example/admin", None).await;
     assert_eq!(status, 404, "{body}");
+    // No tunnel to an address no route names: the admin, say.
+    let admin = gateway.admin;
+    let connect = format!("CONNECT {admin} HTTP/1.1\r\nHost: {admin}\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(connect.as_bytes()).await.unwrap();
+    let mut answer = [0u8; 12];
+    stream.read_exact(&mut answer).await.unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 405");
 
     // An edit: /login joins.
     std::fs::write(

@@ -109,6 +109,18 @@ async fn https(
     client: Option<&Leaf>,
     h2: bool,
 ) -> Result<(u16, String), String> {
+    https_for(addr, sni, sni, ca, client, h2).await
+}
+
+/// As [`https`], asking for `host` on a connection made for `sni`.
+async fn https_for(
+    addr: SocketAddr,
+    sni: &str,
+    host: &str,
+    ca: &Ca,
+    client: Option<&Leaf>,
+    h2: bool,
+) -> Result<(u16, String), String> {
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_slice(ca.0.pem().as_bytes()).unwrap())
@@ -138,7 +150,7 @@ async fn https(
         .await
         .map_err(|e| format!("handshake: {e}"))?;
     let io = TokioIo::new(tls);
-    let req = http::Request::get(format!("https://{sni}/productpage"));
+    let req = http::Request::get(format!("https://{host}/productpage"));
     let res = if h2 {
         let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
             .await
@@ -151,7 +163,7 @@ async fn https(
             .await
             .map_err(|e| format!("http/1.1: {e}"))?;
         tokio::spawn(conn);
-        let req = http::Request::get("/productpage").header("host", sni);
+        let req = http::Request::get("/productpage").header("host", host);
         send.send_request(req.body(Full::<Bytes>::default()).unwrap())
             .await
     }
@@ -209,6 +221,19 @@ async fn the_gateway_terminates_tls_by_server_name() {
         .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log()));
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("details"), "{body}");
+    // A connection is routed by its own server's table: secure's host
+    // on bookinfo's connection (no client certificate asked) is no route.
+    let (status, body) = https_for(
+        addr,
+        "bookinfo.example.com",
+        "secure.example.com",
+        &ca,
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 404, "{body}\n{}", gateway.log());
     let anonymous = https(addr, "secure.example.com", &ca, None, false).await;
     assert!(anonymous.is_err(), "{anonymous:?}");
     let stranger = Ca::new().leaf("client.example.com");

@@ -14,7 +14,8 @@ use super::ResponseFuture;
 use super::future::{Local, spawn_tunnel};
 use super::headers::{is_upgrade, strip_hop_by_hop};
 use crate::BoxError;
-use crate::body::ResponseBody;
+use crate::body::{ResponseBody, local_response};
+use http::StatusCode;
 
 /// A request with neither an absolute URI nor a `Host`: nothing says
 /// where it goes.
@@ -32,25 +33,30 @@ pub struct MissingTarget;
 #[derive(Clone, Debug)]
 pub struct Outbound<S> {
     inner: S,
-    scheme: Option<Scheme>,
+    /// An ingress gateway's: `http://` for every request, no tunnels.
+    ingress: bool,
 }
 
 impl<S> Outbound<S> {
-    /// Requests sent through `inner`.
+    /// Requests an application sends out, through `inner`.
     pub fn new(inner: S) -> Self {
         Self {
             inner,
-            scheme: None,
+            ingress: false,
         }
     }
 
-    /// For requests whose TLS was terminated on their way in (a
-    /// gateway's): each goes on as `http://`, whatever scheme it came
-    /// with, its route's cluster deciding whether it is secured again, as
-    /// an Envoy gateway forwards it.
-    pub fn terminated(mut self) -> Self {
-        self.scheme = Some(Scheme::HTTP);
-        self
+    /// Requests an ingress gateway takes from outside the mesh, through
+    /// `inner`: each goes on as `http://`, whatever scheme it came with
+    /// (the gateway terminated its TLS), its route's cluster deciding
+    /// whether it is secured again; and `CONNECT` is refused (`405`), so
+    /// that the gateway opens no tunnel to an address no route names, as
+    /// an Envoy gateway refuses it unless told to tunnel.
+    pub fn ingress(inner: S) -> Self {
+        Self {
+            inner,
+            ingress: true,
+        }
     }
 }
 
@@ -70,13 +76,19 @@ where
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let grpc = crate::body::is_grpc(req.headers());
         if req.method() == http::Method::CONNECT {
+            if self.ingress {
+                let refused =
+                    local_response(StatusCode::METHOD_NOT_ALLOWED, "CONNECT is not routed");
+                return ResponseFuture::local(Box::pin(std::future::ready(Ok(refused))), grpc);
+            }
             let downstream = hyper::upgrade::on(&mut req);
             return ResponseFuture::local(
                 connect(req.uri().authority().cloned(), downstream),
                 grpc,
             );
         }
-        if let Err(e) = absolute(&mut req, self.scheme.clone()).and_then(|()| with_port(&mut req)) {
+        let scheme = self.ingress.then_some(Scheme::HTTP);
+        if let Err(e) = absolute(&mut req, scheme).and_then(|()| with_port(&mut req)) {
             return ResponseFuture::local(Box::pin(std::future::ready(Err(e.into()))), grpc);
         }
         let upgrade = is_upgrade(req.headers());

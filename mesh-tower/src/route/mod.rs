@@ -210,14 +210,17 @@ impl<S> Route<S> {
             Err(e) => return ResponseFuture::failed(e.into()),
         };
         let routes = self.routes.load();
-        let written = match req.extensions().get::<RouteListener>() {
-            Some(RouteListener(listener)) => listener,
-            None => req.uri().authority().map_or("", |a| a.as_str()),
+        let (written, named) = match req.extensions().get::<RouteListener>() {
+            Some(RouteListener(listener)) => (&**listener, true),
+            None => (req.uri().authority().map_or("", |a| a.as_str()), false),
         };
         let (table, stacks) = routes.for_authority(written);
         let id = match table.lookup(&target, &req) {
             Lookup::Route(id) => id,
-            Lookup::NoVirtualHost if let Some(passthrough) = &self.passthrough => {
+            // A named table (a gateway's) answers for its hosts only: a
+            // host it does not serve goes nowhere, as Envoy's gateways
+            // answer it, rather than wherever its name resolves.
+            Lookup::NoVirtualHost if !named && let Some(passthrough) = &self.passthrough => {
                 return ResponseFuture::forwarded(passthrough.clone().oneshot(req), None);
             }
             Lookup::NoRoute | Lookup::NoVirtualHost => {
