@@ -115,6 +115,10 @@ pub enum TerminationCause {
         /// The entry.
         value: String,
     },
+    /// Client certificates are to be checked (names, hashes, a CRL) but
+    /// no roots ask clients for one.
+    #[error("client certificates are to be checked, but no caCertificates ask clients for one")]
+    NoClientRoots,
     /// rustls refused the roots, revocation lists, or certificate and key
     /// (a key that does not match its certificate, say).
     #[error("{0}")]
@@ -137,11 +141,13 @@ impl TlsTermination {
                     .tls
                     .as_ref()
                     .ok_or_else(|| fail(TerminationCause::Plain))?;
+                // The lists first: they need no file.
+                let client = client_checks(tls).map_err(fail)?;
                 Ok(Terminating {
                     names: server.server_names.clone(),
                     routes: RouteListener(Arc::from(server.routes.as_str())),
                     config: Arc::new(server_config(tls).map_err(fail)?),
-                    client: client_checks(tls).map_err(fail)?,
+                    client,
                 })
             })
             .collect::<Result<_, _>>()?;
@@ -240,8 +246,17 @@ fn sha256(bytes: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
-/// The checks of `tls`'s lists, their hashes decoded.
+/// The checks of `tls`'s lists, their hashes decoded; refused when it
+/// names checks of client certificates but no roots to ask clients for
+/// one, which would let every client through unchecked.
 fn client_checks(tls: &ServerTls) -> Result<ClientChecks, TerminationCause> {
+    let checks = !tls.subject_alt_names.is_empty()
+        || !tls.verify_certificate_spki.is_empty()
+        || !tls.verify_certificate_hash.is_empty()
+        || tls.crl.is_some();
+    if checks && tls.client_ca.is_none() {
+        return Err(TerminationCause::NoClientRoots);
+    }
     let hash = |field: &'static str, value: &String, decoded: Option<Vec<u8>>| match decoded {
         Some(bytes) if bytes.len() == 32 => Ok(bytes),
         _ => Err(TerminationCause::Hash {

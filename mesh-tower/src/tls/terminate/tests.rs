@@ -81,6 +81,7 @@ async fn handshake(
     };
     let (near, far) = tokio::io::duplex(64 * 1024);
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    // An IP address sends no server name.
     let name = ServerName::try_from(sni.to_owned()).unwrap();
     let client = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,7 +111,7 @@ async fn a_server_is_chosen_by_exact_name_then_wildcard_then_any() {
     let ca = Ca::new();
     let exact = ca.leaf(&["bookinfo.example.com"]);
     let wild = ca.leaf(&["*.example.com", "a.b.example.com"]);
-    let any = ca.leaf(&["other.test", "no-sni.test"]);
+    let any = ca.leaf(&["other.test", "127.0.0.1"]);
     let termination = TlsTermination::new(&[
         server("https.443.wild", &["*.example.com"], &wild),
         server("https.443.exact", &["bookinfo.example.com"], &exact),
@@ -122,6 +123,7 @@ async fn a_server_is_chosen_by_exact_name_then_wildcard_then_any() {
         ("BookInfo.Example.com", "https.443.exact"),
         ("a.b.example.com", "https.443.wild"),
         ("other.test", "https.443.any"),
+        ("127.0.0.1", "https.443.any"),
     ] {
         let chosen = handshake(&termination, &ca, sni, None).await;
         assert_eq!(chosen.unwrap(), routes, "{sni}");
@@ -218,6 +220,12 @@ async fn mutual_checks_names_and_hashes_when_listed() {
         .encode(sha256(parsed.tbs_certificate.subject_pki.raw));
     let pinned = mutual(&leaf, &clients, |t| t.verify_certificate_spki = vec![spki]);
     assert!(handshake(&pinned, &ca, sni, Some(&client)).await.is_ok());
+    let other = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+    let mispinned = mutual(&leaf, &clients, |t| t.verify_certificate_spki = vec![other]);
+    let e = handshake(&mispinned, &ca, sni, Some(&client))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("verifyCertificateSpki"), "{e}");
 }
 
 fn refused(tweak: impl FnOnce(&mut ServerTls)) -> String {
@@ -256,7 +264,15 @@ fn what_cannot_be_set_up_is_named() {
         suites.contains(r#"none of the cipherSuites ["AES128-SHA"]"#),
         "{suites}"
     );
-    let hash = refused(|t| t.verify_certificate_hash = vec!["abc".into()]);
+    let unrooted = refused(|t| t.subject_alt_names = vec!["client.example.com".into()]);
+    assert!(
+        unrooted.ends_with("no caCertificates ask clients for one"),
+        "{unrooted}"
+    );
+    let hash = refused(|t| {
+        t.client_ca = Some(Pem::Inline(String::new()));
+        t.verify_certificate_hash = vec!["abc".into()];
+    });
     assert!(
         hash.ends_with(r#"verifyCertificateHash "abc" is not a SHA-256 hash"#),
         "{hash}"
