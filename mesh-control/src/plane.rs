@@ -314,24 +314,31 @@ impl State {
                     listeners.as_ref(),
                 )
             }
-            Shape::Router | Shape::ProxylessRouter => {
-                let ports = self
-                    .resources
-                    .gateway_ports(&workload)
-                    .map_err(|e| e.to_string())?;
-                if class.shape == Shape::ProxylessRouter {
-                    proxyless::gateway(names, class, &ports, &config, &self.registry)
-                } else {
-                    envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
-                        if class.identity.is_some() {
-                            built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
-                        }
-                        built
-                    })
-                }
+            Shape::ProxylessRouter => {
+                let ports = self.gateway_ports(&workload)?;
+                proxyless::gateway(names, class, &ports, &config, &self.registry)
+            }
+            Shape::Router => {
+                let ports = self.gateway_ports(&workload)?;
+                envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
+                    if class.identity.is_some() {
+                        built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
+                    }
+                    built
+                })
             }
         };
         built.map_err(|e| e.to_string())
+    }
+
+    /// The ports the gateway `workload` serves.
+    fn gateway_ports(
+        &self,
+        workload: &Workload,
+    ) -> Result<Vec<mesh_core::gateway::GatewayPort>, String> {
+        self.resources
+            .gateway_ports(workload)
+            .map_err(|e| e.to_string())
     }
 
     /// Rebuilds the cache of `class`; on failure it keeps what it had.
