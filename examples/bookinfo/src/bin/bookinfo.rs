@@ -69,6 +69,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             writeln!(out, "admin {} http://{}/", w.name, w.admin)?;
         }
     }
+    let mut late = Vec::new();
     for w in &running.workloads {
         let ready = bookinfo::launch::Running::ready(w, READY_WAIT).await;
         let mut out = std::io::stdout().lock();
@@ -76,9 +77,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
             writeln!(out, "ready {}", w.name)?;
         } else {
             writeln!(out, "not ready {} after {READY_WAIT:?}", w.name)?;
+            late.push(w.name.as_str());
         }
     }
-    writeln!(std::io::stdout().lock(), "ready bookinfo")?;
+    if late.is_empty() {
+        writeln!(std::io::stdout().lock(), "ready bookinfo")?;
+    } else {
+        let late = late.join(", ");
+        writeln!(std::io::stdout().lock(), "not ready bookinfo: {late}")?;
+    }
     tokio::signal::ctrl_c()
         .await
         .context("cannot wait for Ctrl-C")?;

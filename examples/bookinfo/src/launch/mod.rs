@@ -189,9 +189,6 @@ pub enum LaunchError {
     /// A gRPC target is not one.
     #[error(transparent)]
     Target(#[from] mesh_tower::client::InvalidTarget),
-    /// The sidecar's or gateway's flags do not parse.
-    #[error("mesh-sidecar's flags: {0}")]
-    Flags(String),
     /// No scenario has the name asked for.
     #[error("no scenario {name}: there are {known}")]
     NoScenario {
@@ -470,29 +467,23 @@ impl Running {
             app,
             tower::service_fn(crate::details::handle),
         ));
+        // Built whole, so that no MESH_* of the launcher's environment
+        // reaches it.
         let (source, workload) = spec.source_and_workload(xds, certs);
-        let mut flags = vec![
-            "mesh-sidecar".to_owned(),
-            "sidecar".into(),
-            "--xds".into(),
-            source.xds.unwrap_or_default(),
-            "--app-port".into(),
-            app_port.to_string(),
-            "--workload".into(),
-            workload.workload,
-            "--cert-dir".into(),
-            certs.display().to_string(),
-        ];
-        for addr in ["--outbound-addr", "--inbound-addr", "--admin-addr"] {
-            flags.extend([addr.to_owned(), "127.0.0.1:0".to_owned()]);
-        }
-        for (k, v) in workload.labels {
-            flags.extend(["--label".to_owned(), format!("{k}={v}")]);
-        }
-        let mesh_sidecar::cli::Command::Sidecar(args) = parse(&flags)? else {
-            return Err(LaunchError::Flags("not the sidecar's".into()));
+        let args = mesh_sidecar::cli::SidecarArgs {
+            source,
+            workload,
+            outbound_addr: loopback(0),
+            inbound_addr: loopback(0),
+            app_port,
+            admin_addr: loopback(0),
+            intercept: false,
+            concurrency: 1,
+            header_read_timeout: mesh_tower::server::DEFAULT_HEADER_READ_TIMEOUT,
+            access_log: None,
+            access_log_format: mesh_tower::access_log::Format::Text,
+            drain_timeout: mesh_tower::server::DEFAULT_DRAIN_TIMEOUT,
         };
-        let args = *args;
         let listeners = mesh_sidecar::sidecar::Listeners::bind(&args)
             .await
             .map_err(|e| LaunchError::Bind {
@@ -527,28 +518,27 @@ impl Running {
         xds: SocketAddr,
         certs: &Path,
     ) -> Result<Started, LaunchError> {
-        let flags: Vec<String> = [
-            "mesh-sidecar",
-            "gateway",
-            "--xds",
-            &xds.to_string(),
-            "--listen",
-            &local(&listener)?.to_string(),
-            "--server-port",
-            &GATEWAY_SERVER_PORT.to_string(),
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--cert-dir",
-            &certs.display().to_string(),
-        ]
-        .map(str::to_owned)
-        .into();
-        let mesh_sidecar::cli::Command::Gateway(args) = parse(&flags)? else {
-            return Err(LaunchError::Flags("not the gateway's".into()));
+        let addr = local(&listener)?;
+        let args = mesh_sidecar::cli::GatewayArgs {
+            source: mesh_sidecar::cli::SourceArgs {
+                bootstrap: None,
+                xds: Some(xds.to_string()),
+                config: None,
+            },
+            node_id: None,
+            listen: addr,
+            server_port: Some(GATEWAY_SERVER_PORT),
+            namespace: "istio-system".into(),
+            labels: vec![("istio".into(), "ingressgateway".into())],
+            cluster_domain: "cluster.local".into(),
+            cert_dir: Some(certs.to_owned()),
+            admin_addr: loopback(0),
+            concurrency: 1,
+            header_read_timeout: mesh_tower::server::DEFAULT_HEADER_READ_TIMEOUT,
+            drain_timeout: mesh_tower::server::DEFAULT_DRAIN_TIMEOUT,
         };
-        let args = *args;
         let admin_listener = bind("the gateway's admin", loopback(0)).await?;
-        let (addr, admin) = (local(&listener)?, local(&admin_listener)?);
+        let admin = local(&admin_listener)?;
         let listeners = mesh_sidecar::gateway::Listeners {
             gateway: listener,
             admin: admin_listener,
@@ -664,13 +654,6 @@ fn local(listener: &TcpListener) -> Result<SocketAddr, LaunchError> {
         addr: loopback(0),
         source,
     })
-}
-
-fn parse(flags: &[String]) -> Result<mesh_sidecar::cli::Command, LaunchError> {
-    use clap::Parser;
-    mesh_sidecar::cli::Cli::try_parse_from(flags)
-        .map(|cli| cli.command)
-        .map_err(|e| LaunchError::Flags(e.to_string()))
 }
 
 /// Whether the admin at `addr` answers `/ready` with `200`.
