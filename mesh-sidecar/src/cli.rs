@@ -64,7 +64,7 @@ pub struct GatewayArgs {
     pub cluster_domain: String,
     /// The gateway's certificates in Istio's layout (`cert-chain.pem`,
     /// `key.pem`, `root-cert.pem`), with which it dials the mesh's mutual
-    /// TLS (with `--xds`).
+    /// TLS, rotated as they change.
     #[arg(long, env = "MESH_CERT_DIR")]
     pub cert_dir: Option<PathBuf>,
     /// The admin port.

@@ -81,6 +81,9 @@ pub enum GatewayError {
     /// A server's TLS cannot be set up.
     #[error(transparent)]
     Termination(#[from] mesh_tower::tls::TerminationError),
+    /// The gateway's own certificates (`--cert-dir`) cannot be read.
+    #[error(transparent)]
+    Identity(#[from] mesh_tower::tls::IdentityError),
 }
 
 /// The configuration of a gateway with `labels` in `namespace`, serving
@@ -313,10 +316,15 @@ pub async fn serve(
         }
         (None, Some(dir)) => {
             let resolve = StaticResolve::default();
-            let mesh = mesh_tower::Mesh::builder()
+            let mut mesh = mesh_tower::Mesh::builder()
                 .resolve(resolve.clone())
-                .workload(workload)
-                .build()?;
+                .workload(workload);
+            if let Some(certs) = &args.cert_dir {
+                let files = mesh_tower::tls::IdentityFiles::in_dir(certs);
+                let identity = mesh_tower::tls::IdentitySource::from_files(files)?;
+                mesh = mesh.identity(identity.watch(CERT_REFRESH));
+            }
+            let mesh = mesh.build()?;
             let client = mesh.client();
             let reload = {
                 let (dir, namespace, domain) = (
@@ -359,6 +367,10 @@ pub async fn serve(
     reached(lifecycle.subscribe(), Lifecycle::Quitting).await;
     Ok(())
 }
+
+/// How often the gateway's own certificate files are read again for
+/// rotation (with `--config`; over xDS its bootstrap's provider says).
+const CERT_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a gateway whose routes did not come waits before asking
 /// again.

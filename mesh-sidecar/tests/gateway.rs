@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Sidecar, app, control_plane, eventually, free_port, get};
+use support::{Sidecar, app, certificates, control_plane, eventually, free_port, get, service};
 
 /// Bookinfo's Gateway on `port` and its VirtualService with `paths`
 /// exact, and productpage's Service with one instance at `app`.
@@ -225,4 +225,63 @@ async fn the_gateway_follows_a_control_plane() {
         .find(|n| n.shape == "proxyless router")
         .unwrap_or_else(|| panic!("no proxyless router among {status:?}"));
     assert_eq!(node.requested, [format!("http.{port}")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_dials_mutual_tls_with_its_own_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gateway_id =
+        "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account";
+    certificates(
+        tmp.path(),
+        &[
+            (
+                "productpage",
+                "spiffe://cluster.local/ns/default/sa/productpage",
+            ),
+            ("gateway", gateway_id),
+        ],
+    );
+    // productpage behind a sidecar taking only mutual TLS.
+    let (_plane, xds) = control_plane(&[("productpage.yaml", service("productpage"))]).await;
+    let app_port = app("productpage").await.port();
+    let productpage = Sidecar::workload(tmp.path(), xds, "productpage", "v1", Some(app_port)).await;
+    productpage.ready().await;
+
+    let config = tmp.path().join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    let port = free_port();
+    let mtls = "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+                metadata: {name: productpage}\nspec:\n  host: productpage\n\
+                \x20 trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n";
+    let yaml = bookinfo(port, &["/productpage"], productpage.inbound()) + mtls;
+    std::fs::write(config.join("bookinfo.yaml"), yaml).unwrap();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
+    let listen = format!("127.0.0.1:{port}");
+    command.args([
+        "gateway",
+        "--listen",
+        &listen,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    command.arg("--config").arg(&config);
+    command.arg("--cert-dir").arg(tmp.path().join("gateway"));
+    let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;
+
+    let (status, body) = get(
+        gateway.listeners["gateway"],
+        "http://bookinfo.example/productpage",
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        200,
+        "{body}\n{}\n{}",
+        gateway.log(),
+        productpage.log()
+    );
+    // The sidecar saw the gateway's identity.
+    assert!(body.contains(&format!("URI={gateway_id}")), "{body}");
 }
