@@ -54,6 +54,14 @@ async fn no_route_is_a_404_naming_the_request() {
         .oneshot(Request::get("http://reviews:9080/x").body(()).unwrap())
         .await;
     assert_eq!(res.unwrap().status(), StatusCode::NOT_FOUND);
+
+    // A request routed by a named table (a gateway's) is never passed
+    // through: a host the table does not serve is no route.
+    let gateway = ForListener::new(routed(config.load(), true), "http.8080");
+    let res = gateway
+        .oneshot(Request::get("http://ratings:9080/x").body(()).unwrap())
+        .await;
+    assert_eq!(res.unwrap().status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]
