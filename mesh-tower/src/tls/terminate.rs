@@ -287,9 +287,11 @@ fn hex(text: &str) -> Option<Vec<u8>> {
     if !digits.len().is_multiple_of(2) {
         return None;
     }
+    // Digit by digit: `from_str_radix` would take `+1` as 0x01.
+    let digit = |b: u8| char::from(b).to_digit(16);
     digits
         .chunks(2)
-        .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok())
+        .map(|pair| Some((digit(pair[0])? * 16 + digit(pair[1])?) as u8))
         .collect()
 }
 

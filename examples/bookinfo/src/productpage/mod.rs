@@ -380,8 +380,9 @@ fn decode(bytes: &[u8]) -> Option<String> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
+                // Digit by digit: `from_str_radix` would take `%+1` as 0x01.
+                let digit = |at: usize| char::from(*bytes.get(at)?).to_digit(16);
+                out.push((digit(i + 1)? * 16 + digit(i + 2)?) as u8);
                 i += 2;
             }
             b => out.push(b),
@@ -403,5 +404,6 @@ mod tests {
         assert_eq!(form_field(form, "other"), None);
         assert_eq!(form_field(b"username=%zz", "username"), None);
         assert_eq!(form_field(b"username=%4", "username"), None);
+        assert_eq!(form_field(b"username=%+1", "username"), None);
     }
 }

@@ -324,4 +324,5 @@ fn versions_and_suites_narrow_what_rustls_speaks() {
     );
     assert_eq!(hex("0a:FF"), Some(vec![0x0a, 0xff]));
     assert_eq!(hex("0g"), None);
+    assert_eq!(hex("+1"), None);
 }
