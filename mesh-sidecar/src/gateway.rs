@@ -322,7 +322,7 @@ pub async fn serve(
             if let Some(certs) = &args.cert_dir {
                 let files = mesh_tower::tls::IdentityFiles::in_dir(certs);
                 let identity = mesh_tower::tls::IdentitySource::from_files(files)?;
-                mesh = mesh.identity(identity.watch(CERT_REFRESH));
+                mesh = mesh.identity(identity.watch(crate::source::CERT_REFRESH));
             }
             let mesh = mesh.build()?;
             let client = mesh.client();
@@ -367,10 +367,6 @@ pub async fn serve(
     reached(lifecycle.subscribe(), Lifecycle::Quitting).await;
     Ok(())
 }
-
-/// How often the gateway's own certificate files are read again for
-/// rotation (with `--config`; over xDS its bootstrap's provider says).
-const CERT_REFRESH: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// How long a gateway whose routes did not come waits before asking
 /// again.

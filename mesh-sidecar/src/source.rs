@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use crate::cli::{SourceArgs, WorkloadArgs};
 
 /// How often the certificate files are read again for rotation.
-const CERT_REFRESH: Duration = Duration::from_secs(60);
+pub(crate) const CERT_REFRESH: Duration = Duration::from_secs(60);
 
 /// Why the configuration source cannot be used.
 #[derive(Debug, thiserror::Error)]

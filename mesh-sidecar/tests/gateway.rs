@@ -32,15 +32,8 @@ fn bookinfo(port: u16, paths: &[&str], app: std::net::SocketAddr) -> String {
 }
 
 async fn gateway(dir: &Path, port: u16) -> Sidecar {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
-    let (config, listen) = (dir.join("config"), format!("127.0.0.1:{port}"));
-    command.args([
-        "gateway",
-        "--listen",
-        &listen,
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut command = support::gateway_command(port);
+    let config = dir.join("config");
     command.arg("--config").arg(config);
     Sidecar::launch(dir, "gateway", command).await
 }
@@ -118,16 +111,8 @@ async fn a_port_no_gateway_server_is_on_is_named() {
         bookinfo(free_port(), &["/productpage"], productpage),
     )
     .unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"))
-        .args([
-            "gateway",
-            "--listen",
-            &listen,
-            "--admin-addr",
-            "127.0.0.1:0",
-            "--config",
-        ])
+    let out = support::gateway_command(free_port())
+        .arg("--config")
         .arg(&config)
         .output()
         .await
@@ -188,15 +173,8 @@ async fn the_gateway_follows_a_control_plane() {
     let port = free_port();
     let yaml = |paths: &[&str]| bookinfo(port, paths, productpage);
     let (plane, xds) = control_plane(&[("bookinfo.yaml", yaml(&["/productpage"]))]).await;
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
-    let (listen, xds) = (format!("127.0.0.1:{port}"), xds.to_string());
-    command.args([
-        "gateway",
-        "--listen",
-        &listen,
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut command = support::gateway_command(port);
+    let xds = xds.to_string();
     command.args(["--xds", &xds]);
     let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;
     gateway.ready().await;
@@ -256,15 +234,7 @@ async fn the_gateway_dials_mutual_tls_with_its_own_certificate() {
                 \x20 trafficPolicy: {tls: {mode: ISTIO_MUTUAL}}\n";
     let yaml = bookinfo(port, &["/productpage"], productpage.inbound()) + mtls;
     std::fs::write(config.join("bookinfo.yaml"), yaml).unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
-    let listen = format!("127.0.0.1:{port}");
-    command.args([
-        "gateway",
-        "--listen",
-        &listen,
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut command = support::gateway_command(port);
     command.arg("--config").arg(&config);
     command.arg("--cert-dir").arg(tmp.path().join("gateway"));
     let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;

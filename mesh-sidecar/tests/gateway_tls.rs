@@ -193,15 +193,7 @@ async fn the_gateway_terminates_tls_by_server_name() {
         + &service("details", details);
     std::fs::write(config.join("gateway.yaml"), &yaml).unwrap();
 
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
-    let listen = format!("127.0.0.1:{port}");
-    command.args([
-        "gateway",
-        "--listen",
-        &listen,
-        "--admin-addr",
-        "127.0.0.1:0",
-    ]);
+    let mut command = support::gateway_command(port);
     command.arg("--config").arg(&config);
     let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;
     let addr = gateway.listeners["gateway"];

@@ -145,6 +145,21 @@ impl Sidecar {
     }
 }
 
+/// `mesh-sidecar gateway` listening on `127.0.0.1:PORT`, its admin on a
+/// free port; its configuration source is the caller's to add.
+pub fn gateway_command(port: u16) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mesh-sidecar"));
+    let listen = format!("127.0.0.1:{port}");
+    command.args([
+        "gateway",
+        "--listen",
+        &listen,
+        "--admin-addr",
+        "127.0.0.1:0",
+    ]);
+    command
+}
+
 /// Waits until `check` holds, looking every 20 ms for at most [`WAIT`];
 /// panics saying `what` when it never does.
 pub async fn eventually<F, Fut>(mut check: F, what: impl FnOnce() -> String)
