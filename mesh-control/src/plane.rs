@@ -207,7 +207,7 @@ impl ControlPlane {
             .iter()
             .map(|(class, node)| {
                 let snapshot = node.cache.load();
-                let resources = ResourceType::SERVED
+                let resources = ResourceType::ALL
                     .into_iter()
                     .map(|kind| {
                         let versions = snapshot

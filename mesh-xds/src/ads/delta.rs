@@ -165,7 +165,7 @@ impl DeltaAdsState {
             ResourceType::LoadAssignment => state
                 .load_assignments
                 .apply_delta(response, true, now, changes),
-            ResourceType::Secret => return DeltaOutcome::default(),
+            ResourceType::Secret => state.secrets.apply_delta(response, true, now, changes),
         };
         let dirty = state.follow_response(kind, now, &mut outcome.changes);
         let error_detail = match &state.common(kind).error {

@@ -1,7 +1,9 @@
 //! What an ADS client holds, in the shapes tools read it in: Envoy's
 //! admin `ConfigDump` (its `/config_dump`: `ListenersConfigDump`,
-//! `RoutesConfigDump`, `ClustersConfigDump`, `EndpointsConfigDump`, each
-//! resource as it was accepted with its version, time and NACK) and
+//! `RoutesConfigDump`, `ClustersConfigDump`, `EndpointsConfigDump`, and
+//! `SecretsConfigDump` when secrets are held, each resource as it was
+//! accepted with its version, time and NACK, a secret's private key
+//! redacted as Envoy redacts it) and
 //! CSDS's `ClientConfig` (gRFC A40: one `GenericXdsConfig` per subscribed
 //! resource, as `grpcdebug` and `istioctl x proxy-status` read it).
 
@@ -9,8 +11,9 @@ use std::time::{Instant, SystemTime};
 
 use envoy_types::pb::envoy::admin::v3::{
     self as admin, ClientResourceStatus, ClustersConfigDump, EndpointsConfigDump,
-    ListenersConfigDump, RoutesConfigDump, UpdateFailureState, clusters_config_dump,
-    endpoints_config_dump, listeners_config_dump, routes_config_dump,
+    ListenersConfigDump, RoutesConfigDump, SecretsConfigDump, UpdateFailureState,
+    clusters_config_dump, endpoints_config_dump, listeners_config_dump, routes_config_dump,
+    secrets_config_dump,
 };
 use envoy_types::pb::envoy::service::status::v3::{ClientConfig, ConfigStatus, client_config};
 use envoy_types::pb::google::protobuf::{Any, Timestamp};
@@ -118,6 +121,7 @@ impl AdsView {
             ..Default::default()
         };
         let mut endpoints = EndpointsConfigDump::default();
+        let mut secrets = SecretsConfigDump::default();
         for r in self.resources() {
             let resource = r.accepted.map(|a| a.any.clone());
             let last_updated = r.accepted.map(|a| clock.wall(a.accepted_at));
@@ -175,17 +179,30 @@ impl AdsView {
                         },
                     );
                 }
-                ResourceType::Secret => {}
+                ResourceType::Secret => {
+                    secrets
+                        .dynamic_active_secrets
+                        .push(secrets_config_dump::DynamicSecret {
+                            name: r.name.to_owned(),
+                            version_info,
+                            last_updated,
+                            secret: resource,
+                            error_state,
+                            client_status,
+                        });
+                }
             }
         }
-        admin::ConfigDump {
-            configs: vec![
-                pack(&listeners),
-                pack(&routes),
-                pack(&clusters),
-                pack(&endpoints),
-            ],
+        let mut configs = vec![
+            pack(&listeners),
+            pack(&routes),
+            pack(&clusters),
+            pack(&endpoints),
+        ];
+        if !secrets.dynamic_active_secrets.is_empty() {
+            configs.push(pack(&secrets));
         }
+        admin::ConfigDump { configs }
     }
 
     /// CSDS's `ClientConfig` for the client of `node`: a

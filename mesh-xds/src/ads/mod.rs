@@ -12,7 +12,9 @@
 //!   configuration (RDS), an accepted route configuration (or a listener's
 //!   inline one) to every cluster it sends to (CDS), and an accepted EDS
 //!   cluster to its load assignment (EDS), by its service name or else its
-//!   own. A name nothing refers to any more is unsubscribed, and its
+//!   own; a gateway's listener subscribes to every server's route
+//!   configuration and to the secrets (SDS) its servers' certificates
+//!   come from. A name nothing refers to any more is unsubscribed, and its
 //!   resource dropped, which may unsubscribe further names.
 //! - Each response is ACKed or NACKed (gRFC A46): valid resources are
 //!   applied even when others in the same response are not; an invalid one
@@ -23,8 +25,8 @@
 //!   are ignored, valid or not.
 //! - Deletion (gRFC A53): a listener or cluster accepted before and absent
 //!   from a response is deleted, unless the server supports
-//!   `ignore_resource_deletion`; route configurations and load assignments
-//!   are only ever replaced.
+//!   `ignore_resource_deletion`; route configurations, load assignments
+//!   and secrets are only ever replaced.
 //! - A reconnect re-subscribes everything with the last accepted versions
 //!   and no nonces; the first request of a stream carries the node.
 //! - Does-not-exist (15 s in gRPC): [`AdsState::waiting`] lists the names
@@ -75,7 +77,7 @@ use envoy_types::pb::google::rpc::Status;
 use crate::bootstrap::{Bootstrap, Node};
 use crate::resource::{
     Discovery, ResourceError, RouteSource, XdsCluster, XdsListener, XdsLoadAssignment,
-    XdsRouteConfig,
+    XdsRouteConfig, XdsSecret,
 };
 pub use crate::resource::{Protocol, ResourceType};
 pub use backoff::Backoff;
@@ -143,7 +145,7 @@ pub struct Outcome<R = DiscoveryRequest> {
 }
 
 /// The ADS client's state over every stream it runs: subscriptions,
-/// versions and accepted resources of LDS, RDS, CDS and EDS.
+/// versions and accepted resources of LDS, RDS, CDS, EDS and SDS.
 #[derive(Clone, Debug)]
 pub struct AdsState {
     node: core::Node,
@@ -156,8 +158,7 @@ pub struct AdsState {
     route_configs: TypeState<XdsRouteConfig>,
     clusters: TypeState<XdsCluster>,
     load_assignments: TypeState<XdsLoadAssignment>,
-    /// Never subscribed: a mesh client reads no secrets.
-    secrets: Common,
+    secrets: TypeState<XdsSecret>,
 }
 
 impl AdsState {
@@ -172,7 +173,7 @@ impl AdsState {
             route_configs: TypeState::default(),
             clusters: TypeState::default(),
             load_assignments: TypeState::default(),
-            secrets: Common::default(),
+            secrets: TypeState::default(),
         }
     }
 
@@ -235,6 +236,7 @@ impl AdsState {
         self.route_configs.restart_timers(Some(now));
         self.clusters.restart_timers(Some(now));
         self.load_assignments.restart_timers(Some(now));
+        self.secrets.restart_timers(Some(now));
         let mut kinds = BTreeSet::new();
         for kind in ResourceType::ALL {
             let common = self.common_mut(kind);
@@ -254,6 +256,7 @@ impl AdsState {
         self.route_configs.restart_timers(None);
         self.clusters.restart_timers(None);
         self.load_assignments.restart_timers(None);
+        self.secrets.restart_timers(None);
     }
 
     /// Applies a response received at `now`: the ACK or NACK to send
@@ -273,7 +276,7 @@ impl AdsState {
             ResourceType::LoadAssignment => {
                 self.load_assignments.apply(response, false, now, changes)
             }
-            ResourceType::Secret => return outcome,
+            ResourceType::Secret => self.secrets.apply(response, false, now, changes),
         };
         let mut dirty = self.follow_response(kind, now, &mut outcome.changes);
         dirty.insert(kind);
@@ -304,7 +307,7 @@ impl AdsState {
             ResourceType::RouteConfig => self.route_configs.mark_missing(name),
             ResourceType::Cluster => self.clusters.mark_missing(name),
             ResourceType::LoadAssignment => self.load_assignments.mark_missing(name),
-            ResourceType::Secret => false,
+            ResourceType::Secret => self.secrets.mark_missing(name),
         };
         let mut outcome = Outcome::default();
         if missing {
@@ -339,9 +342,14 @@ impl AdsState {
         self.load_assignments.resources.get(name).map(|v| &**v)
     }
 
+    /// The accepted secret `name`.
+    pub fn secret(&self, name: &str) -> Option<&XdsSecret> {
+        self.secrets.resources.get(name).map(|v| &**v)
+    }
+
     /// The subscriptions a response of `kind` changes: those that follow
-    /// from its references. Load assignments refer to nothing, so an EDS
-    /// update costs the same however large the mesh.
+    /// from its references. Load assignments and secrets refer to
+    /// nothing, so an EDS update costs the same however large the mesh.
     fn follow_response(
         &mut self,
         kind: ResourceType,
@@ -349,7 +357,7 @@ impl AdsState {
         changes: &mut Vec<Changed>,
     ) -> BTreeSet<ResourceType> {
         match kind {
-            ResourceType::LoadAssignment => BTreeSet::new(),
+            ResourceType::LoadAssignment | ResourceType::Secret => BTreeSet::new(),
             _ => self.follow_references(now, changes),
         }
     }
@@ -365,17 +373,23 @@ impl AdsState {
         let since = self.stream_up.then_some(now);
         let mut dirty = BTreeSet::new();
 
-        let route_names = self
-            .listeners
-            .resources
-            .values()
+        let listeners = || self.listeners.resources.values();
+        let gateways = || listeners().filter_map(|l| l.gateway.as_ref());
+        let route_names = listeners()
             .filter_map(|l| match &l.routes {
                 RouteSource::Rds { route_config_name } => Some(route_config_name.clone()),
                 RouteSource::Inline(_) => None,
             })
+            .chain(gateways().flat_map(|g| g.servers.iter().map(|s| s.routes.clone())))
+            .collect();
+        let secret_names = gateways()
+            .flat_map(|g| g.secret_names().map(str::to_owned))
             .collect();
         if self.route_configs.resubscribe(route_names, since, changes) {
             dirty.insert(ResourceType::RouteConfig);
+        }
+        if self.secrets.resubscribe(secret_names, since, changes) {
+            dirty.insert(ResourceType::Secret);
         }
 
         let inline = self
@@ -462,7 +476,7 @@ impl AdsState {
             ResourceType::RouteConfig => &self.route_configs.common,
             ResourceType::Cluster => &self.clusters.common,
             ResourceType::LoadAssignment => &self.load_assignments.common,
-            ResourceType::Secret => &self.secrets,
+            ResourceType::Secret => &self.secrets.common,
         }
     }
 
@@ -472,7 +486,7 @@ impl AdsState {
             ResourceType::RouteConfig => &mut self.route_configs.common,
             ResourceType::Cluster => &mut self.clusters.common,
             ResourceType::LoadAssignment => &mut self.load_assignments.common,
-            ResourceType::Secret => &mut self.secrets,
+            ResourceType::Secret => &mut self.secrets.common,
         }
     }
 }

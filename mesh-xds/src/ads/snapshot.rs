@@ -47,14 +47,14 @@ impl AdsState {
             ResourceType::RouteConfig => self.route_configs.resources.contains_key(name),
             ResourceType::Cluster => self.clusters.resources.contains_key(name),
             ResourceType::LoadAssignment => self.load_assignments.resources.contains_key(name),
-            ResourceType::Secret => false,
+            ResourceType::Secret => self.secrets.resources.contains_key(name),
         }
     }
 }
 
 impl Snapshot {
     /// The snapshot of each type's state and accepted names.
-    pub(super) fn new(types: [(ResourceType, &Common, Vec<String>); 4]) -> Self {
+    pub(super) fn new(types: [(ResourceType, &Common, Vec<String>); 5]) -> Self {
         let types = types
             .into_iter()
             .map(|(kind, common, accepted)| TypeSnapshot {

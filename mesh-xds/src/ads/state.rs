@@ -10,6 +10,7 @@ use envoy_types::pb::envoy::config::cluster::v3 as cds;
 use envoy_types::pb::envoy::config::endpoint::v3 as eds;
 use envoy_types::pb::envoy::config::listener::v3 as lds;
 use envoy_types::pb::envoy::config::route::v3 as rds;
+use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3 as sds;
 use envoy_types::pb::envoy::service::discovery::v3::DiscoveryResponse;
 use envoy_types::pb::google::protobuf::Any;
 use imbl::OrdMap;
@@ -17,7 +18,10 @@ use prost::{Message, Name};
 use xxhash_rust::xxh64::xxh64;
 
 use super::{Change, Changed, ResourceType};
-use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
+use crate::resource::secret::redacted;
+use crate::resource::{
+    ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig, XdsSecret,
+};
 
 /// A resource type the ADS client reads: its proto, where the proto keeps
 /// its name, and its conversion.
@@ -30,6 +34,10 @@ pub(super) trait XdsResource: Sized {
     fn name(proto: &Self::Proto) -> &str;
     /// The proto converted, or why not.
     fn convert(proto: &Self::Proto) -> Result<Self, ResourceError>;
+    /// What is kept of it for `/config_dump` and CSDS: as it came.
+    fn raw(any: &Any, _proto: &Self::Proto) -> Any {
+        any.clone()
+    }
 }
 
 impl XdsResource for XdsListener {
@@ -62,6 +70,24 @@ impl XdsResource for XdsCluster {
     }
     fn convert(proto: &cds::Cluster) -> Result<Self, ResourceError> {
         Self::try_from(proto)
+    }
+}
+
+impl XdsResource for XdsSecret {
+    type Proto = sds::Secret;
+    const KIND: ResourceType = ResourceType::Secret;
+    fn name(proto: &sds::Secret) -> &str {
+        &proto.name
+    }
+    fn convert(proto: &sds::Secret) -> Result<Self, ResourceError> {
+        Self::try_from(proto)
+    }
+    /// Without its private key.
+    fn raw(any: &Any, proto: &sds::Secret) -> Any {
+        Any {
+            type_url: any.type_url.clone(),
+            value: redacted(proto).encode_to_vec(),
+        }
     }
 }
 
@@ -118,7 +144,8 @@ pub(super) struct Common {
     /// Delta only: the version of each accepted resource, as the server
     /// gave it.
     pub(super) versions: OrdMap<String, String>,
-    /// Each accepted resource as it came, for `/config_dump` and CSDS.
+    /// Each accepted resource as it came (a secret without its private
+    /// key), for `/config_dump` and CSDS.
     pub(super) raw: OrdMap<String, Arc<RawResource>>,
 }
 
@@ -278,7 +305,9 @@ impl<T: XdsResource> TypeState<T> {
                 continue;
             }
             match T::convert(&proto) {
-                Ok(value) => valid.push((name.to_owned(), Some((value, any)), digest)),
+                Ok(value) => {
+                    valid.push((name.to_owned(), Some((value, T::raw(any, &proto))), digest))
+                }
                 Err(e) => rejected.push(e),
             }
         }
@@ -308,7 +337,7 @@ impl<T: XdsResource> TypeState<T> {
             // `None`: the copy held, sent again.
             if let Some((value, any)) = value {
                 let raw = RawResource {
-                    any: any.clone(),
+                    any,
                     version: version.to_owned(),
                     accepted_at: now,
                 };

@@ -11,8 +11,8 @@ use super::ResourceType;
 /// The counters of one ADS client; shared by its task and its handles.
 #[derive(Debug, Default)]
 pub struct AdsStats {
-    acks: [AtomicU64; 4],
-    nacks: [AtomicU64; 4],
+    acks: [AtomicU64; 5],
+    nacks: [AtomicU64; 5],
     streams: AtomicU64,
     last_accepted: Mutex<Option<SystemTime>>,
 }

@@ -286,7 +286,13 @@ fn listeners_and_clusters_left_out_are_deleted() {
         [LISTENER]
     );
     let kinds: Vec<_> = out.requests.iter().map(|r| r.type_url.as_str()).collect();
-    assert_eq!(kinds, ResourceType::ALL.map(ResourceType::type_url));
+    assert_eq!(
+        kinds,
+        ResourceType::ALL[..4]
+            .iter()
+            .map(|k| k.type_url())
+            .collect::<Vec<_>>()
+    );
     assert!(
         out.requests[1..]
             .iter()
@@ -340,7 +346,13 @@ fn a_new_stream_subscribes_again_with_the_last_versions() {
     let t1 = t0 + Duration::from_secs(30);
     let requests = ads.on_stream_start(t1);
     let kinds: Vec<_> = requests.iter().map(|r| r.type_url.as_str()).collect();
-    assert_eq!(kinds, ResourceType::ALL.map(ResourceType::type_url));
+    assert_eq!(
+        kinds,
+        ResourceType::ALL[..4]
+            .iter()
+            .map(|k| k.type_url())
+            .collect::<Vec<_>>()
+    );
     assert!(requests[0].node.is_some());
     assert!(requests[1..].iter().all(|r| r.node.is_none()));
     assert!(
@@ -446,7 +458,13 @@ fn unsubscribing_a_listener_unsubscribes_what_only_it_used() {
 
     let out = ads.unsubscribe_listener(LISTENER, now);
     let kinds: Vec<_> = out.requests.iter().map(|r| r.type_url.as_str()).collect();
-    assert_eq!(kinds, ResourceType::ALL.map(ResourceType::type_url));
+    assert_eq!(
+        kinds,
+        ResourceType::ALL[..4]
+            .iter()
+            .map(|k| k.type_url())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(names(&out.requests[0]), [RATINGS]);
     assert_eq!(names(&out.requests[1]), [RATINGS]);
     assert_eq!(
@@ -489,7 +507,7 @@ fn unasked_resources_and_unknown_types_are_ignored() {
     assert!(out.rejected.is_empty(), "{:?}", out.rejected);
     assert!(ads.listener("other:80").is_none());
     let mut odd = response(ResourceType::Listener, "1", "x", vec![]);
-    odd.type_url = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret".into();
+    odd.type_url = "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig".into();
     let out = ads.handle_response(&odd, now);
     assert!(out.requests.is_empty() && out.changes.is_empty());
 }
@@ -650,4 +668,107 @@ fn a_nack_keeps_the_time_its_copy_came_when_later_responses_leave_it_out() {
         failed.last_update_attempt.as_ref().unwrap().seconds,
         1_000_000 - 60
     );
+}
+
+#[cfg(feature = "translate")]
+#[test]
+fn a_gateway_listener_subscribes_to_its_secrets_and_dumps_them_redacted() {
+    use envoy_types::pb::envoy::admin::v3::SecretsConfigDump;
+    use mesh_core::policy::{Pem, ServerTls};
+    use prost::Message;
+
+    let now = Instant::now();
+    let mut ads = AdsState::new(&node());
+    let name = "xds.istio.io/grpc/lds/inbound/0.0.0.0:8443";
+    ads.subscribe_listener(name, now);
+    ads.on_stream_start(now);
+    let tls = ServerTls {
+        credential: Some("edge".into()),
+        certificate_chain: Pem::Inline("CHAIN".into()),
+        private_key: Pem::Inline("PRIVATE".into()),
+        ..ServerTls::default()
+    };
+    let server_names = vec!["edge.example.com".to_owned()];
+    let chain = crate::translate::EnvoyChain {
+        routes: "https.8443.edge.gw.istio-system",
+        server_names: &server_names,
+        tls: Some(&tls),
+    };
+    let l = crate::translate::envoy_listener_chains(
+        name,
+        "0.0.0.0:8443".parse().unwrap(),
+        "gateway",
+        &[chain],
+    );
+    let out = ads.handle_response(
+        &response(ResourceType::Listener, "1", "l1", vec![any(&l)]),
+        now,
+    );
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    let kinds: Vec<_> = out.requests.iter().map(|r| r.type_url.as_str()).collect();
+    assert!(
+        kinds.contains(&ResourceType::Secret.type_url()),
+        "{kinds:?}"
+    );
+    assert_eq!(
+        subscribed(&ads, ResourceType::Secret),
+        ["kubernetes://edge"]
+    );
+    assert_eq!(
+        subscribed(&ads, ResourceType::RouteConfig),
+        ["https.8443.edge.gw.istio-system"]
+    );
+    assert!(
+        ads.waiting()
+            .any(|(k, n, _)| k == ResourceType::Secret && n == "kubernetes://edge")
+    );
+
+    let secrets: Vec<Any> = crate::translate::server_tls_secrets(&tls)
+        .iter()
+        .map(any)
+        .collect();
+    let out = ads.handle_response(&response(ResourceType::Secret, "1", "s1", secrets), now);
+    assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    assert_eq!(out.requests[0].response_nonce, "s1");
+    assert!(matches!(
+        ads.secret("kubernetes://edge"),
+        Some(XdsSecret::Certificate { private_key: Pem::Inline(k), .. }) if k == "PRIVATE"
+    ));
+
+    let view = AdsView::new(&ads, true);
+    let dump = view.config_dump(Clock {
+        instant: now,
+        wall: std::time::SystemTime::now(),
+    });
+    let secrets = dump.configs.last().unwrap();
+    assert!(secrets.type_url.ends_with("SecretsConfigDump"));
+    let secrets = SecretsConfigDump::decode(secrets.value.as_slice()).unwrap();
+    let kept = &secrets.dynamic_active_secrets[0]
+        .secret
+        .as_ref()
+        .unwrap()
+        .value;
+    let text = String::from_utf8_lossy(kept);
+    assert!(text.contains("CHAIN") && text.contains("[redacted]"));
+    assert!(!text.contains("PRIVATE"));
+    let csds = view.client_config(
+        &node(),
+        Clock {
+            instant: now,
+            wall: std::time::SystemTime::now(),
+        },
+    );
+    assert!(csds.generic_xds_configs.iter().all(|c| {
+        let bytes = c
+            .xds_config
+            .as_ref()
+            .map(|a| a.value.clone())
+            .unwrap_or_default();
+        !String::from_utf8_lossy(&bytes).contains("PRIVATE")
+    }));
+
+    // The listener gone, nothing refers to the secret any more.
+    let out = ads.unsubscribe_listener(name, now);
+    assert!(out.changes.iter().any(|c| c.kind == ResourceType::Secret));
+    assert!(subscribed(&ads, ResourceType::Secret).is_empty());
 }

@@ -7,7 +7,9 @@ use imbl::OrdMap;
 use super::state::Common;
 use super::{AdsState, ResourceType, Snapshot};
 use crate::config::diff_key;
-use crate::resource::{ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig};
+use crate::resource::{
+    ResourceError, XdsCluster, XdsListener, XdsLoadAssignment, XdsRouteConfig, XdsSecret,
+};
 
 /// The accepted resources, as one immutable value: what the application
 /// routes with, and the state of each type for `/config_dump` and logs.
@@ -32,8 +34,10 @@ pub struct AdsView {
     pub clusters: OrdMap<String, Arc<XdsCluster>>,
     /// The accepted load assignments, by EDS service name.
     pub load_assignments: OrdMap<String, Arc<XdsLoadAssignment>>,
+    /// The accepted secrets, by name.
+    pub secrets: OrdMap<String, Arc<XdsSecret>>,
     /// Subscriptions, versions and NACKs, in [`ResourceType::ALL`] order.
-    commons: [Common; 4],
+    commons: [Common; 5],
 }
 
 impl AdsView {
@@ -46,6 +50,7 @@ impl AdsView {
             route_configs: state.route_configs.resources.clone(),
             clusters: state.clusters.resources.clone(),
             load_assignments: state.load_assignments.resources.clone(),
+            secrets: state.secrets.resources.clone(),
             commons: ResourceType::ALL.map(|kind| state.common(kind).clone()),
         }
     }
@@ -94,7 +99,7 @@ impl AdsView {
             ResourceType::RouteConfig => self.route_configs.keys().cloned().collect(),
             ResourceType::Cluster => self.clusters.keys().cloned().collect(),
             ResourceType::LoadAssignment => self.load_assignments.keys().cloned().collect(),
-            ResourceType::Secret => Vec::new(),
+            ResourceType::Secret => self.secrets.keys().cloned().collect(),
         }
     }
 }

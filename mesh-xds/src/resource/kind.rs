@@ -1,11 +1,9 @@
-//! What both ends of an ADS stream speak of: the resource types (the four
-//! a mesh client reads, and the secrets a control plane serves Envoy), and
-//! the two variants of the protocol.
+//! What both ends of an ADS stream speak of: the resource types, and the
+//! two variants of the protocol.
 
 use std::fmt;
 
-/// The resource types, the four a client reads in the order their watches
-/// chain, then SDS.
+/// The resource types, in the order their watches chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ResourceType {
     /// LDS: `Listener`.
@@ -16,22 +14,14 @@ pub enum ResourceType {
     Cluster,
     /// EDS: `ClusterLoadAssignment`.
     LoadAssignment,
-    /// SDS: `Secret`, the certificates a listener or cluster names, as
-    /// istiod serves a gateway's. Served, never read by a mesh client.
+    /// SDS: `Secret`, the certificates a listener names, as istiod serves
+    /// a gateway's.
     Secret,
 }
 
 impl ResourceType {
-    /// The four a mesh client reads, in chain order.
-    pub const ALL: [ResourceType; 4] = [
-        ResourceType::Listener,
-        ResourceType::RouteConfig,
-        ResourceType::Cluster,
-        ResourceType::LoadAssignment,
-    ];
-
-    /// Every type a server serves: the four, then secrets.
-    pub const SERVED: [ResourceType; 5] = [
+    /// Every type, in chain order.
+    pub const ALL: [ResourceType; 5] = [
         ResourceType::Listener,
         ResourceType::RouteConfig,
         ResourceType::Cluster,
@@ -56,16 +46,9 @@ impl ResourceType {
         }
     }
 
-    /// The type a v3 type URL names, if the mesh reads it (one of
-    /// [`ALL`](Self::ALL)).
+    /// The type a v3 type URL names, if it is one of [`ALL`](Self::ALL).
     pub fn from_type_url(url: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|t| t.type_url() == url)
-    }
-
-    /// The type a v3 type URL names, if a server serves it (one of
-    /// [`SERVED`](Self::SERVED)).
-    pub fn served_from_type_url(url: &str) -> Option<Self> {
-        Self::SERVED.into_iter().find(|t| t.type_url() == url)
     }
 }
 

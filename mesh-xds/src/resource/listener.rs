@@ -60,7 +60,9 @@
 //! # What is accepted, left out or rejected
 //!
 //! - A listener without an `api_listener` is a server listener (gRFC
-//!   A36), read as [`XdsServer`] says (`server.rs`). An `api_listener`
+//!   A36), read as [`XdsServer`] says (`server.rs`), unless its chains
+//!   route by RDS: then it is a gateway's port, read as [`XdsGateway`]
+//!   says (`gateway.rs`). An `api_listener`
 //!   that is not an `HttpConnectionManager` is NACKed.
 //! - Routes: `rds` whose `config_source` is `ads` or `self` (gRPC fetches
 //!   routes only from the server that sent the listener; any other source
@@ -83,6 +85,7 @@
 //! - Everything else in the manager (codec options, tracing, access logs,
 //!   timeouts gRPC does not read) is ignored, as gRPC ignores it.
 
+mod gateway;
 mod server;
 #[cfg(test)]
 mod tests;
@@ -106,6 +109,7 @@ use super::error::{At, FieldError, Ignored, ResourceError};
 use super::proto;
 use super::route::{XdsRouteConfig, fault};
 
+pub use gateway::{XdsGateway, XdsGatewayServer, XdsServerTls};
 pub use server::{ServerTls, XdsServer};
 
 /// A client `Listener`, converted.
@@ -129,6 +133,9 @@ pub struct XdsListener {
     /// what it asks of the server there; its first chain's routes and
     /// filters are the ones above.
     pub server: Option<XdsServer>,
+    /// For a gateway's port (a server listener routed by RDS): its
+    /// servers; its first chain's routes and filters are the ones above.
+    pub gateway: Option<XdsGateway>,
 }
 
 /// Where a listener's routes come from.
@@ -192,6 +199,18 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
     }
     let mut ignored = Vec::new();
     let Some(api) = &l.api_listener else {
+        if gateway::is_gateway(l) {
+            let (gateway, routes, http_filters) = gateway::convert(l, &mut ignored)?;
+            return Ok(XdsListener {
+                name: l.name.clone(),
+                routes,
+                http_filters,
+                max_stream_duration: None,
+                ignored,
+                server: None,
+                gateway: Some(gateway),
+            });
+        }
         let (server, routes, http_filters) = server::convert(l, &mut ignored)?;
         return Ok(XdsListener {
             name: l.name.clone(),
@@ -200,6 +219,7 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
             max_stream_duration: None,
             ignored,
             server: Some(server),
+            gateway: None,
         });
     };
     let api_at = At::ROOT.field("api_listener");
@@ -216,6 +236,7 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
         max_stream_duration,
         ignored,
         server: None,
+        gateway: None,
     })
 }
 

@@ -10,6 +10,7 @@
 //! | `RouteConfiguration` (RDS) | [`XdsRouteConfig`]: a checked [`RouteTable`](mesh_core::RouteTable) |
 //! | `Cluster` (CDS) | [`XdsCluster`]: a [`ClusterPolicy`](mesh_core::ClusterPolicy), its [`Discovery`] and transport sockets |
 //! | `ClusterLoadAssignment` (EDS) | [`XdsLoadAssignment`]: an [`EndpointSet`](mesh_core::EndpointSet) and drop overloads |
+//! | `Secret` (SDS) | [`XdsSecret`]: a gateway server's certificate and key, or its client roots |
 //!
 //! A resource that cannot be converted is rejected whole — a NACK, never a
 //! panic and never half a resource — with a [`ResourceError`] naming the
@@ -28,6 +29,7 @@ mod matcher;
 pub(crate) mod proto;
 mod rbac;
 pub mod route;
+pub mod secret;
 mod tls_context;
 
 pub use cluster::{Discovery, XdsCluster};
@@ -35,6 +37,8 @@ pub use endpoint::XdsLoadAssignment;
 pub use error::{Ignored, ResourceError};
 pub use kind::{Protocol, ResourceType};
 pub use listener::{
-    FilterKind, HttpFilter, PackedConfig, RouteSource, ServerTls, XdsListener, XdsServer,
+    FilterKind, HttpFilter, PackedConfig, RouteSource, ServerTls, XdsGateway, XdsGatewayServer,
+    XdsListener, XdsServer, XdsServerTls,
 };
 pub use route::XdsRouteConfig;
+pub use secret::XdsSecret;

@@ -1,11 +1,16 @@
 //! What upstream (clusters') and downstream (server listeners') TLS
 //! contexts share, read one way: the plain-text socket's type, the
-//! validation context wherever it is written, and the certificate
-//! provider instance of the context's own certificate.
+//! validation context wherever it is written, the certificate provider
+//! instance of the context's own certificate, and the PEM a data source
+//! holds.
 
+use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
     CertificateValidationContext, CommonTlsContext, common_tls_context::ValidationContextType,
 };
+use mesh_core::policy::Pem;
+
+use super::error::{At, FieldError};
 
 /// The configuration type of Envoy's plain-text transport socket.
 pub(crate) const RAW_BUFFER_TYPE: &str =
@@ -37,4 +42,24 @@ pub(crate) fn certificate_provider(common: &CommonTlsContext) -> Option<&str> {
         .as_ref()
         .map(|i| i.instance_name.as_str())
         .or(deprecated.map(|i| i.instance_name.as_str()))
+}
+
+/// The PEM a data source holds: the file it names, or its inline text.
+/// An environment variable, or bytes that are not text, are refused.
+pub(crate) fn pem(source: &DataSource, at: &At<'_>) -> Result<Pem, FieldError> {
+    match &source.specifier {
+        Some(data_source::Specifier::Filename(path)) if !path.is_empty() => {
+            Ok(Pem::File(path.clone()))
+        }
+        Some(data_source::Specifier::InlineString(text)) => Ok(Pem::Inline(text.clone())),
+        Some(data_source::Specifier::InlineBytes(bytes)) => String::from_utf8(bytes.clone())
+            .map(Pem::Inline)
+            .map_err(|_| at.field("inline_bytes").error("not PEM text")),
+        Some(data_source::Specifier::EnvironmentVariable(_)) => Err(at
+            .field("environment_variable")
+            .error("certificates from environment variables are not supported")),
+        Some(data_source::Specifier::Filename(_)) | None => {
+            Err(at.error("empty: a file name or inline PEM is needed"))
+        }
+    }
 }

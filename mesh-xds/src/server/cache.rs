@@ -46,7 +46,7 @@ pub type TypeResources = BTreeMap<String, CachedResource>;
 /// Everything the cache holds at one moment; never changes once made.
 #[derive(Clone, Debug, Default)]
 pub struct CacheSnapshot {
-    /// In [`ResourceType::SERVED`] order.
+    /// In [`ResourceType::ALL`] order.
     types: [Arc<TypeResources>; 5],
 }
 

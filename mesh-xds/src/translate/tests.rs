@@ -5,6 +5,7 @@
 mod bookinfo;
 mod cluster;
 mod endpoint;
+mod gateway;
 mod server;
 
 use std::sync::Arc;

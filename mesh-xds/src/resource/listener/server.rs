@@ -123,7 +123,8 @@ pub(super) fn convert(
     Ok((server, first.routes.clone(), first.http_filters.clone()))
 }
 
-fn socket(l: &lds::Listener) -> Result<SocketAddr, FieldError> {
+/// The socket address of the server listener `l`.
+pub(super) fn socket(l: &lds::Listener) -> Result<SocketAddr, FieldError> {
     let at = At::ROOT.field("address");
     let socket = match l.address.as_ref().and_then(|a| a.address.as_ref()) {
         Some(address::Address::SocketAddress(s)) => s,
