@@ -250,3 +250,115 @@ async fn a_listener_it_cannot_serve_by_is_the_reason_it_does_not() {
     let plain = support::pki::client("ratings:9080", addr, None);
     assert_eq!(get(&plain).await, Ok((200, "hello anonymous".into())));
 }
+
+/// `GET /` over TLS to `addr` with the server name `sni`, trusting `ca`:
+/// the response's text, or why there is none.
+async fn get_tls(addr: SocketAddr, sni: &str, ca: &Ca) -> Result<String, String> {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    use tokio::io::AsyncWriteExt;
+
+    let mut roots = rustls::RootCertStore::empty();
+    let root = CertificateDer::from_pem_slice(ca.pem().as_bytes()).unwrap();
+    roots.add(root).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(sni.to_owned()).unwrap();
+    let mut tls = connector
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = format!("GET / HTTP/1.1\r\nhost: {sni}\r\nconnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tls.read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(response)
+}
+
+#[tokio::test]
+async fn a_gateway_listener_terminates_tls_with_the_certificates_sds_sends() {
+    use mesh_core::policy::{Pem, ServerTls};
+    use mesh_xds::resource::XdsSecret;
+    use rcgen::SanType;
+
+    let ca = Ca::new();
+    let (chain, key) = ca.leaf(&[SanType::DnsName("edge.example.com".try_into().unwrap())]);
+    let tls = ServerTls {
+        credential: Some("edge-cert".into()),
+        certificate_chain: Pem::Inline(chain),
+        private_key: Pem::Inline(key.serialize_pem()),
+        ..ServerTls::default()
+    };
+    let server_names = vec!["edge.example.com".to_owned()];
+    let cache = ResourceCache::new();
+    let ads = control_plane(&cache).await;
+    let builder = MeshServer::builder()
+        .mtls(MtlsMode::Disable)
+        .xds(ads.clone());
+    let (server, addr, name) = start(builder).await;
+    let chain = translate::EnvoyChain {
+        routes: "https.443.edge.edge-gateway.istio-system",
+        server_names: &server_names,
+        tls: Some(&tls),
+    };
+    let listener = translate::envoy_listener_chains(&name, addr, "gateway", &[chain]);
+    cache.set(
+        ResourceType::Listener,
+        vec![translate::entry(&name, &listener)],
+    );
+
+    // The listener names its certificate by SDS: not serving until it comes.
+    let waiting = mode(&server, |m| {
+        not_serving(m).is_some_and(|r| r.contains("secret"))
+    })
+    .await;
+    assert!(
+        not_serving(&waiting)
+            .unwrap()
+            .contains("waiting for secret \"kubernetes://edge-cert\""),
+        "{waiting:?}"
+    );
+    let secrets = |tls: &ServerTls| {
+        translate::server_tls_secrets(tls)
+            .iter()
+            .map(|s| translate::entry(&s.name, s))
+            .collect()
+    };
+    cache.set(ResourceType::Secret, secrets(&tls));
+    mode(&server, |m| *m == ServingMode::Serving).await;
+    let response = get_tls(addr, "edge.example.com", &ca).await.unwrap();
+    assert!(response.ends_with("hello anonymous"), "{response}");
+    // A name no server takes is refused.
+    assert!(get_tls(addr, "other.example.com", &ca).await.is_err());
+
+    // A secret that does not parse leaves the last good certificate served.
+    let broken = ServerTls {
+        certificate_chain: Pem::Inline(
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+        ),
+        ..tls.clone()
+    };
+    let mut modes = server.serving_mode();
+    modes.mark_unchanged();
+    cache.set(ResourceType::Secret, secrets(&broken));
+    let mut updates = ads.updates();
+    let arrived = updates.wait_for(|view| {
+        matches!(
+            view.secrets.get("kubernetes://edge-cert").map(|s| &**s),
+            Some(XdsSecret::Certificate { certificate_chain, .. }) if *certificate_chain == broken.certificate_chain
+        )
+    });
+    tokio::time::timeout(WAIT, arrived).await.unwrap().unwrap();
+    let changed = tokio::time::timeout(Duration::from_millis(200), modes.changed()).await;
+    assert!(changed.is_err(), "{:?}", *modes.borrow());
+    let response = get_tls(addr, "edge.example.com", &ca).await.unwrap();
+    assert!(response.ends_with("hello anonymous"), "{response}");
+}

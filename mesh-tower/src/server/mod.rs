@@ -43,7 +43,9 @@
 //! server asks for the listener its bootstrap names for the address it
 //! serves (Istio's `xds.istio.io/grpc/lds/inbound/HOST:PORT`), takes the
 //! mutual TLS mode from its filter chains and the authorization from its
-//! RBAC filter, and follows every accepted copy. Until that listener has
+//! RBAC filter, and follows every accepted copy; a gateway's listener
+//! (an Envoy gateway's port, chains chosen by SNI) has it terminate its
+//! servers' TLS instead, with certificates from the listener or SDS. Until that listener has
 //! come, and whenever the control plane drops it or sends one the server
 //! cannot serve by, it is [not serving](ServingMode): connections are
 //! closed as they are accepted and the open ones drained, and

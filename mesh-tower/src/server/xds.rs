@@ -17,12 +17,24 @@
 //!   instance other than its own, `default`) puts the server back to not
 //!   serving, with the reason ([`ServingMode`]): the open connections are
 //!   drained, as at shutdown, and new ones closed.
+//! - A gateway's listener (its chains routed by RDS, as `mesh-control`
+//!   and istiod write an Envoy gateway's port) makes the server terminate
+//!   its servers' TLS ([`TlsTermination`]), each connection routed by the
+//!   table of the server its SNI chooses, with the certificates the
+//!   listener carries or names by SDS; plain text when its servers are.
+//!   The server waits, not serving, for the secrets it names; a copy whose
+//!   TLS cannot be set up (a certificate that does not parse, a secret
+//!   gone) is logged and the last good one keeps serving.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mesh_core::security::InboundPolicy;
+use mesh_core::gateway::GatewayServer;
+use mesh_core::security::{InboundPolicy, MtlsMode};
 use mesh_xds::ads::{AdsHandle, AdsView, ResourceType};
+use mesh_xds::resource::{XdsGateway, XdsListener};
+
+use crate::tls::TlsTermination;
 
 use super::{ServingMode, Shared};
 
@@ -37,16 +49,22 @@ pub(super) async fn follow(shared: &Shared, ads: &AdsHandle, addr: SocketAddr) {
     ads.subscribe_listener(name.clone());
     let _unsubscribe = Unsubscribe { ads, name: &name };
     let mut updates = ads.updates();
+    let mut terminating = Terminating::default();
     loop {
         let view = updates.borrow_and_update().clone();
-        let mode = match policy(&view, &name, addr, shared.tls.is_some()) {
-            Ok(policy) => {
-                // Most updates are of other resources: the policy stays.
-                if *shared.policy.get() != *policy {
-                    shared.policy.set(policy.clone());
+        let mode = match listener(&view, &name, addr) {
+            Ok(XdsListener {
+                gateway: Some(gateway),
+                ..
+            }) => terminating.follow(shared, gateway, &view, &name),
+            Ok(listener) => match policy(listener, &name, shared.tls.is_some()) {
+                Ok(policy) => {
+                    set_policy(shared, policy);
+                    terminating.stop(shared);
+                    ServingMode::Serving
                 }
-                ServingMode::Serving
-            }
+                Err(reason) => ServingMode::NotServing(reason.into()),
+            },
             Err(reason) => ServingMode::NotServing(reason.into()),
         };
         shared.set_mode(mode);
@@ -57,14 +75,21 @@ pub(super) async fn follow(shared: &Shared, ads: &AdsHandle, addr: SocketAddr) {
     }
 }
 
-/// What the listener `name` in `view` asks of a server on `addr` (with
-/// an identity to present, or not); why the server cannot serve by it.
-fn policy<'v>(
+/// Sets `policy`, unless it is the one in force: most updates are of
+/// other resources.
+fn set_policy(shared: &Shared, policy: &InboundPolicy) {
+    if *shared.policy.get() != *policy {
+        shared.policy.set(policy.clone());
+    }
+}
+
+/// The listener `name` in `view`, for a server on `addr`; why there is
+/// none the server can serve by.
+fn listener<'v>(
     view: &'v AdsView,
     name: &str,
     addr: SocketAddr,
-    has_identity: bool,
-) -> Result<&'v InboundPolicy, String> {
+) -> Result<&'v XdsListener, String> {
     let Some(listener) = view.listeners.get(name) else {
         if let Some(e) = view.rejected(ResourceType::Listener, name) {
             return Err(format!(
@@ -78,15 +103,30 @@ fn policy<'v>(
             "waiting for listener {name:?} from the control plane"
         ));
     };
+    let address = match (&listener.server, &listener.gateway) {
+        (Some(server), _) => server.address,
+        (None, Some(gateway)) => gateway.address,
+        (None, None) => return Err(format!("listener {name:?} is not a server listener")),
+    };
+    if address != addr {
+        return Err(format!(
+            "listener {name:?} is for {address}, and this server listens on {addr}"
+        ));
+    }
+    Ok(listener)
+}
+
+/// What the server listener `listener` (named `name`) asks of a server
+/// with an identity to present, or not; why the server cannot serve by
+/// it.
+fn policy<'l>(
+    listener: &'l XdsListener,
+    name: &str,
+    has_identity: bool,
+) -> Result<&'l InboundPolicy, String> {
     let Some(server) = &listener.server else {
         return Err(format!("listener {name:?} is not a server listener"));
     };
-    if server.address != addr {
-        return Err(format!(
-            "listener {name:?} is for {}, and this server listens on {addr}",
-            server.address
-        ));
-    }
     if let Some(tls) = &server.tls {
         if !has_identity {
             return Err(format!(
@@ -105,6 +145,83 @@ fn policy<'v>(
         }
     }
     Ok(&server.policy)
+}
+
+/// The TLS a gateway's listener has the server terminate, as its copies
+/// come.
+#[derive(Debug, Default)]
+struct Terminating {
+    /// The servers last tried, with their certificates, and the mode
+    /// that left the server in.
+    tried: Option<(Vec<GatewayServer>, ServingMode)>,
+    /// Whether a copy was set up: then one that cannot be leaves it
+    /// serving.
+    good: bool,
+}
+
+impl Terminating {
+    /// Terminates the TLS of `gateway`'s servers, with the secrets of
+    /// `view`, from the next connection on.
+    fn follow(
+        &mut self,
+        shared: &Shared,
+        gateway: &XdsGateway,
+        view: &AdsView,
+        name: &str,
+    ) -> ServingMode {
+        let refused = |good: bool, reason: String| {
+            if good {
+                tracing::error!(
+                    listener = name,
+                    %reason,
+                    "the gateway's TLS cannot be set up; the last good one is still served"
+                );
+                ServingMode::Serving
+            } else {
+                ServingMode::NotServing(format!("listener {name:?}: {reason}").into())
+            }
+        };
+        let servers = match gateway.servers(|secret| view.secrets.get(secret).map(|s| &**s)) {
+            Ok(servers) => servers,
+            Err(reason) => return refused(self.good, reason),
+        };
+        if let Some((tried, mode)) = &self.tried
+            && *tried == servers
+        {
+            return mode.clone();
+        }
+        let termination = if servers.iter().any(|s| s.tls.is_some()) {
+            match TlsTermination::new(&servers) {
+                Ok(termination) => Some(Arc::new(termination)),
+                Err(e) => {
+                    let mode = refused(self.good, e.to_string());
+                    self.tried = Some((servers, mode.clone()));
+                    return mode;
+                }
+            }
+        } else {
+            None
+        };
+        shared.termination.store(termination);
+        set_policy(
+            shared,
+            &InboundPolicy {
+                mtls: MtlsMode::Disable,
+                rbac: Vec::new(),
+            },
+        );
+        self.tried = Some((servers, ServingMode::Serving));
+        self.good = true;
+        ServingMode::Serving
+    }
+
+    /// The listener is no gateway's (any more): the TLS it set up goes.
+    fn stop(&mut self, shared: &Shared) {
+        if self.tried.take().is_some() {
+            shared.termination.store(None);
+        }
+        self.good = false;
+    }
 }
 
 /// Unsubscribes from the listener when the server stops following it.
