@@ -211,8 +211,10 @@ impl Assembly {
         }
         self.by_type
             .insert(ResourceType::LoadAssignment, assignments);
+        // Secrets are a gateway's only, added apart.
         Ok(ResourceType::ALL
             .into_iter()
+            .filter(|kind| *kind != ResourceType::Secret)
             .map(|kind| {
                 let entries = self.by_type.remove(&kind).unwrap_or_default();
                 (kind, entries.into_iter().collect())

@@ -48,7 +48,7 @@ use mesh_core::registry::Registry;
 use mesh_core::route::VirtualHost;
 use mesh_core::sidecar::{Egress, HostSelector, SidecarListeners};
 use mesh_istio::Resources;
-use mesh_xds::translate::{self, EnvoyChain};
+use mesh_xds::translate;
 
 use crate::assemble::{Assembly, BuildError, ByType, routed};
 use crate::node::NodeClass;
@@ -157,18 +157,9 @@ pub fn gateway(
         for server in &port.servers {
             assembly.add_gateway_routes(&server.routes, config, registry)?;
         }
-        let chains: Vec<EnvoyChain<'_>> = port
-            .servers
-            .iter()
-            .map(|s| EnvoyChain {
-                routes: &s.routes,
-                server_names: &s.server_names,
-                tls: s.tls.as_ref(),
-            })
-            .collect();
         let name = format!("{ip}_{}", port.number);
         let addr = SocketAddr::new(ip, port.number);
-        let l = translate::envoy_listener_chains(&name, addr, &format!("gateway_{name}"), &chains);
+        let l = translate::gateway_listener(&name, addr, &format!("gateway_{name}"), port);
         assembly.add(&name, &l);
     }
     assembly.finish(config, registry)

@@ -314,13 +314,13 @@ impl State {
                     listeners.as_ref(),
                 )
             }
-            Shape::ProxylessRouter => {
+            Shape::ProxylessRouter | Shape::Router => {
                 let ports = self.gateway_ports(&workload)?;
-                proxyless::gateway(names, class, &ports, &config, &self.registry)
-            }
-            Shape::Router => {
-                let ports = self.gateway_ports(&workload)?;
-                envoy::gateway(class, &ports, &config, &self.registry).map(|mut built| {
+                let built = match class.shape {
+                    Shape::Router => envoy::gateway(class, &ports, &config, &self.registry),
+                    _ => proxyless::gateway(names, class, &ports, &config, &self.registry),
+                };
+                built.map(|mut built| {
                     if class.identity.is_some() {
                         built.push((ResourceType::Secret, envoy::gateway_secrets(&ports)));
                     }
@@ -409,7 +409,7 @@ impl Snapshots for ControlPlane {
             );
             return Err(LimitReached::new(what, "max_node_classes", max).into());
         }
-        if class.shape == Shape::Router && class.identity.is_none() {
+        if class.shape.is_gateway() && class.identity.is_none() {
             tracing::warn!(
                 node = %node.id,
                 "a gateway without a client certificate: its Secrets are served only over mutual TLS"
@@ -651,6 +651,59 @@ mod tests {
         assert_eq!(
             names(ResourceType::Cluster),
             ["outbound|9080||productpage.default.svc.cluster.local"]
+        );
+    }
+
+    #[test]
+    fn a_proxyless_gateway_is_served_its_tls_port_and_with_a_certificate_its_secrets() {
+        let yaml = "apiVersion: networking.istio.io/v1\nkind: Gateway\n\
+            metadata: {name: edge, namespace: istio-system}\n\
+            spec:\n  selector: {istio: ingressgateway}\n  servers:\n\
+            \x20 - port: {number: 8443, name: https, protocol: HTTPS}\n    hosts: [edge.example.com]\n\
+            \x20   tls: {mode: SIMPLE, credentialName: edge-cert}\n---\n\
+            apiVersion: v1\nkind: Secret\nmetadata: {name: edge-cert, namespace: istio-system}\n\
+            stringData: {tls.crt: CHAIN, tls.key: THE-KEY}\n";
+        let plane = plane_of(yaml);
+        let id = "router~127.0.0.1~gw-1.istio-system~istio-system.svc.cluster.local";
+        let node = crate::node::node(id, false, &[("istio", "ingressgateway")]);
+        let port = "xds.istio.io/grpc/lds/inbound/0.0.0.0:8443".to_owned();
+        let served = |identity: Option<&str>| {
+            let caller = Caller {
+                node: node.clone(),
+                identity: identity.map(|i| mesh_core::security::ClientIdentity(i.into())),
+            };
+            let cache = plane.cache_for(&caller).unwrap();
+            let other = "xds.istio.io/grpc/lds/inbound/0.0.0.0:9999".to_owned();
+            plane.requested(&caller, ResourceType::Listener, &[port.clone(), other]);
+            let served = cache.load();
+            let names = |kind| -> Vec<String> { served.resources(kind).keys().cloned().collect() };
+            (names(ResourceType::Listener), names(ResourceType::Secret))
+        };
+        let (listeners, secrets) = served(None);
+        assert_eq!(listeners, [port.clone()]);
+        assert!(secrets.is_empty());
+        let (_, secrets) = served(Some(
+            "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        ));
+        assert_eq!(secrets, ["kubernetes://edge-cert"]);
+        // The listener reads back as the port's one server, its
+        // certificate named by SDS.
+        let caller = Caller {
+            node: node.clone(),
+            identity: None,
+        };
+        let cache = plane.cache_for(&caller).unwrap();
+        let any = cache.load().resources(ResourceType::Listener)[&port].clone();
+        let l: envoy_types::pb::envoy::config::listener::v3::Listener =
+            prost::Message::decode(any.any.value.as_slice()).unwrap();
+        let gateway = mesh_xds::resource::XdsListener::try_from(&l)
+            .unwrap()
+            .gateway
+            .unwrap();
+        assert_eq!(gateway.servers[0].server_names, ["edge.example.com"]);
+        assert_eq!(
+            gateway.secret_names().collect::<Vec<_>>(),
+            ["kubernetes://edge-cert"]
         );
     }
 

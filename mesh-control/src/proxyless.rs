@@ -143,8 +143,14 @@ pub fn resources(
 /// served: for each name that is the route table of one of its Gateway
 /// servers on `ports` (`http.8080`), an API listener of that name routed
 /// by it, the route configuration Envoy gateways get (of `config`,
-/// converted for the gateway) and the clusters it sends to. Any other
-/// name gets nothing: the gateway is told it does not exist.
+/// converted for the gateway) and the clusters it sends to; for a server
+/// listener's name on one of its ports
+/// (`xds.istio.io/grpc/lds/inbound/0.0.0.0:8443`), that port as an Envoy
+/// gateway's listener is written ([`translate::envoy_listener_chains`]:
+/// a chain per server, chosen by server name, with the TLS it
+/// terminates), under that name. Any other name gets nothing: the gateway
+/// is told it does not exist. The secrets its servers' certificates come
+/// from are served apart (see [`crate::envoy::gateway_secrets`]).
 pub fn gateway(
     names: &BTreeSet<String>,
     node: &NodeClass,
@@ -158,6 +164,19 @@ pub fn gateway(
         assembly.add_gateway_routes(&server.routes, config, registry)?;
         let listener = translate::api_listener(&server.routes, &server.routes);
         assembly.add(&server.routes, &listener);
+    }
+    for name in names {
+        let Some(addr) = translate::server_listener_address(name) else {
+            continue;
+        };
+        let Some(port) = ports.iter().find(|p| p.number == addr.port()) else {
+            continue;
+        };
+        for server in &port.servers {
+            assembly.add_gateway_routes(&server.routes, config, registry)?;
+        }
+        let l = translate::gateway_listener(name, addr, "gateway", port);
+        assembly.add(name, &l);
     }
     assembly.finish(config, registry)
 }

@@ -20,6 +20,7 @@ use envoy_types::pb::envoy::extensions::filters::network::http_connection_manage
     http_filter::ConfigType,
 };
 
+use mesh_core::gateway::GatewayPort;
 use mesh_core::policy::ServerTls;
 
 use super::{FAULT_FILTER, ads, any, server_tls_transport_socket};
@@ -98,6 +99,26 @@ pub struct EnvoyChain<'a> {
     pub server_names: &'a [String],
     /// The TLS it terminates; plain text when `None`.
     pub tls: Option<&'a ServerTls>,
+}
+
+/// The Envoy listener `name` on `addr` of the gateway port `port`, a
+/// filter chain per server (see [`envoy_listener_chains`]).
+pub fn gateway_listener(
+    name: &str,
+    addr: SocketAddr,
+    stat_prefix: &str,
+    port: &GatewayPort,
+) -> Listener {
+    let chains: Vec<EnvoyChain<'_>> = port
+        .servers
+        .iter()
+        .map(|s| EnvoyChain {
+            routes: &s.routes,
+            server_names: &s.server_names,
+            tls: s.tls.as_ref(),
+        })
+        .collect();
+    envoy_listener_chains(name, addr, stat_prefix, &chains)
 }
 
 /// The Envoy listener `name` on `addr` with a filter chain per `chains`,

@@ -61,7 +61,7 @@ pub use inbound::{
 };
 pub use listener::{
     EnvoyChain, api_listener, api_listener_on, connection_manager_filter, envoy_listener,
-    envoy_listener_chains, router_filter, socket_address, tls_inspector,
+    envoy_listener_chains, gateway_listener, router_filter, socket_address, tls_inspector,
 };
 pub use rbac::{ALLOW_FILTER, DENY_FILTER};
 pub use route::{route_configuration, route_configuration_for, virtual_host};

@@ -1,4 +1,4 @@
-//! Gateway ports, as `envoy_listener_chains` writes them for Envoy
+//! Gateway ports, as `gateway_listener` writes them for Envoy
 //! gateways and `mesh-control` for proxyless ones, with the secrets
 //! `server_tls_secrets` writes, read back as a gateway serves them.
 
@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use envoy_types::pb::envoy::config::listener::v3::{FilterChainMatch, Listener};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::Secret;
-use mesh_core::gateway::GatewayServer;
+use mesh_core::gateway::{GatewayPort, GatewayServer};
 use mesh_core::policy::{Pem, ServerTls, TlsVersion};
 
 use super::*;
@@ -17,15 +17,11 @@ fn addr() -> SocketAddr {
 }
 
 fn listener(servers: &[GatewayServer]) -> Listener {
-    let chains: Vec<EnvoyChain<'_>> = servers
-        .iter()
-        .map(|s| EnvoyChain {
-            routes: &s.routes,
-            server_names: &s.server_names,
-            tls: s.tls.as_ref(),
-        })
-        .collect();
-    envoy_listener_chains("0.0.0.0_8443", addr(), "gateway", &chains)
+    let port = GatewayPort {
+        number: 8443,
+        servers: servers.to_vec(),
+    };
+    gateway_listener("0.0.0.0_8443", addr(), "gateway", &port)
 }
 
 fn gateway(l: &Listener) -> XdsGateway {
