@@ -680,7 +680,7 @@ mod tests {
             (names(ResourceType::Listener), names(ResourceType::Secret))
         };
         let (listeners, secrets) = served(None);
-        assert_eq!(listeners, [port.clone()]);
+        assert_eq!(listeners, std::slice::from_ref(&port));
         assert!(secrets.is_empty());
         let (_, secrets) = served(Some(
             "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
