@@ -20,9 +20,14 @@
 //! proxyless `router~` node, and asks for its port's route table by name
 //! (`http.8080`) as a listener, which `mesh-control` serves from the same
 //! conversion it serves Envoy gateways (the same route configuration,
-//! clusters and endpoints); it is ready once that has come. From xDS the
-//! port's plain-text servers are served: TLS termination takes its
-//! certificates from `--config` only.
+//! clusters and endpoints). Its server follows the port's listener, asked
+//! for as a proxyless server asks for its own
+//! (`xds.istio.io/grpc/lds/inbound/IP:PORT`, the listen address's IP and
+//! the Gateway's port), which `mesh-control` serves as the listener an
+//! Envoy gateway gets for the port: a TLS server's certificate comes in it
+//! (files) or by SDS (a `credentialName` Secret, sent only to a gateway
+//! that proves its identity: `--cert-dir`). It is ready once the port's
+//! listener and its route table have come.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -282,8 +287,7 @@ pub async fn serve(
     let server = mesh_tower::MeshServer::builder()
         .mtls(MtlsMode::Disable)
         .header_read_timeout(args.header_read_timeout)
-        .drain_timeout(args.drain_timeout)
-        .build()?;
+        .drain_timeout(args.drain_timeout);
     // Plain-text connections are routed by the port's table; TLS ones by
     // their server's, which their connection gives them.
     let routes = mesh_core::gateway::http_routes(port);
@@ -304,15 +308,24 @@ pub async fn serve(
         &args.labels,
         args.cert_dir.as_deref(),
     )?;
-    let (mesh, client) = match (bootstrap, &args.source.config) {
+    let (mesh, client, server) = match (bootstrap, &args.source.config) {
         (Some(bootstrap), _) => {
             let mesh = mesh_tower::Mesh::builder()
                 .bootstrap(bootstrap)
                 .workload(workload)
                 .build()?;
             let client = mesh.client();
-            tokio::spawn(until_routed(client.clone(), routes.clone(), ready.clone()));
-            (mesh, client)
+            // The port's listener, named by the Gateway's port.
+            let known_as = std::net::SocketAddr::new(args.listen.ip(), port);
+            let server = match mesh.ads() {
+                Some(ads) => {
+                    let routed = until_routed(client.clone(), ads.clone(), known_as, ready.clone());
+                    tokio::spawn(routed);
+                    server.xds(ads.clone()).xds_address(known_as)
+                }
+                None => server,
+            };
+            (mesh, client, server.build()?)
         }
         (None, Some(dir)) => {
             let resolve = StaticResolve::default();
@@ -326,6 +339,7 @@ pub async fn serve(
             }
             let mesh = mesh.build()?;
             let client = mesh.client();
+            let server = server.build()?;
             let reload = {
                 let (dir, namespace, domain) = (
                     dir.clone(),
@@ -339,11 +353,11 @@ pub async fn serve(
             let seen = mesh_control::config_dir::fingerprint(dir).ok();
             apply(reload()?, &client, &resolve, &server);
             ready.store(true, Ordering::Release);
-            let (following, server) = (client.clone(), server.clone());
+            let (following, applied) = (client.clone(), server.clone());
             tokio::spawn(follow(dir.clone(), seen, reload, move |loaded| {
-                apply(loaded, &following, &resolve, &server)
+                apply(loaded, &following, &resolve, &applied)
             }));
-            (mesh, client)
+            (mesh, client, server)
         }
         (None, None) => return Err(crate::source::SourceError::Missing.into()),
     };
@@ -353,7 +367,13 @@ pub async fn serve(
         .client("gateway", &client)
         .server("gateway", &server)
         .lifecycle(lifecycle.clone())
-        .ready_when(move || ready.load(Ordering::Acquire))
+        .ready_when({
+            let serving = server.serving_mode();
+            move || {
+                ready.load(Ordering::Acquire)
+                    && *serving.borrow() == mesh_tower::server::ServingMode::Serving
+            }
+        })
         .build();
     tokio::spawn(admin.serve(admin_listener));
     let service = mesh.reported(Outbound::ingress(ForListener::new(client, &routes)));
@@ -372,27 +392,45 @@ pub async fn serve(
 /// again.
 const ROUTES_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Asks `client`'s control plane for the route table `routes` until it
-/// comes, then marks the gateway `ready`.
+/// Waits for the listener of the gateway's port (on `known_as`) from
+/// `ads`, then asks `client`'s control plane for each of its servers'
+/// route tables until they come; then marks the gateway `ready`.
 async fn until_routed<B>(
     client: mesh_tower::MeshClient<B>,
-    routes: String,
+    ads: mesh_xds::ads::AdsHandle,
+    known_as: std::net::SocketAddr,
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) where
     B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
     B::Error: Into<mesh_tower::BoxError>,
 {
-    loop {
-        match client.ready(&routes).await {
-            Ok(()) => {
-                tracing::info!(routes, "gateway routes arrived");
-                ready.store(true, std::sync::atomic::Ordering::Release);
-                return;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "the gateway's routes have not come; asking again");
-                tokio::time::sleep(ROUTES_RETRY).await;
-            }
+    let name = ads.bootstrap().server_listener_name(known_as);
+    let mut updates = ads.updates();
+    let tables = loop {
+        let tables = updates
+            .borrow_and_update()
+            .listeners
+            .get(&name)
+            .and_then(|l| l.gateway.as_ref())
+            .map(|g| {
+                g.servers
+                    .iter()
+                    .map(|s| s.routes.clone())
+                    .collect::<Vec<_>>()
+            });
+        if let Some(tables) = tables {
+            break tables;
         }
+        if updates.changed().await.is_err() {
+            return;
+        }
+    };
+    for routes in tables {
+        while let Err(error) = client.ready(&routes).await {
+            tracing::warn!(%error, routes, "the gateway's routes have not come; asking again");
+            tokio::time::sleep(ROUTES_RETRY).await;
+        }
+        tracing::info!(routes, "gateway routes arrived");
     }
+    ready.store(true, std::sync::atomic::Ordering::Release);
 }

@@ -202,7 +202,15 @@ async fn the_gateway_follows_a_control_plane() {
         .iter()
         .find(|n| n.shape == "proxyless router")
         .unwrap_or_else(|| panic!("no proxyless router among {status:?}"));
-    assert_eq!(node.requested, [format!("http.{port}")]);
+    // Its route table, and its port's listener, for the address it
+    // listens on and the Gateway's port.
+    assert_eq!(
+        node.requested,
+        [
+            format!("http.{port}"),
+            format!("xds.istio.io/grpc/lds/inbound/127.0.0.1:{port}")
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

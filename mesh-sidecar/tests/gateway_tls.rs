@@ -3,7 +3,9 @@
 //! each chosen by SNI and routed by its own VirtualService; plain text,
 //! a name no server takes and a client without a certificate are
 //! refused; a certificate that cannot be read is named, and the last good
-//! configuration keeps serving.
+//! configuration keeps serving. The same port from a control plane: the
+//! files' server in the port's listener, the Secret's by SDS to a gateway
+//! that proved its identity over mutual TLS.
 
 mod support;
 
@@ -258,4 +260,97 @@ async fn the_gateway_terminates_tls_by_server_name() {
         .await
         .unwrap();
     assert_eq!(status, 200);
+}
+
+/// A bootstrap dialling the ADS server at `xds` over mutual TLS with the
+/// certificates in `certs` (Istio's layout), as the ingress gateway.
+fn tls_bootstrap(xds: SocketAddr, certs: &Path) -> String {
+    let file = |name: &str| certs.join(name).display().to_string();
+    serde_json::json!({
+        "xds_servers": [{
+            "server_uri": xds.to_string(),
+            "channel_creds": [{"type": "tls", "config": {
+                "certificate_file": file("cert-chain.pem"),
+                "private_key_file": file("key.pem"),
+                "ca_certificate_file": file("root-cert.pem"),
+            }}],
+            "server_features": ["xds_v3"],
+        }],
+        "node": {
+            "id": "router~127.0.0.1~istio-ingressgateway.istio-system~istio-system.svc.cluster.local",
+            "metadata": {"NAMESPACE": "istio-system", "LABELS": {"istio": "ingressgateway"}},
+        },
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_terminates_tls_from_a_control_plane() {
+    use mesh_control::ControlPlane;
+    use mesh_control::secure::{self, ControlPlaneIdentity};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let gateway_id =
+        "spiffe://cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account";
+    support::certificates(tmp.path(), &[("gateway", gateway_id)]);
+    let (ca, clients) = (Ca::new(), Ca::new());
+    let bookinfo = ca.leaf("bookinfo.example.com");
+    std::fs::write(tmp.path().join("bookinfo.crt"), &bookinfo.cert).unwrap();
+    std::fs::write(tmp.path().join("bookinfo.key"), &bookinfo.key).unwrap();
+    let secure = ca.leaf("secure.example.com");
+    let (productpage, details) = (app("productpage").await, app("details").await);
+    let port = free_port();
+    let yaml = gateways(port, tmp.path(), &secure, &clients)
+        + &service("productpage", productpage)
+        + &service("details", details);
+
+    // The control plane, over mutual TLS only.
+    let plane = ControlPlane::new("cluster.local");
+    let loaded =
+        mesh_control::config_dir::load_texts([("gateway.yaml".into(), yaml)], "cluster.local")
+            .unwrap();
+    plane.apply(loaded);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let xds = listener.local_addr().unwrap();
+    let root = mesh_control::ca::Ca::load(tmp.path().join("ca")).unwrap();
+    let identity = ControlPlaneIdentity::new(root, "cluster.local", xds)
+        .into_source()
+        .unwrap();
+    let server = mesh_xds::server::AdsServer::new(plane.clone());
+    tokio::spawn(secure::serve(listener, identity, server));
+
+    let bootstrap = tmp.path().join("bootstrap.json");
+    std::fs::write(&bootstrap, tls_bootstrap(xds, &tmp.path().join("gateway"))).unwrap();
+    let mut command = support::gateway_command(port);
+    command.arg("--bootstrap").arg(&bootstrap);
+    let gateway = Sidecar::launch(tmp.path(), "gateway", command).await;
+    gateway.ready().await;
+    let addr = gateway.listeners["gateway"];
+
+    // The files' server, from the port's listener.
+    let (status, body) = https(addr, "bookinfo.example.com", &ca, None, true)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log()));
+    assert_eq!(status, 200, "{body}\n{}", gateway.log());
+    assert!(body.starts_with("productpage"), "{body}");
+    // The Secret's, MUTUAL, its certificate and client roots by SDS.
+    let client = clients.leaf("client.example.com");
+    let (status, body) = https(addr, "secure.example.com", &ca, Some(&client), false)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", gateway.log()));
+    assert_eq!(status, 200, "{body}\n{}", gateway.log());
+    assert!(body.starts_with("details"), "{body}");
+    let anonymous = https(addr, "secure.example.com", &ca, None, false).await;
+    assert!(anonymous.is_err(), "{anonymous:?}");
+    let (status, _) = get(addr, "http://bookinfo.example.com/productpage", None).await;
+    assert_eq!(status, 0, "plain text is not answered");
+
+    // What it holds shows the secrets without their keys.
+    let (status, dump) = gateway.admin("/config_dump").await;
+    assert_eq!(status, 200);
+    assert!(dump.contains("kubernetes://secure-credential"), "{dump}");
+    let key_line = secure.key.lines().nth(1).unwrap();
+    assert!(!dump.contains(key_line), "a private key in /config_dump");
+    let log = gateway.log();
+    assert!(!log.contains(key_line), "a private key in the log");
 }
