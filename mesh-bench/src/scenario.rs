@@ -1,0 +1,397 @@
+//! The scenarios, each set up on loopback and torn down when its
+//! [`Setup`] is dropped:
+//!
+//! | scenario | path of a request |
+//! |---|---|
+//! | `direct` | bare hyper-util client → bare hyper server: the floor |
+//! | `library` | `MeshClient` → `MeshServer`, plain text |
+//! | `library-mtls` | the same in `STRICT` mutual TLS (SPIFFE certificates from a CA made for the run) |
+//! | `sidecar` | bare client → outbound `mesh-sidecar` → inbound `mesh-sidecar` → bare server: Istio's two-hop layout, plain text |
+//! | `sidecar-mtls` | the same with `ISTIO_MUTUAL` between the sidecars and `STRICT` on the inbound one |
+//!
+//! The sidecars run as their own processes, configured by a directory of
+//! Istio YAML (`--config`), each with `--concurrency` worker threads and
+//! pinned to the CPUs asked for, so that their CPU and memory are theirs
+//! alone. A scenario whose parts are not there (no `mesh-sidecar`
+//! binary) is skipped with the reason.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use mesh_core::policy::{ConnectionPolicy, UpstreamTls};
+use mesh_core::security::MtlsMode;
+use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+use mesh_tower::tls::WorkloadIdentity;
+use mesh_tower::{MeshClient, MeshServer};
+use serde::{Deserialize, Serialize};
+
+use crate::client::{self, Protocol};
+use crate::load::Send;
+use crate::proxy::{self, Proxy};
+use crate::server;
+
+/// The service every scenario's requests are for.
+const SERVICE: &str = "backend.default.svc.cluster.local";
+/// Its port.
+const PORT: u16 = 9080;
+/// The server's identity in the mutual TLS scenarios.
+const SERVER_ID: &str = "spiffe://cluster.local/ns/default/sa/backend";
+/// The client's.
+const CLIENT_ID: &str = "spiffe://cluster.local/ns/default/sa/client";
+/// How long a proxy has to become ready.
+const READY: Duration = Duration::from_secs(20);
+
+/// A scenario.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scenario {
+    /// Bare hyper-util to bare hyper.
+    Direct,
+    /// `MeshClient` to `MeshServer`.
+    Library,
+    /// The same over mutual TLS.
+    LibraryMtls,
+    /// Through two `mesh-sidecar`s.
+    Sidecar,
+    /// The same, mutual TLS between them.
+    SidecarMtls,
+}
+
+impl Scenario {
+    /// Every scenario, in the tables' order.
+    pub const ALL: [Scenario; 5] = [
+        Scenario::Direct,
+        Scenario::Library,
+        Scenario::LibraryMtls,
+        Scenario::Sidecar,
+        Scenario::SidecarMtls,
+    ];
+
+    /// Its name, as the command line and the results spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Direct => "direct",
+            Scenario::Library => "library",
+            Scenario::LibraryMtls => "library-mtls",
+            Scenario::Sidecar => "sidecar",
+            Scenario::SidecarMtls => "sidecar-mtls",
+        }
+    }
+}
+
+/// What every scenario is set up with.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The HTTP version of the load (and of the sidecars' hop).
+    pub protocol: Protocol,
+    /// The `mesh-sidecar` binary, if it is not beside this program.
+    pub sidecar: Option<PathBuf>,
+    /// The CPUs proxies are pinned to (`taskset -c`), if any.
+    pub cpus: Option<String>,
+    /// Each proxy's worker threads.
+    pub proxy_threads: usize,
+}
+
+/// A scenario set up: how to send its load, where to, and its proxies.
+pub struct Setup {
+    /// The client.
+    pub send: Send,
+    /// The URI requests go to.
+    pub uri: http::Uri,
+    /// Its proxies, whose costs are read.
+    pub proxies: Vec<Proxy>,
+    /// Kept until the scenario is torn down.
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// Why a scenario was not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// Something it needs is not there.
+    #[error("skipped: {0}")]
+    Skipped(String),
+    /// It could not be set up.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<std::io::Error> for SetupError {
+    fn from(e: std::io::Error) -> Self {
+        SetupError::Failed(e.to_string())
+    }
+}
+
+impl From<proxy::ProxyError> for SetupError {
+    fn from(e: proxy::ProxyError) -> Self {
+        SetupError::Failed(e.to_string())
+    }
+}
+
+/// Sets `scenario` up.
+pub async fn setup(scenario: Scenario, options: &Options) -> Result<Setup, SetupError> {
+    let uri: http::Uri = format!("http://{SERVICE}:{PORT}/")
+        .parse()
+        .expect("a valid URI");
+    match scenario {
+        Scenario::Direct => {
+            let addr = server::bare().await?;
+            Ok(Setup {
+                send: client::hyper(options.protocol, Some(addr)),
+                uri,
+                proxies: Vec::new(),
+                _dir: None,
+            })
+        }
+        Scenario::Library | Scenario::LibraryMtls => {
+            let identities = (scenario == Scenario::LibraryMtls)
+                .then(|| {
+                    let dir = tempfile::tempdir()?;
+                    let ca = Ca::new(dir.path())?;
+                    Ok::<_, SetupError>((ca.identity(SERVER_ID)?, ca.identity(CLIENT_ID)?))
+                })
+                .transpose()?;
+            let server = match &identities {
+                Some((server, _)) => MeshServer::builder().identity(server.clone()),
+                None => MeshServer::builder().mtls(MtlsMode::Disable),
+            };
+            let server = server
+                .build()
+                .map_err(|e| SetupError::Failed(e.to_string()))?;
+            let addr = server::mesh(server).await?;
+            let client = mesh_client(addr, options.protocol, identities.map(|(_, c)| c));
+            Ok(Setup {
+                send: client::mesh(client),
+                uri,
+                proxies: Vec::new(),
+                _dir: None,
+            })
+        }
+        Scenario::Sidecar | Scenario::SidecarMtls => {
+            sidecars(scenario == Scenario::SidecarMtls, options, uri).await
+        }
+    }
+}
+
+/// A `MeshClient` sending the service's requests to `addr` in
+/// `protocol`, over mutual TLS as `identity` when given.
+fn mesh_client(
+    addr: SocketAddr,
+    protocol: Protocol,
+    identity: Option<WorkloadIdentity>,
+) -> MeshClient<http_body_util::Full<bytes::Bytes>> {
+    let target = Authority::new(SERVICE, PORT).expect("a valid authority");
+    let resolve = StaticResolve::default();
+    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+    let policy = ClusterPolicy {
+        connection: ConnectionPolicy {
+            protocol: protocol.mesh(),
+            ..ConnectionPolicy::default()
+        },
+        tls: identity.as_ref().map(|_| UpstreamTls {
+            subject_alt_names: vec![SERVER_ID.into()],
+            ..UpstreamTls::default()
+        }),
+        ..ClusterPolicy::default()
+    };
+    let builder = MeshClient::builder(resolve).cluster_policy(target, policy);
+    match identity {
+        Some(identity) => builder.identity(identity).build(),
+        None => builder.build(),
+    }
+}
+
+/// The two-hop layout: an inbound sidecar in front of a bare server, an
+/// outbound one the bare client sends to.
+async fn sidecars(mtls: bool, options: &Options, uri: http::Uri) -> Result<Setup, SetupError> {
+    let program = proxy::find_sidecar(options.sidecar.as_deref()).ok_or_else(|| {
+        SetupError::Skipped(
+            "no mesh-sidecar binary beside this program (cargo build --release -p mesh-sidecar, \
+             or --sidecar PATH)"
+                .into(),
+        )
+    })?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config)?;
+    if mtls {
+        let ca = Ca::new(&dir.path().join("ca"))?;
+        ca.write(SERVER_ID, &dir.path().join("backend"))?;
+        ca.write(CLIENT_ID, &dir.path().join("client"))?;
+    }
+    std::fs::write(
+        config.join("service.yaml"),
+        service_yaml(mtls, options.protocol),
+    )?;
+    let app = server::bare().await?;
+
+    let sidecar = |name: &str, workload: &str, app: &str, app_port: u16| {
+        let mut args: Vec<String> = [
+            "sidecar",
+            "--config",
+            &config.display().to_string(),
+            "--workload",
+            workload,
+            "--label",
+            &format!("app={app}"),
+            "--app-port",
+            &app_port.to_string(),
+            "--outbound-addr",
+            "127.0.0.1:0",
+            "--inbound-addr",
+            "127.0.0.1:0",
+            "--admin-addr",
+            "127.0.0.1:0",
+            "--concurrency",
+            &options.proxy_threads.to_string(),
+        ]
+        .map(String::from)
+        .into();
+        if mtls {
+            args.push("--cert-dir".into());
+            args.push(dir.path().join(name).display().to_string());
+        }
+        args
+    };
+    let inbound = Proxy::start(
+        "inbound",
+        &program,
+        &sidecar("backend", "backend-v1", "backend", app.port()),
+        options.cpus.as_deref(),
+        dir.path(),
+    )
+    .await?;
+    let inbound_addr = inbound.listener("inbound").ok_or_else(|| {
+        SetupError::Failed("the inbound sidecar named no inbound listener".into())
+    })?;
+    // The backend's one instance is the inbound sidecar: known once it
+    // listens, and there before the outbound sidecar reads the directory.
+    std::fs::write(config.join("instance.yaml"), instance_yaml(inbound_addr))?;
+    let outbound = Proxy::start(
+        "outbound",
+        &program,
+        // Its own inbound side leads nowhere: only its outbound is used.
+        &sidecar("client", "client-v1", "client", 9),
+        options.cpus.as_deref(),
+        dir.path(),
+    )
+    .await?;
+    let outbound_addr = outbound.listener("outbound").ok_or_else(|| {
+        SetupError::Failed("the outbound sidecar named no outbound listener".into())
+    })?;
+    for proxy in [&inbound, &outbound] {
+        ready(proxy).await?;
+    }
+    Ok(Setup {
+        send: client::hyper(options.protocol, Some(outbound_addr)),
+        uri,
+        proxies: vec![outbound, inbound],
+        _dir: Some(dir),
+    })
+}
+
+/// Waits until `proxy`'s admin says `/ready`.
+async fn ready(proxy: &Proxy) -> Result<(), SetupError> {
+    let admin = proxy
+        .listener("admin")
+        .ok_or_else(|| SetupError::Failed(format!("{} named no admin", proxy.name)))?;
+    let send = client::hyper(Protocol::Http1, Some(admin));
+    let deadline = tokio::time::Instant::now() + READY;
+    loop {
+        let req = http::Request::get(format!("http://{admin}/ready"))
+            .body(http_body_util::Full::default())
+            .expect("a valid request");
+        if send(req).await == Ok(200) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(SetupError::Failed(format!(
+                "{} never ready: {}",
+                proxy.name,
+                proxy.log()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The backend Service, with `ISTIO_MUTUAL` and (for the namespace)
+/// `STRICT` when `mtls`, else `DISABLE` both ways, in
+/// `protocol` between the sidecars.
+fn service_yaml(mtls: bool, protocol: Protocol) -> String {
+    let port_name = match protocol {
+        Protocol::Http1 => "http",
+        Protocol::H2c => "http2",
+    };
+    let mut yaml = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: backend, namespace: default}}\n\
+         spec:\n  selector: {{app: backend}}\n  ports: [{{name: {port_name}, port: {PORT}}}]\n"
+    );
+    let (tls, peer) = if mtls {
+        ("ISTIO_MUTUAL", "STRICT")
+    } else {
+        ("DISABLE", "DISABLE")
+    };
+    let _ = write!(
+        yaml,
+        "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n\
+         metadata: {{name: backend, namespace: default}}\n\
+         spec:\n  host: backend\n  trafficPolicy: {{tls: {{mode: {tls}}}}}\n\
+         ---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\n\
+         metadata: {{name: default, namespace: default}}\n\
+         spec:\n  mtls: {{mode: {peer}}}\n"
+    );
+    yaml
+}
+
+/// The backend's one instance, at `addr`.
+fn instance_yaml(addr: SocketAddr) -> String {
+    format!(
+        "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+         metadata: {{name: backend-v1, namespace: default}}\n\
+         spec: {{address: {}, ports: {{http: {}, http2: {}}}, labels: {{app: backend}}, \
+         serviceAccount: backend}}\n",
+        addr.ip(),
+        addr.port(),
+        addr.port()
+    )
+}
+
+/// A CA made for the run, in a directory.
+struct Ca(mesh_control::ca::Ca);
+
+impl Ca {
+    fn new(dir: &Path) -> Result<Self, SetupError> {
+        mesh_control::ca::Ca::init(dir)
+            .map(Self)
+            .map_err(|e| SetupError::Failed(e.to_string()))
+    }
+
+    fn issue(&self, id: &str) -> Result<mesh_control::ca::WorkloadCert, SetupError> {
+        self.0
+            .issue(id, Duration::from_secs(24 * 3600))
+            .map_err(|e| SetupError::Failed(e.to_string()))
+    }
+
+    /// The identity `id`, trusting this CA.
+    fn identity(&self, id: &str) -> Result<WorkloadIdentity, SetupError> {
+        let cert = self.issue(id)?;
+        WorkloadIdentity::from_pem(
+            cert.chain_pem().as_bytes(),
+            cert.key_pem().as_bytes(),
+            cert.root_pem().as_bytes(),
+            SystemTime::now(),
+        )
+        .map_err(|e| SetupError::Failed(e.to_string()))
+    }
+
+    /// The identity `id` written into `dir`, Istio's layout.
+    fn write(&self, id: &str, dir: &Path) -> Result<(), SetupError> {
+        self.issue(id)?
+            .write(dir)
+            .map_err(|e| SetupError::Failed(e.to_string()))
+    }
+}
