@@ -1,6 +1,6 @@
 //! The clients a scenario's load goes through: bare hyper-util (pooled,
 //! HTTP/1.1 or h2c, to the request's host or always to one address) and
-//! the mesh's `MeshClient`.
+//! any tower service, the mesh's `MeshClient` among them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use mesh_tower::MeshClient;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 
@@ -78,14 +77,29 @@ where
     })
 }
 
-/// `client`, the mesh's.
-pub fn mesh(client: MeshClient<Full<Bytes>>) -> Send {
+/// `client`: the mesh's, or any tower service of HTTP.
+pub fn service<S, B>(client: S) -> Send
+where
+    S: tower::Service<http::Request<Full<Bytes>>, Response = http::Response<B>>
+        + Clone
+        + std::marker::Send
+        + Sync
+        + 'static,
+    S::Future: std::marker::Send,
+    S::Error: Into<mesh_tower::BoxError>,
+    B: http_body::Body + std::marker::Send,
+    B::Data: std::marker::Send,
+    B::Error: Into<mesh_tower::BoxError>,
+{
     Arc::new(move |req| {
         let client = client.clone();
         Box::pin(async move {
-            let res = client.oneshot(req).await.map_err(|e| chain(&*e))?;
+            let res = client.oneshot(req).await.map_err(|e| chain(&*e.into()))?;
             let status = res.status().as_u16();
-            res.into_body().collect().await.map_err(|e| chain(&*e))?;
+            res.into_body()
+                .collect()
+                .await
+                .map_err(|e| chain(&*e.into()))?;
             Ok(status)
         })
     })

@@ -4,7 +4,7 @@
 //! | scenario | path of a request |
 //! |---|---|
 //! | `direct` | bare hyper-util client → bare hyper server: the floor |
-//! | `library` | `MeshClient` → `MeshServer`, plain text |
+//! | `library` | `MeshClient` → `MeshServer`, plain text, each side a `Mesh` of its own reporting Istio's metrics, exchanging peer metadata and tracing 1 % |
 //! | `library-mtls` | the same in `STRICT` mutual TLS (SPIFFE certificates from a CA made for the run) |
 //! | `sidecar` | bare client → outbound `mesh-sidecar` → inbound `mesh-sidecar` → bare server: Istio's two-hop layout, plain text |
 //! | `sidecar-mtls` | the same with `ISTIO_MUTUAL` between the sidecars and `STRICT` on the inbound one |
@@ -22,9 +22,10 @@ use std::time::{Duration, SystemTime};
 
 use mesh_core::policy::{ConnectionPolicy, UpstreamTls};
 use mesh_core::security::MtlsMode;
+use mesh_core::telemetry::WorkloadMetadata;
 use mesh_core::{Authority, ClusterPolicy, Endpoint, EndpointSet, StaticResolve};
+use mesh_tower::Mesh;
 use mesh_tower::tls::WorkloadIdentity;
-use mesh_tower::{MeshClient, MeshServer};
 use serde::{Deserialize, Serialize};
 
 use crate::client::{self, Protocol};
@@ -154,17 +155,28 @@ pub async fn setup(scenario: Scenario, options: &Options) -> Result<Setup, Setup
                     Ok::<_, SetupError>((ca.identity(SERVER_ID)?, ca.identity(CLIENT_ID)?))
                 })
                 .transpose()?;
-            let server = match &identities {
-                Some((server, _)) => MeshServer::builder().identity(server.clone()),
-                None => MeshServer::builder().mtls(MtlsMode::Disable),
+            let resolve = StaticResolve::default();
+            let (server_identity, client_identity) = identities.unzip();
+            let server_mesh = mesh("backend", resolve.clone(), server_identity)?;
+            let server = server_mesh.server();
+            let server = match scenario {
+                Scenario::LibraryMtls => server,
+                _ => server.mtls(MtlsMode::Disable),
             };
             let server = server
                 .build()
                 .map_err(|e| SetupError::Failed(e.to_string()))?;
             let addr = server::mesh(server).await?;
-            let client = mesh_client(addr, options.protocol, identities.map(|(_, c)| c));
+            let target = Authority::new(SERVICE, PORT).expect("a valid authority");
+            resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
+            let tls = client_identity.is_some();
+            let client_mesh = mesh("client", resolve, client_identity)?;
+            let client = client_mesh
+                .client_builder()
+                .cluster_policy(target, cluster_policy(options.protocol, tls))
+                .build();
             Ok(Setup {
-                send: client::mesh(client),
+                send: client::service(client_mesh.reported(client)),
                 uri,
                 proxies: Vec::new(),
                 _dir: None,
@@ -176,31 +188,42 @@ pub async fn setup(scenario: Scenario, options: &Options) -> Result<Setup, Setup
     }
 }
 
-/// A `MeshClient` sending the service's requests to `addr` in
-/// `protocol`, over mutual TLS as `identity` when given.
-fn mesh_client(
-    addr: SocketAddr,
-    protocol: Protocol,
+/// The mesh of the workload `app` (`APP-v1` in `default`), finding
+/// endpoints in `resolve`, with `identity` when given.
+fn mesh(
+    app: &str,
+    resolve: StaticResolve,
     identity: Option<WorkloadIdentity>,
-) -> MeshClient<http_body_util::Full<bytes::Bytes>> {
-    let target = Authority::new(SERVICE, PORT).expect("a valid authority");
-    let resolve = StaticResolve::default();
-    resolve.set(&target, EndpointSet::new([Endpoint::new(addr)]));
-    let policy = ClusterPolicy {
+) -> Result<Mesh, SetupError> {
+    let labels = [
+        ("app".to_owned(), app.to_owned()),
+        ("version".to_owned(), "v1".to_owned()),
+    ];
+    let name = format!("{app}-v1");
+    let workload =
+        WorkloadMetadata::from_labels(&name, "default", &name, &labels.into_iter().collect());
+    let mut builder = Mesh::builder().resolve(resolve).workload(workload);
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|e| SetupError::Failed(e.to_string()))
+}
+
+/// The backend's cluster policy: `protocol`, and mutual TLS to the
+/// backend's identity when `tls`.
+fn cluster_policy(protocol: Protocol, tls: bool) -> ClusterPolicy {
+    ClusterPolicy {
         connection: ConnectionPolicy {
             protocol: protocol.mesh(),
             ..ConnectionPolicy::default()
         },
-        tls: identity.as_ref().map(|_| UpstreamTls {
+        tls: tls.then(|| UpstreamTls {
             subject_alt_names: vec![SERVER_ID.into()],
             ..UpstreamTls::default()
         }),
         ..ClusterPolicy::default()
-    };
-    let builder = MeshClient::builder(resolve).cluster_policy(target, policy);
-    match identity {
-        Some(identity) => builder.identity(identity).build(),
-        None => builder.build(),
     }
 }
 
