@@ -51,8 +51,55 @@ impl Proxy {
     /// Starts `program` with `args` pinned to `cpus` (when `taskset` is
     /// there and `cpus` is given), its log in `dir/NAME.log`, and waits
     /// until it has announced its listeners (`NAME ADDR` lines on
-    /// standard output, the admin last).
+    /// standard output, the admin last), as `mesh-sidecar` does.
     pub async fn start(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        cpus: Option<&str>,
+        dir: &Path,
+    ) -> Result<Self, ProxyError> {
+        let mut proxy = Self::spawn(name, program, args, cpus, dir)?;
+        let stdout = proxy.child.stdout.take().ok_or_else(|| proxy.failed())?;
+        let mut lines = BufReader::new(stdout).lines();
+        while !proxy.listeners.contains_key("admin") {
+            let line = tokio::time::timeout(STARTUP, lines.next_line()).await;
+            let Ok(Ok(Some(line))) = line else {
+                return Err(proxy.failed());
+            };
+            if let Some((what, addr)) = line.split_once(' ')
+                && let Ok(addr) = addr.parse()
+            {
+                proxy.listeners.insert(what.to_owned(), addr);
+            }
+        }
+        Ok(proxy)
+    }
+
+    /// As [`start`](Self::start), for a proxy that announces nothing:
+    /// ready once `listener` (named `what`) takes connections.
+    pub async fn start_on(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        cpus: Option<&str>,
+        dir: &Path,
+        (what, listener): (&str, SocketAddr),
+    ) -> Result<Self, ProxyError> {
+        let mut proxy = Self::spawn(name, program, args, cpus, dir)?;
+        let deadline = tokio::time::Instant::now() + STARTUP;
+        while tokio::net::TcpStream::connect(listener).await.is_err() {
+            let exited = proxy.child.try_wait().ok().flatten().is_some();
+            if exited || tokio::time::Instant::now() > deadline {
+                return Err(proxy.failed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        proxy.listeners.insert(what.to_owned(), listener);
+        Ok(proxy)
+    }
+
+    fn spawn(
         name: &str,
         program: &Path,
         args: &[String],
@@ -73,7 +120,7 @@ impl Proxy {
             source,
         };
         let stderr = std::fs::File::create(&log).map_err(spawn)?;
-        let mut child = command
+        let child = command
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -81,30 +128,20 @@ impl Proxy {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn)?;
-        let failed = || ProxyError::Startup {
-            name: name.to_owned(),
-            log: std::fs::read_to_string(&log).unwrap_or_default(),
-        };
-        let stdout = child.stdout.take().ok_or_else(failed)?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut listeners = BTreeMap::new();
-        while !listeners.contains_key("admin") {
-            let line = tokio::time::timeout(STARTUP, lines.next_line()).await;
-            let Ok(Ok(Some(line))) = line else {
-                return Err(failed());
-            };
-            if let Some((what, addr)) = line.split_once(' ')
-                && let Ok(addr) = addr.parse()
-            {
-                listeners.insert(what.to_owned(), addr);
-            }
-        }
         Ok(Self {
             name: name.to_owned(),
             child,
-            listeners,
+            listeners: BTreeMap::new(),
             log,
         })
+    }
+
+    /// Why it did not start: what it logged.
+    fn failed(&self) -> ProxyError {
+        ProxyError::Startup {
+            name: self.name.clone(),
+            log: self.log(),
+        }
     }
 
     /// The listener it announced as `name`.
@@ -166,6 +203,18 @@ fn clock_ticks() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(100.0)
+}
+
+/// `program` on the `PATH`, if it is there.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A free port of 127.0.0.1, for a proxy that must be told its port.
+pub fn free_port() -> std::io::Result<SocketAddr> {
+    std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()
 }
 
 /// The `mesh-sidecar` binary: `explicit`, else beside this program (or

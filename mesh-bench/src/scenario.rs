@@ -8,12 +8,14 @@
 //! | `library-mtls` | the same in `STRICT` mutual TLS (SPIFFE certificates from a CA made for the run) |
 //! | `sidecar` | bare client → outbound `mesh-sidecar` → inbound `mesh-sidecar` → bare server: Istio's two-hop layout, plain text |
 //! | `sidecar-mtls` | the same with `ISTIO_MUTUAL` between the sidecars and `STRICT` on the inbound one |
+//! | `haproxy` | bare client → HAProxy (Debian's) → bare server: one hop, plain text, keep-alive and connection reuse both ways |
 //!
 //! The sidecars run as their own processes, configured by a directory of
 //! Istio YAML (`--config`), each with `--concurrency` worker threads and
 //! pinned to the CPUs asked for, so that their CPU and memory are theirs
-//! alone. A scenario whose parts are not there (no `mesh-sidecar`
-//! binary) is skipped with the reason.
+//! alone; so does HAProxy, with as many threads. A scenario whose parts
+//! are not there (no `mesh-sidecar` binary, no `haproxy`) is skipped with
+//! the reason.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -60,16 +62,19 @@ pub enum Scenario {
     Sidecar,
     /// The same, mutual TLS between them.
     SidecarMtls,
+    /// Through one HAProxy.
+    Haproxy,
 }
 
 impl Scenario {
     /// Every scenario, in the tables' order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Direct,
         Scenario::Library,
         Scenario::LibraryMtls,
         Scenario::Sidecar,
         Scenario::SidecarMtls,
+        Scenario::Haproxy,
     ];
 
     /// Its name, as the command line and the results spell it.
@@ -80,6 +85,7 @@ impl Scenario {
             Scenario::LibraryMtls => "library-mtls",
             Scenario::Sidecar => "sidecar",
             Scenario::SidecarMtls => "sidecar-mtls",
+            Scenario::Haproxy => "haproxy",
         }
     }
 }
@@ -185,7 +191,52 @@ pub async fn setup(scenario: Scenario, options: &Options) -> Result<Setup, Setup
         Scenario::Sidecar | Scenario::SidecarMtls => {
             sidecars(scenario == Scenario::SidecarMtls, options, uri).await
         }
+        Scenario::Haproxy => haproxy(options, uri).await,
     }
+}
+
+/// One HAProxy hop in front of a bare server.
+async fn haproxy(options: &Options, uri: http::Uri) -> Result<Setup, SetupError> {
+    let program = proxy::on_path("haproxy").ok_or_else(|| {
+        SetupError::Skipped("haproxy is not installed (apt-get install haproxy)".into())
+    })?;
+    let dir = tempfile::tempdir()?;
+    let app = server::bare().await?;
+    let front = proxy::free_port()?;
+    let h2 = match options.protocol {
+        Protocol::Http1 => "",
+        Protocol::H2c => " proto h2",
+    };
+    let config = format!(
+        "global\n  nbthread {threads}\n\
+         defaults\n  mode http\n  timeout connect 5s\n  timeout client 30s\n  timeout server 30s\n\
+         \x20 option http-keep-alive\n\
+         frontend bench\n  bind {front}{h2}\n  default_backend app\n\
+         backend app\n  http-reuse always\n  server app {app}{h2}\n",
+        threads = options.proxy_threads,
+    );
+    let file = dir.path().join("haproxy.cfg");
+    std::fs::write(&file, config)?;
+    let args = [
+        "-db".to_owned(),
+        "-f".to_owned(),
+        file.display().to_string(),
+    ];
+    let proxy = Proxy::start_on(
+        "haproxy",
+        &program,
+        &args,
+        options.cpus.as_deref(),
+        dir.path(),
+        ("front", front),
+    )
+    .await?;
+    Ok(Setup {
+        send: client::hyper(options.protocol, Some(front)),
+        uri,
+        proxies: vec![proxy],
+        _dir: Some(dir),
+    })
 }
 
 /// The mesh of the workload `app` (`APP-v1` in `default`), finding
