@@ -33,6 +33,7 @@ pub mod admin;
 mod assemble;
 pub mod ca;
 pub mod config_dir;
+pub mod embedded;
 pub mod envoy;
 pub mod node;
 mod plane;

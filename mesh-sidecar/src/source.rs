@@ -1,18 +1,15 @@
 //! Where the sidecar's configuration comes from, as an xDS bootstrap:
 //! the file given, one made for the control plane at `--xds`, or one for
 //! a control plane started inside the process that serves `--config`'s
-//! Istio YAML and follows its edits (as `mesh-control serve` does); and
+//! Istio YAML and follows its edits ([`mesh_control::embedded`]); and
 //! a gateway's, which reads `--config` itself.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use mesh_control::ControlPlane;
 use mesh_tower::tls::IdentityFiles;
 use mesh_xds::Bootstrap;
 use mesh_xds::bootstrap::{BootstrapError, CertificateProvider, FileWatcher};
-use mesh_xds::server::AdsServer;
 use serde_json::{Map, Value};
 
 use crate::cli::{SourceArgs, WorkloadArgs};
@@ -26,15 +23,12 @@ pub enum SourceError {
     /// The bootstrap is unreadable or malformed.
     #[error(transparent)]
     Bootstrap(#[from] BootstrapError),
-    /// The configuration directory does not load; its errors were logged.
-    #[error("the configuration in {0} does not load (its errors are logged above)")]
-    Config(PathBuf),
+    /// The configuration directory cannot be served.
+    #[error(transparent)]
+    Embedded(#[from] mesh_control::embedded::EmbeddedError),
     /// No source was given.
     #[error("no configuration source: give --bootstrap, --xds or --config")]
     Missing,
-    /// The embedded control plane could not listen.
-    #[error("the embedded control plane cannot listen on 127.0.0.1: {0}")]
-    Listen(std::io::Error),
 }
 
 /// The bootstrap the sidecar follows: `source` as `workload` describes
@@ -49,7 +43,9 @@ pub async fn bootstrap(
     }
     let server = match (&source.xds, &source.config) {
         (Some(xds), _) => xds.clone(),
-        (None, Some(dir)) => embedded(dir, &workload.cluster_domain).await?.to_string(),
+        (None, Some(dir)) => mesh_control::embedded::serve_dir(dir, &workload.cluster_domain)
+            .await?
+            .to_string(),
         (None, None) => return Err(SourceError::Missing),
     };
     let mut labels = workload.labels.clone();
@@ -130,27 +126,4 @@ pub fn gateway_bootstrap(
         with_certificates(&mut bootstrap, dir);
     }
     Ok(Some(bootstrap))
-}
-
-/// Serves `dir` over ADS on a free port of 127.0.0.1, following its
-/// edits, until the runtime ends; its address.
-async fn embedded(dir: &Path, cluster_domain: &str) -> Result<SocketAddr, SourceError> {
-    let plane = ControlPlane::new(cluster_domain);
-    if !mesh_control::watch::load_into(&plane, dir).await {
-        return Err(SourceError::Config(dir.to_owned()));
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(SourceError::Listen)?;
-    let addr = listener.local_addr().map_err(SourceError::Listen)?;
-    tokio::spawn(mesh_control::watch::watch(plane.clone(), dir.to_owned()));
-    let serving = tonic::transport::Server::builder()
-        .add_service(AdsServer::new(plane).into_service())
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener));
-    tokio::spawn(async move {
-        if let Err(error) = serving.await {
-            tracing::error!(%error, %addr, "the embedded control plane stopped");
-        }
-    });
-    Ok(addr)
 }
