@@ -223,14 +223,7 @@ async fn envoys(mtls: bool, options: &Options) -> Result<Setup, SetupError> {
                 .into(),
         )
     })?;
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config)?;
-    if mtls {
-        let ca = Ca::new(&dir.path().join("ca"))?;
-        ca.write(SERVER_ID, &dir.path().join("backend"))?;
-        ca.write(CLIENT_ID, &dir.path().join("client"))?;
-    }
+    let (dir, config) = two_hops(mtls)?;
     let app = server::bare().await?;
     // Envoy binds the service's port on each node's IP.
     let port = proxy::free_port()?.port();
@@ -480,14 +473,7 @@ async fn sidecars(mtls: bool, options: &Options, uri: http::Uri) -> Result<Setup
                 .into(),
         )
     })?;
-    let dir = tempfile::tempdir()?;
-    let config = dir.path().join("config");
-    std::fs::create_dir_all(&config)?;
-    if mtls {
-        let ca = Ca::new(&dir.path().join("ca"))?;
-        ca.write(SERVER_ID, &dir.path().join("backend"))?;
-        ca.write(CLIENT_ID, &dir.path().join("client"))?;
-    }
+    let (dir, config) = two_hops(mtls)?;
     std::fs::write(
         config.join("service.yaml"),
         service_yaml(mtls, options.protocol, PORT),
@@ -557,6 +543,21 @@ async fn sidecars(mtls: bool, options: &Options, uri: http::Uri) -> Result<Setup
         proxies: vec![outbound, inbound],
         _dir: Some(dir),
     })
+}
+
+/// A directory for the two-hop layout: `config/` for its YAML and, with
+/// `mtls`, the backend's and the client's certificates in `backend/` and
+/// `client/` (Istio's layout), from a CA made for the run.
+fn two_hops(mtls: bool) -> Result<(tempfile::TempDir, PathBuf), SetupError> {
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("config");
+    std::fs::create_dir_all(&config)?;
+    if mtls {
+        let ca = Ca::new(&dir.path().join("ca"))?;
+        ca.write(SERVER_ID, &dir.path().join("backend"))?;
+        ca.write(CLIENT_ID, &dir.path().join("client"))?;
+    }
+    Ok((dir, config))
 }
 
 /// Waits until `proxy`'s admin says `/ready`.
