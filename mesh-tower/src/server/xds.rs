@@ -157,6 +157,9 @@ struct Terminating {
     /// Whether a copy was set up: then one that cannot be leaves it
     /// serving.
     good: bool,
+    /// Why the last copy could not be, once logged: said again only when
+    /// it changes, not on every update of other resources.
+    refusal: Option<String>,
 }
 
 impl Terminating {
@@ -169,21 +172,23 @@ impl Terminating {
         view: &AdsView,
         name: &str,
     ) -> ServingMode {
-        let refused = |good: bool, reason: String| {
-            if good {
+        let refused = |this: &mut Self, reason: String| {
+            if !this.good {
+                return ServingMode::NotServing(format!("listener {name:?}: {reason}").into());
+            }
+            if this.refusal.as_ref() != Some(&reason) {
                 tracing::error!(
                     listener = name,
                     %reason,
                     "the gateway's TLS cannot be set up; the last good one is still served"
                 );
-                ServingMode::Serving
-            } else {
-                ServingMode::NotServing(format!("listener {name:?}: {reason}").into())
+                this.refusal = Some(reason);
             }
+            ServingMode::Serving
         };
         let servers = match gateway.servers(|secret| view.secrets.get(secret).map(|s| &**s)) {
             Ok(servers) => servers,
-            Err(reason) => return refused(self.good, reason),
+            Err(reason) => return refused(self, reason),
         };
         if let Some((tried, mode)) = &self.tried
             && *tried == servers
@@ -194,7 +199,7 @@ impl Terminating {
             match TlsTermination::new(&servers) {
                 Ok(termination) => Some(Arc::new(termination)),
                 Err(e) => {
-                    let mode = refused(self.good, e.to_string());
+                    let mode = refused(self, e.to_string());
                     self.tried = Some((servers, mode.clone()));
                     return mode;
                 }
@@ -212,6 +217,7 @@ impl Terminating {
         );
         self.tried = Some((servers, ServingMode::Serving));
         self.good = true;
+        self.refusal = None;
         ServingMode::Serving
     }
 
@@ -221,6 +227,7 @@ impl Terminating {
             shared.termination.store(None);
         }
         self.good = false;
+        self.refusal = None;
     }
 }
 
