@@ -240,6 +240,40 @@ fn convert(l: &lds::Listener) -> Result<XdsListener, FieldError> {
     })
 }
 
+/// Checks that a server chain's matched `transport` (at `at`, the chain)
+/// agrees with its socket: `tls` for TLS, `raw_buffer` for plain text,
+/// or none.
+fn transport_agrees(transport: &str, tls: bool, at: &At<'_>) -> Result<(), FieldError> {
+    match (transport, tls) {
+        ("" | "tls", true) | ("" | "raw_buffer", false) => Ok(()),
+        (other, _) => {
+            let matched = at.field("filter_chain_match");
+            Err(matched.field("transport_protocol").error(format_args!(
+                "{other:?} does not match the chain's transport socket"
+            )))
+        }
+    }
+}
+
+/// The one filter of the server chain `c` (at `at`), an
+/// `HttpConnectionManager`; its errors are at `filters[0].typed_config`.
+fn chain_manager(
+    c: &lds::FilterChain,
+    at: &At<'_>,
+) -> Result<hcm::HttpConnectionManager, FieldError> {
+    let [filter] = c.filters.as_slice() else {
+        return Err(at
+            .field("filters")
+            .error("a chain must hold exactly one filter, an HttpConnectionManager"));
+    };
+    let filters_at = at.field("filters");
+    let filter_at = filters_at.index(0);
+    let Some(lds::filter::ConfigType::TypedConfig(any)) = &filter.config_type else {
+        return Err(filter_at.error("no typed_config"));
+    };
+    unpack_manager(any, &filter_at.field("typed_config"))
+}
+
 /// The `HttpConnectionManager` packed in `any`.
 fn unpack_manager(any: &Any, at: &At<'_>) -> Result<hcm::HttpConnectionManager, FieldError> {
     if !proto::is::<hcm::HttpConnectionManager>(any) {

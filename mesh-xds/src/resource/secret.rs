@@ -15,7 +15,7 @@ use mesh_core::policy::Pem;
 use prost::Name;
 
 use super::error::{At, FieldError, ResourceError};
-use super::tls_context::pem;
+use super::tls_context::{certificate_and_key, pem, required_pem};
 
 /// A `Secret`, converted.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,27 +50,16 @@ fn convert(s: &Secret) -> Result<XdsSecret, FieldError> {
     }
     match &s.r#type {
         Some(secret::Type::TlsCertificate(c)) => {
-            let at = At::ROOT.field("tls_certificate");
-            let source = |field, source: &Option<_>| {
-                let at = at.field(field);
-                source
-                    .as_ref()
-                    .ok_or_else(|| at.error("missing"))
-                    .and_then(|s| pem(s, &at))
-            };
+            let (certificate_chain, private_key) =
+                certificate_and_key(c, &At::ROOT.field("tls_certificate"))?;
             Ok(XdsSecret::Certificate {
-                certificate_chain: source("certificate_chain", &c.certificate_chain)?,
-                private_key: source("private_key", &c.private_key)?,
+                certificate_chain,
+                private_key,
             })
         }
         Some(secret::Type::ValidationContext(v)) => {
             let at = At::ROOT.field("validation_context");
-            let roots_at = at.field("trusted_ca");
-            let trusted_ca = v
-                .trusted_ca
-                .as_ref()
-                .ok_or_else(|| roots_at.error("missing"))
-                .and_then(|s| pem(s, &roots_at))?;
+            let trusted_ca = required_pem(v.trusted_ca.as_ref(), &at.field("trusted_ca"))?;
             let crl_at = at.field("crl");
             let crl = v.crl.as_ref().map(|s| pem(s, &crl_at)).transpose()?;
             Ok(XdsSecret::Roots { trusted_ca, crl })

@@ -6,7 +6,8 @@
 
 use envoy_types::pb::envoy::config::core::v3::{DataSource, data_source};
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
-    CertificateValidationContext, CommonTlsContext, common_tls_context::ValidationContextType,
+    CertificateValidationContext, CommonTlsContext, TlsCertificate,
+    common_tls_context::ValidationContextType,
 };
 use mesh_core::policy::Pem;
 
@@ -42,6 +43,21 @@ pub(crate) fn certificate_provider(common: &CommonTlsContext) -> Option<&str> {
         .as_ref()
         .map(|i| i.instance_name.as_str())
         .or(deprecated.map(|i| i.instance_name.as_str()))
+}
+
+/// The certificate chain and private key of `c` (at `at`), both required.
+pub(crate) fn certificate_and_key(
+    c: &TlsCertificate,
+    at: &At<'_>,
+) -> Result<(Pem, Pem), FieldError> {
+    let chain = required_pem(c.certificate_chain.as_ref(), &at.field("certificate_chain"))?;
+    let key = required_pem(c.private_key.as_ref(), &at.field("private_key"))?;
+    Ok((chain, key))
+}
+
+/// The PEM of `source` (at `at`), which must be there.
+pub(crate) fn required_pem(source: Option<&DataSource>, at: &At<'_>) -> Result<Pem, FieldError> {
+    pem(source.ok_or_else(|| at.error("missing"))?, at)
 }
 
 /// The PEM a data source holds: the file it names, or its inline text.

@@ -40,11 +40,11 @@ use mesh_core::policy::{ServerTls, TlsVersion};
 use prost::Name;
 use std::net::SocketAddr;
 
-use super::{FilterKind, HttpFilter, RouteSource, read_manager, unpack_manager};
+use super::{FilterKind, HttpFilter, RouteSource, chain_manager, read_manager, transport_agrees};
 use crate::resource::error::{At, FieldError, Ignored};
 use crate::resource::proto;
 use crate::resource::secret::XdsSecret;
-use crate::resource::tls_context::{RAW_BUFFER_TYPE, pem};
+use crate::resource::tls_context::{RAW_BUFFER_TYPE, certificate_and_key, pem};
 
 /// A gateway's port, as its listener says.
 #[derive(Clone, Debug, PartialEq)]
@@ -256,27 +256,11 @@ fn chain(
             }
         }
     };
-    match (transport, tls.is_some()) {
-        ("" | "tls", true) | ("" | "raw_buffer", false) => {}
-        (other, _) => {
-            let at = at.field("filter_chain_match");
-            return Err(at.field("transport_protocol").error(format_args!(
-                "{other:?} does not match the chain's transport socket"
-            )));
-        }
-    }
-    let [filter] = c.filters.as_slice() else {
-        return Err(at
-            .field("filters")
-            .error("a chain must hold exactly one filter, an HttpConnectionManager"));
-    };
+    transport_agrees(transport, tls.is_some(), at)?;
+    let manager = chain_manager(c, at)?;
     let filters_at = at.field("filters");
     let filter_at = filters_at.index(0);
-    let Some(FilterConfig::TypedConfig(any)) = &filter.config_type else {
-        return Err(filter_at.error("no typed_config"));
-    };
     let at = filter_at.field("typed_config");
-    let manager = unpack_manager(any, &at)?;
     let (routes, http_filters, _) = read_manager(&manager, &at, ignored)?;
     let RouteSource::Rds { route_config_name } = &routes else {
         return Err(at
@@ -315,17 +299,8 @@ fn terminated(context: &DownstreamTlsContext, at: &At<'_>) -> Result<XdsServerTl
     ) {
         ([certificate], []) => {
             let list = common_at.field("tls_certificates");
-            let at = list.index(0);
-            let source = |field, source: &Option<_>| {
-                let at = at.field(field);
-                source
-                    .as_ref()
-                    .ok_or_else(|| at.error("missing"))
-                    .and_then(|s| pem(s, &at))
-            };
-            settings.certificate_chain =
-                source("certificate_chain", &certificate.certificate_chain)?;
-            settings.private_key = source("private_key", &certificate.private_key)?;
+            (settings.certificate_chain, settings.private_key) =
+                certificate_and_key(certificate, &list.index(0))?;
         }
         ([], [sds]) => {
             let list = common_at.field("tls_certificate_sds_secret_configs");

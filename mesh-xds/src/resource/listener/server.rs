@@ -21,7 +21,6 @@ use envoy_types::pb::envoy::config::core::v3::{
     TransportSocket, address, socket_address, transport_socket,
 };
 use envoy_types::pb::envoy::config::listener::v3 as lds;
-use envoy_types::pb::envoy::config::listener::v3::filter::ConfigType as FilterConfig;
 use envoy_types::pb::envoy::extensions::filters::http::rbac::v3::Rbac as RbacFilter;
 use envoy_types::pb::envoy::extensions::filters::network::http_connection_manager::v3 as hcm;
 use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
@@ -30,7 +29,7 @@ use envoy_types::pb::envoy::extensions::transport_sockets::tls::v3::{
 use mesh_core::security::{InboundPolicy, MtlsMode, Rbac};
 use prost::Name;
 
-use super::{FilterKind, HttpFilter, RouteSource, read_manager, unpack_manager};
+use super::{FilterKind, HttpFilter, RouteSource, chain_manager, read_manager, transport_agrees};
 use crate::resource::error::{At, FieldError, Ignored};
 use crate::resource::proto;
 use crate::resource::rbac::rbac_filter;
@@ -169,28 +168,11 @@ fn chain(
         .map(|s| server_tls(s, &at.field("transport_socket")))
         .transpose()?
         .flatten();
-    match (transport, tls.is_some()) {
-        ("" | "tls", true) | ("" | "raw_buffer", false) => {}
-        (other, _) => {
-            let matched = at.field("filter_chain_match");
-            let at = matched.field("transport_protocol");
-            return Err(at.error(format_args!(
-                "{other:?} does not match the chain's transport socket"
-            )));
-        }
-    }
-    let [filter] = c.filters.as_slice() else {
-        return Err(at
-            .field("filters")
-            .error("a chain must hold exactly one filter, an HttpConnectionManager"));
-    };
+    transport_agrees(transport, tls.is_some(), at)?;
+    let hcm = chain_manager(c, at)?;
     let filters_at = at.field("filters");
     let filter_at = filters_at.index(0);
-    let Some(FilterConfig::TypedConfig(any)) = &filter.config_type else {
-        return Err(filter_at.error("no typed_config"));
-    };
     let at = filter_at.field("typed_config");
-    let hcm = unpack_manager(any, &at)?;
     let (routes, http_filters, _) = read_manager(&hcm, &at, ignored)?;
     if let RouteSource::Rds { .. } = routes {
         return Err(at.field("rds").error(
