@@ -295,7 +295,7 @@ async fn envoys(mtls: bool, options: &Options) -> Result<Setup, SetupError> {
         .parse()
         .expect("a valid URI");
     let send = client::hyper(options.protocol, Some(outbound_addr));
-    answered(&send, &uri, &outbound).await?;
+    answered(&send, http::Method::POST, &uri, &outbound).await?;
     Ok(Setup {
         send,
         uri,
@@ -357,12 +357,20 @@ fn envoy_binary(explicit: Option<&Path>) -> Option<PathBuf> {
     proxy::on_path("envoy")
 }
 
-/// Waits until a request through `send` is answered `200`: a proxy that
-/// listens may not have its routes and endpoints yet.
-async fn answered(send: &Send, uri: &http::Uri, proxy: &Proxy) -> Result<(), SetupError> {
+/// Waits until a `method` request for `uri` through `send` is answered
+/// `200`: a proxy that listens may not be ready, or may not have its
+/// routes and endpoints yet. Why not, with `proxy`'s log, when it never is.
+async fn answered(
+    send: &Send,
+    method: http::Method,
+    uri: &http::Uri,
+    proxy: &Proxy,
+) -> Result<(), SetupError> {
     let deadline = tokio::time::Instant::now() + READY;
     loop {
-        let req = http::Request::post(uri.clone())
+        let req = http::Request::builder()
+            .method(method.clone())
+            .uri(uri.clone())
             .body(http_body_util::Full::default())
             .expect("a valid request");
         let answer = send(req).await;
@@ -371,7 +379,7 @@ async fn answered(send: &Send, uri: &http::Uri, proxy: &Proxy) -> Result<(), Set
         }
         if tokio::time::Instant::now() > deadline {
             return Err(SetupError::Failed(format!(
-                "nothing through {}: {answer:?}: {}",
+                "{} never answered {method} {uri} with 200 (the last: {answer:?}): {}",
                 proxy.name,
                 proxy.log()
             )));
@@ -565,24 +573,11 @@ async fn ready(proxy: &Proxy) -> Result<(), SetupError> {
     let admin = proxy
         .listener("admin")
         .ok_or_else(|| SetupError::Failed(format!("{} named no admin", proxy.name)))?;
+    let uri = format!("http://{admin}/ready")
+        .parse()
+        .expect("a valid URI");
     let send = client::hyper(Protocol::Http1, Some(admin));
-    let deadline = tokio::time::Instant::now() + READY;
-    loop {
-        let req = http::Request::get(format!("http://{admin}/ready"))
-            .body(http_body_util::Full::default())
-            .expect("a valid request");
-        if send(req).await == Ok(200) {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            return Err(SetupError::Failed(format!(
-                "{} never ready: {}",
-                proxy.name,
-                proxy.log()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    answered(&send, http::Method::GET, &uri, proxy).await
 }
 
 /// The backend Service, with `ISTIO_MUTUAL` and (for the namespace)
