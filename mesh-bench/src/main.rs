@@ -52,7 +52,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 16)]
     connections: usize,
     /// Requests per second of the latency run.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 1000.0, value_parser = parse_rate)]
     rate: f64,
     /// Connections of the saturation run.
     #[arg(long, default_value_t = 64)]
@@ -80,6 +80,16 @@ struct RunArgs {
     /// Where to write the results as JSON.
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+/// A rate of requests per second: a positive number.
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
+        _ => Err(format!(
+            "{s:?} is not a positive number of requests per second"
+        )),
+    }
 }
 
 /// `10s`, `500ms`, `2m`.

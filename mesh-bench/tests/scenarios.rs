@@ -185,3 +185,23 @@ fn compare_prints_the_change_between_two_runs() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("a.json is not a mesh-bench run"));
 }
+
+#[test]
+fn a_rate_or_duration_that_cannot_be_run_is_named() {
+    for (flag, value, says) in [
+        (
+            "--rate",
+            "0",
+            "not a positive number of requests per second",
+        ),
+        ("--duration", "5x", "the unit must be ms, s or m"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesh-bench"))
+            .args(["run", flag, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
